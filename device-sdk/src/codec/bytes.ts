@@ -1,0 +1,160 @@
+/** Primitive encodings (protocol §2): LEB128 varints, zigzag, little-endian floats, length-prefixed UTF-8. */
+import { FrameError, type ProtocolErrorCode } from './errors.js';
+
+const MAX_VARINT_BYTES = 8; // 8 * 7 = 56 bits > 53: enough for every safe integer.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+export function zigzag(n: number): number {
+  // Arithmetic, not bitwise: values go beyond 32 bits.
+  return n >= 0 ? n * 2 : -n * 2 - 1;
+}
+
+export function unzigzag(z: number): number {
+  return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+}
+
+export class ByteReader {
+  pos = 0;
+  private view: DataView;
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get remaining(): number {
+    return this.bytes.length - this.pos;
+  }
+
+  fail(code: ProtocolErrorCode, message: string): never {
+    throw new FrameError(code, message, this.pos);
+  }
+
+  need(n: number, what: string): void {
+    if (this.bytes.length - this.pos < n) {
+      this.fail('FRAME_TRUNCATED', `frame ends inside ${what}: need ${n} byte(s) at offset ${this.pos}, have ${this.remaining}`);
+    }
+  }
+
+  u8(what: string): number {
+    this.need(1, what);
+    return this.bytes[this.pos++]!;
+  }
+
+  varint(what: string): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (this.pos >= this.bytes.length) this.fail('FRAME_TRUNCATED', `frame ends inside varint ${what}`);
+      const b = this.bytes[this.pos++]!;
+      result += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) {
+        if (result > Number.MAX_SAFE_INTEGER) this.fail('VARINT_OVERFLOW', `varint ${what} exceeds 2^53-1`);
+        return result;
+      }
+      scale *= 128;
+    }
+    return this.fail('VARINT_OVERFLOW', `varint ${what} is longer than ${MAX_VARINT_BYTES} bytes`);
+  }
+
+  svarint(what: string): number {
+    return unzigzag(this.varint(what));
+  }
+
+  f32(what: string): number {
+    this.need(4, what);
+    const v = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  f64(what: string): number {
+    this.need(8, what);
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
+  string(what: string, maxBytes: number): string {
+    const start = this.pos;
+    const len = this.varint(`${what} length`);
+    if (len > maxBytes) {
+      this.pos = start;
+      this.fail('STRING_TOO_LONG', `${what} is ${len} bytes, limit ${maxBytes}`);
+    }
+    this.need(len, what);
+    const slice = this.bytes.subarray(this.pos, this.pos + len);
+    let s: string;
+    try {
+      s = utf8Decoder.decode(slice);
+    } catch {
+      this.fail('INVALID_UTF8', `${what} is not valid UTF-8`);
+    }
+    this.pos += len;
+    return s;
+  }
+}
+
+export class ByteWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  pos = 0;
+  constructor(initial = 64) {
+    this.buf = new Uint8Array(initial);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
+  varint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint needs a non-negative safe integer, got ${n}`);
+    this.ensure(MAX_VARINT_BYTES);
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n % 128) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  svarint(n: number): void {
+    if (!Number.isSafeInteger(n)) throw new RangeError(`svarint needs a safe integer, got ${n}`);
+    this.varint(zigzag(n));
+  }
+
+  f32(v: number): void {
+    this.ensure(4);
+    this.view.setFloat32(this.pos, v, true);
+    this.pos += 4;
+  }
+
+  f64(v: number): void {
+    this.ensure(8);
+    this.view.setFloat64(this.pos, v, true);
+    this.pos += 8;
+  }
+
+  string(s: string, what: string, maxBytes: number): void {
+    const bytes = utf8Encoder.encode(s);
+    if (bytes.length > maxBytes) throw new FrameError('STRING_TOO_LONG', `${what} is ${bytes.length} bytes, limit ${maxBytes}`);
+    this.varint(bytes.length);
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
