@@ -1,0 +1,79 @@
+/**
+ * Storage contracts shared by the device channel, the stores (SQLite, InfluxDB) and the spool.
+ *
+ *   device channel --accept()--> ReadingSink (group-commit writer, later the on-disk spool)
+ *                                    \--write()--> TimeSeriesStore (SQLite | InfluxDB)
+ *
+ * A reading is acknowledged to its device only after ReadingSink.accept() resolves.
+ */
+import type { MetricKind } from '@tendril/device-sdk';
+
+export type ScalarValue = number | boolean | string;
+
+export interface StoredValue {
+  metric: string;
+  kind: MetricKind;
+  value: ScalarValue;
+}
+
+export interface StoredReading {
+  deviceId: string;
+  /** Device sequence epoch (HELLO.epoch); with seq, the identity of a reading. */
+  epoch: number;
+  seq: number;
+  /** ms since the Unix epoch (device time, or hub arrival time for untimed readings). */
+  ts: number;
+  values: StoredValue[];
+}
+
+export type Aggregate = 'mean' | 'min' | 'max' | 'last' | 'count';
+
+export interface SeriesQuery {
+  deviceId: string;
+  metric: string;
+  /** Inclusive, ms. */
+  from: number;
+  /** Exclusive, ms. */
+  to: number;
+  /** Bucket width, ms (>= 1). Buckets start at from + k * stepMs. */
+  stepMs: number;
+  agg: Aggregate;
+}
+
+export interface SeriesPoint {
+  /** Bucket start, ms. */
+  ts: number;
+  value: ScalarValue | null;
+}
+
+export interface LatestValue {
+  ts: number;
+  value: ScalarValue;
+}
+
+export interface TimeSeriesStore {
+  readonly kind: 'sqlite' | 'influxdb';
+  /**
+   * Makes every reading durable. Idempotent: writing the same (deviceId, epoch, seq) twice stores it
+   * once, so a replay after a crash or a resend after a lost ack never doubles data.
+   * Rejects when nothing or not everything was made durable; the caller retries the whole batch.
+   */
+  write(readings: readonly StoredReading[]): Promise<void>;
+  /** Latest value of every metric of a device. */
+  latest(deviceId: string): Promise<Record<string, LatestValue>>;
+  /** Downsampled series; empty buckets are left out. */
+  series(q: SeriesQuery): Promise<SeriesPoint[]>;
+  /** Resolves when the store answers; used by /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Where the device channel hands accepted readings. */
+export interface ReadingSink {
+  /** Resolves once the readings are durable (stored, or in the spool). Rejection = not durable: do not ack. */
+  accept(readings: readonly StoredReading[]): Promise<void>;
+  /** False while the sink cannot take more (store down and spool full): the channel answers BACKOFF STORE_BUSY. */
+  readonly accepting: boolean;
+  /** Flushes what is pending and stops. */
+  close(): Promise<void>;
+}
