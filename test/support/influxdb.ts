@@ -1,0 +1,172 @@
+/**
+ * A real InfluxDB 1.x (Debian's `influxd`, 1.6.7) for tests: loopback only, a free port, its own temp dir
+ * for meta/data/wal, every listener except HTTP switched off, no phoning home.
+ */
+import { writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { getFreePorts } from './free-port.js';
+import { makeTempDir, requireExecutable, startServerProcess, type ServerProcess } from './server-process.js';
+
+export interface InfluxDBOptions {
+  /** Database created at start. Default "tendril". */
+  db?: string;
+  readyTimeoutMs?: number;
+  /** Keep the temp dir after stop() (for debugging). */
+  keepDir?: boolean;
+}
+
+export interface InfluxQLSeries {
+  name: string;
+  columns: string[];
+  values?: unknown[][];
+  tags?: Record<string, string>;
+}
+
+export interface InfluxQLResult {
+  statement_id: number;
+  series?: InfluxQLSeries[];
+  error?: string;
+}
+
+export interface InfluxDBServer {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  db: string;
+  port: number;
+  dataDir: string;
+  /** PID of the running influxd. */
+  readonly pid: number;
+  /** Runs InfluxQL against `db` (or options.db); throws on HTTP or statement errors. */
+  query(q: string, options?: { db?: string }): Promise<InfluxQLResult[]>;
+  /** Writes line protocol (precision ms unless given); throws unless 204. */
+  write(lines: string | readonly string[], options?: { db?: string; precision?: 'ns' | 'u' | 'ms' | 's' }): Promise<void>;
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+  restart(): Promise<void>;
+  /** The underlying process handle (log tail, terminate/start for outage tests). */
+  process: ServerProcess;
+}
+
+export async function startInfluxDB(options: InfluxDBOptions = {}): Promise<InfluxDBServer> {
+  const influxd = requireExecutable({ name: 'influxd', aptPackage: 'influxdb', envVar: 'INFLUXD_PATH' });
+  const db = options.db ?? 'tendril';
+  const [port, rpcPort] = await getFreePorts(2);
+  if (port === undefined || rpcPort === undefined) throw new Error('no free ports for influxd');
+  const dir = await makeTempDir('influxd');
+  const dataDir = join(dir, 'var');
+  await mkdir(dataDir);
+  const configPath = join(dir, 'influxdb.conf');
+  await writeFile(configPath, influxConfig(dataDir, port, rpcPort));
+  const url = `http://127.0.0.1:${port}`;
+
+  const proc = await startServerProcess({
+    name: 'influxd',
+    command: influxd,
+    args: ['-config', configPath],
+    // influxd reads INFLUXDB_* variables as config overrides; make sure none leak in from the environment.
+    env: Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('INFLUXDB_')).map((k) => [k, undefined])),
+    dir,
+    ready: async () => (await fetch(`${url}/ping`)).status === 204,
+    readyWhat: `GET ${url}/ping -> 204`,
+    ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
+    ...(options.keepDir !== undefined ? { keepDir: options.keepDir } : {}),
+  });
+
+  const query = async (q: string, queryOptions: { db?: string } = {}): Promise<InfluxQLResult[]> => {
+    const body = new URLSearchParams({ q, db: queryOptions.db ?? db, epoch: 'ms' });
+    const res = await fetch(`${url}/query`, { method: 'POST', body });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`InfluxQL ${JSON.stringify(q)} -> HTTP ${res.status}: ${text}`);
+    const parsed = JSON.parse(text) as { results?: InfluxQLResult[]; error?: string };
+    if (parsed.error) throw new Error(`InfluxQL ${JSON.stringify(q)} failed: ${parsed.error}`);
+    const results = parsed.results ?? [];
+    const failed = results.find((r) => r.error);
+    if (failed) throw new Error(`InfluxQL ${JSON.stringify(q)} failed: ${failed.error}`);
+    return results;
+  };
+
+  const write = async (
+    lines: string | readonly string[],
+    writeOptions: { db?: string; precision?: 'ns' | 'u' | 'ms' | 's' } = {},
+  ): Promise<void> => {
+    const params = new URLSearchParams({ db: writeOptions.db ?? db, precision: writeOptions.precision ?? 'ms' });
+    const body = typeof lines === 'string' ? lines : lines.join('\n');
+    const res = await fetch(`${url}/write?${params}`, { method: 'POST', body });
+    if (res.status !== 204) throw new Error(`InfluxDB /write -> HTTP ${res.status}: ${await res.text()}`);
+  };
+
+  try {
+    await query(`CREATE DATABASE "${db.replace(/"/g, '\\"')}"`);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+
+  return {
+    url,
+    db,
+    port,
+    dataDir,
+    get pid() { return proc.pid; },
+    query,
+    write,
+    stop: () => proc.stop(),
+    kill9: () => proc.kill9(),
+    restart: () => proc.restart(),
+    process: proc,
+  };
+}
+
+/** Config for influxd 1.6: HTTP on 127.0.0.1:port only; every other listener and background job that costs start-up time is off. */
+function influxConfig(dataDir: string, port: number, rpcPort: number): string {
+  const q = (s: string): string => JSON.stringify(s);
+  return `# Generated by test/support/influxdb.ts
+reporting-enabled = false
+# RPC service used by backup/restore; it listens by default, so pin it to loopback.
+bind-address = ${q(`127.0.0.1:${rpcPort}`)}
+
+[meta]
+  dir = ${q(join(dataDir, 'meta'))}
+  logging-enabled = false
+
+[data]
+  dir = ${q(join(dataDir, 'data'))}
+  wal-dir = ${q(join(dataDir, 'wal'))}
+  query-log-enabled = false
+  trace-logging-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  enabled = true
+  bind-address = ${q(`127.0.0.1:${port}`)}
+  auth-enabled = false
+  log-enabled = false
+  pprof-enabled = false
+
+[ifql]
+  enabled = false
+
+[logging]
+  level = "warn"
+
+[subscriber]
+  enabled = false
+
+[[graphite]]
+  enabled = false
+
+[[collectd]]
+  enabled = false
+
+[[opentsdb]]
+  enabled = false
+
+[[udp]]
+  enabled = false
+
+[continuous_queries]
+  log-enabled = false
+`;
+}
