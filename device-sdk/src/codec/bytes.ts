@@ -2,9 +2,16 @@
 import { FrameError, type ProtocolErrorCode } from './errors.js';
 
 const MAX_VARINT_BYTES = 8; // 8 * 7 = 56 bits > 53: enough for every safe integer.
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/** §2.3: a signed varint's zigzag form must fit a varint (<= 2^53-1), so the signed range is -2^52..2^52-1. */
+const SVARINT_MIN = -(2 ** 52);
+const SVARINT_MAX = 2 ** 52 - 1;
+// ignoreBOM: a leading U+FEFF is string content (§2.5), not a byte-order mark to strip.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
+/** With the u flag this matches only unpaired surrogates: a well-formed pair is one code point. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
+/** §2.3: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ... */
 export function zigzag(n: number): number {
   // Arithmetic, not bitwise: values go beyond 32 bits.
   return n >= 0 ? n * 2 : -n * 2 - 1;
@@ -118,8 +125,9 @@ export class ByteWriter {
     this.buf[this.pos++] = b;
   }
 
-  varint(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint needs a non-negative safe integer, got ${n}`);
+  varint(n: number, what: string): void {
+    // §2.2; FrameError rather than RangeError: encoders report bad input with the decoder's codes.
+    if (!Number.isSafeInteger(n) || n < 0) throw new FrameError('INVALID_FIELD', `${what} must be an integer 0..2^53-1, got ${n}`);
     this.ensure(MAX_VARINT_BYTES);
     while (n >= 0x80) {
       this.buf[this.pos++] = (n % 128) | 0x80;
@@ -128,9 +136,12 @@ export class ByteWriter {
     this.buf[this.pos++] = n;
   }
 
-  svarint(n: number): void {
-    if (!Number.isSafeInteger(n)) throw new RangeError(`svarint needs a safe integer, got ${n}`);
-    this.varint(zigzag(n));
+  svarint(n: number, what: string): void {
+    // §2.3
+    if (!Number.isInteger(n) || n < SVARINT_MIN || n > SVARINT_MAX) {
+      throw new FrameError('INVALID_FIELD', `${what} must be an integer -2^52..2^52-1, got ${n}`);
+    }
+    this.varint(zigzag(n), what);
   }
 
   f32(v: number): void {
@@ -146,9 +157,11 @@ export class ByteWriter {
   }
 
   string(s: string, what: string, maxBytes: number): void {
+    // §2.5: a lone surrogate has no UTF-8 form; TextEncoder would silently send U+FFFD instead.
+    if (LONE_SURROGATE.test(s)) throw new FrameError('INVALID_UTF8', `${what} contains an unpaired UTF-16 surrogate`);
     const bytes = utf8Encoder.encode(s);
     if (bytes.length > maxBytes) throw new FrameError('STRING_TOO_LONG', `${what} is ${bytes.length} bytes, limit ${maxBytes}`);
-    this.varint(bytes.length);
+    this.varint(bytes.length, `${what} length`);
     this.ensure(bytes.length);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;

@@ -29,7 +29,7 @@ import { DEVICE_ID_PATTERN, METRIC_NAME_PATTERN, resolveLimits, type Limits } fr
 const U32_MAX = 0xffff_ffff;
 
 function checkSize(bytes: Uint8Array, limits: Limits): void {
-  // §8.2: the hub's WebSocket layer refuses larger messages with 1009 before they reach the codec;
+  // §9.2: the hub's WebSocket layer refuses larger messages with 1009 before they reach the codec;
   // the codec checks again so that any transport gets the same answer.
   if (bytes.length > limits.maxFrameBytes) {
     throw new FrameError('FRAME_TOO_LARGE', `frame is ${bytes.length} bytes, limit ${limits.maxFrameBytes}`, 0);
@@ -37,6 +37,7 @@ function checkSize(bytes: Uint8Array, limits: Limits): void {
   if (bytes.length === 0) throw new FrameError('FRAME_TRUNCATED', 'empty frame: no type byte', 0);
 }
 
+/** §3.1: a frame's fields fill the message exactly. */
 function end(r: ByteReader, what: string): void {
   if (r.remaining > 0) r.fail('TRAILING_BYTES', `${r.remaining} byte(s) after the end of ${what}`);
 }
@@ -55,6 +56,7 @@ export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn
       return decodeHello(r, limits);
     case FrameType.READING:
     case FrameType.READING_UNTIMED: {
+      // §5.3
       const local = { ...ctx };
       const frame: ReadingFrame = { type: 'reading', ...readReading(r, limits, local, type === FrameType.READING, false) };
       ctx.prevSeq = local.prevSeq;
@@ -64,6 +66,7 @@ export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn
     case FrameType.BATCH:
       return decodeBatch(r, limits, ctx);
     case FrameType.COMMAND_RESULT: {
+      // §8.2
       const commandId = r.varint('commandId');
       if (commandId < 1) r.fail('INVALID_FIELD', 'commandId must be >= 1');
       const s = r.u8('status');
@@ -74,6 +77,7 @@ export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn
       return { type: 'commandResult', commandId, status, detail } satisfies CommandResultFrame;
     }
     case FrameType.STATUS: {
+      // §7.5
       const dropped = r.varint('dropped');
       end(r, 'STATUS');
       return { type: 'status', dropped } satisfies StatusFrame;
@@ -91,7 +95,7 @@ export function decodeHubFrame(bytes: Uint8Array, limitsIn?: Partial<Limits>): H
   const type = r.u8('frame type');
   let frame: HubFrame;
   switch (type) {
-    case FrameType.WELCOME:
+    case FrameType.WELCOME: // §4.3
       frame = {
         type: 'welcome',
         serverTime: r.varint('serverTime'),
@@ -102,10 +106,11 @@ export function decodeHubFrame(bytes: Uint8Array, limitsIn?: Partial<Limits>): H
         maxRate: r.varint('maxRate'),
       } satisfies WelcomeFrame;
       break;
-    case FrameType.ACK:
+    case FrameType.ACK: // §7.3
       frame = { type: 'ack', seq: r.varint('seq') };
       break;
     case FrameType.COMMAND: {
+      // §8.1
       const commandId = r.varint('commandId');
       if (commandId < 1) r.fail('INVALID_FIELD', 'commandId must be >= 1');
       const name = r.string('command name', limits.maxCommandNameBytes);
@@ -115,6 +120,7 @@ export function decodeHubFrame(bytes: Uint8Array, limitsIn?: Partial<Limits>): H
       break;
     }
     case FrameType.ERROR: {
+      // §7.6
       const code = codeOfWire(r.varint('error code'));
       const seq = r.varint('seq');
       const aliasPlusOne = r.varint('alias');
@@ -122,7 +128,7 @@ export function decodeHubFrame(bytes: Uint8Array, limitsIn?: Partial<Limits>): H
       frame = { type: 'error', code, seq, alias: aliasPlusOne === 0 ? null : aliasPlusOne - 1, message } satisfies ErrorFrame;
       break;
     }
-    case FrameType.BACKOFF:
+    case FrameType.BACKOFF: // §7.4
       frame = { type: 'backoff', code: codeOfWire(r.varint('code')), pauseMs: r.varint('pauseMs') } satisfies BackoffFrame;
       break;
     default:
@@ -183,6 +189,7 @@ function decodeHello(r: ByteReader, limits: Limits): HelloFrame {
   return { type: 'hello', deviceId, token, firmware, sdk, epoch, lastSeq, clock, dropped, metrics };
 }
 
+/** §5.4 */
 function decodeBatch(r: ByteReader, limits: Limits, ctx: DeltaContext): BatchFrame {
   const count = r.varint('batch count');
   if (count < 1 || count > limits.maxBatch) r.fail('BATCH_TOO_LARGE', `BATCH holds ${count} readings, allowed 1..${limits.maxBatch}`);

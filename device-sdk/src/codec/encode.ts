@@ -22,6 +22,17 @@ function invalid(message: string): never {
   throw new FrameError('INVALID_FIELD', message);
 }
 
+/** Matches only unpaired surrogates (with the u flag a well-formed pair is one code point). */
+const LONE_SURROGATES = /[\uD800-\uDFFF]/gu;
+
+function wireCode(code: string): number {
+  try {
+    return wireCodeOf(code);
+  } catch {
+    return invalid(`${code} is not a registry error code (§11) nor UNKNOWN_<n>`);
+  }
+}
+
 function finish(w: ByteWriter, limits: Limits): Uint8Array {
   if (w.pos > limits.maxFrameBytes) throw new FrameError('FRAME_TOO_LARGE', `frame is ${w.pos} bytes, limit ${limits.maxFrameBytes}`);
   return w.finish();
@@ -49,7 +60,7 @@ export function encodeDeviceFrame(frame: DeviceFrame, ctx: DeltaContext, limitsI
       if (n < 1 || n > limits.maxBatch) throw new FrameError('BATCH_TOO_LARGE', `BATCH holds ${n} readings, allowed 1..${limits.maxBatch}`);
       const local = { ...ctx };
       w.u8(FrameType.BATCH);
-      w.varint(n);
+      w.varint(n, 'batch count');
       for (const reading of frame.readings) {
         if (reading.ts === null) invalid('every reading in a BATCH needs a timestamp');
         writeReading(w, reading, limits, local, true);
@@ -64,14 +75,14 @@ export function encodeDeviceFrame(frame: DeviceFrame, ctx: DeltaContext, limitsI
       const status = COMMAND_STATUSES.indexOf(frame.status);
       if (status < 0) invalid(`unknown command status ${String(frame.status)}`);
       w.u8(FrameType.COMMAND_RESULT);
-      w.varint(frame.commandId);
+      w.varint(frame.commandId, 'commandId');
       w.u8(status);
       w.string(frame.detail, 'detail', limits.maxDetailBytes);
       break;
     }
     case 'status':
       w.u8(FrameType.STATUS);
-      w.varint(frame.dropped);
+      w.varint(frame.dropped, 'dropped');
       break;
     default:
       invalid(`not a device frame: ${(frame as { type: string }).type}`);
@@ -86,37 +97,38 @@ export function encodeHubFrame(frame: HubFrame, limitsIn?: Partial<Limits>): Uin
   switch (frame.type) {
     case 'welcome':
       w.u8(FrameType.WELCOME);
-      w.varint(frame.serverTime);
-      w.varint(frame.ackedSeq);
-      w.varint(frame.heartbeatMs);
-      w.varint(frame.maxFrameBytes);
-      w.varint(frame.maxBatch);
-      w.varint(frame.maxRate);
+      w.varint(frame.serverTime, 'serverTime');
+      w.varint(frame.ackedSeq, 'ackedSeq');
+      w.varint(frame.heartbeatMs, 'heartbeatMs');
+      w.varint(frame.maxFrameBytes, 'maxFrameBytes');
+      w.varint(frame.maxBatch, 'maxBatch');
+      w.varint(frame.maxRate, 'maxRate');
       break;
     case 'ack':
       w.u8(FrameType.ACK);
-      w.varint(frame.seq);
+      w.varint(frame.seq, 'ack seq');
       break;
     case 'command':
       if (!Number.isSafeInteger(frame.commandId) || frame.commandId < 1) invalid('commandId must be >= 1');
       if (frame.name.length === 0) invalid('command name is empty');
       w.u8(FrameType.COMMAND);
-      w.varint(frame.commandId);
+      w.varint(frame.commandId, 'commandId');
       w.string(frame.name, 'command name', limits.maxCommandNameBytes);
       w.string(frame.args, 'command args', limits.maxCommandArgsBytes);
-      w.varint(frame.timeoutMs);
+      w.varint(frame.timeoutMs, 'timeoutMs');
       break;
     case 'error':
       w.u8(FrameType.ERROR);
-      w.varint(wireCodeOf(frame.code));
-      w.varint(frame.seq);
-      w.varint(frame.alias === null ? 0 : frame.alias + 1);
+      w.varint(wireCode(frame.code), 'error code');
+      w.varint(frame.seq, 'error seq');
+      // §7.6: alias + 1, so that 0 can mean "no alias".
+      w.varint(frame.alias === null ? 0 : frame.alias + 1, 'alias + 1');
       w.string(truncateUtf8(frame.message, limits.maxMessageBytes), 'message', limits.maxMessageBytes);
       break;
     case 'backoff':
       w.u8(FrameType.BACKOFF);
-      w.varint(wireCodeOf(frame.code));
-      w.varint(frame.pauseMs);
+      w.varint(wireCode(frame.code), 'backoff code');
+      w.varint(frame.pauseMs, 'pauseMs');
       break;
     default:
       invalid(`not a hub frame: ${(frame as { type: string }).type}`);
@@ -134,11 +146,11 @@ function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
   w.string(f.token, 'token', limits.maxTokenBytes);
   w.string(f.firmware, 'firmware', limits.maxVersionBytes);
   w.string(f.sdk, 'sdk', limits.maxVersionBytes);
-  w.varint(f.epoch);
-  w.varint(f.lastSeq);
-  w.varint(f.clock);
-  w.varint(f.dropped);
-  w.varint(f.metrics.length);
+  w.varint(f.epoch, 'epoch');
+  w.varint(f.lastSeq, 'lastSeq');
+  w.varint(f.clock, 'clock');
+  w.varint(f.dropped, 'dropped');
+  w.varint(f.metrics.length, 'metric count');
   const aliases = new Set<number>();
   const names = new Set<string>();
   for (const m of f.metrics) {
@@ -155,7 +167,7 @@ function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
     if ((hasMin || hasMax) && (m.kind === 'bool' || m.kind === 'string')) invalid(`a ${m.kind} metric cannot have a range`);
     if ((hasMin && !Number.isFinite(m.min)) || (hasMax && !Number.isFinite(m.max))) invalid(`range of ${m.name} is not finite`);
     if (hasMin && hasMax && m.min! > m.max!) invalid(`min of ${m.name} exceeds max`);
-    w.varint(m.alias);
+    w.varint(m.alias, 'alias');
     w.u8(kind);
     w.u8((hasMin ? 1 : 0) | (hasMax ? 2 : 0));
     w.string(m.name, 'metric name', limits.maxMetricNameBytes);
@@ -170,14 +182,14 @@ function writeReading(w: ByteWriter, reading: Reading, limits: Limits, ctx: Delt
   if (n === 0) throw new FrameError('EMPTY_READING', `reading ${reading.seq} carries no values`);
   if (n > limits.maxMetrics) throw new FrameError('TOO_MANY_METRICS', `reading ${reading.seq} carries ${n} values, limit ${limits.maxMetrics}`);
   if (!Number.isSafeInteger(reading.seq) || reading.seq < 1) invalid(`seq ${reading.seq} is outside 1..2^53-1`);
-  w.svarint(reading.seq - ctx.prevSeq);
+  w.svarint(reading.seq - ctx.prevSeq, 'seq delta');
   ctx.prevSeq = reading.seq;
   if (reading.ts !== null) {
     if (!Number.isSafeInteger(reading.ts) || reading.ts < 0) invalid(`timestamp ${reading.ts} must be a non-negative integer (ms)`);
-    w.svarint(reading.ts - ctx.prevTs);
+    w.svarint(reading.ts - ctx.prevTs, 'ts delta');
     ctx.prevTs = reading.ts;
   }
-  if (counted) w.varint(n);
+  if (counted) w.varint(n, 'value count');
   for (const v of reading.values) writeValue(w, v, limits);
 }
 
@@ -187,26 +199,26 @@ function writeValue(w: ByteWriter, v: Value, limits: Limits): void {
   switch (v.kind) {
     case 'f32':
       if (typeof v.value !== 'number') invalid(`alias ${v.alias}: f32 value must be a number`);
-      w.varint(tag + ValueType.F32);
+      w.varint(tag + ValueType.F32, 'value tag');
       w.f32(v.value);
       return;
     case 'f64':
       if (typeof v.value !== 'number') invalid(`alias ${v.alias}: f64 value must be a number`);
-      w.varint(tag + ValueType.F64);
+      w.varint(tag + ValueType.F64, 'value tag');
       w.f64(v.value);
       return;
     case 'int':
       if (typeof v.value !== 'number' || !Number.isSafeInteger(v.value)) invalid(`alias ${v.alias}: int value must be a safe integer`);
-      w.varint(tag + ValueType.INT);
-      w.svarint(v.value);
+      w.varint(tag + ValueType.INT, 'value tag');
+      w.svarint(v.value, `int value of alias ${v.alias}`);
       return;
     case 'bool':
       if (typeof v.value !== 'boolean') invalid(`alias ${v.alias}: bool value must be a boolean`);
-      w.varint(tag + (v.value ? ValueType.TRUE : ValueType.FALSE));
+      w.varint(tag + (v.value ? ValueType.TRUE : ValueType.FALSE), 'value tag');
       return;
     case 'string':
       if (typeof v.value !== 'string') invalid(`alias ${v.alias}: string value must be a string`);
-      w.varint(tag + ValueType.STRING);
+      w.varint(tag + ValueType.STRING, 'value tag');
       w.string(v.value, 'string value', limits.maxStringValueBytes);
       return;
     default:
@@ -214,8 +226,12 @@ function writeValue(w: ByteWriter, v: Value, limits: Limits): void {
   }
 }
 
-/** Cuts a message to at most maxBytes of UTF-8 without splitting a character. */
+/**
+ * Cuts a message to at most maxBytes of UTF-8 without splitting a character. Unpaired surrogates become
+ * U+FFFD, so that any JavaScript string can go into an ERROR message (§7.6).
+ */
 export function truncateUtf8(s: string, maxBytes: number): string {
+  s = s.replace(LONE_SURROGATES, '\uFFFD');
   if (s.length * 3 <= maxBytes) return s;
   const bytes = new TextEncoder().encode(s);
   if (bytes.length <= maxBytes) return s;

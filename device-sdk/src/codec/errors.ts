@@ -1,5 +1,5 @@
 /**
- * The error-code registry of the tendril.v1 device protocol (docs/protocol.md §9).
+ * The error-code registry of the tendril.v1 device protocol (docs/protocol.md §11).
  * Every code has a stable string name, a numeric wire code (ERROR/BACKOFF frames), the WebSocket close
  * code the hub uses when the error ends the connection (null = the connection stays open), and a line
  * of meaning. The hub closes with the string code as the close reason, so a client can tell e.g.
@@ -19,7 +19,7 @@ function def<const C extends string>(code: C, wire: number, close: number | null
 }
 
 export const PROTOCOL_ERRORS = [
-  // Frame decoding (§8.1). The codec throws these; the hub sends ERROR and closes.
+  // Frame decoding (§9.1). The codec throws these; the hub sends ERROR and closes.
   def('FRAME_TRUNCATED', 1, 1002, 'The frame ended before a field was complete.'),
   def('UNKNOWN_FRAME_TYPE', 2, 1002, 'Byte 0 is not a frame type this side accepts.'),
   def('TRAILING_BYTES', 3, 1002, 'Bytes remain after the last field of the frame.'),
@@ -43,7 +43,7 @@ export const PROTOCOL_ERRORS = [
   def('INTERNAL_ERROR', 25, 1011, 'The hub failed unexpectedly while handling this connection.'),
   def('TRY_AGAIN_LATER', 26, 1013, 'The hub cannot take this connection now (connection limit); reconnect with back-off.'),
   def('DEVICE_DISABLED', 27, 1008, 'The device exists but an operator disabled it.'),
-  // Reading validation (§7). Sent as ERROR with seq and alias; the connection stays open.
+  // Reading validation (§7.1). Sent as ERROR with seq and alias; the connection stays open.
   def('UNKNOWN_ALIAS', 30, null, 'The value names an alias that HELLO did not declare.'),
   def('TYPE_MISMATCH', 31, null, "The value's wire type does not fit the metric's declared kind."),
   def('OUT_OF_RANGE', 32, null, "The value lies outside the metric's declared min/max."),

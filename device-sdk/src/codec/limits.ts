@@ -1,4 +1,4 @@
-/** Decoder limits (protocol §8.2). Every one is an option; these are the defaults both ends use. */
+/** Decoder limits (protocol §9.2). Every one is an option; these are the defaults both ends use. */
 export interface Limits {
   /** Largest frame (WebSocket message payload) in bytes. */
   maxFrameBytes: number;
@@ -41,8 +41,22 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxMessageBytes: 256,
 });
 
+/**
+ * Fills unset options with the defaults. An option given as `undefined` keeps its default (a spread would
+ * copy the undefined and silently lift the limit); a value that is not a non-negative integer is a
+ * configuration error (RangeError), not a frame error.
+ */
 export function resolveLimits(partial?: Partial<Limits>): Limits {
-  return partial ? { ...DEFAULT_LIMITS, ...partial } : DEFAULT_LIMITS;
+  if (!partial) return DEFAULT_LIMITS;
+  const limits: Limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(partial) as Array<keyof Limits>) {
+    const value = partial[key];
+    if (value === undefined) continue;
+    if (!(key in DEFAULT_LIMITS)) throw new RangeError(`unknown limit ${String(key)}`);
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`limit ${key} must be a non-negative integer, got ${value}`);
+    limits[key] = value;
+  }
+  return limits;
 }
 
 /** Device ids: 1..maxDeviceIdBytes of [A-Za-z0-9._:-] (protocol §4.1). */
