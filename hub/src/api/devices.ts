@@ -1,0 +1,167 @@
+/**
+ * Device provisioning and inspection: /api/v1/devices (docs/api.md).
+ * Register under the /api/v1 prefix.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tendril/device-sdk';
+import type { Clock } from '../clock.js';
+import { errorBody, HubHttpError } from '../errors.js';
+import type { PresenceTracker } from '../presence.js';
+import { DeviceExistsError, type DeviceRecord, type DeviceRegistry, type Presence, type Transport } from '../registry.js';
+import type { LatestValue } from '../storage/types.js';
+
+/** What the API closes a device's connection with when its token is rotated or it is deleted. */
+export interface DeviceConnections {
+  /**
+   * Closes the device's live connection, if any: ERROR DEVICE_DISABLED for a disabled device, else
+   * ERROR AUTH_FAILED (its credential no longer holds). Presence gets `reason`.
+   */
+  disconnect(deviceId: string, reason: 'AUTH_FAILED' | 'DEVICE_DISABLED' | 'DELETED'): void;
+}
+
+export interface DeviceApiOptions {
+  registry: DeviceRegistry;
+  presence: PresenceTracker;
+  connections: DeviceConnections;
+  clock: Clock;
+}
+
+/** The Device object of the HTTP contract. */
+export interface DeviceView {
+  id: string;
+  name: string;
+  model: string;
+  labels: Record<string, string>;
+  createdAt: number;
+  disabled: boolean;
+  transport: Transport | null;
+  firmware: string | null;
+  sdk: string | null;
+  epoch: number | null;
+  presence: Presence;
+  metrics: MetricDeclaration[];
+  latest: Record<string, LatestValue>;
+  ackedSeq: number;
+  dropped: number;
+}
+
+export async function deviceView(d: DeviceRecord, presence: PresenceTracker): Promise<DeviceView> {
+  return {
+    id: d.id,
+    name: d.name,
+    model: d.model,
+    labels: d.labels,
+    createdAt: d.createdAt,
+    disabled: d.disabled,
+    transport: d.transport,
+    firmware: d.firmware,
+    sdk: d.sdk,
+    epoch: d.epoch,
+    presence: { ...d.presence },
+    metrics: d.metrics.map((m) => ({ ...m })),
+    latest: { ...(await presence.latest(d.id)) },
+    ackedSeq: d.ackedSeq,
+    dropped: d.dropped,
+  };
+}
+
+const idSchema = { type: 'string', minLength: 1, maxLength: DEFAULT_LIMITS.maxDeviceIdBytes, pattern: DEVICE_ID_PATTERN.source } as const;
+const nameSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
+const modelSchema = { type: 'string', maxLength: 64 } as const;
+const labelsSchema = {
+  type: 'object',
+  maxProperties: 32,
+  propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' },
+  additionalProperties: { type: 'string', maxLength: 256 },
+} as const;
+const idParams = { type: 'object', required: ['id'], properties: { id: idSchema } } as const;
+
+interface IdParams {
+  id: string;
+}
+
+function notFound(id: string): HubHttpError {
+  return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
+}
+
+export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { registry, presence, connections, clock }) => {
+  app.post<{ Body: { id: string; name?: string; model?: string; labels?: Record<string, string> } }>(
+    '/devices',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['id'],
+          additionalProperties: false,
+          properties: { id: idSchema, name: nameSchema, model: modelSchema, labels: labelsSchema },
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const { device, token } = registry.create(request.body, clock.now());
+        request.log.info({ deviceId: device.id }, 'device registered');
+        return reply.code(201).send({ id: device.id, name: device.name, model: device.model, labels: device.labels, token, createdAt: device.createdAt });
+      } catch (err) {
+        if (err instanceof DeviceExistsError) {
+          return reply
+            .code(409)
+            .send(errorBody('DEVICE_EXISTS', `A device "${request.body.id}" is already registered; pick another id, or rotate its token with POST /api/v1/devices/${request.body.id}/token.`));
+        }
+        throw err;
+      }
+    },
+  );
+
+  app.get('/devices', async () => {
+    const devices = await Promise.all(registry.list().map((d) => deviceView(d, presence)));
+    return { devices };
+  });
+
+  app.get<{ Params: IdParams }>('/devices/:id', { schema: { params: idParams } }, async (request) => {
+    const device = registry.get(request.params.id);
+    if (!device) throw notFound(request.params.id);
+    return deviceView(device, presence);
+  });
+
+  app.patch<{ Params: IdParams; Body: { name?: string; model?: string; labels?: Record<string, string>; disabled?: boolean } }>(
+    '/devices/:id',
+    {
+      schema: {
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          properties: { name: nameSchema, model: modelSchema, labels: labelsSchema, disabled: { type: 'boolean' } },
+        },
+      },
+    },
+    async (request) => {
+      const device = registry.update(request.params.id, request.body);
+      if (!device) throw notFound(request.params.id);
+      // A disabled device may not stay connected.
+      if (request.body.disabled === true) connections.disconnect(device.id, 'DEVICE_DISABLED');
+      return deviceView(device, presence);
+    },
+  );
+
+  app.post<{ Params: IdParams }>('/devices/:id/token', { schema: { params: idParams } }, async (request) => {
+    const token = registry.rotateToken(request.params.id);
+    if (token === undefined) throw notFound(request.params.id);
+    // The old token stops working at once, including for a connection that authenticated with it.
+    connections.disconnect(request.params.id, 'AUTH_FAILED');
+    request.log.info({ deviceId: request.params.id }, 'device token rotated');
+    return { id: request.params.id, token };
+  });
+
+  app.delete<{ Params: IdParams }>('/devices/:id', { schema: { params: idParams } }, async (request, reply) => {
+    const device = registry.get(request.params.id);
+    if (!device) throw notFound(request.params.id);
+    connections.disconnect(device.id, 'DELETED');
+    registry.delete(device.id);
+    presence.forget(device.id);
+    request.log.info({ deviceId: device.id }, 'device deleted');
+    return reply.code(204).send();
+  });
+};

@@ -1,0 +1,112 @@
+/**
+ * Hub configuration from environment variables (docs/operations.md lists every one with its default).
+ * Variables that belong to other parts of the hub (INFLUX_*, MQTT_URL, HUB_SPOOL_*, ...) are ignored here,
+ * not rejected.
+ */
+import { resolve } from 'node:path';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface TlsConfig {
+  /** PEM certificate chain path. */
+  certPath: string;
+  /** PEM private key path. */
+  keyPath: string;
+}
+
+export interface HubConfig {
+  port: number;
+  host: string;
+  /** Absolute path of the data directory (registry hub.db, readings.db, admin-token). */
+  dataDir: string;
+  /** Bootstrap API token for /api/v1; null = not configured (main.ts generates one). */
+  adminToken: string | null;
+  tls: TlsConfig | null;
+  /** WebSocket ping interval; a connection silent for 2 x heartbeatMs is terminated. */
+  heartbeatMs: number;
+  /** Time a new device connection has to send HELLO. */
+  helloTimeoutMs: number;
+  /** Readings per second a device may send on average (token bucket refill rate). */
+  deviceRate: number;
+  /** Readings a device may send at once above its rate (token bucket size). */
+  deviceBurst: number;
+  /** Largest device frame (WebSocket message) in bytes. */
+  maxFrameBytes: number;
+  /** Concurrent device connections; more are closed with 1013 TRY_AGAIN_LATER. */
+  maxConnections: number;
+  logLevel: LogLevel;
+  /** Largest HTTP request body in bytes. */
+  bodyLimit: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export const CONFIG_DEFAULTS = Object.freeze({
+  port: 8080,
+  host: '0.0.0.0',
+  dataDir: './data',
+  heartbeatMs: 10_000,
+  helloTimeoutMs: 10_000,
+  deviceRate: 100,
+  deviceBurst: 1000,
+  maxFrameBytes: 16_384,
+  maxConnections: 20_000,
+  logLevel: 'info' as LogLevel,
+  bodyLimit: 65_536,
+});
+
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const text = raw.trim();
+  if (!/^\d+$/.test(text)) {
+    throw new ConfigError(`${name}="${raw}" is not a whole number; expected an integer in ${min}..${max} (default ${fallback}).`);
+  }
+  const n = Number(text);
+  if (n < min || n > max) {
+    throw new ConfigError(`${name}=${n} is outside ${min}..${max}; set it within that range or unset it for the default ${fallback}.`);
+  }
+  return n;
+}
+
+/** Reads the hub configuration from `env` (usually process.env). Throws ConfigError naming the variable. */
+export function loadConfig(env: Env = process.env): HubConfig {
+  const host = env.HOST?.trim() || CONFIG_DEFAULTS.host;
+  const adminToken = env.HUB_ADMIN_TOKEN === undefined || env.HUB_ADMIN_TOKEN === '' ? null : env.HUB_ADMIN_TOKEN;
+  if (adminToken !== null && adminToken.length < 16) {
+    throw new ConfigError('HUB_ADMIN_TOKEN is shorter than 16 characters; use a long random secret (e.g. `openssl rand -base64 32`) or unset it to have one generated.');
+  }
+  const certPath = env.HUB_TLS_CERT?.trim() || '';
+  const keyPath = env.HUB_TLS_KEY?.trim() || '';
+  if ((certPath === '') !== (keyPath === '')) {
+    throw new ConfigError('HUB_TLS_CERT and HUB_TLS_KEY must be set together (PEM certificate and private key paths), or both left unset for plain http/ws.');
+  }
+  const rawLevel = (env.HUB_LOG_LEVEL?.trim() || CONFIG_DEFAULTS.logLevel).toLowerCase();
+  if (!LOG_LEVELS.includes(rawLevel as LogLevel)) {
+    throw new ConfigError(`HUB_LOG_LEVEL="${env.HUB_LOG_LEVEL}" is not one of ${LOG_LEVELS.join(', ')}.`);
+  }
+  const heartbeatMs = intVar(env, 'HUB_HEARTBEAT_MS', CONFIG_DEFAULTS.heartbeatMs, 10, 3_600_000);
+  const deviceRate = intVar(env, 'HUB_DEVICE_RATE', CONFIG_DEFAULTS.deviceRate, 1, 1_000_000);
+  const deviceBurst = intVar(env, 'HUB_DEVICE_BURST', CONFIG_DEFAULTS.deviceBurst, 1, 10_000_000);
+  return {
+    port: intVar(env, 'PORT', CONFIG_DEFAULTS.port, 0, 65_535),
+    host,
+    dataDir: resolve(env.HUB_DATA_DIR?.trim() || CONFIG_DEFAULTS.dataDir),
+    adminToken,
+    tls: certPath ? { certPath: resolve(certPath), keyPath: resolve(keyPath) } : null,
+    heartbeatMs,
+    helloTimeoutMs: intVar(env, 'HUB_HELLO_TIMEOUT_MS', CONFIG_DEFAULTS.helloTimeoutMs, 10, 600_000),
+    deviceRate,
+    deviceBurst,
+    // The lower bound leaves room for a HELLO with a few metric declarations.
+    maxFrameBytes: intVar(env, 'HUB_MAX_FRAME_BYTES', CONFIG_DEFAULTS.maxFrameBytes, 512, 1_048_576),
+    maxConnections: intVar(env, 'HUB_MAX_CONNECTIONS', CONFIG_DEFAULTS.maxConnections, 1, 1_000_000),
+    logLevel: rawLevel as LogLevel,
+    bodyLimit: CONFIG_DEFAULTS.bodyLimit,
+  };
+}

@@ -1,0 +1,13 @@
+/** Public entry of @tendril/hub. */
+export { buildHub, type HubContext, type HubDeps } from './app.js';
+export { listenHub, type Listening } from './server.js';
+export { loadConfig, ConfigError, CONFIG_DEFAULTS, type HubConfig, type LogLevel, type TlsConfig } from './config.js';
+export { HTTP_ERRORS, HubHttpError, type HttpErrorCode, type HttpErrorInfo } from './errors.js';
+export { systemClock, systemTimers, type Clock, type Timers, type TimerHandle } from './clock.js';
+export { DeviceRegistry, type DeviceRecord, type Presence, type PresenceState, type Transport } from './registry.js';
+export { PresenceTracker, type OfflineReason, type PresenceChange } from './presence.js';
+export { HubMetrics } from './metrics.js';
+export { SqliteStore } from './storage/sqlite-store.js';
+export { GroupCommitWriter, type GroupCommitOptions } from './storage/group-commit.js';
+export type * from './storage/types.js';
+export { deviceView, type DeviceView } from './api/devices.js';

@@ -1,0 +1,74 @@
+/**
+ * CLI entry: environment -> config, listen, shut down gracefully on SIGINT/SIGTERM.
+ * Without HUB_ADMIN_TOKEN a token is generated once and kept in HUB_DATA_DIR/admin-token (mode 0600);
+ * the log names that file, never the token.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildHub } from './app.js';
+import { ConfigError, loadConfig, type HubConfig } from './config.js';
+import { listenHub } from './server.js';
+
+function ensureAdminToken(config: HubConfig): { token: string; file: string | null } {
+  if (config.adminToken !== null) return { token: config.adminToken, file: null };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const file = join(config.dataDir, 'admin-token');
+  try {
+    const existing = readFileSync(file, 'utf8').trim();
+    if (existing.length >= 16) {
+      // Tighten the mode if someone loosened it.
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+      return { token: existing, file };
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, file };
+}
+
+async function main(): Promise<void> {
+  let config: HubConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tendril hub: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const admin = ensureAdminToken(config);
+  config = { ...config, adminToken: admin.token };
+  const app = buildHub(config);
+  const where = await listenHub(app, config);
+  app.log.info({ url: where.url, devices: where.deviceUrl, dataDir: config.dataDir }, `tendril hub listening on ${where.url}`);
+  if (admin.file) app.log.info({ file: admin.file }, `admin API token (HUB_ADMIN_TOKEN unset) is in ${admin.file}`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      app.log.warn(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping = true;
+    app.log.info(`${signal}: shutting down (flushing readings, closing device connections)`);
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`tendril hub: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

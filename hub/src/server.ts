@@ -1,0 +1,26 @@
+/** Starts a built hub listening. */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { HubConfig } from './config.js';
+
+export interface Listening {
+  /** Base URL, e.g. http://127.0.0.1:8080 (https when TLS is configured). */
+  url: string;
+  /** Device channel URL, e.g. ws://127.0.0.1:8080/v1/device. */
+  deviceUrl: string;
+  port: number;
+}
+
+/** Listens on config.host:config.port (port 0 = any free port) and returns where. */
+export async function listenHub(app: FastifyInstance, config: Pick<HubConfig, 'host' | 'port' | 'tls'>): Promise<Listening> {
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const shown = host === '0.0.0.0' || host === '[::]' ? 'localhost' : host;
+  const secure = config.tls !== null;
+  return {
+    url: `${secure ? 'https' : 'http'}://${shown}:${address.port}`,
+    deviceUrl: `${secure ? 'wss' : 'ws'}://${shown}:${address.port}/v1/device`,
+    port: address.port,
+  };
+}
