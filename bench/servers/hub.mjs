@@ -1,0 +1,31 @@
+// The hub under test for bench/ingest.mjs: the real hub (built: hub/dist) with embedded SQLite storage in
+// a temp dir, rate limit raised so the benchmark measures the ingest path, not the limiter.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildHub, listenHub, loadConfig } from '../../hub/dist/index.js';
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tendril-bench-hub-'));
+const adminToken = 'bench-admin-token-' + process.pid;
+const config = loadConfig({
+  PORT: '0',
+  HOST: '127.0.0.1',
+  HUB_DATA_DIR: dataDir,
+  HUB_ADMIN_TOKEN: adminToken,
+  HUB_DEVICE_RATE: '1000000',
+  HUB_DEVICE_BURST: '1000000',
+  HUB_LOG_LEVEL: 'warn',
+  ...(process.env.BENCH_HUB_ENV ? JSON.parse(process.env.BENCH_HUB_ENV) : {}),
+});
+const app = await buildHub(config);
+await listenHub(app, config);
+const port = app.server.address().port;
+process.send({ type: 'ready', port, path: '/v1/device', adminToken });
+process.on('message', async (m) => {
+  if (m.type === 'sample') process.send({ type: 'sample', cpu: process.cpuUsage(), rss: process.memoryUsage().rss });
+  if (m.type === 'stop') {
+    await app.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    process.exit(0);
+  }
+});
