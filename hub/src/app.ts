@@ -5,11 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fastifyWebsocket from '@fastify/websocket';
+import { SUBPROTOCOL } from '@tendril/device-sdk';
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
-import { deviceApi, type DeviceConnections } from './api/devices.js';
+import { deviceApi } from './api/devices.js';
 import { requireAdminToken } from './api/auth.js';
 import { installErrorHandler } from './api/error-handler.js';
 import type { HubConfig } from './config.js';
+import { DeviceChannel } from './device-channel/channel.js';
+import { deviceChannelPlugin } from './device-channel/plugin.js';
 import { errorBody } from './errors.js';
 import { healthPlugin } from './health.js';
 import { HubMetrics } from './metrics.js';
@@ -30,6 +34,8 @@ export interface HubDeps {
   logger?: FastifyServerOptions['logger'];
   /** How often connection state (durable seq, presence) is written to the registry. */
   registryFlushMs?: number;
+  /** Pause announced in BACKOFF STORE_BUSY (default 1000 ms). */
+  storeBusyPauseMs?: number;
 }
 
 /** The hub's shared core, decorated on the fastify instance as `app.tendril` for plugins to use. */
@@ -42,8 +48,15 @@ export interface HubContext {
   sink: ReadingSink;
   presence: PresenceTracker;
   metrics: HubMetrics;
+  /** Device connections: events (online, offline, readings, commandResult, status), sendCommand(). */
+  channel: DeviceChannel;
   /** True from the moment close() starts. */
   readonly shuttingDown: boolean;
+  /**
+   * Registers work to do at shutdown after the device channel has closed its connections and before
+   * the hub closes every remaining WebSocket (e.g. the live channel saying goodbye to dashboards).
+   */
+  onShutdown(task: () => Promise<void> | void): void;
 }
 
 declare module 'fastify' {
@@ -70,6 +83,29 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
         }));
   const presence = new PresenceTracker(registry, store, clock);
   let shuttingDown = false;
+  const shutdownTasks: Array<() => Promise<void> | void> = [];
+  const logSink = { current: null as FastifyInstance['log'] | null };
+  const channel = new DeviceChannel({
+    registry,
+    presence,
+    sink,
+    metrics,
+    clock,
+    timers,
+    heartbeatMs: config.heartbeatMs,
+    helloTimeoutMs: config.helloTimeoutMs,
+    deviceRate: config.deviceRate,
+    deviceBurst: config.deviceBurst,
+    maxFrameBytes: config.maxFrameBytes,
+    maxConnections: config.maxConnections,
+    ...(deps.storeBusyPauseMs !== undefined ? { storeBusyPauseMs: deps.storeBusyPauseMs } : {}),
+    log: {
+      warn: (obj, msg) => logSink.current?.warn(obj, msg),
+      error: (obj, msg) => logSink.current?.error(obj, msg),
+      debug: (obj, msg) => logSink.current?.debug(obj, msg),
+    },
+  });
+  metrics.devicesConnected.set(0);
   const context: HubContext = {
     config,
     clock,
@@ -79,8 +115,12 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     sink,
     presence,
     metrics,
+    channel,
     get shuttingDown() {
       return shuttingDown;
+    },
+    onShutdown(task) {
+      shutdownTasks.push(task);
     },
   };
 
@@ -92,6 +132,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance;
 
+  logSink.current = app.log;
   app.decorate('tendril', context);
   installErrorHandler(app);
 
@@ -104,9 +145,6 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   }, deps.registryFlushMs ?? 1000);
   flushTimer.unref?.();
 
-  app.addHook('preClose', async () => {
-    shuttingDown = true;
-  });
   app.addHook('onClose', async () => {
     timers.clearInterval(flushTimer);
     await sink.close();
@@ -114,9 +152,50 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     await store.close();
   });
 
-  // Until the device channel is registered there are no device connections to close.
-  const connections: DeviceConnections = { disconnect: () => undefined };
-
+  // One WebSocket server for every WebSocket route of the hub. Device frames are small and already
+  // compact: no permessage-deflate (§1.3), and ws refuses bigger messages with 1009 before buffering them.
+  app.register(fastifyWebsocket, {
+    options: {
+      perMessageDeflate: false,
+      maxPayload: config.maxFrameBytes,
+      handleProtocols: (offered: Set<string>) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : (offered.values().next().value ?? false)),
+    },
+    // ws has already started its own close (1002/1009) when it reports a socket error; let it finish.
+    errorHandler: (err, socket) => {
+      app.log.debug({ err }, 'websocket error');
+      if (socket.readyState === socket.OPEN) socket.terminate();
+    },
+    // Graceful shutdown, before the HTTP server stops: devices first (their readings are acked), then
+    // registered shutdown tasks, then whatever WebSocket is still open.
+    preClose: async function closeWebSockets() {
+      shuttingDown = true;
+      await channel.shutdown();
+      for (const task of shutdownTasks) {
+        try {
+          await task();
+        } catch (err) {
+          app.log.error({ err }, 'a shutdown task failed');
+        }
+      }
+      const remaining = [...app.websocketServer.clients];
+      await Promise.race([
+        Promise.all(
+          remaining.map(
+            (client) =>
+              new Promise<void>((resolve) => {
+                if (client.readyState === client.CLOSED) return resolve();
+                client.once('close', () => resolve());
+                client.close(1001, 'SHUTTING_DOWN');
+              }),
+          ),
+        ),
+        new Promise<void>((resolve) => setTimeout(resolve, 2000).unref()),
+      ]);
+      for (const client of remaining) if (client.readyState !== client.CLOSED) client.terminate();
+      app.websocketServer.close();
+    },
+  });
+  app.register(deviceChannelPlugin, { channel });
   app.register(healthPlugin, { store, sink, metrics, isShuttingDown: () => shuttingDown });
   app.register(
     async (api) => {
@@ -124,7 +203,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
       api.setNotFoundHandler(async (request, reply) =>
         reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
       );
-      await api.register(deviceApi, { registry, presence, connections, clock });
+      await api.register(deviceApi, { registry, presence, connections: channel, clock });
     },
     { prefix: '/api/v1' },
   );

@@ -49,10 +49,11 @@ export class PresenceTracker {
     }
   }
 
-  online(device: DeviceRecord, transport: Transport, remote: string | null): void {
+  /** `reason` is null, or REPLACED when this connection took over from an older one of the same device. */
+  online(device: DeviceRecord, transport: Transport, remote: string | null, reason: string | null = null): void {
     const now = this.clock.now();
     device.transport = transport;
-    device.presence = { state: 'online', reason: null, since: now, lastSeen: now, remote };
+    device.presence = { state: 'online', reason, since: now, lastSeen: now, remote };
     this.registry.markDirty(device);
     this.events.emit('change', { deviceId: device.id, transport, presence: device.presence });
   }

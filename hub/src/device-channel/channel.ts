@@ -1,0 +1,189 @@
+/**
+ * The device channel: every device WebSocket connection, one per device id, and the typed events the
+ * rest of the hub (live fan-out, command queue) listens to.
+ */
+import type { WebSocket } from 'ws';
+import { encodeHubFrame, type CommandFrame, type CommandStatus } from '@tendril/device-sdk';
+import type { Clock, TimerHandle, Timers } from '../clock.js';
+import { TypedEvents } from '../events.js';
+import type { HubMetrics } from '../metrics.js';
+import type { PresenceTracker } from '../presence.js';
+import type { DeviceRegistry } from '../registry.js';
+import type { ReadingSink, StoredReading } from '../storage/types.js';
+import { DeviceConnection } from './connection.js';
+
+export interface DeviceChannelEvents extends Record<string, unknown> {
+  /** A device completed HELLO/WELCOME. `replaced`: it took over from an older connection of the same id. */
+  online: { deviceId: string; remote: string | null; since: number; replaced: boolean };
+  /** A device's connection ended (not emitted for a connection that a newer one replaced). */
+  offline: { deviceId: string; reason: string; since: number; lastSeen: number | null };
+  /** Readings that just became durable (valid values only). Emitted after the store committed. */
+  readings: { deviceId: string; epoch: number; readings: readonly StoredReading[] };
+  /** A COMMAND_RESULT for a command this hub sent to the device. */
+  commandResult: { deviceId: string; commandId: number; status: CommandStatus; detail: string; receivedAt: number };
+  /** The device reported its buffer's dropped-readings total (HELLO or STATUS). */
+  status: { deviceId: string; dropped: number };
+}
+
+export interface DeviceChannelOptions {
+  registry: DeviceRegistry;
+  presence: PresenceTracker;
+  sink: ReadingSink;
+  metrics: HubMetrics;
+  clock: Clock;
+  timers: Timers;
+  heartbeatMs: number;
+  helloTimeoutMs: number;
+  deviceRate: number;
+  deviceBurst: number;
+  maxFrameBytes: number;
+  maxConnections: number;
+  /** Pause announced in BACKOFF STORE_BUSY. */
+  storeBusyPauseMs?: number;
+  /** How long shutdown waits for pending writes, then for devices to answer the close. */
+  shutdownGraceMs?: number;
+  log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+}
+
+/** The most command ids remembered per device while waiting for their final status. */
+const MAX_OUTSTANDING_COMMANDS = 1024;
+
+export class DeviceChannel {
+  readonly events = new TypedEvents<DeviceChannelEvents>();
+  /** Every open socket, authenticated or not. */
+  readonly sockets = new Set<DeviceConnection>();
+  /** Authenticated (or authenticating) connection per device id. */
+  readonly byDevice = new Map<string, DeviceConnection>();
+  readonly storeBusyPauseMs: number;
+  private readonly outstandingCommands = new Map<string, Set<number>>();
+  private commandLookup: ((deviceId: string, commandId: number) => boolean) | null = null;
+  private heartbeat: TimerHandle | null = null;
+  private closing = false;
+
+  constructor(readonly opts: DeviceChannelOptions) {
+    this.storeBusyPauseMs = opts.storeBusyPauseMs ?? 1000;
+    // §6.5: one timer pings every connection; a connection that did not pong since the last ping is dead.
+    this.heartbeat = opts.timers.setInterval(() => this.beat(), opts.heartbeatMs);
+    this.heartbeat.unref?.();
+  }
+
+  get shuttingDown(): boolean {
+    return this.closing;
+  }
+
+  /** Devices that completed HELLO/WELCOME. */
+  get connectedCount(): number {
+    let n = 0;
+    for (const c of this.byDevice.values()) if (c.ready) n++;
+    return n;
+  }
+
+  /** Takes a freshly upgraded socket. */
+  accept(socket: WebSocket, remote: string | null): void {
+    const conn = new DeviceConnection(this, socket, remote);
+    const atLimit = this.sockets.size >= this.opts.maxConnections;
+    this.sockets.add(conn);
+    conn.start();
+    if (this.closing) conn.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
+    // §6.1.2: at the connection limit the hub refuses, possibly before HELLO.
+    else if (atLimit) conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`);
+  }
+
+  private beat(): void {
+    for (const conn of this.sockets) conn.heartbeat();
+  }
+
+  /** Called by a connection when its socket closed. */
+  forget(conn: DeviceConnection): void {
+    this.sockets.delete(conn);
+    if (conn.deviceId !== null && this.byDevice.get(conn.deviceId) === conn) this.byDevice.delete(conn.deviceId);
+  }
+
+  /**
+   * Sends a COMMAND to a connected device. False when the device has no ready connection (the caller
+   * keeps the command queued). Remembers the id so the device's COMMAND_RESULT is accepted.
+   */
+  sendCommand(deviceId: string, frame: Omit<CommandFrame, 'type'> & { type?: 'command' }): boolean {
+    const conn = this.byDevice.get(deviceId);
+    if (!conn || !conn.ready) return false;
+    const bytes = encodeHubFrame({ type: 'command', commandId: frame.commandId, name: frame.name, args: frame.args, timeoutMs: frame.timeoutMs });
+    let ids = this.outstandingCommands.get(deviceId);
+    if (!ids) {
+      ids = new Set();
+      this.outstandingCommands.set(deviceId, ids);
+    }
+    ids.add(frame.commandId);
+    if (ids.size > MAX_OUTSTANDING_COMMANDS) ids.delete(ids.values().next().value!);
+    conn.sendBytes(bytes);
+    return true;
+  }
+
+  /**
+   * Lets a command queue vouch for command ids this hub instance did not send itself (e.g. sent before a
+   * restart). A COMMAND_RESULT is accepted when the id is outstanding here or `lookup` returns true.
+   */
+  setCommandLookup(lookup: ((deviceId: string, commandId: number) => boolean) | null): void {
+    this.commandLookup = lookup;
+  }
+
+  /** §8.2.4: true when the result names a command sent to this device; forgets ids that reached a final status. */
+  claimCommandResult(deviceId: string, commandId: number, status: CommandStatus): boolean {
+    const ids = this.outstandingCommands.get(deviceId);
+    const known = (ids?.has(commandId) ?? false) || (this.commandLookup?.(deviceId, commandId) ?? false);
+    if (known && status !== 'delivered' && ids) {
+      ids.delete(commandId);
+      if (ids.size === 0) this.outstandingCommands.delete(deviceId);
+    }
+    return known;
+  }
+
+  /** Closes a device's connection because its credential was revoked, it was disabled, or deleted. */
+  disconnect(deviceId: string, reason: 'AUTH_FAILED' | 'DEVICE_DISABLED' | 'DELETED'): void {
+    const conn = this.byDevice.get(deviceId);
+    if (!conn) return;
+    if (reason === 'DEVICE_DISABLED') conn.fail('DEVICE_DISABLED', 'an operator disabled this device', 'DEVICE_DISABLED');
+    else if (reason === 'DELETED') conn.fail('AUTH_FAILED', 'this device was deleted from the hub', 'DELETED');
+    else conn.fail('AUTH_FAILED', "the device's token was rotated; reconnect with the new token", 'AUTH_FAILED');
+    if (reason === 'DELETED') this.outstandingCommands.delete(deviceId);
+  }
+
+  /**
+   * §6.6.3: stop taking readings, wait until what was taken is durable, ack it, then close every device
+   * connection with ERROR SHUTTING_DOWN and 1001.
+   */
+  async shutdown(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.heartbeat !== null) {
+      this.opts.timers.clearInterval(this.heartbeat);
+      this.heartbeat = null;
+    }
+    const grace = this.opts.shutdownGraceMs ?? 10_000;
+    const conns = [...this.sockets];
+    await withDeadline(Promise.all(conns.map((c) => c.settled())), grace);
+    for (const c of conns) c.flushAck();
+    const closed = conns.map((c) => c.closedPromise);
+    for (const c of conns) c.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later', 'SHUTTING_DOWN');
+    if (!(await withDeadline(Promise.all(closed), Math.min(grace, 3000)))) {
+      for (const c of conns) c.terminate('SHUTTING_DOWN');
+    }
+  }
+}
+
+/** Resolves true when `p` settled within `ms`, false otherwise. */
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
