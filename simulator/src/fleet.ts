@@ -40,6 +40,8 @@ export interface FleetOptions {
   wsOptions?: Record<string, unknown>;
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   scheduler?: Scheduler;
+  /** Pause between one malformed device's attempts. Default 5000 ms. */
+  malformedEveryMs?: number;
   /** Timers for added latency; real timers by default (finer than the scheduler's tick). */
   latencyTimers?: Timers;
 }
@@ -96,7 +98,13 @@ export class Fleet {
     this.devices = options.devices.map((spec) => new SimulatedDevice(this, spec, phase()));
     this.connectQueue = [...this.devices];
     this.malformed = options.malformedDevices?.length
-      ? new MalformedSender({ url: options.deviceUrl, devices: options.malformedDevices, scheduler: this.scheduler, wsOptions: options.wsOptions ?? {} })
+      ? new MalformedSender({
+          url: options.deviceUrl,
+          devices: options.malformedDevices,
+          scheduler: this.scheduler,
+          wsOptions: options.wsOptions ?? {},
+          ...(options.malformedEveryMs ? { everyMs: options.malformedEveryMs } : {}),
+        })
       : null;
   }
 
