@@ -1,7 +1,28 @@
-/** Device channel: acceptance, validation, duplicates, epochs (docs/protocol.md §5–§7). */
+/** Device channel: acceptance, validation, duplicates, epochs, ACK after commit (docs/protocol.md §5–§7). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type Database from 'better-sqlite3';
 import { TestDevice } from './device-client.js';
-import { auth, provision, startHub, type TestHub } from './helpers.js';
+import { GroupCommitWriter } from '../src/storage/group-commit.js';
+import { auth, provision, startHub, tempDir, waitFor, type TestHub } from './helpers.js';
+import { FailingSqliteStore, HeldSqliteStore } from './stores.js';
+
+function rowsOf(hub: TestHub, deviceId: string): Array<{ metric: string; epoch: number; seq: number; value: unknown }> {
+  const db = (hub.app.tendril.store as unknown as { db: Database.Database }).db;
+  return db
+    .prepare('SELECT s.metric, x.epoch, x.seq, x.value FROM samples x JOIN series s ON s.id = x.series WHERE s.device_id = ? ORDER BY x.epoch, x.seq, s.metric')
+    .all(deviceId) as Array<{ metric: string; epoch: number; seq: number; value: unknown }>;
+}
+
+async function metricValue(hub: TestHub, line: string): Promise<number> {
+  const text = (await hub.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found ? Number(found.slice(line.length + 1)) : NaN;
+}
+
+async function freshToken(hub: TestHub, id: string): Promise<string> {
+  if (!hub.app.tendril.registry.get(id)) return provision(hub.app, id);
+  return (await hub.app.inject({ method: 'POST', url: `/api/v1/devices/${id}/token`, headers: auth })).json().token;
+}
 
 describe('device readings', () => {
   let hub: TestHub;
@@ -15,17 +36,10 @@ describe('device readings', () => {
   });
 
   async function device(id: string, epoch = 1): Promise<TestDevice> {
-    const token = hub.app.tendril.registry.get(id) ? (await hub.app.inject({ method: 'POST', url: `/api/v1/devices/${id}/token`, headers: auth })).json().token : await provision(hub.app, id);
+    const token = await freshToken(hub, id);
     const d = await TestDevice.connect(url);
     await d.hello({ deviceId: id, token, epoch });
     return d;
-  }
-
-  async function rows(deviceId: string): Promise<Array<{ metric: string; seq: number; value: unknown }>> {
-    const db = (hub.app.tendril.store as unknown as { db: import('better-sqlite3').Database }).db;
-    return db
-      .prepare('SELECT s.metric, x.seq, x.value FROM samples x JOIN series s ON s.id = x.series WHERE s.device_id = ? ORDER BY x.seq, s.metric')
-      .all(deviceId) as Array<{ metric: string; seq: number; value: unknown }>;
   }
 
   it('stores timed, untimed and batched readings and acks them cumulatively', async () => {
@@ -41,7 +55,7 @@ describe('device readings', () => {
       ],
     });
     expect(await d.ackFor(4)).toBe(4);
-    expect(await rows('r-1')).toEqual([
+    expect(rowsOf(hub, 'r-1').map(({ metric, seq, value }) => ({ metric, seq, value }))).toEqual([
       { metric: 'door', seq: 1, value: 1 },
       { metric: 'temperature', seq: 1, value: 21.5 },
       { metric: 'count', seq: 2, value: -7 },
@@ -49,9 +63,170 @@ describe('device readings', () => {
       { metric: 'label', seq: 4, value: 'ok' },
     ]);
     const view = (await hub.app.inject({ method: 'GET', url: '/api/v1/devices/r-1', headers: auth })).json();
-    expect(view).toMatchObject({ ackedSeq: 4, epoch: 1, transport: 'ws', presence: { state: 'online' } });
+    expect(view).toMatchObject({ ackedSeq: 4, epoch: 1, transport: 'ws', firmware: 'fw-1', sdk: 'test/0', presence: { state: 'online' } });
+    expect(view.metrics.map((m: { name: string }) => m.name)).toEqual(['temperature', 'humidity', 'count', 'door', 'label']);
     expect(view.latest).toMatchObject({ temperature: { ts: t0, value: 21.5 }, door: { value: true }, count: { value: -7 }, label: { value: 'ok' } });
     d.close();
     await d.closedWithin();
+  });
+
+  it('§7.1 sends each validation code with seq and alias, stores the valid values, acks, and counts the codes', async () => {
+    const before = new Map<string, number>();
+    const codes = ['UNKNOWN_ALIAS', 'DUPLICATE_ALIAS', 'TYPE_MISMATCH', 'NOT_FINITE', 'OUT_OF_RANGE', 'TIMESTAMP_OUT_OF_RANGE'];
+    for (const c of codes) before.set(c, (await metricValue(hub, `tendril_readings_rejected_total{code="${c}"}`)) || 0);
+    const d = await device('v-1');
+    const now = Date.now();
+    d.send({
+      type: 'reading',
+      seq: 1,
+      ts: now,
+      values: [
+        { alias: 0, kind: 'f32', value: 20 },
+        { alias: 9, kind: 'int', value: 1 },
+        { alias: 0, kind: 'f32', value: 21 },
+        { alias: 1, kind: 'f32', value: 5 },
+        { alias: 2, kind: 'int', value: 3 },
+      ],
+    });
+    d.send({ type: 'reading', seq: 2, ts: now, values: [{ alias: 0, kind: 'f32', value: NaN }, { alias: 1, kind: 'f64', value: 100.5 }, { alias: 3, kind: 'bool', value: false }] });
+    d.send({ type: 'reading', seq: 3, ts: 1000, values: [{ alias: 2, kind: 'int', value: 1 }] });
+    d.send({ type: 'reading', seq: 4, ts: now + 2 * 3_600_000, values: [{ alias: 2, kind: 'int', value: 1 }] });
+    expect(await d.ackFor(4)).toBe(4);
+    const errors = d.frames.filter((f) => f.type === 'error').map((f) => (f.type === 'error' ? { code: f.code, seq: f.seq, alias: f.alias } : null));
+    expect(errors).toEqual([
+      { code: 'UNKNOWN_ALIAS', seq: 1, alias: 9 },
+      { code: 'DUPLICATE_ALIAS', seq: 1, alias: 0 },
+      { code: 'TYPE_MISMATCH', seq: 1, alias: 1 },
+      { code: 'NOT_FINITE', seq: 2, alias: 0 },
+      { code: 'OUT_OF_RANGE', seq: 2, alias: 1 },
+      { code: 'TIMESTAMP_OUT_OF_RANGE', seq: 3, alias: null },
+      { code: 'TIMESTAMP_OUT_OF_RANGE', seq: 4, alias: null },
+    ]);
+    expect(rowsOf(hub, 'v-1').map(({ metric, seq, value }) => ({ metric, seq, value }))).toEqual([
+      { metric: 'count', seq: 1, value: 3 },
+      { metric: 'temperature', seq: 1, value: 20 },
+      { metric: 'door', seq: 2, value: 0 },
+    ]);
+    for (const c of codes) {
+      const expected = before.get(c)! + (c === 'TIMESTAMP_OUT_OF_RANGE' ? 2 : 1);
+      expect(await metricValue(hub, `tendril_readings_rejected_total{code="${c}"}`), c).toBe(expected);
+    }
+    d.close();
+    await d.closedWithin();
+  });
+
+  it('§7.2 stores a resent reading once, also after a reconnect with the same epoch', async () => {
+    const d = await device('dup-1', 99);
+    const ts = Date.now();
+    for (let seq = 1; seq <= 3; seq++) d.send({ type: 'reading', seq, ts: ts + seq, values: [{ alias: 2, kind: 'int', value: seq }] });
+    await d.ackFor(3);
+    const dupsBefore = await metricValue(hub, 'tendril_readings_duplicate_total');
+    d.send({ type: 'reading', seq: 2, ts: ts + 2, values: [{ alias: 2, kind: 'int', value: 2 }] }); // negative seq delta
+    expect((await d.next('ack', 'ACK for the duplicate')).seq).toBe(3);
+    expect(await metricValue(hub, 'tendril_readings_duplicate_total')).toBe(dupsBefore + 1);
+    d.close();
+    await d.closedWithin();
+
+    const again = await device('dup-1', 99);
+    expect(again.ctx.prevSeq).toBe(3); // WELCOME.ackedSeq of the epoch
+    again.send({ type: 'reading', seq: 3, ts: ts + 3, values: [{ alias: 2, kind: 'int', value: 3 }] });
+    again.send({ type: 'reading', seq: 4, ts: ts + 4, values: [{ alias: 2, kind: 'int', value: 4 }] });
+    await again.ackFor(4);
+    expect(rowsOf(hub, 'dup-1').map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+    again.close();
+    await again.closedWithin();
+
+    // §6.3.4: a new epoch starts at 0 and its seq 1 is a different reading from epoch 99's seq 1.
+    const fresh = await device('dup-1', 100);
+    expect(fresh.ctx.prevSeq).toBe(0);
+    fresh.send({ type: 'reading', seq: 1, ts: ts + 10, values: [{ alias: 2, kind: 'int', value: 10 }] });
+    await fresh.ackFor(1);
+    expect(rowsOf(hub, 'dup-1').map((r) => `${r.epoch}:${r.seq}`)).toEqual(['99:1', '99:2', '99:3', '99:4', '100:1']);
+    fresh.close();
+    await fresh.closedWithin();
+    // Back to the old epoch: it resumes where it was.
+    const back = await device('dup-1', 99);
+    expect(back.ctx.prevSeq).toBe(4);
+    back.close();
+    await back.closedWithin();
+  });
+
+  it('§7.5 records the dropped count from HELLO and STATUS', async () => {
+    const token = await freshToken(hub, 'st-1');
+    const d = await TestDevice.connect(url);
+    await d.hello({ deviceId: 'st-1', token, dropped: 3 });
+    expect(hub.app.tendril.registry.get('st-1')!.dropped).toBe(3);
+    const status = new Promise<number>((resolve) => {
+      const off = hub.app.tendril.channel.events.on('status', (e) => {
+        if (e.deviceId === 'st-1') {
+          off();
+          resolve(e.dropped);
+        }
+      });
+    });
+    d.send({ type: 'status', dropped: 11 });
+    expect(await status).toBe(11);
+    expect((await hub.app.inject({ method: 'GET', url: '/api/v1/devices/st-1', headers: auth })).json().dropped).toBe(11);
+    d.close();
+    await d.closedWithin();
+  });
+});
+
+describe('ACK only after the store committed', () => {
+  it('§7.3.1 sends no ACK while the write is held, and the ACK once it commits', async () => {
+    const dir = tempDir();
+    const store = new HeldSqliteStore(dir.path);
+    const hub = await startHub({ dataDir: dir.path, deps: { store } });
+    try {
+      const token = await provision(hub.app, 'held-1');
+      const d = await TestDevice.connect(hub.listening!.deviceUrl);
+      await d.hello({ deviceId: 'held-1', token });
+      const arrived = store.writeArrived();
+      d.send({ type: 'reading', seq: 1, ts: Date.now(), values: [{ alias: 0, kind: 'f32', value: 1 }] });
+      await arrived;
+      // A round trip through the same connection: the hub answers in order, so any ACK would come first.
+      d.send({ type: 'commandResult', commandId: 77, status: 'delivered', detail: '' });
+      await d.next('error', 'ERROR UNKNOWN_COMMAND_ID');
+      expect(d.frames.filter((f) => f.type === 'ack')).toEqual([]);
+      expect(rowsOf(hub, 'held-1')).toEqual([]);
+      store.release();
+      expect(await d.ackFor(1)).toBe(1);
+      expect(rowsOf(hub, 'held-1')).toHaveLength(1);
+      d.close();
+      await d.closedWithin();
+    } finally {
+      await hub.dispose();
+      dir.remove();
+    }
+  });
+
+  it('§7.4 answers a failed write with BACKOFF STORE_BUSY, acks nothing, and stores the resend', async () => {
+    const dir = tempDir();
+    const store = new FailingSqliteStore(dir.path);
+    const hub = await startHub({ dataDir: dir.path, deps: { store, storeBusyPauseMs: 20, sink: (st) => new GroupCommitWriter(st, { retryMs: 20 }) } });
+    try {
+      const token = await provision(hub.app, 'fail-1');
+      const d = await TestDevice.connect(hub.listening!.deviceUrl);
+      await d.hello({ deviceId: 'fail-1', token });
+      store.failures = 1;
+      const ts = Date.now();
+      d.send({ type: 'reading', seq: 1, ts, values: [{ alias: 2, kind: 'int', value: 1 }] });
+      const backoff = await d.next('backoff', 'BACKOFF STORE_BUSY');
+      expect(backoff).toMatchObject({ code: 'STORE_BUSY', pauseMs: 20 });
+      expect(d.frames.filter((f) => f.type === 'ack')).toEqual([]);
+      // The writer stops accepting, probes the store, and takes readings again once it answers.
+      expect(hub.app.tendril.sink.accepting).toBe(false);
+      await waitFor('the writer to accept readings again', () => hub.app.tendril.sink.accepting, 5000);
+      // After the pause the device resends everything unacked, oldest first.
+      d.send({ type: 'reading', seq: 1, ts, values: [{ alias: 2, kind: 'int', value: 1 }] });
+      d.send({ type: 'reading', seq: 2, ts: ts + 1, values: [{ alias: 2, kind: 'int', value: 2 }] });
+      expect(await d.ackFor(2)).toBe(2);
+      expect(rowsOf(hub, 'fail-1').map((r) => r.seq)).toEqual([1, 2]);
+      d.close();
+      await d.closedWithin();
+    } finally {
+      await hub.dispose();
+      dir.remove();
+    }
   });
 });

@@ -1,0 +1,49 @@
+/**
+ * Test doubles around the real SQLite store (named as such): they delegate to it and only add control
+ * over when, or whether, a write completes.
+ */
+import { SqliteStore } from '../src/storage/sqlite-store.js';
+import type { StoredReading } from '../src/storage/types.js';
+
+/** Holds every write until release(); writes then go to the real SQLite store. */
+export class HeldSqliteStore extends SqliteStore {
+  private held: Array<() => void> = [];
+  private onWrite: Array<() => void> = [];
+  holding = true;
+  writes = 0;
+
+  override async write(readings: readonly StoredReading[]): Promise<void> {
+    this.writes++;
+    for (const f of this.onWrite.splice(0)) f();
+    if (this.holding) await new Promise<void>((resolve) => this.held.push(resolve));
+    return super.write(readings);
+  }
+
+  /** Resolves when the next write reaches the store (or at once if one is held already). */
+  writeArrived(): Promise<void> {
+    if (this.held.length > 0) return Promise.resolve();
+    return new Promise((resolve) => this.onWrite.push(resolve));
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const f of this.held.splice(0)) f();
+  }
+}
+
+/** Fails the next `failures` writes (as a full disk would), then writes to the real SQLite store. */
+export class FailingSqliteStore extends SqliteStore {
+  failures = 0;
+  failPing = false;
+  override async write(readings: readonly StoredReading[]): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('simulated write failure (test double)');
+    }
+    return super.write(readings);
+  }
+  override async ping(): Promise<void> {
+    if (this.failPing) throw new Error('simulated ping failure (test double)');
+    return super.ping();
+  }
+}
