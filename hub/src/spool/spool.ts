@@ -1,0 +1,839 @@
+/**
+ * The on-disk spool: the durability point between the device channel and the time-series store
+ * (docs/storage.md, "Spool" and "Durability chain").
+ *
+ *   accept() --append + fdatasync (group commit)--> segment files --drainer, batches--> TimeSeriesStore
+ *
+ * - accept() resolves once its record is on disk (after the fdatasync that covers it): the channel may
+ *   ack then. All accept() calls waiting while one fdatasync runs share the next one (group commit).
+ * - The drainer reads records in order, writes them to the store in batches of thousands, then moves a
+ *   durable checkpoint past them and deletes segments that are wholly drained. Store writes are idempotent
+ *   by (device, epoch, seq), so replaying records a crash left behind the checkpoint is harmless.
+ * - Store outage: the drainer retries with exponential back-off and full jitter while the spool grows. At
+ *   maxBytes undrained, `accepting` turns false (the channel answers BACKOFF STORE_BUSY, protocol §7.4) and
+ *   accept() refuses; once the store is back the spool drains in order and accepting turns true again.
+ * - Start-up: every segment is checked record by record (length + CRC-32). A torn tail (the process was
+ *   killed mid-append; such a record was never acknowledged) is cut off; the drainer resumes at the checkpoint.
+ */
+import { EventEmitter } from 'node:events';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, ftruncateSync, fstatSync } from 'node:fs';
+import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ReadingSink, StoredReading, TimeSeriesStore } from '../storage/types.js';
+import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from './backoff.js';
+import {
+  decodeReadings,
+  encodeRecord,
+  parseSegmentFileName,
+  scanRecord,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_MAGIC,
+  segmentFileName,
+} from './record.js';
+
+export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3;
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface SpoolOptions {
+  /** Directory of the spool (HUB_DATA_DIR/spool); created if missing. One hub process per directory. */
+  dir: string;
+  store: TimeSeriesStore;
+  /** HUB_SPOOL_MAX_BYTES: undrained bytes at which `accepting` turns false. Default 1 GiB. */
+  maxBytes?: number;
+  /** A new segment file is started past this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Readings per store write. Default 5000. */
+  batchReadings?: number;
+  /** After new data arrives at an idle drainer, wait this long to fill the batch (<= 1 s). Default 100. */
+  drainLingerMs?: number;
+  /** Drainer retry delays while the store is down. Defaults: base 200 ms, max 5 s. */
+  backoff?: BackoffOptions;
+  /** ms since the Unix epoch; injectable for tests. */
+  clock?: { now(): number };
+  logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+export type StoreState = 'unknown' | 'up' | 'down';
+
+export interface SpoolState {
+  store: StoreState;
+  accepting: boolean;
+  depthBytes: number;
+  depthReadings: number;
+  /** Age of the oldest reading not yet in the store, ms (0 when drained). */
+  oldestUndrainedAgeMs: number;
+  /** Failed store writes by error kind (InfluxWriteError.kind, or "error" for stores without kinds). */
+  writeErrors: Record<string, number>;
+  lastWriteError: { kind: string; message: string; at: number } | null;
+  acceptedReadings: number;
+  drainedReadings: number;
+  /** fdatasync calls made for accept() (group commits). */
+  commits: number;
+  segments: number;
+  /** Bytes cut off at start-up: torn tails and damaged records. */
+  recoveredTornBytes: number;
+  /** Undrained readings found at start-up (replayed to the store). */
+  replayedReadings: number;
+}
+
+/** accept() refused: the spool is full (store down). Not acked; the device keeps the readings. */
+export class SpoolFullError extends Error {
+  override readonly name = 'SpoolFullError';
+  readonly code = 'STORE_BUSY';
+}
+
+export class SpoolClosedError extends Error {
+  override readonly name = 'SpoolClosedError';
+}
+
+/** Another live process holds the spool directory. */
+export class SpoolLockedError extends Error {
+  override readonly name = 'SpoolLockedError';
+}
+
+interface Position {
+  seg: number;
+  off: number;
+}
+
+interface Segment {
+  n: number;
+  path: string;
+  /** Bytes known durable (header + whole committed records). */
+  end: number;
+}
+
+interface Pending {
+  record: Buffer;
+  readings: readonly StoredReading[];
+  acceptedAt: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface Batch {
+  readings: StoredReading[];
+  end: Position;
+  bytes: number;
+  firstAcceptedAt: number | null;
+}
+
+const CHECKPOINT_FILE = 'checkpoint.json';
+const SEQS_FILE = 'durable-seqs.json';
+const LOCK_FILE = 'lock';
+/** Epochs remembered per device (a device changes epoch only when its counter restarts). */
+const EPOCHS_PER_DEVICE = 4;
+const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+
+export interface Spool extends ReadingSink {
+  readonly depthBytes: number;
+  readonly depthReadings: number;
+  readonly storeState: StoreState;
+  /** Snapshot for /readyz and /metrics. */
+  readonly state: SpoolState;
+  /**
+   * Highest seq per (device, epoch) that is durable: accepted into the spool (now or before a restart),
+   * including what was drained since. For the channel's dedup and WELCOME.ackedSeq after a restart.
+   */
+  durableSeq(deviceId: string, epoch: number): number;
+  /** deviceId -> (epoch -> highest durable seq), at most a few recent epochs per device. */
+  durableSeqs(): ReadonlyMap<string, ReadonlyMap<number, number>>;
+  /** Resolves when everything accepted so far is in the store; rejects after timeoutMs. */
+  whenDrained(timeoutMs?: number): Promise<void>;
+  /** Ends a back-off wait now (e.g. a health probe saw the store answer). */
+  retryNow(): void;
+  /** 'drained' (batch size), 'store' (StoreState), 'accepting' (boolean). */
+  on(event: 'drained', listener: (readings: number) => void): this;
+  on(event: 'store', listener: (state: StoreState) => void): this;
+  on(event: 'accepting', listener: (accepting: boolean) => void): this;
+}
+
+/** Opens (recovering if needed) the spool in opts.dir and starts its drainer. */
+export async function createSpool(opts: SpoolOptions): Promise<Spool> {
+  const spool = new DiskSpool(opts);
+  try {
+    spool.recover();
+  } catch (err) {
+    spool.releaseLock();
+    throw err;
+  }
+  spool.startDrainer();
+  return spool;
+}
+
+class DiskSpool extends EventEmitter implements Spool {
+  private readonly dir: string;
+  private readonly store: TimeSeriesStore;
+  private readonly maxBytes: number;
+  private readonly segmentBytes: number;
+  private readonly batchReadings: number;
+  private readonly lingerMs: number;
+  private readonly backoff: Backoff;
+  private readonly clock: { now(): number };
+  private readonly logger: SpoolOptions['logger'];
+
+  private segments: Segment[] = [];
+  private writeFd: FileHandle | null = null;
+  private writeSeg: Segment | null = null;
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private committing: Promise<void> | null = null;
+
+  private drainPos: Position = { seg: 0, off: 0 };
+  private readFd: { n: number; fd: number } | null = null;
+  private headAcceptedAt: number | null = null;
+
+  private committedBytes = 0;
+  private committedReadings = 0;
+  private drainedBytes = 0;
+  private drainedReadingsCount = 0;
+  private acceptedReadingsCount = 0;
+  private commits = 0;
+  private recoveredTornBytes = 0;
+  private replayedReadings = 0;
+  private storeStateValue: StoreState = 'unknown';
+  private writeErrors: Record<string, number> = {};
+  private lastWriteError: SpoolState['lastWriteError'] = null;
+  private wasAccepting = true;
+
+  private readonly seqs = new Map<string, Map<number, number>>();
+  private closing = false;
+  private closed = false;
+  private drainer: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private readonly stop = new AbortController();
+  private backoffAbort: AbortController | null = null;
+  private readonly drainWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+
+  constructor(opts: SpoolOptions) {
+    super();
+    this.dir = resolve(opts.dir);
+    this.store = opts.store;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES;
+    this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.batchReadings = Math.max(1, opts.batchReadings ?? 5000);
+    this.lingerMs = Math.min(1000, Math.max(0, opts.drainLingerMs ?? 100));
+    this.backoff = createBackoff({ baseMs: 200, maxMs: 5000, ...opts.backoff });
+    this.clock = opts.clock ?? { now: () => Date.now() };
+    this.logger = opts.logger;
+  }
+
+  // ---- state ----
+
+  get depthBytes(): number {
+    return this.committedBytes - this.drainedBytes;
+  }
+
+  get depthReadings(): number {
+    return this.committedReadings - this.drainedReadingsCount;
+  }
+
+  get accepting(): boolean {
+    return !this.closing && this.depthBytes + this.pendingBytes < this.maxBytes;
+  }
+
+  get storeState(): StoreState {
+    return this.storeStateValue;
+  }
+
+  get state(): SpoolState {
+    return {
+      store: this.storeStateValue,
+      accepting: this.accepting,
+      depthBytes: this.depthBytes,
+      depthReadings: this.depthReadings,
+      oldestUndrainedAgeMs: this.depthReadings > 0 && this.headAcceptedAt !== null ? Math.max(0, this.clock.now() - this.headAcceptedAt) : 0,
+      writeErrors: { ...this.writeErrors },
+      lastWriteError: this.lastWriteError,
+      acceptedReadings: this.acceptedReadingsCount,
+      drainedReadings: this.drainedReadingsCount,
+      commits: this.commits,
+      segments: this.segments.length,
+      recoveredTornBytes: this.recoveredTornBytes,
+      replayedReadings: this.replayedReadings,
+    };
+  }
+
+  durableSeq(deviceId: string, epoch: number): number {
+    return this.seqs.get(deviceId)?.get(epoch) ?? 0;
+  }
+
+  durableSeqs(): ReadonlyMap<string, ReadonlyMap<number, number>> {
+    return this.seqs;
+  }
+
+  private noteSeq(deviceId: string, epoch: number, seq: number): void {
+    let epochs = this.seqs.get(deviceId);
+    if (!epochs) {
+      epochs = new Map();
+      this.seqs.set(deviceId, epochs);
+    }
+    const prev = epochs.get(epoch);
+    if (prev !== undefined) {
+      if (seq > prev) epochs.set(epoch, seq);
+      return;
+    }
+    epochs.set(epoch, seq);
+    if (epochs.size > EPOCHS_PER_DEVICE) {
+      // Forget the epoch first seen longest ago: a device's counter only ever moves to a new epoch.
+      const oldest = epochs.keys().next().value;
+      if (oldest !== undefined) epochs.delete(oldest);
+    }
+  }
+
+  private noteAccepting(): void {
+    const now = this.accepting;
+    if (now !== this.wasAccepting) {
+      this.wasAccepting = now;
+      this.emit('accepting', now);
+    }
+  }
+
+  private setStoreState(s: StoreState): void {
+    if (s === this.storeStateValue) return;
+    this.storeStateValue = s;
+    this.emit('store', s);
+  }
+
+  // ---- start-up recovery (synchronous: nothing is served before it finishes) ----
+
+  recover(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.takeLock();
+    const checkpoint = this.readCheckpoint();
+    for (const [deviceId, epoch, seq] of this.readSeqs()) this.noteSeq(deviceId, epoch, seq);
+    const numbers = readdirSync(this.dir)
+      .map(parseSegmentFileName)
+      .filter((n): n is number => n !== null)
+      .sort((a, b) => a - b);
+    for (const n of numbers) this.segments.push({ n, path: join(this.dir, segmentFileName(n)), end: 0 });
+    for (const seg of this.segments) {
+      const undrainedFrom = checkpoint && seg.n === checkpoint.seg ? checkpoint.off : checkpoint && seg.n < checkpoint.seg ? Infinity : SEGMENT_HEADER_BYTES;
+      this.scanSegment(seg, undrainedFrom);
+    }
+    // Segments wholly before the checkpoint were drained; their seqs are now in memory, so persist and drop them.
+    const drained = checkpoint ? this.segments.filter((s) => s.n < checkpoint.seg) : [];
+    if (drained.length > 0) {
+      this.writeSeqsSync();
+      for (const s of drained) unlinkSync(s.path);
+      this.segments = this.segments.filter((s) => !drained.includes(s));
+      this.fsyncDirSync();
+    }
+    const first = this.segments[0];
+    if (checkpoint && first && first.n === checkpoint.seg) {
+      this.drainPos = { seg: checkpoint.seg, off: Math.min(checkpoint.off, first.end) };
+    } else if (first) {
+      this.drainPos = { seg: first.n, off: SEGMENT_HEADER_BYTES };
+    } else {
+      this.drainPos = { seg: (checkpoint?.seg ?? 0) + 1, off: SEGMENT_HEADER_BYTES };
+    }
+    this.replayedReadings = this.depthReadings;
+    if (this.replayedReadings > 0 || this.recoveredTornBytes > 0) {
+      this.logger?.warn(
+        { undrainedReadings: this.replayedReadings, undrainedBytes: this.depthBytes, tornBytesCut: this.recoveredTornBytes },
+        'spool recovered: undrained readings are replayed to the store',
+      );
+    }
+  }
+
+  /** Validates a segment, cuts a torn or damaged tail, counts what lies at/after `undrainedFrom`. */
+  private scanSegment(seg: Segment, undrainedFrom: number): void {
+    const fd = openSync(seg.path, 'r+');
+    try {
+      const size = fstatSync(fd).size;
+      const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+      const got = size >= SEGMENT_HEADER_BYTES ? readSync(fd, header, 0, SEGMENT_HEADER_BYTES, 0) : 0;
+      if (got < SEGMENT_HEADER_BYTES || !header.equals(SEGMENT_MAGIC)) {
+        // A segment created but killed before its header was durable holds no acknowledged record.
+        this.logger?.warn({ segment: seg.path, size }, 'spool segment without a valid header: rewritten empty');
+        ftruncateSync(fd, 0);
+        writeSync(fd, SEGMENT_MAGIC, 0, SEGMENT_HEADER_BYTES, 0);
+        fsyncSync(fd);
+        this.recoveredTornBytes += size;
+        seg.end = SEGMENT_HEADER_BYTES;
+        return;
+      }
+      let off = SEGMENT_HEADER_BYTES;
+      let buf = Buffer.alloc(0);
+      let bufStart = off;
+      while (off < size) {
+        let result = scanRecord(buf, off - bufStart);
+        if (result.kind === 'incomplete') {
+          const want = Math.max(READ_CHUNK_BYTES, result.needBytes);
+          const len = Math.min(want, size - off);
+          buf = Buffer.allocUnsafe(len);
+          const n = readSync(fd, buf, 0, len, off);
+          buf = buf.subarray(0, n);
+          bufStart = off;
+          result = scanRecord(buf, 0);
+          if (result.kind === 'incomplete') {
+            this.cut(fd, seg, off, size, 'record runs past the end of the file (torn write)');
+            return;
+          }
+        }
+        if (result.kind === 'invalid') {
+          this.cut(fd, seg, off, size, result.reason);
+          return;
+        }
+        const rec = result.record;
+        const readings = decodeReadings(rec.json);
+        for (const r of readings) this.noteSeq(r.deviceId, r.epoch, r.seq);
+        if (off >= undrainedFrom) {
+          this.headAcceptedAt ??= rec.acceptedAt;
+          this.committedBytes += rec.totalBytes;
+          this.committedReadings += rec.count;
+        }
+        off += rec.totalBytes;
+      }
+      seg.end = off;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private cut(fd: number, seg: Segment, at: number, size: number, reason: string): void {
+    this.logger?.warn({ segment: seg.path, at, cutBytes: size - at, reason }, 'spool: cutting a torn or damaged tail');
+    ftruncateSync(fd, at);
+    fsyncSync(fd);
+    this.recoveredTornBytes += size - at;
+    seg.end = at;
+  }
+
+  private takeLock(): void {
+    if (openDirs.has(this.dir)) throw new SpoolLockedError(`spool ${this.dir} is already open in this process`);
+    const path = join(this.dir, LOCK_FILE);
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      openDirs.add(this.dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && pidAlive(holder)) {
+      throw new SpoolLockedError(`spool ${this.dir} is in use by process ${holder}; one hub per data directory`);
+    }
+    // Left by a process that died (kill -9): take it over.
+    writeFileSync(path, String(process.pid));
+    openDirs.add(this.dir);
+  }
+
+  /** Gives the directory up after a failed start. */
+  releaseLock(): void {
+    if (!openDirs.has(this.dir)) return;
+    rmSync(join(this.dir, LOCK_FILE), { force: true });
+    openDirs.delete(this.dir);
+  }
+
+  private readCheckpoint(): Position | null {
+    const path = join(this.dir, CHECKPOINT_FILE);
+    if (!existsSync(path)) return null;
+    try {
+      const parsed = JSON.parse(readFileSync(path, 'utf8')) as { seg?: unknown; off?: unknown };
+      if (typeof parsed.seg === 'number' && typeof parsed.off === 'number') return { seg: parsed.seg, off: parsed.off };
+    } catch {
+      // fall through: an unreadable checkpoint means "replay everything" (safe: store writes are idempotent)
+    }
+    this.logger?.warn({ path }, 'spool checkpoint unreadable: replaying every segment');
+    return null;
+  }
+
+  private readSeqs(): Array<[string, number, number]> {
+    const path = join(this.dir, SEQS_FILE);
+    if (!existsSync(path)) return [];
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as Array<[string, number, number]>;
+    } catch {
+      this.logger?.warn({ path }, 'spool durable-seqs file unreadable: ignoring it');
+      return [];
+    }
+  }
+
+  private seqsJson(): string {
+    const rows: Array<[string, number, number]> = [];
+    for (const [deviceId, epochs] of this.seqs) for (const [epoch, seq] of epochs) rows.push([deviceId, epoch, seq]);
+    return JSON.stringify(rows);
+  }
+
+  private writeSeqsSync(): void {
+    const path = join(this.dir, SEQS_FILE);
+    const tmp = `${path}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, this.seqsJson());
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+
+  private fsyncDirSync(): void {
+    const fd = openSync(this.dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  // ---- accept: append + group commit ----
+
+  accept(readings: readonly StoredReading[]): Promise<void> {
+    if (this.closing) return Promise.reject(new SpoolClosedError('the spool is closed'));
+    if (readings.length === 0) return Promise.resolve();
+    let record: Buffer;
+    try {
+      record = encodeRecord(readings, this.clock.now());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // The cap is checked before the append, so the spool may pass it by one record (a frame's worth).
+    if (!this.accepting) {
+      this.noteAccepting();
+      return Promise.reject(new SpoolFullError(`the spool holds ${this.depthBytes} undrained bytes (limit ${this.maxBytes}); the store is not keeping up or is down`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ record, readings, acceptedAt: this.clock.now(), resolve, reject });
+      this.pendingBytes += record.length;
+      this.committing ??= this.commitLoop();
+    });
+  }
+
+  private async commitLoop(): Promise<void> {
+    try {
+      // Let the accept() calls of this tick join the first group.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.pending.length > 0) {
+        const group = this.pending;
+        this.pending = [];
+        let groupBytes = 0;
+        for (const p of group) groupBytes += p.record.length;
+        this.pendingBytes -= groupBytes;
+        try {
+          await this.append(group, groupBytes);
+        } catch (err) {
+          this.logger?.error({ err, readings: group.reduce((n, p) => n + p.readings.length, 0) }, 'spool append failed; those readings are not acknowledged');
+          for (const p of group) p.reject(err);
+          continue;
+        }
+        for (const p of group) {
+          for (const r of p.readings) this.noteSeq(r.deviceId, r.epoch, r.seq);
+          this.committedReadings += p.readings.length;
+          this.acceptedReadingsCount += p.readings.length;
+          this.headAcceptedAt ??= p.acceptedAt;
+        }
+        this.committedBytes += groupBytes;
+        this.commits++;
+        for (const p of group) p.resolve();
+        this.noteAccepting();
+        this.wake?.();
+      }
+    } finally {
+      this.committing = null;
+    }
+  }
+
+  private async append(group: Pending[], groupBytes: number): Promise<void> {
+    if (!this.writeSeg || !this.writeFd || (this.writeSeg.end > SEGMENT_HEADER_BYTES && this.writeSeg.end + groupBytes > this.segmentBytes)) {
+      await this.rotate();
+    }
+    const seg = this.writeSeg!;
+    const fd = this.writeFd!;
+    try {
+      const { bytesWritten } = await fd.writev(group.map((p) => p.record), seg.end);
+      if (bytesWritten !== groupBytes) throw new Error(`short write to ${seg.path}: ${bytesWritten} of ${groupBytes} bytes`);
+      await fd.datasync();
+    } catch (err) {
+      // Take back whatever part reached the file, so the next record starts where the log is whole; after a
+      // failed fdatasync the page cache cannot be trusted either, so the next group goes to a fresh segment.
+      await fd.truncate(seg.end).catch(() => undefined);
+      await fd.close().catch(() => undefined);
+      this.writeFd = null;
+      this.writeSeg = null;
+      throw err;
+    }
+    seg.end += groupBytes;
+  }
+
+  private async rotate(): Promise<void> {
+    if (this.writeFd) {
+      await this.writeFd.close();
+      this.writeFd = null;
+    }
+    const last = this.segments[this.segments.length - 1];
+    const n = Math.max(last ? last.n + 1 : 1, this.drainPos.seg);
+    const seg: Segment = { n, path: join(this.dir, segmentFileName(n)), end: 0 };
+    const fd = await open(seg.path, 'wx');
+    try {
+      await fd.write(SEGMENT_MAGIC, 0, SEGMENT_HEADER_BYTES, 0);
+      await fd.datasync();
+      const dirFd = await open(this.dir, 'r');
+      try {
+        await dirFd.sync();
+      } finally {
+        await dirFd.close();
+      }
+    } catch (err) {
+      await fd.close().catch(() => undefined);
+      await unlink(seg.path).catch(() => undefined);
+      throw err;
+    }
+    seg.end = SEGMENT_HEADER_BYTES;
+    this.segments.push(seg);
+    this.writeSeg = seg;
+    this.writeFd = fd;
+  }
+
+  // ---- drainer ----
+
+  startDrainer(): void {
+    this.drainer = this.drainLoop().catch((err: unknown) => {
+      this.logger?.error({ err }, 'spool drainer stopped by an unexpected error');
+    });
+  }
+
+  private async drainLoop(): Promise<void> {
+    const sleep = abortableSleep(this.stop.signal);
+    while (!this.closing) {
+      if (this.depthReadings === 0) {
+        this.settleDrainWaiters();
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = null;
+        if (this.closing) return;
+        if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
+        if (this.closing) return;
+      }
+      const batch = this.readBatch();
+      if (batch.readings.length === 0 && batch.bytes === 0) {
+        // The counters say there is more, the files do not (only after damage was skipped): trust the files.
+        this.logger?.error({ depthReadings: this.depthReadings, depthBytes: this.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
+        this.committedReadings = this.drainedReadingsCount;
+        this.committedBytes = this.drainedBytes;
+        continue;
+      }
+      this.headAcceptedAt = batch.firstAcceptedAt ?? this.headAcceptedAt;
+      if (batch.readings.length > 0 && !(await this.writeWithRetry(batch.readings))) return;
+      this.drainPos = batch.end;
+      this.drainedBytes += batch.bytes;
+      this.drainedReadingsCount += batch.readings.length;
+      if (this.depthReadings === 0) this.headAcceptedAt = null;
+      await this.persistProgress();
+      this.noteAccepting();
+      this.emit('drained', batch.readings.length);
+    }
+  }
+
+  /** True once written; false if the spool closed while the store was failing. */
+  private async writeWithRetry(readings: StoredReading[]): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.write(readings);
+        this.setStoreState('up');
+        return true;
+      } catch (err) {
+        const hints = err as { kind?: unknown; retryAfterMs?: unknown; message?: unknown };
+        const kind = typeof hints.kind === 'string' ? hints.kind : 'error';
+        this.writeErrors[kind] = (this.writeErrors[kind] ?? 0) + 1;
+        this.lastWriteError = { kind, message: String(hints.message ?? err), at: this.clock.now() };
+        if (this.storeStateValue !== 'down') this.logger?.warn({ err, kind }, 'store write failed: the spool keeps the readings and retries');
+        this.setStoreState('down');
+        if (this.closing) return false;
+        const retryAfter = typeof hints.retryAfterMs === 'number' ? hints.retryAfterMs : null;
+        this.backoffAbort = new AbortController();
+        const stopOrWake = AbortSignal.any([this.stop.signal, this.backoffAbort.signal]);
+        await abortableSleep(stopOrWake)(this.backoff.delay(attempt, retryAfter)).catch(() => undefined);
+        this.backoffAbort = null;
+        if (this.closing) return false;
+      }
+    }
+  }
+
+  retryNow(): void {
+    this.backoffAbort?.abort();
+  }
+
+  /** Reads whole committed records from the drain position, up to about batchReadings readings. */
+  private readBatch(): Batch {
+    const readings: StoredReading[] = [];
+    const pos = { ...this.drainPos };
+    let bytes = 0;
+    let firstAcceptedAt: number | null = null;
+    while (readings.length < this.batchReadings) {
+      const segIndex = this.segments.findIndex((s) => s.n === pos.seg);
+      const seg = this.segments[segIndex];
+      if (!seg) {
+        const next = this.segments.find((s) => s.n > pos.seg);
+        if (!next) break;
+        pos.seg = next.n;
+        pos.off = SEGMENT_HEADER_BYTES;
+        continue;
+      }
+      if (pos.off >= seg.end) {
+        const next = this.segments[segIndex + 1];
+        // A later segment exists only once this one is complete.
+        if (!next) break;
+        pos.seg = next.n;
+        pos.off = SEGMENT_HEADER_BYTES;
+        continue;
+      }
+      const fd = this.readFdFor(seg);
+      let len = Math.min(READ_CHUNK_BYTES, seg.end - pos.off);
+      let buf = Buffer.allocUnsafe(len);
+      len = readSync(fd, buf, 0, len, pos.off);
+      buf = buf.subarray(0, len);
+      let o = 0;
+      let skipped = false;
+      while (o < buf.length && readings.length < this.batchReadings) {
+        let result = scanRecord(buf, o);
+        if (result.kind === 'incomplete' && o === 0) {
+          // One record larger than the read chunk.
+          const big = Buffer.allocUnsafe(Math.min(result.needBytes, seg.end - pos.off));
+          readSync(fd, big, 0, big.length, pos.off);
+          buf = big;
+          result = scanRecord(buf, 0);
+        }
+        if (result.kind === 'incomplete') break;
+        if (result.kind === 'invalid') {
+          // Damage inside data that was durable: nothing can be read past it in this segment.
+          this.logger?.error({ segment: seg.path, at: pos.off + o, reason: result.reason }, 'spool: damaged record in committed data; skipping the rest of the segment');
+          this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
+          bytes += seg.end - (pos.off + o);
+          pos.off = seg.end;
+          skipped = true;
+          break;
+        }
+        const rec = result.record;
+        firstAcceptedAt ??= rec.acceptedAt;
+        for (const r of decodeReadings(rec.json)) readings.push(r);
+        bytes += rec.totalBytes;
+        o += rec.totalBytes;
+      }
+      if (!skipped) pos.off += o;
+    }
+    return { readings, end: pos, bytes, firstAcceptedAt };
+  }
+
+  private readFdFor(seg: Segment): number {
+    if (this.readFd?.n === seg.n) return this.readFd.fd;
+    if (this.readFd) closeSync(this.readFd.fd);
+    this.readFd = { n: seg.n, fd: openSync(seg.path, 'r') };
+    return this.readFd.fd;
+  }
+
+  /** Durable checkpoint at the drain position; then drop segments wholly before it. */
+  private async persistProgress(): Promise<void> {
+    const path = join(this.dir, CHECKPOINT_FILE);
+    const tmp = `${path}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify({ seg: this.drainPos.seg, off: this.drainPos.off }));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const done = this.segments.filter((s) => s.n < this.drainPos.seg && s !== this.writeSeg);
+    if (done.length === 0) return;
+    // The seqs of the deleted records must outlive them: persist the high-water marks first.
+    const seqsPath = join(this.dir, SEQS_FILE);
+    await writeFile(`${seqsPath}.tmp`, this.seqsJson());
+    const sh = await open(`${seqsPath}.tmp`, 'r+');
+    try {
+      await sh.datasync();
+    } finally {
+      await sh.close();
+    }
+    await rename(`${seqsPath}.tmp`, seqsPath);
+    for (const s of done) {
+      if (this.readFd?.n === s.n) {
+        closeSync(this.readFd.fd);
+        this.readFd = null;
+      }
+      await unlink(s.path);
+    }
+    this.segments = this.segments.filter((s) => !done.includes(s));
+    const dirFd = await open(this.dir, 'r');
+    try {
+      await dirFd.sync();
+    } finally {
+      await dirFd.close();
+    }
+  }
+
+  private settleDrainWaiters(): void {
+    if (this.depthReadings !== 0 || this.pending.length > 0) return;
+    for (const w of this.drainWaiters) w.resolve();
+    this.drainWaiters.clear();
+  }
+
+  /** Resolves when every reading whose accept() resolved is in the store. */
+  whenDrained(timeoutMs = 30_000): Promise<void> {
+    if (this.closed) return Promise.reject(new SpoolClosedError('the spool is closed'));
+    if (this.depthReadings === 0 && this.pending.length === 0 && !this.committing) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: (): void => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err: Error): void => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.drainWaiters.delete(waiter);
+        reject(new Error(`spool not drained within ${timeoutMs} ms: ${this.depthReadings} readings undrained, store ${this.storeStateValue}`));
+      }, timeoutMs);
+      this.drainWaiters.add(waiter);
+    });
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Commits what accept() has pending (those calls resolve), stops the drainer (a store write in flight
+   * finishes first, a back-off wait is cut short) and releases the directory. Undrained records stay on disk
+   * and are replayed by the next start.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    while (this.committing) await this.committing;
+    this.stop.abort(new SpoolClosedError('the spool is closed'));
+    this.wake?.();
+    await this.drainer;
+    this.closed = true;
+    for (const w of this.drainWaiters) w.reject(new SpoolClosedError(`the spool closed with ${this.depthReadings} readings undrained (kept on disk)`));
+    this.drainWaiters.clear();
+    if (this.readFd) closeSync(this.readFd.fd);
+    this.readFd = null;
+    await this.writeFd?.close();
+    this.writeFd = null;
+    this.writeSeqsSync();
+    rmSync(join(this.dir, LOCK_FILE), { force: true });
+    openDirs.delete(this.dir);
+  }
+}
+
+/** Spool directories open in this process (the lock file's PID cannot tell two of ours apart). */
+const openDirs = new Set<string>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Size of the spool's segment files on disk (for operators and tests). */
+export function spoolDiskBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) if (parseSegmentFileName(name) !== null) total += statSync(join(dir, name)).size;
+  return total;
+}

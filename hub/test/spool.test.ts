@@ -1,0 +1,361 @@
+/**
+ * The on-disk spool over the real SQLite store: durability (accept resolves after the fdatasync that
+ * covers it, group commit), order, draining and segment clean-up, a store outage that fills the spool to
+ * its cap and drains in order afterwards, torn tails, a SIGKILLed writer process, and durable seqs that
+ * outlive drained segments. Outages are injected by a wrapper around the real store (OutageSwitch).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor, once } from '../../test/support/index.js';
+import { createSpool, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
+import { encodeRecord, SEGMENT_HEADER_BYTES } from '../src/spool/record.js';
+import { SqliteStore } from '../src/storage/sqlite-store.js';
+import type { LatestValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from '../src/storage/types.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function tempDir(): string {
+  const path = mkdtempSync(join(tmpdir(), 'tendril-spool-test-'));
+  cleanups.push(() => rmSync(path, { recursive: true, force: true }));
+  return path;
+}
+
+/**
+ * The real SQLite store behind a switch that injects an outage (write() throws while `down`), recording
+ * every batch the store took, in order, so tests can check order and count duplicates.
+ */
+class OutageSwitch implements TimeSeriesStore {
+  readonly kind = 'sqlite' as const;
+  down = false;
+  failures = 0;
+  readonly batches: StoredReading[][] = [];
+  constructor(readonly inner: TimeSeriesStore) {}
+  async write(readings: readonly StoredReading[]): Promise<void> {
+    if (this.down) {
+      this.failures++;
+      throw Object.assign(new Error('injected store outage'), { kind: 'unreachable' });
+    }
+    await this.inner.write(readings);
+    this.batches.push([...readings]);
+  }
+  latest(deviceId: string): Promise<Record<string, LatestValue>> {
+    return this.inner.latest(deviceId);
+  }
+  series(q: SeriesQuery): Promise<SeriesPoint[]> {
+    return this.inner.series(q);
+  }
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  /** "device/epoch/seq" of every reading written, in write order. */
+  written(): string[] {
+    return this.batches.flat().map((r) => `${r.deviceId}/${r.epoch}/${r.seq}`);
+  }
+}
+
+function newStore(dataDir: string): OutageSwitch {
+  const store = new OutageSwitch(new SqliteStore(dataDir));
+  cleanups.push(() => store.close());
+  return store;
+}
+
+async function openSpool(dir: string, store: TimeSeriesStore, opts: Partial<SpoolOptions> = {}): Promise<Spool> {
+  const spool = await createSpool({ dir, store, drainLingerMs: 0, backoff: { baseMs: 2, maxMs: 10 }, ...opts });
+  cleanups.push(() => spool.close());
+  return spool;
+}
+
+const T0 = Date.UTC(2026, 5, 1);
+
+function readings(deviceId: string, from: number, count: number, epoch = 1): StoredReading[] {
+  return Array.from({ length: count }, (_, i) => ({
+    deviceId,
+    epoch,
+    seq: from + i,
+    ts: T0 + (from + i) * 10,
+    values: [
+      { metric: 'temp', kind: 'f64' as const, value: 20 + ((from + i) % 50) / 10 },
+      { metric: 'label', kind: 'string' as const, value: `r${from + i}` },
+    ],
+  }));
+}
+
+function segmentFiles(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.startsWith('seg-')).sort();
+}
+
+describe('spool', () => {
+  it('resolves accept() only after an fdatasync that covers its record, one fdatasync for many concurrent accepts', async () => {
+    const dir = tempDir();
+    const store = newStore(tempDir());
+    store.down = true; // keep records on disk while we look
+    const spool = await openSpool(join(dir, 'spool'), store);
+    // Watch every fdatasync of the spool's files: record the segment size at the moment each one finishes.
+    const probe = await openFile(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    const synced: number[] = [];
+    proto.datasync = async function (this: { fd: number }) {
+      await original.call(this);
+      const seg = segmentFiles(join(dir, 'spool'))[0];
+      synced.push(seg ? statSync(join(dir, 'spool', seg)).size : 0);
+    };
+    cleanups.push(() => {
+      proto.datasync = original;
+    });
+    // Records go to the file in accept order, so record i ends at header + the sizes of records 0..i.
+    const batches = Array.from({ length: 50 }, (_, i) => readings('d1', i * 2 + 1, 2));
+    const ends: number[] = [];
+    let offset = SEGMENT_HEADER_BYTES;
+    for (const b of batches) ends.push((offset += encodeRecord(b, 0).length));
+    const coveredAtResolve: number[] = [];
+    await Promise.all(
+      batches.map((b, i) =>
+        spool.accept(b).then(() => {
+          // The largest file size an fdatasync had finished covering when this accept() resolved.
+          coveredAtResolve[i] = Math.max(0, ...synced) - ends[i]!;
+        }),
+      ),
+    );
+    expect(coveredAtResolve).toHaveLength(50);
+    for (const margin of coveredAtResolve) expect(margin).toBeGreaterThanOrEqual(0);
+    // Group commit: 50 concurrent accepts share a handful of fdatasyncs (one for the new segment's header).
+    expect(spool.state.commits).toBeLessThanOrEqual(3);
+    expect(spool.depthReadings).toBe(100);
+  });
+
+  it('drains to the store in accept order, each reading once, and deletes drained segments', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store, { segmentBytes: 4096, batchReadings: 50 });
+    for (let i = 0; i < 40; i++) await spool.accept(readings('d1', i * 5 + 1, 5));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => spool.accept(readings('d2', i * 3 + 1, 3))));
+    await spool.whenDrained(10_000);
+    const written = store.written();
+    expect(written.filter((k) => k.startsWith('d1/'))).toEqual(Array.from({ length: 200 }, (_, i) => `d1/1/${i + 1}`));
+    expect(written.filter((k) => k.startsWith('d2/'))).toEqual(Array.from({ length: 60 }, (_, i) => `d2/1/${i + 1}`));
+    expect(new Set(written).size).toBe(written.length);
+    expect(Math.max(...store.batches.map((b) => b.length))).toBeLessThanOrEqual(55); // batches of ~batchReadings
+    expect(spool.depthReadings).toBe(0);
+    expect(spool.depthBytes).toBe(0);
+    expect(spool.state.oldestUndrainedAgeMs).toBe(0);
+    // Many 4 KiB segments were written; only the one being appended to is left.
+    expect(segmentFiles(dir)).toHaveLength(1);
+    expect(existsSync(join(dir, 'checkpoint.json'))).toBe(true);
+    const [{ value }] = (await store.series({ deviceId: 'd1', metric: 'temp', from: T0, to: T0 + 1_000_000, stepMs: 1_000_000, agg: 'count' })) as [{ value: number }];
+    expect(value).toBe(200);
+  });
+
+  it('store down: grows to the cap, refuses with STORE_BUSY, then drains in order once the store is back', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    store.down = true;
+    let now = T0;
+    const spool = await openSpool(dir, store, { maxBytes: 32 * 1024, clock: { now: () => now } });
+    const acceptingEvents: boolean[] = [];
+    spool.on('accepting', (a) => acceptingEvents.push(a));
+    let seq = 1;
+    let refused: unknown;
+    while (spool.accepting) {
+      try {
+        await spool.accept(readings('d1', seq, 10));
+        seq += 10;
+        now += 100;
+      } catch (err) {
+        refused = err;
+        break;
+      }
+    }
+    const acked = seq - 1;
+    expect(acked).toBeGreaterThan(100);
+    expect(spool.accepting).toBe(false);
+    // The cap is checked before each append: the spool stops within one record past it.
+    expect(spool.depthBytes).toBeGreaterThanOrEqual(32 * 1024);
+    expect(spool.depthBytes).toBeLessThan(32 * 1024 + encodeRecord(readings('d1', seq, 10), 0).length);
+    expect(spool.depthReadings).toBe(acked);
+    await expect(spool.accept(readings('d1', seq, 10))).rejects.toBeInstanceOf(SpoolFullError);
+    if (refused !== undefined) expect((refused as SpoolFullError).code).toBe('STORE_BUSY');
+    await waitFor(() => spool.storeState === 'down', { what: 'the spool to see the store down' });
+    const state = spool.state;
+    expect(state.writeErrors.unreachable).toBeGreaterThan(0);
+    expect(state.lastWriteError?.message).toMatch(/injected store outage/);
+    expect(state.oldestUndrainedAgeMs).toBeGreaterThanOrEqual(now - T0 - 100);
+    expect(acceptingEvents).toContain(false);
+
+    store.down = false;
+    spool.retryNow();
+    await spool.whenDrained(10_000);
+    expect(spool.storeState).toBe('up');
+    expect(spool.accepting).toBe(true);
+    expect(acceptingEvents[acceptingEvents.length - 1]).toBe(true);
+    expect(store.written()).toEqual(Array.from({ length: acked }, (_, i) => `d1/1/${i + 1}`));
+  });
+
+  it('replays what was not drained after a restart, from the checkpoint (nothing drained is written again)', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const first = await openSpool(dir, store);
+    await first.accept(readings('d1', 1, 30));
+    await first.whenDrained();
+    store.down = true;
+    await first.accept(readings('d1', 31, 20));
+    await waitFor(() => store.failures > 0, { what: 'a failed drain attempt while the store is down' });
+    await first.close();
+    store.down = false;
+    const second = await openSpool(dir, store);
+    expect(second.state.replayedReadings).toBe(20);
+    await second.whenDrained();
+    const written = store.written();
+    expect(written).toEqual(Array.from({ length: 50 }, (_, i) => `d1/1/${i + 1}`));
+  });
+
+  it('cuts a torn tail at start-up (record cut mid-way, garbage after the last record) and keeps every whole record', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    store.down = true;
+    const first = await openSpool(dir, store);
+    for (let i = 0; i < 10; i++) await first.accept(readings('d1', i * 10 + 1, 10));
+    await first.close();
+    const seg = join(dir, segmentFiles(dir)[0]!);
+    const full = statSync(seg).size;
+    // A torn append: a header promising more bytes than follow.
+    appendFileSync(seg, Buffer.from([0xff, 0x00, 0x00, 0x00, 1, 2, 3, 4, 5, 6]));
+    store.down = false;
+    const second = await openSpool(dir, store);
+    expect(second.state.recoveredTornBytes).toBe(10);
+    expect(statSync(seg).size).toBe(full);
+    await second.whenDrained();
+    expect(store.written()).toEqual(Array.from({ length: 100 }, (_, i) => `d1/1/${i + 1}`));
+    await second.close();
+
+    // Now cut the last record of a fresh segment in the middle: the record is gone, the others stay.
+    store.batches.length = 0;
+    store.down = true;
+    const third = await openSpool(dir, store);
+    for (let i = 0; i < 5; i++) await third.accept(readings('d2', i * 10 + 1, 10));
+    await third.close();
+    const newest = join(dir, segmentFiles(dir).at(-1)!);
+    truncateSync(newest, statSync(newest).size - 7);
+    store.down = false;
+    const fourth = await openSpool(dir, store);
+    expect(fourth.state.recoveredTornBytes).toBeGreaterThan(SEGMENT_HEADER_BYTES);
+    await fourth.whenDrained();
+    expect(store.written()).toEqual(Array.from({ length: 40 }, (_, i) => `d2/1/${i + 1}`));
+  });
+
+  it('recovers everything a SIGKILLed process acknowledged, each reading once', async () => {
+    const dir = join(tempDir(), 'spool');
+    const outfile = join(tempDir(), 'spool-writer.mjs');
+    // The writer: a spool whose store is an InfluxDB store pointed at a closed port, so nothing drains, and
+    // 8 devices accepting batches of 5 as fast as they can, printing each acknowledged batch.
+    await build({
+      stdin: {
+        contents: `
+          import { createSpool } from '../src/spool/spool.ts';
+          import { createInfluxStore } from '../src/storage/influx-store.ts';
+          const dir = process.argv[2];
+          const store = createInfluxStore({ url: 'http://127.0.0.1:9', db: 'unreachable', maxAttempts: 1 });
+          const spool = await createSpool({ dir, store, backoff: { baseMs: 1000, maxMs: 1000 } });
+          setTimeout(() => process.exit(3), 20000).unref(); // bounded even if nobody kills us
+          const device = async (id) => {
+            for (let seq = 1; ; seq += 5) {
+              const batch = Array.from({ length: 5 }, (_, i) => ({ deviceId: id, epoch: 9, seq: seq + i, ts: ${T0} + seq + i, values: [{ metric: 'v', kind: 'int', value: seq + i }] }));
+              await spool.accept(batch);
+              process.stdout.write('acked ' + id + ' ' + (seq + 4) + '\\n');
+            }
+          };
+          for (let d = 0; d < 8; d++) void device('dev' + d);
+        `,
+        resolveDir: here,
+        sourcefile: 'spool-writer.ts',
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      outfile,
+      logLevel: 'silent',
+    });
+    const child = spawn(process.execPath, [outfile, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const ackedUpTo = new Map<string, number>();
+    let ackedTotal = 0;
+    let buffered = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout.on('data', (c: Buffer) => {
+      buffered += c.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const [, id, upTo] = line.split(' ');
+        ackedUpTo.set(id!, Number(upTo));
+        ackedTotal += 5;
+      }
+    });
+    await waitFor(() => ackedTotal >= 4000, { what: `the writer process to have 4000 readings acknowledged (stderr: ${stderr})`, timeoutMs: 15_000 });
+    const exited = once(child, 'exit', { what: 'the writer process to die of SIGKILL' });
+    child.kill('SIGKILL');
+    await exited;
+    // Acks the parent read before the kill are a lower bound: the child may have acknowledged a few more.
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store);
+    await spool.whenDrained(15_000);
+    const written = store.written();
+    expect(new Set(written).size).toBe(written.length); // no reading twice
+    for (const [id, upTo] of ackedUpTo) {
+      const seqs = written.filter((k) => k.startsWith(`${id}/`)).map((k) => Number(k.split('/')[2]));
+      expect(seqs.length).toBeGreaterThanOrEqual(upTo); // every acknowledged reading is there ...
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1)); // ... in order, no gaps
+      expect(spool.durableSeq(id, 9)).toBe(seqs.length);
+    }
+  });
+
+  it('remembers the durable seq per (device, epoch) across restarts after its segments were drained and deleted', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const first = await openSpool(dir, store, { segmentBytes: 2048 });
+    for (let i = 0; i < 20; i++) await first.accept(readings('d1', i * 5 + 1, 5, 42));
+    await first.accept(readings('d2', 1, 3, 7));
+    await first.whenDrained();
+    expect(first.durableSeq('d1', 42)).toBe(100);
+    await first.close();
+    const second = await openSpool(dir, store, { segmentBytes: 2048 });
+    expect(second.durableSeq('d1', 42)).toBe(100);
+    expect(second.durableSeq('d2', 7)).toBe(3);
+    expect(second.durableSeq('d2', 8)).toBe(0);
+    expect(second.durableSeqs().get('d1')?.get(42)).toBe(100);
+  });
+
+  it('refuses a second spool on a directory in use, and takes over the lock of a dead process', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const first = await openSpool(dir, store);
+    await expect(createSpool({ dir, store })).rejects.toBeInstanceOf(SpoolLockedError);
+    await first.close();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(join(dir, 'lock'), String(dead));
+    const second = await openSpool(dir, store);
+    await second.accept(readings('d1', 1, 1));
+    await second.whenDrained();
+    expect(store.written()).toEqual(['d1/1/1']);
+  });
+});
