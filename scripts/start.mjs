@@ -92,7 +92,8 @@ async function main() {
   if (admin.file) log(`admin API token (HUB_ADMIN_TOKEN unset): ${admin.file}`);
 
   let fleet = null;
-  if (demo.devices > 0) {
+  if (demo.devices === 0) log('demo fleet off (HUB_DEMO_DEVICES=0)');
+  else {
     try {
       fleet = await startDemoFleet(config, where, admin.token, demo, log);
     } catch (err) {

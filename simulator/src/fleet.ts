@@ -40,7 +40,7 @@ export interface FleetOptions {
   wsOptions?: Record<string, unknown>;
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   scheduler?: Scheduler;
-  /** Pause between one malformed device's attempts. Default 5000 ms. */
+  /** Pause between one malformed device's attempts. Default 2000 ms. */
   malformedEveryMs?: number;
   /** Timers for added latency; real timers by default (finer than the scheduler's tick). */
   latencyTimers?: Timers;

@@ -60,7 +60,7 @@ export interface MalformedSenderOptions {
   devices: readonly MalformedDeviceSpec[];
   scheduler: Scheduler;
   wsOptions: Record<string, unknown>;
-  /** Pause between one device's attempts. Default 5000 ms. */
+  /** Pause between one device's attempts. Default 2000 ms. */
   everyMs?: number;
 }
 
@@ -142,7 +142,7 @@ export class MalformedSender {
       if (sentMalformed && code === 1002) c.closed1002++;
       else c.closedOther[String(code)] = (c.closedOther[String(code)] ?? 0) + 1;
       if (this.running) {
-        const task = this.options.scheduler.after(this.options.everyMs ?? 5000, () => {
+        const task = this.options.scheduler.after(this.options.everyMs ?? 2000, () => {
           this.tasks.delete(task);
           if (this.running) this.run(device);
         });

@@ -47,7 +47,8 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
     const api = new HubApi({ httpBase: endpoints.httpBase, adminToken: options.token, ...(ca ? { ca } : {}) });
     try {
       log(`provisioning ${missing.length} device(s) at ${endpoints.httpBase}`);
-      const step = Math.max(1, Math.floor(missing.length / 10));
+      // Progress only for fleets big enough to take a while.
+      const step = missing.length >= 500 ? Math.floor(missing.length / 10) : Infinity;
       const provisioned = await api.provisionAll(missing, (done) => {
         if (done % step === 0 && done < missing.length) log(`  provisioned ${done}/${missing.length}`);
       });
