@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -131,15 +131,25 @@ function reapLeftoverServers(pidDir) {
   let reaped = 0;
   for (const file of existsSync(pidDir) ? readdirSync(pidDir) : []) {
     try {
-      const { pid, marker, name } = JSON.parse(readFileSync(join(pidDir, file), 'utf8'));
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (typeof marker === 'string' && marker && cmdline.includes(marker)) {
+      const { pid, marker, name, keepDir } = JSON.parse(readFileSync(join(pidDir, file), 'utf8'));
+      if (typeof marker !== 'string' || !marker) continue;
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        // the process is gone already
+      }
+      if (cmdline.includes(marker)) {
         process.kill(pid, 'SIGKILL');
         reaped++;
         console.error(`[test] killed a leftover ${name} (PID ${pid}): a test did not stop it`);
       }
+      // The marker is the server's temp dir (test/support makes them as <tmpdir>/tendril-<name>-XXXXXX).
+      if (dirname(marker) === tmpdir() && basename(marker).startsWith('tendril-') && !keepDir && process.env.TENDRIL_KEEP_TEST_DIRS !== '1') {
+        rmSync(marker, { recursive: true, force: true });
+      }
     } catch {
-      // record unreadable or the process is gone already
+      // unreadable record
     }
   }
   rmSync(pidDir, { recursive: true, force: true });
@@ -167,20 +177,25 @@ async function main() {
     console.error(`[test] vitest ended (exit ${code ?? signal}) without writing ${reportPath}: counting the run as failed`);
     finish(0, 1, 0, 1);
   }
-  const passed = report.numPassedTests ?? 0;
-  const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-  let failed = report.numFailedTests ?? 0;
-  // A test file that fails to load (syntax error, throwing import, failing beforeAll) fails no test of its own.
-  const brokenFiles = (report.testResults ?? []).filter(
-    (file) => file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed'),
-  );
-  for (const file of brokenFiles) note(`test file failed outside its tests: ${file.name}`);
-  failed += brokenFiles.length;
-  // A test still 'pending' at the end never finished: its worker died under it (vitest counts it nowhere).
+  // Counted per test from the report's files (vitest's top-level totals leave out tests whose worker died).
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
   for (const file of report.testResults ?? []) {
-    for (const test of file.assertionResults ?? []) {
-      if (test.status !== 'pending') continue;
-      note(`test did not finish (its worker died): ${file.name} > ${test.fullName ?? test.title}`);
+    const tests = file.assertionResults ?? [];
+    for (const test of tests) {
+      if (test.status === 'passed') passed++;
+      else if (test.status === 'failed') failed++;
+      else if (test.status === 'skipped' || test.status === 'todo' || test.status === 'disabled') skipped++;
+      else {
+        // 'pending' at the end: its worker died before reporting the file (vitest loses the whole file's results).
+        note(`no result (its test worker died): ${file.name} > ${test.fullName ?? test.title}`);
+        failed++;
+      }
+    }
+    // A file that fails to load (syntax error, throwing import, failing beforeAll) fails no test of its own.
+    if (file.status === 'failed' && !tests.some((t) => t.status === 'failed')) {
+      note(`test file failed outside its tests: ${file.name}`);
       failed++;
     }
   }

@@ -100,7 +100,7 @@ export class ServerProcess {
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
     live.add(this);
     installReaper();
-    if (child.pid !== undefined) recordPid(child.pid, this.dir, this.name);
+    if (child.pid !== undefined) recordPid(child.pid, this.dir, this.name, this.keepDir);
     await this.waitReady(spawnError);
   }
 
@@ -169,6 +169,16 @@ export class ServerProcess {
     await this.terminate();
     this.stopped = true;
     if (!this.keepDir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Synchronous best-effort removal of the dir, for exit handlers (unless keepDir). */
+  removeDirNow(): void {
+    if (this.keepDir) return;
+    try {
+      rmSync(this.dir, { recursive: true, force: true });
+    } catch {
+      // best effort while exiting
+    }
   }
 
   private get keepDir(): boolean {
@@ -270,6 +280,7 @@ function killAllLive(): void {
     } catch {
       // already gone
     }
+    server.removeDirNow();
   }
 }
 
@@ -294,15 +305,16 @@ function pidDir(): string | undefined {
 }
 
 /**
- * Records a child for the test runner's reaper. `marker` is a string that must appear in the process's
- * command line (its temp dir), so the runner never kills an unrelated process that reused the PID.
+ * Records a child for the test runner's reaper. `marker` is the child's temp dir, which must appear in its
+ * command line, so the runner never kills an unrelated process that reused the PID; the runner also
+ * removes that dir unless keepDir.
  */
-export function recordPid(pid: number, marker: string, name: string): void {
+export function recordPid(pid: number, marker: string, name: string, keepDir = false): void {
   const dir = pidDir();
   if (!dir) return;
   try {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `${pid}.json`), JSON.stringify({ pid, marker, name }));
+    writeFileSync(join(dir, `${pid}.json`), JSON.stringify({ pid, marker, name, keepDir }));
   } catch {
     // Best effort: the exit handlers still cover the normal case.
   }
