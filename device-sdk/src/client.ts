@@ -396,8 +396,9 @@ export class TendrilDevice {
     });
     s.onmessage = guard((ev: { data: unknown }) => this.#receive(s, ev.data));
     s.onclose = guard((ev: { code: number; reason: string }) => this.#ended(s, ev.code, ev.reason));
-    // A WHATWG socket reports details only through the close event that follows.
-    s.onerror = null;
+    // The close event that follows carries what there is to know; but without an error listener `ws`
+    // would throw the error out of its event emitter.
+    s.onerror = () => {};
     // Node's `ws` shows the hub's pings; WHATWG sockets answer them invisibly (see tick()).
     const on = (s as { on?: unknown }).on;
     this.#seesPings = typeof on === 'function';
