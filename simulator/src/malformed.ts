@@ -3,7 +3,7 @@
  * This is the one place the simulator bypasses the SDK (which cannot produce a bad frame): a raw `ws`
  * connection and the codec. Each device authenticates properly (HELLO with its real token, WELCOME), sends
  * one valid READING, then one malformed frame, and expects ERROR with the matching code and a close with
- * 1002 (protocol §8.1, §9). Then it reconnects after a pause and tries the next kind of damage.
+ * 1002 (protocol §9.1, §10). Then it reconnects after a pause and tries the next kind of damage.
  */
 import { decodeHubFrame, encodeDeviceFrame, FrameType, newDeltaContext, SUBPROTOCOL, type DeltaContext, type HubFrame } from '@tendril/device-sdk';
 import WebSocket from 'ws';
@@ -17,7 +17,7 @@ export interface MalformedKind {
   build(ctx: DeltaContext, now: number): Uint8Array;
 }
 
-/** Each kind is a frame the §8.1 decoder must refuse; all of them close with 1002. */
+/** Each kind is a frame the decoder must refuse (§9.1); all of them close with 1002 (§10). */
 export const MALFORMED_KINDS: readonly MalformedKind[] = [
   { name: 'unknown frame type', expectedCode: 'UNKNOWN_FRAME_TYPE', build: () => Uint8Array.of(0x3f) },
   {
