@@ -9,6 +9,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import { SUBPROTOCOL } from '@tendril/device-sdk';
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
 import { deviceApi } from './api/devices.js';
+import { historyRoutes } from './api/history.js';
 import { requireAdminToken } from './api/auth.js';
 import { installErrorHandler } from './api/error-handler.js';
 import type { HubConfig } from './config.js';
@@ -204,6 +205,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
         reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
       );
       await api.register(deviceApi, { registry, presence, connections: channel, clock });
+      await api.register(historyRoutes, { store, clock, deviceExists: (id) => registry.get(id) !== undefined });
     },
     { prefix: '/api/v1' },
   );

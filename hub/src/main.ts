@@ -3,32 +3,10 @@
  * Without HUB_ADMIN_TOKEN a token is generated once and kept in HUB_DATA_DIR/admin-token (mode 0600);
  * the log names that file, never the token.
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { ensureAdminToken } from './admin-token.js';
 import { buildHub } from './app.js';
 import { ConfigError, loadConfig, type HubConfig } from './config.js';
 import { listenHub } from './server.js';
-
-function ensureAdminToken(config: HubConfig): { token: string; file: string | null } {
-  if (config.adminToken !== null) return { token: config.adminToken, file: null };
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const file = join(config.dataDir, 'admin-token');
-  try {
-    const existing = readFileSync(file, 'utf8').trim();
-    if (existing.length >= 16) {
-      // Tighten the mode if someone loosened it.
-      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-      return { token: existing, file };
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const token = randomBytes(32).toString('base64url');
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return { token, file };
-}
 
 async function main(): Promise<void> {
   let config: HubConfig;

@@ -121,6 +121,14 @@ describe('SqliteStore', () => {
     expect(await store.latest('d1')).toEqual({ k: { ts: T0, value: 5 } });
   });
 
+  it('prunes readings older than a cutoff (retention)', async () => {
+    await store.write([1, 2, 3, 4].map((i) => r(i, T0 + i * 1000, [{ metric: 'a', kind: 'int', value: i }, { metric: 'b', kind: 'int', value: i }])));
+    expect(store.pruneBefore(T0 + 3000)).toBe(4);
+    const q = { deviceId: 'd1', from: 0, to: T0 + 10_000, stepMs: T0 + 10_000, agg: 'count' } as const;
+    expect(await store.series({ ...q, metric: 'a' })).toEqual([{ ts: 0, value: 2 }]);
+    expect(await store.series({ ...q, metric: 'b' })).toEqual([{ ts: 0, value: 2 }]);
+  });
+
   it('rejects every call once closed (ping is what /readyz uses)', async () => {
     await store.ping();
     await store.close();

@@ -65,6 +65,8 @@ export class SqliteStore implements TimeSeriesStore {
       seriesOfDevice: this.db.prepare('SELECT id, metric, kind FROM series WHERE device_id = ?'),
       latestOf: this.db.prepare('SELECT ts, value FROM samples WHERE series = ? ORDER BY ts DESC, epoch DESC, seq DESC LIMIT 1'),
       ping: this.db.prepare('SELECT 1').pluck(),
+      allSeriesIds: this.db.prepare('SELECT id FROM series').pluck(),
+      pruneSeries: this.db.prepare('DELETE FROM samples WHERE series = ? AND ts < ?'),
       aggregate: Object.fromEntries(Object.entries(AGGREGATE_SQL).map(([k, sql]) => [k, this.db.prepare(sql)])),
     };
     for (const row of this.db.prepare('SELECT id, device_id, metric, kind FROM series').all() as Array<{ id: number; device_id: string; metric: string; kind: MetricKind }>) {
@@ -142,6 +144,17 @@ export class SqliteStore implements TimeSeriesStore {
     const rows = stmt.all({ series: info.id, from: q.from, to: q.to, step: q.stepMs }) as Array<{ b: number; v: number | string | null }>;
     const asKind = q.agg === 'last' ? info.kind : null;
     return rows.map((r) => ({ ts: q.from + r.b * q.stepMs, value: r.v === null ? null : asKind ? fromSql(r.v, asKind) : r.v }));
+  }
+
+  /**
+   * Deletes readings with ts < cutoffMs (retention) and returns how many values went. Runs per series
+   * over the (series, ts) index, one transaction per series, so writers are not held up for long.
+   */
+  pruneBefore(cutoffMs: number): number {
+    this.assertOpen();
+    let deleted = 0;
+    for (const id of this.stmt.allSeriesIds.all() as number[]) deleted += this.stmt.pruneSeries.run(id, cutoffMs).changes;
+    return deleted;
   }
 
   async ping(): Promise<void> {

@@ -1,0 +1,98 @@
+/** loadConfig: documented defaults and clear errors naming the variable (docs/operations.md). */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      dataDir: resolve('./data'),
+      adminToken: null,
+      tls: null,
+      heartbeatMs: 10_000,
+      helloTimeoutMs: 10_000,
+      deviceRate: 100,
+      deviceBurst: 1000,
+      maxFrameBytes: 16_384,
+      maxConnections: 20_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      HUB_DATA_DIR: '/tmp/x',
+      HUB_ADMIN_TOKEN: 'a-long-enough-admin-token',
+      HUB_TLS_CERT: '/c.pem',
+      HUB_TLS_KEY: '/k.pem',
+      HUB_HEARTBEAT_MS: '5000',
+      HUB_HELLO_TIMEOUT_MS: '3000',
+      HUB_DEVICE_RATE: '50',
+      HUB_DEVICE_BURST: '200',
+      HUB_MAX_FRAME_BYTES: '32768',
+      HUB_MAX_CONNECTIONS: '10',
+      HUB_LOG_LEVEL: 'debug',
+    });
+    expect(c).toMatchObject({
+      port: 9000,
+      host: '127.0.0.1',
+      dataDir: '/tmp/x',
+      adminToken: 'a-long-enough-admin-token',
+      tls: { certPath: '/c.pem', keyPath: '/k.pem' },
+      heartbeatMs: 5000,
+      helloTimeoutMs: 3000,
+      deviceRate: 50,
+      deviceBurst: 200,
+      maxFrameBytes: 32_768,
+      maxConnections: 10,
+      logLevel: 'debug',
+    });
+  });
+
+  it('ignores variables that belong to other components', () => {
+    expect(() => loadConfig({ INFLUX_URL: 'http://x', MQTT_URL: 'mqtt://y', HUB_SPOOL_MAX_BYTES: 'whatever' })).not.toThrow();
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT="eighty" is not a whole number/],
+    [{ PORT: '70000' }, /PORT=70000 is outside 0\.\.65535/],
+    [{ HUB_HEARTBEAT_MS: '-5' }, /HUB_HEARTBEAT_MS/],
+    [{ HUB_DEVICE_RATE: '0' }, /HUB_DEVICE_RATE=0 is outside/],
+    [{ HUB_MAX_FRAME_BYTES: '1.5' }, /HUB_MAX_FRAME_BYTES/],
+    [{ HUB_TLS_CERT: '/c.pem' }, /HUB_TLS_CERT and HUB_TLS_KEY must be set together/],
+    [{ HUB_ADMIN_TOKEN: 'short' }, /HUB_ADMIN_TOKEN is shorter than 16/],
+    [{ HUB_LOG_LEVEL: 'loud' }, /HUB_LOG_LEVEL="loud"/],
+  ])('rejects %o with a message naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('documents every variable it reads, with its default, in docs/operations.md', () => {
+    const doc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    const defaults: Record<string, string> = {
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      HUB_DATA_DIR: './data',
+      HUB_HEARTBEAT_MS: '10000',
+      HUB_HELLO_TIMEOUT_MS: '10000',
+      HUB_DEVICE_RATE: '100',
+      HUB_DEVICE_BURST: '1000',
+      HUB_MAX_FRAME_BYTES: '16384',
+      HUB_MAX_CONNECTIONS: '20000',
+      HUB_LOG_LEVEL: 'info',
+    };
+    for (const [name, value] of Object.entries(defaults)) {
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+      expect(row, name).toBeDefined();
+      expect(row!.split('|')[2]!.trim(), name).toBe(`\`${value}\``);
+    }
+    expect(doc).toContain('`HUB_ADMIN_TOKEN`');
+    expect(doc).toContain('`HUB_TLS_CERT` / `HUB_TLS_KEY`');
+  });
+});
