@@ -26,9 +26,6 @@ export class SimSocket extends WebSocket {
     const owner = options?.[SOCKET_OWNER];
     this.latencyMs = owner?.latencyMs ?? 0;
     this.timers = owner?.latencyTimers ?? realTimers;
-    // The SDK uses only the WHATWG surface and sets onerror = null; with ws an 'error' event (e.g.
-    // ECONNREFUSED) that has no listener would throw. The close event that follows tells the SDK.
-    this.on('error', () => {});
     owner?.attach(this);
   }
 
