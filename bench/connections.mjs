@@ -5,8 +5,9 @@
 //   hub:  N simulated devices (the real SDK, via the simulator's Fleet) complete HELLO/WELCOME and stay idle
 //   ws:   N plain `ws` clients (perMessageDeflate off, subprotocol tendril.v1) connect and stay idle
 // RSS per connection = (RSS with N connections - RSS before) / N. Goal: hub <= 1.5 x bare ws.
-// Loopback only (127.0.0.1); bounded by --timeout (default 240 s) and stops by itself.
-// Reproduce: npm run build && node bench/connections.mjs [--connections 2000] [--json] [--no-write]
+// Several rounds (--runs, default 3), each with fresh server processes; the median ratio is reported.
+// Loopback only (127.0.0.1); bounded by --timeout (default 300 s) and stops by itself.
+// Reproduce: npm run build && node bench/connections.mjs [--connections 5000] [--runs 3] [--json] [--no-write]
 // Writes the figures into docs/performance.md under "## Connections" unless --no-write.
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -21,8 +22,6 @@ const opt = (name, dflt) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 
-if (opt('child')) await runChild(opt('child'));
-else await runBench();
 
 // ---------------------------------------------------------------- child processes (the servers)
 
@@ -104,32 +103,70 @@ async function waitUntil(predicate, what, timeoutMs) {
   }
 }
 
+/** Children still running, so the watchdog can stop them by PID. */
+const liveServers = new Set();
+
 async function runBench() {
-  const N = Number(opt('connections', '2000'));
-  const timeoutMs = Number(opt('timeout', '240')) * 1000;
+  const N = Number(opt('connections', '5000'));
+  const runs = Math.max(1, Number(opt('runs', '3')));
+  const timeoutMs = Number(opt('timeout', '300')) * 1000;
   const asJson = flag('json');
   const log = (line) => process.stderr.write(`${line}\n`);
   if (!existsSync(fileURLToPath(new URL('../hub/dist/index.js', import.meta.url)))) {
     log('bench/connections: hub/dist is missing; run `npm run build` first');
     process.exit(2);
   }
-  const { Fleet, HubApi, MODELS, planFleet, provisionRequest } = await import('../simulator/dist/index.js');
-  const { default: WebSocket } = await import('ws');
-
   const watchdog = setTimeout(() => {
     log(`bench/connections: gave up after ${timeoutMs / 1000} s`);
-    for (const s of servers) if (s.child.exitCode === null) process.kill(s.child.pid, 'SIGKILL');
+    for (const s of liveServers) if (s.child.exitCode === null) process.kill(s.child.pid, 'SIGKILL');
     process.exit(1);
   }, timeoutMs);
+  const rounds = [];
+  try {
+    // Fresh server processes each round; RSS noise between rounds is why there are several.
+    for (let i = 0; i < runs; i++) {
+      const r = await measureRound(N, log);
+      log(`  round ${i + 1}/${runs}: hub ${(r.hub.rssPerConnectionBytes / 1024).toFixed(1)} KB, bare ws ${(r.bareWs.rssPerConnectionBytes / 1024).toFixed(1)} KB per connection, ratio ${r.ratio}x`);
+      rounds.push(r);
+    }
+  } finally {
+    clearTimeout(watchdog);
+  }
+  const sorted = [...rounds].sort((a, b) => a.ratio - b.ratio);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  const result = {
+    ...median,
+    goal: 1.5,
+    meetsGoal: median.ratio <= 1.5,
+    rounds: rounds.map((r) => r.ratio),
+    node: process.version,
+    cpus: cpus().length,
+    date: new Date().toISOString(),
+  };
+  if (asJson) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else {
+    const kb = (b) => `${(b / 1024).toFixed(1)} KB`;
+    process.stdout.write(
+      `connections: ${N} idle, median of ${runs} round(s)\n` +
+        `  hub      ${kb(result.hub.rssPerConnectionBytes)} RSS per connection (heap ${kb(result.hub.heapPerConnectionBytes)}), all welcomed in ${result.hub.connectMs} ms\n` +
+        `  bare ws  ${kb(result.bareWs.rssPerConnectionBytes)} RSS per connection (heap ${kb(result.bareWs.heapPerConnectionBytes)}), all open in ${result.bareWs.connectMs} ms\n` +
+        `  ratio    ${result.ratio}x (rounds: ${result.rounds.join(', ')}; goal <= ${result.goal}x: ${result.meetsGoal ? 'met' : 'NOT met'})\n`,
+    );
+  }
+  if (!flag('no-write')) writePerformanceSection(result);
+}
+
+async function measureRound(N, log) {
+  const { Fleet, HubApi, MODELS, planFleet, provisionRequest } = await import('../simulator/dist/index.js');
+  const { default: WebSocket } = await import('ws');
   const hub = startChild('hub');
   const bare = startChild('ws');
   const servers = [hub, bare];
+  for (const s of servers) liveServers.add(s);
   let fleet = null;
   const clients = [];
   try {
     const [hubReady, wsReady] = await Promise.all([hub.next('ready'), bare.next('ready')]);
-    log(`bench/connections: ${N} idle connections; hub on 127.0.0.1:${hubReady.port}, bare ws on 127.0.0.1:${wsReady.port}`);
-
     const planned = planFleet(N, MODELS, 7);
     const api = new HubApi({ httpBase: `http://127.0.0.1:${hubReady.port}`, adminToken: hubReady.adminToken, concurrency: 32 });
     const tokens = await api.provisionAll(planned.map(provisionRequest)).finally(() => api.close());
@@ -145,7 +182,7 @@ async function runBench() {
     });
     const t0 = Date.now();
     fleet.start();
-    await waitUntil(() => fleet.counters.connected === N, `${N} devices welcomed by the hub (connected: ${fleet.counters.connected})`, timeoutMs);
+    await waitUntil(() => fleet.counters.connected === N, `${N} devices welcomed by the hub (connected: ${fleet.counters.connected})`, 120_000);
     const hubConnectMs = Date.now() - t0;
 
     // Bare ws: the same number of plain connections.
@@ -158,41 +195,24 @@ async function runBench() {
       clients.push(ws);
       if (i % 500 === 499) await waitUntil(() => open === i + 1, `bare ws connections (${open}/${i + 1})`, 30_000);
     }
-    await waitUntil(() => open === N, `${N} bare ws connections (open: ${open})`, timeoutMs);
+    await waitUntil(() => open === N, `${N} bare ws connections (open: ${open})`, 120_000);
     const wsConnectMs = Date.now() - t1;
 
     // Let both settle (heartbeat pings, allocator), then measure.
     await new Promise((r) => setTimeout(r, 2000));
     const [hubAfter, wsAfter] = [await hub.measure(), await bare.measure()];
     const per = (a, b) => (a.rss - b.rss) / N;
-    const result = {
+    return {
       connections: N,
       hub: { rssBeforeBytes: hubBefore.rss, rssAfterBytes: hubAfter.rss, rssPerConnectionBytes: Math.round(per(hubAfter, hubBefore)), heapPerConnectionBytes: Math.round((hubAfter.heapUsed - hubBefore.heapUsed) / N), connectMs: hubConnectMs },
       bareWs: { rssBeforeBytes: wsBefore.rss, rssAfterBytes: wsAfter.rss, rssPerConnectionBytes: Math.round(per(wsAfter, wsBefore)), heapPerConnectionBytes: Math.round((wsAfter.heapUsed - wsBefore.heapUsed) / N), connectMs: wsConnectMs },
       ratio: Math.round((per(hubAfter, hubBefore) / per(wsAfter, wsBefore)) * 100) / 100,
-      goal: 1.5,
-      node: process.version,
-      cpus: cpus().length,
-      date: new Date().toISOString(),
     };
-    result.meetsGoal = result.ratio <= result.goal;
-
-    if (asJson) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    else {
-      const kb = (b) => `${(b / 1024).toFixed(1)} KB`;
-      process.stdout.write(
-        `connections: ${N} idle\n` +
-          `  hub      ${kb(result.hub.rssPerConnectionBytes)} RSS per connection (heap ${kb(result.hub.heapPerConnectionBytes)}), all welcomed in ${hubConnectMs} ms\n` +
-          `  bare ws  ${kb(result.bareWs.rssPerConnectionBytes)} RSS per connection (heap ${kb(result.bareWs.heapPerConnectionBytes)}), all open in ${wsConnectMs} ms\n` +
-          `  ratio    ${result.ratio}x (goal <= ${result.goal}x: ${result.meetsGoal ? 'met' : 'NOT met'})\n`,
-      );
-    }
-    if (!flag('no-write')) writePerformanceSection(result);
   } finally {
     for (const ws of clients) ws.terminate();
     if (fleet) await fleet.close();
     await Promise.all(servers.map((s) => s.stop()));
-    clearTimeout(watchdog);
+    for (const s of servers) liveServers.delete(s);
   }
 }
 
@@ -213,8 +233,11 @@ the connections open. Reproduce: \`npm run build && node bench/connections.mjs -
 | hub (/v1/device, authenticated devices) | ${kb(r.hub.rssPerConnectionBytes)} | ${kb(r.hub.heapPerConnectionBytes)} | ${r.hub.connectMs} ms |
 | bare \`ws\` server | ${kb(r.bareWs.rssPerConnectionBytes)} | ${kb(r.bareWs.heapPerConnectionBytes)} | ${r.bareWs.connectMs} ms |
 
-Ratio hub / bare ws: **${r.ratio}x** (goal <= ${r.goal}x: ${r.meetsGoal ? 'met' : 'not met'}). Measured ${r.date.slice(0, 10)},
-Node ${r.node}, ${r.cpus} cores, on a shared machine: compare the ratio, not the absolute figures.
+Ratio hub / bare ws: **${r.ratio}x**, the median of ${r.rounds.length} rounds with fresh server processes (rounds:
+${r.rounds.map((x) => `${x}x`).join(', ')}; goal <= ${r.goal}x: ${r.meetsGoal ? 'met' : 'not met'}). Measured ${r.date.slice(0, 10)}, Node ${r.node},
+${r.cpus} cores, on a shared machine: compare the ratio, not the absolute figures. RSS moves by about 10 %
+between rounds; the JS heap per connection is the steadier figure, and the gap between the two servers is
+mostly heap the hub keeps per connection.
 `;
   let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Performance\n\nFigures measured by the benchmarks in `bench/`; each section names how to reproduce it.\n';
   const start = doc.search(/^## Connections\s*$/m);
@@ -229,3 +252,7 @@ Node ${r.node}, ${r.cpus} cores, on a shared machine: compare the ratio, not the
   writeFileSync(file, doc);
   process.stderr.write(`bench/connections: wrote the Connections section of ${file}\n`);
 }
+
+// Last, so that every module-level binding above is initialised before either role runs.
+if (opt('child')) await runChild(opt('child'));
+else await runBench();
