@@ -51,6 +51,8 @@ export interface HubApiOptions {
   adminToken: string;
   /** PEM of a CA to trust for https (self-signed hubs). */
   ca?: string | Buffer;
+  /** More TLS options for https (e.g. rejectUnauthorized for a same-process loopback demo). */
+  tls?: https.AgentOptions;
   /** Requests in flight at once while provisioning a fleet. Default 16. */
   concurrency?: number;
 }
@@ -63,7 +65,7 @@ export class HubApi {
     this.concurrency = options.concurrency ?? 16;
     const secure = options.httpBase.startsWith('https:');
     this.agent = secure
-      ? new https.Agent({ keepAlive: true, maxSockets: this.concurrency, ...(options.ca ? { ca: options.ca } : {}) })
+      ? new https.Agent({ keepAlive: true, maxSockets: this.concurrency, ...options.tls, ...(options.ca ? { ca: options.ca } : {}) })
       : new http.Agent({ keepAlive: true, maxSockets: this.concurrency });
   }
 
