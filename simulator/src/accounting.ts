@@ -5,13 +5,13 @@
  *   sent = acked + rejected + dropped + buffered
  *
  * - acked: covered by a cumulative ACK with no ERROR about it (stored in full);
- * - rejected: covered by an ACK but the hub sent ERROR {seq, alias} for at least one of its values
- *   (protocol: the valid values of the reading are still stored, the reading is acked);
+ * - rejected: covered by an ACK but the hub sent ERROR {seq, alias} for at least one of its values, or for
+ *   its timestamp (§7.1: the valid values of the reading are still stored, the reading is acked);
  * - dropped: the SDK's full buffer dropped it (oldest first), or a reboot discarded it unacked;
  * - buffered: still waiting for an ACK.
  *
  * The hub sends a reading's ERRORs before the ACK that covers it (it validates before making the reading
- * durable), so the ledger knows at ACK time whether a reading was rejected.
+ * durable, §7.3.1), so the ledger knows at ACK time whether a reading was rejected.
  */
 import { LatencyHistogram } from './latency.js';
 
@@ -103,7 +103,7 @@ export class ReadingLedger {
     this.counters.buffered++;
   }
 
-  /** A cumulative ACK: every buffered reading with seq <= ackSeq is done. */
+  /** A cumulative ACK (§7.3): every buffered reading with seq <= ackSeq is done. */
   ack(ackSeq: number, at: number): void {
     const c = this.counters;
     while (this.head < this.seqs.length && this.seqs[this.head]! <= ackSeq) {
@@ -124,7 +124,7 @@ export class ReadingLedger {
     (this.rejectedSeqs ??= new Set()).add(seq);
   }
 
-  /** The SDK dropped its `count` oldest readings (buffer full). */
+  /** The SDK dropped its `count` oldest readings (buffer full, §7.5). */
   drop(count: number): void {
     this.counters.overflowDropped += this.discard(count);
   }
