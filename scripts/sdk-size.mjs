@@ -28,7 +28,7 @@ const measurements = [
   },
   {
     name: '  codec share',
-    what: 'encodeDeviceFrame + decodeHubFrame alone (what the client uses of the codec)',
+    what: 'the parts of the codec the client uses, alone (encoder, decoder, truncateUtf8, limits)',
     contents: `export { encodeDeviceFrame, decodeHubFrame, truncateUtf8, DEFAULT_LIMITS } from '${entry}';`,
   },
   {
