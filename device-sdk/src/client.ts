@@ -288,7 +288,7 @@ export class TendrilDevice {
     this.#pending.push({ seq, ts: ts === null ? null : Math.floor(ts), values: out });
     this.#counts.sent++;
     if (this.#pending.length > this.#bufferSize) {
-      // Overflow drops the oldest, counts it, and tells the hub (§4 HELLO.dropped, STATUS).
+      // §7.5: overflow drops the oldest, counts it, and tells the hub (HELLO.dropped, STATUS).
       this.#pending.shift();
       if (this.#sentCount > 0) this.#sentCount--;
       this.#counts.dropped++;
@@ -325,6 +325,7 @@ export class TendrilDevice {
     if (!s) return Promise.resolve();
     return new Promise((resolve) => {
       this.#closeWaiters.push(resolve);
+      if (this.#closeTimer !== undefined) return;
       // A peer that never answers the close frame must not hold close() open.
       this.#closeTimer = this.#timers.setTimeout(() => this.#ended(s, 1006, 'close timeout'), CLOSE_GRACE_MS);
       try {
