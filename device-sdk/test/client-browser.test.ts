@@ -36,6 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await hub?.close();
+  expect(hub?.violations ?? []).toEqual([]);
   await new Promise((resolve) => pageServer?.close(resolve));
 });
 

@@ -14,6 +14,7 @@ let d: TendrilDevice;
 afterEach(async () => {
   await d?.close();
   await hub?.close();
+  expect(hub?.violations ?? []).toEqual([]);
 });
 
 async function connected(): Promise<FakeConnection> {

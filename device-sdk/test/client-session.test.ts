@@ -16,8 +16,10 @@ let devices: TendrilDevice[] = [];
 afterEach(async () => {
   await Promise.all(devices.map((d) => d.close()));
   devices = [];
+  const violations = hub?.violations ?? [];
   await hub?.close();
   hub = undefined;
+  expect(violations).toEqual([]);
 });
 
 function device(url: string, extra: Partial<TendrilDeviceOptions> = {}): TendrilDevice {

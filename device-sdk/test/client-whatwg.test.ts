@@ -66,6 +66,7 @@ let d: TendrilDevice;
 afterEach(async () => {
   await d?.close();
   await hub?.close();
+  expect(hub?.violations ?? []).toEqual([]);
 });
 
 it('runs a whole session on the WHATWG subset only: handshake, readings, acks, commands', async () => {

@@ -20,8 +20,11 @@ let devices: TendrilDevice[] = [];
 afterEach(async () => {
   await Promise.all(devices.map((d) => d.close()));
   devices = [];
+  const violations = hub?.violations ?? [];
   await hub?.close();
   hub = undefined;
+  // No test may see the device break the protocol.
+  expect(violations).toEqual([]);
 });
 
 function device(h: FakeHub, extra: Partial<TendrilDeviceOptions> = {}): TendrilDevice {

@@ -78,10 +78,6 @@ export class FakeConnection {
     });
   }
 
-  get deviceFrames(): DeviceFrame[] {
-    return this.frames;
-  }
-
   /** Readings this connection carried (READING and BATCH entries), in order, ignored ones included. */
   get readings(): Reading[] {
     return this.frames.flatMap((f) => (f.type === 'reading' ? [f] : f.type === 'batch' ? f.readings : []));
@@ -158,7 +154,7 @@ export class FakeConnection {
     try {
       frame = decodeDeviceFrame(bytes, this.ctx);
     } catch (err) {
-      this.hub.events.emit('protocolError', this, err);
+      this.hub.violations.push(`undecodable frame: ${(err as Error).message}`);
       return this.closeWith((err as { code?: string }).code ?? 'INTERNAL_ERROR');
     }
     const first = this.frames.length === 0;
