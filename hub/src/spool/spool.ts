@@ -42,7 +42,7 @@ export interface SpoolOptions {
   maxBytes?: number;
   /** A new segment file is started past this size. Default 64 MiB. */
   segmentBytes?: number;
-  /** Readings per store write. Default 5000. */
+  /** Readings per store write (the InfluxDB store splits them into requests of its batchLines). Default 20 000. */
   batchReadings?: number;
   /** After new data arrives at an idle drainer, wait this long to fill the batch (<= 1 s). Default 100. */
   drainLingerMs?: number;
@@ -113,6 +113,7 @@ interface Pending {
 
 interface Batch {
   readings: StoredReading[];
+  start: Position;
   end: Position;
   bytes: number;
   firstAcceptedAt: number | null;
@@ -211,7 +212,7 @@ class DiskSpool extends EventEmitter implements Spool {
     this.store = opts.store;
     this.maxBytes = opts.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    this.batchReadings = Math.max(1, opts.batchReadings ?? 5000);
+    this.batchReadings = Math.max(1, opts.batchReadings ?? 20_000);
     this.lingerMs = Math.min(1000, Math.max(0, opts.drainLingerMs ?? 100));
     this.backoff = createBackoff({ baseMs: 200, maxMs: 5000, ...opts.backoff });
     this.clock = opts.clock ?? { now: () => Date.now() };
@@ -595,8 +596,10 @@ class DiskSpool extends EventEmitter implements Spool {
 
   private async drainLoop(): Promise<void> {
     const sleep = abortableSleep(this.stop.signal);
+    let prefetched: Batch | null = null;
     while (!this.closing) {
       if (this.depthReadings === 0) {
+        prefetched = null;
         this.settleDrainWaiters();
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -606,7 +609,8 @@ class DiskSpool extends EventEmitter implements Spool {
         if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
         if (this.closing) return;
       }
-      const batch = this.readBatch();
+      const batch = prefetched && samePosition(prefetched.start, this.drainPos) ? prefetched : this.readBatch(this.drainPos);
+      prefetched = null;
       if (batch.readings.length === 0 && batch.bytes === 0) {
         // The counters say there is more, the files do not (only after damage was skipped): trust the files.
         this.logger?.error({ depthReadings: this.depthReadings, depthBytes: this.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
@@ -615,7 +619,15 @@ class DiskSpool extends EventEmitter implements Spool {
         continue;
       }
       this.headAcceptedAt = batch.firstAcceptedAt ?? this.headAcceptedAt;
-      if (batch.readings.length > 0 && !(await this.writeWithRetry(batch.readings))) return;
+      if (batch.readings.length > 0) {
+        const writing = this.writeWithRetry(batch.readings);
+        if (this.depthReadings > batch.readings.length) {
+          // Read and parse the next batch while this one is on the wire (after the store has sent it).
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          prefetched = this.readBatch(batch.end);
+        }
+        if (!(await writing)) return;
+      }
       this.drainPos = batch.end;
       this.drainedBytes += batch.bytes;
       this.drainedReadingsCount += batch.readings.length;
@@ -656,9 +668,9 @@ class DiskSpool extends EventEmitter implements Spool {
   }
 
   /** Reads whole committed records from the drain position, up to about batchReadings readings. */
-  private readBatch(): Batch {
+  private readBatch(start: Position): Batch {
     const readings: StoredReading[] = [];
-    const pos = { ...this.drainPos };
+    const pos = { ...start };
     let bytes = 0;
     let firstAcceptedAt: number | null = null;
     while (readings.length < this.batchReadings) {
@@ -713,7 +725,7 @@ class DiskSpool extends EventEmitter implements Spool {
       }
       if (!skipped) pos.off += o;
     }
-    return { readings, end: pos, bytes, firstAcceptedAt };
+    return { readings, start: { ...start }, end: pos, bytes, firstAcceptedAt };
   }
 
   private readFdFor(seg: Segment): number {
@@ -821,6 +833,10 @@ class DiskSpool extends EventEmitter implements Spool {
 
 /** Spool directories open in this process (the lock file's PID cannot tell two of ours apart). */
 const openDirs = new Set<string>();
+
+function samePosition(a: Position, b: Position): boolean {
+  return a.seg === b.seg && a.off === b.off;
+}
 
 function pidAlive(pid: number): boolean {
   try {

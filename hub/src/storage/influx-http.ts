@@ -5,6 +5,7 @@
  * - v2 (`INFLUX_ORG` + `INFLUX_BUCKET` + `INFLUX_TOKEN`): @influxdata/influxdb-client's WriteApi, which posts
  *   to /api/v2/write?org=&bucket=&precision=ns. Its own batching and retries are switched off (one flush per
  *   chunk, no retries): the store does batching, retries and dead-lettering the same way for both paths.
+ *   A chunk's lines go to it as one record (joined by \n, as the WriteApi itself joins records).
  * Either way a send resolves with the HTTP outcome (status, body, Retry-After) and throws only when no HTTP
  * answer came (connection refused, reset, timeout).
  */
@@ -25,8 +26,8 @@ export interface WriteOutcome {
 }
 
 export interface LineSender {
-  /** Posts the lines as one request. */
-  send(lines: readonly string[]): Promise<WriteOutcome>;
+  /** Posts line protocol (lines separated by \n) as one request. */
+  send(body: Buffer): Promise<WriteOutcome>;
   close(): void;
 }
 
@@ -122,10 +123,9 @@ export function createV1Sender(httpClient: InfluxHttp, opts: { db: string; rp?: 
   if (opts.rp) params.rp = opts.rp;
   return {
     async send(lines) {
-      const text = lines.join('\n');
       const body = opts.gzip
-        ? { data: await gzip(text), contentType: 'text/plain; charset=utf-8', encoding: 'gzip' as const }
-        : { data: text, contentType: 'text/plain; charset=utf-8' };
+        ? { data: await gzip(lines), contentType: 'text/plain; charset=utf-8', encoding: 'gzip' as const }
+        : { data: lines, contentType: 'text/plain; charset=utf-8' };
       const res = await httpClient.request('POST', '/write', params, body);
       return { status: res.status, body: res.body, retryAfterMs: parseRetryAfter(res.headers['retry-after'], opts.now()) };
     },
@@ -151,20 +151,21 @@ export function createV2Sender(opts: {
 }): LineSender {
   const client = new InfluxDB({ url: opts.url, token: opts.token, timeout: opts.timeoutMs, transportOptions: { agent: opts.agent } });
   return {
-    async send(lines) {
+    async send(body) {
       const api = client.getWriteApi(opts.org, opts.bucket, 'ns', {
-        batchSize: lines.length + 1,
+        batchSize: 2,
         maxBatchBytes: Number.MAX_SAFE_INTEGER,
         flushInterval: 0,
         maxRetries: 0,
-        maxBufferLines: lines.length + 1,
+        maxBufferLines: 2,
         // gzipThreshold: bodies above it are gzipped; "never" is a threshold no body reaches.
         gzipThreshold: opts.gzip ? 0 : Number.MAX_SAFE_INTEGER,
         // Hand the failure back instead of letting the library log and retry it.
         writeFailed: (error: Error) => Promise.reject(error),
       });
       try {
-        api.writeRecords(lines as string[]);
+        // The chunk's lines as one record: the WriteApi joins records with \n, so the body is the same bytes.
+        api.writeRecord(body.toString('utf8'));
         await api.flush();
         return { status: 204, body: '', retryAfterMs: null };
       } catch (err) {

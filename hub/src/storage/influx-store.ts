@@ -168,12 +168,23 @@ export interface InfluxStore extends TimeSeriesStore {
   query(q: string): Promise<InfluxQLResult[]>;
 }
 
-/** Mutable: a field type conflict rewrites `line` and `skipped` in place. */
+/** Mutable: a field type conflict rewrites `skipped` in place. */
 interface Entry {
   readonly reading: StoredReading;
-  line: string;
-  /** Values left out of `line` because the server holds their field with another type. */
+  /** Values left out of the reading's line because the server holds their field with another type. */
   skipped: StoredValue[];
+}
+
+/**
+ * Lines of some entries encoded back to back (separated by \n) in one buffer: line i is
+ * buf[starts[i], ends[i]). Lines go into the buffer as they are built, so no line string outlives its
+ * chunk's encoding (retained line strings cost more in GC than building them), and a split is a subarray.
+ */
+interface Chunk {
+  entries: Entry[];
+  buf: Buffer;
+  starts: number[];
+  ends: number[];
 }
 
 interface DeadLetter {
@@ -309,25 +320,28 @@ class InfluxStoreImpl implements InfluxStore {
       throw this.asWriteError(err);
     }
     const letters: DeadLetter[] = [];
-    const entries = readings.map((r) => this.entryFor(r));
-    const chunks: Entry[][] = [];
-    for (let i = 0; i < entries.length; i += this.batchLines) chunks.push(entries.slice(i, i + this.batchLines));
+    const chunkCount = Math.ceil(readings.length / this.batchLines);
+    const built: Entry[][] = [];
     let next = 0;
     let failure: unknown;
+    // Each worker builds its chunk's lines just before sending them, so building the next chunk overlaps
+    // the request in flight instead of delaying the first one.
     const worker = async (): Promise<void> => {
-      while (failure === undefined && next < chunks.length) {
-        const chunk = chunks[next++]!;
+      while (failure === undefined && next < chunkCount) {
+        const k = next++;
+        const entries = readings.slice(k * this.batchLines, (k + 1) * this.batchLines).map((reading): Entry => ({ reading, skipped: [] }));
+        built[k] = entries;
         try {
-          await this.sendChunk(chunk, letters);
+          await this.sendChunk(this.encode(entries), letters);
         } catch (err) {
           failure ??= err;
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, chunks.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, chunkCount) }, worker));
     if (failure !== undefined) throw this.asWriteError(failure);
     // Dead letters are recorded once, for the write that succeeded (a failed write is retried whole).
-    const stripped = this.strippedValues(entries);
+    const stripped = this.strippedValues(built.flat());
     if (stripped) letters.push(stripped);
     if (letters.length > 0) await this.recordDeadLetters(letters);
   }
@@ -352,15 +366,47 @@ class InfluxStoreImpl implements InfluxStore {
     return known.type;
   }
 
-  private entryFor(reading: StoredReading): Entry {
+  /** Builds the lines of `entries` (leaving out values of fields known to conflict) into one buffer. */
+  private encode(entries: Entry[]): Chunk {
     const skip = this.fieldTypes.size === 0
       ? undefined
       : (v: StoredValue): boolean => {
           const held = this.isStale(v.metric);
           return held !== undefined && held !== fieldTypeOf(v.kind);
         };
-    const { line, skipped } = readingToLine(reading, this.measurement, skip);
-    return { reading, line, skipped };
+    let buf = Buffer.allocUnsafe(Math.max(4096, entries.length * 160));
+    const starts: number[] = new Array(entries.length);
+    const ends: number[] = new Array(entries.length);
+    let off = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const { line, skipped } = readingToLine(entry.reading, this.measurement, skip);
+      entry.skipped = skipped;
+      const worst = off + 1 + line.length * 3;
+      if (worst > buf.length) {
+        const grown = Buffer.allocUnsafe(Math.max(worst, buf.length * 2));
+        buf.copy(grown, 0, 0, off);
+        buf = grown;
+      }
+      if (i > 0) buf[off++] = 0x0a;
+      starts[i] = off;
+      off += buf.write(line, off);
+      ends[i] = off;
+    }
+    return { entries, buf: buf.subarray(0, off), starts, ends };
+  }
+
+  /** Lines [from, to) of a chunk as a chunk of their own (no copy). */
+  private slice(chunk: Chunk, from: number, to: number): Chunk {
+    return { entries: chunk.entries.slice(from, to), buf: chunk.buf, starts: chunk.starts.slice(from, to), ends: chunk.ends.slice(from, to) };
+  }
+
+  private body(chunk: Chunk): Buffer {
+    return chunk.buf.subarray(chunk.starts[0], chunk.ends[chunk.ends.length - 1]);
+  }
+
+  private lines(chunk: Chunk): string[] {
+    return chunk.starts.map((start, i) => chunk.buf.toString('utf8', start, chunk.ends[i]));
   }
 
   private noteError(kind: InfluxWriteErrorKind, message: string): void {
@@ -368,13 +414,14 @@ class InfluxStoreImpl implements InfluxStore {
     this.counters.lastError = { kind, message, at: this.clock.now() };
   }
 
-  private async sendChunk(entries: Entry[], letters: DeadLetter[]): Promise<void> {
+  private async sendChunk(chunk: Chunk, letters: DeadLetter[]): Promise<void> {
+    const entries = chunk.entries;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new InfluxWriteError('InfluxDB store closed during a write', 'unreachable', null);
       let outcome: WriteOutcome;
       this.counters.requests++;
       try {
-        outcome = await this.sender.send(entries.map((e) => e.line));
+        outcome = await this.sender.send(this.body(chunk));
       } catch (err) {
         if (!(err instanceof InfluxTransportError)) throw err;
         this.noteError(err.kind, err.message);
@@ -399,30 +446,24 @@ class InfluxStoreImpl implements InfluxStore {
         if (status === 404) await this.init().catch(() => undefined);
         continue;
       }
-      await this.handleRefusal(entries, status, reason, letters);
+      await this.handleRefusal(chunk, status, reason, letters);
       return;
     }
   }
 
   /** A 4xx that will not succeed by waiting: learn from it, split, or dead-letter. */
-  private async handleRefusal(entries: Entry[], status: number, reason: string, letters: DeadLetter[]): Promise<void> {
+  private async handleRefusal(chunk: Chunk, status: number, reason: string, letters: DeadLetter[]): Promise<void> {
+    const entries = chunk.entries;
     const conflict = CONFLICT_PATTERN.exec(reason);
     if (conflict) {
       this.noteError('type_conflict', reason);
       const [, field, , held] = conflict;
       if (field !== undefined && isFieldType(held)) {
         this.fieldTypes.set(field, { type: held, at: this.clock.now() });
-        let changed = false;
-        for (const e of entries) {
-          if (!e.reading.values.some((v) => v.metric === field && fieldTypeOf(v.kind) !== held)) continue;
-          // In place: write() reads the final `skipped` of every entry to record them once.
-          const fresh = this.entryFor(e.reading);
-          e.line = fresh.line;
-          e.skipped = fresh.skipped;
-          changed = true;
-        }
+        const changed = entries.some((e) => e.reading.values.some((v) => v.metric === field && fieldTypeOf(v.kind) !== held));
         if (changed) {
-          await this.sendChunk(entries, letters);
+          // Re-encoding updates each entry's `skipped` in place; write() records the final ones once.
+          await this.sendChunk(this.encode(entries), letters);
           return;
         }
       }
@@ -432,20 +473,20 @@ class InfluxStoreImpl implements InfluxStore {
     const droppedMatch = DROPPED_PATTERN.exec(reason);
     const dropped = droppedMatch ? Number(droppedMatch[1]) : null;
     if (status !== 413 && (entries.length === 1 || dropped === entries.length)) {
-      letters.push({ kind: 'rejected', reason, status, lines: entries.map((e) => e.line) });
+      letters.push({ kind: 'rejected', reason, status, lines: this.lines(chunk) });
       this.counters.deadLetteredLines += entries.length;
       this.logger?.warn({ status, reason, lines: entries.length }, 'InfluxDB refused lines for good; recorded in the dead-letter file');
       return;
     }
     if (status === 413 && entries.length === 1) {
-      letters.push({ kind: 'rejected', reason, status, lines: entries.map((e) => e.line) });
+      letters.push({ kind: 'rejected', reason, status, lines: this.lines(chunk) });
       this.counters.deadLetteredLines += 1;
       return;
     }
     // Split to find exactly the refused lines; the halves that pass are written (again, idempotently).
     const mid = Math.ceil(entries.length / 2);
-    await this.sendChunk(entries.slice(0, mid), letters);
-    await this.sendChunk(entries.slice(mid), letters);
+    await this.sendChunk(this.slice(chunk, 0, mid), letters);
+    await this.sendChunk(this.slice(chunk, mid, entries.length), letters);
   }
 
   private strippedValues(entries: Entry[]): DeadLetter | null {
