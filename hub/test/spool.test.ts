@@ -15,6 +15,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
 import { createSpool, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
 import { encodeRecord, SEGMENT_HEADER_BYTES } from '../src/spool/record.js';
+import { spoolConfigFromEnv } from '../src/spool/config.js';
+import { registerStorageMetrics } from '../src/spool/metrics.js';
+import { Registry } from 'prom-client';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { LatestValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from '../src/storage/types.js';
 
@@ -357,5 +360,44 @@ describe('spool', () => {
     await second.accept(readings('d1', 1, 1));
     await second.whenDrained();
     expect(store.written()).toEqual(['d1/1/1']);
+  });
+});
+
+describe('spool configuration', () => {
+  it('HUB_SPOOL_MAX_BYTES takes bytes or a unit, defaults to 1 GiB, and names itself when wrong', () => {
+    expect(spoolConfigFromEnv({}, '/data')).toEqual({ dir: '/data/spool', maxBytes: 1024 ** 3 });
+    expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '512MiB' }, '/d').maxBytes).toBe(512 * 1024 ** 2);
+    expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '2000000' }, '/d').maxBytes).toBe(2_000_000);
+    expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '1.5GB' }, '/d').maxBytes).toBe(1_500_000_000);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: 'lots' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES="lots"/);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '10KiB' }, '/d')).toThrow(/below 1 MiB/);
+  });
+});
+
+describe('spool metrics', () => {
+  it('exports store state, depth, age, drained readings and write errors by kind on every scrape', async () => {
+    const store = newStore(tempDir());
+    const spool = await openSpool(join(tempDir(), 'spool'), store);
+    const registry = new Registry();
+    registerStorageMetrics(registry, spool);
+    await spool.accept(readings('d1', 1, 10));
+    await spool.whenDrained();
+    store.down = true;
+    await spool.accept(readings('d1', 11, 5));
+    await waitFor(() => spool.storeState === 'down', { what: 'the drainer to see the store down' });
+    const text = await registry.metrics();
+    expect(text).toMatch(/^tendril_store_up 0$/m);
+    expect(text).toMatch(/^tendril_spool_accepting 1$/m);
+    expect(text).toMatch(/^tendril_spool_readings 5$/m);
+    expect(text).toMatch(/^tendril_spool_drained_readings_total 10$/m);
+    expect(text).toMatch(/^tendril_store_write_errors_total\{kind="unreachable"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^tendril_spool_bytes [1-9]\d*$/m);
+    store.down = false;
+    spool.retryNow();
+    await spool.whenDrained();
+    const after = await registry.metrics();
+    expect(after).toMatch(/^tendril_store_up 1$/m);
+    expect(after).toMatch(/^tendril_spool_readings 0$/m);
+    expect(after).toMatch(/^tendril_spool_drained_readings_total 15$/m);
   });
 });

@@ -1,0 +1,14 @@
+/** The on-disk spool between the device channel and the time-series store (docs/storage.md). */
+export {
+  createSpool,
+  DEFAULT_SPOOL_MAX_BYTES,
+  SpoolClosedError,
+  SpoolFullError,
+  SpoolLockedError,
+  type Spool,
+  type SpoolOptions,
+  type SpoolState,
+  type StoreState,
+} from './spool.js';
+export { spoolConfigFromEnv, parseByteSize, SpoolConfigError } from './config.js';
+export { registerStorageMetrics } from './metrics.js';

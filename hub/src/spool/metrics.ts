@@ -1,0 +1,106 @@
+/**
+ * Prometheus series for the spool and the InfluxDB store (docs/storage.md, "Monitoring"). Values are read
+ * from their state on every scrape (collect callbacks), so nothing on the write path touches prom-client.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { InfluxStore } from '../storage/influx-store.js';
+import type { Spool } from './spool.js';
+
+/** A counter that mirrors a monotonic number kept elsewhere (adds the growth since the last scrape). */
+function mirrorCounter(counter: Counter, labels: Record<string, string> | undefined, read: () => number): () => void {
+  let seen = 0;
+  return () => {
+    const now = read();
+    if (now > seen) {
+      if (labels) counter.inc(labels, now - seen);
+      else counter.inc(now - seen);
+      seen = now;
+    }
+  };
+}
+
+export function registerStorageMetrics(registry: Registry, spool: Spool, influx?: InfluxStore): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'tendril_store_up',
+    help: 'Whether the last write of the spool drainer to the time-series store succeeded (1) or failed (0); 1 before the first write.',
+    registers,
+    collect() {
+      this.set(spool.storeState === 'down' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'tendril_spool_accepting',
+    help: 'Whether the spool takes readings (0: full, devices get BACKOFF STORE_BUSY).',
+    registers,
+    collect() {
+      this.set(spool.accepting ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tendril_spool_bytes',
+    help: 'Bytes of readings in the spool not yet written to the store.',
+    registers,
+    collect() {
+      this.set(spool.depthBytes);
+    },
+  });
+  new Gauge({
+    name: 'tendril_spool_readings',
+    help: 'Readings in the spool not yet written to the store.',
+    registers,
+    collect() {
+      this.set(spool.depthReadings);
+    },
+  });
+  new Gauge({
+    name: 'tendril_spool_oldest_undrained_seconds',
+    help: 'Age of the oldest reading in the spool not yet written to the store (0 when drained).',
+    registers,
+    collect() {
+      this.set(spool.state.oldestUndrainedAgeMs / 1000);
+    },
+  });
+  const updates: Array<() => void> = [];
+  // Registered first among the counters: its collect refreshes every mirrored counter before they are read.
+  const drained = new Counter({ name: 'tendril_spool_drained_readings_total', help: 'Readings the spool wrote to the store.', registers, collect: () => updates.forEach((u) => u()) });
+  const commits = new Counter({ name: 'tendril_spool_commits_total', help: 'Group commits (fdatasync calls) of the spool.', registers });
+  const writeErrors = new Counter({
+    name: 'tendril_store_write_errors_total',
+    help: 'Failed store writes of the spool drainer, by kind (unreachable, timeout, throttled, server, auth, not_found, ...).',
+    labelNames: ['kind'],
+    registers,
+  });
+  updates.push(mirrorCounter(drained, undefined, () => spool.state.drainedReadings));
+  updates.push(mirrorCounter(commits, undefined, () => spool.state.commits));
+  const errorKinds = new Set<string>();
+  const errorMirrors: Array<() => void> = [];
+  updates.push(() => {
+    for (const kind of Object.keys(spool.state.writeErrors)) {
+      if (errorKinds.has(kind)) continue;
+      errorKinds.add(kind);
+      errorMirrors.push(mirrorCounter(writeErrors, { kind }, () => spool.state.writeErrors[kind] ?? 0));
+    }
+    for (const mirror of errorMirrors) mirror();
+  });
+  if (!influx) return;
+  const requests = new Counter({ name: 'tendril_influx_requests_total', help: 'Write requests sent to InfluxDB (retries and splits included).', registers });
+  const httpErrors = new Counter({
+    name: 'tendril_influx_write_errors_total',
+    help: 'Failed InfluxDB write requests, by kind (every attempt counts).',
+    labelNames: ['kind'],
+    registers,
+  });
+  const deadLines = new Counter({ name: 'tendril_influx_dead_lettered_lines_total', help: 'Lines InfluxDB refused for good (recorded in the dead-letter file).', registers });
+  const deadValues = new Counter({
+    name: 'tendril_influx_dead_lettered_values_total',
+    help: 'Values left out of their reading because InfluxDB holds the field with another type (recorded in the dead-letter file).',
+    registers,
+  });
+  updates.push(mirrorCounter(requests, undefined, () => influx.stats().requests));
+  updates.push(mirrorCounter(deadLines, undefined, () => influx.stats().deadLetteredLines));
+  updates.push(mirrorCounter(deadValues, undefined, () => influx.stats().deadLetteredValues));
+  for (const kind of Object.keys(influx.stats().writeErrors)) {
+    updates.push(mirrorCounter(httpErrors, { kind }, () => influx.stats().writeErrors[kind as keyof ReturnType<InfluxStore['stats']>['writeErrors']]));
+  }
+}
