@@ -1,10 +1,11 @@
 /**
- * The error-code registry (device-sdk/src/codec/errors.ts) and its documentation (docs/protocol.md §10,
- * §11) must agree: a code that is not documented, or documented differently, fails here.
+ * The error-code registry (device-sdk/src/codec/errors.ts), the meanings kept beside it
+ * (error-meanings.ts) and their documentation (docs/protocol.md §10, §11) must agree: a code that is not
+ * documented, or documented differently, fails here.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { codeOfWire, errorInfo, FrameError, PROTOCOL_ERRORS, wireCodeOf } from '@tendril/device-sdk/codec';
+import { codeOfWire, errorInfo, FrameError, PROTOCOL_ERROR_MEANINGS, PROTOCOL_ERRORS, wireCodeOf } from '@tendril/device-sdk/codec';
 
 const protocolDoc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 
@@ -43,12 +44,17 @@ describe('§11 registry table in docs/protocol.md', () => {
     expect(documented.size).toBeGreaterThan(20);
   });
 
-  test.each(PROTOCOL_ERRORS.map((e) => [e.code, e] as const))('%s is documented with the same wire and close code', (code, e) => {
+  test.each(PROTOCOL_ERRORS.map((e) => [e.code, e] as const))('%s is documented with the same wire code, close code and meaning', (code, e) => {
     const row = documented.get(code);
     expect(row, `docs/protocol.md §11 has no row for ${code}`).toBeDefined();
     expect(row!.wire, `wire code of ${code}`).toBe(e.wire);
     expect(row!.close, `close code of ${code}`).toBe(e.close);
-    expect(row!.meaning.length, `meaning of ${code}`).toBeGreaterThan(10);
+    expect(PROTOCOL_ERROR_MEANINGS[code].length, `meaning of ${code} in error-meanings.ts`).toBeGreaterThan(10);
+    expect(row!.meaning, `meaning of ${code}`).toBe(PROTOCOL_ERROR_MEANINGS[code]);
+  });
+
+  test('error-meanings.ts explains exactly the registry codes', () => {
+    expect(Object.keys(PROTOCOL_ERROR_MEANINGS).sort()).toEqual(PROTOCOL_ERRORS.map((e) => e.code).sort());
   });
 
   test('the table documents no code that the registry lacks', () => {
