@@ -27,7 +27,7 @@ const READINGS = opt('readings', 200_000);
 const ROUNDS = opt('rounds', 3);
 const DEVICES = 100;
 const LINES_PER_REQUEST = 5000;
-const READINGS_PER_WRITE = 20_000;
+const READINGS_PER_WRITE = opt('per-write', 20_000);
 const asJson = args.includes('--json');
 const root = fileURLToPath(new URL('..', import.meta.url));
 

@@ -125,6 +125,8 @@ const LOCK_FILE = 'lock';
 /** Epochs remembered per device (a device changes epoch only when its counter restarts). */
 const EPOCHS_PER_DEVICE = 4;
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Readings decoded between two yields to the event loop while reading a batch. */
+const READ_SLICE_READINGS = 2000;
 
 export interface Spool extends ReadingSink {
   readonly depthBytes: number;
@@ -609,7 +611,7 @@ class DiskSpool extends EventEmitter implements Spool {
         if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
         if (this.closing) return;
       }
-      const batch = prefetched && samePosition(prefetched.start, this.drainPos) ? prefetched : this.readBatch(this.drainPos);
+      const batch = prefetched && samePosition(prefetched.start, this.drainPos) ? prefetched : await this.readBatch(this.drainPos);
       prefetched = null;
       if (batch.readings.length === 0 && batch.bytes === 0) {
         // The counters say there is more, the files do not (only after damage was skipped): trust the files.
@@ -622,9 +624,9 @@ class DiskSpool extends EventEmitter implements Spool {
       if (batch.readings.length > 0) {
         const writing = this.writeWithRetry(batch.readings);
         if (this.depthReadings > batch.readings.length) {
-          // Read and parse the next batch while this one is on the wire (after the store has sent it).
+          // Read and parse the next batch while this one is on the wire (in slices, see readBatch).
           await new Promise<void>((resolve) => setImmediate(resolve));
-          prefetched = this.readBatch(batch.end);
+          prefetched = await this.readBatch(batch.end);
         }
         if (!(await writing)) return;
       }
@@ -667,8 +669,13 @@ class DiskSpool extends EventEmitter implements Spool {
     this.backoffAbort?.abort();
   }
 
-  /** Reads whole committed records from the drain position, up to about batchReadings readings. */
-  private readBatch(start: Position): Batch {
+  /**
+   * Reads whole committed records from `start`, up to about batchReadings readings. Yields to the event loop
+   * every few thousand readings: it runs while a store write is in flight, whose request bodies still have
+   * to reach their sockets.
+   */
+  private async readBatch(start: Position): Promise<Batch> {
+    let nextYield = READ_SLICE_READINGS;
     const readings: StoredReading[] = [];
     const pos = { ...start };
     let bytes = 0;
@@ -720,6 +727,10 @@ class DiskSpool extends EventEmitter implements Spool {
         const rec = result.record;
         firstAcceptedAt ??= rec.acceptedAt;
         for (const r of decodeReadings(rec.json)) readings.push(r);
+        if (readings.length >= nextYield) {
+          nextYield = readings.length + READ_SLICE_READINGS;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
         bytes += rec.totalBytes;
         o += rec.totalBytes;
       }
