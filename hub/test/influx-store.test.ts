@@ -243,6 +243,28 @@ describe('InfluxDB store (real influxd)', () => {
     expect(await countReadings(db)).toBe(3);
   });
 
+  it('runs without admin rights: a refused CREATE DATABASE is logged and writes go to the existing database', async () => {
+    const db = `t${++dbCounter}`;
+    await influx.query(`CREATE DATABASE "${db}"`);
+    const refused: string[] = [];
+    const proxy = await startProxy((req, body) => {
+      const q = new URLSearchParams(body.toString()).get('q') ?? '';
+      if (!req.url?.startsWith('/query') || !/^(CREATE|ALTER|SHOW RETENTION)/.test(q)) return null;
+      refused.push(q);
+      return (res) => res.writeHead(403, { 'content-type': 'application/json' }).end(`{"error":"error authorizing query: not authorized to execute statement '${q}', requires admin privilege"}`);
+    });
+    try {
+      const warnings: string[] = [];
+      const { store } = newStore({ url: proxy.url, db, retentionDays: 30, logger: { warn: (_o, m) => warnings.push(m), error: (_o, m) => warnings.push(m) } });
+      await store.write([reading(1, [temp(1)])]);
+      expect(refused).toEqual([`CREATE DATABASE "${db}"`]);
+      expect(warnings.join('\n')).toMatch(/CREATE DATABASE failed/);
+      expect(await countReadings(db)).toBe(1);
+    } finally {
+      proxy.server.close();
+    }
+  });
+
   it('gzips write bodies when asked', async () => {
     const encodings: Array<string | undefined> = [];
     const proxy = await startProxy((req, body) => {

@@ -93,6 +93,7 @@ export interface InfluxStoreConfig {
 
 /** Pino-compatible subset (fastify's app.log fits). */
 export interface StorageLogger {
+  info?(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
@@ -281,9 +282,22 @@ class InfluxStoreImpl implements InfluxStore {
     // CREATE DATABASE and retention policies exist on 1.x only; 2.x buckets and 3.x databases are managed
     // by their own APIs (3.x creates a database on first write).
     if (this.mode !== 'v1' || !version?.startsWith('1.')) return;
-    await this.query(`CREATE DATABASE ${quoteIdent(this.db)}`);
+    // Both need admin rights on a 1.x with authentication; a user with write access to an existing database
+    // must still be able to run the hub, so a refusal is logged, not fatal (a missing database shows up as
+    // 404 on write, which runs this set-up again).
+    try {
+      await this.query(`CREATE DATABASE ${quoteIdent(this.db)}`);
+    } catch (err) {
+      this.logger?.warn({ err, db: this.db }, 'InfluxDB: CREATE DATABASE failed; assuming the database exists');
+      return;
+    }
     if (this.cfg.retentionDays !== undefined && this.cfg.retentionDays !== null) {
-      await applyInfluxRetention((q) => this.query(q), this.db, this.cfg.retentionDays, this.cfg.rp);
+      try {
+        const done = await applyInfluxRetention((q) => this.query(q), this.db, this.cfg.retentionDays, this.cfg.rp);
+        if (done !== 'unchanged') this.logger?.info?.({ db: this.db, retentionDays: this.cfg.retentionDays, done }, 'InfluxDB retention policy applied');
+      } catch (err) {
+        this.logger?.warn({ err, db: this.db, retentionDays: this.cfg.retentionDays }, 'InfluxDB: could not apply the retention policy (admin rights needed); data is kept per the existing policy');
+      }
     }
   }
 
