@@ -101,21 +101,24 @@ export class ByteReader {
   }
 }
 
+/**
+ * The encoders' one way to refuse input: `${what}: ${problem}`, e.g. "alias 1024: not in 0..1023". A FrameError
+ * rather than a RangeError or TypeError: encoders report bad input with the decoder's codes (§9.1).
+ */
+export function refuse(what: string, problem: string, code: ProtocolErrorCode = 'INVALID_FIELD'): never {
+  throw new FrameError(code, `${what}: ${problem}`);
+}
+
+/** Builds a frame in a buffer that doubles as it fills. */
 export class ByteWriter {
-  private buf: Uint8Array;
-  private view: DataView;
-  pos = 0;
-  constructor(initial = 64) {
-    this.buf = new Uint8Array(initial);
-    this.view = new DataView(this.buf.buffer);
-  }
+  private buf = new Uint8Array(64);
+  private view = new DataView(this.buf.buffer);
+  private pos = 0;
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf);
     this.buf = next;
     this.view = new DataView(next.buffer);
   }
@@ -125,9 +128,9 @@ export class ByteWriter {
     this.buf[this.pos++] = b;
   }
 
+  /** §2.2 */
   varint(n: number, what: string): void {
-    // §2.2; FrameError rather than RangeError: encoders report bad input with the decoder's codes.
-    if (!Number.isSafeInteger(n) || n < 0) throw new FrameError('INVALID_FIELD', `${what} must be an integer 0..2^53-1, got ${n}`);
+    if (!Number.isSafeInteger(n) || n < 0) refuse(`${what} ${n}`, 'not an integer 0..2^53-1');
     this.ensure(MAX_VARINT_BYTES);
     while (n >= 0x80) {
       this.buf[this.pos++] = (n % 128) | 0x80;
@@ -136,38 +139,35 @@ export class ByteWriter {
     this.buf[this.pos++] = n;
   }
 
+  /** §2.3 */
   svarint(n: number, what: string): void {
-    // §2.3
-    if (!Number.isInteger(n) || n < SVARINT_MIN || n > SVARINT_MAX) {
-      throw new FrameError('INVALID_FIELD', `${what} must be an integer -2^52..2^52-1, got ${n}`);
-    }
+    if (!Number.isInteger(n) || n < SVARINT_MIN || n > SVARINT_MAX) refuse(`${what} ${n}`, 'not an integer -2^52..2^52-1');
     this.varint(zigzag(n), what);
   }
 
-  f32(v: number): void {
-    this.ensure(4);
-    this.view.setFloat32(this.pos, v, true);
-    this.pos += 4;
+  /** §2.4: little-endian IEEE 754, 4 or 8 bytes. */
+  float(v: number, size: 4 | 8): void {
+    this.ensure(size);
+    if (size === 4) this.view.setFloat32(this.pos, v, true);
+    else this.view.setFloat64(this.pos, v, true);
+    this.pos += size;
   }
 
-  f64(v: number): void {
-    this.ensure(8);
-    this.view.setFloat64(this.pos, v, true);
-    this.pos += 8;
-  }
-
+  /** §2.5 */
   string(s: string, what: string, maxBytes: number): void {
-    // §2.5: a lone surrogate has no UTF-8 form; TextEncoder would silently send U+FFFD instead.
-    if (LONE_SURROGATE.test(s)) throw new FrameError('INVALID_UTF8', `${what} contains an unpaired UTF-16 surrogate`);
+    // A lone surrogate has no UTF-8 form; TextEncoder would silently send U+FFFD instead.
+    if (LONE_SURROGATE.test(s)) refuse(what, 'unpaired UTF-16 surrogate', 'INVALID_UTF8');
     const bytes = utf8Encoder.encode(s);
-    if (bytes.length > maxBytes) throw new FrameError('STRING_TOO_LONG', `${what} is ${bytes.length} bytes, limit ${maxBytes}`);
-    this.varint(bytes.length, `${what} length`);
+    if (bytes.length > maxBytes) refuse(what, `${bytes.length} bytes, limit ${maxBytes}`, 'STRING_TOO_LONG');
+    this.varint(bytes.length, what);
     this.ensure(bytes.length);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
   }
 
-  finish(): Uint8Array {
+  /** The frame, refused when it is larger than the frame limit (§9.2). */
+  finish(maxFrameBytes: number): Uint8Array {
+    if (this.pos > maxFrameBytes) refuse('frame', `${this.pos} bytes, limit ${maxFrameBytes}`, 'FRAME_TOO_LARGE');
     return this.buf.slice(0, this.pos);
   }
 }

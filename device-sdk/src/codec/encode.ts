@@ -1,9 +1,10 @@
 /**
  * Pure encoders, the mirror of decode.ts. They refuse (FrameError, same codes as the decoder) to build a
- * frame the other side would reject at decode time, so a bug shows up at the sender.
+ * frame the other side would reject at decode time, so a bug shows up at the sender. A device ships the
+ * device-frame half, so its refusals are short: `${what}: ${problem}` (see refuse()).
  */
-import { ByteWriter } from './bytes.js';
-import { FrameError, wireCodeOf } from './errors.js';
+import { ByteWriter, refuse } from './bytes.js';
+import { wireCodeOf } from './errors.js';
 import {
   COMMAND_STATUSES,
   FrameType,
@@ -15,65 +16,74 @@ import {
   type HubFrame,
   type Reading,
   type Value,
+  type ValueKind,
 } from './frames.js';
 import { DEVICE_ID_PATTERN, METRIC_NAME_PATTERN, resolveLimits, type Limits } from './limits.js';
 
-function invalid(message: string): never {
-  throw new FrameError('INVALID_FIELD', message);
-}
-
 /** Matches only unpaired surrogates (with the u flag a well-formed pair is one code point). */
 const LONE_SURROGATES = /[\uD800-\uDFFF]/gu;
+
+/** §5.2: the wire type of each value kind; a TRUE bool is FALSE + 1. */
+const VALUE_TYPES: Readonly<Record<ValueKind, number>> = {
+  f32: ValueType.F32,
+  f64: ValueType.F64,
+  int: ValueType.INT,
+  bool: ValueType.FALSE,
+  string: ValueType.STRING,
+};
+
+/**
+ * Whether a JavaScript value can travel as a value of this kind (§5.2). The encoder and
+ * TendrilDevice.send() both check with it.
+ */
+export function fitsKind(kind: ValueKind, value: unknown): boolean {
+  return kind === 'int'
+    ? Number.isSafeInteger(value)
+    : kind === 'bool'
+      ? typeof value === 'boolean'
+      : kind === 'string'
+        ? typeof value === 'string'
+        : (kind === 'f32' || kind === 'f64') && typeof value === 'number';
+}
 
 function wireCode(code: string): number {
   try {
     return wireCodeOf(code);
   } catch {
-    return invalid(`${code} is not a registry error code (§11) nor UNKNOWN_<n>`);
+    return refuse(`error code ${code}`, 'neither a registry code (§11) nor UNKNOWN_<n>');
   }
-}
-
-function finish(w: ByteWriter, limits: Limits): Uint8Array {
-  if (w.pos > limits.maxFrameBytes) throw new FrameError('FRAME_TOO_LARGE', `frame is ${w.pos} bytes, limit ${limits.maxFrameBytes}`);
-  return w.finish();
 }
 
 /** Encodes a device frame. Readings advance `ctx` (§5.1); on failure it is left untouched. */
 export function encodeDeviceFrame(frame: DeviceFrame, ctx: DeltaContext, limitsIn?: Partial<Limits>): Uint8Array {
   const limits = resolveLimits(limitsIn);
-  const w = new ByteWriter(32);
+  const w = new ByteWriter();
+  const local = { ...ctx };
   switch (frame.type) {
     case 'hello':
       writeHello(w, frame, limits);
       break;
-    case 'reading': {
-      const local = { ...ctx };
+    case 'reading':
       w.u8(frame.ts === null ? FrameType.READING_UNTIMED : FrameType.READING);
       writeReading(w, frame, limits, local, false);
-      const out = finish(w, limits);
-      ctx.prevSeq = local.prevSeq;
-      ctx.prevTs = local.prevTs;
-      return out;
-    }
+      break;
     case 'batch': {
+      // §5.4
       const n = frame.readings.length;
-      if (n < 1 || n > limits.maxBatch) throw new FrameError('BATCH_TOO_LARGE', `BATCH holds ${n} readings, allowed 1..${limits.maxBatch}`);
-      const local = { ...ctx };
+      if (n < 1 || n > limits.maxBatch) refuse('BATCH', `${n} readings, allowed 1..${limits.maxBatch}`, 'BATCH_TOO_LARGE');
       w.u8(FrameType.BATCH);
       w.varint(n, 'batch count');
       for (const reading of frame.readings) {
-        if (reading.ts === null) invalid('every reading in a BATCH needs a timestamp');
+        if (reading.ts === null) refuse(`BATCH reading ${reading.seq}`, 'no timestamp');
         writeReading(w, reading, limits, local, true);
       }
-      const out = finish(w, limits);
-      ctx.prevSeq = local.prevSeq;
-      ctx.prevTs = local.prevTs;
-      return out;
+      break;
     }
     case 'commandResult': {
-      if (!Number.isSafeInteger(frame.commandId) || frame.commandId < 1) invalid('commandId must be >= 1');
+      // §8.2
       const status = COMMAND_STATUSES.indexOf(frame.status);
-      if (status < 0) invalid(`unknown command status ${String(frame.status)}`);
+      if (!(frame.commandId >= 1)) refuse(`commandId ${frame.commandId}`, 'below 1');
+      if (status < 0) refuse(`command status ${String(frame.status)}`, `not one of ${COMMAND_STATUSES}`);
       w.u8(FrameType.COMMAND_RESULT);
       w.varint(frame.commandId, 'commandId');
       w.u8(status);
@@ -85,15 +95,17 @@ export function encodeDeviceFrame(frame: DeviceFrame, ctx: DeltaContext, limitsI
       w.varint(frame.dropped, 'dropped');
       break;
     default:
-      invalid(`not a device frame: ${(frame as { type: string }).type}`);
+      refuse(`frame type ${(frame as { type: string }).type}`, 'not a device frame');
   }
-  return finish(w, limits);
+  const bytes = w.finish(limits.maxFrameBytes);
+  Object.assign(ctx, local);
+  return bytes;
 }
 
 /** Encodes a hub frame. Hub frames carry no delta state. */
 export function encodeHubFrame(frame: HubFrame, limitsIn?: Partial<Limits>): Uint8Array {
   const limits = resolveLimits(limitsIn);
-  const w = new ByteWriter(16);
+  const w = new ByteWriter();
   switch (frame.type) {
     case 'welcome':
       w.u8(FrameType.WELCOME);
@@ -109,8 +121,8 @@ export function encodeHubFrame(frame: HubFrame, limitsIn?: Partial<Limits>): Uin
       w.varint(frame.seq, 'ack seq');
       break;
     case 'command':
-      if (!Number.isSafeInteger(frame.commandId) || frame.commandId < 1) invalid('commandId must be >= 1');
-      if (frame.name.length === 0) invalid('command name is empty');
+      if (!(frame.commandId >= 1)) refuse(`commandId ${frame.commandId}`, 'below 1');
+      if (frame.name.length === 0) refuse('command name', 'empty');
       w.u8(FrameType.COMMAND);
       w.varint(frame.commandId, 'commandId');
       w.string(frame.name, 'command name', limits.maxCommandNameBytes);
@@ -131,16 +143,23 @@ export function encodeHubFrame(frame: HubFrame, limitsIn?: Partial<Limits>): Uin
       w.varint(frame.pauseMs, 'pauseMs');
       break;
     default:
-      invalid(`not a hub frame: ${(frame as { type: string }).type}`);
+      refuse(`frame type ${(frame as { type: string }).type}`, 'not a hub frame');
   }
-  return finish(w, limits);
+  return w.finish(limits.maxFrameBytes);
 }
 
+/** §4.2, §5.2: an alias is an integer 0..maxAlias. */
+function checkAlias(alias: number, limits: Limits): void {
+  if (!(Number.isSafeInteger(alias) && alias >= 0 && alias <= limits.maxAlias)) refuse(`alias ${alias}`, `not in 0..${limits.maxAlias}`);
+}
+
+/** §4.1 */
 function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
-  if (!DEVICE_ID_PATTERN.test(f.deviceId)) invalid('deviceId must be 1+ characters of [A-Za-z0-9._:-]');
-  if (f.token.length === 0) invalid('token is empty');
-  if (!Number.isSafeInteger(f.epoch) || f.epoch < 0 || f.epoch > 0xffff_ffff) invalid('epoch must be a u32');
-  if (f.metrics.length > limits.maxMetrics) throw new FrameError('TOO_MANY_METRICS', `${f.metrics.length} metrics, limit ${limits.maxMetrics}`);
+  if (!DEVICE_ID_PATTERN.test(f.deviceId)) refuse(`deviceId "${f.deviceId}"`, `not ${DEVICE_ID_PATTERN}`);
+  if (!f.token) refuse('token', 'empty');
+  // The varint refuses what is not a non-negative integer.
+  if (f.epoch > 0xffff_ffff) refuse(`epoch ${f.epoch}`, 'not a u32');
+  if (f.metrics.length > limits.maxMetrics) refuse('HELLO', `${f.metrics.length} metrics, limit ${limits.maxMetrics}`, 'TOO_MANY_METRICS');
   w.u8(FrameType.HELLO);
   w.string(f.deviceId, 'deviceId', limits.maxDeviceIdBytes);
   w.string(f.token, 'token', limits.maxTokenBytes);
@@ -153,77 +172,57 @@ function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
   w.varint(f.metrics.length, 'metric count');
   const aliases = new Set<number>();
   const names = new Set<string>();
-  for (const m of f.metrics) {
-    if (!Number.isSafeInteger(m.alias) || m.alias < 0 || m.alias > limits.maxAlias) invalid(`alias ${m.alias} is outside 0..${limits.maxAlias}`);
-    if (aliases.has(m.alias)) invalid(`alias ${m.alias} is declared twice`);
-    if (!METRIC_NAME_PATTERN.test(m.name)) invalid(`metric name "${m.name}" must start with a letter and use [A-Za-z0-9_./-]`);
-    if (names.has(m.name)) invalid(`metric name "${m.name}" is declared twice`);
-    aliases.add(m.alias);
-    names.add(m.name);
-    const kind = METRIC_KINDS.indexOf(m.kind);
-    if (kind < 0) invalid(`unknown metric kind ${String(m.kind)}`);
-    const hasMin = m.min !== undefined;
-    const hasMax = m.max !== undefined;
-    if ((hasMin || hasMax) && (m.kind === 'bool' || m.kind === 'string')) invalid(`a ${m.kind} metric cannot have a range`);
-    if ((hasMin && !Number.isFinite(m.min)) || (hasMax && !Number.isFinite(m.max))) invalid(`range of ${m.name} is not finite`);
-    if (hasMin && hasMax && m.min! > m.max!) invalid(`min of ${m.name} exceeds max`);
-    w.varint(m.alias, 'alias');
-    w.u8(kind);
-    w.u8((hasMin ? 1 : 0) | (hasMax ? 2 : 0));
-    w.string(m.name, 'metric name', limits.maxMetricNameBytes);
-    w.string(m.unit, 'unit', limits.maxUnitBytes);
-    if (hasMin) w.f64(m.min!);
-    if (hasMax) w.f64(m.max!);
+  // §4.2
+  for (const { alias, name, kind, unit, min, max } of f.metrics) {
+    const metric = `metric "${name}"`;
+    checkAlias(alias, limits);
+    if (aliases.has(alias)) refuse(`alias ${alias}`, 'declared twice');
+    if (!METRIC_NAME_PATTERN.test(name)) refuse(metric, `name not ${METRIC_NAME_PATTERN}`);
+    if (names.has(name)) refuse(metric, 'declared twice');
+    aliases.add(alias);
+    names.add(name);
+    const kindIndex = METRIC_KINDS.indexOf(kind);
+    if (kindIndex < 0) refuse(metric, `kind ${String(kind)} not one of ${METRIC_KINDS}`);
+    const flags = (min === undefined ? 0 : 1) | (max === undefined ? 0 : 2);
+    if (flags && (kind === 'bool' || kind === 'string')) refuse(metric, `a ${kind} has no range`);
+    if ((flags & 1 && !Number.isFinite(min)) || (flags & 2 && !Number.isFinite(max))) refuse(metric, 'range not finite');
+    if (min! > max!) refuse(metric, 'min > max');
+    w.varint(alias, 'alias');
+    w.u8(kindIndex);
+    w.u8(flags);
+    w.string(name, 'metric name', limits.maxMetricNameBytes);
+    w.string(unit, 'unit', limits.maxUnitBytes);
+    if (min !== undefined) w.float(min, 8);
+    if (max !== undefined) w.float(max, 8);
   }
 }
 
-function writeReading(w: ByteWriter, reading: Reading, limits: Limits, ctx: DeltaContext, counted: boolean): void {
-  const n = reading.values.length;
-  if (n === 0) throw new FrameError('EMPTY_READING', `reading ${reading.seq} carries no values`);
-  if (n > limits.maxMetrics) throw new FrameError('TOO_MANY_METRICS', `reading ${reading.seq} carries ${n} values, limit ${limits.maxMetrics}`);
-  if (!Number.isSafeInteger(reading.seq) || reading.seq < 1) invalid(`seq ${reading.seq} is outside 1..2^53-1`);
-  w.svarint(reading.seq - ctx.prevSeq, 'seq delta');
-  ctx.prevSeq = reading.seq;
-  if (reading.ts !== null) {
-    if (!Number.isSafeInteger(reading.ts) || reading.ts < 0) invalid(`timestamp ${reading.ts} must be a non-negative integer (ms)`);
-    w.svarint(reading.ts - ctx.prevTs, 'ts delta');
-    ctx.prevTs = reading.ts;
+/** §5.1/§5.3: seq delta, ts delta unless untimed, then the values (counted in a BATCH). */
+function writeReading(w: ByteWriter, { seq, ts, values }: Reading, limits: Limits, ctx: DeltaContext, counted: boolean): void {
+  const reading = `reading ${seq}`;
+  if (!values.length) refuse(reading, 'no values', 'EMPTY_READING');
+  if (values.length > limits.maxMetrics) refuse(reading, `${values.length} values, limit ${limits.maxMetrics}`, 'TOO_MANY_METRICS');
+  if (!Number.isSafeInteger(seq) || seq < 1) refuse(reading, 'seq not in 1..2^53-1');
+  w.svarint(seq - ctx.prevSeq, 'seq delta');
+  ctx.prevSeq = seq;
+  if (ts !== null) {
+    if (!Number.isSafeInteger(ts) || ts < 0) refuse(reading, `timestamp ${ts} not in 0..2^53-1 ms`);
+    w.svarint(ts - ctx.prevTs, 'ts delta');
+    ctx.prevTs = ts;
   }
-  if (counted) w.varint(n, 'value count');
-  for (const v of reading.values) writeValue(w, v, limits);
+  if (counted) w.varint(values.length, 'value count');
+  for (const v of values) writeValue(w, v, limits);
 }
 
-function writeValue(w: ByteWriter, v: Value, limits: Limits): void {
-  if (!Number.isSafeInteger(v.alias) || v.alias < 0 || v.alias > limits.maxAlias) invalid(`alias ${v.alias} is outside 0..${limits.maxAlias}`);
-  const tag = v.alias * 8;
-  switch (v.kind) {
-    case 'f32':
-      if (typeof v.value !== 'number') invalid(`alias ${v.alias}: f32 value must be a number`);
-      w.varint(tag + ValueType.F32, 'value tag');
-      w.f32(v.value);
-      return;
-    case 'f64':
-      if (typeof v.value !== 'number') invalid(`alias ${v.alias}: f64 value must be a number`);
-      w.varint(tag + ValueType.F64, 'value tag');
-      w.f64(v.value);
-      return;
-    case 'int':
-      if (typeof v.value !== 'number' || !Number.isSafeInteger(v.value)) invalid(`alias ${v.alias}: int value must be a safe integer`);
-      w.varint(tag + ValueType.INT, 'value tag');
-      w.svarint(v.value, `int value of alias ${v.alias}`);
-      return;
-    case 'bool':
-      if (typeof v.value !== 'boolean') invalid(`alias ${v.alias}: bool value must be a boolean`);
-      w.varint(tag + (v.value ? ValueType.TRUE : ValueType.FALSE), 'value tag');
-      return;
-    case 'string':
-      if (typeof v.value !== 'string') invalid(`alias ${v.alias}: string value must be a string`);
-      w.varint(tag + ValueType.STRING, 'value tag');
-      w.string(v.value, 'string value', limits.maxStringValueBytes);
-      return;
-    default:
-      invalid(`alias ${v.alias}: unknown value kind ${String((v as { kind: unknown }).kind)}`);
-  }
+/** §5.2: tag = alias * 8 + value type, then the payload the type implies. */
+function writeValue(w: ByteWriter, { alias, kind, value }: Value, limits: Limits): void {
+  checkAlias(alias, limits);
+  if (!fitsKind(kind, value)) refuse(`value of alias ${alias}`, `${typeof value} ${String(value)} is not a ${String(kind)}`);
+  w.varint(alias * 8 + VALUE_TYPES[kind] + (value === true ? 1 : 0), 'value tag');
+  if (kind === 'f32') w.float(value as number, 4);
+  else if (kind === 'f64') w.float(value as number, 8);
+  else if (kind === 'int') w.svarint(value as number, 'int value');
+  else if (kind === 'string') w.string(value as string, 'string value', limits.maxStringValueBytes);
 }
 
 /**
