@@ -599,6 +599,7 @@ class DiskSpool extends EventEmitter implements Spool {
   private async drainLoop(): Promise<void> {
     const sleep = abortableSleep(this.stop.signal);
     let prefetched: Batch | null = null;
+    let ioFailures = 0;
     while (!this.closing) {
       if (this.depthReadings === 0) {
         prefetched = null;
@@ -611,33 +612,51 @@ class DiskSpool extends EventEmitter implements Spool {
         if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
         if (this.closing) return;
       }
-      const batch = prefetched && samePosition(prefetched.start, this.drainPos) ? prefetched : await this.readBatch(this.drainPos);
-      prefetched = null;
-      if (batch.readings.length === 0 && batch.bytes === 0) {
-        // The counters say there is more, the files do not (only after damage was skipped): trust the files.
-        this.logger?.error({ depthReadings: this.depthReadings, depthBytes: this.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
-        this.committedReadings = this.drainedReadingsCount;
-        this.committedBytes = this.drainedBytes;
-        continue;
+      try {
+        prefetched = await this.drainOnce(prefetched);
+        ioFailures = 0;
+      } catch (err) {
+        // Reading a segment or writing the checkpoint failed (I/O error, disk full): keep the position, retry.
+        prefetched = null;
+        this.writeErrors.spool_io = (this.writeErrors.spool_io ?? 0) + 1;
+        this.logger?.error({ err }, 'spool drainer: file operation failed; retrying');
+        await sleep(this.backoff.delay(ioFailures++)).catch(() => undefined);
       }
-      this.headAcceptedAt = batch.firstAcceptedAt ?? this.headAcceptedAt;
-      if (batch.readings.length > 0) {
-        const writing = this.writeWithRetry(batch.readings);
-        if (this.depthReadings > batch.readings.length) {
-          // Read and parse the next batch while this one is on the wire (in slices, see readBatch).
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          prefetched = await this.readBatch(batch.end);
-        }
-        if (!(await writing)) return;
-      }
-      this.drainPos = batch.end;
-      this.drainedBytes += batch.bytes;
-      this.drainedReadingsCount += batch.readings.length;
-      if (this.depthReadings === 0) this.headAcceptedAt = null;
-      await this.persistProgress();
-      this.noteAccepting();
-      this.emit('drained', batch.readings.length);
     }
+  }
+
+  /**
+   * Writes one batch to the store and moves the checkpoint past it. Returns the next batch if it was read
+   * ahead; null otherwise (also when the spool closed while the store was failing).
+   */
+  private async drainOnce(prefetched: Batch | null): Promise<Batch | null> {
+    const batch = prefetched && samePosition(prefetched.start, this.drainPos) ? prefetched : await this.readBatch(this.drainPos);
+    let next: Batch | null = null;
+    if (batch.readings.length === 0 && batch.bytes === 0) {
+      // The counters say there is more, the files do not (only after damage was skipped): trust the files.
+      this.logger?.error({ depthReadings: this.depthReadings, depthBytes: this.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
+      this.committedReadings = this.drainedReadingsCount;
+      this.committedBytes = this.drainedBytes;
+      return null;
+    }
+    this.headAcceptedAt = batch.firstAcceptedAt ?? this.headAcceptedAt;
+    if (batch.readings.length > 0) {
+      const writing = this.writeWithRetry(batch.readings);
+      if (this.depthReadings > batch.readings.length) {
+        // Read and parse the next batch while this one is on the wire (in slices, see readBatch).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        next = await this.readBatch(batch.end).catch(() => null);
+      }
+      if (!(await writing)) return null;
+    }
+    this.drainPos = batch.end;
+    this.drainedBytes += batch.bytes;
+    this.drainedReadingsCount += batch.readings.length;
+    if (this.depthReadings === 0) this.headAcceptedAt = null;
+    await this.persistProgress();
+    this.noteAccepting();
+    this.emit('drained', batch.readings.length);
+    return next;
   }
 
   /** True once written; false if the spool closed while the store was failing. */
