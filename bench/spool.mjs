@@ -6,7 +6,8 @@
 //   2. Accept phase: `--readings` readings (3 float fields each) go into the spool, `--per-accept` readings per
 //      accept() call (1 = one READING frame; 50 = a BATCH replay), `--concurrency` calls in flight (devices
 //      whose frames wait for the same group commit). Throughput counts only acknowledged (fdatasync'd) readings.
-//   3. influxd is started again; the drainer's back-off wait is cut short (retryNow, as a health probe would)
+//   3. The spool is closed and opened again: the start-up scan a restart after kill -9 does.
+//   4. influxd is started again; the drainer's back-off wait is cut short (retryNow, as a health probe would)
 //      and the time until the spool is empty is measured. The points in InfluxDB are counted.
 //
 // Stops by itself. Reproduce: node bench/spool.mjs [--readings 300000] [--per-accept 1] [--concurrency 500] [--json]
@@ -102,6 +103,13 @@ try {
   const commits = spool.state.commits;
   const storeState = spool.storeState;
 
+  // Restart: the start-up scan (length + CRC of every record, seqs of every reading) over the whole spool.
+  await spool.close();
+  const recoverStart = performance.now();
+  spool = await modules.spool.createSpool({ dir: join(dataDir, 'spool'), store, maxBytes: 4 * 1024 ** 3, backoff: { baseMs: 200, maxMs: 2000 } });
+  const recoverSeconds = (performance.now() - recoverStart) / 1000;
+  if (spool.state.replayedReadings !== accepted) throw new Error(`restart found ${spool.state.replayedReadings} undrained readings, expected ${accepted}`);
+
   await influx.process.start(); // store back
   const drainStart = performance.now();
   spool.retryNow();
@@ -124,6 +132,7 @@ try {
       readingsPerFdatasync: Math.round(accepted / commits),
       cpuSecondsPerSecond: +((cpu.user + cpu.system) / 1e6 / acceptSeconds).toFixed(2),
     },
+    restartScanSeconds: +recoverSeconds.toFixed(2),
     drain: {
       seconds: +drainSeconds.toFixed(2),
       readingsPerSecond: Math.round(accepted / drainSeconds),
@@ -135,6 +144,7 @@ try {
     const a = result.accept;
     console.log(`Spool, ${accepted} readings, ${PER_ACCEPT} per accept(), ${CONCURRENCY} accept() calls in flight, store ${storeState}`);
     console.log(`  accept: ${a.readingsPerSecond} readings/s acknowledged, ${a.mbPerSecond} MB/s, ${a.bytesPerReading} B/reading, ${a.fdatasyncs} fdatasyncs (${a.readingsPerFdatasync} readings each)`);
+    console.log(`  restart with ${accepted} undrained readings (${(depthBytes / 1024 / 1024).toFixed(1)} MiB): start-up scan ${result.restartScanSeconds} s`);
     console.log(`  drain after the store returned: ${result.drain.seconds} s (${result.drain.readingsPerSecond} readings/s into InfluxDB), all ${stored} stored`);
   }
 } finally {

@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
 import { createSpool, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
-import { encodeRecord, SEGMENT_HEADER_BYTES } from '../src/spool/record.js';
+import { decodeReadings, encodeRecord, scanRecord, SEGMENT_HEADER_BYTES } from '../src/spool/record.js';
 import { spoolConfigFromEnv } from '../src/spool/config.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { Registry } from 'prom-client';
@@ -338,6 +338,8 @@ describe('spool', () => {
     const first = await openSpool(dir, store, { segmentBytes: 2048 });
     for (let i = 0; i < 20; i++) await first.accept(readings('d1', i * 5 + 1, 5, 42));
     await first.accept(readings('d2', 1, 3, 7));
+    // A record with several devices has no summary: its seqs come from the JSON at start-up.
+    await first.accept([...readings('d3', 1, 2, 5), ...readings('d4', 9, 1, 6)]);
     await first.whenDrained();
     expect(first.durableSeq('d1', 42)).toBe(100);
     await first.close();
@@ -345,6 +347,8 @@ describe('spool', () => {
     expect(second.durableSeq('d1', 42)).toBe(100);
     expect(second.durableSeq('d2', 7)).toBe(3);
     expect(second.durableSeq('d2', 8)).toBe(0);
+    expect(second.durableSeq('d3', 5)).toBe(2);
+    expect(second.durableSeq('d4', 6)).toBe(9);
     expect(second.durableSeqs().get('d1')?.get(42)).toBe(100);
   });
 
@@ -360,6 +364,26 @@ describe('spool', () => {
     await second.accept(readings('d1', 1, 1));
     await second.whenDrained();
     expect(store.written()).toEqual(['d1/1/1']);
+  });
+});
+
+describe('spool record format', () => {
+  it('round-trips readings, carries a seq summary for single-device records, and refuses flipped bits', () => {
+    const one = readings('dev-a', 5, 3, 11);
+    const rec = encodeRecord(one, 1234.5);
+    const scanned = scanRecord(rec, 0);
+    if (scanned.kind !== 'record') throw new Error(`expected a record, got ${scanned.kind}`);
+    expect(scanned.record.summary).toEqual({ deviceId: 'dev-a', epoch: 11, maxSeq: 7 });
+    expect(scanned.record.acceptedAt).toBe(1234.5);
+    expect(scanned.record.totalBytes).toBe(rec.length);
+    expect(decodeReadings(scanned.record.json)).toEqual(one);
+    const mixed = scanRecord(encodeRecord([...readings('a', 1, 1), ...readings('b', 1, 1)], 0), 0);
+    expect(mixed.kind === 'record' && mixed.record.summary).toBe(null);
+    expect(scanRecord(rec.subarray(0, rec.length - 1), 0).kind).toBe('incomplete');
+    const flipped = Buffer.from(rec);
+    flipped[rec.length - 3]! ^= 0x01;
+    expect(scanRecord(flipped, 0)).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/CRC/) });
+    expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'f64', value: Number.NaN }] }], 0)).toThrow(/finite/);
   });
 });
 

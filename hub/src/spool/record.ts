@@ -9,6 +9,9 @@
  *     payload:
  *       u32 LE  number of readings
  *       f64 LE  accept time, ms since the Unix epoch
+ *       f64 LE  highest seq in the record            } summary, so start-up finds the durable seqs
+ *       u32 LE  epoch of the readings                } without parsing the JSON; deviceId length 0
+ *       u8      deviceId length, then its UTF-8 bytes } = readings of several devices/epochs (parse)
  *       JSON    [[deviceId, epoch, seq, ts, [[metric, kind, value], ...]], ...]
  *               kind: 0 f32, 1 f64, 2 int, 3 bool, 4 string
  *
@@ -22,7 +25,8 @@ import type { StoredReading, StoredValue } from '../storage/types.js';
 export const SEGMENT_MAGIC = Buffer.from('TDLSPL01', 'latin1');
 export const SEGMENT_HEADER_BYTES = SEGMENT_MAGIC.length;
 export const RECORD_HEADER_BYTES = 8;
-const PAYLOAD_PREFIX_BYTES = 12;
+/** count + accept time + max seq + epoch + deviceId length (the deviceId bytes follow). */
+const PAYLOAD_FIXED_BYTES = 4 + 8 + 8 + 4 + 1;
 /** Larger lengths are treated as damage, not as a record to read. */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
@@ -35,8 +39,13 @@ type WireReading = [string, number, number, number, WireValue[]];
 /** One record (header + payload) for these readings. Throws on a value JSON cannot carry (NaN, Infinity). */
 export function encodeRecord(readings: readonly StoredReading[], acceptedAt: number): Buffer {
   const wire: WireReading[] = new Array(readings.length);
+  const first = readings[0];
+  let uniform = first !== undefined;
+  let maxSeq = 0;
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;
+    if (r.seq > maxSeq) maxSeq = r.seq;
+    if (uniform && (r.deviceId !== first!.deviceId || r.epoch !== first!.epoch)) uniform = false;
     const values: WireValue[] = new Array(r.values.length);
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
@@ -48,12 +57,19 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
     wire[i] = [r.deviceId, r.epoch, r.seq, r.ts, values];
   }
   const json = Buffer.from(JSON.stringify(wire), 'utf8');
-  const payloadLength = PAYLOAD_PREFIX_BYTES + json.length;
+  const device = uniform ? Buffer.from(first!.deviceId, 'utf8') : Buffer.alloc(0);
+  if (device.length > 255) throw new TypeError(`device id of ${device.length} bytes; the spool takes at most 255`);
+  const payloadLength = PAYLOAD_FIXED_BYTES + device.length + json.length;
   const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payloadLength);
   buf.writeUInt32LE(payloadLength, 0);
-  buf.writeUInt32LE(readings.length, 8);
-  buf.writeDoubleLE(acceptedAt, 12);
-  json.copy(buf, RECORD_HEADER_BYTES + PAYLOAD_PREFIX_BYTES);
+  let o = RECORD_HEADER_BYTES;
+  o = buf.writeUInt32LE(readings.length, o);
+  o = buf.writeDoubleLE(acceptedAt, o);
+  o = buf.writeDoubleLE(uniform ? maxSeq : 0, o);
+  o = buf.writeUInt32LE(uniform ? first!.epoch >>> 0 : 0, o);
+  o = buf.writeUInt8(device.length, o);
+  o += device.copy(buf, o);
+  json.copy(buf, o);
   buf.writeUInt32LE(crc32(buf.subarray(RECORD_HEADER_BYTES)), 4);
   return buf;
 }
@@ -65,6 +81,8 @@ export interface RecordView {
   totalBytes: number;
   count: number;
   acceptedAt: number;
+  /** Device, epoch and highest seq when every reading of the record shares device and epoch; else null. */
+  summary: { deviceId: string; epoch: number; maxSeq: number } | null;
   /** The JSON part; decodeReadings() turns it into readings. */
   json: Buffer;
 }
@@ -81,8 +99,8 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
   const available = buf.length - offset;
   if (available < RECORD_HEADER_BYTES) return { kind: 'incomplete', needBytes: RECORD_HEADER_BYTES };
   const payloadLength = buf.readUInt32LE(offset);
-  if (payloadLength < PAYLOAD_PREFIX_BYTES || payloadLength > MAX_RECORD_BYTES) {
-    return { kind: 'invalid', reason: `record length ${payloadLength} is outside ${PAYLOAD_PREFIX_BYTES}..${MAX_RECORD_BYTES}` };
+  if (payloadLength < PAYLOAD_FIXED_BYTES || payloadLength > MAX_RECORD_BYTES) {
+    return { kind: 'invalid', reason: `record length ${payloadLength} is outside ${PAYLOAD_FIXED_BYTES}..${MAX_RECORD_BYTES}` };
   }
   const total = RECORD_HEADER_BYTES + payloadLength;
   if (available < total) return { kind: 'incomplete', needBytes: total };
@@ -90,6 +108,9 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
   const expected = buf.readUInt32LE(offset + 4);
   const actual = crc32(payload);
   if (expected !== actual) return { kind: 'invalid', reason: `CRC mismatch (stored ${expected.toString(16)}, computed ${actual.toString(16)})` };
+  const deviceLength = payload.readUInt8(24);
+  if (PAYLOAD_FIXED_BYTES + deviceLength > payload.length) return { kind: 'invalid', reason: 'device id runs past the record' };
+  const jsonStart = PAYLOAD_FIXED_BYTES + deviceLength;
   return {
     kind: 'record',
     record: {
@@ -97,7 +118,8 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
       totalBytes: total,
       count: payload.readUInt32LE(0),
       acceptedAt: payload.readDoubleLE(4),
-      json: payload.subarray(PAYLOAD_PREFIX_BYTES),
+      summary: deviceLength === 0 ? null : { deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, jsonStart), epoch: payload.readUInt32LE(20), maxSeq: payload.readDoubleLE(12) },
+      json: payload.subarray(jsonStart),
     },
   };
 }

@@ -379,8 +379,8 @@ class DiskSpool extends EventEmitter implements Spool {
           return;
         }
         const rec = result.record;
-        const readings = decodeReadings(rec.json);
-        for (const r of readings) this.noteSeq(r.deviceId, r.epoch, r.seq);
+        if (rec.summary) this.noteSeq(rec.summary.deviceId, rec.summary.epoch, rec.summary.maxSeq);
+        else for (const r of decodeReadings(rec.json)) this.noteSeq(r.deviceId, r.epoch, r.seq);
         if (off >= undrainedFrom) {
           this.headAcceptedAt ??= rec.acceptedAt;
           this.committedBytes += rec.totalBytes;
