@@ -176,6 +176,20 @@ describe.each(factories)('TimeSeriesStore contract: %s', (_name, makeStore) => {
     expect((await store.latest('redecl')).other).toEqual({ ts: T0 + 30, value: 4 });
   });
 
+  it('stores metrics named like InfluxDB keywords or the device tag ("time", "device") like any other', async () => {
+    await store.write([r('names', 1, T0, [f64('time', 1.5), f64('device', 2), bool('value', true)]), r('names', 2, T0 + 10, [f64('time', 2.5), f64('device', 4)])]);
+    expect(await store.latest('names')).toEqual({
+      time: { ts: T0 + 10, value: 2.5 },
+      device: { ts: T0 + 10, value: 4 },
+      value: { ts: T0, value: true },
+    });
+    expect(await series('names', 'time', 'mean', T0, T0 + 100, 100)).toEqual([{ ts: T0, value: 2 }]);
+    expect(await series('names', 'device', 'max', T0, T0 + 100, 100)).toEqual([{ ts: T0, value: 4 }]);
+    // Other devices' queries still find their data once a field is called "device".
+    await store.write([r('names-other', 1, T0, [f64('x', 7)])]);
+    expect(await series('names-other', 'x', 'count', T0, T0 + 100, 100)).toEqual([{ ts: T0, value: 1 }]);
+  });
+
   it('keeps devices apart', async () => {
     await store.write([r('apart-a', 1, T0, [f64('x', 1)]), r('apart-b', 1, T0, [f64('x', 100)])]);
     expect(await series('apart-a', 'x', 'max', T0, T0 + 1, 1)).toEqual([{ ts: T0, value: 1 }]);

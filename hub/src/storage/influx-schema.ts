@@ -17,6 +17,8 @@
  *   change) then cannot cause a field type conflict.
  * - `@seq` and `@epoch` (integer fields; `@` cannot start a metric name, protocol §4.2) make a stored
  *   reading traceable to its (device, epoch, seq) and countable: `SELECT count("@seq")` = readings stored.
+ * - A metric named `time` is stored as the field `@time`: InfluxDB silently drops a field called `time`.
+ *   Queries name fields `"x"::field` and the tag `"device"::tag`, since a metric may be called `device` too.
  */
 import { Point } from '@influxdata/influxdb-client';
 import type { MetricKind } from '@tendril/device-sdk';
@@ -26,6 +28,18 @@ export const DEFAULT_MEASUREMENT = 'readings';
 export const DEVICE_TAG = 'device';
 export const SEQ_FIELD = '@seq';
 export const EPOCH_FIELD = '@epoch';
+export const TIME_FIELD = '@time';
+
+/** The field a metric is stored in. */
+export function fieldKeyOf(metric: string): string {
+  return metric === 'time' ? TIME_FIELD : metric;
+}
+
+/** The metric a field holds; null for the hub's own fields (@seq, @epoch). */
+export function metricOfField(field: string): string | null {
+  if (field === TIME_FIELD) return 'time';
+  return field.startsWith('@') ? null : field;
+}
 
 /** InfluxDB field types as its error messages and SHOW FIELD KEYS name them. */
 export type InfluxFieldType = 'float' | 'integer' | 'boolean' | 'string';
@@ -69,16 +83,16 @@ export function readingToLine(
     }
     switch (fieldTypeOf(v.kind)) {
       case 'float':
-        point.floatField(v.metric, v.value);
+        point.floatField(fieldKeyOf(v.metric), v.value);
         break;
       case 'boolean':
-        point.booleanField(v.metric, v.value);
+        point.booleanField(fieldKeyOf(v.metric), v.value);
         break;
       case 'string':
-        point.stringField(v.metric, v.value);
+        point.stringField(fieldKeyOf(v.metric), v.value);
         break;
       case 'integer':
-        point.intField(v.metric, v.value);
+        point.intField(fieldKeyOf(v.metric), v.value);
         break;
     }
   }

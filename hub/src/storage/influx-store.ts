@@ -31,12 +31,12 @@ import {
 import {
   DEFAULT_MEASUREMENT,
   DEVICE_TAG,
-  EPOCH_FIELD,
+  fieldKeyOf,
+  metricOfField,
   fieldTypeOf,
   quoteIdent,
   quoteString,
   readingToLine,
-  SEQ_FIELD,
   type InfluxFieldType,
 } from './influx-schema.js';
 import type {
@@ -391,7 +391,7 @@ class InfluxStoreImpl implements InfluxStore {
     const skip = this.fieldTypes.size === 0
       ? undefined
       : (v: StoredValue): boolean => {
-          const held = this.isStale(v.metric);
+          const held = this.isStale(fieldKeyOf(v.metric));
           return held !== undefined && held !== fieldTypeOf(v.kind);
         };
     let buf = Buffer.allocUnsafe(Math.max(4096, entries.length * 160));
@@ -481,7 +481,7 @@ class InfluxStoreImpl implements InfluxStore {
       const [, field, , held] = conflict;
       if (field !== undefined && isFieldType(held)) {
         this.fieldTypes.set(field, { type: held, at: this.clock.now() });
-        const changed = entries.some((e) => e.reading.values.some((v) => v.metric === field && fieldTypeOf(v.kind) !== held));
+        const changed = entries.some((e) => e.reading.values.some((v) => fieldKeyOf(v.metric) === field && fieldTypeOf(v.kind) !== held));
         if (changed) {
           // Re-encoding updates each entry's `skipped` in place; write() records the final ones once.
           await this.sendChunk(await this.encode(entries), letters);
@@ -521,7 +521,7 @@ class InfluxStoreImpl implements InfluxStore {
     this.counters.deadLetteredValues += values.length;
     const fields = [...new Set(values.map((v) => v.metric))];
     const reason = fields
-      .map((f) => `field "${f}" is held as ${this.fieldTypes.get(f)?.type ?? 'another type'} by InfluxDB`)
+      .map((f) => `field "${fieldKeyOf(f)}" is held as ${this.fieldTypes.get(fieldKeyOf(f))?.type ?? 'another type'} by InfluxDB`)
       .join('; ');
     this.logger?.warn({ values: values.length, fields }, 'values left out of their readings: field type conflict; recorded in the dead-letter file');
     return { kind: 'type_conflict', reason, status: 400, values };
@@ -584,11 +584,20 @@ class InfluxStoreImpl implements InfluxStore {
     return quoteIdent(this.measurement);
   }
 
+  /** A metric's field, qualified: a metric may share its name with the `device` tag. */
+  private field(metric: string): string {
+    return `${quoteIdent(fieldKeyOf(metric))}::field`;
+  }
+
+  private deviceIs(deviceId: string): string {
+    return `${quoteIdent(DEVICE_TAG)}::tag = ${quoteString(deviceId)}`;
+  }
+
   async series(q: SeriesQuery): Promise<SeriesPoint[]> {
     if (!(q.stepMs >= 1)) throw new RangeError(`stepMs must be >= 1, got ${q.stepMs}`);
     if (q.to <= q.from) return [];
     try {
-      const rows = await this.bucketRows(q, `${q.agg}(${quoteIdent(q.metric)})`, '');
+      const rows = await this.bucketRows(q, `${q.agg}(${this.field(q.metric)})`, '');
       // min/max of a bool come back as booleans; as numbers (0/1) they chart and match mean (fraction true).
       const numeric = q.agg === 'min' || q.agg === 'max';
       return rows.map(([ts, value]) => ({ ts, value: numeric && typeof value === 'boolean' ? Number(value) : value }));
@@ -604,7 +613,7 @@ class InfluxStoreImpl implements InfluxStore {
     // Buckets start at from + k * step: GROUP BY time() aligns to the epoch plus the offset.
     const offset = ((q.from % step) + step) % step;
     return {
-      where: `WHERE ${quoteIdent(DEVICE_TAG)} = ${quoteString(q.deviceId)}${extra} AND time >= ${Math.floor(q.from)}ms AND time < ${Math.ceil(q.to)}ms`,
+      where: `WHERE ${this.deviceIs(q.deviceId)}${extra} AND time >= ${Math.floor(q.from)}ms AND time < ${Math.ceil(q.to)}ms`,
       groupBy: `GROUP BY time(${step}ms, ${offset}ms) fill(none)`,
     };
   }
@@ -616,7 +625,7 @@ class InfluxStoreImpl implements InfluxStore {
   }
 
   private async booleanMean(q: SeriesQuery): Promise<SeriesPoint[]> {
-    const field = quoteIdent(q.metric);
+    const field = this.field(q.metric);
     const all = this.bucketWhere(q, '');
     const yes = this.bucketWhere(q, ` AND ${field} = true`);
     const [total, trues] = await this.select(
@@ -632,7 +641,7 @@ class InfluxStoreImpl implements InfluxStore {
   }
 
   async latest(deviceId: string): Promise<Record<string, LatestValue>> {
-    const where = `WHERE ${quoteIdent(DEVICE_TAG)} = ${quoteString(deviceId)}`;
+    const where = `WHERE ${this.deviceIs(deviceId)}`;
     // LAST(*) says which fields this device has (its time column is meaningless with several fields) ...
     const [all] = await this.select(`SELECT last(*) FROM ${this.from()} ${where}`);
     const series = all?.series?.[0];
@@ -641,12 +650,12 @@ class InfluxStoreImpl implements InfluxStore {
     const fields: string[] = [];
     series.columns.forEach((col, i) => {
       if (i === 0 || !col.startsWith('last_') || row[i] === null || row[i] === undefined) return;
-      const field = col.slice('last_'.length);
-      if (field !== SEQ_FIELD && field !== EPOCH_FIELD) fields.push(field);
+      const metric = metricOfField(col.slice('last_'.length));
+      if (metric !== null) fields.push(metric);
     });
     if (fields.length === 0) return {};
     // ... and one LAST() per field gives each its own time.
-    const results = await this.select(fields.map((f) => `SELECT last(${quoteIdent(f)}) FROM ${this.from()} ${where}`).join('; '));
+    const results = await this.select(fields.map((f) => `SELECT last(${this.field(f)}) FROM ${this.from()} ${where}`).join('; '));
     const out: Record<string, LatestValue> = {};
     results.forEach((r, i) => {
       const field = fields[r.statement_id ?? i];
