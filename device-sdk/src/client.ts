@@ -4,10 +4,10 @@
  * readyState, binaryType, protocol), so it runs in browsers, Deno, Bun and Node 22, and on Node 20 with
  * the `ws` package passed in. Zero runtime dependencies.
  */
-import { encodeDeviceFrame, truncateUtf8 } from './codec/encode.js';
+import { encodeDeviceFrame, fitsKind, truncateUtf8 } from './codec/encode.js';
 import { decodeHubFrame } from './codec/decode.js';
-import type { DeltaContext, DeviceFrame, HubFrame, MetricDeclaration, MetricKind, Reading, Value, WelcomeFrame } from './codec/frames.js';
-import { DEFAULT_LIMITS, type Limits } from './codec/limits.js';
+import { SUBPROTOCOL, type DeltaContext, type DeviceFrame, type HubFrame, type MetricDeclaration, type MetricKind, type Reading, type Value, type WelcomeFrame } from './codec/frames.js';
+import { DEFAULT_LIMITS } from './codec/limits.js';
 
 export const SDK_VERSION = 'ts-0.1.0';
 
@@ -139,6 +139,33 @@ const DEAD_AFTER_PERIODS = 3;
 /** Command ids remembered for duplicate detection. */
 const RECENT_COMMANDS = 256;
 const CLOSE_GRACE_MS = 5000;
+const { maxStringValueBytes, maxDetailBytes } = DEFAULT_LIMITS;
+
+/** One timer that is pending or not: arm() replaces a pending run, cancel() drops it. */
+class Timer {
+  #timers: Timers;
+  #handle: unknown;
+  constructor(timers: Timers) {
+    this.#timers = timers;
+  }
+
+  get pending(): boolean {
+    return this.#handle !== undefined;
+  }
+
+  arm(ms: number, fn: () => void): void {
+    this.cancel();
+    this.#handle = this.#timers.setTimeout(() => {
+      this.#handle = undefined;
+      fn();
+    }, ms);
+  }
+
+  cancel(): void {
+    if (this.#handle !== undefined) this.#timers.clearTimeout(this.#handle);
+    this.#handle = undefined;
+  }
+}
 
 interface CommandEntry {
   /** Final COMMAND_RESULT once the handler settled. */
@@ -182,21 +209,23 @@ export class TendrilDevice {
   #quiet = 0;
   #seesPings = false;
 
-  #paused = false;
   #tokens = 0;
   #refilledAt = 0;
 
-  #tickTimer: unknown;
-  #reconnectTimer: unknown;
-  #paceTimer: unknown;
-  #pauseTimer: unknown;
+  #tick: Timer;
+  #reconnect: Timer;
+  /** Waits for rate tokens (WELCOME.maxRate). */
+  #pace: Timer;
+  /** Pending while a BACKOFF pause lasts: no readings go out. */
+  #pause: Timer;
+  /** close() waits this long for the hub's close frame. */
+  #closeGrace: Timer;
 
   #dropsToReport = 0;
   /** The dropped count the hub last heard, in HELLO or STATUS. */
   #reportedDropped = 0;
   #flushWaiters: Array<() => void> = [];
   #closeWaiters: Array<() => void> = [];
-  #closeTimer: unknown;
 
   #counts = { sent: 0, acked: 0, dropped: 0, reconnects: 0 };
   #rejectedByCode: Record<string, number> = {};
@@ -204,22 +233,26 @@ export class TendrilDevice {
   constructor(options: TendrilDeviceOptions) {
     this.#o = options;
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WS) throw new TypeError('no WebSocket implementation: pass { WebSocket } (on Node 20: `import WebSocket from "ws"`)');
+    if (!WS) throw new TypeError('no WebSocket: pass { WebSocket } (on Node 20: import WebSocket from "ws")');
     this.#WS = WS;
     this.#clock = options.clock ?? Date.now;
     this.#random = options.random ?? Math.random;
     // Browsers refuse window.setTimeout called on another object, so the globals are called unbound.
     const t = options.timers;
-    this.#timers =
-      t && t.setTimeout !== setTimeout ? t : { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
+    const timers: Timers = t && t.setTimeout !== setTimeout ? t : { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
+    this.#timers = timers;
+    this.#tick = new Timer(timers);
+    this.#reconnect = new Timer(timers);
+    this.#pace = new Timer(timers);
+    this.#pause = new Timer(timers);
+    this.#closeGrace = new Timer(timers);
     this.#bufferSize = options.bufferSize ?? 10_000;
     if (!(this.#bufferSize >= 1)) throw new TypeError('bufferSize must be >= 1');
     this.epoch = options.epoch ?? Math.floor(this.#random() * 2 ** 32);
-    this.#metrics = options.metrics.map((m, i) => {
-      const d: MetricDeclaration = { alias: m.alias ?? i, name: m.name, kind: m.kind, unit: m.unit ?? '' };
-      if (m.min !== undefined) d.min = m.min;
-      if (m.max !== undefined) d.max = m.max;
-      this.#byName.set(d.name, d);
+    // The encoder reads min/max only when defined, as HELLO carries them (§4.2).
+    this.#metrics = options.metrics.map(({ name, kind, alias, unit = '', min, max }, i) => {
+      const d: MetricDeclaration = { alias: alias ?? i, name, kind, unit, min, max };
+      this.#byName.set(name, d);
       this.#byAlias.set(d.alias, d);
       return d;
     });
@@ -258,7 +291,7 @@ export class TendrilDevice {
     if (this.#running) return;
     this.#running = true;
     this.#attempt = 0;
-    if (!this.#sock && !this.#reconnectTimer) this.#connect();
+    if (!this.#sock && !this.#reconnect.pending) this.#connect();
   }
 
   /**
@@ -269,18 +302,16 @@ export class TendrilDevice {
   send(values: Record<string, number | boolean | string | undefined>, ts: number | null = this.#clock()): number {
     const out: Value[] = [];
     for (const name in values) {
-      const v = values[name];
-      if (v === undefined) continue;
+      const value = values[name];
+      if (value === undefined) continue;
       const m = this.#byName.get(name);
       if (!m) throw new TypeError(`unknown metric "${name}"; declared: ${[...this.#byName.keys()].join(', ')}`);
-      const k = m.kind;
-      const ok = k === 'bool' ? typeof v === 'boolean' : k === 'string' ? typeof v === 'string' : k === 'int' ? Number.isSafeInteger(v) : typeof v === 'number';
-      if (!ok) throw new TypeError(`metric "${name}" is declared ${k}; got ${typeof v} ${String(v)}`);
-      // §9.2: a longer string cannot be encoded at all.
-      if (k === 'string' && truncateUtf8(v as string, DEFAULT_LIMITS.maxStringValueBytes) !== v) {
-        throw new TypeError(`metric "${name}": string values are limited to ${DEFAULT_LIMITS.maxStringValueBytes} bytes of UTF-8`);
+      if (!fitsKind(m.kind, value)) throw new TypeError(`metric "${name}" is declared ${m.kind}; got ${typeof value} ${String(value)}`);
+      // §9.2: a longer string (or one with a lone surrogate) cannot be encoded at all.
+      if (typeof value === 'string' && truncateUtf8(value, maxStringValueBytes) !== value) {
+        throw new TypeError(`metric "${name}": a string value is at most ${maxStringValueBytes} bytes of UTF-8`);
       }
-      out.push({ alias: m.alias, kind: k, value: v });
+      out.push({ alias: m.alias, kind: m.kind, value });
     }
     if (!out.length) throw new TypeError('a reading needs at least one value');
     if (ts !== null && !(ts >= 0 && ts <= Number.MAX_SAFE_INTEGER)) throw new TypeError(`timestamp must be ms since the Unix epoch, got ${ts}`);
@@ -317,17 +348,16 @@ export class TendrilDevice {
   /** Stops reconnecting and closes the connection with 1000. Unacked readings stay in memory. */
   close(): Promise<void> {
     this.#running = false;
-    this.#reconnectTimer = this.#clear(this.#reconnectTimer);
-    this.#pauseTimer = this.#clear(this.#pauseTimer);
-    this.#paceTimer = this.#clear(this.#paceTimer);
-    this.#paused = false;
+    this.#reconnect.cancel();
+    this.#pause.cancel();
+    this.#pace.cancel();
     const s = this.#sock;
     if (!s) return Promise.resolve();
     return new Promise((resolve) => {
       this.#closeWaiters.push(resolve);
-      if (this.#closeTimer !== undefined) return;
+      if (this.#closeGrace.pending) return;
       // A peer that never answers the close frame must not hold close() open.
-      this.#closeTimer = this.#timers.setTimeout(() => this.#ended(s, 1006, 'close timeout'), CLOSE_GRACE_MS);
+      this.#closeGrace.arm(CLOSE_GRACE_MS, () => this.#ended(s, 1006, 'close timeout'));
       try {
         s.close(1000);
       } catch {
@@ -356,14 +386,13 @@ export class TendrilDevice {
 
   #encode(frame: DeviceFrame): Uint8Array {
     const w = this.#welcome;
-    const limits: Partial<Limits> | undefined = w && { maxFrameBytes: w.maxFrameBytes, maxBatch: w.maxBatch };
-    return encodeDeviceFrame(frame, this.#ctx, limits);
+    return encodeDeviceFrame(frame, this.#ctx, w && { maxFrameBytes: w.maxFrameBytes, maxBatch: w.maxBatch });
   }
 
   #connect(): void {
     let s: WebSocketLike;
     try {
-      s = new this.#WS(this.#o.url, 'tendril.v1', { perMessageDeflate: false, ...this.#o.wsOptions });
+      s = new this.#WS(this.#o.url, SUBPROTOCOL, { perMessageDeflate: false, ...this.#o.wsOptions });
       s.binaryType = 'arraybuffer';
     } catch (err) {
       this.#emit('error', err as Error);
@@ -386,8 +415,8 @@ export class TendrilDevice {
       };
     s.onopen = guard(() => {
       // §1.1: the hub must have selected the subprotocol.
-      if (s.protocol !== 'tendril.v1') {
-        this.#emit('error', new TendrilError('UNEXPECTED_FRAME', `the hub selected subprotocol "${s.protocol}", not tendril.v1`));
+      if (s.protocol !== SUBPROTOCOL) {
+        this.#emit('error', new TendrilError('UNEXPECTED_FRAME', `the hub chose subprotocol "${s.protocol}", not ${SUBPROTOCOL}`));
         return this.#abandon(s, 1002, 'UNEXPECTED_FRAME');
       }
       // §6.1: HELLO first, then nothing until WELCOME.
@@ -411,16 +440,15 @@ export class TendrilDevice {
     this.#quiet = 0;
     let f: HubFrame;
     try {
-      if (typeof data === 'string') throw new TendrilError('TEXT_FRAME', 'the hub sent a text message on the binary channel');
+      if (typeof data === 'string') throw new TendrilError('TEXT_FRAME', 'a text message');
       f = decodeHubFrame(new Uint8Array(data as ArrayBuffer));
       // §3.2: nothing but WELCOME or ERROR before WELCOME, and one WELCOME per connection.
       if ((f.type === 'welcome') === !!this.#welcome && f.type !== 'error') {
-        throw new TendrilError('UNEXPECTED_FRAME', `unexpected ${f.type.toUpperCase()} frame ${this.#welcome ? 'after' : 'before'} WELCOME`);
+        throw new TendrilError('UNEXPECTED_FRAME', `${f.type} frame ${this.#welcome ? 'after' : 'before'} WELCOME`);
       }
     } catch (err) {
-      const e = err as TendrilError;
-      const code = e.code ?? 'FRAME_TRUNCATED';
-      this.#emit('error', new TendrilError(code, `bad frame from the hub: ${e.message}`));
+      const { code = 'FRAME_TRUNCATED', message } = err as TendrilError;
+      this.#emit('error', new TendrilError(code, `bad frame from the hub: ${message}`));
       // §6.6.5
       this.#abandon(s, 1002, code);
       return;
@@ -503,16 +531,10 @@ export class TendrilDevice {
 
   /** §7.4: no readings for pauseMs; then everything unacked again, oldest first. */
   #backoff(code: string, pauseMs: number): void {
-    this.#paused = true;
     this.#sentCount = 0;
     if (code === 'RATE_LIMITED') this.#tokens = Math.min(this.#tokens, 0);
-    this.#paceTimer = this.#clear(this.#paceTimer);
-    this.#pauseTimer = this.#clear(this.#pauseTimer);
-    this.#pauseTimer = this.#timers.setTimeout(() => {
-      this.#pauseTimer = undefined;
-      this.#paused = false;
-      this.#pump();
-    }, pauseMs);
+    this.#pace.cancel();
+    this.#pause.arm(pauseMs, () => this.#pump());
     this.#emit('backoff', { code, pauseMs });
   }
 
@@ -522,42 +544,36 @@ export class TendrilDevice {
    */
   #pump(): void {
     const w = this.#welcome;
-    if (!w || this.#paused || this.#paceTimer) return;
-    while (this.#sentCount < this.#pending.length) {
-      let n = Math.min(this.#pending.length - this.#sentCount, w.maxBatch);
+    const pending = this.#pending;
+    if (!w || this.#pause.pending || this.#pace.pending) return;
+    while (this.#sentCount < pending.length) {
+      const first = this.#sentCount;
+      let n = Math.min(pending.length - first, w.maxBatch);
       if (w.maxRate > 0) {
         const now = this.#clock();
         this.#tokens = Math.min(Math.max(1, w.maxRate), this.#tokens + (Math.max(0, now - this.#refilledAt) * w.maxRate) / 1000);
         this.#refilledAt = now;
-        if (this.#tokens < 1) {
-          this.#paceTimer = this.#timers.setTimeout(
-            () => {
-              this.#paceTimer = undefined;
-              this.#pump();
-            },
-            Math.ceil(((1 - this.#tokens) * 1000) / w.maxRate),
-          );
-          return;
-        }
+        if (this.#tokens < 1) return this.#pace.arm(Math.ceil(((1 - this.#tokens) * 1000) / w.maxRate), () => this.#pump());
         n = Math.min(n, Math.floor(this.#tokens));
       }
       // §5.4: every BATCH entry carries a timestamp; untimed readings travel alone.
       let k = 1;
-      if (this.#pending[this.#sentCount]!.ts !== null) while (k < n && this.#pending[this.#sentCount + k]!.ts !== null) k++;
+      if (pending[first]!.ts !== null) while (k < n && pending[first + k]!.ts !== null) k++;
       let bytes: Uint8Array | undefined;
       for (; ; k = Math.ceil(k / 2)) {
-        const batch = this.#pending.slice(this.#sentCount, this.#sentCount + k);
+        const batch = pending.slice(first, first + k);
         try {
           bytes = this.#encode(k > 1 ? { type: 'batch', readings: batch as Array<Reading & { ts: number }> } : { type: 'reading', ...batch[0]! });
           break;
         } catch (err) {
           if (k > 1) continue;
           // A reading the hub's frame limit cannot carry would block every later one: discard it.
-          const [r] = this.#pending.splice(this.#sentCount, 1);
+          const [r] = pending.splice(first, 1);
+          const { code = 'FRAME_TOO_LARGE', message } = err as TendrilError;
           this.#counts.dropped++;
           this.#reportDrops();
           this.#settleFlush();
-          this.#emit('error', new TendrilError((err as TendrilError).code ?? 'FRAME_TOO_LARGE', `reading ${r!.seq} cannot be sent and was dropped: ${(err as Error).message}`));
+          this.#emit('error', new TendrilError(code, `reading ${r!.seq} cannot be sent and was dropped: ${message}`));
           break;
         }
       }
@@ -594,8 +610,8 @@ export class TendrilDevice {
   // ---- liveness ----
 
   #armTick(heartbeatMs: number): void {
-    this.#tickTimer = this.#clear(this.#tickTimer);
-    if (heartbeatMs > 0) this.#tickTimer = this.#timers.setTimeout(() => this.#tick(heartbeatMs), heartbeatMs);
+    this.#tick.cancel();
+    if (heartbeatMs > 0) this.#tick.arm(heartbeatMs, () => this.#onTick(heartbeatMs));
   }
 
   /**
@@ -604,9 +620,9 @@ export class TendrilDevice {
    * socket pings are invisible, so silence counts only while an answer is owed: WELCOME, or an ACK for
    * readings sent on this connection.
    */
-  #tick(heartbeatMs: number): void {
+  #onTick(heartbeatMs: number): void {
     this.#armTick(heartbeatMs);
-    const owed = !this.#welcome || (!this.#paused && this.#sentCount > 0);
+    const owed = !this.#welcome || (!this.#pause.pending && this.#sentCount > 0);
     if (!this.#seesPings && !owed) this.#quiet = 0;
     else if (++this.#quiet >= DEAD_AFTER_PERIODS && this.#sock) this.#abandon(this.#sock, 4000, 'HEARTBEAT_LOST');
   }
@@ -631,9 +647,9 @@ export class TendrilDevice {
     this.#sock = undefined;
     this.#welcome = undefined;
     this.#sentCount = 0;
-    this.#tickTimer = this.#clear(this.#tickTimer);
-    this.#paceTimer = this.#clear(this.#paceTimer);
-    this.#closeTimer = this.#clear(this.#closeTimer);
+    this.#tick.cancel();
+    this.#pace.cancel();
+    this.#closeGrace.cancel();
     // §6.7.2: retrying cannot fix bad credentials or a disabled device, and a REPLACED device would
     // displace its own replacement (§6.4); the application decides what to do.
     if (code === 1008 && (TERMINAL.includes(reason) || TERMINAL.includes(this.#lastErrorCode))) this.#running = false;
@@ -649,34 +665,25 @@ export class TendrilDevice {
   #reconnectLater(): void {
     const r = this.#o.reconnect;
     const cap = Math.min(r?.maxDelayMs ?? 30_000, (r?.initialDelayMs ?? 500) * 2 ** this.#attempt++);
-    this.#reconnectTimer = this.#timers.setTimeout(() => {
-      this.#reconnectTimer = undefined;
+    this.#reconnect.arm(this.#random() * cap, () => {
       this.#counts.reconnects++;
       this.#connect();
-    }, this.#random() * cap);
-  }
-
-  /** Cancels a timer; returns undefined to store in its place. */
-  #clear(handle: unknown): undefined {
-    if (handle !== undefined) this.#timers.clearTimeout(handle);
-    return undefined;
+    });
   }
 
   // ---- commands (§8) ----
 
   #command(commandId: number, name: string, args: string, timeoutMs: number): void {
+    const delivered: DeviceFrame = { type: 'commandResult', commandId, status: 'delivered', detail: '' };
     const seen = this.#commands.get(commandId);
-    if (seen) {
-      // §8.3: a duplicate delivery runs nothing; the hub gets the final result again, or `delivered` while it runs.
-      this.#sendResult(seen, { type: 'commandResult', commandId, status: 'delivered', detail: '' });
-      return;
-    }
+    // §8.3: a duplicate delivery runs nothing; the hub gets the final result again, or `delivered` while it runs.
+    if (seen) return this.#sendResult(seen, delivered);
     const entry: CommandEntry = {};
     this.#commands.set(commandId, entry);
     if (this.#commands.size > RECENT_COMMANDS) this.#commands.delete(this.#commands.keys().next().value!);
     // §8.2.1: `delivered` at once, before the handler runs.
-    this.#write(this.#encode({ type: 'commandResult', commandId, status: 'delivered', detail: '' }));
-    const max = DEFAULT_LIMITS.maxDetailBytes;
+    this.#sendResult(entry, delivered);
+    const max = maxDetailBytes;
     const finish = (status: 'succeeded' | 'failed' | 'rejected', detail: string): void => {
       entry.done = { type: 'commandResult', commandId, status, detail: truncateUtf8(detail, max) };
       this.#sendResult(entry);

@@ -3,6 +3,9 @@
  * One WebSocket binary message carries exactly one frame; byte 0 is the frame type.
  */
 
+/** WebSocket subprotocol of this protocol version (§1.1). */
+export const SUBPROTOCOL = 'tendril.v1';
+
 /** Frame type byte (protocol §3). Device -> hub types are 0x01..0x3f, hub -> device 0x41..0x7f. */
 export const FrameType = {
   HELLO: 0x01,

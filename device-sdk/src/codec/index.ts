@@ -6,6 +6,3 @@ export * from './limits.js';
 export { decodeDeviceFrame, decodeHubFrame } from './decode.js';
 export { encodeDeviceFrame, encodeHubFrame, truncateUtf8 } from './encode.js';
 export { zigzag, unzigzag } from './bytes.js';
-
-/** WebSocket subprotocol of this protocol version (§1.1). */
-export const SUBPROTOCOL = 'tendril.v1';
