@@ -21,12 +21,10 @@ export function unzigzag(z: number): number {
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
 
+/** Reads the primitives of §2 that every frame uses: bytes, varints, strings. */
 export class ByteReader {
   pos = 0;
-  private view: DataView;
-  constructor(readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  constructor(readonly bytes: Uint8Array) {}
 
   get remaining(): number {
     return this.bytes.length - this.pos;
@@ -63,24 +61,6 @@ export class ByteReader {
     return this.fail('VARINT_OVERFLOW', `varint ${what} is longer than ${MAX_VARINT_BYTES} bytes`);
   }
 
-  svarint(what: string): number {
-    return unzigzag(this.varint(what));
-  }
-
-  f32(what: string): number {
-    this.need(4, what);
-    const v = this.view.getFloat32(this.pos, true);
-    this.pos += 4;
-    return v;
-  }
-
-  f64(what: string): number {
-    this.need(8, what);
-    const v = this.view.getFloat64(this.pos, true);
-    this.pos += 8;
-    return v;
-  }
-
   string(what: string, maxBytes: number): string {
     const start = this.pos;
     const len = this.varint(`${what} length`);
@@ -98,6 +78,36 @@ export class ByteReader {
     }
     this.pos += len;
     return s;
+  }
+}
+
+/**
+ * Adds the primitives only device frames carry: signed varints (reading deltas, INT values) and floats
+ * (values, HELLO ranges). Hub frames have none, so a device that decodes hub frames does not ship these.
+ */
+export class DeviceFrameReader extends ByteReader {
+  private view: DataView;
+  constructor(bytes: Uint8Array) {
+    super(bytes);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  svarint(what: string): number {
+    return unzigzag(this.varint(what));
+  }
+
+  f32(what: string): number {
+    this.need(4, what);
+    const v = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  f64(what: string): number {
+    this.need(8, what);
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
   }
 }
 

@@ -2,7 +2,7 @@
  * Pure decoders: bytes in, frame out, or a FrameError with a registry code. No I/O, no clocks.
  * Section numbers (§) refer to docs/protocol.md.
  */
-import { ByteReader } from './bytes.js';
+import { ByteReader, DeviceFrameReader } from './bytes.js';
 import { codeOfWire, FrameError } from './errors.js';
 import {
   COMMAND_STATUSES,
@@ -49,7 +49,7 @@ function end(r: ByteReader, what: string): void {
 export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn?: Partial<Limits>): DeviceFrame {
   const limits = resolveLimits(limitsIn);
   checkSize(bytes, limits);
-  const r: ByteReader = new ByteReader(bytes);
+  const r: DeviceFrameReader = new DeviceFrameReader(bytes);
   const type = r.u8('frame type');
   switch (type) {
     case FrameType.HELLO:
@@ -138,7 +138,7 @@ export function decodeHubFrame(bytes: Uint8Array, limitsIn?: Partial<Limits>): H
   return frame;
 }
 
-function decodeHello(r: ByteReader, limits: Limits): HelloFrame {
+function decodeHello(r: DeviceFrameReader, limits: Limits): HelloFrame {
   const deviceId = r.string('deviceId', limits.maxDeviceIdBytes);
   // §4.1
   if (!DEVICE_ID_PATTERN.test(deviceId)) r.fail('INVALID_FIELD', 'deviceId must be 1+ characters of [A-Za-z0-9._:-]');
@@ -190,7 +190,7 @@ function decodeHello(r: ByteReader, limits: Limits): HelloFrame {
 }
 
 /** §5.4 */
-function decodeBatch(r: ByteReader, limits: Limits, ctx: DeltaContext): BatchFrame {
+function decodeBatch(r: DeviceFrameReader, limits: Limits, ctx: DeltaContext): BatchFrame {
   const count = r.varint('batch count');
   if (count < 1 || count > limits.maxBatch) r.fail('BATCH_TOO_LARGE', `BATCH holds ${count} readings, allowed 1..${limits.maxBatch}`);
   const local = { ...ctx };
@@ -205,7 +205,7 @@ function decodeBatch(r: ByteReader, limits: Limits, ctx: DeltaContext): BatchFra
 }
 
 /** §5.1/§5.3: seq delta, optional ts delta, then values (counted in a batch, to the end otherwise). */
-function readReading(r: ByteReader, limits: Limits, ctx: DeltaContext, timed: boolean, counted: boolean) {
+function readReading(r: DeviceFrameReader, limits: Limits, ctx: DeltaContext, timed: boolean, counted: boolean) {
   const seq = ctx.prevSeq + r.svarint('seq delta');
   if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) r.fail('INVALID_FIELD', `seq ${seq} is outside 1..2^53-1`);
   let ts: number | null = null;
@@ -233,7 +233,7 @@ function readReading(r: ByteReader, limits: Limits, ctx: DeltaContext, timed: bo
 }
 
 /** §5.2: tag = alias * 8 + value type, then the payload the type implies. */
-function readValue(r: ByteReader, limits: Limits): Value {
+function readValue(r: DeviceFrameReader, limits: Limits): Value {
   const tag = r.varint('value tag');
   const alias = Math.floor(tag / 8);
   const vt = tag % 8;
