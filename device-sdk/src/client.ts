@@ -6,7 +6,17 @@
  */
 import { encodeDeviceFrame, fitsKind, truncateUtf8 } from './codec/encode.js';
 import { decodeHubFrame } from './codec/decode.js';
-import { SUBPROTOCOL, type DeltaContext, type DeviceFrame, type HubFrame, type MetricDeclaration, type MetricKind, type Reading, type Value, type WelcomeFrame } from './codec/frames.js';
+import {
+  SUBPROTOCOL,
+  type DeltaContext,
+  type DeviceFrame,
+  type HubFrame,
+  type MetricDeclaration,
+  type MetricKind,
+  type Reading,
+  type Value,
+  type WelcomeFrame,
+} from './codec/frames.js';
 import { DEFAULT_LIMITS } from './codec/limits.js';
 
 export const SDK_VERSION = 'ts-0.1.0';
@@ -239,7 +249,8 @@ export class TendrilDevice {
     this.#random = options.random ?? Math.random;
     // Browsers refuse window.setTimeout called on another object, so the globals are called unbound.
     const t = options.timers;
-    const timers: Timers = t && t.setTimeout !== setTimeout ? t : { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
+    const timers: Timers =
+      t && t.setTimeout !== setTimeout ? t : { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
     this.#timers = timers;
     this.#tick = new Timer(timers);
     this.#reconnect = new Timer(timers);
