@@ -8,7 +8,8 @@
 //           builds the lines with the client library's Point, splits into 5000-line requests, sends.
 //
 // Both run with 1 and with 2 requests in flight; runs alternate and each gets a fresh database; the
-// median of --rounds is reported. influxd is Debian's 1.6 started by the test harness (127.0.0.1, free
+// median of --rounds is reported. A third figure, the store writing to a local HTTP server that answers 204
+// to everything (a sink, not InfluxDB), is the client's own ceiling on one core. influxd is Debian's 1.6 started by the test harness (127.0.0.1, free
 // port, temp dir, stopped by PID). Stops by itself.
 // Reproduce: node bench/influx-write.mjs [--readings 200000] [--rounds 3] [--json]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -137,6 +138,25 @@ async function runStore(modules, influx, db, readings, inFlight) {
   return seconds;
 }
 
+/** The store's throughput against a local server that answers 204 at once: what the client side alone costs. */
+async function runStoreAgainstSink(modules, readings) {
+  const sink = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(204, { 'x-influxdb-version': 'sink' }).end());
+  });
+  await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const store = modules.store.createInfluxStore({ url: `http://127.0.0.1:${sink.address().port}`, db: 'sink', batchLines: LINES_PER_REQUEST, concurrency: 2 });
+  await store.init();
+  const selfBefore = process.cpuUsage();
+  const start = performance.now();
+  for (let i = 0; i < readings.length; i += READINGS_PER_WRITE) await store.write(readings.slice(i, i + READINGS_PER_WRITE));
+  const seconds = (performance.now() - start) / 1000;
+  const self = process.cpuUsage(selfBefore);
+  await store.close();
+  sink.close();
+  return { seconds, cpu: (self.user + self.system) / 1e6 };
+}
+
 async function countPoints(influx, db) {
   const [r] = await influx.query('SELECT count("@seq") FROM "readings"', { db });
   return r?.series?.[0]?.values?.[0]?.[1] ?? 0;
@@ -162,6 +182,7 @@ try {
   await runStore(modules, influx, 'warmup_store', readings.slice(0, 20_000), 1);
 
   const times = { raw1: [], store1: [], raw2: [], store2: [] };
+  const sinkRuns = [];
   let dbn = 0;
   for (let round = 0; round < ROUNDS; round++) {
     for (const inFlight of [1, 2]) {
@@ -174,6 +195,7 @@ try {
       await influx.query(`DROP DATABASE "${rawDb}"`);
       await influx.query(`DROP DATABASE "${storeDb}"`);
     }
+    sinkRuns.push(await runStoreAgainstSink(modules, readings));
   }
   const rate = (s) => Math.round(READINGS / s);
   const result = {
@@ -193,6 +215,10 @@ try {
   result.cpuSecondsPerMillionPoints = Object.fromEntries(
     Object.entries(cpu).map(([k, v]) => [k, { influxd: +(median(v.map((c) => c.influxd)) * 1e6 / READINGS).toFixed(2), client: +(median(v.map((c) => c.client)) * 1e6 / READINGS).toFixed(2) }]),
   );
+  result.storeAgainst204Sink = {
+    pointsPerSecond: rate(median(sinkRuns.map((r) => r.seconds))),
+    clientCpuSecondsPerMillionPoints: +(median(sinkRuns.map((r) => r.cpu)) * 1e6 / READINGS).toFixed(2),
+  };
   result.ratio = {
     store1VsRaw1: +(result.pointsPerSecond.store1 / result.pointsPerSecond.raw1).toFixed(2),
     store2VsRaw2: +(result.pointsPerSecond.store2 / result.pointsPerSecond.raw2).toFixed(2),
@@ -207,6 +233,7 @@ try {
     console.log(`  1          ${String(p.raw1).padStart(12)}  ${String(p.store1).padStart(14)}  ${result.ratio.store1VsRaw1}`);
     console.log(`  2          ${String(p.raw2).padStart(12)}  ${String(p.store2).padStart(14)}  ${result.ratio.store2VsRaw2}`);
     console.log(`  store (2 in flight, the default) against raw with 1 in flight: ${result.ratio.store2VsRaw1}`);
+    console.log(`  store against a 204 sink (client side only): ${result.storeAgainst204Sink.pointsPerSecond} points/s, ${result.storeAgainst204Sink.clientCpuSecondsPerMillionPoints} CPU s per million points`);
     const c = result.cpuSecondsPerMillionPoints;
     console.log(`  CPU s per million points (influxd / client): raw1 ${c.raw1.influxd}/${c.raw1.client}, store1 ${c.store1.influxd}/${c.store1.client}, raw2 ${c.raw2.influxd}/${c.raw2.client}, store2 ${c.store2.influxd}/${c.store2.client}`);
   }

@@ -125,7 +125,10 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
 }
 
 export function decodeReadings(json: Buffer): StoredReading[] {
-  const wire = JSON.parse(json.toString('utf8')) as WireReading[];
+  return fromWire(JSON.parse(json.toString('utf8')) as WireReading[]);
+}
+
+function fromWire(wire: WireReading[]): StoredReading[] {
   const out: StoredReading[] = new Array(wire.length);
   for (let i = 0; i < wire.length; i++) {
     const [deviceId, epoch, seq, ts, values] = wire[i]!;
@@ -140,6 +143,25 @@ export function decodeReadings(json: Buffer): StoredReading[] {
   }
   return out;
 }
+
+/** The readings of several records' JSON parts, in order, with one JSON.parse. */
+export function decodeRecordsJson(jsons: readonly Buffer[]): StoredReading[] {
+  if (jsons.length === 1) return decodeReadings(jsons[0]!);
+  // Each part is a JSON array; joined they make an array of arrays.
+  const parts: Buffer[] = [Buffer.from('[')];
+  jsons.forEach((j, i) => {
+    if (i > 0) parts.push(COMMA);
+    parts.push(j);
+  });
+  parts.push(Buffer.from(']'));
+  const out: StoredReading[] = [];
+  for (const group of JSON.parse(Buffer.concat(parts).toString('utf8')) as WireReading[][]) {
+    for (const r of fromWire(group)) out.push(r);
+  }
+  return out;
+}
+
+const COMMA = Buffer.from(',');
 
 export function segmentFileName(n: number): string {
   return `seg-${String(n).padStart(10, '0')}.log`;

@@ -23,6 +23,7 @@ import type { ReadingSink, StoredReading, TimeSeriesStore } from '../storage/typ
 import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import {
   decodeReadings,
+  decodeRecordsJson,
   encodeRecord,
   parseSegmentFileName,
   scanRecord,
@@ -696,10 +697,19 @@ class DiskSpool extends EventEmitter implements Spool {
   private async readBatch(start: Position): Promise<Batch> {
     let nextYield = READ_SLICE_READINGS;
     const readings: StoredReading[] = [];
+    // Records are parsed together (one JSON.parse for many small records is much cheaper than one each).
+    let pending: Buffer[] = [];
+    let pendingCount = 0;
+    const flush = (): void => {
+      if (pending.length === 0) return;
+      for (const r of decodeRecordsJson(pending)) readings.push(r);
+      pending = [];
+      pendingCount = 0;
+    };
     const pos = { ...start };
     let bytes = 0;
     let firstAcceptedAt: number | null = null;
-    while (readings.length < this.batchReadings) {
+    while (readings.length + pendingCount < this.batchReadings) {
       const segIndex = this.segments.findIndex((s) => s.n === pos.seg);
       const seg = this.segments[segIndex];
       if (!seg) {
@@ -724,7 +734,7 @@ class DiskSpool extends EventEmitter implements Spool {
       buf = buf.subarray(0, len);
       let o = 0;
       let skipped = false;
-      while (o < buf.length && readings.length < this.batchReadings) {
+      while (o < buf.length && readings.length + pendingCount < this.batchReadings) {
         let result = scanRecord(buf, o);
         if (result.kind === 'incomplete' && o === 0) {
           // One record larger than the read chunk.
@@ -745,16 +755,19 @@ class DiskSpool extends EventEmitter implements Spool {
         }
         const rec = result.record;
         firstAcceptedAt ??= rec.acceptedAt;
-        for (const r of decodeReadings(rec.json)) readings.push(r);
-        if (readings.length >= nextYield) {
+        pending.push(rec.json);
+        pendingCount += rec.count;
+        bytes += rec.totalBytes;
+        o += rec.totalBytes;
+        if (readings.length + pendingCount >= nextYield) {
+          flush();
           nextYield = readings.length + READ_SLICE_READINGS;
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
-        bytes += rec.totalBytes;
-        o += rec.totalBytes;
       }
       if (!skipped) pos.off += o;
     }
+    flush();
     return { readings, start: { ...start }, end: pos, bytes, firstAcceptedAt };
   }
 
