@@ -1,0 +1,157 @@
+/**
+ * The command API (docs/commands.md). Register under the /api/v1 prefix, behind the admin-token hook.
+ *   POST /devices/:id/commands     queue a command (202; 200 when an idempotency key repeats a request)
+ *   GET  /devices/:id/commands     a device's commands, newest first, paginated
+ *   GET  /commands/:commandId      one command with its state history
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk';
+import { HubHttpError } from '../errors.js';
+import { CommandRequestError } from '../commands/errors.js';
+import { COMMAND_LIMITS, COMMAND_STATES, type CommandState } from '../commands/model.js';
+import type { CommandQueue } from '../commands/queue.js';
+
+export interface CommandApiOptions {
+  commands: CommandQueue;
+  deviceExists(deviceId: string): boolean;
+}
+
+const idSchema = { type: 'string', minLength: 1, maxLength: DEFAULT_LIMITS.maxDeviceIdBytes, pattern: DEVICE_ID_PATTERN.source } as const;
+const deviceParams = { type: 'object', required: ['id'], properties: { id: idSchema } } as const;
+
+interface DeviceParams {
+  id: string;
+}
+
+interface SubmitBody {
+  name: string;
+  args?: unknown;
+  ttlMs?: number;
+  timeoutMs?: number;
+  idempotencyKey?: string;
+}
+
+interface ListQuerystring {
+  state?: string;
+  limit?: number;
+  before?: number;
+}
+
+/**
+ * Who sent a request. Every /api/v1 request is authenticated with the hub admin token (api/auth.ts), so
+ * the principal is 'admin'.
+ */
+function principalOf(_request: FastifyRequest): string {
+  return 'admin';
+}
+
+function deviceNotFound(id: string): HubHttpError {
+  return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
+}
+
+function sendRefusal(reply: FastifyReply, err: CommandRequestError): FastifyReply {
+  return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
+}
+
+/** `queued,sent` -> the states, or an INVALID_REQUEST naming the unknown one. */
+function parseStates(text: string | undefined): CommandState[] | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const states = text.split(',').map((s) => s.trim());
+  for (const s of states) {
+    if (!(COMMAND_STATES as readonly string[]).includes(s)) {
+      throw new CommandRequestError('INVALID_REQUEST', `querystring/state "${s}" is not a command state; use one or more of ${COMMAND_STATES.join(', ')}, separated by commas.`);
+    }
+  }
+  return states as CommandState[];
+}
+
+export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { commands, deviceExists }) => {
+  app.post<{ Params: DeviceParams; Body: SubmitBody }>(
+    '/devices/:id/commands',
+    {
+      schema: {
+        params: deviceParams,
+        body: {
+          type: 'object',
+          required: ['name'],
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string' },
+            args: {},
+            ttlMs: { type: 'integer' },
+            timeoutMs: { type: 'integer' },
+            idempotencyKey: { type: 'string' },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { name, args, ttlMs, timeoutMs, idempotencyKey } = request.body;
+      try {
+        const { command, created } = commands.submit({
+          deviceId: request.params.id,
+          name,
+          ...(Object.hasOwn(request.body, 'args') ? { args } : {}),
+          ttlMs,
+          timeoutMs,
+          idempotencyKey,
+          requestedBy: principalOf(request),
+        });
+        if (created) request.log.info({ deviceId: command.deviceId, commandId: command.id, name: command.name }, 'command queued');
+        return reply
+          .code(created ? 202 : 200)
+          .header('location', `/api/v1/commands/${command.id}`)
+          .send(command);
+      } catch (err) {
+        if (err instanceof CommandRequestError) return sendRefusal(reply, err);
+        throw err;
+      }
+    },
+  );
+
+  app.get<{ Params: DeviceParams; Querystring: ListQuerystring }>(
+    '/devices/:id/commands',
+    {
+      schema: {
+        params: deviceParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', maxLength: 200 },
+            limit: { type: 'integer', minimum: 1, maximum: COMMAND_LIMITS.maxPageSize },
+            before: { type: 'integer', minimum: 1 },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!deviceExists(request.params.id)) throw deviceNotFound(request.params.id);
+      try {
+        const limit = request.query.limit ?? COMMAND_LIMITS.defaultPageSize;
+        const list = commands.list({ deviceId: request.params.id, states: parseStates(request.query.state), before: request.query.before, limit });
+        // A full page may have more behind it: pass nextBefore as `before` for the next page.
+        const nextBefore = list.length === limit ? list[list.length - 1]!.id : null;
+        return { commands: list, nextBefore };
+      } catch (err) {
+        if (err instanceof CommandRequestError) return sendRefusal(reply, err);
+        throw err;
+      }
+    },
+  );
+
+  app.get<{ Params: { commandId: number } }>(
+    '/commands/:commandId',
+    { schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
+    async (request, reply) => {
+      const command = commands.get(request.params.commandId);
+      if (!command) {
+        return sendRefusal(
+          reply,
+          new CommandRequestError('COMMAND_NOT_FOUND', `No command ${request.params.commandId} exists (or its device was deleted); list a device's commands with GET /api/v1/devices/:id/commands.`),
+        );
+      }
+      return command;
+    },
+  );
+};

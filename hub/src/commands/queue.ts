@@ -1,0 +1,405 @@
+/**
+ * The command queue: takes commands for devices, keeps them in SQLite, delivers them over the device
+ * channel and follows each through its lifecycle (docs/commands.md, protocol §8).
+ *
+ * Per device, commands go out in creation order with at most one in flight (sent or delivered, not yet
+ * final). The SDK runs handlers concurrently, so without this a `reboot` could overtake the
+ * `set-interval` queued before it, and a device would face as many parallel handlers as operators
+ * queued commands. The next command goes out when the one in flight reaches a final state.
+ *
+ * Delivery is at least once: when a device comes online, its command in flight is sent again with the
+ * same id (the connection may have dropped before the COMMAND arrived, or before its result came back);
+ * the device answers a duplicate from its memory of recent ids without running it again (§8.3).
+ *
+ * Deadlines, per device, on one timer armed for the earliest: a queued command expires at `expiresAt`
+ * (TTL); a command in flight fails with TIMEOUT at first send + `timeoutMs`. Both hold while the device
+ * is offline and across restarts (checked at start-up).
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { CommandStatus } from '@tendril/device-sdk';
+import type { Clock, TimerHandle, Timers } from '../clock.js';
+import type { DeviceChannel } from '../device-channel/channel.js';
+import { TypedEvents } from '../events.js';
+import type { SqliteDatabase } from '../storage/sqlite.js';
+import { CommandRequestError } from './errors.js';
+import { COMMAND_LIMITS, COMMAND_STATES, type Command, type CommandState } from './model.js';
+import { CommandStore, type CommandRecord, type ListQuery, type UnfinishedCommand } from './store.js';
+
+/** The part of the device channel the queue uses. */
+export type CommandChannel = Pick<DeviceChannel, 'sendCommand' | 'setCommandLookup' | 'events'>;
+
+export interface CommandQueueOptions {
+  /** The registry's database (hub.db): commands reference their device. */
+  db: SqliteDatabase;
+  channel: CommandChannel;
+  deviceExists(deviceId: string): boolean;
+  clock: Clock;
+  timers: Timers;
+  /** The hub's Prometheus registry. */
+  metrics: Registry;
+  log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+}
+
+export interface CommandQueueEvents extends Record<string, unknown> {
+  /** A command was created or changed state (or was sent again); the live channel forwards it. */
+  commandChanged: Command;
+}
+
+/** A request to run a command; fields as in POST /api/v1/devices/:id/commands. */
+export interface CommandRequest {
+  deviceId: string;
+  name: string;
+  /** Any JSON value; undefined = no arguments. */
+  args?: unknown;
+  ttlMs?: number | undefined;
+  timeoutMs?: number | undefined;
+  idempotencyKey?: string | undefined;
+  /** The API principal. */
+  requestedBy: string;
+}
+
+export interface ListCommandsQuery {
+  deviceId: string;
+  states?: readonly CommandState[] | undefined;
+  before?: number | undefined;
+  limit?: number | undefined;
+}
+
+/** A device's unfinished commands in creation order; the first one is the only one that may be in flight. */
+interface DeviceLine {
+  items: UnfinishedCommand[];
+  timer: TimerHandle | null;
+  timerAt: number;
+}
+
+/** setTimeout takes at most 2^31 - 1 ms; a later deadline is reached by re-arming. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export class CommandQueue {
+  readonly events = new TypedEvents<CommandQueueEvents>();
+  readonly store: CommandStore;
+  private readonly lines = new Map<string, DeviceLine>();
+  private readonly reached: Record<CommandState, { inc(): void }>;
+  private readonly unsubscribe: Array<() => void>;
+  private closed = false;
+
+  constructor(private readonly opts: CommandQueueOptions) {
+    this.store = new CommandStore(opts.db);
+    const registers = [opts.metrics];
+    const total = new Counter({ name: 'tendril_commands_total', help: 'Commands that reached a state, by state.', labelNames: ['state'], registers });
+    this.reached = Object.fromEntries(COMMAND_STATES.map((s) => [s, total.labels(s)])) as Record<CommandState, { inc(): void }>;
+    const lines = this.lines;
+    new Gauge({
+      name: 'tendril_commands_unfinished',
+      help: 'Commands queued, sent or delivered (not yet in a final state).',
+      registers,
+      collect() {
+        let n = 0;
+        for (const line of lines.values()) n += line.items.length;
+        this.set(n);
+      },
+    });
+
+    for (const c of this.store.unfinished()) this.lineOf(c.deviceId).items.push(c);
+    const { channel } = opts;
+    this.unsubscribe = [
+      channel.events.on('online', (e) => this.guard('delivering commands to a device that came online', () => this.pump(e.deviceId, true))),
+      channel.events.on('commandResult', (e) => this.guard('applying a command result', () => this.onResult(e.deviceId, e.commandId, e.status, e.detail))),
+    ];
+    // §8.2.4: after a restart the channel has no memory of what was sent; the store has.
+    channel.setCommandLookup((deviceId, commandId) => !this.closed && this.store.wasSentTo(deviceId, commandId));
+    // TTLs and timeouts that passed while the hub was down take effect now; the rest get their timers.
+    for (const deviceId of [...this.lines.keys()]) this.pump(deviceId, false);
+  }
+
+  /**
+   * Queues a command (and sends it at once when the device is online and has nothing in flight).
+   * With an idempotency key already used for this device within 24 h: the existing command when the
+   * request is the same (`created` false), else IDEMPOTENCY_CONFLICT.
+   */
+  submit(request: CommandRequest): { command: Command; created: boolean } {
+    const now = this.opts.clock.now();
+    const name = request.name;
+    const argsJson = request.args === undefined ? null : JSON.stringify(request.args);
+    const ttlMs = request.ttlMs ?? COMMAND_LIMITS.defaultTtlMs;
+    const timeoutMs = request.timeoutMs ?? COMMAND_LIMITS.defaultTimeoutMs;
+    validate(name, argsJson, ttlMs, timeoutMs, request.idempotencyKey);
+    if (!this.opts.deviceExists(request.deviceId)) {
+      throw new CommandRequestError(
+        'DEVICE_NOT_FOUND',
+        `No device "${request.deviceId}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`,
+      );
+    }
+    const key = request.idempotencyKey ?? null;
+    if (key !== null) {
+      const existing = this.store.byIdempotencyKey(request.deviceId, key, now - COMMAND_LIMITS.idempotencyWindowMs);
+      if (existing) {
+        const differs = differences(existing, name, argsJson, ttlMs, timeoutMs);
+        if (differs.length > 0) {
+          throw new CommandRequestError(
+            'IDEMPOTENCY_CONFLICT',
+            `Idempotency key "${key}" already created command ${existing.id} for device "${request.deviceId}" with a different ${differs.join(', ')}; ` +
+              'repeat the original request exactly, or use a new key for a new command.',
+          );
+        }
+        return { command: this.store.view(existing.id)!, created: false };
+      }
+    }
+    const line = this.lineOf(request.deviceId);
+    if (line.items.length >= COMMAND_LIMITS.maxUnfinishedPerDevice) {
+      throw new CommandRequestError(
+        'COMMAND_QUEUE_FULL',
+        `Device "${request.deviceId}" already has ${line.items.length} unfinished commands (the limit is ${COMMAND_LIMITS.maxUnfinishedPerDevice}); ` +
+          'wait for them to finish or expire (is the device offline?) and retry.',
+      );
+    }
+    const expiresAt = now + ttlMs;
+    const id = this.store.insert({ deviceId: request.deviceId, name, argsJson, requestedBy: request.requestedBy, idempotencyKey: key, createdAt: now, expiresAt, timeoutMs });
+    line.items.push({ id, deviceId: request.deviceId, state: 'queued', createdAt: now, expiresAt, timeoutMs, firstSentAt: null });
+    this.changed(id, 'queued');
+    this.pump(request.deviceId, false);
+    return { command: this.store.view(id)!, created: true };
+  }
+
+  get(id: number): Command | undefined {
+    return this.store.view(id);
+  }
+
+  /** A device's commands, newest first. */
+  list(query: ListCommandsQuery): Command[] {
+    const q: ListQuery = {
+      deviceId: query.deviceId,
+      states: query.states && query.states.length > 0 ? query.states : null,
+      before: query.before ?? null,
+      limit: query.limit ?? COMMAND_LIMITS.defaultPageSize,
+    };
+    return this.store.list(q);
+  }
+
+  /** Unfinished commands of a device (queued, sent, delivered). */
+  unfinishedCount(deviceId: string): number {
+    return this.lines.get(deviceId)?.items.length ?? 0;
+  }
+
+  /** Stops timers and listeners; call before the database closes. Commands stay stored. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const off of this.unsubscribe) off();
+    this.opts.channel.setCommandLookup(null);
+    for (const line of this.lines.values()) this.clearTimer(line);
+    this.lines.clear();
+  }
+
+  private lineOf(deviceId: string): DeviceLine {
+    let line = this.lines.get(deviceId);
+    if (!line) {
+      line = { items: [], timer: null, timerAt: 0 };
+      this.lines.set(deviceId, line);
+    }
+    return line;
+  }
+
+  /** Event handlers run inside the device channel's callbacks: a failure here is logged, not thrown there. */
+  private guard(what: string, fn: () => void): void {
+    if (this.closed) return;
+    try {
+      fn();
+    } catch (err) {
+      this.opts.log.error({ err }, `command queue: ${what} failed`);
+    }
+  }
+
+  /**
+   * Applies due deadlines, sends the first command when nothing is in flight, and re-arms the device's
+   * timer. `deviceCameOnline`: the command in flight (if any) is sent again (at-least-once, §8.3).
+   */
+  private pump(deviceId: string, deviceCameOnline: boolean): void {
+    if (this.closed) return;
+    const line = this.lines.get(deviceId);
+    if (!line) return;
+    if (!this.opts.deviceExists(deviceId)) {
+      // The device was deleted: its commands went with it (ON DELETE CASCADE).
+      this.clearTimer(line);
+      this.lines.delete(deviceId);
+      return;
+    }
+    const now = this.opts.clock.now();
+    for (const item of [...line.items]) {
+      if (item.state === 'queued' && item.expiresAt <= now) {
+        this.finish(line, item, 'expired', `EXPIRED: still queued when its TTL of ${item.expiresAt - item.createdAt} ms passed; the device was offline or busy with earlier commands.`);
+      } else if (item.state !== 'queued' && item.firstSentAt !== null && item.firstSentAt + item.timeoutMs <= now) {
+        this.finish(line, item, 'failed', `TIMEOUT: no final status from the device within ${item.timeoutMs} ms of sending the command.`);
+      }
+    }
+    const head = line.items[0];
+    if (head !== undefined) {
+      if (head.state === 'queued') this.send(line, head, now);
+      else if (deviceCameOnline) this.resend(head, now);
+    }
+    if (line.items.length === 0) {
+      this.clearTimer(line);
+      this.lines.delete(deviceId);
+    } else {
+      this.arm(deviceId, line, now);
+    }
+  }
+
+  /** First send of a queued command; it stays queued when the device is not connected. */
+  private send(line: DeviceLine, item: UnfinishedCommand, now: number): void {
+    const record = this.store.get(item.id);
+    if (!record) return this.drop(line, item);
+    const sent = this.opts.channel.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: item.timeoutMs });
+    if (!sent) return;
+    if (!this.store.transition(item.id, 'sent', now)) return this.drop(line, item);
+    item.state = 'sent';
+    item.firstSentAt = now;
+    this.changed(item.id, 'sent');
+  }
+
+  /** Sends the command in flight again, with the same id and the time it has left. */
+  private resend(item: UnfinishedCommand, now: number): void {
+    const record = this.store.get(item.id);
+    if (!record || item.firstSentAt === null) return;
+    const left = Math.max(1, item.firstSentAt + item.timeoutMs - now);
+    const sent = this.opts.channel.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: left });
+    if (!sent) return;
+    this.store.recordResend(item.id, now, `sent again after the device reconnected (${left} ms of the timeout left)`);
+    this.opts.log.debug({ deviceId: item.deviceId, commandId: item.id }, 'command sent again after a reconnect');
+    this.emitChanged(item.id);
+  }
+
+  private onResult(deviceId: string, commandId: number, status: CommandStatus, detail: string): void {
+    const line = this.lines.get(deviceId);
+    const item = line?.items.find((i) => i.id === commandId);
+    if (!line || !item) {
+      // Final already (a duplicate answer after a re-send, §8.3, or a result after TIMEOUT): nothing changes.
+      this.opts.log.debug({ deviceId, commandId, status }, 'result for a command that is no longer unfinished; ignored');
+      return;
+    }
+    const now = this.opts.clock.now();
+    if (status === 'delivered') {
+      // §8.2.1: delivered comes first; a repeat (answer to a re-send while it runs) changes nothing.
+      if (item.state === 'delivered') return;
+      if (!this.store.transition(item.id, 'delivered', now)) return this.drop(line, item);
+      item.state = 'delivered';
+      item.firstSentAt ??= now;
+      this.changed(item.id, 'delivered');
+      this.arm(deviceId, line, now);
+      return;
+    }
+    // §8.2.2: the one final status.
+    this.finish(line, item, status, detail);
+    this.pump(deviceId, false);
+  }
+
+  private finish(line: DeviceLine, item: UnfinishedCommand, state: CommandState, detail: string): void {
+    const now = this.opts.clock.now();
+    line.items.splice(line.items.indexOf(item), 1);
+    if (!this.store.transition(item.id, state, now, detail)) return;
+    this.changed(item.id, state);
+  }
+
+  /** The command's row is gone (its device was deleted): forget it. */
+  private drop(line: DeviceLine, item: UnfinishedCommand): void {
+    const at = line.items.indexOf(item);
+    if (at >= 0) line.items.splice(at, 1);
+  }
+
+  private changed(id: number, state: CommandState): void {
+    this.reached[state].inc();
+    this.emitChanged(id);
+  }
+
+  private emitChanged(id: number): void {
+    if (!this.events.has('commandChanged')) return;
+    const view = this.store.view(id);
+    if (view) this.events.emit('commandChanged', view);
+  }
+
+  /** Arms the device's timer for its earliest deadline (TTL of a queued command, timeout of the one in flight). */
+  private arm(deviceId: string, line: DeviceLine, now: number): void {
+    let next = Infinity;
+    for (const item of line.items) {
+      const due = item.state === 'queued' ? item.expiresAt : item.firstSentAt === null ? Infinity : item.firstSentAt + item.timeoutMs;
+      if (due < next) next = due;
+    }
+    if (line.timer !== null && line.timerAt === next) return;
+    this.clearTimer(line);
+    if (next === Infinity) return;
+    line.timerAt = next;
+    line.timer = this.opts.timers.setTimeout(
+      () => {
+        line.timer = null;
+        this.guard('applying command deadlines', () => this.pump(deviceId, false));
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, next - now)),
+    );
+    line.timer.unref?.();
+  }
+
+  private clearTimer(line: DeviceLine): void {
+    if (line.timer !== null) {
+      this.opts.timers.clearTimeout(line.timer);
+      line.timer = null;
+    }
+  }
+}
+
+function utf8Bytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+function validate(name: string, argsJson: string | null, ttlMs: number, timeoutMs: number, key: string | undefined): void {
+  const L = COMMAND_LIMITS;
+  if (name.length === 0) throw new CommandRequestError('INVALID_REQUEST', 'body/name is empty; give the name of a command the device handles (e.g. "reboot").');
+  // §8.1: the name and the args travel in one COMMAND frame with these limits.
+  if (utf8Bytes(name) > L.maxNameBytes) {
+    throw new CommandRequestError('COMMAND_NAME_TOO_LONG', `The command name is ${utf8Bytes(name)} bytes of UTF-8; the limit is ${L.maxNameBytes} bytes (protocol §8.1). Use a shorter name.`);
+  }
+  if (argsJson !== null && utf8Bytes(argsJson) > L.maxArgsBytes) {
+    throw new CommandRequestError(
+      'COMMAND_ARGS_TOO_LARGE',
+      `The arguments are ${utf8Bytes(argsJson)} bytes as JSON text; the limit is ${L.maxArgsBytes} bytes (protocol §8.1). Send less, or let the device fetch bulk data itself.`,
+    );
+  }
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < L.minTtlMs || ttlMs > L.maxTtlMs) {
+    throw new CommandRequestError('INVALID_REQUEST', `body/ttlMs is ${ttlMs}; expected whole milliseconds from ${L.minTtlMs} to ${L.maxTtlMs} (7 days), default ${L.defaultTtlMs} (1 h).`);
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < L.minTimeoutMs || timeoutMs > L.maxTimeoutMs) {
+    throw new CommandRequestError(
+      'INVALID_REQUEST',
+      `body/timeoutMs is ${timeoutMs}; expected whole milliseconds from ${L.minTimeoutMs} to ${L.maxTimeoutMs} (1 h), default ${L.defaultTimeoutMs} (30 s).`,
+    );
+  }
+  if (key !== undefined && (key.length === 0 || key.length > L.maxIdempotencyKeyLength || !/^[\x21-\x7e]+$/.test(key))) {
+    throw new CommandRequestError('INVALID_REQUEST', `body/idempotencyKey must be 1 to ${L.maxIdempotencyKeyLength} printable ASCII characters without spaces (e.g. a UUID).`);
+  }
+}
+
+/** Fields in which a repeated idempotent request differs from the one that created `existing`. */
+function differences(existing: CommandRecord, name: string, argsJson: string | null, ttlMs: number, timeoutMs: number): string[] {
+  const out: string[] = [];
+  if (existing.name !== name) out.push('name');
+  if (canonicalJson(existing.argsJson) !== canonicalJson(argsJson)) out.push('args');
+  if (existing.expiresAt - existing.createdAt !== ttlMs) out.push('ttlMs');
+  if (existing.timeoutMs !== timeoutMs) out.push('timeoutMs');
+  return out;
+}
+
+/** JSON text with object keys sorted, so `{"a":1,"b":2}` and `{"b":2,"a":1}` are the same arguments. */
+function canonicalJson(json: string | null): string | null {
+  if (json === null) return null;
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (v !== null && typeof v === 'object') {
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+      );
+    }
+    return v;
+  };
+  return JSON.stringify(sort(JSON.parse(json)));
+}
