@@ -8,10 +8,12 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import fastifyWebsocket from '@fastify/websocket';
 import { SUBPROTOCOL } from '@tendril/device-sdk';
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
+import { commandApi } from './api/commands.js';
 import { deviceApi } from './api/devices.js';
 import { historyRoutes } from './api/history.js';
 import { requireAdminToken } from './api/auth.js';
 import { installErrorHandler } from './api/error-handler.js';
+import { CommandQueue } from './commands/queue.js';
 import type { HubConfig } from './config.js';
 import { DeviceChannel } from './device-channel/channel.js';
 import { deviceChannelPlugin } from './device-channel/plugin.js';
@@ -51,6 +53,8 @@ export interface HubContext {
   metrics: HubMetrics;
   /** Device connections: events (online, offline, readings, commandResult, status), sendCommand(). */
   channel: DeviceChannel;
+  /** Commands to devices: submit(), get(), list(), and events ('commandChanged'). */
+  commands: CommandQueue;
   /** True from the moment close() starts. */
   readonly shuttingDown: boolean;
   /**
@@ -107,6 +111,19 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     },
   });
   metrics.devicesConnected.set(0);
+  const commands = new CommandQueue({
+    db: registry.db,
+    channel,
+    deviceExists: (id) => registry.get(id) !== undefined,
+    clock,
+    timers,
+    metrics: metrics.registry,
+    log: {
+      warn: (obj, msg) => logSink.current?.warn(obj, msg),
+      error: (obj, msg) => logSink.current?.error(obj, msg),
+      debug: (obj, msg) => logSink.current?.debug(obj, msg),
+    },
+  });
   const context: HubContext = {
     config,
     clock,
@@ -117,6 +134,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     presence,
     metrics,
     channel,
+    commands,
     get shuttingDown() {
       return shuttingDown;
     },
@@ -149,6 +167,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   app.addHook('onClose', async () => {
     timers.clearInterval(flushTimer);
     await sink.close();
+    commands.close();
     registry.close();
     await store.close();
   });
@@ -205,6 +224,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
         reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
       );
       await api.register(deviceApi, { registry, presence, connections: channel, clock });
+      await api.register(commandApi, { commands, deviceExists: (id) => registry.get(id) !== undefined });
       await api.register(historyRoutes, { store, clock, deviceExists: (id) => registry.get(id) !== undefined });
     },
     { prefix: '/api/v1' },
