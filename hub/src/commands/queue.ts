@@ -88,6 +88,8 @@ export class CommandQueue {
     const registers = [opts.metrics];
     const total = new Counter({ name: 'tendril_commands_total', help: 'Commands that reached a state, by state.', labelNames: ['state'], registers });
     this.reached = Object.fromEntries(COMMAND_STATES.map((s) => [s, total.labels(s)])) as Record<CommandState, { inc(): void }>;
+    // A scrape shows every state from the start, at zero.
+    for (const s of COMMAND_STATES) total.inc({ state: s }, 0);
     const lines = this.lines;
     new Gauge({
       name: 'tendril_commands_unfinished',
