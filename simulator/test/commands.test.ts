@@ -1,59 +1,122 @@
+/**
+ * Commands every simulated device answers, sent through the real hub: the hub is built in this process
+ * (SQLite in a temp dir, 127.0.0.1:0), devices are provisioned and commanded over its HTTP API like an
+ * operator would, and the readings they send are observed as the hub stores them.
+ */
+import { rm } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
 import { SDK_VERSION } from '@tendril/device-sdk';
+import { buildHub, listenHub, loadConfig, type StoredReading } from '@tendril/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../test/support/index.js';
+import { makeTempDir, waitFor } from '../../test/support/index.js';
 import { Fleet } from '../src/fleet.js';
+import { HubApi } from '../src/hub-api.js';
 import { envSensor, powerMeter } from '../src/models/index.js';
-import { FakeCommandHub, type RecordedReading } from './fake-command-hub.js';
 
-describe('commands every simulated device answers (through the SDK handlers)', () => {
-  let hub: FakeCommandHub;
+const ADMIN_TOKEN = 'simulator-commands-admin-token-0123456789';
+const FINAL = ['succeeded', 'failed', 'rejected', 'expired'];
+
+interface CommandOutcome {
+  id: number;
+  state: string;
+  detail: string | null;
+  result: unknown;
+}
+
+/** A reading as the hub stored it, with its values by metric name. */
+interface SeenReading {
+  epoch: number;
+  ts: number;
+  named: Record<string, number | boolean | string>;
+}
+
+describe('commands every simulated device answers, through the real hub', () => {
+  let dataDir: string;
+  let app: FastifyInstance;
+  let api: HubApi;
   let fleet: Fleet;
-  const readingsOf = (id: string): RecordedReading[] => hub.readings.get(id) ?? [];
+  const readings = new Map<string, SeenReading[]>();
+  const presence: Array<{ deviceId: string; state: 'online' | 'offline'; reason: string | null }> = [];
+  const readingsOf = (id: string): SeenReading[] => readings.get(id) ?? [];
+
+  /** Sends a command over the HTTP API and resolves with its final state. */
+  async function command(deviceId: string, name: string, args?: unknown): Promise<CommandOutcome> {
+    const created = await api.request('POST', `/api/v1/devices/${deviceId}/commands`, { name, ...(args === undefined ? {} : { args }) });
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    const id = (created.body as CommandOutcome).id;
+    return waitFor(
+      async () => {
+        const res = await api.request('GET', `/api/v1/commands/${id}`);
+        const c = res.body as CommandOutcome;
+        return FINAL.includes(c.state) ? c : null;
+      },
+      { what: `the final state of command ${name} (${id}) for ${deviceId}` },
+    );
+  }
 
   beforeAll(async () => {
-    hub = await FakeCommandHub.start();
+    dataDir = await makeTempDir('sim-commands');
+    const config = loadConfig({ HUB_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', HUB_ADMIN_TOKEN: ADMIN_TOKEN, HUB_LOG_LEVEL: 'silent' });
+    app = buildHub(config);
+    const where = await listenHub(app, config);
+    const { events } = app.tendril.channel;
+    events.on('readings', (e: { deviceId: string; epoch: number; readings: readonly StoredReading[] }) => {
+      const list = readings.get(e.deviceId) ?? [];
+      readings.set(e.deviceId, list);
+      for (const r of e.readings) list.push({ epoch: e.epoch, ts: r.ts, named: Object.fromEntries(r.values.map((v) => [v.metric, v.value])) });
+    });
+    events.on('online', (e) => presence.push({ deviceId: e.deviceId, state: 'online', reason: null }));
+    events.on('offline', (e) => presence.push({ deviceId: e.deviceId, state: 'offline', reason: e.reason }));
+
+    api = new HubApi({ httpBase: where.url, adminToken: ADMIN_TOKEN });
+    const [env, power] = await api.provisionAll([
+      { id: 'env-0001', name: 'Env sensor 1', model: 'env-sensor' },
+      { id: 'power-0001', name: 'Power meter 1', model: 'power-meter' },
+    ]);
     fleet = new Fleet({
-      deviceUrl: hub.url,
+      deviceUrl: where.deviceUrl,
       devices: [
-        { id: 'env-0001', name: 'Env sensor 1', model: envSensor, token: 'token-env-0001', seed: 1 },
-        { id: 'power-0001', name: 'Power meter 1', model: powerMeter, token: 'token-power-0001', seed: 2 },
+        { id: 'env-0001', name: 'Env sensor 1', model: envSensor, token: env!.token, seed: 1 },
+        { id: 'power-0001', name: 'Power meter 1', model: powerMeter, token: power!.token, seed: 2 },
       ],
       ratePerSecond: 2,
       reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
     });
     fleet.start();
-    await waitFor(() => hub.isConnected('env-0001') && hub.isConnected('power-0001'), { what: 'both devices connected to the fake hub' });
+    await waitFor(() => readingsOf('env-0001').length > 0 && readingsOf('power-0001').length > 0, { what: 'a stored reading from both devices' });
   });
 
   afterAll(async () => {
     await fleet?.close();
-    await hub?.close();
+    api?.close();
+    await app?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it('set-interval {ms} changes the reporting interval', async () => {
-    const result = await hub.command('env-0001', 'set-interval', { ms: 100 });
-    expect(result).toMatchObject({ status: 'succeeded', detail: '{"intervalMs":100}' });
+    const result = await command('env-0001', 'set-interval', { ms: 100 });
+    expect(result).toMatchObject({ state: 'succeeded', detail: '{"intervalMs":100}', result: { intervalMs: 100 } });
     const from = readingsOf('env-0001').length;
     await waitFor(() => readingsOf('env-0001').length >= from + 8, { what: '8 readings from env-0001 at the new interval' });
-    const ts = readingsOf('env-0001').slice(from + 2, from + 8).map((r) => r.ts!);
+    const ts = readingsOf('env-0001').slice(from + 2, from + 8).map((r) => r.ts);
     const gaps = ts.slice(1).map((t, i) => t - ts[i]!);
     for (const gap of gaps) {
       expect(gap).toBeGreaterThanOrEqual(60);
       expect(gap).toBeLessThanOrEqual(160);
     }
-    await hub.command('env-0001', 'set-interval', { ms: 500 });
+    await command('env-0001', 'set-interval', { ms: 500 });
   });
 
   it('set-interval with a bad interval is rejected with the reason', async () => {
-    const result = await hub.command('env-0001', 'set-interval', { ms: 5 });
-    expect(result.status).toBe('rejected');
+    const result = await command('env-0001', 'set-interval', { ms: 5 });
+    expect(result.state).toBe('rejected');
     expect(result.detail).toMatch(/set-interval needs \{"ms": integer 100\.\./);
   });
 
   it('relay {on} switches a power meter and reports the new state as a reading at once', async () => {
-    const result = await hub.command('power-0001', 'relay', { on: false });
-    expect(result).toMatchObject({ status: 'succeeded', detail: '{"relay":false}' });
-    const state = await waitFor(() => readingsOf('power-0001').find((r) => Object.keys(r.named).join() === 'relay'), { what: 'a reading with just the relay state' });
+    const result = await command('power-0001', 'relay', { on: false });
+    expect(result).toMatchObject({ state: 'succeeded', detail: '{"relay":false}', result: { relay: false } });
+    const state = await waitFor(() => readingsOf('power-0001').find((r) => Object.keys(r.named).join() === 'relay'), { what: 'a stored reading with just the relay state' });
     expect(state.named.relay).toBe(false);
     // Regular readings now show the relay off and no current.
     const after = readingsOf('power-0001').length;
@@ -62,39 +125,45 @@ describe('commands every simulated device answers (through the SDK handlers)', (
   });
 
   it('led {on} switches an env sensor; relay on a device without one is rejected', async () => {
-    expect(await hub.command('env-0001', 'led', { on: true })).toMatchObject({ status: 'succeeded', detail: '{"led":true}' });
-    await waitFor(() => readingsOf('env-0001').find((r) => r.named.led === true && Object.keys(r.named).length === 1), { what: 'the LED state reading' });
-    const wrong = await hub.command('env-0001', 'relay', { on: true });
-    expect(wrong.status).toBe('rejected');
+    expect(await command('env-0001', 'led', { on: true })).toMatchObject({ state: 'succeeded', detail: '{"led":true}' });
+    await waitFor(() => readingsOf('env-0001').find((r) => r.named.led === true && Object.keys(r.named).length === 1), { what: 'the stored LED state reading' });
+    const wrong = await command('env-0001', 'relay', { on: true });
+    expect(wrong.state).toBe('rejected');
     expect(wrong.detail).toMatch(/has a led, not a relay/);
-    const bad = await hub.command('env-0001', 'led', { on: 'yes' });
-    expect(bad).toMatchObject({ status: 'rejected' });
+    const bad = await command('env-0001', 'led', { on: 'yes' });
+    expect(bad.state).toBe('rejected');
     expect(bad.detail).toMatch(/needs \{"on": true\|false\}/);
   });
 
   it('firmware-info returns the firmware, SDK and model', async () => {
-    const result = await hub.command('power-0001', 'firmware-info');
-    expect(result.status).toBe('succeeded');
-    expect(JSON.parse(result.detail)).toMatchObject({ model: 'power-meter', firmware: powerMeter.firmware, sdk: SDK_VERSION });
+    const result = await command('power-0001', 'firmware-info');
+    expect(result.state).toBe('succeeded');
+    expect(result.result).toMatchObject({ model: 'power-meter', firmware: powerMeter.firmware, sdk: SDK_VERSION });
   });
 
   it('an unknown command is rejected with a reason', async () => {
-    const result = await hub.command('env-0001', 'self-destruct', { now: true });
-    expect(result.status).toBe('rejected');
+    const result = await command('env-0001', 'self-destruct', { now: true });
+    expect(result.state).toBe('rejected');
     expect(result.detail).toMatch(/unknown command "self-destruct"/);
   });
 
   it('reboot {delayMs} disconnects, comes back after the delay, and resumes reporting in the same epoch', async () => {
-    const hellosBefore = hub.hellos.filter((h) => h.deviceId === 'power-0001').length;
+    const epoch = readingsOf('power-0001').at(-1)!.epoch;
+    const changesBefore = presence.length;
     const sentAt = Date.now();
-    const result = await hub.command('power-0001', 'reboot', { delayMs: 400 });
-    expect(result).toMatchObject({ status: 'succeeded', detail: '{"rebooting":true,"delayMs":400}' });
-    await waitFor(() => hub.closes.some((c) => c.deviceId === 'power-0001' && c.code === 1000), { what: 'power-0001 closing its connection for the reboot' });
-    const hello = await waitFor(() => hub.hellos.filter((h) => h.deviceId === 'power-0001')[hellosBefore], { what: 'power-0001 saying HELLO again after the reboot' });
+    const result = await command('power-0001', 'reboot', { delayMs: 400 });
+    expect(result).toMatchObject({ state: 'succeeded', detail: '{"rebooting":true,"delayMs":400}' });
+    const offline = await waitFor(() => presence.slice(changesBefore).find((p) => p.deviceId === 'power-0001' && p.state === 'offline'), {
+      what: 'power-0001 going offline for the reboot',
+    });
+    expect(offline.reason).toBe('CLOSED');
+    await waitFor(() => presence.slice(presence.indexOf(offline)).some((p) => p.deviceId === 'power-0001' && p.state === 'online'), {
+      what: 'power-0001 online again after the reboot',
+    });
     expect(Date.now() - sentAt).toBeGreaterThanOrEqual(400);
-    expect(hello.epoch).toBe(hub.hellos.find((h) => h.deviceId === 'power-0001')!.epoch);
     const count = readingsOf('power-0001').length;
-    await waitFor(() => readingsOf('power-0001').length > count, { what: 'power-0001 reporting again after the reboot' });
+    const next = await waitFor(() => readingsOf('power-0001')[count], { what: 'power-0001 reporting again after the reboot' });
+    expect(next.epoch).toBe(epoch);
   });
 
   it('counts the commands it handled, by name', () => {
