@@ -1,16 +1,13 @@
 /** Device channel: acceptance, validation, duplicates, epochs, ACK after commit (docs/protocol.md §5–§7). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type Database from 'better-sqlite3';
 import { TestDevice } from './device-client.js';
 import { GroupCommitWriter } from '../src/storage/group-commit.js';
 import { auth, provision, startHub, tempDir, waitFor, type TestHub } from './helpers.js';
-import { FailingSqliteStore, HeldSqliteStore } from './stores.js';
+import type { SqliteStore } from '../src/storage/sqlite-store.js';
+import { FailingSqliteStore, HeldSqliteStore, storedValues } from './stores.js';
 
 function rowsOf(hub: TestHub, deviceId: string): Array<{ metric: string; epoch: number; seq: number; value: unknown }> {
-  const db = (hub.app.tendril.store as unknown as { db: Database.Database }).db;
-  return db
-    .prepare('SELECT s.metric, x.epoch, x.seq, x.value FROM samples x JOIN series s ON s.id = x.series WHERE s.device_id = ? ORDER BY x.epoch, x.seq, s.metric')
-    .all(deviceId) as Array<{ metric: string; epoch: number; seq: number; value: unknown }>;
+  return storedValues(hub.app.tendril.store as SqliteStore, deviceId);
 }
 
 async function metricValue(hub: TestHub, line: string): Promise<number> {

@@ -1,8 +1,9 @@
 /** Device channel: presence, replacement, heartbeat, rate limit, commands, limits (docs/protocol.md §6–§8). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type Database from 'better-sqlite3';
 import type { DeviceChannelEvents } from '../src/device-channel/channel.js';
 import type { GroupCommitWriter } from '../src/storage/group-commit.js';
+import type { SqliteStore } from '../src/storage/sqlite-store.js';
+import { storedSeqs as seqsInStore } from './stores.js';
 import { TestDevice } from './device-client.js';
 import { auth, provision, startHub, within, type TestHub } from './helpers.js';
 
@@ -21,8 +22,7 @@ function nextEvent<K extends keyof DeviceChannelEvents & string>(hub: TestHub, e
 }
 
 function storedSeqs(hub: TestHub, deviceId: string): number[] {
-  const db = (hub.app.tendril.store as unknown as { db: Database.Database }).db;
-  return (db.prepare('SELECT x.seq FROM samples x JOIN series s ON s.id = x.series WHERE s.device_id = ? ORDER BY x.seq').pluck().all(deviceId) as number[]);
+  return seqsInStore(hub.app.tendril.store as SqliteStore, deviceId);
 }
 
 async function getDevice(hub: TestHub, id: string) {

@@ -27,7 +27,7 @@ describe('GroupCommitWriter', () => {
     await Promise.all(accepts);
     expect(resolved).toBe(50);
     expect(store.writes).toBe(1);
-    const count = store.db.prepare('SELECT count(*) FROM samples').pluck().get();
+    const count = store.db.prepare('SELECT count(*) FROM readings').pluck().get();
     expect(count).toBe(50);
     await writer.close();
     await store.close();
@@ -76,7 +76,7 @@ describe('GroupCommitWriter', () => {
     await new Promise((r) => setImmediate(r));
     expect(writer.accepting).toBe(true);
     await writer.accept([reading(1)]);
-    expect(store.db.prepare('SELECT count(*) FROM samples').pluck().get()).toBe(1);
+    expect(store.db.prepare('SELECT count(*) FROM readings').pluck().get()).toBe(1);
     await writer.close();
     await store.close();
   });
@@ -103,7 +103,7 @@ describe('GroupCommitWriter', () => {
     const pending = writer.accept([reading(1)]);
     await writer.close();
     await pending;
-    expect(store.db.prepare('SELECT count(*) FROM samples').pluck().get()).toBe(1);
+    expect(store.db.prepare('SELECT count(*) FROM readings').pluck().get()).toBe(1);
     await expect(writer.accept([reading(2)])).rejects.toThrow(/closed/);
     await store.close();
   });

@@ -47,3 +47,18 @@ export class FailingSqliteStore extends SqliteStore {
     return super.ping();
   }
 }
+
+/** Every stored value of a device, read straight from readings.db, ordered by epoch, seq, metric. */
+export function storedValues(store: SqliteStore, deviceId: string): Array<{ epoch: number; seq: number; metric: string; value: unknown }> {
+  return store.db
+    .prepare(
+      `SELECT r.epoch, r.seq, s.metric, j.value FROM readings r JOIN devices d ON d.id = r.device, json_each(r.v) j
+         JOIN series s ON s.id = CAST(j.key AS INTEGER) WHERE d.name = ? ORDER BY r.epoch, r.seq, s.metric`,
+    )
+    .all(deviceId) as Array<{ epoch: number; seq: number; metric: string; value: unknown }>;
+}
+
+/** The seqs of a device's stored readings. */
+export function storedSeqs(store: SqliteStore, deviceId: string): number[] {
+  return store.db.prepare('SELECT r.seq FROM readings r JOIN devices d ON d.id = r.device WHERE d.name = ? ORDER BY r.epoch, r.seq').pluck().all(deviceId) as number[];
+}

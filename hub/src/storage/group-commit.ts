@@ -3,8 +3,10 @@
  * one store.write() per flush, so a thousand devices cost one transaction (one fsync), not a thousand.
  *
  * A flush starts when `maxBatch` readings are pending or `maxDelayMs` after the first pending one.
- * One write is in flight at a time; what arrives meanwhile forms the next flush, written as soon as the
- * current one ends. Each accept() resolves when the write holding its readings committed and rejects
+ * One write is in flight at a time; what arrives meanwhile waits for its own flush (its delay, or a full
+ * batch). Bigger transactions are much cheaper per reading (a commit rewrites every B-tree page it
+ * touched, and each device's readings sit on pages of their own), so the delay trades a few ms of ACK
+ * latency for CPU. Each accept() resolves when the write holding its readings committed and rejects
  * when that write failed (the device channel then does not ack, and the device resends).
  */
 import { systemTimers, type TimerHandle, type Timers } from '../clock.js';
@@ -42,6 +44,8 @@ export class GroupCommitWriter implements ReadingSink {
   private pendingCount = 0;
   private inFlight: Promise<void> | null = null;
   private flushTimer: TimerHandle | null = null;
+  /** A flush came due while a write was in flight: start it when that write ends. */
+  private flushDue = false;
   private probeTimer: TimerHandle | null = null;
   private storeHealthy = true;
   private closed = false;
@@ -50,8 +54,8 @@ export class GroupCommitWriter implements ReadingSink {
     private readonly store: TimeSeriesStore,
     private readonly options: GroupCommitOptions = {},
   ) {
-    this.maxBatch = options.maxBatch ?? 2000;
-    this.maxDelayMs = options.maxDelayMs ?? 4;
+    this.maxBatch = options.maxBatch ?? 5000;
+    this.maxDelayMs = options.maxDelayMs ?? 10;
     this.maxPending = options.maxPending ?? 100_000;
     this.retryMs = options.retryMs ?? 1000;
     this.timers = options.timers ?? systemTimers;
@@ -72,7 +76,6 @@ export class GroupCommitWriter implements ReadingSink {
       this.batches.push(readings);
       this.waiters.push({ resolve, reject });
       this.pendingCount += readings.length;
-      if (this.inFlight) return; // the end of the current write starts the next flush
       if (this.pendingCount >= this.maxBatch) this.flush();
       else if (this.flushTimer === null) this.flushTimer = this.timers.setTimeout(() => this.flush(), this.maxDelayMs);
     });
@@ -83,7 +86,12 @@ export class GroupCommitWriter implements ReadingSink {
       this.timers.clearTimeout(this.flushTimer);
       this.flushTimer = null;
     }
-    if (this.inFlight || this.waiters.length === 0) return;
+    if (this.inFlight) {
+      this.flushDue = true;
+      return;
+    }
+    this.flushDue = false;
+    if (this.waiters.length === 0) return;
     const batches = this.batches;
     const waiters = this.waiters;
     const count = this.pendingCount;
@@ -112,8 +120,7 @@ export class GroupCommitWriter implements ReadingSink {
     );
     void this.inFlight.finally(() => {
       this.inFlight = null;
-      // What arrived during the write has waited at least as long as the write took: go now.
-      if (this.waiters.length > 0) this.flush();
+      if (this.flushDue || this.pendingCount >= this.maxBatch) this.flush();
     });
   }
 

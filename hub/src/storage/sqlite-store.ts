@@ -1,11 +1,13 @@
 /**
  * Embedded time-series store (HUB_DATA_DIR/readings.db) for when no InfluxDB is configured.
  *
- * One row per value. A series (device, metric) gets a small integer id so rows stay narrow; the primary
- * key (series, epoch, seq) makes writes idempotent (a resent or replayed reading is ignored), and the
- * index (series, ts) serves latest() and the bucketed aggregates in series().
- * Values keep their SQLite type: numbers REAL, bools 0/1, strings TEXT; the series' kind says how to
- * read them back.
+ * One row per reading: primary key (device, epoch, seq), so writing a reading again is a no-op (exact
+ * idempotence on the reading's identity), and an index on (device, ts) for time ranges. The values travel
+ * in a small JSON object keyed by series id (a series is one metric of one device, with its kind), and the
+ * aggregates of series() are computed in SQL by extracting that key per row. A reading costs two B-tree
+ * inserts however many values it carries; one row per value would cost two per value, which dominated the
+ * hub's ingest CPU. `latest` keeps the newest value of every series, updated once per series per write.
+ * Values keep their JSON type: numbers, true/false (1/0 in SQL, so mean/min/max see 0/1), strings.
  */
 import { join } from 'node:path';
 import type { MetricKind } from '@tendril/device-sdk';
@@ -13,44 +15,61 @@ import { openDatabase, type SqliteDatabase } from './sqlite.js';
 import type { LatestValue, ScalarValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from './types.js';
 
 const SCHEMA = `
+CREATE TABLE IF NOT EXISTS devices (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+) STRICT;
 CREATE TABLE IF NOT EXISTS series (
   id INTEGER PRIMARY KEY,
-  device_id TEXT NOT NULL,
+  device INTEGER NOT NULL REFERENCES devices(id),
   metric TEXT NOT NULL,
   kind TEXT NOT NULL,
-  UNIQUE (device_id, metric)
+  UNIQUE (device, metric)
 ) STRICT;
-CREATE TABLE IF NOT EXISTS samples (
-  series INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS readings (
+  device INTEGER NOT NULL,
   epoch INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   ts INTEGER NOT NULL,
-  value ANY NOT NULL,
-  PRIMARY KEY (series, epoch, seq)
+  v TEXT NOT NULL,
+  PRIMARY KEY (device, epoch, seq)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS samples_by_time ON samples (series, ts);
+CREATE INDEX IF NOT EXISTS readings_by_time ON readings (device, ts);
+CREATE TABLE IF NOT EXISTS latest (
+  series INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  value ANY NOT NULL
+) STRICT;
 `;
 
 interface SeriesInfo {
   id: number;
   kind: MetricKind;
+  /** JSON path of this series' values in a reading row: $."<id>". */
+  path: string;
+}
+
+interface DeviceInfo {
+  id: number;
+  series: Map<string, SeriesInfo>;
 }
 
 const BUCKET = 'CAST((ts - @from) / @step AS INTEGER)';
-const WHERE = 'series = @series AND ts >= @from AND ts < @to';
+const X = 'v ->> @path';
+const WHERE = `device = @device AND ts >= @from AND ts < @to AND ${X} IS NOT NULL`;
 const AGGREGATE_SQL = {
-  mean: `SELECT ${BUCKET} AS b, avg(value) AS v FROM samples WHERE ${WHERE} GROUP BY b ORDER BY b`,
-  min: `SELECT ${BUCKET} AS b, min(value) AS v FROM samples WHERE ${WHERE} GROUP BY b ORDER BY b`,
-  max: `SELECT ${BUCKET} AS b, max(value) AS v FROM samples WHERE ${WHERE} GROUP BY b ORDER BY b`,
-  count: `SELECT ${BUCKET} AS b, count(*) AS v FROM samples WHERE ${WHERE} GROUP BY b ORDER BY b`,
-  // SQLite returns the bare column `value` from the row that holds max(ts) of the group.
-  last: `SELECT ${BUCKET} AS b, value AS v, max(ts) AS t FROM samples WHERE ${WHERE} GROUP BY b ORDER BY b`,
+  mean: `SELECT ${BUCKET} AS b, avg(${X}) AS v FROM readings WHERE ${WHERE} GROUP BY b ORDER BY b`,
+  min: `SELECT ${BUCKET} AS b, min(${X}) AS v FROM readings WHERE ${WHERE} GROUP BY b ORDER BY b`,
+  max: `SELECT ${BUCKET} AS b, max(${X}) AS v FROM readings WHERE ${WHERE} GROUP BY b ORDER BY b`,
+  count: `SELECT ${BUCKET} AS b, count(*) AS v FROM readings WHERE ${WHERE} GROUP BY b ORDER BY b`,
+  // SQLite returns the bare column from the row that holds max(ts) of the group.
+  last: `SELECT ${BUCKET} AS b, ${X} AS v, max(ts) AS t FROM readings WHERE ${WHERE} GROUP BY b ORDER BY b`,
 } as const;
 
 export class SqliteStore implements TimeSeriesStore {
   readonly kind = 'sqlite' as const;
   readonly db: SqliteDatabase;
-  private readonly seriesIds = new Map<string, Map<string, SeriesInfo>>();
+  private readonly devices = new Map<string, DeviceInfo>();
   private readonly stmt;
   private readonly writeBatch: (readings: readonly StoredReading[]) => void;
   private closed = false;
@@ -60,45 +79,92 @@ export class SqliteStore implements TimeSeriesStore {
     this.db = openDatabase(join(dataDir, 'readings.db'));
     this.db.exec(SCHEMA);
     this.stmt = {
-      insert: this.db.prepare('INSERT OR IGNORE INTO samples (series, epoch, seq, ts, value) VALUES (?, ?, ?, ?, ?)'),
-      addSeries: this.db.prepare('INSERT INTO series (device_id, metric, kind) VALUES (?, ?, ?) ON CONFLICT (device_id, metric) DO UPDATE SET kind = excluded.kind RETURNING id').pluck(),
-      seriesOfDevice: this.db.prepare('SELECT id, metric, kind FROM series WHERE device_id = ?'),
-      latestOf: this.db.prepare('SELECT ts, value FROM samples WHERE series = ? ORDER BY ts DESC, epoch DESC, seq DESC LIMIT 1'),
+      insert: this.db.prepare('INSERT OR IGNORE INTO readings (device, epoch, seq, ts, v) VALUES (?, ?, ?, ?, ?)'),
+      addDevice: this.db.prepare('INSERT INTO devices (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id').pluck(),
+      addSeries: this.db
+        .prepare('INSERT INTO series (device, metric, kind) VALUES (?, ?, ?) ON CONFLICT (device, metric) DO UPDATE SET kind = excluded.kind RETURNING id')
+        .pluck(),
+      setLatest: this.db.prepare(
+        'INSERT INTO latest (series, ts, value) VALUES (?, ?, ?) ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts >= latest.ts',
+      ),
+      latestOf: this.db.prepare('SELECT s.metric, s.kind, l.ts, l.value FROM latest l JOIN series s ON s.id = l.series WHERE s.device = ?'),
+      prune: this.db.prepare('DELETE FROM readings WHERE device = ? AND ts < ?'),
       ping: this.db.prepare('SELECT 1').pluck(),
-      allSeriesIds: this.db.prepare('SELECT id FROM series').pluck(),
-      pruneSeries: this.db.prepare('DELETE FROM samples WHERE series = ? AND ts < ?'),
       aggregate: Object.fromEntries(Object.entries(AGGREGATE_SQL).map(([k, sql]) => [k, this.db.prepare(sql)])),
     };
-    for (const row of this.db.prepare('SELECT id, device_id, metric, kind FROM series').all() as Array<{ id: number; device_id: string; metric: string; kind: MetricKind }>) {
-      this.devSeries(row.device_id).set(row.metric, { id: row.id, kind: row.kind });
-    }
-    const insert = this.stmt.insert;
+    this.loadIds();
+    const { insert, setLatest } = this.stmt;
     this.writeBatch = this.db.transaction((readings: readonly StoredReading[]) => {
+      // Newest value per series in this batch: one `latest` update per series, not per value.
+      const newest = new Map<number, { ts: number; value: number | string }>();
+      const ids: number[] = [];
+      const sqlValues: Array<number | string> = [];
       for (const r of readings) {
-        const series = this.devSeries(r.deviceId);
+        const device = this.deviceOf(r.deviceId);
+        let json = '{';
+        ids.length = 0;
+        sqlValues.length = 0;
         for (const v of r.values) {
-          let info = series.get(v.metric);
-          if (info === undefined || info.kind !== v.kind) info = this.addSeries(r.deviceId, v.metric, v.kind, series);
-          const value = typeof v.value === 'boolean' ? (v.value ? 1 : 0) : v.value;
-          insert.run(info.id, r.epoch, r.seq, r.ts, value);
+          let info = device.series.get(v.metric);
+          if (info === undefined || info.kind !== v.kind) info = this.addSeries(device, v.metric, v.kind);
+          let text: string;
+          let sqlValue: number | string;
+          if (typeof v.value === 'number') {
+            if (!Number.isFinite(v.value)) continue; // not representable in JSON; validation rejects these
+            text = String(v.value);
+            sqlValue = v.value;
+          } else if (typeof v.value === 'boolean') {
+            text = v.value ? 'true' : 'false';
+            sqlValue = v.value ? 1 : 0;
+          } else {
+            text = JSON.stringify(v.value);
+            sqlValue = v.value;
+          }
+          json += json.length === 1 ? `"${info.id}":${text}` : `,"${info.id}":${text}`;
+          ids.push(info.id);
+          sqlValues.push(sqlValue);
+        }
+        // A reading written before (same device, epoch, seq) changes nothing, not even `latest`.
+        if (insert.run(device.id, r.epoch, r.seq, r.ts, json + '}').changes === 0) continue;
+        for (let i = 0; i < ids.length; i++) {
+          const cur = newest.get(ids[i]!);
+          if (cur === undefined) newest.set(ids[i]!, { ts: r.ts, value: sqlValues[i]! });
+          else if (cur.ts <= r.ts) {
+            cur.ts = r.ts;
+            cur.value = sqlValues[i]!;
+          }
         }
       }
+      for (const [series, { ts, value }] of newest) setLatest.run(series, ts, value);
     });
   }
 
-  private devSeries(deviceId: string): Map<string, SeriesInfo> {
-    let m = this.seriesIds.get(deviceId);
-    if (!m) {
-      m = new Map();
-      this.seriesIds.set(deviceId, m);
+  private loadIds(): void {
+    this.devices.clear();
+    const byId = new Map<number, DeviceInfo>();
+    for (const row of this.db.prepare('SELECT id, name FROM devices').all() as Array<{ id: number; name: string }>) {
+      const info: DeviceInfo = { id: row.id, series: new Map() };
+      this.devices.set(row.name, info);
+      byId.set(row.id, info);
     }
-    return m;
+    for (const row of this.db.prepare('SELECT id, device, metric, kind FROM series').all() as Array<{ id: number; device: number; metric: string; kind: MetricKind }>) {
+      byId.get(row.device)?.series.set(row.metric, { id: row.id, kind: row.kind, path: `$."${row.id}"` });
+    }
   }
 
-  private addSeries(deviceId: string, metric: string, kind: MetricKind, series: Map<string, SeriesInfo>): SeriesInfo {
-    const id = this.stmt.addSeries.get(deviceId, metric, kind) as number;
-    const info = { id, kind };
-    series.set(metric, info);
+  private deviceOf(name: string): DeviceInfo {
+    let info = this.devices.get(name);
+    if (info === undefined) {
+      info = { id: this.stmt.addDevice.get(name) as number, series: new Map() };
+      this.devices.set(name, info);
+    }
+    return info;
+  }
+
+  private addSeries(device: DeviceInfo, metric: string, kind: MetricKind): SeriesInfo {
+    const id = this.stmt.addSeries.get(device.id, metric, kind) as number;
+    const info = { id, kind, path: `$."${id}"` };
+    device.series.set(metric, info);
     return info;
   }
 
@@ -112,11 +178,8 @@ export class SqliteStore implements TimeSeriesStore {
     try {
       this.writeBatch(readings);
     } catch (err) {
-      // The transaction rolled back; a series id created inside it may not exist. Reload on next use.
-      this.seriesIds.clear();
-      for (const row of this.db.prepare('SELECT id, device_id, metric, kind FROM series').all() as Array<{ id: number; device_id: string; metric: string; kind: MetricKind }>) {
-        this.devSeries(row.device_id).set(row.metric, { id: row.id, kind: row.kind });
-      }
+      // The transaction rolled back: ids created inside it may not exist. Reload them.
+      this.loadIds();
       throw err;
     }
   }
@@ -124,9 +187,10 @@ export class SqliteStore implements TimeSeriesStore {
   async latest(deviceId: string): Promise<Record<string, LatestValue>> {
     this.assertOpen();
     const out: Record<string, LatestValue> = {};
-    for (const s of this.stmt.seriesOfDevice.all(deviceId) as Array<{ id: number; metric: string; kind: MetricKind }>) {
-      const row = this.stmt.latestOf.get(s.id) as { ts: number; value: number | string } | undefined;
-      if (row) out[s.metric] = { ts: row.ts, value: fromSql(row.value, s.kind) };
+    const device = this.devices.get(deviceId);
+    if (!device) return out;
+    for (const row of this.stmt.latestOf.all(device.id) as Array<{ metric: string; kind: MetricKind; ts: number; value: number | string }>) {
+      out[row.metric] = { ts: row.ts, value: fromSql(row.value, row.kind) };
     }
     return out;
   }
@@ -134,26 +198,27 @@ export class SqliteStore implements TimeSeriesStore {
   async series(q: SeriesQuery): Promise<SeriesPoint[]> {
     this.assertOpen();
     if (!(q.stepMs >= 1)) throw new RangeError(`stepMs must be >= 1, got ${q.stepMs}`);
-    const info = this.seriesIds.get(q.deviceId)?.get(q.metric);
-    if (!info || q.to <= q.from) return [];
+    const device = this.devices.get(q.deviceId);
+    const info = device?.series.get(q.metric);
+    if (!device || !info || q.to <= q.from) return [];
     if (info.kind === 'string' && q.agg !== 'last' && q.agg !== 'count') {
       throw new RangeError(`metric ${q.metric} holds strings: only the aggregates last and count apply, not ${q.agg}`);
     }
     const stmt = this.stmt.aggregate[q.agg];
     if (!stmt) throw new RangeError(`unknown aggregate ${String(q.agg)}`);
-    const rows = stmt.all({ series: info.id, from: q.from, to: q.to, step: q.stepMs }) as Array<{ b: number; v: number | string | null }>;
+    const rows = stmt.all({ device: device.id, path: info.path, from: q.from, to: q.to, step: q.stepMs }) as Array<{ b: number; v: number | string | null }>;
     const asKind = q.agg === 'last' ? info.kind : null;
     return rows.map((r) => ({ ts: q.from + r.b * q.stepMs, value: r.v === null ? null : asKind ? fromSql(r.v, asKind) : r.v }));
   }
 
   /**
-   * Deletes readings with ts < cutoffMs (retention) and returns how many values went. Runs per series
-   * over the (series, ts) index, one transaction per series, so writers are not held up for long.
+   * Deletes readings with ts < cutoffMs (retention) and returns how many went. One statement per device
+   * over the (device, ts) index, so writers are not held up for long. `latest` keeps the newest values.
    */
   pruneBefore(cutoffMs: number): number {
     this.assertOpen();
     let deleted = 0;
-    for (const id of this.stmt.allSeriesIds.all() as number[]) deleted += this.stmt.pruneSeries.run(id, cutoffMs).changes;
+    for (const device of this.devices.values()) deleted += this.stmt.prune.run(device.id, cutoffMs).changes;
     return deleted;
   }
 
