@@ -110,7 +110,6 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
       debug: (obj, msg) => logSink.current?.debug(obj, msg),
     },
   });
-  metrics.devicesConnected.set(0);
   const commands = new CommandQueue({
     db: registry.db,
     channel,

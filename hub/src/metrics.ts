@@ -1,32 +1,62 @@
 /**
  * Prometheus metrics of one hub instance, in a registry of its own (never prom-client's global one), so
- * several hubs in one process (tests) do not share counters. Label children are bound once here: the
- * device channel increments plain objects on its hot path.
+ * several hubs in one process (tests) do not share counters.
+ *
+ * The per-frame counters are plain numbers in `count`: the device channel adds to them on its hot path
+ * (a prom-client labelled inc() hashes its labels every call), and each counter's collect() hands the
+ * increase since the previous scrape to prom-client.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FrameType } from '@tendril/device-sdk';
 
 /** Reading validation codes (protocol §7), one `tendril_readings_rejected_total` series each. */
-export const VALIDATION_CODES = ['UNKNOWN_ALIAS', 'TYPE_MISMATCH', 'OUT_OF_RANGE', 'NOT_FINITE', 'TIMESTAMP_OUT_OF_RANGE', 'DUPLICATE_ALIAS'] as const;
+export const VALIDATION_CODES = ['UNKNOWN_ALIAS', 'DUPLICATE_ALIAS', 'TYPE_MISMATCH', 'NOT_FINITE', 'OUT_OF_RANGE', 'TIMESTAMP_OUT_OF_RANGE'] as const;
 
 type CounterChild = { inc(value?: number): void };
 
-const FRAME_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(FrameType).map(([name, byte]) => [byte, name.toLowerCase()]),
-);
+const FRAME_NAMES: Array<[byte: number, name: string]> = Object.entries(FrameType).map(([name, byte]) => [byte, name.toLowerCase()]);
+
+/** Hot-path counts; add to them directly. */
+export interface HotCounts {
+  bytesIn: number;
+  bytesOut: number;
+  readingsAccepted: number;
+  readingsDuplicate: number;
+  acksSent: number;
+  devicesConnected: number;
+  /** Indexed by frame type byte. */
+  framesIn: Float64Array;
+  framesOut: Float64Array;
+}
+
+/** A counter whose value is read from a plain number at scrape time. */
+function mirroredCounter(name: string, help: string, registers: Registry[], read: () => number): Counter {
+  let reported = 0;
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      const now = read();
+      if (now > reported) this.inc(now - reported);
+      reported = now;
+    },
+  });
+}
 
 export class HubMetrics {
   readonly registry = new Registry();
-  readonly devicesConnected: Gauge;
-  readonly bytesIn: Counter;
-  readonly bytesOut: Counter;
-  readonly readingsAccepted: Counter;
-  readonly readingsDuplicate: Counter;
-  readonly acksSent: Counter;
+  readonly count: HotCounts = {
+    bytesIn: 0,
+    bytesOut: 0,
+    readingsAccepted: 0,
+    readingsDuplicate: 0,
+    acksSent: 0,
+    devicesConnected: 0,
+    framesIn: new Float64Array(256),
+    framesOut: new Float64Array(256),
+  };
   readonly storeCommitSeconds: Histogram;
-  /** Indexed by frame type byte; `unknown` for bytes that are no frame type. */
-  readonly framesIn: CounterChild[] = [];
-  readonly framesOut: CounterChild[] = [];
   private readonly rejected = new Map<string, CounterChild>();
   private readonly closed = new Map<string, CounterChild>();
   private readonly rejectedCounter: Counter;
@@ -34,16 +64,47 @@ export class HubMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const count = this.count;
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    this.devicesConnected = new Gauge({ name: 'tendril_devices_connected', help: 'Device connections that completed HELLO/WELCOME.', registers });
-    const framesIn = new Counter({ name: 'tendril_frames_in_total', help: 'Device frames decoded, by frame type.', labelNames: ['type'], registers });
-    const framesOut = new Counter({ name: 'tendril_frames_out_total', help: 'Frames sent to devices, by frame type.', labelNames: ['type'], registers });
-    this.bytesIn = new Counter({ name: 'tendril_bytes_in_total', help: 'Bytes of device WebSocket messages received (payload).', registers });
-    this.bytesOut = new Counter({ name: 'tendril_bytes_out_total', help: 'Bytes of frames sent to devices (payload).', registers });
-    this.readingsAccepted = new Counter({ name: 'tendril_readings_accepted_total', help: 'Readings made durable (at least one valid value).', registers });
+    new Gauge({
+      name: 'tendril_devices_connected',
+      help: 'Device connections that completed HELLO/WELCOME.',
+      registers,
+      collect() {
+        this.set(count.devicesConnected);
+      },
+    });
+    for (const [name, help, counts] of [
+      ['tendril_frames_in_total', 'Device frames decoded, by frame type.', count.framesIn],
+      ['tendril_frames_out_total', 'Frames sent to devices, by frame type.', count.framesOut],
+    ] as const) {
+      const reported = new Float64Array(256);
+      new Counter({
+        name,
+        help,
+        labelNames: ['type'],
+        registers,
+        collect() {
+          for (const [byte, type] of FRAME_NAMES) {
+            const delta = counts[byte]! - reported[byte]!;
+            // inc(0) creates the series, so a scrape shows every frame type from the start.
+            this.labels(type).inc(delta);
+            reported[byte] = counts[byte]!;
+          }
+        },
+      });
+    }
+    mirroredCounter('tendril_bytes_in_total', 'Bytes of device WebSocket messages received (payload).', registers, () => count.bytesIn);
+    mirroredCounter('tendril_bytes_out_total', 'Bytes of frames sent to devices (payload).', registers, () => count.bytesOut);
+    mirroredCounter('tendril_readings_accepted_total', 'Readings made durable (at least one valid value).', registers, () => count.readingsAccepted);
+    mirroredCounter(
+      'tendril_readings_duplicate_total',
+      'Readings received again (seq already durable or in flight): acked, not stored twice.',
+      registers,
+      () => count.readingsDuplicate,
+    );
+    mirroredCounter('tendril_acks_sent_total', 'ACK frames sent to devices.', registers, () => count.acksSent);
     this.rejectedCounter = new Counter({ name: 'tendril_readings_rejected_total', help: 'Values or readings rejected by validation, by error code.', labelNames: ['code'], registers });
-    this.readingsDuplicate = new Counter({ name: 'tendril_readings_duplicate_total', help: 'Readings received again (seq already durable or in flight): acked, not stored twice.', registers });
-    this.acksSent = new Counter({ name: 'tendril_acks_sent_total', help: 'ACK frames sent to devices.', registers });
     this.storeCommitSeconds = new Histogram({
       name: 'tendril_store_commit_seconds',
       help: 'Duration of one group-commit write to the time-series store.',
@@ -51,11 +112,7 @@ export class HubMetrics {
       registers,
     });
     this.closedCounter = new Counter({ name: 'tendril_connections_closed_total', help: 'Device connections ended, by reason code.', labelNames: ['code'], registers });
-    for (const [byte, name] of Object.entries(FRAME_NAMES)) {
-      this.framesIn[Number(byte)] = framesIn.labels(name);
-      this.framesOut[Number(byte)] = framesOut.labels(name);
-    }
-    // Pre-create every series so a scrape shows zeros rather than nothing.
+    // Pre-create every validation series so a scrape shows zeros rather than nothing.
     for (const code of VALIDATION_CODES) this.rejected.set(code, this.rejectedCounter.labels(code));
   }
 

@@ -2,8 +2,8 @@
  * One device WebSocket connection: HELLO/WELCOME, reading acceptance with cumulative ACKs after
  * durability, flow control, commands, heartbeat, closing. Section numbers (§) are docs/protocol.md.
  *
- * Acceptance keeps seq order: each reading frame's valid readings go to the sink as one accept();
- * completions are applied in arrival order, and the durable seq (what ACK reports) only advances over
+ * Acceptance keeps seq order: the valid readings a connection delivers in one turn of the event loop
+ * go to the sink as one accept(); completions are applied in arrival order, and the durable seq (what ACK reports) only advances over
  * a contiguous prefix of completed writes. A failed write drops everything after it and answers
  * BACKOFF STORE_BUSY, so the device resends from its oldest unacked reading and no ACK can ever skip a
  * reading that did not become durable.
@@ -64,6 +64,10 @@ export class DeviceConnection {
   private ackScheduled = false;
   private ackForced = false;
   private readonly queue: PendingWrite[] = [];
+  /** Valid readings taken in this turn of the event loop, not yet handed to the sink. */
+  private open: StoredReading[] | null = null;
+  private openScheduled = false;
+  private readonly closeOpenBound = () => this.closeOpen();
   private settleWaiters: Array<() => void> = [];
   /** After BACKOFF: readings are ignored until pauseUntil, then until the device's resend begins. */
   private resyncing = false;
@@ -122,7 +126,8 @@ export class DeviceConnection {
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closing') return;
     const { metrics, clock } = this.channel.opts;
-    metrics.bytesIn.inc(data.length);
+    const count = metrics.count;
+    count.bytesIn += data.length;
     // §1.2.3
     if (!isBinary) return this.fail('TEXT_FRAME', 'text message on the device channel: every frame is one binary message (§1.2)');
     let frame: DeviceFrame;
@@ -134,7 +139,7 @@ export class DeviceConnection {
       if (err instanceof FrameError) return this.fail(err.code, err.message);
       return this.internalError(err);
     }
-    metrics.framesIn[data[0]!]?.inc();
+    count.framesIn[data[0]!]!++;
     const now = clock.now();
     try {
       switch (this.state) {
@@ -212,7 +217,7 @@ export class DeviceConnection {
     this.send({ type: 'welcome', serverTime: now, ackedSeq: acked, heartbeatMs, maxFrameBytes, maxBatch: DEFAULT_LIMITS.maxBatch, maxRate: deviceRate });
     this.state = 'ready';
     this.counted = true;
-    metrics.devicesConnected.inc();
+    metrics.count.devicesConnected++;
     presence.online(device, 'ws', this.remote, this.replacedOther ? 'REPLACED' : null);
     const events = this.channel.events;
     events.emit('online', { deviceId: device.id, remote: this.remote, since: now, replaced: this.replacedOther });
@@ -224,8 +229,7 @@ export class DeviceConnection {
     if (this.channel.shuttingDown) return;
     const { sink, metrics } = this.channel.opts;
     const declarations = this.declarations!;
-    let batch: StoredReading[] | null = null;
-    let lastSeq = 0;
+    let taken = false;
     let ackDuplicate = false;
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
@@ -248,7 +252,7 @@ export class DeviceConnection {
       if (r.seq > this.lastSeen) this.lastSeen = r.seq;
       // §7.2: durable or in flight already.
       if (r.seq <= this.acceptedSeq) {
-        metrics.readingsDuplicate.inc();
+        metrics.count.readingsDuplicate++;
         if (r.seq <= this.durableSeq) ackDuplicate = true;
         continue;
       }
@@ -264,10 +268,14 @@ export class DeviceConnection {
       const ts = r.ts ?? now; // §7.1.4: untimed readings get the hub's arrival time
       const values = declarations.validate(r, r.ts !== null, ts, now, this.reject);
       this.acceptedSeq = r.seq;
-      lastSeq = r.seq;
-      if (values.length > 0) (batch ??= []).push({ deviceId: this.deviceId!, epoch: this.epoch, seq: r.seq, ts, values });
+      taken = true;
+      if (values.length > 0) (this.open ??= []).push({ deviceId: this.deviceId!, epoch: this.epoch, seq: r.seq, ts, values });
     }
-    if (lastSeq > 0) this.enqueue(batch, lastSeq);
+    if (taken && !this.openScheduled) {
+      // One accept() per connection per turn of the event loop: frames read together travel together.
+      this.openScheduled = true;
+      setImmediate(this.closeOpenBound);
+    }
     if (ackDuplicate) this.scheduleAck(true);
   }
 
@@ -284,6 +292,15 @@ export class DeviceConnection {
     this.backoffCode = code;
     this.pauseUntil = now + pauseMs;
     this.send({ type: 'backoff', code, pauseMs });
+  }
+
+  /** Hands the readings taken since the last call to the sink as one entry of the queue. */
+  private closeOpen(): void {
+    if (!this.openScheduled) return;
+    this.openScheduled = false;
+    const readings = this.open;
+    this.open = null;
+    this.enqueue(readings, this.acceptedSeq);
   }
 
   private enqueue(readings: StoredReading[] | null, seq: number): void {
@@ -318,7 +335,7 @@ export class DeviceConnection {
         advanced = true;
       }
       if (entry.readings !== null) {
-        metrics.readingsAccepted.inc(entry.readings.length);
+        metrics.count.readingsAccepted += entry.readings.length;
         presence.stored(this.deviceId!, entry.readings);
         if (events.has('readings')) events.emit('readings', { deviceId: this.deviceId!, epoch: this.epoch, readings: entry.readings });
       }
@@ -339,6 +356,9 @@ export class DeviceConnection {
     const idx = this.queue.indexOf(entry);
     for (let i = idx; i < this.queue.length; i++) this.queue[i]!.abandoned = true;
     this.queue.length = idx;
+    // Readings taken after the failed ones but not handed over yet go too: the device resends them.
+    this.open = null;
+    this.openScheduled = false;
     this.acceptedSeq = idx > 0 ? this.queue[idx - 1]!.seq : this.durableSeq;
     this.advance();
     // §7.4: not durable, so not acked; the device resends after the pause.
@@ -361,13 +381,14 @@ export class DeviceConnection {
     if (this.durableSeq > this.lastAckSent || (this.ackForced && this.durableSeq > 0)) {
       this.lastAckSent = this.durableSeq;
       this.send({ type: 'ack', seq: this.durableSeq });
-      this.channel.opts.metrics.acksSent.inc();
+      this.channel.opts.metrics.count.acksSent++;
     }
     this.ackForced = false;
   }
 
   /** Resolves once every reading this connection handed to the sink is durable or failed. */
   settled(): Promise<void> {
+    this.closeOpen();
     if (this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.settleWaiters.push(resolve));
   }
@@ -439,7 +460,7 @@ export class DeviceConnection {
     this.channel.forget(this);
     const reason = this.endReason ?? peerCloseReason(code);
     metrics.closedBy(reason).inc();
-    if (this.counted) metrics.devicesConnected.dec();
+    if (this.counted) metrics.count.devicesConnected--;
     // A replaced connection leaves presence to its successor: no offline flap (§6.4).
     if (this.device !== null && (this.counted || this.replacedOther) && reason !== 'REPLACED') {
       presence.offline(this.device, reason);
@@ -462,9 +483,9 @@ export class DeviceConnection {
   sendBytes(bytes: Uint8Array): void {
     if (this.socket.readyState !== OPEN) return;
     this.socket.send(bytes);
-    const { metrics } = this.channel.opts;
-    metrics.framesOut[bytes[0]!]?.inc();
-    metrics.bytesOut.inc(bytes.length);
+    const count = this.channel.opts.metrics.count;
+    count.framesOut[bytes[0]!]!++;
+    count.bytesOut += bytes.length;
   }
 }
 
