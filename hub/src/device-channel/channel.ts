@@ -58,6 +58,19 @@ export class DeviceChannel {
   private readonly outstandingCommands = new Map<string, Set<number>>();
   private commandLookup: ((deviceId: string, commandId: number) => boolean) | null = null;
   private heartbeat: TimerHandle | null = null;
+  // Connections with work for the end of this turn of the event loop: one setImmediate for all of them.
+  private openDue: DeviceConnection[] = [];
+  private ackDue: DeviceConnection[] = [];
+  private tickScheduled = false;
+  private readonly endOfTurn = () => {
+    this.tickScheduled = false;
+    const open = this.openDue;
+    this.openDue = [];
+    for (const c of open) c.closeOpen();
+    const acks = this.ackDue;
+    this.ackDue = [];
+    for (const c of acks) c.flushAck();
+  };
   private closing = false;
 
   constructor(readonly opts: DeviceChannelOptions) {
@@ -87,6 +100,24 @@ export class DeviceChannel {
     if (this.closing) conn.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
     // §6.1.2: at the connection limit the hub refuses, possibly before HELLO.
     else if (atLimit) conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`);
+  }
+
+  /** The connection took readings: hand them to the sink at the end of this turn. */
+  scheduleOpen(conn: DeviceConnection): void {
+    this.openDue.push(conn);
+    if (!this.tickScheduled) {
+      this.tickScheduled = true;
+      setImmediate(this.endOfTurn);
+    }
+  }
+
+  /** The connection's durable seq moved: send its ACK at the end of this turn. */
+  scheduleAck(conn: DeviceConnection): void {
+    this.ackDue.push(conn);
+    if (!this.tickScheduled) {
+      this.tickScheduled = true;
+      setImmediate(this.endOfTurn);
+    }
   }
 
   private beat(): void {
@@ -162,7 +193,7 @@ export class DeviceChannel {
     const conns = [...this.sockets];
     await withDeadline(Promise.all(conns.map((c) => c.settled())), grace);
     for (const c of conns) c.flushAck();
-    const closed = conns.map((c) => c.closedPromise);
+    const closed = conns.map((c) => c.closed());
     for (const c of conns) c.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later', 'SHUTTING_DOWN');
     if (!(await withDeadline(Promise.all(closed), Math.min(grace, 3000)))) {
       for (const c of conns) c.terminate('SHUTTING_DOWN');

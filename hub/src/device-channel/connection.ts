@@ -28,7 +28,7 @@ import type { DeviceRecord } from '../registry.js';
 import type { StoredReading } from '../storage/types.js';
 import type { DeviceChannel } from './channel.js';
 import { TokenBucket } from './rate-limit.js';
-import { Declarations, type RejectFn } from './validate.js';
+import { Declarations, type RejectionSink, type ValidationCode } from './validate.js';
 
 type State = 'awaitingHello' | 'authenticating' | 'ready' | 'closing';
 
@@ -45,8 +45,10 @@ interface PendingWrite {
 /** Longest a HELLO that replaces a connection waits for the old connection's writes. */
 const REPLACE_SETTLE_MS = 5000;
 const OPEN = 1;
+const kConnection = Symbol('tendril.deviceConnection');
+type TaggedSocket = WebSocket & { [kConnection]: DeviceConnection };
 
-export class DeviceConnection {
+export class DeviceConnection implements RejectionSink {
   deviceId: string | null = null;
   private device: DeviceRecord | null = null;
   private state: State = 'awaitingHello';
@@ -67,7 +69,6 @@ export class DeviceConnection {
   /** Valid readings taken in this turn of the event loop, not yet handed to the sink. */
   private open: StoredReading[] | null = null;
   private openScheduled = false;
-  private readonly closeOpenBound = () => this.closeOpen();
   private settleWaiters: Array<() => void> = [];
   /** After BACKOFF: readings are ignored until pauseUntil, then until the device's resend begins. */
   private resyncing = false;
@@ -79,27 +80,38 @@ export class DeviceConnection {
   private endReason: string | null = null;
   private counted = false;
   private replacedOther = false;
-  readonly closedPromise: Promise<void>;
-  private resolveClosed!: () => void;
+  private isClosed = false;
+  private closedWaiters: Array<() => void> | null = null;
   private readonly limits: Partial<Limits> | undefined;
-  private readonly reject: RejectFn;
-  private readonly flushAckBound = () => this.flushAck();
 
   constructor(
     private readonly channel: DeviceChannel,
     private readonly socket: WebSocket,
     readonly remote: string | null,
   ) {
-    this.closedPromise = new Promise((resolve) => {
-      this.resolveClosed = resolve;
-    });
     // Passing no limits keeps the codec on its precomputed defaults (no per-frame allocation).
     const maxFrameBytes = channel.opts.maxFrameBytes;
     this.limits = maxFrameBytes === DEFAULT_LIMITS.maxFrameBytes ? undefined : { maxFrameBytes };
-    this.reject = (code, seq, alias, message) => {
-      this.channel.opts.metrics.rejectedBy(code).inc();
-      this.send({ type: 'error', code, seq, alias, message });
-    };
+  }
+
+  /** §7.1.1: ERROR {code, seq, alias} for a rejected value (or reading, alias null). */
+  rejectValue(code: ValidationCode, seq: number, alias: number | null, message: string): void {
+    this.channel.opts.metrics.rejectedBy(code).inc();
+    this.send({ type: 'error', code, seq, alias, message });
+  }
+
+  // Socket listeners shared by every connection (no closures per connection): `this` is the socket.
+  private static onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+    (this as TaggedSocket)[kConnection].onMessage(data, isBinary);
+  }
+  private static onSocketPong(this: WebSocket): void {
+    (this as TaggedSocket)[kConnection].awaitingPong = false;
+  }
+  private static onSocketErrorEvent(this: WebSocket, err: Error & { code?: string }): void {
+    (this as TaggedSocket)[kConnection].onSocketError(err);
+  }
+  private static onSocketClose(this: WebSocket, code: number): void {
+    (this as TaggedSocket)[kConnection].onClose(code);
   }
 
   get ready(): boolean {
@@ -107,13 +119,12 @@ export class DeviceConnection {
   }
 
   start(): void {
-    const s = this.socket;
-    s.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
-    s.on('pong', () => {
-      this.awaitingPong = false;
-    });
-    s.on('error', (err: Error & { code?: string }) => this.onSocketError(err));
-    s.on('close', (code) => this.onClose(code));
+    const s = this.socket as TaggedSocket;
+    s[kConnection] = this;
+    s.on('message', DeviceConnection.onSocketMessage);
+    s.on('pong', DeviceConnection.onSocketPong);
+    s.on('error', DeviceConnection.onSocketErrorEvent);
+    s.on('close', DeviceConnection.onSocketClose);
     // §6.2
     this.helloTimer = this.channel.opts.timers.setTimeout(() => {
       this.helloTimer = null;
@@ -266,7 +277,7 @@ export class DeviceConnection {
         continue;
       }
       const ts = r.ts ?? now; // §7.1.4: untimed readings get the hub's arrival time
-      const values = declarations.validate(r, r.ts !== null, ts, now, this.reject);
+      const values = declarations.validate(r, r.ts !== null, ts, now, this);
       this.acceptedSeq = r.seq;
       taken = true;
       if (values.length > 0) (this.open ??= []).push({ deviceId: this.deviceId!, epoch: this.epoch, seq: r.seq, ts, values });
@@ -274,7 +285,7 @@ export class DeviceConnection {
     if (taken && !this.openScheduled) {
       // One accept() per connection per turn of the event loop: frames read together travel together.
       this.openScheduled = true;
-      setImmediate(this.closeOpenBound);
+      this.channel.scheduleOpen(this);
     }
     if (ackDuplicate) this.scheduleAck(true);
   }
@@ -295,7 +306,7 @@ export class DeviceConnection {
   }
 
   /** Hands the readings taken since the last call to the sink as one entry of the queue. */
-  private closeOpen(): void {
+  closeOpen(): void {
     if (!this.openScheduled) return;
     this.openScheduled = false;
     const readings = this.open;
@@ -370,7 +381,7 @@ export class DeviceConnection {
     if (!this.ackScheduled) {
       this.ackScheduled = true;
       // Coalesce: every write that completes in this turn of the event loop shares one ACK.
-      setImmediate(this.flushAckBound);
+      this.channel.scheduleAck(this);
     }
   }
 
@@ -466,7 +477,16 @@ export class DeviceConnection {
       presence.offline(this.device, reason);
       this.channel.events.emit('offline', { deviceId: this.device.id, reason, since: this.device.presence.since ?? 0, lastSeen: this.device.presence.lastSeen });
     }
-    this.resolveClosed();
+    this.isClosed = true;
+    const waiters = this.closedWaiters;
+    this.closedWaiters = null;
+    if (waiters) for (const w of waiters) w();
+  }
+
+  /** Resolves once the socket has closed. */
+  closed(): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    return new Promise((resolve) => (this.closedWaiters ??= []).push(resolve));
   }
 
   private clearHelloTimer(): void {

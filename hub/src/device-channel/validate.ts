@@ -24,13 +24,15 @@ interface CompiledMetric {
 }
 
 /** Receives each rejection: `alias` null means the whole reading (timestamp). */
-export type RejectFn = (code: ValidationCode, seq: number, alias: number | null, message: string) => void;
+export interface RejectionSink {
+  rejectValue(code: ValidationCode, seq: number, alias: number | null, message: string): void;
+}
 
 /** The declarations of one HELLO, compiled for fast per-value checks. */
 export class Declarations {
   private readonly byAlias = new Map<number, CompiledMetric>();
   /** stamps[slot] === stamp when the metric already appeared in the reading being checked. */
-  private readonly stamps: Uint32Array;
+  private readonly stamps: number[];
   private stamp = 0;
 
   constructor(metrics: readonly MetricDeclaration[]) {
@@ -45,23 +47,23 @@ export class Declarations {
         slot,
       });
     });
-    this.stamps = new Uint32Array(metrics.length);
+    this.stamps = new Array<number>(metrics.length).fill(0);
   }
 
   /**
    * Checks one reading and returns its valid values as stored values (possibly none). Each rejected
-   * value, or the whole reading for a bad timestamp, is reported through `reject`.
+   * value, or the whole reading for a bad timestamp, is reported to `sink`.
    * `ts` is the reading's timestamp after hub stamping (untimed readings: arrival time, not checked).
    */
-  validate(reading: Reading, timed: boolean, ts: number, hubNow: number, reject: RejectFn): StoredValue[] {
+  validate(reading: Reading, timed: boolean, ts: number, hubNow: number, sink: RejectionSink): StoredValue[] {
     const seq = reading.seq;
     if (timed && (ts < EARLIEST_TIMESTAMP || ts > hubNow + MAX_CLOCK_AHEAD_MS)) {
       // §7.1: a bad timestamp rejects the reading as a whole.
       const why = ts < EARLIEST_TIMESTAMP ? 'is before 2000-01-01T00:00:00Z' : `is more than 1 h ahead of hub time ${new Date(hubNow).toISOString()}`;
-      reject('TIMESTAMP_OUT_OF_RANGE', seq, null, `reading ${seq}: timestamp ${ts} ${why}; set the device clock (WELCOME.serverTime) or send READING_UNTIMED`);
+      sink.rejectValue('TIMESTAMP_OUT_OF_RANGE', seq, null, `reading ${seq}: timestamp ${ts} ${why}; set the device clock (WELCOME.serverTime) or send READING_UNTIMED`);
       return [];
     }
-    if (++this.stamp === 0xffff_ffff) {
+    if (++this.stamp === Number.MAX_SAFE_INTEGER) {
       this.stamps.fill(0);
       this.stamp = 1;
     }
@@ -71,26 +73,26 @@ export class Declarations {
       const m = this.byAlias.get(v.alias);
       // §7.1 checks in order: declared, not repeated, wire type, finite, range.
       if (m === undefined) {
-        reject('UNKNOWN_ALIAS', seq, v.alias, `reading ${seq}: alias ${v.alias} was not declared in HELLO; declare it or reconnect with the new declarations`);
+        sink.rejectValue('UNKNOWN_ALIAS', seq, v.alias, `reading ${seq}: alias ${v.alias} was not declared in HELLO; declare it or reconnect with the new declarations`);
         continue;
       }
       if (this.stamps[m.slot] === stamp) {
-        reject('DUPLICATE_ALIAS', seq, v.alias, `reading ${seq}: alias ${v.alias} (${m.name}) appears more than once; the first value counts`);
+        sink.rejectValue('DUPLICATE_ALIAS', seq, v.alias, `reading ${seq}: alias ${v.alias} (${m.name}) appears more than once; the first value counts`);
         continue;
       }
       this.stamps[m.slot] = stamp;
       if (v.kind !== m.kind) {
-        reject('TYPE_MISMATCH', seq, v.alias, `reading ${seq}: ${m.name} is declared ${m.kind} but the value travels as ${v.kind}; encode it as ${m.kind}`);
+        sink.rejectValue('TYPE_MISMATCH', seq, v.alias, `reading ${seq}: ${m.name} is declared ${m.kind} but the value travels as ${v.kind}; encode it as ${m.kind}`);
         continue;
       }
       if (m.numeric) {
         const n = v.value as number;
         if (m.float && !Number.isFinite(n)) {
-          reject('NOT_FINITE', seq, v.alias, `reading ${seq}: ${m.name} is ${n}; only finite numbers are stored`);
+          sink.rejectValue('NOT_FINITE', seq, v.alias, `reading ${seq}: ${m.name} is ${n}; only finite numbers are stored`);
           continue;
         }
         if (n < m.min || n > m.max) {
-          reject('OUT_OF_RANGE', seq, v.alias, `reading ${seq}: ${m.name} = ${n} lies outside the declared range [${m.min}, ${m.max}]`);
+          sink.rejectValue('OUT_OF_RANGE', seq, v.alias, `reading ${seq}: ${m.name} = ${n} lies outside the declared range [${m.min}, ${m.max}]`);
           continue;
         }
       }
