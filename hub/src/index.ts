@@ -11,3 +11,7 @@ export { SqliteStore } from './storage/sqlite-store.js';
 export { GroupCommitWriter, type GroupCommitOptions } from './storage/group-commit.js';
 export type * from './storage/types.js';
 export { deviceView, type DeviceView } from './api/devices.js';
+export { DeviceChannel, type DeviceChannelEvents } from './device-channel/channel.js';
+export { Declarations, EARLIEST_TIMESTAMP, MAX_CLOCK_AHEAD_MS, type RejectionSink, type ValidationCode } from './device-channel/validate.js';
+export { TokenBucket } from './device-channel/rate-limit.js';
+export { VALIDATION_CODES } from './metrics.js';

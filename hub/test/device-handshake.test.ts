@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameType } from '@tendril/device-sdk';
 import { TestDevice } from './device-client.js';
-import { auth, provision, startHub, type TestHub } from './helpers.js';
+import { auth, provision, startHub, waitFor, type TestHub } from './helpers.js';
 
 describe('device channel handshake', () => {
   let hub: TestHub;
@@ -95,6 +95,9 @@ describe('device channel handshake', () => {
     d.sendRaw(new Uint8Array(hub.config.maxFrameBytes + 1).fill(FrameType.READING, 0, 1));
     const closed = await d.closedWithin();
     expect(closed.code).toBe(1009);
+    await waitFor('the hub to count the close as FRAME_TOO_LARGE', async () =>
+      /tendril_connections_closed_total\{code="FRAME_TOO_LARGE"\} [1-9]/.test((await hub.app.inject({ method: 'GET', url: '/metrics' })).body),
+    );
   });
 
   it('§3.2.1 answers a reading before HELLO with UNEXPECTED_FRAME and 1002', async () => {

@@ -80,6 +80,16 @@ describe('presence and sessions', () => {
     expect(view.latest).toEqual({ temperature: { ts, value: 19.5 } });
   });
 
+  it('records CONNECTION_LOST when the TCP connection drops without a close frame', async () => {
+    const token = await provision(hub.app, 'lost-1');
+    const d = await TestDevice.connect(url);
+    await d.hello({ deviceId: 'lost-1', token });
+    const offline = nextEvent(hub, 'offline', 'lost-1');
+    d.ws.terminate();
+    expect(await offline).toMatchObject({ reason: 'CONNECTION_LOST' });
+    expect((await getDevice(hub, 'lost-1')).presence).toMatchObject({ state: 'offline', reason: 'CONNECTION_LOST' });
+  });
+
   it('rotating the token closes the open connection with AUTH_FAILED; deleting closes with reason DELETED', async () => {
     const token = await provision(hub.app, 'rot-1');
     const d = await TestDevice.connect(url);

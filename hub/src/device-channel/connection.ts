@@ -105,7 +105,10 @@ export class DeviceConnection implements RejectionSink {
     (this as TaggedSocket)[kConnection].onMessage(data, isBinary);
   }
   private static onSocketPong(this: WebSocket): void {
-    (this as TaggedSocket)[kConnection].awaitingPong = false;
+    const conn = (this as TaggedSocket)[kConnection];
+    conn.awaitingPong = false;
+    // An idle device is still seen: its pongs count for presence.lastSeen.
+    if (conn.device !== null && conn.state === 'ready') conn.device.presence.lastSeen = conn.channel.opts.clock.now();
   }
   private static onSocketErrorEvent(this: WebSocket, err: Error & { code?: string }): void {
     (this as TaggedSocket)[kConnection].onSocketError(err);
