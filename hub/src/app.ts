@@ -86,10 +86,10 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
           timers,
           onCommit: (seconds) => metrics.storeCommitSeconds.observe(seconds),
         }));
-  const presence = new PresenceTracker(registry, store, clock);
   let shuttingDown = false;
   const shutdownTasks: Array<() => Promise<void> | void> = [];
   const logSink = { current: null as FastifyInstance['log'] | null };
+  const presence = new PresenceTracker(registry, store, clock, { error: (obj, msg) => logSink.current?.error(obj, msg) });
   const channel = new DeviceChannel({
     registry,
     presence,

@@ -1,25 +1,43 @@
-/** A typed facade over Node's EventEmitter: event names and payloads checked at compile time. */
-import { EventEmitter } from 'node:events';
+/**
+ * Typed events: names and payloads checked at compile time. A listener that throws is reported through
+ * onListenerError and the other listeners still run: a failing dashboard fan-out must not take a
+ * device connection down with it.
+ */
+type Listener<T> = (payload: T) => void;
 
 export class TypedEvents<Events extends Record<string, unknown>> {
-  private readonly emitter = new EventEmitter();
+  private readonly listeners = new Map<string, Array<Listener<never>>>();
+  /** Reports a listener that threw; without it the error propagates to the emitter. */
+  onListenerError: ((err: unknown, event: string) => void) | null = null;
 
-  constructor() {
-    // Several plugins (live fan-out, command queue, MQTT bridge) listen to the same hub events.
-    this.emitter.setMaxListeners(64);
-  }
-
-  on<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): () => void {
-    this.emitter.on(event, listener as (payload: unknown) => void);
-    return () => this.emitter.off(event, listener as (payload: unknown) => void);
+  /** Adds a listener; returns the function that removes it. */
+  on<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): () => void {
+    // Copy on write: an emit in progress keeps iterating the array it started with.
+    this.listeners.set(event, [...(this.listeners.get(event) ?? []), listener as Listener<never>]);
+    return () => {
+      const list = this.listeners.get(event);
+      if (!list) return;
+      const next = list.filter((l) => l !== listener);
+      if (next.length > 0) this.listeners.set(event, next);
+      else this.listeners.delete(event);
+    };
   }
 
   emit<K extends keyof Events & string>(event: K, payload: Events[K]): void {
-    this.emitter.emit(event, payload);
+    const list = this.listeners.get(event) as Array<Listener<Events[K]>> | undefined;
+    if (!list) return;
+    for (const listener of list) {
+      try {
+        listener(payload);
+      } catch (err) {
+        if (!this.onListenerError) throw err;
+        this.onListenerError(err, event);
+      }
+    }
   }
 
   /** True when someone listens: lets the hot path skip building payloads nobody reads. */
   has<K extends keyof Events & string>(event: K): boolean {
-    return this.emitter.listenerCount(event) > 0;
+    return this.listeners.has(event);
   }
 }

@@ -39,7 +39,9 @@ export class PresenceTracker {
     private readonly registry: DeviceRegistry,
     private readonly store: TimeSeriesStore,
     private readonly clock: Clock,
+    log?: { error(obj: object, msg: string): void },
   ) {
+    if (log) this.events.onListenerError = (err, event) => log.error({ err, event }, 'a presence event listener failed');
     // Devices persisted as online were connected when the hub last stopped without closing them.
     for (const device of registry.list()) {
       if (device.presence.state === 'online') {

@@ -80,6 +80,27 @@ describe('presence and sessions', () => {
     expect(view.latest).toEqual({ temperature: { ts, value: 19.5 } });
   });
 
+  it('keeps a device connected when an event listener throws', async () => {
+    const token = await provision(hub.app, 'evt-1');
+    const seen: string[] = [];
+    const offA = hub.app.tendril.channel.events.on('online', () => {
+      throw new Error('a broken listener (test)');
+    });
+    const offB = hub.app.tendril.channel.events.on('online', (e) => seen.push(e.deviceId));
+    try {
+      const d = await TestDevice.connect(url);
+      await d.hello({ deviceId: 'evt-1', token });
+      d.send({ type: 'reading', seq: 1, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: 1 }] });
+      await d.ackFor(1);
+      expect(seen).toEqual(['evt-1']);
+      d.close();
+      await d.closedWithin();
+    } finally {
+      offA();
+      offB();
+    }
+  });
+
   it('records CONNECTION_LOST when the TCP connection drops without a close frame', async () => {
     const token = await provision(hub.app, 'lost-1');
     const d = await TestDevice.connect(url);

@@ -75,6 +75,7 @@ export class DeviceChannel {
 
   constructor(readonly opts: DeviceChannelOptions) {
     this.storeBusyPauseMs = opts.storeBusyPauseMs ?? 1000;
+    this.events.onListenerError = (err, event) => opts.log.error({ err, event }, 'a device channel event listener failed');
     // §6.5: one timer pings every connection; a connection that did not pong since the last ping is dead.
     this.heartbeat = opts.timers.setInterval(() => this.beat(), opts.heartbeatMs);
     this.heartbeat.unref?.();
