@@ -44,7 +44,7 @@ it('connects, sends, gets acks and answers a command with the browser WebSocket'
   const tab = await browser.newPage();
   await tab.goto(pageUrl);
   await tab.evaluate((url) => {
-    const T = (window as any).Tendril;
+    const T = (globalThis as any).Tendril;
     const d = new T.TendrilDevice({
       url,
       deviceId: 'browser-1',
@@ -56,7 +56,7 @@ it('connects, sends, gets acks and answers a command with the browser WebSocket'
       ],
     });
     d.onCommand('whoami', () => ({ agent: 'chromium' }));
-    (window as any).device = d;
+    (globalThis as any).device = d;
     d.start();
     d.send({ clicks: 1, visible: true });
     d.send({ clicks: 2 });
@@ -64,7 +64,7 @@ it('connects, sends, gets acks and answers a command with the browser WebSocket'
 
   const conn = await hub.connection(0, 15_000);
   const stats = await tab.evaluate(async () => {
-    const d = (window as any).device;
+    const d = (globalThis as any).device;
     await d.flush(5000);
     return d.stats;
   });
@@ -75,7 +75,7 @@ it('connects, sends, gets acks and answers a command with the browser WebSocket'
   await waitUntil(() => conn.frames.filter((f) => f.type === 'commandResult').length === 2, 'the browser to answer the command');
   expect(conn.frames.filter((f) => f.type === 'commandResult').map((f) => (f as { detail: string }).detail)).toEqual(['', '{"agent":"chromium"}']);
 
-  await tab.evaluate(() => (window as any).device.close());
+  await tab.evaluate(() => (globalThis as any).device.close());
   await waitUntil(() => conn.closed, 'the browser to close the connection');
   expect(conn.closed).toEqual({ code: 1000, reason: '' });
 });

@@ -80,7 +80,7 @@ export class FakeConnection {
 
   /** Readings this connection carried (READING and BATCH entries), in order, ignored ones included. */
   get readings(): Reading[] {
-    return this.frames.flatMap((f) => (f.type === 'reading' ? [f] : f.type === 'batch' ? f.readings : []));
+    return this.frames.flatMap((f): Reading[] => (f.type === 'reading' ? [f] : f.type === 'batch' ? f.readings : []));
   }
 
   send(frame: HubFrame): void {
