@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInfluxDB, type InfluxDBServer } from '../../test/support/index.js';
 import { createInfluxStore } from '../src/storage/influx-store.js';
-import { applyInfluxRetention, pruneSqliteSamples, startPruningJob } from '../src/storage/retention.js';
+import { applyInfluxRetention, startPruningJob } from '../src/storage/retention.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { Aggregate, StoredReading, StoredValue, TimeSeriesStore } from '../src/storage/types.js';
 
@@ -210,7 +210,7 @@ describe('retention (HUB_RETENTION_DAYS)', () => {
     try {
       await store.write([r('old', 1, now - 40 * DAY, [f64('x', 1)]), r('old', 2, now - 29 * DAY, [f64('x', 2)]), r('old', 3, now, [f64('x', 3)])]);
       const job = startPruningJob({
-        prune: (cutoff) => pruneSqliteSamples(store.db, cutoff),
+        prune: (cutoff) => store.pruneBefore(cutoff),
         retentionDays: 30,
         clock: { now: () => now },
         timers: { setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined },

@@ -147,21 +147,3 @@ export function startPruningJob(options: PruningJobOptions): PruningJob {
     },
   };
 }
-
-/** The part of a better-sqlite3 handle pruning needs (SqliteStore exposes its handle as `db`). */
-export interface SqliteHandle {
-  prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): { changes: number } };
-}
-
-/**
- * Deletes readings older than cutoffMs from the embedded store (hub/src/storage/sqlite-store.ts schema:
- * samples(series, epoch, seq, ts, value), index (series, ts)). One short statement per series, so the
- * writer is never blocked for long and each delete walks the (series, ts) index. Returns rows deleted.
- */
-export function pruneSqliteSamples(db: SqliteHandle, cutoffMs: number): number {
-  const seriesIds = db.prepare('SELECT id FROM series').all() as Array<{ id: number }>;
-  const del = db.prepare('DELETE FROM samples WHERE series = ? AND ts < ?');
-  let deleted = 0;
-  for (const { id } of seriesIds) deleted += del.run(id, cutoffMs).changes;
-  return deleted;
-}
