@@ -21,11 +21,16 @@ function findDockerCompose(): string | undefined {
 }
 
 const dockerCompose = findDockerCompose();
+/** The secrets the compose file requires (it refuses to start without them); dummy values for validation. */
+const TEST_SECRETS = { INFLUX_TOKEN: 'validation-only-token', INFLUX_ADMIN_PASSWORD: 'validation-only' };
 
 /** Runs docker-compose with no Docker engine: `config` only parses, interpolates and validates. */
-async function compose(args: string[], cwd = repoRoot): Promise<{ code: number; stdout: string; stderr: string }> {
+async function compose(args: string[], cwd = repoRoot, secrets: Record<string, string> = TEST_SECRETS): Promise<{ code: number; stdout: string; stderr: string }> {
   // A developer's own .env or COMPOSE_* settings must not change what is validated.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COMPOSE_') && !/^(HUB|INFLUX|MQTT|GRAFANA)_/.test(k)));
+  const env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COMPOSE_') && !/^(HUB|INFLUX|MQTT|GRAFANA)_/.test(k))),
+    ...secrets,
+  };
   try {
     const { stdout, stderr } = await run(dockerCompose!, args, { cwd, env, timeout: 30_000 });
     return { code: 0, stdout, stderr };
@@ -40,6 +45,14 @@ describe.skipIf(dockerCompose === undefined)('docker-compose.yml', () => {
     const result = await compose(['-f', 'docker-compose.yml', 'config', '-q']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+  });
+
+  it('refuses to start without the InfluxDB secrets, and leaves the hub admin token to the hub when unset', async () => {
+    const missing = await compose(['-f', 'docker-compose.yml', 'config', '-q'], repoRoot, {});
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('set INFLUX_TOKEN in .env');
+    const { stdout } = await compose(['-f', 'docker-compose.yml', 'config']);
+    expect(stdout).toContain("HUB_ADMIN_TOKEN: ''"); // empty = unset: the hub generates one (hub/src/config.ts)
   });
 
   it('wires the hub to InfluxDB and Mosquitto, publishes 8080, keeps data in a volume', async () => {
