@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm start`: the hub with embedded storage and, unless HUB_DEMO_DEVICES=0, a demo fleet of simulated
+ * `npm start`: the hub with its configured storage (embedded SQLite unless INFLUX_* is set, createHub) and, unless HUB_DEMO_DEVICES=0, a demo fleet of simulated
  * devices (default 25) in the same process, so a new user sees live data at once. Run after `npm run build`
  * (the root "start" script builds first). Everything else about the hub is configured as for hub/dist/main.js
  * (docs/operations.md); the demo fleet reads:
@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildHub, ConfigError, listenHub, loadConfig } from '../hub/dist/index.js';
+import { ConfigError, createHub, listenHub, loadConfig } from '../hub/dist/index.js';
 import { Fleet, HubApi, MODELS, planFleet, provisionRequest } from '../simulator/dist/index.js';
 
 const DEFAULT_DEMO_DEVICES = 25;
@@ -85,7 +85,7 @@ async function main() {
   const demo = demoSettings(process.env);
   const admin = ensureAdminToken(config);
   config = { ...config, adminToken: admin.token };
-  const app = buildHub(config);
+  const app = await createHub(config);
   const where = await listenHub(app, config);
   const log = (line) => process.stdout.write(`${line}\n`);
   log(`Tendril hub is running: ${where.url}  (devices connect to ${where.deviceUrl})`);

@@ -1,9 +1,10 @@
-// The hub under test for bench/ingest.mjs: the real hub (built: hub/dist) with embedded SQLite storage in
-// a temp dir, rate limit raised so the benchmark measures the ingest path, not the limiter.
+// The hub under test for bench/ingest.mjs: the real hub (built: hub/dist) as createHub builds it (the on-disk
+// spool in front of SQLite in a temp dir, or InfluxDB when BENCH_HUB_ENV sets INFLUX_*), rate limit raised
+// so the benchmark measures the ingest path, not the limiter.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildHub, listenHub, loadConfig } from '../../hub/dist/index.js';
+import { createHub, listenHub, loadConfig } from '../../hub/dist/index.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tendril-bench-hub-'));
 const adminToken = 'bench-admin-token-' + process.pid;
@@ -17,7 +18,7 @@ const config = loadConfig({
   HUB_LOG_LEVEL: 'warn',
   ...(process.env.BENCH_HUB_ENV ? JSON.parse(process.env.BENCH_HUB_ENV) : {}),
 });
-const app = await buildHub(config);
+const app = await createHub(config);
 await listenHub(app, config);
 const port = app.server.address().port;
 process.send({ type: 'ready', port, path: '/v1/device', adminToken });

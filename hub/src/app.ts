@@ -2,6 +2,10 @@
  * Builds the hub: one fastify instance with each capability as a plugin, wired to the shared core
  * (registry, time-series store, reading sink, presence, metrics). Does not listen: tests use inject()
  * or listenHub() on port 0.
+ *
+ * createHub() is the one place that builds storage from the configuration (InfluxDB or SQLite, the on-disk
+ * spool in front of it, retention); main.ts, `npm start`, benchmarks and end-to-end tests use it.
+ * buildHub() takes storage as injected dependencies (tests inject a store or sink of their own).
  */
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -22,7 +26,10 @@ import { healthPlugin } from './health.js';
 import { HubMetrics } from './metrics.js';
 import { PresenceTracker } from './presence.js';
 import { DeviceRegistry } from './registry.js';
+import { createSpool, registerStorageMetrics, type Spool, type SpoolOptions } from './spool/index.js';
 import { GroupCommitWriter } from './storage/group-commit.js';
+import { createInfluxStore, type InfluxStore, type StorageLogger } from './storage/influx-store.js';
+import { startPruningJob, type PruningJob } from './storage/retention.js';
 import { SqliteStore } from './storage/sqlite-store.js';
 import type { ReadingSink, TimeSeriesStore } from './storage/types.js';
 
@@ -39,6 +46,15 @@ export interface HubDeps {
   registryFlushMs?: number;
   /** Pause announced in BACKOFF STORE_BUSY (default 1000 ms). */
   storeBusyPauseMs?: number;
+  /**
+   * The on-disk spool, as the sink (unless `sink` is given): /readyz and /metrics show its state, and the
+   * registry's durable seqs are raised to the spool's at start (they may lag after a crash).
+   */
+  spool?: Spool;
+  /** The InfluxDB store (also passed as `store`), for its request and dead-letter metrics. */
+  influx?: InfluxStore;
+  /** SQLite retention job; stopped at shutdown before the store closes. */
+  pruning?: PruningJob;
 }
 
 /** The hub's shared core, decorated on the fastify instance as `app.tendril` for plugins to use. */
@@ -77,11 +93,13 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   const timers = deps.timers ?? systemTimers;
   const metrics = new HubMetrics();
   const registry = new DeviceRegistry(config.dataDir);
+  if (deps.spool) raiseAckedSeqs(registry, deps.spool);
   const store = deps.store ?? new SqliteStore(config.dataDir);
   const sink =
     typeof deps.sink === 'function'
       ? deps.sink(store, metrics)
       : (deps.sink ??
+        deps.spool ??
         new GroupCommitWriter(store, {
           timers,
           onCommit: (seconds) => metrics.storeCommitSeconds.observe(seconds),
@@ -163,9 +181,13 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   }, deps.registryFlushMs ?? 1000);
   flushTimer.unref?.();
 
+  if (deps.spool) registerStorageMetrics(metrics.registry, deps.spool, deps.influx);
+
   app.addHook('onClose', async () => {
     timers.clearInterval(flushTimer);
+    // The spool commits what it took and stops draining; what is undrained stays on disk for the next start.
     await sink.close();
+    await deps.pruning?.stop();
     commands.close();
     registry.close();
     await store.close();
@@ -215,7 +237,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     },
   });
   app.register(deviceChannelPlugin, { channel });
-  app.register(healthPlugin, { store, sink, metrics, isShuttingDown: () => shuttingDown });
+  app.register(healthPlugin, { store, sink, metrics, isShuttingDown: () => shuttingDown, ...(deps.spool ? { spool: deps.spool } : {}) });
   app.register(
     async (api) => {
       api.addHook('onRequest', requireAdminToken(config.adminToken));
@@ -230,4 +252,77 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   );
 
   return app;
+}
+
+/**
+ * After a crash the registry's durable seqs (flushed periodically) can lag the spool's (made durable before
+ * every ack). Starting from the larger one keeps WELCOME.ackedSeq (§6.3.4) and the duplicate check (§7.2)
+ * from re-accepting readings that were already acked.
+ */
+function raiseAckedSeqs(registry: DeviceRegistry, spool: Spool): void {
+  for (const [deviceId, epochs] of spool.durableSeqs()) {
+    const device = registry.get(deviceId);
+    if (!device) continue;
+    for (const [epoch, seq] of epochs) if (seq > registry.ackedSeqOf(deviceId, epoch)) registry.setAckedSeq(device, epoch, seq);
+  }
+  registry.flush();
+}
+
+export interface CreateHubDeps extends Omit<HubDeps, 'store' | 'sink' | 'spool' | 'influx' | 'pruning'> {
+  /** Spool tuning over the configured directory and cap (tests shorten the drain linger or back-off). */
+  spoolOptions?: Partial<Omit<SpoolOptions, 'dir' | 'store' | 'maxBytes'>>;
+}
+
+/**
+ * Builds the hub with the storage its configuration asks for (docs/storage.md): InfluxDB when INFLUX_* is
+ * set, else SQLite in the data directory; the on-disk spool in front of either (a reading is acked once it is
+ * in the spool); the SQLite pruning job for retention (InfluxDB 1.x gets a retention policy instead).
+ * An InfluxDB that does not answer at start is not fatal: readings are spooled until it does.
+ */
+export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Promise<FastifyInstance> {
+  // Storage logs before fastify (and its logger) exists: keep those lines and hand them over once it does.
+  const early: Array<{ level: 'info' | 'warn' | 'error'; obj: object; msg: string }> = [];
+  const target = { current: null as FastifyInstance['log'] | null };
+  const logTo =
+    (level: 'info' | 'warn' | 'error') =>
+    (obj: object, msg: string): void => {
+      if (target.current) target.current[level](obj, msg);
+      else early.push({ level, obj, msg });
+    };
+  const logger: StorageLogger & { info(obj: object, msg: string): void } = { info: logTo('info'), warn: logTo('warn'), error: logTo('error') };
+
+  const { storage } = config;
+  const influx = storage.influx ? createInfluxStore({ ...storage.influx, logger }) : undefined;
+  const sqlite = influx ? undefined : new SqliteStore(config.dataDir);
+  const store: TimeSeriesStore = influx ?? sqlite!;
+  let spool: Spool | undefined;
+  let pruning: PruningJob | undefined;
+  try {
+    if (influx) {
+      await influx.init().catch((err: unknown) => {
+        logger.warn({ err, url: storage.influx!.url }, 'InfluxDB does not answer at start; readings are spooled until it does');
+      });
+    }
+    spool = await createSpool({ ...deps.spoolOptions, dir: storage.spool.dir, maxBytes: storage.spool.maxBytes, store, logger });
+    if (sqlite) {
+      pruning = startPruningJob({
+        prune: (cutoff) => sqlite.pruneBefore(cutoff),
+        retentionDays: storage.retentionDays,
+        onPruned: (deleted, cutoff) => {
+          if (deleted > 0) logger.info({ deleted, before: new Date(cutoff).toISOString() }, 'retention: old readings deleted');
+        },
+        onError: (err) => logger.error({ err }, 'retention: pruning failed; retrying at the next run'),
+      });
+    }
+    const app = buildHub(config, { ...deps, store, spool, ...(influx ? { influx } : {}), ...(pruning ? { pruning } : {}) });
+    target.current = app.log;
+    for (const line of early.splice(0)) app.log[line.level](line.obj, line.msg);
+    return app;
+  } catch (err) {
+    await spool?.close().catch(() => undefined);
+    await pruning?.stop();
+    await store.close().catch(() => undefined);
+    for (const line of early) process.stderr.write(`${line.level}: ${line.msg}\n`);
+    throw err;
+  }
 }

@@ -1,9 +1,14 @@
 /**
- * Hub configuration from environment variables (docs/operations.md lists every one with its default).
- * Variables that belong to other parts of the hub (INFLUX_*, MQTT_URL, HUB_SPOOL_*, ...) are ignored here,
- * not rejected.
+ * Hub configuration from environment variables (docs/operations.md lists every one with its default),
+ * storage included: INFLUX_* selects InfluxDB (else SQLite), HUB_SPOOL_MAX_BYTES caps the spool,
+ * HUB_RETENTION_DAYS sets retention (docs/storage.md). Variables of other components (MQTT_URL, ...) are
+ * ignored here, not rejected.
  */
 import { resolve } from 'node:path';
+import { SpoolConfigError, spoolConfigFromEnv } from './spool/config.js';
+import { InfluxConfigError, influxConfigFromEnv } from './storage/influx-config.js';
+import type { InfluxStoreConfig } from './storage/influx-store.js';
+import { retentionDaysFromEnv } from './storage/retention.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -13,6 +18,16 @@ export interface TlsConfig {
   certPath: string;
   /** PEM private key path. */
   keyPath: string;
+}
+
+/** Where readings are kept (docs/storage.md). */
+export interface StorageConfig {
+  /** InfluxDB store settings; null = embedded SQLite (readings.db in the data directory). */
+  influx: InfluxStoreConfig | null;
+  /** The on-disk spool in front of the store: its directory and the undrained bytes at which devices are held off. */
+  spool: { dir: string; maxBytes: number };
+  /** HUB_RETENTION_DAYS; 0 = keep forever. InfluxDB 1.x: its retention policy; SQLite: the pruning job. */
+  retentionDays: number;
 }
 
 export interface HubConfig {
@@ -38,6 +53,7 @@ export interface HubConfig {
   logLevel: LogLevel;
   /** Largest HTTP request body in bytes. */
   bodyLimit: number;
+  storage: StorageConfig;
 }
 
 export class ConfigError extends Error {
@@ -93,10 +109,11 @@ export function loadConfig(env: Env = process.env): HubConfig {
   const heartbeatMs = intVar(env, 'HUB_HEARTBEAT_MS', CONFIG_DEFAULTS.heartbeatMs, 10, 3_600_000);
   const deviceRate = intVar(env, 'HUB_DEVICE_RATE', CONFIG_DEFAULTS.deviceRate, 1, 1_000_000);
   const deviceBurst = intVar(env, 'HUB_DEVICE_BURST', CONFIG_DEFAULTS.deviceBurst, 1, 10_000_000);
+  const dataDir = resolve(env.HUB_DATA_DIR?.trim() || CONFIG_DEFAULTS.dataDir);
   return {
     port: intVar(env, 'PORT', CONFIG_DEFAULTS.port, 0, 65_535),
     host,
-    dataDir: resolve(env.HUB_DATA_DIR?.trim() || CONFIG_DEFAULTS.dataDir),
+    dataDir,
     adminToken,
     tls: certPath ? { certPath: resolve(certPath), keyPath: resolve(keyPath) } : null,
     heartbeatMs,
@@ -108,5 +125,21 @@ export function loadConfig(env: Env = process.env): HubConfig {
     maxConnections: intVar(env, 'HUB_MAX_CONNECTIONS', CONFIG_DEFAULTS.maxConnections, 1, 1_000_000),
     logLevel: rawLevel as LogLevel,
     bodyLimit: CONFIG_DEFAULTS.bodyLimit,
+    storage: storageConfig(env, dataDir),
   };
+}
+
+/** The storage part of the configuration; the storage modules' own errors become ConfigErrors. */
+function storageConfig(env: Env, dataDir: string): StorageConfig {
+  try {
+    return {
+      influx: influxConfigFromEnv(env, dataDir),
+      spool: spoolConfigFromEnv(env, dataDir),
+      retentionDays: retentionDaysFromEnv(env),
+    };
+  } catch (err) {
+    if (err instanceof InfluxConfigError || err instanceof SpoolConfigError) throw new ConfigError(err.message);
+    if (err instanceof Error && err.message.startsWith('HUB_RETENTION_DAYS')) throw new ConfigError(err.message);
+    throw err;
+  }
 }

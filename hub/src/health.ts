@@ -1,6 +1,13 @@
-/** /healthz (the process answers), /readyz (it can take readings), /metrics (Prometheus text). */
+/**
+ * /healthz (the process answers), /readyz (it can take readings), /metrics (Prometheus text).
+ *
+ * With the on-disk spool in front of the store, a store that does not answer does not make the hub unready:
+ * readings are acked once spooled, so the hub is "degraded" (200) while the spool accepts, and not ready
+ * (503) only once the spool is full (devices get BACKOFF STORE_BUSY) or the hub is shutting down.
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubMetrics } from './metrics.js';
+import type { Spool } from './spool/index.js';
 import type { ReadingSink, TimeSeriesStore } from './storage/types.js';
 
 export interface HealthOptions {
@@ -8,6 +15,8 @@ export interface HealthOptions {
   sink: ReadingSink;
   metrics: HubMetrics;
   isShuttingDown: () => boolean;
+  /** The spool when it is the sink: its state is shown and a store outage only degrades readiness. */
+  spool?: Spool;
   /** Longest /readyz waits for the store to answer. */
   storeTimeoutMs?: number;
 }
@@ -16,6 +25,7 @@ type Check = 'ok' | string;
 
 export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts) => {
   const storeTimeoutMs = opts.storeTimeoutMs ?? 2000;
+  const { spool } = opts;
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -29,19 +39,34 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
           timer = setTimeout(() => reject(new Error(`no answer within ${storeTimeoutMs} ms`)), storeTimeoutMs);
         }),
       ]);
+      // The store answers again: let the drainer try now instead of finishing its back-off wait.
+      if (spool?.storeState === 'down') spool.retryNow();
     } catch (err) {
       checks.store = `${opts.store.kind} store not reachable: ${err instanceof Error ? err.message : String(err)}`;
     } finally {
       clearTimeout(timer);
     }
-    if (!opts.sink.accepting) checks.writer = 'the reading writer is not accepting (store failing or too much pending)';
+    if (spool && checks.store === 'ok' && spool.storeState === 'down' && spool.state.lastWriteError) {
+      checks.store = `${opts.store.kind} store refuses writes: ${spool.state.lastWriteError.message}`;
+    }
+    if (!opts.sink.accepting) {
+      checks.writer = spool
+        ? `the spool is full (${spool.depthBytes} undrained bytes): devices are told to back off until the store takes readings again`
+        : 'the reading writer is not accepting (store failing or too much pending)';
+    }
     if (opts.isShuttingDown()) checks.shutdown = 'the hub is shutting down';
-    const notReady = Object.entries(checks).filter(([, v]) => v !== 'ok');
-    if (notReady.length === 0) return { status: 'ready', checks };
+    const spoolView = spool ? spoolSummary(spool) : undefined;
+    // With a spool, a store outage alone is survivable: readings are durable in the spool and acked.
+    const failing = Object.entries(checks).filter(([k, v]) => v !== 'ok' && !(spool && k === 'store'));
+    if (failing.length === 0) {
+      const status = checks.store === 'ok' ? 'ready' : 'degraded';
+      return { status, checks, ...(spoolView ? { spool: spoolView } : {}) };
+    }
     return reply.code(503).send({
       status: 'not_ready',
       checks,
-      error: { code: 'NOT_READY', message: notReady.map(([k, v]) => `${k}: ${v}`).join('; ') },
+      ...(spoolView ? { spool: spoolView } : {}),
+      error: { code: 'NOT_READY', message: Object.entries(checks).filter(([, v]) => v !== 'ok').map(([k, v]) => `${k}: ${v}`).join('; ') },
     });
   });
 
@@ -50,3 +75,16 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
     return reply.type(opts.metrics.registry.contentType).send(text);
   });
 };
+
+function spoolSummary(spool: Spool): object {
+  const s = spool.state;
+  return {
+    store: s.store,
+    accepting: s.accepting,
+    depthBytes: s.depthBytes,
+    depthReadings: s.depthReadings,
+    oldestUndrainedAgeMs: s.oldestUndrainedAgeMs,
+    writeErrors: s.writeErrors,
+    lastWriteError: s.lastWriteError,
+  };
+}

@@ -1,7 +1,7 @@
 /** Public entry of @tendril/hub. */
-export { buildHub, type HubContext, type HubDeps } from './app.js';
+export { buildHub, createHub, type CreateHubDeps, type HubContext, type HubDeps } from './app.js';
 export { listenHub, type Listening } from './server.js';
-export { loadConfig, ConfigError, CONFIG_DEFAULTS, type HubConfig, type LogLevel, type TlsConfig } from './config.js';
+export { loadConfig, ConfigError, CONFIG_DEFAULTS, type HubConfig, type LogLevel, type StorageConfig, type TlsConfig } from './config.js';
 export { HTTP_ERRORS, HubHttpError, type HttpErrorCode, type HttpErrorInfo } from './errors.js';
 export { systemClock, systemTimers, type Clock, type Timers, type TimerHandle } from './clock.js';
 export { DeviceRegistry, type DeviceRecord, type Presence, type PresenceState, type Transport } from './registry.js';
@@ -9,6 +9,8 @@ export { PresenceTracker, type OfflineReason, type PresenceChange } from './pres
 export { HubMetrics } from './metrics.js';
 export { SqliteStore } from './storage/sqlite-store.js';
 export { GroupCommitWriter, type GroupCommitOptions } from './storage/group-commit.js';
+export { createInfluxStore, type InfluxStore, type InfluxStoreConfig, type InfluxStoreStats } from './storage/influx-store.js';
+export { createSpool, registerStorageMetrics, SpoolFullError, type Spool, type SpoolOptions, type SpoolState } from './spool/index.js';
 export type * from './storage/types.js';
 export { deviceView, type DeviceView } from './api/devices.js';
 export { DeviceChannel, type DeviceChannelEvents } from './device-channel/channel.js';

@@ -4,7 +4,7 @@
  * the log names that file, never the token.
  */
 import { ensureAdminToken } from './admin-token.js';
-import { buildHub } from './app.js';
+import { createHub } from './app.js';
 import { ConfigError, loadConfig, type HubConfig } from './config.js';
 import { listenHub } from './server.js';
 
@@ -21,9 +21,10 @@ async function main(): Promise<void> {
   }
   const admin = ensureAdminToken(config);
   config = { ...config, adminToken: admin.token };
-  const app = buildHub(config);
+  const app = await createHub(config);
   const where = await listenHub(app, config);
-  app.log.info({ url: where.url, devices: where.deviceUrl, dataDir: config.dataDir }, `tendril hub listening on ${where.url}`);
+  const store = config.storage.influx ? `InfluxDB ${config.storage.influx.url}` : 'SQLite (readings.db)';
+  app.log.info({ url: where.url, devices: where.deviceUrl, dataDir: config.dataDir, store }, `tendril hub listening on ${where.url}; readings stored in ${store}`);
   if (admin.file) app.log.info({ file: admin.file }, `admin API token (HUB_ADMIN_TOKEN unset) is in ${admin.file}`);
 
   let stopping = false;

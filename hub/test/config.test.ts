@@ -56,7 +56,25 @@ describe('loadConfig', () => {
   });
 
   it('ignores variables that belong to other components', () => {
-    expect(() => loadConfig({ INFLUX_URL: 'http://x', MQTT_URL: 'mqtt://y', HUB_SPOOL_MAX_BYTES: 'whatever' })).not.toThrow();
+    expect(() => loadConfig({ MQTT_URL: 'mqtt://y' })).not.toThrow();
+  });
+
+  it('storage: SQLite with a 1 GiB spool and 30-day retention by default; INFLUX_* selects InfluxDB', () => {
+    expect(loadConfig({ HUB_DATA_DIR: '/tmp/x' }).storage).toEqual({
+      influx: null,
+      spool: { dir: '/tmp/x/spool', maxBytes: 1024 ** 3 },
+      retentionDays: 30,
+    });
+    const c = loadConfig({
+      HUB_DATA_DIR: '/tmp/x',
+      INFLUX_URL: 'http://127.0.0.1:8086',
+      INFLUX_DB: 'telemetry',
+      HUB_SPOOL_MAX_BYTES: '64MiB',
+      HUB_RETENTION_DAYS: '7',
+    });
+    expect(c.storage.spool.maxBytes).toBe(64 * 1024 ** 2);
+    expect(c.storage.retentionDays).toBe(7);
+    expect(c.storage.influx).toMatchObject({ url: 'http://127.0.0.1:8086', db: 'telemetry', retentionDays: 7, deadLetterPath: '/tmp/x/dead-letter/influx.jsonl' });
   });
 
   it.each([
@@ -68,6 +86,10 @@ describe('loadConfig', () => {
     [{ HUB_TLS_CERT: '/c.pem' }, /HUB_TLS_CERT and HUB_TLS_KEY must be set together/],
     [{ HUB_ADMIN_TOKEN: 'short' }, /HUB_ADMIN_TOKEN is shorter than 16/],
     [{ HUB_LOG_LEVEL: 'loud' }, /HUB_LOG_LEVEL="loud"/],
+    [{ INFLUX_URL: 'http://x' }, /INFLUX_URL is set without INFLUX_DB/],
+    [{ INFLUX_DB: 'x' }, /INFLUX_URL is not set/],
+    [{ HUB_SPOOL_MAX_BYTES: 'whatever' }, /HUB_SPOOL_MAX_BYTES="whatever" is not a size/],
+    [{ HUB_RETENTION_DAYS: 'forever' }, /HUB_RETENTION_DAYS="forever"/],
   ])('rejects %o with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
