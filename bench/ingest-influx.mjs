@@ -1,0 +1,296 @@
+#!/usr/bin/env node
+// Durable ingest into InfluxDB, end to end, against raw line-protocol writes of the same points to the same
+// influxd, in the same run (issue 3: goal >= 0.8x).
+//
+//   hub   the built hub (bench/servers/hub.mjs: createHub with INFLUX_URL, the spool in front of the store)
+//         takes SDK-codec frames from --devices raw WebSocket devices (bench/lib/raw-ws.mjs, like
+//         bench/ingest.mjs); each device keeps --window unacked readings in flight. The clock runs from the
+//         first frame until every reading is acked AND the spool has drained it into InfluxDB (/readyz
+//         spool.depthReadings = 0). Points/s = readings / that time. --batch N sends BATCH frames of N
+//         readings (store-and-forward replay); 1 (default) sends one READING frame per reading.
+//   raw   the same points (the store's own lines: same measurement, tag, fields, timestamps), pre-built
+//         before the clock starts, POSTed to /write in 5000-line bodies, 2 requests in flight (as the store
+//         sends them) over keep-alive: the best a client can do.
+//
+// Order raw, hub, raw; the baseline is the mean of the two raw runs (the machine is shared and noisy).
+// Each run gets a fresh database; both are counted afterwards (count("@seq") must equal the readings).
+// influxd is Debian's 1.6, started by the test harness (127.0.0.1, free port, temp dir, stopped by PID).
+// Reproduce: npm run build && node bench/ingest-influx.mjs [--readings 300000] [--devices 50] [--batch 1]
+//            [--window 2048] [--json]
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { encodeDeviceFrame, decodeHubFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
+import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const DEVICES = opt('devices', 50);
+const BATCH = Math.max(1, opt('batch', 1));
+const PER_DEVICE = Math.ceil(opt('readings', 300_000) / DEVICES / BATCH) * BATCH;
+const READINGS = PER_DEVICE * DEVICES;
+const WINDOW = Math.max(opt('window', 2048), 2 * BATCH);
+const LINES_PER_REQUEST = 5000;
+const asJson = args.includes('--json');
+const root = fileURLToPath(new URL('..', import.meta.url));
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+
+const METRICS = [
+  { alias: 0, name: 'temperature', kind: 'f32', unit: 'C', min: -40, max: 85 },
+  { alias: 1, name: 'humidity', kind: 'f32', unit: '%', min: 0, max: 100 },
+  { alias: 2, name: 'pressure', kind: 'f32', unit: 'hPa' },
+];
+const VALUES = [
+  { alias: 0, kind: 'f32', value: 21.5 },
+  { alias: 1, kind: 'f32', value: 40.25 },
+  { alias: 2, kind: 'f32', value: 1013.25 },
+];
+const EPOCH = 1;
+
+/** The harness and the schema are TypeScript: bundle them into a temp dir and import the result. */
+async function loadModules() {
+  const outdir = mkdtempSync(join(tmpdir(), 'tendril-bench-ingest-influx-'));
+  await build({
+    entryPoints: { harness: join(root, 'test/support/influxdb.ts'), schema: join(root, 'hub/src/storage/influx-schema.ts') },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    logLevel: 'silent',
+  });
+  const load = (name) => import(join(outdir, `${name}.mjs`));
+  const [harness, schema] = await Promise.all([load('harness'), load('schema')]);
+  return { harness, schema, cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
+}
+
+function deviceId(i) {
+  return `bench-${String(i).padStart(4, '0')}`;
+}
+
+/** Every reading of the run, as the hub will store it: seq 1.., ts clock + seq (1 ms apart), f32 values. */
+function storedReadings(clock) {
+  const f32 = (v) => Math.fround(v);
+  const out = [];
+  for (let d = 0; d < DEVICES; d++) {
+    for (let seq = 1; seq <= PER_DEVICE; seq++) {
+      out.push({
+        deviceId: deviceId(d),
+        epoch: EPOCH,
+        seq,
+        ts: clock + seq,
+        values: [
+          { metric: 'temperature', kind: 'f32', value: f32(21.5) },
+          { metric: 'humidity', kind: 'f32', value: f32(40.25) },
+          { metric: 'pressure', kind: 'f32', value: f32(1013.25) },
+        ],
+      });
+    }
+  }
+  return out;
+}
+
+/** The frame every device repeats: seq and ts advance by 1 per reading, so the bytes never change (§5.1 deltas). */
+function repeatedFrame(clock) {
+  const ctx = newDeltaContext(0, clock);
+  if (BATCH === 1) return encodeDeviceFrame({ type: 'reading', seq: 1, ts: clock + 1, values: VALUES }, ctx);
+  const readings = Array.from({ length: BATCH }, (_, i) => ({ seq: i + 1, ts: clock + i + 1, values: VALUES }));
+  return encodeDeviceFrame({ type: 'batch', readings }, ctx);
+}
+
+function post(agent, url, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`raw /write -> ${res.statusCode}: ${Buffer.concat(chunks)}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function countPoints(influx, db) {
+  const [r] = await influx.query('SELECT count("@seq") FROM "readings"', { db });
+  return r?.series?.[0]?.values?.[0]?.[1] ?? 0;
+}
+
+async function runRaw(influx, db, bodies) {
+  await influx.query(`CREATE DATABASE "${db}"`);
+  const agent = new http.Agent({ keepAlive: true });
+  const url = `${influx.url}/write?db=${db}&precision=ns`;
+  const start = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 2 }, async () => {
+      while (next < bodies.length) await post(agent, url, bodies[next++]);
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  const stored = await countPoints(influx, db);
+  if (stored !== READINGS) throw new Error(`raw run stored ${stored} points, expected ${READINGS}`);
+  return seconds;
+}
+
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function startHubServer(env) {
+  const child = spawn(process.execPath, [here('./servers/hub.mjs')], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_HUB_ENV: JSON.stringify(env) },
+  });
+  const next = (type, timeoutMs = 30_000) =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from the hub`)), timeoutMs);
+      const on = (m) => {
+        if (m.type !== type) return;
+        clearTimeout(t);
+        child.off('message', on);
+        resolve(m);
+      };
+      child.on('message', on);
+      child.once('exit', (code) => reject(new Error(`the hub exited with ${code} while we waited for '${type}'`)));
+    });
+  return { child, next };
+}
+
+async function waitUntil(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function runHub(influx, db, clock) {
+  const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db });
+  const ready = await server.next('ready');
+  const base = `http://127.0.0.1:${ready.port}`;
+  const frame = maskedFrame(repeatedFrame(clock));
+  const devices = [];
+  for (let i = 0; i < DEVICES; i++) {
+    const id = deviceId(i);
+    const res = await fetch(`${base}/api/v1/devices`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ready.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id }),
+    });
+    if (res.status !== 201) throw new Error(`provisioning ${id}: HTTP ${res.status} ${await res.text()}`);
+    const { token } = await res.json();
+    const conn = await connectRaw({ port: ready.port, path: ready.path, protocol: SUBPROTOCOL });
+    const dev = { conn, sent: 0, acked: 0, waiting: false, done: null };
+    dev.finished = new Promise((resolve) => (dev.done = resolve));
+    const welcomed = new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for WELCOME for ${id}`)), 10_000);
+      conn.onMessage((op, payload) => {
+        if (op !== 0x2) return;
+        const f = decodeHubFrame(payload);
+        if (f.type === 'welcome') {
+          clearTimeout(t);
+          resolve();
+        } else if (f.type === 'ack') {
+          dev.acked = f.seq;
+          if (dev.acked >= PER_DEVICE) dev.done();
+          if (dev.waiting) {
+            dev.waiting = false;
+            pump(dev);
+          }
+        } else if (f.type === 'error' || f.type === 'backoff') {
+          reject(new Error(`${id}: hub answered ${f.type} ${f.code}`));
+        }
+      });
+    });
+    conn.send(maskedFrame(encodeDeviceFrame({ type: 'hello', deviceId: id, token, firmware: 'bench', sdk: 'bench', epoch: EPOCH, lastSeq: 0, clock, dropped: 0, metrics: METRICS }, newDeltaContext())));
+    await welcomed;
+    devices.push(dev);
+  }
+  function pump(dev) {
+    if (dev.sent >= PER_DEVICE) return;
+    if (dev.sent - dev.acked >= WINDOW) {
+      dev.waiting = true;
+      return;
+    }
+    dev.sent += BATCH;
+    dev.conn.send(frame, () => setImmediate(pump, dev));
+  }
+  const start = performance.now();
+  for (const d of devices) pump(d);
+  await Promise.all(devices.map((d) => d.finished));
+  const ackedSeconds = (performance.now() - start) / 1000;
+  await waitUntil(
+    'the hub to drain its spool into InfluxDB',
+    async () => {
+      const body = await (await fetch(`${base}/readyz`)).json();
+      return body.spool?.depthReadings === 0;
+    },
+    300_000,
+  );
+  const seconds = (performance.now() - start) / 1000;
+  for (const d of devices) d.conn.close();
+  server.child.send({ type: 'stop' });
+  await new Promise((r) => server.child.once('exit', r));
+  const stored = await countPoints(influx, db);
+  if (stored !== READINGS) throw new Error(`hub run stored ${stored} points, expected ${READINGS}`);
+  return { seconds, ackedSeconds };
+}
+
+const modules = await loadModules();
+const influx = await modules.harness.startInfluxDB({ db: 'bench' });
+const watchdog = setTimeout(() => {
+  console.error('ingest-influx benchmark: gave up after 10 minutes');
+  process.exit(2);
+}, 600_000);
+try {
+  const clock = Date.now() - 10 * 60_000; // readings 1 ms apart from 10 min ago: all in range
+  const lines = storedReadings(clock).map((r) => modules.schema.readingToLine(r, 'readings').line);
+  const bodies = [];
+  for (let i = 0; i < lines.length; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
+  lines.length = 0;
+  await runRaw(influx, 'warmup', bodies.slice(0, 4)).catch(() => undefined); // JIT and shard creation; not counted
+  const raw1 = await runRaw(influx, 'raw_1', bodies);
+  const hub = await runHub(influx, 'hub_1', clock);
+  const raw2 = await runRaw(influx, 'raw_2', bodies);
+  const rawRate = READINGS / ((raw1 + raw2) / 2);
+  const hubRate = READINGS / hub.seconds;
+  const result = {
+    readings: READINGS,
+    devices: DEVICES,
+    batch: BATCH,
+    window: WINDOW,
+    taskset: hasTaskset(),
+    raw: { seconds: [raw1, raw2], pointsPerSecond: Math.round(rawRate) },
+    hub: { seconds: hub.seconds, ackedSeconds: hub.ackedSeconds, pointsPerSecond: Math.round(hubRate), ackedPerSecond: Math.round(READINGS / hub.ackedSeconds) },
+    ratio: hubRate / rawRate,
+  };
+  if (asJson) console.log(JSON.stringify(result, null, 2));
+  else {
+    console.log(`${READINGS} readings (3 f32 values each) from ${DEVICES} devices, ${BATCH === 1 ? 'one READING frame each' : `BATCH frames of ${BATCH}`}, window ${WINDOW}`);
+    console.log('| path | points/s | seconds |');
+    console.log('|---|---:|---:|');
+    console.log(`| raw line protocol, 5000-line bodies, 2 in flight (mean of 2 runs) | ${result.raw.pointsPerSecond} | ${((raw1 + raw2) / 2).toFixed(2)} |`);
+    console.log(`| hub: frames -> spool (acked) -> InfluxDB (drained) | ${result.hub.pointsPerSecond} | ${hub.seconds.toFixed(2)} |`);
+    console.log(`| hub: acked only (in the spool) | ${result.hub.ackedPerSecond} | ${hub.ackedSeconds.toFixed(2)} |`);
+    console.log(`ratio hub / raw (points/s, end to end): ${result.ratio.toFixed(2)}x`);
+  }
+} finally {
+  clearTimeout(watchdog);
+  await influx.stop();
+  modules.cleanup();
+}
