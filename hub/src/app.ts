@@ -23,6 +23,7 @@ import { DeviceChannel } from './device-channel/channel.js';
 import { deviceChannelPlugin } from './device-channel/plugin.js';
 import { errorBody } from './errors.js';
 import { healthPlugin } from './health.js';
+import { landingPage } from './landing.js';
 import { HubMetrics } from './metrics.js';
 import { PresenceTracker } from './presence.js';
 import { DeviceRegistry } from './registry.js';
@@ -162,6 +163,8 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
 
   const app = Fastify({
     logger: deps.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    // One line per HTTP request drowns what matters at info level; it is there at debug and trace.
+    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
     bodyLimit: config.bodyLimit,
     // Unknown fields are an error the client should hear about, not something to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
@@ -237,6 +240,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     },
   });
   app.register(deviceChannelPlugin, { channel });
+  app.register(landingPage);
   app.register(healthPlugin, { store, sink, metrics, isShuttingDown: () => shuttingDown, ...(deps.spool ? { spool: deps.spool } : {}) });
   app.register(
     async (api) => {
