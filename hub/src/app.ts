@@ -8,7 +8,7 @@
  * buildHub() takes storage as injected dependencies (tests inject a store or sink of their own).
  */
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import { SUBPROTOCOL } from '@tendril/device-sdk';
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
@@ -164,7 +164,8 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   const app = Fastify({
     logger: deps.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     // One line per HTTP request drowns what matters at info level; it is there at debug and trace.
-    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    // (Failed requests are still logged: the hub's error handler logs every 500 itself.)
+    logController: new LogController({ disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
     bodyLimit: config.bodyLimit,
     // Unknown fields are an error the client should hear about, not something to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
