@@ -3,6 +3,7 @@ export {
   createSpool,
   DEFAULT_SPOOL_MAX_BYTES,
   SpoolClosedError,
+  SpoolFailedError,
   SpoolFullError,
   SpoolLockedError,
   type Spool,

@@ -31,10 +31,18 @@ export function registerStorageMetrics(registry: Registry, spool: Spool, influx?
   });
   new Gauge({
     name: 'tendril_spool_accepting',
-    help: 'Whether the spool takes readings (0: full, devices get BACKOFF STORE_BUSY).',
+    help: 'Whether the spool takes readings (0: full or failed, devices get BACKOFF STORE_BUSY).',
     registers,
     collect() {
       this.set(spool.accepting ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tendril_spool_failed',
+    help: 'Whether an append or fdatasync of the spool failed (1): it takes no readings until the hub is restarted.',
+    registers,
+    collect() {
+      this.set(spool.state.failure ? 1 : 0);
     },
   });
   new Gauge({

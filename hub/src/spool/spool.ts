@@ -14,6 +14,12 @@
  *   accept() refuses; once the store is back the spool drains in order and accepting turns true again.
  * - Start-up: every segment is checked record by record (length + CRC-32). A torn tail (the process was
  *   killed mid-append; such a record was never acknowledged) is cut off; the drainer resumes at the checkpoint.
+ * - Disk failure (fail-stop, as databases do after a failed fsync): after a failed append or fdatasync the
+ *   kernel may have dropped the dirty pages, so the file's tail cannot be trusted and no later group may commit
+ *   behind it (a later seq made durable would count as durable over the failed readings). The failed group and
+ *   every accept() queued or arriving afterwards is refused, `accepting` stays false and `state.failure` says
+ *   why; what was committed before keeps draining. Only a restart (recovery by CRC) makes the spool take
+ *   readings again.
  */
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, ftruncateSync, fstatSync } from 'node:fs';
@@ -26,6 +32,7 @@ import {
   decodeRecordsJson,
   encodeRecord,
   parseSegmentFileName,
+  RECORD_HEADER_BYTES,
   scanRecord,
   SEGMENT_HEADER_BYTES,
   SEGMENT_MAGIC,
@@ -75,12 +82,25 @@ export interface SpoolState {
   recoveredTornBytes: number;
   /** Undrained readings found at start-up (replayed to the store). */
   replayedReadings: number;
+  /**
+   * Set when an append or fdatasync failed: the spool refuses every reading from then on and the hub must be
+   * restarted (after the disk is fixed). null while healthy.
+   */
+  failure: { message: string; code: string | null; at: number } | null;
 }
 
 /** accept() refused: the spool is full (store down). Not acked; the device keeps the readings. */
 export class SpoolFullError extends Error {
   override readonly name = 'SpoolFullError';
   readonly code = 'STORE_BUSY';
+}
+
+/**
+ * accept() refused because an earlier append or fdatasync failed (fail-stop). Not acked; the device keeps the
+ * readings and resends them to the restarted hub.
+ */
+export class SpoolFailedError extends Error {
+  override readonly name = 'SpoolFailedError';
 }
 
 export class SpoolClosedError extends Error {
@@ -199,6 +219,7 @@ class DiskSpool extends EventEmitter implements Spool {
   private writeErrors: Record<string, number> = {};
   private lastWriteError: SpoolState['lastWriteError'] = null;
   private wasAccepting = true;
+  private failure: SpoolState['failure'] = null;
 
   private readonly seqs = new Map<string, Map<number, number>>();
   private closing = false;
@@ -233,7 +254,7 @@ class DiskSpool extends EventEmitter implements Spool {
   }
 
   get accepting(): boolean {
-    return !this.closing && this.depthBytes + this.pendingBytes < this.maxBytes;
+    return !this.closing && this.failure === null && this.depthBytes + this.pendingBytes < this.maxBytes;
   }
 
   get storeState(): StoreState {
@@ -255,6 +276,7 @@ class DiskSpool extends EventEmitter implements Spool {
       segments: this.segments.length,
       recoveredTornBytes: this.recoveredTornBytes,
       replayedReadings: this.replayedReadings,
+      failure: this.failure,
     };
   }
 
@@ -485,6 +507,7 @@ class DiskSpool extends EventEmitter implements Spool {
 
   accept(readings: readonly StoredReading[]): Promise<void> {
     if (this.closing) return Promise.reject(new SpoolClosedError('the spool is closed'));
+    if (this.failure) return Promise.reject(this.failedError());
     if (readings.length === 0) return Promise.resolve();
     let record: Buffer;
     try {
@@ -517,9 +540,8 @@ class DiskSpool extends EventEmitter implements Spool {
         try {
           await this.append(group, groupBytes);
         } catch (err) {
-          this.logger?.error({ err, readings: group.reduce((n, p) => n + p.readings.length, 0) }, 'spool append failed; those readings are not acknowledged');
-          for (const p of group) p.reject(err);
-          continue;
+          this.failStop(err, group);
+          return;
         }
         for (const p of group) {
           for (const r of p.readings) this.noteSeq(r.deviceId, r.epoch, r.seq);
@@ -538,6 +560,38 @@ class DiskSpool extends EventEmitter implements Spool {
     }
   }
 
+  /**
+   * The disk failed under an append: refuse `group` with the error, refuse everything queued behind it, and
+   * stop taking readings until a restart. Durable seqs stay where the last fdatasync left them.
+   */
+  private failStop(err: unknown, group: Pending[]): void {
+    const e = err as { message?: unknown; code?: unknown };
+    this.failure = {
+      message: String(e?.message ?? err),
+      code: typeof e?.code === 'string' ? e.code : null,
+      at: this.clock.now(),
+    };
+    this.writeErrors.spool_append = (this.writeErrors.spool_append ?? 0) + 1;
+    const queued = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const refused = [...group, ...queued].reduce((n, p) => n + p.readings.length, 0);
+    this.logger?.error(
+      { err, segment: this.writeSeg?.path, refusedReadings: refused },
+      'spool failed: an append or fdatasync to the spool failed, so the spool takes no more readings (devices keep them unacked); fix the disk and restart the hub',
+    );
+    for (const p of group) p.reject(err);
+    const stopped = this.failedError();
+    for (const p of queued) p.reject(stopped);
+    this.noteAccepting();
+    // Records committed before the failure are durable: let the drainer carry on with them.
+    this.wake?.();
+  }
+
+  private failedError(): SpoolFailedError {
+    return new SpoolFailedError(`the spool failed at ${new Date(this.failure!.at).toISOString()} (${this.failure!.message}) and takes no readings until the hub is restarted`);
+  }
+
   private async append(group: Pending[], groupBytes: number): Promise<void> {
     if (!this.writeSeg || !this.writeFd || (this.writeSeg.end > SEGMENT_HEADER_BYTES && this.writeSeg.end + groupBytes > this.segmentBytes)) {
       await this.rotate();
@@ -549,15 +603,36 @@ class DiskSpool extends EventEmitter implements Spool {
       if (bytesWritten !== groupBytes) throw new Error(`short write to ${seg.path}: ${bytesWritten} of ${groupBytes} bytes`);
       await fd.datasync();
     } catch (err) {
-      // Take back whatever part reached the file, so the next record starts where the log is whole; after a
-      // failed fdatasync the page cache cannot be trusted either, so the next group goes to a fresh segment.
-      await fd.truncate(seg.end).catch(() => undefined);
+      await this.discardTail(fd, seg);
       await fd.close().catch(() => undefined);
       this.writeFd = null;
       this.writeSeg = null;
       throw err;
     }
     seg.end += groupBytes;
+  }
+
+  /**
+   * Makes the bytes of a failed group unreadable as records. After a failed fdatasync the page cache may still
+   * hold them whole and CRC-valid while the disk does not: a hub restarted without a reboot would read them
+   * back, count their seqs as durable and tell the device so (WELCOME.ackedSeq). So the record header at the
+   * last good length is zeroed first (length 0: start-up recovery cuts the file there) and then the file is cut
+   * back; each step is tried even if the one before failed, and neither counts on the disk working.
+   */
+  private async discardTail(fd: FileHandle, seg: Segment): Promise<void> {
+    const failures: Record<string, string> = {};
+    await fd.write(Buffer.alloc(RECORD_HEADER_BYTES), 0, RECORD_HEADER_BYTES, seg.end).catch((err: unknown) => {
+      failures.zeroHeader = String(err);
+    });
+    await fd.truncate(seg.end).catch((err: unknown) => {
+      failures.truncate = String(err);
+    });
+    await fd.datasync().catch((err: unknown) => {
+      failures.datasync = String(err);
+    });
+    if (Object.keys(failures).length > 0) {
+      this.logger?.error({ segment: seg.path, at: seg.end, failures }, 'spool: could not cut the failed append back; start-up recovery will cut the file at the first invalid record');
+    }
   }
 
   private async rotate(): Promise<void> {
@@ -868,7 +943,12 @@ class DiskSpool extends EventEmitter implements Spool {
     this.readFd = null;
     await this.writeFd?.close();
     this.writeFd = null;
-    this.writeSeqsSync();
+    try {
+      this.writeSeqsSync();
+    } catch (err) {
+      // Only a head start for the next scan: every seq in it is also in a segment file or in the file as it was.
+      this.logger?.error({ err }, 'spool: could not save the durable seqs at close; the next start finds them in the segments');
+    }
     rmSync(join(this.dir, LOCK_FILE), { force: true });
     openDirs.delete(this.dir);
   }

@@ -1,0 +1,228 @@
+/**
+ * The spool after a failed append or fdatasync (docs/storage.md, "Spool" > "When the disk fails"): it stops
+ * (fail-stop). The failed group and everything queued or arriving afterwards is refused, `accepting` turns
+ * false for good, no durable seq moves past readings that were not fsynced, and a restart on the same
+ * directory finds exactly what was fsynced before the failure.
+ *
+ * Disk errors cannot be produced on demand here, so they are injected into the real spool's real files by
+ * wrapping methods of node's FileHandle (FileFaults); everything else (files, SQLite store) is real.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { withTimeout } from '../../test/support/index.js';
+import { registerStorageMetrics } from '../src/spool/metrics.js';
+import { createSpool, SpoolFailedError, type Spool } from '../src/spool/spool.js';
+import { SqliteStore } from '../src/storage/sqlite-store.js';
+import type { StoredReading } from '../src/storage/types.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function tempDir(): string {
+  const path = mkdtempSync(join(tmpdir(), 'tendril-spool-failure-'));
+  cleanups.push(() => rmSync(path, { recursive: true, force: true }));
+  return path;
+}
+
+type FileHandleMethod = 'writev' | 'datasync' | 'truncate' | 'write';
+type Method = (...args: unknown[]) => Promise<unknown>;
+
+function eio(what: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EIO: i/o error, ${what} (injected)`), { code: 'EIO', errno: -5 });
+}
+
+/** Fault injection on node's FileHandle methods (every file of the process); restored after each test. */
+class FileFaults {
+  private readonly proto: Record<FileHandleMethod, Method>;
+  private readonly originals = new Map<FileHandleMethod, Method>();
+
+  private constructor(proto: Record<FileHandleMethod, Method>) {
+    this.proto = proto;
+    cleanups.push(() => this.restore());
+  }
+
+  static async create(dir: string): Promise<FileFaults> {
+    const probe = await openFile(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as Record<FileHandleMethod, Method>;
+    await probe.close();
+    return new FileFaults(proto);
+  }
+
+  /** Replaces `method`; `wrapper` gets the real one (bound to the handle) and the call's arguments. */
+  wrap(method: FileHandleMethod, wrapper: (real: Method, args: unknown[]) => Promise<unknown>): void {
+    const real = this.originals.get(method) ?? this.proto[method];
+    this.originals.set(method, real);
+    this.proto[method] = function (this: unknown, ...args: unknown[]) {
+      return wrapper(real.bind(this) as Method, args);
+    };
+  }
+
+  restore(): void {
+    for (const [method, real] of this.originals) this.proto[method] = real;
+    this.originals.clear();
+  }
+}
+
+const T0 = Date.UTC(2026, 5, 1);
+
+function readings(deviceId: string, epoch: number, from: number, to: number): StoredReading[] {
+  const out: StoredReading[] = [];
+  for (let seq = from; seq <= to; seq++) out.push({ deviceId, epoch, seq, ts: T0 + seq * 10, values: [{ metric: 'count', kind: 'int', value: seq }] });
+  return out;
+}
+
+/** "device/epoch/seq" of every reading in the SQLite store. */
+function storedKeys(store: SqliteStore): string[] {
+  return store.db
+    .prepare(`SELECT d.name || '/' || r.epoch || '/' || r.seq FROM readings r JOIN devices d ON d.id = r.device ORDER BY d.name, r.epoch, r.seq`)
+    .pluck()
+    .all() as string[];
+}
+
+interface LogLine {
+  level: 'warn' | 'error';
+  obj: object;
+  msg: string;
+}
+
+async function openSpool(dir: string, store: SqliteStore, log: LogLine[] = []): Promise<Spool> {
+  const spool = await createSpool({
+    dir,
+    store,
+    drainLingerMs: 0,
+    backoff: { baseMs: 2, maxMs: 10 },
+    logger: {
+      warn: (obj, msg) => log.push({ level: 'warn', obj, msg }),
+      error: (obj, msg) => log.push({ level: 'error', obj, msg }),
+    },
+  });
+  cleanups.push(() => spool.close());
+  return spool;
+}
+
+function outcome(p: Promise<void>): Promise<{ ok: true } | { ok: false; err: unknown }> {
+  return p.then(
+    () => ({ ok: true as const }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+}
+
+describe('spool after a failed append (fail-stop)', () => {
+  it('refuses the failed group and the group queued behind it; no durable seq covers them, before or after a restart', async () => {
+    const root = tempDir();
+    const dir = join(root, 'spool');
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    const faults = await FileFaults.create(root);
+    const log: LogLine[] = [];
+    let spool = await openSpool(dir, store, log);
+    const acceptingEvents: boolean[] = [];
+    spool.on('accepting', (a) => acceptingEvents.push(a));
+
+    // Fsynced before the failure: must survive it and the restart.
+    await spool.accept(readings('d0', 9, 1, 2));
+
+    // E1's writev fails with EIO, but only once the test has queued E2 behind it.
+    let writevReached!: () => void;
+    const reached = new Promise<void>((resolve) => (writevReached = resolve));
+    let failWritev!: () => void;
+    const failed = new Promise<void>((resolve) => (failWritev = resolve));
+    let failNext = true;
+    faults.wrap('writev', async (real, args) => {
+      if (!failNext) return real(...args);
+      failNext = false;
+      writevReached();
+      await failed;
+      throw eio('writev');
+    });
+    const e1 = outcome(spool.accept(readings('d1', 5, 1, 3)));
+    await withTimeout(reached, 5000, "E1's group reaching writev");
+    const e2 = outcome(spool.accept(readings('d1', 5, 4, 6))); // waits for the next group
+    failWritev();
+
+    const r1 = await withTimeout(e1, 5000, "E1's accept() settling");
+    const r2 = await withTimeout(e2, 5000, "E2's accept() settling");
+    expect(r1.ok).toBe(false);
+    expect(String(r1.ok ? '' : r1.err)).toMatch(/EIO/);
+    expect(r2.ok, 'E2 was queued after the failure and must not commit').toBe(false);
+    expect(r2.ok ? null : r2.err).toBeInstanceOf(SpoolFailedError);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.durableSeq('d0', 9)).toBe(2);
+
+    // Stopped for good: later accepts are refused even though the disk "works" again.
+    faults.restore();
+    expect(spool.accepting).toBe(false);
+    expect(acceptingEvents).toEqual([false]);
+    const later = await outcome(spool.accept(readings('d1', 5, 7, 7)));
+    expect(later.ok ? null : later.err).toBeInstanceOf(SpoolFailedError);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.state.accepting).toBe(false);
+    expect(spool.state.failure?.message).toMatch(/EIO/);
+    expect(spool.state.writeErrors.spool_append).toBe(1);
+    expect(log.some((l) => l.level === 'error' && /spool failed/.test(l.msg) && /restart/.test(l.msg))).toBe(true);
+    const registry = new Registry();
+    registerStorageMetrics(registry, spool);
+    const scrape = await registry.metrics();
+    expect(scrape).toMatch(/^tendril_spool_failed 1$/m);
+    expect(scrape).toMatch(/^tendril_spool_accepting 0$/m);
+    expect(scrape).toMatch(/^tendril_store_write_errors_total\{kind="spool_append"\} 1$/m);
+
+    // What was fsynced before the failure still reaches the store.
+    await spool.whenDrained(5000);
+    expect(storedKeys(store)).toEqual(['d0/9/1', 'd0/9/2']);
+    await spool.close();
+
+    spool = await openSpool(dir, store);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.durableSeq('d0', 9)).toBe(2);
+    expect(spool.accepting).toBe(true);
+    await spool.whenDrained(5000);
+    expect(storedKeys(store)).toEqual(['d0/9/1', 'd0/9/2']);
+    // The restarted spool takes the device's resend.
+    await spool.accept(readings('d1', 5, 1, 6));
+    expect(spool.durableSeq('d1', 5)).toBe(6);
+  });
+
+  it('leaves no CRC-valid record behind when fdatasync fails after a whole write and the file cannot be cut back', async () => {
+    const root = tempDir();
+    const dir = join(root, 'spool');
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    const faults = await FileFaults.create(root);
+    let spool = await openSpool(dir, store);
+    await spool.accept(readings('d0', 9, 1, 2));
+    await spool.whenDrained(5000); // no checkpoint write is in flight while the faults are in place
+
+    // The record reaches the page cache whole, fdatasync reports EIO, and truncating fails too: the bytes
+    // would read back CRC-valid from the cache after a restart without being on disk.
+    let failDatasync = true;
+    faults.wrap('datasync', async (real, args) => {
+      if (!failDatasync) return real(...args);
+      failDatasync = false;
+      throw eio('fdatasync');
+    });
+    faults.wrap('truncate', async () => {
+      throw eio('ftruncate');
+    });
+    const e1 = await withTimeout(outcome(spool.accept(readings('d1', 5, 1, 3))), 5000, "E1's accept() settling");
+    expect(e1.ok).toBe(false);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.accepting).toBe(false);
+    await spool.close();
+    faults.restore();
+
+    spool = await openSpool(dir, store);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.durableSeq('d0', 9)).toBe(2);
+    expect(spool.state.recoveredTornBytes).toBeGreaterThan(0);
+    await spool.whenDrained(5000);
+    expect(storedKeys(store)).toEqual(['d0/9/1', 'd0/9/2']);
+  });
+});
