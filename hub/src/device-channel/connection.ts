@@ -7,6 +7,10 @@
  * a contiguous prefix of completed writes. A failed write drops everything after it and answers
  * BACKOFF STORE_BUSY, so the device resends from its oldest unacked reading and no ACK can ever skip a
  * reading that did not become durable.
+ *
+ * After a BACKOFF the hub takes readings again only where the device's resend begins (§7.4.5), never
+ * over a reading it refused or ignored itself; a gap the device made (its buffer dropped the oldest, §7.5)
+ * is taken as it comes.
  */
 import type { WebSocket } from 'ws';
 import {
@@ -60,8 +64,6 @@ export class DeviceConnection implements RejectionSink {
   private durableSeq = 0;
   /** Highest seq handed to the sink (or rejected) on this connection; readings at or below are duplicates. */
   private acceptedSeq = 0;
-  /** Highest seq decoded on this connection, including ignored readings. */
-  private lastSeen = 0;
   private lastAckSent = 0;
   private ackScheduled = false;
   private ackForced = false;
@@ -72,6 +74,8 @@ export class DeviceConnection implements RejectionSink {
   private settleWaiters: Array<() => void> = [];
   /** After BACKOFF: readings are ignored until pauseUntil, then until the device's resend begins. */
   private resyncing = false;
+  /** While resyncing: the lowest seq above acceptedSeq the hub refused or ignored; no reading may skip it. */
+  private resendFrom = 0;
   private pauseUntil = 0;
   private backoffCode: 'RATE_LIMITED' | 'STORE_BUSY' = 'RATE_LIMITED';
   private helloTimer: TimerHandle | null = null;
@@ -145,6 +149,7 @@ export class DeviceConnection implements RejectionSink {
     // §1.2.3
     if (!isBinary) return this.fail('TEXT_FRAME', 'text message on the device channel: every frame is one binary message (§1.2)');
     let frame: DeviceFrame;
+    const prevSeq = this.ctx.prevSeq;
     try {
       // §5.1.5: decoding advances the delta context even for readings that are then ignored.
       frame = decodeDeviceFrame(data, this.ctx, this.limits);
@@ -169,9 +174,9 @@ export class DeviceConnection implements RejectionSink {
           this.device!.presence.lastSeen = now;
           switch (frame.type) {
             case 'reading':
-              return this.onReadings([frame], now);
+              return this.onReadings([frame], now, prevSeq);
             case 'batch':
-              return this.onReadings(frame.readings, now);
+              return this.onReadings(frame.readings, now, prevSeq);
             case 'commandResult':
               return this.onCommandResult(frame, now);
             case 'status':
@@ -222,7 +227,7 @@ export class DeviceConnection implements RejectionSink {
     this.epoch = hello.epoch;
     // §6.3.4 / §5.1.2: resume after the durable seq of this epoch (0 for a new epoch).
     const acked = device.ackedSeq;
-    this.durableSeq = this.acceptedSeq = this.lastSeen = this.lastAckSent = acked;
+    this.durableSeq = this.acceptedSeq = this.lastAckSent = acked;
     this.ctx.prevSeq = acked;
     this.ctx.prevTs = hello.clock;
     this.declarations = new Declarations(hello.metrics);
@@ -238,32 +243,36 @@ export class DeviceConnection implements RejectionSink {
     events.emit('status', { deviceId: device.id, dropped: hello.dropped });
   }
 
-  private onReadings(readings: readonly Reading[], now: number): void {
+  /** `prevSeq` is the seq of the reading decoded on this connection just before these (§5.1.3). */
+  private onReadings(readings: readonly Reading[], now: number, prevSeq: number): void {
     // §6.6.3: a hub that is shutting down takes no more readings (they stay unacked; the device resends).
     if (this.channel.shuttingDown) return;
     const { sink, metrics } = this.channel.opts;
     const declarations = this.declarations!;
     let taken = false;
     let ackDuplicate = false;
+    let prev = prevSeq;
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
+      const stepsBack = r.seq <= prev;
+      prev = r.seq;
       if (this.resyncing) {
         // §7.4.2: ignore every reading until the pause has elapsed.
         if (now < this.pauseUntil) {
-          if (r.seq > this.lastSeen) this.lastSeen = r.seq;
+          if (r.seq > this.acceptedSeq && r.seq < this.resendFrom) this.resendFrom = r.seq;
           continue;
         }
-        // §7.4.3: after the pause the device resends from its oldest unacked reading, which is at or
-        // below a seq already seen. A higher seq was sent before the device saw BACKOFF; taking it
-        // would let a cumulative ACK cover the ignored readings, so ask for the resend again.
-        if (r.seq > this.lastSeen) {
-          this.lastSeen = r.seq;
-          this.backoff(this.backoffCode, now, readings.length - i);
+        // §7.4.5: take readings again from the first that skips nothing the hub refused or ignored, or
+        // that steps back to a reading already sent: the start of a resend, which begins at the device's
+        // oldest unacked reading (above resendFrom only if the device dropped those, §7.5). Anything else
+        // was sent before the device saw BACKOFF; taking it would let a cumulative ACK cover readings
+        // never stored, so ask for the resend again.
+        if (r.seq > this.resendFrom && !stepsBack) {
+          this.backoff(this.backoffCode, now, readings.length - i, r.seq);
           continue;
         }
         this.resyncing = false;
       }
-      if (r.seq > this.lastSeen) this.lastSeen = r.seq;
       // §7.2: durable or in flight already.
       if (r.seq <= this.acceptedSeq) {
         metrics.count.readingsDuplicate++;
@@ -272,11 +281,11 @@ export class DeviceConnection implements RejectionSink {
       }
       // §7.4.1
       if (!sink.accepting) {
-        this.backoff('STORE_BUSY', now, readings.length - i);
+        this.backoff('STORE_BUSY', now, readings.length - i, r.seq);
         continue;
       }
       if (!this.bucket!.take(now)) {
-        this.backoff('RATE_LIMITED', now, readings.length - i);
+        this.backoff('RATE_LIMITED', now, readings.length - i, r.seq);
         continue;
       }
       const ts = r.ts ?? now; // §7.1.4: untimed readings get the hub's arrival time
@@ -293,7 +302,8 @@ export class DeviceConnection implements RejectionSink {
     if (ackDuplicate) this.scheduleAck(true);
   }
 
-  private backoff(code: 'RATE_LIMITED' | 'STORE_BUSY', now: number, refused: number): void {
+  /** §7.4.1: `refusedSeq` is the first reading not taken; the resync waits for a resend that covers it. */
+  private backoff(code: 'RATE_LIMITED' | 'STORE_BUSY', now: number, refused: number, refusedSeq: number): void {
     let pauseMs: number;
     if (code === 'RATE_LIMITED') {
       // Pause until the bucket holds enough for the refused readings, or a tenth of a second's worth.
@@ -302,6 +312,7 @@ export class DeviceConnection implements RejectionSink {
     } else {
       pauseMs = this.channel.storeBusyPauseMs;
     }
+    this.resendFrom = this.resyncing ? Math.min(this.resendFrom, refusedSeq) : refusedSeq;
     this.resyncing = true;
     this.backoffCode = code;
     this.pauseUntil = now + pauseMs;
@@ -376,7 +387,7 @@ export class DeviceConnection implements RejectionSink {
     this.acceptedSeq = idx > 0 ? this.queue[idx - 1]!.seq : this.durableSeq;
     this.advance();
     // §7.4: not durable, so not acked; the device resends after the pause.
-    if (this.state === 'ready') this.backoff('STORE_BUSY', this.channel.opts.clock.now(), 1);
+    if (this.state === 'ready') this.backoff('STORE_BUSY', this.channel.opts.clock.now(), 1, this.acceptedSeq + 1);
   }
 
   private scheduleAck(force: boolean): void {
