@@ -49,7 +49,10 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
     if (spool && checks.store === 'ok' && spool.storeState === 'down' && spool.state.lastWriteError) {
       checks.store = `${opts.store.kind} store refuses writes: ${spool.state.lastWriteError.message}`;
     }
-    if (!opts.sink.accepting) {
+    const spoolFailure = spool?.state.failure;
+    if (spoolFailure) {
+      checks.writer = `the spool failed writing to disk (${spoolFailure.message}): it takes no readings until the disk is fixed and the hub restarted`;
+    } else if (!opts.sink.accepting) {
       checks.writer = spool
         ? `the spool is full (${spool.depthBytes} undrained bytes): devices are told to back off until the store takes readings again`
         : 'the reading writer is not accepting (store failing or too much pending)';
@@ -86,5 +89,6 @@ function spoolSummary(spool: Spool): object {
     oldestUndrainedAgeMs: s.oldestUndrainedAgeMs,
     writeErrors: s.writeErrors,
     lastWriteError: s.lastWriteError,
+    failure: s.failure ?? null,
   };
 }

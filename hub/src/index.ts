@@ -10,7 +10,7 @@ export { HubMetrics } from './metrics.js';
 export { SqliteStore } from './storage/sqlite-store.js';
 export { GroupCommitWriter, type GroupCommitOptions } from './storage/group-commit.js';
 export { createInfluxStore, type InfluxStore, type InfluxStoreConfig, type InfluxStoreStats } from './storage/influx-store.js';
-export { createSpool, registerStorageMetrics, SpoolFullError, type Spool, type SpoolOptions, type SpoolState } from './spool/index.js';
+export { createSpool, registerStorageMetrics, SpoolFullError, SpoolFailedError, type Spool, type SpoolOptions, type SpoolState } from './spool/index.js';
 export type * from './storage/types.js';
 export { deviceView, type DeviceView } from './api/devices.js';
 export { DeviceChannel, type DeviceChannelEvents } from './device-channel/channel.js';

@@ -8,12 +8,12 @@
  * wrapping methods of node's FileHandle (FileFaults); everything else (files, SQLite store) is real.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { withTimeout } from '../../test/support/index.js';
+import { eio, FileFaults } from './file-faults.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { createSpool, SpoolFailedError, type Spool } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
@@ -29,45 +29,6 @@ function tempDir(): string {
   const path = mkdtempSync(join(tmpdir(), 'tendril-spool-failure-'));
   cleanups.push(() => rmSync(path, { recursive: true, force: true }));
   return path;
-}
-
-type FileHandleMethod = 'writev' | 'datasync' | 'truncate' | 'write';
-type Method = (...args: unknown[]) => Promise<unknown>;
-
-function eio(what: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`EIO: i/o error, ${what} (injected)`), { code: 'EIO', errno: -5 });
-}
-
-/** Fault injection on node's FileHandle methods (every file of the process); restored after each test. */
-class FileFaults {
-  private readonly proto: Record<FileHandleMethod, Method>;
-  private readonly originals = new Map<FileHandleMethod, Method>();
-
-  private constructor(proto: Record<FileHandleMethod, Method>) {
-    this.proto = proto;
-    cleanups.push(() => this.restore());
-  }
-
-  static async create(dir: string): Promise<FileFaults> {
-    const probe = await openFile(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as Record<FileHandleMethod, Method>;
-    await probe.close();
-    return new FileFaults(proto);
-  }
-
-  /** Replaces `method`; `wrapper` gets the real one (bound to the handle) and the call's arguments. */
-  wrap(method: FileHandleMethod, wrapper: (real: Method, args: unknown[]) => Promise<unknown>): void {
-    const real = this.originals.get(method) ?? this.proto[method];
-    this.originals.set(method, real);
-    this.proto[method] = function (this: unknown, ...args: unknown[]) {
-      return wrapper(real.bind(this) as Method, args);
-    };
-  }
-
-  restore(): void {
-    for (const [method, real] of this.originals) this.proto[method] = real;
-    this.originals.clear();
-  }
 }
 
 const T0 = Date.UTC(2026, 5, 1);
@@ -121,6 +82,7 @@ describe('spool after a failed append (fail-stop)', () => {
     const store = new SqliteStore(root);
     cleanups.push(() => store.close());
     const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
     const log: LogLine[] = [];
     let spool = await openSpool(dir, store, log);
     const acceptingEvents: boolean[] = [];
@@ -196,6 +158,7 @@ describe('spool after a failed append (fail-stop)', () => {
     const store = new SqliteStore(root);
     cleanups.push(() => store.close());
     const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
     let spool = await openSpool(dir, store);
     await spool.accept(readings('d0', 9, 1, 2));
     await spool.whenDrained(5000); // no checkpoint write is in flight while the faults are in place
