@@ -12,47 +12,18 @@
 // to everything (a sink, not InfluxDB), is the client's own ceiling on one core. influxd is Debian's 1.6 started by the test harness (127.0.0.1, free
 // port, temp dir, stopped by PID). Stops by itself.
 // Reproduce: node bench/influx-write.mjs [--readings 200000] [--rounds 3] [--json]
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { args, loadTypeScript, opt } from './lib/common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const READINGS = opt('readings', 200_000);
 const ROUNDS = opt('rounds', 3);
 const DEVICES = 100;
 const LINES_PER_REQUEST = 5000;
 const READINGS_PER_WRITE = opt('per-write', 20_000);
 const asJson = args.includes('--json');
-const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** The harness and the store are TypeScript: bundle them once into a temp dir and import the result. */
-async function loadModules() {
-  const outdir = mkdtempSync(join(tmpdir(), 'tendril-bench-influx-'));
-  await build({
-    entryPoints: {
-      harness: join(root, 'test/support/influxdb.ts'),
-      store: join(root, 'hub/src/storage/influx-store.ts'),
-      schema: join(root, 'hub/src/storage/influx-schema.ts'),
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outdir,
-    outExtension: { '.js': '.mjs' },
-    logLevel: 'silent',
-  });
-  const load = (name) => import(join(outdir, `${name}.mjs`));
-  const [harness, store, schema] = await Promise.all([load('harness'), load('store'), load('schema')]);
-  return { harness, store, schema, cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
-}
 
 function makeReadings(n) {
   const t0 = Date.now() - 3_600_000;
@@ -164,7 +135,7 @@ async function countPoints(influx, db) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const modules = await loadModules();
+const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-influx');
 const influx = await modules.harness.startInfluxDB({ db: 'bench' });
 const watchdog = setTimeout(() => {
   console.error('influx-write benchmark: gave up after 10 minutes');

@@ -17,21 +17,14 @@
 // influxd is Debian's 1.6, started by the test harness (127.0.0.1, free port, temp dir, stopped by PID).
 // Reproduce: npm run build && node bench/ingest-influx.mjs [--readings 300000] [--devices 50] [--batch 1]
 //            [--window 2048] [--json]
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { args, hasTaskset, loadTypeScript, opt } from './lib/common.mjs';
 import { encodeDeviceFrame, decodeHubFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
 import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const DEVICES = opt('devices', 50);
 const BATCH = Math.max(1, opt('batch', 1));
 const PER_DEVICE = Math.ceil(opt('readings', 300_000) / DEVICES / BATCH) * BATCH;
@@ -39,7 +32,6 @@ const READINGS = PER_DEVICE * DEVICES;
 const WINDOW = Math.max(opt('window', 2048), 2 * BATCH);
 const LINES_PER_REQUEST = 5000;
 const asJson = args.includes('--json');
-const root = fileURLToPath(new URL('..', import.meta.url));
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
 const METRICS = [
@@ -54,23 +46,6 @@ const VALUES = [
 ];
 const EPOCH = 1;
 
-/** The harness and the schema are TypeScript: bundle them into a temp dir and import the result. */
-async function loadModules() {
-  const outdir = mkdtempSync(join(tmpdir(), 'tendril-bench-ingest-influx-'));
-  await build({
-    entryPoints: { harness: join(root, 'test/support/influxdb.ts'), schema: join(root, 'hub/src/storage/influx-schema.ts') },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outdir,
-    outExtension: { '.js': '.mjs' },
-    logLevel: 'silent',
-  });
-  const load = (name) => import(join(outdir, `${name}.mjs`));
-  const [harness, schema] = await Promise.all([load('harness'), load('schema')]);
-  return { harness, schema, cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
-}
 
 function deviceId(i) {
   return `bench-${String(i).padStart(4, '0')}`;
@@ -141,14 +116,6 @@ async function runRaw(influx, db, bodies) {
   return seconds;
 }
 
-function hasTaskset() {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function startHubServer(env) {
   const child = spawn(process.execPath, [here('./servers/hub.mjs')], {
@@ -251,7 +218,7 @@ async function runHub(influx, db, clock) {
   return { seconds, ackedSeconds };
 }
 
-const modules = await loadModules();
+const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-ingest-influx');
 const influx = await modules.harness.startInfluxDB({ db: 'bench' });
 const watchdog = setTimeout(() => {
   console.error('ingest-influx benchmark: gave up after 10 minutes');

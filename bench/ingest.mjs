@@ -9,12 +9,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodeDeviceFrame, decodeHubFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
 import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
+import { args, hasTaskset, opt } from './lib/common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const DEVICES = opt('devices', 50);
 const SECONDS = opt('seconds', 10);
 const WARMUP = opt('warmup', 2);
@@ -22,14 +18,6 @@ const WINDOW = opt('window', 256); // unacked readings in flight per device (hub
 const asJson = args.includes('--json');
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
-function hasTaskset() {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 const pinned = hasTaskset();
 if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
 

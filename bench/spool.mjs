@@ -14,42 +14,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { args, loadTypeScript, opt } from './lib/common.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const READINGS = opt('readings', 300_000);
 const PER_ACCEPT = opt('per-accept', 1);
 const CONCURRENCY = opt('concurrency', 500);
 const asJson = args.includes('--json');
-const root = fileURLToPath(new URL('..', import.meta.url));
 
-async function loadModules() {
-  const outdir = mkdtempSync(join(tmpdir(), 'tendril-bench-spool-'));
-  await build({
-    entryPoints: {
-      harness: join(root, 'test/support/influxdb.ts'),
-      store: join(root, 'hub/src/storage/influx-store.ts'),
-      spool: join(root, 'hub/src/spool/spool.ts'),
-    },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outdir,
-    outExtension: { '.js': '.mjs' },
-    logLevel: 'silent',
-  });
-  const load = (name) => import(join(outdir, `${name}.mjs`));
-  const [harness, store, spool] = await Promise.all([load('harness'), load('store'), load('spool')]);
-  return { harness, store, spool, cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
-}
 
-const modules = await loadModules();
+const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', spool: 'hub/src/spool/spool.ts' }, 'bench-spool');
 const influx = await modules.harness.startInfluxDB({ db: 'spoolbench' });
 const dataDir = mkdtempSync(join(tmpdir(), 'tendril-bench-spool-data-'));
 const watchdog = setTimeout(() => {

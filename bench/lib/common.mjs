@@ -1,0 +1,40 @@
+// Pieces every benchmark needs: flags, CPU pinning, and loading TypeScript sources without a build.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export const args = process.argv.slice(2);
+
+/** `--name N` as a number, or `dflt` when absent. */
+export function opt(name, dflt) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+/** True when `taskset` can pin processes here (util-linux). */
+export function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Bundles TypeScript entry points (paths relative to the repository root) into a temp dir and imports
+ * them: `{ name: module, ..., cleanup() }`. Lets a benchmark use the test harness and hub internals
+ * straight from source.
+ */
+export async function loadTypeScript(entries, label = 'bench') {
+  const outdir = mkdtempSync(join(tmpdir(), `tendril-${label}-`));
+  const entryPoints = Object.fromEntries(Object.entries(entries).map(([name, path]) => [name, join(repoRoot, path)]));
+  await build({ entryPoints, bundle: true, platform: 'node', format: 'esm', target: 'node20', outdir, outExtension: { '.js': '.mjs' }, logLevel: 'silent' });
+  const names = Object.keys(entries);
+  const modules = await Promise.all(names.map((name) => import(join(outdir, `${name}.mjs`))));
+  return { ...Object.fromEntries(names.map((n, i) => [n, modules[i]])), cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
+}
