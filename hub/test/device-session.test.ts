@@ -251,7 +251,7 @@ describe('rate limit', () => {
 });
 
 describe('resend after BACKOFF', () => {
-  it('§7.4.3 does not take a reading sent before the device saw BACKOFF, so no ACK skips the ignored ones', async () => {
+  it('§7.4.5 does not take a reading sent before the device saw BACKOFF, so no ACK skips the ignored ones', async () => {
     const clock = { t: Date.now(), now() {
       return this.t;
     } };
