@@ -14,8 +14,7 @@
 // Reproduce: node bench/influx-write.mjs [--readings 200000] [--rounds 3] [--json]
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { join } from 'node:path';
-import { args, loadTypeScript, opt } from './lib/common.mjs';
+import { args, loadTypeScript, opt, postLines } from './lib/common.mjs';
 
 const READINGS = opt('readings', 200_000);
 const ROUNDS = opt('rounds', 3);
@@ -46,17 +45,6 @@ function makeReadings(n) {
   return out;
 }
 
-function post(agent, url, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`raw /write -> ${res.statusCode}: ${Buffer.concat(chunks)}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** CPU seconds (user + system) of a process so far, from /proc (Linux). */
 function cpuSecondsOf(pid) {
@@ -87,7 +75,7 @@ async function runRaw(influx, db, bodies, inFlight) {
   let next = 0;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
-      while (next < bodies.length) await post(agent, url, bodies[next++]);
+      while (next < bodies.length) await postLines(agent, url, bodies[next++]);
     }),
   );
   const seconds = (performance.now() - start) / 1000;

@@ -19,11 +19,11 @@
 //            [--window 2048] [--json]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { args, hasTaskset, loadTypeScript, opt } from './lib/common.mjs';
-import { encodeDeviceFrame, decodeHubFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
-import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
+import { args, hasTaskset, loadTypeScript, opt, postLines } from './lib/common.mjs';
+import { encodeDeviceFrame, newDeltaContext } from '../device-sdk/dist/index.js';
+import { maskedFrame } from './lib/raw-ws.mjs';
+import { connectHubDevice } from './lib/hub-device.mjs';
 
 const DEVICES = opt('devices', 50);
 const BATCH = Math.max(1, opt('batch', 1));
@@ -81,17 +81,6 @@ function repeatedFrame(clock) {
   return encodeDeviceFrame({ type: 'batch', readings }, ctx);
 }
 
-function post(agent, url, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`raw /write -> ${res.statusCode}: ${Buffer.concat(chunks)}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 async function countPoints(influx, db) {
   const [r] = await influx.query('SELECT count("@seq") FROM "readings"', { db });
@@ -106,7 +95,7 @@ async function runRaw(influx, db, bodies) {
   let next = 0;
   await Promise.all(
     Array.from({ length: 2 }, async () => {
-      while (next < bodies.length) await post(agent, url, bodies[next++]);
+      while (next < bodies.length) await postLines(agent, url, bodies[next++]);
     }),
   );
   const seconds = (performance.now() - start) / 1000;
@@ -154,38 +143,19 @@ async function runHub(influx, db, clock) {
   const devices = [];
   for (let i = 0; i < DEVICES; i++) {
     const id = deviceId(i);
-    const res = await fetch(`${base}/api/v1/devices`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ready.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id }),
-    });
-    if (res.status !== 201) throw new Error(`provisioning ${id}: HTTP ${res.status} ${await res.text()}`);
-    const { token } = await res.json();
-    const conn = await connectRaw({ port: ready.port, path: ready.path, protocol: SUBPROTOCOL });
-    const dev = { conn, sent: 0, acked: 0, waiting: false, done: null };
+    const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null };
     dev.finished = new Promise((resolve) => (dev.done = resolve));
-    const welcomed = new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for WELCOME for ${id}`)), 10_000);
-      conn.onMessage((op, payload) => {
-        if (op !== 0x2) return;
-        const f = decodeHubFrame(payload);
-        if (f.type === 'welcome') {
-          clearTimeout(t);
-          resolve();
-        } else if (f.type === 'ack') {
-          dev.acked = f.seq;
-          if (dev.acked >= PER_DEVICE) dev.done();
-          if (dev.waiting) {
-            dev.waiting = false;
-            pump(dev);
-          }
-        } else if (f.type === 'error' || f.type === 'backoff') {
-          reject(new Error(`${id}: hub answered ${f.type} ${f.code}`));
+    dev.conn = await connectHubDevice({
+      port: ready.port, path: ready.path, adminToken: ready.adminToken, id, clock, metrics: METRICS, epoch: EPOCH,
+      onAck(seq) {
+        dev.acked = seq;
+        if (dev.acked >= PER_DEVICE) dev.done();
+        if (dev.waiting) {
+          dev.waiting = false;
+          pump(dev);
         }
-      });
+      },
     });
-    conn.send(maskedFrame(encodeDeviceFrame({ type: 'hello', deviceId: id, token, firmware: 'bench', sdk: 'bench', epoch: EPOCH, lastSeq: 0, clock, dropped: 0, metrics: METRICS }, newDeltaContext())));
-    await welcomed;
     devices.push(dev);
   }
   function pump(dev) {

@@ -7,8 +7,9 @@
 // Reproduce: npm run build && node bench/ingest.mjs [--devices 50] [--seconds 10] [--window 256] [--json]
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { encodeDeviceFrame, decodeHubFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
+import { encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
 import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
+import { connectHubDevice } from './lib/hub-device.mjs';
 import { args, hasTaskset, opt } from './lib/common.mjs';
 
 const DEVICES = opt('devices', 50);
@@ -64,15 +65,6 @@ function readingPayload(clock) {
   );
 }
 
-async function provision(port, adminToken, id) {
-  const res = await fetch(`http://127.0.0.1:${port}/api/v1/devices`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ id }),
-  });
-  if (res.status !== 201) throw new Error(`provisioning ${id}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()).token;
-}
 
 async function run(target) {
   const server = startServer(target === 'hub' ? 'servers/hub.mjs' : 'servers/bare-ws.mjs');
@@ -81,37 +73,20 @@ async function run(target) {
   const frame = maskedFrame(readingPayload(clock));
   const devices = [];
   for (let i = 0; i < DEVICES; i++) {
-    const conn = await connectRaw({ port: ready.port, path: ready.path, protocol: SUBPROTOCOL });
-    const dev = { conn, sent: 0, acked: 0, waiting: false, stopped: false };
-    if (target === 'hub') {
-      const id = `bench-${String(i).padStart(4, '0')}`;
-      const token = await provision(ready.port, ready.adminToken, id);
-      const hello = encodeDeviceFrame(
-        { type: 'hello', deviceId: id, token, firmware: 'bench', sdk: 'bench', epoch: 1, lastSeq: 0, clock, dropped: 0, metrics: METRICS },
-        newDeltaContext(),
-      );
-      const welcomed = new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out waiting for WELCOME for ${id}`)), 10_000);
-        conn.onMessage((op, payload) => {
-          if (op !== 0x2) return;
-          const f = decodeHubFrame(payload);
-          if (f.type === 'welcome') {
-            clearTimeout(t);
-            resolve();
-          } else if (f.type === 'ack') {
-            dev.acked = f.seq;
-            if (dev.waiting) {
-              dev.waiting = false;
-              pump(dev);
-            }
-          } else if (f.type === 'error' || f.type === 'backoff') {
-            reject(new Error(`${id}: hub answered ${f.type} ${f.code}`));
-          }
-        });
-      });
-      conn.send(maskedFrame(hello));
-      await welcomed;
-    }
+    const dev = { conn: null, sent: 0, acked: 0, waiting: false, stopped: false };
+    dev.conn =
+      target === 'hub'
+        ? await connectHubDevice({
+            port: ready.port, path: ready.path, adminToken: ready.adminToken, id: `bench-${String(i).padStart(4, '0')}`, clock, metrics: METRICS,
+            onAck(seq) {
+              dev.acked = seq;
+              if (dev.waiting) {
+                dev.waiting = false;
+                pump(dev);
+              }
+            },
+          })
+        : await connectRaw({ port: ready.port, path: ready.path, protocol: SUBPROTOCOL });
     devices.push(dev);
   }
   const windowed = target === 'hub';

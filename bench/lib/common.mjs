@@ -1,6 +1,7 @@
 // Pieces every benchmark needs: flags, CPU pinning, and loading TypeScript sources without a build.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,4 +38,17 @@ export async function loadTypeScript(entries, label = 'bench') {
   const names = Object.keys(entries);
   const modules = await Promise.all(names.map((name) => import(join(outdir, `${name}.mjs`))));
   return { ...Object.fromEntries(names.map((n, i) => [n, modules[i]])), cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
+}
+
+/** POSTs one line-protocol body to an InfluxDB /write URL over `agent`; resolves on 204. */
+export function postLines(agent, url, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`raw /write -> ${res.statusCode}: ${Buffer.concat(chunks)}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
