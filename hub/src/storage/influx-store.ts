@@ -36,7 +36,7 @@ import {
   fieldTypeOf,
   quoteIdent,
   quoteString,
-  readingToLine,
+  LineEncoder,
   type InfluxFieldType,
 } from './influx-schema.js';
 import type {
@@ -173,19 +173,17 @@ export interface InfluxStore extends TimeSeriesStore {
 interface Entry {
   readonly reading: StoredReading;
   /** Values left out of the reading's line because the server holds their field with another type. */
-  skipped: StoredValue[];
+  skipped: readonly StoredValue[];
 }
 
 /**
- * Lines of some entries encoded back to back (separated by \n) in one buffer: line i is
- * buf[starts[i], ends[i]). Lines go into the buffer as they are built, so no line string outlives its
- * chunk's encoding (retained line strings cost more in GC than building them), and a split is a subarray.
+ * Lines of some entries, separated by \n, as one request body. A chunk is split (to find the lines a server
+ * refused) by encoding the halves of its entries again: that path is rare, and keeping no per-line offsets
+ * lets the common path build the body as a few long strings, one buffer write per thousand lines.
  */
 interface Chunk {
   entries: Entry[];
-  buf: Buffer;
-  starts: number[];
-  ends: number[];
+  body: Buffer;
 }
 
 interface DeadLetter {
@@ -195,6 +193,8 @@ interface DeadLetter {
   lines?: string[];
   values?: Array<{ deviceId: string; epoch: number; seq: number; ts: number; metric: string; kind: string; value: ScalarValue }>;
 }
+
+const NO_VALUES: readonly StoredValue[] = Object.freeze([]);
 
 const KINDS: readonly InfluxWriteErrorKind[] = ['unreachable', 'timeout', 'throttled', 'server', 'auth', 'not_found', 'rejected', 'type_conflict'];
 
@@ -224,6 +224,7 @@ class InfluxStoreImpl implements InfluxStore {
   private readonly http: InfluxHttp;
   private readonly sender: LineSender;
   private readonly logger: StorageLogger | undefined;
+  private readonly lineEncoder: LineEncoder;
   /** Field -> the type the server holds it as, learned from conflict errors. */
   private readonly fieldTypes = new Map<string, { type: InfluxFieldType; at: number }>();
   private setup: Promise<void> | null = null;
@@ -238,6 +239,7 @@ class InfluxStoreImpl implements InfluxStore {
     this.mode = v2 ? 'v2' : 'v1';
     this.db = v2 ? cfg.bucket! : cfg.db!;
     this.measurement = cfg.measurement ?? DEFAULT_MEASUREMENT;
+    this.lineEncoder = new LineEncoder(this.measurement);
     this.batchLines = Math.max(1, cfg.batchLines ?? 5000);
     this.concurrency = Math.max(1, cfg.concurrency ?? 2);
     this.maxAttempts = Math.max(1, cfg.maxAttempts ?? 3);
@@ -345,7 +347,7 @@ class InfluxStoreImpl implements InfluxStore {
     const worker = async (): Promise<void> => {
       while (failure === undefined && next < chunkCount) {
         const k = next++;
-        const entries = readings.slice(k * this.batchLines, (k + 1) * this.batchLines).map((reading): Entry => ({ reading, skipped: [] }));
+        const entries = readings.slice(k * this.batchLines, (k + 1) * this.batchLines).map((reading): Entry => ({ reading, skipped: NO_VALUES }));
         built[k] = entries;
         try {
           await this.sendChunk(await this.encode(entries), letters);
@@ -382,52 +384,49 @@ class InfluxStoreImpl implements InfluxStore {
     return known.type;
   }
 
+  /** Leaves out values of fields the server holds with another type (learned from conflict errors). */
+  private skipFilter(): ((v: StoredValue) => boolean) | undefined {
+    if (this.fieldTypes.size === 0) return undefined;
+    return (v: StoredValue): boolean => {
+      const held = this.isStale(fieldKeyOf(v.metric));
+      return held !== undefined && held !== fieldTypeOf(v.kind);
+    };
+  }
+
   /**
-   * Builds the lines of `entries` (leaving out values of fields known to conflict) into one buffer. Yields
-   * to the event loop every ENCODE_SLICE lines: the body of the request already in flight is still being
+   * Builds the lines of `entries` (leaving out values of fields known to conflict) into one body. Yields to
+   * the event loop every ENCODE_SLICE lines: the body of the request already in flight is still being
    * written to its socket, and InfluxDB starts on a request only once the whole body has arrived.
    */
   private async encode(entries: Entry[]): Promise<Chunk> {
-    const skip = this.fieldTypes.size === 0
-      ? undefined
-      : (v: StoredValue): boolean => {
-          const held = this.isStale(fieldKeyOf(v.metric));
-          return held !== undefined && held !== fieldTypeOf(v.kind);
-        };
-    let buf = Buffer.allocUnsafe(Math.max(4096, entries.length * 160));
-    const starts: number[] = new Array(entries.length);
-    const ends: number[] = new Array(entries.length);
-    let off = 0;
+    const skip = this.skipFilter();
+    const slices: Buffer[] = [];
+    let text = '';
     for (let i = 0; i < entries.length; i++) {
-      if (i > 0 && i % ENCODE_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      const entry = entries[i]!;
-      const { line, skipped } = readingToLine(entry.reading, this.measurement, skip);
-      entry.skipped = skipped;
-      const worst = off + 1 + line.length * 3;
-      if (worst > buf.length) {
-        const grown = Buffer.allocUnsafe(Math.max(worst, buf.length * 2));
-        buf.copy(grown, 0, 0, off);
-        buf = grown;
+      if (i > 0 && i % ENCODE_SLICE === 0) {
+        slices.push(Buffer.from(text, 'utf8'));
+        text = '';
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      if (i > 0) buf[off++] = 0x0a;
-      starts[i] = off;
-      off += buf.write(line, off);
-      ends[i] = off;
+      const entry = entries[i]!;
+      const skipped: StoredValue[] | undefined = skip ? [] : undefined;
+      const line = this.lineEncoder.line(entry.reading, skip, skipped);
+      entry.skipped = skipped ?? NO_VALUES;
+      text += i > 0 ? '\n' + line : line;
     }
-    return { entries, buf: buf.subarray(0, off), starts, ends };
+    slices.push(Buffer.from(text, 'utf8'));
+    return { entries, body: slices.length === 1 ? slices[0]! : Buffer.concat(slices) };
   }
 
-  /** Lines [from, to) of a chunk as a chunk of their own (no copy). */
-  private slice(chunk: Chunk, from: number, to: number): Chunk {
-    return { entries: chunk.entries.slice(from, to), buf: chunk.buf, starts: chunk.starts.slice(from, to), ends: chunk.ends.slice(from, to) };
+  /** Lines [from, to) of a chunk as a chunk of their own. */
+  private slice(chunk: Chunk, from: number, to: number): Promise<Chunk> {
+    return this.encode(chunk.entries.slice(from, to));
   }
 
-  private body(chunk: Chunk): Buffer {
-    return chunk.buf.subarray(chunk.starts[0], chunk.ends[chunk.ends.length - 1]);
-  }
-
+  /** The chunk's lines, for the dead-letter file. */
   private lines(chunk: Chunk): string[] {
-    return chunk.starts.map((start, i) => chunk.buf.toString('utf8', start, chunk.ends[i]));
+    const skip = this.skipFilter();
+    return chunk.entries.map((e) => this.lineEncoder.line(e.reading, skip));
   }
 
   private noteError(kind: InfluxWriteErrorKind, message: string): void {
@@ -442,7 +441,7 @@ class InfluxStoreImpl implements InfluxStore {
       let outcome: WriteOutcome;
       this.counters.requests++;
       try {
-        outcome = await this.sender.send(this.body(chunk));
+        outcome = await this.sender.send(chunk.body);
       } catch (err) {
         if (!(err instanceof InfluxTransportError)) throw err;
         this.noteError(err.kind, err.message);
@@ -506,8 +505,8 @@ class InfluxStoreImpl implements InfluxStore {
     }
     // Split to find exactly the refused lines; the halves that pass are written (again, idempotently).
     const mid = Math.ceil(entries.length / 2);
-    await this.sendChunk(this.slice(chunk, 0, mid), letters);
-    await this.sendChunk(this.slice(chunk, mid, entries.length), letters);
+    await this.sendChunk(await this.slice(chunk, 0, mid), letters);
+    await this.sendChunk(await this.slice(chunk, mid, entries.length), letters);
   }
 
   private strippedValues(entries: Entry[]): DeadLetter | null {
