@@ -5,7 +5,7 @@
  * outlive drained segments. Outages are injected by a wrapper around the real store (OutageSwitch).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
 import { createSpool, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
-import { decodeReadings, decodeRecordsJson, encodeRecord, scanRecord, SEGMENT_HEADER_BYTES } from '../src/spool/record.js';
+import { decodeRecords, encodeRecord, encodeRecordV1, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
 import { spoolConfigFromEnv } from '../src/spool/config.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { Registry } from 'prom-client';
@@ -209,6 +209,38 @@ describe('spool', () => {
     expect(store.written()).toEqual(Array.from({ length: acked }, (_, i) => `d1/1/${i + 1}`));
   });
 
+  it('keeps drainWindow batches in the store at once and moves the checkpoint only past a prefix of finished writes', async () => {
+    const dir = join(tempDir(), 'spool');
+    const inner = newStore(tempDir());
+    // Each write waits for the test to finish it (or fail it), so the order of completion is the test's.
+    const calls: Array<{ readings: readonly StoredReading[]; finish: (ok: boolean) => void }> = [];
+    const gated: TimeSeriesStore = Object.assign(Object.create(inner) as TimeSeriesStore, {
+      write: (rs: readonly StoredReading[]) =>
+        new Promise<void>((resolve, reject) => {
+          calls.push({ readings: rs, finish: (ok) => (ok ? inner.write(rs).then(resolve, reject) : reject(Object.assign(new Error('injected'), { kind: 'server' }))) });
+        }),
+    });
+    const spool = await openSpool(dir, gated, { batchReadings: 10, drainWindow: 2 });
+    for (let i = 0; i < 3; i++) await spool.accept(readings('d1', i * 10 + 1, 10));
+    await waitFor(() => calls.length === 2, { what: 'two batch writes in flight' });
+    expect(calls.map((c) => c.readings[0]!.seq)).toEqual([1, 11]); // started in spool order, no third yet
+    calls[1]!.finish(true); // the later batch lands first: the checkpoint must not pass the earlier one
+    await waitFor(() => inner.batches.length === 1, { what: 'the second batch in the store' });
+    expect(spool.state.drainedReadings).toBe(0);
+    expect(calls).toHaveLength(2); // the window is still full
+    calls[0]!.finish(false); // the earlier one fails; it is retried, the later one is not written again
+    await waitFor(() => calls.length === 3, { what: 'the retry of the first batch' });
+    expect(calls[2]!.readings[0]!.seq).toBe(1);
+    expect(spool.state.drainedReadings).toBe(0);
+    calls[2]!.finish(true);
+    await waitFor(() => spool.state.drainedReadings === 20, { what: 'both batches drained' });
+    await waitFor(() => calls.length === 4, { what: 'the third batch' });
+    calls[3]!.finish(true);
+    await spool.whenDrained();
+    expect(inner.written()).toEqual(Array.from({ length: 30 }, (_, i) => `d1/1/${[11, 1, 21][Math.floor(i / 10)]! + (i % 10)}`));
+    expect(spool.state.drainedReadings).toBe(30);
+  });
+
   it('replays what was not drained after a restart, from the checkpoint (nothing drained is written again)', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
@@ -368,26 +400,88 @@ describe('spool', () => {
 });
 
 describe('spool record format', () => {
+  function view(buf: Buffer): RecordView {
+    const scanned = scanRecord(buf, 0);
+    if (scanned.kind !== 'record') throw new Error(`expected a record, got ${scanned.kind}`);
+    return scanned.record;
+  }
+
   it('round-trips readings, carries a seq summary for single-device records, and refuses flipped bits', () => {
     const one = readings('dev-a', 5, 3, 11);
     const rec = encodeRecord(one, 1234.5);
-    const scanned = scanRecord(rec, 0);
-    if (scanned.kind !== 'record') throw new Error(`expected a record, got ${scanned.kind}`);
-    expect(scanned.record.summary).toEqual({ deviceId: 'dev-a', epoch: 11, maxSeq: 7 });
-    expect(scanned.record.acceptedAt).toBe(1234.5);
-    expect(scanned.record.totalBytes).toBe(rec.length);
-    expect(decodeReadings(scanned.record.json)).toEqual(one);
+    const scanned = view(rec);
+    expect(scanned.summary).toEqual({ deviceId: 'dev-a', epoch: 11, maxSeq: 7 });
+    expect(scanned.acceptedAt).toBe(1234.5);
+    expect(scanned.totalBytes).toBe(rec.length);
+    expect(decodeRecords([scanned], 2)).toEqual(one);
     const two = readings('dev-b', 1, 2);
-    const second = scanRecord(encodeRecord(two, 0), 0);
-    if (second.kind !== 'record') throw new Error('expected a record');
-    expect(decodeRecordsJson([scanned.record.json, second.record.json])).toEqual([...one, ...two]);
-    const mixed = scanRecord(encodeRecord([...readings('a', 1, 1), ...readings('b', 1, 1)], 0), 0);
-    expect(mixed.kind === 'record' && mixed.record.summary).toBe(null);
+    expect(decodeRecords([scanned, view(encodeRecord(two, 0))], 2)).toEqual([...one, ...two]);
+    const mixedReadings = [...readings('a', 1, 1), ...readings('b', 1, 1, 2 ** 32 - 1), ...readings('a', 2, 1)];
+    const mixed = view(encodeRecord(mixedReadings, 0));
+    expect(mixed.summary).toBe(null);
+    expect(decodeRecords([mixed], 2)).toEqual(mixedReadings);
     expect(scanRecord(rec.subarray(0, rec.length - 1), 0).kind).toBe('incomplete');
     const flipped = Buffer.from(rec);
     flipped[rec.length - 3]! ^= 0x01;
     expect(scanRecord(flipped, 0)).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/CRC/) });
     expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'f64', value: Number.NaN }] }], 0)).toThrow(/finite/);
+    expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'int', value: Infinity }] }], 0)).toThrow(/finite/);
+  });
+
+  it('keeps every value kind exactly: f32, f64 extremes, integers to 2^53, booleans, strings in any script', () => {
+    const values = [
+      { metric: 'f32', kind: 'f32' as const, value: Math.fround(0.1) },
+      { metric: 'tiny', kind: 'f64' as const, value: 5e-324 },
+      { metric: 'huge', kind: 'f64' as const, value: -Number.MAX_VALUE },
+      { metric: 'negzero', kind: 'f64' as const, value: -0 },
+      { metric: 'int', kind: 'int' as const, value: 2 ** 53 - 1 },
+      { metric: 'on', kind: 'bool' as const, value: true },
+      { metric: 'off', kind: 'bool' as const, value: false },
+      { metric: 'empty', kind: 'string' as const, value: '' },
+      { metric: 'text', kind: 'string' as const, value: 'température 温度 😀 "q" \\ \n' },
+      { metric: 'é温', kind: 'f64' as const, value: 1 },
+    ];
+    const r: StoredReading[] = [{ deviceId: 'dév-温', epoch: 0, seq: 2 ** 53 - 1, ts: 1_700_000_000_123.5, values }];
+    const back = decodeRecords([view(encodeRecord(r, 0))], 2);
+    expect(back).toEqual(r);
+    expect(Object.is(back[0]!.values[3]!.value, -0)).toBe(true);
+  });
+
+  it('takes about 50 bytes per reading of three numbers (names written once per record)', () => {
+    const three = (seq: number): StoredReading => ({
+      deviceId: 'bench-0001', epoch: 1, seq, ts: T0 + seq,
+      values: ['temperature', 'humidity', 'pressure'].map((metric) => ({ metric, kind: 'f32' as const, value: Math.fround(21.5) })),
+    });
+    const hundred = encodeRecord(Array.from({ length: 100 }, (_, i) => three(i + 1)), 0);
+    expect(hundred.length / 100).toBeLessThan(52);
+    expect(hundred.length / 100).toBeGreaterThanOrEqual(50);
+  });
+
+  it('reads format-1 (JSON) records, as earlier hubs wrote them', () => {
+    const one = readings('dev-a', 5, 3, 11);
+    const mixed = [...readings('a', 1, 1), ...readings('b', 1, 1)];
+    const a = view(encodeRecordV1(one, 7));
+    expect(a.summary).toEqual({ deviceId: 'dev-a', epoch: 11, maxSeq: 7 });
+    expect(decodeRecords([a, view(encodeRecordV1(mixed, 0))], 1)).toEqual([...one, ...mixed]);
+  });
+
+  it('drains the format-1 segments an earlier hub left, then appends in format 2 to a new segment', async () => {
+    const dir = join(tempDir(), 'spool');
+    mkdirSync(dir, { recursive: true });
+    const old = Buffer.concat([SEGMENT_MAGIC_V1, encodeRecordV1(readings('d1', 1, 3), T0), encodeRecordV1([...readings('d2', 1, 2), ...readings('d1', 4, 1)], T0)]);
+    writeFileSync(join(dir, segmentFileName(1)), old);
+    const store = newStore(tempDir());
+    store.down = true;
+    const spool = await openSpool(dir, store);
+    expect(spool.depthReadings).toBe(6);
+    expect(spool.durableSeq('d1', 1)).toBe(4);
+    expect(spool.durableSeq('d2', 1)).toBe(2);
+    await spool.accept(readings('d1', 5, 2));
+    expect(segmentFiles(dir)).toEqual([segmentFileName(1), segmentFileName(2)]);
+    store.down = false;
+    spool.retryNow();
+    await spool.whenDrained();
+    expect(store.written()).toEqual(['d1/1/1', 'd1/1/2', 'd1/1/3', 'd2/1/1', 'd2/1/2', 'd1/1/4', 'd1/1/5', 'd1/1/6']);
   });
 });
 

@@ -2,7 +2,8 @@
  * On-disk format of the spool (docs/storage.md, "Spool format"). Pure functions over bytes.
  *
  * Segment file `seg-<10-digit number>.log`:
- *   header   8 bytes  "TDLSPL01" (format and version)
+ *   header   8 bytes  "TDLSPL02" (format and version; "TDLSPL01" segments, written by earlier hubs with
+ *                     JSON bodies, are still read, so an upgrade drains what an older hub left)
  *   records  one per accept() call, back to back:
  *     u32 LE  payload length (bytes after this 8-byte record header)
  *     u32 LE  CRC-32 (zlib) of the payload
@@ -10,10 +11,21 @@
  *       u32 LE  number of readings
  *       f64 LE  accept time, ms since the Unix epoch
  *       f64 LE  highest seq in the record            } summary, so start-up finds the durable seqs
- *       u32 LE  epoch of the readings                } without parsing the JSON; deviceId length 0
- *       u8      deviceId length, then its UTF-8 bytes } = readings of several devices/epochs (parse)
- *       JSON    [[deviceId, epoch, seq, ts, [[metric, kind, value], ...]], ...]
- *               kind: 0 f32, 1 f64, 2 int, 3 bool, 4 string
+ *       u32 LE  epoch of the readings                } without decoding the body; deviceId length 0
+ *       u8      deviceId length, then its UTF-8 bytes } = readings of several devices/epochs (decode)
+ *       body (format 2, binary, little-endian):
+ *         u16 name count; per name: u16 byte length + UTF-8   (metric names, then device ids if mixed)
+ *         per reading:
+ *           [u16 name index of the deviceId, u32 epoch]        only in a mixed record (deviceId length 0)
+ *           f64 seq, f64 ts, u8 value count
+ *           per value: u16 name index of the metric, u8 kind, then
+ *             f32/f64/int: f64 | bool: u8 (0/1) | string: u32 byte length + UTF-8
+ *         kind: 0 f32, 1 f64, 2 int, 3 bool, 4 string
+ *       body (format 1): JSON [[deviceId, epoch, seq, ts, [[metric, kind, value], ...]], ...]
+ *
+ * The binary body replaced JSON because encoding and parsing JSON was the largest cost of the hub's ingest
+ * path into InfluxDB (docs/performance.md); names are written once per record, so a reading of three numbers
+ * takes 50 bytes instead of about 110.
  *
  * A record whose header is short, whose length runs past the end of the file or over the limit, or whose
  * CRC does not match is a torn write (the process died mid-append) or damage: recovery cuts the file there.
@@ -22,23 +34,37 @@ import { crc32 } from 'node:zlib';
 import type { MetricKind } from '@tendril/device-sdk';
 import type { StoredReading, StoredValue } from '../storage/types.js';
 
-export const SEGMENT_MAGIC = Buffer.from('TDLSPL01', 'latin1');
+/** Written into new segments. */
+export const SEGMENT_MAGIC = Buffer.from('TDLSPL02', 'latin1');
+/** Segments of earlier hubs (JSON bodies): read and drained, never written. */
+export const SEGMENT_MAGIC_V1 = Buffer.from('TDLSPL01', 'latin1');
 export const SEGMENT_HEADER_BYTES = SEGMENT_MAGIC.length;
 export const RECORD_HEADER_BYTES = 8;
 /** count + accept time + max seq + epoch + deviceId length (the deviceId bytes follow). */
 const PAYLOAD_FIXED_BYTES = 4 + 8 + 8 + 4 + 1;
 /** Larger lengths are treated as damage, not as a record to read. */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/** Distinct names (metrics, and device ids in a mixed record) in one record. */
+export const MAX_RECORD_NAMES = 0xffff;
+
+/** Body encoding of a segment's records: 2 binary, 1 JSON (read only). */
+export type SegmentFormat = 1 | 2;
+
+/** The format a segment header announces; null for anything else (a header torn or never written). */
+export function segmentFormat(header: Buffer): SegmentFormat | null {
+  if (header.equals(SEGMENT_MAGIC)) return 2;
+  if (header.equals(SEGMENT_MAGIC_V1)) return 1;
+  return null;
+}
 
 const KIND_CODES: readonly MetricKind[] = ['f32', 'f64', 'int', 'bool', 'string'];
 const CODE_OF: Record<MetricKind, number> = { f32: 0, f64: 1, int: 2, bool: 3, string: 4 };
 
-type WireValue = [string, number, number | boolean | string];
-type WireReading = [string, number, number, number, WireValue[]];
-
-/** One record (header + payload) for these readings. Throws on a value JSON cannot carry (NaN, Infinity). */
+/**
+ * One record (header + payload) for these readings, body in format 2. Throws on a value the spool does not
+ * store (NaN, Infinity: no store takes them), a device id over 255 bytes, or more than 65 535 names.
+ */
 export function encodeRecord(readings: readonly StoredReading[], acceptedAt: number): Buffer {
-  const wire: WireReading[] = new Array(readings.length);
   const first = readings[0];
   let uniform = first !== undefined;
   let maxSeq = 0;
@@ -46,20 +72,58 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
     const r = readings[i]!;
     if (r.seq > maxSeq) maxSeq = r.seq;
     if (uniform && (r.deviceId !== first!.deviceId || r.epoch !== first!.epoch)) uniform = false;
-    const values: WireValue[] = new Array(r.values.length);
+  }
+  // Pass 1: the name table and the body's size.
+  const names = new Map<string, number>();
+  const nameBytes: Buffer[] = [];
+  const nameOf = (name: string): number => {
+    let index = names.get(name);
+    if (index === undefined) {
+      index = nameBytes.length;
+      if (index >= MAX_RECORD_NAMES) throw new TypeError(`more than ${MAX_RECORD_NAMES} names in one spool record`);
+      const bytes = Buffer.from(name, 'utf8');
+      if (bytes.length > 0xffff) throw new TypeError(`a name of ${bytes.length} bytes; the spool takes at most 65535`);
+      names.set(name, index);
+      nameBytes.push(bytes);
+    }
+    return index;
+  };
+  let bodyBytes = 2;
+  let strings: Buffer[] | null = null;
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i]!;
+    if (!uniform) {
+      nameOf(r.deviceId);
+      bodyBytes += 6;
+    }
+    bodyBytes += 17;
+    if (r.values.length > 255) throw new TypeError(`reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`);
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
-      if (typeof v.value === 'number' && !Number.isFinite(v.value)) {
-        throw new TypeError(`reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${v.value}; the spool stores finite numbers only`);
+      nameOf(v.metric);
+      switch (v.kind) {
+        case 'bool':
+          bodyBytes += 4;
+          break;
+        case 'string': {
+          const bytes = Buffer.from(String(v.value), 'utf8');
+          (strings ??= []).push(bytes);
+          bodyBytes += 7 + bytes.length;
+          break;
+        }
+        default:
+          if (typeof v.value !== 'number' || !Number.isFinite(v.value)) {
+            throw new TypeError(`reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`);
+          }
+          bodyBytes += 11;
       }
-      values[j] = [v.metric, CODE_OF[v.kind], v.value];
     }
-    wire[i] = [r.deviceId, r.epoch, r.seq, r.ts, values];
   }
-  const json = Buffer.from(JSON.stringify(wire), 'utf8');
+  for (const b of nameBytes) bodyBytes += 2 + b.length;
   const device = uniform ? Buffer.from(first!.deviceId, 'utf8') : Buffer.alloc(0);
   if (device.length > 255) throw new TypeError(`device id of ${device.length} bytes; the spool takes at most 255`);
-  const payloadLength = PAYLOAD_FIXED_BYTES + device.length + json.length;
+  const payloadLength = PAYLOAD_FIXED_BYTES + device.length + bodyBytes;
+  if (payloadLength > MAX_RECORD_BYTES) throw new TypeError(`a spool record of ${payloadLength} bytes; at most ${MAX_RECORD_BYTES}`);
   const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payloadLength);
   buf.writeUInt32LE(payloadLength, 0);
   let o = RECORD_HEADER_BYTES;
@@ -69,7 +133,41 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
   o = buf.writeUInt32LE(uniform ? first!.epoch >>> 0 : 0, o);
   o = buf.writeUInt8(device.length, o);
   o += device.copy(buf, o);
-  json.copy(buf, o);
+  // Pass 2: the body.
+  o = buf.writeUInt16LE(nameBytes.length, o);
+  for (const b of nameBytes) {
+    o = buf.writeUInt16LE(b.length, o);
+    o += b.copy(buf, o);
+  }
+  let nextString = 0;
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i]!;
+    if (!uniform) {
+      o = buf.writeUInt16LE(names.get(r.deviceId)!, o);
+      o = buf.writeUInt32LE(r.epoch >>> 0, o);
+    }
+    o = buf.writeDoubleLE(r.seq, o);
+    o = buf.writeDoubleLE(r.ts, o);
+    o = buf.writeUInt8(r.values.length, o);
+    for (let j = 0; j < r.values.length; j++) {
+      const v = r.values[j]!;
+      o = buf.writeUInt16LE(names.get(v.metric)!, o);
+      o = buf.writeUInt8(CODE_OF[v.kind], o);
+      switch (v.kind) {
+        case 'bool':
+          o = buf.writeUInt8(v.value ? 1 : 0, o);
+          break;
+        case 'string': {
+          const bytes = strings![nextString++]!;
+          o = buf.writeUInt32LE(bytes.length, o);
+          o += bytes.copy(buf, o);
+          break;
+        }
+        default:
+          o = buf.writeDoubleLE(v.value as number, o);
+      }
+    }
+  }
   buf.writeUInt32LE(crc32(buf.subarray(RECORD_HEADER_BYTES)), 4);
   return buf;
 }
@@ -83,8 +181,8 @@ export interface RecordView {
   acceptedAt: number;
   /** Device, epoch and highest seq when every reading of the record shares device and epoch; else null. */
   summary: { deviceId: string; epoch: number; maxSeq: number } | null;
-  /** The JSON part; decodeReadings() turns it into readings. */
-  json: Buffer;
+  /** The readings, encoded as the segment's format says; decodeRecords() turns it into readings. */
+  body: Buffer;
 }
 
 export type ScanResult =
@@ -94,7 +192,7 @@ export type ScanResult =
   /** These bytes are not a valid record. */
   | { kind: 'invalid'; reason: string };
 
-/** Reads the record at `offset` of `buf`. `available` is how many bytes follow `offset` in the buffer. */
+/** Reads the record at `offset` of `buf` (same framing in both formats). */
 export function scanRecord(buf: Buffer, offset: number): ScanResult {
   const available = buf.length - offset;
   if (available < RECORD_HEADER_BYTES) return { kind: 'incomplete', needBytes: RECORD_HEADER_BYTES };
@@ -110,7 +208,7 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
   if (expected !== actual) return { kind: 'invalid', reason: `CRC mismatch (stored ${expected.toString(16)}, computed ${actual.toString(16)})` };
   const deviceLength = payload.readUInt8(24);
   if (PAYLOAD_FIXED_BYTES + deviceLength > payload.length) return { kind: 'invalid', reason: 'device id runs past the record' };
-  const jsonStart = PAYLOAD_FIXED_BYTES + deviceLength;
+  const bodyStart = PAYLOAD_FIXED_BYTES + deviceLength;
   return {
     kind: 'record',
     record: {
@@ -118,18 +216,99 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
       totalBytes: total,
       count: payload.readUInt32LE(0),
       acceptedAt: payload.readDoubleLE(4),
-      summary: deviceLength === 0 ? null : { deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, jsonStart), epoch: payload.readUInt32LE(20), maxSeq: payload.readDoubleLE(12) },
-      json: payload.subarray(jsonStart),
+      summary: deviceLength === 0 ? null : { deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, bodyStart), epoch: payload.readUInt32LE(20), maxSeq: payload.readDoubleLE(12) },
+      body: payload.subarray(bodyStart),
     },
   };
 }
 
-export function decodeReadings(json: Buffer): StoredReading[] {
-  return fromWire(JSON.parse(json.toString('utf8')) as WireReading[]);
+/**
+ * The readings of records (their views, in order) of a segment in `format`, appended to `out`. Throws on a
+ * body that does not decode: the CRC matched, so that is a hub bug or a record from an unknown writer.
+ */
+export function decodeRecords(records: readonly RecordView[], format: SegmentFormat, out: StoredReading[] = []): StoredReading[] {
+  if (format === 1) {
+    for (const r of decodeRecordsJson(records.map((rec) => rec.body))) out.push(r);
+    return out;
+  }
+  for (const rec of records) decodeBinary(rec, out);
+  return out;
 }
 
-function fromWire(wire: WireReading[]): StoredReading[] {
-  const out: StoredReading[] = new Array(wire.length);
+function decodeBinary(rec: RecordView, out: StoredReading[]): void {
+  const b = rec.body;
+  const fail = (why: string): never => {
+    throw new Error(`spool record at offset ${rec.offset}: ${why}`);
+  };
+  let o = 0;
+  const need = (n: number): void => {
+    if (o + n > b.length) fail('body ends early');
+  };
+  need(2);
+  const nameCount = b.readUInt16LE(o);
+  o += 2;
+  const names: string[] = new Array(nameCount);
+  for (let i = 0; i < nameCount; i++) {
+    need(2);
+    const len = b.readUInt16LE(o);
+    o += 2;
+    need(len);
+    names[i] = b.toString('utf8', o, o + len);
+    o += len;
+  }
+  const name = (i: number): string => names[i] ?? fail(`name index ${i} of ${nameCount}`);
+  const summary = rec.summary;
+  for (let k = 0; k < rec.count; k++) {
+    let deviceId: string;
+    let epoch: number;
+    if (summary) {
+      deviceId = summary.deviceId;
+      epoch = summary.epoch;
+    } else {
+      need(6);
+      deviceId = name(b.readUInt16LE(o));
+      epoch = b.readUInt32LE(o + 2);
+      o += 6;
+    }
+    need(17);
+    const seq = b.readDoubleLE(o);
+    const ts = b.readDoubleLE(o + 8);
+    const n = b[o + 16]!;
+    o += 17;
+    const values: StoredValue[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      need(4);
+      const metric = name(b.readUInt16LE(o));
+      const code = b[o + 2]!;
+      o += 3;
+      const kind = KIND_CODES[code] ?? fail(`unknown value kind code ${code}`);
+      let value: StoredValue['value'];
+      if (code === 3) {
+        value = b[o++] === 1;
+      } else if (code === 4) {
+        const len = b.readUInt32LE(o);
+        o += 4;
+        need(len);
+        value = b.toString('utf8', o, o + len);
+        o += len;
+      } else {
+        need(8);
+        value = b.readDoubleLE(o);
+        o += 8;
+      }
+      values[j] = { metric, kind, value };
+    }
+    out.push({ deviceId, epoch, seq, ts, values });
+  }
+  if (o !== b.length) fail(`${b.length - o} bytes after the last reading`);
+}
+
+// ---- format 1 (JSON bodies), read only ----
+
+type WireValue = [string, number, number | boolean | string];
+type WireReading = [string, number, number, number, WireValue[]];
+
+function fromWire(wire: WireReading[], out: StoredReading[]): void {
   for (let i = 0; i < wire.length; i++) {
     const [deviceId, epoch, seq, ts, values] = wire[i]!;
     const decoded: StoredValue[] = new Array(values.length);
@@ -139,14 +318,12 @@ function fromWire(wire: WireReading[]): StoredReading[] {
       if (kind === undefined) throw new Error(`spool record: unknown value kind code ${code}`);
       decoded[j] = { metric, kind, value };
     }
-    out[i] = { deviceId, epoch, seq, ts, values: decoded };
+    out.push({ deviceId, epoch, seq, ts, values: decoded });
   }
-  return out;
 }
 
-/** The readings of several records' JSON parts, in order, with one JSON.parse. */
-export function decodeRecordsJson(jsons: readonly Buffer[]): StoredReading[] {
-  if (jsons.length === 1) return decodeReadings(jsons[0]!);
+/** The readings of several format-1 bodies, in order, with one JSON.parse. */
+function decodeRecordsJson(jsons: readonly Buffer[]): StoredReading[] {
   // Each part is a JSON array; joined they make an array of arrays.
   const parts: Buffer[] = [Buffer.from('[')];
   jsons.forEach((j, i) => {
@@ -155,13 +332,36 @@ export function decodeRecordsJson(jsons: readonly Buffer[]): StoredReading[] {
   });
   parts.push(Buffer.from(']'));
   const out: StoredReading[] = [];
-  for (const group of JSON.parse(Buffer.concat(parts).toString('utf8')) as WireReading[][]) {
-    for (const r of fromWire(group)) out.push(r);
-  }
+  for (const group of JSON.parse(Buffer.concat(parts).toString('utf8')) as WireReading[][]) fromWire(group, out);
   return out;
 }
 
 const COMMA = Buffer.from(',');
+
+/**
+ * A format-1 record, as earlier hubs wrote them. Kept so tests can make the segments an upgraded hub must
+ * still drain; the hub itself never writes this format.
+ */
+export function encodeRecordV1(readings: readonly StoredReading[], acceptedAt: number): Buffer {
+  const wire: WireReading[] = readings.map((r) => [r.deviceId, r.epoch, r.seq, r.ts, r.values.map((v): WireValue => [v.metric, CODE_OF[v.kind], v.value])]);
+  const first = readings[0];
+  const uniform = first !== undefined && readings.every((r) => r.deviceId === first.deviceId && r.epoch === first.epoch);
+  const json = Buffer.from(JSON.stringify(wire), 'utf8');
+  const device = uniform ? Buffer.from(first.deviceId, 'utf8') : Buffer.alloc(0);
+  const payloadLength = PAYLOAD_FIXED_BYTES + device.length + json.length;
+  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payloadLength);
+  buf.writeUInt32LE(payloadLength, 0);
+  let o = RECORD_HEADER_BYTES;
+  o = buf.writeUInt32LE(readings.length, o);
+  o = buf.writeDoubleLE(acceptedAt, o);
+  o = buf.writeDoubleLE(uniform ? readings.reduce((m, r) => Math.max(m, r.seq), 0) : 0, o);
+  o = buf.writeUInt32LE(uniform ? first.epoch >>> 0 : 0, o);
+  o = buf.writeUInt8(device.length, o);
+  o += device.copy(buf, o);
+  json.copy(buf, o);
+  buf.writeUInt32LE(crc32(buf.subarray(RECORD_HEADER_BYTES)), 4);
+  return buf;
+}
 
 export function segmentFileName(n: number): string {
   return `seg-${String(n).padStart(10, '0')}.log`;

@@ -28,8 +28,7 @@ import { join, resolve } from 'node:path';
 import type { ReadingSink, StoredReading, TimeSeriesStore } from '../storage/types.js';
 import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import {
-  decodeReadings,
-  decodeRecordsJson,
+  decodeRecords,
   encodeRecord,
   parseSegmentFileName,
   RECORD_HEADER_BYTES,
@@ -37,6 +36,9 @@ import {
   SEGMENT_HEADER_BYTES,
   SEGMENT_MAGIC,
   segmentFileName,
+  segmentFormat,
+  type RecordView,
+  type SegmentFormat,
 } from './record.js';
 
 export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3;
@@ -52,6 +54,8 @@ export interface SpoolOptions {
   segmentBytes?: number;
   /** Readings per store write (the InfluxDB store splits them into requests of its batchLines). Default 20 000. */
   batchReadings?: number;
+  /** Batches written to the store at once (each its own write() call). Default 2. */
+  drainWindow?: number;
   /** After new data arrives at an idle drainer, wait this long to fill the batch (<= 1 s). Default 100. */
   drainLingerMs?: number;
   /** Drainer retry delays while the store is down. Defaults: base 200 ms, max 5 s. */
@@ -122,6 +126,8 @@ interface Segment {
   path: string;
   /** Bytes known durable (header + whole committed records). */
   end: number;
+  /** Body format of its records (from the header): 2 for segments this hub writes, 1 left by an earlier hub. */
+  format: SegmentFormat;
 }
 
 interface Pending {
@@ -138,6 +144,12 @@ interface Batch {
   end: Position;
   bytes: number;
   firstAcceptedAt: number | null;
+}
+
+interface InFlightBatch {
+  batch: Batch;
+  /** True once in the store; false if the spool closed while the store was failing. */
+  writing: Promise<boolean>;
 }
 
 const CHECKPOINT_FILE = 'checkpoint.json';
@@ -192,6 +204,7 @@ class DiskSpool extends EventEmitter implements Spool {
   private readonly segmentBytes: number;
   private readonly batchReadings: number;
   private readonly lingerMs: number;
+  private readonly drainWindow: number;
   private readonly backoff: Backoff;
   private readonly clock: { now(): number };
   private readonly logger: SpoolOptions['logger'];
@@ -238,6 +251,7 @@ class DiskSpool extends EventEmitter implements Spool {
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.batchReadings = Math.max(1, opts.batchReadings ?? 20_000);
     this.lingerMs = Math.min(1000, Math.max(0, opts.drainLingerMs ?? 100));
+    this.drainWindow = Math.max(1, opts.drainWindow ?? 2);
     this.backoff = createBackoff({ baseMs: 200, maxMs: 5000, ...opts.backoff });
     this.clock = opts.clock ?? { now: () => Date.now() };
     this.logger = opts.logger;
@@ -332,7 +346,7 @@ class DiskSpool extends EventEmitter implements Spool {
       .map(parseSegmentFileName)
       .filter((n): n is number => n !== null)
       .sort((a, b) => a - b);
-    for (const n of numbers) this.segments.push({ n, path: join(this.dir, segmentFileName(n)), end: 0 });
+    for (const n of numbers) this.segments.push({ n, path: join(this.dir, segmentFileName(n)), end: 0, format: 2 });
     for (const seg of this.segments) {
       const undrainedFrom = checkpoint && seg.n === checkpoint.seg ? checkpoint.off : checkpoint && seg.n < checkpoint.seg ? Infinity : SEGMENT_HEADER_BYTES;
       this.scanSegment(seg, undrainedFrom);
@@ -369,7 +383,8 @@ class DiskSpool extends EventEmitter implements Spool {
       const size = fstatSync(fd).size;
       const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
       const got = size >= SEGMENT_HEADER_BYTES ? readSync(fd, header, 0, SEGMENT_HEADER_BYTES, 0) : 0;
-      if (got < SEGMENT_HEADER_BYTES || !header.equals(SEGMENT_MAGIC)) {
+      const format = got < SEGMENT_HEADER_BYTES ? null : segmentFormat(header);
+      if (format === null) {
         // A segment created but killed before its header was durable holds no acknowledged record.
         this.logger?.warn({ segment: seg.path, size }, 'spool segment without a valid header: rewritten empty');
         ftruncateSync(fd, 0);
@@ -379,6 +394,7 @@ class DiskSpool extends EventEmitter implements Spool {
         seg.end = SEGMENT_HEADER_BYTES;
         return;
       }
+      seg.format = format;
       let off = SEGMENT_HEADER_BYTES;
       let buf = Buffer.alloc(0);
       let bufStart = off;
@@ -403,7 +419,7 @@ class DiskSpool extends EventEmitter implements Spool {
         }
         const rec = result.record;
         if (rec.summary) this.noteSeq(rec.summary.deviceId, rec.summary.epoch, rec.summary.maxSeq);
-        else for (const r of decodeReadings(rec.json)) this.noteSeq(r.deviceId, r.epoch, r.seq);
+        else for (const r of decodeRecords([rec], format)) this.noteSeq(r.deviceId, r.epoch, r.seq);
         if (off >= undrainedFrom) {
           this.headAcceptedAt ??= rec.acceptedAt;
           this.committedBytes += rec.totalBytes;
@@ -642,7 +658,7 @@ class DiskSpool extends EventEmitter implements Spool {
     }
     const last = this.segments[this.segments.length - 1];
     const n = Math.max(last ? last.n + 1 : 1, this.drainPos.seg);
-    const seg: Segment = { n, path: join(this.dir, segmentFileName(n)), end: 0 };
+    const seg: Segment = { n, path: join(this.dir, segmentFileName(n)), end: 0, format: 2 };
     const fd = await open(seg.path, 'wx');
     try {
       await fd.write(SEGMENT_MAGIC, 0, SEGMENT_HEADER_BYTES, 0);
@@ -672,67 +688,105 @@ class DiskSpool extends EventEmitter implements Spool {
     });
   }
 
+  /**
+   * Keeps up to drainWindow batches in the store at once, started in spool order and completed (checkpoint
+   * moved past them) in spool order. With one batch at a time the store idled at every batch boundary: while
+   * the first request of a batch was being built, while its last request ran alone, and during the checkpoint's
+   * fdatasync. A later batch that lands before an earlier one is harmless: writes are idempotent, and the
+   * checkpoint only ever passes batches whose write, and every write before it, succeeded.
+   */
   private async drainLoop(): Promise<void> {
     const sleep = abortableSleep(this.stop.signal);
-    let prefetched: Batch | null = null;
+    const inFlight: InFlightBatch[] = [];
+    let inFlightReadings = 0;
+    /** Where the next batch is read from: after the last batch in flight, or the drain position. */
+    const readFrom = (): Position => inFlight[inFlight.length - 1]?.batch.end ?? this.drainPos;
     let ioFailures = 0;
     while (!this.closing) {
-      if (this.depthReadings === 0) {
-        prefetched = null;
-        this.settleDrainWaiters();
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = null;
-        if (this.closing) return;
-        if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
-        if (this.closing) return;
-      }
       try {
-        prefetched = await this.drainOnce(prefetched);
+        if (inFlight.length === 0 && this.depthReadings === 0) {
+          this.settleDrainWaiters();
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+          });
+          this.wake = null;
+          if (this.closing) break;
+          if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
+          if (this.closing) break;
+        }
+        if (inFlight.length < this.drainWindow && this.depthReadings > inFlightReadings) {
+          // Let the requests of the batches in flight reach their sockets before reading (in slices) the next.
+          if (inFlight.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          const batch = await this.readBatch(readFrom());
+          if (batch.bytes > 0) {
+            if (inFlight.length === 0) this.headAcceptedAt = batch.firstAcceptedAt ?? this.headAcceptedAt;
+            inFlight.push({ batch, writing: batch.readings.length > 0 ? this.writeWithRetry(batch.readings) : Promise.resolve(true) });
+            inFlightReadings += batch.readings.length;
+            continue;
+          }
+          if (inFlight.length === 0) {
+            // The counters say there is more, the files do not (only after damage was skipped): trust the files.
+            this.logger?.error({ depthReadings: this.depthReadings, depthBytes: this.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
+            this.committedReadings = this.drainedReadingsCount;
+            this.committedBytes = this.drainedBytes;
+            continue;
+          }
+        }
+        const head = inFlight[0]!;
+        // With room in the window, a full batch more starts without waiting for the oldest write; less than
+        // a batch waits for it (many small requests would cost the store more than they save).
+        if (inFlight.length < this.drainWindow && !(await this.settledOrFullBatch(head.writing, inFlightReadings))) continue;
+        if (!(await head.writing)) break; // closing while the store was failing
+        inFlight.shift();
+        inFlightReadings -= head.batch.readings.length;
+        await this.completeBatch(head.batch, inFlight[0]?.batch.firstAcceptedAt ?? null);
         ioFailures = 0;
       } catch (err) {
         // Reading a segment or writing the checkpoint failed (I/O error, disk full): keep the position, retry.
-        prefetched = null;
+        // Writes in flight finish first; those that succeeded in order count as drained.
+        await this.settleInFlight(inFlight).catch(() => undefined);
+        inFlight.length = 0;
+        inFlightReadings = 0;
         this.writeErrors.spool_io = (this.writeErrors.spool_io ?? 0) + 1;
         this.logger?.error({ err }, 'spool drainer: file operation failed; retrying');
         await sleep(this.backoff.delay(ioFailures++)).catch(() => undefined);
       }
     }
+    // Closing: batches whose write still succeeds are recorded as drained, so a restart does not replay them.
+    await this.settleInFlight(inFlight).catch((err: unknown) => this.logger?.error({ err }, 'spool drainer: could not record the last drained batches'));
   }
 
-  /**
-   * Writes one batch to the store and moves the checkpoint past it. Returns the next batch if it was read
-   * ahead; null otherwise (also when the spool closed while the store was failing).
-   */
-  private async drainOnce(prefetched: Batch | null): Promise<Batch | null> {
-    const batch = prefetched && samePosition(prefetched.start, this.drainPos) ? prefetched : await this.readBatch(this.drainPos);
-    let next: Batch | null = null;
-    if (batch.readings.length === 0 && batch.bytes === 0) {
-      // The counters say there is more, the files do not (only after damage was skipped): trust the files.
-      this.logger?.error({ depthReadings: this.depthReadings, depthBytes: this.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
-      this.committedReadings = this.drainedReadingsCount;
-      this.committedBytes = this.drainedBytes;
-      return null;
+  /** True once `writing` settles; false before that if a full batch more is waiting, or the spool closes. */
+  private async settledOrFullBatch(writing: Promise<boolean>, inFlightReadings: number): Promise<boolean> {
+    let settled = false;
+    void writing.then(() => {
+      settled = true;
+      this.wake?.();
+    });
+    while (!settled && !this.closing && this.depthReadings - inFlightReadings < this.batchReadings) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = null;
     }
-    this.headAcceptedAt = batch.firstAcceptedAt ?? this.headAcceptedAt;
-    if (batch.readings.length > 0) {
-      const writing = this.writeWithRetry(batch.readings);
-      if (this.depthReadings > batch.readings.length) {
-        // Read and parse the next batch while this one is on the wire (in slices, see readBatch).
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        next = await this.readBatch(batch.end).catch(() => null);
-      }
-      if (!(await writing)) return null;
-    }
+    return settled;
+  }
+
+  /** Waits for the writes in flight; completes, in order, those that succeeded before the first that failed. */
+  private async settleInFlight(inFlight: InFlightBatch[]): Promise<void> {
+    const results = await Promise.all(inFlight.map((f) => f.writing));
+    for (let i = 0; i < inFlight.length && results[i]; i++) await this.completeBatch(inFlight[i]!.batch, inFlight[i + 1]?.batch.firstAcceptedAt ?? null);
+  }
+
+  /** The batch is in the store: move the drain position and the durable checkpoint past it. */
+  private async completeBatch(batch: Batch, nextAcceptedAt: number | null): Promise<void> {
     this.drainPos = batch.end;
     this.drainedBytes += batch.bytes;
     this.drainedReadingsCount += batch.readings.length;
-    if (this.depthReadings === 0) this.headAcceptedAt = null;
+    this.headAcceptedAt = this.depthReadings === 0 ? null : (nextAcceptedAt ?? this.headAcceptedAt);
     await this.persistProgress();
     this.noteAccepting();
     this.emit('drained', batch.readings.length);
-    return next;
   }
 
   /** True once written; false if the spool closed while the store was failing. */
@@ -772,12 +826,14 @@ class DiskSpool extends EventEmitter implements Spool {
   private async readBatch(start: Position): Promise<Batch> {
     let nextYield = READ_SLICE_READINGS;
     const readings: StoredReading[] = [];
-    // Records are parsed together (one JSON.parse for many small records is much cheaper than one each).
-    let pending: Buffer[] = [];
+    // Records are decoded a slice at a time (for format 1, one JSON.parse for many small records is much
+    // cheaper than one each), and always before moving to another segment, whose format may differ.
+    let pending: RecordView[] = [];
     let pendingCount = 0;
+    let pendingFormat: SegmentFormat = 2;
     const flush = (): void => {
       if (pending.length === 0) return;
-      for (const r of decodeRecordsJson(pending)) readings.push(r);
+      decodeRecords(pending, pendingFormat, readings);
       pending = [];
       pendingCount = 0;
     };
@@ -830,7 +886,9 @@ class DiskSpool extends EventEmitter implements Spool {
         }
         const rec = result.record;
         firstAcceptedAt ??= rec.acceptedAt;
-        pending.push(rec.json);
+        if (pendingFormat !== seg.format) flush();
+        pendingFormat = seg.format;
+        pending.push(rec);
         pendingCount += rec.count;
         bytes += rec.totalBytes;
         o += rec.totalBytes;
@@ -956,10 +1014,6 @@ class DiskSpool extends EventEmitter implements Spool {
 
 /** Spool directories open in this process (the lock file's PID cannot tell two of ours apart). */
 const openDirs = new Set<string>();
-
-function samePosition(a: Position, b: Position): boolean {
-  return a.seg === b.seg && a.off === b.off;
-}
 
 function pidAlive(pid: number): boolean {
   try {
