@@ -308,7 +308,14 @@ export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Pr
         logger.warn({ err, url: storage.influx!.url }, 'InfluxDB does not answer at start; readings are spooled until it does');
       });
     }
-    spool = await createSpool({ ...deps.spoolOptions, dir: storage.spool.dir, maxBytes: storage.spool.maxBytes, store, logger });
+    spool = await createSpool({
+      memoryTailReadings: storage.spool.memoryTailReadings,
+      ...deps.spoolOptions,
+      dir: storage.spool.dir,
+      maxBytes: storage.spool.maxBytes,
+      store,
+      logger,
+    });
     if (sqlite) {
       pruning = startPruningJob({
         prune: (cutoff) => sqlite.pruneBefore(cutoff),

@@ -5,7 +5,7 @@
  * ignored here, not rejected.
  */
 import { resolve } from 'node:path';
-import { SpoolConfigError, spoolConfigFromEnv } from './spool/config.js';
+import { SpoolConfigError, spoolConfigFromEnv, type SpoolSettings } from './spool/config.js';
 import { InfluxConfigError, influxConfigFromEnv } from './storage/influx-config.js';
 import type { InfluxStoreConfig } from './storage/influx-store.js';
 import { retentionDaysFromEnv } from './storage/retention.js';
@@ -25,7 +25,7 @@ export interface StorageConfig {
   /** InfluxDB store settings; null = embedded SQLite (readings.db in the data directory). */
   influx: InfluxStoreConfig | null;
   /** The on-disk spool in front of the store: its directory and the undrained bytes at which devices are held off. */
-  spool: { dir: string; maxBytes: number };
+  spool: SpoolSettings;
   /** HUB_RETENTION_DAYS; 0 = keep forever. InfluxDB 1.x: its retention policy; SQLite: the pruning job. */
   retentionDays: number;
 }

@@ -62,7 +62,7 @@ describe('loadConfig', () => {
   it('storage: SQLite with a 1 GiB spool and 30-day retention by default; INFLUX_* selects InfluxDB', () => {
     expect(loadConfig({ HUB_DATA_DIR: '/tmp/x' }).storage).toEqual({
       influx: null,
-      spool: { dir: '/tmp/x/spool', maxBytes: 1024 ** 3 },
+      spool: { dir: '/tmp/x/spool', maxBytes: 1024 ** 3, memoryTailReadings: 100_000 },
       retentionDays: 30,
     });
     const c = loadConfig({

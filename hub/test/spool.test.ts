@@ -157,6 +157,7 @@ describe('spool', () => {
     expect(spool.depthReadings).toBe(0);
     expect(spool.depthBytes).toBe(0);
     expect(spool.state.oldestUndrainedAgeMs).toBe(0);
+    expect(spool.state.drainedFromDisk).toBe(0); // the drainer kept up: everything came from memory
     // Many 4 KiB segments were written; only the one being appended to is left.
     expect(segmentFiles(dir)).toHaveLength(1);
     expect(existsSync(join(dir, 'checkpoint.json'))).toBe(true);
@@ -241,6 +242,39 @@ describe('spool', () => {
     expect(spool.state.drainedReadings).toBe(30);
   });
 
+  it('reads from disk once the store falls more than memoryTailReadings behind, and from memory again once caught up', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store, { memoryTailReadings: 25, batchReadings: 40, segmentBytes: 2048 });
+    await spool.accept(readings('d1', 1, 10));
+    await spool.whenDrained();
+    expect(spool.state.drainedFromDisk).toBe(0);
+    store.down = true;
+    for (let i = 1; i < 10; i++) await spool.accept(readings('d1', i * 10 + 1, 10)); // 90 behind: past the cap
+    store.down = false;
+    spool.retryNow();
+    await spool.whenDrained();
+    // The batch in flight when the store went down (10 readings, from memory) is retried as it was;
+    // the rest (80, over several segments) comes back from the files.
+    expect(spool.state.drainedFromDisk).toBe(80);
+    await Promise.all(Array.from({ length: 2 }, (_, i) => spool.accept(readings('d1', 101 + i * 10, 10))));
+    await spool.whenDrained();
+    expect(spool.state.drainedFromDisk).toBe(80);
+    const written = store.written();
+    // Each reading once, in order: the later of two batches failing together retries only after the earlier.
+    expect(written).toEqual(Array.from({ length: 120 }, (_, i) => `d1/1/${i + 1}`));
+  });
+
+  it('with memoryTailReadings 0 reads every reading back from disk, each once and in order', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store, { memoryTailReadings: 0, batchReadings: 15, segmentBytes: 2048 });
+    for (let i = 0; i < 6; i++) await spool.accept(readings('d1', i * 10 + 1, 10));
+    await spool.whenDrained();
+    expect(spool.state.drainedFromDisk).toBe(60);
+    expect(store.written()).toEqual(Array.from({ length: 60 }, (_, i) => `d1/1/${i + 1}`));
+  });
+
   it('replays what was not drained after a restart, from the checkpoint (nothing drained is written again)', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
@@ -255,6 +289,7 @@ describe('spool', () => {
     const second = await openSpool(dir, store);
     expect(second.state.replayedReadings).toBe(20);
     await second.whenDrained();
+    expect(second.state.drainedFromDisk).toBe(20);
     const written = store.written();
     expect(written).toEqual(Array.from({ length: 50 }, (_, i) => `d1/1/${i + 1}`));
   });
@@ -487,12 +522,19 @@ describe('spool record format', () => {
 
 describe('spool configuration', () => {
   it('HUB_SPOOL_MAX_BYTES takes bytes or a unit, defaults to 1 GiB, and names itself when wrong', () => {
-    expect(spoolConfigFromEnv({}, '/data')).toEqual({ dir: '/data/spool', maxBytes: 1024 ** 3 });
+    expect(spoolConfigFromEnv({}, '/data')).toEqual({ dir: '/data/spool', maxBytes: 1024 ** 3, memoryTailReadings: 100_000 });
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '512MiB' }, '/d').maxBytes).toBe(512 * 1024 ** 2);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '2000000' }, '/d').maxBytes).toBe(2_000_000);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '1.5GB' }, '/d').maxBytes).toBe(1_500_000_000);
     expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: 'lots' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES="lots"/);
     expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '10KiB' }, '/d')).toThrow(/below 1 MiB/);
+  });
+
+  it('HUB_SPOOL_MEMORY_READINGS takes a whole number of readings (0 = off) and names itself when wrong', () => {
+    expect(spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '300000' }, '/d').memoryTailReadings).toBe(300_000);
+    expect(spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '0' }, '/d').memoryTailReadings).toBe(0);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '1e5' }, '/d')).toThrow(/^HUB_SPOOL_MEMORY_READINGS="1e5" is not a whole number/);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '-1' }, '/d')).toThrow(/HUB_SPOOL_MEMORY_READINGS/);
   });
 });
 

@@ -2,10 +2,12 @@
  * Spool settings from the environment (docs/storage.md, "Spool"):
  *   HUB_SPOOL_MAX_BYTES   undrained bytes at which devices are told to hold off (BACKOFF STORE_BUSY).
  *                         Whole bytes or with a unit: 512MiB, 1GiB, 500MB. Default 1 GiB.
+ *   HUB_SPOOL_MEMORY_READINGS  committed readings kept in memory for the drainer (about 350 bytes each), so
+ *                         it does not read back what it just wrote while it keeps up. Default 100000; 0 = off.
  * The spool lives in HUB_DATA_DIR/spool.
  */
 import { join } from 'node:path';
-import { DEFAULT_SPOOL_MAX_BYTES } from './spool.js';
+import { DEFAULT_MEMORY_TAIL_READINGS, DEFAULT_SPOOL_MAX_BYTES } from './spool.js';
 
 export class SpoolConfigError extends Error {
   override readonly name = 'SpoolConfigError';
@@ -36,10 +38,21 @@ export function parseByteSize(name: string, raw: string): number {
   return bytes;
 }
 
-export function spoolConfigFromEnv(env: Record<string, string | undefined>, dataDir: string): { dir: string; maxBytes: number } {
+export interface SpoolSettings {
+  dir: string;
+  maxBytes: number;
+  memoryTailReadings: number;
+}
+
+export function spoolConfigFromEnv(env: Record<string, string | undefined>, dataDir: string): SpoolSettings {
   const raw = env.HUB_SPOOL_MAX_BYTES?.trim();
+  const memory = env.HUB_SPOOL_MEMORY_READINGS?.trim();
+  if (memory && !/^\d+$/.test(memory)) {
+    throw new SpoolConfigError(`HUB_SPOOL_MEMORY_READINGS="${memory}" is not a whole number of readings (0 turns the in-memory tail off).`);
+  }
   return {
     dir: join(dataDir, 'spool'),
     maxBytes: raw ? parseByteSize('HUB_SPOOL_MAX_BYTES', raw) : DEFAULT_SPOOL_MAX_BYTES,
+    memoryTailReadings: memory ? Number(memory) : DEFAULT_MEMORY_TAIL_READINGS,
   };
 }
