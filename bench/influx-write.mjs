@@ -12,9 +12,8 @@
 // to everything (a sink, not InfluxDB), is the client's own ceiling on one core. influxd is Debian's 1.6 started by the test harness (127.0.0.1, free
 // port, temp dir, stopped by PID). Stops by itself.
 // Reproduce: node bench/influx-write.mjs [--readings 200000] [--rounds 3] [--json]
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { args, loadTypeScript, opt, postLines } from './lib/common.mjs';
+import { args, cpuSecondsOf, loadTypeScript, opt, postLines } from './lib/common.mjs';
 
 const READINGS = opt('readings', 200_000);
 const ROUNDS = opt('rounds', 3);
@@ -45,16 +44,6 @@ function makeReadings(n) {
   return out;
 }
 
-
-/** CPU seconds (user + system) of a process so far, from /proc (Linux). */
-function cpuSecondsOf(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
-  } catch {
-    return NaN;
-  }
-}
 
 const cpu = { raw1: [], store1: [], raw2: [], store2: [] };
 /** Runs fn, recording influxd's and this process's CPU seconds per million points under `key`. */

@@ -15,12 +15,14 @@
 // Order raw, hub, raw; the baseline is the mean of the two raw runs (the machine is shared and noisy).
 // Each run gets a fresh database; both are counted afterwards (count("@seq") must equal the readings).
 // influxd is Debian's 1.6, started by the test harness (127.0.0.1, free port, temp dir, stopped by PID).
+// CPU seconds per million readings are reported for influxd, the hub and this process (the raw client, or
+// the device generator) from /proc. BENCH_HUB_NODE_ARGS adds node flags to the hub (e.g. "--cpu-prof").
 // Reproduce: npm run build && node bench/ingest-influx.mjs [--readings 300000] [--devices 50] [--batch 1]
-//            [--window 2048] [--json]
-import { spawn } from 'node:child_process';
+//            [--window 2048] [--memory-readings N (HUB_SPOOL_MEMORY_READINGS)] [--split-cores] [--json]
+import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { args, hasTaskset, loadTypeScript, opt, postLines } from './lib/common.mjs';
+import { args, cpuSecondsOf, hasTaskset, loadTypeScript, opt, postLines } from './lib/common.mjs';
 import { encodeDeviceFrame, newDeltaContext } from '../device-sdk/dist/index.js';
 import { maskedFrame } from './lib/raw-ws.mjs';
 import { connectHubDevice } from './lib/hub-device.mjs';
@@ -30,8 +32,15 @@ const BATCH = Math.max(1, opt('batch', 1));
 const PER_DEVICE = Math.ceil(opt('readings', 300_000) / DEVICES / BATCH) * BATCH;
 const READINGS = PER_DEVICE * DEVICES;
 const WINDOW = Math.max(opt('window', 2048), 2 * BATCH);
+/** HUB_SPOOL_MEMORY_READINGS for the hub; unset = the hub's default (100 000). */
+const MEMORY_READINGS = args.includes('--memory-readings') ? String(opt('memory-readings', 100_000)) : null;
 const LINES_PER_REQUEST = 5000;
 const asJson = args.includes('--json');
+/**
+ * --split-cores: influxd (every thread) on core 0; this process (raw client / device generator) and the hub on
+ * core 1. Models InfluxDB on a machine of its own, as deployed; without it all three share both cores.
+ */
+const SPLIT = args.includes('--split-cores');
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
 const METRICS = [
@@ -91,6 +100,7 @@ async function runRaw(influx, db, bodies) {
   await influx.query(`CREATE DATABASE "${db}"`);
   const agent = new http.Agent({ keepAlive: true });
   const url = `${influx.url}/write?db=${db}&precision=ns`;
+  const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage() };
   const start = performance.now();
   let next = 0;
   await Promise.all(
@@ -99,15 +109,27 @@ async function runRaw(influx, db, bodies) {
     }),
   );
   const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuSince(cpu0, influx);
   agent.destroy();
   const stored = await countPoints(influx, db);
   if (stored !== READINGS) throw new Error(`raw run stored ${stored} points, expected ${READINGS}`);
-  return seconds;
+  return { seconds, cpu };
 }
 
 
+/** CPU seconds since `cpu0` of influxd, this process (the client or device generator) and the hub, if any. */
+function cpuSince(cpu0, influx, hubPid) {
+  const self = process.cpuUsage(cpu0.self);
+  return {
+    influxd: cpuSecondsOf(influx.pid) - cpu0.influxd,
+    client: (self.user + self.system) / 1e6,
+    ...(hubPid ? { hub: cpuSecondsOf(hubPid) - cpu0.hub } : {}),
+  };
+}
+
 function startHubServer(env) {
-  const child = spawn(process.execPath, [here('./servers/hub.mjs')], {
+  const nodeArgs = [...(process.env.BENCH_HUB_NODE_ARGS?.split(' ') ?? []), here('./servers/hub.mjs')];
+  const child = spawn(SPLIT ? 'taskset' : process.execPath, SPLIT ? ['-c', '1', process.execPath, ...nodeArgs] : nodeArgs, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_HUB_ENV: JSON.stringify(env) },
   });
@@ -136,7 +158,7 @@ async function waitUntil(what, check, timeoutMs) {
 }
 
 async function runHub(influx, db, clock) {
-  const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db });
+  const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db, ...(MEMORY_READINGS ? { HUB_SPOOL_MEMORY_READINGS: MEMORY_READINGS } : {}) });
   const ready = await server.next('ready');
   const base = `http://127.0.0.1:${ready.port}`;
   const frame = maskedFrame(repeatedFrame(clock));
@@ -167,10 +189,12 @@ async function runHub(influx, db, clock) {
     dev.sent += BATCH;
     dev.conn.send(frame, () => setImmediate(pump, dev));
   }
+  const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage(), hub: cpuSecondsOf(server.child.pid) };
   const start = performance.now();
   for (const d of devices) pump(d);
   await Promise.all(devices.map((d) => d.finished));
   const ackedSeconds = (performance.now() - start) / 1000;
+  const hubCpuAtAcked = cpuSecondsOf(server.child.pid) - cpu0.hub;
   await waitUntil(
     'the hub to drain its spool into InfluxDB',
     async () => {
@@ -180,16 +204,22 @@ async function runHub(influx, db, clock) {
     300_000,
   );
   const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuSince(cpu0, influx, server.child.pid);
   for (const d of devices) d.conn.close();
   server.child.send({ type: 'stop' });
   await new Promise((r) => server.child.once('exit', r));
   const stored = await countPoints(influx, db);
   if (stored !== READINGS) throw new Error(`hub run stored ${stored} points, expected ${READINGS}`);
-  return { seconds, ackedSeconds };
+  return { seconds, ackedSeconds, cpu, hubCpuAtAcked };
 }
 
 const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-ingest-influx');
 const influx = await modules.harness.startInfluxDB({ db: 'bench' });
+if (SPLIT) {
+  if (!hasTaskset()) throw new Error('--split-cores needs taskset (util-linux)');
+  execFileSync('taskset', ['-a', '-cp', '0', String(influx.pid)], { stdio: 'ignore' });
+  execFileSync('taskset', ['-a', '-cp', '1', String(process.pid)], { stdio: 'ignore' });
+}
 const watchdog = setTimeout(() => {
   console.error('ingest-influx benchmark: gave up after 10 minutes');
   process.exit(2);
@@ -204,16 +234,27 @@ try {
   const raw1 = await runRaw(influx, 'raw_1', bodies);
   const hub = await runHub(influx, 'hub_1', clock);
   const raw2 = await runRaw(influx, 'raw_2', bodies);
-  const rawRate = READINGS / ((raw1 + raw2) / 2);
+  const rawSeconds = (raw1.seconds + raw2.seconds) / 2;
+  const rawRate = READINGS / rawSeconds;
+  /** CPU seconds per million readings, by process. */
+  const perMillion = (cpu) => Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +((v * 1e6) / READINGS).toFixed(2)]));
   const hubRate = READINGS / hub.seconds;
   const result = {
     readings: READINGS,
     devices: DEVICES,
     batch: BATCH,
     window: WINDOW,
-    taskset: hasTaskset(),
-    raw: { seconds: [raw1, raw2], pointsPerSecond: Math.round(rawRate) },
-    hub: { seconds: hub.seconds, ackedSeconds: hub.ackedSeconds, pointsPerSecond: Math.round(hubRate), ackedPerSecond: Math.round(READINGS / hub.ackedSeconds) },
+    memoryReadings: MEMORY_READINGS ? Number(MEMORY_READINGS) : 'default',
+    splitCores: SPLIT,
+    raw: { seconds: [raw1.seconds, raw2.seconds], pointsPerSecond: Math.round(rawRate), cpuSecondsPerMillion: [perMillion(raw1.cpu), perMillion(raw2.cpu)] },
+    hub: {
+      seconds: hub.seconds,
+      ackedSeconds: hub.ackedSeconds,
+      pointsPerSecond: Math.round(hubRate),
+      ackedPerSecond: Math.round(READINGS / hub.ackedSeconds),
+      cpuSecondsPerMillion: perMillion(hub.cpu),
+      hubCpuSecondsWhenAllAcked: +hub.hubCpuAtAcked.toFixed(2),
+    },
     ratio: hubRate / rawRate,
   };
   if (asJson) console.log(JSON.stringify(result, null, 2));
@@ -221,10 +262,12 @@ try {
     console.log(`${READINGS} readings (3 f32 values each) from ${DEVICES} devices, ${BATCH === 1 ? 'one READING frame each' : `BATCH frames of ${BATCH}`}, window ${WINDOW}`);
     console.log('| path | points/s | seconds |');
     console.log('|---|---:|---:|');
-    console.log(`| raw line protocol, 5000-line bodies, 2 in flight (mean of 2 runs) | ${result.raw.pointsPerSecond} | ${((raw1 + raw2) / 2).toFixed(2)} |`);
+    console.log(`| raw line protocol, 5000-line bodies, 2 in flight (mean of 2 runs) | ${result.raw.pointsPerSecond} | ${rawSeconds.toFixed(2)} |`);
     console.log(`| hub: frames -> spool (acked) -> InfluxDB (drained) | ${result.hub.pointsPerSecond} | ${hub.seconds.toFixed(2)} |`);
     console.log(`| hub: acked only (in the spool) | ${result.hub.ackedPerSecond} | ${hub.ackedSeconds.toFixed(2)} |`);
     console.log(`ratio hub / raw (points/s, end to end): ${result.ratio.toFixed(2)}x`);
+    const show = (c) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
+    console.log(`CPU seconds per million readings: raw runs ${result.raw.cpuSecondsPerMillion.map(show).join(' | ')}; hub run ${show(result.hub.cpuSecondsPerMillion)} (client = the device generator; the hub had used ${result.hub.hubCpuSecondsWhenAllAcked} CPU s when every reading was acked)`);
   }
 } finally {
   clearTimeout(watchdog);

@@ -1,6 +1,6 @@
 // Pieces every benchmark needs: flags, CPU pinning, and loading TypeScript sources without a build.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,4 +51,14 @@ export function postLines(agent, url, body) {
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** CPU seconds (user + system) of a process so far, from /proc (Linux). */
+export function cpuSecondsOf(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
 }
