@@ -230,11 +230,13 @@ class DiskSpool extends EventEmitter implements Spool {
   private readonly drainWindow: number;
   private readonly memoryTailMax: number;
   /**
-   * Committed records not yet taken by the drainer, in file order, from tailHead on. Filled only while
-   * `tailOn`: it turns off when the tail would pass memoryTailMax (and is emptied), and on again once the
-   * drainer has read from disk up to the end of what is committed.
+   * Committed records not yet taken by the drainer, in file order (with gaps), from tailHead on. Filled only
+   * while `tailOn`: it turns off when the tail would pass memoryTailMax (what it holds stays, for the drainer
+   * to take first), and on again once the drainer has read from disk up to the end of what is committed.
    */
   private tail: TailRecord[] = [];
+  private persistChain: Promise<void> = Promise.resolve();
+  private persistQueued = false;
   private tailHead = 0;
   private tailReadings = 0;
   private tailOn = false;
@@ -675,10 +677,8 @@ class DiskSpool extends EventEmitter implements Spool {
     let readings = 0;
     for (const p of group) readings += p.readings.length;
     if (this.tailReadings + readings > this.memoryTailMax) {
+      // Full: keep what is there (the drainer takes it first) and add nothing until it has caught up.
       this.tailOn = false;
-      this.tail = [];
-      this.tailHead = 0;
-      this.tailReadings = 0;
       return;
     }
     let off = at.off;
@@ -725,7 +725,11 @@ class DiskSpool extends EventEmitter implements Spool {
     let bytes = 0;
     let last = first;
     while (this.tailHead < tail.length && readings.length < this.batchReadings) {
-      last = tail[this.tailHead++]!;
+      const next = tail[this.tailHead]!;
+      // Records that were not kept (the tail was full) lie between: the drainer reads those from disk.
+      if (next !== first && !this.follows(next, { seg: last.seg, off: last.off + last.bytes })) break;
+      last = next;
+      this.tailHead++;
       for (const r of last.readings) readings.push(r);
       bytes += last.bytes;
     }
@@ -859,10 +863,10 @@ class DiskSpool extends EventEmitter implements Spool {
         if (!(await head.writing)) break; // closing while the store was failing
         inFlight.shift();
         inFlightReadings -= head.batch.readings.length;
-        await this.completeBatch(head.batch, inFlight[0]?.batch.firstAcceptedAt ?? null);
+        this.completeBatch(head.batch, inFlight[0]?.batch.firstAcceptedAt ?? null);
         ioFailures = 0;
       } catch (err) {
-        // Reading a segment or writing the checkpoint failed (I/O error, disk full): keep the position, retry.
+        // Reading a segment failed (I/O error): keep the position, retry.
         // Writes in flight finish first; those that succeeded in order count as drained.
         await this.settleInFlight(inFlight).catch(() => undefined);
         inFlight.length = 0;
@@ -895,16 +899,37 @@ class DiskSpool extends EventEmitter implements Spool {
   /** Waits for the writes in flight; completes, in order, those that succeeded before the first that failed. */
   private async settleInFlight(inFlight: InFlightBatch[]): Promise<void> {
     const results = await Promise.all(inFlight.map((f) => f.writing));
-    for (let i = 0; i < inFlight.length && results[i]; i++) await this.completeBatch(inFlight[i]!.batch, inFlight[i + 1]?.batch.firstAcceptedAt ?? null);
+    for (let i = 0; i < inFlight.length && results[i]; i++) this.completeBatch(inFlight[i]!.batch, inFlight[i + 1]?.batch.firstAcceptedAt ?? null);
   }
 
-  /** The batch is in the store: move the drain position and the durable checkpoint past it. */
-  private async completeBatch(batch: Batch, nextAcceptedAt: number | null): Promise<void> {
+  /**
+   * Writes the checkpoint at the drain position in the background, one write at a time; a write queued
+   * behind one in progress takes whatever the position is by then. The drainer does not wait for it: its
+   * fdatasync used to leave the store idle between batches. A checkpoint that lags only means a longer
+   * (idempotent) replay after a crash.
+   */
+  private schedulePersist(): void {
+    if (this.persistQueued) return;
+    this.persistQueued = true;
+    this.persistChain = this.persistChain.then(async () => {
+      this.persistQueued = false;
+      try {
+        await this.persistProgress();
+      } catch (err) {
+        // Retried with the next batch (or at close); until then a restart replays from the last checkpoint.
+        this.writeErrors.spool_io = (this.writeErrors.spool_io ?? 0) + 1;
+        this.logger?.error({ err }, 'spool: writing the checkpoint failed; a restart would replay more than needed');
+      }
+    });
+  }
+
+  /** The batch is in the store: move the drain position past it (the checkpoint follows, see schedulePersist). */
+  private completeBatch(batch: Batch, nextAcceptedAt: number | null): void {
     this.drainPos = batch.end;
     this.drainedBytes += batch.bytes;
     this.drainedReadingsCount += batch.readings.length;
     this.headAcceptedAt = this.depthReadings === 0 ? null : (nextAcceptedAt ?? this.headAcceptedAt);
-    await this.persistProgress();
+    this.schedulePersist();
     this.noteAccepting();
     this.emit('drained', batch.readings.length);
   }
@@ -1096,14 +1121,18 @@ class DiskSpool extends EventEmitter implements Spool {
 
   private settleDrainWaiters(): void {
     if (this.depthReadings !== 0 || this.pending.length > 0) return;
-    for (const w of this.drainWaiters) w.resolve();
+    // Drained includes the checkpoint saying so (tests inject disk faults once nothing is in flight).
+    const waiters = [...this.drainWaiters];
     this.drainWaiters.clear();
+    void this.persistChain.then(() => {
+      for (const w of waiters) w.resolve();
+    });
   }
 
   /** Resolves when every reading whose accept() resolved is in the store. */
   whenDrained(timeoutMs = 30_000): Promise<void> {
     if (this.closed) return Promise.reject(new SpoolClosedError('the spool is closed'));
-    if (this.depthReadings === 0 && this.pending.length === 0 && !this.committing) return Promise.resolve();
+    if (this.depthReadings === 0 && this.pending.length === 0 && !this.committing) return this.persistChain;
     return new Promise<void>((resolve, reject) => {
       const waiter = {
         resolve: (): void => {
@@ -1137,6 +1166,7 @@ class DiskSpool extends EventEmitter implements Spool {
     this.stop.abort(new SpoolClosedError('the spool is closed'));
     this.wake?.();
     await this.drainer;
+    await this.persistChain;
     this.closed = true;
     for (const w of this.drainWaiters) w.reject(new SpoolClosedError(`the spool closed with ${this.depthReadings} readings undrained (kept on disk)`));
     this.drainWaiters.clear();
