@@ -210,6 +210,21 @@ function formatInt(field: string, value: number): string {
   return `${Math.floor(value)}i`;
 }
 
+/** One series of an InfluxQL answer (/query, JSON). */
+export interface InfluxQLSeries {
+  name: string;
+  columns: string[];
+  values?: unknown[][];
+  tags?: Record<string, string>;
+}
+
+/** One statement's result in an InfluxQL answer. */
+export interface InfluxQLResult {
+  statement_id: number;
+  series?: InfluxQLSeries[];
+  error?: string;
+}
+
 /** InfluxQL identifier: double-quoted, with `\` and `"` escaped. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;

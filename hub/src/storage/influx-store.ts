@@ -38,6 +38,7 @@ import {
   quoteString,
   LineEncoder,
   type InfluxFieldType,
+  type InfluxQLResult,
 } from './influx-schema.js';
 import type {
   LatestValue,
@@ -147,18 +148,7 @@ export class InfluxQueryError extends Error {
   override readonly name = 'InfluxQueryError';
 }
 
-export interface InfluxQLSeries {
-  name: string;
-  columns: string[];
-  values?: unknown[][];
-  tags?: Record<string, string>;
-}
-
-export interface InfluxQLResult {
-  statement_id: number;
-  series?: InfluxQLSeries[];
-  error?: string;
-}
+export type { InfluxQLResult, InfluxQLSeries } from './influx-schema.js';
 
 export interface InfluxStore extends TimeSeriesStore {
   readonly kind: 'influxdb';

@@ -3,7 +3,7 @@
  * forever) are removed by the store itself where it can (an InfluxDB 1.x retention policy), and by a
  * periodic pruning job where it cannot (SQLite).
  */
-import type { InfluxQLResult } from './influx-store.js';
+import type { InfluxQLResult } from './influx-schema.js';
 
 export const DEFAULT_RETENTION_DAYS = 30;
 const DAY_MS = 86_400_000;
