@@ -152,6 +152,28 @@ describe('spool after a failed append (fail-stop)', () => {
     expect(spool.durableSeq('d1', 5)).toBe(6);
   });
 
+  it('a failed append while the drainer is idle counts no drainer error (it wakes with nothing to drain)', async () => {
+    const root = tempDir();
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    const log: LogLine[] = [];
+    const spool = await openSpool(join(root, 'spool'), store, log);
+    await spool.accept(readings('d1', 1, 1, 1));
+    await spool.whenDrained(5000);
+    const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
+    faults.wrap('writev', async () => {
+      throw eio('writev');
+    });
+    await expect(spool.accept(readings('d1', 1, 2, 2))).rejects.toThrow(/EIO/);
+    faults.restore();
+    // Give the woken drainer turns of the event loop to go wrong in, if it would.
+    for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(spool.state.writeErrors.spool_io).toBeUndefined();
+    expect(log.filter((l) => l.msg.includes('drainer'))).toEqual([]);
+    expect(spool.state.failure?.code).toBe('EIO');
+  });
+
   it('leaves no CRC-valid record behind when fdatasync fails after a whole write and the file cannot be cut back', async () => {
     const root = tempDir();
     const dir = join(root, 'spool');

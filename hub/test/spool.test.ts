@@ -5,7 +5,7 @@
  * outlive drained segments. Outages are injected by a wrapper around the real store (OutageSwitch).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
-import { createSpool, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
-import { decodeRecords, encodeRecord, encodeRecordV1, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
+import { createSpool, SpoolFormatError, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
+import { decodeRecords, encodeRecord, encodeRecordV1, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
 import { spoolConfigFromEnv } from '../src/spool/config.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { Registry } from 'prom-client';
@@ -275,6 +275,76 @@ describe('spool', () => {
     expect(store.written()).toEqual(Array.from({ length: 60 }, (_, i) => `d1/1/${i + 1}`));
   });
 
+  it('skipping damaged records while a batch is in flight does not spin: the drainer waits for the write', async () => {
+    const dir = join(tempDir(), 'spool');
+    const inner = newStore(tempDir());
+    const finish: Array<() => void> = [];
+    const gated: TimeSeriesStore = Object.assign(Object.create(inner) as TimeSeriesStore, {
+      write: (rs: readonly StoredReading[]) => new Promise<void>((resolve, reject) => finish.push(() => void inner.write(rs).then(resolve, reject))),
+    });
+    const spool = await openSpool(dir, gated, { memoryTailReadings: 0, batchReadings: 5, drainWindow: 2, segmentBytes: 200 });
+    let reads = 0;
+    const internals = spool as unknown as { readBatch: (p: unknown) => Promise<unknown> };
+    const readBatch = internals.readBatch.bind(spool);
+    internals.readBatch = (p) => {
+      reads++;
+      return readBatch(p);
+    };
+    await spool.accept(readings('d1', 1, 10));
+    await waitFor(() => finish.length === 1, { what: 'the first batch write' });
+    await spool.accept(readings('d1', 11, 10));
+    await waitFor(() => finish.length === 2, { what: 'the second batch write' });
+    await spool.accept(readings('d1', 21, 10)); // its own segment (200-byte segments): damaged below
+    await spool.accept(readings('d1', 31, 10));
+    const third = join(dir, segmentFiles(dir)[2]!);
+    const bytes = readFileSync(third);
+    bytes[bytes.length - 3]! ^= 0xff;
+    writeFileSync(third, bytes);
+    finish[0]!();
+    await waitFor(() => finish.length === 3, { what: 'the batch after the damaged segment' });
+    finish[1]!(); // the drainer now has one write in flight and has skipped the damaged records
+    const before = reads;
+    for (let i = 0; i < 50; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(reads - before).toBeLessThan(5); // a spinning drainer reads once per turn
+    finish[2]!();
+    await spool.whenDrained(5000);
+    expect(spool.state.writeErrors.spool_damage).toBe(1);
+    expect(inner.written()).toEqual([...Array.from({ length: 20 }, (_, i) => `d1/1/${i + 1}`), ...Array.from({ length: 10 }, (_, i) => `d1/1/${i + 31}`)]);
+  });
+
+  it('skips the rest of a segment whose committed record has a damaged length, instead of reading forever', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    store.down = true;
+    const spool = await openSpool(dir, store, { memoryTailReadings: 0 });
+    await spool.accept(readings('d1', 1, 5));
+    await spool.accept(readings('d1', 6, 5));
+    await spool.accept(readings('d1', 11, 5));
+    const seg = join(dir, segmentFiles(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const second = SEGMENT_HEADER_BYTES + bytes.readUInt32LE(SEGMENT_HEADER_BYTES) + 8;
+    bytes.writeUInt32LE(1_000_000, second); // length field of the second record: far past the end
+    writeFileSync(seg, bytes);
+    store.down = false;
+    spool.retryNow();
+    await spool.whenDrained(5000);
+    expect(store.written()).toEqual(Array.from({ length: 5 }, (_, i) => `d1/1/${i + 1}`));
+    expect(spool.state.writeErrors.spool_damage).toBe(1);
+  });
+
+  it('refuses to start on a segment of a newer format, and leaves it as it is', async () => {
+    const dir = join(tempDir(), 'spool');
+    const first = await openSpool(dir, newStore(tempDir()));
+    await first.close();
+    const newer = Buffer.concat([Buffer.from('TDLSPL03', 'latin1'), Buffer.from('records a newer hub wrote')]);
+    expect(SEGMENT_MAGIC.toString('latin1')).toBe('TDLSPL02');
+    writeFileSync(join(dir, segmentFileName(7)), newer);
+    await expect(openSpool(dir, newStore(tempDir()))).rejects.toBeInstanceOf(SpoolFormatError);
+    await expect(openSpool(dir, newStore(tempDir()))).rejects.toThrow(/format TDLSPL03.*drained/);
+    expect(readFileSync(join(dir, segmentFileName(7)))).toEqual(newer);
+    expect(existsSync(join(dir, 'lock'))).toBe(false);
+  });
+
   it('replays what was not drained after a restart, from the checkpoint (nothing drained is written again)', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
@@ -480,6 +550,13 @@ describe('spool record format', () => {
     const back = decodeRecords([view(encodeRecord(r, 0))], 2);
     expect(back).toEqual(r);
     expect(Object.is(back[0]!.values[3]!.value, -0)).toBe(true);
+  });
+
+  it('keeps readings of an empty device id (stored in the several-devices layout, as 0 length means that)', () => {
+    const r: StoredReading[] = [{ deviceId: '', epoch: 3, seq: 1, ts: 5, values: [{ metric: 'm', kind: 'f64', value: 1.5 }] }];
+    const v = view(encodeRecord(r, 0));
+    expect(v.summary).toBe(null);
+    expect(decodeRecords([v], 2)).toEqual(r);
   });
 
   it('takes about 50 bytes per reading of three numbers (names written once per record)', () => {

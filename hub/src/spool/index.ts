@@ -4,6 +4,7 @@ export {
   DEFAULT_SPOOL_MAX_BYTES,
   SpoolClosedError,
   SpoolFailedError,
+  SpoolFormatError,
   SpoolFullError,
   SpoolLockedError,
   type Spool,

@@ -50,10 +50,14 @@ export const MAX_RECORD_NAMES = 0xffff;
 /** Body encoding of a segment's records: 2 binary, 1 JSON (read only). */
 export type SegmentFormat = 1 | 2;
 
-/** The format a segment header announces; null for anything else (a header torn or never written). */
-export function segmentFormat(header: Buffer): SegmentFormat | null {
+/**
+ * The format a segment header announces: 1 or 2; 'unknown' for a whole header of a later format version
+ * (written by a newer hub: never to be cut); null for anything else (a header torn or never written).
+ */
+export function segmentFormat(header: Buffer): SegmentFormat | 'unknown' | null {
   if (header.equals(SEGMENT_MAGIC)) return 2;
   if (header.equals(SEGMENT_MAGIC_V1)) return 1;
+  if (header.length === SEGMENT_HEADER_BYTES && header.subarray(0, 6).equals(SEGMENT_MAGIC.subarray(0, 6)) && /^\d\d$/.test(header.toString('latin1', 6))) return 'unknown';
   return null;
 }
 
@@ -66,7 +70,8 @@ const CODE_OF: Record<MetricKind, number> = { f32: 0, f64: 1, int: 2, bool: 3, s
  */
 export function encodeRecord(readings: readonly StoredReading[], acceptedAt: number): Buffer {
   const first = readings[0];
-  let uniform = first !== undefined;
+  // A device id of length 0 in the summary means "several devices", so an empty id takes the mixed layout.
+  let uniform = first !== undefined && first.deviceId !== '';
   let maxSeq = 0;
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;

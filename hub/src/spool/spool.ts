@@ -107,6 +107,11 @@ export interface SpoolState {
   failure: { message: string; code: string | null; at: number } | null;
 }
 
+/** The spool directory holds a segment in a format this hub does not know (written by a newer hub). */
+export class SpoolFormatError extends Error {
+  override readonly name = 'SpoolFormatError';
+}
+
 /** accept() refused: the spool is full (store down). Not acked; the device keeps the readings. */
 export class SpoolFullError extends Error {
   override readonly name = 'SpoolFullError';
@@ -422,6 +427,12 @@ class DiskSpool extends EventEmitter implements Spool {
       const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
       const got = size >= SEGMENT_HEADER_BYTES ? readSync(fd, header, 0, SEGMENT_HEADER_BYTES, 0) : 0;
       const format = got < SEGMENT_HEADER_BYTES ? null : segmentFormat(header);
+      if (format === 'unknown') {
+        // Written by a newer hub: its records may be acknowledged readings not yet in the store.
+        throw new SpoolFormatError(
+          `${seg.path} is in spool format ${header.toString('latin1')}, which this hub cannot read; run the newer hub until /readyz shows the spool drained (depth 0), or keep the spool directory, before starting this version`,
+        );
+      }
       if (format === null) {
         // A segment created but killed before its header was durable holds no acknowledged record.
         this.logger?.warn({ segment: seg.path, size }, 'spool segment without a valid header: rewritten empty');
@@ -826,6 +837,8 @@ class DiskSpool extends EventEmitter implements Spool {
     /** Where the next batch is read from: after the last batch in flight, or the drain position. */
     const readFrom = (): Position => inFlight[inFlight.length - 1]?.batch.end ?? this.drainPos;
     let ioFailures = 0;
+    /** The last read found nothing past the batches in flight although the counters say there is more. */
+    let filesBehindCounters = false;
     while (!this.closing) {
       try {
         if (inFlight.length === 0 && this.depthReadings === 0) {
@@ -836,9 +849,10 @@ class DiskSpool extends EventEmitter implements Spool {
           this.wake = null;
           if (this.closing) break;
           if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
-          if (this.closing) break;
+          // Look again: a wake-up can come with nothing to drain (the spool failing, for one).
+          continue;
         }
-        if (inFlight.length < this.drainWindow && this.depthReadings > inFlightReadings) {
+        if (inFlight.length < this.drainWindow && this.depthReadings > inFlightReadings && !filesBehindCounters) {
           // Let the requests of the batches in flight reach their sockets before reading (in slices) the next.
           if (inFlight.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
           const batch = await this.readBatch(readFrom());
@@ -855,12 +869,16 @@ class DiskSpool extends EventEmitter implements Spool {
             this.committedBytes = this.drainedBytes;
             continue;
           }
+          // Readings of damaged records skipped in a batch still in flight: settle the counters once it is done.
+          filesBehindCounters = true;
         }
-        const head = inFlight[0]!;
+        const head = inFlight[0];
+        if (!head) continue;
         // With room in the window, a full batch more starts without waiting for the oldest write; less than
         // a batch waits for it (many small requests would cost the store more than they save).
-        if (inFlight.length < this.drainWindow && !(await this.settledOrFullBatch(head.writing, inFlightReadings))) continue;
+        if (inFlight.length < this.drainWindow && !filesBehindCounters && !(await this.settledOrFullBatch(head.writing, inFlightReadings))) continue;
         if (!(await head.writing)) break; // closing while the store was failing
+        filesBehindCounters = false;
         inFlight.shift();
         inFlightReadings -= head.batch.readings.length;
         this.completeBatch(head.batch, inFlight[0]?.batch.firstAcceptedAt ?? null);
@@ -871,6 +889,7 @@ class DiskSpool extends EventEmitter implements Spool {
         await this.settleInFlight(inFlight).catch(() => undefined);
         inFlight.length = 0;
         inFlightReadings = 0;
+        filesBehindCounters = false;
         this.writeErrors.spool_io = (this.writeErrors.spool_io ?? 0) + 1;
         this.logger?.error({ err }, 'spool drainer: file operation failed; retrying');
         await sleep(this.backoff.delay(ioFailures++)).catch(() => undefined);
@@ -916,7 +935,7 @@ class DiskSpool extends EventEmitter implements Spool {
       try {
         await this.persistProgress();
       } catch (err) {
-        // Retried with the next batch (or at close); until then a restart replays from the last checkpoint.
+        // The next batch writes it again; until then a restart replays from the last checkpoint written.
         this.writeErrors.spool_io = (this.writeErrors.spool_io ?? 0) + 1;
         this.logger?.error({ err }, 'spool: writing the checkpoint failed; a restart would replay more than needed');
       }
@@ -1037,6 +1056,8 @@ class DiskSpool extends EventEmitter implements Spool {
           readSync(fd, big, 0, big.length, pos.off);
           buf = big;
           result = scanRecord(buf, 0);
+          // Committed data ends on a record boundary: a record running past it has a damaged length.
+          if (result.kind === 'incomplete') result = { kind: 'invalid', reason: `record length runs past the committed end of the segment (${seg.end})` };
         }
         if (result.kind === 'incomplete') break;
         if (result.kind === 'invalid') {
