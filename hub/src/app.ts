@@ -47,6 +47,8 @@ export interface HubDeps {
   registryFlushMs?: number;
   /** Pause announced in BACKOFF STORE_BUSY (default 1000 ms). */
   storeBusyPauseMs?: number;
+  /** Time a turn of the event loop spends on device frames before sockets wait for the next (default 3 ms). */
+  ingestTurnMs?: number;
   /**
    * The on-disk spool, as the sink (unless `sink` is given): /readyz and /metrics show its state, and the
    * registry's durable seqs are raised to the spool's at start (they may lag after a crash).
@@ -123,6 +125,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     maxFrameBytes: config.maxFrameBytes,
     maxConnections: config.maxConnections,
     ...(deps.storeBusyPauseMs !== undefined ? { storeBusyPauseMs: deps.storeBusyPauseMs } : {}),
+    ...(deps.ingestTurnMs !== undefined ? { ingestTurnMs: deps.ingestTurnMs } : {}),
     log: {
       warn: (obj, msg) => logSink.current?.warn(obj, msg),
       error: (obj, msg) => logSink.current?.error(obj, msg),

@@ -227,3 +227,38 @@ describe('ACK only after the store committed', () => {
     }
   });
 });
+
+describe('device readings under a flood', () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    // A budget of 0 ms: after the first frame of each turn of the event loop, every socket waits for the next.
+    hub = await startHub({ deps: { ingestTurnMs: 0 } });
+  });
+  afterAll(async () => {
+    await hub.dispose();
+  });
+
+  it('stops reading sockets for the rest of a turn once its ingest budget is spent, and loses nothing', async () => {
+    const devices = await Promise.all(
+      ['flood-1', 'flood-2', 'flood-3'].map(async (id) => {
+        const token = await provision(hub.app, id);
+        const d = await TestDevice.connect(hub.listening!.deviceUrl);
+        await d.hello({ deviceId: id, token, epoch: 1 });
+        return { id, d };
+      }),
+    );
+    const t0 = Date.now() - 60_000;
+    // Every device writes all its frames at once, so the hub finds many frames ready in one turn.
+    for (const { d } of devices) {
+      for (let b = 0; b < 40; b++) {
+        d.send({ type: 'batch', readings: Array.from({ length: 10 }, (_, i) => ({ seq: b * 10 + i + 1, ts: t0 + b * 10 + i, values: [{ alias: 0, kind: 'f32', value: i }] })) });
+      }
+    }
+    for (const { d } of devices) expect(await d.ackFor(400)).toBe(400);
+    expect(hub.app.tendril.channel.pausedTurns).toBeGreaterThan(0);
+    for (const { id } of devices) {
+      const rows = rowsOf(hub, id);
+      expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    }
+  });
+});

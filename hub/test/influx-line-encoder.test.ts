@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { MetricKind } from '@tendril/device-sdk';
 import { LineEncoder, readingToLine } from '../src/storage/influx-schema.js';
-import type { StoredReading, StoredValue } from '../src/storage/types.js';
+import type { ReadingVisitor, StoredReading, StoredValue } from '../src/storage/types.js';
+import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 
 /** Small deterministic PRNG (mulberry32) so a failure names a reproducible seed. */
 function rng(seed: number): () => number {
@@ -87,6 +88,32 @@ describe('LineEncoder', () => {
         const got = encoder.line(x);
         if (got !== expected) expect({ seed, i, got }).toEqual({ seed, i, got: expected });
       }
+    }
+  });
+
+  it('makes the same lines from the spool\'s records, visited without reading objects (seeded)', () => {
+    const r = rng(7);
+    const devices = Array.from({ length: 10 }, () => name(r));
+    const metrics = [...Array.from({ length: 20 }, () => name(r)), 'time', 'device'];
+    const all = Array.from({ length: 3000 }, () => reading(r, devices, metrics));
+    const batch = new RecordBatch();
+    // Records of one reading up to a few dozen, of one device or several.
+    for (let i = 0; i < all.length; ) {
+      const n = 1 + Math.floor(r() * 40);
+      batch.addRecord(recordView(encodeRecord(all.slice(i, i + n), 0)));
+      i += n;
+    }
+    const encoder = new LineEncoder('readings');
+    const lines: string[] = [];
+    const visitor: ReadingVisitor = {
+      begin: (deviceId, epoch, seq, ts) => encoder.begin(deviceId, epoch, seq, ts),
+      value: (metric, kind, v) => encoder.value(metric, kind, v),
+      end: () => lines.push(encoder.finish()),
+    };
+    expect(batch.cursor(0).read(visitor, all.length)).toBe(all.length);
+    for (let i = 0; i < all.length; i++) {
+      const expected = readingToLine(all[i]!, 'readings').line;
+      if (lines[i] !== expected) expect({ i, got: lines[i] }).toEqual({ i, got: expected });
     }
   });
 

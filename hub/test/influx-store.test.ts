@@ -15,6 +15,7 @@ import { createInfluxStore, InfluxWriteError, type InfluxStore, type InfluxStore
 import { pointTimestampNs, readingToLine } from '../src/storage/influx-schema.js';
 import { influxConfigFromEnv, InfluxConfigError } from '../src/storage/influx-config.js';
 import type { StoredReading } from '../src/storage/types.js';
+import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 
 let influx: InfluxDBServer;
 let dir: string;
@@ -56,6 +57,13 @@ const T0 = Math.floor(Date.now() / 60_000) * 60_000 - 4 * 3_600_000;
 
 function reading(seq: number, values: StoredReading['values'], opts: { deviceId?: string; epoch?: number; ts?: number } = {}): StoredReading {
   return { deviceId: opts.deviceId ?? 'dev-1', epoch: opts.epoch ?? 7, seq, ts: opts.ts ?? T0 + seq * 1000, values };
+}
+
+/** The readings as the spool's drainer hands them over: records of up to 7 readings (of one device or several). */
+function asBatch(readings: readonly StoredReading[]): RecordBatch {
+  const batch = new RecordBatch();
+  for (let i = 0; i < readings.length; i += 7) batch.addRecord(recordView(encodeRecord(readings.slice(i, i + 7), 0)));
+  return batch;
 }
 
 function temp(v: number): StoredReading['values'][number] {
@@ -115,11 +123,15 @@ describe('schema', () => {
   });
 });
 
-describe('InfluxDB store (real influxd)', () => {
+// Every write test runs through both entry points: write() with reading objects, and writeBatch() with the
+// spool's records (lines encoded straight from the records; reading objects decoded only on a refusal).
+describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), %s()', (via) => {
+  const write = (store: InfluxStore, readings: StoredReading[]): Promise<void> => (via === 'write' ? store.write(readings) : store.writeBatch(asBatch(readings)));
+
   it('creates its database, applies the retention policy, writes in batches of batchLines and reads back', async () => {
     const { store, db } = newStore({ batchLines: 5000, retentionDays: 30 });
     const readings = Array.from({ length: 12_000 }, (_, i) => reading(i + 1, [temp(i)]));
-    await store.write(readings);
+    await write(store, readings);
     expect(store.stats().requests).toBe(3); // 5000 + 5000 + 2000 lines
     expect(store.stats().linesWritten).toBe(12_000);
     expect(await countReadings(db)).toBe(12_000);
@@ -133,8 +145,8 @@ describe('InfluxDB store (real influxd)', () => {
     const { store, db } = newStore();
     const a = reading(1, [temp(1)], { ts: T0 });
     const b = reading(2, [temp(2)], { ts: T0 });
-    await store.write([a, b]);
-    await store.write([a, b, a]);
+    await write(store, [a, b]);
+    await write(store, [a, b, a]);
     expect(await countReadings(db)).toBe(2);
     const [r] = await influx.query('SELECT sum("temp") FROM "readings"', { db });
     expect(r?.series?.[0]?.values?.[0]?.[1]).toBe(3);
@@ -149,7 +161,7 @@ describe('InfluxDB store (real influxd)', () => {
     });
     try {
       const { store, db, delays } = newStore({ url: proxy.url, maxAttempts: 5 });
-      await store.write([reading(1, [temp(1)]), reading(2, [temp(2)])]);
+      await write(store, [reading(1, [temp(1)]), reading(2, [temp(2)])]);
       expect(proxy.writes).toBe(3);
       expect(delays).toHaveLength(2);
       for (const d of delays) expect(d).toBeGreaterThanOrEqual(3000);
@@ -166,14 +178,14 @@ describe('InfluxDB store (real influxd)', () => {
     try {
       const { store, db, delays } = newStore({ url: proxy.url, maxAttempts: 3 });
       const batch = [reading(1, [temp(1)])];
-      const err = await store.write(batch).catch((e: unknown) => e);
+      const err = await write(store, batch).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InfluxWriteError);
       expect((err as InfluxWriteError).kind).toBe('server');
       expect(delays).toHaveLength(2); // between the three attempts
       expect(delays[1]!).toBeGreaterThan(delays[0]!); // exponential
       expect(deadLetters(db)).toEqual([]);
       down = false;
-      await store.write(batch);
+      await write(store, batch);
       expect(await countReadings(db)).toBe(1);
     } finally {
       proxy.server.close();
@@ -182,7 +194,7 @@ describe('InfluxDB store (real influxd)', () => {
 
   it('fails fast with kind "unreachable" when nothing listens', async () => {
     const { store } = newStore({ url: 'http://127.0.0.1:9', maxAttempts: 2 });
-    const err = await store.write([reading(1, [temp(1)])]).catch((e: unknown) => e);
+    const err = await write(store, [reading(1, [temp(1)])]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfluxWriteError);
     expect((err as InfluxWriteError).kind).toBe('unreachable');
     await expect(store.ping()).rejects.toThrow();
@@ -190,14 +202,14 @@ describe('InfluxDB store (real influxd)', () => {
 
   it('leaves out values whose metric changed type, records them, and keeps the rest of those readings and everything after', async () => {
     const { store, db } = newStore();
-    await store.write([reading(1, [temp(20), { metric: 'hum', kind: 'f64', value: 40 }])]);
+    await write(store, [reading(1, [temp(20), { metric: 'hum', kind: 'f64', value: 40 }])]);
     // temp re-declared as a string: InfluxDB holds it as float in this shard.
     const batch = [
       reading(2, [{ metric: 'temp', kind: 'string', value: 'warm' }, { metric: 'hum', kind: 'f64', value: 41 }]),
       reading(3, [temp(22), { metric: 'hum', kind: 'f64', value: 42 }]),
     ];
-    await store.write(batch);
-    await store.write([reading(4, [{ metric: 'temp', kind: 'string', value: 'hot' }, { metric: 'hum', kind: 'f64', value: 43 }])]);
+    await write(store, batch);
+    await write(store, [reading(4, [{ metric: 'temp', kind: 'string', value: 'hot' }, { metric: 'hum', kind: 'f64', value: 43 }])]);
     expect(await countReadings(db)).toBe(4);
     const [hum] = await influx.query('SELECT count("hum") FROM "readings"', { db });
     expect(hum?.series?.[0]?.values?.[0]?.[1]).toBe(4);
@@ -217,8 +229,8 @@ describe('InfluxDB store (real influxd)', () => {
     const batch = Array.from({ length: 8 }, (_, i) =>
       reading(i + 1, [i === 5 ? { metric: 'mode', kind: 'string', value: 'eco' } : { metric: 'mode', kind: 'f64', value: i }, temp(i)]),
     );
-    await store.write(batch);
-    await store.write([reading(9, [temp(9)])]);
+    await write(store, batch);
+    await write(store, [reading(9, [temp(9)])]);
     expect(await countReadings(db)).toBe(9);
     const [m] = await influx.query('SELECT count("mode") FROM "readings"', { db });
     expect(m?.series?.[0]?.values?.[0]?.[1]).toBe(7);
@@ -231,7 +243,7 @@ describe('InfluxDB store (real influxd)', () => {
     const now = Date.now();
     const old = [reading(1, [temp(1)], { ts: now - 10 * 86_400_000 }), reading(2, [temp(2)], { ts: now - 9 * 86_400_000 })];
     const fresh = [reading(3, [temp(3)], { ts: now - 1000 }), reading(4, [temp(4)], { ts: now - 500 })];
-    await store.write([old[0]!, fresh[0]!, old[1]!, fresh[1]!]);
+    await write(store, [old[0]!, fresh[0]!, old[1]!, fresh[1]!]);
     expect(await countReadings(db)).toBe(2);
     const rejected = deadLetters(db).filter((l) => l.kind === 'rejected');
     const lines = rejected.flatMap((l) => l.lines as string[]);
@@ -239,7 +251,7 @@ describe('InfluxDB store (real influxd)', () => {
     expect(lines.every((l) => l.includes('@seq=1i') || l.includes('@seq=2i'))).toBe(true);
     expect(String(rejected[0]?.reason)).toMatch(/beyond retention policy/);
     expect(store.stats().deadLetteredLines).toBe(2);
-    await store.write([reading(5, [temp(5)], { ts: now })]);
+    await write(store, [reading(5, [temp(5)], { ts: now })]);
     expect(await countReadings(db)).toBe(3);
   });
 
@@ -256,7 +268,7 @@ describe('InfluxDB store (real influxd)', () => {
     try {
       const warnings: string[] = [];
       const { store } = newStore({ url: proxy.url, db, retentionDays: 30, logger: { warn: (_o, m) => warnings.push(m), error: (_o, m) => warnings.push(m) } });
-      await store.write([reading(1, [temp(1)])]);
+      await write(store, [reading(1, [temp(1)])]);
       expect(refused).toEqual([`CREATE DATABASE "${db}"`]);
       expect(warnings.join('\n')).toMatch(/CREATE DATABASE failed/);
       expect(await countReadings(db)).toBe(1);
@@ -276,7 +288,7 @@ describe('InfluxDB store (real influxd)', () => {
     });
     try {
       const { store, db } = newStore({ url: proxy.url, gzip: true });
-      await store.write([reading(1, [temp(1)])]);
+      await write(store, [reading(1, [temp(1)])]);
       expect(encodings).toEqual(['gzip']);
       expect(await countReadings(db)).toBe(1);
     } finally {

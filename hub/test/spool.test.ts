@@ -14,12 +14,12 @@ import { build } from 'esbuild';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
 import { createSpool, SpoolFormatError, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
-import { decodeRecords, encodeRecord, encodeRecordV1, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
+import { decodeRecords, encodeRecord, encodeRecordV1, RecordBatch, recordView, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
 import { spoolConfigFromEnv } from '../src/spool/config.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { Registry } from 'prom-client';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
-import type { LatestValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from '../src/storage/types.js';
+import type { LatestValue, SeriesPoint, SeriesQuery, ReadingVisitor, StoredReading, TimeSeriesStore } from '../src/storage/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -245,7 +245,7 @@ describe('spool', () => {
   it('reads from disk once the store falls more than memoryTailReadings behind, and from memory again once caught up', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
-    const spool = await openSpool(dir, store, { memoryTailReadings: 25, batchReadings: 40, segmentBytes: 2048 });
+    const spool = await openSpool(dir, store, { memoryTailReadings: 25, batchReadings: 40, segmentBytes: 2048, drainWindow: 2 });
     await spool.accept(readings('d1', 1, 10));
     await spool.whenDrained();
     expect(spool.state.drainedFromDisk).toBe(0);
@@ -504,6 +504,8 @@ describe('spool', () => {
   });
 });
 
+const ReadingVisitorNoop: ReadingVisitor = { begin() {}, value() {}, end() {} };
+
 describe('spool record format', () => {
   function view(buf: Buffer): RecordView {
     const scanned = scanRecord(buf, 0);
@@ -531,6 +533,48 @@ describe('spool record format', () => {
     expect(scanRecord(flipped, 0)).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/CRC/) });
     expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'f64', value: Number.NaN }] }], 0)).toThrow(/finite/);
     expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'int', value: Infinity }] }], 0)).toThrow(/finite/);
+  });
+
+  it('a RecordBatch visits its records and decoded parts in order, from any reading, in steps of any size', () => {
+    const uniform = readings('dev-a', 1, 5, 3);
+    const mixed = [...readings('a', 1, 2), ...readings('b', 7, 1, 2 ** 32 - 1), ...readings('a', 3, 1)];
+    const olderFormat = readings('dev-c', 10, 3);
+    const single = readings('dev-d', 1, 1);
+    const batch = new RecordBatch();
+    batch.addRecord(recordView(encodeRecord(uniform, 0)));
+    batch.addReadings(olderFormat); // a format-1 segment's readings, already decoded
+    batch.addRecord(view(encodeRecord(mixed, 0)));
+    batch.addReadings([]);
+    batch.addRecord(recordView(encodeRecord(single, 0)));
+    const all = [...uniform, ...olderFormat, ...mixed, ...single];
+    expect(batch.length).toBe(all.length);
+    expect(batch.toArray()).toEqual(all);
+    // What a visitor sees, as flat events, for readings [from, to).
+    const visits = (from: number, step: number, to = all.length): unknown[] => {
+      const events: unknown[] = [];
+      const visitor: ReadingVisitor = {
+        begin: (...a) => events.push(['begin', ...a]),
+        value: (...a) => events.push(['value', ...a]),
+        end: () => events.push(['end']),
+      };
+      const cursor = batch.cursor(from);
+      let left = to - from;
+      while (left > 0) {
+        const n = cursor.read(visitor, Math.min(step, left));
+        if (n === 0) break;
+        left -= n;
+      }
+      expect(left).toBe(0);
+      return events;
+    };
+    const expected = (rs: StoredReading[]): unknown[] =>
+      rs.flatMap((r) => [['begin', r.deviceId, r.epoch, r.seq, r.ts], ...r.values.map((v) => ['value', v.metric, v.kind, v.value]), ['end']]);
+    for (let from = 0; from <= all.length; from++) {
+      for (const step of [1, 2, 3, 5, 100]) expect(visits(from, step)).toEqual(expected(all.slice(from)));
+      expect(batch.toArray(from, Math.min(all.length, from + 4))).toEqual(all.slice(from, from + 4));
+    }
+    expect(batch.cursor(all.length).read(ReadingVisitorNoop, 10)).toBe(0);
+    expect(batch.cursor(2).read(ReadingVisitorNoop, 100)).toBe(all.length - 2);
   });
 
   it('keeps every value kind exactly: f32, f64 extremes, integers to 2^53, booleans, strings in any script', () => {

@@ -2,6 +2,7 @@
  * The device channel: every device WebSocket connection, one per device id, and the typed events the
  * rest of the hub (live fan-out, command queue) listens to.
  */
+import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 import { encodeHubFrame, type CommandFrame, type CommandStatus } from '@tendril/device-sdk';
 import type { Clock, TimerHandle, Timers } from '../clock.js';
@@ -40,6 +41,8 @@ export interface DeviceChannelOptions {
   maxConnections: number;
   /** Pause announced in BACKOFF STORE_BUSY. */
   storeBusyPauseMs?: number;
+  /** Time a turn of the event loop spends on device frames before sockets wait (see noteFrame). Default 3. */
+  ingestTurnMs?: number;
   /** How long shutdown waits for pending writes, then for devices to answer the close. */
   shutdownGraceMs?: number;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
@@ -47,6 +50,12 @@ export interface DeviceChannelOptions {
 
 /** The most command ids remembered per device while waiting for their final status. */
 const MAX_OUTSTANDING_COMMANDS = 1024;
+/**
+ * Time one turn of the event loop spends on device frames before the sockets wait for the next turn
+ * (noteFrame). Short enough that the drain into the store keeps InfluxDB busy while devices flood the hub
+ * (bench/ingest-influx.mjs: 3 ms beat 8 and 15), long enough that a turn reads many frames.
+ */
+export const DEFAULT_INGEST_TURN_MS = 3;
 
 export class DeviceChannel {
   readonly events = new TypedEvents<DeviceChannelEvents>();
@@ -55,6 +64,9 @@ export class DeviceChannel {
   /** Authenticated (or authenticating) connection per device id. */
   readonly byDevice = new Map<string, DeviceConnection>();
   readonly storeBusyPauseMs: number;
+  private readonly ingestTurnMs: number;
+  /** Turns in which the sockets stopped reading for the rest of the turn (tests, diagnostics). */
+  pausedTurns = 0;
   private readonly outstandingCommands = new Map<string, Set<number>>();
   private commandLookup: ((deviceId: string, commandId: number) => boolean) | null = null;
   private heartbeat: TimerHandle | null = null;
@@ -62,8 +74,18 @@ export class DeviceChannel {
   private openDue: DeviceConnection[] = [];
   private ackDue: DeviceConnection[] = [];
   private tickScheduled = false;
+  /** When this turn's first frame was read (performance.now()); -1 before it. */
+  private turnStart = -1;
+  /** Sockets that stopped reading for the rest of this turn (the turn's ingest budget was spent). */
+  private pausedSockets: DeviceConnection[] = [];
   private readonly endOfTurn = () => {
     this.tickScheduled = false;
+    this.turnStart = -1;
+    const paused = this.pausedSockets;
+    if (paused.length > 0) {
+      this.pausedSockets = [];
+      for (const c of paused) c.resumeReading();
+    }
     const open = this.openDue;
     this.openDue = [];
     for (const c of open) c.closeOpen();
@@ -75,6 +97,7 @@ export class DeviceChannel {
 
   constructor(readonly opts: DeviceChannelOptions) {
     this.storeBusyPauseMs = opts.storeBusyPauseMs ?? 1000;
+    this.ingestTurnMs = opts.ingestTurnMs ?? DEFAULT_INGEST_TURN_MS;
     this.events.onListenerError = (err, event) => opts.log.error({ err, event }, 'a device channel event listener failed');
     // §6.5: one timer pings every connection; a connection that did not pong since the last ping is dead.
     this.heartbeat = opts.timers.setInterval(() => this.beat(), opts.heartbeatMs);
@@ -101,6 +124,29 @@ export class DeviceChannel {
     if (this.closing) conn.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
     // §6.1.2: at the connection limit the hub refuses, possibly before HELLO.
     else if (atLimit) conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`);
+  }
+
+  /**
+   * Called for each frame read. Once this turn of the event loop has spent ingestTurnMs on frames, the
+   * socket stops reading until the end of the turn: under a flood one turn would otherwise read every ready
+   * socket (with many devices, hundreds of milliseconds), and work that runs between turns (the spool's drain
+   * into the store, timers) would get a turn only that rarely.
+   */
+  noteFrame(): void {
+    if (this.turnStart < 0) {
+      this.turnStart = performance.now();
+      if (!this.tickScheduled) {
+        this.tickScheduled = true;
+        setImmediate(this.endOfTurn);
+      }
+      return;
+    }
+    if (this.pausedSockets.length === 0 && performance.now() - this.turnStart > this.ingestTurnMs) {
+      // Every socket, not just this one: the sockets epoll already reported ready would each still deliver a
+      // read's worth (up to 64 KB of frames) in this turn; a paused one is skipped.
+      for (const c of this.sockets) if (c.pauseReading()) this.pausedSockets.push(c);
+      this.pausedTurns++;
+    }
   }
 
   /** The connection took readings: hand them to the sink at the end of this turn. */

@@ -121,6 +121,17 @@ export class DeviceConnection implements RejectionSink {
     (this as TaggedSocket)[kConnection].onClose(code);
   }
 
+  /** Stops reading frames until resumeReading() (see DeviceChannel.noteFrame). False if it was not reading. */
+  pauseReading(): boolean {
+    if (this.isClosed || this.socket.isPaused || this.socket.readyState !== this.socket.OPEN) return false;
+    this.socket.pause();
+    return true;
+  }
+
+  resumeReading(): void {
+    if (!this.isClosed) this.socket.resume();
+  }
+
   get ready(): boolean {
     return this.state === 'ready';
   }
@@ -143,6 +154,7 @@ export class DeviceConnection implements RejectionSink {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closing') return;
+    this.channel.noteFrame();
     const { metrics, clock } = this.channel.opts;
     const count = metrics.count;
     count.bytesIn += data.length;

@@ -32,7 +32,7 @@
  */
 import { crc32 } from 'node:zlib';
 import type { MetricKind } from '@tendril/device-sdk';
-import type { StoredReading, StoredValue } from '../storage/types.js';
+import type { ReadingBatch, ReadingCursor, ReadingVisitor, ScalarValue, StoredReading, StoredValue } from '../storage/types.js';
 
 /** Written into new segments. */
 export const SEGMENT_MAGIC = Buffer.from('TDLSPL02', 'latin1');
@@ -211,19 +211,32 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
   const expected = buf.readUInt32LE(offset + 4);
   const actual = crc32(payload);
   if (expected !== actual) return { kind: 'invalid', reason: `CRC mismatch (stored ${expected.toString(16)}, computed ${actual.toString(16)})` };
+  const record = viewOf(payload, offset, total);
+  return record ? { kind: 'record', record } : { kind: 'invalid', reason: 'device id runs past the record' };
+}
+
+/**
+ * The view of the record at the start of `bytes`, which this process encoded (encodeRecord's output, kept in
+ * memory by the spool): no CRC check, as the bytes never left memory.
+ */
+export function recordView(bytes: Buffer): RecordView {
+  const total = RECORD_HEADER_BYTES + bytes.readUInt32LE(0);
+  const view = viewOf(bytes.subarray(RECORD_HEADER_BYTES, total), 0, total);
+  if (!view) throw new Error('not a spool record');
+  return view;
+}
+
+function viewOf(payload: Buffer, offset: number, totalBytes: number): RecordView | null {
   const deviceLength = payload.readUInt8(24);
-  if (PAYLOAD_FIXED_BYTES + deviceLength > payload.length) return { kind: 'invalid', reason: 'device id runs past the record' };
+  if (PAYLOAD_FIXED_BYTES + deviceLength > payload.length) return null;
   const bodyStart = PAYLOAD_FIXED_BYTES + deviceLength;
   return {
-    kind: 'record',
-    record: {
-      offset,
-      totalBytes: total,
-      count: payload.readUInt32LE(0),
-      acceptedAt: payload.readDoubleLE(4),
-      summary: deviceLength === 0 ? null : { deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, bodyStart), epoch: payload.readUInt32LE(20), maxSeq: payload.readDoubleLE(12) },
-      body: payload.subarray(bodyStart),
-    },
+    offset,
+    totalBytes,
+    count: payload.readUInt32LE(0),
+    acceptedAt: payload.readDoubleLE(4),
+    summary: deviceLength === 0 ? null : { deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, bodyStart), epoch: payload.readUInt32LE(20), maxSeq: payload.readDoubleLE(12) },
+    body: payload.subarray(bodyStart),
   };
 }
 
@@ -236,76 +249,225 @@ export function decodeRecords(records: readonly RecordView[], format: SegmentFor
     for (const r of decodeRecordsJson(records.map((rec) => rec.body))) out.push(r);
     return out;
   }
-  for (const rec of records) decodeBinary(rec, out);
+  const builder = new ObjectBuilder(out);
+  for (const rec of records) new BinaryRecordCursor(rec).read(builder, rec.count);
   return out;
 }
 
-function decodeBinary(rec: RecordView, out: StoredReading[]): void {
-  const b = rec.body;
-  const fail = (why: string): never => {
-    throw new Error(`spool record at offset ${rec.offset}: ${why}`);
-  };
-  let o = 0;
-  const need = (n: number): void => {
-    if (o + n > b.length) fail('body ends early');
-  };
-  need(2);
-  const nameCount = b.readUInt16LE(o);
-  o += 2;
-  const names: string[] = new Array(nameCount);
-  for (let i = 0; i < nameCount; i++) {
-    need(2);
-    const len = b.readUInt16LE(o);
-    o += 2;
-    need(len);
-    names[i] = b.toString('utf8', o, o + len);
-    o += len;
+/** Builds reading objects from visits. */
+class ObjectBuilder implements ReadingVisitor {
+  private values: StoredValue[] = [];
+
+  constructor(private readonly out: StoredReading[]) {}
+
+  begin(deviceId: string, epoch: number, seq: number, ts: number): void {
+    this.values = [];
+    this.out.push({ deviceId, epoch, seq, ts, values: this.values });
   }
-  const name = (i: number): string => names[i] ?? fail(`name index ${i} of ${nameCount}`);
-  const summary = rec.summary;
-  for (let k = 0; k < rec.count; k++) {
-    let deviceId: string;
-    let epoch: number;
-    if (summary) {
-      deviceId = summary.deviceId;
-      epoch = summary.epoch;
-    } else {
-      need(6);
-      deviceId = name(b.readUInt16LE(o));
-      epoch = b.readUInt32LE(o + 2);
-      o += 6;
+
+  value(metric: string, kind: MetricKind, value: ScalarValue): void {
+    this.values.push({ metric, kind, value });
+  }
+
+  end(): void {}
+}
+
+/** Visits nothing: moves a cursor forward. */
+const SKIP: ReadingVisitor = { begin() {}, value() {}, end() {} };
+
+interface PartCursor extends ReadingCursor {
+  readonly remaining: number;
+}
+
+/** The readings of one format-2 record, in order; its name table is read once. */
+class BinaryRecordCursor implements PartCursor {
+  private readonly b: Buffer;
+  private readonly names: string[];
+  private o = 0;
+  private k = 0;
+
+  constructor(private readonly rec: RecordView) {
+    const b = (this.b = rec.body);
+    this.need(2);
+    const nameCount = b.readUInt16LE(0);
+    this.o = 2;
+    this.names = new Array<string>(nameCount);
+    for (let i = 0; i < nameCount; i++) {
+      this.need(2);
+      const len = b.readUInt16LE(this.o);
+      this.o += 2;
+      this.need(len);
+      this.names[i] = b.toString('utf8', this.o, this.o + len);
+      this.o += len;
     }
-    need(17);
-    const seq = b.readDoubleLE(o);
-    const ts = b.readDoubleLE(o + 8);
-    const n = b[o + 16]!;
-    o += 17;
-    const values: StoredValue[] = new Array(n);
-    for (let j = 0; j < n; j++) {
-      need(4);
-      const metric = name(b.readUInt16LE(o));
-      const code = b[o + 2]!;
-      o += 3;
-      const kind = KIND_CODES[code] ?? fail(`unknown value kind code ${code}`);
-      let value: StoredValue['value'];
-      if (code === 3) {
-        value = b[o++] === 1;
-      } else if (code === 4) {
-        const len = b.readUInt32LE(o);
-        o += 4;
-        need(len);
-        value = b.toString('utf8', o, o + len);
-        o += len;
+  }
+
+  get remaining(): number {
+    return this.rec.count - this.k;
+  }
+
+  read(visitor: ReadingVisitor, n: number): number {
+    const b = this.b;
+    const summary = this.rec.summary;
+    const stop = Math.min(this.rec.count, this.k + n);
+    const from = this.k;
+    let o = this.o;
+    for (; this.k < stop; this.k++) {
+      let deviceId: string;
+      let epoch: number;
+      if (summary) {
+        deviceId = summary.deviceId;
+        epoch = summary.epoch;
       } else {
-        need(8);
-        value = b.readDoubleLE(o);
-        o += 8;
+        this.need(6, o);
+        deviceId = this.name(b.readUInt16LE(o));
+        epoch = b.readUInt32LE(o + 2);
+        o += 6;
       }
-      values[j] = { metric, kind, value };
+      this.need(17, o);
+      const valueCount = b[o + 16]!;
+      visitor.begin(deviceId, epoch, b.readDoubleLE(o), b.readDoubleLE(o + 8));
+      o += 17;
+      for (let j = 0; j < valueCount; j++) {
+        this.need(4, o);
+        const metric = this.name(b.readUInt16LE(o));
+        const code = b[o + 2]!;
+        o += 3;
+        const kind = KIND_CODES[code] ?? this.fail(`unknown value kind code ${code}`);
+        let value: ScalarValue;
+        if (code === 3) {
+          value = b[o++] === 1;
+        } else if (code === 4) {
+          const len = b.readUInt32LE(o);
+          o += 4;
+          this.need(len, o);
+          value = b.toString('utf8', o, o + len);
+          o += len;
+        } else {
+          this.need(8, o);
+          value = b.readDoubleLE(o);
+          o += 8;
+        }
+        visitor.value(metric, kind, value);
+      }
+      visitor.end();
     }
-    out.push({ deviceId, epoch, seq, ts, values });
+    this.o = o;
+    if (this.k === this.rec.count && o !== b.length) this.fail(`${b.length - o} bytes after the last reading`);
+    return this.k - from;
   }
-  if (o !== b.length) fail(`${b.length - o} bytes after the last reading`);
+
+  private need(n: number, at = this.o): void {
+    if (at + n > this.b.length) this.fail('body ends early');
+  }
+
+  private name(i: number): string {
+    return this.names[i] ?? this.fail(`name index ${i} of ${this.names.length}`);
+  }
+
+  private fail(why: string): never {
+    throw new Error(`spool record at offset ${this.rec.offset}: ${why}`);
+  }
+}
+
+/** Readings already decoded (a format-1 segment's), visited in order. */
+class ObjectsCursor implements PartCursor {
+  private k = 0;
+
+  constructor(private readonly readings: readonly StoredReading[]) {}
+
+  get remaining(): number {
+    return this.readings.length - this.k;
+  }
+
+  read(visitor: ReadingVisitor, n: number): number {
+    const stop = Math.min(this.readings.length, this.k + n);
+    const from = this.k;
+    for (; this.k < stop; this.k++) {
+      const r = this.readings[this.k]!;
+      visitor.begin(r.deviceId, r.epoch, r.seq, r.ts);
+      for (const v of r.values) visitor.value(v.metric, v.kind, v.value);
+      visitor.end();
+    }
+    return this.k - from;
+  }
+}
+
+/**
+ * A batch of the drainer: format-2 records kept as they are (decoded only as the store visits them) and, from
+ * segments of earlier hubs, readings decoded from JSON. Parts in spool order.
+ */
+export class RecordBatch implements ReadingBatch {
+  private readonly parts: Array<RecordView | readonly StoredReading[]> = [];
+  private count = 0;
+
+  get length(): number {
+    return this.count;
+  }
+
+  addRecord(view: RecordView): void {
+    if (view.count === 0) return;
+    this.parts.push(view);
+    this.count += view.count;
+  }
+
+  addReadings(readings: readonly StoredReading[]): void {
+    if (readings.length === 0) return;
+    this.parts.push(readings);
+    this.count += readings.length;
+  }
+
+  cursor(from = 0): ReadingCursor {
+    return new BatchCursor(this.parts, from);
+  }
+
+  toArray(from = 0, to = this.count): StoredReading[] {
+    const out: StoredReading[] = [];
+    if (to > from) this.cursor(from).read(new ObjectBuilder(out), to - from);
+    return out;
+  }
+}
+
+class BatchCursor implements ReadingCursor {
+  private part = 0;
+  private current: PartCursor | null = null;
+
+  constructor(
+    private readonly parts: ReadonlyArray<RecordView | readonly StoredReading[]>,
+    from: number,
+  ) {
+    // Whole parts are skipped by their counts; within a part the cursor reads its way to `from`.
+    let skip = from;
+    while (this.part < parts.length) {
+      const n = countOf(parts[this.part]!);
+      if (skip < n) break;
+      skip -= n;
+      this.part++;
+    }
+    if (skip > 0) this.read(SKIP, skip);
+  }
+
+  read(visitor: ReadingVisitor, n: number): number {
+    let done = 0;
+    while (done < n && this.part < this.parts.length) {
+      const part = this.parts[this.part]!;
+      this.current ??= isReadings(part) ? new ObjectsCursor(part) : new BinaryRecordCursor(part);
+      done += this.current.read(visitor, n - done);
+      if (this.current.remaining === 0) {
+        this.current = null;
+        this.part++;
+      }
+    }
+    return done;
+  }
+}
+
+function isReadings(part: RecordView | readonly StoredReading[]): part is readonly StoredReading[] {
+  return Array.isArray(part);
+}
+
+function countOf(part: RecordView | readonly StoredReading[]): number {
+  return isReadings(part) ? part.length : part.count;
 }
 
 // ---- format 1 (JSON bodies), read only ----

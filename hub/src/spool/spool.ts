@@ -26,12 +26,15 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ReadingSink, StoredReading, TimeSeriesStore } from '../storage/types.js';
+import { FairSlicer } from '../storage/fair-slice.js';
 import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import {
   decodeRecords,
   encodeRecord,
   parseSegmentFileName,
   RECORD_HEADER_BYTES,
+  RecordBatch,
+  recordView,
   scanRecord,
   SEGMENT_HEADER_BYTES,
   SEGMENT_MAGIC,
@@ -59,11 +62,15 @@ export interface SpoolOptions {
   /**
    * Committed readings kept in memory for the drainer, so that while it keeps up it takes them from there
    * instead of reading and decoding the records it just wrote. Past this many (the store is slow or down),
-   * the drainer reads from disk until it has caught up again. Default 100 000 (some 35 MB: about 350
-   * bytes per reading of three numbers).
+   * the drainer reads from disk until it has caught up again. Default 100 000 (the records as written: some
+   * 5 MB for readings of three numbers that arrive in batches, some 13 MB with one reading per frame).
    */
   memoryTailReadings?: number;
-  /** Batches written to the store at once (each its own write() call). Default 2. */
+  /**
+   * Batches written to the store at once (each its own write() call; the InfluxDB store sends each as up to
+   * 2 requests at a time). Default 4: with 2, InfluxDB sat idle part of the time while devices flooded the hub
+   * and each next request was still being built (bench/ingest-influx.mjs).
+   */
   drainWindow?: number;
   /** After new data arrives at an idle drainer, wait this long to fill the batch (<= 1 s). Default 100. */
   drainLingerMs?: number;
@@ -157,17 +164,21 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-/** A committed record kept in memory until the drainer takes it (see `tail`). */
+/**
+ * The records of one committed group, kept in memory until the drainer takes them (see `tail`): the bytes as
+ * written, copied into one buffer (about 50 bytes per reading of three numbers when frames carry many
+ * readings, 130 with one reading per frame; off the JS heap, one object per group).
+ */
 interface TailRecord {
   seg: number;
   off: number;
-  bytes: number;
-  readings: readonly StoredReading[];
+  bytes: Buffer;
+  count: number;
   acceptedAt: number;
 }
 
 interface Batch {
-  readings: StoredReading[];
+  readings: RecordBatch;
   start: Position;
   end: Position;
   bytes: number;
@@ -186,8 +197,8 @@ const LOCK_FILE = 'lock';
 /** Epochs remembered per device (a device changes epoch only when its counter restarts). */
 const EPOCHS_PER_DEVICE = 4;
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
-/** Readings decoded between two yields to the event loop while reading a batch. */
-const READ_SLICE_READINGS = 2000;
+/** Readings decoded between two looks at the clock (FairSlicer.due) while reading a batch. */
+const READ_SLICE_READINGS = 500;
 
 export interface Spool extends ReadingSink {
   readonly depthBytes: number;
@@ -234,6 +245,8 @@ class DiskSpool extends EventEmitter implements Spool {
   private readonly lingerMs: number;
   private readonly drainWindow: number;
   private readonly memoryTailMax: number;
+  /** Reading batches back takes turns with device ingest (see FairSlicer). */
+  private readonly slicer = new FairSlicer();
   /**
    * Committed records not yet taken by the drainer, in file order (with gaps), from tailHead on. Filled only
    * while `tailOn`: it turns off when the tail would pass memoryTailMax (what it holds stays, for the drainer
@@ -292,7 +305,7 @@ class DiskSpool extends EventEmitter implements Spool {
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.batchReadings = Math.max(1, opts.batchReadings ?? 20_000);
     this.lingerMs = Math.min(1000, Math.max(0, opts.drainLingerMs ?? 100));
-    this.drainWindow = Math.max(1, opts.drainWindow ?? 2);
+    this.drainWindow = Math.max(1, opts.drainWindow ?? 4);
     this.memoryTailMax = Math.max(0, opts.memoryTailReadings ?? DEFAULT_MEMORY_TAIL_READINGS);
     this.backoff = createBackoff({ baseMs: 200, maxMs: 5000, ...opts.backoff });
     this.clock = opts.clock ?? { now: () => Date.now() };
@@ -692,11 +705,8 @@ class DiskSpool extends EventEmitter implements Spool {
       this.tailOn = false;
       return;
     }
-    let off = at.off;
-    for (const p of group) {
-      this.tail.push({ seg: at.seg, off, bytes: p.record.length, readings: p.readings, acceptedAt: p.acceptedAt });
-      off += p.record.length;
-    }
+    const bytes = group.length === 1 ? group[0]!.record : Buffer.concat(group.map((p) => p.record));
+    this.tail.push({ seg: at.seg, off: at.off, bytes, count: readings, acceptedAt: group[0]!.acceptedAt });
     this.tailReadings += readings;
   }
 
@@ -724,7 +734,7 @@ class DiskSpool extends EventEmitter implements Spool {
    */
   private batchFromTail(start: Position): Batch | null {
     const tail = this.tail;
-    while (this.tailHead < tail.length && before(tail[this.tailHead]!, start)) this.tailReadings -= tail[this.tailHead++]!.readings.length;
+    while (this.tailHead < tail.length && before(tail[this.tailHead]!, start)) this.tailReadings -= tail[this.tailHead++]!.count;
     if (this.tailHead >= tail.length) {
       this.tail = [];
       this.tailHead = 0;
@@ -732,24 +742,38 @@ class DiskSpool extends EventEmitter implements Spool {
     }
     const first = tail[this.tailHead]!;
     if (!this.follows(first, start)) return null;
-    const readings: StoredReading[] = [];
+    const readings = new RecordBatch();
     let bytes = 0;
     let last = first;
     while (this.tailHead < tail.length && readings.length < this.batchReadings) {
       const next = tail[this.tailHead]!;
       // Records that were not kept (the tail was full) lie between: the drainer reads those from disk.
-      if (next !== first && !this.follows(next, { seg: last.seg, off: last.off + last.bytes })) break;
+      if (next !== first && !this.follows(next, { seg: last.seg, off: last.off + last.bytes.length })) break;
+      // The group's records, as many as the batch takes; the rest of the group stays for the next batch.
+      let o = 0;
+      let taken = 0;
+      while (o < next.bytes.length && readings.length < this.batchReadings) {
+        const view = recordView(next.bytes.subarray(o));
+        readings.addRecord(view);
+        taken += view.count;
+        o += view.totalBytes;
+      }
+      bytes += o;
+      if (o < next.bytes.length) {
+        const rest = next.bytes.subarray(o);
+        last = { seg: next.seg, off: next.off, bytes: next.bytes.subarray(0, o), count: taken, acceptedAt: next.acceptedAt };
+        tail[this.tailHead] = { seg: next.seg, off: next.off + o, bytes: rest, count: next.count - taken, acceptedAt: recordView(rest).acceptedAt };
+        break;
+      }
       last = next;
       this.tailHead++;
-      for (const r of last.readings) readings.push(r);
-      bytes += last.bytes;
     }
     this.tailReadings -= readings.length;
     if (this.tailHead > 1024 && this.tailHead * 2 > tail.length) {
       this.tail = tail.slice(this.tailHead);
       this.tailHead = 0;
     }
-    return { readings, start: { ...start }, end: { seg: last.seg, off: last.off + last.bytes }, bytes, firstAcceptedAt: first.acceptedAt };
+    return { readings, start: { ...start }, end: { seg: last.seg, off: last.off + last.bytes.length }, bytes, firstAcceptedAt: first.acceptedAt };
   }
 
   /** True if the record at `rec` is the next one after position `pos` (same place, or the next segment's first). */
@@ -958,10 +982,11 @@ class DiskSpool extends EventEmitter implements Spool {
    * batch before this one, if still in flight: after a failure this batch waits for it instead of retrying
    * on its own, so once an outage ends the store gets the batches in spool order again.
    */
-  private async writeWithRetry(readings: StoredReading[], previous: Promise<boolean> | null): Promise<boolean> {
+  private async writeWithRetry(readings: RecordBatch, previous: Promise<boolean> | null): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.store.write(readings);
+        if (this.store.writeBatch) await this.store.writeBatch(readings);
+        else await this.store.write(readings.toArray());
         this.setStoreState('up');
         return true;
       } catch (err) {
@@ -994,23 +1019,25 @@ class DiskSpool extends EventEmitter implements Spool {
 
   /**
    * Reads whole committed records from `start`, up to about batchReadings readings. Yields to the event loop
-   * every few thousand readings: it runs while a store write is in flight, whose request bodies still have
-   * to reach their sockets.
+   * when its time slice is used up: it runs while a store write is in flight, whose request bodies still have
+   * to reach their sockets, and while devices are served.
    */
   private async readBatch(start: Position): Promise<Batch> {
     const fromMemory = this.batchFromTail(start);
     if (fromMemory) return fromMemory;
     let nextYield = READ_SLICE_READINGS;
     let reachedEnd = false;
-    const readings: StoredReading[] = [];
-    // Records are decoded a slice at a time (for format 1, one JSON.parse for many small records is much
-    // cheaper than one each), and always before moving to another segment, whose format may differ.
+    const readings = new RecordBatch();
+    // Format-2 records go into the batch as they are (the store decodes them as it encodes its writes). Format-1
+    // records are decoded a slice at a time (one JSON.parse for many small records is much cheaper than one
+    // each), and always before moving to another segment, whose format may differ.
     let pending: RecordView[] = [];
     let pendingCount = 0;
     let pendingFormat: SegmentFormat = 2;
     const flush = (): void => {
       if (pending.length === 0) return;
-      decodeRecords(pending, pendingFormat, readings);
+      if (pendingFormat === 2) for (const rec of pending) readings.addRecord(rec);
+      else readings.addReadings(decodeRecords(pending, pendingFormat));
       pending = [];
       pendingCount = 0;
     };
@@ -1080,7 +1107,7 @@ class DiskSpool extends EventEmitter implements Spool {
         if (readings.length + pendingCount >= nextYield) {
           flush();
           nextYield = readings.length + READ_SLICE_READINGS;
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (this.slicer.due()) await this.slicer.yield();
         }
       }
       if (!skipped) pos.off += o;

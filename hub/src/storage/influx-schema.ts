@@ -22,7 +22,7 @@
  */
 import { escape, Point } from '@influxdata/influxdb-client';
 import type { MetricKind } from '@tendril/device-sdk';
-import type { StoredReading, StoredValue } from './types.js';
+import type { ScalarValue, StoredReading, StoredValue } from './types.js';
 
 export const DEFAULT_MEASUREMENT = 'readings';
 export const DEVICE_TAG = 'device';
@@ -59,9 +59,14 @@ export function fieldTypeOf(kind: MetricKind): InfluxFieldType {
 
 /** The point's timestamp in ns, as a decimal string (ms * 1e6 exceeds 2^53, so no number arithmetic). */
 export function pointTimestampNs(reading: Pick<StoredReading, 'ts' | 'epoch' | 'seq'>): string {
-  const sub = ((reading.epoch % 1_000_000) + (reading.seq % 1_000_000)) % 1_000_000;
-  const ms = Math.floor(reading.ts);
-  if (ms >= 1) return `${ms}${String(sub).padStart(6, '0')}`;
+  return timestampNs(reading.ts, reading.epoch, reading.seq);
+}
+
+function timestampNs(ts: number, epoch: number, seq: number): string {
+  const sub = ((epoch % 1_000_000) + (seq % 1_000_000)) % 1_000_000;
+  const ms = Math.floor(ts);
+  // 1e6 + sub, without its leading 1: sub with zeros in front to 6 digits.
+  if (ms >= 1) return ms + String(1_000_000 + sub).slice(1);
   return (BigInt(ms) * 1_000_000n + BigInt(sub)).toString();
 }
 
@@ -109,6 +114,9 @@ export function readingToLine(
  * line: about 2 µs of the hub's one thread per reading, the largest part of the drain into InfluxDB. Here the
  * escaping is still the client library's (its `escape` functions, which Point itself calls), done once per
  * device and per metric name and cached; values are formatted as Point's field methods format them.
+ *
+ * A line is built in steps, begin(), value() per value, finish(), so it can be built from a ReadingCursor's
+ * visits (the spool's records, without an object per reading) as well as from a reading (line()).
  */
 export class LineEncoder {
   /** deviceId -> `<measurement>,device=<deviceId>` escaped. One per device, as the registry holds. */
@@ -118,7 +126,12 @@ export class LineEncoder {
   private readonly measurement: string;
   private readonly seqKey = escape.tag(SEQ_FIELD);
   private readonly epochKey = escape.tag(EPOCH_FIELD);
-  // Scratch arrays reused for every line (fields of one reading, sorted by key as Point sorts them).
+  // The line being built: its prefix and identity, and its fields (raw keys and `key=value` parts, sorted by
+  // key in finish() as Point sorts them). The arrays are reused for every line.
+  private prefix = '';
+  private epoch = 0;
+  private seq = 0;
+  private ts = 0;
   private readonly rawKeys: string[] = [];
   private readonly parts: string[] = [];
 
@@ -127,35 +140,52 @@ export class LineEncoder {
   }
 
   line(reading: StoredReading, skip?: (value: StoredValue) => boolean, skipped?: StoredValue[]): string {
-    let prefix = this.prefixes.get(reading.deviceId);
-    if (prefix === undefined) {
-      prefix = `${this.measurement},${escape.tag(DEVICE_TAG)}=${escape.tag(reading.deviceId)}`;
-      this.prefixes.set(reading.deviceId, prefix);
-    }
-    const keys = this.rawKeys;
-    const parts = this.parts;
-    keys.length = 0;
-    parts.length = 0;
+    this.begin(reading.deviceId, reading.epoch, reading.seq, reading.ts);
     for (const v of reading.values) {
       if (skip?.(v)) {
         skipped?.push(v);
         continue;
       }
-      const raw = fieldKeyOf(v.metric);
-      let key = this.keys.get(raw);
-      if (key === undefined) {
-        key = escape.tag(raw);
-        this.keys.set(raw, key);
-      }
-      keys.push(raw);
-      parts.push(key + '=' + formatField(raw, v));
+      this.value(v.metric, v.kind, v.value);
     }
+    return this.finish();
+  }
+
+  begin(deviceId: string, epoch: number, seq: number, ts: number): void {
+    let prefix = this.prefixes.get(deviceId);
+    if (prefix === undefined) {
+      prefix = `${this.measurement},${escape.tag(DEVICE_TAG)}=${escape.tag(deviceId)}`;
+      this.prefixes.set(deviceId, prefix);
+    }
+    this.prefix = prefix;
+    this.epoch = epoch;
+    this.seq = seq;
+    this.ts = ts;
+    this.rawKeys.length = 0;
+    this.parts.length = 0;
+  }
+
+  value(metric: string, kind: MetricKind, value: ScalarValue): void {
+    const raw = fieldKeyOf(metric);
+    let key = this.keys.get(raw);
+    if (key === undefined) {
+      key = escape.tag(raw);
+      this.keys.set(raw, key);
+    }
+    this.rawKeys.push(raw);
+    this.parts.push(key + '=' + formatField(raw, kind, value));
+  }
+
+  /** The line of the reading begun last, with the values given since. */
+  finish(): string {
+    const keys = this.rawKeys;
+    const parts = this.parts;
     keys.push(SEQ_FIELD, EPOCH_FIELD);
-    parts.push(this.seqKey + '=' + formatInt(SEQ_FIELD, reading.seq), this.epochKey + '=' + formatInt(EPOCH_FIELD, reading.epoch));
+    parts.push(this.seqKey + '=' + formatInt(SEQ_FIELD, this.seq), this.epochKey + '=' + formatInt(EPOCH_FIELD, this.epoch));
     sortPairs(keys, parts);
     let fields = parts[0]!;
     for (let i = 1; i < parts.length; i++) fields += ',' + parts[i]!;
-    return prefix + ' ' + fields + ' ' + pointTimestampNs(reading);
+    return this.prefix + ' ' + fields + ' ' + timestampNs(this.ts, this.epoch, this.seq);
   }
 }
 
@@ -186,19 +216,19 @@ function sortPairs(keys: string[], parts: string[]): void {
 }
 
 /** A value as Point's floatField / booleanField / stringField write it (same checks, same text). */
-function formatField(field: string, v: StoredValue): string {
-  switch (fieldTypeOf(v.kind)) {
+function formatField(field: string, kind: MetricKind, value: ScalarValue): string {
+  switch (fieldTypeOf(kind)) {
     case 'float': {
-      const n = typeof v.value === 'number' ? v.value : parseFloat(String(v.value));
-      if (!isFinite(n)) throw new Error(`invalid float value for field '${field}': ${String(v.value)}`);
+      const n = typeof value === 'number' ? value : parseFloat(String(value));
+      if (!isFinite(n)) throw new Error(`invalid float value for field '${field}': ${String(value)}`);
       return String(n);
     }
     case 'boolean':
-      return v.value ? 'T' : 'F';
+      return value ? 'T' : 'F';
     case 'string':
-      return escape.quoted(typeof v.value === 'string' ? v.value : String(v.value));
+      return escape.quoted(typeof value === 'string' ? value : String(value));
     case 'integer':
-      return formatInt(field, v.value as number);
+      return formatInt(field, value as number);
   }
 }
 

@@ -20,6 +20,7 @@ import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from '../spool/backoff.js';
 import { applyInfluxRetention } from './retention.js';
+import { FairSlicer } from './fair-slice.js';
 import {
   createV1Sender,
   createV2Sender,
@@ -42,6 +43,8 @@ import {
 } from './influx-schema.js';
 import type {
   LatestValue,
+  ReadingBatch,
+  ReadingVisitor,
   ScalarValue,
   SeriesPoint,
   SeriesQuery,
@@ -155,6 +158,7 @@ export interface InfluxStore extends TimeSeriesStore {
   /** Pings the server and, on 1.x, creates the database and applies retention. Runs on first use if not called. */
   init(): Promise<void>;
   stats(): InfluxStoreStats;
+  writeBatch(batch: ReadingBatch): Promise<void>;
   /** Runs InfluxQL (statements separated by `;`) against the configured database/bucket. */
   query(q: string): Promise<InfluxQLResult[]>;
 }
@@ -167,13 +171,20 @@ interface Entry {
 }
 
 /**
- * Lines of some entries, separated by \n, as one request body. A chunk is split (to find the lines a server
+ * Lines of some readings, separated by \n, as one request body. A chunk is split (to find the lines a server
  * refused) by encoding the halves of its entries again: that path is rare, and keeping no per-line offsets
  * lets the common path build the body as a few long strings, one buffer write per thousand lines.
  */
 interface Chunk {
-  entries: Entry[];
+  /** Lines in the body. */
+  count: number;
   body: Buffer;
+  /**
+   * The readings behind the lines. Null for a body encoded straight from a ReadingBatch: they are decoded
+   * only when needed (entriesOf: a refusal to learn from or to split), which the common path never is.
+   */
+  entries: Entry[] | null;
+  decode: (() => StoredReading[]) | null;
 }
 
 interface DeadLetter {
@@ -190,8 +201,69 @@ const KINDS: readonly InfluxWriteErrorKind[] = ['unreachable', 'timeout', 'throt
 
 const CONFLICT_PATTERN = /input field "([^"]*)" on measurement "[^"]*" is type (\w+), already exists as type (\w+)/;
 const DROPPED_PATTERN = /dropped=(\d+)/;
-/** Lines built between two yields to the event loop (about 2-3 ms of work). */
-const ENCODE_SLICE = 1000;
+/** Lines appended to one string before it is written to the body's buffer. */
+const TEXT_LINES = 1024;
+/** Lines built between two looks at the clock (FairSlicer.due). */
+const CHECK_LINES = 128;
+
+/**
+ * A request body, line by line: the lines go into one string, written to a buffer a thousand lines at a time
+ * (one buffer write per line cost more, and so did keeping the line strings). As a ReadingVisitor it encodes
+ * visited readings with the LineEncoder.
+ */
+class BodyBuilder implements ReadingVisitor {
+  private readonly slices: Buffer[] = [];
+  private text = '';
+  private lines = 0;
+
+  constructor(
+    private readonly encoder: LineEncoder,
+    private readonly slicer: FairSlicer,
+  ) {}
+
+  add(line: string): void {
+    this.text += this.lines++ > 0 ? '\n' + line : line;
+    if (this.lines % TEXT_LINES === 0) this.flush();
+  }
+
+  begin(deviceId: string, epoch: number, seq: number, ts: number): void {
+    this.encoder.begin(deviceId, epoch, seq, ts);
+  }
+
+  value(metric: string, kind: StoredValue['kind'], value: ScalarValue): void {
+    this.encoder.value(metric, kind, value);
+  }
+
+  end(): void {
+    this.add(this.encoder.finish());
+  }
+
+  /**
+   * Yields to the event loop when the time slice is used up: the body of the request already in flight is
+   * still being written to its socket (InfluxDB starts on a request only once the whole body has arrived), and
+   * devices are being served. Call between lines only (the encoder holds one line at a time).
+   */
+  async pause(): Promise<void> {
+    if (!this.slicer.due()) return;
+    this.flush();
+    await this.slicer.yield();
+  }
+
+  body(): Buffer {
+    this.flush();
+    return this.slices.length === 1 ? this.slices[0]! : Buffer.concat(this.slices);
+  }
+
+  private flush(): void {
+    if (this.text.length === 0) return;
+    this.slices.push(Buffer.from(this.text, 'utf8'));
+    this.text = '';
+  }
+}
+
+function toEntries(readings: readonly StoredReading[]): Entry[] {
+  return readings.map((reading): Entry => ({ reading, skipped: NO_VALUES }));
+}
 
 /** Creates the store; no I/O happens until init() or the first call. */
 export function createInfluxStore(cfg: InfluxStoreConfig): InfluxStore {
@@ -215,6 +287,8 @@ class InfluxStoreImpl implements InfluxStore {
   private readonly sender: LineSender;
   private readonly logger: StorageLogger | undefined;
   private readonly lineEncoder: LineEncoder;
+  /** Building bodies takes turns with device ingest (see FairSlicer). */
+  private readonly slicer = new FairSlicer();
   /** Field -> the type the server holds it as, learned from conflict errors. */
   private readonly fieldTypes = new Map<string, { type: InfluxFieldType; at: number }>();
   private setup: Promise<void> | null = null;
@@ -319,17 +393,27 @@ class InfluxStoreImpl implements InfluxStore {
 
   // ---- writes ----
 
-  async write(readings: readonly StoredReading[]): Promise<void> {
+  write(readings: readonly StoredReading[]): Promise<void> {
+    return this.writeChunks(readings.length, (from, to) => this.encode(toEntries(readings.slice(from, to))));
+  }
+
+  /** As write(batch.toArray()), with lines encoded straight from the batch (the spool's records). */
+  writeBatch(batch: ReadingBatch): Promise<void> {
+    return this.writeChunks(batch.length, (from, to) => this.encodeBatch(batch, from, to));
+  }
+
+  /** Writes `total` readings in requests of batchLines lines; `build` encodes the lines [from, to). */
+  private async writeChunks(total: number, build: (from: number, to: number) => Promise<Chunk>): Promise<void> {
     if (this.closed) throw new Error('InfluxDB store is closed');
-    if (readings.length === 0) return;
+    if (total === 0) return;
     try {
       await this.init();
     } catch (err) {
       throw this.asWriteError(err);
     }
     const letters: DeadLetter[] = [];
-    const chunkCount = Math.ceil(readings.length / this.batchLines);
-    const built: Entry[][] = [];
+    const chunkCount = Math.ceil(total / this.batchLines);
+    const chunks: Chunk[] = [];
     let next = 0;
     let failure: unknown;
     // Each worker builds its chunk's lines just before sending them, so building the next chunk overlaps
@@ -337,10 +421,10 @@ class InfluxStoreImpl implements InfluxStore {
     const worker = async (): Promise<void> => {
       while (failure === undefined && next < chunkCount) {
         const k = next++;
-        const entries = readings.slice(k * this.batchLines, (k + 1) * this.batchLines).map((reading): Entry => ({ reading, skipped: NO_VALUES }));
-        built[k] = entries;
         try {
-          await this.sendChunk(await this.encode(entries), letters);
+          const chunk = await build(k * this.batchLines, Math.min(total, (k + 1) * this.batchLines));
+          chunks[k] = chunk;
+          await this.sendChunk(chunk, letters);
         } catch (err) {
           failure ??= err;
         }
@@ -348,8 +432,9 @@ class InfluxStoreImpl implements InfluxStore {
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, chunkCount) }, worker));
     if (failure !== undefined) throw this.asWriteError(failure);
-    // Dead letters are recorded once, for the write that succeeded (a failed write is retried whole).
-    const stripped = this.strippedValues(built.flat());
+    // Dead letters are recorded once, for the write that succeeded (a failed write is retried whole). Values
+    // are left out only of lines encoded from entries, so chunks without entries have none.
+    const stripped = this.strippedValues(chunks.flatMap((c) => c.entries ?? []));
     if (stripped) letters.push(stripped);
     if (letters.length > 0) await this.recordDeadLetters(letters);
   }
@@ -383,40 +468,54 @@ class InfluxStoreImpl implements InfluxStore {
     };
   }
 
-  /**
-   * Builds the lines of `entries` (leaving out values of fields known to conflict) into one body. Yields to
-   * the event loop every ENCODE_SLICE lines: the body of the request already in flight is still being
-   * written to its socket, and InfluxDB starts on a request only once the whole body has arrived.
-   */
+  /** Builds the lines of `entries` (leaving out values of fields known to conflict) into one body. */
   private async encode(entries: Entry[]): Promise<Chunk> {
     const skip = this.skipFilter();
-    const slices: Buffer[] = [];
-    let text = '';
+    const body = new BodyBuilder(this.lineEncoder, this.slicer);
     for (let i = 0; i < entries.length; i++) {
-      if (i > 0 && i % ENCODE_SLICE === 0) {
-        slices.push(Buffer.from(text, 'utf8'));
-        text = '';
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
+      if (i > 0 && i % CHECK_LINES === 0) await body.pause();
       const entry = entries[i]!;
       const skipped: StoredValue[] | undefined = skip ? [] : undefined;
-      const line = this.lineEncoder.line(entry.reading, skip, skipped);
+      body.add(this.lineEncoder.line(entry.reading, skip, skipped));
       entry.skipped = skipped ?? NO_VALUES;
-      text += i > 0 ? '\n' + line : line;
     }
-    slices.push(Buffer.from(text, 'utf8'));
-    return { entries, body: slices.length === 1 ? slices[0]! : Buffer.concat(slices) };
+    return { count: entries.length, body: body.body(), entries, decode: null };
+  }
+
+  /**
+   * Builds the lines of readings [from, to) of `batch` into one body, visiting the batch: no object per
+   * reading. With field type conflicts known, values have to be left out and recorded: then the readings are
+   * decoded and encoded as entries.
+   */
+  private async encodeBatch(batch: ReadingBatch, from: number, to: number): Promise<Chunk> {
+    if (this.skipFilter()) return this.encode(toEntries(batch.toArray(from, to)));
+    const body = new BodyBuilder(this.lineEncoder, this.slicer);
+    const cursor = batch.cursor(from);
+    let left = to - from;
+    while (left > 0) {
+      const n = cursor.read(body, Math.min(CHECK_LINES, left));
+      if (n === 0) throw new Error(`reading batch of ${batch.length} ended before reading ${to}`);
+      left -= n;
+      if (left > 0) await body.pause();
+    }
+    return { count: to - from, body: body.body(), entries: null, decode: () => batch.toArray(from, to) };
+  }
+
+  /** The chunk's readings as entries, decoded now if the chunk was encoded from a batch. */
+  private entriesOf(chunk: Chunk): Entry[] {
+    chunk.entries ??= toEntries(chunk.decode!());
+    return chunk.entries;
   }
 
   /** Lines [from, to) of a chunk as a chunk of their own. */
   private slice(chunk: Chunk, from: number, to: number): Promise<Chunk> {
-    return this.encode(chunk.entries.slice(from, to));
+    return this.encode(this.entriesOf(chunk).slice(from, to));
   }
 
   /** The chunk's lines, for the dead-letter file. */
   private lines(chunk: Chunk): string[] {
     const skip = this.skipFilter();
-    return chunk.entries.map((e) => this.lineEncoder.line(e.reading, skip));
+    return this.entriesOf(chunk).map((e) => this.lineEncoder.line(e.reading, skip));
   }
 
   private noteError(kind: InfluxWriteErrorKind, message: string): void {
@@ -425,7 +524,6 @@ class InfluxStoreImpl implements InfluxStore {
   }
 
   private async sendChunk(chunk: Chunk, letters: DeadLetter[]): Promise<void> {
-    const entries = chunk.entries;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new InfluxWriteError('InfluxDB store closed during a write', 'unreachable', null);
       let outcome: WriteOutcome;
@@ -441,7 +539,7 @@ class InfluxStoreImpl implements InfluxStore {
       }
       const { status } = outcome;
       if (status >= 200 && status < 300) {
-        this.counters.linesWritten += entries.length;
+        this.counters.linesWritten += chunk.count;
         return;
       }
       const reason = errorText(outcome.body) || `HTTP ${status}`;
@@ -463,7 +561,7 @@ class InfluxStoreImpl implements InfluxStore {
 
   /** A 4xx that will not succeed by waiting: learn from it, split, or dead-letter. */
   private async handleRefusal(chunk: Chunk, status: number, reason: string, letters: DeadLetter[]): Promise<void> {
-    const entries = chunk.entries;
+    const entries = this.entriesOf(chunk);
     const conflict = CONFLICT_PATTERN.exec(reason);
     if (conflict) {
       this.noteError('type_conflict', reason);

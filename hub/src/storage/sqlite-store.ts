@@ -71,7 +71,7 @@ export class SqliteStore implements TimeSeriesStore {
   readonly db: SqliteDatabase;
   private readonly devices = new Map<string, DeviceInfo>();
   private readonly stmt;
-  private readonly writeBatch: (readings: readonly StoredReading[]) => void;
+  private readonly insertReadings: (readings: readonly StoredReading[]) => void;
   private closed = false;
 
   /** Opens (or creates) `readings.db` in `dataDir`. */
@@ -94,7 +94,7 @@ export class SqliteStore implements TimeSeriesStore {
     };
     this.loadIds();
     const { insert, setLatest } = this.stmt;
-    this.writeBatch = this.db.transaction((readings: readonly StoredReading[]) => {
+    this.insertReadings = this.db.transaction((readings: readonly StoredReading[]) => {
       // Newest value per series in this batch: one `latest` update per series, not per value.
       const newest = new Map<number, { ts: number; value: number | string }>();
       const ids: number[] = [];
@@ -176,7 +176,7 @@ export class SqliteStore implements TimeSeriesStore {
     this.assertOpen();
     if (readings.length === 0) return;
     try {
-      this.writeBatch(readings);
+      this.insertReadings(readings);
     } catch (err) {
       // The transaction rolled back: ids created inside it may not exist. Reload them.
       this.loadIds();

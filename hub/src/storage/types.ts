@@ -26,6 +26,31 @@ export interface StoredReading {
   values: StoredValue[];
 }
 
+/**
+ * Receives readings one value at a time (ReadingCursor.read), so a store can encode readings kept in the
+ * spool's binary records without an object per reading and per value.
+ */
+export interface ReadingVisitor {
+  /** A reading starts; its values follow as value() calls, then end(). */
+  begin(deviceId: string, epoch: number, seq: number, ts: number): void;
+  value(metric: string, kind: MetricKind, value: ScalarValue): void;
+  end(): void;
+}
+
+export interface ReadingCursor {
+  /** Visits the next `n` readings (fewer at the end of the batch); returns how many it visited. */
+  read(visitor: ReadingVisitor, n: number): number;
+}
+
+/** Readings as the spool keeps them (encoded), visited in order or decoded into objects on demand. */
+export interface ReadingBatch {
+  readonly length: number;
+  /** A cursor at reading `from` (0-based). */
+  cursor(from?: number): ReadingCursor;
+  /** Readings [from, to) as objects, decoded on each call. */
+  toArray(from?: number, to?: number): StoredReading[];
+}
+
 export type Aggregate = 'mean' | 'min' | 'max' | 'last' | 'count';
 
 export interface SeriesQuery {
@@ -59,6 +84,11 @@ export interface TimeSeriesStore {
    * Rejects when nothing or not everything was made durable; the caller retries the whole batch.
    */
   write(readings: readonly StoredReading[]): Promise<void>;
+  /**
+   * Optional: the same as write(batch.toArray()), for stores that encode readings without objects (the
+   * spool's drainer calls it when present).
+   */
+  writeBatch?(batch: ReadingBatch): Promise<void>;
   /** Latest value of every metric of a device. */
   latest(deviceId: string): Promise<Record<string, LatestValue>>;
   /** Downsampled series; empty buckets are left out. */
