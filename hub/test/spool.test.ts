@@ -142,6 +142,19 @@ describe('spool', () => {
     expect(spool.depthReadings).toBe(100);
   });
 
+  it('lingers for more readings only until a batch is full', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store, { drainLingerMs: 1000, batchReadings: 10 });
+    await spool.accept(readings('d1', 1, 3)); // wakes the drainer: it lingers for a fuller batch
+    const started = performance.now();
+    await spool.accept(readings('d1', 4, 7)); // the batch is full now
+    await waitFor(() => store.batches.length === 1, { what: 'the first batch to reach the store' });
+    expect(performance.now() - started).toBeLessThan(900); // not after the whole 1000 ms
+    expect(store.written()).toEqual(Array.from({ length: 10 }, (_, i) => `d1/1/${i + 1}`));
+    await spool.close();
+  });
+
   it('drains to the store in accept order, each reading once, and deletes drained segments', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());

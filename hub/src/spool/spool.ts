@@ -872,7 +872,7 @@ class DiskSpool extends EventEmitter implements Spool {
           });
           this.wake = null;
           if (this.closing) break;
-          if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await sleep(this.lingerMs).catch(() => undefined);
+          if (this.lingerMs > 0 && this.depthReadings < this.batchReadings) await this.linger(sleep);
           // Look again: a wake-up can come with nothing to drain (the spool failing, for one).
           continue;
         }
@@ -921,6 +921,26 @@ class DiskSpool extends EventEmitter implements Spool {
     }
     // Closing: batches whose write still succeeds are recorded as drained, so a restart does not replay them.
     await this.settleInFlight(inFlight).catch((err: unknown) => this.logger?.error({ err }, 'spool drainer: could not record the last drained batches'));
+  }
+
+  /**
+   * Waits up to lingerMs for a batch to fill, and no longer than it takes to fill (under a flood the first
+   * batch used to wait the whole 100 ms while the store sat idle).
+   */
+  private async linger(sleep: (ms: number) => Promise<void>): Promise<void> {
+    let over = false;
+    void sleep(this.lingerMs)
+      .catch(() => undefined)
+      .then(() => {
+        over = true;
+        this.wake?.(); // every wait of the drainer checks its condition again when woken
+      });
+    while (!over && !this.closing && this.depthReadings < this.batchReadings) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = null;
+    }
   }
 
   /** True once `writing` settles; false before that if a full batch more is waiting, or the spool closes. */
