@@ -7,7 +7,9 @@
 //         bench/ingest.mjs); each device keeps --window unacked readings in flight. The clock runs from the
 //         first frame until every reading is acked AND the spool has drained it into InfluxDB (/readyz
 //         spool.depthReadings = 0). Points/s = readings / that time. --batch N sends BATCH frames of N
-//         readings (store-and-forward replay); 1 (default) sends one READING frame per reading.
+//         readings (store-and-forward replay); 1 (default) sends one READING frame per reading. Before the
+//         clock starts the hub takes --hub-warmup readings from other devices (warm-0000...) and drains them:
+//         a warm-up, as the raw client gets one; only the bench-* devices' points are counted.
 //   raw   the same points (the store's own lines: same measurement, tag, fields, timestamps), pre-built
 //         before the clock starts, POSTed to /write in 5000-line bodies, 2 requests in flight (as the store
 //         sends them) over keep-alive: the best a client can do.
@@ -18,7 +20,8 @@
 // CPU seconds per million readings are reported for influxd, the hub and this process (the raw client, or
 // the device generator) from /proc. BENCH_HUB_NODE_ARGS adds node flags to the hub (e.g. "--cpu-prof").
 // Reproduce: npm run build && node bench/ingest-influx.mjs [--readings 300000] [--devices 50] [--batch 1]
-//            [--window 2048] [--memory-readings N (HUB_SPOOL_MEMORY_READINGS)] [--split-cores] [--json]
+//            [--window 2048] [--hub-warmup 100000] [--memory-readings N (HUB_SPOOL_MEMORY_READINGS)] [--split-cores]
+//            [--timeline [--timeline-ms 250]] [--json]
 import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +44,14 @@ const asJson = args.includes('--json');
  * core 1. Models InfluxDB on a machine of its own, as deployed; without it all three share both cores.
  */
 const SPLIT = args.includes('--split-cores');
+/**
+ * Readings the hub takes (from devices warm-0000..., through to InfluxDB) before the clock starts, as the
+ * raw client writes a warm-up before its runs: JIT, connections and the database's shard, not counted.
+ */
+const HUB_WARMUP = opt('hub-warmup', 100_000);
+/** --timeline: every --timeline-ms (250) of the hub run, print readings acked, the spool depth and each process's CPU use. */
+const TIMELINE = args.includes('--timeline');
+const TIMELINE_MS = opt('timeline-ms', 250);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
 const METRICS = [
@@ -91,8 +102,8 @@ function repeatedFrame(clock) {
 }
 
 
-async function countPoints(influx, db) {
-  const [r] = await influx.query('SELECT count("@seq") FROM "readings"', { db });
+async function countPoints(influx, db, where = '') {
+  const [r] = await influx.query(`SELECT count("@seq") FROM "readings" ${where}`, { db });
   return r?.series?.[0]?.values?.[0]?.[1] ?? 0;
 }
 
@@ -128,7 +139,7 @@ function cpuSince(cpu0, influx, hubPid) {
 }
 
 function startHubServer(env) {
-  const nodeArgs = [...(process.env.BENCH_HUB_NODE_ARGS?.split(' ') ?? []), here('./servers/hub.mjs')];
+  const nodeArgs = [...((process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean)), here('./servers/hub.mjs')];
   const child = spawn(SPLIT ? 'taskset' : process.execPath, SPLIT ? ['-c', '1', process.execPath, ...nodeArgs] : nodeArgs, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_HUB_ENV: JSON.stringify(env) },
@@ -157,21 +168,63 @@ async function waitUntil(what, check, timeoutMs) {
   }
 }
 
-async function runHub(influx, db, clock) {
-  const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db, ...(MEMORY_READINGS ? { HUB_SPOOL_MEMORY_READINGS: MEMORY_READINGS } : {}) });
-  const ready = await server.next('ready');
-  const base = `http://127.0.0.1:${ready.port}`;
-  const frame = maskedFrame(repeatedFrame(clock));
+/** Samples the hub run every TIMELINE_MS (the /readyz request is part of the hub's load, a small one). */
+function startTimeline(base, devices, influxPid, hubPid, start) {
+  let last = { t: start, influxd: cpuSecondsOf(influxPid), hub: cpuSecondsOf(hubPid), self: process.cpuUsage() };
+  console.log('| t (s) | acked | spool depth | influxd CPU % | hub CPU % | generator CPU % |');
+  console.log('|---:|---:|---:|---:|---:|---:|');
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await new Promise((r) => setTimeout(r, TIMELINE_MS));
+      const body = await (await fetch(`${base}/readyz`)).json().catch(() => ({}));
+      const now = { t: performance.now(), influxd: cpuSecondsOf(influxPid), hub: cpuSecondsOf(hubPid), self: process.cpuUsage() };
+      const wall = (now.t - last.t) / 1000;
+      const pct = (a, b) => Math.round(((a - b) / wall) * 100);
+      const self = process.cpuUsage(last.self);
+      const acked = devices.reduce((n, d) => n + d.acked, 0);
+      console.log(`| ${((now.t - start) / 1000).toFixed(2)} | ${acked} | ${body.spool?.depthReadings ?? "?"} | ${pct(now.influxd, last.influxd)} | ${pct(now.hub, last.hub)} | ${Math.round(((self.user + self.system) / 1e6 / wall) * 100)} |`);
+      last = now;
+    }
+  })();
+  return { stop: () => ((running = false), loop) };
+}
+
+/** Waits until `pid` used under 5 % of a core over 100 ms (at most 5 s). */
+async function untilQuiet(pid) {
+  const deadline = Date.now() + 5000;
+  let last = cpuSecondsOf(pid);
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = cpuSecondsOf(pid);
+    if (now - last < 0.005) return;
+    last = now;
+  }
+}
+
+/**
+ * Connects `count` devices named by `idOf(i)`; go() makes each send `perDevice` readings (the repeated
+ * frame, at most WINDOW unacked) and resolves when all are acked.
+ */
+async function openFleet(ready, idOf, count, perDevice, frame, clock) {
   const devices = [];
-  for (let i = 0; i < DEVICES; i++) {
-    const id = deviceId(i);
+  function pump(dev) {
+    if (dev.sent >= perDevice) return;
+    if (dev.sent - dev.acked >= WINDOW) {
+      dev.waiting = true;
+      return;
+    }
+    dev.sent += BATCH;
+    dev.conn.send(frame, () => setImmediate(pump, dev));
+  }
+  for (let i = 0; i < count; i++) {
     const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null };
     dev.finished = new Promise((resolve) => (dev.done = resolve));
     dev.conn = await connectHubDevice({
-      port: ready.port, path: ready.path, adminToken: ready.adminToken, id, clock, metrics: METRICS, epoch: EPOCH,
+      port: ready.port, path: ready.path, adminToken: ready.adminToken, id: idOf(i), clock, metrics: METRICS, epoch: EPOCH,
       onAck(seq) {
         dev.acked = seq;
-        if (dev.acked >= PER_DEVICE) dev.done();
+        if (dev.acked >= perDevice) dev.done();
         if (dev.waiting) {
           dev.waiting = false;
           pump(dev);
@@ -180,35 +233,57 @@ async function runHub(influx, db, clock) {
     });
     devices.push(dev);
   }
-  function pump(dev) {
-    if (dev.sent >= PER_DEVICE) return;
-    if (dev.sent - dev.acked >= WINDOW) {
-      dev.waiting = true;
-      return;
-    }
-    dev.sent += BATCH;
-    dev.conn.send(frame, () => setImmediate(pump, dev));
+  return {
+    devices,
+    go() {
+      for (const d of devices) pump(d);
+      return Promise.all(devices.map((d) => d.finished));
+    },
+    close() {
+      for (const d of devices) d.conn.close();
+    },
+  };
+}
+
+async function runHub(influx, db, clock) {
+  const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db, ...(MEMORY_READINGS ? { HUB_SPOOL_MEMORY_READINGS: MEMORY_READINGS } : {}) });
+  const ready = await server.next('ready');
+  const base = `http://127.0.0.1:${ready.port}`;
+  const frame = maskedFrame(repeatedFrame(clock));
+  const drained = () =>
+    waitUntil(
+      'the hub to drain its spool into InfluxDB',
+      async () => {
+        const body = await (await fetch(`${base}/readyz`)).json();
+        return body.spool?.depthReadings === 0;
+      },
+      300_000,
+    );
+  if (HUB_WARMUP > 0) {
+    // As the raw client is warmed up before its runs: the hub's code paths compiled, its InfluxDB shard made.
+    const warm = await openFleet(ready, (i) => `warm-${String(i).padStart(4, '0')}`, DEVICES, Math.ceil(HUB_WARMUP / DEVICES / BATCH) * BATCH, frame, clock);
+    await warm.go();
+    await drained();
+    warm.close();
   }
+  const fleet = await openFleet(ready, deviceId, DEVICES, PER_DEVICE, frame, clock);
+  const devices = fleet.devices;
+  // Connecting and provisioning (and closing the warm-up devices) leave work behind: start on a quiet hub.
+  await untilQuiet(server.child.pid);
   const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage(), hub: cpuSecondsOf(server.child.pid) };
   const start = performance.now();
-  for (const d of devices) pump(d);
-  await Promise.all(devices.map((d) => d.finished));
+  const timeline = TIMELINE ? startTimeline(base, devices, influx.pid, server.child.pid, start) : null;
+  await fleet.go();
   const ackedSeconds = (performance.now() - start) / 1000;
   const hubCpuAtAcked = cpuSecondsOf(server.child.pid) - cpu0.hub;
-  await waitUntil(
-    'the hub to drain its spool into InfluxDB',
-    async () => {
-      const body = await (await fetch(`${base}/readyz`)).json();
-      return body.spool?.depthReadings === 0;
-    },
-    300_000,
-  );
+  await drained();
   const seconds = (performance.now() - start) / 1000;
   const cpu = cpuSince(cpu0, influx, server.child.pid);
-  for (const d of devices) d.conn.close();
+  await timeline?.stop();
+  fleet.close();
   server.child.send({ type: 'stop' });
   await new Promise((r) => server.child.once('exit', r));
-  const stored = await countPoints(influx, db);
+  const stored = await countPoints(influx, db, `WHERE "device" =~ /^bench-/`);
   if (stored !== READINGS) throw new Error(`hub run stored ${stored} points, expected ${READINGS}`);
   return { seconds, ackedSeconds, cpu, hubCpuAtAcked };
 }
@@ -245,6 +320,7 @@ try {
     batch: BATCH,
     window: WINDOW,
     memoryReadings: MEMORY_READINGS ? Number(MEMORY_READINGS) : 'default',
+    hubWarmup: HUB_WARMUP,
     splitCores: SPLIT,
     raw: { seconds: [raw1.seconds, raw2.seconds], pointsPerSecond: Math.round(rawRate), cpuSecondsPerMillion: [perMillion(raw1.cpu), perMillion(raw2.cpu)] },
     hub: {
