@@ -14,7 +14,7 @@ import { startInfluxDB, type InfluxDBServer } from '../../test/support/index.js'
 import { createInfluxStore, InfluxWriteError, type InfluxStore, type InfluxStoreConfig } from '../src/storage/influx-store.js';
 import { pointTimestampNs, readingToLine } from '../src/storage/influx-schema.js';
 import { influxConfigFromEnv, InfluxConfigError } from '../src/storage/influx-config.js';
-import type { StoredReading } from '../src/storage/types.js';
+import { UnreadableBatchError, type StoredReading } from '../src/storage/types.js';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 
 let influx: InfluxDBServer;
@@ -294,6 +294,23 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     } finally {
       proxy.server.close();
     }
+  });
+});
+
+describe('InfluxDB store (real influxd), writeBatch() of a record that does not decode', () => {
+  it('rejects with UnreadableBatchError, not as an InfluxDB failure, and counts no write error', async () => {
+    const { store, db } = newStore({ batchLines: 4 });
+    const bad = encodeRecord([reading(5, [temp(5)]), reading(6, [temp(6)])], 0);
+    const padded = Buffer.concat([bad, Buffer.from([0])]);
+    padded.writeUInt32LE(bad.readUInt32LE(0) + 1, 0); // one byte past the last reading (recordView checks no CRC)
+    const batch = asBatch([1, 2, 3, 4].map((seq) => reading(seq, [temp(seq)])));
+    batch.addRecord(recordView(padded));
+    const err = await store.writeBatch(batch).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnreadableBatchError);
+    expect((err as Error).message).toMatch(/1 bytes after the last reading/);
+    expect(Object.values(store.stats().writeErrors).every((n) => n === 0)).toBe(true);
+    expect(store.stats().lastError).toBeNull();
+    expect(await countReadings(db)).toBe(4); // the chunk before the record was written: the spool writes it again
   });
 });
 

@@ -7,6 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -278,6 +279,32 @@ describe('spool', () => {
     expect(written).toEqual(Array.from({ length: 120 }, (_, i) => `d1/1/${i + 1}`));
   });
 
+  // Group commits of several records, batches that end inside a group, several batches in the store at once,
+  // and a tail that overflows while the store is down (so batches from disk end inside groups too).
+  it.each([
+    { memoryTailReadings: 1000, batchReadings: 7 },
+    { memoryTailReadings: 30, batchReadings: 7 },
+    { memoryTailReadings: 30, batchReadings: 20 },
+    { memoryTailReadings: 0, batchReadings: 5 },
+  ])('stores each reading once and in order with groups split across batches: %o', async (opts) => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store, { ...opts, drainWindow: 3, segmentBytes: 4096 });
+    const devices = ['d1', 'd2', 'd3', 'd4'];
+    const round = (k: number) => Promise.all(devices.map((d) => spool.accept(readings(d, k * 3 + 1, 3)))); // one group of 4 records
+    for (let k = 0; k < 5; k++) await round(k);
+    store.down = true;
+    for (let k = 5; k < 15; k++) await round(k);
+    store.down = false;
+    spool.retryNow();
+    for (let k = 15; k < 20; k++) await round(k);
+    await spool.whenDrained(5000);
+    const written = store.written();
+    expect(new Set(written).size).toBe(written.length); // none twice
+    if (opts.memoryTailReadings < 100) expect(spool.state.drainedFromDisk).toBeGreaterThan(0);
+    for (const d of devices) expect(written.filter((w) => w.startsWith(`${d}/`))).toEqual(Array.from({ length: 60 }, (_, i) => `${d}/1/${i + 1}`));
+  });
+
   it('with memoryTailReadings 0 reads every reading back from disk, each once and in order', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
@@ -343,6 +370,39 @@ describe('spool', () => {
     await spool.whenDrained(5000);
     expect(store.written()).toEqual(Array.from({ length: 5 }, (_, i) => `d1/1/${i + 1}`));
     expect(spool.state.writeErrors.spool_damage).toBe(1);
+  });
+
+  // A record whose CRC matches but whose body does not decode (a hub bug, or damage the CRC missed) is
+  // skipped, whether the store reads the batch as objects (write) or visits its records (writeBatch); the
+  // store is not reported down for it, and the readings around it are stored.
+  it.each(['write', 'writeBatch'] as const)('skips a committed record that does not decode, without calling the store down (%s)', async (via) => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    // writeBatch: the store visits the batch's records itself, as the InfluxDB store does.
+    const target: TimeSeriesStore =
+      via === 'write' ? store : Object.assign(Object.create(store) as TimeSeriesStore, { writeBatch: (b: RecordBatch) => store.write(b.toArray()) });
+    store.down = true;
+    const first = await openSpool(dir, target, { memoryTailReadings: 0 });
+    for (const from of [1, 6, 11]) await first.accept(readings('d1', from, 5));
+    await first.close();
+    // The second record gets one byte more than its readings take, with its length and CRC made to match.
+    const seg = join(dir, segmentFiles(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const at = SEGMENT_HEADER_BYTES + 8 + bytes.readUInt32LE(SEGMENT_HEADER_BYTES);
+    const payload = Buffer.concat([bytes.subarray(at + 8, at + 8 + bytes.readUInt32LE(at)), Buffer.from([0])]);
+    const record = Buffer.alloc(8);
+    record.writeUInt32LE(payload.length, 0);
+    record.writeUInt32LE(crc32(payload), 4);
+    writeFileSync(seg, Buffer.concat([bytes.subarray(0, at), record, payload, bytes.subarray(at + 8 + payload.length - 1)]));
+    store.down = false;
+    const spool = await openSpool(dir, target, { memoryTailReadings: 0 });
+    const states: string[] = [];
+    spool.on('store', (state: string) => states.push(state));
+    await spool.whenDrained(5000);
+    expect(store.written()).toEqual([...Array.from({ length: 5 }, (_, i) => `d1/1/${i + 1}`), ...Array.from({ length: 5 }, (_, i) => `d1/1/${i + 11}`)]);
+    expect(spool.state.writeErrors).toEqual({ spool_damage: 1 });
+    expect(states).not.toContain('down');
+    expect(spool.state.depthReadings).toBe(0);
   });
 
   it('refuses to start on a segment of a newer format, and leaves it as it is', async () => {
@@ -651,6 +711,21 @@ describe('spool record format', () => {
     spool.retryNow();
     await spool.whenDrained();
     expect(store.written()).toEqual(['d1/1/1', 'd1/1/2', 'd1/1/3', 'd2/1/1', 'd2/1/2', 'd1/1/4', 'd1/1/5', 'd1/1/6']);
+  });
+
+  it('skips a format-1 record whose JSON does not parse (CRC intact) and drains the records around it', async () => {
+    const dir = join(tempDir(), 'spool');
+    mkdirSync(dir, { recursive: true });
+    const broken = encodeRecordV1(readings('d1', 4, 3), T0);
+    broken[broken.length - 1] = 0x7d; // the closing ']' of its JSON becomes '}'
+    broken.writeUInt32LE(crc32(broken.subarray(8)), 4);
+    const old = Buffer.concat([SEGMENT_MAGIC_V1, encodeRecordV1(readings('d1', 1, 3), T0), broken, encodeRecordV1(readings('d1', 7, 3), T0)]);
+    writeFileSync(join(dir, segmentFileName(1)), old);
+    const store = newStore(tempDir());
+    const spool = await openSpool(dir, store);
+    await spool.whenDrained(5000);
+    expect(store.written()).toEqual(['d1/1/1', 'd1/1/2', 'd1/1/3', 'd1/1/7', 'd1/1/8', 'd1/1/9']);
+    expect(spool.state.writeErrors).toEqual({ spool_damage: 1 });
   });
 });
 

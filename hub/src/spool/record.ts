@@ -32,7 +32,7 @@
  */
 import { crc32 } from 'node:zlib';
 import type { MetricKind } from '@tendril/device-sdk';
-import type { ReadingBatch, ReadingCursor, ReadingVisitor, ScalarValue, StoredReading, StoredValue } from '../storage/types.js';
+import { UnreadableBatchError, type ReadingBatch, type ReadingCursor, type ReadingVisitor, type ScalarValue, type StoredReading, type StoredValue } from '../storage/types.js';
 
 /** Written into new segments. */
 export const SEGMENT_MAGIC = Buffer.from('TDLSPL02', 'latin1');
@@ -366,7 +366,7 @@ class BinaryRecordCursor implements PartCursor {
   }
 
   private fail(why: string): never {
-    throw new Error(`spool record at offset ${this.rec.offset}: ${why}`);
+    throw new UnreadableBatchError(`spool record at offset ${this.rec.offset}: ${why}`);
   }
 }
 
@@ -424,6 +424,27 @@ export class RecordBatch implements ReadingBatch {
   toArray(from = 0, to = this.count): StoredReading[] {
     const out: StoredReading[] = [];
     if (to > from) this.cursor(from).read(new ObjectBuilder(out), to - from);
+    return out;
+  }
+
+  /**
+   * This batch without its records that do not decode (after an UnreadableBatchError): each record is decoded
+   * on its own, and `onUnreadable` hears of every one left out.
+   */
+  readable(onUnreadable: (record: RecordView, err: UnreadableBatchError) => void): RecordBatch {
+    const out = new RecordBatch();
+    for (const part of this.parts) {
+      if (isReadings(part)) {
+        out.addReadings(part);
+        continue;
+      }
+      try {
+        out.addReadings(decodeRecords([part], 2));
+      } catch (err) {
+        if (!(err instanceof UnreadableBatchError)) throw err;
+        onUnreadable(part, err);
+      }
+    }
     return out;
   }
 }

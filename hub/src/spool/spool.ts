@@ -25,7 +25,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, ftruncateSync, fstatSync } from 'node:fs';
 import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ReadingSink, StoredReading, TimeSeriesStore } from '../storage/types.js';
+import { UnreadableBatchError, type ReadingSink, type StoredReading, type TimeSeriesStore } from '../storage/types.js';
 import { FairSlicer } from '../storage/fair-slice.js';
 import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import {
@@ -1010,6 +1010,17 @@ class DiskSpool extends EventEmitter implements Spool {
         this.setStoreState('up');
         return true;
       } catch (err) {
+        if (err instanceof UnreadableBatchError) {
+          // Not the store's fault, and no retry would read the record: write the batch without it (the batch
+          // still counts it as drained, so the drain moves past it). Part of the batch may be stored already;
+          // writing it again is harmless.
+          readings = readings.readable((record, why) => {
+            this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
+            this.logger?.error({ offset: record.offset, readings: record.count, device: record.summary?.deviceId, reason: why.message }, 'spool: a record does not decode; its readings are skipped');
+          });
+          attempt--;
+          continue;
+        }
         const hints = err as { kind?: unknown; retryAfterMs?: unknown; message?: unknown };
         const kind = typeof hints.kind === 'string' ? hints.kind : 'error';
         this.writeErrors[kind] = (this.writeErrors[kind] ?? 0) + 1;
@@ -1030,6 +1041,24 @@ class DiskSpool extends EventEmitter implements Spool {
         this.backoffAbort = null;
         if (this.closing) return false;
       }
+    }
+  }
+
+  /** Format-1 (JSON) records decoded; one that does not decode is skipped, as a binary one is (see writeWithRetry). */
+  private decodeJsonRecords(records: RecordView[]): StoredReading[] {
+    try {
+      return decodeRecords(records, 1);
+    } catch {
+      const out: StoredReading[] = [];
+      for (const record of records) {
+        try {
+          out.push(...decodeRecords([record], 1));
+        } catch (err) {
+          this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
+          this.logger?.error({ offset: record.offset, readings: record.count, reason: String(err) }, 'spool: a record does not decode; its readings are skipped');
+        }
+      }
+      return out;
     }
   }
 
@@ -1057,7 +1086,7 @@ class DiskSpool extends EventEmitter implements Spool {
     const flush = (): void => {
       if (pending.length === 0) return;
       if (pendingFormat === 2) for (const rec of pending) readings.addRecord(rec);
-      else readings.addReadings(decodeRecords(pending, pendingFormat));
+      else readings.addReadings(this.decodeJsonRecords(pending));
       pending = [];
       pendingCount = 0;
     };

@@ -52,6 +52,7 @@ import type {
   StoredValue,
   TimeSeriesStore,
 } from './types.js';
+import { UnreadableBatchError } from './types.js';
 
 export interface InfluxStoreConfig {
   /** Base URL, e.g. http://127.0.0.1:8086. */
@@ -431,7 +432,7 @@ class InfluxStoreImpl implements InfluxStore {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, chunkCount) }, worker));
-    if (failure !== undefined) throw this.asWriteError(failure);
+    if (failure !== undefined) throw failure instanceof UnreadableBatchError ? failure : this.asWriteError(failure);
     // Dead letters are recorded once, for the write that succeeded (a failed write is retried whole). Values
     // are left out only of lines encoded from entries, so chunks without entries have none.
     const stripped = this.strippedValues(chunks.flatMap((c) => c.entries ?? []));

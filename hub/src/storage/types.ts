@@ -42,6 +42,15 @@ export interface ReadingCursor {
   read(visitor: ReadingVisitor, n: number): number;
 }
 
+/**
+ * A ReadingBatch whose readings cannot be read back: a spool record whose CRC matched but whose body does not
+ * decode (a hub bug, or damage the CRC missed). Stores pass it on as it is, so the spool can tell it from a
+ * store failure and set the records at fault aside (skipped, counted as spool damage) instead of retrying them forever.
+ */
+export class UnreadableBatchError extends Error {
+  override readonly name = 'UnreadableBatchError';
+}
+
 /** Readings as the spool keeps them (encoded), visited in order or decoded into objects on demand. */
 export interface ReadingBatch {
   readonly length: number;
