@@ -9,10 +9,13 @@
 //         spool.depthReadings = 0). Points/s = readings / that time. --batch N sends BATCH frames of N
 //         readings (store-and-forward replay); 1 (default) sends one READING frame per reading. Before the
 //         clock starts the hub takes --hub-warmup readings from other devices (warm-0000...) and drains them:
-//         a warm-up, as the raw client gets one; only the bench-* devices' points are counted.
+//         a warm-up (JIT, connections, the database's shard); only the bench-* devices' points are counted.
 //   raw   the same points (the store's own lines: same measurement, tag, fields, timestamps), pre-built
 //         before the clock starts, POSTed to /write in 5000-line bodies, 2 requests in flight (as the store
-//         sends them) over keep-alive: the best a client can do.
+//         sends them) over keep-alive: the best a client can do. It gets the same warm-up: the lines of the
+//         hub's warm-up readings, written into its run's database before the clock starts.
+//   Both clocks start once influxd (and the hub) are idle: the warm-up leaves influxd work behind (cache
+//   snapshots, compactions) that would otherwise land in the timed window.
 //
 // Order raw, hub, raw; the baseline is the mean of the two raw runs (the machine is shared and noisy).
 // Each run gets a fresh database; both are counted afterwards (count("@seq") must equal the readings).
@@ -71,14 +74,22 @@ function deviceId(i) {
   return `bench-${String(i).padStart(4, '0')}`;
 }
 
+/** The devices of the warm-up, and how many readings each sends (whole frames). */
+function warmId(i) {
+  return `warm-${String(i).padStart(4, '0')}`;
+}
+function warmPerDevice() {
+  return Math.ceil(HUB_WARMUP / DEVICES / BATCH) * BATCH;
+}
+
 /** Every reading of the run, as the hub will store it: seq 1.., ts clock + seq (1 ms apart), f32 values. */
-function storedReadings(clock) {
+function storedReadings(clock, idOf = deviceId, perDevice = PER_DEVICE) {
   const f32 = (v) => Math.fround(v);
   const out = [];
   for (let d = 0; d < DEVICES; d++) {
-    for (let seq = 1; seq <= PER_DEVICE; seq++) {
+    for (let seq = 1; seq <= perDevice; seq++) {
       out.push({
-        deviceId: deviceId(d),
+        deviceId: idOf(d),
         epoch: EPOCH,
         seq,
         ts: clock + seq,
@@ -107,22 +118,29 @@ async function countPoints(influx, db, where = '') {
   return r?.series?.[0]?.values?.[0]?.[1] ?? 0;
 }
 
-async function runRaw(influx, db, bodies) {
-  await influx.query(`CREATE DATABASE "${db}"`);
-  const agent = new http.Agent({ keepAlive: true });
-  const url = `${influx.url}/write?db=${db}&precision=ns`;
-  const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage() };
-  const start = performance.now();
+/** Posts `bodies` to `url`, 2 requests in flight. */
+async function postAll(agent, url, bodies) {
   let next = 0;
   await Promise.all(
     Array.from({ length: 2 }, async () => {
       while (next < bodies.length) await postLines(agent, url, bodies[next++]);
     }),
   );
+}
+
+async function runRaw(influx, db, bodies, warmBodies) {
+  await influx.query(`CREATE DATABASE "${db}"`);
+  const agent = new http.Agent({ keepAlive: true });
+  const url = `${influx.url}/write?db=${db}&precision=ns`;
+  await postAll(agent, url, warmBodies);
+  await untilQuiet(influx.pid);
+  const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage() };
+  const start = performance.now();
+  await postAll(agent, url, bodies);
   const seconds = (performance.now() - start) / 1000;
   const cpu = cpuSince(cpu0, influx);
   agent.destroy();
-  const stored = await countPoints(influx, db);
+  const stored = await countPoints(influx, db, `WHERE "device" =~ /^bench-/`);
   if (stored !== READINGS) throw new Error(`raw run stored ${stored} points, expected ${READINGS}`);
   return { seconds, cpu };
 }
@@ -261,15 +279,17 @@ async function runHub(influx, db, clock) {
     );
   if (HUB_WARMUP > 0) {
     // As the raw client is warmed up before its runs: the hub's code paths compiled, its InfluxDB shard made.
-    const warm = await openFleet(ready, (i) => `warm-${String(i).padStart(4, '0')}`, DEVICES, Math.ceil(HUB_WARMUP / DEVICES / BATCH) * BATCH, frame, clock);
+    const warm = await openFleet(ready, warmId, DEVICES, warmPerDevice(), frame, clock);
     await warm.go();
     await drained();
     warm.close();
   }
   const fleet = await openFleet(ready, deviceId, DEVICES, PER_DEVICE, frame, clock);
   const devices = fleet.devices;
-  // Connecting and provisioning (and closing the warm-up devices) leave work behind: start on a quiet hub.
+  // Connecting and provisioning (and closing the warm-up devices) leave work behind: start on a quiet hub,
+  // and a quiet influxd (as the raw runs do).
   await untilQuiet(server.child.pid);
+  await untilQuiet(influx.pid);
   const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage(), hub: cpuSecondsOf(server.child.pid) };
   const start = performance.now();
   const timeline = TIMELINE ? startTimeline(base, devices, influx.pid, server.child.pid, start) : null;
@@ -301,14 +321,18 @@ const watchdog = setTimeout(() => {
 }, 600_000);
 try {
   const clock = Date.now() - 10 * 60_000; // readings 1 ms apart from 10 min ago: all in range
-  const lines = storedReadings(clock).map((r) => modules.schema.readingToLine(r, 'readings').line);
-  const bodies = [];
-  for (let i = 0; i < lines.length; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
-  lines.length = 0;
-  await runRaw(influx, 'warmup', bodies.slice(0, 4)).catch(() => undefined); // JIT and shard creation; not counted
-  const raw1 = await runRaw(influx, 'raw_1', bodies);
+  const bodiesOf = (readings) => {
+    const lines = readings.map((r) => modules.schema.readingToLine(r, 'readings').line);
+    const bodies = [];
+    for (let i = 0; i < lines.length; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
+    return bodies;
+  };
+  const bodies = bodiesOf(storedReadings(clock));
+  // The hub's warm-up readings, as lines: the raw client's warm-up (into the database it is measured in).
+  const warmBodies = bodiesOf(storedReadings(clock, warmId, warmPerDevice()));
+  const raw1 = await runRaw(influx, 'raw_1', bodies, warmBodies);
   const hub = await runHub(influx, 'hub_1', clock);
-  const raw2 = await runRaw(influx, 'raw_2', bodies);
+  const raw2 = await runRaw(influx, 'raw_2', bodies, warmBodies);
   const rawSeconds = (raw1.seconds + raw2.seconds) / 2;
   const rawRate = READINGS / rawSeconds;
   /** CPU seconds per million readings, by process. */
