@@ -239,6 +239,18 @@ describe('device readings under a flood', () => {
   });
 
   it('stops reading sockets for the rest of a turn once its ingest budget is spent, and loses nothing', async () => {
+    // Idle devices connected beside the flood: their sockets are left alone (a pause costs system calls).
+    const idle = await Promise.all(
+      ['idle-1', 'idle-2', 'idle-3', 'idle-4', 'idle-5'].map(async (id) => {
+        const token = await provision(hub.app, id);
+        const d = await TestDevice.connect(hub.listening!.deviceUrl);
+        await d.hello({ deviceId: id, token, epoch: 1 });
+        return d;
+      }),
+    );
+    const channel = hub.app.tendril.channel;
+    const pausesBefore = channel.socketPauses;
+    const turnsBefore = channel.pausedTurns;
     const devices = await Promise.all(
       ['flood-1', 'flood-2', 'flood-3'].map(async (id) => {
         const token = await provision(hub.app, id);
@@ -255,7 +267,13 @@ describe('device readings under a flood', () => {
       }
     }
     for (const { d } of devices) expect(await d.ackFor(400)).toBe(400);
-    expect(hub.app.tendril.channel.pausedTurns).toBeGreaterThan(0);
+    const turns = channel.pausedTurns - turnsBefore;
+    expect(turns).toBeGreaterThan(0);
+    // At most the three flooding sockets per paused turn; pausing every socket would be eight.
+    const pauses = channel.socketPauses - pausesBefore;
+    expect(pauses).toBeGreaterThan(0);
+    expect(pauses).toBeLessThanOrEqual(3 * turns);
+    for (const d of idle) d.close();
     for (const { id } of devices) {
       const rows = rowsOf(hub, id);
       expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));

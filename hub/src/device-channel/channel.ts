@@ -67,6 +67,8 @@ export class DeviceChannel {
   private readonly ingestTurnMs: number;
   /** Turns in which the sockets stopped reading for the rest of the turn (tests, diagnostics). */
   pausedTurns = 0;
+  /** Sockets paused for the rest of a turn, counted once per pause (tests, diagnostics). */
+  socketPauses = 0;
   private readonly outstandingCommands = new Map<string, Set<number>>();
   private commandLookup: ((deviceId: string, commandId: number) => boolean) | null = null;
   private heartbeat: TimerHandle | null = null;
@@ -78,13 +80,25 @@ export class DeviceChannel {
   private turnStart = -1;
   /** Sockets that stopped reading for the rest of this turn (the turn's ingest budget was spent). */
   private pausedSockets: DeviceConnection[] = [];
+  /** The turn's budget is spent: every socket that delivers a frame stops reading. */
+  private overBudget = false;
+  /** Connections that delivered frames this turn, and in the turn before that had any. */
+  private activeNow = new Set<DeviceConnection>();
+  private activeBefore = new Set<DeviceConnection>();
   private readonly endOfTurn = () => {
     this.tickScheduled = false;
     this.turnStart = -1;
+    this.overBudget = false;
     const paused = this.pausedSockets;
     if (paused.length > 0) {
       this.pausedSockets = [];
       for (const c of paused) c.resumeReading();
+    }
+    if (this.activeNow.size > 0) {
+      const before = this.activeBefore;
+      before.clear();
+      this.activeBefore = this.activeNow;
+      this.activeNow = before;
     }
     const open = this.openDue;
     this.openDue = [];
@@ -132,7 +146,8 @@ export class DeviceChannel {
    * socket (with many devices, hundreds of milliseconds), and work that runs between turns (the spool's drain
    * into the store, timers) would get a turn only that rarely.
    */
-  noteFrame(): void {
+  noteFrame(conn: DeviceConnection): void {
+    this.activeNow.add(conn);
     if (this.turnStart < 0) {
       this.turnStart = performance.now();
       if (!this.tickScheduled) {
@@ -141,12 +156,25 @@ export class DeviceChannel {
       }
       return;
     }
-    if (this.pausedSockets.length === 0 && performance.now() - this.turnStart > this.ingestTurnMs) {
-      // Every socket, not just this one: the sockets epoll already reported ready would each still deliver a
-      // read's worth (up to 64 KB of frames) in this turn; a paused one is skipped.
-      for (const c of this.sockets) if (c.pauseReading()) this.pausedSockets.push(c);
-      this.pausedTurns++;
+    if (this.overBudget) {
+      // A socket that was not paused delivered a read's worth anyway: no more from it this turn.
+      if (conn.pauseReading()) this.pause(conn);
+      return;
     }
+    if (performance.now() - this.turnStart > this.ingestTurnMs) {
+      this.overBudget = true;
+      this.pausedTurns++;
+      // Not just this socket: those epoll already reported ready would each still deliver a read's worth (up
+      // to 64 KB of frames) in this turn. Those that delivered frames this turn or the one before are the ones
+      // flooding; pausing every socket would cost two system calls per idle connection per turn.
+      for (const c of this.activeNow) if (c.pauseReading()) this.pause(c);
+      for (const c of this.activeBefore) if (c.pauseReading()) this.pause(c);
+    }
+  }
+
+  private pause(conn: DeviceConnection): void {
+    this.pausedSockets.push(conn);
+    this.socketPauses++;
   }
 
   /** The connection took readings: hand them to the sink at the end of this turn. */

@@ -154,7 +154,7 @@ export class DeviceConnection implements RejectionSink {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closing') return;
-    this.channel.noteFrame();
+    this.channel.noteFrame(this);
     const { metrics, clock } = this.channel.opts;
     const count = metrics.count;
     count.bytesIn += data.length;
