@@ -177,12 +177,13 @@ function startHubServer(env) {
   return { child, next };
 }
 
-async function waitUntil(what, check, timeoutMs) {
+/** Polls `check` every `everyMs` until it holds. */
+async function waitUntil(what, check, timeoutMs, everyMs = 20) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -276,6 +277,7 @@ async function runHub(influx, db, clock) {
         return body.spool?.depthReadings === 0;
       },
       300_000,
+      2, // the raw run's clock stops at its last response: this one should stop as close to the drain's end
     );
   if (HUB_WARMUP > 0) {
     // As the raw client is warmed up before its runs: the hub's code paths compiled, its InfluxDB shard made.
