@@ -117,6 +117,21 @@ describe('LineEncoder', () => {
     }
   });
 
+  // The encoder reuses the field order of the line before when the keys come in the same order: lines that
+  // repeat, reorder, drop, add or rename fields (and 'time', stored as '@time') in turn, across devices.
+  it('makes the lines Point makes when consecutive readings repeat, reorder or change their fields', () => {
+    const encoder = new LineEncoder('readings');
+    const shapes = [['b', 'a', 'c'], ['b', 'a', 'c'], ['a', 'b', 'c'], ['b', 'a'], ['b', 'a', 'c', 'time'], ['time', 'b'], ['b', 'a', 'c'], ['A', '@x'], ['b', 'a', 'd'], []];
+    let seq = 1;
+    for (const device of ['d1', 'd1', 'd2']) {
+      for (const shape of shapes) {
+        const values: StoredValue[] = shape.map((metric, i) => ({ metric, kind: 'f64', value: seq * 10 + i + 0.5 }));
+        const reading: StoredReading = { deviceId: device, epoch: 3, seq: seq++, ts: 1_700_000_000_000 + seq, values };
+        expect(encoder.line(reading)).toBe(readingToLine(reading, 'readings').line);
+      }
+    }
+  });
+
   it('leaves out the values `skip` names and hands them back, as readingToLine does', () => {
     const encoder = new LineEncoder('readings');
     const x: StoredReading = {

@@ -121,19 +121,25 @@ export function readingToLine(
 export class LineEncoder {
   /** deviceId -> `<measurement>,device=<deviceId>` escaped. One per device, as the registry holds. */
   private readonly prefixes = new Map<string, string>();
-  /** field key (fieldKeyOf) -> the same escaped. */
+  /** field key (fieldKeyOf) -> the same escaped, with '=' after it. */
   private readonly keys = new Map<string, string>();
   private readonly measurement: string;
-  private readonly seqKey = escape.tag(SEQ_FIELD);
-  private readonly epochKey = escape.tag(EPOCH_FIELD);
-  // The line being built: its prefix and identity, and its fields (raw keys and `key=value` parts, sorted by
-  // key in finish() as Point sorts them). The arrays are reused for every line.
+  // The line being built: its prefix and identity, and its fields in the order given (raw keys, values as
+  // text). The arrays are reused for every line.
+  private lastDevice: string | null = null;
   private prefix = '';
   private epoch = 0;
   private seq = 0;
   private ts = 0;
+  private count = 0;
   private readonly rawKeys: string[] = [];
-  private readonly parts: string[] = [];
+  private readonly texts: string[] = [];
+  // The fields of the line before, sorted as Point sorts them: the raw keys as given, the index of each sorted
+  // field among them, and the text before each sorted field's value (`key=`, `,key=`). The readings of a
+  // device mostly carry the same metrics in the same order, so most lines reuse the order of the line before.
+  private orderKeys: string[] = [];
+  private order: number[] = [];
+  private orderHeads: string[] = [];
 
   constructor(measurement: string) {
     this.measurement = escape.measurement(measurement);
@@ -152,66 +158,76 @@ export class LineEncoder {
   }
 
   begin(deviceId: string, epoch: number, seq: number, ts: number): void {
-    let prefix = this.prefixes.get(deviceId);
-    if (prefix === undefined) {
-      prefix = `${this.measurement},${escape.tag(DEVICE_TAG)}=${escape.tag(deviceId)}`;
-      this.prefixes.set(deviceId, prefix);
+    if (deviceId !== this.lastDevice) {
+      let prefix = this.prefixes.get(deviceId);
+      if (prefix === undefined) {
+        prefix = `${this.measurement},${escape.tag(DEVICE_TAG)}=${escape.tag(deviceId)}`;
+        this.prefixes.set(deviceId, prefix);
+      }
+      this.prefix = prefix;
+      this.lastDevice = deviceId;
     }
-    this.prefix = prefix;
     this.epoch = epoch;
     this.seq = seq;
     this.ts = ts;
-    this.rawKeys.length = 0;
-    this.parts.length = 0;
+    this.count = 0;
   }
 
   value(metric: string, kind: MetricKind, value: ScalarValue): void {
     const raw = fieldKeyOf(metric);
-    let key = this.keys.get(raw);
-    if (key === undefined) {
-      key = escape.tag(raw);
-      this.keys.set(raw, key);
-    }
-    this.rawKeys.push(raw);
-    this.parts.push(key + '=' + formatField(raw, kind, value));
+    this.rawKeys[this.count] = raw;
+    this.texts[this.count++] = formatField(raw, kind, value);
   }
 
   /** The line of the reading begun last, with the values given since. */
   finish(): string {
     const keys = this.rawKeys;
-    const parts = this.parts;
-    keys.push(SEQ_FIELD, EPOCH_FIELD);
-    parts.push(this.seqKey + '=' + formatInt(SEQ_FIELD, this.seq), this.epochKey + '=' + formatInt(EPOCH_FIELD, this.epoch));
-    sortPairs(keys, parts);
-    let fields = parts[0]!;
-    for (let i = 1; i < parts.length; i++) fields += ',' + parts[i]!;
+    const texts = this.texts;
+    const n = this.count + 2;
+    keys[n - 2] = SEQ_FIELD;
+    texts[n - 2] = formatInt(SEQ_FIELD, this.seq);
+    keys[n - 1] = EPOCH_FIELD;
+    texts[n - 1] = formatInt(EPOCH_FIELD, this.epoch);
+    if (!this.sameKeys(n)) this.sortKeys(n);
+    const order = this.order;
+    const heads = this.orderHeads;
+    let fields = heads[0]! + texts[order[0]!]!;
+    for (let i = 1; i < order.length; i++) fields += heads[i]! + texts[order[i]!]!;
     return this.prefix + ' ' + fields + ' ' + timestampNs(this.ts, this.epoch, this.seq);
   }
-}
 
-/**
- * Sorts `keys` as Array.prototype.sort sorts strings (UTF-16 code units, which `<` compares), moving `parts`
- * along; insertion sort, as a reading has a handful of fields. A key given twice keeps its last part, as a
- * Point field set twice does (a reading names each metric once, so only 'time' beside a literal '@time' could).
- */
-function sortPairs(keys: string[], parts: string[]): void {
-  for (let i = 1; i < keys.length; i++) {
-    const key = keys[i]!;
-    const part = parts[i]!;
-    let j = i;
-    while (j > 0 && keys[j - 1]! > key) {
-      keys[j] = keys[j - 1]!;
-      parts[j] = parts[j - 1]!;
-      j--;
+  private sameKeys(n: number): boolean {
+    const before = this.orderKeys;
+    if (before.length !== n) return false;
+    for (let i = 0; i < n; i++) if (before[i] !== this.rawKeys[i]) return false;
+    return true;
+  }
+
+  /**
+   * The order of this line's fields as Point writes them: sorted as Array.prototype.sort sorts strings
+   * (UTF-16 code units, which `<` compares); a key given twice keeps its last value, as a Point field set
+   * twice does (a reading names each metric once, so only 'time' beside a literal '@time' could).
+   */
+  private sortKeys(n: number): void {
+    const keys = this.rawKeys.slice(0, n);
+    const sorted = Array.from({ length: n }, (_, i) => i).sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b));
+    const order: number[] = [];
+    for (const i of sorted) {
+      if (order.length > 0 && keys[order[order.length - 1]!] === keys[i]) order[order.length - 1] = i;
+      else order.push(i);
     }
-    keys[j] = key;
-    parts[j] = part;
-    if (j > 0 && keys[j - 1] === key) {
-      parts[j - 1] = part;
-      keys.splice(j, 1);
-      parts.splice(j, 1);
-      i--;
+    this.orderKeys = keys;
+    this.order = order;
+    this.orderHeads = order.map((i, k) => (k === 0 ? '' : ',') + this.keyOf(keys[i]!));
+  }
+
+  private keyOf(raw: string): string {
+    let key = this.keys.get(raw);
+    if (key === undefined) {
+      key = escape.tag(raw) + '=';
+      this.keys.set(raw, key);
     }
+    return key;
   }
 }
 
