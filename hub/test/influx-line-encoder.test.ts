@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MetricKind } from '@tendril/device-sdk';
-import { LineEncoder, readingToLine } from '../src/storage/influx-schema.js';
+import { LineEncoder, pointTimestampNs, readingToLine } from '../src/storage/influx-schema.js';
 import type { ReadingVisitor, StoredReading, StoredValue } from '../src/storage/types.js';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 
@@ -129,6 +129,18 @@ describe('LineEncoder', () => {
         const reading: StoredReading = { deviceId: device, epoch: 3, seq: seq++, ts: 1_700_000_000_000 + seq, values };
         expect(encoder.line(reading)).toBe(readingToLine(reading, 'readings').line);
       }
+    }
+  });
+
+  it('writes timestamps as ms * 1e6 + (epoch + seq) mod 1e6 in ns, checked against BigInt arithmetic', () => {
+    const r = rng(7);
+    const times = [0, 1, 999, 999_999, 1_000_000, 1_000_001, 1_999_999.5, 1_700_000_000_000, 1_700_000_999_999, 4_102_444_800_000];
+    for (let i = 0; i < 2000; i++) times.push(Math.floor(r() * 5e12), r() * 2e6);
+    for (const ts of times) {
+      const epoch = Math.floor(r() * 2 ** 32);
+      const seq = 1 + Math.floor(r() * 2 ** 40);
+      const sub = BigInt(((epoch % 1e6) + (seq % 1e6)) % 1e6);
+      expect(pointTimestampNs({ ts, epoch, seq }), `ts ${ts}`).toBe((BigInt(Math.floor(ts)) * 1_000_000n + sub).toString());
     }
   });
 

@@ -65,7 +65,12 @@ export function pointTimestampNs(reading: Pick<StoredReading, 'ts' | 'epoch' | '
 function timestampNs(ts: number, epoch: number, seq: number): string {
   const sub = ((epoch % 1_000_000) + (seq % 1_000_000)) % 1_000_000;
   const ms = Math.floor(ts);
-  // 1e6 + sub, without its leading 1: sub with zeros in front to 6 digits.
+  // 1e6 + x, without its leading 1: x with zeros in front to 6 digits. ms is written in two parts, as numbers
+  // below 2^31 turn into text about twice as fast as ms itself (about 1.7e12) does.
+  if (ms >= 1_000_000) {
+    const high = Math.floor(ms / 1_000_000);
+    return high + String(1_000_000 + (ms - high * 1_000_000)).slice(1) + String(1_000_000 + sub).slice(1);
+  }
   if (ms >= 1) return ms + String(1_000_000 + sub).slice(1);
   return (BigInt(ms) * 1_000_000n + BigInt(sub)).toString();
 }
