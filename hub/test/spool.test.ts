@@ -143,6 +143,33 @@ describe('spool', () => {
     expect(spool.depthReadings).toBe(100);
   });
 
+  it('commits at most groupMaxBytes of records per fdatasync (a larger record on its own), in accept order', async () => {
+    const dir = join(tempDir(), 'spool');
+    const store = newStore(tempDir());
+    const recordBytes = encodeRecord(readings('d1', 1, 2), 0).length;
+    const spool = await openSpool(dir, store, { groupMaxBytes: 3 * recordBytes });
+    const batches = Array.from({ length: 30 }, (_, i) => readings('d1', i * 2 + 1, 2));
+    const big = readings('d1', 61, 40); // one record of 40 readings: larger than a group
+    const order: number[] = [];
+    await Promise.all([...batches, big].map((b, i) => spool.accept(b).then(() => order.push(i))));
+    expect(order).toEqual(Array.from({ length: 31 }, (_, i) => i)); // resolved in accept order
+    // Groups filled greedily in accept order: records of 2 readings two or three at a time, then the large one.
+    let groups = 0;
+    let bytes = Infinity;
+    for (const b of [...batches, big]) {
+      const n = encodeRecord(b, 0).length;
+      if (bytes + n > 3 * recordBytes) {
+        groups++;
+        bytes = 0;
+      }
+      bytes += n;
+    }
+    expect(groups).toBeGreaterThan(10);
+    expect(spool.state.commits).toBe(groups);
+    await spool.whenDrained();
+    expect(store.written()).toEqual(Array.from({ length: 100 }, (_, i) => `d1/1/${i + 1}`));
+  });
+
   it('lingers for more readings only until a batch is full', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
