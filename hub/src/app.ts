@@ -49,6 +49,8 @@ export interface HubDeps {
   storeBusyPauseMs?: number;
   /** Time a turn of the event loop spends on device frames before sockets wait for the next (default 3 ms). */
   ingestTurnMs?: number;
+  /** Up to this many device sockets a spent ingest budget pauses all of them (default 256, see DeviceChannel). */
+  pauseAllSocketsUpTo?: number;
   /**
    * The on-disk spool, as the sink (unless `sink` is given): /readyz and /metrics show its state, and the
    * registry's durable seqs are raised to the spool's at start (they may lag after a crash).
@@ -126,6 +128,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     maxConnections: config.maxConnections,
     ...(deps.storeBusyPauseMs !== undefined ? { storeBusyPauseMs: deps.storeBusyPauseMs } : {}),
     ...(deps.ingestTurnMs !== undefined ? { ingestTurnMs: deps.ingestTurnMs } : {}),
+    ...(deps.pauseAllSocketsUpTo !== undefined ? { pauseAllSocketsUpTo: deps.pauseAllSocketsUpTo } : {}),
     log: {
       warn: (obj, msg) => logSink.current?.warn(obj, msg),
       error: (obj, msg) => logSink.current?.error(obj, msg),
