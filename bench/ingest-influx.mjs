@@ -264,6 +264,13 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
   };
 }
 
+/** Write requests the hub has sent to InfluxDB (its /metrics). */
+async function influxRequests(base) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = /^tendril_influx_requests_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
 async function runHub(influx, db, clock) {
   const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db, ...(MEMORY_READINGS ? { HUB_SPOOL_MEMORY_READINGS: MEMORY_READINGS } : {}) });
   const ready = await server.next('ready');
@@ -292,6 +299,7 @@ async function runHub(influx, db, clock) {
   // and a quiet influxd (as the raw runs do).
   await untilQuiet(server.child.pid);
   await untilQuiet(influx.pid);
+  const requests0 = await influxRequests(base);
   const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage(), hub: cpuSecondsOf(server.child.pid) };
   const start = performance.now();
   const timeline = TIMELINE ? startTimeline(base, devices, influx.pid, server.child.pid, start) : null;
@@ -301,13 +309,14 @@ async function runHub(influx, db, clock) {
   await drained();
   const seconds = (performance.now() - start) / 1000;
   const cpu = cpuSince(cpu0, influx, server.child.pid);
+  const requests = (await influxRequests(base)) - requests0;
   await timeline?.stop();
   fleet.close();
   server.child.send({ type: 'stop' });
   await new Promise((r) => server.child.once('exit', r));
   const stored = await countPoints(influx, db, `WHERE "device" =~ /^bench-/`);
   if (stored !== READINGS) throw new Error(`hub run stored ${stored} points, expected ${READINGS}`);
-  return { seconds, ackedSeconds, cpu, hubCpuAtAcked };
+  return { seconds, ackedSeconds, cpu, hubCpuAtAcked, requests };
 }
 
 const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-ingest-influx');
@@ -356,6 +365,8 @@ try {
       ackedPerSecond: Math.round(READINGS / hub.ackedSeconds),
       cpuSecondsPerMillion: perMillion(hub.cpu),
       hubCpuSecondsWhenAllAcked: +hub.hubCpuAtAcked.toFixed(2),
+      requests: hub.requests,
+      linesPerRequest: Math.round(READINGS / hub.requests),
     },
     ratio: hubRate / rawRate,
   };
@@ -370,6 +381,7 @@ try {
     console.log(`ratio hub / raw (points/s, end to end): ${result.ratio.toFixed(2)}x`);
     const show = (c) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
     console.log(`CPU seconds per million readings: raw runs ${result.raw.cpuSecondsPerMillion.map(show).join(' | ')}; hub run ${show(result.hub.cpuSecondsPerMillion)} (client = the device generator; the hub had used ${result.hub.hubCpuSecondsWhenAllAcked} CPU s when every reading was acked)`);
+    console.log(`hub write requests to InfluxDB: ${result.hub.requests}, ${result.hub.linesPerRequest} lines each on average (raw: ${LINES_PER_REQUEST})`);
   }
 } finally {
   clearTimeout(watchdog);
