@@ -306,7 +306,20 @@ class BinaryRecordCursor implements PartCursor {
     return this.rec.count - this.k;
   }
 
+  /**
+   * Any error while reading the record or visiting its readings (a body that does not decode, or values the
+   * visitor refuses, which the spool never writes) is an UnreadableBatchError: the record is at fault.
+   */
   read(visitor: ReadingVisitor, n: number): number {
+    try {
+      return this.readUnchecked(visitor, n);
+    } catch (err) {
+      if (err instanceof UnreadableBatchError) throw err;
+      throw new UnreadableBatchError(`spool record at offset ${this.rec.offset}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private readUnchecked(visitor: ReadingVisitor, n: number): number {
     const b = this.b;
     const summary = this.rec.summary;
     const stop = Math.min(this.rec.count, this.k + n);
@@ -338,6 +351,7 @@ class BinaryRecordCursor implements PartCursor {
         if (code === 3) {
           value = b[o++] === 1;
         } else if (code === 4) {
+          this.need(4, o);
           const len = b.readUInt32LE(o);
           o += 4;
           this.need(len, o);
@@ -428,8 +442,9 @@ export class RecordBatch implements ReadingBatch {
   }
 
   /**
-   * This batch without its records that do not decode (after an UnreadableBatchError): each record is decoded
-   * on its own, and `onUnreadable` hears of every one left out.
+   * This batch without its records that do not decode or hold readings the spool never writes (after an
+   * UnreadableBatchError): each record is decoded on its own and its readings checked as encodeRecord and the
+   * device codec would have; `onUnreadable` hears of every record left out. The rest is decoded readings.
    */
   readable(onUnreadable: (record: RecordView, err: UnreadableBatchError) => void): RecordBatch {
     const out = new RecordBatch();
@@ -439,13 +454,28 @@ export class RecordBatch implements ReadingBatch {
         continue;
       }
       try {
-        out.addReadings(decodeRecords([part], 2));
+        const readings = decodeRecords([part], 2);
+        for (const r of readings) checkStoredReading(r);
+        out.addReadings(readings);
       } catch (err) {
-        if (!(err instanceof UnreadableBatchError)) throw err;
-        onUnreadable(part, err);
+        onUnreadable(part, err instanceof UnreadableBatchError ? err : new UnreadableBatchError(`spool record at offset ${part.offset}: ${String(err)}`));
       }
     }
     return out;
+  }
+}
+
+/** Throws UnreadableBatchError for a reading the hub would never have spooled (see RecordBatch.readable). */
+function checkStoredReading(r: StoredReading): void {
+  const bad = (why: string): never => {
+    throw new UnreadableBatchError(`reading ${r.deviceId}/${r.epoch}/${r.seq}: ${why}`);
+  };
+  if (!Number.isSafeInteger(r.seq) || r.seq < 1) bad('seq is not a whole number from 1 to 2^53');
+  if (!Number.isInteger(r.epoch) || r.epoch < 0 || r.epoch > 0xffffffff) bad('epoch is not a 32-bit whole number');
+  if (!Number.isFinite(r.ts)) bad('timestamp is not a finite number');
+  for (const v of r.values) {
+    const ok = v.kind === 'bool' ? typeof v.value === 'boolean' : v.kind === 'string' ? typeof v.value === 'string' : typeof v.value === 'number' && Number.isFinite(v.value);
+    if (!ok) bad(`${v.metric} (${v.kind}) is ${String(v.value)}`);
   }
 }
 

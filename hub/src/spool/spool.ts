@@ -650,12 +650,17 @@ class DiskSpool extends EventEmitter implements Spool {
     }
   }
 
-  /** The next group to commit: the pending records, in order, up to groupMaxBytes (at least one record). */
+  /**
+   * The next group to commit: the pending records, in order, up to groupMaxBytes (at least one record), or up
+   * to a quarter of what is pending when more is: a backlog (a disk slower than the devices) is cleared in a
+   * few commits, not in as many as groupMaxBytes would make.
+   */
   private takeGroup(): Pending[] {
     const pending = this.pending;
+    const limit = Math.max(this.groupMaxBytes, this.pendingBytes / 4);
     let bytes = pending[0]!.record.length;
     let n = 1;
-    while (n < pending.length && bytes + pending[n]!.record.length <= this.groupMaxBytes) bytes += pending[n++]!.record.length;
+    while (n < pending.length && bytes + pending[n]!.record.length <= limit) bytes += pending[n++]!.record.length;
     if (n === pending.length) {
       this.pending = [];
       return pending;
@@ -969,10 +974,11 @@ class DiskSpool extends EventEmitter implements Spool {
   /** True once `writing` settles; false before that if a full batch more is waiting, or the spool closes. */
   private async settledOrFullBatch(writing: Promise<boolean>, inFlightReadings: number): Promise<boolean> {
     let settled = false;
-    void writing.then(() => {
+    const done = (): void => {
       settled = true;
       this.wake?.();
-    });
+    };
+    void writing.then(done, done); // a rejection is the drain loop's to handle (it awaits `writing` next)
     while (!settled && !this.closing && this.depthReadings - inFlightReadings < this.batchReadings) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
@@ -1026,6 +1032,7 @@ class DiskSpool extends EventEmitter implements Spool {
    * on its own, so once an outage ends the store gets the batches in spool order again.
    */
   private async writeWithRetry(readings: RecordBatch, previous: Promise<boolean> | null): Promise<boolean> {
+    let checked = false;
     for (let attempt = 0; ; attempt++) {
       try {
         if (this.store.writeBatch) await this.store.writeBatch(readings);
@@ -1033,10 +1040,11 @@ class DiskSpool extends EventEmitter implements Spool {
         this.setStoreState('up');
         return true;
       } catch (err) {
-        if (err instanceof UnreadableBatchError) {
+        if (err instanceof UnreadableBatchError && !checked) {
           // Not the store's fault, and no retry would read the record: write the batch without it (the batch
           // still counts it as drained, so the drain moves past it). Part of the batch may be stored already;
           // writing it again is harmless.
+          checked = true;
           readings = readings.readable((record, why) => {
             this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
             this.logger?.error({ offset: record.offset, readings: record.count, device: record.summary?.deviceId, reason: why.message }, 'spool: a record does not decode; its readings are skipped');
@@ -1044,6 +1052,8 @@ class DiskSpool extends EventEmitter implements Spool {
           attempt--;
           continue;
         }
+        // Past this point an UnreadableBatchError (readings that passed the check, refused again: a hub bug) is
+        // retried with back-off like a store failure, under its own kind: the spool keeps the readings.
         const hints = err as { kind?: unknown; retryAfterMs?: unknown; message?: unknown };
         const kind = typeof hints.kind === 'string' ? hints.kind : 'error';
         this.writeErrors[kind] = (this.writeErrors[kind] ?? 0) + 1;
@@ -1075,7 +1085,7 @@ class DiskSpool extends EventEmitter implements Spool {
       const out: StoredReading[] = [];
       for (const record of records) {
         try {
-          out.push(...decodeRecords([record], 1));
+          for (const r of decodeRecords([record], 1)) out.push(r);
         } catch (err) {
           this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
           this.logger?.error({ offset: record.offset, readings: record.count, reason: String(err) }, 'spool: a record does not decode; its readings are skipped');

@@ -49,6 +49,8 @@ export interface ReadingCursor {
  */
 export class UnreadableBatchError extends Error {
   override readonly name = 'UnreadableBatchError';
+  /** The write error kind in metrics, should it be counted as one (see the spool's writeWithRetry). */
+  readonly kind = 'unreadable';
 }
 
 /** Readings as the spool keeps them (encoded), visited in order or decoded into objects on demand. */
