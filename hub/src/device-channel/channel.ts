@@ -92,7 +92,7 @@ export class DeviceChannel {
   private pausedSockets: DeviceConnection[] = [];
   /** The turn's budget is spent: every socket that delivers a frame stops reading. */
   private overBudget = false;
-  /** Connections that delivered frames this turn, and in the turn before that had any. */
+  /** Connections that delivered frames this turn, and in the turn before that had any (kept past pauseAllSocketsUpTo sockets). */
   private activeNow = new Set<DeviceConnection>();
   private activeBefore = new Set<DeviceConnection>();
   private readonly endOfTurn = () => {
@@ -158,7 +158,8 @@ export class DeviceChannel {
    * into the store, timers) would get a turn only that rarely.
    */
   noteFrame(conn: DeviceConnection): void {
-    this.activeNow.add(conn);
+    // Which sockets are active matters only when a spent budget does not pause them all.
+    if (this.sockets.size > this.pauseAllSocketsUpTo) this.activeNow.add(conn);
     if (this.turnStart < 0) {
       this.turnStart = performance.now();
       if (!this.tickScheduled) {

@@ -1046,8 +1046,7 @@ class DiskSpool extends EventEmitter implements Spool {
           // writing it again is harmless.
           checked = true;
           readings = readings.readable((record, why) => {
-            this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
-            this.logger?.error({ offset: record.offset, readings: record.count, device: record.summary?.deviceId, reason: why.message }, 'spool: a record does not decode; its readings are skipped');
+            this.noteDamage({ offset: record.offset, readings: record.count, device: record.summary?.deviceId, reason: why.message }, 'spool: a record does not decode; its readings are skipped');
           });
           attempt--;
           continue;
@@ -1077,6 +1076,12 @@ class DiskSpool extends EventEmitter implements Spool {
     }
   }
 
+  /** Damage found while draining, skipped: counted as spool_damage and logged. */
+  private noteDamage(details: object, message: string): void {
+    this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
+    this.logger?.error(details, message);
+  }
+
   /** Format-1 (JSON) records decoded; one that does not decode is skipped, as a binary one is (see writeWithRetry). */
   private decodeJsonRecords(records: RecordView[]): StoredReading[] {
     try {
@@ -1087,8 +1092,7 @@ class DiskSpool extends EventEmitter implements Spool {
         try {
           for (const r of decodeRecords([record], 1)) out.push(r);
         } catch (err) {
-          this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
-          this.logger?.error({ offset: record.offset, readings: record.count, reason: String(err) }, 'spool: a record does not decode; its readings are skipped');
+          this.noteDamage({ offset: record.offset, readings: record.count, reason: String(err) }, 'spool: a record does not decode; its readings are skipped');
         }
       }
       return out;
@@ -1171,8 +1175,7 @@ class DiskSpool extends EventEmitter implements Spool {
         if (result.kind === 'incomplete') break;
         if (result.kind === 'invalid') {
           // Damage inside data that was durable: nothing can be read past it in this segment.
-          this.logger?.error({ segment: seg.path, at: pos.off + o, reason: result.reason }, 'spool: damaged record in committed data; skipping the rest of the segment');
-          this.writeErrors.spool_damage = (this.writeErrors.spool_damage ?? 0) + 1;
+          this.noteDamage({ segment: seg.path, at: pos.off + o, reason: result.reason }, 'spool: damaged record in committed data; skipping the rest of the segment');
           bytes += seg.end - (pos.off + o);
           pos.off = seg.end;
           skipped = true;

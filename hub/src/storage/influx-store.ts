@@ -41,18 +41,18 @@ import {
   type InfluxFieldType,
   type InfluxQLResult,
 } from './influx-schema.js';
-import type {
-  LatestValue,
-  ReadingBatch,
-  ReadingVisitor,
-  ScalarValue,
-  SeriesPoint,
-  SeriesQuery,
-  StoredReading,
-  StoredValue,
-  TimeSeriesStore,
+import {
+  UnreadableBatchError,
+  type LatestValue,
+  type ReadingBatch,
+  type ReadingVisitor,
+  type ScalarValue,
+  type SeriesPoint,
+  type SeriesQuery,
+  type StoredReading,
+  type StoredValue,
+  type TimeSeriesStore,
 } from './types.js';
-import { UnreadableBatchError } from './types.js';
 
 export interface InfluxStoreConfig {
   /** Base URL, e.g. http://127.0.0.1:8086. */
