@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that Tendril's tests and CI need, and only those that are missing:
 #   influxdb (influxd 1.x), mosquitto + mosquitto-clients, chromium (+ fonts-liberation for legible
-#   screenshots), openssl, docker-compose (1.29, to validate docker-compose.yml; no engine).
+#   screenshots), openssl, docker-compose (1.29, to validate docker-compose.yml; no engine), and the C
+#   SDK's toolchain (device-sdk/c): make, clang 14 with libclang-rt-14-dev (libFuzzer, ASan, UBSan: a
+#   Recommends of clang, so not pulled in by --no-install-recommends), libmbedtls-dev (wss), gcc-arm-none-eabi
+#   + libnewlib-arm-none-eabi (Cortex-M footprint build), valgrind.
 #
 # Usage: bash scripts/install-system-deps.sh [package...]   (default: all of the above)
 #
@@ -14,7 +17,8 @@
 # Needs root (or password-less sudo). Debian/Ubuntu only.
 set -euo pipefail
 
-DEFAULT_PACKAGES=(influxdb mosquitto mosquitto-clients chromium fonts-liberation openssl docker-compose)
+DEFAULT_PACKAGES=(influxdb mosquitto mosquitto-clients chromium fonts-liberation openssl docker-compose
+  make clang libclang-rt-14-dev libmbedtls-dev gcc-arm-none-eabi libnewlib-arm-none-eabi valgrind)
 if [ $# -gt 0 ]; then PACKAGES=("$@"); else PACKAGES=("${DEFAULT_PACKAGES[@]}"); fi
 POLICY=/usr/sbin/policy-rc.d
 

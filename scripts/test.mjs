@@ -30,6 +30,12 @@ const systemDeps = [
   { bin: 'chromium', pkg: 'chromium', env: 'CHROMIUM_PATH' },
   { bin: 'openssl', pkg: 'openssl', env: 'OPENSSL_PATH' },
   { bin: 'docker-compose', pkg: 'docker-compose' },
+  // The C SDK (device-sdk/c, run by test/e2e/c-sdk*.test.ts); the install script adds libclang-rt-14-dev
+  // (libFuzzer, sanitizers), libmbedtls-dev and libnewlib-arm-none-eabi with them.
+  { bin: 'make', pkg: 'make' },
+  { bin: 'clang', pkg: 'clang' },
+  { bin: 'arm-none-eabi-gcc', pkg: 'gcc-arm-none-eabi' },
+  { bin: 'valgrind', pkg: 'valgrind' },
 ];
 
 function summaryLine(passed, failed, skipped) {
