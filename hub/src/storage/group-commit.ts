@@ -9,7 +9,7 @@
  * latency for CPU. Each accept() resolves when the write holding its readings committed and rejects
  * when that write failed (the device channel then does not ack, and the device resends).
  */
-import { systemTimers, type TimerHandle, type Timers } from '../clock.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/clock.js';
 import type { ReadingSink, StoredReading, TimeSeriesStore } from './types.js';
 
 export interface GroupCommitOptions {
