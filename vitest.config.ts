@@ -14,7 +14,7 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['{device-sdk,hub,simulator,test}/**/*.test.ts'],
+    include: ['{dashboard,device-sdk,hub,simulator,test}/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
