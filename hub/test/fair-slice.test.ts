@@ -3,7 +3,7 @@
  * the other work took meanwhile, within its bounds. The clock is a fake the "other work" moves forward.
  */
 import { describe, expect, it } from 'vitest';
-import { FairSlicer } from '../src/storage/fair-slice.js';
+import { FairSlicer } from '../src/core/fair-slice.js';
 
 function fakeClock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1000;

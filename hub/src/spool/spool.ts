@@ -26,8 +26,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UnreadableBatchError, type ReadingSink, type StoredReading, type TimeSeriesStore } from '../storage/types.js';
-import { FairSlicer } from '../storage/fair-slice.js';
-import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from './backoff.js';
+import { FairSlicer } from '../core/fair-slice.js';
+import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from '../core/backoff.js';
 import {
   decodeRecords,
   encodeRecord,

@@ -14,7 +14,7 @@ import https from 'node:https';
 import { gzip as gzipCb } from 'node:zlib';
 import { promisify } from 'node:util';
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
-import { parseRetryAfter } from '../spool/backoff.js';
+import { parseRetryAfter } from '../core/backoff.js';
 
 const gzip = promisify(gzipCb);
 

@@ -18,9 +18,9 @@
  */
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from '../spool/backoff.js';
+import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from '../core/backoff.js';
 import { applyInfluxRetention } from './retention.js';
-import { FairSlicer } from './fair-slice.js';
+import { FairSlicer } from '../core/fair-slice.js';
 import {
   createV1Sender,
   createV2Sender,
