@@ -1,0 +1,519 @@
+/*
+ * tendril.v1 codec, device side: primitives (§2), device-frame encoders, hub-frame decoder.
+ * Section numbers (§) refer to docs/protocol.md. No heap, no globals (td_limits_default is const data).
+ */
+#include "tendril_codec.h"
+
+#include <string.h>
+
+const td_limits td_limits_default = TD_LIMITS_DEFAULT_INIT;
+
+#define LIM(l) ((l) ? (l) : &td_limits_default)
+#define SVARINT_MAX 0xFFFFFFFFFFFFFll /* 2^52-1; the minimum is -2^52 (§2.3.2) */
+
+td_str td_s(const char *cstr)
+{
+    td_str s;
+    s.p = cstr;
+    s.len = cstr ? strlen(cstr) : 0;
+    return s;
+}
+
+td_value td_f32(uint16_t alias, float v)
+{
+    td_value x;
+    x.alias = alias;
+    x.type = TD_VT_F32;
+    x.v.f32 = v;
+    return x;
+}
+
+td_value td_f64(uint16_t alias, double v)
+{
+    td_value x;
+    x.alias = alias;
+    x.type = TD_VT_F64;
+    x.v.f64 = v;
+    return x;
+}
+
+td_value td_int(uint16_t alias, int64_t v)
+{
+    td_value x;
+    x.alias = alias;
+    x.type = TD_VT_INT;
+    x.v.i = v;
+    return x;
+}
+
+td_value td_bool(uint16_t alias, int v)
+{
+    td_value x;
+    x.alias = alias;
+    x.type = v ? TD_VT_TRUE : TD_VT_FALSE;
+    x.v.i = 0;
+    return x;
+}
+
+td_value td_string(uint16_t alias, td_str s)
+{
+    td_value x;
+    x.alias = alias;
+    x.type = TD_VT_STRING;
+    x.v.s = s;
+    return x;
+}
+
+/* ---- primitives (§2) ---- */
+
+size_t td_put_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    if (v > TD_MAX_SAFE) return 0; /* §2.2.1 */
+    while (v >= 0x80u) {
+        out[n++] = (uint8_t)(v | 0x80u);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+int td_get_varint(const uint8_t *p, size_t len, uint64_t *v, size_t *used)
+{
+    uint64_t r = 0;
+    size_t i;
+    for (i = 0; i < 8; i++) {
+        uint8_t b;
+        if (i >= len) return TD_FRAME_TRUNCATED; /* §2.2.3 */
+        b = p[i];
+        r |= (uint64_t)(b & 0x7fu) << (7u * i);
+        if (!(b & 0x80u)) {
+            if (r > TD_MAX_SAFE) return TD_VARINT_OVERFLOW; /* §2.2.2 */
+            *v = r;
+            *used = i + 1;
+            return TD_OK;
+        }
+    }
+    return TD_VARINT_OVERFLOW; /* §2.2.2: high bit still set in the 8th byte */
+}
+
+uint64_t td_zigzag(int64_t n)
+{
+    /* §2.3.3: shift the unsigned value */
+    return ((uint64_t)n << 1) ^ (uint64_t)(n >> 63);
+}
+
+int64_t td_unzigzag(uint64_t z)
+{
+    return (int64_t)(z >> 1) ^ -(int64_t)(z & 1u);
+}
+
+int td_utf8_valid(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p[i++];
+        size_t more;
+        uint8_t lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+        if (c < 0x80u) continue;
+        if (c < 0xC2u) return 0; /* continuation byte or overlong 2-byte lead */
+        if (c < 0xE0u) more = 1;
+        else if (c < 0xF0u) {
+            more = 2;
+            if (c == 0xE0u) lo = 0xA0; /* overlong */
+            if (c == 0xEDu) hi = 0x9F; /* surrogates */
+        } else if (c < 0xF5u) {
+            more = 3;
+            if (c == 0xF0u) lo = 0x90; /* overlong */
+            if (c == 0xF4u) hi = 0x8F; /* above U+10FFFF */
+        } else return 0;
+        if (len - i < more) return 0; /* truncated sequence */
+        if (p[i] < lo || p[i] > hi) return 0;
+        for (i++, more--; more; more--, i++)
+            if ((p[i] & 0xC0u) != 0x80u) return 0;
+    }
+    return 1;
+}
+
+/* ---- writer: a sticky error keeps the call sites short ---- */
+
+typedef struct {
+    uint8_t *p;
+    size_t cap, pos;
+    int err;
+} wr;
+
+static void w_fail(wr *w, int code)
+{
+    if (!w->err) w->err = code;
+}
+
+static void w_u8(wr *w, uint8_t b)
+{
+    if (w->pos >= w->cap) w_fail(w, TD_E_NOSPACE);
+    else w->p[w->pos++] = b;
+}
+
+static void w_bytes(wr *w, const void *b, size_t n)
+{
+    if (w->cap - w->pos < n) w_fail(w, TD_E_NOSPACE);
+    else if (n) {
+        memcpy(w->p + w->pos, b, n);
+        w->pos += n;
+    }
+}
+
+static void w_varint(wr *w, uint64_t v)
+{
+    uint8_t tmp[8];
+    size_t n = td_put_varint(tmp, v);
+    if (!n) w_fail(w, TD_INVALID_FIELD); /* not 0..2^53-1 */
+    w_bytes(w, tmp, n);
+}
+
+static void w_svarint(wr *w, int64_t n)
+{
+    if (n > SVARINT_MAX || n < -SVARINT_MAX - 1) w_fail(w, TD_INVALID_FIELD); /* §2.3.2 */
+    else w_varint(w, td_zigzag(n));
+}
+
+/* §2.5: length, then UTF-8 bytes within max */
+static void w_str(wr *w, td_str s, uint32_t max)
+{
+    if (s.len > max) w_fail(w, TD_STRING_TOO_LONG);
+    else if (s.len && !s.p) w_fail(w, TD_E_ARG);
+    else if (!td_utf8_valid((const uint8_t *)s.p, s.len)) w_fail(w, TD_INVALID_UTF8);
+    w_varint(w, s.len);
+    if (!w->err) w_bytes(w, s.p, s.len);
+}
+
+/* §2.4: little-endian whatever the host's byte order */
+static void w_le(wr *w, uint64_t bits, unsigned n)
+{
+    unsigned i;
+    for (i = 0; i < n; i++) w_u8(w, (uint8_t)(bits >> (8u * i)));
+}
+
+static uint64_t f64_bits(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    return b;
+}
+
+static int w_end(wr *w, size_t *len, const td_limits *lim)
+{
+    if (!w->err && w->pos > lim->max_frame_bytes) w->err = TD_FRAME_TOO_LARGE; /* §9.2 */
+    if (!w->err && len) *len = w->pos;
+    return w->err;
+}
+
+/* ---- device frames ---- */
+
+static int id_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+/* §4.1 device id: ^[A-Za-z0-9._:-]+$ */
+static int device_id_ok(td_str s)
+{
+    size_t i;
+    if (!s.len || !s.p) return 0;
+    for (i = 0; i < s.len; i++)
+        if (!id_char((uint8_t)s.p[i]) && s.p[i] != ':') return 0;
+    return 1;
+}
+
+/* §4.2 metric name: ^[A-Za-z][A-Za-z0-9_./-]*$ */
+static int metric_name_ok(td_str s)
+{
+    size_t i;
+    uint8_t c;
+    if (!s.len || !s.p) return 0;
+    c = (uint8_t)(s.p[0] | 0x20);
+    if (c < 'a' || c > 'z') return 0;
+    for (i = 1; i < s.len; i++)
+        if (!id_char((uint8_t)s.p[i]) && s.p[i] != '/') return 0;
+    return 1;
+}
+
+static int finite_bits(uint64_t b)
+{
+    return ((b >> 52) & 0x7ffu) != 0x7ffu;
+}
+
+/* min > max on IEEE bits (no soft-float calls): map to an unsigned order; -0 and +0 are equal. */
+static int bits_greater(uint64_t a, uint64_t b)
+{
+    const uint64_t sign = 0x8000000000000000ull;
+    if (((a | b) << 1) == 0) return 0;
+    a = (a & sign) ? ~a : (a | sign);
+    b = (b & sign) ? ~b : (b | sign);
+    return a > b;
+}
+
+int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, const td_limits *limits)
+{
+    const td_limits *lim = LIM(limits);
+    wr w;
+    size_t i, j;
+    w.p = out;
+    w.cap = cap;
+    w.pos = 0;
+    w.err = 0;
+    if (!h || (h->metric_count && !h->metrics)) return TD_E_ARG;
+    if (!device_id_ok(h->device_id) || !h->token.len) return TD_INVALID_FIELD; /* §4.1 */
+    if (h->metric_count > lim->max_metrics) return TD_TOO_MANY_METRICS;
+    w_u8(&w, TD_HELLO);
+    w_str(&w, h->device_id, lim->max_device_id_bytes);
+    w_str(&w, h->token, lim->max_token_bytes);
+    w_str(&w, h->firmware, lim->max_version_bytes);
+    w_str(&w, h->sdk, lim->max_version_bytes);
+    w_varint(&w, h->epoch);
+    w_varint(&w, h->last_seq);
+    w_varint(&w, h->clock);
+    w_varint(&w, h->dropped);
+    w_varint(&w, h->metric_count);
+    for (i = 0; i < h->metric_count && !w.err; i++) {
+        const td_metric *m = &h->metrics[i];
+        uint64_t lo = f64_bits(m->min), hi = f64_bits(m->max);
+        /* §4.2 */
+        if (m->alias > lim->max_alias || m->kind > TD_KIND_STRING || (m->flags & ~3u) || !metric_name_ok(m->name) ||
+            (m->flags && m->kind >= TD_KIND_BOOL) || ((m->flags & TD_HAS_MIN) && !finite_bits(lo)) ||
+            ((m->flags & TD_HAS_MAX) && !finite_bits(hi)) || (m->flags == 3u && bits_greater(lo, hi)))
+            return TD_INVALID_FIELD;
+        for (j = 0; j < i; j++) {
+            const td_metric *o = &h->metrics[j];
+            if (o->alias == m->alias ||
+                (o->name.len == m->name.len && !memcmp(o->name.p, m->name.p, m->name.len)))
+                return TD_INVALID_FIELD; /* declared twice */
+        }
+        w_varint(&w, m->alias);
+        w_u8(&w, m->kind);
+        w_u8(&w, m->flags);
+        w_str(&w, m->name, lim->max_metric_name_bytes);
+        w_str(&w, m->unit, lim->max_unit_bytes);
+        if (m->flags & TD_HAS_MIN) w_le(&w, lo, 8);
+        if (m->flags & TD_HAS_MAX) w_le(&w, hi, 8);
+    }
+    return w_end(&w, len, lim);
+}
+
+static void w_values(wr *w, const td_value *v, size_t count, const td_limits *lim)
+{
+    size_t i;
+    if (!count) w_fail(w, TD_EMPTY_READING);
+    if (count > lim->max_metrics) w_fail(w, TD_TOO_MANY_METRICS);
+    if (count && !v) w_fail(w, TD_E_ARG);
+    for (i = 0; i < count && !w->err; i++, v++) {
+        uint32_t bits32;
+        if (v->alias > lim->max_alias || v->type > TD_VT_STRING) {
+            w_fail(w, TD_INVALID_FIELD);
+            break;
+        }
+        w_varint(w, (uint64_t)v->alias * 8u + v->type); /* §5.2 tag */
+        switch (v->type) {
+        case TD_VT_F32:
+            memcpy(&bits32, &v->v.f32, 4);
+            w_le(w, bits32, 4);
+            break;
+        case TD_VT_F64: w_le(w, f64_bits(v->v.f64), 8); break;
+        case TD_VT_INT: w_svarint(w, v->v.i); break;
+        case TD_VT_STRING: w_str(w, v->v.s, lim->max_string_value_bytes); break;
+        default: break; /* FALSE, TRUE: no payload */
+        }
+    }
+}
+
+int td_encode_values(uint8_t *out, size_t cap, size_t *len, const td_value *v, size_t count, const td_limits *limits)
+{
+    wr w;
+    w.p = out;
+    w.cap = cap;
+    w.pos = 0;
+    w.err = 0;
+    w_values(&w, v, count, LIM(limits));
+    if (!w.err) *len = w.pos;
+    return w.err;
+}
+
+/* §5.1, §5.3: deltas from ctx, then the values (counted in a BATCH entry) */
+static void w_reading(wr *w, const td_reading *r, td_ctx *ctx, int counted, const td_limits *lim)
+{
+    if (r->seq < 1 || r->seq > TD_MAX_SAFE || (r->timed && r->ts > TD_MAX_SAFE)) w_fail(w, TD_INVALID_FIELD);
+    if (w->err) return;
+    w_svarint(w, (int64_t)r->seq - (int64_t)ctx->prev_seq);
+    ctx->prev_seq = r->seq;
+    if (r->timed) {
+        w_svarint(w, (int64_t)r->ts - (int64_t)ctx->prev_ts);
+        ctx->prev_ts = r->ts;
+    }
+    if (counted) w_varint(w, r->count);
+    w_values(w, r->values, r->count, lim);
+}
+
+int td_encode_reading(uint8_t *out, size_t cap, size_t *len, const td_reading *r, td_ctx *ctx, const td_limits *limits)
+{
+    const td_limits *lim = LIM(limits);
+    td_ctx local;
+    wr w;
+    int err;
+    if (!r || !ctx) return TD_E_ARG;
+    local = *ctx;
+    w.p = out;
+    w.cap = cap;
+    w.pos = 0;
+    w.err = 0;
+    w_u8(&w, r->timed ? TD_READING : TD_READING_UNTIMED);
+    w_reading(&w, r, &local, 0, lim);
+    err = w_end(&w, len, lim);
+    if (!err) *ctx = local;
+    return err;
+}
+
+int td_encode_batch(uint8_t *out, size_t cap, size_t *len, const td_reading *r, size_t count, td_ctx *ctx,
+                    const td_limits *limits)
+{
+    const td_limits *lim = LIM(limits);
+    td_ctx local;
+    wr w;
+    size_t i;
+    int err;
+    if (!r || !ctx) return TD_E_ARG;
+    if (count < 1 || count > lim->max_batch) return TD_BATCH_TOO_LARGE; /* §5.4 */
+    local = *ctx;
+    w.p = out;
+    w.cap = cap;
+    w.pos = 0;
+    w.err = 0;
+    w_u8(&w, TD_BATCH);
+    w_varint(&w, count);
+    for (i = 0; i < count; i++) {
+        if (!r[i].timed) w_fail(&w, TD_INVALID_FIELD); /* every BATCH entry is timed */
+        w_reading(&w, &r[i], &local, 1, lim);
+    }
+    err = w_end(&w, len, lim);
+    if (!err) *ctx = local;
+    return err;
+}
+
+int td_encode_command_result(uint8_t *out, size_t cap, size_t *len, uint64_t id, uint8_t status, td_str detail,
+                             const td_limits *limits)
+{
+    const td_limits *lim = LIM(limits);
+    wr w;
+    if (id < 1 || status > TD_CMD_REJECTED) return TD_INVALID_FIELD; /* §8.2 */
+    w.p = out;
+    w.cap = cap;
+    w.pos = 0;
+    w.err = 0;
+    w_u8(&w, TD_COMMAND_RESULT);
+    w_varint(&w, id);
+    w_u8(&w, status);
+    w_str(&w, detail, lim->max_detail_bytes);
+    return w_end(&w, len, lim);
+}
+
+int td_encode_status(uint8_t *out, size_t cap, size_t *len, uint64_t dropped, const td_limits *limits)
+{
+    wr w;
+    w.p = out;
+    w.cap = cap;
+    w.pos = 0;
+    w.err = 0;
+    w_u8(&w, TD_STATUS); /* §7.5 */
+    w_varint(&w, dropped);
+    return w_end(&w, len, LIM(limits));
+}
+
+/* ---- reader ---- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+    int err;
+} rd;
+
+static uint64_t r_varint(rd *r)
+{
+    uint64_t v = 0;
+    size_t used;
+    int e;
+    if (r->err) return 0;
+    e = td_get_varint(r->p + r->pos, r->len - r->pos, &v, &used);
+    if (e) {
+        r->err = e;
+        return 0;
+    }
+    r->pos += used;
+    return v;
+}
+
+/* §2.5.2: the length is checked against the limit before the bytes are read */
+static td_str r_str(rd *r, uint32_t max)
+{
+    td_str s;
+    uint64_t n = r_varint(r);
+    s.p = "";
+    s.len = 0;
+    if (r->err) return s;
+    if (n > max) r->err = TD_STRING_TOO_LONG;
+    else if (n > r->len - r->pos) r->err = TD_FRAME_TRUNCATED;
+    else if (!td_utf8_valid(r->p + r->pos, (size_t)n)) r->err = TD_INVALID_UTF8;
+    else {
+        s.p = (const char *)r->p + r->pos;
+        s.len = (size_t)n;
+        r->pos += (size_t)n;
+    }
+    return s;
+}
+
+int td_decode_hub_frame(const uint8_t *p, size_t len, td_hub_frame *out, const td_limits *limits)
+{
+    const td_limits *lim = LIM(limits);
+    rd r;
+    uint64_t a;
+    if (len > lim->max_frame_bytes) return TD_FRAME_TOO_LARGE; /* §3.1.3: before anything else */
+    if (!len) return TD_FRAME_TRUNCATED;
+    r.p = p;
+    r.len = len;
+    r.pos = 1;
+    r.err = 0;
+    memset(out, 0, sizeof *out);
+    out->type = p[0];
+    switch (p[0]) {
+    case TD_WELCOME: /* §4.3 */
+        out->u.welcome.server_time = r_varint(&r);
+        out->u.welcome.acked_seq = r_varint(&r);
+        out->u.welcome.heartbeat_ms = r_varint(&r);
+        out->u.welcome.max_frame_bytes = r_varint(&r);
+        out->u.welcome.max_batch = r_varint(&r);
+        out->u.welcome.max_rate = r_varint(&r);
+        break;
+    case TD_ACK: out->u.ack.seq = r_varint(&r); break; /* §7.3 */
+    case TD_COMMAND:                                   /* §8.1 */
+        out->u.command.id = r_varint(&r);
+        if (!r.err && out->u.command.id < 1) return TD_INVALID_FIELD;
+        out->u.command.name = r_str(&r, lim->max_command_name_bytes);
+        if (!r.err && !out->u.command.name.len) return TD_INVALID_FIELD;
+        out->u.command.args = r_str(&r, lim->max_command_args_bytes);
+        out->u.command.timeout_ms = r_varint(&r);
+        break;
+    case TD_ERROR: /* §7.6 */
+        out->u.error.code = r_varint(&r);
+        out->u.error.seq = r_varint(&r);
+        a = r_varint(&r);
+        out->u.error.alias = a == 0 || a > 0x7fffffffu ? -1 : (int32_t)(a - 1u);
+        out->u.error.message = r_str(&r, lim->max_message_bytes);
+        break;
+    case TD_BACKOFF: /* §7.4 */
+        out->u.backoff.code = r_varint(&r);
+        out->u.backoff.pause_ms = r_varint(&r);
+        break;
+    default: return TD_UNKNOWN_FRAME_TYPE; /* §3.1.1 */
+    }
+    if (r.err) return r.err;
+    return r.pos == len ? TD_OK : TD_TRAILING_BYTES; /* §3.1.2 */
+}
