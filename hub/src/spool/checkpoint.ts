@@ -1,0 +1,81 @@
+/**
+ * The checkpoint (docs/storage.md, "The durability chain", step 4): after the store accepted a batch, the drain
+ * position is written to checkpoint.json (temp file, fdatasync, rename), and segments wholly before it are
+ * deleted, their durable seqs saved first.
+ */
+import { open, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CHECKPOINT_FILE, fsyncDir, SEQS_FILE } from './directory.js';
+import type { SpoolReader } from './reader.js';
+import type { SpoolShared } from './shared.js';
+import type { SegmentWriter } from './writer.js';
+
+export class Checkpoint {
+  private chain: Promise<void> = Promise.resolve();
+  private queued = false;
+
+  constructor(
+    private readonly s: SpoolShared,
+    private readonly writer: SegmentWriter,
+    private readonly reader: SpoolReader,
+  ) {}
+
+  /** Settles once the checkpoint writes scheduled so far are done. */
+  get written(): Promise<void> {
+    return this.chain;
+  }
+
+  /**
+   * Writes the checkpoint at the drain position in the background, one write at a time; a write queued
+   * behind one in progress takes whatever the position is by then. The drainer does not wait for it: its
+   * fdatasync used to leave the store idle between batches. A checkpoint that lags only means a longer
+   * (idempotent) replay after a crash.
+   */
+  schedule(): void {
+    if (this.queued) return;
+    this.queued = true;
+    this.chain = this.chain.then(async () => {
+      this.queued = false;
+      try {
+        await this.persist();
+      } catch (err) {
+        // The next batch writes it again; until then a restart replays from the last checkpoint written.
+        this.s.countError('spool_io');
+        this.s.logger?.error({ err }, 'spool: writing the checkpoint failed; a restart would replay more than needed');
+      }
+    });
+  }
+
+  /** Durable checkpoint at the drain position; then drop segments wholly before it. */
+  private async persist(): Promise<void> {
+    const s = this.s;
+    const path = join(s.dir, CHECKPOINT_FILE);
+    const tmp = `${path}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify({ seg: s.drainPos.seg, off: s.drainPos.off }));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const done = s.segments.filter((seg) => seg.n < s.drainPos.seg && seg !== this.writer.current);
+    if (done.length === 0) return;
+    // The seqs of the deleted records must outlive them: persist the high-water marks first.
+    const seqsPath = join(s.dir, SEQS_FILE);
+    await writeFile(`${seqsPath}.tmp`, s.seqs.toJson());
+    const sh = await open(`${seqsPath}.tmp`, 'r+');
+    try {
+      await sh.datasync();
+    } finally {
+      await sh.close();
+    }
+    await rename(`${seqsPath}.tmp`, seqsPath);
+    for (const seg of done) {
+      this.reader.closeFd(seg.n);
+      await unlink(seg.path);
+    }
+    s.segments = s.segments.filter((seg) => !done.includes(seg));
+    await fsyncDir(s.dir);
+  }
+}

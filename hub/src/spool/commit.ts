@@ -1,0 +1,131 @@
+/**
+ * Group commit (docs/storage.md, "Group commit"): accept() calls that arrive while an fdatasync runs wait for
+ * the next one, which covers all of them. A group takes at most groupMaxBytes of records, or a quarter of a
+ * larger backlog. A failed append stops the spool for good (fail-stop, "When the disk fails").
+ */
+import { SpoolFailedError } from './errors.js';
+import type { Pending, Position, SpoolShared } from './shared.js';
+import type { MemoryTail } from './tail.js';
+import type { SegmentWriter } from './writer.js';
+
+export class GroupCommit {
+  private pending: Pending[] = [];
+  /** Bytes of the records waiting for a group commit. */
+  pendingBytes = 0;
+  private committing: Promise<void> | null = null;
+
+  constructor(
+    private readonly s: SpoolShared,
+    private readonly writer: SegmentWriter,
+    private readonly tail: MemoryTail,
+    private readonly groupMaxBytes: number,
+  ) {}
+
+  /** True while nothing waits for a commit and none runs. */
+  get idle(): boolean {
+    return this.pending.length === 0 && !this.committing;
+  }
+
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** Queues a record for the next group commit (the caller resolves the accept() through `p`). */
+  enqueue(p: Pending): void {
+    this.pending.push(p);
+    this.pendingBytes += p.record.length;
+    this.committing ??= this.commitLoop();
+  }
+
+  /** Resolves once no commit runs (what was pending is committed or refused). */
+  async settled(): Promise<void> {
+    while (this.committing) await this.committing;
+  }
+
+  private async commitLoop(): Promise<void> {
+    const s = this.s;
+    try {
+      // Let the accept() calls of this tick join the first group.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.pending.length > 0) {
+        const group = this.takeGroup();
+        let groupBytes = 0;
+        for (const p of group) groupBytes += p.record.length;
+        this.pendingBytes -= groupBytes;
+        let at: Position;
+        try {
+          at = await this.writer.append(group.map((p) => p.record), groupBytes);
+        } catch (err) {
+          this.failStop(err, group);
+          return;
+        }
+        this.tail.keep(group, at);
+        for (const p of group) {
+          s.seqs.noteRuns(p.readings);
+          s.committedReadings += p.readings.length;
+          s.acceptedReadings += p.readings.length;
+          s.headAcceptedAt ??= p.acceptedAt;
+        }
+        s.committedBytes += groupBytes;
+        s.commits++;
+        for (const p of group) p.resolve();
+        s.events.noteAccepting();
+        s.wake?.();
+      }
+    } finally {
+      this.committing = null;
+    }
+  }
+
+  /**
+   * The next group to commit: the pending records, in order, up to groupMaxBytes (at least one record), or up
+   * to a quarter of what is pending when more is: a backlog (a disk slower than the devices) is cleared in a
+   * few commits, not in as many as groupMaxBytes would make.
+   */
+  private takeGroup(): Pending[] {
+    const pending = this.pending;
+    const limit = Math.max(this.groupMaxBytes, this.pendingBytes / 4);
+    let bytes = pending[0]!.record.length;
+    let n = 1;
+    while (n < pending.length && bytes + pending[n]!.record.length <= limit) bytes += pending[n++]!.record.length;
+    if (n === pending.length) {
+      this.pending = [];
+      return pending;
+    }
+    return pending.splice(0, n);
+  }
+
+  /**
+   * The disk failed under an append: refuse `group` with the error, refuse everything queued behind it, and
+   * stop taking readings until a restart. Durable seqs stay where the last fdatasync left them.
+   */
+  private failStop(err: unknown, group: Pending[]): void {
+    const s = this.s;
+    const e = err as { message?: unknown; code?: unknown };
+    s.failure = {
+      message: String(e?.message ?? err),
+      code: typeof e?.code === 'string' ? e.code : null,
+      at: s.clock.now(),
+    };
+    s.countError('spool_append');
+    const queued = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const refused = [...group, ...queued].reduce((n, p) => n + p.readings.length, 0);
+    s.logger?.error(
+      { err, segment: this.writer.current?.path, refusedReadings: refused },
+      'spool failed: an append or fdatasync to the spool failed, so the spool takes no more readings (devices keep them unacked); fix the disk and restart the hub',
+    );
+    for (const p of group) p.reject(err);
+    const stopped = failedError(s);
+    for (const p of queued) p.reject(stopped);
+    s.events.noteAccepting();
+    // Records committed before the failure are durable: let the drainer carry on with them.
+    s.wake?.();
+  }
+}
+
+/** The error every accept() gets once the spool has failed. */
+export function failedError(s: SpoolShared): SpoolFailedError {
+  return new SpoolFailedError(`the spool failed at ${new Date(s.failure!.at).toISOString()} (${s.failure!.message}) and takes no readings until the hub is restarted`);
+}
