@@ -379,6 +379,11 @@ export class BrokerLink {
     this.reconnectTimer = this.opts.timers.setTimeout(() => this.connect(), delay);
   }
 
+  /** Ends the current connection without DISCONNECT, as a network cut would (the broker publishes nothing of ours; the link reconnects). */
+  cut(reason = 'connection cut by the hub'): void {
+    if (this.socket !== null) this.drop(this.socket, reason);
+  }
+
   /** Sends DISCONNECT (the broker keeps the session: queued messages wait for the next start) and stops reconnecting. */
   async close(): Promise<void> {
     const prev = this.stateValue;
