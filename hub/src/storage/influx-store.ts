@@ -18,9 +18,11 @@
  */
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { abortableSleep, createBackoff, type Backoff, type BackoffOptions } from '../core/backoff.js';
-import { applyInfluxRetention } from './retention.js';
+import { abortableSleep, createBackoff, type Backoff } from '../core/backoff.js';
 import { FairSlicer } from '../core/fair-slice.js';
+import { applyInfluxRetention } from './retention.js';
+import { BodyBuilder, CHECK_LINES, NO_VALUES, toEntries, type Chunk, type DeadLetter, type Entry } from './influx-body.js';
+import { errorText, InfluxWriteError, transientKindOf, type InfluxWriteErrorKind } from './influx-errors.js';
 import {
   createV1Sender,
   createV2Sender,
@@ -29,242 +31,27 @@ import {
   type LineSender,
   type WriteOutcome,
 } from './influx-http.js';
-import {
-  DEFAULT_MEASUREMENT,
-  DEVICE_TAG,
-  fieldKeyOf,
-  metricOfField,
-  fieldTypeOf,
-  quoteIdent,
-  quoteString,
-  LineEncoder,
-  type InfluxFieldType,
-  type InfluxQLResult,
-} from './influx-schema.js';
+import { InfluxQueries } from './influx-query.js';
+import { DEFAULT_MEASUREMENT, fieldKeyOf, fieldTypeOf, quoteIdent, LineEncoder, type InfluxFieldType, type InfluxQLResult } from './influx-schema.js';
+import type { InfluxStore, InfluxStoreConfig, InfluxStoreStats, StorageLogger } from './influx-types.js';
 import {
   UnreadableBatchError,
   type LatestValue,
   type ReadingBatch,
-  type ReadingVisitor,
-  type ScalarValue,
   type SeriesPoint,
   type SeriesQuery,
   type StoredReading,
   type StoredValue,
-  type TimeSeriesStore,
 } from './types.js';
 
-export interface InfluxStoreConfig {
-  /** Base URL, e.g. http://127.0.0.1:8086. */
-  url: string;
-  /** v1 mode: database (1.x), or the bucket name mapped as a database (2.x/3.x v1-compat). */
-  db?: string | undefined;
-  /** v1 mode: retention policy to write to and read from; default: the database's default policy. */
-  rp?: string | undefined;
-  /** v2 mode (with bucket and token): writes through the client library's WriteApi. */
-  org?: string | undefined;
-  bucket?: string | undefined;
-  /** Sent as `Authorization: Token <token>`. */
-  token?: string | undefined;
-  /** 1.x authentication (Basic). */
-  username?: string | undefined;
-  password?: string | undefined;
-  measurement?: string;
-  /** Lines per write request. Default 5000. */
-  batchLines?: number;
-  /** Write requests in flight at once. Default 2. */
-  concurrency?: number;
-  gzip?: boolean;
-  /** Per request. Default 10 000. */
-  timeoutMs?: number;
-  /** Attempts per chunk for transient failures within one write() call. Default 3. */
-  maxAttempts?: number;
-  backoff?: BackoffOptions;
-  /**
-   * Retention in days applied to the 1.x database's default retention policy at start-up (0 = keep forever).
-   * null or undefined: leave it alone. Ignored for 2.x/3.x (set the bucket's retention there).
-   */
-  retentionDays?: number | null | undefined;
-  /** JSON-lines file for lines and values InfluxDB refused for good. null: count them only. */
-  deadLetterPath?: string | null | undefined;
-  /** How long a learned field type is trusted before values of another type are tried again. Default 10 min. */
-  conflictMemoryMs?: number;
-  /** ms since the Unix epoch; injectable for tests. */
-  clock?: { now(): number };
-  /** Injectable wait for retries (tests); default setTimeout, cut short by close(). */
-  sleep?: (ms: number) => Promise<void>;
-  logger?: StorageLogger;
-}
-
-/** Pino-compatible subset (fastify's app.log fits). */
-export interface StorageLogger {
-  info?(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-export type InfluxWriteErrorKind =
-  | 'unreachable'
-  | 'timeout'
-  | 'throttled'
-  | 'server'
-  | 'auth'
-  | 'not_found'
-  | 'rejected'
-  | 'type_conflict';
-
-export interface InfluxStoreStats {
-  mode: 'v1' | 'v2';
-  /** X-Influxdb-Version of the server, once seen. */
-  serverVersion: string | null;
-  requests: number;
-  /** Lines the server answered 2xx for (a line re-sent after a split counts again). */
-  linesWritten: number;
-  /** Failed requests by kind (transient ones included, each attempt counted). */
-  writeErrors: Record<InfluxWriteErrorKind, number>;
-  /** Lines refused for good (recorded in the dead-letter file). */
-  deadLetteredLines: number;
-  /** Values left out of their reading because of a field type conflict. */
-  deadLetteredValues: number;
-  lastError: { kind: InfluxWriteErrorKind; message: string; at: number } | null;
-}
-
-/** A write that did not become durable; retry the same readings later. */
-export class InfluxWriteError extends Error {
-  override readonly name = 'InfluxWriteError';
-  constructor(
-    message: string,
-    readonly kind: InfluxWriteErrorKind,
-    /** The server's Retry-After, ms, if it sent one. */
-    readonly retryAfterMs: number | null,
-  ) {
-    super(message);
-  }
-}
-
-/** The aggregate does not apply to the metric's type (e.g. mean of a string). The history API answers 400. */
-export class UnsupportedAggregateError extends Error {
-  override readonly name = 'UnsupportedAggregateError';
-  readonly code = 'UNSUPPORTED_AGGREGATE';
-}
-
-export class InfluxQueryError extends Error {
-  override readonly name = 'InfluxQueryError';
-}
-
+export { InfluxQueryError, InfluxWriteError, UnsupportedAggregateError, type InfluxWriteErrorKind } from './influx-errors.js';
+export type { InfluxStore, InfluxStoreConfig, InfluxStoreStats, StorageLogger } from './influx-types.js';
 export type { InfluxQLResult, InfluxQLSeries } from './influx-schema.js';
-
-export interface InfluxStore extends TimeSeriesStore {
-  readonly kind: 'influxdb';
-  /** Pings the server and, on 1.x, creates the database and applies retention. Runs on first use if not called. */
-  init(): Promise<void>;
-  stats(): InfluxStoreStats;
-  writeBatch(batch: ReadingBatch): Promise<void>;
-  /** Runs InfluxQL (statements separated by `;`) against the configured database/bucket. */
-  query(q: string): Promise<InfluxQLResult[]>;
-}
-
-/** Mutable: a field type conflict rewrites `skipped` in place. */
-interface Entry {
-  readonly reading: StoredReading;
-  /** Values left out of the reading's line because the server holds their field with another type. */
-  skipped: readonly StoredValue[];
-}
-
-/**
- * Lines of some readings, separated by \n, as one request body. A chunk is split (to find the lines a server
- * refused) by encoding the halves of its entries again: that path is rare, and keeping no per-line offsets
- * lets the common path build the body as a few long strings, one buffer write per thousand lines.
- */
-interface Chunk {
-  /** Lines in the body. */
-  count: number;
-  body: Buffer;
-  /**
-   * The readings behind the lines. Null for a body encoded straight from a ReadingBatch: they are decoded
-   * only when needed (entriesOf: a refusal to learn from or to split), which the common path never is.
-   */
-  entries: Entry[] | null;
-  decode: (() => StoredReading[]) | null;
-}
-
-interface DeadLetter {
-  kind: 'rejected' | 'type_conflict';
-  reason: string;
-  status: number;
-  lines?: string[];
-  values?: Array<{ deviceId: string; epoch: number; seq: number; ts: number; metric: string; kind: string; value: ScalarValue }>;
-}
-
-const NO_VALUES: readonly StoredValue[] = Object.freeze([]);
 
 const KINDS: readonly InfluxWriteErrorKind[] = ['unreachable', 'timeout', 'throttled', 'server', 'auth', 'not_found', 'rejected', 'type_conflict'];
 
 const CONFLICT_PATTERN = /input field "([^"]*)" on measurement "[^"]*" is type (\w+), already exists as type (\w+)/;
 const DROPPED_PATTERN = /dropped=(\d+)/;
-/** Lines appended to one string before it is written to the body's buffer. */
-const TEXT_LINES = 1024;
-/** Lines built between two looks at the clock (FairSlicer.due). */
-const CHECK_LINES = 128;
-
-/**
- * A request body, line by line: the lines go into one string, written to a buffer a thousand lines at a time
- * (one buffer write per line cost more, and so did keeping the line strings). As a ReadingVisitor it encodes
- * visited readings with the LineEncoder.
- */
-class BodyBuilder implements ReadingVisitor {
-  private readonly slices: Buffer[] = [];
-  private text = '';
-  private lines = 0;
-
-  constructor(
-    private readonly encoder: LineEncoder,
-    private readonly slicer: FairSlicer,
-  ) {}
-
-  add(line: string): void {
-    this.text += this.lines++ > 0 ? '\n' + line : line;
-    if (this.lines % TEXT_LINES === 0) this.flush();
-  }
-
-  begin(deviceId: string, epoch: number, seq: number, ts: number): void {
-    this.encoder.begin(deviceId, epoch, seq, ts);
-  }
-
-  value(metric: string, kind: StoredValue['kind'], value: ScalarValue): void {
-    this.encoder.value(metric, kind, value);
-  }
-
-  end(): void {
-    this.add(this.encoder.finish());
-  }
-
-  /**
-   * Yields to the event loop when the time slice is used up: the body of the request already in flight is
-   * still being written to its socket (InfluxDB starts on a request only once the whole body has arrived), and
-   * devices are being served. Call between lines only (the encoder holds one line at a time).
-   */
-  async pause(): Promise<void> {
-    if (!this.slicer.due()) return;
-    this.flush();
-    await this.slicer.yield();
-  }
-
-  body(): Buffer {
-    this.flush();
-    return this.slices.length === 1 ? this.slices[0]! : Buffer.concat(this.slices);
-  }
-
-  private flush(): void {
-    if (this.text.length === 0) return;
-    this.slices.push(Buffer.from(this.text, 'utf8'));
-    this.text = '';
-  }
-}
-
-function toEntries(readings: readonly StoredReading[]): Entry[] {
-  return readings.map((reading): Entry => ({ reading, skipped: NO_VALUES }));
-}
 
 /** Creates the store; no I/O happens until init() or the first call. */
 export function createInfluxStore(cfg: InfluxStoreConfig): InfluxStore {
@@ -286,6 +73,7 @@ class InfluxStoreImpl implements InfluxStore {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly http: InfluxHttp;
   private readonly sender: LineSender;
+  private readonly queries: InfluxQueries;
   private readonly logger: StorageLogger | undefined;
   private readonly lineEncoder: LineEncoder;
   /** Building bodies takes turns with device ingest (see FairSlicer). */
@@ -315,6 +103,7 @@ class InfluxStoreImpl implements InfluxStore {
     this.logger = cfg.logger;
     const timeoutMs = cfg.timeoutMs ?? 10_000;
     this.http = new InfluxHttp({ url: cfg.url, token: cfg.token, username: cfg.username, password: cfg.password, timeoutMs });
+    this.queries = new InfluxQueries(this.http, this.db, cfg.rp, this.measurement, () => this.init());
     const now = (): number => this.clock.now();
     this.sender = v2
       ? createV2Sender({ url: cfg.url, org: cfg.org!, bucket: cfg.bucket!, token: cfg.token!, timeoutMs, gzip: cfg.gzip ?? false, agent: this.http.keepAliveAgent, now })
@@ -635,149 +424,21 @@ class InfluxStoreImpl implements InfluxStore {
     return this.deadLetterChain;
   }
 
-  // ---- queries ----
+  // ---- queries (influx-query.ts) ----
 
-  async query(q: string): Promise<InfluxQLResult[]> {
-    const params: Record<string, string> = { db: this.db, epoch: 'ms' };
-    if (this.cfg.rp) params.rp = this.cfg.rp;
-    const res = await this.http.request('POST', '/query', params, {
-      data: new URLSearchParams({ q }).toString(),
-      contentType: 'application/x-www-form-urlencoded',
-    });
-    let parsed: { results?: InfluxQLResult[]; error?: string };
-    try {
-      parsed = JSON.parse(res.body) as typeof parsed;
-    } catch {
-      throw new InfluxQueryError(`InfluxDB /query answered ${res.status} with a body that is not JSON: ${res.body.slice(0, 200)}`);
-    }
-    if (res.status < 200 || res.status >= 300 || parsed.error) {
-      throw new InfluxQueryError(`InfluxDB /query answered ${res.status}: ${parsed.error ?? res.body.slice(0, 200)}`);
-    }
-    return parsed.results ?? [];
+  query(q: string): Promise<InfluxQLResult[]> {
+    return this.queries.query(q);
   }
 
-  private async select(q: string): Promise<InfluxQLResult[]> {
-    await this.init();
-    const results = await this.query(q);
-    for (const r of results) {
-      if (!r.error) continue;
-      if (/unsupported \w+ iterator type/.test(r.error)) throw new UnsupportedAggregateError(r.error);
-      if (r.error.startsWith('database not found')) return [];
-      throw new InfluxQueryError(`InfluxQL failed: ${r.error}`);
-    }
-    return results;
+  series(q: SeriesQuery): Promise<SeriesPoint[]> {
+    return this.queries.series(q);
   }
 
-  private from(): string {
-    return quoteIdent(this.measurement);
+  latest(deviceId: string): Promise<Record<string, LatestValue>> {
+    return this.queries.latest(deviceId);
   }
-
-  /** A metric's field, qualified: a metric may share its name with the `device` tag. */
-  private field(metric: string): string {
-    return `${quoteIdent(fieldKeyOf(metric))}::field`;
-  }
-
-  private deviceIs(deviceId: string): string {
-    return `${quoteIdent(DEVICE_TAG)}::tag = ${quoteString(deviceId)}`;
-  }
-
-  async series(q: SeriesQuery): Promise<SeriesPoint[]> {
-    if (!(q.stepMs >= 1)) throw new RangeError(`stepMs must be >= 1, got ${q.stepMs}`);
-    if (q.to <= q.from) return [];
-    try {
-      const rows = await this.bucketRows(q, `${q.agg}(${this.field(q.metric)})`, '');
-      // min/max of a bool come back as booleans; as numbers (0/1) they chart and match mean (fraction true).
-      const numeric = q.agg === 'min' || q.agg === 'max';
-      return rows.map(([ts, value]) => ({ ts, value: numeric && typeof value === 'boolean' ? Number(value) : value }));
-    } catch (err) {
-      // InfluxQL has no mean() of booleans; the fraction of true values is count(true) / count(all).
-      if (err instanceof UnsupportedAggregateError && q.agg === 'mean' && err.message.includes('boolean')) return this.booleanMean(q);
-      throw err;
-    }
-  }
-
-  private bucketWhere(q: SeriesQuery, extra: string): { where: string; groupBy: string } {
-    const step = Math.floor(q.stepMs);
-    // Buckets start at from + k * step: GROUP BY time() aligns to the epoch plus the offset.
-    const offset = ((q.from % step) + step) % step;
-    return {
-      where: `WHERE ${this.deviceIs(q.deviceId)}${extra} AND time >= ${Math.floor(q.from)}ms AND time < ${Math.ceil(q.to)}ms`,
-      groupBy: `GROUP BY time(${step}ms, ${offset}ms) fill(none)`,
-    };
-  }
-
-  private async bucketRows(q: SeriesQuery, selector: string, extra: string): Promise<Array<[number, ScalarValue | null]>> {
-    const { where, groupBy } = this.bucketWhere(q, extra);
-    const [result] = await this.select(`SELECT ${selector} FROM ${this.from()} ${where} ${groupBy}`);
-    return (result?.series?.[0]?.values ?? []).map((row) => [row[0] as number, (row[1] ?? null) as ScalarValue | null]);
-  }
-
-  private async booleanMean(q: SeriesQuery): Promise<SeriesPoint[]> {
-    const field = this.field(q.metric);
-    const all = this.bucketWhere(q, '');
-    const yes = this.bucketWhere(q, ` AND ${field} = true`);
-    const [total, trues] = await this.select(
-      `SELECT count(${field}) FROM ${this.from()} ${all.where} ${all.groupBy}; ` +
-        `SELECT count(${field}) FROM ${this.from()} ${yes.where} ${yes.groupBy}`,
-    );
-    const trueCount = new Map<number, number>();
-    for (const row of trues?.series?.[0]?.values ?? []) trueCount.set(row[0] as number, row[1] as number);
-    return (total?.series?.[0]?.values ?? []).map((row) => {
-      const ts = row[0] as number;
-      return { ts, value: (trueCount.get(ts) ?? 0) / (row[1] as number) };
-    });
-  }
-
-  async latest(deviceId: string): Promise<Record<string, LatestValue>> {
-    const where = `WHERE ${this.deviceIs(deviceId)}`;
-    // LAST(*) says which fields this device has (its time column is meaningless with several fields) ...
-    const [all] = await this.select(`SELECT last(*) FROM ${this.from()} ${where}`);
-    const series = all?.series?.[0];
-    if (!series?.values?.[0]) return {};
-    const row = series.values[0];
-    const fields: string[] = [];
-    series.columns.forEach((col, i) => {
-      if (i === 0 || !col.startsWith('last_') || row[i] === null || row[i] === undefined) return;
-      const metric = metricOfField(col.slice('last_'.length));
-      if (metric !== null) fields.push(metric);
-    });
-    if (fields.length === 0) return {};
-    // ... and one LAST() per field gives each its own time.
-    const results = await this.select(fields.map((f) => `SELECT last(${this.field(f)}) FROM ${this.from()} ${where}`).join('; '));
-    const out: Record<string, LatestValue> = {};
-    results.forEach((r, i) => {
-      const field = fields[r.statement_id ?? i];
-      const first = r.series?.[0]?.values?.[0] as [number, ScalarValue | null] | undefined;
-      if (field === undefined || !first || first[1] === null) return;
-      out[field] = { ts: first[0], value: first[1] };
-    });
-    return out;
-  }
-}
-
-function transientKindOf(status: number): InfluxWriteErrorKind | null {
-  if (status === 429) return 'throttled';
-  if (status === 401 || status === 403) return 'auth';
-  if (status === 404) return 'not_found';
-  if (status === 408 || status >= 500) return status === 503 ? 'throttled' : 'server';
-  return null;
 }
 
 function isFieldType(s: string | undefined): s is InfluxFieldType {
   return s === 'float' || s === 'integer' || s === 'boolean' || s === 'string';
-}
-
-/** The message of an InfluxDB error body: 1.x `{"error": ...}`, 2.x/3.x `{"message": ...}`, else the text. */
-function errorText(body: string): string {
-  const trimmed = body.trim();
-  if (trimmed.startsWith('{')) {
-    try {
-      const parsed = JSON.parse(trimmed) as { error?: unknown; message?: unknown };
-      if (typeof parsed.error === 'string') return parsed.error;
-      if (typeof parsed.message === 'string') return parsed.message;
-    } catch {
-      // fall through to the raw text
-    }
-  }
-  return trimmed.slice(0, 1000);
 }
