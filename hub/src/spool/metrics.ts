@@ -21,54 +21,7 @@ function mirrorCounter(counter: Counter, labels: Record<string, string> | undefi
 
 export function registerStorageMetrics(registry: Registry, spool: Spool, influx?: InfluxStore): void {
   const registers = [registry];
-  new Gauge({
-    name: 'tendril_store_up',
-    help: 'Whether the last write of the spool drainer to the time-series store succeeded (1) or failed (0); 1 before the first write.',
-    registers,
-    collect() {
-      this.set(spool.storeState === 'down' ? 0 : 1);
-    },
-  });
-  new Gauge({
-    name: 'tendril_spool_accepting',
-    help: 'Whether the spool takes readings (0: full or failed, devices get BACKOFF STORE_BUSY).',
-    registers,
-    collect() {
-      this.set(spool.accepting ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'tendril_spool_failed',
-    help: 'Whether an append or fdatasync of the spool failed (1): it takes no readings until the hub is restarted.',
-    registers,
-    collect() {
-      this.set(spool.state.failure ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'tendril_spool_bytes',
-    help: 'Bytes of readings in the spool not yet written to the store.',
-    registers,
-    collect() {
-      this.set(spool.depthBytes);
-    },
-  });
-  new Gauge({
-    name: 'tendril_spool_readings',
-    help: 'Readings in the spool not yet written to the store.',
-    registers,
-    collect() {
-      this.set(spool.depthReadings);
-    },
-  });
-  new Gauge({
-    name: 'tendril_spool_oldest_undrained_seconds',
-    help: 'Age of the oldest reading in the spool not yet written to the store (0 when drained).',
-    registers,
-    collect() {
-      this.set(spool.state.oldestUndrainedAgeMs / 1000);
-    },
-  });
+  registerSpoolGauges(registers, spool);
   const updates: Array<() => void> = [];
   // Registered first among the counters: its collect refreshes every mirrored counter before they are read.
   const drained = new Counter({ name: 'tendril_spool_drained_readings_total', help: 'Readings the spool wrote to the store.', registers, collect: () => updates.forEach((u) => u()) });
@@ -91,7 +44,43 @@ export function registerStorageMetrics(registry: Registry, spool: Spool, influx?
     }
     for (const mirror of errorMirrors) mirror();
   });
-  if (!influx) return;
+  if (influx) registerInfluxCounters(registers, influx, updates);
+}
+
+/** The spool's gauges, read on every scrape. */
+function registerSpoolGauges(registers: Registry[], spool: Spool): void {
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  gauge(
+    'tendril_store_up',
+    'Whether the last write of the spool drainer to the time-series store succeeded (1) or failed (0); 1 before the first write.',
+    () => (spool.storeState === 'down' ? 0 : 1),
+  );
+  gauge('tendril_spool_accepting', 'Whether the spool takes readings (0: full or failed, devices get BACKOFF STORE_BUSY).', () => (spool.accepting ? 1 : 0));
+  gauge(
+    'tendril_spool_failed',
+    'Whether an append or fdatasync of the spool failed (1): it takes no readings until the hub is restarted.',
+    () => (spool.state.failure ? 1 : 0),
+  );
+  gauge('tendril_spool_bytes', 'Bytes of readings in the spool not yet written to the store.', () => spool.depthBytes);
+  gauge('tendril_spool_readings', 'Readings in the spool not yet written to the store.', () => spool.depthReadings);
+  gauge(
+    'tendril_spool_oldest_undrained_seconds',
+    'Age of the oldest reading in the spool not yet written to the store (0 when drained).',
+    () => spool.state.oldestUndrainedAgeMs / 1000,
+  );
+}
+
+/** The InfluxDB store's counters, mirrored from its stats by `updates` (run on every scrape). */
+function registerInfluxCounters(registers: Registry[], influx: InfluxStore, updates: Array<() => void>): void {
   const requests = new Counter({ name: 'tendril_influx_requests_total', help: 'Write requests sent to InfluxDB (retries and splits included).', registers });
   const httpErrors = new Counter({
     name: 'tendril_influx_write_errors_total',
