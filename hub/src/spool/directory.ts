@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { SeqRow } from './durable-seqs.js';
 import { SpoolLockedError } from './errors.js';
 import { parseSegmentFileName } from './record.js';
-import type { Position, SpoolLogger } from './shared.js';
+import type { SpoolLogger } from './options.js';
+import type { Position } from './shared.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 export const SEQS_FILE = 'durable-seqs.json';

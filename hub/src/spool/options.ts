@@ -4,7 +4,12 @@
  */
 import type { BackoffOptions } from '../core/backoff.js';
 import type { ReadingSink, TimeSeriesStore } from '../storage/types.js';
-import type { SpoolLogger } from './shared.js';
+
+/** Pino-compatible subset (fastify's app.log fits). */
+export interface SpoolLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
 
 export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;

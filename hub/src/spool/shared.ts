@@ -6,15 +6,9 @@
  */
 import { resolve } from 'node:path';
 import { DurableSeqs } from './durable-seqs.js';
-import type { SpoolState, StoreState } from './options.js';
+import type { SpoolLogger, SpoolState, StoreState } from './options.js';
 import type { RecordBatch, SegmentFormat } from './record.js';
 import type { StoredReading } from '../storage/types.js';
-
-/** Pino-compatible subset (fastify's app.log fits). */
-export interface SpoolLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** A place in the spool: segment number and byte offset in it. */
 export interface Position {
