@@ -42,7 +42,7 @@ describe('device provisioning API', () => {
     expect(list.json().devices.map((d: { id: string }) => d.id)).toEqual(['env-1']);
 
     // At rest: the registry holds a 32-byte hash, and the token appears nowhere in the database files.
-    hub.app.tendril.registry.flush();
+    hub.app.devices.registry.flush();
     const db = new Database(join(hub.dataDir, 'hub.db'), { readonly: true });
     const row = db.prepare('SELECT token_hash FROM devices WHERE id = ?').get('env-1') as { token_hash: Buffer };
     db.close();
@@ -83,7 +83,7 @@ describe('device provisioning API', () => {
     }
     const post = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', payload: { id: 'x' } });
     expect(post.statusCode).toBe(401);
-    expect(hub.app.tendril.registry.get('x')).toBeUndefined();
+    expect(hub.app.devices.registry.get('x')).toBeUndefined();
   });
 
   it('rotates a token, answers 404 DEVICE_NOT_FOUND for unknown ids, deletes with 204', async () => {
@@ -92,8 +92,8 @@ describe('device provisioning API', () => {
     expect(rotated.statusCode).toBe(200);
     expect(rotated.json().id).toBe('rot');
     expect(rotated.json().token).not.toBe(created.token);
-    expect(hub.app.tendril.registry.authenticate('rot', created.token)).toBeNull();
-    expect(hub.app.tendril.registry.authenticate('rot', rotated.json().token)?.id).toBe('rot');
+    expect(hub.app.devices.registry.authenticate('rot', created.token)).toBeNull();
+    expect(hub.app.devices.registry.authenticate('rot', rotated.json().token)?.id).toBe('rot');
 
     for (const [method, url] of [
       ['GET', '/api/v1/devices/nope'],

@@ -182,7 +182,8 @@ describe('command API', () => {
   });
 
   it('refuses the 1001st unfinished command of a device with 429 COMMAND_QUEUE_FULL', async () => {
-    const { commands, registry } = hub.app.tendril;
+    const { commands } = hub.app;
+    const { registry } = hub.app.devices;
     // One outer transaction around the real submit path: one fsync instead of a thousand.
     registry.db.transaction(() => {
       for (let i = 0; i < COMMAND_LIMITS.maxUnfinishedPerDevice; i++) commands.submit({ deviceId: 'dev-1', name: 'fill', requestedBy: 'admin' });
@@ -209,7 +210,7 @@ describe('command API', () => {
         expect(res.json().error.code).toBe('UNAUTHORIZED');
       }
     }
-    expect(hub.app.tendril.commands.unfinishedCount('dev-1')).toBe(0);
+    expect(hub.app.commands.unfinishedCount('dev-1')).toBe(0);
   });
 
   it('counts each state reached in tendril_commands_total', async () => {

@@ -96,7 +96,7 @@ describe('commands to an online device', () => {
       },
     });
     const changes: Array<{ id: number; state: CommandState }> = [];
-    h.hub.app.tendril.commands.events.on('commandChanged', (c) => changes.push({ id: c.id, state: c.state }));
+    h.hub.app.commands.events.on('commandChanged', (c) => changes.push({ id: c.id, state: c.state }));
 
     const queued = await submit(h.hub, 'lamp-1', { name: 'set-interval', args: { ms: 5000 }, timeoutMs: 7000 });
     const done = await until(h.hub, queued.id, FINAL);
@@ -195,8 +195,8 @@ describe('at-least-once delivery', () => {
     await until(h.hub, command.id, ['delivered']);
 
     // Cut the connection from the hub's side (as a network failure would); the SDK reconnects.
-    h.hub.app.tendril.channel.byDevice.get('pump-1')!.terminate('CONNECTION_LOST');
-    await waitFor('pump-1 to reconnect', () => connects === 2 && h.hub.app.tendril.channel.byDevice.get('pump-1')?.ready);
+    h.hub.app.deviceChannel.connectionOf('pump-1')!.terminate('CONNECTION_LOST');
+    await waitFor('pump-1 to reconnect', () => connects === 2 && h.hub.app.deviceChannel.connectionOf('pump-1')?.ready);
     const resent = await waitFor('the re-send in the history', async () => {
       const c = await fetchCommand(h.hub, command.id);
       return c.history.filter((e) => e.state === 'sent').length === 2 ? c : null;
@@ -227,7 +227,7 @@ describe('at-least-once delivery', () => {
     const command = await submit(h.hub, 'pump-2', { name: 'flush' });
     await until(h.hub, command.id, ['delivered']);
     // The hub drops the socket first; the device finishes and writes its result into the dead socket.
-    h.hub.app.tendril.channel.byDevice.get('pump-2')!.terminate('CONNECTION_LOST');
+    h.hub.app.deviceChannel.connectionOf('pump-2')!.terminate('CONNECTION_LOST');
     release.open();
     const done = await until(h.hub, command.id, FINAL);
     expect(done).toMatchObject({ state: 'succeeded', detail: '"ok"', result: 'ok' });

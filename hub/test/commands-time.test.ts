@@ -6,7 +6,7 @@
 import { TendrilDevice } from '@tendril/device-sdk';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock, TimerHandle, Timers } from '../src/clock.js';
+import type { Clock, TimerHandle, Timers } from '../src/core/clock.js';
 import type { Command, CommandState } from '../src/commands/model.js';
 import { TestDevice } from './device-client.js';
 import { auth, provision, startHub, tempDir, waitFor, type TestHub } from './helpers.js';
@@ -103,7 +103,7 @@ describe('TTL', () => {
     const hub = await fakeTimeHub(time);
     await provision(hub.app, 'buoy-1');
     const expired: number[] = [];
-    hub.app.tendril.commands.events.on('commandChanged', (c) => c.state === 'expired' && expired.push(c.id));
+    hub.app.commands.events.on('commandChanged', (c) => c.state === 'expired' && expired.push(c.id));
     const a = await submit(hub, 'buoy-1', { name: 'sample', ttlMs: 60_000 });
     const b = await submit(hub, 'buoy-1', { name: 'sample', ttlMs: 120_000 });
 
@@ -184,7 +184,7 @@ describe('timeout', () => {
     device.onCommand('open', () => new Promise(() => undefined)); // never finishes
     device.onCommand('status', () => ({ open: false }));
     device.start();
-    await waitFor('valve-1 online', () => hub.app.tendril.channel.byDevice.get('valve-1')?.ready);
+    await waitFor('valve-1 online', () => hub.app.deviceChannel.connectionOf('valve-1')?.ready);
 
     const stuck = await submit(hub, 'valve-1', { name: 'open', timeoutMs: 5000 });
     const next = await submit(hub, 'valve-1', { name: 'status' });
@@ -213,7 +213,7 @@ describe('timeout', () => {
     await raw.next('command', 'COMMAND close');
     raw.close();
     await raw.closedWithin();
-    await waitFor('valve-2 offline', () => hub.app.tendril.registry.get('valve-2')?.presence.state === 'offline');
+    await waitFor('valve-2 offline', () => hub.app.devices.registry.get('valve-2')?.presence.state === 'offline');
     time.advance(10_000);
     expect(await fetchCommand(hub, command.id)).toMatchObject({ state: 'failed', detail: expect.stringMatching(/^TIMEOUT/) });
   });

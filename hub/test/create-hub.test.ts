@@ -56,7 +56,7 @@ describe('createHub', () => {
     const dir = tempDir();
     cleanups.push(dir.remove);
     const { app, deviceUrl } = await start(dir.path);
-    expect(app.tendril.store.kind).toBe('sqlite');
+    expect(app.durability.store.kind).toBe('sqlite');
     const token = await provision(app, 'c-1');
     const d = await TestDevice.connect(deviceUrl);
     cleanups.push(() => d.close());
@@ -64,7 +64,7 @@ describe('createHub', () => {
     for (let seq = 1; seq <= 20; seq++) d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(20);
     await waitFor('the 20 readings to be drained into SQLite', async () => {
-      const [point] = await app.tendril.store.series({ deviceId: 'c-1', metric: 'count', agg: 'count', from: 0, to: Date.now() + 60_000, stepMs: 86_400_000 * 365 * 100 });
+      const [point] = await app.durability.store.series({ deviceId: 'c-1', metric: 'count', agg: 'count', from: 0, to: Date.now() + 60_000, stepMs: 86_400_000 * 365 * 100 });
       return point?.value === 20;
     });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
@@ -81,14 +81,14 @@ describe('createHub', () => {
     cleanups.push(dir.remove);
     const port = await deadPort();
     const { app, deviceUrl } = await start(dir.path, { INFLUX_URL: `http://127.0.0.1:${port}`, INFLUX_DB: 'tendril', INFLUX_TIMEOUT_MS: '500' });
-    expect(app.tendril.store.kind).toBe('influxdb');
+    expect(app.durability.store.kind).toBe('influxdb');
     const token = await provision(app, 'c-2');
     const d = await TestDevice.connect(deviceUrl);
     cleanups.push(() => d.close());
     await d.hello({ deviceId: 'c-2', token });
     for (let seq = 1; seq <= 5; seq++) d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(5);
-    await waitFor('the spool drainer to find the store down', () => app.tendril.metrics.registry.getSingleMetric('tendril_store_up') !== undefined && (app.tendril.sink as { storeState?: string }).storeState === 'down');
+    await waitFor('the spool drainer to find the store down', () => app.metrics.registry.getSingleMetric('tendril_store_up') !== undefined && (app.durability.sink as { storeState?: string }).storeState === 'down');
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     const body = ready.json();

@@ -7,7 +7,7 @@ import type { SqliteStore } from '../src/storage/sqlite-store.js';
 import { FailingSqliteStore, HeldSqliteStore, storedValues } from './stores.js';
 
 function rowsOf(hub: TestHub, deviceId: string): Array<{ metric: string; epoch: number; seq: number; value: unknown }> {
-  return storedValues(hub.app.tendril.store as SqliteStore, deviceId);
+  return storedValues(hub.app.durability.store as SqliteStore, deviceId);
 }
 
 async function metricValue(hub: TestHub, line: string): Promise<number> {
@@ -17,7 +17,7 @@ async function metricValue(hub: TestHub, line: string): Promise<number> {
 }
 
 async function freshToken(hub: TestHub, id: string): Promise<string> {
-  if (!hub.app.tendril.registry.get(id)) return provision(hub.app, id);
+  if (!hub.app.devices.registry.get(id)) return provision(hub.app, id);
   return (await hub.app.inject({ method: 'POST', url: `/api/v1/devices/${id}/token`, headers: auth })).json().token;
 }
 
@@ -152,9 +152,9 @@ describe('device readings', () => {
     const token = await freshToken(hub, 'st-1');
     const d = await TestDevice.connect(url);
     await d.hello({ deviceId: 'st-1', token, dropped: 3 });
-    expect(hub.app.tendril.registry.get('st-1')!.dropped).toBe(3);
+    expect(hub.app.devices.registry.get('st-1')!.dropped).toBe(3);
     const status = new Promise<number>((resolve) => {
-      const off = hub.app.tendril.channel.events.on('status', (e) => {
+      const off = hub.app.devices.sessions.events.on('status', (e) => {
         if (e.deviceId === 'st-1') {
           off();
           resolve(e.dropped);
@@ -212,8 +212,8 @@ describe('ACK only after the store committed', () => {
       expect(backoff).toMatchObject({ code: 'STORE_BUSY', pauseMs: 20 });
       expect(d.frames.filter((f) => f.type === 'ack')).toEqual([]);
       // The writer stops accepting, probes the store, and takes readings again once it answers.
-      expect(hub.app.tendril.sink.accepting).toBe(false);
-      await waitFor('the writer to accept readings again', () => hub.app.tendril.sink.accepting, 5000);
+      expect(hub.app.durability.sink.accepting).toBe(false);
+      await waitFor('the writer to accept readings again', () => hub.app.durability.sink.accepting, 5000);
       // After the pause the device resends everything unacked, oldest first.
       d.send({ type: 'reading', seq: 1, ts, values: [{ alias: 2, kind: 'int', value: 1 }] });
       d.send({ type: 'reading', seq: 2, ts: ts + 1, values: [{ alias: 2, kind: 'int', value: 2 }] });
@@ -254,7 +254,7 @@ describe.each([
         return d;
       }),
     );
-    const channel = hub.app.tendril.channel;
+    const channel = hub.app.deviceChannel;
     const pausesBefore = channel.socketPauses;
     const turnsBefore = channel.pausedTurns;
     const devices = await Promise.all(

@@ -43,7 +43,7 @@ function batch(seqs: number[]): { type: 'batch'; readings: Array<{ seq: number; 
 }
 
 function storedSeqs(id: string): number[] {
-  return storedValues(hub.app.tendril.store as SqliteStore, id).map((r) => r.seq);
+  return storedValues(hub.app.durability.store as SqliteStore, id).map((r) => r.seq);
 }
 
 /** Removes and returns the first ACK above `seq` or BACKOFF the hub sends, whichever comes first. */
@@ -99,7 +99,7 @@ describe('§7.4.5 taking readings again after BACKOFF', () => {
     d.send(batch([6, 7]));
     expect(await nextAckAboveOrBackoff(d, 3, 'ACK for the resend 6..7')).toEqual({ type: 'ack', seq: 7 });
     expect(storedSeqs('rs-dropped')).toEqual([1, 2, 3, 6, 7]);
-    expect(hub.app.tendril.registry.get('rs-dropped')!.dropped).toBe(2);
+    expect(hub.app.devices.registry.get('rs-dropped')!.dropped).toBe(2);
     d.close();
     await d.closedWithin();
   });

@@ -1,17 +1,17 @@
 /** Device channel: presence, replacement, heartbeat, rate limit, commands, limits (docs/protocol.md §6–§8). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeviceChannelEvents } from '../src/device-channel/channel.js';
+import type { DeviceEvents } from '../src/devices/types.js';
 import type { GroupCommitWriter } from '../src/storage/group-commit.js';
 import type { SqliteStore } from '../src/storage/sqlite-store.js';
 import { storedSeqs as seqsInStore } from './stores.js';
 import { TestDevice } from './device-client.js';
 import { auth, provision, startHub, within, type TestHub } from './helpers.js';
 
-function nextEvent<K extends keyof DeviceChannelEvents & string>(hub: TestHub, event: K, deviceId: string): Promise<DeviceChannelEvents[K]> {
+function nextEvent<K extends keyof DeviceEvents & string>(hub: TestHub, event: K, deviceId: string): Promise<DeviceEvents[K]> {
   return within(
     `${event} event of ${deviceId}`,
     new Promise((resolve) => {
-      const off = hub.app.tendril.channel.events.on(event, (e) => {
+      const off = hub.app.devices.sessions.events.on(event, (e) => {
         if ((e as { deviceId: string }).deviceId === deviceId) {
           off();
           resolve(e);
@@ -22,7 +22,7 @@ function nextEvent<K extends keyof DeviceChannelEvents & string>(hub: TestHub, e
 }
 
 function storedSeqs(hub: TestHub, deviceId: string): number[] {
-  return seqsInStore(hub.app.tendril.store as SqliteStore, deviceId);
+  return seqsInStore(hub.app.durability.store as SqliteStore, deviceId);
 }
 
 async function getDevice(hub: TestHub, id: string) {
@@ -45,7 +45,7 @@ describe('presence and sessions', () => {
     const first = await TestDevice.connect(url);
     await first.hello({ deviceId: 'rep-1', token });
     const offline: unknown[] = [];
-    const off = hub.app.tendril.channel.events.on('offline', (e) => e.deviceId === 'rep-1' && offline.push(e));
+    const off = hub.app.devices.sessions.events.on('offline', (e) => e.deviceId === 'rep-1' && offline.push(e));
     const online = nextEvent(hub, 'online', 'rep-1');
     const second = await TestDevice.connect(url);
     await second.hello({ deviceId: 'rep-1', token });
@@ -83,10 +83,10 @@ describe('presence and sessions', () => {
   it('keeps a device connected when an event listener throws', async () => {
     const token = await provision(hub.app, 'evt-1');
     const seen: string[] = [];
-    const offA = hub.app.tendril.channel.events.on('online', () => {
+    const offA = hub.app.devices.sessions.events.on('online', () => {
       throw new Error('a broken listener (test)');
     });
-    const offB = hub.app.tendril.channel.events.on('online', (e) => seen.push(e.deviceId));
+    const offB = hub.app.devices.sessions.events.on('online', (e) => seen.push(e.deviceId));
     try {
       const d = await TestDevice.connect(url);
       await d.hello({ deviceId: 'evt-1', token });
@@ -132,10 +132,10 @@ describe('presence and sessions', () => {
 
   it('§8 delivers a command and reports results; an unknown command id gets UNKNOWN_COMMAND_ID', async () => {
     const token = await provision(hub.app, 'cmd-1');
-    expect(hub.app.tendril.channel.sendCommand('cmd-1', { commandId: 5, name: 'reboot', args: '', timeoutMs: 1000 })).toBe(false);
+    expect(hub.app.devices.sessions.sendCommand('cmd-1', { commandId: 5, name: 'reboot', args: '', timeoutMs: 1000 })).toBe(false);
     const d = await TestDevice.connect(url);
     await d.hello({ deviceId: 'cmd-1', token });
-    expect(hub.app.tendril.channel.sendCommand('cmd-1', { commandId: 5, name: 'set-interval', args: '{"ms":500}', timeoutMs: 1000 })).toBe(true);
+    expect(hub.app.devices.sessions.sendCommand('cmd-1', { commandId: 5, name: 'set-interval', args: '{"ms":500}', timeoutMs: 1000 })).toBe(true);
     expect(await d.next('command')).toEqual({ type: 'command', commandId: 5, name: 'set-interval', args: '{"ms":500}', timeoutMs: 1000 });
     const delivered = nextEvent(hub, 'commandResult', 'cmd-1');
     d.send({ type: 'commandResult', commandId: 5, status: 'delivered', detail: '' });
@@ -228,7 +228,7 @@ describe('rate limit', () => {
       await d.next('error', 'round trip (UNKNOWN_COMMAND_ID)');
       expect(await d.ackFor(3)).toBe(3);
       // Readings 4 (refused) and 5 (ignored) never reached the store.
-      await (hub.app.tendril.sink as GroupCommitWriter).drain();
+      await (hub.app.durability.sink as GroupCommitWriter).drain();
       expect(storedSeqs(hub, 'rl-1')).toEqual([1, 2, 3]);
       expect(d.frames.filter((f) => f.type === 'ack')).toEqual([]);
       // The pause refills one token: the resend's first reading is taken, the next one waits again.
@@ -240,7 +240,7 @@ describe('rate limit', () => {
       clock.t += 100;
       d.send(reading(5));
       expect(await d.ackFor(5)).toBe(5);
-      expect(hub.app.tendril.registry.get('rl-1')!.ackedSeq).toBe(5);
+      expect(hub.app.devices.registry.get('rl-1')!.ackedSeq).toBe(5);
       expect(storedSeqs(hub, 'rl-1')).toEqual([1, 2, 3, 4, 5]);
       d.close();
       await d.closedWithin();
@@ -285,15 +285,60 @@ describe('resend after BACKOFF', () => {
 });
 
 describe('connection limit', () => {
-  it('§6.1.2 closes connections beyond HUB_MAX_CONNECTIONS with TRY_AGAIN_LATER, 1013', async () => {
+  it('§6.1.2 refuses a HELLO beyond HUB_MAX_CONNECTIONS with TRY_AGAIN_LATER, 1013', async () => {
     const hub = await startHub({ config: { maxConnections: 1 } });
     try {
+      const tokenA = await provision(hub.app, 'limit-a');
+      const tokenB = await provision(hub.app, 'limit-b');
       const first = await TestDevice.connect(hub.listening!.deviceUrl);
+      await first.hello({ deviceId: 'limit-a', token: tokenA });
       const second = await TestDevice.connect(hub.listening!.deviceUrl);
+      second.send({ type: 'hello', firmware: 'fw', sdk: 't', epoch: 1, lastSeq: 0, clock: Date.now(), dropped: 0, metrics: [], deviceId: 'limit-b', token: tokenB });
       expect((await second.next('error')).code).toBe('TRY_AGAIN_LATER');
       expect(await second.closedWithin()).toEqual({ code: 1013, reason: 'TRY_AGAIN_LATER' });
-      first.close();
-      await first.closedWithin();
+      // The device that holds a slot can replace its own connection at the limit.
+      const again = await TestDevice.connect(hub.listening!.deviceUrl);
+      await again.hello({ deviceId: 'limit-a', token: tokenA });
+      expect(await first.closedWithin()).toEqual({ code: 1008, reason: 'REPLACED' });
+      again.close();
+      await again.closedWithin();
+    } finally {
+      await hub.dispose();
+    }
+  });
+
+  it('§6.1.5 sockets waiting for HELLO take no device slot: silent upgrades do not lock devices out', async () => {
+    const hub = await startHub({ config: { maxConnections: 2 } });
+    try {
+      const token = await provision(hub.app, 'slot-1');
+      const silent = await Promise.all(Array.from({ length: 5 }, () => TestDevice.connect(hub.listening!.deviceUrl)));
+      const d = await TestDevice.connect(hub.listening!.deviceUrl);
+      const welcome = await d.hello({ deviceId: 'slot-1', token });
+      expect(welcome.type).toBe('welcome');
+      for (const s of silent) s.close();
+      d.close();
+      await d.closedWithin();
+    } finally {
+      await hub.dispose();
+    }
+  });
+
+  it('§6.1.5 bounds the sockets waiting for HELLO per client address (TRY_AGAIN_LATER, 1013) and counts the refusals', async () => {
+    const hub = await startHub({ deps: { maxPendingPerAddress: 3 } });
+    try {
+      const waiting = await Promise.all(Array.from({ length: 3 }, () => TestDevice.connect(hub.listening!.deviceUrl)));
+      const fourth = await TestDevice.connect(hub.listening!.deviceUrl);
+      expect((await fourth.next('error')).code).toBe('TRY_AGAIN_LATER');
+      expect(await fourth.closedWithin()).toEqual({ code: 1013, reason: 'TRY_AGAIN_LATER' });
+      const metrics = await hub.app.inject({ method: 'GET', url: '/metrics' });
+      expect(metrics.body).toMatch(/^tendril_device_handshakes_refused_total 1$/m);
+      // A slot frees when one of them goes away.
+      waiting[0]!.close();
+      await waiting[0]!.closedWithin();
+      const fifth = await TestDevice.connect(hub.listening!.deviceUrl);
+      const token = await provision(hub.app, 'slot-2');
+      expect((await fifth.hello({ deviceId: 'slot-2', token })).type).toBe('welcome');
+      for (const w of [...waiting.slice(1), fifth]) w.close();
     } finally {
       await hub.dispose();
     }

@@ -15,7 +15,7 @@ describe('health and metrics', () => {
       const ready = await hub.app.inject({ method: 'GET', url: '/readyz' });
       expect(ready.statusCode).toBe(200);
       expect(ready.json()).toMatchObject({ status: 'ready', checks: { store: 'ok', writer: 'ok', shutdown: 'ok' } });
-      await hub.app.tendril.store.close();
+      await hub.app.durability.store.close();
       const notReady = await hub.app.inject({ method: 'GET', url: '/readyz' });
       expect(notReady.statusCode).toBe(503);
       expect(notReady.json().status).toBe('not_ready');
@@ -54,7 +54,7 @@ describe('health and metrics', () => {
       expect(value('tendril_store_commit_seconds_count')).toBeGreaterThanOrEqual(1);
       expect(text).toContain('# TYPE tendril_store_commit_seconds histogram');
       expect(text).toContain('process_cpu_user_seconds_total');
-      const closed = hub.app.tendril.channel.events;
+      const closed = hub.app.devices.sessions.events;
       const offline = new Promise((resolve) => closed.on('offline', resolve));
       d.close();
       await offline;

@@ -59,7 +59,7 @@ describe('commands every simulated device answers, through the real hub', () => 
     const config = loadConfig({ HUB_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', HUB_ADMIN_TOKEN: ADMIN_TOKEN, HUB_LOG_LEVEL: 'silent' });
     app = buildHub(config);
     const where = await listenHub(app, config);
-    const { events } = app.tendril.channel;
+    const { events } = app.devices.sessions;
     events.on('readings', (e: { deviceId: string; epoch: number; readings: readonly StoredReading[] }) => {
       const list = readings.get(e.deviceId) ?? [];
       readings.set(e.deviceId, list);

@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHub, listenHub, loadConfig, type Listening } from '@tendril/hub';
-import { makeTestCA, waitFor, type TestCA } from '../support/index.js';
+import { makeTestCA, waitFor, WORKSPACE_ALIASES, type TestCA } from '../support/index.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const ADMIN = 'e2e-admin-token-0123456789abcdef';
@@ -75,7 +75,7 @@ beforeAll(async () => {
     format: 'esm',
     outfile: deviceScript,
     external: ['ws'],
-    alias: { '@tendril/device-sdk': here('../../device-sdk/src/index.ts') },
+    alias: WORKSPACE_ALIASES,
     logLevel: 'error',
   });
   const config = loadConfig({

@@ -7,11 +7,9 @@
  *   (2) The hub killed with SIGKILL mid-stream and restarted while devices keep sending (SQLite, InfluxDB).
  *   (3) Every device connection cut repeatedly by a TCP proxy while devices send (SQLite, InfluxDB).
  */
-import { mkdirSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TendrilDevice } from '@tendril/device-sdk';
@@ -24,6 +22,7 @@ import {
   type InfluxDBServer,
   type ServerProcess,
 } from '../support/index.js';
+import { bundleForProcess } from '../support/hub-bundle.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const ADMIN = 'faults-admin-token-0123456789abcdef';
@@ -43,19 +42,7 @@ const cleanups: Array<() => Promise<void> | void> = [];
 beforeAll(async () => {
   // Bundle the hub process from source (no build step needed); npm packages stay external, resolved from
   // the repository's node_modules.
-  mkdirSync(here('./.build'), { recursive: true });
-  hubScript = here('./.build/hub-process.mjs');
-  await build({
-    entryPoints: [here('./fixtures/hub-process.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: hubScript,
-    external: ['fastify', '@fastify/*', 'ws', 'better-sqlite3', 'prom-client', '@influxdata/*'],
-    alias: { '@tendril/hub': here('../../hub/src/index.ts'), '@tendril/device-sdk': here('../../device-sdk/src/index.ts') },
-    logLevel: 'error',
-  });
+  hubScript = await bundleForProcess(here('./fixtures/hub-process.ts'));
   influx = await startInfluxDB();
 });
 

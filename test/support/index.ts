@@ -9,3 +9,4 @@ export { startInfluxDB, type InfluxDBServer, type InfluxDBOptions, type InfluxQL
 export { startMosquitto, type MosquittoServer, type MosquittoOptions } from './mosquitto.js';
 export { launchChromium, CHROMIUM_FLAGS, type ChromiumInstance, type ChromiumOptions } from './chromium.js';
 export { makeTestCA, type TestCA } from './tls.js';
+export { bundleForProcess, WORKSPACE_ALIASES } from './hub-bundle.js';

@@ -1,7 +1,7 @@
 /** Bearer-token authentication of the HTTP API. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../errors.js';
-import { secretsEqual } from '../registry.js';
+import { secretsEqual } from '../devices/registry.js';
 
 const BEARER = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i;
 

@@ -4,10 +4,10 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tendril/device-sdk';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import { errorBody, HubHttpError } from '../errors.js';
-import type { PresenceTracker } from '../presence.js';
-import { DeviceExistsError, type DeviceRecord, type DeviceRegistry, type Presence, type Transport } from '../registry.js';
+import type { PresenceTracker } from '../devices/presence.js';
+import { DeviceExistsError, type DeviceRecord, type DeviceRegistry, type Presence, type Transport } from '../devices/registry.js';
 import type { LatestValue } from '../storage/types.js';
 
 /** What the API closes a device's connection with when its token is rotated or it is deleted. */

@@ -1,6 +1,6 @@
 /**
  * The command queue: takes commands for devices, keeps them in SQLite, delivers them over the device
- * channel and follows each through its lifecycle (docs/commands.md, protocol §8).
+ * sessions (to whichever transport holds the device) and follows each through its lifecycle (docs/commands.md, protocol §8).
  *
  * Per device, commands go out in creation order with at most one in flight (sent or delivered, not yet
  * final). The SDK runs handlers concurrently, so without this a `reboot` could overtake the
@@ -15,29 +15,30 @@
  * (TTL); a command in flight fails with TIMEOUT at first send + `timeoutMs`. Both hold while the device
  * is offline and across restarts (checked at start-up).
  */
+import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { CommandStatus } from '@tendril/device-sdk';
-import type { Clock, TimerHandle, Timers } from '../clock.js';
-import type { DeviceChannel } from '../device-channel/channel.js';
-import { TypedEvents } from '../events.js';
+import type { CommandStatus } from '@tendril/device-sdk/codec';
+import type { Clock, TimerHandle, Timers } from '../core/clock.js';
+import type { DeviceSessions } from '../devices/sessions.js';
+import { TypedEvents } from '../core/events.js';
 import type { SqliteDatabase } from '../storage/sqlite.js';
 import { CommandRequestError } from './errors.js';
 import { COMMAND_LIMITS, COMMAND_STATES, type Command, type CommandState } from './model.js';
 import { CommandStore, type CommandRecord, type ListQuery, type UnfinishedCommand } from './store.js';
 
-/** The part of the device channel the queue uses. */
-export type CommandChannel = Pick<DeviceChannel, 'sendCommand' | 'setCommandLookup' | 'events'>;
+/** The part of the device sessions the queue uses: delivery to whichever transport holds a device. */
+export type CommandSessions = Pick<DeviceSessions, 'sendCommand' | 'setCommandLookup' | 'events'>;
 
 export interface CommandQueueOptions {
   /** The registry's database (hub.db): commands reference their device. */
   db: SqliteDatabase;
-  channel: CommandChannel;
+  sessions: CommandSessions;
   deviceExists(deviceId: string): boolean;
   clock: Clock;
   timers: Timers;
   /** The hub's Prometheus registry. */
   metrics: Registry;
-  log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+  log: FastifyBaseLogger;
 }
 
 export interface CommandQueueEvents extends Record<string, unknown> {
@@ -103,13 +104,13 @@ export class CommandQueue {
     });
 
     for (const c of this.store.unfinished()) this.lineOf(c.deviceId).items.push(c);
-    const { channel } = opts;
+    const sessions = opts.sessions;
     this.unsubscribe = [
-      channel.events.on('online', (e) => this.guard('delivering commands to a device that came online', () => this.pump(e.deviceId, true))),
-      channel.events.on('commandResult', (e) => this.guard('applying a command result', () => this.onResult(e.deviceId, e.commandId, e.status, e.detail))),
+      sessions.events.on('online', (e) => this.guard('delivering commands to a device that came online', () => this.pump(e.deviceId, true))),
+      sessions.events.on('commandResult', (e) => this.guard('applying a command result', () => this.onResult(e.deviceId, e.commandId, e.status, e.detail))),
     ];
-    // §8.2.4: after a restart the channel has no memory of what was sent; the store has.
-    channel.setCommandLookup((deviceId, commandId) => !this.closed && this.store.wasSentTo(deviceId, commandId));
+    // §8.2.4: after a restart the device sessions have no memory of what was sent; the store has.
+    sessions.setCommandLookup((deviceId, commandId) => !this.closed && this.store.wasSentTo(deviceId, commandId));
     // TTLs and timeouts that passed while the hub was down take effect now; the rest get their timers.
     for (const deviceId of [...this.lines.keys()]) this.pump(deviceId, false);
   }
@@ -188,7 +189,7 @@ export class CommandQueue {
     if (this.closed) return;
     this.closed = true;
     for (const off of this.unsubscribe) off();
-    this.opts.channel.setCommandLookup(null);
+    this.opts.sessions.setCommandLookup(null);
     for (const line of this.lines.values()) this.clearTimer(line);
     this.lines.clear();
   }
@@ -202,7 +203,7 @@ export class CommandQueue {
     return line;
   }
 
-  /** Event handlers run inside the device channel's callbacks: a failure here is logged, not thrown there. */
+  /** Event handlers run inside the device sessions' callbacks: a failure here is logged, not thrown there. */
   private guard(what: string, fn: () => void): void {
     if (this.closed) return;
     try {
@@ -251,7 +252,7 @@ export class CommandQueue {
   private send(line: DeviceLine, item: UnfinishedCommand, now: number): void {
     const record = this.store.get(item.id);
     if (!record) return this.drop(line, item);
-    const sent = this.opts.channel.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: item.timeoutMs });
+    const sent = this.opts.sessions.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: item.timeoutMs });
     if (!sent) return;
     if (!this.store.transition(item.id, 'sent', now)) return this.drop(line, item);
     item.state = 'sent';
@@ -264,7 +265,7 @@ export class CommandQueue {
     const record = this.store.get(item.id);
     if (!record || item.firstSentAt === null) return;
     const left = Math.max(1, item.firstSentAt + item.timeoutMs - now);
-    const sent = this.opts.channel.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: left });
+    const sent = this.opts.sessions.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: left });
     if (!sent) return;
     this.store.recordResend(item.id, now, `sent again after the device reconnected (${left} ms of the timeout left)`);
     this.opts.log.debug({ deviceId: item.deviceId, commandId: item.id }, 'command sent again after a reconnect');

@@ -1,46 +1,37 @@
 /**
- * The device channel: every device WebSocket connection, one per device id, and the typed events the
- * rest of the hub (live fan-out, command queue) listens to.
+ * The device channel: the tendril.v1 transport. It takes upgraded sockets, bounds how many may wait for
+ * HELLO (in all and per client address) apart from the device slots, shares each turn of the event loop
+ * fairly between sockets, pings every connection (§6.5) and closes them all at shutdown (§6.6.3). What a
+ * connection does with its frames is connection.ts; ingest is the devices layer's.
  */
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
-import { encodeHubFrame, type CommandFrame, type CommandStatus } from '@tendril/device-sdk';
-import type { Clock, TimerHandle, Timers } from '../clock.js';
-import { TypedEvents } from '../events.js';
-import type { HubMetrics } from '../metrics.js';
-import type { PresenceTracker } from '../presence.js';
-import type { DeviceRegistry } from '../registry.js';
-import type { ReadingSink, StoredReading } from '../storage/types.js';
+import type { Clock, TimerHandle, Timers } from '../core/clock.js';
+import type { DeviceSessions } from '../devices/sessions.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { HubMetrics } from '../ops/metrics.js';
 import { DeviceConnection } from './connection.js';
-
-export interface DeviceChannelEvents extends Record<string, unknown> {
-  /** A device completed HELLO/WELCOME. `replaced`: it took over from an older connection of the same id. */
-  online: { deviceId: string; remote: string | null; since: number; replaced: boolean };
-  /** A device's connection ended (not emitted for a connection that a newer one replaced). */
-  offline: { deviceId: string; reason: string; since: number; lastSeen: number | null };
-  /** Readings that just became durable (valid values only). Emitted after the store committed. */
-  readings: { deviceId: string; epoch: number; readings: readonly StoredReading[] };
-  /** A COMMAND_RESULT for a command this hub sent to the device. */
-  commandResult: { deviceId: string; commandId: number; status: CommandStatus; detail: string; receivedAt: number };
-  /** The device reported its buffer's dropped-readings total (HELLO or STATUS). */
-  status: { deviceId: string; dropped: number };
-}
 
 export interface DeviceChannelOptions {
   registry: DeviceRegistry;
-  presence: PresenceTracker;
-  sink: ReadingSink;
+  sessions: DeviceSessions;
   metrics: HubMetrics;
   clock: Clock;
   timers: Timers;
   heartbeatMs: number;
   helloTimeoutMs: number;
   deviceRate: number;
-  deviceBurst: number;
   maxFrameBytes: number;
+  /** Authenticated device connections at once (HUB_MAX_CONNECTIONS). */
   maxConnections: number;
-  /** Pause announced in BACKOFF STORE_BUSY. */
-  storeBusyPauseMs?: number;
+  /** Sockets waiting for HELLO at once, in all (default 1024) and per client address (default 32). §6.1.5 */
+  maxPendingHandshakes?: number;
+  maxPendingPerAddress?: number;
+  /** Bytes the hub may queue for one device before it is cut off as not reading (default 1 MiB). §9.2 */
+  maxBufferedBytes?: number;
+  /** ERROR frames for rejected values per connection per second, and at once (defaults 20 and 100). §7.1.3 */
+  errorFramesPerSecond?: number;
+  errorFramesBurst?: number;
   /** Time a turn of the event loop spends on device frames before sockets wait (see noteFrame). Default 3. */
   ingestTurnMs?: number;
   /** Up to this many sockets, a spent ingest budget pauses every one (see noteFrame). Default 256. */
@@ -50,8 +41,6 @@ export interface DeviceChannelOptions {
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
 
-/** The most command ids remembered per device while waiting for their final status. */
-const MAX_OUTSTANDING_COMMANDS = 1024;
 /**
  * Time one turn of the event loop spends on device frames before the sockets wait for the next turn
  * (noteFrame). Short enough that the drain into the store keeps InfluxDB busy while devices flood the hub
@@ -67,24 +56,28 @@ export const DEFAULT_INGEST_TURN_MS = 3;
 export const DEFAULT_PAUSE_ALL_SOCKETS_UP_TO = 256;
 
 export class DeviceChannel {
-  readonly events = new TypedEvents<DeviceChannelEvents>();
   /** Every open socket, authenticated or not. */
   readonly sockets = new Set<DeviceConnection>();
-  /** Authenticated (or authenticating) connection per device id. */
-  readonly byDevice = new Map<string, DeviceConnection>();
-  readonly storeBusyPauseMs: number;
+  readonly maxBufferedBytes: number;
+  private readonly maxPendingHandshakes: number;
+  private readonly maxPendingPerAddress: number;
+  /** Sockets that have not completed HELLO, per client address. */
+  private readonly pendingByAddress = new Map<string, number>();
+  private pendingCount = 0;
+  private readonly pending = new WeakSet<DeviceConnection>();
+  /** Connections that completed HELLO. */
+  private authenticatedCount = 0;
+  private readonly errorFramesPerSecond: number;
+  private readonly errorFramesBurst: number;
+  /** ERROR-frame budget per connection: tokens and when they were last refilled. */
+  private readonly errorTokens = new WeakMap<DeviceConnection, { tokens: number; at: number }>();
   private readonly ingestTurnMs: number;
   private readonly pauseAllSocketsUpTo: number;
   /** Turns in which the sockets stopped reading for the rest of the turn (tests, diagnostics). */
   pausedTurns = 0;
   /** Sockets paused for the rest of a turn, counted once per pause (tests, diagnostics). */
   socketPauses = 0;
-  private readonly outstandingCommands = new Map<string, Set<number>>();
-  private commandLookup: ((deviceId: string, commandId: number) => boolean) | null = null;
   private heartbeat: TimerHandle | null = null;
-  // Connections with work for the end of this turn of the event loop: one setImmediate for all of them.
-  private openDue: DeviceConnection[] = [];
-  private ackDue: DeviceConnection[] = [];
   private tickScheduled = false;
   /** When this turn's first frame was read (performance.now()); -1 before it. */
   private turnStart = -1;
@@ -110,20 +103,17 @@ export class DeviceChannel {
       this.activeBefore = this.activeNow;
       this.activeNow = before;
     }
-    const open = this.openDue;
-    this.openDue = [];
-    for (const c of open) c.closeOpen();
-    const acks = this.ackDue;
-    this.ackDue = [];
-    for (const c of acks) c.flushAck();
   };
   private closing = false;
 
   constructor(readonly opts: DeviceChannelOptions) {
-    this.storeBusyPauseMs = opts.storeBusyPauseMs ?? 1000;
+    this.maxBufferedBytes = opts.maxBufferedBytes ?? 1024 * 1024;
+    this.maxPendingHandshakes = opts.maxPendingHandshakes ?? 1024;
+    this.maxPendingPerAddress = opts.maxPendingPerAddress ?? 32;
+    this.errorFramesPerSecond = opts.errorFramesPerSecond ?? 20;
+    this.errorFramesBurst = opts.errorFramesBurst ?? 100;
     this.ingestTurnMs = opts.ingestTurnMs ?? DEFAULT_INGEST_TURN_MS;
     this.pauseAllSocketsUpTo = opts.pauseAllSocketsUpTo ?? DEFAULT_PAUSE_ALL_SOCKETS_UP_TO;
-    this.events.onListenerError = (err, event) => opts.log.error({ err, event }, 'a device channel event listener failed');
     // §6.5: one timer pings every connection; a connection that did not pong since the last ping is dead.
     this.heartbeat = opts.timers.setInterval(() => this.beat(), opts.heartbeatMs);
     this.heartbeat.unref?.();
@@ -133,22 +123,81 @@ export class DeviceChannel {
     return this.closing;
   }
 
-  /** Devices that completed HELLO/WELCOME. */
+  /** Devices that completed HELLO/WELCOME on this channel. */
   get connectedCount(): number {
-    let n = 0;
-    for (const c of this.byDevice.values()) if (c.ready) n++;
-    return n;
+    return this.authenticatedCount;
+  }
+
+  /** The connection that holds `deviceId` (diagnostics and tests; a linear scan). */
+  connectionOf(deviceId: string): DeviceConnection | undefined {
+    for (const c of this.sockets) if (c.deviceId === deviceId) return c;
+    return undefined;
   }
 
   /** Takes a freshly upgraded socket. */
   accept(socket: WebSocket, remote: string | null): void {
     const conn = new DeviceConnection(this, socket, remote);
-    const atLimit = this.sockets.size >= this.opts.maxConnections;
+    const address = remote ?? '';
+    const fromAddress = this.pendingByAddress.get(address) ?? 0;
     this.sockets.add(conn);
+    this.pending.add(conn);
+    this.pendingCount++;
+    this.pendingByAddress.set(address, fromAddress + 1);
     conn.start();
     if (this.closing) conn.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
-    // §6.1.2: at the connection limit the hub refuses, possibly before HELLO.
-    else if (atLimit) conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`);
+    // §6.1.5: sockets that have not sent HELLO take no device slot, and are bounded apart, in all and per address.
+    else if (this.pendingCount > this.maxPendingHandshakes || fromAddress >= this.maxPendingPerAddress) {
+      this.opts.metrics.handshakesRefused.inc();
+      conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of connections waiting for HELLO (${this.maxPendingHandshakes} in all, ${this.maxPendingPerAddress} per address); reconnect with back-off`);
+    }
+  }
+
+  /** §6.1.2: a HELLO was authenticated; false (and the socket refused) when every device slot is taken. */
+  hasDeviceSlot(conn: DeviceConnection, deviceId: string): boolean {
+    // A device that replaces its own connection frees the slot it takes.
+    if (this.authenticatedCount < this.opts.maxConnections || this.opts.sessions.isConnected(deviceId)) return true;
+    conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`);
+    return false;
+  }
+
+  /** The connection completed HELLO/WELCOME: it leaves the pre-authentication pool for a device slot. */
+  authenticated(conn: DeviceConnection): void {
+    this.leavePending(conn);
+    this.authenticatedCount++;
+  }
+
+  /** A HELLO carried an unknown id or a wrong token. */
+  authFailed(conn: DeviceConnection): void {
+    this.opts.metrics.deviceAuthFailures.inc();
+    this.opts.log.warn({ remote: conn.remote }, 'device authentication failed (unknown device id or wrong token)');
+  }
+
+  /** §7.1.3: true when the connection may send one more ERROR frame for a rejected value now. */
+  errorBudget(conn: DeviceConnection): boolean {
+    const now = this.opts.clock.now();
+    let b = this.errorTokens.get(conn);
+    if (b === undefined) {
+      b = { tokens: this.errorFramesBurst, at: now };
+      this.errorTokens.set(conn, b);
+    } else if (now > b.at) {
+      b.tokens = Math.min(this.errorFramesBurst, b.tokens + ((now - b.at) * this.errorFramesPerSecond) / 1000);
+      b.at = now;
+    }
+    if (b.tokens < 1) {
+      this.opts.metrics.errorFramesSuppressed.inc();
+      return false;
+    }
+    b.tokens--;
+    return true;
+  }
+
+  private leavePending(conn: DeviceConnection): void {
+    if (!this.pending.delete(conn)) return;
+    this.pendingCount--;
+    const address = conn.remote ?? '';
+    const n = (this.pendingByAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.pendingByAddress.set(address, n);
+    else this.pendingByAddress.delete(address);
   }
 
   /**
@@ -196,80 +245,15 @@ export class DeviceChannel {
     this.socketPauses++;
   }
 
-  /** The connection took readings: hand them to the sink at the end of this turn. */
-  scheduleOpen(conn: DeviceConnection): void {
-    this.openDue.push(conn);
-    if (!this.tickScheduled) {
-      this.tickScheduled = true;
-      setImmediate(this.endOfTurn);
-    }
-  }
-
-  /** The connection's durable seq moved: send its ACK at the end of this turn. */
-  scheduleAck(conn: DeviceConnection): void {
-    this.ackDue.push(conn);
-    if (!this.tickScheduled) {
-      this.tickScheduled = true;
-      setImmediate(this.endOfTurn);
-    }
-  }
-
   private beat(): void {
     for (const conn of this.sockets) conn.heartbeat();
   }
 
   /** Called by a connection when its socket closed. */
   forget(conn: DeviceConnection): void {
-    this.sockets.delete(conn);
-    if (conn.deviceId !== null && this.byDevice.get(conn.deviceId) === conn) this.byDevice.delete(conn.deviceId);
-  }
-
-  /**
-   * Sends a COMMAND to a connected device. False when the device has no ready connection (the caller
-   * keeps the command queued). Remembers the id so the device's COMMAND_RESULT is accepted.
-   */
-  sendCommand(deviceId: string, frame: Omit<CommandFrame, 'type'> & { type?: 'command' }): boolean {
-    const conn = this.byDevice.get(deviceId);
-    if (!conn || !conn.ready) return false;
-    const bytes = encodeHubFrame({ type: 'command', commandId: frame.commandId, name: frame.name, args: frame.args, timeoutMs: frame.timeoutMs });
-    let ids = this.outstandingCommands.get(deviceId);
-    if (!ids) {
-      ids = new Set();
-      this.outstandingCommands.set(deviceId, ids);
-    }
-    ids.add(frame.commandId);
-    if (ids.size > MAX_OUTSTANDING_COMMANDS) ids.delete(ids.values().next().value!);
-    conn.sendBytes(bytes);
-    return true;
-  }
-
-  /**
-   * Lets a command queue vouch for command ids this hub instance did not send itself (e.g. sent before a
-   * restart). A COMMAND_RESULT is accepted when the id is outstanding here or `lookup` returns true.
-   */
-  setCommandLookup(lookup: ((deviceId: string, commandId: number) => boolean) | null): void {
-    this.commandLookup = lookup;
-  }
-
-  /** §8.2.4: true when the result names a command sent to this device; forgets ids that reached a final status. */
-  claimCommandResult(deviceId: string, commandId: number, status: CommandStatus): boolean {
-    const ids = this.outstandingCommands.get(deviceId);
-    const known = (ids?.has(commandId) ?? false) || (this.commandLookup?.(deviceId, commandId) ?? false);
-    if (known && status !== 'delivered' && ids) {
-      ids.delete(commandId);
-      if (ids.size === 0) this.outstandingCommands.delete(deviceId);
-    }
-    return known;
-  }
-
-  /** Closes a device's connection because its credential was revoked, it was disabled, or deleted. */
-  disconnect(deviceId: string, reason: 'AUTH_FAILED' | 'DEVICE_DISABLED' | 'DELETED'): void {
-    const conn = this.byDevice.get(deviceId);
-    if (!conn) return;
-    if (reason === 'DEVICE_DISABLED') conn.fail('DEVICE_DISABLED', 'an operator disabled this device', 'DEVICE_DISABLED');
-    else if (reason === 'DELETED') conn.fail('AUTH_FAILED', 'this device was deleted from the hub', 'DELETED');
-    else conn.fail('AUTH_FAILED', "the device's token was rotated; reconnect with the new token", 'AUTH_FAILED');
-    if (reason === 'DELETED') this.outstandingCommands.delete(deviceId);
+    if (!this.sockets.delete(conn)) return;
+    if (this.pending.has(conn)) this.leavePending(conn);
+    else if (conn.ready || conn.deviceId !== null) this.authenticatedCount--;
   }
 
   /**
@@ -288,7 +272,7 @@ export class DeviceChannel {
     await withDeadline(Promise.all(conns.map((c) => c.settled())), grace);
     for (const c of conns) c.flushAck();
     const closed = conns.map((c) => c.closed());
-    for (const c of conns) c.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later', 'SHUTTING_DOWN');
+    for (const c of conns) c.close('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
     if (!(await withDeadline(Promise.all(closed), Math.min(grace, 3000)))) {
       for (const c of conns) c.terminate('SHUTTING_DOWN');
     }

@@ -1,16 +1,14 @@
 /**
- * One device WebSocket connection: HELLO/WELCOME, reading acceptance with cumulative ACKs after
- * durability, flow control, commands, heartbeat, closing. Section numbers (§) are docs/protocol.md.
+ * One device WebSocket connection: the tendril.v1 framing around a transport-neutral IngestSession.
+ * It decodes frames, runs the handshake (HELLO -> attach -> WELCOME), hands readings to the session, and
+ * turns the session's reports into ACK, BACKOFF and ERROR frames; it also answers commands, keeps the
+ * heartbeat and closes with the right code. Dedupe, validation, rate limits and durability are the
+ * session's (hub/src/ingest/). Section numbers (§) are docs/protocol.md.
  *
- * Acceptance keeps seq order: the valid readings a connection delivers in one turn of the event loop
- * go to the sink as one accept(); completions are applied in arrival order, and the durable seq (what ACK reports) only advances over
- * a contiguous prefix of completed writes. A failed write drops everything after it and answers
- * BACKOFF STORE_BUSY, so the device resends from its oldest unacked reading and no ACK can ever skip a
- * reading that did not become durable.
+ * The connection's state machine:
  *
- * After a BACKOFF the hub takes readings again only where the device's resend begins (§7.4.5), never
- * over a reading it refused or ignored itself; a gap the device made (its buffer dropped the oldest, §7.5)
- * is taken as it comes.
+ *   awaitingHello --HELLO--> attaching --attached--> ready
+ *         \______________________\_____________________\____ fail/terminate/peer close --> closing
  */
 import type { WebSocket } from 'ws';
 import {
@@ -25,65 +23,30 @@ import {
   type HelloFrame,
   type HubFrame,
   type Limits,
-  type Reading,
-} from '@tendril/device-sdk';
-import type { TimerHandle } from '../clock.js';
-import type { DeviceRecord } from '../registry.js';
-import type { StoredReading } from '../storage/types.js';
+} from '@tendril/device-sdk/codec';
+import type { TimerHandle } from '../core/clock.js';
+import { AttachError } from '../devices/sessions.js';
+import type { AttachedDevice, DetachRequest, OutgoingCommand, TransportHandle } from '../devices/types.js';
+import type { IngestReporter, RefusalCode, ValidationCode } from '../ingest/types.js';
 import type { DeviceChannel } from './channel.js';
-import { TokenBucket } from './rate-limit.js';
-import { Declarations, type RejectionSink, type ValidationCode } from './validate.js';
 
-type State = 'awaitingHello' | 'authenticating' | 'ready' | 'closing';
+type State = 'awaitingHello' | 'attaching' | 'ready' | 'closing';
 
-interface PendingWrite {
-  /** Highest seq covered by this entry (readings of one frame, valid or rejected). */
-  seq: number;
-  /** Valid readings handed to the sink; null when every reading of the frame was rejected. */
-  readings: StoredReading[] | null;
-  done: boolean;
-  /** Dropped after an earlier write failed: its completion must not move the durable seq. */
-  abandoned: boolean;
-}
-
-/** Longest a HELLO that replaces a connection waits for the old connection's writes. */
-const REPLACE_SETTLE_MS = 5000;
 const OPEN = 1;
 const kConnection = Symbol('tendril.deviceConnection');
 type TaggedSocket = WebSocket & { [kConnection]: DeviceConnection };
 
-export class DeviceConnection implements RejectionSink {
-  deviceId: string | null = null;
-  private device: DeviceRecord | null = null;
+export class DeviceConnection implements TransportHandle, IngestReporter {
+  readonly transport = 'ws' as const;
   private state: State = 'awaitingHello';
-  private epoch = 0;
+  private attached: AttachedDevice | null = null;
   private readonly ctx: DeltaContext = { prevSeq: 0, prevTs: 0 };
-  private declarations: Declarations | null = null;
-  private bucket: TokenBucket | null = null;
-  /** Highest seq durable for (device, epoch) as this connection knows it; what ACK reports. */
-  private durableSeq = 0;
-  /** Highest seq handed to the sink (or rejected) on this connection; readings at or below are duplicates. */
-  private acceptedSeq = 0;
-  private lastAckSent = 0;
-  private ackScheduled = false;
-  private ackForced = false;
-  private readonly queue: PendingWrite[] = [];
-  /** Valid readings taken in this turn of the event loop, not yet handed to the sink. */
-  private open: StoredReading[] | null = null;
-  private openScheduled = false;
-  private settleWaiters: Array<() => void> = [];
-  /** After BACKOFF: readings are ignored until pauseUntil, then until the device's resend begins. */
-  private resyncing = false;
-  /** While resyncing: the lowest seq above acceptedSeq the hub refused or ignored; no reading may skip it. */
-  private resendFrom = 0;
-  private pauseUntil = 0;
-  private backoffCode: 'RATE_LIMITED' | 'STORE_BUSY' = 'RATE_LIMITED';
   private helloTimer: TimerHandle | null = null;
-  private awaitingPong = false;
+  /** Payload of the hub's last Ping still unanswered, or null (§6.5.2: only its Pong proves the device reads). */
+  private pingPayload: Buffer | null = null;
+  private pingCounter = 0;
   /** Why the connection ends (presence reason); null until known. */
   private endReason: string | null = null;
-  private counted = false;
-  private replacedOther = false;
   private isClosed = false;
   private closedWaiters: Array<() => void> | null = null;
   private readonly limits: Partial<Limits> | undefined;
@@ -98,21 +61,25 @@ export class DeviceConnection implements RejectionSink {
     this.limits = maxFrameBytes === DEFAULT_LIMITS.maxFrameBytes ? undefined : { maxFrameBytes };
   }
 
-  /** §7.1.1: ERROR {code, seq, alias} for a rejected value (or reading, alias null). */
-  rejectValue(code: ValidationCode, seq: number, alias: number | null, message: string): void {
-    this.channel.opts.metrics.rejectedBy(code).inc();
-    this.send({ type: 'error', code, seq, alias, message });
+  get deviceId(): string | null {
+    return this.attached?.deviceId ?? null;
+  }
+
+  get ready(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** True until HELLO was accepted or the connection ended: the socket holds a pre-authentication slot. */
+  get unauthenticated(): boolean {
+    return this.state === 'awaitingHello' || this.state === 'attaching';
   }
 
   // Socket listeners shared by every connection (no closures per connection): `this` is the socket.
   private static onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
     (this as TaggedSocket)[kConnection].onMessage(data, isBinary);
   }
-  private static onSocketPong(this: WebSocket): void {
-    const conn = (this as TaggedSocket)[kConnection];
-    conn.awaitingPong = false;
-    // An idle device is still seen: its pongs count for presence.lastSeen.
-    if (conn.device !== null && conn.state === 'ready') conn.device.presence.lastSeen = conn.channel.opts.clock.now();
+  private static onSocketPong(this: WebSocket, data: Buffer): void {
+    (this as TaggedSocket)[kConnection].onPong(data);
   }
   private static onSocketErrorEvent(this: WebSocket, err: Error & { code?: string }): void {
     (this as TaggedSocket)[kConnection].onSocketError(err);
@@ -132,10 +99,6 @@ export class DeviceConnection implements RejectionSink {
     if (!this.isClosed) this.socket.resume();
   }
 
-  get ready(): boolean {
-    return this.state === 'ready';
-  }
-
   start(): void {
     const s = this.socket as TaggedSocket;
     s[kConnection] = this;
@@ -144,10 +107,11 @@ export class DeviceConnection implements RejectionSink {
     s.on('error', DeviceConnection.onSocketErrorEvent);
     s.on('close', DeviceConnection.onSocketClose);
     // §6.2
-    this.helloTimer = this.channel.opts.timers.setTimeout(() => {
+    const { timers, helloTimeoutMs } = this.channel.opts;
+    this.helloTimer = timers.setTimeout(() => {
       this.helloTimer = null;
-      if (this.state === 'awaitingHello') this.fail('HELLO_TIMEOUT', `no HELLO within ${this.channel.opts.helloTimeoutMs} ms of the upgrade`);
-    }, this.channel.opts.helloTimeoutMs);
+      if (this.state === 'awaitingHello') this.fail('HELLO_TIMEOUT', `no HELLO within ${helloTimeoutMs} ms of the upgrade`);
+    }, helloTimeoutMs);
   }
 
   // ---- receiving ----
@@ -171,7 +135,6 @@ export class DeviceConnection implements RejectionSink {
       return this.internalError(err);
     }
     count.framesIn[data[0]!]!++;
-    const now = clock.now();
     try {
       switch (this.state) {
         case 'awaitingHello':
@@ -179,283 +142,145 @@ export class DeviceConnection implements RejectionSink {
           if (frame.type !== 'hello') return this.fail('UNEXPECTED_FRAME', `the first frame must be HELLO, got ${frame.type}`);
           void this.onHello(frame).catch((err: unknown) => this.internalError(err));
           return;
-        case 'authenticating':
-          // §6.1.4
+        case 'attaching':
+          // §6.1.4: nothing may follow HELLO before WELCOME, not even in the same TCP segment.
           return this.fail('UNEXPECTED_FRAME', `${frame.type} arrived before WELCOME; send nothing after HELLO until WELCOME`);
         case 'ready':
-          this.device!.presence.lastSeen = now;
-          switch (frame.type) {
-            case 'reading':
-              return this.onReadings([frame], now, prevSeq);
-            case 'batch':
-              return this.onReadings(frame.readings, now, prevSeq);
-            case 'commandResult':
-              return this.onCommandResult(frame, now);
-            case 'status':
-              return this.onStatus(frame.dropped);
-            case 'hello':
-              return this.fail('UNEXPECTED_FRAME', 'a second HELLO on the same connection');
-          }
+          return this.onReadyFrame(frame, prevSeq, clock.now());
       }
     } catch (err) {
       this.internalError(err);
     }
   }
 
+  private onReadyFrame(frame: DeviceFrame, prevSeq: number, now: number): void {
+    const attached = this.attached!;
+    attached.seen(now);
+    switch (frame.type) {
+      case 'reading':
+        return attached.ingest.ingest([frame], prevSeq, now);
+      case 'batch':
+        return attached.ingest.ingest(frame.readings, prevSeq, now);
+      case 'commandResult':
+        return this.onCommandResult(frame, now);
+      case 'status':
+        return attached.status(frame.dropped);
+      case 'hello':
+        return this.fail('UNEXPECTED_FRAME', 'a second HELLO on the same connection');
+    }
+  }
+
   private async onHello(hello: HelloFrame): Promise<void> {
-    const { registry, presence, clock, timers, metrics } = this.channel.opts;
-    this.state = 'authenticating';
+    const { registry, sessions, metrics, heartbeatMs, maxFrameBytes, deviceRate } = this.channel.opts;
+    this.state = 'attaching';
     this.clearHelloTimer();
     // §6.1.2: unknown id and wrong token take the same path and get the same answer.
     const device = registry.authenticate(hello.deviceId, hello.token);
-    if (device === null) return this.fail('AUTH_FAILED', 'unknown device or wrong token');
-    if (device.disabled) return this.fail('DEVICE_DISABLED', 'an operator disabled this device');
-    if (this.channel.shuttingDown) return this.fail('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
-    this.device = device;
-    this.deviceId = device.id;
-    const older = this.channel.byDevice.get(device.id);
-    this.channel.byDevice.set(device.id, this);
-    if (older !== undefined && older !== this) {
-      // §6.4: the newer connection wins. Its WELCOME waits until what the older one took is durable,
-      // so WELCOME.ackedSeq counts those readings and the device does not resend them.
-      this.replacedOther = true;
-      older.fail('REPLACED', 'a newer connection for this device id replaced this one', 'REPLACED');
-      let timer: TimerHandle | undefined;
-      await Promise.race([
-        older.settled(),
-        new Promise<void>((resolve) => {
-          timer = timers.setTimeout(resolve, REPLACE_SETTLE_MS);
-        }),
-      ]);
-      if (timer !== undefined) timers.clearTimeout(timer);
-      if (this.state !== 'authenticating') return; // closed or replaced in turn meanwhile
+    if (device === null) {
+      this.channel.authFailed(this);
+      return this.fail('AUTH_FAILED', 'unknown device or wrong token');
     }
-    const now = clock.now();
-    device.firmware = hello.firmware;
-    device.sdk = hello.sdk;
-    device.metrics = hello.metrics;
-    device.dropped = hello.dropped;
-    registry.setEpoch(device, hello.epoch);
-    this.epoch = hello.epoch;
-    // §6.3.4 / §5.1.2: resume after the durable seq of this epoch (0 for a new epoch).
-    const acked = device.ackedSeq;
-    this.durableSeq = this.acceptedSeq = this.lastAckSent = acked;
+    if (!this.channel.hasDeviceSlot(this, device.id)) return;
+    let attached: AttachedDevice;
+    try {
+      const info = { epoch: hello.epoch, metrics: hello.metrics, firmware: hello.firmware, sdk: hello.sdk, dropped: hello.dropped };
+      attached = await sessions.attach(device.id, info, this, this);
+    } catch (err) {
+      if (err instanceof AttachError) return this.fail(err.code, err.message, err.code);
+      throw err;
+    }
+    // Closed (or replaced in turn) while the attach waited for an older connection's writes.
+    if (this.state !== 'attaching') return attached.detach(this.endReason ?? 'CLOSED');
+    this.attached = attached;
+    const acked = attached.ingest.ackedSeq;
     this.ctx.prevSeq = acked;
     this.ctx.prevTs = hello.clock;
-    this.declarations = new Declarations(hello.metrics);
-    const { deviceRate, deviceBurst, heartbeatMs, maxFrameBytes } = this.channel.opts;
-    this.bucket = new TokenBucket(deviceRate, deviceBurst, now);
-    this.send({ type: 'welcome', serverTime: now, ackedSeq: acked, heartbeatMs, maxFrameBytes, maxBatch: DEFAULT_LIMITS.maxBatch, maxRate: deviceRate });
+    const serverTime = this.channel.opts.clock.now();
+    this.send({ type: 'welcome', serverTime, ackedSeq: acked, heartbeatMs, maxFrameBytes, maxBatch: DEFAULT_LIMITS.maxBatch, maxRate: deviceRate });
     this.state = 'ready';
-    this.counted = true;
     metrics.count.devicesConnected++;
-    presence.online(device, 'ws', this.remote, this.replacedOther ? 'REPLACED' : null);
-    const events = this.channel.events;
-    events.emit('online', { deviceId: device.id, remote: this.remote, since: now, replaced: this.replacedOther });
-    events.emit('status', { deviceId: device.id, dropped: hello.dropped });
-  }
-
-  /** `prevSeq` is the seq of the reading decoded on this connection just before these (§5.1.3). */
-  private onReadings(readings: readonly Reading[], now: number, prevSeq: number): void {
-    // §6.6.3: a hub that is shutting down takes no more readings (they stay unacked; the device resends).
-    if (this.channel.shuttingDown) return;
-    const { sink, metrics } = this.channel.opts;
-    const declarations = this.declarations!;
-    let taken = false;
-    let ackDuplicate = false;
-    let prev = prevSeq;
-    for (let i = 0; i < readings.length; i++) {
-      const r = readings[i]!;
-      const stepsBack = r.seq <= prev;
-      prev = r.seq;
-      if (this.resyncing) {
-        // §7.4.2: ignore every reading until the pause has elapsed.
-        if (now < this.pauseUntil) {
-          if (r.seq > this.acceptedSeq && r.seq < this.resendFrom) this.resendFrom = r.seq;
-          continue;
-        }
-        // §7.4.5: take readings again from the first that skips nothing the hub refused or ignored, or
-        // that steps back to a reading already sent: the start of a resend, which begins at the device's
-        // oldest unacked reading (above resendFrom only if the device dropped those, §7.5). Anything else
-        // was sent before the device saw BACKOFF; taking it would let a cumulative ACK cover readings
-        // never stored, so ask for the resend again.
-        if (r.seq > this.resendFrom && !stepsBack) {
-          this.backoff(this.backoffCode, now, readings.length - i, r.seq);
-          continue;
-        }
-        this.resyncing = false;
-      }
-      // §7.2: durable or in flight already.
-      if (r.seq <= this.acceptedSeq) {
-        metrics.count.readingsDuplicate++;
-        if (r.seq <= this.durableSeq) ackDuplicate = true;
-        continue;
-      }
-      // §7.4.1
-      if (!sink.accepting) {
-        this.backoff('STORE_BUSY', now, readings.length - i, r.seq);
-        continue;
-      }
-      if (!this.bucket!.take(now)) {
-        this.backoff('RATE_LIMITED', now, readings.length - i, r.seq);
-        continue;
-      }
-      const ts = r.ts ?? now; // §7.1.4: untimed readings get the hub's arrival time
-      const values = declarations.validate(r, r.ts !== null, ts, now, this);
-      this.acceptedSeq = r.seq;
-      taken = true;
-      if (values.length > 0) (this.open ??= []).push({ deviceId: this.deviceId!, epoch: this.epoch, seq: r.seq, ts, values });
-    }
-    if (taken && !this.openScheduled) {
-      // One accept() per connection per turn of the event loop: frames read together travel together.
-      this.openScheduled = true;
-      this.channel.scheduleOpen(this);
-    }
-    if (ackDuplicate) this.scheduleAck(true);
-  }
-
-  /** §7.4.1: `refusedSeq` is the first reading not taken; the resync waits for a resend that covers it. */
-  private backoff(code: 'RATE_LIMITED' | 'STORE_BUSY', now: number, refused: number, refusedSeq: number): void {
-    let pauseMs: number;
-    if (code === 'RATE_LIMITED') {
-      // Pause until the bucket holds enough for the refused readings, or a tenth of a second's worth.
-      const rate = this.channel.opts.deviceRate;
-      pauseMs = this.bucket!.msUntil(Math.max(refused, Math.ceil(rate / 10)), now);
-    } else {
-      pauseMs = this.channel.storeBusyPauseMs;
-    }
-    this.resendFrom = this.resyncing ? Math.min(this.resendFrom, refusedSeq) : refusedSeq;
-    this.resyncing = true;
-    this.backoffCode = code;
-    this.pauseUntil = now + pauseMs;
-    this.send({ type: 'backoff', code, pauseMs });
-  }
-
-  /** Hands the readings taken since the last call to the sink as one entry of the queue. */
-  closeOpen(): void {
-    if (!this.openScheduled) return;
-    this.openScheduled = false;
-    const readings = this.open;
-    this.open = null;
-    this.enqueue(readings, this.acceptedSeq);
-  }
-
-  private enqueue(readings: StoredReading[] | null, seq: number): void {
-    const entry: PendingWrite = { seq, readings, done: readings === null, abandoned: false };
-    this.queue.push(entry);
-    if (readings === null) {
-      this.advance();
-      return;
-    }
-    this.channel.opts.sink.accept(readings).then(
-      () => {
-        if (entry.abandoned) return;
-        entry.done = true;
-        this.advance();
-      },
-      (err: unknown) => {
-        if (!entry.abandoned) this.writeFailed(entry, err);
-      },
-    );
-  }
-
-  /** Moves the durable seq over the completed prefix of the queue, then schedules one ACK. */
-  private advance(): void {
-    const { registry, presence, metrics } = this.channel.opts;
-    const events = this.channel.events;
-    const queue = this.queue;
-    let advanced = false;
-    while (queue.length > 0 && queue[0]!.done) {
-      const entry = queue.shift()!;
-      if (entry.seq > this.durableSeq) {
-        this.durableSeq = entry.seq;
-        advanced = true;
-      }
-      if (entry.readings !== null) {
-        metrics.count.readingsAccepted += entry.readings.length;
-        presence.stored(this.deviceId!, entry.readings);
-        if (events.has('readings')) events.emit('readings', { deviceId: this.deviceId!, epoch: this.epoch, readings: entry.readings });
-      }
-    }
-    if (advanced) {
-      registry.setAckedSeq(this.device!, this.epoch, this.durableSeq);
-      this.scheduleAck(false);
-    }
-    if (queue.length === 0 && this.settleWaiters.length > 0) {
-      const waiters = this.settleWaiters;
-      this.settleWaiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  private writeFailed(entry: PendingWrite, err: unknown): void {
-    this.channel.opts.log.warn({ err, deviceId: this.deviceId }, 'store write failed; readings stay unacked and the device is asked to resend');
-    const idx = this.queue.indexOf(entry);
-    for (let i = idx; i < this.queue.length; i++) this.queue[i]!.abandoned = true;
-    this.queue.length = idx;
-    // Readings taken after the failed ones but not handed over yet go too: the device resends them.
-    this.open = null;
-    this.openScheduled = false;
-    this.acceptedSeq = idx > 0 ? this.queue[idx - 1]!.seq : this.durableSeq;
-    this.advance();
-    // §7.4: not durable, so not acked; the device resends after the pause.
-    if (this.state === 'ready') this.backoff('STORE_BUSY', this.channel.opts.clock.now(), 1, this.acceptedSeq + 1);
-  }
-
-  private scheduleAck(force: boolean): void {
-    if (force) this.ackForced = true;
-    if (!this.ackScheduled) {
-      this.ackScheduled = true;
-      // Coalesce: every write that completes in this turn of the event loop shares one ACK.
-      this.channel.scheduleAck(this);
-    }
-  }
-
-  /** Sends the cumulative ACK now if the durable seq moved (or a duplicate asked for it). §7.3 */
-  flushAck(): void {
-    this.ackScheduled = false;
-    if (this.state !== 'ready') return;
-    if (this.durableSeq > this.lastAckSent || (this.ackForced && this.durableSeq > 0)) {
-      this.lastAckSent = this.durableSeq;
-      this.send({ type: 'ack', seq: this.durableSeq });
-      this.channel.opts.metrics.count.acksSent++;
-    }
-    this.ackForced = false;
-  }
-
-  /** Resolves once every reading this connection handed to the sink is durable or failed. */
-  settled(): Promise<void> {
-    this.closeOpen();
-    if (this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.settleWaiters.push(resolve));
+    this.channel.authenticated(this);
+    attached.online();
   }
 
   private onCommandResult(frame: CommandResultFrame, now: number): void {
     // §8.2.4
-    if (!this.channel.claimCommandResult(this.deviceId!, frame.commandId, frame.status)) {
+    if (!this.attached!.commandResult(frame.commandId, frame.status, frame.detail, now)) {
       this.send({ type: 'error', code: 'UNKNOWN_COMMAND_ID', seq: 0, alias: null, message: `command ${frame.commandId} was not sent to this device` });
-      return;
     }
-    this.channel.events.emit('commandResult', { deviceId: this.deviceId!, commandId: frame.commandId, status: frame.status, detail: frame.detail, receivedAt: now });
   }
 
-  /** §7.5 */
-  private onStatus(dropped: number): void {
-    const device = this.device!;
-    if (device.dropped === dropped) return;
-    device.dropped = dropped;
-    this.channel.opts.registry.markDirty(device);
-    this.channel.events.emit('status', { deviceId: device.id, dropped });
+  // ---- what the ingest session reports (IngestReporter) ----
+
+  /** §7.3: one cumulative ACK. */
+  onDurable(seq: number): void {
+    if (this.state !== 'ready') return;
+    this.send({ type: 'ack', seq });
+    this.channel.opts.metrics.count.acksSent++;
+  }
+
+  /** §7.4.1 */
+  onRefused(code: RefusalCode, pauseMs: number): void {
+    this.send({ type: 'backoff', code, pauseMs });
+  }
+
+  /** §7.1.1: ERROR {code, seq, alias}, within the connection's budget of ERROR frames (§7.1.3). */
+  onRejected(code: ValidationCode, seq: number, alias: number | null, message: string): void {
+    if (!this.channel.errorBudget(this)) return;
+    this.send({ type: 'error', code, seq, alias, message });
+  }
+
+  // ---- what the devices layer asks (TransportHandle) ----
+
+  sendCommand(command: OutgoingCommand): boolean {
+    if (this.state !== 'ready') return false;
+    this.sendBytes(encodeHubFrame({ type: 'command', commandId: command.commandId, name: command.name, args: command.args, timeoutMs: command.timeoutMs }));
+    return true;
+  }
+
+  close(reason: DetachRequest, message: string): void {
+    switch (reason) {
+      case 'REPLACED':
+        return this.fail('REPLACED', message, 'REPLACED');
+      case 'DEVICE_DISABLED':
+        return this.fail('DEVICE_DISABLED', message, 'DEVICE_DISABLED');
+      case 'DELETED':
+        return this.fail('AUTH_FAILED', message, 'DELETED');
+      case 'AUTH_FAILED':
+        return this.fail('AUTH_FAILED', message, 'AUTH_FAILED');
+      case 'SHUTTING_DOWN':
+        return this.fail('SHUTTING_DOWN', message, 'SHUTTING_DOWN');
+    }
+  }
+
+  /** Resolves once every reading this connection handed to its session is durable or failed. */
+  settled(): Promise<void> {
+    return this.attached?.ingest.settled() ?? Promise.resolve();
+  }
+
+  /** Sends the pending ACK now (shutdown). */
+  flushAck(): void {
+    this.attached?.ingest.flush();
   }
 
   // ---- heartbeat and closing ----
 
-  /** §6.5.2: called every heartbeatMs. */
+  /** §6.5.2: called every heartbeatMs. Only a Pong that echoes the hub's own Ping proves the device reads. */
   heartbeat(): void {
     if (this.state === 'closing') return;
-    if (this.awaitingPong) return this.terminate('HEARTBEAT_LOST');
-    this.awaitingPong = true;
-    this.socket.ping();
+    if (this.pingPayload !== null) return this.terminate('HEARTBEAT_LOST');
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(++this.pingCounter >>> 0);
+    this.pingPayload = payload;
+    this.socket.ping(payload);
+  }
+
+  private onPong(data: Buffer): void {
+    // RFC 6455 §5.5.3 allows unsolicited Pongs; they prove nothing about the device reading what we send.
+    if (this.pingPayload === null || !data.equals(this.pingPayload)) return;
+    this.pingPayload = null;
+    // An idle device is still seen: its pongs count for presence.lastSeen.
+    if (this.state === 'ready') this.attached!.seen(this.channel.opts.clock.now());
   }
 
   /**
@@ -491,18 +316,16 @@ export class DeviceConnection implements RejectionSink {
   }
 
   private onClose(code: number): void {
-    const { metrics, presence } = this.channel.opts;
+    const { metrics } = this.channel.opts;
+    const wasReady = this.attached !== null;
     this.state = 'closing';
     this.clearHelloTimer();
     this.channel.forget(this);
     const reason = this.endReason ?? peerCloseReason(code);
     metrics.closedBy(reason).inc();
-    if (this.counted) metrics.count.devicesConnected--;
-    // A replaced connection leaves presence to its successor: no offline flap (§6.4).
-    if (this.device !== null && (this.counted || this.replacedOther) && reason !== 'REPLACED') {
-      presence.offline(this.device, reason);
-      this.channel.events.emit('offline', { deviceId: this.device.id, reason, since: this.device.presence.since ?? 0, lastSeen: this.device.presence.lastSeen });
-    }
+    if (wasReady) metrics.count.devicesConnected--;
+    // An attach still waiting detaches itself when it completes (onHello).
+    this.attached?.detach(reason);
     this.isClosed = true;
     const waiters = this.closedWaiters;
     this.closedWaiters = null;
@@ -532,6 +355,17 @@ export class DeviceConnection implements RejectionSink {
     const count = this.channel.opts.metrics.count;
     count.framesOut[bytes[0]!]!++;
     count.bytesOut += bytes.length;
+    // §9.2: what the hub queues for one device is bounded; a device that does not read is cut off.
+    if (this.socket.bufferedAmount > this.channel.maxBufferedBytes) this.slowConsumer();
+  }
+
+  private slowConsumer(): void {
+    this.channel.opts.log.warn(
+      { deviceId: this.deviceId, remote: this.remote, bufferedBytes: this.socket.bufferedAmount },
+      'device does not read what the hub sends; closing its connection',
+    );
+    // The close frame would queue behind what the device does not read: end the TCP connection.
+    this.terminate('SLOW_CONSUMER');
   }
 }
 

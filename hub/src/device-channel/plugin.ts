@@ -1,11 +1,31 @@
 /**
- * The device WebSocket route, /v1/device. @fastify/websocket must be registered first (app.ts does,
- * with perMessageDeflate off and maxPayload = maxFrameBytes).
+ * The tendril.v1 device channel as a plugin: the WebSocket route /v1/device and the DeviceChannel behind it.
+ * @fastify/websocket must be registered first (app.ts does, with perMessageDeflate off and maxPayload =
+ * maxFrameBytes). At shutdown (transports phase) it settles what devices sent, acks it and closes them.
  */
 import type { ServerResponse } from 'node:http';
-import type { FastifyPluginAsync } from 'fastify';
-import { SUBPROTOCOL } from '@tendril/device-sdk';
-import type { DeviceChannel } from './channel.js';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { SUBPROTOCOL } from '@tendril/device-sdk/codec';
+import { DeviceChannel } from './channel.js';
+
+export interface DeviceChannelPluginOptions {
+  /** Time a turn of the event loop spends on device frames before sockets wait for the next (default 3 ms). */
+  ingestTurnMs?: number | undefined;
+  /** Up to this many device sockets a spent ingest budget pauses all of them (default 256, see DeviceChannel). */
+  pauseAllSocketsUpTo?: number | undefined;
+  /** Pre-authentication pool and per-device output bounds (defaults in DeviceChannel). */
+  maxPendingHandshakes?: number | undefined;
+  maxPendingPerAddress?: number | undefined;
+  maxBufferedBytes?: number | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The tendril.v1 transport (diagnostics and tests: socket counts, turn pauses). */
+    deviceChannel: DeviceChannel;
+  }
+}
 
 /** True when the Sec-WebSocket-Protocol header offers tendril.v1. */
 export function offersSubprotocol(header: string | string[] | undefined): boolean {
@@ -17,11 +37,41 @@ export function offersSubprotocol(header: string | string[] | undefined): boolea
 const kResponse = Symbol('tendril.upgradeResponse');
 type UpgradeRequest = { [kResponse]?: ServerResponse };
 
-export const deviceChannelPlugin: FastifyPluginAsync<{ channel: DeviceChannel }> = async (app, { channel }) => {
+function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
+}
+
+export const deviceChannelPlugin = fp<DeviceChannelPluginOptions>(
+  async (app: FastifyInstance, opts) => {
+  const { hubConfig: config, devices, metrics, clock, timers } = app;
+  const channel = new DeviceChannel({
+    registry: devices.registry,
+    sessions: devices.sessions,
+    metrics,
+    clock,
+    timers,
+    heartbeatMs: config.heartbeatMs,
+    helloTimeoutMs: config.helloTimeoutMs,
+    deviceRate: config.deviceRate,
+    maxFrameBytes: config.maxFrameBytes,
+    maxConnections: config.maxConnections,
+    ...defined({
+      ingestTurnMs: opts.ingestTurnMs,
+      pauseAllSocketsUpTo: opts.pauseAllSocketsUpTo,
+      maxPendingHandshakes: opts.maxPendingHandshakes,
+      maxPendingPerAddress: opts.maxPendingPerAddress,
+      maxBufferedBytes: opts.maxBufferedBytes,
+    }),
+    log: app.log,
+  });
+  app.decorate('deviceChannel', channel);
+  app.lifecycle.onShutdown('transports', () => channel.shutdown());
   app.route({
     method: 'GET',
     url: '/v1/device',
     websocket: true,
+    // Devices authenticate in HELLO (§6.1), not with HTTP credentials.
+    config: { role: 'public' },
     // §1.1.3: refuse at the handshake, before any upgrade, when tendril.v1 is not offered.
     preValidation: async (request, reply) => {
       if (request.ws && !offersSubprotocol(request.headers['sec-websocket-protocol'])) {
@@ -49,4 +99,6 @@ export const deviceChannelPlugin: FastifyPluginAsync<{ channel: DeviceChannel }>
       channel.accept(socket, request.ip);
     },
   });
-};
+},
+  { name: 'tendril-device-channel', dependencies: ['tendril-devices'] },
+);

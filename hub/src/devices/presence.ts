@@ -5,21 +5,12 @@
  * restart every device shows offline with its last-seen time. Latest values are kept in memory as
  * readings become durable; after a restart they are loaded lazily from the time-series store.
  */
-import type { Clock } from './clock.js';
-import { TypedEvents } from './events.js';
+import type { Clock } from '../core/clock.js';
+import { TypedEvents } from '../core/events.js';
 import type { DeviceRecord, DeviceRegistry, Presence, Transport } from './registry.js';
-import type { LatestValue, StoredReading, TimeSeriesStore } from './storage/types.js';
+import type { OfflineReason } from './types.js';
+import type { LatestValue, StoredReading, TimeSeriesStore } from '../storage/types.js';
 
-/** Why a device went offline (docs/api.md). Protocol error codes that closed the connection are reasons too. */
-export type OfflineReason =
-  | 'CLOSED'
-  | 'HEARTBEAT_LOST'
-  | 'AUTH_FAILED'
-  | 'REPLACED'
-  | 'PROTOCOL_ERROR'
-  | 'SHUTTING_DOWN'
-  | 'DELETED'
-  | (string & {});
 
 export interface PresenceChange {
   deviceId: string;

@@ -11,11 +11,13 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
-import type { MetricDeclaration } from '@tendril/device-sdk';
-import { openDatabase, type SqliteDatabase } from './storage/sqlite.js';
+import type { MetricDeclaration } from '@tendril/device-sdk/codec';
+import { openDatabase, type SqliteDatabase } from '../storage/sqlite.js';
 
 export type PresenceState = 'online' | 'offline' | 'never';
-export type Transport = 'ws' | 'mqtt';
+import type { Transport } from './types.js';
+
+export type { Transport };
 
 export interface Presence {
   state: PresenceState;

@@ -36,8 +36,8 @@ export type DetachRequest = 'REPLACED' | 'DEVICE_DISABLED' | 'DELETED' | 'AUTH_F
 export interface OutgoingCommand {
   commandId: number;
   name: string;
-  /** Any JSON value, undefined for none. */
-  args: unknown;
+  /** Arguments as JSON text ('' = none), as COMMAND carries them. */
+  args: string;
   timeoutMs: number;
 }
 
@@ -68,6 +68,11 @@ export interface AttachedDevice {
   readonly ingest: IngestSession;
   /** True when this attach replaced another connection of the same device (§6.4). */
   readonly replaced: boolean;
+  /**
+   * The transport has told the device it is attached (WELCOME sent, or an MQTT birth taken): presence goes
+   * online and queued commands start flowing. Readings may be ingested before this.
+   */
+  online(): void;
   /** A frame or message arrived: presence.lastSeen. */
   seen(now: number): void;
   /**
@@ -77,7 +82,10 @@ export interface AttachedDevice {
   commandResult(commandId: number, status: CommandStatus, detail: string, now: number): boolean;
   /** The device reported its dropped-readings total (§7.5). */
   status(dropped: number): void;
-  /** The connection ended; presence goes offline with `reason` (not for a connection that was replaced). */
+  /**
+   * The connection ended; presence goes offline with `reason` (not for a connection that was replaced, nor
+   * for one that never went online unless it replaced another).
+   */
   detach(reason: OfflineReason): void;
 }
 

@@ -2,10 +2,12 @@
  * Validation of readings against a device's HELLO declarations (protocol §7.1). Transport-independent:
  * the WebSocket channel uses it, and so can any bridge that feeds readings into the hub.
  */
-import type { MetricDeclaration, MetricKind, Reading } from '@tendril/device-sdk';
+import type { MetricDeclaration, MetricKind, Reading } from '@tendril/device-sdk/codec';
 import type { StoredValue } from '../storage/types.js';
 
-export type ValidationCode = 'UNKNOWN_ALIAS' | 'TYPE_MISMATCH' | 'OUT_OF_RANGE' | 'NOT_FINITE' | 'TIMESTAMP_OUT_OF_RANGE' | 'DUPLICATE_ALIAS';
+import type { ValidationCode } from './types.js';
+
+export type { ValidationCode };
 
 /** §7.1: timestamps before 2000-01-01T00:00:00Z are rejected. */
 export const EARLIEST_TIMESTAMP = 946_684_800_000;

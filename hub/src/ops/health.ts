@@ -7,8 +7,8 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubMetrics } from './metrics.js';
-import type { Spool } from './spool/index.js';
-import type { ReadingSink, TimeSeriesStore } from './storage/types.js';
+import type { Spool } from '../spool/index.js';
+import type { ReadingSink, TimeSeriesStore } from '../storage/types.js';
 
 export interface HealthOptions {
   store: TimeSeriesStore;

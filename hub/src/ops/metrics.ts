@@ -7,7 +7,7 @@
  * increase since the previous scrape to prom-client.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { FrameType } from '@tendril/device-sdk';
+import { FrameType } from '@tendril/device-sdk/codec';
 
 /** Reading validation codes (protocol §7), one `tendril_readings_rejected_total` series each. */
 export const VALIDATION_CODES = ['UNKNOWN_ALIAS', 'DUPLICATE_ALIAS', 'TYPE_MISMATCH', 'NOT_FINITE', 'OUT_OF_RANGE', 'TIMESTAMP_OUT_OF_RANGE'] as const;
@@ -61,6 +61,12 @@ export class HubMetrics {
   private readonly closed = new Map<string, CounterChild>();
   private readonly rejectedCounter: Counter;
   private readonly closedCounter: Counter;
+  /** Device sockets refused before HELLO because too many were waiting for HELLO (§6.1.5). */
+  readonly handshakesRefused: CounterChild;
+  /** HELLOs with an unknown device id or a wrong token. */
+  readonly deviceAuthFailures: CounterChild;
+  /** ERROR frames for rejected values not sent because the connection's budget was spent (§7.1.3). */
+  readonly errorFramesSuppressed: CounterChild;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -112,6 +118,22 @@ export class HubMetrics {
       registers,
     });
     this.closedCounter = new Counter({ name: 'tendril_connections_closed_total', help: 'Device connections ended, by reason code.', labelNames: ['code'], registers });
+    this.handshakesRefused = new Counter({
+      name: 'tendril_device_handshakes_refused_total',
+      help: 'Device sockets refused before HELLO: too many waiting for HELLO, in all or from one address.',
+      registers,
+    });
+    this.deviceAuthFailures = new Counter({
+      name: 'tendril_auth_failures_total',
+      help: 'Failed authentications, by channel (device: HELLO with an unknown id or a wrong token).',
+      labelNames: ['channel'],
+      registers,
+    }).labels('device');
+    this.errorFramesSuppressed = new Counter({
+      name: 'tendril_error_frames_suppressed_total',
+      help: 'ERROR frames for rejected values not sent: the connection spent its ERROR budget (the rejection is still counted).',
+      registers,
+    });
     // Pre-create every validation series so a scrape shows zeros rather than nothing.
     for (const code of VALIDATION_CODES) this.rejected.set(code, this.rejectedCounter.labels(code));
   }

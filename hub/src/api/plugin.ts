@@ -1,0 +1,31 @@
+/**
+ * The versioned HTTP API under /api/v1 (docs/api.md): devices, commands, history. Built on the devices
+ * layer, the command queue and the store; knows no transport.
+ */
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { errorBody } from '../errors.js';
+import { requireAdminToken } from './auth.js';
+import { commandApi } from './commands.js';
+import { deviceApi } from './devices.js';
+import { historyRoutes } from './history.js';
+
+export const apiPlugin = fp(
+  async (app: FastifyInstance) => {
+    const { devices, commands, durability, clock, hubConfig } = app;
+    const deviceExists = (id: string) => devices.registry.get(id) !== undefined;
+    await app.register(
+      async (api) => {
+        api.addHook('onRequest', requireAdminToken(hubConfig.adminToken));
+        api.setNotFoundHandler(async (request, reply) =>
+          reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
+        );
+        await api.register(deviceApi, { registry: devices.registry, presence: devices.presence, connections: devices.sessions, clock });
+        await api.register(commandApi, { commands, deviceExists });
+        await api.register(historyRoutes, { store: durability.store, clock, deviceExists });
+      },
+      { prefix: '/api/v1' },
+    );
+  },
+  { name: 'tendril-api', dependencies: ['tendril-commands'] },
+);
