@@ -5,7 +5,7 @@
  *   GET  /commands/:commandId      one command with its state history
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk';
+import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk/codec';
 import { HubHttpError } from '../errors.js';
 import { CommandRequestError } from '../commands/errors.js';
 import { COMMAND_LIMITS, COMMAND_STATES, type CommandState } from '../commands/model.js';

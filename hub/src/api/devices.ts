@@ -3,7 +3,7 @@
  * Register under the /api/v1 prefix.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tendril/device-sdk';
+import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tendril/device-sdk/codec';
 import type { Clock } from '../core/clock.js';
 import { errorBody, HubHttpError } from '../errors.js';
 import type { PresenceTracker } from '../devices/presence.js';

@@ -12,7 +12,7 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, METRIC_NAME_PATTERN } from '@tendril/device-sdk';
+import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, METRIC_NAME_PATTERN } from '@tendril/device-sdk/codec';
 import type { Aggregate, ScalarValue, SeriesPoint, TimeSeriesStore } from '../storage/types.js';
 
 export interface HistoryRoutesOptions {

@@ -5,7 +5,7 @@
  *     │          └──────────┴──► failed (TIMEOUT: no final status within timeoutMs of the first send)
  *     └──► expired (still queued when its TTL passed)
  */
-import { DEFAULT_LIMITS } from '@tendril/device-sdk';
+import { DEFAULT_LIMITS } from '@tendril/device-sdk/codec';
 
 export type CommandState = 'queued' | 'sent' | 'delivered' | 'succeeded' | 'failed' | 'rejected' | 'expired';
 

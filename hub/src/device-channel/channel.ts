@@ -10,7 +10,7 @@ import type { Clock, TimerHandle, Timers } from '../core/clock.js';
 import type { DeviceSessions } from '../devices/sessions.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { HubMetrics } from '../ops/metrics.js';
-import { DeviceConnection } from './connection.js';
+import { DeviceConnection, type ConnectionHost } from './connection.js';
 
 export interface DeviceChannelOptions {
   registry: DeviceRegistry;
@@ -55,7 +55,7 @@ export const DEFAULT_INGEST_TURN_MS = 3;
  */
 export const DEFAULT_PAUSE_ALL_SOCKETS_UP_TO = 256;
 
-export class DeviceChannel {
+export class DeviceChannel implements ConnectionHost {
   /** Every open socket, authenticated or not. */
   readonly sockets = new Set<DeviceConnection>();
   readonly maxBufferedBytes: number;

@@ -28,9 +28,35 @@ import type { TimerHandle } from '../core/clock.js';
 import { AttachError } from '../devices/sessions.js';
 import type { AttachedDevice, DetachRequest, OutgoingCommand, TransportHandle } from '../devices/types.js';
 import type { IngestReporter, RefusalCode, ValidationCode } from '../ingest/types.js';
-import type { DeviceChannel } from './channel.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { DeviceSessions } from '../devices/sessions.js';
+import type { HubMetrics } from '../ops/metrics.js';
+import type { Clock, Timers } from '../core/clock.js';
 
 type State = 'awaitingHello' | 'attaching' | 'ready' | 'closing';
+
+/** What a connection needs from the channel that holds it (DeviceChannel implements it). */
+export interface ConnectionHost {
+  readonly opts: {
+    registry: DeviceRegistry;
+    sessions: DeviceSessions;
+    metrics: HubMetrics;
+    clock: Clock;
+    timers: Timers;
+    heartbeatMs: number;
+    helloTimeoutMs: number;
+    deviceRate: number;
+    maxFrameBytes: number;
+    log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  };
+  readonly maxBufferedBytes: number;
+  noteFrame(conn: DeviceConnection): void;
+  hasDeviceSlot(conn: DeviceConnection, deviceId: string): boolean;
+  authenticated(conn: DeviceConnection): void;
+  authFailed(conn: DeviceConnection): void;
+  errorBudget(conn: DeviceConnection): boolean;
+  forget(conn: DeviceConnection): void;
+}
 
 const OPEN = 1;
 const kConnection = Symbol('tendril.deviceConnection');
@@ -52,7 +78,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   private readonly limits: Partial<Limits> | undefined;
 
   constructor(
-    private readonly channel: DeviceChannel,
+    private readonly channel: ConnectionHost,
     private readonly socket: WebSocket,
     readonly remote: string | null,
   ) {

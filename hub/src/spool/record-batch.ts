@@ -3,7 +3,7 @@
  * the readings of format-2 records without an object per reading, the drainer's RecordBatch, and decodeRecords
  * for when objects are needed.
  */
-import type { MetricKind } from '@tendril/device-sdk';
+import type { MetricKind } from '@tendril/device-sdk/codec';
 import {
   UnreadableBatchError,
   type ReadingBatch,

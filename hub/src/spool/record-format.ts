@@ -3,7 +3,7 @@
  * the decoders (record-batch.ts, record-v1.ts), start-up recovery and the drainer. Pure functions over bytes.
  */
 import { crc32 } from 'node:zlib';
-import type { MetricKind } from '@tendril/device-sdk';
+import type { MetricKind } from '@tendril/device-sdk/codec';
 
 /** Written into new segments. */
 export const SEGMENT_MAGIC = Buffer.from('TDLSPL02', 'latin1');

@@ -21,7 +21,7 @@
  *   Queries name fields `"x"::field` and the tag `"device"::tag`, since a metric may be called `device` too.
  */
 import { escape, Point } from '@influxdata/influxdb-client';
-import type { MetricKind } from '@tendril/device-sdk';
+import type { MetricKind } from '@tendril/device-sdk/codec';
 import type { ScalarValue, StoredReading, StoredValue } from './types.js';
 
 export const DEFAULT_MEASUREMENT = 'readings';

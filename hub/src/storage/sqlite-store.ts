@@ -10,7 +10,7 @@
  * Values keep their JSON type: numbers, true/false (1/0 in SQL, so mean/min/max see 0/1), strings.
  */
 import { join } from 'node:path';
-import type { MetricKind } from '@tendril/device-sdk';
+import type { MetricKind } from '@tendril/device-sdk/codec';
 import { openDatabase, type SqliteDatabase } from './sqlite.js';
 import type { LatestValue, ScalarValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from './types.js';
 

@@ -6,7 +6,7 @@
  *
  * A reading is acknowledged to its device only after ReadingSink.accept() resolves.
  */
-import type { MetricKind } from '@tendril/device-sdk';
+import type { MetricKind } from '@tendril/device-sdk/codec';
 
 export type ScalarValue = number | boolean | string;
 
