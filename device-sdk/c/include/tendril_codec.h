@@ -230,7 +230,7 @@ int td_encode_command_result(uint8_t *out, size_t cap, size_t *len, uint64_t id,
                              const td_limits *limits);
 int td_encode_status(uint8_t *out, size_t cap, size_t *len, uint64_t dropped, const td_limits *limits);
 /* Encodes the values of one reading (tags and payloads, §5.2): what READING, READING_UNTIMED and BATCH
- * entries carry after their deltas. */
+ * entries carry after their deltas. With out == NULL it only checks them and measures *len. */
 int td_encode_values(uint8_t *out, size_t cap, size_t *len, const td_value *v, size_t count, const td_limits *limits);
 
 /* Decodes a hub frame (§9.1 order): TD_OK or the registry code of the first problem. */

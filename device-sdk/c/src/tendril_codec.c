@@ -148,19 +148,20 @@ static void w_fail(wr *w, int code)
     if (!w->err) w->err = code;
 }
 
-static void w_u8(wr *w, uint8_t b)
-{
-    if (w->pos >= w->cap) w_fail(w, TD_E_NOSPACE);
-    else w->p[w->pos++] = b;
-}
-
+/* With p == NULL the writer only measures (td_encode_values(NULL, ...)). */
 static void w_bytes(wr *w, const void *b, size_t n)
 {
-    if (w->cap - w->pos < n) w_fail(w, TD_E_NOSPACE);
+    if (!w->p) w->pos += n;
+    else if (w->cap - w->pos < n) w_fail(w, TD_E_NOSPACE);
     else if (n) {
         memcpy(w->p + w->pos, b, n);
         w->pos += n;
     }
+}
+
+static void w_u8(wr *w, uint8_t b)
+{
+    w_bytes(w, &b, 1);
 }
 
 static void w_varint(wr *w, uint64_t v)

@@ -1,0 +1,585 @@
+/*
+ * tendril.v1 device client (see tendril_device.h). Section numbers (§) refer to docs/protocol.md.
+ *
+ * The reading store is the caller's buffer holding records oldest first, from `head` to `tail`:
+ *   u16 values length | u8 value count | u8 flags (1 timed, 2 skipped) | [u64 ts if timed] | values (§5.2)
+ * The values are encoded once, at td_device_send; a frame adds only the deltas (§5.1), so resending after a
+ * reconnect or a BACKOFF copies bytes. Records hold consecutive seqs from first_seq, because only the oldest
+ * is ever dropped.
+ */
+#include "tendril_device.h"
+
+#include <string.h>
+
+#define F_TIMED 1u
+#define F_SKIP 2u
+#define DEFAULT_HEARTBEAT_MS 10000u /* before WELCOME tells the real one (§6.5) */
+#define DEAD_AFTER_PERIODS 3u       /* §6.5.4 */
+
+static uint32_t now_ms(const td_device *d)
+{
+    return d->ws.t->now_ms(d->ws.t->ctx);
+}
+
+static void emit(td_device *d, td_event *ev)
+{
+    if (d->cfg->on_event) d->cfg->on_event(d, ev, d->cfg->user);
+}
+
+static void emit_simple(td_device *d, uint8_t type, int code, uint64_t seq, uint64_t value)
+{
+    td_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.code = code;
+    ev.alias = -1;
+    ev.seq = seq;
+    ev.value = value;
+    ev.text.p = "";
+    emit(d, &ev);
+}
+
+/* ---- the reading store ---- */
+
+static size_t rec_size(const uint8_t *r)
+{
+    return 4u + ((r[3] & F_TIMED) ? 8u : 0u) + (size_t)(r[0] | r[1] << 8);
+}
+
+static uint64_t rec_ts(const uint8_t *r)
+{
+    uint64_t ts = 0;
+    unsigned i;
+    for (i = 0; i < 8; i++) ts |= (uint64_t)r[4 + i] << (8u * i);
+    return ts;
+}
+
+static void drop_head(td_device *d)
+{
+    size_t n = rec_size(d->store + d->head);
+    if (d->sent) {
+        d->sent--;
+        d->sent_bytes -= n;
+    }
+    d->head += n;
+    d->count--;
+    d->first_seq++;
+    if (!d->count) d->head = d->tail = 0;
+}
+
+uint32_t td_device_buffered(const td_device *d)
+{
+    return d->count;
+}
+
+/* §7.3: the ACK is cumulative */
+static void acked(td_device *d, uint64_t seq)
+{
+    uint32_t n = 0;
+    while (d->count && d->first_seq <= seq) {
+        drop_head(d);
+        n++;
+    }
+    d->acked_total += n;
+    if (n) emit_simple(d, TD_EV_ACK, 0, seq, d->acked_total);
+}
+
+int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t ts, uint64_t *seq)
+{
+    size_t vlen, hdr, need;
+    uint8_t *r;
+    uint64_t t = 0;
+    uint32_t dropped = 0;
+    int timed = 1, e, i;
+    if (ts == TD_TS_NOW) {
+        timed = d->has_clock;
+        t = td_device_now(d);
+    } else if (ts == TD_TS_NONE) {
+        timed = 0;
+    } else if (ts < 0 || (uint64_t)ts > TD_MAX_SAFE) {
+        return TD_E_ARG;
+    } else {
+        t = (uint64_t)ts;
+    }
+    e = td_encode_values(NULL, 0, &vlen, values, count, NULL); /* checks the values, measures them */
+    if (e) return e;
+    hdr = timed ? 12u : 4u;
+    need = hdr + vlen;
+    /* a READING frame of it (type, two deltas of up to 8 bytes, values) must fit the output queue */
+    if (vlen > 0xFFFFu || need > d->store_cap || 17u + vlen + TD_WS_HEADROOM > d->ws.tx_cap) return TD_E_NOSPACE;
+    while (d->store_cap - d->tail < need) {
+        if (d->head) { /* compact */
+            memmove(d->store, d->store + d->head, d->tail - d->head);
+            d->tail -= d->head;
+            d->head = 0;
+        } else {
+            drop_head(d); /* §7.5: full: the oldest goes, and is counted */
+            dropped++;
+        }
+    }
+    r = d->store + d->tail;
+    r[0] = (uint8_t)vlen;
+    r[1] = (uint8_t)(vlen >> 8);
+    r[2] = count;
+    r[3] = timed ? F_TIMED : 0u;
+    for (i = 0; timed && i < 8; i++) r[4 + i] = (uint8_t)(t >> (8u * (unsigned)i));
+    td_encode_values(r + hdr, vlen, &vlen, values, count, NULL);
+    d->tail += need;
+    if (seq) *seq = d->first_seq + d->count;
+    d->count++;
+    if (dropped) {
+        d->dropped += dropped;
+        emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
+    }
+    return TD_OK;
+}
+
+/* ---- frames out ---- */
+
+static int put_varint(uint8_t *b, size_t *pos, size_t limit, uint64_t v)
+{
+    uint8_t tmp[8];
+    size_t n = td_put_varint(tmp, v);
+    if (!n || limit - *pos < n || *pos > limit) return 0;
+    memcpy(b + *pos, tmp, n);
+    *pos += n;
+    return 1;
+}
+
+static int put_svarint(uint8_t *b, size_t *pos, size_t limit, int64_t v)
+{
+    if (v > 0xFFFFFFFFFFFFFll || v < -0x10000000000000ll) return 0; /* §2.3.2 */
+    return put_varint(b, pos, limit, td_zigzag(v));
+}
+
+/* One reading's deltas (and value count in a BATCH) and values at b[*pos]; advances c. 0 if it does not fit. */
+static int put_record(uint8_t *b, size_t *pos, size_t limit, const uint8_t *r, uint64_t seq, td_ctx *c, int counted)
+{
+    size_t vlen = (size_t)(r[0] | r[1] << 8), start = *pos;
+    td_ctx local = *c;
+    const uint8_t *values = r + 4;
+    if (!put_svarint(b, pos, limit, (int64_t)seq - (int64_t)local.prev_seq)) goto undo;
+    local.prev_seq = seq;
+    if (r[3] & F_TIMED) {
+        uint64_t ts = rec_ts(r);
+        values += 8;
+        if (!put_svarint(b, pos, limit, (int64_t)ts - (int64_t)local.prev_ts)) goto undo;
+        local.prev_ts = ts;
+    }
+    if (counted && !put_varint(b, pos, limit, r[2])) goto undo;
+    if (limit - *pos < vlen) goto undo;
+    memcpy(b + *pos, values, vlen);
+    *pos += vlen;
+    *c = local;
+    return 1;
+undo:
+    *pos = start;
+    return 0;
+}
+
+static int send_result(td_device *d, uint64_t id, uint8_t status, td_str detail)
+{
+    size_t cap, len;
+    uint8_t *b;
+    int e;
+    if (d->state != TD_DEV_READY) return TD_E_CLOSED;
+    b = td_ws_reserve(&d->ws, &cap);
+    e = td_encode_command_result(b, cap, &len, id, status, detail, NULL);
+    if (!e) e = td_ws_commit(&d->ws, len);
+    return e;
+}
+
+static int recent_find(const td_device *d, uint64_t id)
+{
+    int i;
+    for (i = 0; i < TD_RECENT_COMMANDS; i++)
+        if (d->recent_id[i] == (uint32_t)id && d->recent_id[i]) return i;
+    return -1;
+}
+
+int td_device_command_result(td_device *d, uint64_t id, uint8_t status, td_str detail)
+{
+    int i = recent_find(d, id);
+    if (status < TD_CMD_SUCCEEDED || status > TD_CMD_REJECTED) return TD_E_ARG;
+    if (detail.len > td_limits_default.max_detail_bytes) detail.len = 0; /* never fails for a long detail */
+    if (i >= 0) d->recent_status[i] = status;
+    if (send_result(d, id, status, detail) == TD_OK) return td_ws_flush(&d->ws);
+    /* not connected, or no room: the status (without its detail) goes after the next WELCOME */
+    if (i >= 0) d->recent_status[i] = (uint8_t)(status | 0x80u);
+    return TD_OK;
+}
+
+/* §5.4, §6.3.4, §7.4: what is unsent, oldest first, in BATCH frames (several) or READING frames (one). */
+static void pump(td_device *d)
+{
+    uint32_t now = now_ms(d);
+    int i;
+    if (d->state != TD_DEV_READY) return;
+    if (d->dropped != d->reported_dropped) { /* §7.5: STATUS whenever the total changed */
+        size_t cap, len;
+        uint8_t *b = td_ws_reserve(&d->ws, &cap);
+        if (td_encode_status(b, cap, &len, d->dropped, NULL) || td_ws_commit(&d->ws, len)) goto flush;
+        d->reported_dropped = d->dropped;
+    }
+    for (i = 0; i < TD_RECENT_COMMANDS; i++) {
+        if (d->recent_status[i] & 0x80u) {
+            td_str none = {"", 0};
+            if (send_result(d, d->recent_id[i], d->recent_status[i] & 0x7Fu, none)) goto flush;
+            d->recent_status[i] &= 0x7Fu;
+        }
+    }
+    if (d->paused) {
+        if ((uint32_t)(now - d->pause_start) < d->pause_ms) goto flush;
+        d->paused = 0;
+    }
+    while (d->sent < d->count) {
+        size_t cap, limit, pos, used = 0, off = d->head + d->sent_bytes;
+        uint32_t k = 0, avail = 0xFFFFFFFFu;
+        const uint8_t *r = d->store + off;
+        uint64_t seq = d->first_seq + d->sent;
+        td_ctx c = d->ctx;
+        uint8_t *b;
+        if (d->max_rate) { /* §4.3.1: a token bucket of maxRate per second, one second of burst */
+            uint32_t elapsed = now - d->refilled_at, full = d->max_rate * 1000u;
+            if (elapsed > 1000u) elapsed = 1000u;
+            d->tokens = d->tokens + elapsed * d->max_rate > full ? full : d->tokens + elapsed * d->max_rate;
+            d->refilled_at = now;
+            if (d->tokens < 1000u) break;
+            avail = d->tokens / 1000u;
+        }
+        if (r[3] & F_SKIP) {
+            d->sent++;
+            d->sent_bytes += rec_size(r);
+            continue;
+        }
+        b = td_ws_reserve(&d->ws, &cap);
+        limit = cap < d->max_frame ? cap : d->max_frame;
+        if (17u + (size_t)(r[0] | r[1] << 8) > d->max_frame) {
+            /* larger than the hub's frame limit: it would block every later reading */
+            d->store[off + 3] |= F_SKIP;
+            d->dropped++;
+            emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
+            continue;
+        }
+        if (d->count - d->sent >= 2 && (r[3] & F_TIMED) && d->max_batch >= 2 && avail >= 2) {
+            pos = 3; /* type, and two bytes for the count */
+            while (d->sent + k < d->count && k < d->max_batch && k < avail) {
+                const uint8_t *rr = d->store + off + used;
+                if ((rr[3] & (F_TIMED | F_SKIP)) != F_TIMED || !put_record(b, &pos, limit, rr, seq + k, &c, 1)) break;
+                used += rec_size(rr);
+                k++;
+            }
+            if (k >= 2) {
+                b[0] = TD_BATCH;
+                if (k < 128) {
+                    b[1] = (uint8_t)k;
+                    memmove(b + 2, b + 3, pos - 3);
+                    pos--;
+                } else {
+                    b[1] = (uint8_t)(k | 0x80u);
+                    b[2] = (uint8_t)(k >> 7);
+                }
+            } else {
+                k = 0;
+                used = 0;
+                c = d->ctx;
+            }
+        }
+        if (!k) {
+            pos = 1;
+            b[0] = (r[3] & F_TIMED) ? TD_READING : TD_READING_UNTIMED;
+            if (!limit || !put_record(b, &pos, limit, r, seq, &c, 0)) break; /* waits for the queue to drain */
+            used = rec_size(r);
+            k = 1;
+        }
+        if (td_ws_commit(&d->ws, pos)) break;
+        d->ctx = c; /* §5.1.3: the context advances with every reading sent, in order */
+        d->sent += k;
+        d->sent_bytes += used;
+        if (d->max_rate) d->tokens -= k * 1000u;
+    }
+flush:
+    td_ws_flush(&d->ws);
+}
+
+/* ---- frames in ---- */
+
+/* §6.6.5: the close reason is the code's name (frame-decoding codes only). */
+static const char *decode_error_name(int code)
+{
+    static const char names[] = "FRAME_TRUNCATED\0UNKNOWN_FRAME_TYPE\0TRAILING_BYTES\0VARINT_OVERFLOW\0INVALID_UTF8\0"
+                                "STRING_TOO_LONG\0INVALID_VALUE_TYPE\0TOO_MANY_METRICS\0BATCH_TOO_LARGE\0"
+                                "EMPTY_READING\0INVALID_FIELD\0FRAME_TOO_LARGE\0TEXT_FRAME\0UNEXPECTED_FRAME";
+    const char *p = names;
+    if (code < 1 || code > TD_UNEXPECTED_FRAME) return "";
+    while (--code) p += strlen(p) + 1;
+    return p;
+}
+
+static void on_welcome(td_device *d, const td_hub_frame *f)
+{
+    uint64_t acked_seq = f->u.welcome.acked_seq;
+    if (!d->numbered) {
+        /* §6.3.5: a persisted epoch the hub already holds seqs of: number ours after them */
+        d->numbered = 1;
+        if (acked_seq >= d->first_seq) d->first_seq = acked_seq + 1;
+    }
+    d->state = TD_DEV_READY;
+    d->heartbeat_ms = f->u.welcome.heartbeat_ms > 3600000u ? 3600000u : (uint32_t)f->u.welcome.heartbeat_ms;
+    d->max_frame = f->u.welcome.max_frame_bytes > 1048576u ? 1048576u : (uint32_t)f->u.welcome.max_frame_bytes;
+    d->max_batch = f->u.welcome.max_batch > 256u ? 256u : (uint32_t)f->u.welcome.max_batch;
+    if (d->max_batch < 1) d->max_batch = 1;
+    d->max_rate = f->u.welcome.max_rate > 1000000u ? 1000000u : (uint32_t)f->u.welcome.max_rate;
+    d->tokens = d->max_rate * 1000u;
+    d->refilled_at = now_ms(d);
+    d->attempt = 0;
+    d->sent = 0;
+    d->sent_bytes = 0;
+    /* §5.1.2 */
+    d->ctx.prev_seq = acked_seq;
+    d->ctx.prev_ts = d->hello_clock;
+    if (!d->has_clock && f->u.welcome.server_time) td_device_set_clock(d, f->u.welcome.server_time); /* §4.3.2 */
+    emit_simple(d, TD_EV_CONNECTED, 0, acked_seq, acked_seq);
+    acked(d, acked_seq); /* §6.1.4: what the hub holds is done with */
+}
+
+static void on_command(td_device *d, const td_hub_frame *f)
+{
+    td_command cmd;
+    td_str none = {"", 0};
+    uint64_t id = f->u.command.id;
+    int i = recent_find(d, id);
+    if (i >= 0) {
+        /* §8.3: a duplicate runs nothing; the stored final status again, or `delivered` while it runs */
+        send_result(d, id, d->recent_status[i] & 0x7Fu, none);
+        d->recent_status[i] &= 0x7Fu;
+        return;
+    }
+    i = d->recent_next;
+    d->recent_next = (uint8_t)((d->recent_next + 1u) % TD_RECENT_COMMANDS);
+    d->recent_id[i] = (uint32_t)id;
+    d->recent_status[i] = TD_CMD_DELIVERED;
+    send_result(d, id, TD_CMD_DELIVERED, none); /* §8.2.1: at once, before it runs */
+    if (!d->cfg->on_command) {
+        td_device_command_result(d, id, TD_CMD_REJECTED, td_s("no command handler"));
+        return;
+    }
+    cmd.id = id;
+    cmd.name = f->u.command.name;
+    cmd.args = f->u.command.args;
+    cmd.timeout_ms = f->u.command.timeout_ms;
+    d->cfg->on_command(d, &cmd, d->cfg->user);
+}
+
+static void on_message(td_device *d, const uint8_t *p, size_t n)
+{
+    td_hub_frame f;
+    td_event ev;
+    int e = td_decode_hub_frame(p, n, &f, NULL);
+    /* §3.2: nothing but WELCOME (or ERROR) before WELCOME, and one WELCOME per connection */
+    if (!e && f.type != TD_ERROR && (f.type == TD_WELCOME) == (d->state == TD_DEV_READY)) e = TD_UNEXPECTED_FRAME;
+    if (e) {
+        emit_simple(d, TD_EV_ERROR, e, 0, 0);
+        td_ws_close(&d->ws, 1002, decode_error_name(e)); /* §6.6.5 */
+        return;
+    }
+    switch (f.type) {
+    case TD_WELCOME: on_welcome(d, &f); break;
+    case TD_ACK: acked(d, f.u.ack.seq); break;
+    case TD_COMMAND: on_command(d, &f); break;
+    case TD_BACKOFF: /* §7.4: no readings for pauseMs, then everything unacked again, oldest first */
+        d->paused = 1;
+        d->pause_start = now_ms(d);
+        d->pause_ms = f.u.backoff.pause_ms > 3600000u ? 3600000u : (uint32_t)f.u.backoff.pause_ms;
+        d->sent = 0;
+        d->sent_bytes = 0;
+        if (f.u.backoff.code == TD_RATE_LIMITED) d->tokens = 0;
+        emit_simple(d, TD_EV_BACKOFF, (int)f.u.backoff.code, 0, d->pause_ms);
+        break;
+    case TD_ERROR:
+        memset(&ev, 0, sizeof ev);
+        ev.code = f.u.error.code > 0x7FFFu ? 0x7FFF : (int)f.u.error.code;
+        ev.seq = f.u.error.seq;
+        ev.alias = f.u.error.alias;
+        ev.text = f.u.error.message;
+        /* §7.1: about a reading (seq > 0): it is acked anyway and never resent; else about the session */
+        ev.type = f.u.error.seq ? TD_EV_REJECT : TD_EV_ERROR;
+        if (!f.u.error.seq) d->last_error = ev.code;
+        emit(d, &ev);
+        break;
+    default: break;
+    }
+}
+
+/* ---- connection ---- */
+
+static uint32_t random32(td_device *d)
+{
+    uint8_t b[4] = {0, 0, 0, 0};
+    d->ws.t->random(d->ws.t->ctx, b, 4);
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static int reason_is(td_str r, const char *s)
+{
+    return r.len == strlen(s) && !memcmp(r.p, s, r.len);
+}
+
+static void connect_now(td_device *d)
+{
+    d->state = TD_DEV_CONNECTING;
+    d->last_error = 0;
+    td_ws_connect(&d->ws, d->cfg->host, d->cfg->port, d->cfg->path ? d->cfg->path : "/v1/device");
+}
+
+static void disconnected(td_device *d, uint16_t code, td_str reason)
+{
+    td_event ev;
+    /* §6.4, §6.7.2: retrying cannot fix these; the application decides */
+    int terminal = code == 1008 && (reason_is(reason, "AUTH_FAILED") || reason_is(reason, "REPLACED") ||
+                                    reason_is(reason, "DEVICE_DISABLED") || d->last_error == TD_AUTH_FAILED ||
+                                    d->last_error == TD_REPLACED || d->last_error == TD_DEVICE_DISABLED);
+    d->sent = 0;
+    d->sent_bytes = 0;
+    if (terminal || d->state == TD_DEV_STOPPING || d->state == TD_DEV_STOPPED) {
+        d->state = TD_DEV_STOPPED;
+    } else {
+        /* §6.7.1: a uniformly random wait in [0, min(maxDelay, initialDelay * 2^n)] */
+        uint32_t initial = d->cfg->initial_delay_ms ? d->cfg->initial_delay_ms : 500u;
+        uint32_t max = d->cfg->max_delay_ms ? d->cfg->max_delay_ms : 30000u, cap = initial;
+        uint8_t n;
+        for (n = 0; n < d->attempt && cap < max; n++) cap <<= 1;
+        if (cap > max) cap = max;
+        if (d->attempt < 31) d->attempt++;
+        d->timer_ms = random32(d) % (cap + 1u);
+        d->timer_start = now_ms(d);
+        d->state = TD_DEV_WAITING;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.type = TD_EV_DISCONNECTED;
+    ev.code = code;
+    ev.alias = -1;
+    ev.text = reason;
+    ev.will_reconnect = d->state == TD_DEV_WAITING;
+    emit(d, &ev);
+}
+
+static void send_hello(td_device *d)
+{
+    const td_device_config *c = d->cfg;
+    td_hello h;
+    size_t cap, len;
+    uint8_t *b = td_ws_reserve(&d->ws, &cap);
+    d->hello_clock = d->has_clock ? td_device_now(d) : 0;
+    h.device_id = c->device_id;
+    h.token = c->token;
+    h.firmware = c->firmware;
+    h.sdk = td_s(TD_SDK_VERSION);
+    h.epoch = d->epoch;
+    h.last_seq = d->first_seq + d->count - 1u;
+    h.clock = d->hello_clock;
+    h.dropped = d->dropped;
+    h.metric_count = c->metric_count;
+    h.metrics = c->metrics;
+    d->reported_dropped = d->dropped;
+    if (td_encode_hello(b, cap, &len, &h, NULL) || td_ws_commit(&d->ws, len)) {
+        td_ws_close(&d->ws, 1000, "");
+        return;
+    }
+    d->state = TD_DEV_HELLO_SENT; /* §6.1.4: nothing more until WELCOME */
+    td_ws_flush(&d->ws);
+}
+
+int td_device_init(td_device *d, const td_device_config *cfg, const td_transport *t, uint8_t *store, size_t store_cap,
+                   uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap)
+{
+    td_hello h;
+    size_t len;
+    int e;
+    if (!d || !cfg || !t || !store || !rx || !tx || !cfg->host) return TD_E_ARG;
+    memset(d, 0, sizeof *d);
+    td_ws_init(&d->ws, t, rx, rx_cap, tx, tx_cap);
+    d->cfg = cfg;
+    d->store = store;
+    d->store_cap = store_cap;
+    d->first_seq = 1; /* §6.3.1 */
+    d->epoch = cfg->epoch ? cfg->epoch : random32(d);
+    d->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+    d->max_frame = td_limits_default.max_frame_bytes;
+    /* the configuration must make a HELLO the hub accepts, and it must fit the output queue */
+    memset(&h, 0, sizeof h);
+    h.device_id = cfg->device_id;
+    h.token = cfg->token;
+    h.firmware = cfg->firmware;
+    h.sdk = td_s(TD_SDK_VERSION);
+    h.epoch = d->epoch;
+    h.last_seq = TD_MAX_SAFE >> 1;
+    h.clock = TD_MAX_SAFE >> 1;
+    h.dropped = 0xFFFFFFFFu;
+    h.metric_count = cfg->metric_count;
+    h.metrics = cfg->metrics;
+    e = td_encode_hello(tx_cap > TD_WS_HEADROOM ? tx + TD_WS_HEADROOM : tx, tx_cap > TD_WS_HEADROOM ? tx_cap - TD_WS_HEADROOM : 0,
+                        &len, &h, NULL);
+    return e;
+}
+
+int td_device_start(td_device *d)
+{
+    if (d->state != TD_DEV_STOPPED) return TD_OK;
+    d->attempt = 0;
+    connect_now(d);
+    return TD_OK;
+}
+
+void td_device_stop(td_device *d)
+{
+    if (d->ws.state == TD_WS_OPEN) {
+        td_ws_close(&d->ws, 1000, ""); /* §6.6.4 */
+        d->state = TD_DEV_STOPPING;
+    } else {
+        td_ws_abort(&d->ws);
+        d->state = TD_DEV_STOPPED;
+    }
+}
+
+void td_device_set_clock(td_device *d, uint64_t unix_ms)
+{
+    d->clock_base = unix_ms;
+    d->clock_at = now_ms(d);
+    d->has_clock = 1;
+}
+
+uint64_t td_device_now(const td_device *d)
+{
+    return d->has_clock ? d->clock_base + (uint32_t)(now_ms(d) - d->clock_at) : 0;
+}
+
+int td_device_poll(td_device *d)
+{
+    td_ws_event ev;
+    uint32_t now = now_ms(d), hb;
+    int i;
+    if (d->has_clock && (uint32_t)(now - d->clock_at) > 0x40000000u) td_device_set_clock(d, td_device_now(d));
+    if (d->state == TD_DEV_WAITING && (uint32_t)(now - d->timer_start) >= d->timer_ms) connect_now(d);
+    for (i = 0; i < 16 && d->state != TD_DEV_STOPPED && d->state != TD_DEV_WAITING; i++) {
+        td_ws_poll(&d->ws, &ev);
+        if (ev.type == TD_WS_EV_NONE) break;
+        if (ev.type == TD_WS_EV_OPEN) send_hello(d);
+        else if (ev.type == TD_WS_EV_MESSAGE) on_message(d, ev.data, ev.len);
+        else if (ev.type == TD_WS_EV_CLOSED) {
+            td_str reason;
+            reason.p = (const char *)ev.data;
+            reason.len = ev.len;
+            disconnected(d, ev.code, reason);
+        }
+    }
+    /* §6.5.4: nothing at all (no frame, no ping) for 3 x heartbeatMs: the connection is dead */
+    hb = d->state == TD_DEV_READY ? d->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
+    if (d->state >= TD_DEV_CONNECTING && hb &&
+        (uint32_t)(now_ms(d) - d->ws.last_rx_ms) > DEAD_AFTER_PERIODS * hb) {
+        td_ws_abort(&d->ws);
+        disconnected(d, 1006, td_s("HEARTBEAT_LOST"));
+    }
+    pump(d);
+    return d->state;
+}

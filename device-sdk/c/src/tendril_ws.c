@@ -1,0 +1,549 @@
+/*
+ * RFC 6455 WebSocket client (see tendril_ws.h). No heap, no globals: the state is the caller's td_ws, the
+ * bytes live in the caller's rx and tx buffers. The tx buffer is an output queue: frames are appended
+ * (header, masked payload) and written out as the transport takes them.
+ */
+#include "tendril_ws.h"
+
+#include <string.h>
+
+#define OP_CONT 0x0u
+#define OP_TEXT 0x1u
+#define OP_BINARY 0x2u
+#define OP_CLOSE 0x8u
+#define OP_PING 0x9u
+#define OP_PONG 0xAu
+#define CLOSE_WAIT_MS 2000u /* how long a close waits for the hub's close frame */
+
+/* ---- SHA-1 (FIPS 180-4), only for Sec-WebSocket-Accept ---- */
+
+static uint32_t rol(uint32_t x, unsigned n)
+{
+    return (x << n) | (x >> (32u - n));
+}
+
+static void sha1_block(uint32_t h[5], const uint8_t *p)
+{
+    uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
+    unsigned i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (i = 0; i < 80; i++) {
+        if (i >= 16) w[i & 15] = rol(w[(i + 13) & 15] ^ w[(i + 8) & 15] ^ w[(i + 2) & 15] ^ w[i & 15], 1);
+        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
+        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
+        else f = b ^ c ^ d, k = 0xCA62C1D6u;
+        t = rol(a, 5) + f + e + k + w[i & 15];
+        e = d, d = c, c = rol(b, 30), b = a, a = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
+{
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    uint8_t block[64];
+    uint64_t bits = (uint64_t)len * 8u;
+    size_t i, rest;
+    for (; len >= 64; len -= 64, data += 64) sha1_block(h, data);
+    rest = len;
+    memcpy(block, data, rest);
+    block[rest++] = 0x80;
+    if (rest > 56) {
+        memset(block + rest, 0, 64 - rest);
+        sha1_block(h, block);
+        rest = 0;
+    }
+    memset(block + rest, 0, 56 - rest);
+    for (i = 0; i < 8; i++) block[63 - i] = (uint8_t)(bits >> (8u * i));
+    sha1_block(h, block);
+    for (i = 0; i < 20; i++) out[i] = (uint8_t)(h[i / 4] >> (24u - 8u * (i % 4)));
+}
+
+size_t td_base64(const uint8_t *in, size_t n, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, o = 0;
+    for (i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0u) | (i + 2 < n ? in[i + 2] : 0u);
+        out[o++] = abc[v >> 18];
+        out[o++] = abc[(v >> 12) & 63u];
+        out[o++] = i + 1 < n ? abc[(v >> 6) & 63u] : '=';
+        out[o++] = i + 2 < n ? abc[v & 63u] : '=';
+    }
+    return o;
+}
+
+void td_ws_accept_for(const char *key, size_t key_len, char out[28])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    uint8_t buf[64 + 36], digest[20];
+    if (key_len > 64) key_len = 64;
+    memcpy(buf, key, key_len);
+    memcpy(buf + key_len, guid, 36);
+    td_sha1(buf, key_len + 36, digest);
+    td_base64(digest, 20, out);
+}
+
+/* ---- frames ---- */
+
+int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h)
+{
+    size_t need = 2, i;
+    uint8_t l7;
+    if (len < 2) return TD_FRAME_TRUNCATED;
+    h->fin = p[0] >> 7;
+    h->opcode = p[0] & 0x0Fu;
+    h->masked = p[1] >> 7;
+    l7 = p[1] & 0x7Fu;
+    if (p[0] & 0x70u) return TD_E_WS; /* RSV1-3: no extension was negotiated */
+    if (l7 == 126) need += 2;
+    else if (l7 == 127) need += 8;
+    if (h->masked) need += 4;
+    if (len < need) return TD_FRAME_TRUNCATED;
+    if (l7 < 126) h->len = l7;
+    else {
+        h->len = 0;
+        for (i = 2; i < (l7 == 126 ? 4u : 10u); i++) h->len = h->len << 8 | p[i];
+        /* RFC 6455 §5.2: the minimal length form, and the top bit of a 64-bit length clear */
+        if ((l7 == 126 && h->len < 126) || (l7 == 127 && (h->len < 65536 || (h->len >> 63)))) return TD_E_WS;
+    }
+    if (h->opcode & 0x8u) { /* control frames: FIN, payload <= 125 (§5.5) */
+        if (!h->fin || h->len > 125) return TD_E_WS;
+    }
+    h->header = need;
+    return TD_OK;
+}
+
+void td_ws_init(td_ws *ws, const td_transport *t, uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap)
+{
+    memset(ws, 0, sizeof *ws);
+    ws->t = t;
+    ws->rx = rx;
+    ws->rx_cap = rx_cap;
+    ws->tx = tx;
+    ws->tx_cap = tx_cap;
+}
+
+size_t td_ws_pending(const td_ws *ws)
+{
+    return ws->tx_len - ws->tx_off;
+}
+
+/* Room for n more bytes at the end of the output queue, compacting it if that helps. */
+static int room(td_ws *ws, size_t n)
+{
+    if (ws->tx_off == ws->tx_len) ws->tx_off = ws->tx_len = 0;
+    if (ws->tx_cap - ws->tx_len >= n) return 1;
+    if (ws->tx_cap - (ws->tx_len - ws->tx_off) < n) return 0;
+    memmove(ws->tx, ws->tx + ws->tx_off, ws->tx_len - ws->tx_off);
+    ws->tx_len -= ws->tx_off;
+    ws->tx_off = 0;
+    return 1;
+}
+
+/* Frames the payload that sits TD_WS_HEADROOM bytes after the queue's end: header, then the payload
+ * moved up against it and masked with a fresh key (RFC 6455 §5.3). */
+static int frame_at_end(td_ws *ws, uint8_t opcode, size_t len)
+{
+    uint8_t *h = ws->tx + ws->tx_len, *mask;
+    size_t hl = len < 126 ? 6 : len < 65536 ? 8 : 14, i;
+    h[0] = (uint8_t)(0x80u | opcode);
+    if (len < 126) h[1] = (uint8_t)(0x80u | len);
+    else if (len < 65536) {
+        h[1] = 0x80u | 126u;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+    } else {
+        h[1] = 0x80u | 127u;
+        for (i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56u - 8u * i));
+    }
+    mask = h + hl - 4;
+    if (ws->t->random(ws->t->ctx, mask, 4) != TD_OK) return TD_E_IO;
+    memmove(h + hl, h + TD_WS_HEADROOM, len);
+    for (i = 0; i < len; i++) h[hl + i] ^= mask[i & 3u];
+    ws->tx_len += hl + len;
+    return TD_OK;
+}
+
+uint8_t *td_ws_reserve(td_ws *ws, size_t *cap)
+{
+    size_t free_bytes;
+    if (ws->state != TD_WS_OPEN) {
+        *cap = 0;
+        return 0;
+    }
+    room(ws, ws->tx_cap); /* compacts when anything was written out */
+    free_bytes = ws->tx_cap - ws->tx_len;
+    *cap = free_bytes > TD_WS_HEADROOM ? free_bytes - TD_WS_HEADROOM : 0;
+    return ws->tx + ws->tx_len + TD_WS_HEADROOM;
+}
+
+int td_ws_commit(td_ws *ws, size_t len)
+{
+    if (ws->state != TD_WS_OPEN) return TD_E_CLOSED;
+    if (ws->tx_cap - ws->tx_len < len + TD_WS_HEADROOM) return TD_E_NOSPACE;
+    return frame_at_end(ws, OP_BINARY, len);
+}
+
+static int send_frame(td_ws *ws, uint8_t opcode, const uint8_t *payload, size_t len)
+{
+    if (!room(ws, len + TD_WS_HEADROOM)) return TD_E_AGAIN;
+    if (len) memcpy(ws->tx + ws->tx_len + TD_WS_HEADROOM, payload, len);
+    return frame_at_end(ws, opcode, len);
+}
+
+int td_ws_send(td_ws *ws, const uint8_t *payload, size_t len)
+{
+    if (ws->state != TD_WS_OPEN) return TD_E_CLOSED;
+    return send_frame(ws, OP_BINARY, payload, len);
+}
+
+static void closed(td_ws *ws, td_ws_event *ev, uint16_t code, int err)
+{
+    if (ws->state != TD_WS_CLOSED) ws->t->close(ws->t->ctx);
+    ws->state = TD_WS_CLOSED;
+    ws->rx_len = ws->rx_consume = 0;
+    ws->tx_off = ws->tx_len = 0;
+    ev->type = TD_WS_EV_CLOSED;
+    ev->code = code;
+    ev->err = err;
+    ev->data = (const uint8_t *)ws->reason;
+    ev->len = ws->reason_len;
+}
+
+static void set_reason(td_ws *ws, const uint8_t *p, size_t n)
+{
+    if (n > TD_WS_REASON_MAX) n = TD_WS_REASON_MAX;
+    memcpy(ws->reason, p, n);
+    ws->reason_len = (uint8_t)n;
+}
+
+/* Queues a close frame (code, reason) and waits for the hub's answer. */
+static void start_close(td_ws *ws, uint16_t code, const char *reason, size_t rlen)
+{
+    uint8_t payload[2 + TD_WS_REASON_MAX];
+    if (rlen > TD_WS_REASON_MAX) rlen = TD_WS_REASON_MAX;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (rlen) memcpy(payload + 2, reason, rlen);
+    ws->close_code = code;
+    set_reason(ws, (const uint8_t *)reason, rlen);
+    if (!ws->sent_close) send_frame(ws, OP_CLOSE, payload, 2 + rlen); /* no room: the stream closes anyway */
+    ws->sent_close = 1;
+    ws->state = TD_WS_CLOSING;
+    ws->closing_since = ws->t->now_ms(ws->t->ctx);
+}
+
+void td_ws_close(td_ws *ws, uint16_t code, const char *reason)
+{
+    if (ws->state == TD_WS_OPEN) start_close(ws, code, reason, reason ? strlen(reason) : 0);
+    else if (ws->state != TD_WS_CLOSED && ws->state != TD_WS_CLOSING) {
+        td_ws_abort(ws);
+    }
+}
+
+void td_ws_abort(td_ws *ws)
+{
+    if (ws->state != TD_WS_CLOSED) ws->t->close(ws->t->ctx);
+    ws->state = TD_WS_CLOSED;
+    ws->rx_len = ws->rx_consume = ws->tx_off = ws->tx_len = 0;
+}
+
+int td_ws_connect(td_ws *ws, const char *host, uint16_t port, const char *path)
+{
+    if (!host || !path) return TD_E_ARG;
+    td_ws_abort(ws);
+    ws->host = host;
+    ws->port = port;
+    ws->path = path;
+    ws->state = TD_WS_CONNECTING;
+    ws->sent_close = 0;
+    ws->close_code = 0;
+    ws->reason_len = 0;
+    ws->http_status = 0;
+    ws->last_rx_ms = ws->t->now_ms(ws->t->ctx);
+    return TD_OK;
+}
+
+static size_t put(char *out, size_t o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(out + o, s, n);
+    return o + n;
+}
+
+static size_t put_uint(char *out, size_t o, unsigned v)
+{
+    char d[5];
+    size_t n = 0;
+    do d[n++] = (char)('0' + v % 10u);
+    while ((v /= 10u) != 0 && n < sizeof d);
+    while (n) out[o++] = d[--n];
+    return o;
+}
+
+/* The upgrade request (RFC 6455 §4.1) into the output queue, and the accept value it must get back. */
+static int send_upgrade(td_ws *ws)
+{
+    uint8_t nonce[16];
+    char key[24], *o;
+    size_t n = 0;
+    size_t need = 200 + strlen(ws->host) + strlen(ws->path);
+    if (ws->t->random(ws->t->ctx, nonce, sizeof nonce) != TD_OK) return TD_E_IO;
+    td_base64(nonce, sizeof nonce, key);
+    td_ws_accept_for(key, 24, ws->accept);
+    ws->tx_off = ws->tx_len = 0;
+    if (need > ws->tx_cap) return TD_E_NOSPACE;
+    o = (char *)ws->tx;
+    n = put(o, n, "GET ");
+    n = put(o, n, ws->path);
+    n = put(o, n, " HTTP/1.1\r\nHost: ");
+    n = put(o, n, ws->host);
+    n = put(o, n, ":");
+    n = put_uint(o, n, ws->port);
+    n = put(o, n, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Protocol: tendril.v1\r\nSec-WebSocket-Key: ");
+    memcpy(o + n, key, 24);
+    n += 24;
+    n = put(o, n, "\r\n\r\n");
+    ws->tx_len = n;
+    return TD_OK;
+}
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* Case-insensitive: does [p, p+n) equal s? */
+static int ieq(const char *p, size_t n, const char *s)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!s[i] || lower((unsigned char)p[i]) != lower((unsigned char)s[i])) return 0;
+    return s[n] == 0;
+}
+
+/* Does the comma-separated list [p, p+n) hold the token s (case-insensitive)? */
+static int has_token(const char *p, size_t n, const char *s)
+{
+    size_t i = 0, a, b;
+    while (i < n) {
+        while (i < n && (p[i] == ' ' || p[i] == ',' || p[i] == '\t')) i++;
+        a = i;
+        while (i < n && p[i] != ',') i++;
+        b = i;
+        while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t')) b--;
+        if (b > a && ieq(p + a, b - a, s)) return 1;
+    }
+    return 0;
+}
+
+/* Checks the 101 answer in rx[0, end). */
+static int check_upgrade(td_ws *ws, size_t end)
+{
+    const char *p = (const char *)ws->rx, *line = p, *stop = p + end;
+    unsigned seen = 0, st = 0;
+    size_t i;
+    /* "HTTP/1.1 101 ..." */
+    if (end < 12 || memcmp(p, "HTTP/1.1 ", 9)) return TD_E_HANDSHAKE;
+    for (i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9') return TD_E_HANDSHAKE;
+        st = st * 10 + (unsigned)(p[i] - '0');
+    }
+    ws->http_status = (uint16_t)st;
+    if (st != 101) return TD_E_HANDSHAKE;
+    for (;;) {
+        const char *eol = line, *colon, *v, *ve;
+        while (eol + 1 < stop && !(eol[0] == '\r' && eol[1] == '\n')) eol++;
+        if (eol + 1 >= stop || eol == line) break; /* the blank line */
+        if (line != p) {
+            colon = memchr(line, ':', (size_t)(eol - line));
+            if (!colon) return TD_E_HANDSHAKE;
+            v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            ve = eol;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+#define HEADER(name) ieq(line, (size_t)(colon - line), name)
+            if (HEADER("upgrade")) {
+                if (!ieq(v, (size_t)(ve - v), "websocket")) return TD_E_HANDSHAKE;
+                seen |= 1;
+            } else if (HEADER("connection")) {
+                if (!has_token(v, (size_t)(ve - v), "upgrade")) return TD_E_HANDSHAKE;
+                seen |= 2;
+            } else if (HEADER("sec-websocket-accept")) {
+                if (ve - v != 28 || memcmp(v, ws->accept, 28)) return TD_E_HANDSHAKE;
+                seen |= 4;
+            } else if (HEADER("sec-websocket-protocol")) {
+                /* §1.1.4: the hub must select tendril.v1, byte for byte */
+                if (ve - v != 10 || memcmp(v, "tendril.v1", 10)) return TD_E_HANDSHAKE;
+                seen |= 8;
+            } else if (HEADER("sec-websocket-extensions")) {
+                return TD_E_HANDSHAKE; /* §1.3: none was offered */
+            }
+#undef HEADER
+        }
+        line = eol + 2;
+    }
+    return seen == 15 ? TD_OK : TD_E_HANDSHAKE;
+}
+
+/* Reads what the transport has into rx. TD_OK, or TD_E_IO when the stream ended. */
+static int fill(td_ws *ws)
+{
+    int n;
+    if (ws->rx_len >= ws->rx_cap) return TD_OK;
+    n = ws->t->read(ws->t->ctx, ws->rx + ws->rx_len, ws->rx_cap - ws->rx_len);
+    if (n < 0) return TD_E_IO;
+    if (n > 0) {
+        ws->rx_len += (size_t)n;
+        ws->last_rx_ms = ws->t->now_ms(ws->t->ctx);
+    }
+    return TD_OK;
+}
+
+int td_ws_flush(td_ws *ws)
+{
+    while (ws->tx_off < ws->tx_len) {
+        int n = ws->t->write(ws->t->ctx, ws->tx + ws->tx_off, ws->tx_len - ws->tx_off);
+        if (n < 0) return TD_E_IO;
+        if (n == 0) break;
+        ws->tx_off += (size_t)n;
+    }
+    return TD_OK;
+}
+
+/* Fails the connection: a close frame with the code (when open), then the stream is closed. */
+static void fail(td_ws *ws, td_ws_event *ev, uint16_t code, const char *reason, int err)
+{
+    if (ws->state == TD_WS_OPEN) {
+        start_close(ws, code, reason, strlen(reason));
+        td_ws_flush(ws);
+    } else {
+        ws->close_code = code;
+        set_reason(ws, (const uint8_t *)reason, strlen(reason));
+    }
+    closed(ws, ev, code, err);
+}
+
+void td_ws_poll(td_ws *ws, td_ws_event *ev)
+{
+    td_ws_header h;
+    int e;
+    memset(ev, 0, sizeof *ev);
+    if (ws->rx_consume) { /* the message delivered last time is done with */
+        memmove(ws->rx, ws->rx + ws->rx_consume, ws->rx_len - ws->rx_consume);
+        ws->rx_len -= ws->rx_consume;
+        ws->rx_consume = 0;
+    }
+    switch (ws->state) {
+    case TD_WS_CLOSED: return;
+    case TD_WS_CONNECTING:
+        e = ws->t->connect(ws->t->ctx, ws->host, ws->port);
+        if (e == TD_E_AGAIN) return;
+        if (e != TD_OK || (e = send_upgrade(ws)) != TD_OK) {
+            closed(ws, ev, 1006, e == TD_E_NOSPACE ? TD_E_NOSPACE : TD_E_IO);
+            return;
+        }
+        ws->state = TD_WS_HANDSHAKE;
+        ws->rx_len = 0;
+        ws->last_rx_ms = ws->t->now_ms(ws->t->ctx);
+        /* fall through */
+    case TD_WS_HANDSHAKE: {
+        size_t i;
+        if (td_ws_flush(ws) || fill(ws)) {
+            closed(ws, ev, 1006, TD_E_IO);
+            return;
+        }
+        for (i = 3; i < ws->rx_len; i++)
+            if (!memcmp(ws->rx + i - 3, "\r\n\r\n", 4)) break;
+        if (i >= ws->rx_len) {
+            if (ws->rx_len == ws->rx_cap) closed(ws, ev, 1006, TD_E_HANDSHAKE); /* an answer we cannot hold */
+            return;
+        }
+        if (check_upgrade(ws, i + 1) != TD_OK) {
+            closed(ws, ev, 1006, TD_E_HANDSHAKE);
+            return;
+        }
+        ws->rx_consume = i + 1;
+        ws->tx_off = ws->tx_len = 0;
+        ws->state = TD_WS_OPEN;
+        ev->type = TD_WS_EV_OPEN;
+        return;
+    }
+    default: break;
+    }
+    /* OPEN or CLOSING */
+    if (td_ws_flush(ws) || fill(ws)) {
+        if (ws->state == TD_WS_CLOSING) closed(ws, ev, ws->close_code, TD_OK); /* the hub closed the stream */
+        else closed(ws, ev, 1006, TD_E_IO);
+        return;
+    }
+    if (ws->state == TD_WS_CLOSING) {
+        if (ws->tx_off == ws->tx_len && (uint32_t)(ws->t->now_ms(ws->t->ctx) - ws->closing_since) > CLOSE_WAIT_MS) {
+            closed(ws, ev, ws->close_code, TD_OK);
+            return;
+        }
+    }
+    e = td_ws_parse_header(ws->rx, ws->rx_len, &h);
+    if (e == TD_FRAME_TRUNCATED) return;
+    if (e != TD_OK || h.masked) { /* RFC 6455 §5.1: a server never masks */
+        fail(ws, ev, 1002, "", TD_E_WS);
+        return;
+    }
+    if (h.len > ws->rx_cap - h.header) { /* larger than we can hold */
+        fail(ws, ev, 1009, "FRAME_TOO_LARGE", TD_FRAME_TOO_LARGE);
+        return;
+    }
+    if (ws->rx_len < h.header + h.len) return; /* the rest is on its way */
+    if (!h.fin || h.opcode == OP_CONT) { /* fragmented: not supported in fixed memory */
+        fail(ws, ev, 1003, "fragmented", TD_E_WS);
+        return;
+    }
+    switch (h.opcode) {
+    case OP_BINARY:
+        ws->rx_consume = h.header + (size_t)h.len;
+        if (ws->state == TD_WS_OPEN) {
+            ev->type = TD_WS_EV_MESSAGE;
+            ev->data = ws->rx + h.header;
+            ev->len = (size_t)h.len;
+        }
+        return;
+    case OP_TEXT: fail(ws, ev, 1003, "TEXT_FRAME", TD_TEXT_FRAME); return; /* §1.2.3 */
+    case OP_PING:
+        if (ws->state == TD_WS_OPEN) {
+            /* no room for the pong now: leave the ping in rx until the queue drains */
+            if (send_frame(ws, OP_PONG, ws->rx + h.header, (size_t)h.len) == TD_E_AGAIN) return;
+            td_ws_flush(ws);
+        }
+        ws->rx_consume = h.header + (size_t)h.len;
+        return;
+    case OP_PONG: ws->rx_consume = h.header + (size_t)h.len; return;
+    case OP_CLOSE: {
+        uint16_t code = 1005; /* no status code */
+        if (h.len == 1) {
+            fail(ws, ev, 1002, "", TD_E_WS);
+            return;
+        }
+        if (h.len >= 2) {
+            code = (uint16_t)(ws->rx[h.header] << 8 | ws->rx[h.header + 1]);
+            set_reason(ws, ws->rx + h.header + 2, (size_t)h.len - 2);
+        } else {
+            ws->reason_len = 0;
+        }
+        if (!ws->sent_close) { /* echo the code (RFC 6455 §5.5.1) */
+            uint8_t echo[2];
+            echo[0] = (uint8_t)(code >> 8);
+            echo[1] = (uint8_t)code;
+            if (send_frame(ws, OP_CLOSE, echo, h.len >= 2 ? 2u : 0u) == TD_OK) td_ws_flush(ws);
+            ws->sent_close = 1;
+        }
+        ws->close_code = code;
+        closed(ws, ev, code, TD_OK);
+        return;
+    }
+    default: fail(ws, ev, 1002, "", TD_E_WS); return; /* reserved opcode */
+    }
+}
