@@ -1,0 +1,33 @@
+/** The app's shared state, wired to the real hub (tests build the state classes with fakes instead). */
+import { api, setUnauthorizedHandler } from './api.js';
+import { frames } from './frame.js';
+import { live, onLiveUnauthorized } from './live/index.js';
+import { CommandsState } from './state/commands.svelte.js';
+import { DeviceState } from './state/device.svelte.js';
+import { FleetState } from './state/fleet.svelte.js';
+import { SessionState } from './state/session.svelte.js';
+
+export const session = new SessionState(api);
+
+const expire = (): void => {
+  session.expired();
+  live.stop();
+};
+setUnauthorizedHandler(expire);
+onLiveUnauthorized(expire);
+
+export const fleet = new FleetState({
+  live,
+  loadDevices: async () => (await api.devices()).devices,
+  frames,
+});
+
+export function deviceState(id: string): DeviceState {
+  return new DeviceState(id, { live, api, frames });
+}
+
+export function commandsState(id: string): CommandsState {
+  return new CommandsState(id, { live, api, frames });
+}
+
+export { live };

@@ -1,0 +1,307 @@
+/**
+ * One device's view: its declarations, presence and connection history (live `device` stream, docs/live.md
+ * §5.2), and a chart per numeric metric whose history comes from the history API at about one bucket per
+ * pixel (min, mean, max per bucket) and whose present comes from live readings folded into the same buckets.
+ *
+ * Readings are buffered in plain arrays and applied once per animation frame; each chart's data is a
+ * `$state.raw` array set once per frame when its series changed. A resume that was not recovered (a
+ * snapshot with `gap: true`) marks a gap on every chart at the last reading, then refetches the history so
+ * the gap closes with stored data where the hub has it; coalesced readings (`coalesced`) are refetched too.
+ */
+import type { LiveEvent, Reading, SubscribeSpec } from '../live/protocol.js';
+import { BucketSeries, stepFor, type ChartData } from '../series.js';
+import type { Device, HistoryAnswer, MetricDeclaration, Presence } from '../types.js';
+
+export type RangeKey = 'live' | '15m' | '1h' | '24h' | '7d' | 'custom';
+
+export const RANGE_MS: Record<Exclude<RangeKey, 'custom'>, number> = {
+  live: 5 * 60_000,
+  '15m': 15 * 60_000,
+  '1h': 3_600_000,
+  '24h': 86_400_000,
+  '7d': 7 * 86_400_000,
+};
+
+export interface RangeSpec {
+  key: RangeKey;
+  /** custom only */
+  from?: number;
+  to?: number;
+}
+
+export interface ConnectionEntry {
+  at: number;
+  state: Presence['state'];
+  reason: string | null;
+  transport?: string | null;
+}
+
+const EMPTY: ChartData = [[], [], [], []];
+
+export class MetricChart {
+  data: ChartData = $state.raw(EMPTY);
+  loading = $state(false);
+  error: string | null = $state(null);
+  /** Gap marks currently drawn. */
+  gapMarks = $state(0);
+  series: BucketSeries;
+  drawnVersion = -1;
+
+  constructor(
+    public decl: MetricDeclaration,
+    stepMs: number,
+  ) {
+    this.series = new BucketSeries(stepMs);
+  }
+
+  /** Publishes the series to the chart if it changed. */
+  publish(): void {
+    if (this.series.version === this.drawnVersion) return;
+    this.drawnVersion = this.series.version;
+    this.data = this.series.toData();
+    this.gapMarks = this.series.gaps.length;
+  }
+}
+
+export interface DeviceDeps {
+  live: {
+    subscribe(
+      spec: SubscribeSpec,
+      handler: {
+        onEvent(e: LiveEvent, offset: number): void;
+        onResult?(r: { recovered: boolean }, resumed: boolean): void;
+        onError?(e: { code: string; message: string }): void;
+      },
+    ): { close(): void };
+  };
+  api: {
+    device(id: string): Promise<Device>;
+    series(id: string, metric: string, q: { from: number; to: number; stepMs: number; agg: string }): Promise<HistoryAnswer>;
+  };
+  frames: { schedule(fn: () => void): void };
+  now?: () => number;
+  timers?: { setInterval(fn: () => void, ms: number): unknown; clearInterval(h: unknown): void };
+}
+
+const charted = (m: MetricDeclaration): boolean => m.kind !== 'string';
+
+export class DeviceState {
+  device: Device | null = $state.raw(null);
+  notFound = $state(false);
+  error: string | null = $state(null);
+  range: RangeSpec = $state.raw({ key: 'live' });
+  charts: MetricChart[] = $state.raw([]);
+  connectionLog: ConnectionEntry[] = $state.raw([]);
+  /** Readings the hub skipped for this view (coalesced while behind), refetched from history. */
+  skipped = $state(0);
+  /** Times the live channel could not recover what it missed. */
+  gapsMarked = $state(0);
+  lastReadingAt = $state(0);
+  /** The time the charts end at (now for live ranges, moved every second). */
+  windowEnd = $state(0);
+  /** Chart width in pixels: the history is asked for about one bucket per pixel. */
+  width = 800;
+
+  window = $derived.by(() => {
+    const r = this.range;
+    if (r.key === 'custom') return { from: r.from ?? this.windowEnd - 3_600_000, to: r.to ?? this.windowEnd };
+    return { from: this.windowEnd - RANGE_MS[r.key], to: this.windowEnd };
+  });
+  follows = $derived(this.range.key !== 'custom' || this.range.to === undefined);
+
+  #readings: Reading[] = [];
+  #control: LiveEvent[] = [];
+  #snapshotGap = false;
+  #backfillTimer: ReturnType<typeof setTimeout> | null = null;
+  #loadToken = 0;
+  #now: () => number;
+
+  constructor(
+    readonly deviceId: string,
+    private readonly deps: DeviceDeps,
+  ) {
+    this.#now = deps.now ?? (() => Date.now());
+    this.windowEnd = this.#now();
+  }
+
+  start(): () => void {
+    const sub = this.deps.live.subscribe(
+      { stream: 'device', devices: [this.deviceId] },
+      {
+        onEvent: (e) => this.receive(e),
+        onError: (e) => {
+          if (e.code === 'DEVICE_NOT_FOUND') this.notFound = true;
+          else if (e.code !== 'NOT_CONNECTED') this.error = `${e.code}: ${e.message}`;
+        },
+      },
+    );
+    this.deps.api.device(this.deviceId).then(
+      (d) => {
+        if (!this.device) this.#setDevice(d, true);
+      },
+      (err: { status?: number; message: string }) => {
+        if (err.status === 404) this.notFound = true;
+        else if (!this.device) this.error = err.message;
+      },
+    );
+    const timers = this.deps.timers ?? { setInterval: (fn, ms) => setInterval(fn, ms), clearInterval: (h) => clearInterval(h as number) };
+    const tick = timers.setInterval(() => this.tick(), 1000);
+    return () => {
+      timers.clearInterval(tick);
+      if (this.#backfillTimer) clearTimeout(this.#backfillTimer);
+      sub.close();
+    };
+  }
+
+  /** Moves a following window to now and drops buckets that left it. */
+  tick(): void {
+    if (!this.follows) return;
+    this.windowEnd = this.#now();
+    const from = this.window.from;
+    for (const c of this.charts) {
+      c.series.trimBefore(from - c.series.stepMs);
+      c.publish();
+    }
+  }
+
+  setRange(range: RangeSpec): void {
+    this.range = range;
+    this.windowEnd = range.key === 'custom' && range.to !== undefined ? range.to : this.#now();
+    this.#rebuildCharts();
+  }
+
+  receive(e: LiveEvent): void {
+    switch (e.kind) {
+      case 'readings':
+        if (e.deviceId !== this.deviceId) return;
+        for (const r of e.readings) this.#readings.push(r);
+        if (e.coalesced) {
+          let n = 0;
+          for (const k in e.coalesced) n += e.coalesced[k]!;
+          if (n > 0) {
+            this.skipped += n;
+            this.#scheduleBackfill();
+          }
+        }
+        break;
+      case 'snapshot':
+        if (e.gap) this.#snapshotGap = true;
+        this.#control.push(e);
+        break;
+      case 'presence':
+      case 'device':
+      case 'added':
+        this.#control.push(e);
+        break;
+      default:
+        return;
+    }
+    this.deps.frames.schedule(this.flush);
+  }
+
+  flush = (): void => {
+    for (const e of this.#control) {
+      if (e.kind === 'snapshot' || e.kind === 'added') {
+        const d = e.devices?.find((x) => x.id === this.deviceId);
+        if (d) this.#setDevice(d, this.device === null);
+      } else if (e.kind === 'presence' && e.deviceId === this.deviceId && this.device) {
+        this.device = { ...this.device, presence: e.presence, ...(e.transport !== undefined ? { transport: e.transport } : {}) };
+        this.#log(e.presence, e.transport);
+      } else if (e.kind === 'device' && e.deviceId === this.deviceId) {
+        if (e.device === null) this.notFound = true;
+        else this.#setDevice(e.device, false);
+      }
+    }
+    this.#control = [];
+    if (this.#snapshotGap) {
+      // §6.2.3: what happened between the last reading and the snapshot is unknown here. Mark it, then ask
+      // the history for it.
+      this.#snapshotGap = false;
+      const at = (this.lastReadingAt || this.#now()) + 1;
+      for (const c of this.charts) c.series.markGap(at);
+      this.gapsMarked++;
+      this.#scheduleBackfill(0);
+    }
+    if (this.#readings.length > 0) {
+      const to = this.range.key === 'custom' && this.range.to !== undefined ? this.range.to : Infinity;
+      const byName = new Map(this.charts.map((c) => [c.decl.name, c]));
+      let last = this.lastReadingAt;
+      for (const r of this.#readings) {
+        if (r.ts > last) last = r.ts;
+        if (r.ts > to) continue;
+        for (const name in r.values) byName.get(name)?.series.add(r.ts, r.values[name]!);
+      }
+      this.#readings = [];
+      this.lastReadingAt = last;
+    }
+    for (const c of this.charts) c.publish();
+  };
+
+  #log(p: Presence, transport?: string | null): void {
+    const last = this.connectionLog[0];
+    if (last && last.state === p.state && last.at === p.since) return;
+    this.connectionLog = [{ at: p.since, state: p.state, reason: p.reason, transport: transport ?? null }, ...this.connectionLog].slice(0, 200);
+  }
+
+  #setDevice(d: Device, first: boolean): void {
+    const before = this.device;
+    this.device = d;
+    if (first || this.connectionLog.length === 0) this.#log(d.presence, d.transport);
+    else if (before && (before.presence.state !== d.presence.state || before.presence.since !== d.presence.since)) this.#log(d.presence, d.transport);
+    const names = (this.charts.map((c) => c.decl.name)).join('\n');
+    const next = d.metrics.filter(charted);
+    if (next.map((m) => m.name).join('\n') !== names) this.#rebuildCharts();
+    else for (const c of this.charts) c.decl = next.find((m) => m.name === c.decl.name) ?? c.decl;
+  }
+
+  #stepMs(): number {
+    const w = this.window;
+    return stepFor(w.to - w.from, Math.max(100, Math.min(4000, Math.round(this.width))));
+  }
+
+  #rebuildCharts(): void {
+    const d = this.device;
+    if (!d) return;
+    const step = this.#stepMs();
+    this.charts = d.metrics.filter(charted).map((m) => new MetricChart(m, step));
+    void this.#loadHistory();
+  }
+
+  #scheduleBackfill(delayMs = 2000): void {
+    if (this.#backfillTimer) return;
+    this.#backfillTimer = setTimeout(() => {
+      this.#backfillTimer = null;
+      void this.#loadHistory();
+    }, delayMs);
+  }
+
+  /** Fetches min, mean and max for every chart over the window and joins them at now (the seam). */
+  async #loadHistory(): Promise<void> {
+    const token = ++this.#loadToken;
+    const charts = this.charts;
+    const w = this.window;
+    const seam = Math.min(this.#now(), w.to);
+    await Promise.all(
+      charts.map(async (c) => {
+        const step = c.series.stepMs;
+        const from = Math.floor(w.from / step) * step;
+        const to = Math.max(from + step, seam);
+        c.loading = true;
+        const ask = (agg: string): Promise<HistoryAnswer | null> =>
+          this.deps.api.series(this.deviceId, c.decl.name, { from, to, stepMs: step, agg }).catch((err: Error) => {
+            c.error = err.message;
+            return null;
+          });
+        const [min, mean, max] = await Promise.all([ask('min'), ask('mean'), ask('max')]);
+        let fallback: HistoryAnswer | null = null;
+        if (!min && !mean && !max) fallback = await ask('last');
+        if (token !== this.#loadToken) return;
+        c.loading = false;
+        if (min || mean || max || fallback) c.error = null;
+        c.series.setHistory({ min: min?.points, mean: (mean ?? fallback)?.points, max: max?.points }, to);
+        c.series.resolveGaps(from, to);
+        c.publish();
+      }),
+    );
+  }
+}
