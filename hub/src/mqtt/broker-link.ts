@@ -49,8 +49,11 @@ export interface InboundMessage {
   readonly retain: boolean;
   readonly dup: boolean;
   readonly messageId: number;
-  /** The message is handled (durable, or refused and reported): its PUBACK may go once all before it went. */
-  complete(): void;
+  /**
+   * The message is handled (durable, or refused and reported): its PUBACK may go once all before it went.
+   * `onAcked` runs when the PUBACK is written (never, if the connection ends first).
+   */
+  complete(onAcked?: () => void): void;
 }
 
 export interface BrokerLinkListener {
@@ -67,14 +70,20 @@ export type LinkState = 'connecting' | 'up' | 'down' | 'closed';
 
 const NOOP = (): void => {};
 
-/** One connection's ordered PUBACK window. */
+/**
+ * One connection's ordered PUBACK window. Slots are numbered from 0 for the life of the connection; the
+ * arrays hold the slots from `offset` on (the sent prefix is dropped now and then).
+ */
 class AckWindow {
-  private readonly ids: number[] = [];
-  private readonly done: boolean[] = [];
+  private ids: number[] = [];
+  private done: boolean[] = [];
+  private readonly callbacks = new Map<number, () => void>();
+  /** Slot number of ids[0]. */
+  private offset = 0;
+  /** Index (into ids) of the first slot whose PUBACK has not gone. */
   private head = 0;
   private flushScheduled = false;
   open = true;
-  acked = 0;
 
   constructor(private readonly write: (bytes: Buffer) => void) {}
 
@@ -85,14 +94,16 @@ class AckWindow {
   push(messageId: number): number {
     this.ids.push(messageId);
     this.done.push(false);
-    return this.ids.length - 1;
+    return this.offset + this.ids.length - 1;
   }
 
-  complete(index: number): void {
-    if (!this.open || this.done[index]) return;
-    this.done[index] = true;
+  complete(slot: number, onAcked?: () => void): void {
+    const i = slot - this.offset;
+    if (!this.open || i < this.head || this.done[i]) return;
+    this.done[i] = true;
+    if (onAcked) this.callbacks.set(slot, onAcked);
     // One write for every PUBACK that becomes sendable in this turn of the event loop.
-    if (index === this.head && !this.flushScheduled) {
+    if (i === this.head && !this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
@@ -107,22 +118,32 @@ class AckWindow {
     if (n === 0) return;
     // PUBACK: 0x40, remaining length 2, packet id. MQTT 5 allows the same 4 bytes for reason 0 with no properties.
     const out = Buffer.allocUnsafe(4 * n);
-    for (let i = 0; i < n; i++) {
-      const id = this.ids[this.head + i]!;
-      out[4 * i] = 0x40;
-      out[4 * i + 1] = 2;
-      out[4 * i + 2] = id >> 8;
-      out[4 * i + 3] = id & 0xff;
+    for (let k = 0; k < n; k++) {
+      const id = this.ids[this.head + k]!;
+      out[4 * k] = 0x40;
+      out[4 * k + 1] = 2;
+      out[4 * k + 2] = id >> 8;
+      out[4 * k + 3] = id & 0xff;
     }
+    const first = this.head;
     this.head = end;
-    this.acked += n;
+    this.write(out);
+    if (this.callbacks.size > 0) {
+      for (let k = first; k < end; k++) {
+        const cb = this.callbacks.get(this.offset + k);
+        if (cb) {
+          this.callbacks.delete(this.offset + k);
+          cb();
+        }
+      }
+    }
     // Drop the sent prefix now and then instead of shifting on every ack.
     if (this.head > 4096 && this.head * 2 > this.ids.length) {
-      this.ids.splice(0, this.head);
-      this.done.splice(0, this.head);
+      this.ids = this.ids.slice(this.head);
+      this.done = this.done.slice(this.head);
+      this.offset += this.head;
       this.head = 0;
     }
-    this.write(out);
   }
 }
 
@@ -303,7 +324,7 @@ export class BrokerLink {
     let complete = NOOP;
     if (packet.qos === 1) {
       const slot = window.push(packet.messageId!);
-      complete = () => window.complete(slot);
+      complete = (onAcked?: () => void) => window.complete(slot, onAcked);
     } else if (packet.qos === 2) {
       // Never subscribed at QoS 2; answer PUBREC so the broker does not keep it in flight forever.
       this.writePacket(socket, { cmd: 'pubrec', messageId: packet.messageId! });

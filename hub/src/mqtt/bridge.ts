@@ -1,0 +1,564 @@
+/**
+ * The MQTT bridge (docs/mqtt.md): a second transport beside the tendril.v1 device channel. It only maps
+ * MQTT messages to devices and readings; the devices layer (DeviceAttacher) and each device's
+ * IngestSession do dedupe, validation, durability and the durable seq, exactly as for a WebSocket device.
+ *
+ * Acks mean durable: a QoS 1 message's PUBACK goes once every reading in it is durable, rejected or a
+ * duplicate (IngestReporter.onDurable), or once the bridge refused the message as a whole and said why on
+ * `.../error`; BrokerLink sends PUBACKs in PUBLISH order. While the spool is full (STORE_BUSY) nothing is
+ * acknowledged, so the broker holds the messages; the bridge resends what it holds after the pause.
+ */
+import type { CommandStatus } from '@tendril/device-sdk/codec';
+import type { Clock, TimerHandle, Timers } from '../core/clock.js';
+import type { AttachedDevice, AttachInfo, DetachRequest, DeviceAttacher, OutgoingCommand, TransportHandle } from '../devices/types.js';
+import type { IngestReporter, RefusalCode as IngestRefusal, ValidationCode } from '../ingest/types.js';
+import { BrokerLink, type BrokerLinkOptions, type InboundMessage } from './broker-link.js';
+import { BridgedDevice, type Batch } from './bridged-device.js';
+import {
+  encodeCommand,
+  encodeError,
+  isRefusal,
+  parseBirth,
+  parseCommandResult,
+  parseData,
+  parseState,
+  type BridgeRefusal,
+  type DataLimits,
+  type JsonReading,
+} from './payload.js';
+import type { CompiledTemplate } from './templates.js';
+import { cmdTopic, errorTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
+
+export interface BridgeLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What the bridge needs of the registry: whether a device is registered, and quarantine creation. */
+export interface BridgeRegistry {
+  get(id: string): { disabled: boolean } | undefined;
+  /** Registers `id` disabled, labelled quarantine=mqtt, for an admin to approve (autoRegister only). */
+  quarantine?(id: string): void;
+}
+
+export interface BridgeOptions {
+  link: Omit<BrokerLinkOptions, 'subscriptions' | 'clock' | 'timers' | 'random'>;
+  templates: readonly CompiledTemplate[];
+  autoRegister: boolean;
+  limits: DataLimits;
+  attacher: DeviceAttacher;
+  registry: BridgeRegistry;
+  clock: Clock;
+  timers: Timers;
+  log: BridgeLog;
+  random?: () => number;
+  /** How long messages for a device whose attach was refused are refused without asking again. */
+  refusalCooldownMs?: number;
+}
+
+export type BrokerState = 'connecting' | 'up' | 'down' | 'closed';
+
+export interface BridgeStatus {
+  broker: BrokerState;
+  /** Why the broker is not reachable (null while up). */
+  lastError: string | null;
+  since: number;
+  url: string;
+  devicesAttached: number;
+  unackedMessages: number;
+  /** $SYS/broker/publish/messages/dropped as the broker last published it (null: never seen). */
+  brokerDropped: number | null;
+  /** Increase of brokerDropped since the hub connected (what the broker lost while the hub ran). */
+  brokerDroppedSinceStart: number;
+}
+
+/** Counters the metrics read at scrape time. */
+export interface BridgeCounts {
+  messages: Record<'data' | 'birth' | 'state' | 'cmdResult' | 'template' | 'sys' | 'unrouted', number>;
+  refused: Map<string, number>;
+  unknownDevices: number;
+  quarantined: number;
+  readingsFed: number;
+  qos0Dropped: number;
+  commandsPublished: number;
+  errorsPublished: number;
+  storeBusyPauses: number;
+}
+
+const DEFAULT_COOLDOWN_MS = 5000;
+const PAUSE_MARGIN_MS = 10;
+/** Remembered seqs of unacknowledged bridge-numbered messages, for the broker's resend after a cut. */
+const MAX_REMEMBERED = 65_536;
+
+interface Remembered {
+  topic: string;
+  payload: Buffer;
+  seqs: number[];
+}
+
+export class MqttBridge {
+  readonly link: BrokerLink;
+  private readonly devices = new Map<string, BridgedDevice>();
+  private readonly random: () => number;
+  /** Messages that came before every SUBACK (and so perhaps before their device's retained birth). */
+  private parked: InboundMessage[] | null = [];
+  private readonly remembered = new Map<number, Remembered>();
+  private closing = false;
+  private connected = false;
+  private dropped: number | null = null;
+  private droppedAtStart: number | null = null;
+  readonly counts: BridgeCounts = {
+    messages: { data: 0, birth: 0, state: 0, cmdResult: 0, template: 0, sys: 0, unrouted: 0 },
+    refused: new Map(),
+    unknownDevices: 0,
+    quarantined: 0,
+    readingsFed: 0,
+    qos0Dropped: 0,
+    commandsPublished: 0,
+    errorsPublished: 0,
+    storeBusyPauses: 0,
+  };
+
+  constructor(private readonly opts: BridgeOptions) {
+    this.random = opts.random ?? Math.random;
+    const templateFilters = [...new Set(opts.templates.map((t) => t.pattern.filter))];
+    const subscriptions = [
+      // Births and states first: their retained messages arrive before the next SUBACK.
+      TENDRIL_SUBSCRIPTIONS.births.map((topic) => ({ topic, qos: 1 as const })),
+      [...TENDRIL_SUBSCRIPTIONS.rest, ...templateFilters].map((topic) => ({ topic, qos: 1 as const })),
+      [{ topic: SYS_DROPPED_TOPIC, qos: 0 as const }],
+    ];
+    this.link = new BrokerLink(
+      { ...opts.link, subscriptions, clock: opts.clock, timers: opts.timers, random: this.random },
+      {
+        up: (sessionPresent) => {
+          this.connected = true;
+          opts.log.info({ url: redactUrl(opts.link.url), sessionPresent }, 'connected to the MQTT broker');
+        },
+        subscribed: (failures) => this.onSubscribed(failures),
+        down: (reason) => this.onDown(reason),
+        message: (m) => this.onMessage(m),
+      },
+    );
+  }
+
+  start(): void {
+    this.link.start();
+  }
+
+  status(): BridgeStatus {
+    let attached = 0;
+    for (const d of this.devices.values()) if (d.attached) attached++;
+    return {
+      broker: this.link.state,
+      lastError: this.link.lastError,
+      since: this.link.since,
+      url: redactUrl(this.opts.link.url),
+      devicesAttached: attached,
+      unackedMessages: this.link.unacked,
+      brokerDropped: this.dropped,
+      brokerDroppedSinceStart: this.dropped !== null && this.droppedAtStart !== null ? Math.max(0, this.dropped - this.droppedAtStart) : 0,
+    };
+  }
+
+  private refuse(code: string): void {
+    this.counts.refused.set(code, (this.counts.refused.get(code) ?? 0) + 1);
+  }
+
+  // ---- inbound ----
+
+  private onSubscribed(failures: string[]): void {
+    if (failures.length > 0) this.opts.log.error({ failures }, 'the broker refused some of the bridge subscriptions (check its ACL for the hub user)');
+    const parked = this.parked;
+    this.parked = null;
+    if (parked) for (const m of parked) this.onMessage(m);
+  }
+
+  private onDown(reason: string): void {
+    this.parked = [];
+    if (this.connected && !this.closing) this.opts.log.warn({ reason }, 'MQTT broker connection lost; bridged devices show BRIDGE_DISCONNECTED');
+    else this.opts.log.debug({ reason }, 'MQTT broker not reachable');
+    this.connected = false;
+    // Every bridged device's state is unknown now. What was not acknowledged, the broker sends again.
+    for (const d of this.devices.values()) {
+      d.waiting.length = 0;
+      d.pending.length = 0;
+      this.clearPause(d);
+      if (d.attached) this.detach(d, this.closing ? 'SHUTTING_DOWN' : 'BRIDGE_DISCONNECTED');
+    }
+  }
+
+  private onMessage(m: InboundMessage): void {
+    if (this.closing) return; // no PUBACK: the broker sends it again to the next hub
+    if (this.parked !== null && m.topic !== SYS_DROPPED_TOPIC) {
+      this.parked.push(m);
+      return;
+    }
+    const t = parseTendrilTopic(m.topic);
+    if (t !== null) {
+      switch (t.kind) {
+        case 'data':
+          this.counts.messages.data++;
+          return this.onData(t.deviceId, m, null);
+        case 'birth':
+          this.counts.messages.birth++;
+          return this.onBirth(t.deviceId, m);
+        case 'state':
+          this.counts.messages.state++;
+          return this.onState(t.deviceId, m);
+        case 'cmdResult':
+          this.counts.messages.cmdResult++;
+          return this.onCommandResult(t.deviceId, m);
+      }
+    }
+    if (m.topic === SYS_DROPPED_TOPIC) {
+      this.counts.messages.sys++;
+      const n = Number(m.payload.toString('utf8'));
+      if (Number.isFinite(n)) {
+        this.dropped = n;
+        this.droppedAtStart ??= n;
+      }
+      return m.complete();
+    }
+    for (const template of this.opts.templates) {
+      const id = template.deviceFor(m.topic);
+      if (id !== null) {
+        this.counts.messages.template++;
+        return this.onData(id, m, template);
+      }
+    }
+    this.counts.messages.unrouted++;
+    m.complete();
+  }
+
+  private device(id: string, source: string): BridgedDevice {
+    let d = this.devices.get(id);
+    if (d === undefined) {
+      d = new BridgedDevice(id, source, this.random);
+      this.devices.set(id, d);
+    }
+    return d;
+  }
+
+  /** Says why a message was refused on the device's error topic (Tendril devices only) and acks it. */
+  private refuseMessage(d: BridgedDevice | string, m: InboundMessage, r: BridgeRefusal, source?: string): void {
+    this.refuse(r.code);
+    const id = typeof d === 'string' ? d : d.id;
+    this.report(id, source ?? (typeof d === 'string' ? 'tendril' : d.source), r.code, r.message, { topic: m.topic });
+    m.complete();
+  }
+
+  private report(id: string, source: string, code: string, message: string, extra: { seq?: number; metric?: string; topic?: string }): void {
+    if (source !== 'tendril') {
+      // A template's fleet has no error topic of ours: the log and the counters say it.
+      this.opts.log.debug({ deviceId: id, code, ...extra }, message);
+      return;
+    }
+    if (this.link.publish(errorTopic(id), encodeError(code, message, extra), { qos: 0 }) !== null) this.counts.errorsPublished++;
+  }
+
+  private onBirth(id: string, m: InboundMessage): void {
+    if (m.payload.length === 0) return m.complete(); // a retained birth being cleared
+    const birth = parseBirth(m.payload, this.opts.limits.maxPayloadBytes);
+    if (isRefusal(birth)) return this.refuseMessage(id, m, birth);
+    const d = this.device(id, 'tendril');
+    const info: AttachInfo = { epoch: birth.epoch ?? d.bridgeEpoch, metrics: birth.metrics, firmware: birth.firmware, sdk: birth.sdk, dropped: birth.dropped };
+    const changed = d.declare(info, birth.epoch === null ? 'bridge' : 'device');
+    // A live birth (not the retained copy the broker replays on subscribe) means the device just started.
+    if (!m.retain) d.wantsOnline = true;
+    m.complete();
+    if (changed && d.attached) this.reattach(d);
+    else if (d.wantsOnline && !d.attached) this.ensureAttached(d);
+    else if (d.attached) d.attached.status(birth.dropped);
+  }
+
+  private onState(id: string, m: InboundMessage): void {
+    if (m.payload.length === 0) return m.complete();
+    const state = parseState(m.payload);
+    if (isRefusal(state)) return this.refuseMessage(id, m, state);
+    m.complete();
+    const d = this.device(id, 'tendril');
+    if (state.state === 'online') {
+      d.wantsOnline = true;
+      if (d.info !== null) this.ensureAttached(d);
+    } else {
+      d.wantsOnline = false;
+      if (d.attached) this.detachAfterSettle(d, state.reason);
+    }
+  }
+
+  private onCommandResult(id: string, m: InboundMessage): void {
+    const result = parseCommandResult(m.payload, this.opts.limits.maxPayloadBytes);
+    if (isRefusal(result)) return this.refuseMessage(id, m, result);
+    const d = this.devices.get(id);
+    const now = this.opts.clock.now();
+    if (!d?.attached || !d.attached.commandResult(result.commandId, result.status as CommandStatus, result.detail, now)) {
+      return this.refuseMessage(id, m, { code: 'UNKNOWN_COMMAND_ID', message: `command ${result.commandId} was not sent to this device` });
+    }
+    d.attached.seen(now);
+    m.complete();
+  }
+
+  private onData(id: string, m: InboundMessage, template: CompiledTemplate | null): void {
+    const registered = this.opts.registry.get(id);
+    if (registered === undefined) {
+      this.counts.unknownDevices++;
+      if (this.opts.autoRegister && this.opts.registry.quarantine) {
+        this.opts.registry.quarantine(id);
+        this.counts.quarantined++;
+        this.opts.log.info({ deviceId: id, topic: m.topic }, 'unknown MQTT device registered disabled (quarantine=mqtt) for an admin to approve');
+      }
+      const message = `no device ${id} is registered; register it (POST /api/v1/devices) before it publishes`;
+      return this.refuseMessage(id, m, { code: 'UNKNOWN_DEVICE', message }, template?.name);
+    }
+    const source = template ? template.name : 'tendril';
+    const d = this.device(id, source);
+    const now = this.opts.clock.now();
+    if (d.refusedUntil > now && d.refusedCode !== null) {
+      return this.refuseMessage(d, m, { code: d.refusedCode, message: `device ${id} is ${d.refusedCode === 'DEVICE_DISABLED' ? 'disabled' : 'not registered'}` });
+    }
+    if (template && d.info === null) {
+      d.declare({ epoch: d.bridgeEpoch, metrics: template.metrics, firmware: null, sdk: `mqtt/${template.name}`, dropped: 0 }, 'bridge');
+    }
+    if (d.info === null) {
+      return this.refuseMessage(d, m, { code: 'BIRTH_REQUIRED', message: `publish a birth message on tendril/v1/${id}/birth (retained) before data` });
+    }
+    const json: JsonReading[] | BridgeRefusal = template ? template.readingsOf(m.payload, this.opts.limits) : parseData(m.payload, this.opts.limits);
+    if (isRefusal(json)) return this.refuseMessage(d, m, json);
+    const seqs = this.rememberedSeqs(d, m, json.length);
+    const readings = d.convert(json, seqs, (r, seq, metric) => {
+      this.refuse(r.code);
+      this.report(d.id, d.source, r.code, r.message, { seq, metric });
+    });
+    if (isRefusal(readings)) return this.refuseMessage(d, m, readings);
+    let complete = m.complete;
+    if (d.numbering === 'bridge' && m.qos === 1) {
+      const entry: Remembered = { topic: m.topic, payload: m.payload, seqs: readings.map((r) => r.seq) };
+      this.remember(m.messageId, entry);
+      // Forgotten once the PUBACK is out; until then a resend (DUP, same id and bytes) gets the same seqs.
+      complete = () =>
+        m.complete(() => {
+          if (this.remembered.get(m.messageId) === entry) this.remembered.delete(m.messageId);
+        });
+    }
+    const batch: Batch = { readings, maxSeq: readings.reduce((a, r) => Math.max(a, r.seq), 0), qos: m.qos, complete };
+    d.wantsOnline = true;
+    if (d.attached && d.pauseTimer === null && !d.attaching) {
+      d.attached.seen(now);
+      this.feed(d, [batch], now);
+    } else if (m.qos === 0 && d.pauseTimer !== null) {
+      // QoS 0 has no PUBACK to hold the broker back with: refused while the device is paused.
+      this.counts.qos0Dropped += readings.length;
+    } else {
+      d.waiting.push(batch);
+      this.ensureAttached(d);
+    }
+  }
+
+  /** Seqs a message got when it came first, if this is the broker resending it (same id, topic, payload). */
+  private rememberedSeqs(d: BridgedDevice, m: InboundMessage, n: number): number[] | null {
+    if (d.numbering !== 'bridge' || m.qos !== 1 || !m.dup) return null;
+    const r = this.remembered.get(m.messageId);
+    if (r === undefined || r.topic !== m.topic || !r.payload.equals(m.payload) || r.seqs.length !== n) return null;
+    return r.seqs;
+  }
+
+  private remember(id: number, entry: Remembered): void {
+    this.remembered.delete(id);
+    this.remembered.set(id, entry);
+    if (this.remembered.size > MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
+  }
+
+  /** Hands batches to the device's ingest session, oldest first. */
+  private feed(d: BridgedDevice, batches: Batch[], now: number): void {
+    const a = d.attached!;
+    const readings = batches.length === 1 ? batches[0]!.readings : batches.flatMap((b) => b.readings);
+    // Pending first: a refusal reported inside ingest() must find these batches there.
+    for (const b of batches) d.pending.push(b);
+    const prev = d.lastFed;
+    d.lastFed = readings[readings.length - 1]!.seq;
+    this.counts.readingsFed += readings.length;
+    a.ingest.ingest(readings, prev, now);
+  }
+
+  // ---- attaching ----
+
+  private ensureAttached(d: BridgedDevice): void {
+    if (d.attached || d.attaching || this.closing || this.link.state !== 'up') return;
+    d.attaching = true;
+    const generation = ++d.generation;
+    const handle = this.handleFor(d, generation);
+    const reporter = this.reporterFor(d, generation);
+    this.opts.attacher.attach(d.id, d.info!, handle, reporter).then(
+      (attached) => this.attachedNow(d, generation, attached),
+      (err: unknown) => this.attachFailed(d, generation, err),
+    );
+  }
+
+  private attachedNow(d: BridgedDevice, generation: number, attached: AttachedDevice): void {
+    d.attaching = false;
+    if (generation !== d.generation || this.closing || this.link.state !== 'up') {
+      attached.detach(this.closing ? 'SHUTTING_DOWN' : 'BRIDGE_DISCONNECTED');
+      return;
+    }
+    d.attached = attached;
+    d.refusedCode = null;
+    d.lastFed = attached.ingest.ackedSeq;
+    if (d.numbering === 'bridge') d.lastAssigned = Math.max(d.lastAssigned, attached.ingest.ackedSeq);
+    (attached as AttachedDevice & { online?: () => void }).online?.();
+    const now = this.opts.clock.now();
+    attached.seen(now);
+    if (d.waiting.length > 0) this.feed(d, d.waiting.splice(0), now);
+  }
+
+  private attachFailed(d: BridgedDevice, generation: number, err: unknown): void {
+    d.attaching = false;
+    if (generation !== d.generation) return;
+    const code = (err as { code?: string }).code;
+    if (code === 'SHUTTING_DOWN' || this.closing) return; // unacked: the broker resends to the next hub
+    if (code === 'REPLACED') return this.ensureAttached(d);
+    const refused = code === 'DEVICE_DISABLED' ? 'DEVICE_DISABLED' : 'UNKNOWN_DEVICE';
+    if (code !== 'DEVICE_DISABLED' && code !== 'AUTH_FAILED') this.opts.log.error({ err, deviceId: d.id }, 'attaching an MQTT device failed');
+    d.refusedCode = refused;
+    d.refusedUntil = this.opts.clock.now() + (this.opts.refusalCooldownMs ?? DEFAULT_COOLDOWN_MS);
+    const message = refused === 'DEVICE_DISABLED' ? `an operator disabled device ${d.id}` : `no device ${d.id} is registered`;
+    for (const b of d.waiting.splice(0)) {
+      this.refuse(refused);
+      b.complete();
+    }
+    this.report(d.id, d.source, refused, message, {});
+  }
+
+  private handleFor(d: BridgedDevice, generation: number): TransportHandle {
+    return {
+      transport: 'mqtt',
+      remote: this.opts.link.clientId,
+      sendCommand: (command: OutgoingCommand) => this.sendCommand(d, command),
+      close: (reason: DetachRequest, message: string) => {
+        if (generation !== d.generation) return;
+        this.opts.log.info({ deviceId: d.id, reason, message }, 'the hub ended an MQTT device session');
+        this.detachAfterSettle(d, reason);
+      },
+    };
+  }
+
+  private reporterFor(d: BridgedDevice, generation: number): IngestReporter {
+    return {
+      onDurable: (seq) => {
+        if (generation === d.generation) d.durable(seq);
+      },
+      onRefused: (code, pauseMs) => {
+        if (generation === d.generation) this.pause(d, code, pauseMs);
+      },
+      onRejected: (code: ValidationCode, seq, alias, message) => {
+        if (generation !== d.generation) return;
+        const metric = d.metricName(alias);
+        const text = metric ? message.replace(`alias ${alias}`, `metric ${metric}`).replace(' in HELLO', ' in the birth message') : message;
+        this.report(d.id, d.source, code, text, { seq, ...(metric ? { metric } : {}) });
+      },
+    };
+  }
+
+  /** §7.4.3 as a device would: hold everything unacked, then resend it from the oldest after the pause. */
+  private pause(d: BridgedDevice, code: IngestRefusal, pauseMs: number): void {
+    if (code === 'STORE_BUSY') this.counts.storeBusyPauses++;
+    this.clearPause(d);
+    d.pausedUntil = this.opts.clock.now() + pauseMs;
+    d.pauseTimer = this.opts.timers.setTimeout(() => {
+      d.pauseTimer = null;
+      if (!d.attached || this.closing) return;
+      const batches = [...d.pending.splice(0), ...d.waiting.splice(0)];
+      if (batches.length > 0) this.feed(d, batches, this.opts.clock.now());
+      // A little past the pause: a resend the session sees a millisecond early is ignored without a word (§7.4.2).
+    }, pauseMs + PAUSE_MARGIN_MS);
+  }
+
+  private clearPause(d: BridgedDevice): void {
+    if (d.pauseTimer !== null) {
+      this.opts.timers.clearTimeout(d.pauseTimer as TimerHandle);
+      d.pauseTimer = null;
+    }
+  }
+
+  /** A new declaration: what the old session took becomes durable (and acked) first, then attach anew. */
+  private reattach(d: BridgedDevice): void {
+    this.detachAfterSettle(d, 'REPLACED', () => this.ensureAttached(d));
+  }
+
+  /**
+   * Lets what the session took become durable and acknowledged, then detaches. Batches still pending after
+   * that (their writes failed) go back to waiting, for the next attachment to take.
+   */
+  private detachAfterSettle(d: BridgedDevice, reason: string, then?: () => void): void {
+    const a = d.attached;
+    if (a === null) return then?.();
+    const generation = d.generation;
+    void a.ingest.settled().then(() => {
+      if (d.attached !== a || d.generation !== generation) return;
+      a.ingest.flush();
+      d.generation++;
+      this.clearPause(d);
+      d.waiting.unshift(...d.pending.splice(0));
+      d.attached = null;
+      a.detach(reason);
+      then?.();
+    });
+  }
+
+  private detach(d: BridgedDevice, reason: string): void {
+    const a = d.attached;
+    d.attached = null;
+    d.generation++;
+    a?.detach(reason);
+  }
+
+  // ---- down: commands ----
+
+  private sendCommand(d: BridgedDevice, command: OutgoingCommand): boolean {
+    if (d.source !== 'tendril') return false; // a template's fleet has no command topic of ours
+    const payload = encodeCommand(command.commandId, command.name, command.args, command.timeoutMs);
+    // MQTT 5 message expiry: a command nobody takes within its timeout is of no use to deliver later.
+    const expirySec = Math.max(1, Math.ceil(command.timeoutMs / 1000));
+    const sent = this.link.publish(cmdTopic(d.id), payload, { qos: 1, expirySec });
+    if (sent === null) return false;
+    this.counts.commandsPublished++;
+    sent.then((ok) => {
+      if (!ok) this.opts.log.warn({ deviceId: d.id, commandId: command.commandId }, 'the broker did not take a command');
+    }, () => {});
+    return true;
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Stops taking messages, lets every reading taken become durable and acknowledged, disconnects (the
+   * broker keeps the session: what was not acknowledged waits for the next start) and detaches every device.
+   */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const attached = [...this.devices.values()].filter((d) => d.attached !== null);
+    await Promise.all(attached.map((d) => d.attached!.ingest.settled()));
+    for (const d of attached) d.attached?.ingest.flush();
+    // PUBACKs go in a microtask after the completions.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const d of this.devices.values()) {
+      this.clearPause(d);
+      if (d.attached) this.detach(d, 'SHUTTING_DOWN');
+    }
+    await this.link.close();
+  }
+}
+
+/** The broker URL without its password, for status and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
