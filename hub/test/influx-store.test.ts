@@ -5,7 +5,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { readFileSync, rmSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -219,6 +219,7 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     const values = letters.flatMap((l) => (l.values as Array<{ seq: number; value: unknown }> | undefined) ?? []);
     expect(values.map((v) => [v.seq, v.value])).toEqual([[2, 'warm'], [4, 'hot']]);
     expect(letters[0]?.reason).toMatch(/"temp" is held as float/);
+    expect(statSync(join(dir, `${db}-dead-letter.jsonl`)).mode & 0o777).toBe(0o600); // readings: the hub's user only
     expect(store.stats().deadLetteredValues).toBe(2);
     // The learned type is used up front: the second conflicting write cost one request, not two.
     expect(store.stats().writeErrors.type_conflict).toBe(1);

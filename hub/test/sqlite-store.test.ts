@@ -1,4 +1,6 @@
 /** The embedded SQLite time-series store (TimeSeriesStore contract, hub/src/storage/types.ts). */
+import { chmodSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
@@ -20,6 +22,16 @@ describe('SqliteStore', () => {
   afterEach(async () => {
     await store.close();
     dir.remove();
+  });
+
+  it('keeps readings.db and its WAL files for the hub user only (0600), also when an earlier hub left them 0644', async () => {
+    await store.write([r(1, T0, [{ metric: 'temp', kind: 'f64', value: 1 }])]);
+    const mode = (f: string): number => statSync(join(dir.path, f)).mode & 0o777;
+    expect([mode('readings.db'), mode('readings.db-wal'), mode('readings.db-shm')]).toEqual([0o600, 0o600, 0o600]);
+    await store.close();
+    for (const f of ['readings.db', 'readings.db-wal', 'readings.db-shm']) if (existsSync(join(dir.path, f))) chmodSync(join(dir.path, f), 0o644);
+    store = new SqliteStore(dir.path);
+    expect(mode('readings.db')).toBe(0o600);
   });
 
   it('uses WAL with synchronous=FULL', () => {

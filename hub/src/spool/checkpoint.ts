@@ -5,7 +5,7 @@
  */
 import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHECKPOINT_FILE, fsyncDir, SEQS_FILE } from './directory.js';
+import { CHECKPOINT_FILE, FILE_MODE, fsyncDir, SEQS_FILE } from './directory.js';
 import type { SpoolReader } from './reader.js';
 import type { SpoolShared } from './shared.js';
 import type { SegmentWriter } from './writer.js';
@@ -51,7 +51,7 @@ export class Checkpoint {
     const s = this.s;
     const path = join(s.dir, CHECKPOINT_FILE);
     const tmp = `${path}.tmp`;
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', FILE_MODE);
     try {
       await fh.writeFile(JSON.stringify({ seg: s.drainPos.seg, off: s.drainPos.off }));
       await fh.datasync();
@@ -63,7 +63,7 @@ export class Checkpoint {
     if (done.length === 0) return;
     // The seqs of the deleted records must outlive them: persist the high-water marks first.
     const seqsPath = join(s.dir, SEQS_FILE);
-    await writeFile(`${seqsPath}.tmp`, s.seqs.toJson());
+    await writeFile(`${seqsPath}.tmp`, s.seqs.toJson(), { mode: FILE_MODE });
     const sh = await open(`${seqsPath}.tmp`, 'r+');
     try {
       await sh.datasync();

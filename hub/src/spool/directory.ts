@@ -2,11 +2,11 @@
  * The spool directory's small files (docs/storage.md, "Spool"): the lock that keeps one hub per directory, the
  * checkpoint (the first record not yet in the store) and the durable seqs of records in deleted segments.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SeqRow } from './durable-seqs.js';
-import { SpoolLockedError } from './errors.js';
+import { SpoolLockedError, SpoolPermissionError } from './errors.js';
 import { parseSegmentFileName } from './record.js';
 import type { SpoolLogger } from './options.js';
 import type { Position } from './shared.js';
@@ -14,6 +14,43 @@ import type { Position } from './shared.js';
 export const CHECKPOINT_FILE = 'checkpoint.json';
 export const SEQS_FILE = 'durable-seqs.json';
 const LOCK_FILE = 'lock';
+/** Mode of every file the spool creates: readings are for the hub's user only (issue 11, item 7). */
+export const FILE_MODE = 0o600;
+/** Mode the spool directory is given (or the hub refuses to start). */
+export const DIR_MODE = 0o700;
+
+/**
+ * Restricts the directory to its owner (0700), or throws SpoolPermissionError when it is open to others and
+ * cannot be restricted (the hub's user does not own it). Files in it that others could read (left by an earlier
+ * hub, which created them 0644) are made 0600; one that cannot be is logged, the directory already shuts it off.
+ */
+export function restrictDirectory(dir: string, logger: SpoolLogger | undefined): void {
+  const mode = statSync(dir).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    try {
+      chmodSync(dir, DIR_MODE);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new SpoolPermissionError(
+        `spool directory ${dir} has mode ${octal(mode)}, so other local users can read every reading in it, and the hub could not restrict it to 0700 (${code}); run the hub as the directory's owner, or chmod 700 ${dir}`,
+      );
+    }
+  }
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stat = lstatSync(path);
+    if (!stat.isFile() || (stat.mode & 0o077) === 0) continue;
+    try {
+      chmodSync(path, FILE_MODE);
+    } catch (err) {
+      logger?.warn({ err, path, mode: octal(stat.mode & 0o777) }, 'spool: could not make a file readable by the hub only (the spool directory is 0700)');
+    }
+  }
+}
+
+function octal(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
 
 /** Spool directories open in this process (the lock file's PID cannot tell two of ours apart). */
 const openDirs = new Set<string>();
@@ -23,7 +60,7 @@ export function takeLock(dir: string): void {
   if (openDirs.has(dir)) throw new SpoolLockedError(`spool ${dir} is already open in this process`);
   const path = join(dir, LOCK_FILE);
   try {
-    writeFileSync(path, String(process.pid), { flag: 'wx' });
+    writeFileSync(path, String(process.pid), { flag: 'wx', mode: FILE_MODE });
     openDirs.add(dir);
     return;
   } catch (err) {
@@ -34,7 +71,7 @@ export function takeLock(dir: string): void {
     throw new SpoolLockedError(`spool ${dir} is in use by process ${holder}; one hub per data directory`);
   }
   // Left by a process that died (kill -9): take it over.
-  writeFileSync(path, String(process.pid));
+  writeFileSync(path, String(process.pid), { mode: FILE_MODE });
   openDirs.add(dir);
 }
 
@@ -82,7 +119,7 @@ export function readSeqs(dir: string, logger: SpoolLogger | undefined): SeqRow[]
 export function writeSeqsSync(dir: string, json: string): void {
   const path = join(dir, SEQS_FILE);
   const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w');
+  const fd = openSync(tmp, 'w', FILE_MODE);
   try {
     writeSync(fd, json);
     fsyncSync(fd);

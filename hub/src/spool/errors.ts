@@ -23,6 +23,14 @@ export class SpoolClosedError extends Error {
   override readonly name = 'SpoolClosedError';
 }
 
+/**
+ * The spool directory is open to other local users (group or other permission bits) and cannot be restricted to
+ * the hub's user: the spool holds every reading, so the hub refuses to start.
+ */
+export class SpoolPermissionError extends Error {
+  override readonly name = 'SpoolPermissionError';
+}
+
 /** Another live process holds the spool directory. */
 export class SpoolLockedError extends Error {
   override readonly name = 'SpoolLockedError';

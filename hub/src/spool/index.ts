@@ -7,6 +7,7 @@ export {
   SpoolFormatError,
   SpoolFullError,
   SpoolLockedError,
+  SpoolPermissionError,
   type Spool,
   type SpoolOptions,
   type SpoolState,

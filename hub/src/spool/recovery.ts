@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDirSync, readCheckpoint, readSeqs, takeLock, writeSeqsSync } from './directory.js';
+import { DIR_MODE, fsyncDirSync, readCheckpoint, readSeqs, restrictDirectory, takeLock, writeSeqsSync } from './directory.js';
 import { SpoolFormatError } from './errors.js';
 import {
   decodeRecords,
@@ -19,9 +19,10 @@ import {
 } from './record.js';
 import { READ_CHUNK_BYTES, type Segment, type SpoolShared } from './shared.js';
 
-/** Takes the directory's lock and rebuilds `s` (segments, counters, seqs, drain position) from the files. */
+/** Restricts the directory to the hub's user, takes its lock and rebuilds `s` (segments, counters, seqs, drain position) from the files. */
 export function recover(s: SpoolShared): void {
-  mkdirSync(s.dir, { recursive: true, mode: 0o700 });
+  mkdirSync(s.dir, { recursive: true, mode: DIR_MODE });
+  restrictDirectory(s.dir, s.logger);
   takeLock(s.dir);
   const checkpoint = readCheckpoint(s.dir, s.logger);
   for (const [deviceId, epoch, seq] of readSeqs(s.dir, s.logger)) s.seqs.note(deviceId, epoch, seq);

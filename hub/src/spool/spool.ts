@@ -53,7 +53,7 @@ import { SpoolShared, type Batch, type Position } from './shared.js';
 import { MemoryTail } from './tail.js';
 import { SegmentWriter } from './writer.js';
 
-export { SpoolClosedError, SpoolFailedError, SpoolFormatError, SpoolFullError, SpoolLockedError } from './errors.js';
+export { SpoolClosedError, SpoolFailedError, SpoolFormatError, SpoolFullError, SpoolLockedError, SpoolPermissionError } from './errors.js';
 export {
   DEFAULT_GROUP_MAX_BYTES,
   DEFAULT_MEMORY_TAIL_READINGS,

@@ -5,7 +5,7 @@
  */
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir } from './directory.js';
+import { FILE_MODE, fsyncDir } from './directory.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, segmentFileName } from './record.js';
 import type { Position, Segment, SpoolShared } from './shared.js';
 
@@ -78,7 +78,7 @@ export class SegmentWriter {
     const last = segments[segments.length - 1];
     const n = Math.max(last ? last.n + 1 : 1, this.s.drainPos.seg);
     const seg: Segment = { n, path: join(this.s.dir, segmentFileName(n)), end: 0, format: 2 };
-    const fd = await open(seg.path, 'wx');
+    const fd = await open(seg.path, 'wx', FILE_MODE);
     try {
       await fd.write(SEGMENT_MAGIC, 0, SEGMENT_HEADER_BYTES, 0);
       await fd.datasync();

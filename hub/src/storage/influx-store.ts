@@ -410,11 +410,13 @@ class InfluxStoreImpl implements InfluxStore {
     const at = new Date(this.clock.now()).toISOString();
     const text = letters.map((l) => JSON.stringify({ at, ...l })).join('\n') + '\n';
     const run = async (): Promise<void> => {
-      await mkdir(dirname(path), { recursive: true });
-      await appendFile(path, text);
+      // Readings, for the hub's user only (issue 11, item 7): a file an earlier hub created 0644 is restricted too.
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await appendFile(path, text, { mode: 0o600 });
       // The spool's checkpoint moves past these readings next, so make the record durable first.
       const fh = await open(path, 'r+');
       try {
+        await fh.chmod(0o600);
         await fh.datasync();
       } finally {
         await fh.close();

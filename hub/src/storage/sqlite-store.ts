@@ -9,7 +9,8 @@
  * hub's ingest CPU. `latest` keeps the newest value of every series, updated once per series per write.
  * Values keep their JSON type: numbers, true/false (1/0 in SQL, so mean/min/max see 0/1), strings.
  */
-import { join } from 'node:path';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { MetricKind } from '@tendril/device-sdk/codec';
 import { openDatabase, type SqliteDatabase } from './sqlite.js';
 import type { LatestValue, ScalarValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from './types.js';
@@ -76,7 +77,9 @@ export class SqliteStore implements TimeSeriesStore {
 
   /** Opens (or creates) `readings.db` in `dataDir`. */
   constructor(dataDir: string) {
-    this.db = openDatabase(join(dataDir, 'readings.db'));
+    const path = join(dataDir, 'readings.db');
+    restrictToOwner(path);
+    this.db = openDatabase(path);
     this.db.exec(SCHEMA);
     this.stmt = {
       insert: this.db.prepare('INSERT OR IGNORE INTO readings (device, epoch, seq, ts, v) VALUES (?, ?, ?, ?, ?)'),
@@ -237,4 +240,21 @@ export class SqliteStore implements TimeSeriesStore {
 function fromSql(v: number | string, kind: MetricKind): ScalarValue {
   if (kind === 'bool') return v === 1;
   return v;
+}
+
+/**
+ * Readings are for the hub's user only (issue 11, item 7): readings.db is created 0600 before SQLite opens it
+ * (SQLite gives its -wal and -shm files the database file's mode), and files an earlier hub left 0644 are
+ * restricted.
+ */
+function restrictToOwner(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
