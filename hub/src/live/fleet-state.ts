@@ -1,0 +1,210 @@
+/**
+ * The live channel's view of every device (docs/live.md §5.1): one row per device, replaced (never changed in
+ * place) on each change, with its JSON made once and shared by every snapshot that sends it.
+ */
+import type { MetricDeclaration } from '@tendril/device-sdk/codec';
+import type { Transport } from '../devices/types.js';
+import type { LatestValue } from './stream-log.js';
+
+/** The part of a registry record the live channel reads (hub/src/devices/registry.ts DeviceRecord). */
+export interface DeviceRecordView {
+  id: string;
+  name: string;
+  model: string;
+  labels: Record<string, string>;
+  disabled: boolean;
+  transport: Transport | null;
+  metrics: readonly MetricDeclaration[];
+  dropped: number;
+  presence: { state: string; reason: string | null; since: number | null; lastSeen: number | null };
+}
+
+/** The part of the device registry the live channel reads. */
+export interface RegistryView {
+  get(id: string): DeviceRecordView | undefined;
+  list(): readonly DeviceRecordView[];
+}
+
+export interface LivePresence {
+  state: string;
+  reason: string | null;
+  since: number | null;
+  lastSeen: number | null;
+}
+
+export interface LiveMetric {
+  name: string;
+  kind: string;
+  unit: string;
+  min?: number;
+  max?: number;
+}
+
+/** A device's row (§5.1). */
+export interface FleetRow {
+  id: string;
+  name: string;
+  model: string;
+  labels: Record<string, string>;
+  disabled: boolean;
+  transport: Transport | null;
+  presence: LivePresence;
+  metrics: LiveMetric[];
+  latest: Record<string, LatestValue>;
+  rejected: number;
+  dropped: number;
+}
+
+interface Cell {
+  readonly row: FleetRow;
+  json: string | null;
+}
+
+function metricsOf(decls: readonly MetricDeclaration[]): LiveMetric[] {
+  return decls.map((d) => {
+    const m: LiveMetric = { name: d.name, kind: d.kind, unit: d.unit };
+    if (d.min !== undefined) m.min = d.min;
+    if (d.max !== undefined) m.max = d.max;
+    return m;
+  });
+}
+
+export class FleetState {
+  private readonly cells = new Map<string, Cell>();
+  private sortedIds: string[] | null = null;
+  /** Devices whose presence is online. */
+  connected = 0;
+
+  constructor(private readonly registry: RegistryView) {
+    for (const d of registry.list()) this.put(this.rowFrom(d, null));
+  }
+
+  get size(): number {
+    return this.cells.size;
+  }
+
+  get(id: string): FleetRow | undefined {
+    return this.cells.get(id)?.row;
+  }
+
+  has(id: string): boolean {
+    return this.cells.has(id);
+  }
+
+  /** The row's JSON, made once per row. */
+  json(id: string): string | null {
+    const cell = this.cells.get(id);
+    if (!cell) return null;
+    cell.json ??= JSON.stringify(cell.row);
+    return cell.json;
+  }
+
+  /** The row's JSON with `latest` limited to `metrics` (a device subscription's subset). */
+  jsonWithMetrics(id: string, metrics: ReadonlySet<string> | null): string | null {
+    if (metrics === null) return this.json(id);
+    const row = this.get(id);
+    if (!row) return null;
+    const latest: Record<string, LatestValue> = {};
+    for (const m of metrics) if (row.latest[m] !== undefined) latest[m] = row.latest[m];
+    return JSON.stringify({ ...row, latest });
+  }
+
+  /** Ids in order, for a fleet snapshot. */
+  ids(): string[] {
+    this.sortedIds ??= [...this.cells.keys()].sort();
+    return this.sortedIds;
+  }
+
+  /**
+   * Re-reads a device from the registry (created, updated, or declarations after a new attach). Returns the
+   * new row, null when the device is gone (removed here too), and whether name/model/labels/metrics changed.
+   */
+  refresh(id: string): { row: FleetRow | null; changed: boolean } {
+    const record = this.registry.get(id);
+    const before = this.get(id);
+    if (!record) {
+      if (before) this.remove(id);
+      return { row: null, changed: before !== undefined };
+    }
+    const row = this.rowFrom(record, before ?? null);
+    const changed =
+      !before ||
+      before.name !== row.name ||
+      before.model !== row.model ||
+      before.disabled !== row.disabled ||
+      JSON.stringify(before.labels) !== JSON.stringify(row.labels) ||
+      JSON.stringify(before.metrics) !== JSON.stringify(row.metrics);
+    this.put(row);
+    return { row, changed };
+  }
+
+  setPresence(id: string, transport: Transport | null, presence: LivePresence): FleetRow | undefined {
+    const row = this.get(id) ?? this.refresh(id).row;
+    if (!row) return undefined;
+    const next = { ...row, transport: transport ?? row.transport, presence };
+    this.put(next);
+    return next;
+  }
+
+  /** Merges values newer than what the row holds; returns those that changed (null: none). */
+  mergeLatest(id: string, values: Record<string, LatestValue>, lastSeen: number | null): Record<string, LatestValue> | null {
+    const row = this.get(id);
+    if (!row) return null;
+    let changed: Record<string, LatestValue> | null = null;
+    for (const metric in values) {
+      const v = values[metric]!;
+      const cur = row.latest[metric];
+      if (cur !== undefined && cur.ts > v.ts) continue;
+      (changed ??= {})[metric] = v;
+    }
+    if (changed === null && (lastSeen === null || lastSeen === row.presence.lastSeen)) return null;
+    const presence = lastSeen !== null && lastSeen !== row.presence.lastSeen ? { ...row.presence, lastSeen } : row.presence;
+    this.put({ ...row, presence, latest: changed ? { ...row.latest, ...changed } : row.latest });
+    return changed;
+  }
+
+  /** Sets counters; true when one changed. */
+  setCounters(id: string, counters: { rejected?: number; dropped?: number }): FleetRow | null {
+    const row = this.get(id);
+    if (!row) return null;
+    const rejected = counters.rejected ?? row.rejected;
+    const dropped = counters.dropped ?? row.dropped;
+    if (rejected === row.rejected && dropped === row.dropped) return null;
+    const next = { ...row, rejected, dropped };
+    this.put(next);
+    return next;
+  }
+
+  remove(id: string): void {
+    const cell = this.cells.get(id);
+    if (!cell) return;
+    if (cell.row.presence.state === 'online') this.connected--;
+    this.cells.delete(id);
+    this.sortedIds = null;
+  }
+
+  private put(row: FleetRow): void {
+    const before = this.cells.get(row.id);
+    if (!before) this.sortedIds = null;
+    if (before?.row.presence.state === 'online') this.connected--;
+    if (row.presence.state === 'online') this.connected++;
+    this.cells.set(row.id, { row, json: null });
+  }
+
+  private rowFrom(d: DeviceRecordView, before: FleetRow | null): FleetRow {
+    const p = d.presence;
+    return {
+      id: d.id,
+      name: d.name,
+      model: d.model,
+      labels: { ...d.labels },
+      disabled: d.disabled,
+      transport: d.transport,
+      presence: before?.presence ?? { state: p.state, reason: p.reason, since: p.since, lastSeen: p.lastSeen },
+      metrics: metricsOf(d.metrics),
+      latest: before?.latest ?? {},
+      rejected: before?.rejected ?? 0,
+      dropped: before?.dropped ?? d.dropped,
+    };
+  }
+}

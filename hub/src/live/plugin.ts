@@ -1,0 +1,220 @@
+/**
+ * The live channel as a fastify plugin: the WebSocket route /v1/live (docs/live.md) and the `app.live`
+ * decorator (the LiveHub). @fastify/websocket must be registered first (app.ts does it once for every route).
+ *
+ * The plugin reads the hub's capabilities from the instance's decorators (app.devices, app.commands,
+ * app.durability, app.clock, app.timers) unless `sources` gives them; authentication is injected
+ * (`authenticate` for the upgrade request's cookie, `verifyToken` for the first-message token).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Principal } from '../auth/types.js';
+import { systemClock, systemTimers, type Clock, type Timers } from '../core/clock.js';
+import type { DeviceEvents } from '../devices/types.js';
+import { errorBody } from '../errors.js';
+import type { LiveLogger } from './client.js';
+import type { RegistryView } from './fleet-state.js';
+import { type EventsOf, type LiveCommandSource, type LiveHealthBase, LiveHub } from './live-hub.js';
+import { CLOSE, DEFAULT_LIVE_LIMITS, LIVE_PATH, LIVE_SUBPROTOCOL, type LiveLimits, type StreamName } from './protocol.js';
+import type { LatestValue, StreamWindow } from './stream-log.js';
+
+/** What the live channel listens to and reads. */
+export interface LiveSources {
+  registry: RegistryView;
+  /** The devices layer's events (DeviceSessions.events). */
+  deviceEvents: EventsOf<DeviceEvents>;
+  /** PresenceTracker.latest: stored latest values, loaded once per device at start. */
+  latest?: (deviceId: string) => Promise<Record<string, LatestValue>>;
+  commands?: LiveCommandSource;
+  health: () => LiveHealthBase;
+}
+
+export interface LivePluginOptions {
+  /** The principal of the upgrade request's session cookie, or null (§2.1). */
+  authenticate: (request: FastifyRequest) => Promise<Principal | null> | Principal | null;
+  /** The principal of an API token sent in the first message, or null (§2.2). */
+  verifyToken: (token: string) => Promise<Principal | null> | Principal | null;
+  /** Origins allowed besides the hub's own (HUB_ALLOWED_ORIGINS), e.g. `https://dash.example.com`. */
+  allowedOrigins?: readonly string[];
+  /** Replaces the Origin check entirely (the auth plugin's, when it has one). */
+  isOriginAllowed?: (origin: string, request: FastifyRequest) => boolean;
+  limits?: Partial<LiveLimits>;
+  windows?: Partial<Record<StreamName, Partial<StreamWindow>>>;
+  /** Default: from the instance's decorators (app.devices, app.commands, app.durability). */
+  sources?: LiveSources;
+  clock?: Clock;
+  timers?: Timers;
+  healthIntervalMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The live channel (docs/live.md): streams, clients, fan-out. */
+    live: LiveHub;
+  }
+}
+
+const kPrincipal = Symbol('tendril.live.principal');
+type UpgradeRequest = { [kPrincipal]?: Principal | null };
+
+/** True when the Sec-WebSocket-Protocol header offers tendril.live.v1 (§1.1.2). */
+export function offersLiveSubprotocol(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const values = Array.isArray(header) ? header : [header];
+  return values.some((v) => v.split(',').some((p) => p.trim() === LIVE_SUBPROTOCOL));
+}
+
+/** §2.1.2: the hub's own origin (as the request reached it) or one of `allowed`. */
+export function originAllowed(origin: string, request: FastifyRequest, allowed: readonly string[]): boolean {
+  const o = origin.toLowerCase();
+  const host = request.headers.host?.toLowerCase();
+  if (host !== undefined && o === `${request.protocol}://${host}`) return true;
+  return allowed.some((a) => a.toLowerCase().replace(/\/$/, '') === o);
+}
+
+async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promise<void> {
+  const decorated = app as unknown as Record<string, unknown>;
+  const clock = opts.clock ?? (decorated.clock as Clock | undefined) ?? systemClock;
+  const timers = opts.timers ?? (decorated.timers as Timers | undefined) ?? systemTimers;
+  const sources = opts.sources ?? sourcesFromDecorators(app);
+  const limits: LiveLimits = { ...DEFAULT_LIVE_LIMITS, ...opts.limits };
+  const log: LiveLogger = app.log.child({ component: 'live' });
+  const hub = new LiveHub({
+    limits,
+    clock,
+    timers,
+    log,
+    registry: sources.registry,
+    deviceEvents: sources.deviceEvents,
+    ...(sources.latest ? { latest: sources.latest } : {}),
+    ...(sources.commands ? { commands: sources.commands } : {}),
+    health: sources.health,
+    verifyToken: opts.verifyToken,
+    ...(opts.windows ? { windows: opts.windows } : {}),
+    ...(opts.healthIntervalMs !== undefined ? { healthIntervalMs: opts.healthIntervalMs } : {}),
+  });
+  app.decorate('live', hub);
+  // Dashboards hear 1001 SHUTTING_DOWN before the server closes what is left.
+  app.addHook('preClose', async () => hub.close());
+  app.addHook('onClose', async () => hub.close());
+
+  const allowed = opts.allowedOrigins ?? [];
+  const checkOrigin = opts.isOriginAllowed ?? ((origin: string, request: FastifyRequest) => originAllowed(origin, request, allowed));
+
+  app.route({
+    method: 'GET',
+    url: LIVE_PATH,
+    websocket: true,
+    // The channel authenticates itself (cookie at the upgrade, or a token in the first message, §2).
+    config: { role: 'public' },
+    preValidation: async (request, reply) => {
+      if (!request.ws) {
+        return reply.code(400).send(errorBody('INVALID_REQUEST', `${LIVE_PATH} is a WebSocket endpoint: open it with the subprotocol ${LIVE_SUBPROTOCOL} (docs/live.md §1.1).`));
+      }
+      // §1.1.2
+      if (!offersLiveSubprotocol(request.headers['sec-websocket-protocol'])) {
+        return reply
+          .code(400)
+          .send(errorBody('INVALID_REQUEST', `The live channel requires the WebSocket subprotocol ${LIVE_SUBPROTOCOL}: send "Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}" (docs/live.md §1.1).`));
+      }
+      // §2.1.2: a page of another origin is refused whatever credentials it carries.
+      const origin = request.headers.origin;
+      if (origin !== undefined && !checkOrigin(origin, request)) {
+        return reply.code(403).send(errorBody('ORIGIN_NOT_ALLOWED', `Origin ${origin} may not open the live channel; open the dashboard from the hub's own address (docs/live.md §2.1).`));
+      }
+      let principal: Principal | null = null;
+      try {
+        principal = await opts.authenticate(request);
+      } catch (err) {
+        request.log.warn({ err }, 'live channel: authenticating the session cookie failed; the client may send a token');
+      }
+      (request.raw as UpgradeRequest)[kPrincipal] = principal;
+    },
+    handler: (socket, request) => {
+      const raw = request.raw as UpgradeRequest;
+      const principal = raw[kPrincipal] ?? null;
+      delete raw[kPrincipal];
+      if (socket.protocol !== LIVE_SUBPROTOCOL) {
+        // handleProtocols (app.ts) selects the first offered protocol here: tendril.live.v1 must come first.
+        socket.close(CLOSE.subprotocol[0], CLOSE.subprotocol[1]);
+        return;
+      }
+      hub.accept(socket, principal, request.ip);
+    },
+  });
+}
+
+/** The live plugin: registers /v1/live and decorates `app.live`. */
+export const liveChannelPlugin = fp(livePlugin, { name: 'tendril-live', fastify: '5.x' });
+
+// ---- sources from the re-laid-out hub's decorators
+
+interface DecoratedHub {
+  devices?: {
+    registry: RegistryView;
+    presence?: { latest(deviceId: string): Promise<Record<string, LatestValue>> };
+    sessions: { events: EventsOf<DeviceEvents>; isConnected?(id: string): boolean };
+  };
+  commands?: CommandQueueLike;
+  durability?: DurabilityLike;
+  hubConfig?: unknown;
+}
+
+/** The parts of CommandQueue the live channel uses. */
+export interface CommandQueueLike {
+  events: EventsOf<{ commandChanged: import('../commands/model.js').Command }>;
+  get(id: number): import('../commands/model.js').Command | undefined;
+  list(query: { deviceId: string; states?: readonly import('../commands/model.js').CommandState[]; limit?: number }): import('../commands/model.js').Command[];
+  store: { unfinished(): ReadonlyArray<{ id: number }> };
+}
+
+/** The parts of app.durability the health stream reads. */
+export interface DurabilityLike {
+  store: { kind: string };
+  sink: { accepting: boolean };
+  spool?: { storeState: string; state: { accepting: boolean; depthBytes: number; depthReadings: number; oldestUndrainedAgeMs: number } } | undefined;
+}
+
+export function commandSource(queue: CommandQueueLike): LiveCommandSource {
+  return {
+    events: queue.events,
+    get: (id) => queue.get(id),
+    list: (q) => queue.list(q),
+    unfinishedIds: () => queue.store.unfinished().map((c) => c.id).sort((a, b) => a - b),
+  };
+}
+
+export function healthSource(durability: DurabilityLike, isShuttingDown: () => boolean = () => false): () => LiveHealthBase {
+  return () => {
+    const spool = durability.spool;
+    const state = spool ? (spool.storeState === 'up' || spool.storeState === 'down' ? spool.storeState : 'unknown') : durability.sink.accepting ? 'up' : 'down';
+    return {
+      store: { kind: durability.store.kind, state },
+      spool: spool
+        ? {
+            accepting: spool.state.accepting,
+            depthBytes: spool.state.depthBytes,
+            depthReadings: spool.state.depthReadings,
+            oldestUndrainedAgeMs: spool.state.oldestUndrainedAgeMs,
+          }
+        : null,
+      shuttingDown: isShuttingDown(),
+    };
+  };
+}
+
+function sourcesFromDecorators(app: FastifyInstance): LiveSources {
+  const hub = app as unknown as DecoratedHub;
+  if (!hub.devices || !hub.durability) {
+    throw new Error('The live channel needs app.devices and app.durability (register those plugins first), or the `sources` option.');
+  }
+  const { devices } = hub;
+  const presence = devices.presence;
+  return {
+    registry: devices.registry,
+    deviceEvents: devices.sessions.events,
+    ...(presence ? { latest: (id: string) => presence.latest(id) } : {}),
+    ...(hub.commands ? { commands: commandSource(hub.commands) } : {}),
+    health: healthSource(hub.durability),
+  };
+}
