@@ -21,6 +21,7 @@ import { devicesPlugin } from './devices/plugin.js';
 import { durabilityPlugin, type DurabilityOptions } from './durability/plugin.js';
 import { hubBase } from './hub-base.js';
 import { opsPlugin } from './ops/plugin.js';
+import { webPlugin } from './web/plugin.js';
 import { createSpool, type Spool, type SpoolOptions } from './spool/index.js';
 import { createInfluxStore } from './storage/influx-store.js';
 import { startPruningJob, type PruningJob } from './storage/retention.js';
@@ -86,6 +87,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   });
   app.register(opsPlugin);
   app.register(apiPlugin);
+  app.register(webPlugin);
   return app;
 }
 

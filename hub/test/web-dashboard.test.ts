@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { contentSecurityPolicy, webPlugin } from '../src/web/plugin.js';
+import { auth, provision, startHub } from './helpers.js';
 
 const INDEX = '<!doctype html><html><head><script type="module" src="/assets/index-abc123.js"></script></head><body></body></html>';
 let dirs: string[] = [];
@@ -145,5 +146,27 @@ describe('contentSecurityPolicy', () => {
     expect(contentSecurityPolicy('[::1]:8080')).toContain('ws://[::1]:8080');
     expect(contentSecurityPolicy("evil.com; script-src 'unsafe-inline'")).not.toContain('evil');
     expect(contentSecurityPolicy(undefined)).toContain("connect-src 'self';");
+  });
+});
+
+describe('in the hub', () => {
+  it('GET / answers a browser with the dashboard (or the not-built page), shows no fleet data, and the API still wants credentials', async () => {
+    const hub = await startHub({ listen: false });
+    try {
+      await provision(hub.app, 'secret-device-name');
+      const res = await hub.app.inject({ method: 'GET', url: '/', headers: browser });
+      expect([200, 503]).toContain(res.statusCode);
+      expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(res.body).toMatch(res.statusCode === 200 ? /<script type="module"/ : /npm run build/);
+      expectSecurityHeaders(res.headers);
+      expect(res.body).not.toContain('secret-device-name'); // public page: nothing about the fleet
+      const deep = await hub.app.inject({ method: 'GET', url: '/devices/secret-device-name', headers: browser });
+      expect(deep.statusCode).toBe(res.statusCode);
+      expect((await hub.app.inject({ method: 'GET', url: '/api/v1/devices' })).statusCode).toBe(401);
+      expect((await hub.app.inject({ method: 'GET', url: '/api/v1/devices', headers: auth })).statusCode).toBe(200);
+      expect((await hub.app.inject({ method: 'GET', url: '/api/v1/nope', headers: auth })).statusCode).toBe(404);
+    } finally {
+      await hub.dispose();
+    }
   });
 });

@@ -1,15 +1,13 @@
 /**
- * Operations: /healthz, /readyz, /metrics and the landing page at /.
+ * Operations: /healthz, /readyz, /metrics. (The page at / is the dashboard: hub/src/web/.)
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { healthPlugin } from './health.js';
-import { landingPage } from './landing.js';
 
 export const opsPlugin = fp(
   async (app: FastifyInstance) => {
     const { durability, metrics, lifecycle } = app;
-    await app.register(landingPage);
     await app.register(healthPlugin, {
       store: durability.store,
       sink: durability.sink,
