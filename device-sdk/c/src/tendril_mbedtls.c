@@ -26,7 +26,8 @@ static int tls_connect(void *ctx, const char *host, uint16_t port)
         r = td_posix_connect(&m->tcp, host, port);
         if (r != TD_OK) return r;
         mbedtls_ssl_session_reset(&m->ssl);
-        if (mbedtls_ssl_set_hostname(&m->ssl, host)) return TD_E_IO; /* SNI, and the name checked */
+        /* SNI, and the name the certificate must carry */
+        if (mbedtls_ssl_set_hostname(&m->ssl, m->server_name ? m->server_name : host)) return TD_E_IO;
         m->pending_write = 0;
         m->stage = 1;
     }
@@ -34,6 +35,8 @@ static int tls_connect(void *ctx, const char *host, uint16_t port)
         r = mbedtls_ssl_handshake(&m->ssl);
         if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) return TD_E_AGAIN;
         if (r) {
+            m->last_error = r;
+            m->verify_flags = mbedtls_ssl_get_verify_result(&m->ssl);
             td_posix_close(&m->tcp);
             m->stage = 0;
             return TD_E_IO;
@@ -108,6 +111,11 @@ int td_mbedtls_transport(td_transport *t, td_mbedtls *m, const unsigned char *ca
     t->now_ms = td_posix_now_ms;
     t->random = tls_random;
     return TD_OK;
+}
+
+void td_mbedtls_server_name(td_mbedtls *m, const char *name)
+{
+    m->server_name = name;
 }
 
 void td_mbedtls_free(td_mbedtls *m)

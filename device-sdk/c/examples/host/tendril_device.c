@@ -4,7 +4,7 @@
  * test/e2e/c-sdk-hub.test.ts runs it against a real hub.
  *
  *   tendril-device --url ws://127.0.0.1:8080/v1/device --id env-c-1 [--token TOKEN | env TENDRIL_TOKEN]
- *                  [--ca ca.pem] [--readings N] [--rate PER_SECOND] [--firmware X] [--max-delay-ms MS]
+ *                  [--ca ca.pem [--server-name NAME]] [--readings N] [--rate PER_SECOND] [--firmware X] [--max-delay-ms MS]
  *
  * --readings 0 (the default) sends forever. SIGTERM/SIGINT: close with 1000 and exit.
  * Commands: set-interval {"ms": N} (succeeded, {"intervalMs": N}); echo (succeeded, the args); others rejected.
@@ -32,6 +32,10 @@ static void on_signal(int sig)
 }
 
 static unsigned interval_ms = 100;
+#ifdef TENDRIL_WITH_MBEDTLS
+#include <mbedtls/error.h>
+static td_mbedtls tls;
+#endif
 
 /* The metrics this device declares (§4.2): aliases 0..2 make one-byte tags. */
 static const td_metric metrics[] = {
@@ -63,6 +67,14 @@ static void on_event(td_device *dev, const td_event *ev, void *user)
         printf("{\"event\":\"disconnected\",\"code\":%d,\"reason\":", ev->code);
         print_str(ev->text);
         printf(",\"willReconnect\":%s}\n", ev->will_reconnect ? "true" : "false");
+#ifdef TENDRIL_WITH_MBEDTLS
+        if (tls.last_error) { /* why TLS failed, for people */
+            char why[160];
+            mbedtls_strerror(tls.last_error, why, sizeof why);
+            fprintf(stderr, "tendril-device: TLS handshake failed: %s (certificate flags 0x%x)\n", why, (unsigned)tls.verify_flags);
+            tls.last_error = 0;
+        }
+#endif
         break;
     case TD_EV_ACK: printf("{\"event\":\"ack\",\"seq\":%llu}\n", (unsigned long long)ev->seq); break;
     case TD_EV_DROP: printf("{\"event\":\"drop\",\"total\":%llu}\n", (unsigned long long)ev->value); break;
@@ -117,17 +129,17 @@ static void on_command(td_device *dev, const td_command *cmd, void *user)
 static int usage(const char *why)
 {
     fprintf(stderr, "tendril-device: %s\nusage: tendril-device --url ws[s]://HOST:PORT/v1/device --id ID "
-                    "[--token TOKEN (or env TENDRIL_TOKEN)] [--ca CA.pem] [--readings N] [--rate PER_SECOND] "
+                    "[--token TOKEN (or env TENDRIL_TOKEN)] [--ca CA.pem [--server-name NAME]] [--readings N] [--rate PER_SECOND] "
                     "[--firmware X] [--max-delay-ms MS]\n", why);
     return 2;
 }
 
 /* ws[s]://host[:port][/path] into its parts (host and path point into static copies). */
-static int parse_url(const char *url, int *tls, char *host, size_t host_cap, uint16_t *port, char *path, size_t path_cap)
+static int parse_url(const char *url, int *secure, char *host, size_t host_cap, uint16_t *port, char *path, size_t path_cap)
 {
     const char *p, *h, *colon, *slash;
-    if (!strncmp(url, "ws://", 5)) *tls = 0, p = url + 5;
-    else if (!strncmp(url, "wss://", 6)) *tls = 1, p = url + 6;
+    if (!strncmp(url, "ws://", 5)) *secure = 0, p = url + 5;
+    else if (!strncmp(url, "wss://", 6)) *secure = 1, p = url + 6;
     else return -1;
     h = p;
     slash = strchr(h, '/');
@@ -136,7 +148,7 @@ static int parse_url(const char *url, int *tls, char *host, size_t host_cap, uin
     if ((size_t)((colon ? colon : slash) - h) >= host_cap || (colon ? colon : slash) == h) return -1;
     memcpy(host, h, (size_t)((colon ? colon : slash) - h));
     host[(colon ? colon : slash) - h] = 0;
-    *port = (uint16_t)(colon ? atoi(colon + 1) : (*tls ? 443 : 80));
+    *port = (uint16_t)(colon ? atoi(colon + 1) : (*secure ? 443 : 80));
     if (strlen(*slash ? slash : "/v1/device") >= path_cap) return -1;
     strcpy(path, *slash ? slash : "/v1/device");
     return 0;
@@ -150,12 +162,11 @@ int main(int argc, char **argv)
     static td_device dev;
     static td_posix tcp;
 #ifdef TENDRIL_WITH_MBEDTLS
-    static td_mbedtls tls;
     static unsigned char ca[16384];
 #endif
     td_transport transport;
     td_device_config cfg;
-    const char *url = NULL, *id = NULL, *token = getenv("TENDRIL_TOKEN"), *ca_path = NULL, *firmware = "example-1.0";
+    const char *url = NULL, *id = NULL, *token = getenv("TENDRIL_TOKEN"), *ca_path = NULL, *server_name = NULL, *firmware = "example-1.0";
     unsigned long readings = 0, sent = 0, max_delay = 0;
     double rate = 10;
     int tls_wanted = 0, i, e;
@@ -167,6 +178,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--id")) id = argv[i + 1];
         else if (!strcmp(argv[i], "--token")) token = argv[i + 1];
         else if (!strcmp(argv[i], "--ca")) ca_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--server-name")) server_name = argv[i + 1];
         else if (!strcmp(argv[i], "--readings")) readings = strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--firmware")) firmware = argv[i + 1];
@@ -201,6 +213,7 @@ int main(int argc, char **argv)
         fclose(f);
         ca[n] = 0;
         if (td_mbedtls_transport(&transport, &tls, ca, n + 1) != TD_OK) return usage("cannot load the CA or set up TLS");
+        if (server_name) td_mbedtls_server_name(&tls, server_name);
 #else
         return usage("built without mbedTLS: wss:// is not available");
 #endif
