@@ -1,0 +1,183 @@
+/**
+ * Slow clients (docs/live.md §6.1, §6.3, §7): coalescing latest-wins per series, the maximum rate, and the
+ * per-client memory cap with a client that stops reading while 1,000 devices send.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_LIVE_LIMITS, type LiveLimits } from '../src/live/protocol.js';
+import { deviceIds, FleetModel, LiveTestClient, type LiveTestHub, startLiveHub } from './live-helpers.js';
+
+let hub: LiveTestHub;
+const clients: LiveTestClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await hub?.close();
+});
+
+async function viewer(): Promise<LiveTestClient> {
+  const c = await LiveTestClient.viewer(hub);
+  clients.push(c);
+  return c;
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** §7.3: what one client may cost the hub: both queues, the socket's buffered bytes up to high water, one message. */
+function memoryCap(l: LiveLimits): number {
+  return l.highWaterBytes + l.snapshotPartBytes + l.dataOutboxBytes + l.controlQueueBytes + 64 * 1024;
+}
+
+describe('coalescing', () => {
+  it('§6.1: a client that falls behind gets the latest value per series, with counts of what was skipped', async () => {
+    hub = await startLiveHub({ devices: 2 });
+    const c = await viewer();
+    await c.subscribe({ stream: 'device', devices: ['dev-0000', 'dev-0001'] });
+    c.pause();
+    const live = [...hub.app.live.clients][0]!;
+    // Send until the hub's writes back up and it starts coalescing (the TCP buffers take a few MB first).
+    let seq = 0;
+    while (live.stats.coalesced === 0) {
+      for (let i = 0; i < 2000; i++) {
+        seq++;
+        hub.readings('dev-0000', seq, seq, { temperature: seq % 50, humidity: 40 });
+      }
+      await turn();
+      if (seq > 2_000_000) throw new Error('the hub never started coalescing');
+    }
+    for (let i = 0; i < 500; i++) {
+      seq++;
+      hub.readings('dev-0000', seq, seq, { temperature: -1, humidity: 41 });
+    }
+    hub.readings('dev-0001', 1, 1, { count: 9 });
+    const sent = seq + 1;
+    c.resume();
+    await c.until(
+      () => c.events(1, 'readings').some((m) => m.event.deviceId === 'dev-0000' && m.event.readings.at(-1)?.seq === seq),
+      'the last reading of dev-0000',
+      30_000,
+    );
+    const readings = c.events(1, 'readings');
+    const last = readings.findLast((m) => m.event.deviceId === 'dev-0000')!;
+    expect(last.event.readings).toEqual([{ seq, ts: seq, values: { temperature: -1, humidity: 41 } }]);
+    expect(last.event.coalesced.temperature).toBeGreaterThan(0);
+    expect(readings.some((m) => m.event.deviceId === 'dev-0001')).toBe(true);
+    // Fewer messages than readings: the backlog was coalesced, not queued.
+    expect(readings.length).toBeLessThan(sent);
+    expect(c.isClosed).toBe(false);
+  });
+
+  it('§6.3: with minIntervalMs the hub sends at most once per interval, the latest values', async () => {
+    hub = await startLiveHub({ devices: 1 });
+    const c = await viewer();
+    await c.subscribe({ stream: 'device', devices: ['dev-0000'], minIntervalMs: 250 });
+    const started = Date.now();
+    for (let seq = 1; seq <= 100; seq++) {
+      hub.readings('dev-0000', seq, seq, { temperature: seq });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const elapsed = Date.now() - started;
+    await c.until(() => c.events(1, 'readings').some((m) => m.event.readings.at(-1).values.temperature === 100), 'the value 100', 5000);
+    const events = c.events(1, 'readings');
+    // The first goes out at once, then one per 250 ms tick (plus the last tick after the loop).
+    expect(events.length).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 2);
+    expect(events.length).toBeGreaterThanOrEqual(2);
+    expect(events[0]!.event.readings[0].values.temperature).toBe(1);
+    const skipped = events.reduce((n, m) => n + (m.event.coalesced?.temperature ?? 0), 0);
+    expect(skipped + events.length).toBe(100);
+  });
+});
+
+describe('the outbox cap', () => {
+  it(
+    '§7.3, §7.4: a client that stops reading while 1,000 devices send for 30 s stays under the cap, stays connected, and gets the current state',
+    async () => {
+      hub = await startLiveHub({ devices: 1000 });
+      const ids = deviceIds(1000);
+      const c = await viewer();
+      await c.subscribe({ id: 1, stream: 'fleet' });
+      await c.subscribe({ id: 2, stream: 'device', devices: ids.slice(0, 500) });
+      const model = new FleetModel();
+      for (const m of c.events(1)) model.apply(m);
+      const live = [...hub.app.live.clients][0]!;
+      const cap = memoryCap(DEFAULT_LIVE_LIMITS);
+      c.pause();
+
+      const lastValue = new Map<string, number>();
+      let seq = 0;
+      let maxSampled = 0;
+      const until = Date.now() + 30_000;
+      // 1,000 devices, each reporting about twice a second.
+      while (Date.now() < until) {
+        for (let k = 0; k < 100; k++) {
+          const id = ids[seq % 1000]!;
+          seq++;
+          const value = seq % 1000;
+          lastValue.set(id, value);
+          hub.readings(id, seq, seq, { temperature: value, humidity: 50, count: seq });
+        }
+        maxSampled = Math.max(maxSampled, live.accountedBytes());
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(seq).toBeGreaterThan(40_000);
+      expect(maxSampled).toBeLessThanOrEqual(cap);
+      expect(live.stats.maxAccountedBytes).toBeLessThanOrEqual(cap);
+      expect(live.stats.coalesced).toBeGreaterThan(0);
+      expect(live.isOpen).toBe(true);
+
+      let applied = c.messages.length;
+      c.resume();
+      await c.until(
+        () => {
+          // Each message once, fleet subscription only.
+          for (; applied < c.messages.length; applied++) if (c.messages[applied]!.id === 1) model.apply(c.messages[applied]!);
+          return ids.every((id) => model.rows.get(id)?.latest.temperature?.value === lastValue.get(id));
+        },
+        'the current value of every device',
+        60_000,
+      );
+      expect(c.isClosed).toBe(false);
+      // Coalesced: far fewer messages than readings (two streams carry each reading).
+      expect(c.messages.length).toBeLessThan(seq);
+    },
+    120_000,
+  );
+
+  it('§7.4.2: past dataOutboxBytes the subscription resyncs (resync, then a gap-marked snapshot) instead of disconnecting', async () => {
+    hub = await startLiveHub({ devices: 1000, limits: { dataOutboxBytes: 32 * 1024 } });
+    const ids = deviceIds(1000);
+    const c = await viewer();
+    await c.subscribe({ id: 1, stream: 'fleet' });
+    const model = new FleetModel();
+    for (const m of c.events(1)) model.apply(m);
+    const live = [...hub.app.live.clients][0]!;
+    c.pause();
+    const lastValue = new Map<string, number>();
+    let seq = 0;
+    while (live.stats.resyncs === 0 || seq < 20_000) {
+      for (let k = 0; k < 1000; k++) {
+        const id = ids[seq % 1000]!;
+        seq++;
+        lastValue.set(id, seq);
+        hub.readings(id, seq, seq, { temperature: seq });
+      }
+      expect(live.dataBytes()).toBeLessThanOrEqual(32 * 1024 + 1024);
+      await turn();
+      if (seq > 2_000_000) throw new Error('the outbox never overflowed');
+    }
+    expect(live.isOpen).toBe(true);
+    c.resume();
+    let applied = 0;
+    await c.until(
+      () => {
+        for (; applied < c.messages.length; applied++) model.apply(c.messages[applied]!);
+        return ids.every((id) => model.rows.get(id)?.latest.temperature?.value === lastValue.get(id));
+      },
+      'the current value of every device after the resync',
+      30_000,
+    );
+    expect(c.events(1, 'resync').length).toBeGreaterThanOrEqual(1);
+    expect(model.gaps).toBeGreaterThanOrEqual(1);
+    expect(c.isClosed).toBe(false);
+  });
+});
+
