@@ -111,7 +111,11 @@ export const webPlugin: FastifyPluginAsync<WebOptions> = async (app: FastifyInst
     return reply.send(html);
   };
 
-  app.get('/', async (request, reply) => sendApp(request, reply));
+  // The page and its files are public (they hold no data); the auth plugin wants every route to say so.
+  app.get('/', { config: { role: 'public' } }, async (request, reply) => sendApp(request, reply));
+  // @fastify/static's routes take no route config: they get the role through the auth plugin's default for
+  // this encapsulated context (setDefaultRouteRole does exactly this assignment).
+  (app as unknown as { authDefaultRole: string | null }).authDefaultRole = 'public';
 
   await app.register(fastifyStatic, {
     // @fastify/static refuses a root that does not exist; the not-built page covers that case.
