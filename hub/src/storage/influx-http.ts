@@ -26,14 +26,14 @@ export interface WriteOutcome {
 }
 
 export interface LineSender {
-  /** Posts line protocol (lines separated by \n) as one request. */
-  send(body: Buffer): Promise<WriteOutcome>;
+  /** Posts line protocol (lines separated by \n) as one request; `signal` abandons it (v1 only). */
+  send(body: Buffer, signal?: AbortSignal): Promise<WriteOutcome>;
   close(): void;
 }
 
 /** No HTTP answer at all: the server is unreachable or too slow. */
 export class InfluxTransportError extends Error {
-  override readonly name = 'InfluxTransportError';
+  override readonly name: string = 'InfluxTransportError';
   constructor(
     message: string,
     readonly kind: 'unreachable' | 'timeout',
@@ -84,6 +84,8 @@ export class InfluxHttp {
     path: string,
     params: Record<string, string>,
     body?: { data: Buffer | string; contentType: string; encoding?: 'gzip' },
+    /** A shorter deadline than the configured one (a probe), and a signal that destroys the request with its reason. */
+    opts: { timeoutMs?: number; signal?: AbortSignal | undefined } = {},
   ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
     const url = new URL(path.replace(/^\//, ''), this.base);
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
@@ -95,16 +97,27 @@ export class InfluxHttp {
       if (body.encoding) headers['content-encoding'] = body.encoding;
     }
     const requestFn = url.protocol === 'https:' ? https.request : http.request;
+    const timeoutMs = opts.timeoutMs ?? this.target.timeoutMs;
+    const { signal } = opts;
     return new Promise((resolve, reject) => {
-      const req = requestFn(url, { method, headers, agent: this.agent, timeout: this.target.timeoutMs }, (res) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const req = requestFn(url, { method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', (err) => reject(new InfluxTransportError(`InfluxDB ${method} ${url.pathname}: response failed: ${err.message}`, 'unreachable', { cause: err })));
       });
       req.on('timeout', () => {
-        req.destroy(new InfluxTransportError(`InfluxDB ${method} ${url.pathname}: no answer within ${this.target.timeoutMs} ms`, 'timeout'));
+        req.destroy(new InfluxTransportError(`InfluxDB ${method} ${url.pathname}: no answer within ${timeoutMs} ms`, 'timeout'));
       });
+      if (signal) {
+        const onAbort = (): void => void req.destroy(signal.reason as Error);
+        signal.addEventListener('abort', onAbort, { once: true });
+        req.on('close', () => signal.removeEventListener('abort', onAbort));
+      }
       req.on('error', (err) => {
         reject(err instanceof InfluxTransportError ? err : new InfluxTransportError(`InfluxDB ${method} ${url.origin}${url.pathname}: ${err.message}`, 'unreachable', { cause: err }));
       });
@@ -122,11 +135,11 @@ export function createV1Sender(httpClient: InfluxHttp, opts: { db: string; rp?: 
   const params: Record<string, string> = { db: opts.db, precision: 'ns' };
   if (opts.rp) params.rp = opts.rp;
   return {
-    async send(lines) {
+    async send(lines, signal) {
       const body = opts.gzip
         ? { data: await gzip(lines), contentType: 'text/plain; charset=utf-8', encoding: 'gzip' as const }
         : { data: lines, contentType: 'text/plain; charset=utf-8' };
-      const res = await httpClient.request('POST', '/write', params, body);
+      const res = await httpClient.request('POST', '/write', params, body, { signal });
       return { status: res.status, body: res.body, retryAfterMs: parseRetryAfter(res.headers['retry-after'], opts.now()) };
     },
     close() {

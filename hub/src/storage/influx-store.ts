@@ -31,6 +31,7 @@ import {
   type LineSender,
   type WriteOutcome,
 } from './influx-http.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_STALL_MS, HangWatch, InfluxHungError } from './influx-hang.js';
 import { InfluxQueries } from './influx-query.js';
 import { DEFAULT_MEASUREMENT, fieldKeyOf, fieldTypeOf, quoteIdent, LineEncoder, type InfluxFieldType, type InfluxQLResult } from './influx-schema.js';
 import type { InfluxStore, InfluxStoreConfig, InfluxStoreStats, StorageLogger } from './influx-types.js';
@@ -72,6 +73,8 @@ class InfluxStoreImpl implements InfluxStore {
   private readonly abort = new AbortController();
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly http: InfluxHttp;
+  private readonly hang: HangWatch;
+  private readonly probeTimeoutMs: number;
   private readonly sender: LineSender;
   private readonly queries: InfluxQueries;
   private readonly logger: StorageLogger | undefined;
@@ -103,6 +106,12 @@ class InfluxStoreImpl implements InfluxStore {
     this.logger = cfg.logger;
     const timeoutMs = cfg.timeoutMs ?? 10_000;
     this.http = new InfluxHttp({ url: cfg.url, token: cfg.token, username: cfg.username, password: cfg.password, timeoutMs });
+    this.probeTimeoutMs = cfg.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    this.hang = new HangWatch({
+      stallMs: cfg.stallMs ?? DEFAULT_STALL_MS,
+      probeTimeoutMs: this.probeTimeoutMs,
+      ping: async (deadline) => void (await this.pingVersion(deadline)),
+    });
     this.queries = new InfluxQueries(this.http, this.db, cfg.rp, this.measurement, () => this.init());
     const now = (): number => this.clock.now();
     this.sender = v2
@@ -157,8 +166,8 @@ class InfluxStoreImpl implements InfluxStore {
     }
   }
 
-  private async pingVersion(): Promise<string | null> {
-    const res = await this.http.request('GET', '/ping', {});
+  private async pingVersion(timeoutMs?: number): Promise<string | null> {
+    const res = await this.http.request('GET', '/ping', {}, undefined, { timeoutMs });
     if (res.status < 200 || res.status >= 300) {
       throw new InfluxWriteError(`InfluxDB GET /ping answered ${res.status}: ${res.body.slice(0, 200)}`, res.status >= 500 ? 'server' : 'auth', null);
     }
@@ -168,8 +177,9 @@ class InfluxStoreImpl implements InfluxStore {
     return version;
   }
 
+  /** Whether the server answers, within probeTimeoutMs (the health probe's deadline). */
   async ping(): Promise<void> {
-    await this.pingVersion();
+    await this.pingVersion(this.probeTimeoutMs);
   }
 
   async close(): Promise<void> {
@@ -319,11 +329,12 @@ class InfluxStoreImpl implements InfluxStore {
       let outcome: WriteOutcome;
       this.counters.requests++;
       try {
-        outcome = await this.sender.send(chunk.body);
+        outcome = await this.hang.run((signal) => this.sender.send(chunk.body, signal));
       } catch (err) {
         if (!(err instanceof InfluxTransportError)) throw err;
         this.noteError(err.kind, err.message);
-        if (attempt + 1 >= this.maxAttempts) throw new InfluxWriteError(err.message, err.kind, null);
+        // A hung server would hang the next attempts too: fail the write now, the spool retries it with back-off.
+        if (err instanceof InfluxHungError || attempt + 1 >= this.maxAttempts) throw new InfluxWriteError(err.message, err.kind, null);
         await this.sleep(this.backoff.delay(attempt));
         continue;
       }

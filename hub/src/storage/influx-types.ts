@@ -29,6 +29,12 @@ export interface InfluxStoreConfig {
   gzip?: boolean;
   /** Per request. Default 10 000. */
   timeoutMs?: number;
+  /**
+   * A write request without an answer this long makes the store ask /ping (influx-hang.ts); the health probe's
+   * ping() gets probeTimeoutMs as its deadline. Defaults 2000 and 2000: a hung server is reported within 4 s.
+   */
+  stallMs?: number;
+  probeTimeoutMs?: number;
   /** Attempts per chunk for transient failures within one write() call. Default 3. */
   maxAttempts?: number;
   backoff?: BackoffOptions;
