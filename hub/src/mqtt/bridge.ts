@@ -9,10 +9,11 @@
  * acknowledged, so the broker holds the messages; the bridge resends what it holds after the pause.
  */
 import type { CommandStatus } from '@tendril/device-sdk/codec';
-import type { Clock, TimerHandle, Timers } from '../core/clock.js';
-import type { AttachedDevice, AttachInfo, DetachRequest, DeviceAttacher, OutgoingCommand, TransportHandle } from '../devices/types.js';
+import type { TimerHandle } from '../core/clock.js';
+import type { AttachedDevice, AttachInfo, DetachRequest, OutgoingCommand, TransportHandle } from '../devices/types.js';
 import type { IngestReporter, RefusalCode as IngestRefusal, ValidationCode } from '../ingest/types.js';
-import { BrokerLink, type BrokerLinkOptions, type InboundMessage } from './broker-link.js';
+import { BrokerLink, type InboundMessage } from './broker-link.js';
+import { redactUrl, type BridgeCounts, type BridgeOptions, type BridgeStatus } from './bridge-types.js';
 import { BridgedDevice, type Batch } from './bridged-device.js';
 import {
   encodeCommand,
@@ -23,69 +24,13 @@ import {
   parseData,
   parseState,
   type BridgeRefusal,
-  type DataLimits,
   type JsonReading,
 } from './payload.js';
 import type { CompiledTemplate } from './templates.js';
+
+export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus } from './bridge-types.js';
+export { redactUrl } from './bridge-types.js';
 import { cmdTopic, errorTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
-
-export interface BridgeLog {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
-/** What the bridge needs of the registry: whether a device is registered, and quarantine creation. */
-export interface BridgeRegistry {
-  get(id: string): { disabled: boolean } | undefined;
-  /** Registers `id` disabled, labelled quarantine=mqtt, for an admin to approve (autoRegister only). */
-  quarantine?(id: string): void;
-}
-
-export interface BridgeOptions {
-  link: Omit<BrokerLinkOptions, 'subscriptions' | 'clock' | 'timers' | 'random'>;
-  templates: readonly CompiledTemplate[];
-  autoRegister: boolean;
-  limits: DataLimits;
-  attacher: DeviceAttacher;
-  registry: BridgeRegistry;
-  clock: Clock;
-  timers: Timers;
-  log: BridgeLog;
-  random?: () => number;
-  /** How long messages for a device whose attach was refused are refused without asking again. */
-  refusalCooldownMs?: number;
-}
-
-export type BrokerState = 'connecting' | 'up' | 'down' | 'closed';
-
-export interface BridgeStatus {
-  broker: BrokerState;
-  /** Why the broker is not reachable (null while up). */
-  lastError: string | null;
-  since: number;
-  url: string;
-  devicesAttached: number;
-  unackedMessages: number;
-  /** $SYS/broker/publish/messages/dropped as the broker last published it (null: never seen). */
-  brokerDropped: number | null;
-  /** Increase of brokerDropped since the hub connected (what the broker lost while the hub ran). */
-  brokerDroppedSinceStart: number;
-}
-
-/** Counters the metrics read at scrape time. */
-export interface BridgeCounts {
-  messages: Record<'data' | 'birth' | 'state' | 'cmdResult' | 'template' | 'sys' | 'unrouted', number>;
-  refused: Map<string, number>;
-  unknownDevices: number;
-  quarantined: number;
-  readingsFed: number;
-  qos0Dropped: number;
-  commandsPublished: number;
-  errorsPublished: number;
-  storeBusyPauses: number;
-}
 
 const DEFAULT_COOLDOWN_MS = 5000;
 const PAUSE_MARGIN_MS = 10;
@@ -549,16 +494,5 @@ export class MqttBridge {
       if (d.attached) this.detach(d, 'SHUTTING_DOWN');
     }
     await this.link.close();
-  }
-}
-
-/** The broker URL without its password, for status and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
   }
 }

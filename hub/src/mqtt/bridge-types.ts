@@ -1,0 +1,77 @@
+/**
+ * The MQTT bridge's options, status and counters (see bridge.ts).
+ */
+import type { Clock, Timers } from '../core/clock.js';
+import type { DeviceAttacher } from '../devices/types.js';
+import type { BrokerLinkOptions } from './broker-link.js';
+import type { DataLimits } from './payload.js';
+import type { CompiledTemplate } from './templates.js';
+
+export interface BridgeLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What the bridge needs of the registry: whether a device is registered, and quarantine creation. */
+export interface BridgeRegistry {
+  get(id: string): { disabled: boolean } | undefined;
+  /** Registers `id` disabled, labelled quarantine=mqtt, for an admin to approve (autoRegister only). */
+  quarantine?(id: string): void;
+}
+
+export interface BridgeOptions {
+  link: Omit<BrokerLinkOptions, 'subscriptions' | 'clock' | 'timers' | 'random'>;
+  templates: readonly CompiledTemplate[];
+  autoRegister: boolean;
+  limits: DataLimits;
+  attacher: DeviceAttacher;
+  registry: BridgeRegistry;
+  clock: Clock;
+  timers: Timers;
+  log: BridgeLog;
+  random?: () => number;
+  /** How long messages for a device whose attach was refused are refused without asking again. */
+  refusalCooldownMs?: number;
+}
+
+export type BrokerState = 'connecting' | 'up' | 'down' | 'closed';
+
+export interface BridgeStatus {
+  broker: BrokerState;
+  /** Why the broker is not reachable (null while up). */
+  lastError: string | null;
+  since: number;
+  url: string;
+  devicesAttached: number;
+  unackedMessages: number;
+  /** $SYS/broker/publish/messages/dropped as the broker last published it (null: never seen). */
+  brokerDropped: number | null;
+  /** Increase of brokerDropped since the hub connected (what the broker lost while the hub ran). */
+  brokerDroppedSinceStart: number;
+}
+
+/** Counters the metrics read at scrape time. */
+export interface BridgeCounts {
+  messages: Record<'data' | 'birth' | 'state' | 'cmdResult' | 'template' | 'sys' | 'unrouted', number>;
+  refused: Map<string, number>;
+  unknownDevices: number;
+  quarantined: number;
+  readingsFed: number;
+  qos0Dropped: number;
+  commandsPublished: number;
+  errorsPublished: number;
+  storeBusyPauses: number;
+}
+
+/** The broker URL without its password, for status and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
