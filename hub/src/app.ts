@@ -20,6 +20,7 @@ import { deviceChannelPlugin, type DeviceChannelPluginOptions } from './device-c
 import { devicesPlugin } from './devices/plugin.js';
 import { durabilityPlugin, type DurabilityOptions } from './durability/plugin.js';
 import { hubBase } from './hub-base.js';
+import { mqttBridgePlugin, type MqttBridgePluginOptions } from './mqtt/plugin.js';
 import { opsPlugin } from './ops/plugin.js';
 import { webPlugin } from './web/plugin.js';
 import { createSpool, type Spool, type SpoolOptions } from './spool/index.js';
@@ -37,6 +38,8 @@ export interface HubDeps extends DurabilityOptions, DeviceChannelPluginOptions {
   registryFlushMs?: number;
   /** Pause announced in BACKOFF STORE_BUSY (default 1000 ms). */
   storeBusyPauseMs?: number;
+  /** The MQTT bridge (docs/mqtt.md); default: configured from MQTT_* (no bridge without MQTT_URL). */
+  mqtt?: MqttBridgePluginOptions;
 }
 
 export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance {
@@ -85,6 +88,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     maxPendingPerAddress: deps.maxPendingPerAddress,
     maxBufferedBytes: deps.maxBufferedBytes,
   });
+  app.register(mqttBridgePlugin, deps.mqtt ?? {});
   app.register(opsPlugin);
   app.register(apiPlugin);
   app.register(webPlugin);
