@@ -1,0 +1,182 @@
+/**
+ * The route table test (issue 12): every route the hub registers, taken from fastify's own route list (the
+ * auth plugin's onRoute hook, cross-checked against printRoutes()), is tried with no credentials, with each
+ * role (session cookie and API token), with a revoked token and with an expired session. The answer must be
+ * 401/403 with the documented error code, or not an auth refusal at all. And every route must appear in
+ * EXPECTED_ROLES below with the role docs/security.md gives it: a new route fails this test until someone
+ * decides its role here.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RouteRoleInfo } from '../src/auth/plugin.js';
+import { roleAtLeast, ROLES, type Role, type RouteRole } from '../src/auth/types.js';
+import { authApp, BOOTSTRAP, GOOD_PASSWORD, login, type AuthApp } from './auth-fixture.js';
+
+/** `METHOD url` -> role. HEAD routes fastify adds for GET ones take the GET route's role. */
+export const EXPECTED_ROLES: Record<string, RouteRole> = {
+  'POST /api/v1/session': 'public',
+  'DELETE /api/v1/session': 'viewer',
+  'GET /api/v1/sessions': 'viewer',
+  'DELETE /api/v1/sessions/:id': 'viewer',
+  'GET /api/v1/me': 'viewer',
+  'POST /api/v1/users': 'admin',
+  'GET /api/v1/users': 'admin',
+  'GET /api/v1/users/:name': 'viewer',
+  'PATCH /api/v1/users/:name': 'viewer',
+  'DELETE /api/v1/users/:name': 'admin',
+  'POST /api/v1/tokens': 'viewer',
+  'GET /api/v1/tokens': 'viewer',
+  'DELETE /api/v1/tokens/:id': 'viewer',
+  'GET /api/v1/audit': 'admin',
+};
+
+const AUTH_CODES_401 = new Set(['UNAUTHORIZED', 'SESSION_EXPIRED']);
+
+type Credential = { headers: Record<string, string> };
+
+/** The hub under test: the auth plugin and its routes. */
+async function build(): Promise<{ app: FastifyInstance; close(): Promise<void>; own: AuthApp }> {
+  const own = await authApp({ settings: { allowedOrigins: [] } });
+  return { app: own.app, own, close: () => own.close() };
+}
+
+let hub: Awaited<ReturnType<typeof build>>;
+let counter = 0;
+
+beforeAll(async () => {
+  hub = await build();
+});
+afterAll(async () => hub?.close());
+
+/** A fresh user of `role` with a session; returns the cookie and the user name. */
+async function sessionOf(role: Role): Promise<{ name: string; cookie: string }> {
+  const name = `rt-${role}-${++counter}`;
+  await hub.app.auth.users.create({ name, role, password: GOOD_PASSWORD, mustChangePassword: false });
+  return { name, cookie: await login(hub.app, name, GOOD_PASSWORD) };
+}
+
+async function tokenOf(role: Role): Promise<{ name: string; token: string; id: string }> {
+  const name = `rt-${role}-${++counter}`;
+  await hub.app.auth.users.create({ name, role, password: GOOD_PASSWORD, mustChangePassword: false });
+  const { token, record } = hub.app.auth.tokens.create({ name: 'route-table', role, owner: name, createdBy: name, expiresAt: null });
+  return { name, token, id: record.id };
+}
+
+function urlFor(route: RouteRoleInfo, self: string): string {
+  return route.url
+    .replace(/:name\b/g, self)
+    .replace(/:[A-Za-z_]+/g, 'route-table-none')
+    .replace(/\*$/, 'route-table-none');
+}
+
+async function call(route: RouteRoleInfo, cred: Credential, self = 'route-table-nobody') {
+  const unsafe = !['GET', 'HEAD', 'OPTIONS'].includes(route.method);
+  return hub.app.inject({
+    method: route.method as 'GET',
+    url: urlFor(route, self),
+    headers: { ...cred.headers, ...(unsafe ? { origin: 'http://localhost:80', 'content-type': 'application/json' } : {}) },
+    ...(unsafe && route.method !== 'DELETE' ? { payload: '{}' } : {}),
+  });
+}
+
+function expectRefused(res: { statusCode: number; body: string }, status: 401 | 403, codes: Set<string> | string, what: string) {
+  expect(res.statusCode, `${what}: ${res.body}`).toBe(status);
+  const code = (JSON.parse(res.body) as { error: { code: string } }).error.code;
+  if (typeof codes === 'string') expect(code, what).toBe(codes);
+  else expect(codes.has(code), `${what}: code ${code}`).toBe(true);
+}
+
+function expectAdmitted(res: { statusCode: number; body: string; headers: Record<string, unknown> }, what: string) {
+  // Admitted: whatever the route answers (200, 204, 400 for the empty body, 404 for the made-up id), it is
+  // not the auth hook's 401/403.
+  if (res.statusCode === 401 || res.statusCode === 403) {
+    const code = (JSON.parse(res.body) as { error?: { code: string } }).error?.code;
+    // A route's own 403 about someone else's data is not an auth refusal; the auth hook never sends these.
+    expect(['FORBIDDEN', 'UNAUTHORIZED', 'SESSION_EXPIRED', 'ORIGIN_NOT_ALLOWED', 'PASSWORD_CHANGE_REQUIRED'], `${what}: ${res.body}`).not.toContain(code);
+  }
+  expect(res.statusCode, `${what}: ${res.body}`).not.toBe(429);
+}
+
+function routes(): RouteRoleInfo[] {
+  return hub.app.auth.routes.filter((r) => r.method !== 'HEAD');
+}
+
+describe('route table', () => {
+  it('sees every route fastify has (printRoutes), and each has the role EXPECTED_ROLES gives it', () => {
+    const seen = new Set(hub.app.auth.routes.map((r) => `${r.method} ${r.url.replace(/^\//, '')}`));
+    // printRoutes() draws a tree: each line adds its segment to its parent's path.
+    const printed = hub.app.printRoutes({ commonPrefix: false });
+    const stack: string[] = [];
+    let count = 0;
+    for (const line of printed.split('\n')) {
+      const m = /^((?:│   |    )*)[├└]── (.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+      if (!m) continue;
+      const depth = m[1]!.length / 4;
+      stack.length = depth + 1;
+      stack[depth] = (depth > 0 ? stack[depth - 1]! : '') + m[2]!;
+      for (const method of m[3]?.split(', ') ?? []) {
+        count++;
+        expect(seen.has(`${method} ${stack[depth]!.replace(/^\//, '')}`), `${method} ${stack[depth]} is not in the auth plugin's list`).toBe(true);
+      }
+    }
+    expect(count).toBe(hub.app.auth.routes.length);
+    const test = new Set(['/t/public', '/t/viewer', '/t/operator', '/t/admin']);
+    const actual = Object.fromEntries(routes().filter((r) => !test.has(r.url)).map((r) => [`${r.method} ${r.url}`, r.role]));
+    expect(actual).toEqual(EXPECTED_ROLES);
+  });
+
+  it('without credentials: public routes answer, every other route is 401 UNAUTHORIZED', async () => {
+    for (const route of routes()) {
+      const res = await call(route, { headers: {} });
+      const what = `${route.method} ${route.url} anonymous`;
+      if (route.role === 'public') expectAdmitted(res, what);
+      else expectRefused(res, 401, 'UNAUTHORIZED', what);
+    }
+  });
+
+  for (const role of ROLES) {
+    it(`with a ${role} session and a ${role} API token: admitted at or below ${role}, 403 FORBIDDEN above`, async () => {
+      for (const route of routes()) {
+        for (const kind of ['session', 'token'] as const) {
+          const cred =
+            kind === 'session'
+              ? await sessionOf(role).then((s) => ({ self: s.name, headers: { cookie: s.cookie } }))
+              : await tokenOf(role).then((t) => ({ self: t.name, headers: { authorization: `Bearer ${t.token}` } }));
+          const res = await call(route, cred, cred.self);
+          const what = `${route.method} ${route.url} as ${role} ${kind}`;
+          if (roleAtLeast(role, route.role)) expectAdmitted(res, what);
+          else expectRefused(res, 403, 'FORBIDDEN', what);
+        }
+      }
+    });
+  }
+
+  it('with the bootstrap admin token: admitted everywhere', async () => {
+    for (const route of routes()) expectAdmitted(await call(route, { headers: { authorization: `Bearer ${BOOTSTRAP}` } }), `${route.method} ${route.url}`);
+  });
+
+  it('with a revoked API token: 401 UNAUTHORIZED on every non-public route', async () => {
+    for (const route of routes()) {
+      const t = await tokenOf('admin');
+      hub.app.auth.tokens.revoke(t.id);
+      const res = await call(route, { headers: { authorization: `Bearer ${t.token}` } }, t.name);
+      const what = `${route.method} ${route.url} revoked token`;
+      if (route.role === 'public') expectAdmitted(res, what);
+      else expectRefused(res, 401, 'UNAUTHORIZED', what);
+    }
+    // The failures above were counted against 127.0.0.1: forget them for the other cases.
+    hub.app.auth.throttles.bearerPerClient.reset('127.0.0.1');
+  });
+
+  it('with an expired session: 401 SESSION_EXPIRED on every non-public route', async () => {
+    const absolute = hub.app.auth.settings.sessionAbsoluteMs;
+    for (const route of routes()) {
+      const s = await sessionOf('admin');
+      hub.own.db.prepare('UPDATE auth_sessions SET created_at = created_at - ? WHERE user_name = ?').run(absolute, s.name);
+      const res = await call(route, { headers: { cookie: s.cookie } }, s.name);
+      const what = `${route.method} ${route.url} expired session`;
+      if (route.role === 'public') expectAdmitted(res, what);
+      else expectRefused(res, 401, AUTH_CODES_401, what);
+    }
+  });
+});
