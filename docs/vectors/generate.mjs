@@ -241,6 +241,8 @@ add('error-with-alias', '§7.6', 'hub', error('OUT_OF_RANGE', 32, 42, 0, 'temper
 add('error-without-alias-before-close', '§6.6', 'hub', error('AUTH_FAILED', 20, 0, null, 'unknown device or wrong token'));
 add('error-two-byte-alias-unicode-message', '§7.6', 'hub', error('TYPE_MISMATCH', 31, 43, 300, 'fw/state erwartet STRING — got INT'));
 add('error-unknown-wire-code', '§7.6', 'hub', error('UNKNOWN_99', 99, 0, null, ''));
+add('error-auth-throttled-before-close', '§6.1', 'hub', error('AUTH_THROTTLED', 28, 0, null, 'too many failed HELLOs from this address; retry in 60 s at most'));
+add('error-too-many-pings-before-close', '§6.5', 'hub', error('TOO_MANY_PINGS', 29, 0, null, 'more than 16 Pings arrived before the hub could answer them'));
 add('backoff-rate-limited', '§7.4', 'hub', {
   fields: [...F.type(0x45, 'BACKOFF'), ...F.varint(40, 'code (RATE_LIMITED)'), ...F.varint(1500, 'pauseMs')],
   decoded: { type: 'backoff', code: 'RATE_LIMITED', pauseMs: 1500 },

@@ -16,7 +16,8 @@ import { installErrorHandler } from './api/error-handler.js';
 import { commandsPlugin } from './commands/plugin.js';
 import type { HubConfig } from './config.js';
 import type { Clock, Timers } from './core/clock.js';
-import { deviceChannelPlugin, type DeviceChannelPluginOptions } from './device-channel/plugin.js';
+import { MAX_FRAGMENTS, MAX_PENDING_PONGS } from './device-channel/connection.js';
+import { DEVICE_CHANNEL_TUNING, deviceChannelPlugin, type DeviceChannelPluginOptions } from './device-channel/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
 import { durabilityPlugin, type DurabilityOptions } from './durability/plugin.js';
 import { hubBase } from './hub-base.js';
@@ -67,6 +68,9 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     options: {
       perMessageDeflate: false,
       maxPayload: config.maxFrameBytes,
+      // Limits of the WebSocket layer set on purpose, each with its close code and reason (protocol §9.2, §10).
+      // (ws 8.23 takes both; @types/ws does not list them yet.)
+      ...({ maxFragments: MAX_FRAGMENTS, maxPendingAutoPongs: MAX_PENDING_PONGS } as object),
       handleProtocols: (offered: Set<string>) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : (offered.values().next().value ?? false)),
     },
     // ws has already started its own close (1002/1009) when it reports a socket error; let it finish.
@@ -81,13 +85,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
       await closeRemainingSockets(app);
     },
   });
-  app.register(deviceChannelPlugin, {
-    ingestTurnMs: deps.ingestTurnMs,
-    pauseAllSocketsUpTo: deps.pauseAllSocketsUpTo,
-    maxPendingHandshakes: deps.maxPendingHandshakes,
-    maxPendingPerAddress: deps.maxPendingPerAddress,
-    maxBufferedBytes: deps.maxBufferedBytes,
-  });
+  app.register(deviceChannelPlugin, Object.fromEntries(DEVICE_CHANNEL_TUNING.map((k) => [k, deps[k]])));
   app.register(mqttBridgePlugin, deps.mqtt ?? {});
   app.register(opsPlugin);
   app.register(apiPlugin);

@@ -30,6 +30,9 @@ export const PROTOCOL_ERROR_MEANINGS: Readonly<Record<ProtocolErrorCode, string>
   INTERNAL_ERROR: 'The hub failed unexpectedly while handling this connection.',
   TRY_AGAIN_LATER: 'The hub cannot take this connection now (connection limit); reconnect with back-off.',
   DEVICE_DISABLED: 'The device exists but an operator disabled it.',
+  AUTH_THROTTLED: 'Too many failed HELLOs from this address; the hub answers after a delay without checking the token. Reconnect with back-off.',
+  TOO_MANY_PINGS: 'The device sent Pings faster than the hub could answer them.',
+  SLOW_CONSUMER: 'The hub cut a connection that did not read what the hub sent (presence reason; no close frame).',
   // Reading validation (§7.1). Sent as ERROR with seq and alias; the connection stays open.
   UNKNOWN_ALIAS: 'The value names an alias that HELLO did not declare.',
   TYPE_MISMATCH: "The value's wire type does not fit the metric's declared kind.",

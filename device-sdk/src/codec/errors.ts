@@ -43,6 +43,9 @@ export const PROTOCOL_ERRORS = [
   def('INTERNAL_ERROR', 25, 1011),
   def('TRY_AGAIN_LATER', 26, 1013),
   def('DEVICE_DISABLED', 27, 1008),
+  def('AUTH_THROTTLED', 28, 1013),
+  def('TOO_MANY_PINGS', 29, 1008),
+  def('SLOW_CONSUMER', 60, null),
   // Reading validation (§7.1). Sent as ERROR with seq and alias; the connection stays open.
   def('UNKNOWN_ALIAS', 30, null),
   def('TYPE_MISMATCH', 31, null),

@@ -27,9 +27,16 @@ export interface DeviceChannelOptions {
   /** Sockets waiting for HELLO at once, in all (default 1024) and per client address (default 32). §6.1.5 */
   maxPendingHandshakes?: number;
   maxPendingPerAddress?: number;
-  /** Bytes the hub may queue for one device before it is cut off as not reading (default 1 MiB). §9.2 */
+  /** Bytes the hub may queue for one device before it is cut off as not reading (default 1 MiB). §9.2, §6.6.7 */
   maxBufferedBytes?: number;
-  /** ERROR frames for rejected values per connection per second, and at once (defaults 20 and 100). §7.1.3 */
+  /**
+   * Failed HELLOs per client address within authFailureWindowMs (defaults 20 in 60 000 ms) past which HELLOs
+   * from that address are answered AUTH_THROTTLED after authThrottleDelayMs (default 1000), unchecked. §6.1.6
+   */
+  authFailuresPerAddress?: number;
+  authFailureWindowMs?: number;
+  authThrottleDelayMs?: number;
+  /** ERROR frames for rejected values per connection per second, and at once (defaults 20 and 100). §7.1.5 */
   errorFramesPerSecond?: number;
   errorFramesBurst?: number;
   /** Time a turn of the event loop spends on device frames before sockets wait (see noteFrame). Default 3. */
@@ -54,6 +61,8 @@ export const DEFAULT_INGEST_TURN_MS = 3;
  * milliseconds a turn with thousands of idle ones.
  */
 export const DEFAULT_PAUSE_ALL_SOCKETS_UP_TO = 256;
+/** Client addresses whose failed HELLOs are remembered at once (the oldest windows are forgotten first). */
+const MAX_TRACKED_ADDRESSES = 10_000;
 
 export class DeviceChannel implements ConnectionHost {
   /** Every open socket, authenticated or not. */
@@ -67,6 +76,11 @@ export class DeviceChannel implements ConnectionHost {
   private readonly pending = new WeakSet<DeviceConnection>();
   /** Connections that completed HELLO. */
   private authenticatedCount = 0;
+  readonly authFailuresPerAddress: number;
+  readonly authFailureWindowMs: number;
+  readonly authThrottleDelayMs: number;
+  /** Failed HELLOs per client address in the current window (bounded: see authFailed). */
+  private readonly authFailures = new Map<string, { count: number; since: number }>();
   private readonly errorFramesPerSecond: number;
   private readonly errorFramesBurst: number;
   /** ERROR-frame budget per connection: tokens and when they were last refilled. */
@@ -110,6 +124,9 @@ export class DeviceChannel implements ConnectionHost {
     this.maxBufferedBytes = opts.maxBufferedBytes ?? 1024 * 1024;
     this.maxPendingHandshakes = opts.maxPendingHandshakes ?? 1024;
     this.maxPendingPerAddress = opts.maxPendingPerAddress ?? 32;
+    this.authFailuresPerAddress = opts.authFailuresPerAddress ?? 20;
+    this.authFailureWindowMs = opts.authFailureWindowMs ?? 60_000;
+    this.authThrottleDelayMs = opts.authThrottleDelayMs ?? 1000;
     this.errorFramesPerSecond = opts.errorFramesPerSecond ?? 20;
     this.errorFramesBurst = opts.errorFramesBurst ?? 100;
     this.ingestTurnMs = opts.ingestTurnMs ?? DEFAULT_INGEST_TURN_MS;
@@ -168,11 +185,36 @@ export class DeviceChannel implements ConnectionHost {
 
   /** A HELLO carried an unknown id or a wrong token. */
   authFailed(conn: DeviceConnection): void {
+    const now = this.opts.clock.now();
+    const address = conn.remote ?? '';
+    let entry = this.authFailures.get(address);
+    if (entry === undefined || now - entry.since >= this.authFailureWindowMs) {
+      // Bounded memory under a flood from many addresses: forget windows that ended, then the oldest.
+      if (entry === undefined && this.authFailures.size >= MAX_TRACKED_ADDRESSES) this.forgetAuthFailures(now);
+      entry = { count: 0, since: now };
+      this.authFailures.set(address, entry);
+    }
+    entry.count++;
     this.opts.metrics.deviceAuthFailures.inc();
-    this.opts.log.warn({ remote: conn.remote }, 'device authentication failed (unknown device id or wrong token)');
+    this.opts.log.warn({ remote: conn.remote, failuresFromAddress: entry.count }, 'device authentication failed (unknown device id or wrong token)');
   }
 
-  /** §7.1.3: true when the connection may send one more ERROR frame for a rejected value now. */
+  /** §6.1.6: true when HELLOs from the connection's address are throttled after too many failures. */
+  authThrottled(conn: DeviceConnection): boolean {
+    const entry = this.authFailures.get(conn.remote ?? '');
+    if (entry === undefined) return false;
+    if (this.opts.clock.now() - entry.since >= this.authFailureWindowMs) return false;
+    if (entry.count < this.authFailuresPerAddress) return false;
+    this.opts.metrics.deviceAuthThrottled.inc();
+    return true;
+  }
+
+  private forgetAuthFailures(now: number): void {
+    for (const [address, e] of this.authFailures) if (now - e.since >= this.authFailureWindowMs) this.authFailures.delete(address);
+    while (this.authFailures.size >= MAX_TRACKED_ADDRESSES) this.authFailures.delete(this.authFailures.keys().next().value!);
+  }
+
+  /** §7.1.5: true when the connection may send one more ERROR frame for a rejected value now. */
   errorBudget(conn: DeviceConnection): boolean {
     const now = this.opts.clock.now();
     let b = this.errorTokens.get(conn);

@@ -54,11 +54,43 @@ export interface ConnectionHost {
   hasDeviceSlot(conn: DeviceConnection, deviceId: string): boolean;
   authenticated(conn: DeviceConnection): void;
   authFailed(conn: DeviceConnection): void;
+  authThrottled(conn: DeviceConnection): boolean;
+  readonly authThrottleDelayMs: number;
+  readonly authFailureWindowMs: number;
   errorBudget(conn: DeviceConnection): boolean;
   forget(conn: DeviceConnection): void;
 }
 
 const OPEN = 1;
+
+/**
+ * Pings the WebSocket layer answers before it waits for its Pongs to be written; more in one burst end the
+ * connection with TOO_MANY_PINGS (app.ts passes it to ws as maxPendingAutoPongs). §6.5.5
+ */
+export const MAX_PENDING_PONGS = 16;
+/** Message fragments the WebSocket layer takes for one message; more close 1009 FRAME_TOO_LARGE. §9.2, §6.6.7 */
+export const MAX_FRAGMENTS = 64;
+/** How long the hub waits for a device to answer its close frame before it ends the TCP connection. §6.6.6 */
+export const CLOSE_HANDSHAKE_MS = 2000;
+
+/** §10.1: what a bare close code from the WebSocket layer means, as a close code and reason. */
+const WS_LAYER_CLOSES: Record<number, { code: number; reason: string }> = {
+  // Payload over maxFrameBytes, a length header above 2^53 - 1, or more than MAX_FRAGMENTS fragments.
+  1009: { code: 1009, reason: 'FRAME_TOO_LARGE' },
+  1008: { code: 1009, reason: 'FRAME_TOO_LARGE' },
+  // A text message (or close reason) that is not UTF-8: on the binary device channel any text is an error.
+  1007: { code: 1007, reason: 'TEXT_FRAME' },
+  // Bad framing: reserved bits or opcodes, an unmasked client frame, a control frame too long or fragmented.
+  1002: { code: 1002, reason: 'PROTOCOL_ERROR' },
+};
+
+/** Presence reasons for the WebSocket layer's error codes (the socket's 'error' event). */
+const WS_ERROR_REASONS: Record<string, string> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 'FRAME_TOO_LARGE',
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 'FRAME_TOO_LARGE',
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 'FRAME_TOO_LARGE',
+  WS_ERR_INVALID_UTF8: 'TEXT_FRAME',
+};
 const kConnection = Symbol('tendril.deviceConnection');
 type TaggedSocket = WebSocket & { [kConnection]: DeviceConnection };
 
@@ -76,6 +108,8 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   private isClosed = false;
   private closedWaiters: Array<() => void> | null = null;
   private readonly limits: Partial<Limits> | undefined;
+  private terminateSocket: () => void = () => this.socket.terminate();
+  private closeTimer: TimerHandle | null = null;
 
   constructor(
     private readonly channel: ConnectionHost,
@@ -128,6 +162,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   start(): void {
     const s = this.socket as TaggedSocket;
     s[kConnection] = this;
+    this.explainWebSocketLayerCloses();
     s.on('message', DeviceConnection.onSocketMessage);
     s.on('pong', DeviceConnection.onSocketPong);
     s.on('error', DeviceConnection.onSocketErrorEvent);
@@ -138,6 +173,28 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
       this.helloTimer = null;
       if (this.state === 'awaitingHello') this.fail('HELLO_TIMEOUT', `no HELLO within ${helloTimeoutMs} ms of the upgrade`);
     }, helloTimeoutMs);
+  }
+
+  /**
+   * §10.1: the WebSocket layer (ws) refuses some messages itself and closes with a bare code, or drops the
+   * TCP connection after a flood of Pings. Give each of those ends its code and reason, as the hub's own
+   * closes have, so a device (and presence) can tell them from a network failure.
+   */
+  private explainWebSocketLayerCloses(): void {
+    const socket = this.socket;
+    const close = socket.close.bind(socket);
+    const terminate = socket.terminate.bind(socket);
+    this.terminateSocket = terminate;
+    socket.close = (code?: number, reason?: string | Buffer) => {
+      if (reason !== undefined || code === undefined) return close(code, reason);
+      // Only ws itself closes without a reason: the hub always names the code (fail()).
+      const explained = WS_LAYER_CLOSES[code] ?? { code, reason: 'PROTOCOL_ERROR' };
+      if (this.endReason === null) this.endReason = explained.reason;
+      this.state = 'closing';
+      close(explained.code, explained.reason);
+    };
+    // ws terminates a peer whose Pings outrun the Pongs it can send (maxPendingAutoPongs).
+    socket.terminate = () => this.fail('TOO_MANY_PINGS', `more than ${MAX_PENDING_PONGS} Pings arrived before the hub could answer them; send Pings sparingly (§6.5.5)`);
   }
 
   // ---- receiving ----
@@ -200,6 +257,14 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     const { registry, sessions, metrics, heartbeatMs, maxFrameBytes, deviceRate } = this.channel.opts;
     this.state = 'attaching';
     this.clearHelloTimer();
+    // §6.1.6: an address that failed too often gets a slow answer and no check of its token.
+    if (this.channel.authThrottled(this)) {
+      const delay = this.channel.authThrottleDelayMs;
+      this.channel.opts.timers.setTimeout(() => {
+        this.fail('AUTH_THROTTLED', `too many failed HELLOs from this address; retry in ${Math.ceil(this.channel.authFailureWindowMs / 1000)} s at most`);
+      }, delay);
+      return;
+    }
     // §6.1.2: unknown id and wrong token take the same path and get the same answer.
     const device = registry.authenticate(hello.deviceId, hello.token);
     if (device === null) {
@@ -250,7 +315,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     this.send({ type: 'backoff', code, pauseMs });
   }
 
-  /** §7.1.1: ERROR {code, seq, alias}, within the connection's budget of ERROR frames (§7.1.3). */
+  /** §7.1.1: ERROR {code, seq, alias}, within the connection's budget of ERROR frames (§7.1.5). */
   onRejected(code: ValidationCode, seq: number, alias: number | null, message: string): void {
     if (!this.channel.errorBudget(this)) return;
     this.send({ type: 'error', code, seq, alias, message });
@@ -320,6 +385,10 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     this.clearHelloTimer();
     this.send({ type: 'error', code, seq: 0, alias: null, message });
     this.socket.close(errorInfo(code)?.close ?? 1011, code);
+    // §6.6.6: a device that does not answer the close within the bound is cut (ws itself would wait 30 s).
+    const timer = this.channel.opts.timers.setTimeout(() => this.terminateSocket(), CLOSE_HANDSHAKE_MS);
+    timer.unref?.();
+    this.closeTimer = timer;
   }
 
   /** Ends the connection without a close handshake. */
@@ -327,7 +396,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     if (this.socket.readyState === 3) return;
     if (this.state !== 'closing' || this.endReason === null) this.endReason = reason;
     this.state = 'closing';
-    this.socket.terminate();
+    this.terminateSocket();
   }
 
   private internalError(err: unknown): void {
@@ -337,7 +406,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
 
   private onSocketError(err: Error & { code?: string }): void {
     // The WebSocket layer refused a message (too big, bad framing) and is closing with its own code.
-    if (this.endReason === null) this.endReason = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'FRAME_TOO_LARGE' : 'PROTOCOL_ERROR';
+    if (this.endReason === null) this.endReason = WS_ERROR_REASONS[err.code ?? ''] ?? 'PROTOCOL_ERROR';
     this.state = 'closing';
   }
 
@@ -347,6 +416,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     this.state = 'closing';
     this.clearHelloTimer();
     this.channel.forget(this);
+    if (this.closeTimer !== null) this.channel.opts.timers.clearTimeout(this.closeTimer);
     const reason = this.endReason ?? peerCloseReason(code);
     metrics.closedBy(reason).inc();
     if (wasReady) metrics.count.devicesConnected--;

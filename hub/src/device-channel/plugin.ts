@@ -14,11 +14,30 @@ export interface DeviceChannelPluginOptions {
   ingestTurnMs?: number | undefined;
   /** Up to this many device sockets a spent ingest budget pauses all of them (default 256, see DeviceChannel). */
   pauseAllSocketsUpTo?: number | undefined;
-  /** Pre-authentication pool and per-device output bounds (defaults in DeviceChannel). */
+  /** Pre-authentication pool, failed-HELLO throttle, ERROR budget and per-device output bound (defaults in DeviceChannel). */
   maxPendingHandshakes?: number | undefined;
   maxPendingPerAddress?: number | undefined;
   maxBufferedBytes?: number | undefined;
+  authFailuresPerAddress?: number | undefined;
+  authFailureWindowMs?: number | undefined;
+  authThrottleDelayMs?: number | undefined;
+  errorFramesPerSecond?: number | undefined;
+  errorFramesBurst?: number | undefined;
 }
+
+/** The tuning options above, as a list (app.ts hands over only these). */
+export const DEVICE_CHANNEL_TUNING = [
+  'ingestTurnMs',
+  'pauseAllSocketsUpTo',
+  'maxPendingHandshakes',
+  'maxPendingPerAddress',
+  'maxBufferedBytes',
+  'authFailuresPerAddress',
+  'authFailureWindowMs',
+  'authThrottleDelayMs',
+  'errorFramesPerSecond',
+  'errorFramesBurst',
+] as const satisfies ReadonlyArray<keyof DeviceChannelPluginOptions>;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -55,13 +74,7 @@ export const deviceChannelPlugin = fp<DeviceChannelPluginOptions>(
     deviceRate: config.deviceRate,
     maxFrameBytes: config.maxFrameBytes,
     maxConnections: config.maxConnections,
-    ...defined({
-      ingestTurnMs: opts.ingestTurnMs,
-      pauseAllSocketsUpTo: opts.pauseAllSocketsUpTo,
-      maxPendingHandshakes: opts.maxPendingHandshakes,
-      maxPendingPerAddress: opts.maxPendingPerAddress,
-      maxBufferedBytes: opts.maxBufferedBytes,
-    }),
+    ...defined(Object.fromEntries(DEVICE_CHANNEL_TUNING.map((k) => [k, opts[k]])) as DeviceChannelPluginOptions),
     log: app.log,
   });
   app.decorate('deviceChannel', channel);

@@ -65,6 +65,8 @@ export class HubMetrics {
   readonly handshakesRefused: CounterChild;
   /** HELLOs with an unknown device id or a wrong token. */
   readonly deviceAuthFailures: CounterChild;
+  /** HELLOs answered AUTH_THROTTLED (§6.1.6). */
+  readonly deviceAuthThrottled: CounterChild;
   /** ERROR frames for rejected values not sent because the connection's budget was spent (§7.1.3). */
   readonly errorFramesSuppressed: CounterChild;
 
@@ -124,11 +126,15 @@ export class HubMetrics {
       registers,
     });
     this.deviceAuthFailures = new Counter({
-      name: 'tendril_auth_failures_total',
-      help: 'Failed authentications, by channel (device: HELLO with an unknown id or a wrong token).',
-      labelNames: ['channel'],
+      name: 'tendril_device_auth_failures_total',
+      help: 'HELLOs with an unknown device id or a wrong token.',
       registers,
-    }).labels('device');
+    });
+    this.deviceAuthThrottled = new Counter({
+      name: 'tendril_device_auth_throttled_total',
+      help: 'HELLOs answered AUTH_THROTTLED without a check: their address failed too often (protocol §6.1.6).',
+      registers,
+    });
     this.errorFramesSuppressed = new Counter({
       name: 'tendril_error_frames_suppressed_total',
       help: 'ERROR frames for rejected values not sent: the connection spent its ERROR budget (the rejection is still counted).',
