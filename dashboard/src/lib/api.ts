@@ -59,7 +59,7 @@ export const api = {
   login: (username: string, password: string) =>
     request<{ user: User }>('POST', '/api/v1/session', { username, password }),
   logout: () => request<void>('DELETE', '/api/v1/session'),
-  me: () => request<{ user: User } | User>('GET', '/api/v1/me'),
+  me: () => request<{ user: User | null; principal?: { name: string; role: User['role'] } }>('GET', '/api/v1/me'),
   changePassword: (name: string, currentPassword: string, password: string) =>
     request<unknown>('PATCH', `/api/v1/users/${enc(name)}`, { currentPassword, password }),
   devices: () => request<{ devices: Device[] }>('GET', '/api/v1/devices'),

@@ -5,7 +5,7 @@
 import type { Role, User } from '../types.js';
 
 export interface SessionApi {
-  me(): Promise<{ user: User } | User>;
+  me(): Promise<{ user: User | null; principal?: { name: string; role: Role } } | User>;
   login(username: string, password: string): Promise<{ user: User }>;
   logout(): Promise<unknown>;
   changePassword(name: string, currentPassword: string, password: string): Promise<unknown>;
@@ -29,8 +29,10 @@ export class SessionState {
   async init(): Promise<void> {
     try {
       const me = await this.api.me();
-      this.user = 'user' in me ? me.user : me;
-      this.status = 'authenticated';
+      if (!('user' in me)) this.user = me;
+      // A token principal (no user behind it) still has a name and a role.
+      else this.user = me.user ?? (me.principal ? { name: me.principal.name, role: me.principal.role, mustChangePassword: false } : null);
+      this.status = this.user ? 'authenticated' : 'anonymous';
     } catch {
       this.user = null;
       this.status = 'anonymous';
