@@ -195,6 +195,7 @@ export class LiveHub implements LiveHost {
       );
     }
     if (req.devices) this.checkDevices(req.id, req.devices);
+    if (req.stream === 'fleet') this.reconcile();
     const sub = new Subscription(req.id, req.stream, req.devices, req.metrics, req.minIntervalMs);
     client.subs.set(sub.id, sub);
     this.owners.set(sub, client);
@@ -268,7 +269,22 @@ export class LiveHub implements LiveHost {
     client.flush();
   }
 
+  /**
+   * Brings the fleet in line with the registry: devices created or deleted without a `changed` event (a
+   * registry write that did not announce itself) appear or disappear here, with their `device` events.
+   */
+  reconcile(): void {
+    const seen = new Set<string>();
+    for (const d of this.opts.registry.list()) {
+      seen.add(d.id);
+      if (!this.fleet.has(d.id)) this.onChanged(d.id);
+    }
+    if (seen.size === this.fleet.size) return;
+    for (const id of [...this.fleet.ids()]) if (!seen.has(id)) this.onChanged(id);
+  }
+
   private checkDevices(id: number, devices: readonly string[]): void {
+    if (devices.some((d) => !this.fleet.has(d))) this.reconcile();
     const unknown = devices.filter((d) => !this.fleet.has(d));
     if (unknown.length > 0) {
       const shown = unknown.slice(0, 5).map((d) => `"${d}"`).join(', ');

@@ -1,0 +1,76 @@
+/**
+ * The live channel on the real hub (buildHub: durability, devices, commands, device channel), fed by a real
+ * SDK device over the device channel: device SDK -> hub -> live client. The plugin reads the hub's decorators.
+ */
+import { TendrilDevice } from '@tendril/device-sdk';
+import WebSocket from 'ws';
+import { afterEach, expect, it } from 'vitest';
+import { buildHub } from '../src/app.js';
+import { liveChannelPlugin } from '../src/live/index.js';
+import { listenHub } from '../src/server.js';
+import { auth, provision, tempDir, testConfig, waitFor } from './helpers.js';
+import { cookieAuth, FleetModel, LiveTestClient } from './live-helpers.js';
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+it('a reading, presence and a command of an SDK device reach a live client as they happen', async () => {
+  const dir = tempDir('tendril-live-e2e-');
+  cleanup.push(() => dir.remove());
+  const config = testConfig(dir.path);
+  const app = buildHub(config);
+  app.register(liveChannelPlugin, { authenticate: cookieAuth, verifyToken: () => null });
+  const listening = await listenHub(app, config);
+  cleanup.push(() => app.close());
+  const token = await provision(app, 'env-1', { name: 'Env 1', model: 'env-sensor' });
+
+  const live = await LiveTestClient.connect(listening.url.replace('http', 'ws') + '/v1/live', { cookie: 'sid=viewer' });
+  cleanup.push(() => live.close());
+  await live.subscribe({ id: 1, stream: 'fleet' });
+  await live.subscribe({ id: 2, stream: 'device', devices: ['env-1'] });
+  await live.subscribe({ id: 3, stream: 'commands', devices: ['env-1'] });
+  const model = new FleetModel();
+
+  const device = new TendrilDevice({
+    url: listening.deviceUrl,
+    deviceId: 'env-1',
+    token,
+    metrics: [{ name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 }],
+    WebSocket: WebSocket as never,
+    wsOptions: { perMessageDeflate: false },
+    reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
+  });
+  device.onCommand('relay', async (args) => ({ on: (args as { on: boolean }).on }));
+  cleanup.push(() => device.close());
+  device.start();
+
+  // Presence: online over ws, with the declarations of its HELLO.
+  const online = await live.next((m) => m.id === 1 && m.event?.kind === 'presence' && m.event.presence.state === 'online', 'env-1 online on the fleet');
+  expect(online.event).toMatchObject({ deviceId: 'env-1', transport: 'ws', presence: { reason: null } });
+  const declared = await live.next((m) => m.id === 1 && m.event?.kind === 'device', 'env-1 declarations on the fleet');
+  expect(declared.event.device.metrics).toEqual([{ name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 }]);
+
+  // A reading reaches the device subscription once durable, and the fleet's latest values.
+  const ts = Date.now();
+  device.send({ temperature: 21.5 }, ts);
+  const reading = await live.next((m) => m.id === 2 && m.event?.kind === 'readings', 'the reading of env-1');
+  expect(reading.event).toEqual({ kind: 'readings', deviceId: 'env-1', readings: [{ seq: expect.any(Number), ts, values: { temperature: 21.5 } }] });
+  await live.next((m) => m.id === 1 && m.event?.kind === 'values', 'the latest value of env-1');
+
+  // A command's lifecycle, live.
+  const res = await app.inject({ method: 'POST', url: '/api/v1/devices/env-1/commands', headers: auth, payload: { name: 'relay', args: { on: true } } });
+  expect(res.statusCode).toBe(202);
+  const done = await live.next((m) => m.id === 3 && m.event?.kind === 'command' && m.event.command.state === 'succeeded', 'the command succeeded');
+  expect(done.event.command.result).toEqual({ on: true });
+  expect(live.events(3, 'command').map((m) => m.event.command.state)).toContain('queued');
+
+  // Offline with its reason.
+  await device.close();
+  const offline = await live.next((m) => m.id === 1 && m.event?.kind === 'presence' && m.event.presence.state === 'offline', 'env-1 offline');
+  expect(offline.event.presence.reason).toBe('CLOSED');
+  for (const m of live.events(1)) model.apply(m);
+  expect(model.rows.get('env-1')).toMatchObject({ transport: 'ws', presence: { state: 'offline', reason: 'CLOSED' }, latest: { temperature: { ts, value: 21.5 } } });
+  await waitFor('the live client still open', () => !live.isClosed);
+});
