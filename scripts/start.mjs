@@ -8,7 +8,7 @@
  *   HUB_DEMO_RATE     readings per second per device (default 0.5)
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, createHub, listenHub, loadConfig } from '../hub/dist/index.js';
 import { Fleet, HubApi, MODELS, planFleet, provisionRequest } from '../simulator/dist/index.js';
@@ -90,6 +90,10 @@ async function main() {
   const log = (line) => process.stdout.write(`${line}\n`);
   log(`Tendril hub is running: ${where.url}  (devices connect to ${where.deviceUrl})`);
   if (admin.file) log(`admin API token (HUB_ADMIN_TOKEN unset): ${admin.file}`);
+  // The first start creates user "admin" with a generated password (docs/security.md); the file goes once it is changed.
+  const firstPassword = join(config.dataDir, 'initial-admin-password');
+  if (existsSync(firstPassword)) log(`log in at ${where.url} as "admin" with the password in ${firstPassword} (you choose a new one at the first login)`);
+  else log(`log in at ${where.url} (manage users with: npm run hub -- user list | add NAME --role viewer|operator|admin)`);
 
   let fleet = null;
   if (demo.devices === 0) log('demo fleet off (HUB_DEMO_DEVICES=0)');
