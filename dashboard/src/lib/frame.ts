@@ -1,3 +1,5 @@
+import { flushSync } from 'svelte';
+
 /**
  * Incoming updates are buffered in plain JS and applied once per animation frame (STYLE.md, Dashboard):
  * a burst of a thousand live messages costs one reactive update, not a thousand renders.
@@ -31,14 +33,48 @@ export const browserFrames: FrameScheduler = {
   },
 };
 
+/** How long the last frames' work took (applying updates and rendering them), for the bench and devtools. */
+export class FrameStats {
+  readonly recent = new Float64Array(1024);
+  count = 0;
+  max = 0;
+  total = 0;
+
+  add(ms: number): void {
+    this.recent[this.count % this.recent.length] = ms;
+    this.count++;
+    this.total += ms;
+    if (ms > this.max) this.max = ms;
+  }
+
+  /** Durations of the last frames (up to 1024), oldest first. */
+  last(): number[] {
+    const n = Math.min(this.count, this.recent.length);
+    const out: number[] = [];
+    for (let i = this.count - n; i < this.count; i++) out.push(this.recent[i % this.recent.length]!);
+    return out;
+  }
+
+  reset(): void {
+    this.count = 0;
+    this.max = 0;
+    this.total = 0;
+  }
+}
+
 /** Collects work and runs every queued flush function once at the next frame, in queue order. */
 export class FrameBatcher {
   #pending = new Set<() => void>();
   #cancel: (() => void) | null = null;
   /** Frames that ran work (for tests and the bench). */
   frames = 0;
+  readonly stats = new FrameStats();
 
-  constructor(private readonly scheduler: FrameScheduler = browserFrames) {}
+  /** `render` applies the DOM changes the work caused in the same frame (Svelte's flushSync in the app). */
+  constructor(
+    private readonly scheduler: FrameScheduler = browserFrames,
+    private readonly render: () => void = () => {},
+  ) {}
 
   /** Runs `flush` at the next frame; the same function queued twice runs once. */
   schedule(flush: () => void): void {
@@ -51,6 +87,7 @@ export class FrameBatcher {
     this.#cancel = null;
     if (this.#pending.size === 0) return;
     this.frames++;
+    const started = performance.now();
     const work = [...this.#pending];
     this.#pending.clear();
     for (const fn of work) {
@@ -60,6 +97,12 @@ export class FrameBatcher {
         console.error('dashboard: applying live updates failed', err);
       }
     }
+    try {
+      this.render();
+    } catch (err) {
+      console.error('dashboard: rendering live updates failed', err);
+    }
+    this.stats.add(performance.now() - started);
   }
 
   get idle(): boolean {
@@ -67,5 +110,5 @@ export class FrameBatcher {
   }
 }
 
-/** The app's one batcher. */
-export const frames = new FrameBatcher();
+/** The app's one batcher: updates applied and rendered in the same animation frame. */
+export const frames = new FrameBatcher(browserFrames, () => flushSync());

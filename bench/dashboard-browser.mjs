@@ -1,0 +1,273 @@
+#!/usr/bin/env node
+/**
+ * Browser benchmark of the dashboard (issue 13) in Debian's Chromium (playwright-core).
+ *
+ * The page is the built dashboard (dashboard/dist, `npm run build` first) served by a small server in this
+ * process that also plays the hub: a FAKE LIVE FEED speaking tendril.live.v1 (docs/live.md) and the few HTTP
+ * routes the page asks for (/api/v1/me, history, commands). The fake feed is what lets one machine put 10 000
+ * devices reporting once a second in front of a page; the hub's own fan-out is measured by its own bench.
+ *
+ *   1. Fleet: 10 000 devices, each sending a new value once a second (10 000 `values` events per second in
+ *      batches every 50 ms), while the list is scrolled. Reports main-thread long tasks (PerformanceObserver
+ *      'longtask': > 50 ms), the app's work per frame (apply + render, from the page's frame stats) and the
+ *      interval between animation frames (smoothness of scrolling).
+ *   2. Device chart: one device with 24 h of history at about one bucket per pixel, streaming 20 readings/s.
+ *      Reports the app's work per frame (goal < 16 ms) and long tasks.
+ *   Baseline, same run and browser: the interval between animation frames of a blank page.
+ *
+ * Flags: --seconds N (each phase, default 15), --devices N (default 10000), --rate N (readings/s of the
+ * chart, default 20). Prints a JSON summary last.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { WebSocketServer } from 'ws';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const SECONDS = opt('seconds', 15);
+const DEVICES = opt('devices', 10_000);
+const CHART_RATE = opt('rate', 20);
+const dist = fileURLToPath(new URL('../dashboard/dist/', import.meta.url));
+if (!existsSync(join(dist, 'index.html'))) {
+  console.error('dashboard/dist is missing: run `npm run build` first');
+  process.exit(2);
+}
+
+// ---- the fake hub ----
+
+const MODELS = ['env-sensor', 'power-meter', 'gps-tracker', 'door-motion'];
+const METRICS = [
+  { name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 },
+  { name: 'humidity', kind: 'f32', unit: '%', min: 0, max: 100 },
+  { name: 'battery', kind: 'f32', unit: '%', min: 0, max: 100 },
+];
+const id = (i) => `dev-${String(i).padStart(5, '0')}`;
+const started = Date.now();
+function device(i) {
+  return {
+    id: id(i),
+    name: `Device ${i}`,
+    model: MODELS[i % MODELS.length],
+    labels: { room: `room-${i % 40}`, floor: String(i % 5) },
+    disabled: false,
+    transport: i % 7 === 0 ? 'mqtt' : 'ws',
+    presence: i % 50 === 0 ? { state: 'offline', reason: 'HEARTBEAT_LOST', since: started - 60_000 } : { state: 'online', reason: null, since: started - i * 10 },
+    metrics: METRICS,
+    latest: { temperature: { ts: started, value: 20 + (i % 10) }, humidity: { ts: started, value: 40 }, battery: { ts: started, value: 90 } },
+    rejected: i % 97 === 0 ? 3 : 0,
+    dropped: 0,
+  };
+}
+const wave = (t) => 20 + 5 * Math.sin(t / 600_000) + Math.sin(t / 7_000);
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const json = (o) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(o));
+  };
+  if (url.pathname === '/api/v1/me') return json({ user: { name: 'bench', role: 'operator', mustChangePassword: false } });
+  let m = /^\/api\/v1\/devices\/([^/]+)\/series\/([^/]+)$/.exec(url.pathname);
+  if (m) {
+    const from = Number(url.searchParams.get('from'));
+    const to = Number(url.searchParams.get('to'));
+    const step = Number(url.searchParams.get('step'));
+    const agg = url.searchParams.get('agg');
+    const points = [];
+    for (let t = from; t < to; t += step) {
+      const v = wave(t);
+      points.push({ ts: t, value: agg === 'min' ? v - 1.5 : agg === 'max' ? v + 1.5 : v });
+    }
+    return json({ stepMs: step, from, to, points });
+  }
+  m = /^\/api\/v1\/devices\/([^/]+)\/commands$/.exec(url.pathname);
+  if (m) return json({ commands: [], nextBefore: null });
+  m = /^\/api\/v1\/devices\/([^/]+)$/.exec(url.pathname);
+  if (m) return json(device(Number(m[1].slice(4))));
+  if (url.pathname === '/api/v1/devices') return json({ devices: Array.from({ length: DEVICES }, (_, i) => device(i)) });
+  if (url.pathname === '/blank') {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    return res.end('<!doctype html><title>blank</title><body></body>');
+  }
+  let file = normalize(join(dist, url.pathname));
+  if (!file.startsWith(dist) || !existsSync(file) || url.pathname === '/') file = join(dist, 'index.html');
+  else if (!extname(file)) file = join(dist, 'index.html');
+  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-security-policy': CSP });
+  res.end(readFileSync(file));
+});
+
+const wss = new WebSocketServer({ server, path: '/v1/live', handleProtocols: () => 'tendril.live.v1', perMessageDeflate: false });
+let offset = 1;
+wss.on('connection', (ws) => {
+  const send = (o) => ws.send(JSON.stringify(o));
+  const timers = [];
+  send({ type: 'hello', protocol: 'tendril.live.v1', auth: 'ok', principal: { kind: 'user', name: 'bench', role: 'operator' }, serverTime: Date.now(), limits: {} });
+  ws.on('message', (raw) => {
+    const msg = JSON.parse(String(raw));
+    if (msg.type === 'ping') return send({ type: 'result', id: msg.id, result: { serverTime: Date.now() } });
+    if (msg.type !== 'subscribe') return send({ type: 'result', id: msg.id, result: {} });
+    const sid = msg.id;
+    send({ type: 'result', id: sid, result: { epoch: 'bench', offset, recovered: false } });
+    if (msg.stream === 'fleet') {
+      // Snapshot in parts of 1000 devices, then every device once a second, in 20 batches a second.
+      const parts = Math.ceil(DEVICES / 1000);
+      for (let p = 0; p < parts; p++) {
+        const devices = [];
+        for (let i = p * 1000; i < Math.min(DEVICES, (p + 1) * 1000); i++) devices.push(device(i));
+        send({ type: 'event', id: sid, offset, event: { kind: 'snapshot', part: p, parts, gap: false, devices } });
+      }
+      let next = 0;
+      const perBatch = Math.ceil(DEVICES / 20);
+      timers.push(
+        setInterval(() => {
+          const now = Date.now();
+          for (let k = 0; k < perBatch; k++) {
+            const i = next++ % DEVICES;
+            send({ type: 'event', id: sid, offset: ++offset, event: { kind: 'values', deviceId: id(i), latest: { temperature: { ts: now, value: wave(now) + (i % 10) }, battery: { ts: now, value: 90 - (now % 1000) / 100 } } } });
+          }
+        }, 50),
+      );
+    } else if (msg.stream === 'device') {
+      send({ type: 'event', id: sid, offset, event: { kind: 'snapshot', part: 0, parts: 1, gap: false, devices: msg.devices.map((d) => device(Number(d.slice(4)))) } });
+      let seq = 0;
+      timers.push(
+        setInterval(() => {
+          const now = Date.now();
+          seq++;
+          send({ type: 'event', id: sid, offset: ++offset, event: { kind: 'readings', deviceId: msg.devices[0], readings: [{ seq, ts: now, values: { temperature: wave(now) + Math.random(), humidity: 40 + Math.random(), battery: 90 } }] } });
+        }, 1000 / CHART_RATE),
+      );
+    } else {
+      send({ type: 'event', id: sid, offset, event: { kind: 'snapshot', part: 0, parts: 1, gap: false, commands: [], health: null } });
+    }
+  });
+  ws.on('close', () => timers.forEach(clearInterval));
+});
+
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+// ---- the browser ----
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+
+const OBSERVE = () => {
+  window.__long = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__long.push({ at: e.startTime, ms: e.duration });
+  }).observe({ type: 'longtask', buffered: true });
+  window.__raf = [];
+  let last = performance.now();
+  const loop = (t) => {
+    window.__raf.push(t - last);
+    last = t;
+    requestAnimationFrame(loop);
+  };
+  requestAnimationFrame(loop);
+};
+
+const pct = (xs, p) => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const round = (x) => Math.round(x * 100) / 100;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function measure(page, seconds, during) {
+  await page.evaluate(() => {
+    window.__long = window.__long.filter(() => false);
+    window.__raf = [];
+    window.__tendril?.frames.stats.reset();
+  });
+  const stop = Date.now() + seconds * 1000;
+  while (Date.now() < stop) await during?.();
+  return page.evaluate(() => ({
+    long: window.__long,
+    raf: window.__raf.slice(1),
+    frames: window.__tendril ? window.__tendril.frames.stats.last() : [],
+    frameCount: window.__tendril ? window.__tendril.frames.stats.count : 0,
+  }));
+}
+
+function summary(r) {
+  return {
+    longTasks: r.long.length,
+    longestTaskMs: round(Math.max(0, ...r.long.map((l) => l.ms))),
+    frameWorkMs: { p50: round(pct(r.frames, 50)), p95: round(pct(r.frames, 95)), p99: round(pct(r.frames, 99)), max: round(Math.max(0, ...r.frames)), frames: r.frameCount },
+    rafIntervalMs: { p50: round(pct(r.raf, 50)), p95: round(pct(r.raf, 95)), p99: round(pct(r.raf, 99)), max: round(Math.max(0, ...r.raf)) },
+  };
+}
+
+// Baseline: a blank page's animation frames in the same browser.
+const blank = await context.newPage();
+await blank.goto(`${base}/blank`);
+await blank.evaluate(OBSERVE);
+await sleep(500);
+const baseline = summary(await measure(blank, Math.min(5, SECONDS)));
+await blank.close();
+
+// 1. Fleet
+const page = await context.newPage();
+await page.addInitScript(OBSERVE);
+const loadStart = Date.now();
+await page.goto(`${base}/`);
+await page.waitForFunction((n) => document.querySelector('[data-testid=fleet-summary]')?.textContent?.includes(`${n} devices`), DEVICES, { timeout: 60_000 });
+const fleetLoadMs = Date.now() - loadStart;
+const loadLong = await page.evaluate(() => window.__long.slice());
+await sleep(1000);
+const list = page.locator('[data-testid=fleet-list] > div').first();
+let dir = 1;
+const fleetRun = await measure(page, SECONDS, async () => {
+  // Scroll the virtual list steadily, back and forth (a person flicking through the fleet).
+  await list.evaluate((el, d) => el.scrollBy(0, d * 400), dir);
+  const top = await list.evaluate((el) => el.scrollTop);
+  if (top > 200_000 || top <= 0) dir = -dir;
+  await sleep(50);
+});
+const fleet = { ...summary(fleetRun), loadMs: fleetLoadMs, loadLongTasks: loadLong.length, loadLongestTaskMs: round(Math.max(0, ...loadLong.map((l) => l.ms))) };
+await page.screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-fleet.png', import.meta.url)) }).catch(() => {});
+
+// 2. A device chart over 24 h with 20 readings/s
+await page.goto(`${base}/devices/${id(1)}?range=24h`);
+await page.waitForFunction(() => Number(document.querySelector('figure[data-metric=temperature]')?.getAttribute('data-buckets')) > 100, undefined, { timeout: 30_000 });
+const buckets = Number(await page.getAttribute('figure[data-metric=temperature]', 'data-buckets'));
+await sleep(1000);
+const chart = { ...summary(await measure(page, SECONDS, () => sleep(200))), bucketsPerChart: buckets, charts: await page.locator('figure[data-metric]').count() };
+await page.screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-device.png', import.meta.url)) }).catch(() => {});
+
+await browser.close();
+wss.close();
+server.close();
+
+const result = {
+  bench: 'dashboard-browser',
+  feed: 'fake live feed (tendril.live.v1) in the bench process',
+  devices: DEVICES,
+  valuesPerSecond: DEVICES,
+  chartReadingsPerSecond: CHART_RATE,
+  seconds: SECONDS,
+  baseline: { rafIntervalMs: baseline.rafIntervalMs },
+  fleet: { ...fleet, rafP95VsBaseline: round(fleet.rafIntervalMs.p95 / baseline.rafIntervalMs.p95) },
+  chart: { ...chart, rafP95VsBaseline: round(chart.rafIntervalMs.p95 / baseline.rafIntervalMs.p95) },
+  goals: {
+    fleetNoTaskOver50ms: fleet.longTasks === 0,
+    chartFrameWorkUnder16ms: chart.frameWorkMs.max < 16,
+  },
+};
+console.log(`fleet: ${DEVICES} devices, ${DEVICES} values/s, scrolling: long tasks ${fleet.longTasks} (longest ${fleet.longestTaskMs} ms); frame work p50 ${fleet.frameWorkMs.p50} / p99 ${fleet.frameWorkMs.p99} / max ${fleet.frameWorkMs.max} ms; frame interval p95 ${fleet.rafIntervalMs.p95} ms (blank page ${baseline.rafIntervalMs.p95} ms)`);
+console.log(`fleet load: ${fleet.loadMs} ms to show ${DEVICES} devices; long tasks while loading ${fleet.loadLongTasks} (longest ${fleet.loadLongestTaskMs} ms)`);
+console.log(`chart: 24 h (${buckets} buckets per chart, ${chart.charts} charts), ${CHART_RATE} readings/s: frame work p50 ${chart.frameWorkMs.p50} / p99 ${chart.frameWorkMs.p99} / max ${chart.frameWorkMs.max} ms; long tasks ${chart.longTasks}; frame interval p95 ${chart.rafIntervalMs.p95} ms`);
+console.log(JSON.stringify(result));
