@@ -5,10 +5,13 @@
  * ignored here, not rejected.
  */
 import { resolve } from 'node:path';
-import { SpoolConfigError, spoolConfigFromEnv, type SpoolSettings } from './spool/config.js';
-import { InfluxConfigError, influxConfigFromEnv } from './storage/influx-config.js';
+import { ConfigError, EnvReader, type Env } from './core/env.js';
+import { spoolConfigFromEnv, type SpoolSettings } from './spool/config.js';
+import { influxConfigFromEnv } from './storage/influx-config.js';
 import type { InfluxStoreConfig } from './storage/influx-store.js';
 import { retentionDaysFromEnv } from './storage/retention.js';
+
+export { ConfigError };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -56,10 +59,6 @@ export interface HubConfig {
   storage: StorageConfig;
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
 export const CONFIG_DEFAULTS = Object.freeze({
   port: 8080,
   host: '0.0.0.0',
@@ -74,72 +73,35 @@ export const CONFIG_DEFAULTS = Object.freeze({
   bodyLimit: 65_536,
 });
 
-type Env = Record<string, string | undefined>;
-
-function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const text = raw.trim();
-  if (!/^\d+$/.test(text)) {
-    throw new ConfigError(`${name}="${raw}" is not a whole number; expected an integer in ${min}..${max} (default ${fallback}).`);
-  }
-  const n = Number(text);
-  if (n < min || n > max) {
-    throw new ConfigError(`${name}=${n} is outside ${min}..${max}; set it within that range or unset it for the default ${fallback}.`);
-  }
-  return n;
-}
-
 /** Reads the hub configuration from `env` (usually process.env). Throws ConfigError naming the variable. */
 export function loadConfig(env: Env = process.env): HubConfig {
-  const host = env.HOST?.trim() || CONFIG_DEFAULTS.host;
-  const adminToken = env.HUB_ADMIN_TOKEN === undefined || env.HUB_ADMIN_TOKEN === '' ? null : env.HUB_ADMIN_TOKEN;
-  if (adminToken !== null && adminToken.length < 16) {
-    throw new ConfigError('HUB_ADMIN_TOKEN is shorter than 16 characters; use a long random secret (e.g. `openssl rand -base64 32`) or unset it to have one generated.');
+  const e = new EnvReader(env);
+  const adminToken = e.raw('HUB_ADMIN_TOKEN') ?? null;
+  // Issue 11: an operator-chosen bootstrap token must be long enough not to be guessed (generated ones are 43).
+  if (adminToken !== null && adminToken.length < 32) {
+    throw e.error('HUB_ADMIN_TOKEN', 'is shorter than 32 characters; use a long random secret (e.g. `openssl rand -base64 32`) or unset it to have one generated');
   }
-  const certPath = env.HUB_TLS_CERT?.trim() || '';
-  const keyPath = env.HUB_TLS_KEY?.trim() || '';
+  const certPath = e.text('HUB_TLS_CERT') ?? '';
+  const keyPath = e.text('HUB_TLS_KEY') ?? '';
   if ((certPath === '') !== (keyPath === '')) {
-    throw new ConfigError('HUB_TLS_CERT and HUB_TLS_KEY must be set together (PEM certificate and private key paths), or both left unset for plain http/ws.');
+    throw e.error(certPath === '' ? 'HUB_TLS_CERT' : 'HUB_TLS_KEY', 'HUB_TLS_CERT and HUB_TLS_KEY must be set together (PEM certificate and private key paths), or both left unset for plain http/ws');
   }
-  const rawLevel = (env.HUB_LOG_LEVEL?.trim() || CONFIG_DEFAULTS.logLevel).toLowerCase();
-  if (!LOG_LEVELS.includes(rawLevel as LogLevel)) {
-    throw new ConfigError(`HUB_LOG_LEVEL="${env.HUB_LOG_LEVEL}" is not one of ${LOG_LEVELS.join(', ')}.`);
-  }
-  const heartbeatMs = intVar(env, 'HUB_HEARTBEAT_MS', CONFIG_DEFAULTS.heartbeatMs, 10, 3_600_000);
-  const deviceRate = intVar(env, 'HUB_DEVICE_RATE', CONFIG_DEFAULTS.deviceRate, 1, 1_000_000);
-  const deviceBurst = intVar(env, 'HUB_DEVICE_BURST', CONFIG_DEFAULTS.deviceBurst, 1, 10_000_000);
-  const dataDir = resolve(env.HUB_DATA_DIR?.trim() || CONFIG_DEFAULTS.dataDir);
+  const dataDir = resolve(e.text('HUB_DATA_DIR') ?? CONFIG_DEFAULTS.dataDir);
   return {
-    port: intVar(env, 'PORT', CONFIG_DEFAULTS.port, 0, 65_535),
-    host,
+    port: e.int('PORT', CONFIG_DEFAULTS.port, { max: 65_535 }),
+    host: e.text('HOST') ?? CONFIG_DEFAULTS.host,
     dataDir,
     adminToken,
     tls: certPath ? { certPath: resolve(certPath), keyPath: resolve(keyPath) } : null,
-    heartbeatMs,
-    helloTimeoutMs: intVar(env, 'HUB_HELLO_TIMEOUT_MS', CONFIG_DEFAULTS.helloTimeoutMs, 10, 600_000),
-    deviceRate,
-    deviceBurst,
+    heartbeatMs: e.duration('HUB_HEARTBEAT_MS', CONFIG_DEFAULTS.heartbeatMs, { min: 10, max: 3_600_000 }),
+    helloTimeoutMs: e.duration('HUB_HELLO_TIMEOUT_MS', CONFIG_DEFAULTS.helloTimeoutMs, { min: 10, max: 600_000 }),
+    deviceRate: e.int('HUB_DEVICE_RATE', CONFIG_DEFAULTS.deviceRate, { min: 1, max: 1_000_000 }),
+    deviceBurst: e.int('HUB_DEVICE_BURST', CONFIG_DEFAULTS.deviceBurst, { min: 1, max: 10_000_000 }),
     // The lower bound leaves room for a HELLO with a few metric declarations.
-    maxFrameBytes: intVar(env, 'HUB_MAX_FRAME_BYTES', CONFIG_DEFAULTS.maxFrameBytes, 512, 1_048_576),
-    maxConnections: intVar(env, 'HUB_MAX_CONNECTIONS', CONFIG_DEFAULTS.maxConnections, 1, 1_000_000),
-    logLevel: rawLevel as LogLevel,
+    maxFrameBytes: e.bytes('HUB_MAX_FRAME_BYTES', CONFIG_DEFAULTS.maxFrameBytes, { min: 512, max: 1_048_576 }),
+    maxConnections: e.int('HUB_MAX_CONNECTIONS', CONFIG_DEFAULTS.maxConnections, { min: 1, max: 1_000_000 }),
+    logLevel: e.oneOf('HUB_LOG_LEVEL', LOG_LEVELS, CONFIG_DEFAULTS.logLevel),
     bodyLimit: CONFIG_DEFAULTS.bodyLimit,
-    storage: storageConfig(env, dataDir),
+    storage: { influx: influxConfigFromEnv(e, dataDir), spool: spoolConfigFromEnv(e, dataDir), retentionDays: retentionDaysFromEnv(e) },
   };
-}
-
-/** The storage part of the configuration; the storage modules' own errors become ConfigErrors. */
-function storageConfig(env: Env, dataDir: string): StorageConfig {
-  try {
-    return {
-      influx: influxConfigFromEnv(env, dataDir),
-      spool: spoolConfigFromEnv(env, dataDir),
-      retentionDays: retentionDaysFromEnv(env),
-    };
-  } catch (err) {
-    if (err instanceof InfluxConfigError || err instanceof SpoolConfigError) throw new ConfigError(err.message);
-    if (err instanceof Error && err.message.startsWith('HUB_RETENTION_DAYS')) throw new ConfigError(err.message);
-    throw err;
-  }
 }

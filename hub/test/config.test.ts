@@ -28,7 +28,7 @@ describe('loadConfig', () => {
       PORT: '9000',
       HOST: '127.0.0.1',
       HUB_DATA_DIR: '/tmp/x',
-      HUB_ADMIN_TOKEN: 'a-long-enough-admin-token',
+      HUB_ADMIN_TOKEN: 'a-long-enough-admin-token-0123456789',
       HUB_TLS_CERT: '/c.pem',
       HUB_TLS_KEY: '/k.pem',
       HUB_HEARTBEAT_MS: '5000',
@@ -43,7 +43,7 @@ describe('loadConfig', () => {
       port: 9000,
       host: '127.0.0.1',
       dataDir: '/tmp/x',
-      adminToken: 'a-long-enough-admin-token',
+      adminToken: 'a-long-enough-admin-token-0123456789',
       tls: { certPath: '/c.pem', keyPath: '/k.pem' },
       heartbeatMs: 5000,
       helloTimeoutMs: 3000,
@@ -53,6 +53,21 @@ describe('loadConfig', () => {
       maxConnections: 10,
       logLevel: 'debug',
     });
+  });
+
+  it('takes durations and sizes with units', () => {
+    const c = loadConfig({ HUB_HEARTBEAT_MS: '15s', HUB_HELLO_TIMEOUT_MS: '2500ms', HUB_MAX_FRAME_BYTES: '32KiB' });
+    expect(c).toMatchObject({ heartbeatMs: 15_000, helloTimeoutMs: 2500, maxFrameBytes: 32_768 });
+  });
+
+  it('names the variable of every error in ConfigError.variable', () => {
+    try {
+      loadConfig({ HUB_DEVICE_BURST: 'many' });
+      expect.unreachable('loadConfig accepted HUB_DEVICE_BURST=many');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variable).toBe('HUB_DEVICE_BURST');
+    }
   });
 
   it('ignores variables that belong to other components', () => {
@@ -78,18 +93,18 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    [{ PORT: 'eighty' }, /PORT="eighty" is not a whole number/],
-    [{ PORT: '70000' }, /PORT=70000 is outside 0\.\.65535/],
-    [{ HUB_HEARTBEAT_MS: '-5' }, /HUB_HEARTBEAT_MS/],
-    [{ HUB_DEVICE_RATE: '0' }, /HUB_DEVICE_RATE=0 is outside/],
-    [{ HUB_MAX_FRAME_BYTES: '1.5' }, /HUB_MAX_FRAME_BYTES/],
+    [{ PORT: 'eighty' }, /^PORT: "eighty" is not a whole number/],
+    [{ PORT: '70000' }, /^PORT: 70000 is outside 0\.\.65535/],
+    [{ HUB_HEARTBEAT_MS: '-5' }, /^HUB_HEARTBEAT_MS: "-5" is not a duration/],
+    [{ HUB_DEVICE_RATE: '0' }, /^HUB_DEVICE_RATE: 0 is outside 1\.\./],
+    [{ HUB_MAX_FRAME_BYTES: '1.5' }, /^HUB_MAX_FRAME_BYTES: 1 is outside 512\.\./],
     [{ HUB_TLS_CERT: '/c.pem' }, /HUB_TLS_CERT and HUB_TLS_KEY must be set together/],
-    [{ HUB_ADMIN_TOKEN: 'short' }, /HUB_ADMIN_TOKEN is shorter than 16/],
-    [{ HUB_LOG_LEVEL: 'loud' }, /HUB_LOG_LEVEL="loud"/],
+    [{ HUB_ADMIN_TOKEN: 'short-but-not-32-characters-long' .slice(0, 31) }, /^HUB_ADMIN_TOKEN: is shorter than 32 characters/],
+    [{ HUB_LOG_LEVEL: 'loud' }, /^HUB_LOG_LEVEL: "loud" is not one of fatal, error/],
     [{ INFLUX_URL: 'http://x' }, /INFLUX_URL is set without INFLUX_DB/],
     [{ INFLUX_DB: 'x' }, /INFLUX_URL is not set/],
-    [{ HUB_SPOOL_MAX_BYTES: 'whatever' }, /HUB_SPOOL_MAX_BYTES="whatever" is not a size/],
-    [{ HUB_RETENTION_DAYS: 'forever' }, /HUB_RETENTION_DAYS="forever"/],
+    [{ HUB_SPOOL_MAX_BYTES: 'whatever' }, /^HUB_SPOOL_MAX_BYTES: "whatever" is not a size/],
+    [{ HUB_RETENTION_DAYS: 'forever' }, /^HUB_RETENTION_DAYS: "forever" is not a whole number/],
   ])('rejects %o with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -13,7 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInfluxDB, type InfluxDBServer } from '../../test/support/index.js';
 import { createInfluxStore, InfluxWriteError, type InfluxStore, type InfluxStoreConfig } from '../src/storage/influx-store.js';
 import { pointTimestampNs, readingToLine } from '../src/storage/influx-schema.js';
-import { influxConfigFromEnv, InfluxConfigError } from '../src/storage/influx-config.js';
+import { influxConfigFromEnv as influxSection } from '../src/storage/influx-config.js';
+import { ConfigError, EnvReader } from '../src/core/env.js';
+
+const influxConfigFromEnv = (env: Record<string, string>, dataDir: string) => influxSection(new EnvReader(env), dataDir);
 import { UnreadableBatchError, type StoredReading } from '../src/storage/types.js';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 
@@ -380,7 +383,7 @@ describe('configuration from the environment', () => {
     expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h:8086' }, '/d')).toThrow(/INFLUX_DB/);
     expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h', INFLUX_ORG: 'o', INFLUX_BUCKET: 'b' }, '/d')).toThrow(/INFLUX_TOKEN/);
     expect(() => influxConfigFromEnv({ INFLUX_DB: 'x' }, '/d')).toThrow(/INFLUX_URL/);
-    expect(() => influxConfigFromEnv({ INFLUX_URL: 'ftp://h', INFLUX_DB: 'x' }, '/d')).toThrow(InfluxConfigError);
+    expect(() => influxConfigFromEnv({ INFLUX_URL: 'ftp://h', INFLUX_DB: 'x' }, '/d')).toThrow(ConfigError);
     expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h', INFLUX_DB: 'x', HUB_RETENTION_DAYS: 'a week' }, '/d')).toThrow(/HUB_RETENTION_DAYS/);
   });
 });

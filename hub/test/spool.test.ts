@@ -16,7 +16,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
 import { createSpool, SpoolFormatError, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
 import { decodeRecords, encodeRecord, encodeRecordV1, RecordBatch, recordView, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
-import { spoolConfigFromEnv } from '../src/spool/config.js';
+import { spoolConfigFromEnv as spoolSection } from '../src/spool/config.js';
+import { EnvReader } from '../src/core/env.js';
+
+const spoolConfigFromEnv = (env: Record<string, string>, dataDir: string) => spoolSection(new EnvReader(env), dataDir);
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { Registry } from 'prom-client';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
@@ -797,14 +800,14 @@ describe('spool configuration', () => {
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '512MiB' }, '/d').maxBytes).toBe(512 * 1024 ** 2);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '2000000' }, '/d').maxBytes).toBe(2_000_000);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '1.5GB' }, '/d').maxBytes).toBe(1_500_000_000);
-    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: 'lots' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES="lots"/);
-    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '10KiB' }, '/d')).toThrow(/below 1 MiB/);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: 'lots' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES: "lots" is not a size/);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '10KiB' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES: 10240 is outside 1048576\.\./);
   });
 
   it('HUB_SPOOL_MEMORY_READINGS takes a whole number of readings (0 = off) and names itself when wrong', () => {
     expect(spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '300000' }, '/d').memoryTailReadings).toBe(300_000);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '0' }, '/d').memoryTailReadings).toBe(0);
-    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '1e5' }, '/d')).toThrow(/^HUB_SPOOL_MEMORY_READINGS="1e5" is not a whole number/);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '1e5' }, '/d')).toThrow(/^HUB_SPOOL_MEMORY_READINGS: "1e5" is not a whole number/);
     expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '-1' }, '/d')).toThrow(/HUB_SPOOL_MEMORY_READINGS/);
   });
 });

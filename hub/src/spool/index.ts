@@ -13,5 +13,5 @@ export {
   type SpoolState,
   type StoreState,
 } from './spool.js';
-export { spoolConfigFromEnv, parseByteSize, SpoolConfigError } from './config.js';
+export { spoolConfigFromEnv } from './config.js';
 export { registerStorageMetrics } from './metrics.js';

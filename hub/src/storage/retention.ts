@@ -3,19 +3,16 @@
  * forever) are removed by the store itself where it can (an InfluxDB 1.x retention policy), and by a
  * periodic pruning job where it cannot (SQLite).
  */
+import type { EnvReader } from '../core/env.js';
 import type { InfluxQLResult } from './influx-schema.js';
 
 export const DEFAULT_RETENTION_DAYS = 30;
 const DAY_MS = 86_400_000;
 
 /** HUB_RETENTION_DAYS: whole days, 0 = keep forever. Throws naming the variable when malformed. */
-export function retentionDaysFromEnv(env: Record<string, string | undefined>): number {
-  const raw = env.HUB_RETENTION_DAYS?.trim();
-  if (raw === undefined || raw === '') return DEFAULT_RETENTION_DAYS;
-  if (!/^\d+$/.test(raw) || Number(raw) > 36_500) {
-    throw new Error(`HUB_RETENTION_DAYS="${env.HUB_RETENTION_DAYS}" is not a whole number of days in 0..36500 (0 keeps data forever; default ${DEFAULT_RETENTION_DAYS}).`);
-  }
-  return Number(raw);
+/** HUB_RETENTION_DAYS: whole days, 0 keeps data forever. */
+export function retentionDaysFromEnv(e: EnvReader): number {
+  return e.int('HUB_RETENTION_DAYS', DEFAULT_RETENTION_DAYS, { max: 36_500 });
 }
 
 /** InfluxQL duration for a retention in days; 0 = INF. */
