@@ -12,6 +12,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import fastifyWebsocket from '@fastify/websocket';
 import { SUBPROTOCOL } from '@tendril/device-sdk/codec';
 import { apiPlugin } from './api/plugin.js';
+import { authPlugin, authRoutes } from './auth/index.js';
 import { installErrorHandler } from './api/error-handler.js';
 import { commandsPlugin } from './commands/plugin.js';
 import type { HubConfig } from './config.js';
@@ -62,6 +63,16 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   app.register(durabilityPlugin, { store: deps.store, sink: deps.sink, spool: deps.spool, influx: deps.influx, pruning: deps.pruning });
   app.register(devicesPlugin, { registryFlushMs: deps.registryFlushMs, storeBusyPauseMs: deps.storeBusyPauseMs });
   app.register(commandsPlugin);
+  // Users, sessions, API tokens, audit (docs/security.md). Enforces every route's config.role: before any plugin adding routes.
+  app.register(authPlugin, (hub) => ({
+    db: hub.devices.registry.db,
+    dataDir: config.dataDir,
+    adminToken: config.adminToken,
+    tls: config.tls !== null,
+    clock: hub.clock,
+    metricsRegistry: hub.metrics.registry,
+  }));
+  app.register(authRoutes, { prefix: '/api/v1', dataDir: config.dataDir });
   // One WebSocket server for every WebSocket route of the hub. Device frames are small and already
   // compact: no permessage-deflate (§1.3), and ws refuses bigger messages with 1009 before buffering them.
   app.register(fastifyWebsocket, {

@@ -69,6 +69,7 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
   app.post<{ Params: DeviceParams; Body: SubmitBody }>(
     '/devices/:id/commands',
     {
+      config: { role: 'operator' },
       schema: {
         params: deviceParams,
         body: {
@@ -112,6 +113,7 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
   app.get<{ Params: DeviceParams; Querystring: ListQuerystring }>(
     '/devices/:id/commands',
     {
+      config: { role: 'viewer' },
       schema: {
         params: deviceParams,
         querystring: {
@@ -142,7 +144,7 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
 
   app.get<{ Params: { commandId: number } }>(
     '/commands/:commandId',
-    { schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
+    { config: { role: 'viewer' }, schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
     async (request, reply) => {
       const command = commands.get(request.params.commandId);
       if (!command) {

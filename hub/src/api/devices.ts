@@ -88,6 +88,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
   app.post<{ Body: { id: string; name?: string; model?: string; labels?: Record<string, string> } }>(
     '/devices',
     {
+      config: { role: 'admin' },
       schema: {
         body: {
           type: 'object',
@@ -113,12 +114,12 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     },
   );
 
-  app.get('/devices', async () => {
+  app.get('/devices', { config: { role: 'viewer' } }, async () => {
     const devices = await Promise.all(registry.list().map((d) => deviceView(d, presence)));
     return { devices };
   });
 
-  app.get<{ Params: IdParams }>('/devices/:id', { schema: { params: idParams } }, async (request) => {
+  app.get<{ Params: IdParams }>('/devices/:id', { config: { role: 'viewer' }, schema: { params: idParams } }, async (request) => {
     const device = registry.get(request.params.id);
     if (!device) throw notFound(request.params.id);
     return deviceView(device, presence);
@@ -127,6 +128,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
   app.patch<{ Params: IdParams; Body: { name?: string; model?: string; labels?: Record<string, string>; disabled?: boolean } }>(
     '/devices/:id',
     {
+      config: { role: 'operator' },
       schema: {
         params: idParams,
         body: {
@@ -146,7 +148,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     },
   );
 
-  app.post<{ Params: IdParams }>('/devices/:id/token', { schema: { params: idParams } }, async (request) => {
+  app.post<{ Params: IdParams }>('/devices/:id/token', { config: { role: 'admin' }, schema: { params: idParams } }, async (request) => {
     const token = registry.rotateToken(request.params.id);
     if (token === undefined) throw notFound(request.params.id);
     // The old token stops working at once, including for a connection that authenticated with it.
@@ -155,7 +157,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     return { id: request.params.id, token };
   });
 
-  app.delete<{ Params: IdParams }>('/devices/:id', { schema: { params: idParams } }, async (request, reply) => {
+  app.delete<{ Params: IdParams }>('/devices/:id', { config: { role: 'admin' }, schema: { params: idParams } }, async (request, reply) => {
     const device = registry.get(request.params.id);
     if (!device) throw notFound(request.params.id);
     connections.disconnect(device.id, 'DELETED');

@@ -215,7 +215,7 @@ export const historyRoutes: FastifyPluginAsync<HistoryRoutesOptions> = async (ap
     maxPoints: opts.maxPoints ?? 10_000,
     maxCsvPoints: opts.maxCsvPoints ?? 1_000_000,
   };
-  const routeOptions = opts.preHandler ? { preHandler: opts.preHandler } : {};
+  const routeOptions = { config: { role: 'viewer' as const }, ...(opts.preHandler ? { preHandler: opts.preHandler } : {}) };
 
   const deny = async (reply: FastifyReply, id: string): Promise<boolean> => {
     if (!opts.deviceExists || (await opts.deviceExists(id))) return false;

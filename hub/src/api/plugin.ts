@@ -5,18 +5,16 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { errorBody } from '../errors.js';
-import { requireAdminToken } from './auth.js';
 import { commandApi } from './commands.js';
 import { deviceApi } from './devices.js';
 import { historyRoutes } from './history.js';
 
 export const apiPlugin = fp(
   async (app: FastifyInstance) => {
-    const { devices, commands, durability, clock, hubConfig } = app;
+    const { devices, commands, durability, clock } = app;
     const deviceExists = (id: string) => devices.registry.get(id) !== undefined;
     await app.register(
       async (api) => {
-        api.addHook('onRequest', requireAdminToken(hubConfig.adminToken));
         api.setNotFoundHandler(async (request, reply) =>
           reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
         );

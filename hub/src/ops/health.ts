@@ -27,9 +27,9 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
   const storeTimeoutMs = opts.storeTimeoutMs ?? 2000;
   const { spool } = opts;
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { role: 'public' } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config: { role: 'public' } }, async (_request, reply) => {
     const checks: { store: Check; writer: Check; shutdown: Check } = { store: 'ok', writer: 'ok', shutdown: 'ok' };
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -73,7 +73,7 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
     });
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { config: { role: 'public' } }, async (_request, reply) => {
     const text = await opts.metrics.registry.metrics();
     return reply.type(opts.metrics.registry.contentType).send(text);
   });
