@@ -10,7 +10,7 @@
  */
 import type { LiveEvent, Reading, SubscribeSpec } from '../live/protocol.js';
 import { BucketSeries, stepFor, type ChartData } from '../series.js';
-import type { Device, HistoryAnswer, MetricDeclaration, Presence } from '../types.js';
+import type { Device, HistoryAnswer, LatestValue, MetricDeclaration, Presence } from '../types.js';
 
 export type RangeKey = 'live' | '15m' | '1h' | '24h' | '7d' | 'custom';
 
@@ -97,6 +97,8 @@ export class DeviceState {
   /** Times the live channel could not recover what it missed. */
   gapsMarked = $state(0);
   lastReadingAt = $state(0);
+  /** Latest value of every metric: the snapshot's, then each live reading's. */
+  latest: Record<string, LatestValue> = $state.raw({});
   /** The time the charts end at (now for live ranges, moved every second). */
   windowEnd = $state(0);
   /** Chart width in pixels: the history is asked for about one bucket per pixel. */
@@ -226,13 +228,16 @@ export class DeviceState {
       const to = this.range.key === 'custom' && this.range.to !== undefined ? this.range.to : Infinity;
       const byName = new Map(this.charts.map((c) => [c.decl.name, c]));
       let last = this.lastReadingAt;
+      const latest = { ...this.latest };
       for (const r of this.#readings) {
         if (r.ts > last) last = r.ts;
+        for (const name in r.values) if (!latest[name] || latest[name]!.ts <= r.ts) latest[name] = { ts: r.ts, value: r.values[name]! };
         if (r.ts > to) continue;
         for (const name in r.values) byName.get(name)?.series.add(r.ts, r.values[name]!);
       }
       this.#readings = [];
       this.lastReadingAt = last;
+      this.latest = latest;
     }
     for (const c of this.charts) c.publish();
   };
@@ -246,6 +251,7 @@ export class DeviceState {
   #setDevice(d: Device, first: boolean): void {
     const before = this.device;
     this.device = d;
+    this.latest = { ...this.latest, ...d.latest };
     if (first || this.connectionLog.length === 0) this.#log(d.presence, d.transport);
     else if (before && (before.presence.state !== d.presence.state || before.presence.since !== d.presence.since)) this.#log(d.presence, d.transport);
     const names = (this.charts.map((c) => c.decl.name)).join('\n');
