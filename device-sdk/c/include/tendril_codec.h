@@ -46,6 +46,9 @@ typedef enum {
     TD_INTERNAL_ERROR = 25,
     TD_TRY_AGAIN_LATER = 26,
     TD_DEVICE_DISABLED = 27,
+    TD_AUTH_THROTTLED = 28,
+    TD_TOO_MANY_PINGS = 29,
+    TD_SLOW_CONSUMER = 60, /* a presence reason: the hub cut a connection that did not read */
     /* validation (§7.1) */
     TD_UNKNOWN_ALIAS = 30,
     TD_TYPE_MISMATCH = 31,

@@ -115,7 +115,7 @@ static void check_decoded_device(const xvalid *x, const td_device_frame *f)
         CHECK(str_is(f->command_result.detail, x->s[0]));
         break;
     case TD_STATUS: CHECK_EQ(f->dropped, x->n[0]); break;
-    default: CHECK(!"unexpected device frame type");
+    default: CHECK(0 && "unexpected device frame type");
     }
 }
 
@@ -148,7 +148,7 @@ static void check_decoded_hub(const xvalid *x, const td_hub_frame *f)
         CHECK_EQ(f->u.backoff.code, x->n[0]);
         CHECK_EQ(f->u.backoff.pause_ms, x->n[1]);
         break;
-    default: CHECK(!"unexpected hub frame type");
+    default: CHECK(0 && "unexpected hub frame type");
     }
 }
 
