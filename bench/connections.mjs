@@ -30,7 +30,7 @@ async function runChild(kind) {
   if (kind === 'hub') {
     const { buildHub, listenHub, loadConfig } = await import('../hub/dist/index.js');
     const dataDir = mkdtempSync(join(tmpdir(), 'tendril-bench-conn-hub-'));
-    const adminToken = `bench-connections-admin-${process.pid}-token`;
+    const adminToken = `bench-connections-admin-${process.pid}-token-0123456789`; // at least 32 characters
     const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', HUB_DATA_DIR: dataDir, HUB_ADMIN_TOKEN: adminToken, HUB_LOG_LEVEL: 'warn', HUB_MAX_CONNECTIONS: '100000' });
     const app = buildHub(config);
     const where = await listenHub(app, config);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createHub, listenHub, loadConfig } from '../../hub/dist/index.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tendril-bench-hub-'));
-const adminToken = 'bench-admin-token-' + process.pid;
+const adminToken = 'bench-admin-token-' + process.pid + '-0123456789abcdef'; // at least 32 characters (docs/security.md)
 const config = loadConfig({
   PORT: '0',
   HOST: '127.0.0.1',
