@@ -3,9 +3,19 @@
  * shared Scheduler drives everything: reading cadence, connection pacing, faults and the SDK's own timers,
  * so 10,000 devices cost one timer on the event loop.
  */
-import { CommandRejected, SDK_VERSION, TendrilDevice, type CommandContext, type DisconnectInfo, type RejectInfo } from '@tendril/device-sdk';
+import {
+  CommandRejected,
+  SDK_VERSION,
+  TendrilDevice,
+  type CommandContext,
+  type CommandHandler,
+  type DisconnectInfo,
+  type RejectInfo,
+  type TendrilDeviceEvents,
+} from '@tendril/device-sdk';
 import { FleetCounters, ReadingLedger } from './accounting.js';
 import { MalformedSender, type MalformedCounters, type MalformedDeviceSpec } from './malformed.js';
+import { MqttSimDevice } from './mqtt-device.js';
 import type { DeviceModel, ModelInstance, Sample } from './models/index.js';
 import { NO_FAULTS, type FaultOptions } from './options.js';
 import { deriveSeed, exponential, seededRandom, type RandomSource } from './random.js';
@@ -19,6 +29,19 @@ export interface FleetDeviceSpec {
   token: string;
   /** Seed of this device's values and faults. */
   seed: number;
+  /** How it reaches the hub: its own WebSocket (default), or an MQTT broker and the hub's bridge. */
+  transport?: 'ws' | 'mqtt';
+}
+
+/** What the fleet uses of a device client: the SDK's TendrilDevice, or MqttSimDevice. */
+export interface DeviceClient {
+  readonly epoch: number;
+  on<E extends keyof TendrilDeviceEvents>(event: E, listener: TendrilDeviceEvents[E]): unknown;
+  onCommand(name: string, handler: CommandHandler): unknown;
+  send(values: Record<string, number | boolean | string | undefined>, ts?: number | null): number;
+  start(): void;
+  close(): Promise<void>;
+  flush(timeoutMs: number): Promise<void>;
 }
 
 export interface FleetOptions {
@@ -44,6 +67,8 @@ export interface FleetOptions {
   malformedEveryMs?: number;
   /** Timers for added latency; real timers by default (finer than the scheduler's tick). */
   latencyTimers?: Timers;
+  /** The broker for devices with transport 'mqtt'; their login is their id and `password`. */
+  mqtt?: { url: string; password?: string | undefined; ca?: Buffer | undefined };
 }
 
 /** What a reboot command may ask for, ms. */
@@ -196,7 +221,8 @@ export class Fleet {
 
 /** One simulated device: a model instance behind a real TendrilDevice. */
 export class SimulatedDevice implements SocketOwner {
-  readonly sdk: TendrilDevice;
+  readonly sdk: DeviceClient;
+  private readonly mqtt: MqttSimDevice | null = null;
   readonly instance: ModelInstance;
   readonly ledger: ReadingLedger;
   readonly latencyMs: number;
@@ -231,6 +257,23 @@ export class SimulatedDevice implements SocketOwner {
     this.ledger = new ReadingLedger(fleet.counters);
     this.instance = spec.model.create(spec.seed, this.clock());
     const sdkTimers: Timers = { setTimeout: (fn, ms) => scheduler.after(ms, fn), clearTimeout: (task) => scheduler.cancel(task as ScheduledTask) };
+    if (spec.transport === 'mqtt') {
+      if (!o.mqtt) throw new Error(`device ${spec.id} goes over MQTT but the fleet has no broker (FleetOptions.mqtt)`);
+      this.mqtt = new MqttSimDevice({
+        url: o.mqtt.url,
+        deviceId: spec.id,
+        password: o.mqtt.password,
+        ca: o.mqtt.ca,
+        metrics: spec.model.metrics.map((m) => ({ ...m })),
+        firmware: spec.model.firmware,
+        epoch: Math.floor(Math.random() * 2 ** 32),
+        clock: this.clock,
+      });
+      this.sdk = this.mqtt;
+      this.wireEvents();
+      this.wireCommands();
+      return;
+    }
     this.sdk = new TendrilDevice({
       url: o.deviceUrl,
       deviceId: spec.id,
@@ -395,6 +438,7 @@ export class SimulatedDevice implements SocketOwner {
   cutConnection(): void {
     if (this.rebooting) return;
     this.socket?.cut();
+    this.mqtt?.cut();
   }
 
   private async reboot(delayMs: number): Promise<void> {

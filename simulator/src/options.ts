@@ -47,6 +47,12 @@ export interface SimulatorOptions {
   progressSeconds: number;
   faults: FaultOptions;
   load: boolean;
+  /** How devices reach the hub: WebSocket, MQTT through a broker and the hub's bridge, or half each. */
+  transport: 'ws' | 'mqtt' | 'mix';
+  /** The broker for MQTT devices (required with --transport mqtt or mix). */
+  mqttUrl: string | null;
+  /** Broker password of every MQTT device (its user name is its id); null = no login. */
+  mqttPassword: string | null;
 }
 
 export const NO_FAULTS: FaultOptions = Object.freeze({
@@ -79,6 +85,11 @@ device SDK. Provisions the devices with the hub's admin token (or reuses --devic
   --connect-rate N       new connections per second while the fleet comes up (default 200)
   --buffer-size N        SDK reading buffer per device
   --progress S           seconds between progress lines when stderr is not a terminal (default 10)
+  --transport T          ws (default), mqtt (every device through an MQTT broker and the hub's bridge), or mix
+                         (every second device over MQTT)
+  --mqtt URL             the broker for MQTT devices, mqtt(s)://host:port (the hub must bridge it: MQTT_URL)
+  --mqtt-password P      broker password of every MQTT device, whose user name is its id (default:
+                         $MQTT_DEVICE_PASSWORD; none = no login)
   --load                 load preset: ${LOAD_PRESET.devices} devices at ${LOAD_PRESET.ratePerSecond}/s, ${LOAD_PRESET.connectsPerSecond} connects/s (flags given override it)
 
 Faults:
@@ -147,6 +158,9 @@ export function parseOptions(argv: readonly string[], env: Record<string, string
         'buffer-size': { type: 'string' },
         progress: { type: 'string' },
         load: { type: 'boolean' },
+        transport: { type: 'string' },
+        mqtt: { type: 'string' },
+        'mqtt-password': { type: 'string' },
         'drop-rate': { type: 'string' },
         latency: { type: 'string' },
         'clock-skew': { type: 'string' },
@@ -170,6 +184,10 @@ export function parseOptions(argv: readonly string[], env: Record<string, string
       throw new UsageError(`--models: ${(error as Error).message}`);
     }
   })();
+  const transport = v.transport ?? 'ws';
+  if (transport !== 'ws' && transport !== 'mqtt' && transport !== 'mix') throw new UsageError(`--transport ${transport}: expected ws, mqtt or mix`);
+  if (transport !== 'ws' && !v.mqtt) throw new UsageError(`--transport ${transport} needs --mqtt URL, the broker the hub bridges (e.g. mqtt://127.0.0.1:1883)`);
+  if (v.mqtt !== undefined && !/^(mqtts?|tcp|ssl|tls):\/\//.test(v.mqtt)) throw new UsageError(`--mqtt ${v.mqtt}: expected mqtt://host:port or mqtts://host:port`);
   const clockSkew = v['clock-skew'];
   if (clockSkew !== undefined && !/^-?\d+$/.test(clockSkew.trim())) throw new UsageError(`--clock-skew ${clockSkew}: expected an integer number of ms, e.g. 5000 or -5000`);
   return {
@@ -187,6 +205,9 @@ export function parseOptions(argv: readonly string[], env: Record<string, string
     bufferSize: num('buffer-size', v['buffer-size'], { min: 1, integer: true }) ?? null,
     progressSeconds: num('progress', v.progress, { min: 0.1 }) ?? (load ? LOAD_PRESET.progressSeconds : 10),
     load,
+    transport,
+    mqttUrl: v.mqtt ?? null,
+    mqttPassword: v['mqtt-password'] ?? env.MQTT_DEVICE_PASSWORD ?? null,
     faults: {
       dropRatePerHour: num('drop-rate', v['drop-rate'], { min: 0 }) ?? 0,
       latencyMs: num('latency', v.latency, { min: 0, integer: true }) ?? 0,

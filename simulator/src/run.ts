@@ -65,7 +65,9 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
     log(`reusing ${wanted.length} device(s) from ${options.devicesFile}`);
   }
 
-  const devices: FleetDeviceSpec[] = planned.map((p) => ({ ...p, token: known.get(p.id)!.token }));
+  // --transport mix: every second device over MQTT.
+  const overMqtt = (i: number): boolean => options.transport === 'mqtt' || (options.transport === 'mix' && i % 2 === 1);
+  const devices: FleetDeviceSpec[] = planned.map((p, i) => ({ ...p, token: known.get(p.id)!.token, transport: overMqtt(i) ? 'mqtt' : 'ws' }));
   const malformedDevices: MalformedDeviceSpec[] = malformedPlanned.map((p) => ({ id: p.id, token: known.get(p.id)!.token }));
   const fleet = new Fleet({
     deviceUrl: endpoints.deviceUrl,
@@ -77,6 +79,7 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
     connectsPerSecond: options.connectsPerSecond,
     ...(options.bufferSize ? { bufferSize: options.bufferSize } : {}),
     ...(ca ? { wsOptions: { ca } } : {}),
+    ...(options.mqttUrl ? { mqtt: { url: options.mqttUrl, password: options.mqttPassword ?? undefined, ca } } : {}),
   });
 
   const cpu = new CpuMeter();
@@ -92,6 +95,8 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
     prev = snap;
     prevAt = now;
   };
+  const mqttCount = devices.filter((d) => d.transport === 'mqtt').length;
+  if (mqttCount > 0) log(`${mqttCount} device(s) over MQTT through ${options.mqttUrl}`);
   log(`running ${devices.length} device(s)${malformedDevices.length ? ` + ${malformedDevices.length} malformed` : ''} at ${options.ratePerSecond}/s each against ${endpoints.deviceUrl}${options.durationSeconds ? ` for ${options.durationSeconds} s` : ' (Ctrl-C to stop)'}`);
   fleet.start();
   const progressTimer = setInterval(progress, tty ? TTY_PROGRESS_MS : options.progressSeconds * 1000);
