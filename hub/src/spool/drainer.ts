@@ -23,8 +23,9 @@ export interface BatchSource {
 
 export interface DrainerSettings {
   batchReadings: number;
-  /** After new data arrives at an idle drainer, wait this long to fill the batch. */
+  /** After new data arrives at an idle drainer, wait up to this long for lingerReadings readings. */
   lingerMs: number;
+  lingerReadings: number;
   drainWindow: number;
   backoff: Backoff;
 }
@@ -106,7 +107,7 @@ export class Drainer {
       await s.waitForWake();
       s.wake = null;
       if (s.closing) return 'stop';
-      if (this.cfg.lingerMs > 0 && s.depthReadings < this.cfg.batchReadings) await this.linger(sleep);
+      if (this.cfg.lingerMs > 0 && s.depthReadings < this.cfg.lingerReadings) await this.linger(sleep);
       // Look again: a wake-up can come with nothing to drain (the spool failing, for one).
       return 'again';
     }
@@ -155,8 +156,10 @@ export class Drainer {
   }
 
   /**
-   * Waits up to lingerMs for a batch to fill, and no longer than it takes to fill (under a flood the first
-   * batch used to wait the whole 100 ms while the store sat idle).
+   * Waits up to lingerMs for lingerReadings readings (one full InfluxDB request), and no longer than it takes
+   * them to arrive (under a flood the first batch used to wait the whole linger while the store sat idle). At
+   * low rates this is what makes the store's requests fuller: 100 ms made requests of 120 lines at 2 000
+   * readings/s (issue 16).
    */
   private async linger(sleep: (ms: number) => Promise<void>): Promise<void> {
     const s = this.s;
@@ -167,7 +170,7 @@ export class Drainer {
         over = true;
         s.wake?.(); // every wait of the drainer checks its condition again when woken
       });
-    while (!over && !s.closing && s.depthReadings < this.cfg.batchReadings) {
+    while (!over && !s.closing && s.depthReadings < this.cfg.lingerReadings) {
       await s.waitForWake();
       s.wake = null;
     }

@@ -14,6 +14,10 @@ export interface SpoolLogger {
 export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_GROUP_MAX_BYTES = 512 * 1024;
+export const DEFAULT_COMMIT_WAIT_MS = 10;
+export const DEFAULT_DRAIN_LINGER_MS = 500;
+export const DEFAULT_DRAIN_LINGER_READINGS = 5000;
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
 /** Committed readings kept in memory for the drainer (HUB_SPOOL_MEMORY_READINGS); some 35 MB. */
 export const DEFAULT_MEMORY_TAIL_READINGS = 100_000;
 
@@ -48,8 +52,22 @@ export interface SpoolOptions {
    * and each next request was still being built (bench/ingest-influx.mjs).
    */
   drainWindow?: number;
-  /** After new data arrives at an idle drainer, wait this long to fill the batch (<= 1 s). Default 100. */
+  /**
+   * After new data arrives at an idle drainer (one that is not behind), wait up to this long (<= 1 s) for
+   * drainLingerReadings readings, so InfluxDB gets fuller requests at low rates (acks do not wait for it).
+   * Default 500.
+   */
   drainLingerMs?: number;
+  /** The linger ends as soon as this many readings are waiting (one full InfluxDB request). Default 5000. */
+  drainLingerReadings?: number;
+  /**
+   * Group commit: once a group's first record has waited this long (<= 50 ms), its commit starts; before
+   * that it waits only while the arrival rate says more records are coming (fewer fdatasyncs at low rates,
+   * none of that wait when nothing is coming). 0 commits at once. Default 10.
+   */
+  commitWaitMs?: number;
+  /** While readings keep flowing, the checkpoint is written at most every this many ms. Default 1000. */
+  checkpointIntervalMs?: number;
   /** Drainer retry delays while the store is down. Defaults: base 200 ms, max 5 s. */
   backoff?: BackoffOptions;
   /** ms since the Unix epoch; injectable for tests. */

@@ -37,6 +37,10 @@ import { releaseLock, writeSeqsSync } from './directory.js';
 import { Drainer } from './drainer.js';
 import { SpoolClosedError, SpoolFullError } from './errors.js';
 import {
+  DEFAULT_CHECKPOINT_INTERVAL_MS,
+  DEFAULT_COMMIT_WAIT_MS,
+  DEFAULT_DRAIN_LINGER_MS,
+  DEFAULT_DRAIN_LINGER_READINGS,
   DEFAULT_GROUP_MAX_BYTES,
   DEFAULT_MEMORY_TAIL_READINGS,
   DEFAULT_SEGMENT_BYTES,
@@ -100,12 +104,16 @@ class DiskSpool extends EventEmitter implements Spool {
     const memoryTailMax = Math.max(0, opts.memoryTailReadings ?? DEFAULT_MEMORY_TAIL_READINGS);
     this.writer = new SegmentWriter(s, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
     this.tail = new MemoryTail(s, memoryTailMax, batchReadings);
-    this.commit = new GroupCommit(s, this.writer, this.tail, Math.max(1, opts.groupMaxBytes ?? DEFAULT_GROUP_MAX_BYTES));
+    this.commit = new GroupCommit(s, this.writer, this.tail, {
+      groupMaxBytes: Math.max(1, opts.groupMaxBytes ?? DEFAULT_GROUP_MAX_BYTES),
+      waitMs: Math.min(50, Math.max(0, opts.commitWaitMs ?? DEFAULT_COMMIT_WAIT_MS)),
+    });
     this.reader = new SpoolReader(s, this.tail, batchReadings);
-    this.checkpoint = new Checkpoint(s, this.writer, this.reader);
+    this.checkpoint = new Checkpoint(s, this.writer, this.reader, Math.max(0, opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS));
     const drainerSettings = {
       batchReadings,
-      lingerMs: Math.min(1000, Math.max(0, opts.drainLingerMs ?? 100)),
+      lingerMs: Math.min(1000, Math.max(0, opts.drainLingerMs ?? DEFAULT_DRAIN_LINGER_MS)),
+      lingerReadings: Math.max(1, Math.min(batchReadings, opts.drainLingerReadings ?? DEFAULT_DRAIN_LINGER_READINGS)),
       drainWindow: Math.max(1, opts.drainWindow ?? 4),
       backoff: createBackoff({ baseMs: 200, maxMs: 5000, ...opts.backoff }),
     };
@@ -261,7 +269,7 @@ class DiskSpool extends EventEmitter implements Spool {
     s.closing = true;
     await this.commit.settled();
     await this.drainer.stopped(new SpoolClosedError('the spool is closed'));
-    await this.checkpoint.written;
+    await this.checkpoint.flush();
     this.closed = true;
     for (const w of this.drainWaiters) w.reject(new SpoolClosedError(`the spool closed with ${s.depthReadings} readings undrained (kept on disk)`));
     this.drainWaiters.clear();

@@ -1,0 +1,140 @@
+/**
+ * Issue 16, the spool's adaptive batching, each wait with its bound (docs/storage.md): group commits wait for
+ * more records only while the arrival rate says they are coming and at most commitWaitMs; the idle drainer
+ * lingers for a full InfluxDB request at most drainLingerMs; the checkpoint is written at most every
+ * checkpointIntervalMs while readings flow, and at once when the spool is drained.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fullerGroupWait, TARGET_RECORDS } from '../src/spool/commit.js';
+import { createSpool, type Spool, type SpoolOptions } from '../src/spool/spool.js';
+import { SqliteStore } from '../src/storage/sqlite-store.js';
+import type { StoredReading } from '../src/storage/types.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function tempDir(): string {
+  const path = mkdtempSync(join(tmpdir(), 'tendril-spool-batching-'));
+  cleanups.push(() => rmSync(path, { recursive: true, force: true }));
+  return path;
+}
+
+/** The real SQLite store, counting write() calls and their sizes, each write taking at least `delayMs`. */
+class CountingStore extends SqliteStore {
+  writes: number[] = [];
+  delayMs = 0;
+  override async write(readings: readonly StoredReading[]): Promise<void> {
+    this.writes.push(readings.length);
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.write(readings);
+  }
+}
+
+function store(): CountingStore {
+  const s = new CountingStore(tempDir());
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function spoolOver(s: CountingStore, opts: Partial<SpoolOptions>): Promise<{ spool: Spool; dir: string }> {
+  const dir = join(tempDir(), 'spool');
+  const spool = await createSpool({ dir, store: s, ...opts });
+  cleanups.push(() => spool.close());
+  return { spool, dir };
+}
+
+const reading = (seq: number): StoredReading[] => [{ deviceId: 'd1', epoch: 1, seq, ts: 1_795_000_000_000 + seq, values: [{ metric: 'v', kind: 'f64', value: seq }] }];
+const tick = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Accepts `n` single readings `gapMs` apart (as devices sending one READING each); resolves when all are acked. */
+async function paced(spool: Spool, n: number, gapMs: number): Promise<void> {
+  const acks: Array<Promise<void>> = [];
+  for (let seq = 1; seq <= n; seq++) {
+    acks.push(spool.accept(reading(seq)));
+    await tick(gapMs);
+  }
+  await Promise.all(acks);
+}
+
+describe('group commit sized by the arrival rate', () => {
+  it('waits for more records only while they are coming, and never past waitMs after the first', () => {
+    const g = { records: 1, bytes: 100, waitedMs: 0, meanGapMs: 1, waitMs: 10, groupMaxBytes: 512 * 1024 };
+    expect(fullerGroupWait(g)).toBe(10); // one a millisecond: wait the whole bound
+    expect(fullerGroupWait({ ...g, waitedMs: 7 })).toBe(3); // the bound counts from the first record
+    expect(fullerGroupWait({ ...g, waitedMs: 10 })).toBe(0);
+    expect(fullerGroupWait({ ...g, meanGapMs: 50 })).toBe(0); // a few a second: nothing would come, commit now
+    expect(fullerGroupWait({ ...g, meanGapMs: 0.01 })).toBeCloseTo((TARGET_RECORDS - 1) * 0.01); // a flood fills it sooner
+    expect(fullerGroupWait({ ...g, records: TARGET_RECORDS })).toBe(0);
+    expect(fullerGroupWait({ ...g, bytes: 512 * 1024 })).toBe(0);
+    expect(fullerGroupWait({ ...g, waitMs: 0 })).toBe(0);
+  });
+
+  it('makes fewer fdatasyncs for a steady trickle than committing each record at once', async () => {
+    const counts: number[] = [];
+    for (const commitWaitMs of [0, 10]) {
+      const { spool } = await spoolOver(store(), { commitWaitMs });
+      await paced(spool, 150, 1);
+      counts.push(spool.state.commits);
+    }
+    const [eager, waiting] = counts as [number, number];
+    expect(waiting).toBeLessThan(eager / 2);
+  });
+});
+
+describe('drainer linger', () => {
+  it('waits (up to drainLingerMs) for a fuller store write while readings trickle in', async () => {
+    const s = store();
+    const { spool } = await spoolOver(s, { drainLingerMs: 1000, commitWaitMs: 0 });
+    await paced(spool, 40, 5); // about 0.2-0.4 s of readings, well inside the linger
+    await spool.whenDrained(5000);
+    expect(s.writes).toEqual([40]);
+  });
+
+  it('ends the linger as soon as drainLingerReadings are waiting', async () => {
+    const s = store();
+    const { spool } = await spoolOver(s, { drainLingerMs: 1000, drainLingerReadings: 50 });
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 60 }, (_, i) => spool.accept(reading(i + 1))));
+    await spool.whenDrained(5000);
+    expect(performance.now() - started).toBeLessThan(800);
+    expect(s.writes.reduce((a, b) => a + b, 0)).toBe(60);
+  });
+});
+
+describe('checkpoint', () => {
+  it('is written at most every checkpointIntervalMs while readings flow, and at once when drained', async () => {
+    const s = store();
+    s.delayMs = 20; // each store write takes 20 ms: about 25 batches over half a second
+    const { spool, dir } = await spoolOver(s, { batchReadings: 4, drainWindow: 1, drainLingerMs: 0, checkpointIntervalMs: 200 });
+    const path = join(dir, 'checkpoint.json');
+    const seen = new Set<string>();
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        if (existsSync(path)) seen.add(readFileSync(path, 'utf8'));
+        await tick(2);
+      }
+    })();
+    const acks = Array.from({ length: 100 }, (_, i) => spool.accept(reading(i + 1)));
+    await Promise.all(acks);
+    const started = performance.now();
+    await spool.whenDrained(10_000);
+    const drainMs = performance.now() - started;
+    polling = false;
+    await poll;
+    expect(s.writes.length).toBeGreaterThanOrEqual(25);
+    // One write when the first batch lands, then at most one per 200 ms, and the last at the end.
+    expect(seen.size).toBeLessThanOrEqual(Math.ceil(drainMs / 200) + 2);
+    // Drained: the checkpoint names the end of what was written, so a restart replays nothing.
+    await spool.close();
+    const reopened = await createSpool({ dir, store: s });
+    cleanups.push(() => reopened.close());
+    expect(reopened.state.replayedReadings).toBe(0);
+  });
+});
