@@ -55,6 +55,8 @@ type State = 'auth' | 'authenticating' | 'open' | 'closed';
 
 /** Messages a client may pipeline behind `auth` before the token is checked. */
 const MAX_EARLY_MESSAGES = 16;
+/** ws sends a Buffer as a binary message unless told otherwise; every message here is text (§1.2.1). */
+const TEXT = { binary: false } as const;
 /** When no 'drain' comes (the socket's own buffer is empty but bufferedAmount is not), look again after this. */
 const DRAIN_POLL_MS = 50;
 
@@ -165,8 +167,19 @@ export class LiveClient {
     if (body === null) return;
     const now = this.host.clock.now();
     if (sub.snapshot === null && !sub.hasPending && this.controlHead === this.control.length && this.writable() && (sub.minIntervalMs === null || now >= sub.nextDataAt)) {
-      // The fast path: the body serialised once for every client, sent as it is.
-      this.sendNow(eventMessage(sub.id, sub.offsetFor(ev.offset), body));
+      // The fast path: the body serialised once for every client; the whole message encoded once for every
+      // client with the same subscription id and offset.
+      const offset = sub.offsetFor(ev.offset);
+      if (body === ev.body) {
+        let frame = ev.frame;
+        if (frame === undefined || frame.id !== sub.id || frame.offset !== offset) {
+          frame = { id: sub.id, offset, data: Buffer.from(eventMessage(sub.id, offset, body)) };
+          ev.frame = frame;
+        }
+        this.sendNow(frame.data);
+      } else {
+        this.sendNow(eventMessage(sub.id, offset, body));
+      }
       if (sub.minIntervalMs !== null) sub.nextDataAt = now + sub.minIntervalMs;
       return;
     }
@@ -366,10 +379,11 @@ export class LiveClient {
     this.drainTimer = this.host.timers.setTimeout(onDrain, DRAIN_POLL_MS);
   }
 
-  private sendNow(text: string): void {
+  private sendNow(text: string | Buffer): void {
     this.stats.messagesSent++;
-    this.socket.send(text);
-    this.noteAccounted();
+    this.socket.send(text, TEXT);
+    // With nothing queued, what this client holds is the socket's buffer: under high water plus this message.
+    if (this.controlBytes > 0 || this.waitingDrain) this.noteAccounted();
   }
 
   private noteAccounted(): void {

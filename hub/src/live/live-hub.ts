@@ -19,7 +19,7 @@ import {
   type UpdateRequest,
   CLOSE,
 } from './protocol.js';
-import { DEFAULT_WINDOWS, type LatestValue, type LiveEvent, type LiveReading, StreamLog, type StreamWindow } from './stream-log.js';
+import { DEFAULT_WINDOWS, type LatestValue, lazyEvent, type LiveEvent, type LiveReading, StreamLog, type StreamWindow } from './stream-log.js';
 import { type SnapshotCursor, Subscription } from './subscription.js';
 
 /** The `on` of TypedEvents (hub/src/core/events.ts), so any typed emitter fits. */
@@ -438,6 +438,8 @@ export class LiveHub implements LiveHost {
         client.closeWith(CLOSE.internal, null);
       }
     }
+    // The shared frame served this fan-out; the window keeps only the body.
+    ev.frame = undefined;
   }
 
   // ---- sources
@@ -451,7 +453,7 @@ export class LiveHub implements LiveHost {
   }
 
   private event(kind: LiveEvent['kind'], control: boolean, deviceId: string | null, key: string, body: object, extra?: Partial<LiveEvent>): LiveEvent {
-    return { offset: 0, at: 0, kind, control, deviceId, key, body: JSON.stringify(body), ...extra };
+    return lazyEvent({ kind, control, deviceId, key, ...extra }, body);
   }
 
   private publishPresence(deviceId: string): void {
@@ -501,10 +503,14 @@ export class LiveHub implements LiveHost {
       readings.push({ seq: r.seq, ts: r.ts, values });
     }
     if (readings.length === 0) return;
-    this.publish('device', this.event('readings', false, deviceId, deviceId, { kind: 'readings', deviceId, readings }, { readings }));
+    const size = 64 + readings.length * 48 * (1 + Object.keys(readings[0]!.values).length);
+    this.publish('device', this.event('readings', false, deviceId, deviceId, { kind: 'readings', deviceId, readings }, { readings, size }));
     const lastSeen = this.opts.registry.get(deviceId)?.presence.lastSeen ?? null;
     const changed = this.fleet.mergeLatest(deviceId, latest, lastSeen);
-    if (changed) this.publish('fleet', this.event('values', false, deviceId, `v:${deviceId}`, { kind: 'values', deviceId, latest: changed }, { latest: changed }));
+    if (changed) {
+      const size = 64 + Object.keys(changed).length * 64;
+      this.publish('fleet', this.event('values', false, deviceId, `v:${deviceId}`, { kind: 'values', deviceId, latest: changed }, { latest: changed, size }));
+    }
   }
 
   private onCounters(deviceId: string, counters: { rejected?: number; dropped?: number }): void {

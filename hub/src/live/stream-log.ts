@@ -41,6 +41,27 @@ export interface LiveEvent {
   latest?: Readonly<Record<string, LatestValue>>;
   /** Bodies for metric subsets of this event, made once per distinct subset (null: nothing of the subset). */
   subsets?: Map<string, string | null>;
+  /** Estimated bytes for the window's accounting (default: the body's length). */
+  size?: number;
+  /**
+   * The whole message as UTF-8, made for the first client and reused by every client with the same subscription
+   * id and offset (dashboards running the same app choose the same ids); dropped once the fan-out is done.
+   */
+  frame?: { id: number; offset: number; data: Buffer } | undefined;
+}
+
+/** An event whose body is serialised on first use: events no client receives now are serialised only if replayed. */
+export function lazyEvent(fields: Omit<LiveEvent, 'body' | 'offset' | 'at'>, payload: object): LiveEvent {
+  let body: string | null = null;
+  return {
+    offset: 0,
+    at: 0,
+    ...fields,
+    get body(): string {
+      body ??= JSON.stringify(payload);
+      return body;
+    },
+  };
 }
 
 export interface StreamWindow {
@@ -77,7 +98,7 @@ export class StreamLog {
     ev.offset = ++this.head;
     ev.at = this.now();
     this.events.push(ev);
-    this.bytes += ev.body.length + 64;
+    this.bytes += (ev.size ?? ev.body.length) + 64;
     this.trim(ev.at);
     return ev;
   }
@@ -110,7 +131,7 @@ export class StreamLog {
     while (this.size > 0) {
       const oldest = this.events[this.start]!;
       if (this.size <= w.maxEvents && this.bytes <= w.maxBytes && now - oldest.at <= w.maxAgeMs) break;
-      this.bytes -= oldest.body.length + 64;
+      this.bytes -= (oldest.size ?? oldest.body.length) + 64;
       this.events[this.start++] = undefined;
     }
     if (this.start > 1024 && this.start * 2 > this.events.length) {
