@@ -2,6 +2,7 @@
 import { readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { liveAuthOptions } from '../src/auth/index.js';
 import { authApp, BOOTSTRAP, bearer, GOOD_PASSWORD, login, ORIGIN, sessionCookie, userWithSession, type AuthApp } from './auth-fixture.js';
 
 let h: AuthApp;
@@ -288,5 +289,12 @@ describe('live channel helper', () => {
     expect(none.json().principal).toBeNull();
     expect(h.app.auth.authenticateToken(BOOTSTRAP, '127.0.0.1')).toMatchObject({ ok: true, principal: { kind: 'bootstrap', role: 'admin' } });
     expect(h.app.auth.authenticateToken('tdl_nope', '127.0.0.1')).toMatchObject({ ok: false, code: 'UNAUTHORIZED' });
+
+    // The adapter for the live plugin's options.
+    const live = liveAuthOptions(h.app.auth);
+    expect(live.verifyToken(BOOTSTRAP, '10.0.0.1')).toMatchObject({ kind: 'bootstrap', role: 'admin' });
+    expect(live.verifyToken('tdl_nope', '10.0.0.1')).toBeNull();
+    expect(live.isOriginAllowed('https://evil.example', { protocol: 'http', host: 'localhost:80' } as never)).toBe(false);
+    expect(live.isOriginAllowed('http://localhost', { protocol: 'http', host: 'localhost:80' } as never)).toBe(true);
   });
 });

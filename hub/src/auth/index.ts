@@ -8,7 +8,7 @@ export { ROLES, roleAtLeast, type Role, type RouteRole, type Principal } from '.
 export { INITIAL_PASSWORD_FILE } from './initial-admin.js';
 
 import type { FastifyRequest } from 'fastify';
-import type { LiveAuthResult } from './plugin.js';
+import type { AuthServices, LiveAuthResult } from './plugin.js';
 
 /**
  * For the live channel (/v1/live): the upgrade request's session cookie, with its Origin checked. `principal`
@@ -16,4 +16,24 @@ import type { LiveAuthResult } from './plugin.js';
  */
 export function authenticateLive(request: FastifyRequest): Promise<LiveAuthResult> {
   return request.server.auth.authenticateLive(request);
+}
+
+/**
+ * The live plugin's auth options (hub/src/live/plugin.ts: authenticate, verifyToken, isOriginAllowed) from the
+ * auth plugin. Pass the client address to verifyToken so failed tokens are throttled per address like on HTTP;
+ * close a client's socket when `auth.onRevoke()` reports its session, user or token ended.
+ */
+export function liveAuthOptions(auth: AuthServices) {
+  return {
+    authenticate: async (request: FastifyRequest) => {
+      const result = await auth.authenticateLive(request);
+      return result.ok ? result.principal : null;
+    },
+    verifyToken: (token: string, client = 'live-channel') => {
+      const result = auth.authenticateToken(token, client);
+      return result.ok ? result.principal : null;
+    },
+    isOriginAllowed: (origin: string, request: FastifyRequest) => auth.isOriginAllowed(request, origin),
+    allowedOrigins: auth.settings.allowedOrigins,
+  };
 }
