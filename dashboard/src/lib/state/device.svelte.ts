@@ -54,9 +54,18 @@ export class MetricChart {
     this.series = new BucketSeries(stepMs);
   }
 
-  /** Publishes the series to the chart if it changed. */
-  publish(): void {
+  #drawnAt = -Infinity;
+
+  /**
+   * Publishes the series to the chart if it changed. A new reading only moves the last bucket, which is
+   * about a pixel wide: over long ranges redrawing it 20 times a second shows nothing new, so a chart is
+   * redrawn at most every stepMs / 8 (capped at 1 s; the live range at every frame). `force` draws now.
+   */
+  publish(now = 0, force = true): void {
     if (this.series.version === this.drawnVersion) return;
+    const every = Math.min(1000, this.series.stepMs / 8);
+    if (!force && now - this.#drawnAt < every) return;
+    this.#drawnAt = now;
     this.drawnVersion = this.series.version;
     this.data = this.series.toData();
     this.gapMarks = this.series.gaps.length;
@@ -215,7 +224,9 @@ export class DeviceState {
       }
     }
     this.#control = [];
+    let force = false;
     if (this.#snapshotGap) {
+      force = true;
       // §6.2.3: what happened between the last reading and the snapshot is unknown here. Mark it, then ask
       // the history for it.
       this.#snapshotGap = false;
@@ -239,7 +250,8 @@ export class DeviceState {
       this.lastReadingAt = last;
       this.latest = latest;
     }
-    for (const c of this.charts) c.publish();
+    const now = this.#now();
+    for (const c of this.charts) c.publish(now, force);
   };
 
   #log(p: Presence, transport?: string | null): void {
