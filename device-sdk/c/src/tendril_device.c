@@ -464,23 +464,30 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
     emit(d, &ev);
 }
 
-static void send_hello(td_device *d)
+/* §4.1: the HELLO of this connection (also built by td_device_init, to check the configuration). */
+static void hello_of(const td_device *d, td_hello *h)
 {
     const td_device_config *c = d->cfg;
+    h->device_id = c->device_id;
+    h->token = c->token;
+    h->firmware = c->firmware;
+    static const td_str sdk = TD_S(TD_SDK_VERSION);
+    h->sdk = sdk;
+    h->epoch = d->epoch;
+    h->last_seq = d->first_seq + d->count - 1u;
+    h->clock = d->hello_clock;
+    h->dropped = d->dropped;
+    h->metric_count = c->metric_count;
+    h->metrics = c->metrics;
+}
+
+static void send_hello(td_device *d)
+{
     td_hello h;
     size_t cap, len;
     uint8_t *b = td_ws_reserve(&d->ws, &cap);
     d->hello_clock = d->has_clock ? td_device_now(d) : 0;
-    h.device_id = c->device_id;
-    h.token = c->token;
-    h.firmware = c->firmware;
-    h.sdk = td_s(TD_SDK_VERSION);
-    h.epoch = d->epoch;
-    h.last_seq = d->first_seq + d->count - 1u;
-    h.clock = d->hello_clock;
-    h.dropped = d->dropped;
-    h.metric_count = c->metric_count;
-    h.metrics = c->metrics;
+    hello_of(d, &h);
     d->reported_dropped = d->dropped;
     if (td_encode_hello(b, cap, &len, &h, NULL) || td_ws_commit(&d->ws, len)) {
         td_ws_close(&d->ws, 1000, "");
@@ -495,32 +502,24 @@ int td_device_init(td_device *d, const td_device_config *cfg, const td_transport
 {
     td_hello h;
     size_t len;
-    int e;
     if (!d || !cfg || !t || !store || !rx || !tx || !cfg->host) return TD_E_ARG;
     memset(d, 0, sizeof *d);
     td_ws_init(&d->ws, t, rx, rx_cap, tx, tx_cap);
     d->cfg = cfg;
     d->store = store;
     d->store_cap = store_cap;
-    d->first_seq = 1; /* §6.3.1 */
     d->epoch = cfg->epoch ? cfg->epoch : random32(d);
     d->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
     d->max_frame = td_limits_default.max_frame_bytes;
-    /* the configuration must make a HELLO the hub accepts, and it must fit the output queue */
-    memset(&h, 0, sizeof h);
-    h.device_id = cfg->device_id;
-    h.token = cfg->token;
-    h.firmware = cfg->firmware;
-    h.sdk = td_s(TD_SDK_VERSION);
-    h.epoch = d->epoch;
-    h.last_seq = TD_MAX_SAFE >> 1;
-    h.clock = TD_MAX_SAFE >> 1;
-    h.dropped = 0xFFFFFFFFu;
-    h.metric_count = cfg->metric_count;
-    h.metrics = cfg->metrics;
-    e = td_encode_hello(tx_cap > TD_WS_HEADROOM ? tx + TD_WS_HEADROOM : tx, tx_cap > TD_WS_HEADROOM ? tx_cap - TD_WS_HEADROOM : 0,
-                        &len, &h, NULL);
-    return e;
+    /* the configuration must make a HELLO the hub accepts, and it must fit the output queue, with room for
+     * the largest counters */
+    d->first_seq = d->hello_clock = TD_MAX_SAFE >> 1;
+    d->dropped = 0xFFFFFFFFu;
+    hello_of(d, &h);
+    d->first_seq = 1; /* §6.3.1 */
+    d->hello_clock = d->dropped = 0;
+    if (tx_cap <= TD_WS_HEADROOM) return TD_E_NOSPACE;
+    return td_encode_hello(tx + TD_WS_HEADROOM, tx_cap - TD_WS_HEADROOM, &len, &h, NULL);
 }
 
 int td_device_start(td_device *d)

@@ -53,6 +53,11 @@ echo "SDK code the linker kept in the image (text + rodata), by object:"
 echo "$per_object"
 echo "SDK flash: $own bytes; C library functions it pulls in (memcpy, memmove, memset, strlen, memcmp): $libc bytes"
 echo "image growth with the SDK (its code, the C library helpers, and the calls in main): $flash bytes"
+# The same image with link-time optimisation (not one of the issue's flags; a firmware may use it).
+"$CC" "${FLAGS[@]}" -flto "${LINK[@]}" -DTD_SIZE_WITH_SDK "$here/tools/size_main.c" "$here"/src/tendril_{codec,ws,device}.c -o "$out/sdk-lto.elf"
+"$CC" "${FLAGS[@]}" -flto "${LINK[@]}" "$here/tools/size_main.c" -o "$out/base-lto.elf"
+lto=$(( $("$SIZE" "$out/sdk-lto.elf" | awk 'NR==2{print $1 + $2}') - $("$SIZE" "$out/base-lto.elf" | awk 'NR==2{print $1 + $2}') ))
+echo "image growth with the SDK, the same built with -flto: $lto bytes"
 echo "static RAM of the SDK itself (.data + .bss of its objects): $sdk_ram bytes"
 echo "context struct td_device: $ctx bytes (of which td_ws $wsctx), in the caller's memory, like the store, rx and tx buffers"
 status=0
