@@ -65,7 +65,7 @@ export interface AuthPluginOptions {
   /** Password hashing parameters (tests lower N; production keeps the defaults). */
   scrypt?: Partial<ScryptParams>;
   throttle?: Partial<ThrottleSettings>;
-  /** Called once when the first admin is created; default prints initialAdminBanner() on stdout. */
+  /** Called once when the first admin is created; default prints initialAdminBanner() on stdout (not when logging is off). */
   onInitialAdmin?: (created: InitialAdmin) => void;
 }
 
@@ -488,7 +488,10 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
   const created = await ensureInitialAdmin(users, options.dataDir);
   if (created) {
     audit.record({ action: 'user.create', actor: 'system', target: `user:${created.user}`, detail: { role: 'admin', initial: true } });
-    (options.onInitialAdmin ?? ((c: InitialAdmin) => process.stdout.write(`${initialAdminBanner(c)}\n`)))(created);
+    // Printed on the console unless logging is off (HUB_LOG_LEVEL=silent, embedded hubs in tests): the file stays.
+    const quiet = app.log.level === undefined || app.log.level === 'silent';
+    const announce = options.onInitialAdmin ?? ((c: InitialAdmin) => (quiet ? undefined : process.stdout.write(`${initialAdminBanner(c)}\n`)));
+    announce(created);
     app.log.info({ file: created.file }, `first start: created user "admin"; its password is in ${created.file}`);
   }
 }
