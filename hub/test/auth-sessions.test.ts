@@ -15,6 +15,8 @@ describe('first start', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, 'utf8').trim()).toBe(h.adminPassword);
     expect(h.adminPassword.length).toBeGreaterThanOrEqual(20);
+    // The database with the password hashes is the hub account's only, whoever created it.
+    expect(statSync(join(h.dataDir, 'hub.db')).mode & 0o777).toBe(0o600);
 
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'admin', password: h.adminPassword } });
     expect(res.statusCode).toBe(200);

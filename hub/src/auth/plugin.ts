@@ -12,6 +12,7 @@
  * Register it before every plugin that adds routes (its onRoute hook sees only routes added after it).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { chmodSync, statSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
@@ -145,6 +146,18 @@ export function setDefaultRouteRole(instance: FastifyInstance, role: RouteRole):
   instance.authDefaultRole = role;
 }
 
+/** Password and token hashes and the audit log live in this database: readable by the hub's account only. */
+function restrictDatabaseFiles(path: string): void {
+  if (path === ':memory:' || path === '') return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
 function secretsEqual(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
 }
@@ -158,6 +171,7 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     );
   }
   createAuthSchema(options.db);
+  restrictDatabaseFiles(options.db.name);
   const hasher = new PasswordHasher(options.scrypt);
   const users = new UserStore(options.db, hasher, clock);
   const sessions = new SessionStore(options.db, clock, { idleMs: settings.sessionIdleMs, absoluteMs: settings.sessionAbsoluteMs });
