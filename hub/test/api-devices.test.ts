@@ -49,7 +49,9 @@ describe('device provisioning API', () => {
     const { createHash } = await import('node:crypto');
     expect(row.token_hash.equals(createHash('sha256').update(body.token).digest())).toBe(true);
     const { readFileSync, readdirSync } = await import('node:fs');
-    for (const f of readdirSync(hub.dataDir)) expect(readFileSync(join(hub.dataDir, f)).includes(Buffer.from(body.token))).toBe(false);
+    const files = readdirSync(hub.dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(readFileSync(join(f.parentPath, f.name)).includes(Buffer.from(body.token))).toBe(false);
   });
 
   it('answers 409 DEVICE_EXISTS for a second device with the same id', async () => {

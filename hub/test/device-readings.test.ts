@@ -6,7 +6,9 @@ import { auth, provision, startHub, tempDir, waitFor, type TestHub } from './hel
 import type { SqliteStore } from '../src/storage/sqlite-store.js';
 import { FailingSqliteStore, HeldSqliteStore, storedValues } from './stores.js';
 
-function rowsOf(hub: TestHub, deviceId: string): Array<{ metric: string; epoch: number; seq: number; value: unknown }> {
+/** What the store holds for the device once the spool (when there is one) has drained into it. */
+async function rowsOf(hub: TestHub, deviceId: string): Promise<Array<{ metric: string; epoch: number; seq: number; value: unknown }>> {
+  await hub.app.durability.spool?.whenDrained();
   return storedValues(hub.app.durability.store as SqliteStore, deviceId);
 }
 
@@ -52,7 +54,7 @@ describe('device readings', () => {
       ],
     });
     expect(await d.ackFor(4)).toBe(4);
-    expect(rowsOf(hub, 'r-1').map(({ metric, seq, value }) => ({ metric, seq, value }))).toEqual([
+    expect((await rowsOf(hub, 'r-1')).map(({ metric, seq, value }) => ({ metric, seq, value }))).toEqual([
       { metric: 'door', seq: 1, value: 1 },
       { metric: 'temperature', seq: 1, value: 21.5 },
       { metric: 'count', seq: 2, value: -7 },
@@ -99,7 +101,7 @@ describe('device readings', () => {
       { code: 'TIMESTAMP_OUT_OF_RANGE', seq: 3, alias: null },
       { code: 'TIMESTAMP_OUT_OF_RANGE', seq: 4, alias: null },
     ]);
-    expect(rowsOf(hub, 'v-1').map(({ metric, seq, value }) => ({ metric, seq, value }))).toEqual([
+    expect((await rowsOf(hub, 'v-1')).map(({ metric, seq, value }) => ({ metric, seq, value }))).toEqual([
       { metric: 'count', seq: 1, value: 3 },
       { metric: 'temperature', seq: 1, value: 20 },
       { metric: 'door', seq: 2, value: 0 },
@@ -129,7 +131,7 @@ describe('device readings', () => {
     again.send({ type: 'reading', seq: 3, ts: ts + 3, values: [{ alias: 2, kind: 'int', value: 3 }] });
     again.send({ type: 'reading', seq: 4, ts: ts + 4, values: [{ alias: 2, kind: 'int', value: 4 }] });
     await again.ackFor(4);
-    expect(rowsOf(hub, 'dup-1').map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+    expect((await rowsOf(hub, 'dup-1')).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
     again.close();
     await again.closedWithin();
 
@@ -138,7 +140,7 @@ describe('device readings', () => {
     expect(fresh.ctx.prevSeq).toBe(0);
     fresh.send({ type: 'reading', seq: 1, ts: ts + 10, values: [{ alias: 2, kind: 'int', value: 10 }] });
     await fresh.ackFor(1);
-    expect(rowsOf(hub, 'dup-1').map((r) => `${r.epoch}:${r.seq}`)).toEqual(['99:1', '99:2', '99:3', '99:4', '100:1']);
+    expect((await rowsOf(hub, 'dup-1')).map((r) => `${r.epoch}:${r.seq}`)).toEqual(['99:1', '99:2', '99:3', '99:4', '100:1']);
     fresh.close();
     await fresh.closedWithin();
     // Back to the old epoch: it resumes where it was.
@@ -185,10 +187,10 @@ describe('ACK only after the store committed', () => {
       d.send({ type: 'commandResult', commandId: 77, status: 'delivered', detail: '' });
       await d.next('error', 'ERROR UNKNOWN_COMMAND_ID');
       expect(d.frames.filter((f) => f.type === 'ack')).toEqual([]);
-      expect(rowsOf(hub, 'held-1')).toEqual([]);
+      expect(await rowsOf(hub, 'held-1')).toEqual([]);
       store.release();
       expect(await d.ackFor(1)).toBe(1);
-      expect(rowsOf(hub, 'held-1')).toHaveLength(1);
+      expect(await rowsOf(hub, 'held-1')).toHaveLength(1);
       d.close();
       await d.closedWithin();
     } finally {
@@ -218,7 +220,7 @@ describe('ACK only after the store committed', () => {
       d.send({ type: 'reading', seq: 1, ts, values: [{ alias: 2, kind: 'int', value: 1 }] });
       d.send({ type: 'reading', seq: 2, ts: ts + 1, values: [{ alias: 2, kind: 'int', value: 2 }] });
       expect(await d.ackFor(2)).toBe(2);
-      expect(rowsOf(hub, 'fail-1').map((r) => r.seq)).toEqual([1, 2]);
+      expect((await rowsOf(hub, 'fail-1')).map((r) => r.seq)).toEqual([1, 2]);
       d.close();
       await d.closedWithin();
     } finally {
@@ -282,7 +284,7 @@ describe.each([
     else expect(pauses).toBeLessThanOrEqual(3 * turns);
     for (const d of idle) d.close();
     for (const { id } of devices) {
-      const rows = rowsOf(hub, id);
+      const rows = await rowsOf(hub, id);
       expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
     }
   });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildHub, type HubDeps } from '../src/app.js';
+import { buildHub, createHub, type HubDeps } from '../src/app.js';
 import { loadConfig, type HubConfig } from '../src/config.js';
 import { listenHub, type Listening } from '../src/server.js';
 
@@ -34,7 +34,11 @@ export async function startHub(options: { config?: Partial<HubConfig>; deps?: Hu
   const dir = options.dataDir ? null : tempDir();
   const dataDir = options.dataDir ?? dir!.path;
   const config = testConfig(dataDir, options.config);
-  const app = buildHub(config, options.deps);
+  // The production chain (the on-disk spool in front of SQLite, as createHub builds it) unless the test brings
+  // storage of its own.
+  const deps = options.deps ?? {};
+  const ownStorage = deps.store !== undefined || deps.sink !== undefined || deps.spool !== undefined;
+  const app = ownStorage ? buildHub(config, deps) : await createHub(config, deps);
   let closed = false;
   app.addHook('onClose', async () => {
     closed = true;
