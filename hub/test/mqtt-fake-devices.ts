@@ -9,6 +9,7 @@ import type { CommandStatus, Reading } from '@tendril/device-sdk/codec';
 import type { AttachedDevice, AttachInfo, DeviceAttacher, OfflineReason, TransportHandle } from '../src/devices/types.js';
 import type { IngestReporter, IngestSession } from '../src/ingest/types.js';
 import { Declarations } from '../src/ingest/validate.js';
+import type { RegisteredDevice } from '../src/mqtt/bridge.js';
 
 export interface FakeStored {
   deviceId: string;
@@ -90,7 +91,7 @@ export interface FakeAttachment extends AttachedDevice {
 
 /** The fake devices layer: registered ids, attachments, stored readings, events as plain arrays. */
 export class FakeDevices implements DeviceAttacher {
-  readonly registered = new Map<string, { disabled: boolean }>();
+  readonly registered = new Map<string, RegisteredDevice>();
   readonly attachments: FakeAttachment[] = [];
   readonly stored: FakeStored[] = [];
   readonly presence: Array<{ deviceId: string; state: 'online' | 'offline'; reason: string | null }> = [];
@@ -106,10 +107,10 @@ export class FakeDevices implements DeviceAttacher {
   private idleWaiters: Array<() => void> = [];
 
   register(...ids: string[]): void {
-    for (const id of ids) this.registered.set(id, { disabled: false });
+    for (const id of ids) this.registered.set(id, { disabled: false, transport: null, epoch: null, metrics: [], firmware: null, sdk: null, dropped: 0 });
   }
 
-  get(id: string): { disabled: boolean } | undefined {
+  get(id: string): RegisteredDevice | undefined {
     return this.registered.get(id);
   }
 

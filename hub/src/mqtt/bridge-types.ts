@@ -1,6 +1,7 @@
 /**
  * The MQTT bridge's options, status and counters (see bridge.ts).
  */
+import type { MetricDeclaration } from '@tendril/device-sdk/codec';
 import type { Clock, Timers } from '../core/clock.js';
 import type { DeviceAttacher } from '../devices/types.js';
 import type { BrokerLinkOptions } from './broker-link.js';
@@ -14,9 +15,23 @@ export interface BridgeLog {
   error(obj: object, msg: string): void;
 }
 
+export interface RegisteredDevice {
+  disabled: boolean;
+  transport: 'ws' | 'mqtt' | null;
+  epoch: number | null;
+  metrics: readonly MetricDeclaration[];
+  firmware: string | null;
+  sdk: string | null;
+  dropped: number;
+}
+
 /** What the bridge needs of the registry: whether a device is registered, and quarantine creation. */
 export interface BridgeRegistry {
-  get(id: string): { disabled: boolean } | undefined;
+  /**
+   * The registered device, with what it last declared (kept by the devices layer at every attach): the
+   * declaration a restarted hub uses for data that comes before the device's retained birth.
+   */
+  get(id: string): RegisteredDevice | undefined;
   /** Registers `id` disabled, labelled quarantine=mqtt, for an admin to approve (autoRegister only). */
   quarantine?(id: string): void;
 }

@@ -13,7 +13,7 @@ import type { TimerHandle } from '../core/clock.js';
 import type { AttachedDevice, AttachInfo, DetachRequest, OutgoingCommand, TransportHandle } from '../devices/types.js';
 import type { IngestReporter, RefusalCode as IngestRefusal, ValidationCode } from '../ingest/types.js';
 import { BrokerLink, type InboundMessage } from './broker-link.js';
-import { redactUrl, type BridgeCounts, type BridgeOptions, type BridgeStatus } from './bridge-types.js';
+import { redactUrl, type BridgeCounts, type BridgeOptions, type BridgeStatus, type RegisteredDevice } from './bridge-types.js';
 import { BridgedDevice, type Batch } from './bridged-device.js';
 import {
   encodeCommand,
@@ -28,7 +28,7 @@ import {
 } from './payload.js';
 import type { CompiledTemplate } from './templates.js';
 
-export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus } from './bridge-types.js';
+export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus, RegisteredDevice } from './bridge-types.js';
 export { redactUrl } from './bridge-types.js';
 import { cmdTopic, errorTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
@@ -264,14 +264,11 @@ export class MqttBridge {
     if (d.refusedUntil > now && d.refusedCode !== null) {
       return this.refuseMessage(d, m, { code: d.refusedCode, message: `device ${id} is ${d.refusedCode === 'DEVICE_DISABLED' ? 'disabled' : 'not registered'}` });
     }
-    if (template && d.info === null) {
-      d.declare({ epoch: d.bridgeEpoch, metrics: template.metrics, firmware: null, sdk: `mqtt/${template.name}`, dropped: 0 }, 'bridge');
-    }
-    if (d.info === null) {
-      return this.refuseMessage(d, m, { code: 'BIRTH_REQUIRED', message: `publish a birth message on tendril/v1/${id}/birth (retained) before data` });
-    }
     const json: JsonReading[] | BridgeRefusal = template ? template.readingsOf(m.payload, this.opts.limits) : parseData(m.payload, this.opts.limits);
     if (isRefusal(json)) return this.refuseMessage(d, m, json);
+    if (d.info === null && !this.declareWithoutBirth(d, template, registered, json)) {
+      return this.refuseMessage(d, m, { code: 'BIRTH_REQUIRED', message: `publish a birth message on tendril/v1/${id}/birth (retained) before data` });
+    }
     const seqs = this.rememberedSeqs(d, m, json.length);
     const readings = d.convert(json, seqs, (r, seq, metric) => {
       this.refuse(r.code);
@@ -300,6 +297,24 @@ export class MqttBridge {
       d.waiting.push(batch);
       this.ensureAttached(d);
     }
+  }
+
+  /**
+   * A declaration for data that came before any birth in this process: the template's, or what the device
+   * declared last time (the registry keeps it) when it was bridged before. After a hub restart the broker
+   * sends the messages queued for the hub's session before the retained births it replays on subscribe.
+   * Readings with seq keep the device's last epoch; without, the bridge numbers them.
+   */
+  private declareWithoutBirth(d: BridgedDevice, template: CompiledTemplate | null, reg: RegisteredDevice, json: readonly JsonReading[]): boolean {
+    if (template) {
+      d.declare({ epoch: d.bridgeEpoch, metrics: template.metrics, firmware: null, sdk: `mqtt/${template.name}`, dropped: 0 }, 'bridge');
+      return true;
+    }
+    if (reg.transport !== 'mqtt' || reg.epoch === null) return false;
+    const numbered = json[0]!.seq !== null;
+    const info: AttachInfo = { epoch: numbered ? reg.epoch : d.bridgeEpoch, metrics: reg.metrics, firmware: reg.firmware, sdk: reg.sdk, dropped: reg.dropped };
+    d.declare(info, numbered ? 'device' : 'bridge');
+    return true;
   }
 
   /** Seqs a message got when it came first, if this is the broker resending it (same id, topic, payload). */
