@@ -199,7 +199,7 @@ describe('the dashboard in Chromium', () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-presence=online]').length >= 5, undefined, { timeout: 10_000 });
     await page.waitForSelector('.conn[data-state=live]', { timeout: 10_000 });
     expect(await page.textContent('[data-testid=fleet-summary]')).toContain('5 online');
-    await page.screenshot({ path: join(RESULTS, 'dashboard-fleet.png'), fullPage: true });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-fleet-online.png'), fullPage: true });
     await expectNoCspViolation(page);
     await page.close();
   });
@@ -222,13 +222,13 @@ describe('the dashboard in Chromium', () => {
     await page.waitForFunction(() => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > 0, undefined, { timeout: 10_000 });
     const t0 = await lastTs();
     await page.waitForFunction((t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t, t0, { timeout: 10_000 });
-    await page.screenshot({ path: join(RESULTS, 'dashboard-device.png'), fullPage: true });
 
     const form = page.locator('[data-testid=command-form]');
     await form.locator('select').selectOption('relay');
     await form.locator('input[type=checkbox]').check();
     await form.locator('button[type=submit]').click();
     await page.waitForSelector('[data-testid=command-history] tr[data-state=succeeded] >> text=relay', { timeout: 15_000 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-device.png'), fullPage: true });
     const row = page.locator('[data-testid=command-history] tr[data-state=succeeded]').first();
     expect(await row.textContent()).toContain(OPERATOR.name); // who sent it
     await expectNoCspViolation(page);
@@ -245,6 +245,16 @@ describe('the dashboard in Chromium', () => {
     // 2 x heartbeat on the hub, then the live event and one frame.
     expect(seenAfter).toBeLessThan(2 * HEARTBEAT_MS + 3000);
     stoppable!.kill('SIGKILL');
+    // The whole fleet with the frozen device offline, wide and narrow (a phone).
+    await page.goto(`${base}/?sort=presence`);
+    await page.waitForSelector('[data-device="door-0001"][data-presence=offline]', { timeout: 10_000 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-fleet.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-fleet-narrow.png'), fullPage: true });
+    await page.goto(`${base}/devices/power-0001`);
+    await page.waitForSelector('figure[data-metric=voltage]', { timeout: 10_000 });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-device-narrow.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 720 });
   });
 
   it('the live socket is cut while readings flow: the indicator tells it, and the chart resumes with no silent gap', async () => {
