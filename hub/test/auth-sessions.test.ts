@@ -119,6 +119,32 @@ describe('login', () => {
   });
 });
 
+describe('bounds', () => {
+  it('keeps at most 50 sessions per user (the oldest end first) and deletes expired ones at the next login', async () => {
+    h = await authApp({ settings: { sessionIdleMs: 60 * 60_000, sessionAbsoluteMs: 24 * 3_600_000 } });
+    await userWithSession(h.app, 'ada', 'viewer');
+    await userWithSession(h.app, 'bob', 'viewer');
+    const first = h.app.auth.sessions.create('ada').session.id;
+    for (let i = 0; i < 60; i++) {
+      h.clock.advance(1);
+      h.app.auth.sessions.create('ada');
+    }
+    expect(h.app.auth.sessions.list('ada')).toHaveLength(50);
+    expect(h.app.auth.sessions.get(first)).toBeUndefined();
+    h.clock.advance(2 * 60 * 60_000);
+    await login(h.app, 'bob', GOOD_PASSWORD);
+    const count = h.db.prepare('SELECT count(*) FROM auth_sessions').pluck().get();
+    expect(count).toBe(1);
+  });
+
+  it('refuses a 101st API token of one owner', async () => {
+    h = await authApp();
+    await userWithSession(h.app, 'ada', 'viewer');
+    for (let i = 0; i < 100; i++) h.app.auth.tokens.create({ name: `t${i}`, role: 'viewer', owner: 'ada', createdBy: 'ada', expiresAt: null });
+    expect(() => h.app.auth.tokens.create({ name: 'one more', role: 'viewer', owner: 'ada', createdBy: 'ada', expiresAt: null })).toThrow(/100 API tokens/);
+  });
+});
+
 describe('timeouts (injected clock)', () => {
   it('ends a session unused for the idle timeout with SESSION_EXPIRED and clears the cookie', async () => {
     h = await authApp({ settings: { sessionIdleMs: 30 * 60_000, sessionAbsoluteMs: 24 * 3_600_000 } });

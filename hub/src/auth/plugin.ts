@@ -381,6 +381,7 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
         const old = sessions.lookup(previous);
         if (old.state === 'valid') sessions.revoke(old.session.id);
       }
+      sessions.prune();
       const { secret, session } = sessions.create(user.name, { client: request.ip, userAgent: request.headers['user-agent'] ?? null });
       audit.record({
         action: 'login',

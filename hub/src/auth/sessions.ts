@@ -36,6 +36,9 @@ function fromRow(row: SessionRow): SessionRecord {
   return { id: row.id, userName: row.user_name, createdAt: row.created_at, lastSeenAt: row.last_seen_at, client: row.client, userAgent: row.user_agent };
 }
 
+/** Sessions one user may have at once; a new login past it ends the oldest. */
+export const MAX_SESSIONS_PER_USER = 50;
+
 export function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
@@ -63,6 +66,10 @@ export class SessionStore {
       ofUser: db.prepare(`SELECT * FROM auth_sessions WHERE user_name = ? ORDER BY created_at DESC`),
       all: db.prepare(`SELECT * FROM auth_sessions ORDER BY user_name, created_at DESC`),
       prune: db.prepare(`DELETE FROM auth_sessions WHERE created_at <= ? OR last_seen_at <= ?`),
+      keepNewest: db.prepare(
+        `DELETE FROM auth_sessions WHERE user_name = @userName AND id NOT IN
+           (SELECT id FROM auth_sessions WHERE user_name = @userName ORDER BY created_at DESC, rowid DESC LIMIT @keep)`,
+      ),
     };
   }
 
@@ -78,6 +85,8 @@ export class SessionStore {
       client: from.client ?? null,
       userAgent: from.userAgent?.slice(0, 256) ?? null,
     });
+    // At most MAX_SESSIONS_PER_USER: the oldest end first.
+    this.stmt.keepNewest.run({ userName, keep: MAX_SESSIONS_PER_USER });
     return { secret, session: this.get(id)! };
   }
 

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
+import { HubHttpError } from '../errors.js';
 import type { SqliteDatabase } from '../storage/sqlite.js';
 import { sha256 } from './sessions.js';
 import type { Role } from './types.js';
@@ -14,6 +15,8 @@ import type { Role } from './types.js';
 export const TOKEN_PREFIX = 'tdl_';
 const TOKEN_SHAPE = /^tdl_[A-Za-z0-9_-]{43}$/;
 const LAST_USE_STEP_MS = 60_000;
+/** API tokens one owner may have; creating more is refused until some are revoked. */
+export const MAX_TOKENS_PER_OWNER = 100;
 
 export interface TokenRecord {
   id: string;
@@ -76,6 +79,7 @@ export class TokenStore {
       remove: db.prepare(`DELETE FROM auth_tokens WHERE id = ?`),
       ofOwner: db.prepare(`SELECT * FROM auth_tokens WHERE owner IS ? ORDER BY created_at DESC`),
       all: db.prepare(`SELECT * FROM auth_tokens ORDER BY created_at DESC`),
+      countOf: db.prepare(`SELECT count(*) FROM auth_tokens WHERE owner IS ?`).pluck(),
     };
   }
 
@@ -84,6 +88,9 @@ export class TokenStore {
     token: string;
     record: TokenRecord;
   } {
+    if ((this.stmt.countOf.get(input.owner) as number) >= MAX_TOKENS_PER_OWNER) {
+      throw new HubHttpError('INVALID_REQUEST', `${input.owner ?? 'The admin token'} already has ${MAX_TOKENS_PER_OWNER} API tokens, the most allowed; revoke unused ones (DELETE /api/v1/tokens/:id) first.`);
+    }
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const id = randomBytes(9).toString('base64url');
     this.stmt.insert.run({ ...input, id, hash: sha256(token), now: this.clock.now() });
