@@ -17,6 +17,7 @@ import { installErrorHandler } from './api/error-handler.js';
 import { commandsPlugin } from './commands/plugin.js';
 import type { HubConfig } from './config.js';
 import type { Clock, Timers } from './core/clock.js';
+import { earlyLogger } from './core/early-log.js';
 import { MAX_FRAGMENTS, MAX_PENDING_PONGS } from './device-channel/connection.js';
 import { DEVICE_CHANNEL_TUNING, deviceChannelPlugin, type DeviceChannelPluginOptions } from './device-channel/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
@@ -136,15 +137,8 @@ export interface CreateHubDeps extends Omit<HubDeps, 'store' | 'sink' | 'spool' 
  */
 export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Promise<FastifyInstance> {
   // Storage logs before fastify (and its logger) exists: keep those lines and hand them over once it does.
-  const early: Array<{ level: 'info' | 'warn' | 'error'; obj: object; msg: string }> = [];
-  const target = { current: null as FastifyInstance['log'] | null };
-  const logTo =
-    (level: 'info' | 'warn' | 'error') =>
-    (obj: object, msg: string): void => {
-      if (target.current) target.current[level](obj, msg);
-      else early.push({ level, obj, msg });
-    };
-  const logger = { info: logTo('info'), warn: logTo('warn'), error: logTo('error') };
+  const early = earlyLogger();
+  const logger = early.logger;
 
   const { storage } = config;
   const influx = storage.influx ? createInfluxStore({ ...storage.influx, logger }) : undefined;
@@ -177,14 +171,13 @@ export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Pr
       });
     }
     const app = buildHub(config, { ...deps, store, spool, ...(influx ? { influx } : {}), ...(pruning ? { pruning } : {}) });
-    target.current = app.log;
-    for (const line of early.splice(0)) app.log[line.level](line.obj, line.msg);
+    early.attach(app.log);
     return app;
   } catch (err) {
     await spool?.close().catch(() => undefined);
     await pruning?.stop();
     await store.close().catch(() => undefined);
-    for (const line of early) process.stderr.write(`${line.level}: ${line.msg}\n`);
+    early.toStderr();
     throw err;
   }
 }

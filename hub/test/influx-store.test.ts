@@ -16,6 +16,7 @@ import { pointTimestampNs, readingToLine } from '../src/storage/influx-schema.js
 import { influxConfigFromEnv as influxSection } from '../src/storage/influx-config.js';
 import { ConfigError, EnvReader } from '../src/core/env.js';
 
+import { captureLogger } from './stores.js';
 const influxConfigFromEnv = (env: Record<string, string>, dataDir: string) => influxSection(new EnvReader(env), dataDir);
 import { UnreadableBatchError, type StoredReading } from '../src/storage/types.js';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
@@ -271,7 +272,7 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     });
     try {
       const warnings: string[] = [];
-      const { store } = newStore({ url: proxy.url, db, retentionDays: 30, logger: { warn: (_o, m) => warnings.push(m), error: (_o, m) => warnings.push(m) } });
+      const { store } = newStore({ url: proxy.url, db, retentionDays: 30, logger: captureLogger((_level, _obj, msg) => warnings.push(msg)) });
       await write(store, [reading(1, [temp(1)])]);
       expect(refused).toEqual([`CREATE DATABASE "${db}"`]);
       expect(warnings.join('\n')).toMatch(/CREATE DATABASE failed/);

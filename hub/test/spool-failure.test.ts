@@ -18,6 +18,7 @@ import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { createSpool, SpoolFailedError, type Spool } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
+import { captureLogger } from './stores.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 
@@ -59,10 +60,7 @@ async function openSpool(dir: string, store: SqliteStore, log: LogLine[] = []): 
     store,
     drainLingerMs: 0,
     backoff: { baseMs: 2, maxMs: 10 },
-    logger: {
-      warn: (obj, msg) => log.push({ level: 'warn', obj, msg }),
-      error: (obj, msg) => log.push({ level: 'error', obj, msg }),
-    },
+    logger: captureLogger((level, obj, msg) => log.push({ level, obj, msg })),
   });
   cleanups.push(() => spool.close());
   return spool;

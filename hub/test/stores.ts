@@ -2,6 +2,7 @@
  * Test doubles around the real SQLite store (named as such): they delegate to it and only add control
  * over when, or whether, a write completes.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
 
@@ -61,4 +62,15 @@ export function storedValues(store: SqliteStore, deviceId: string): Array<{ epoc
 /** The seqs of a device's stored readings. */
 export function storedSeqs(store: SqliteStore, deviceId: string): number[] {
   return store.db.prepare('SELECT r.seq FROM readings r JOIN devices d ON d.id = r.device WHERE d.name = ? ORDER BY r.epoch, r.seq').pluck().all(deviceId) as number[];
+}
+
+/** A FastifyBaseLogger (the hub's one logger type) that hands every warn and error line to `onLine`. */
+export function captureLogger(onLine: (level: 'warn' | 'error', obj: object, msg: string) => void): FastifyBaseLogger {
+  const to =
+    (level: 'warn' | 'error') =>
+    (...args: unknown[]): void =>
+      onLine(level, (args[0] ?? {}) as object, String(args[1] ?? ''));
+  const ignore = (): void => undefined;
+  const logger: FastifyBaseLogger = { level: 'info', fatal: ignore, error: to('error'), warn: to('warn'), info: ignore, debug: ignore, trace: ignore, silent: ignore, child: () => logger };
+  return logger;
 }

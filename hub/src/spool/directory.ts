@@ -5,10 +5,10 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
 import type { SeqRow } from './durable-seqs.js';
 import { SpoolLockedError, SpoolPermissionError } from './errors.js';
 import { parseSegmentFileName } from './record.js';
-import type { SpoolLogger } from './options.js';
 import type { Position } from './shared.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -24,7 +24,7 @@ export const DIR_MODE = 0o700;
  * cannot be restricted (the hub's user does not own it). Files in it that others could read (left by an earlier
  * hub, which created them 0644) are made 0600; one that cannot be is logged, the directory already shuts it off.
  */
-export function restrictDirectory(dir: string, logger: SpoolLogger | undefined): void {
+export function restrictDirectory(dir: string, logger: FastifyBaseLogger | undefined): void {
   const mode = statSync(dir).mode & 0o777;
   if ((mode & 0o077) !== 0) {
     try {
@@ -91,7 +91,7 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-export function readCheckpoint(dir: string, logger: SpoolLogger | undefined): Position | null {
+export function readCheckpoint(dir: string, logger: FastifyBaseLogger | undefined): Position | null {
   const path = join(dir, CHECKPOINT_FILE);
   if (!existsSync(path)) return null;
   try {
@@ -104,7 +104,7 @@ export function readCheckpoint(dir: string, logger: SpoolLogger | undefined): Po
   return null;
 }
 
-export function readSeqs(dir: string, logger: SpoolLogger | undefined): SeqRow[] {
+export function readSeqs(dir: string, logger: FastifyBaseLogger | undefined): SeqRow[] {
   const path = join(dir, SEQS_FILE);
   if (!existsSync(path)) return [];
   try {

@@ -2,14 +2,9 @@
  * The spool's public shapes: its options and defaults, its state for /readyz and /metrics, and the Spool
  * interface the hub uses (docs/storage.md, "Spool").
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { BackoffOptions } from '../core/backoff.js';
 import type { ReadingSink, TimeSeriesStore } from '../storage/types.js';
-
-/** Pino-compatible subset (fastify's app.log fits). */
-export interface SpoolLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -72,7 +67,7 @@ export interface SpoolOptions {
   backoff?: BackoffOptions;
   /** ms since the Unix epoch; injectable for tests. */
   clock?: { now(): number };
-  logger?: SpoolLogger;
+  logger?: FastifyBaseLogger;
 }
 
 export type StoreState = 'unknown' | 'up' | 'down';

@@ -5,8 +5,9 @@
  * its concern owns, and tells the facade through `events` what the outside must hear of.
  */
 import { resolve } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
 import { DurableSeqs } from './durable-seqs.js';
-import type { SpoolLogger, SpoolState, StoreState } from './options.js';
+import type { SpoolState, StoreState } from './options.js';
 import type { RecordBatch, SegmentFormat } from './record.js';
 import type { StoredReading } from '../storage/types.js';
 
@@ -86,7 +87,7 @@ export class SpoolShared {
   constructor(
     dir: string,
     readonly clock: { now(): number },
-    readonly logger: SpoolLogger | undefined,
+    readonly logger: FastifyBaseLogger | undefined,
     readonly events: SpoolEvents,
   ) {
     this.dir = resolve(dir);

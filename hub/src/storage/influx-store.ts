@@ -17,6 +17,7 @@
  *   the rest is written. Re-sending lines the server already took is harmless: same point, same timestamp.
  */
 import { appendFile, mkdir, open } from 'node:fs/promises';
+import type { FastifyBaseLogger } from 'fastify';
 import { dirname } from 'node:path';
 import { abortableSleep, createBackoff, type Backoff } from '../core/backoff.js';
 import { FairSlicer } from '../core/fair-slice.js';
@@ -34,7 +35,7 @@ import {
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_STALL_MS, HangWatch, InfluxHungError } from './influx-hang.js';
 import { InfluxQueries } from './influx-query.js';
 import { DEFAULT_MEASUREMENT, fieldKeyOf, fieldTypeOf, quoteIdent, LineEncoder, type InfluxFieldType, type InfluxQLResult } from './influx-schema.js';
-import type { InfluxStore, InfluxStoreConfig, InfluxStoreStats, StorageLogger } from './influx-types.js';
+import type { InfluxStore, InfluxStoreConfig, InfluxStoreStats } from './influx-types.js';
 import {
   UnreadableBatchError,
   type LatestValue,
@@ -46,7 +47,7 @@ import {
 } from './types.js';
 
 export { InfluxQueryError, InfluxWriteError, UnsupportedAggregateError, type InfluxWriteErrorKind } from './influx-errors.js';
-export type { InfluxStore, InfluxStoreConfig, InfluxStoreStats, StorageLogger } from './influx-types.js';
+export type { InfluxStore, InfluxStoreConfig, InfluxStoreStats } from './influx-types.js';
 export type { InfluxQLResult, InfluxQLSeries } from './influx-schema.js';
 
 const KINDS: readonly InfluxWriteErrorKind[] = ['unreachable', 'timeout', 'throttled', 'server', 'auth', 'not_found', 'rejected', 'type_conflict'];
@@ -77,7 +78,7 @@ class InfluxStoreImpl implements InfluxStore {
   private readonly probeTimeoutMs: number;
   private readonly sender: LineSender;
   private readonly queries: InfluxQueries;
-  private readonly logger: StorageLogger | undefined;
+  private readonly logger: FastifyBaseLogger | undefined;
   private readonly lineEncoder: LineEncoder;
   /** Building bodies takes turns with device ingest (see FairSlicer). */
   private readonly slicer = new FairSlicer();

@@ -1,6 +1,7 @@
 /**
  * The InfluxDB store's configuration, statistics and interface (docs/storage.md, "InfluxDB").
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { BackoffOptions } from '../core/backoff.js';
 import type { InfluxWriteErrorKind } from './influx-errors.js';
 import type { InfluxQLResult } from './influx-schema.js';
@@ -51,15 +52,9 @@ export interface InfluxStoreConfig {
   clock?: { now(): number };
   /** Injectable wait for retries (tests); default setTimeout, cut short by close(). */
   sleep?: (ms: number) => Promise<void>;
-  logger?: StorageLogger;
+  logger?: FastifyBaseLogger;
 }
 
-/** Pino-compatible subset (fastify's app.log fits). */
-export interface StorageLogger {
-  info?(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 export interface InfluxStoreStats {
   mode: 'v1' | 'v2';
   /** X-Influxdb-Version of the server, once seen. */
