@@ -77,7 +77,8 @@ async function startDemoFleet(config, where, adminToken, demo, log) {
 async function main() {
   let config;
   try {
-    config = loadConfig(process.env);
+    // The demo listens on loopback only unless HOST asks for more: a first run is not exposed to the network.
+    config = loadConfig({ HOST: '127.0.0.1', ...process.env });
   } catch (err) {
     if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
     throw err;
@@ -88,7 +89,10 @@ async function main() {
   const app = await createHub(config);
   const where = await listenHub(app, config);
   const log = (line) => process.stdout.write(`${line}\n`);
-  log(`Tendril hub is running: ${where.url}  (devices connect to ${where.deviceUrl})`);
+  log(`Tendril hub is running: ${where.url}  (devices connect to ${where.deviceUrl}; bound to ${where.boundAddress})`);
+  if (where.reachableFromNetwork && config.tls === null) {
+    log(`warning: HOST=${config.host} makes the hub reachable from other machines without TLS; set HUB_TLS_CERT/HUB_TLS_KEY (docs/security.md)`);
+  }
   if (admin.file) log(`admin API token (HUB_ADMIN_TOKEN unset): ${admin.file}`);
   // The first start creates user "admin" with a generated password (docs/security.md); the file goes once it is changed.
   const firstPassword = join(config.dataDir, 'initial-admin-password');

@@ -24,7 +24,17 @@ async function main(): Promise<void> {
   const app = await createHub(config);
   const where = await listenHub(app, config);
   const store = config.storage.influx ? `InfluxDB ${config.storage.influx.url}` : 'SQLite (readings.db)';
-  app.log.info({ url: where.url, devices: where.deviceUrl, dataDir: config.dataDir, store }, `tendril hub listening on ${where.url}; readings stored in ${store}`);
+  const bound = where.boundAddress === '0.0.0.0' || where.boundAddress === '::' ? `every interface (${where.boundAddress})` : where.boundAddress;
+  app.log.info(
+    { url: where.url, boundAddress: where.boundAddress, devices: where.deviceUrl, dataDir: config.dataDir, store },
+    `tendril hub listening on ${bound}, port ${where.port} (${where.url}); readings stored in ${store}`,
+  );
+  if (where.reachableFromNetwork && config.tls === null) {
+    app.log.warn(
+      { boundAddress: where.boundAddress },
+      'the hub is reachable from other machines without TLS: tokens and passwords cross the network in clear. Set HUB_TLS_CERT/HUB_TLS_KEY, or HOST=127.0.0.1 behind a TLS proxy (docs/security.md)',
+    );
+  }
   if (admin.file) app.log.info({ file: admin.file }, `admin API token (HUB_ADMIN_TOKEN unset) is in ${admin.file}`);
 
   let stopping = false;
