@@ -39,6 +39,8 @@ static void emit_simple(td_device *d, uint8_t type, int code, uint64_t seq, uint
     emit(d, &ev);
 }
 
+static void pump(td_device *d);
+
 /* ---- the reading store ---- */
 
 static size_t rec_size(const uint8_t *r)
@@ -131,6 +133,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
         d->dropped += dropped;
         emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
     }
+    pump(d); /* out at once when connected, not at the next poll */
     return TD_OK;
 }
 
@@ -351,8 +354,7 @@ static void on_command(td_device *d, const td_hub_frame *f)
     int i = recent_find(d, id);
     if (i >= 0) {
         /* §8.3: a duplicate runs nothing; the stored final status again, or `delivered` while it runs */
-        send_result(d, id, d->recent_status[i] & 0x7Fu, none);
-        d->recent_status[i] &= 0x7Fu;
+        if (send_result(d, id, d->recent_status[i] & 0x7Fu, none) == TD_OK) d->recent_status[i] &= 0x7Fu;
         return;
     }
     i = d->recent_next;
