@@ -1,6 +1,15 @@
 /** The audit log: an entry for each auth action, the record() API, filters, pagination, retention. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { authApp, BOOTSTRAP, bearer, GOOD_PASSWORD, login, ORIGIN, userWithSession, type AuthApp } from './auth-fixture.js';
+import {
+  authApp,
+  BOOTSTRAP,
+  bearer,
+  GOOD_PASSWORD,
+  login,
+  ORIGIN,
+  userWithSession,
+  type AuthApp,
+} from './auth-fixture.js';
 
 let h: AuthApp;
 afterEach(async () => h?.close());
@@ -19,17 +28,40 @@ describe('audit entries', () => {
     const start = h.clock.now();
     // user.create (by the bootstrap token), login, failed login, token create/revoke, session revoke, password change,
     // user update, logout, user delete.
-    await h.app.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { name: 'ada', role: 'operator', password: GOOD_PASSWORD, mustChangePassword: false } });
+    await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: admin,
+      payload: { name: 'ada', role: 'operator', password: GOOD_PASSWORD, mustChangePassword: false },
+    });
     const cookie = await login(h.app, 'ada', GOOD_PASSWORD);
     const headers = { cookie, origin: ORIGIN };
-    await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'ada', password: 'wrong password!' }, remoteAddress: '203.0.113.5' });
-    const token = (await h.app.inject({ method: 'POST', url: '/api/v1/tokens', headers, payload: { name: 'ci' } })).json();
+    await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: 'ada', password: 'wrong password!' },
+      remoteAddress: '203.0.113.5',
+    });
+    const token = (
+      await h.app.inject({ method: 'POST', url: '/api/v1/tokens', headers, payload: { name: 'ci' } })
+    ).json();
     await h.app.inject({ method: 'DELETE', url: `/api/v1/tokens/${token.id}`, headers });
     const second = await login(h.app, 'ada', GOOD_PASSWORD);
-    const secondId = (await h.app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: second } })).json().session.id;
+    const secondId = (await h.app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: second } })).json()
+      .session.id;
     await h.app.inject({ method: 'DELETE', url: `/api/v1/sessions/${secondId}`, headers });
-    await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers, payload: { currentPassword: 'nope nope nope', password: 'a new long passphrase' } });
-    await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers, payload: { currentPassword: GOOD_PASSWORD, password: 'a new long passphrase' } });
+    await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers,
+      payload: { currentPassword: 'nope nope nope', password: 'a new long passphrase' },
+    });
+    await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers,
+      payload: { currentPassword: GOOD_PASSWORD, password: 'a new long passphrase' },
+    });
     await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: admin, payload: { role: 'viewer' } });
     await h.app.inject({ method: 'DELETE', url: '/api/v1/session', headers });
     await h.app.inject({ method: 'DELETE', url: '/api/v1/users/ada', headers: admin });
@@ -53,8 +85,14 @@ describe('audit entries', () => {
     ]);
     const failed = entries.find((e) => e.action === 'login' && e.outcome === 'failure')!;
     expect(failed).toMatchObject({ client: '203.0.113.5', target: 'user:ada', at: start });
-    expect(entries.find((e) => e.action === 'user.update')!.detail).toEqual({ role: { from: 'operator', to: 'viewer' } });
-    expect(entries.find((e) => e.action === 'token.create')!).toMatchObject({ target: `token:${token.id}`, client: '127.0.0.1', actorKind: 'user' });
+    expect(entries.find((e) => e.action === 'user.update')!.detail).toEqual({
+      role: { from: 'operator', to: 'viewer' },
+    });
+    expect(entries.find((e) => e.action === 'token.create')!).toMatchObject({
+      target: `token:${token.id}`,
+      client: '127.0.0.1',
+      actorKind: 'user',
+    });
     expect(JSON.stringify(entries)).not.toContain(GOOD_PASSWORD);
     expect(JSON.stringify(entries)).not.toContain(token.token);
   });
@@ -62,19 +100,34 @@ describe('audit entries', () => {
   it('audit.record() takes actor and client from a request, and names the token a principal used', async () => {
     h = await authApp({
       routes: (app) =>
-        app.post<{ Params: { id: string } }>('/t/devices/:id/commands', { config: { role: 'operator' } }, async (request) =>
-          app.auth.audit.record({
-            action: 'command.send',
-            request,
-            device: request.params.id,
-            target: 'cmd-1',
-            detail: { name: 'relay', idempotencyKey: 'k-1' },
-          }),
+        app.post<{ Params: { id: string } }>(
+          '/t/devices/:id/commands',
+          { config: { role: 'operator' } },
+          async (request) =>
+            app.auth.audit.record({
+              action: 'command.send',
+              request,
+              device: request.params.id,
+              target: 'cmd-1',
+              detail: { name: 'relay', idempotencyKey: 'k-1' },
+            }),
         ),
     });
     const cookie = await userWithSession(h.app, 'ada', 'operator');
-    const token = (await h.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: { cookie, origin: ORIGIN }, payload: { name: 'bot' } })).json();
-    const res = await h.app.inject({ method: 'POST', url: '/t/devices/env-1/commands', headers: bearer(token.token), remoteAddress: '10.1.2.3' });
+    const token = (
+      await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        headers: { cookie, origin: ORIGIN },
+        payload: { name: 'bot' },
+      })
+    ).json();
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/t/devices/env-1/commands',
+      headers: bearer(token.token),
+      remoteAddress: '10.1.2.3',
+    });
     expect(res.json()).toMatchObject({
       action: 'command.send',
       actor: 'ada',
@@ -100,7 +153,12 @@ describe('audit queries', () => {
     const log = h.app.auth.audit;
     for (let i = 0; i < 25; i++) {
       h.clock.advance(1000);
-      log.record({ action: i % 2 === 0 ? 'command.send' : 'device.update', actor: i % 3 === 0 ? 'ada' : 'bob', device: `env-${i % 5}`, client: '10.0.0.1' });
+      log.record({
+        action: i % 2 === 0 ? 'command.send' : 'device.update',
+        actor: i % 3 === 0 ? 'ada' : 'bob',
+        device: `env-${i % 5}`,
+        client: '10.0.0.1',
+      });
     }
   }
 

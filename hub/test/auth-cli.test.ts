@@ -37,7 +37,11 @@ describe('hub CLI', () => {
     expect(password).toMatch(/^[A-Za-z0-9_-]{20}$/);
     expect(statSync(join(dataDir, 'hub.db')).mode & 0o777).toBe(0o600);
     h = await authApp({ dataDir });
-    const me = await h.app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: await login(h.app, 'alice', password!) } });
+    const me = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/me',
+      headers: { cookie: await login(h.app, 'alice', password!) },
+    });
     expect(me.json().user).toEqual({ name: 'alice', role: 'operator', mustChangePassword: true });
   });
 
@@ -63,7 +67,15 @@ describe('hub CLI', () => {
 
     expect((await cli(['user', 'disable', 'dave'])).code).toBe(0);
     expect((await me()).statusCode).toBe(401);
-    expect((await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'dave', password: 'dave has a long passphrase' } })).statusCode).toBe(401);
+    expect(
+      (
+        await h.app.inject({
+          method: 'POST',
+          url: '/api/v1/session',
+          payload: { username: 'dave', password: 'dave has a long passphrase' },
+        })
+      ).statusCode,
+    ).toBe(401);
     expect((await cli(['user', 'enable', 'dave'])).code).toBe(0);
     await login(h.app, 'dave', 'dave has a long passphrase');
 
@@ -83,7 +95,9 @@ describe('hub CLI', () => {
     expect(h.app.auth.users.get('dave')).toBeUndefined();
 
     // The CLI's changes are in the audit log with actor cli:<os user>.
-    const audit = (await h.app.inject({ method: 'GET', url: '/api/v1/audit?action=user.*', headers: bearer(BOOTSTRAP) })).json().entries;
+    const audit = (
+      await h.app.inject({ method: 'GET', url: '/api/v1/audit?action=user.*', headers: bearer(BOOTSTRAP) })
+    ).json().entries;
     const cliEntries = audit.filter((e: { actor: string }) => e.actor.startsWith('cli:'));
     expect(cliEntries.map((e: { action: string }) => e.action)).toEqual([
       'user.delete',

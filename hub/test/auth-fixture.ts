@@ -54,7 +54,10 @@ export async function authApp(
   const metrics = new Registry();
   const logs: AuthApp['logs'] = [];
   const stream = { write: (line: string) => void logs.push(JSON.parse(line)) };
-  const app = Fastify({ logger: { level: 'warn', stream }, ajv: { customOptions: { removeAdditional: false } } }) as unknown as FastifyInstance;
+  const app = Fastify({
+    logger: { level: 'warn', stream },
+    ajv: { customOptions: { removeAdditional: false } },
+  }) as unknown as FastifyInstance;
   installErrorHandler(app);
   let adminPassword = '';
   await app.register(authPlugin, {
@@ -111,7 +114,11 @@ export async function login(app: FastifyInstance, username: string, password: st
 }
 
 /** Creates a user (as the bootstrap admin) who need not change their password, and logs them in. */
-export async function userWithSession(app: FastifyInstance, name: string, role: 'viewer' | 'operator' | 'admin'): Promise<string> {
+export async function userWithSession(
+  app: FastifyInstance,
+  name: string,
+  role: 'viewer' | 'operator' | 'admin',
+): Promise<string> {
   const res = await app.inject({
     method: 'POST',
     url: '/api/v1/users',

@@ -61,7 +61,12 @@ beforeAll(async () => {
   app = hub.app;
   // One user per role (each costs a real scrypt hash); sessions and tokens are made directly, cheaply.
   for (const role of ROLES) {
-    await app.auth.users.create({ name: `rt-${role}`, role, password: 'route table passphrase', mustChangePassword: false });
+    await app.auth.users.create({
+      name: `rt-${role}`,
+      role,
+      password: 'route table passphrase',
+      mustChangePassword: false,
+    });
     people.set(role, `rt-${role}`);
   }
 });
@@ -76,7 +81,13 @@ function sessionOf(role: Role): { name: string; cookie: string; id: string } {
 
 function tokenOf(role: Role): { name: string; token: string; id: string } {
   const name = people.get(role)!;
-  const { token, record } = app.auth.tokens.create({ name: 'route-table', role, owner: name, createdBy: name, expiresAt: null });
+  const { token, record } = app.auth.tokens.create({
+    name: 'route-table',
+    role,
+    owner: name,
+    createdBy: name,
+    expiresAt: null,
+  });
   return { name, token, id: record.id };
 }
 
@@ -94,12 +105,20 @@ async function call(route: RouteRoleInfo, cred: Credential, self = 'route-table-
   return app.inject({
     method: route.method as 'GET',
     url: urlFor(route, self),
-    headers: { ...cred.headers, ...(unsafe ? { origin: 'http://localhost:80', 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...cred.headers,
+      ...(unsafe ? { origin: 'http://localhost:80', 'content-type': 'application/json' } : {}),
+    },
     ...(unsafe && route.method !== 'DELETE' ? { payload: '{}' } : {}),
   });
 }
 
-function expectRefused(res: { statusCode: number; body: string }, status: 401 | 403, codes: Set<string> | string, what: string) {
+function expectRefused(
+  res: { statusCode: number; body: string },
+  status: 401 | 403,
+  codes: Set<string> | string,
+  what: string,
+) {
   expect(res.statusCode, `${what}: ${res.body}`).toBe(status);
   const code = (JSON.parse(res.body) as { error: { code: string } }).error.code;
   if (typeof codes === 'string') expect(code, what).toBe(codes);
@@ -112,7 +131,10 @@ function expectAdmitted(res: { statusCode: number; body: string; headers: Record
   if (res.statusCode === 401 || res.statusCode === 403) {
     const code = (JSON.parse(res.body) as { error?: { code: string } }).error?.code;
     // A route's own 403 about someone else's data is not an auth refusal; the auth hook never sends these.
-    expect(['FORBIDDEN', 'UNAUTHORIZED', 'SESSION_EXPIRED', 'ORIGIN_NOT_ALLOWED', 'PASSWORD_CHANGE_REQUIRED'], `${what}: ${res.body}`).not.toContain(code);
+    expect(
+      ['FORBIDDEN', 'UNAUTHORIZED', 'SESSION_EXPIRED', 'ORIGIN_NOT_ALLOWED', 'PASSWORD_CHANGE_REQUIRED'],
+      `${what}: ${res.body}`,
+    ).not.toContain(code);
   }
   expect(res.statusCode, `${what}: ${res.body}`).not.toBe(429);
 }
@@ -129,20 +151,25 @@ describe('route table', () => {
     const stack: string[] = [];
     let count = 0;
     for (const line of printed.split('\n')) {
-      const m = /^((?:│   |    )*)[├└]── (.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+      const m = /^((?:│ {3}| {4})*)[├└]── (.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
       if (!m) continue;
       const depth = m[1]!.length / 4;
       stack.length = depth + 1;
       stack[depth] = (depth > 0 ? stack[depth - 1]! : '') + m[2]!;
       for (const method of m[3]?.split(', ') ?? []) {
         count++;
-        expect(seen.has(`${method} ${stack[depth]!.replace(/^\//, '')}`), `${method} ${stack[depth]} is not in the auth plugin's list`).toBe(true);
+        expect(
+          seen.has(`${method} ${stack[depth]!.replace(/^\//, '')}`),
+          `${method} ${stack[depth]} is not in the auth plugin's list`,
+        ).toBe(true);
       }
     }
     expect(count).toBe(app.auth.routes.length);
     const actual = Object.fromEntries(routes().map((r) => [`${r.method} ${r.url}`, r.role]));
     // The live channel is registered only when its plugin is: the rest must match exactly.
-    const expected = Object.fromEntries(Object.entries(EXPECTED_ROLES).filter(([k]) => k !== 'GET /v1/live' || k in actual));
+    const expected = Object.fromEntries(
+      Object.entries(EXPECTED_ROLES).filter(([k]) => k !== 'GET /v1/live' || k in actual),
+    );
     expect(actual).toEqual(expected);
   });
 
@@ -173,7 +200,11 @@ describe('route table', () => {
   }
 
   it('with the bootstrap admin token: admitted everywhere', async () => {
-    for (const route of routes()) expectAdmitted(await call(route, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }), `${route.method} ${route.url}`);
+    for (const route of routes())
+      expectAdmitted(
+        await call(route, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }),
+        `${route.method} ${route.url}`,
+      );
   });
 
   it('with a revoked API token: 401 UNAUTHORIZED on every non-public route', async () => {
@@ -194,7 +225,9 @@ describe('route table', () => {
     const absolute = app.auth.settings.sessionAbsoluteMs;
     for (const route of routes()) {
       const s = sessionOf('admin');
-      app.devices.registry.db.prepare('UPDATE auth_sessions SET created_at = created_at - ? WHERE id = ?').run(absolute, s.id);
+      app.devices.registry.db
+        .prepare('UPDATE auth_sessions SET created_at = created_at - ? WHERE id = ?')
+        .run(absolute, s.id);
       const res = await call(route, { headers: { cookie: s.cookie } }, s.name);
       const what = `${route.method} ${route.url} expired session`;
       if (route.role === 'public') expectAdmitted(res, what);

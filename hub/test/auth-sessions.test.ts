@@ -3,7 +3,17 @@ import { readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { liveAuthOptions } from '../src/auth/index.js';
-import { authApp, BOOTSTRAP, bearer, GOOD_PASSWORD, login, ORIGIN, sessionCookie, userWithSession, type AuthApp } from './auth-fixture.js';
+import {
+  authApp,
+  BOOTSTRAP,
+  bearer,
+  GOOD_PASSWORD,
+  login,
+  ORIGIN,
+  sessionCookie,
+  userWithSession,
+  type AuthApp,
+} from './auth-fixture.js';
 
 let h: AuthApp;
 afterEach(async () => h?.close());
@@ -18,7 +28,11 @@ describe('first start', () => {
     // The database with the password hashes is the hub account's only, whoever created it.
     expect(statSync(join(h.dataDir, 'hub.db')).mode & 0o777).toBe(0o600);
 
-    const res = await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'admin', password: h.adminPassword } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: 'admin', password: h.adminPassword },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ user: { name: 'admin', role: 'admin', mustChangePassword: true } });
     const cookie = sessionCookie(res)!;
@@ -62,7 +76,11 @@ describe('session cookie', () => {
   it('is HttpOnly, SameSite=Strict, Path=/, not Secure, named tendril_session on plain http', async () => {
     h = await authApp();
     await userWithSession(h.app, 'ada', 'viewer');
-    const res = await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'ada', password: GOOD_PASSWORD } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: 'ada', password: GOOD_PASSWORD },
+    });
     const header = String(res.headers['set-cookie']);
     expect(header).toMatch(/^tendril_session=[A-Za-z0-9_-]{43};/);
     expect(header).toMatch(/; HttpOnly/);
@@ -75,7 +93,11 @@ describe('session cookie', () => {
   it('is Secure with the __Host- prefix when the hub serves TLS', async () => {
     h = await authApp({ tls: true });
     await userWithSession(h.app, 'ada', 'viewer');
-    const res = await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'ada', password: GOOD_PASSWORD } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: 'ada', password: GOOD_PASSWORD },
+    });
     const header = String(res.headers['set-cookie']);
     expect(header).toMatch(/^__Host-tendril_session=[A-Za-z0-9_-]{43};/);
     expect(header).toMatch(/; Secure/);
@@ -140,8 +162,11 @@ describe('bounds', () => {
   it('refuses a 101st API token of one owner', async () => {
     h = await authApp();
     await userWithSession(h.app, 'ada', 'viewer');
-    for (let i = 0; i < 100; i++) h.app.auth.tokens.create({ name: `t${i}`, role: 'viewer', owner: 'ada', createdBy: 'ada', expiresAt: null });
-    expect(() => h.app.auth.tokens.create({ name: 'one more', role: 'viewer', owner: 'ada', createdBy: 'ada', expiresAt: null })).toThrow(/100 API tokens/);
+    for (let i = 0; i < 100; i++)
+      h.app.auth.tokens.create({ name: `t${i}`, role: 'viewer', owner: 'ada', createdBy: 'ada', expiresAt: null });
+    expect(() =>
+      h.app.auth.tokens.create({ name: 'one more', role: 'viewer', owner: 'ada', createdBy: 'ada', expiresAt: null }),
+    ).toThrow(/100 API tokens/);
   });
 });
 
@@ -187,35 +212,60 @@ describe('logout and revocation', () => {
     expect(after.json().error.code).toBe('UNAUTHORIZED');
   });
 
-  it('a user lists and revokes their own sessions, not others\'; an admin sees and revokes anyone\'s', async () => {
+  it("a user lists and revokes their own sessions, not others'; an admin sees and revokes anyone's", async () => {
     h = await authApp();
     const ada1 = await userWithSession(h.app, 'ada', 'viewer');
     const ada2 = await login(h.app, 'ada', GOOD_PASSWORD);
     const bob = await userWithSession(h.app, 'bob', 'viewer');
     const root = await userWithSession(h.app, 'root', 'admin');
 
-    const mine = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { cookie: ada1 } })).json().sessions;
+    const mine = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { cookie: ada1 } })).json()
+      .sessions;
     expect(mine).toHaveLength(2);
     expect(mine.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
     expect(mine.every((s: { user: string }) => s.user === 'ada')).toBe(true);
-    const other = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions?user=bob', headers: { cookie: ada1 } }));
+    const other = await h.app.inject({ method: 'GET', url: '/api/v1/sessions?user=bob', headers: { cookie: ada1 } });
     expect(other.statusCode).toBe(403);
 
-    const bobsId = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { cookie: bob } })).json().sessions[0].id;
-    const notYours = await h.app.inject({ method: 'DELETE', url: `/api/v1/sessions/${bobsId}`, headers: { cookie: ada1, origin: ORIGIN } });
+    const bobsId = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { cookie: bob } })).json()
+      .sessions[0].id;
+    const notYours = await h.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/sessions/${bobsId}`,
+      headers: { cookie: ada1, origin: ORIGIN },
+    });
     expect(notYours.statusCode).toBe(404);
     expect(notYours.json().error.code).toBe('SESSION_NOT_FOUND');
 
     const otherAda = mine.find((s: { current: boolean }) => !s.current).id;
-    expect((await h.app.inject({ method: 'DELETE', url: `/api/v1/sessions/${otherAda}`, headers: { cookie: ada1, origin: ORIGIN } })).statusCode).toBe(204);
+    expect(
+      (
+        await h.app.inject({
+          method: 'DELETE',
+          url: `/api/v1/sessions/${otherAda}`,
+          headers: { cookie: ada1, origin: ORIGIN },
+        })
+      ).statusCode,
+    ).toBe(204);
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie: ada2 } })).statusCode).toBe(401);
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie: ada1 } })).statusCode).toBe(200);
 
-    const all = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { cookie: root } })).json().sessions;
+    const all = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { cookie: root } })).json()
+      .sessions;
     expect(new Set(all.map((s: { user: string }) => s.user))).toEqual(new Set(['ada', 'bob', 'root']));
-    const onlyBob = (await h.app.inject({ method: 'GET', url: '/api/v1/sessions?user=bob', headers: { cookie: root } })).json().sessions;
+    const onlyBob = (
+      await h.app.inject({ method: 'GET', url: '/api/v1/sessions?user=bob', headers: { cookie: root } })
+    ).json().sessions;
     expect(onlyBob.map((s: { id: string }) => s.id)).toEqual([bobsId]);
-    expect((await h.app.inject({ method: 'DELETE', url: `/api/v1/sessions/${bobsId}`, headers: { cookie: root, origin: ORIGIN } })).statusCode).toBe(204);
+    expect(
+      (
+        await h.app.inject({
+          method: 'DELETE',
+          url: `/api/v1/sessions/${bobsId}`,
+          headers: { cookie: root, origin: ORIGIN },
+        })
+      ).statusCode,
+    ).toBe(204);
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie: bob } })).statusCode).toBe(401);
   });
 
@@ -231,10 +281,19 @@ describe('logout and revocation', () => {
   it('disabling a user ends their sessions at once', async () => {
     h = await authApp();
     const cookie = await userWithSession(h.app, 'ada', 'operator');
-    const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: bearer(BOOTSTRAP), payload: { disabled: true } });
+    const res = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: bearer(BOOTSTRAP),
+      payload: { disabled: true },
+    });
     expect(res.statusCode).toBe(200);
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie } })).statusCode).toBe(401);
-    const again = await h.app.inject({ method: 'POST', url: '/api/v1/session', payload: { username: 'ada', password: GOOD_PASSWORD } });
+    const again = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: 'ada', password: GOOD_PASSWORD },
+    });
     expect(again.statusCode).toBe(401);
     expect(again.json().error.code).toBe('INVALID_CREDENTIALS');
   });
@@ -250,12 +309,28 @@ describe('Origin of cookie-authenticated requests', () => {
       expect(res.json().error.code).toBe('ORIGIN_NOT_ALLOWED');
       expect(res.headers['access-control-allow-origin']).toBeUndefined();
     }
-    expect((await h.app.inject({ method: 'POST', url: '/t/operator', headers: { cookie, origin: ORIGIN } })).statusCode).toBe(200);
+    expect(
+      (await h.app.inject({ method: 'POST', url: '/t/operator', headers: { cookie, origin: ORIGIN } })).statusCode,
+    ).toBe(200);
     // A Referer of the hub's own origin stands in for a missing Origin.
-    expect((await h.app.inject({ method: 'POST', url: '/t/operator', headers: { cookie, referer: `${ORIGIN}/devices` } })).statusCode).toBe(200);
+    expect(
+      (await h.app.inject({ method: 'POST', url: '/t/operator', headers: { cookie, referer: `${ORIGIN}/devices` } }))
+        .statusCode,
+    ).toBe(200);
     // Reads need no Origin; bearer tokens are not cookies, so no Origin check either.
-    expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie, origin: 'https://evil.example' } })).statusCode).toBe(200);
-    expect((await h.app.inject({ method: 'POST', url: '/t/admin', headers: { ...bearer(BOOTSTRAP), origin: 'https://evil.example' } })).statusCode).toBe(200);
+    expect(
+      (await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie, origin: 'https://evil.example' } }))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (
+        await h.app.inject({
+          method: 'POST',
+          url: '/t/admin',
+          headers: { ...bearer(BOOTSTRAP), origin: 'https://evil.example' },
+        })
+      ).statusCode,
+    ).toBe(200);
   });
 
   it('refuses a login from a foreign origin', async () => {
@@ -275,7 +350,11 @@ describe('Origin of cookie-authenticated requests', () => {
   it('accepts HUB_ALLOWED_ORIGINS and sends CORS headers only to them', async () => {
     h = await authApp({ settings: { allowedOrigins: ['https://ops.example.com'] } });
     const cookie = await userWithSession(h.app, 'ada', 'operator');
-    const ok = await h.app.inject({ method: 'POST', url: '/t/operator', headers: { cookie, origin: 'https://ops.example.com' } });
+    const ok = await h.app.inject({
+      method: 'POST',
+      url: '/t/operator',
+      headers: { cookie, origin: 'https://ops.example.com' },
+    });
     expect(ok.statusCode).toBe(200);
     expect(ok.headers['access-control-allow-origin']).toBe('https://ops.example.com');
     expect(ok.headers['access-control-allow-credentials']).toBe('true');
@@ -286,7 +365,11 @@ describe('Origin of cookie-authenticated requests', () => {
     });
     expect(pre.statusCode).toBe(204);
     expect(pre.headers['access-control-allow-methods']).toContain('POST');
-    const evil = await h.app.inject({ method: 'POST', url: '/t/operator', headers: { cookie, origin: 'https://evil.example' } });
+    const evil = await h.app.inject({
+      method: 'POST',
+      url: '/t/operator',
+      headers: { cookie, origin: 'https://evil.example' },
+    });
     expect(evil.statusCode).toBe(403);
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
   });
@@ -304,25 +387,36 @@ describe('live channel helper', () => {
       routes: (app) =>
         app.get('/t/live', { config: { role: 'public' } }, async (request, reply) => {
           const result = await app.auth.authenticateLive(request);
-          return result.ok ? { principal: result.principal } : reply.code(result.status).send({ error: { code: result.code } });
+          return result.ok
+            ? { principal: result.principal }
+            : reply.code(result.status).send({ error: { code: result.code } });
         }),
     });
     const cookie = await userWithSession(h.app, 'ada', 'viewer');
     const ok = await h.app.inject({ method: 'GET', url: '/t/live', headers: { cookie, origin: ORIGIN } });
     expect(ok.json().principal).toMatchObject({ kind: 'user', name: 'ada', role: 'viewer' });
-    const evil = await h.app.inject({ method: 'GET', url: '/t/live', headers: { cookie, origin: 'https://evil.example' } });
+    const evil = await h.app.inject({
+      method: 'GET',
+      url: '/t/live',
+      headers: { cookie, origin: 'https://evil.example' },
+    });
     expect(evil.statusCode).toBe(403);
     expect(evil.json().error.code).toBe('ORIGIN_NOT_ALLOWED');
     const none = await h.app.inject({ method: 'GET', url: '/t/live', headers: { origin: ORIGIN } });
     expect(none.json().principal).toBeNull();
-    expect(h.app.auth.authenticateToken(BOOTSTRAP, '127.0.0.1')).toMatchObject({ ok: true, principal: { kind: 'bootstrap', role: 'admin' } });
+    expect(h.app.auth.authenticateToken(BOOTSTRAP, '127.0.0.1')).toMatchObject({
+      ok: true,
+      principal: { kind: 'bootstrap', role: 'admin' },
+    });
     expect(h.app.auth.authenticateToken('tdl_nope', '127.0.0.1')).toMatchObject({ ok: false, code: 'UNAUTHORIZED' });
 
     // The adapter for the live plugin's options.
     const live = liveAuthOptions(h.app.auth);
     expect(live.verifyToken(BOOTSTRAP, '10.0.0.1')).toMatchObject({ kind: 'bootstrap', role: 'admin' });
     expect(live.verifyToken('tdl_nope', '10.0.0.1')).toBeNull();
-    expect(live.isOriginAllowed('https://evil.example', { protocol: 'http', host: 'localhost:80' } as never)).toBe(false);
+    expect(live.isOriginAllowed('https://evil.example', { protocol: 'http', host: 'localhost:80' } as never)).toBe(
+      false,
+    );
     expect(live.isOriginAllowed('http://localhost', { protocol: 'http', host: 'localhost:80' } as never)).toBe(true);
   });
 });

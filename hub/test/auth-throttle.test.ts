@@ -46,7 +46,8 @@ describe('failed logins', () => {
     h = await authApp();
     await userWithSession(h.app, 'ada', 'viewer');
     for (const user of ['ada', 'ghost']) {
-      for (let i = 0; i < 5; i++) expect((await attempt(h, user, `wrong password ${i}`, `10.0.0.${i + 1}`)).statusCode).toBe(401);
+      for (let i = 0; i < 5; i++)
+        expect((await attempt(h, user, `wrong password ${i}`, `10.0.0.${i + 1}`)).statusCode).toBe(401);
       const limited = await attempt(h, user, user === 'ada' ? GOOD_PASSWORD : 'x'.repeat(12), '10.0.1.1');
       expect(limited.statusCode).toBe(429);
       expect(limited.json().error.code).toBe('TOO_MANY_ATTEMPTS');
@@ -62,7 +63,8 @@ describe('failed logins', () => {
 
   it('are throttled per client address across user names, and logged at warn with the address', async () => {
     h = await authApp();
-    for (let i = 0; i < 20; i++) expect((await attempt(h, `user${i}`, 'wrong password!!', '192.0.2.7')).statusCode).toBe(401);
+    for (let i = 0; i < 20; i++)
+      expect((await attempt(h, `user${i}`, 'wrong password!!', '192.0.2.7')).statusCode).toBe(401);
     const limited = await attempt(h, 'someone-else', 'wrong password!!', '192.0.2.7');
     expect(limited.statusCode).toBe(429);
     expect(Number(limited.headers['retry-after'])).toBe(10);
@@ -73,12 +75,13 @@ describe('failed logins', () => {
     expect(warnings[0]!.msg).toContain('192.0.2.7');
   });
 
-  it('a successful login resets the user\'s count', async () => {
+  it("a successful login resets the user's count", async () => {
     h = await authApp();
     await userWithSession(h.app, 'ada', 'viewer');
     for (let i = 0; i < 4; i++) await attempt(h, 'ada', 'wrong password!!', `10.1.0.${i}`);
     expect((await attempt(h, 'ada', GOOD_PASSWORD)).statusCode).toBe(200);
-    for (let i = 0; i < 4; i++) expect((await attempt(h, 'ada', 'wrong password!!', `10.2.0.${i}`)).statusCode).toBe(401);
+    for (let i = 0; i < 4; i++)
+      expect((await attempt(h, 'ada', 'wrong password!!', `10.2.0.${i}`)).statusCode).toBe(401);
   });
 });
 
@@ -87,25 +90,43 @@ describe('failed bearer tokens', () => {
     h = await authApp();
     const wrong = bearer('tdl_' + 'A'.repeat(43));
     for (let i = 0; i < 20; i++) {
-      const res = await h.app.inject({ method: 'GET', url: '/t/viewer', headers: wrong, remoteAddress: '198.51.100.9' });
+      const res = await h.app.inject({
+        method: 'GET',
+        url: '/t/viewer',
+        headers: wrong,
+        remoteAddress: '198.51.100.9',
+      });
       expect(res.statusCode).toBe(401);
     }
-    const limited = await h.app.inject({ method: 'GET', url: '/t/viewer', headers: wrong, remoteAddress: '198.51.100.9' });
+    const limited = await h.app.inject({
+      method: 'GET',
+      url: '/t/viewer',
+      headers: wrong,
+      remoteAddress: '198.51.100.9',
+    });
     expect(limited.statusCode).toBe(429);
     expect(limited.json().error.code).toBe('TOO_MANY_ATTEMPTS');
     expect(limited.headers['retry-after']).toBe('3');
-    expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: wrong, remoteAddress: '198.51.100.10' })).statusCode).toBe(401);
+    expect(
+      (await h.app.inject({ method: 'GET', url: '/t/viewer', headers: wrong, remoteAddress: '198.51.100.10' }))
+        .statusCode,
+    ).toBe(401);
     expect(await metric(h, 'tendril_auth_failures_total', 'token')).toBe(21);
     expect(await metric(h, 'tendril_auth_throttled_total', 'token')).toBe(1);
     expect(h.logs.some((l) => l.level === 40 && l.client === '198.51.100.9')).toBe(true);
     h.clock.advance(3000);
-    expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: wrong, remoteAddress: '198.51.100.9' })).statusCode).toBe(401);
+    expect(
+      (await h.app.inject({ method: 'GET', url: '/t/viewer', headers: wrong, remoteAddress: '198.51.100.9' }))
+        .statusCode,
+    ).toBe(401);
   });
 
   it('on a public route are ignored, not counted', async () => {
     h = await authApp();
     for (let i = 0; i < 30; i++) {
-      expect((await h.app.inject({ method: 'GET', url: '/t/public', headers: bearer('wrong-token') })).statusCode).toBe(200);
+      expect((await h.app.inject({ method: 'GET', url: '/t/public', headers: bearer('wrong-token') })).statusCode).toBe(
+        200,
+      );
     }
     expect(await metric(h, 'tendril_auth_failures_total', 'token')).toBe(0);
   });

@@ -10,10 +10,58 @@ import { startHub, tempDir, type TestHub } from './helpers.js';
 function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
   const p = (f: string) => join(dir, f);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', '/CN=Tendril auth test CA');
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=localhost');
-  writeFileSync(p('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n');
-  ssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.pem'), '-days', '1', '-extfile', p('ext.cnf'));
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=Tendril auth test CA',
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    p('server.key'),
+    '-out',
+    p('server.csr'),
+    '-subj',
+    '/CN=localhost',
+  );
+  writeFileSync(
+    p('ext.cnf'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('server.pem'),
+    '-days',
+    '1',
+    '-extfile',
+    p('ext.cnf'),
+  );
   return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
 }
 
@@ -30,11 +78,15 @@ describe('sessions over TLS (real hub)', () => {
 
   const send = (method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Answer> =>
     new Promise((resolve, reject) => {
-      const req = request(`${hub.listening!.url}${path}`, { method, ca, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
-      });
+      const req = request(
+        `${hub.listening!.url}${path}`,
+        { method, ca, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) } },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+        },
+      );
       req.on('error', reject);
       req.end(body ? JSON.stringify(body) : undefined);
     });
@@ -62,7 +114,12 @@ describe('sessions over TLS (real hub)', () => {
 
     const own = hub.listening!.url; // https://127.0.0.1:PORT
     const change = { currentPassword: password, password: 'a passphrase for the tls test' };
-    const plain = await send('PATCH', '/api/v1/users/admin', { cookie, origin: own.replace('https:', 'http:') }, change);
+    const plain = await send(
+      'PATCH',
+      '/api/v1/users/admin',
+      { cookie, origin: own.replace('https:', 'http:') },
+      change,
+    );
     expect(plain.status).toBe(403);
     expect(JSON.parse(plain.body).error.code).toBe('ORIGIN_NOT_ALLOWED');
     const ok = await send('PATCH', '/api/v1/users/admin', { cookie, origin: own }, change);

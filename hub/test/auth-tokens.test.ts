@@ -17,20 +17,37 @@ describe('API tokens', () => {
     expect(res.statusCode).toBe(201);
     const created = res.json();
     expect(created.token).toMatch(/^tdl_[A-Za-z0-9_-]{43}$/);
-    expect(created).toMatchObject({ name: 'ci deploy', role: 'operator', owner: 'ada', createdBy: 'ada', expiresAt: null, lastUsedAt: null });
+    expect(created).toMatchObject({
+      name: 'ci deploy',
+      role: 'operator',
+      owner: 'ada',
+      createdBy: 'ada',
+      expiresAt: null,
+      lastUsedAt: null,
+    });
     expect(JSON.stringify(h.db.prepare('SELECT * FROM auth_tokens').all())).not.toContain(created.token.slice(4));
 
     h.clock.advance(5000);
     const use = await h.app.inject({ method: 'POST', url: '/t/operator', headers: bearer(created.token) });
     expect(use.statusCode).toBe(200);
-    expect(use.json().principal).toMatchObject({ kind: 'token', name: 'ada', role: 'operator', tokenId: created.id, tokenName: 'ci deploy' });
+    expect(use.json().principal).toMatchObject({
+      kind: 'token',
+      name: 'ada',
+      role: 'operator',
+      tokenId: created.id,
+      tokenName: 'ci deploy',
+    });
 
     const list = (await h.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: { cookie } })).json().tokens;
     expect(list).toHaveLength(1);
     expect(list[0]).toMatchObject({ id: created.id, lastUsedAt: h.clock.now(), lastUsedFrom: '127.0.0.1' });
     expect(list[0].token).toBeUndefined();
 
-    const del = await h.app.inject({ method: 'DELETE', url: `/api/v1/tokens/${created.id}`, headers: { cookie, origin: ORIGIN } });
+    const del = await h.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/tokens/${created.id}`,
+      headers: { cookie, origin: ORIGIN },
+    });
     expect(del.statusCode).toBe(204);
     const after = await h.app.inject({ method: 'POST', url: '/t/operator', headers: bearer(created.token) });
     expect(after.statusCode).toBe(401);
@@ -38,7 +55,7 @@ describe('API tokens', () => {
     expect(after.headers['www-authenticate']).toBe('Bearer realm="tendril"');
   });
 
-  it('have a role up to their creator\'s (403 ROLE_NOT_ALLOWED above it), and never above the owner\'s current role', async () => {
+  it("have a role up to their creator's (403 ROLE_NOT_ALLOWED above it), and never above the owner's current role", async () => {
     h = await authApp();
     const cookie = await userWithSession(h.app, 'ada', 'operator');
     const tooHigh = await createToken(h, cookie, { name: 'x', role: 'admin' });
@@ -48,13 +65,27 @@ describe('API tokens', () => {
     const denied = await h.app.inject({ method: 'POST', url: '/t/operator', headers: bearer(viewer.token) });
     expect(denied.statusCode).toBe(403);
     expect(denied.json().error.code).toBe('FORBIDDEN');
-    expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: bearer(viewer.token) })).statusCode).toBe(200);
+    expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: bearer(viewer.token) })).statusCode).toBe(
+      200,
+    );
 
     // Demote the owner: their operator token acts as a viewer from then on; disable them: it stops working.
     const op = (await createToken(h, cookie, { name: 'op' })).json();
-    await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: bearer(BOOTSTRAP), payload: { role: 'viewer' } });
-    expect((await h.app.inject({ method: 'POST', url: '/t/operator', headers: bearer(op.token) })).statusCode).toBe(403);
-    await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: bearer(BOOTSTRAP), payload: { disabled: true } });
+    await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: bearer(BOOTSTRAP),
+      payload: { role: 'viewer' },
+    });
+    expect((await h.app.inject({ method: 'POST', url: '/t/operator', headers: bearer(op.token) })).statusCode).toBe(
+      403,
+    );
+    await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: bearer(BOOTSTRAP),
+      payload: { disabled: true },
+    });
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: bearer(op.token) })).statusCode).toBe(401);
   });
 
@@ -73,21 +104,39 @@ describe('API tokens', () => {
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: bearer(days.token) })).statusCode).toBe(401);
   });
 
-  it('a user lists and revokes only their own; an admin lists everyone\'s and revokes any', async () => {
+  it("a user lists and revokes only their own; an admin lists everyone's and revokes any", async () => {
     h = await authApp();
     const ada = await userWithSession(h.app, 'ada', 'operator');
     const bob = await userWithSession(h.app, 'bob', 'viewer');
     const root = await userWithSession(h.app, 'root', 'admin');
     const adas = (await createToken(h, ada, { name: 'a' })).json();
     await createToken(h, bob, { name: 'b' });
-    expect((await h.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: { cookie: bob } })).json().tokens.map((t: { name: string }) => t.name)).toEqual(['b']);
-    const steal = await h.app.inject({ method: 'DELETE', url: `/api/v1/tokens/${adas.id}`, headers: { cookie: bob, origin: ORIGIN } });
+    expect(
+      (await h.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: { cookie: bob } }))
+        .json()
+        .tokens.map((t: { name: string }) => t.name),
+    ).toEqual(['b']);
+    const steal = await h.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/tokens/${adas.id}`,
+      headers: { cookie: bob, origin: ORIGIN },
+    });
     expect(steal.statusCode).toBe(404);
     expect(steal.json().error.code).toBe('TOKEN_NOT_FOUND');
-    expect((await h.app.inject({ method: 'GET', url: '/api/v1/tokens?user=ada', headers: { cookie: bob } })).statusCode).toBe(403);
+    expect(
+      (await h.app.inject({ method: 'GET', url: '/api/v1/tokens?user=ada', headers: { cookie: bob } })).statusCode,
+    ).toBe(403);
     const all = (await h.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: { cookie: root } })).json().tokens;
     expect(all.map((t: { name: string }) => t.name).sort()).toEqual(['a', 'b']);
-    expect((await h.app.inject({ method: 'DELETE', url: `/api/v1/tokens/${adas.id}`, headers: { cookie: root, origin: ORIGIN } })).statusCode).toBe(204);
+    expect(
+      (
+        await h.app.inject({
+          method: 'DELETE',
+          url: `/api/v1/tokens/${adas.id}`,
+          headers: { cookie: root, origin: ORIGIN },
+        })
+      ).statusCode,
+    ).toBe(204);
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: bearer(adas.token) })).statusCode).toBe(401);
   });
 });
@@ -118,7 +167,9 @@ describe('roles', () => {
   });
 
   it('a route without a role is refused when it is added', async () => {
-    await expect(authApp({ routes: (app) => app.get('/forgotten', async () => 'x') })).rejects.toThrow(/declares no valid role/);
+    await expect(authApp({ routes: (app) => app.get('/forgotten', async () => 'x') })).rejects.toThrow(
+      /declares no valid role/,
+    );
     await expect(
       authApp({ routes: (app) => app.get('/typo', { config: { role: 'superuser' as never } }, async () => 'x') }),
     ).rejects.toThrow(/declares no valid role/);
@@ -138,7 +189,12 @@ describe('bootstrap admin token', () => {
 
   it('can create tokens, owned by no user', async () => {
     h = await authApp();
-    const res = await h.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: bearer(BOOTSTRAP), payload: { name: 'grafana', role: 'viewer' } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/tokens',
+      headers: bearer(BOOTSTRAP),
+      payload: { name: 'grafana', role: 'viewer' },
+    });
     expect(res.statusCode).toBe(201);
     expect(res.json()).toMatchObject({ owner: null, createdBy: 'admin-token', role: 'viewer' });
     const use = await h.app.inject({ method: 'GET', url: '/t/viewer', headers: bearer(res.json().token) });

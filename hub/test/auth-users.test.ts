@@ -1,7 +1,16 @@
 /** Users: CRUD over the API, password policy, own password change, the last admin, password storage. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_SCRYPT, loadCommonPasswords, PasswordHasher, passwordProblem } from '../src/auth/passwords.js';
-import { authApp, BOOTSTRAP, bearer, GOOD_PASSWORD, login, ORIGIN, userWithSession, type AuthApp } from './auth-fixture.js';
+import {
+  authApp,
+  BOOTSTRAP,
+  bearer,
+  GOOD_PASSWORD,
+  login,
+  ORIGIN,
+  userWithSession,
+  type AuthApp,
+} from './auth-fixture.js';
 
 let h: AuthApp;
 afterEach(async () => h?.close());
@@ -11,30 +20,66 @@ const admin = bearer(BOOTSTRAP);
 describe('user CRUD', () => {
   it('creates (with a generated password when none is given), lists, changes and deletes users', async () => {
     h = await authApp();
-    const created = await h.app.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { name: 'ada', role: 'operator' } });
+    const created = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: admin,
+      payload: { name: 'ada', role: 'operator' },
+    });
     expect(created.statusCode).toBe(201);
     const { user, password } = created.json();
-    expect(user).toMatchObject({ name: 'ada', role: 'operator', disabled: false, mustChangePassword: true, lastLoginAt: null });
+    expect(user).toMatchObject({
+      name: 'ada',
+      role: 'operator',
+      disabled: false,
+      mustChangePassword: true,
+      lastLoginAt: null,
+    });
     expect(password).toMatch(/^[A-Za-z0-9_-]{20}$/);
     await login(h.app, 'ada', password);
 
-    const dup = await h.app.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { name: 'ada', role: 'viewer' } });
+    const dup = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: admin,
+      payload: { name: 'ada', role: 'viewer' },
+    });
     expect(dup.statusCode).toBe(409);
     expect(dup.json().error.code).toBe('USER_EXISTS');
-    const badName = await h.app.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { name: 'Ada Lovelace', role: 'viewer' } });
+    const badName = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: admin,
+      payload: { name: 'Ada Lovelace', role: 'viewer' },
+    });
     expect(badName.statusCode).toBe(400);
-    const extra = await h.app.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { name: 'eve', role: 'viewer', colour: 'red' } });
+    const extra = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: admin,
+      payload: { name: 'eve', role: 'viewer', colour: 'red' },
+    });
     expect(extra.statusCode).toBe(400);
 
     const list = (await h.app.inject({ method: 'GET', url: '/api/v1/users', headers: admin })).json().users;
     expect(list.map((u: { name: string }) => u.name)).toEqual(['ada', 'admin']);
     expect(JSON.stringify(list)).not.toMatch(/hash|scrypt/);
 
-    const patched = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: admin, payload: { role: 'viewer' } });
+    const patched = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: admin,
+      payload: { role: 'viewer' },
+    });
     expect(patched.json().user.role).toBe('viewer');
     const del = await h.app.inject({ method: 'DELETE', url: '/api/v1/users/ada', headers: admin });
     expect(del.statusCode).toBe(204);
-    const gone = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: admin, payload: { role: 'viewer' } });
+    const gone = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: admin,
+      payload: { role: 'viewer' },
+    });
     expect(gone.statusCode).toBe(404);
     expect(gone.json().error.code).toBe('USER_NOT_FOUND');
   });
@@ -43,11 +88,19 @@ describe('user CRUD', () => {
     h = await authApp();
     const cookie = await userWithSession(h.app, 'ada', 'operator');
     const headers = { cookie, origin: ORIGIN };
-    expect((await h.app.inject({ method: 'POST', url: '/api/v1/users', headers, payload: { name: 'x', role: 'viewer' } })).statusCode).toBe(403);
+    expect(
+      (await h.app.inject({ method: 'POST', url: '/api/v1/users', headers, payload: { name: 'x', role: 'viewer' } }))
+        .statusCode,
+    ).toBe(403);
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/users', headers })).statusCode).toBe(403);
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/users/ada', headers })).statusCode).toBe(200);
     expect((await h.app.inject({ method: 'GET', url: '/api/v1/users/admin', headers })).statusCode).toBe(403);
-    const promote = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers, payload: { role: 'admin' } });
+    const promote = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers,
+      payload: { role: 'admin' },
+    });
     expect(promote.statusCode).toBe(403);
     expect(promote.json().error.code).toBe('FORBIDDEN');
   });
@@ -59,15 +112,30 @@ describe('user CRUD', () => {
       expect(res.statusCode).toBe(409);
       expect(res.json().error.code).toBe('LAST_ADMIN');
     }
-    expect((await h.app.inject({ method: 'DELETE', url: '/api/v1/users/admin', headers: admin })).json().error.code).toBe('LAST_ADMIN');
-    await h.app.inject({ method: 'POST', url: '/api/v1/users', headers: admin, payload: { name: 'root', role: 'admin' } });
-    expect((await h.app.inject({ method: 'PATCH', url: '/api/v1/users/admin', headers: admin, payload: { disabled: true } })).statusCode).toBe(200);
+    expect(
+      (await h.app.inject({ method: 'DELETE', url: '/api/v1/users/admin', headers: admin })).json().error.code,
+    ).toBe('LAST_ADMIN');
+    await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/users',
+      headers: admin,
+      payload: { name: 'root', role: 'admin' },
+    });
+    expect(
+      (await h.app.inject({ method: 'PATCH', url: '/api/v1/users/admin', headers: admin, payload: { disabled: true } }))
+        .statusCode,
+    ).toBe(200);
   });
 
-  it('an admin reset ends the user\'s sessions and makes them change the password', async () => {
+  it("an admin reset ends the user's sessions and makes them change the password", async () => {
     h = await authApp();
     const cookie = await userWithSession(h.app, 'ada', 'viewer');
-    const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers: admin, payload: { password: 'a brand new passphrase' } });
+    const res = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: admin,
+      payload: { password: 'a brand new passphrase' },
+    });
     expect(res.json().user.mustChangePassword).toBe(true);
     expect((await h.app.inject({ method: 'GET', url: '/t/viewer', headers: { cookie } })).statusCode).toBe(401);
     await login(h.app, 'ada', 'a brand new passphrase');
@@ -80,7 +148,12 @@ describe('own password', () => {
     const cookie = await userWithSession(h.app, 'ada', 'viewer');
     const other = await login(h.app, 'ada', GOOD_PASSWORD);
     const headers = { cookie, origin: ORIGIN };
-    const missing = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada', headers, payload: { password: 'another long passphrase' } });
+    const missing = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers,
+      payload: { password: 'another long passphrase' },
+    });
     expect(missing.statusCode).toBe(400);
     const wrong = await h.app.inject({
       method: 'PATCH',
@@ -112,7 +185,12 @@ describe('own password', () => {
   ])('refuses a weak password (%s) with 400 WEAK_PASSWORD', async (_what, password) => {
     h = await authApp();
     await userWithSession(h.app, 'ada-lovelace', 'viewer');
-    const res = await h.app.inject({ method: 'PATCH', url: '/api/v1/users/ada-lovelace', headers: admin, payload: { password } });
+    const res = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada-lovelace',
+      headers: admin,
+      payload: { password },
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('WEAK_PASSWORD');
   });

@@ -136,7 +136,10 @@ export class AuditLog {
     const actorName = actor === null ? null : typeof actor === 'string' ? actor : actor.name;
     const actorKind = actor === null ? null : typeof actor === 'string' ? 'system' : actor.kind;
     // A token's actor is its owner; which token it was goes into the detail.
-    const via = actor !== null && typeof actor !== 'string' && actor.kind === 'token' ? { token: actor.tokenId, tokenName: actor.tokenName } : null;
+    const via =
+      actor !== null && typeof actor !== 'string' && actor.kind === 'token'
+        ? { token: actor.tokenId, tokenName: actor.tokenName }
+        : null;
     let detail: string | null = null;
     if (input.detail || via) {
       detail = JSON.stringify({ ...input.detail, ...via });
@@ -171,7 +174,10 @@ export class AuditLog {
     const args: Array<string | number> = [];
     if (q.cursor !== undefined) {
       const seq = /^\d{1,15}$/.test(q.cursor) ? Number(q.cursor) : Number.NaN;
-      if (!Number.isSafeInteger(seq)) throw new InvalidCursorError(`cursor "${q.cursor}" is not one the hub handed out; pass nextCursor of the previous page.`);
+      if (!Number.isSafeInteger(seq))
+        throw new InvalidCursorError(
+          `cursor "${q.cursor}" is not one the hub handed out; pass nextCursor of the previous page.`,
+        );
       where.push('seq < ?');
       args.push(seq);
     }

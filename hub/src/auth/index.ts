@@ -1,9 +1,26 @@
 /** Users, roles, sessions, API tokens and the audit log (docs/security.md). */
 export { authPlugin, setDefaultRouteRole, THROTTLE_DEFAULTS, ADMIN_TOKEN_MIN_LENGTH } from './plugin.js';
-export type { AuthPluginOptions, AuthServices, AuthResult, LiveAuthResult, AuthFailure, RouteRoleInfo, RevocationEvent, ThrottleSettings } from './plugin.js';
+export type {
+  AuthPluginOptions,
+  AuthServices,
+  AuthResult,
+  LiveAuthResult,
+  AuthFailure,
+  RouteRoleInfo,
+  RevocationEvent,
+  ThrottleSettings,
+} from './plugin.js';
 export { authRoutes, type AuthRoutesOptions } from './routes.js';
 export { loadAuthSettings, AuthConfigError, AUTH_DEFAULTS, type AuthSettings } from './settings.js';
-export { AUDIT_ACTIONS, type AuditInput, type AuditEntry, type AuditOutcome, type AuditQuery, type AuditPage, AuditLog } from './audit.js';
+export {
+  AUDIT_ACTIONS,
+  type AuditInput,
+  type AuditEntry,
+  type AuditOutcome,
+  type AuditQuery,
+  type AuditPage,
+  AuditLog,
+} from './audit.js';
 export { ROLES, roleAtLeast, type Role, type RouteRole, type Principal } from './types.js';
 export { INITIAL_PASSWORD_FILE } from './initial-admin.js';
 

@@ -26,7 +26,13 @@ export interface ScryptParams {
   saltLength: number;
 }
 
-export const DEFAULT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ N: 2 ** 15, r: 8, p: 1, keyLength: 32, saltLength: 16 });
+export const DEFAULT_SCRYPT: Readonly<ScryptParams> = Object.freeze({
+  N: 2 ** 15,
+  r: 8,
+  p: 1,
+  keyLength: 32,
+  saltLength: 16,
+});
 
 export const PASSWORD_MIN_LENGTH = 12;
 export const PASSWORD_MAX_LENGTH = 256;
@@ -35,8 +41,12 @@ function scryptAsync(password: string, salt: Buffer, params: ScryptParams): Prom
   return new Promise((resolve, reject) => {
     // maxmem: scrypt needs about 128 * N * r bytes; leave room above it.
     const maxmem = 256 * params.N * params.r + 1024 * 1024;
-    scrypt(password.normalize('NFC'), salt, params.keyLength, { N: params.N, r: params.r, p: params.p, maxmem }, (err, key) =>
-      err ? reject(err) : resolve(key),
+    scrypt(
+      password.normalize('NFC'),
+      salt,
+      params.keyLength,
+      { N: params.N, r: params.r, p: params.p, maxmem },
+      (err, key) => (err ? reject(err) : resolve(key)),
     );
   });
 }
@@ -56,7 +66,11 @@ function parseHash(stored: string): ParsedHash | null {
   const key = Buffer.from(m[5]!, 'base64');
   const ln = Number(m[1]);
   if (ln < 1 || ln > 24 || key.length < 16) return null;
-  return { params: { N: 2 ** ln, r: Number(m[2]), p: Number(m[3]), keyLength: key.length, saltLength: salt.length }, salt, key };
+  return {
+    params: { N: 2 ** ln, r: Number(m[2]), p: Number(m[3]), keyLength: key.length, saltLength: salt.length },
+    salt,
+    key,
+  };
 }
 
 function formatHash(params: ScryptParams, salt: Buffer, key: Buffer): string {
@@ -71,7 +85,8 @@ export class PasswordHasher {
 
   constructor(params: Partial<ScryptParams> = {}) {
     const merged = { ...DEFAULT_SCRYPT, ...params };
-    if (!Number.isInteger(Math.log2(merged.N)) || merged.N < 2) throw new Error(`scrypt N must be a power of two, got ${merged.N}`);
+    if (!Number.isInteger(Math.log2(merged.N)) || merged.N < 2)
+      throw new Error(`scrypt N must be a power of two, got ${merged.N}`);
     this.params = Object.freeze(merged);
   }
 
@@ -106,7 +121,13 @@ export class PasswordHasher {
     const parsed = parseHash(stored);
     if (!parsed) return true;
     const { N, r, p, keyLength, saltLength } = parsed.params;
-    return N !== this.params.N || r !== this.params.r || p !== this.params.p || keyLength !== this.params.keyLength || saltLength !== this.params.saltLength;
+    return (
+      N !== this.params.N ||
+      r !== this.params.r ||
+      p !== this.params.p ||
+      keyLength !== this.params.keyLength ||
+      saltLength !== this.params.saltLength
+    );
   }
 }
 
@@ -140,8 +161,10 @@ function repeatedUnit(s: string): string | null {
  */
 export function passwordProblem(password: string, context: { userName?: string } = {}): string | null {
   const length = [...password.normalize('NFC')].length;
-  if (length < PASSWORD_MIN_LENGTH) return `The password has ${length} characters; use at least ${PASSWORD_MIN_LENGTH} (a few unrelated words make a good one).`;
-  if (length > PASSWORD_MAX_LENGTH) return `The password has ${length} characters; the most the hub accepts is ${PASSWORD_MAX_LENGTH}.`;
+  if (length < PASSWORD_MIN_LENGTH)
+    return `The password has ${length} characters; use at least ${PASSWORD_MIN_LENGTH} (a few unrelated words make a good one).`;
+  if (length > PASSWORD_MAX_LENGTH)
+    return `The password has ${length} characters; the most the hub accepts is ${PASSWORD_MAX_LENGTH}.`;
   const list = loadCommonPasswords();
   const lower = password.normalize('NFC').toLowerCase();
   const words = new Set(['tendril']);

@@ -70,8 +70,20 @@ export interface AuthPluginOptions {
   onInitialAdmin?: (created: InitialAdmin) => void;
 }
 
-export type AuthFailure = { ok: false; status: 401 | 403 | 429; code: HttpErrorCode; message: string; retryAfterS?: number; clearCookie?: boolean };
-export type AuthSuccess = { ok: true; principal: Principal | null; via: 'cookie' | 'bearer' | 'none'; session?: SessionRecord };
+export type AuthFailure = {
+  ok: false;
+  status: 401 | 403 | 429;
+  code: HttpErrorCode;
+  message: string;
+  retryAfterS?: number;
+  clearCookie?: boolean;
+};
+export type AuthSuccess = {
+  ok: true;
+  principal: Principal | null;
+  via: 'cookie' | 'bearer' | 'none';
+  session?: SessionRecord;
+};
 export type AuthResult = AuthSuccess | AuthFailure;
 
 /** Live channel (/v1/live) answers: a principal, or why not (HTTP status and code for the upgrade refusal). */
@@ -116,7 +128,11 @@ export interface AuthServices {
   /** True when `origin` is the request's own origin or in HUB_ALLOWED_ORIGINS. */
   isOriginAllowed(request: FastifyRequest, origin: string | undefined): boolean;
   /** Login with throttling, audit, and a new session; the routes and tests use it. */
-  login(request: FastifyRequest, username: string, password: string): Promise<{ ok: true; user: UserRecord; secret: string; session: SessionRecord } | AuthFailure>;
+  login(
+    request: FastifyRequest,
+    username: string,
+    password: string,
+  ): Promise<{ ok: true; user: UserRecord; secret: string; session: SessionRecord } | AuthFailure>;
   /** Sets the session cookie on a reply. */
   setSessionCookie(reply: FastifyReply, secret: string, session: SessionRecord): void;
   clearSessionCookie(reply: FastifyReply): void;
@@ -124,7 +140,11 @@ export interface AuthServices {
   onRevoke(listener: (event: RevocationEvent) => void): () => void;
   revoked(event: RevocationEvent): void;
   /** A failed authentication: counted in /metrics, logged at warn with the address. */
-  noteFailure(kind: 'login' | 'token' | 'password_change', request: { ip: string; log: FastifyRequest['log'] }, detail: Record<string, unknown>): void;
+  noteFailure(
+    kind: 'login' | 'token' | 'password_change',
+    request: { ip: string; log: FastifyRequest['log'] },
+    detail: Record<string, unknown>,
+  ): void;
 }
 
 declare module 'fastify' {
@@ -174,7 +194,10 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
   restrictDatabaseFiles(options.db.name);
   const hasher = new PasswordHasher(options.scrypt);
   const users = new UserStore(options.db, hasher, clock);
-  const sessions = new SessionStore(options.db, clock, { idleMs: settings.sessionIdleMs, absoluteMs: settings.sessionAbsoluteMs });
+  const sessions = new SessionStore(options.db, clock, {
+    idleMs: settings.sessionIdleMs,
+    absoluteMs: settings.sessionAbsoluteMs,
+  });
   const tokens = new TokenStore(options.db, clock);
   const audit = new AuditLog(options.db, { clock, retentionDays: settings.auditRetentionDays });
   const rules = { ...THROTTLE_DEFAULTS, ...options.throttle };
@@ -204,7 +227,12 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
   const listeners = new Set<(event: RevocationEvent) => void>();
   const routes: RouteRoleInfo[] = [];
 
-  const fail = (status: AuthFailure['status'], code: HttpErrorCode, message: string, extra: Partial<AuthFailure> = {}): AuthFailure => ({
+  const fail = (
+    status: AuthFailure['status'],
+    code: HttpErrorCode,
+    message: string,
+    extra: Partial<AuthFailure> = {},
+  ): AuthFailure => ({
     ok: false,
     status,
     code,
@@ -212,22 +240,36 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     ...extra,
   });
 
-  function noteFailure(kind: 'login' | 'token' | 'password_change', request: { ip: string; log: FastifyRequest['log'] }, detail: Record<string, unknown>): void {
+  function noteFailure(
+    kind: 'login' | 'token' | 'password_change',
+    request: { ip: string; log: FastifyRequest['log'] },
+    detail: Record<string, unknown>,
+  ): void {
     failures.labels(kind).inc();
     request.log.warn({ client: request.ip, ...detail }, `authentication failed (${kind}) from ${request.ip}`);
   }
 
-  function throttledFailure(kind: 'login' | 'token', waitMs: number, request: { ip: string; log: FastifyRequest['log'] }, who: string): AuthFailure {
+  function throttledFailure(
+    kind: 'login' | 'token',
+    waitMs: number,
+    request: { ip: string; log: FastifyRequest['log'] },
+    who: string,
+  ): AuthFailure {
     throttled.labels(kind).inc();
     const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
     request.log.debug({ client: request.ip, who, retryAfterS }, 'authentication attempt throttled');
-    return fail(429, 'TOO_MANY_ATTEMPTS', `Too many failed attempts for ${who}; try again in ${retryAfterS} s.`, { retryAfterS });
+    return fail(429, 'TOO_MANY_ATTEMPTS', `Too many failed attempts for ${who}; try again in ${retryAfterS} s.`, {
+      retryAfterS,
+    });
   }
 
   /** A bearer secret: API token or the bootstrap admin token. */
   function bearer(secret: string, request: { ip: string; log: FastifyRequest['log'] }, count: boolean): AuthResult {
     const wait = throttles.bearerPerClient.retryAfterMs(request.ip);
-    if (wait > 0) return count ? throttledFailure('token', wait, request, `client ${request.ip}`) : fail(401, 'UNAUTHORIZED', 'throttled');
+    if (wait > 0)
+      return count
+        ? throttledFailure('token', wait, request, `client ${request.ip}`)
+        : fail(401, 'UNAUTHORIZED', 'throttled');
     let principal: Principal | null = null;
     if (looksLikeApiToken(secret)) {
       const token = tokens.lookup(secret);
@@ -241,7 +283,13 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
         }
         if (ok) {
           tokens.markUsed(token, request.ip);
-          principal = { kind: 'token', name: token.owner ?? `token:${token.name}`, role, tokenId: token.id, tokenName: token.name };
+          principal = {
+            kind: 'token',
+            name: token.owner ?? `token:${token.name}`,
+            role,
+            tokenId: token.id,
+            tokenName: token.name,
+          };
         }
       }
     } else if (options.adminToken !== null && secretsEqual(secret, options.adminToken)) {
@@ -249,7 +297,8 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     }
     if (principal) return { ok: true, principal, via: 'bearer' };
     if (count) {
-      if (throttles.bearerPerClient.fail(request.ip)) request.log.warn({ client: request.ip }, `throttling bearer tokens from ${request.ip} after repeated failures`);
+      if (throttles.bearerPerClient.fail(request.ip))
+        request.log.warn({ client: request.ip }, `throttling bearer tokens from ${request.ip} after repeated failures`);
       noteFailure('token', request, { prefix: secret.slice(0, 4) });
     }
     return fail(
@@ -262,21 +311,36 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
   function cookieSession(secret: string): AuthResult {
     const found = sessions.lookup(secret);
     if (found.state === 'unknown') {
-      return fail(401, 'UNAUTHORIZED', 'The session cookie is not valid (logged out, revoked, or from before a restore); log in with POST /api/v1/session.', { clearCookie: true });
+      return fail(
+        401,
+        'UNAUTHORIZED',
+        'The session cookie is not valid (logged out, revoked, or from before a restore); log in with POST /api/v1/session.',
+        { clearCookie: true },
+      );
     }
     if (found.state === 'expired') {
       const why = found.why === 'idle' ? 'after being unused too long' : 'at its maximum age';
-      return fail(401, 'SESSION_EXPIRED', `The session ended ${why}; log in again with POST /api/v1/session.`, { clearCookie: true });
+      return fail(401, 'SESSION_EXPIRED', `The session ended ${why}; log in again with POST /api/v1/session.`, {
+        clearCookie: true,
+      });
     }
     const user = users.get(found.session.userName);
     if (!user || user.disabled) {
       sessions.revoke(found.session.id);
-      return fail(401, 'SESSION_EXPIRED', 'The session ended: the account was disabled or deleted.', { clearCookie: true });
+      return fail(401, 'SESSION_EXPIRED', 'The session ended: the account was disabled or deleted.', {
+        clearCookie: true,
+      });
     }
     sessions.touch(found.session);
     return {
       ok: true,
-      principal: { kind: 'user', name: user.name, role: user.role, sessionId: found.session.id, mustChangePassword: user.mustChangePassword },
+      principal: {
+        kind: 'user',
+        name: user.name,
+        role: user.role,
+        sessionId: found.session.id,
+        mustChangePassword: user.mustChangePassword,
+      },
       via: 'cookie',
       session: found.session,
     };
@@ -288,7 +352,11 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     if (header !== undefined) {
       const secret = BEARER.exec(header)?.[1];
       if (secret === undefined) {
-        return fail(401, 'UNAUTHORIZED', 'The Authorization header is not `Bearer <token>`; send an API token or the hub admin token that way.');
+        return fail(
+          401,
+          'UNAUTHORIZED',
+          'The Authorization header is not `Bearer <token>`; send an API token or the hub admin token that way.',
+        );
       }
       return bearer(secret, request, count);
     }
@@ -343,13 +411,18 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     async authenticateLive(request) {
       const origin = request.headers.origin;
       if (origin !== undefined && !isOriginAllowed(request, origin)) {
-        return fail(403, 'ORIGIN_NOT_ALLOWED', `Origin ${origin} may not open this channel; allowed: the hub's own origin and HUB_ALLOWED_ORIGINS.`);
+        return fail(
+          403,
+          'ORIGIN_NOT_ALLOWED',
+          `Origin ${origin} may not open this channel; allowed: the hub's own origin and HUB_ALLOWED_ORIGINS.`,
+        );
       }
       const cookie = request.cookies?.[cookieName];
       if (cookie === undefined || cookie === '') return { ok: true, principal: null };
       const result = cookieSession(cookie);
       if (!result.ok) return result;
-      if (result.principal?.mustChangePassword) return fail(403, 'PASSWORD_CHANGE_REQUIRED', 'Change your password first (PATCH /api/v1/users/<name>).');
+      if (result.principal?.mustChangePassword)
+        return fail(403, 'PASSWORD_CHANGE_REQUIRED', 'Change your password first (PATCH /api/v1/users/<name>).');
       return { ok: true, principal: result.principal };
     },
     authenticateToken(token, client) {
@@ -363,15 +436,27 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
       const waitUser = throttles.loginPerUser.retryAfterMs(userKey);
       const waitClient = throttles.loginPerClient.retryAfterMs(request.ip);
       if (waitUser > 0 || waitClient > 0) {
-        return throttledFailure('login', Math.max(waitUser, waitClient), request, waitClient > 0 ? `client ${request.ip}` : 'this user name');
+        return throttledFailure(
+          'login',
+          Math.max(waitUser, waitClient),
+          request,
+          waitClient > 0 ? `client ${request.ip}` : 'this user name',
+        );
       }
       const user = await users.verifyPassword(name, password, { recordLogin: true });
       if (!user) {
         const startsUser = throttles.loginPerUser.fail(userKey);
         const startsClient = throttles.loginPerClient.fail(request.ip);
-        if (startsUser || startsClient) request.log.warn({ client: request.ip, user: name }, 'throttling logins after repeated failures');
+        if (startsUser || startsClient)
+          request.log.warn({ client: request.ip, user: name }, 'throttling logins after repeated failures');
         noteFailure('login', request, { user: name });
-        audit.record({ action: 'login', actor: null, client: request.ip, target: `user:${name.slice(0, 64)}`, outcome: 'failure' });
+        audit.record({
+          action: 'login',
+          actor: null,
+          client: request.ip,
+          target: `user:${name.slice(0, 64)}`,
+          outcome: 'failure',
+        });
         return fail(401, 'INVALID_CREDENTIALS', 'Unknown user name or wrong password (or the account is disabled).');
       }
       throttles.loginPerUser.reset(userKey);
@@ -382,7 +467,10 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
         if (old.state === 'valid') sessions.revoke(old.session.id);
       }
       sessions.prune();
-      const { secret, session } = sessions.create(user.name, { client: request.ip, userAgent: request.headers['user-agent'] ?? null });
+      const { secret, session } = sessions.create(user.name, {
+        client: request.ip,
+        userAgent: request.headers['user-agent'] ?? null,
+      });
       audit.record({
         action: 'login',
         actor: { kind: 'user', name: user.name, role: user.role },
@@ -393,7 +481,13 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     },
     setSessionCookie(reply, secret, session) {
       const maxAge = Math.max(1, Math.floor((session.createdAt + settings.sessionAbsoluteMs - clock.now()) / 1000));
-      reply.setCookie(cookieName, secret, { path: '/', httpOnly: true, sameSite: 'strict', secure: secureCookies, maxAge });
+      reply.setCookie(cookieName, secret, {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'strict',
+        secure: secureCookies,
+        maxAge,
+      });
     },
     clearSessionCookie(reply) {
       reply.clearCookie(cookieName, { path: '/', httpOnly: true, sameSite: 'strict', secure: secureCookies });
@@ -431,7 +525,12 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
       );
     }
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
-      routes.push({ method, url: route.url, role: config.role, passwordChangeAllowed: config.passwordChangeAllowed === true });
+      routes.push({
+        method,
+        url: route.url,
+        role: config.role,
+        passwordChangeAllowed: config.passwordChangeAllowed === true,
+      });
     }
   });
 
@@ -463,26 +562,48 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     if (principal === null) {
       return refuse(
         reply,
-        fail(401, 'UNAUTHORIZED', 'This route needs credentials: log in (POST /api/v1/session) or send `Authorization: Bearer <API token>`.'),
+        fail(
+          401,
+          'UNAUTHORIZED',
+          'This route needs credentials: log in (POST /api/v1/session) or send `Authorization: Bearer <API token>`.',
+        ),
       );
     }
     request.principal = principal;
-    if (result.via === 'cookie' && !SAFE_METHODS.has(request.method) && !isOriginAllowed(request, requestOrigin(request))) {
+    if (
+      result.via === 'cookie' &&
+      !SAFE_METHODS.has(request.method) &&
+      !isOriginAllowed(request, requestOrigin(request))
+    ) {
       const seen = requestOrigin(request) ?? 'no Origin header';
-      request.log.warn({ client: request.ip, origin: seen, user: principal.name }, 'cross-origin request with the session cookie refused');
+      request.log.warn(
+        { client: request.ip, origin: seen, user: principal.name },
+        'cross-origin request with the session cookie refused',
+      );
       return refuse(
         reply,
-        fail(403, 'ORIGIN_NOT_ALLOWED', `A request with the session cookie must come from the hub's own origin or one in HUB_ALLOWED_ORIGINS; this one came from ${seen}.`),
+        fail(
+          403,
+          'ORIGIN_NOT_ALLOWED',
+          `A request with the session cookie must come from the hub's own origin or one in HUB_ALLOWED_ORIGINS; this one came from ${seen}.`,
+        ),
       );
     }
     if (principal.mustChangePassword && request.routeOptions.config.passwordChangeAllowed !== true) {
       return refuse(
         reply,
-        fail(403, 'PASSWORD_CHANGE_REQUIRED', `Change your password first: PATCH /api/v1/users/${principal.name} with {"currentPassword", "password"}.`),
+        fail(
+          403,
+          'PASSWORD_CHANGE_REQUIRED',
+          `Change your password first: PATCH /api/v1/users/${principal.name} with {"currentPassword", "password"}.`,
+        ),
       );
     }
     if (!roleAtLeast(principal.role, role)) {
-      return refuse(reply, fail(403, 'FORBIDDEN', `This route needs the ${role} role; ${principal.name} has ${principal.role}.`));
+      return refuse(
+        reply,
+        fail(403, 'FORBIDDEN', `This route needs the ${role} role; ${principal.name} has ${principal.role}.`),
+      );
     }
   });
 
@@ -502,10 +623,17 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
 
   const created = await ensureInitialAdmin(users, options.dataDir);
   if (created) {
-    audit.record({ action: 'user.create', actor: 'system', target: `user:${created.user}`, detail: { role: 'admin', initial: true } });
+    audit.record({
+      action: 'user.create',
+      actor: 'system',
+      target: `user:${created.user}`,
+      detail: { role: 'admin', initial: true },
+    });
     // Printed on the console unless logging is off (HUB_LOG_LEVEL=silent, embedded hubs in tests): the file stays.
     const quiet = app.log.level === undefined || app.log.level === 'silent';
-    const announce = options.onInitialAdmin ?? ((c: InitialAdmin) => (quiet ? undefined : process.stdout.write(`${initialAdminBanner(c)}\n`)));
+    const announce =
+      options.onInitialAdmin ??
+      ((c: InitialAdmin) => (quiet ? undefined : process.stdout.write(`${initialAdminBanner(c)}\n`)));
     announce(created);
     app.log.info({ file: created.file }, `first start: created user "admin"; its password is in ${created.file}`);
   }

@@ -74,7 +74,11 @@ const passwordSchema = { type: 'string', minLength: 1, maxLength: PASSWORD_MAX_L
 function parseTime(text: string | undefined, field: string): number | undefined {
   if (text === undefined) return undefined;
   const n = /^\d{1,16}$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(n)) throw new HubHttpError('INVALID_REQUEST', `querystring/${field} must be ms since the epoch or an ISO 8601 time, got "${text}".`);
+  if (!Number.isFinite(n))
+    throw new HubHttpError(
+      'INVALID_REQUEST',
+      `querystring/${field} must be ms since the epoch or an ISO 8601 time, got "${text}".`,
+    );
   return n;
 }
 
@@ -132,7 +136,9 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       }
       auth.setSessionCookie(reply, result.secret, result.session);
       reply.header('cache-control', 'no-store');
-      return { user: { name: result.user.name, role: result.user.role, mustChangePassword: result.user.mustChangePassword } };
+      return {
+        user: { name: result.user.name, role: result.user.role, mustChangePassword: result.user.mustChangePassword },
+      };
     },
   );
 
@@ -151,7 +157,13 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     '/sessions',
     {
       config: { role: 'viewer' },
-      schema: { querystring: { type: 'object', properties: { user: { type: 'string', maxLength: 64 } }, additionalProperties: false } },
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { user: { type: 'string', maxLength: 64 } },
+          additionalProperties: false,
+        },
+      },
     },
     async (request) => {
       const p = principalOf(request);
@@ -159,7 +171,8 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       const own = ownerOf(p);
       let list: SessionRecord[];
       if (request.query.user !== undefined) {
-        if (!admin && request.query.user !== own) throw new HubHttpError('FORBIDDEN', 'Only an admin sees the sessions of other users.');
+        if (!admin && request.query.user !== own)
+          throw new HubHttpError('FORBIDDEN', 'Only an admin sees the sessions of other users.');
         list = sessions.list(request.query.user);
       } else if (admin) list = sessions.list();
       else list = own === null ? [] : sessions.list(own);
@@ -167,18 +180,30 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     },
   );
 
-  app.delete<{ Params: { id: string } }>('/sessions/:id', { config: { role: 'viewer' }, schema: { params: idParam } }, async (request, reply) => {
-    const p = principalOf(request);
-    const session = sessions.get(request.params.id);
-    if (!session || (!roleAtLeast(p.role, 'admin') && session.userName !== ownerOf(p))) {
-      throw new HubHttpError('SESSION_NOT_FOUND', `No session "${request.params.id}" of yours; list them with GET /api/v1/sessions.`);
-    }
-    sessions.revoke(session.id);
-    audit.record({ action: 'session.revoke', request, target: `session:${session.id}`, detail: { user: session.userName } });
-    auth.revoked({ kind: 'session', sessionId: session.id, userName: session.userName });
-    if (session.id === p.sessionId) auth.clearSessionCookie(reply);
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { id: string } }>(
+    '/sessions/:id',
+    { config: { role: 'viewer' }, schema: { params: idParam } },
+    async (request, reply) => {
+      const p = principalOf(request);
+      const session = sessions.get(request.params.id);
+      if (!session || (!roleAtLeast(p.role, 'admin') && session.userName !== ownerOf(p))) {
+        throw new HubHttpError(
+          'SESSION_NOT_FOUND',
+          `No session "${request.params.id}" of yours; list them with GET /api/v1/sessions.`,
+        );
+      }
+      sessions.revoke(session.id);
+      audit.record({
+        action: 'session.revoke',
+        request,
+        target: `session:${session.id}`,
+        detail: { user: session.userName },
+      });
+      auth.revoked({ kind: 'session', sessionId: session.id, userName: session.userName });
+      if (session.id === p.sessionId) auth.clearSessionCookie(reply);
+      return reply.code(204).send();
+    },
+  );
 
   app.get('/me', { config: { role: 'viewer', passwordChangeAllowed: true } }, async (request) => {
     const p = principalOf(request);
@@ -188,7 +213,9 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     return {
       user: user ? { name: user.name, role: user.role, mustChangePassword: user.mustChangePassword } : null,
       principal: describePrincipal(p),
-      session: session ? { id: session.id, createdAt: session.createdAt, expiresAt: sessions.expiresAt(session) } : null,
+      session: session
+        ? { id: session.id, createdAt: session.createdAt, expiresAt: sessions.expiresAt(session) }
+        : null,
       token: p.tokenId === undefined ? null : { id: p.tokenId, name: p.tokenName ?? null },
     };
   });
@@ -216,8 +243,18 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     async (request, reply) => {
       const { name, role, password } = request.body;
       const generated = password === undefined ? generatePassword() : null;
-      const user = await users.create({ name, role, password: password ?? generated!, mustChangePassword: request.body.mustChangePassword ?? true });
-      audit.record({ action: 'user.create', request, target: `user:${name}`, detail: { role, mustChangePassword: user.mustChangePassword } });
+      const user = await users.create({
+        name,
+        role,
+        password: password ?? generated!,
+        mustChangePassword: request.body.mustChangePassword ?? true,
+      });
+      audit.record({
+        action: 'user.create',
+        request,
+        target: `user:${name}`,
+        detail: { role, mustChangePassword: user.mustChangePassword },
+      });
       reply.header('cache-control', 'no-store');
       return reply.code(201).send({ user: userView(user), ...(generated !== null ? { password: generated } : {}) });
     },
@@ -225,15 +262,26 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
 
   app.get('/users', { config: { role: 'admin' } }, async () => ({ users: users.list().map(userView) }));
 
-  app.get<{ Params: { name: string } }>('/users/:name', { config: { role: 'viewer' }, schema: { params: nameParam } }, async (request) => {
-    const p = principalOf(request);
-    if (!roleAtLeast(p.role, 'admin') && ownerOf(p) !== request.params.name) throw new HubHttpError('FORBIDDEN', 'Only an admin sees other users.');
-    return { user: userView(users.require(request.params.name)) };
-  });
+  app.get<{ Params: { name: string } }>(
+    '/users/:name',
+    { config: { role: 'viewer' }, schema: { params: nameParam } },
+    async (request) => {
+      const p = principalOf(request);
+      if (!roleAtLeast(p.role, 'admin') && ownerOf(p) !== request.params.name)
+        throw new HubHttpError('FORBIDDEN', 'Only an admin sees other users.');
+      return { user: userView(users.require(request.params.name)) };
+    },
+  );
 
   app.patch<{
     Params: { name: string };
-    Body: { role?: Role; disabled?: boolean; mustChangePassword?: boolean; password?: string; currentPassword?: string };
+    Body: {
+      role?: Role;
+      disabled?: boolean;
+      mustChangePassword?: boolean;
+      password?: string;
+      currentPassword?: string;
+    };
   }>(
     '/users/:name',
     {
@@ -260,11 +308,14 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       const body = request.body;
       const self = ownerOf(p) === name;
       const admin = roleAtLeast(p.role, 'admin') && !p.mustChangePassword;
-      const adminFields = body.role !== undefined || body.disabled !== undefined || body.mustChangePassword !== undefined;
+      const adminFields =
+        body.role !== undefined || body.disabled !== undefined || body.mustChangePassword !== undefined;
       if (!admin && (!self || adminFields)) {
         throw new HubHttpError(
           p.mustChangePassword ? 'PASSWORD_CHANGE_REQUIRED' : 'FORBIDDEN',
-          self ? 'You may change only your own password here ({"currentPassword", "password"}); roles and accounts are for admins.' : 'Only an admin changes other users.',
+          self
+            ? 'You may change only your own password here ({"currentPassword", "password"}); roles and accounts are for admins.'
+            : 'Only an admin changes other users.',
         );
       }
       const before = users.require(name);
@@ -272,19 +323,34 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       // Your own password: always with the current one (a stolen session alone cannot take the account).
       if (self && body.password !== undefined) {
         if (body.currentPassword === undefined) {
-          throw new HubHttpError('INVALID_REQUEST', 'body is missing the required field "currentPassword" to change your own password.');
+          throw new HubHttpError(
+            'INVALID_REQUEST',
+            'body is missing the required field "currentPassword" to change your own password.',
+          );
         }
         const key = `user:${name}`;
         const wait = auth.throttles.loginPerUser.retryAfterMs(key);
         if (wait > 0) {
           const retryAfterS = Math.max(1, Math.ceil(wait / 1000));
-          return refuse(reply, { ok: false, status: 429, code: 'TOO_MANY_ATTEMPTS', message: `Too many wrong passwords; try again in ${retryAfterS} s.`, retryAfterS });
+          return refuse(reply, {
+            ok: false,
+            status: 429,
+            code: 'TOO_MANY_ATTEMPTS',
+            message: `Too many wrong passwords; try again in ${retryAfterS} s.`,
+            retryAfterS,
+          });
         }
         users.checkPassword(body.password, name);
         if (!(await users.verifyPassword(name, body.currentPassword))) {
           auth.throttles.loginPerUser.fail(key);
           auth.noteFailure('password_change', request, { user: name });
-          audit.record({ action: 'password.change', request, target: `user:${name}`, outcome: 'failure', detail: { reason: 'wrong current password' } });
+          audit.record({
+            action: 'password.change',
+            request,
+            target: `user:${name}`,
+            outcome: 'failure',
+            detail: { reason: 'wrong current password' },
+          });
           throw new HubHttpError('CURRENT_PASSWORD_WRONG', 'currentPassword is not your current password.');
         }
         await users.setPassword(name, body.password, { mustChangePassword: false });
@@ -319,14 +385,18 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     },
   );
 
-  app.delete<{ Params: { name: string } }>('/users/:name', { config: { role: 'admin' }, schema: { params: nameParam } }, async (request, reply) => {
-    const { name } = request.params;
-    const user = users.require(name);
-    users.delete(name);
-    audit.record({ action: 'user.delete', request, target: `user:${name}`, detail: { role: user.role } });
-    auth.revoked({ kind: 'user', userName: name });
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { name: string } }>(
+    '/users/:name',
+    { config: { role: 'admin' }, schema: { params: nameParam } },
+    async (request, reply) => {
+      const { name } = request.params;
+      const user = users.require(name);
+      users.delete(name);
+      audit.record({ action: 'user.delete', request, target: `user:${name}`, detail: { role: user.role } });
+      auth.revoked({ kind: 'user', userName: name });
+      return reply.code(204).send();
+    },
+  );
 
   // ---- API tokens -------------------------------------------------------------------------------
 
@@ -353,7 +423,10 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       const body = request.body;
       const role = body.role ?? p.role;
       if (!isRole(role) || !roleAtLeast(p.role, role)) {
-        throw new HubHttpError('ROLE_NOT_ALLOWED', `A token's role is at most its creator's: you have ${p.role}, the token asks for ${role}.`);
+        throw new HubHttpError(
+          'ROLE_NOT_ALLOWED',
+          `A token's role is at most its creator's: you have ${p.role}, the token asks for ${role}.`,
+        );
       }
       if (body.expiresAt !== undefined && body.expiresInDays !== undefined) {
         throw new HubHttpError('INVALID_REQUEST', 'Give expiresAt or expiresInDays, not both.');
@@ -361,11 +434,26 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       let expiresAt: number | null = null;
       const clockNow = auth.clock.now();
       if (body.expiresAt !== undefined) {
-        if (body.expiresAt <= clockNow) throw new HubHttpError('INVALID_REQUEST', 'body/expiresAt is in the past; give a future time in ms since the epoch.');
+        if (body.expiresAt <= clockNow)
+          throw new HubHttpError(
+            'INVALID_REQUEST',
+            'body/expiresAt is in the past; give a future time in ms since the epoch.',
+          );
         expiresAt = body.expiresAt;
       } else if (body.expiresInDays !== undefined) expiresAt = clockNow + body.expiresInDays * 86_400_000;
-      const { token, record } = tokens.create({ name: body.name, role, owner: ownerOf(p), createdBy: p.name, expiresAt });
-      audit.record({ action: 'token.create', request, target: `token:${record.id}`, detail: { name: record.name, role, owner: record.owner, expiresAt } });
+      const { token, record } = tokens.create({
+        name: body.name,
+        role,
+        owner: ownerOf(p),
+        createdBy: p.name,
+        expiresAt,
+      });
+      audit.record({
+        action: 'token.create',
+        request,
+        target: `token:${record.id}`,
+        detail: { name: record.name, role, owner: record.owner, expiresAt },
+      });
       reply.header('cache-control', 'no-store');
       return reply.code(201).send({ token, ...tokenView(record) });
     },
@@ -375,33 +463,63 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     '/tokens',
     {
       config: { role: 'viewer' },
-      schema: { querystring: { type: 'object', properties: { user: { type: 'string', maxLength: 64 } }, additionalProperties: false } },
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { user: { type: 'string', maxLength: 64 } },
+          additionalProperties: false,
+        },
+      },
     },
     async (request) => {
       const p = principalOf(request);
       const admin = roleAtLeast(p.role, 'admin');
       const own = ownerOf(p);
-      if (request.query.user !== undefined && !admin && request.query.user !== own) throw new HubHttpError('FORBIDDEN', 'Only an admin sees the tokens of other users.');
-      const list = request.query.user !== undefined ? tokens.list(request.query.user) : admin ? tokens.list() : tokens.list(own);
+      if (request.query.user !== undefined && !admin && request.query.user !== own)
+        throw new HubHttpError('FORBIDDEN', 'Only an admin sees the tokens of other users.');
+      const list =
+        request.query.user !== undefined ? tokens.list(request.query.user) : admin ? tokens.list() : tokens.list(own);
       return { tokens: list.map(tokenView) };
     },
   );
 
-  app.delete<{ Params: { id: string } }>('/tokens/:id', { config: { role: 'viewer' }, schema: { params: idParam } }, async (request, reply) => {
-    const p = principalOf(request);
-    const token = tokens.get(request.params.id);
-    if (!token || (!roleAtLeast(p.role, 'admin') && (token.owner === null || token.owner !== ownerOf(p)))) {
-      throw new HubHttpError('TOKEN_NOT_FOUND', `No API token "${request.params.id}" of yours; list them with GET /api/v1/tokens.`);
-    }
-    tokens.revoke(token.id);
-    audit.record({ action: 'token.revoke', request, target: `token:${token.id}`, detail: { name: token.name, owner: token.owner } });
-    auth.revoked({ kind: 'token', tokenId: token.id });
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { id: string } }>(
+    '/tokens/:id',
+    { config: { role: 'viewer' }, schema: { params: idParam } },
+    async (request, reply) => {
+      const p = principalOf(request);
+      const token = tokens.get(request.params.id);
+      if (!token || (!roleAtLeast(p.role, 'admin') && (token.owner === null || token.owner !== ownerOf(p)))) {
+        throw new HubHttpError(
+          'TOKEN_NOT_FOUND',
+          `No API token "${request.params.id}" of yours; list them with GET /api/v1/tokens.`,
+        );
+      }
+      tokens.revoke(token.id);
+      audit.record({
+        action: 'token.revoke',
+        request,
+        target: `token:${token.id}`,
+        detail: { name: token.name, owner: token.owner },
+      });
+      auth.revoked({ kind: 'token', tokenId: token.id });
+      return reply.code(204).send();
+    },
+  );
 
   // ---- audit log --------------------------------------------------------------------------------
 
-  app.get<{ Querystring: { actor?: string; device?: string; action?: string; from?: string; to?: string; limit?: number; cursor?: string } }>(
+  app.get<{
+    Querystring: {
+      actor?: string;
+      device?: string;
+      action?: string;
+      from?: string;
+      to?: string;
+      limit?: number;
+      cursor?: string;
+    };
+  }>(
     '/audit',
     {
       config: { role: 'admin' },

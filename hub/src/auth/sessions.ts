@@ -33,7 +33,14 @@ export type SessionLookup =
   | { state: 'unknown' };
 
 function fromRow(row: SessionRow): SessionRecord {
-  return { id: row.id, userName: row.user_name, createdAt: row.created_at, lastSeenAt: row.last_seen_at, client: row.client, userAgent: row.user_agent };
+  return {
+    id: row.id,
+    userName: row.user_name,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    client: row.client,
+    userAgent: row.user_agent,
+  };
 }
 
 /** Sessions one user may have at once; a new login past it ends the oldest. */
@@ -74,7 +81,10 @@ export class SessionStore {
   }
 
   /** Starts a session; returns the cookie secret (shown to nobody else, stored hashed) and the record. */
-  create(userName: string, from: { client?: string | null; userAgent?: string | null } = {}): { secret: string; session: SessionRecord } {
+  create(
+    userName: string,
+    from: { client?: string | null; userAgent?: string | null } = {},
+  ): { secret: string; session: SessionRecord } {
     const secret = randomBytes(32).toString('base64url');
     const id = randomBytes(12).toString('base64url');
     this.stmt.insert.run({

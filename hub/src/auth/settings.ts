@@ -43,10 +43,20 @@ export function parseOrigin(text: string, what = 'HUB_ALLOWED_ORIGINS'): string 
   try {
     url = new URL(text);
   } catch {
-    throw new AuthConfigError(`${what}: "${text}" is not an origin; write scheme://host[:port], e.g. https://ops.example.com.`);
+    throw new AuthConfigError(
+      `${what}: "${text}" is not an origin; write scheme://host[:port], e.g. https://ops.example.com.`,
+    );
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username) {
-    throw new AuthConfigError(`${what}: "${text}" is not an origin; write scheme://host[:port] with no path, e.g. https://ops.example.com.`);
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.pathname !== '/' ||
+    url.search ||
+    url.hash ||
+    url.username
+  ) {
+    throw new AuthConfigError(
+      `${what}: "${text}" is not an origin; write scheme://host[:port] with no path, e.g. https://ops.example.com.`,
+    );
   }
   return url.origin;
 }
@@ -62,11 +72,14 @@ export function loadAuthSettings(env: Env = process.env): AuthSettings {
   if (secure === 'true' || secure === '1') secureCookies = true;
   else if (secure === 'false' || secure === '0') secureCookies = false;
   else if (secure !== undefined && secure !== '') {
-    throw new AuthConfigError(`HUB_SECURE_COOKIES="${env.HUB_SECURE_COOKIES}" must be true or false (unset: Secure when the hub serves TLS).`);
+    throw new AuthConfigError(
+      `HUB_SECURE_COOKIES="${env.HUB_SECURE_COOKIES}" must be true or false (unset: Secure when the hub serves TLS).`,
+    );
   }
   return {
     sessionIdleMs: intVar(env, 'HUB_SESSION_IDLE_MINUTES', AUTH_DEFAULTS.sessionIdleMinutes, 1, 525_600) * 60_000,
-    sessionAbsoluteMs: intVar(env, 'HUB_SESSION_ABSOLUTE_HOURS', AUTH_DEFAULTS.sessionAbsoluteHours, 1, 8_760) * 3_600_000,
+    sessionAbsoluteMs:
+      intVar(env, 'HUB_SESSION_ABSOLUTE_HOURS', AUTH_DEFAULTS.sessionAbsoluteHours, 1, 8_760) * 3_600_000,
     allowedOrigins: [...new Set(origins)],
     auditRetentionDays: intVar(env, 'HUB_AUDIT_RETENTION_DAYS', AUTH_DEFAULTS.auditRetentionDays, 0, 36_500),
     secureCookies,

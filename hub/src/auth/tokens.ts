@@ -89,7 +89,10 @@ export class TokenStore {
     record: TokenRecord;
   } {
     if ((this.stmt.countOf.get(input.owner) as number) >= MAX_TOKENS_PER_OWNER) {
-      throw new HubHttpError('INVALID_REQUEST', `${input.owner ?? 'The admin token'} already has ${MAX_TOKENS_PER_OWNER} API tokens, the most allowed; revoke unused ones (DELETE /api/v1/tokens/:id) first.`);
+      throw new HubHttpError(
+        'INVALID_REQUEST',
+        `${input.owner ?? 'The admin token'} already has ${MAX_TOKENS_PER_OWNER} API tokens, the most allowed; revoke unused ones (DELETE /api/v1/tokens/:id) first.`,
+      );
     }
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const id = randomBytes(9).toString('base64url');

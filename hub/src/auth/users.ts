@@ -73,7 +73,9 @@ export class UserStore {
         `INSERT INTO auth_users (name, role, password_hash, must_change_password, created_at, password_changed_at)
          VALUES (@name, @role, @hash, @mustChange, @now, @now)`,
       ),
-      update: db.prepare(`UPDATE auth_users SET role = @role, disabled = @disabled, must_change_password = @mustChange WHERE name = @name`),
+      update: db.prepare(
+        `UPDATE auth_users SET role = @role, disabled = @disabled, must_change_password = @mustChange WHERE name = @name`,
+      ),
       setPassword: db.prepare(
         `UPDATE auth_users SET password_hash = @hash, must_change_password = @mustChange, password_changed_at = @now WHERE name = @name`,
       ),
@@ -104,16 +106,35 @@ export class UserStore {
   }
 
   /** Creates a user. Throws INVALID_REQUEST (name, role), WEAK_PASSWORD, USER_EXISTS. */
-  async create(input: { name: string; role: Role; password: string; mustChangePassword: boolean }): Promise<UserRecord> {
+  async create(input: {
+    name: string;
+    role: Role;
+    password: string;
+    mustChangePassword: boolean;
+  }): Promise<UserRecord> {
     if (!isUserName(input.name)) {
-      throw new HubHttpError('INVALID_REQUEST', `User name "${input.name}" is not valid: 1-64 of a-z 0-9 . _ - (lowercase), starting with a letter or digit.`);
+      throw new HubHttpError(
+        'INVALID_REQUEST',
+        `User name "${input.name}" is not valid: 1-64 of a-z 0-9 . _ - (lowercase), starting with a letter or digit.`,
+      );
     }
-    if (!isRole(input.role)) throw new HubHttpError('INVALID_REQUEST', `Role "${String(input.role)}" is not one of viewer, operator, admin.`);
+    if (!isRole(input.role))
+      throw new HubHttpError('INVALID_REQUEST', `Role "${String(input.role)}" is not one of viewer, operator, admin.`);
     this.checkPassword(input.password, input.name);
-    if (this.get(input.name)) throw new HubHttpError('USER_EXISTS', `A user "${input.name}" already exists; change it with PATCH /api/v1/users/${input.name}.`);
+    if (this.get(input.name))
+      throw new HubHttpError(
+        'USER_EXISTS',
+        `A user "${input.name}" already exists; change it with PATCH /api/v1/users/${input.name}.`,
+      );
     const hash = await this.hasher.hash(input.password);
     try {
-      this.stmt.insert.run({ name: input.name, role: input.role, hash, mustChange: input.mustChangePassword ? 1 : 0, now: this.clock.now() });
+      this.stmt.insert.run({
+        name: input.name,
+        role: input.role,
+        hash,
+        mustChange: input.mustChangePassword ? 1 : 0,
+        now: this.clock.now(),
+      });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw new HubHttpError('USER_EXISTS', `A user "${input.name}" already exists.`);
@@ -132,7 +153,12 @@ export class UserStore {
       mustChangePassword: patch.mustChangePassword ?? user.mustChangePassword,
     };
     if (user.role === 'admin' && !user.disabled && (next.role !== 'admin' || next.disabled)) this.keepAnAdmin(name);
-    this.stmt.update.run({ name, role: next.role, disabled: next.disabled ? 1 : 0, mustChange: next.mustChangePassword ? 1 : 0 });
+    this.stmt.update.run({
+      name,
+      role: next.role,
+      disabled: next.disabled ? 1 : 0,
+      mustChange: next.mustChangePassword ? 1 : 0,
+    });
     return this.get(name)!;
   }
 
@@ -156,7 +182,11 @@ export class UserStore {
    * The user when `password` is theirs and the account is enabled, else null. Unknown and disabled users
    * cost one scrypt like everyone else. Rehashes with the current parameters when they changed.
    */
-  async verifyPassword(name: string, password: string, options: { recordLogin?: boolean } = {}): Promise<UserRecord | null> {
+  async verifyPassword(
+    name: string,
+    password: string,
+    options: { recordLogin?: boolean } = {},
+  ): Promise<UserRecord | null> {
     const row = (isUserName(name) ? this.stmt.get.get(name) : undefined) as UserRow | undefined;
     if (!row) return this.hasher.verifyDummy(password).then(() => null);
     const ok = await this.hasher.verify(password, row.password_hash);
@@ -174,7 +204,10 @@ export class UserStore {
 
   private keepAnAdmin(name: string): void {
     if ((this.stmt.enabledAdmins.get() as number) <= 1) {
-      throw new HubHttpError('LAST_ADMIN', `"${name}" is the last enabled admin; make another user admin first, or the hub could not be administered.`);
+      throw new HubHttpError(
+        'LAST_ADMIN',
+        `"${name}" is the last enabled admin; make another user admin first, or the hub could not be administered.`,
+      );
     }
   }
 }

@@ -76,7 +76,8 @@ function parse(argv: string[]): Parsed {
 
 function roleArg(value: string | true | undefined, fallback?: Role): Role {
   if (value === undefined && fallback) return fallback;
-  if (!isRole(value)) throw new UsageError(`Role must be one of ${ROLES.join(', ')}; got ${String(value ?? 'nothing')}.`);
+  if (!isRole(value))
+    throw new UsageError(`Role must be one of ${ROLES.join(', ')}; got ${String(value ?? 'nothing')}.`);
   return value;
 }
 
@@ -113,7 +114,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     createAuthSchema(db);
     const settings = loadAuthSettings(io.env);
     const users = new UserStore(db, new PasswordHasher(), systemClock);
-    const sessions = new SessionStore(db, systemClock, { idleMs: settings.sessionIdleMs, absoluteMs: settings.sessionAbsoluteMs });
+    const sessions = new SessionStore(db, systemClock, {
+      idleMs: settings.sessionIdleMs,
+      absoluteMs: settings.sessionAbsoluteMs,
+    });
     const audit = new AuditLog(db, { clock: systemClock, retentionDays: settings.auditRetentionDays });
     let osUser = 'unknown';
     try {
@@ -172,7 +176,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         users.update(user, { disabled });
         const ended = disabled ? sessions.revokeAllOf(user) : 0;
         record('user.update', { disabled });
-        io.out(disabled ? `${user} is disabled; ${ended} session(s) ended; their API tokens stop working.\n` : `${user} is enabled.\n`);
+        io.out(
+          disabled
+            ? `${user} is disabled; ${ended} session(s) ended; their API tokens stop working.\n`
+            : `${user} is enabled.\n`,
+        );
         return 0;
       }
       case 'delete': {
@@ -231,5 +239,3 @@ export function readAllStdin(): Promise<string> {
     process.stdin.on('error', reject);
   });
 }
-
-
