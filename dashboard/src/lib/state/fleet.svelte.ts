@@ -145,7 +145,8 @@ export class FleetState {
   /** Presence and registry events, in order (control: never coalesced). */
   #control: LiveEvent[] = [];
   #snapshot: Device[] | null = null;
-  #building: { devices: Device[]; index: number; next: Map<string, DeviceRow> } | null = null;
+  #snapshotSource: 'live' | 'http' = 'live';
+  #building: { devices: Device[]; index: number; next: Map<string, DeviceRow>; source: 'live' | 'http' } | null = null;
   #deps: FleetDeps;
   #subscribe: () => void;
 
@@ -182,10 +183,10 @@ export class FleetState {
         (devices) => {
           // A live snapshot that arrived meanwhile wins.
           if (this.source === 'live' && this.#deps.live.status.state === 'live') return;
-          this.#replace(devices);
-          this.source = 'http';
-          this.loaded = true;
-          this.error = null;
+          // Applied like a live snapshot: a slice per frame, swapped in whole.
+          this.#snapshot = devices;
+          this.#snapshotSource = 'http';
+          this.#deps.frames.schedule(this.flush);
         },
         (err: Error) => {
           if (!this.loaded) this.error = err.message;
@@ -207,6 +208,7 @@ export class FleetState {
       case 'snapshot':
         // Replaces everything, including what is still buffered from before it.
         this.#snapshot = e.devices ?? [];
+        this.#snapshotSource = 'live';
         this.#building = null;
         this.#values.clear();
         this.#counters.clear();
@@ -241,7 +243,7 @@ export class FleetState {
   /** Applies what was buffered (once per frame). */
   flush = (): void => {
     if (this.#snapshot) {
-      this.#building = { devices: this.#snapshot, index: 0, next: new Map() };
+      this.#building = { devices: this.#snapshot, index: 0, next: new Map(), source: this.#snapshotSource };
       this.#snapshot = null;
     }
     if (this.#building) {
@@ -262,7 +264,7 @@ export class FleetState {
       this.#building = null;
       this.#byId = b.next;
       this.#rows = [...b.next.values()];
-      this.source = 'live';
+      this.source = b.source;
       this.loaded = true;
       this.error = null;
     }
@@ -310,17 +312,6 @@ export class FleetState {
     this.#counters.clear();
     if (structural) this.#rows = [...this.#byId.values()];
   };
-
-  #replace(devices: Device[]): void {
-    const next = new Map<string, DeviceRow>();
-    for (const d of devices) {
-      const row = this.#byId.get(d.id);
-      if (row) row.apply(d);
-      next.set(d.id, row ?? new DeviceRow(d));
-    }
-    this.#byId = next;
-    this.#rows = [...next.values()];
-  }
 
   setQuery(patch: Partial<FleetQuery>): void {
     this.query = { ...this.query, ...patch };
