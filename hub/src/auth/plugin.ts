@@ -193,6 +193,7 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
   createAuthSchema(options.db);
   restrictDatabaseFiles(options.db.name);
   const hasher = new PasswordHasher(options.scrypt);
+  await hasher.prepare();
   const users = new UserStore(options.db, hasher, clock);
   const sessions = new SessionStore(options.db, clock, {
     idleMs: settings.sessionIdleMs,
