@@ -312,82 +312,47 @@ static int send_upgrade(td_ws *ws)
     return TD_OK;
 }
 
-static int lower(int c)
+/* Does p start with s (lower case), ignoring the case of p? */
+static int iprefix(const char *p, const char *end, const char *s)
 {
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+    for (; *s; p++, s++)
+        if (p >= end || (*p | (*p >= 'A' && *p <= 'Z' ? 0x20 : 0)) != *s) return 0;
+    return 1;
 }
 
-/* Case-insensitive: does [p, p+n) equal s? */
-static int ieq(const char *p, size_t n, const char *s)
+/* The value of header `name` (lower case, with its colon) in the answer [p, end), trimmed; NULL if absent. */
+static const char *header(const char *p, const char *end, const char *name, size_t *len)
 {
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (!s[i] || lower((unsigned char)p[i]) != lower((unsigned char)s[i])) return 0;
-    return s[n] == 0;
-}
-
-/* Does the comma-separated list [p, p+n) hold the token s (case-insensitive)? */
-static int has_token(const char *p, size_t n, const char *s)
-{
-    size_t i = 0, a, b;
-    while (i < n) {
-        while (i < n && (p[i] == ' ' || p[i] == ',' || p[i] == '\t')) i++;
-        a = i;
-        while (i < n && p[i] != ',') i++;
-        b = i;
-        while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t')) b--;
-        if (b > a && ieq(p + a, b - a, s)) return 1;
+    const char *v, *e;
+    for (; p < end; p++) {
+        if (*p != '\n' || !iprefix(p + 1, end, name)) continue;
+        for (v = p + 1 + strlen(name); v < end && *v == ' '; v++) {}
+        for (e = v; e < end && *e != '\r'; e++) {}
+        while (e > v && e[-1] == ' ') e--;
+        *len = (size_t)(e - v);
+        return v;
     }
     return 0;
 }
 
-/* Checks the 101 answer in rx[0, end). */
+/* Checks the 101 answer in rx[0, end) (RFC 6455 §4.2.2, tendril.v1 §1.1.4, §1.3). */
 static int check_upgrade(td_ws *ws, size_t end)
 {
-    const char *p = (const char *)ws->rx, *line = p, *stop = p + end;
-    unsigned seen = 0, st = 0;
-    size_t i;
-    /* "HTTP/1.1 101 ..." */
+    const char *p = (const char *)ws->rx, *e = p + end, *v;
+    size_t n, i;
+    int upgrade = 0;
     if (end < 12 || memcmp(p, "HTTP/1.1 ", 9)) return TD_E_HANDSHAKE;
-    for (i = 9; i < 12; i++) {
-        if (p[i] < '0' || p[i] > '9') return TD_E_HANDSHAKE;
-        st = st * 10 + (unsigned)(p[i] - '0');
-    }
-    ws->http_status = (uint16_t)st;
-    if (st != 101) return TD_E_HANDSHAKE;
-    for (;;) {
-        const char *eol = line, *colon, *v, *ve;
-        while (eol + 1 < stop && !(eol[0] == '\r' && eol[1] == '\n')) eol++;
-        if (eol + 1 >= stop || eol == line) break; /* the blank line */
-        if (line != p) {
-            colon = memchr(line, ':', (size_t)(eol - line));
-            if (!colon) return TD_E_HANDSHAKE;
-            v = colon + 1;
-            while (v < eol && (*v == ' ' || *v == '\t')) v++;
-            ve = eol;
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-#define HEADER(name) ieq(line, (size_t)(colon - line), name)
-            if (HEADER("upgrade")) {
-                if (!ieq(v, (size_t)(ve - v), "websocket")) return TD_E_HANDSHAKE;
-                seen |= 1;
-            } else if (HEADER("connection")) {
-                if (!has_token(v, (size_t)(ve - v), "upgrade")) return TD_E_HANDSHAKE;
-                seen |= 2;
-            } else if (HEADER("sec-websocket-accept")) {
-                if (ve - v != 28 || memcmp(v, ws->accept, 28)) return TD_E_HANDSHAKE;
-                seen |= 4;
-            } else if (HEADER("sec-websocket-protocol")) {
-                /* §1.1.4: the hub must select tendril.v1, byte for byte */
-                if (ve - v != 10 || memcmp(v, "tendril.v1", 10)) return TD_E_HANDSHAKE;
-                seen |= 8;
-            } else if (HEADER("sec-websocket-extensions")) {
-                return TD_E_HANDSHAKE; /* §1.3: none was offered */
-            }
-#undef HEADER
-        }
-        line = eol + 2;
-    }
-    return seen == 15 ? TD_OK : TD_E_HANDSHAKE;
+    for (i = 9; i < 12; i++) ws->http_status = (uint16_t)(ws->http_status * 10u + (uint8_t)(p[i] - '0'));
+    if (memcmp(p + 9, "101", 3)) return TD_E_HANDSHAKE;
+    v = header(p, e, "upgrade:", &n);
+    if (!v || n != 9 || !iprefix(v, e, "websocket")) return TD_E_HANDSHAKE;
+    v = header(p, e, "connection:", &n); /* a list that holds "upgrade" */
+    for (i = 0; v && i + 7 <= n; i++) upgrade |= iprefix(v + i, e, "upgrade");
+    v = header(p, e, "sec-websocket-accept:", &n);
+    if (!upgrade || !v || n != 28 || memcmp(v, ws->accept, 28)) return TD_E_HANDSHAKE;
+    v = header(p, e, "sec-websocket-protocol:", &n); /* the hub must select tendril.v1, byte for byte */
+    if (!v || n != 10 || memcmp(v, "tendril.v1", 10)) return TD_E_HANDSHAKE;
+    return header(p, e, "sec-websocket-extensions:", &n) ? TD_E_HANDSHAKE : TD_OK; /* none was offered */
 }
 
 /* Reads what the transport has into rx. TD_OK, or TD_E_IO when the stream ended. */
