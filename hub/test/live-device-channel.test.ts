@@ -74,3 +74,42 @@ it('a reading, presence and a command of an SDK device reach a live client as th
   expect(model.rows.get('env-1')).toMatchObject({ transport: 'ws', presence: { state: 'offline', reason: 'CLOSED' }, latest: { temperature: { ts, value: 21.5 } } });
   await waitFor('the live client still open', () => !live.isClosed);
 });
+
+it('with the hub auth plugin: a token in the first message, an Origin of another site refused, a revoked token closed', async () => {
+  const dir = tempDir('tendril-live-auth-');
+  cleanup.push(() => dir.remove());
+  const config = testConfig(dir.path);
+  const app = buildHub(config);
+  // No options: app.auth authenticates, the hub's decorators feed the streams.
+  app.register(liveChannelPlugin);
+  const listening = await listenHub(app, config);
+  cleanup.push(() => app.close());
+  const url = `${listening.url.replace('http', 'ws')}/v1/live`;
+
+  const created = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { name: 'live-test', role: 'viewer' } });
+  expect(created.statusCode).toBe(201);
+  const { token, id } = created.json() as { token: string; id: string };
+
+  const refused = await LiveTestClient.connect(url, { origin: 'https://evil.example' }).then(
+    () => 'accepted',
+    (err: Error) => err.message,
+  );
+  expect(refused).toBe('upgrade refused with HTTP 403');
+
+  const bad = await LiveTestClient.connect(url);
+  cleanup.push(() => bad.close());
+  bad.send({ type: 'auth', token: 'not-a-token' });
+  expect((await bad.closed).code).toBe(1008);
+
+  const c = await LiveTestClient.connect(url, { origin: listening.url });
+  cleanup.push(() => c.close());
+  expect((await c.next((m) => m.type === 'hello', 'hello')).auth).toBe('required');
+  c.send({ type: 'auth', token });
+  const ok = await c.next((m) => m.type === 'auth_ok', 'auth_ok');
+  expect(ok.principal.role).toBe('viewer');
+  await c.subscribe({ id: 1, stream: 'health' });
+
+  const revoked = await app.inject({ method: 'DELETE', url: `/api/v1/tokens/${id}`, headers: auth });
+  expect(revoked.statusCode).toBeLessThan(300);
+  expect(await c.closed).toEqual({ code: 1008, reason: 'UNAUTHORIZED' });
+});

@@ -34,7 +34,7 @@ export interface LiveHost {
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: LiveLogger;
-  verifyToken(token: string): Promise<Principal | null> | Principal | null;
+  verifyToken(token: string, remote: string | null): Promise<TokenCheck> | TokenCheck;
   /** Runs a request; throws LiveRequestError to refuse it. Answers through client.answer(). */
   handleRequest(client: LiveClient, request: ClientRequest): void;
   /** The next part of the subscription's snapshot as its event body; advances the cursor (§5.4.2). */
@@ -43,6 +43,9 @@ export interface LiveHost {
   restartSnapshot(sub: Subscription): number;
   clientClosed(client: LiveClient): void;
 }
+
+/** A token's principal, null (not accepted), or the auth layer's refusal (e.g. TOO_MANY_ATTEMPTS). */
+export type TokenCheck = Principal | null | { code: string; message: string };
 
 interface ControlItem {
   text: string;
@@ -459,11 +462,13 @@ export class LiveClient {
     }
     this.state = 'authenticating';
     Promise.resolve()
-      .then(() => this.host.verifyToken(token))
+      .then(() => this.host.verifyToken(token, this.remote))
       .then(
-        (principal) => {
+        (checked) => {
           if (this.state !== 'authenticating') return;
-          if (!principal) return this.closeWith(CLOSE.unauthorized, 'The hub does not accept this token (docs/live.md §2.2.2).');
+          if (!checked) return this.closeWith(CLOSE.unauthorized, 'The hub does not accept this token (docs/live.md §2.2.2).');
+          if ('code' in checked) return this.closeWith([1008, checked.code], checked.message);
+          const principal = checked;
           if (!this.accept(principal)) return;
           this.sendNow(JSON.stringify({ type: 'auth_ok', principal: describe(principal) }));
           const early = this.early;

@@ -7,7 +7,7 @@ import type { Command } from '../commands/model.js';
 import type { Clock, TimerHandle, Timers } from '../core/clock.js';
 import type { DeviceEvents } from '../devices/types.js';
 import type { Principal } from '../auth/types.js';
-import { LiveClient, type LiveHost, type LiveLogger } from './client.js';
+import { LiveClient, type LiveHost, type LiveLogger, type TokenCheck } from './client.js';
 import { FleetState, type RegistryView } from './fleet-state.js';
 import {
   type ClientRequest,
@@ -54,7 +54,7 @@ export interface LiveHubOptions {
   latest?: (deviceId: string) => Promise<Record<string, LatestValue>>;
   commands?: LiveCommandSource;
   health: () => LiveHealthBase;
-  verifyToken: (token: string) => Promise<Principal | null> | Principal | null;
+  verifyToken: (token: string, remote: string | null) => Promise<TokenCheck> | TokenCheck;
   windows?: Partial<Record<StreamName, Partial<StreamWindow>>>;
   /** How often health is looked at (§5.3.2). */
   healthIntervalMs?: number;
@@ -142,8 +142,19 @@ export class LiveHub implements LiveHost {
     return client;
   }
 
-  verifyToken(token: string): Promise<Principal | null> | Principal | null {
-    return this.opts.verifyToken(token);
+  verifyToken(token: string, remote: string | null): Promise<TokenCheck> | TokenCheck {
+    return this.opts.verifyToken(token, remote);
+  }
+
+  /** A session, a user's access or a token ended: its live connections close with 1008 (§9). */
+  revoke(event: { kind: 'session'; sessionId: string } | { kind: 'user'; userName: string } | { kind: 'token'; tokenId: string }): void {
+    for (const c of [...this.clients]) {
+      const p = c.principal;
+      if (!p) continue;
+      const hit =
+        event.kind === 'session' ? p.sessionId === event.sessionId : event.kind === 'token' ? p.tokenId === event.tokenId : p.name === event.userName && p.kind !== 'bootstrap';
+      if (hit) c.closeWith(CLOSE.unauthorized, 'Your session, account or token ended; log in again (docs/live.md §9).');
+    }
   }
 
   clientClosed(client: LiveClient): void {

@@ -11,8 +11,8 @@ import fp from 'fastify-plugin';
 import type { Principal } from '../auth/types.js';
 import { systemClock, systemTimers, type Clock, type Timers } from '../core/clock.js';
 import type { DeviceEvents } from '../devices/types.js';
-import { errorBody } from '../errors.js';
-import type { LiveLogger } from './client.js';
+import { errorBody, type HttpErrorCode } from '../errors.js';
+import type { LiveLogger, TokenCheck } from './client.js';
 import type { RegistryView } from './fleet-state.js';
 import { type EventsOf, type LiveCommandSource, type LiveHealthBase, LiveHub } from './live-hub.js';
 import { CLOSE, DEFAULT_LIVE_LIMITS, LIVE_PATH, LIVE_SUBPROTOCOL, type LiveLimits, type StreamName } from './protocol.js';
@@ -29,11 +29,36 @@ export interface LiveSources {
   health: () => LiveHealthBase;
 }
 
+/** A refusal of the auth layer: the upgrade's HTTP status and error code, or the close reason after `auth`. */
+export interface LiveAuthFailure {
+  ok: false;
+  status: number;
+  code: HttpErrorCode;
+  message: string;
+}
+
+/** The auth layer as the live channel uses it: `app.auth` (hub/src/auth/plugin.ts) fits. */
+export interface LiveAuthProvider {
+  /** The upgrade request: its Origin (when present) must be the hub's, its session cookie gives the principal. */
+  authenticateLive(request: FastifyRequest): Promise<{ ok: true; principal: Principal | null } | LiveAuthFailure>;
+  /** An API token (or the admin token) sent in the first message, throttled per client address. */
+  authenticateToken(token: string, client: string): { ok: true; principal: Principal | null } | LiveAuthFailure;
+  /** Sessions, users' access or tokens that ended: their live connections are closed (§9). */
+  onRevoke?(listener: (event: RevocationEvent) => void): () => void;
+}
+
+export type RevocationEvent =
+  | { kind: 'session'; sessionId: string; userName: string }
+  | { kind: 'user'; userName: string }
+  | { kind: 'token'; tokenId: string };
+
 export interface LivePluginOptions {
-  /** The principal of the upgrade request's session cookie, or null (§2.1). */
-  authenticate: (request: FastifyRequest) => Promise<Principal | null> | Principal | null;
-  /** The principal of an API token sent in the first message, or null (§2.2). */
-  verifyToken: (token: string) => Promise<Principal | null> | Principal | null;
+  /** Default: the instance's `app.auth` (the auth plugin). Takes precedence over authenticate/verifyToken. */
+  auth?: LiveAuthProvider;
+  /** Without `auth`: the principal of the upgrade request's session cookie, or null (§2.1). */
+  authenticate?: (request: FastifyRequest) => Promise<Principal | null> | Principal | null;
+  /** Without `auth`: the principal of an API token sent in the first message, or null (§2.2). */
+  verifyToken?: (token: string) => Promise<Principal | null> | Principal | null;
   /** Origins allowed besides the hub's own (HUB_ALLOWED_ORIGINS), e.g. `https://dash.example.com`. */
   allowedOrigins?: readonly string[];
   /** Replaces the Origin check entirely (the auth plugin's, when it has one). */
@@ -79,6 +104,14 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
   const sources = opts.sources ?? sourcesFromDecorators(app);
   const limits: LiveLimits = { ...DEFAULT_LIVE_LIMITS, ...opts.limits };
   const log: LiveLogger = app.log.child({ component: 'live' });
+  const provider = opts.auth ?? defaultAuth(app, opts);
+  const verifyToken = async (token: string, remote: string | null): Promise<TokenCheck> => {
+    if (provider) {
+      const r = provider.authenticateToken(token, remote ?? '');
+      return r.ok ? r.principal : { code: r.code, message: r.message };
+    }
+    return opts.verifyToken ? await opts.verifyToken(token) : null;
+  };
   const hub = new LiveHub({
     limits,
     clock,
@@ -89,17 +122,24 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
     ...(sources.latest ? { latest: sources.latest } : {}),
     ...(sources.commands ? { commands: sources.commands } : {}),
     health: sources.health,
-    verifyToken: opts.verifyToken,
+    verifyToken,
     ...(opts.windows ? { windows: opts.windows } : {}),
     ...(opts.healthIntervalMs !== undefined ? { healthIntervalMs: opts.healthIntervalMs } : {}),
   });
   app.decorate('live', hub);
+  const stopRevocations = provider?.onRevoke?.((event) => hub.revoke(event));
+  if (stopRevocations) app.addHook('onClose', async () => stopRevocations());
   // Dashboards hear 1001 SHUTTING_DOWN before the server closes what is left.
   app.addHook('preClose', async () => hub.close());
   app.addHook('onClose', async () => hub.close());
 
   const allowed = opts.allowedOrigins ?? [];
-  const checkOrigin = opts.isOriginAllowed ?? ((origin: string, request: FastifyRequest) => originAllowed(origin, request, allowed));
+  const providerOrigins = (app as unknown as { auth?: { isOriginAllowed?(request: FastifyRequest, origin: string): boolean } }).auth;
+  const checkOrigin =
+    opts.isOriginAllowed ??
+    (providerOrigins?.isOriginAllowed && opts.allowedOrigins === undefined
+      ? (origin: string, request: FastifyRequest) => providerOrigins.isOriginAllowed!(request, origin)
+      : (origin: string, request: FastifyRequest) => originAllowed(origin, request, allowed));
 
   app.route({
     method: 'GET',
@@ -117,16 +157,24 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
           .code(400)
           .send(errorBody('INVALID_REQUEST', `The live channel requires the WebSocket subprotocol ${LIVE_SUBPROTOCOL}: send "Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}" (docs/live.md §1.1).`));
       }
-      // §2.1.2: a page of another origin is refused whatever credentials it carries.
+      // §2.1.2: a page of another origin is refused whatever credentials it carries (the auth layer checks it
+      // too, against the same list).
       const origin = request.headers.origin;
       if (origin !== undefined && !checkOrigin(origin, request)) {
         return reply.code(403).send(errorBody('ORIGIN_NOT_ALLOWED', `Origin ${origin} may not open the live channel; open the dashboard from the hub's own address (docs/live.md §2.1).`));
       }
       let principal: Principal | null = null;
-      try {
-        principal = await opts.authenticate(request);
-      } catch (err) {
-        request.log.warn({ err }, 'live channel: authenticating the session cookie failed; the client may send a token');
+      if (provider) {
+        // §2.1: an expired session or a user who must change the password is refused at the upgrade.
+        const r = await provider.authenticateLive(request);
+        if (!r.ok) return reply.code(r.status).send(errorBody(r.code, r.message));
+        principal = r.principal;
+      } else if (opts.authenticate) {
+        try {
+          principal = await opts.authenticate(request);
+        } catch (err) {
+          request.log.warn({ err }, 'live channel: authenticating the session cookie failed; the client may send a token');
+        }
       }
       (request.raw as UpgradeRequest)[kPrincipal] = principal;
     },
@@ -142,6 +190,14 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
       hub.accept(socket, principal, request.ip);
     },
   });
+}
+
+/** `app.auth` when the auth plugin is registered and no functions were given. */
+function defaultAuth(app: FastifyInstance, opts: LivePluginOptions): LiveAuthProvider | null {
+  if (opts.authenticate || opts.verifyToken) return null;
+  const auth = (app as unknown as { auth?: Partial<LiveAuthProvider> }).auth;
+  if (auth?.authenticateLive && auth.authenticateToken) return auth as LiveAuthProvider;
+  throw new Error('The live channel needs the auth plugin (app.auth) registered first, or the auth / authenticate and verifyToken options.');
 }
 
 /** The live plugin: registers /v1/live and decorates `app.live`. */
