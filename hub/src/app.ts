@@ -17,12 +17,15 @@ import { installErrorHandler } from './api/error-handler.js';
 import { commandsPlugin } from './commands/plugin.js';
 import type { HubConfig } from './config.js';
 import type { Clock, Timers } from './core/clock.js';
+import { secureDataDir } from './core/data-dir.js';
 import { earlyLogger } from './core/early-log.js';
+import { validatorCompiler } from './core/validation.js';
 import { MAX_FRAGMENTS, MAX_PENDING_PONGS } from './device-channel/connection.js';
 import { DEVICE_CHANNEL_TUNING, deviceChannelPlugin, type DeviceChannelPluginOptions } from './device-channel/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
 import { durabilityPlugin, type DurabilityOptions } from './durability/plugin.js';
 import { hubBase } from './hub-base.js';
+import { liveChannelPlugin } from './live/index.js';
 import { mqttBridgePlugin, type MqttBridgePluginOptions } from './mqtt/plugin.js';
 import { opsPlugin } from './ops/plugin.js';
 import { webPlugin } from './web/plugin.js';
@@ -48,17 +51,19 @@ export interface HubDeps extends DurabilityOptions, DeviceChannelPluginOptions {
 export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance {
   // Read the certificate first: a bad path should fail before any database is opened.
   const https = config.tls ? { cert: readFileSync(config.tls.certPath), key: readFileSync(config.tls.keyPath) } : null;
+  secureDataDir(config.dataDir);
   const app = Fastify({
     logger: deps.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     // One line per HTTP request drowns what matters at info level; it is there at debug and trace.
     // (Failed requests are still logged: the hub's error handler logs every 500 itself.)
     logController: new LogController({ disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
     bodyLimit: config.bodyLimit,
-    // Unknown fields are an error the client should hear about, not something to drop silently.
-    ajv: { customOptions: { removeAdditional: false } },
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
+  // Bodies are JSON, validated strictly (no coercion of their types); docs/api.md says 415 for anything else.
+  app.setValidatorCompiler(validatorCompiler());
+  app.removeContentTypeParser('text/plain');
 
   app.register(hubBase, { config, clock: deps.clock, timers: deps.timers });
   app.register(durabilityPlugin, { store: deps.store, sink: deps.sink, spool: deps.spool, influx: deps.influx, pruning: deps.pruning });
@@ -99,6 +104,8 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   });
   app.register(deviceChannelPlugin, Object.fromEntries(DEVICE_CHANNEL_TUNING.map((k) => [k, deps[k]])));
   app.register(mqttBridgePlugin, deps.mqtt ?? {});
+  // The live channel (docs/live.md): /v1/live, authenticated by app.auth, fed by devices, commands, durability.
+  app.register(liveChannelPlugin);
   app.register(opsPlugin);
   app.register(apiPlugin);
   app.register(webPlugin);
@@ -136,6 +143,7 @@ export interface CreateHubDeps extends Omit<HubDeps, 'store' | 'sink' | 'spool' 
  * An InfluxDB that does not answer at start is not fatal: readings are spooled until it does.
  */
 export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Promise<FastifyInstance> {
+  secureDataDir(config.dataDir);
   // Storage logs before fastify (and its logger) exists: keep those lines and hand them over once it does.
   const early = earlyLogger();
   const logger = early.logger;

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auth, startHub, type TestHub } from './helpers.js';
 
 describe('device provisioning API', () => {
@@ -135,6 +135,61 @@ describe('device provisioning API', () => {
       expect(res.json()).toMatchObject({ id: 'keep', labels: { a: 'b' } });
     } finally {
       await again.app.close();
+    }
+  });
+});
+
+describe('strict request bodies (docs/api.md)', () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startHub({ listen: false });
+  });
+  afterAll(async () => {
+    await hub.dispose();
+  });
+
+  it('refuses a device id that is dots only, which no URL could address', async () => {
+    for (const id of ['.', '..', '...']) {
+      const res = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatchObject({ code: 'INVALID_REQUEST' });
+      expect(res.json().error.message).toContain('not dots only');
+    }
+    expect((await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'a.b' } })).statusCode).toBe(201);
+  });
+
+  it('does not coerce body types: {"id": 123} is refused, not stored as "123"', async () => {
+    const res = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 123 } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toContain('body/id must be string');
+    expect(hub.app.devices.registry.get('123')).toBeUndefined();
+  });
+
+  it('answers a text/plain body with 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+    const res = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: { ...auth, 'content-type': 'text/plain' }, payload: 'id=x' });
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('still coerces path parameters and query strings, which arrive as text', async () => {
+    const res = await hub.app.inject({ method: 'GET', url: '/api/v1/commands/7', headers: auth });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.code).toBe('COMMAND_NOT_FOUND');
+  });
+});
+
+describe('data directory permissions', () => {
+  it('tightens an existing 0755 data directory to 0700 and creates the databases 0600', async () => {
+    const { mkdtempSync, chmodSync, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tendril-perm-'));
+    chmodSync(dir, 0o755);
+    const h = await startHub({ listen: false, dataDir: dir });
+    try {
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+      for (const f of ['hub.db', 'readings.db']) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+    } finally {
+      await h.dispose();
     }
   });
 });

@@ -66,6 +66,8 @@ export async function deviceView(d: DeviceRecord, presence: PresenceTracker): Pr
 }
 
 const idSchema = { type: 'string', minLength: 1, maxLength: DEFAULT_LIMITS.maxDeviceIdBytes, pattern: DEVICE_ID_PATTERN.source } as const;
+/** A new device's id: also not dots only ("." and ".." cannot be addressed in a URL path). */
+const newIdSchema = { ...idSchema, pattern: `^(?!\\.+$)${DEVICE_ID_PATTERN.source.slice(1)}` } as const;
 const nameSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
 const modelSchema = { type: 'string', maxLength: 64 } as const;
 const labelsSchema = {
@@ -94,7 +96,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
           type: 'object',
           required: ['id'],
           additionalProperties: false,
-          properties: { id: idSchema, name: nameSchema, model: modelSchema, labels: labelsSchema },
+          properties: { id: newIdSchema, name: nameSchema, model: modelSchema, labels: labelsSchema },
         },
       },
     },

@@ -17,6 +17,9 @@ export function describeValidation(context: string, issues: readonly ValidationI
   if (first.keyword === 'additionalProperties') {
     return `${where} has an unknown field "${String(first.params.additionalProperty)}"; remove it (see docs/api.md for the accepted fields).`;
   }
+  if (first.keyword === 'pattern' && first.instancePath.endsWith('/id')) {
+    return `${where} must be 1-64 characters of A-Z a-z 0-9 . _ : - and not dots only ("." and ".." cannot be addressed in a URL path).`;
+  }
   if (first.keyword === 'required') {
     return `${where} is missing the required field "${String(first.params.missingProperty)}".`;
   }

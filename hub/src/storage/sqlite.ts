@@ -1,6 +1,6 @@
 /** Opening SQLite databases in the data directory with the pragmas every hub database uses. */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type SqliteDatabase = Database.Database;
@@ -12,6 +12,9 @@ export type SqliteDatabase = Database.Database;
  */
 export function openDatabase(path: string): SqliteDatabase {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Readable by the hub's user only (SQLite gives its -wal and -shm files the database file's mode).
+  closeSync(openSync(path, 'a', 0o600));
+  chmodSync(path, 0o600);
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
