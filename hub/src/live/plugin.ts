@@ -129,8 +129,10 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
   app.decorate('live', hub);
   const stopRevocations = provider?.onRevoke?.((event) => hub.revoke(event));
   if (stopRevocations) app.addHook('onClose', async () => stopRevocations());
-  // Dashboards hear 1001 SHUTTING_DOWN before the server closes what is left.
-  app.addHook('preClose', async () => hub.close());
+  // Dashboards hear 1001 SHUTTING_DOWN in the shutdown's client phase, before the server closes what is left.
+  const lifecycle = (app as unknown as { lifecycle?: { onShutdown(phase: 'clients', task: () => void): void } }).lifecycle;
+  if (lifecycle) lifecycle.onShutdown('clients', () => hub.close());
+  else app.addHook('preClose', async () => hub.close());
   app.addHook('onClose', async () => hub.close());
 
   const allowed = opts.allowedOrigins ?? [];
@@ -213,7 +215,7 @@ interface DecoratedHub {
   };
   commands?: CommandQueueLike;
   durability?: DurabilityLike;
-  hubConfig?: unknown;
+  lifecycle?: { shuttingDown: boolean };
 }
 
 /** The parts of CommandQueue the live channel uses. */
@@ -271,6 +273,6 @@ function sourcesFromDecorators(app: FastifyInstance): LiveSources {
     deviceEvents: devices.sessions.events,
     ...(presence ? { latest: (id: string) => presence.latest(id) } : {}),
     ...(hub.commands ? { commands: commandSource(hub.commands) } : {}),
-    health: healthSource(hub.durability),
+    health: healthSource(hub.durability, () => hub.lifecycle?.shuttingDown ?? false),
   };
 }
