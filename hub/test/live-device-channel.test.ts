@@ -1,15 +1,15 @@
 /**
  * The live channel on the real hub (buildHub: durability, devices, commands, device channel), fed by a real
- * SDK device over the device channel: device SDK -> hub -> live client. The plugin reads the hub's decorators.
+ * SDK device over the device channel: device SDK -> hub -> live client. app.ts registers the plugin with no
+ * options: it reads the hub's decorators and authenticates with app.auth.
  */
 import { TendrilDevice } from '@tendril/device-sdk';
 import WebSocket from 'ws';
 import { afterEach, expect, it } from 'vitest';
 import { buildHub } from '../src/app.js';
-import { liveChannelPlugin } from '../src/live/index.js';
 import { listenHub } from '../src/server.js';
-import { auth, provision, tempDir, testConfig, waitFor } from './helpers.js';
-import { cookieAuth, FleetModel, LiveTestClient } from './live-helpers.js';
+import { ADMIN_TOKEN, auth, provision, tempDir, testConfig, waitFor } from './helpers.js';
+import { FleetModel, LiveTestClient } from './live-helpers.js';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -20,14 +20,16 @@ it('a reading, presence and a command of an SDK device reach a live client as th
   const dir = tempDir('tendril-live-e2e-');
   cleanup.push(() => dir.remove());
   const config = testConfig(dir.path);
+  // buildHub registers the live plugin (app.ts); the admin token authenticates in the first message.
   const app = buildHub(config);
-  app.register(liveChannelPlugin, { authenticate: cookieAuth, verifyToken: () => null });
   const listening = await listenHub(app, config);
   cleanup.push(() => app.close());
   const token = await provision(app, 'env-1', { name: 'Env 1', model: 'env-sensor' });
 
-  const live = await LiveTestClient.connect(listening.url.replace('http', 'ws') + '/v1/live', { cookie: 'sid=viewer' });
+  const live = await LiveTestClient.connect(listening.url.replace('http', 'ws') + '/v1/live');
   cleanup.push(() => live.close());
+  live.send({ type: 'auth', token: ADMIN_TOKEN });
+  expect((await live.next((m) => m.type === 'auth_ok', 'auth_ok')).principal).toEqual({ kind: 'bootstrap', name: 'admin-token', role: 'admin' });
   await live.subscribe({ id: 1, stream: 'fleet' });
   await live.subscribe({ id: 2, stream: 'device', devices: ['env-1'] });
   await live.subscribe({ id: 3, stream: 'commands', devices: ['env-1'] });
@@ -79,9 +81,8 @@ it('with the hub auth plugin: a token in the first message, an Origin of another
   const dir = tempDir('tendril-live-auth-');
   cleanup.push(() => dir.remove());
   const config = testConfig(dir.path);
+  // As app.ts registers it, with no options: app.auth authenticates, the hub's decorators feed the streams.
   const app = buildHub(config);
-  // No options: app.auth authenticates, the hub's decorators feed the streams.
-  app.register(liveChannelPlugin);
   const listening = await listenHub(app, config);
   cleanup.push(() => app.close());
   const url = `${listening.url.replace('http', 'ws')}/v1/live`;
