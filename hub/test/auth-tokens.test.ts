@@ -1,5 +1,6 @@
 /** API tokens and roles: create, list, revoke (the next request fails), role ceilings, expiry, bootstrap token. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { setDefaultRouteRole } from '../src/auth/plugin.js';
 import { authApp, BOOTSTRAP, bearer, ORIGIN, userWithSession, type AuthApp } from './auth-fixture.js';
 
 let h: AuthApp;
@@ -156,6 +157,20 @@ describe('roles', () => {
     if (op.statusCode === 403) expect(op.json().error.code).toBe('FORBIDDEN');
     expect((await h.app.inject({ method: 'POST', url: '/t/admin', headers })).statusCode).toBe(expected.admin);
     expect((await h.app.inject({ method: 'GET', url: '/t/public' })).statusCode).toBe(200);
+  });
+
+  it('setDefaultRouteRole gives a role to the routes a third-party plugin adds in one context only', async () => {
+    h = await authApp({
+      routes: (app) => {
+        app.register(async (child) => {
+          setDefaultRouteRole(child, 'viewer');
+          child.get('/t/third-party', async () => 'ok');
+        });
+      },
+    });
+    expect(h.app.auth.routes.find((r) => r.url === '/t/third-party')?.role).toBe('viewer');
+    expect((await h.app.inject({ method: 'GET', url: '/t/third-party' })).statusCode).toBe(401);
+    expect(h.app.authDefaultRole).toBeNull();
   });
 
   it('no credentials on a protected route: 401 UNAUTHORIZED with WWW-Authenticate', async () => {
