@@ -228,6 +228,42 @@ for (const scheme of ['ws', 'wss'] as const) {
       expect((await offlinePresence(id, `${id} to show offline after its process was killed`)).reason).toBe('CONNECTION_LOST');
     });
 
+    if (scheme === 'ws') {
+      it('stops, without retrying, when the hub refuses its token (AUTH_FAILED, close 1008)', async () => {
+        const id = 'c-ws-bad-token';
+        await api('POST', '/api/v1/devices', { id });
+        const device = runDevice(id, 'not-the-token', ['--readings', '5']);
+        const ended = await waitFor(() => device.events.find((e) => e.event === 'disconnected'), {
+          timeoutMs: 10_000,
+          what: `${id} to be refused`,
+        });
+        expect(ended).toMatchObject({ code: 1008, reason: 'AUTH_FAILED', willReconnect: false });
+        expect(device.events.find((e) => e.event === 'error')?.code).toBe(20); // the ERROR frame before the close
+        expect(await waitFor(device.exited, { timeoutMs: 5_000, what: `${id} to exit after a terminal close` })).toBe(1);
+        expect(device.events.filter((e) => e.event === 'disconnected')).toHaveLength(1);
+      });
+
+      it('an instance replaced by a newer one with the same id stops, and the newer one keeps the device online', async () => {
+        const id = 'c-ws-twin';
+        const { token } = await api('POST', '/api/v1/devices', { id });
+        const older = runDevice(id, token, ['--readings', '0', '--rate', '5']);
+        await waitFor(() => older.events.find((e) => e.event === 'connected'), { timeoutMs: 10_000, what: `the first ${id} to connect` });
+        const newer = runDevice(id, token, ['--readings', '0', '--rate', '5']);
+        const replaced = await waitFor(() => older.events.find((e) => e.event === 'disconnected'), {
+          timeoutMs: 10_000,
+          what: `the first ${id} to be replaced`,
+        });
+        expect(replaced).toMatchObject({ code: 1008, reason: 'REPLACED', willReconnect: false });
+        expect(await waitFor(older.exited, { timeoutMs: 5_000, what: `the replaced ${id} to exit` })).toBe(1);
+        const acked = lastAck(newer);
+        await waitFor(() => lastAck(newer) > acked, { timeoutMs: 10_000, what: `the newer ${id} to go on being acked` });
+        expect(newer.events.some((e) => e.event === 'disconnected')).toBe(false);
+        expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('online');
+        newer.child.kill('SIGTERM');
+        expect(await waitFor(newer.exited, { timeoutMs: 10_000, what: `the newer ${id} to exit` })).toBe(0);
+      });
+    }
+
     if (scheme === 'wss') {
       it('refuses a hub whose certificate does not carry the name the device expects', async () => {
         const id = 'c-wss-wrong-name';
