@@ -67,7 +67,7 @@ describe('createHub', () => {
       const [point] = await app.durability.store.series({ deviceId: 'c-1', metric: 'count', agg: 'count', from: 0, to: Date.now() + 60_000, stepMs: 86_400_000 * 365 * 100 });
       return point?.value === 20;
     });
-    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    const ready = await app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toMatchObject({ status: 'ready', checks: { store: 'ok', writer: 'ok' }, spool: { store: 'up', accepting: true, depthReadings: 0 } });
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -89,7 +89,7 @@ describe('createHub', () => {
     for (let seq = 1; seq <= 5; seq++) d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(5);
     await waitFor('the spool drainer to find the store down', () => app.metrics.registry.getSingleMetric('tendril_store_up') !== undefined && (app.durability.sink as { storeState?: string }).storeState === 'down');
-    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    const ready = await app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(ready.statusCode).toBe(200);
     const body = ready.json();
     expect(body.status).toBe('degraded');

@@ -3,7 +3,7 @@ import { GroupCommitWriter } from '../src/storage/group-commit.js';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import { TestDevice } from './device-client.js';
-import { provision, startHub, tempDir } from './helpers.js';
+import { ADMIN_TOKEN, provision, startHub, tempDir } from './helpers.js';
 import { HeldSqliteStore } from './stores.js';
 
 describe('health and metrics', () => {
@@ -15,17 +15,39 @@ describe('health and metrics', () => {
       const health = await hub.app.inject({ method: 'GET', url: '/healthz' });
       expect(health.statusCode).toBe(200);
       expect(health.json()).toEqual({ status: 'ok' });
-      const ready = await hub.app.inject({ method: 'GET', url: '/readyz' });
+      const ready = await hub.app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       expect(ready.statusCode).toBe(200);
       expect(ready.json()).toMatchObject({ status: 'ready', checks: { store: 'ok', writer: 'ok', shutdown: 'ok' } });
       await hub.app.durability.store.close();
-      const notReady = await hub.app.inject({ method: 'GET', url: '/readyz' });
+      const notReady = await hub.app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       expect(notReady.statusCode).toBe(503);
       expect(notReady.json().status).toBe('not_ready');
       expect(notReady.json().checks.store).toContain('sqlite store not reachable');
       expect(notReady.json().error.code).toBe('NOT_READY');
     } finally {
       await hub.dispose();
+    }
+  });
+
+  it('/readyz tells an anonymous caller the status only; details (store, spool path, errors) need credentials', async () => {
+    const dir = tempDir();
+    const store = new SqliteStore(dir.path);
+    const hub = await startHub({ listen: false, dataDir: dir.path, deps: { store, sink: (st) => new GroupCommitWriter(st) } });
+    try {
+      const anonymous = await hub.app.inject({ method: 'GET', url: '/readyz' });
+      expect(anonymous.statusCode).toBe(200);
+      expect(anonymous.json()).toEqual({ status: 'ready' });
+      await store.close();
+      const down = await hub.app.inject({ method: 'GET', url: '/readyz' });
+      expect(down.statusCode).toBe(503);
+      expect(down.json()).toEqual({ status: 'not_ready', error: { code: 'NOT_READY', message: expect.stringContaining('(store)') } });
+      expect(down.body).not.toContain('sqlite');
+      expect(down.body).not.toContain(dir.path);
+      const detailed = await hub.app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      expect(detailed.json().checks.store).toContain('sqlite store not reachable');
+    } finally {
+      await hub.dispose();
+      dir.remove();
     }
   });
 

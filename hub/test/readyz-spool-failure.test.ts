@@ -39,7 +39,7 @@ it('answers 503 naming the spool failure once a spool append failed, and backs t
   expect(backoff.code).toBe('STORE_BUSY');
 
   const ready = await waitFor('/readyz to report the failed spool', async () => {
-    const res = await app.inject({ method: 'GET', url: '/readyz' });
+    const res = await app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     return res.statusCode === 503 ? res.json() : null;
   });
   expect(ready.checks.writer).toMatch(/^the spool failed writing to disk \(.*EIO.*\): it takes no readings until the disk is fixed and the hub restarted$/);

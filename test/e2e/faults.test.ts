@@ -106,7 +106,7 @@ async function api(hub: HubUnderTest, method: string, path: string, body?: unkno
 }
 
 async function readyz(hub: HubUnderTest): Promise<{ httpStatus: number; body: any }> {
-  const res = await fetch(`${hub.base}/readyz`);
+  const res = await fetch(`${hub.base}/readyz`, { headers: { authorization: `Bearer ${ADMIN}` } });
   return { httpStatus: res.status, body: await res.json() };
 }
 

@@ -17,6 +17,11 @@ export interface HealthOptions {
   isShuttingDown: () => boolean;
   /** The spool when it is the sink: its state is shown and a store outage only degrades readiness. */
   spool?: Spool;
+  /**
+   * Checks of other capabilities that degrade the hub without making it unready (the MQTT bridge's broker):
+   * name -> 'ok' or what is wrong.
+   */
+  degradingChecks?: () => Record<string, Check>;
   /** Longest /readyz waits for the store to answer. */
   storeTimeoutMs?: number;
 }
@@ -29,8 +34,11 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
 
   app.get('/healthz', { config: { role: 'public' } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { config: { role: 'public' } }, async (_request, reply) => {
-    const checks: { store: Check; writer: Check; shutdown: Check } = { store: 'ok', writer: 'ok', shutdown: 'ok' };
+  // Anonymous callers (load balancers) get the status only; details (store URL, spool path, errors) need
+  // credentials of any role (issue 11: they told an anonymous caller the InfluxDB URL and the spool's path).
+  app.get('/readyz', { config: { role: 'public' } }, async (request, reply) => {
+    const detailed = (request as { principal?: unknown }).principal != null;
+    const checks: Record<string, Check> & { store: Check; writer: Check; shutdown: Check } = { store: 'ok', writer: 'ok', shutdown: 'ok' };
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -58,19 +66,21 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
         : 'the reading writer is not accepting (store failing or too much pending)';
     }
     if (opts.isShuttingDown()) checks.shutdown = 'the hub is shutting down';
+    const degrading = opts.degradingChecks?.() ?? {};
+    Object.assign(checks, degrading);
     const spoolView = spool ? spoolSummary(spool) : undefined;
     // With a spool, a store outage alone is survivable: readings are durable in the spool and acked.
-    const failing = Object.entries(checks).filter(([k, v]) => v !== 'ok' && !(spool && k === 'store'));
+    const survivable = (k: string) => (spool !== undefined && k === 'store') || k in degrading;
+    const failing = Object.entries(checks).filter(([k, v]) => v !== 'ok' && !survivable(k));
     if (failing.length === 0) {
-      const status = checks.store === 'ok' ? 'ready' : 'degraded';
-      return { status, checks, ...(spoolView ? { spool: spoolView } : {}) };
+      const status = Object.values(checks).every((v) => v === 'ok') ? 'ready' : 'degraded';
+      return detailed ? { status, checks, ...(spoolView ? { spool: spoolView } : {}) } : { status };
     }
-    return reply.code(503).send({
-      status: 'not_ready',
-      checks,
-      ...(spoolView ? { spool: spoolView } : {}),
-      error: { code: 'NOT_READY', message: Object.entries(checks).filter(([, v]) => v !== 'ok').map(([k, v]) => `${k}: ${v}`).join('; ') },
-    });
+    const message = detailed
+      ? failing.map(([k, v]) => `${k}: ${v}`).join('; ')
+      : `The hub is not ready (${failing.map(([k]) => k).join(', ')}); GET /readyz with credentials for the details.`;
+    const error = { code: 'NOT_READY', message };
+    return reply.code(503).send(detailed ? { status: 'not_ready', checks, ...(spoolView ? { spool: spoolView } : {}), error } : { status: 'not_ready', error });
   });
 
   app.get('/metrics', { config: { role: 'public' } }, async (_request, reply) => {

@@ -13,6 +13,7 @@ export const opsPlugin = fp(
       sink: durability.sink,
       metrics,
       isShuttingDown: () => lifecycle.shuttingDown,
+      degradingChecks: (): Record<string, string> => (app.mqttBridge ? { broker: app.mqttBridge.readiness() } : {}),
       ...(durability.spool ? { spool: durability.spool } : {}),
     });
   },
