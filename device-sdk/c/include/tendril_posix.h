@@ -1,6 +1,7 @@
 /*
  * td_transport over POSIX sockets (Linux, macOS, lwIP's BSD sockets with small changes): non-blocking TCP
- * with TCP_NODELAY, CLOCK_MONOTONIC, getrandom(). Name resolution (getaddrinfo) blocks.
+ * with TCP_NODELAY, CLOCK_MONOTONIC, getrandom(). Name resolution (getaddrinfo) blocks, and allocates
+ * (the C library does, for its address list); every address it gives is tried in turn.
  */
 #ifndef TENDRIL_POSIX_H
 #define TENDRIL_POSIX_H
@@ -11,9 +12,12 @@
 extern "C" {
 #endif
 
+struct addrinfo;
+
 typedef struct {
     int fd;
     int connecting;
+    struct addrinfo *addrs, *next; /* getaddrinfo's list while connecting: each address is tried in turn */
 } td_posix;
 
 /* Fills *t with the POSIX functions working on *p. */

@@ -88,6 +88,7 @@ int td_mbedtls_transport(td_transport *t, td_mbedtls *m, const unsigned char *ca
     static const unsigned char pers[] = "tendril-c-sdk";
     memset(m, 0, sizeof *m);
     m->tcp.fd = -1;
+    m->tcp.addrs = m->tcp.next = NULL;
     mbedtls_ssl_init(&m->ssl);
     mbedtls_ssl_config_init(&m->conf);
     mbedtls_x509_crt_init(&m->ca);

@@ -22,12 +22,45 @@
 #define MSG_NOSIGNAL 0
 #endif
 
+static void forget_addrs(td_posix *p)
+{
+    if (p->addrs) freeaddrinfo(p->addrs);
+    p->addrs = p->next = NULL;
+}
+
+/* Starts a non-blocking connect to the next address of the list: TD_OK, TD_E_AGAIN, or TD_E_IO when none is left. */
+static int try_next(td_posix *p)
+{
+    int one = 1;
+    while (p->next) {
+        struct addrinfo *a = p->next;
+        p->next = a->ai_next;
+        p->fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (p->fd < 0) continue;
+        fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
+        fcntl(p->fd, F_SETFD, FD_CLOEXEC);
+        setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* one reading, one segment, at once */
+        if (connect(p->fd, a->ai_addr, a->ai_addrlen) == 0) {
+            forget_addrs(p);
+            return TD_OK;
+        }
+        if (errno == EINPROGRESS) {
+            p->connecting = 1;
+            return TD_E_AGAIN;
+        }
+        close(p->fd);
+        p->fd = -1;
+    }
+    forget_addrs(p);
+    return TD_E_IO;
+}
+
 int td_posix_connect(void *ctx, const char *host, uint16_t port)
 {
     td_posix *p = ctx;
-    struct addrinfo hints, *res = NULL;
+    struct addrinfo hints;
     char service[8];
-    int one = 1, err = 0;
+    int err = 0;
     socklen_t len = sizeof err;
     if (p->fd >= 0 && p->connecting) {
         struct pollfd pfd;
@@ -36,10 +69,13 @@ int td_posix_connect(void *ctx, const char *host, uint16_t port)
         pfd.revents = 0;
         if (poll(&pfd, 1, 0) == 0) return TD_E_AGAIN;
         if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
-            td_posix_close(p);
-            return TD_E_IO;
+            close(p->fd); /* refused here: the next address (an IPv6 ::1 before 127.0.0.1, say) */
+            p->fd = -1;
+            p->connecting = 0;
+            return try_next(p);
         }
         p->connecting = 0;
+        forget_addrs(p);
         return TD_OK;
     }
     if (p->fd >= 0) return TD_OK;
@@ -47,26 +83,13 @@ int td_posix_connect(void *ctx, const char *host, uint16_t port)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(service, sizeof service, "%u", (unsigned)port);
-    if (getaddrinfo(host, service, &hints, &res) || !res) return TD_E_IO;
-    p->fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (p->fd < 0) {
-        freeaddrinfo(res);
+    forget_addrs(p);
+    if (getaddrinfo(host, service, &hints, &p->addrs) || !p->addrs) {
+        p->addrs = NULL;
         return TD_E_IO;
     }
-    fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
-    fcntl(p->fd, F_SETFD, FD_CLOEXEC);
-    setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* one reading, one segment, at once */
-    if (connect(p->fd, res->ai_addr, res->ai_addrlen) == 0) {
-        freeaddrinfo(res);
-        return TD_OK;
-    }
-    freeaddrinfo(res);
-    if (errno == EINPROGRESS) {
-        p->connecting = 1;
-        return TD_E_AGAIN;
-    }
-    td_posix_close(p);
-    return TD_E_IO;
+    p->next = p->addrs;
+    return try_next(p);
 }
 
 int td_posix_read(void *ctx, uint8_t *buf, size_t n)
@@ -97,6 +120,7 @@ void td_posix_close(void *ctx)
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;
     p->connecting = 0;
+    forget_addrs(p);
 }
 
 uint32_t td_posix_now_ms(void *ctx)
@@ -131,6 +155,7 @@ void td_posix_transport(td_transport *t, td_posix *p)
 {
     p->fd = -1;
     p->connecting = 0;
+    p->addrs = p->next = NULL;
     t->ctx = p;
     t->connect = td_posix_connect;
     t->read = td_posix_read;
