@@ -13,7 +13,8 @@
  *      interval between animation frames (smoothness of scrolling).
  *   2. Device chart: one device with 24 h of history at about one bucket per pixel, streaming 20 readings/s.
  *      Reports the app's work per frame (goal < 16 ms) and long tasks.
- *   Baseline, same run and browser: the interval between animation frames of a blank page.
+ *   Baselines, same run and browser: the frame intervals of a blank page, and of a page that receives the same
+ *   fleet feed and only parses each message (what 10 000 messages a second cost the browser without the app).
  *
  * Flags: --seconds N (each phase, default 15), --devices N (default 10000), --rate N (readings/s of the
  * chart, default 20). Prints a JSON summary last.
@@ -93,6 +94,16 @@ const server = http.createServer((req, res) => {
   m = /^\/api\/v1\/devices\/([^/]+)$/.exec(url.pathname);
   if (m) return json(device(Number(m[1].slice(4))));
   if (url.pathname === '/api/v1/devices') return json({ devices: Array.from({ length: DEVICES }, (_, i) => device(i)) });
+  if (url.pathname === '/sink') {
+    // Baseline: the same feed into a page that only parses each message (no app, nothing drawn).
+    res.writeHead(200, { 'content-type': 'text/html' });
+    return res.end(`<!doctype html><title>sink</title><body><script>
+      let n = 0;
+      const ws = new WebSocket('ws://' + location.host + '/v1/live', 'tendril.live.v1');
+      ws.onmessage = (e) => { const m = JSON.parse(e.data); n++; if (m.type === 'hello') ws.send(JSON.stringify({ type: 'subscribe', id: 1, stream: 'fleet' })); };
+      window.__count = () => n;
+    </script></body>`);
+  }
   if (url.pathname === '/blank') {
     res.writeHead(200, { 'content-type': 'text/html' });
     return res.end('<!doctype html><title>blank</title><body></body>');
@@ -219,6 +230,14 @@ await sleep(500);
 const baseline = summary(await measure(blank, Math.min(5, SECONDS)));
 await blank.close();
 
+// Baseline 2: the fleet feed into a page that only parses it.
+const sink = await context.newPage();
+await sink.addInitScript(OBSERVE);
+await sink.goto(`${base}/sink`);
+await sleep(3000);
+const sinkRun = summary(await measure(sink, SECONDS));
+await sink.close();
+
 // 1. Fleet
 const page = await context.newPage();
 await page.addInitScript(OBSERVE);
@@ -228,6 +247,7 @@ await page.waitForFunction((n) => document.querySelector('[data-testid=fleet-sum
 const fleetLoadMs = Date.now() - loadStart;
 const loadLong = await page.evaluate(() => window.__long.slice());
 await sleep(1000);
+const still = summary(await measure(page, Math.min(SECONDS, 8), () => sleep(200)));
 const list = page.locator('[data-testid=fleet-list] > div').first();
 let dir = 1;
 const fleetRun = await measure(page, SECONDS, async () => {
@@ -237,7 +257,7 @@ const fleetRun = await measure(page, SECONDS, async () => {
   if (top > 200_000 || top <= 0) dir = -dir;
   await sleep(50);
 });
-const fleet = { ...summary(fleetRun), loadMs: fleetLoadMs, loadLongTasks: loadLong.length, loadLongestTaskMs: round(Math.max(0, ...loadLong.map((l) => l.ms))) };
+const fleet = { ...summary(fleetRun), still, loadMs: fleetLoadMs, loadLongTasks: loadLong.length, loadLongestTaskMs: round(Math.max(0, ...loadLong.map((l) => l.ms))) };
 await page.screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-fleet.png', import.meta.url)) }).catch(() => {});
 
 // 2. A device chart over 24 h with 20 readings/s
@@ -259,15 +279,17 @@ const result = {
   valuesPerSecond: DEVICES,
   chartReadingsPerSecond: CHART_RATE,
   seconds: SECONDS,
-  baseline: { rafIntervalMs: baseline.rafIntervalMs },
-  fleet: { ...fleet, rafP95VsBaseline: round(fleet.rafIntervalMs.p95 / baseline.rafIntervalMs.p95) },
-  chart: { ...chart, rafP95VsBaseline: round(chart.rafIntervalMs.p95 / baseline.rafIntervalMs.p95) },
+  baseline: { blankRafIntervalMs: baseline.rafIntervalMs, sinkRafIntervalMs: sinkRun.rafIntervalMs, sinkLongTasks: sinkRun.longTasks, sinkLongestTaskMs: sinkRun.longestTaskMs },
+  fleet: { ...fleet, rafP95VsBlank: round(fleet.rafIntervalMs.p95 / baseline.rafIntervalMs.p95), rafP95VsSink: round(fleet.rafIntervalMs.p95 / sinkRun.rafIntervalMs.p95) },
+  chart: { ...chart, rafP95VsBlank: round(chart.rafIntervalMs.p95 / baseline.rafIntervalMs.p95) },
   goals: {
     fleetNoTaskOver50ms: fleet.longTasks === 0,
     chartFrameWorkUnder16ms: chart.frameWorkMs.max < 16,
   },
 };
 console.log(`fleet: ${DEVICES} devices, ${DEVICES} values/s, scrolling: long tasks ${fleet.longTasks} (longest ${fleet.longestTaskMs} ms); frame work p50 ${fleet.frameWorkMs.p50} / p99 ${fleet.frameWorkMs.p99} / max ${fleet.frameWorkMs.max} ms; frame interval p95 ${fleet.rafIntervalMs.p95} ms (blank page ${baseline.rafIntervalMs.p95} ms)`);
+console.log(`fleet, not scrolling: long tasks ${still.longTasks} (longest ${still.longestTaskMs} ms); frame work p99 ${still.frameWorkMs.p99} / max ${still.frameWorkMs.max} ms; frame interval p95 ${still.rafIntervalMs.p95} ms`);
+console.log(`baseline, same feed into a page that only parses it: long tasks ${sinkRun.longTasks} (longest ${sinkRun.longestTaskMs} ms); frame interval p95 ${sinkRun.rafIntervalMs.p95} ms`);
 console.log(`fleet load: ${fleet.loadMs} ms to show ${DEVICES} devices; long tasks while loading ${fleet.loadLongTasks} (longest ${fleet.loadLongestTaskMs} ms)`);
 console.log(`chart: 24 h (${buckets} buckets per chart, ${chart.charts} charts), ${CHART_RATE} readings/s: frame work p50 ${chart.frameWorkMs.p50} / p99 ${chart.frameWorkMs.p99} / max ${chart.frameWorkMs.max} ms; long tasks ${chart.longTasks}; frame interval p95 ${chart.rafIntervalMs.p95} ms`);
 console.log(JSON.stringify(result));
