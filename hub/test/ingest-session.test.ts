@@ -4,6 +4,7 @@
  * rule and back-off from the devices layer alone. Section numbers (§) are docs/protocol.md.
  */
 import type { MetricDeclaration, Reading } from '@tendril/device-sdk/codec';
+import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemTimers } from '../src/core/clock.js';
 import { PresenceTracker } from '../src/devices/presence.js';
@@ -32,6 +33,9 @@ class FakeTransport implements TransportHandle, IngestReporter {
   sendCommand = () => true;
   close = (reason: string) => void (this.closedWith = reason);
 }
+
+/** fastify's logger with logging off: the hub's one logger type, silent. */
+const silent = Fastify({ logger: false }).log;
 
 const METRICS: MetricDeclaration[] = [{ alias: 1, name: 'temperature', kind: 'f32', unit: 'C', min: -40, max: 85 }];
 const reading = (seq: number, value = 20): Reading => ({ seq, ts: Date.now(), values: [{ alias: 1, kind: 'f32', value }] });
@@ -68,11 +72,11 @@ async function rig(limits: { deviceRate?: number; deviceBurst?: number } = {}): 
       deviceRate: limits.deviceRate ?? 10_000,
       deviceBurst: limits.deviceBurst ?? 10_000,
       storeBusyPauseMs: 200,
-      log: { warn: () => undefined },
+      log: silent,
     },
     clock,
     timers: systemTimers,
-    log: { error: () => undefined },
+    log: silent,
   });
   const r: Rig = {
     sessions,

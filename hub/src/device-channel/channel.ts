@@ -4,6 +4,7 @@
  * fairly between sockets, pings every connection (§6.5) and closes them all at shutdown (§6.6.3). What a
  * connection does with its frames is connection.ts; ingest is the devices layer's.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 import type { Clock, TimerHandle, Timers } from '../core/clock.js';
@@ -45,7 +46,7 @@ export interface DeviceChannelOptions {
   pauseAllSocketsUpTo?: number;
   /** How long shutdown waits for pending writes, then for devices to answer the close. */
   shutdownGraceMs?: number;
-  log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+  log: FastifyBaseLogger;
 }
 
 /**

@@ -10,6 +10,7 @@
  *   awaitingHello --HELLO--> attaching --attached--> ready
  *         \______________________\_____________________\____ fail/terminate/peer close --> closing
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import {
   DEFAULT_LIMITS,
@@ -47,7 +48,7 @@ export interface ConnectionHost {
     helloTimeoutMs: number;
     deviceRate: number;
     maxFrameBytes: number;
-    log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+    log: FastifyBaseLogger;
   };
   readonly maxBufferedBytes: number;
   noteFrame(conn: DeviceConnection): void;

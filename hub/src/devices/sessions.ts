@@ -4,6 +4,7 @@
  * here (types.ts); the command queue and the live channel listen to `events` and never see a transport.
  * Section numbers (§) are docs/protocol.md.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { CommandStatus } from '@tendril/device-sdk/codec';
 import type { Clock, TimerHandle, Timers } from '../core/clock.js';
 import { TypedEvents } from '../core/events.js';
@@ -41,7 +42,7 @@ export interface DeviceSessionsOptions {
   ingest: Omit<IngestContext, 'isShuttingDown'>;
   clock: Clock;
   timers: Timers;
-  log: { error(obj: object, msg: string): void };
+  log: FastifyBaseLogger;
 }
 
 /** Longest an attach that replaces a connection waits for the old connection's writes (§6.4). */

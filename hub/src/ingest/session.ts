@@ -12,6 +12,7 @@
  * over a reading it refused or ignored itself; a gap the device made (its buffer dropped the oldest, §7.5)
  * is taken as it comes.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { Reading } from '@tendril/device-sdk/codec';
 import type { Clock } from '../core/clock.js';
 import type { HubMetrics } from '../ops/metrics.js';
@@ -34,7 +35,7 @@ export interface IngestContext {
   storeBusyPauseMs: number;
   /** True once the hub stops taking readings (§6.6.3: they stay unacked; the device resends). */
   isShuttingDown(): boolean;
-  log: { warn(obj: object, msg: string): void };
+  log: FastifyBaseLogger;
 }
 
 /** What the devices layer learns from one session. */
