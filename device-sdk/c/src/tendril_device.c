@@ -143,7 +143,7 @@ static int put_varint(uint8_t *b, size_t *pos, size_t limit, uint64_t v)
 {
     uint8_t tmp[8];
     size_t n = td_put_varint(tmp, v);
-    if (!n || limit - *pos < n || *pos > limit) return 0;
+    if (!n || *pos > limit || limit - *pos < n) return 0;
     memcpy(b + *pos, tmp, n);
     *pos += n;
     return 1;
@@ -256,6 +256,7 @@ static void pump(td_device *d)
             continue;
         }
         b = td_ws_reserve(&d->ws, &cap);
+        if (!b || cap < 4) break; /* closing, or the queue is full: later */
         limit = cap < d->max_frame ? cap : d->max_frame;
         if (17u + (size_t)(r[0] | r[1] << 8) > d->max_frame) {
             /* larger than the hub's frame limit: it would block every later reading */
@@ -291,7 +292,7 @@ static void pump(td_device *d)
         if (!k) {
             pos = 1;
             b[0] = (r[3] & F_TIMED) ? TD_READING : TD_READING_UNTIMED;
-            if (!limit || !put_record(b, &pos, limit, r, seq, &c, 0)) break; /* waits for the queue to drain */
+            if (!put_record(b, &pos, limit, r, seq, &c, 0)) break; /* waits for the queue to drain */
             used = rec_size(r);
             k = 1;
         }

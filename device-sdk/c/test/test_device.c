@@ -555,6 +555,11 @@ static void test_bad_hub_frames(void)
     CHECK_EQ(op, 0x88);
     CHECK(n == 2 + 14 && buf[0] == 0x03 && buf[1] == 0xea && !memcmp(buf + 2, "TRAILING_BYTES", 14));
     CHECK(last_event(TD_EV_ERROR) && last_event(TD_EV_ERROR)->code == TD_TRAILING_BYTES);
+    check_context = "a reading sent while the connection closes waits in the store (found by fuzz_ws_stream)";
+    send3(1, TD_TS_NONE);
+    poll_n(1);
+    CHECK_EQ(td_device_buffered(&D), 1);
+    CHECK(!fake_take(&F, &op, buf, &n, &masked, NULL));
     check_context = "§3.2 an ACK before WELCOME is UNEXPECTED_FRAME";
     setup(17, sizeof STORE);
     connect_hello();
