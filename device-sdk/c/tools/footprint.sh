@@ -51,7 +51,7 @@ flash=$((sdk_text + sdk_data - base_text - base_data))
 echo
 echo "SDK code the linker kept in the image (text + rodata), by object:"
 echo "$per_object"
-echo "SDK flash: $own bytes; C library functions it pulls in (memcpy, memmove, memset, strlen, memcmp): $libc bytes"
+echo "SDK flash: $own bytes; C library functions it pulls in (memcpy, memmove, strlen, memcmp; memset is in every image): $libc bytes"
 echo "image growth with the SDK (its code, the C library helpers, and the calls in main): $flash bytes"
 # The same image with link-time optimisation (not one of the flags; a firmware may use it).
 "$CC" "${FLAGS[@]}" -flto "${LINK[@]}" -DTD_SIZE_WITH_SDK "$here/tools/size_main.c" "$here"/src/tendril_{codec,ws,device}.c -o "$out/sdk-lto.elf"
