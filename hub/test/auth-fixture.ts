@@ -44,6 +44,8 @@ export async function authApp(
     adminToken?: string | null;
     dataDir?: string;
     throttle?: AuthPluginOptions['throttle'];
+    /** Password hashing parameters; default TEST_SCRYPT (fast). */
+    scrypt?: AuthPluginOptions['scrypt'];
     /** Routes to add after the plugin (they must declare a role). */
     routes?: (app: FastifyInstance) => void;
   } = {},
@@ -67,7 +69,7 @@ export async function authApp(
     tls: options.tls ?? false,
     clock,
     metricsRegistry: metrics,
-    scrypt: TEST_SCRYPT,
+    scrypt: options.scrypt ?? TEST_SCRYPT,
     settings: { allowedOrigins: [], secureCookies: null, ...options.settings },
     ...(options.throttle ? { throttle: options.throttle } : {}),
     onInitialAdmin: (created) => {

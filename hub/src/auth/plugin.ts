@@ -444,10 +444,12 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
           waitClient > 0 ? `client ${request.ip}` : 'this user name',
         );
       }
+      // The attempt counts as a failure before the password is checked, and is given back if it was right: so
+      // concurrent attempts cannot all pass the check above while the first ones are still hashing.
+      const startsUser = throttles.loginPerUser.fail(userKey);
+      const startsClient = throttles.loginPerClient.fail(request.ip);
       const user = await users.verifyPassword(name, password, { recordLogin: true });
       if (!user) {
-        const startsUser = throttles.loginPerUser.fail(userKey);
-        const startsClient = throttles.loginPerClient.fail(request.ip);
         if (startsUser || startsClient)
           request.log.warn({ client: request.ip, user: name }, 'throttling logins after repeated failures');
         noteFailure('login', request, { user: name });
@@ -461,6 +463,7 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
         return fail(401, 'INVALID_CREDENTIALS', 'Unknown user name or wrong password (or the account is disabled).');
       }
       throttles.loginPerUser.reset(userKey);
+      throttles.loginPerClient.refund(request.ip);
       // A new session id at every login; the session the browser held before (if any) ends.
       const previous = request.cookies?.[cookieName];
       if (previous) {

@@ -341,8 +341,9 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
           });
         }
         users.checkPassword(body.password, name);
+        // Counted ahead (concurrent guesses cannot slip past the check above), given back when right.
+        auth.throttles.loginPerUser.fail(key);
         if (!(await users.verifyPassword(name, body.currentPassword))) {
-          auth.throttles.loginPerUser.fail(key);
           auth.noteFailure('password_change', request, { user: name });
           audit.record({
             action: 'password.change',
@@ -353,6 +354,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
           });
           throw new HubHttpError('CURRENT_PASSWORD_WRONG', 'currentPassword is not your current password.');
         }
+        auth.throttles.loginPerUser.reset(key);
         await users.setPassword(name, body.password, { mustChangePassword: false });
         // Every other session of the user ends; this one stays.
         sessions.revokeAllOf(name, p.sessionId ?? null);

@@ -50,6 +50,15 @@ export class FailureThrottle {
     return tokens < 1 && tokens >= 0;
   }
 
+  /** Gives back one failure recorded ahead of an attempt that then succeeded. */
+  refund(key: string): void {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return;
+    const now = this.clock.now();
+    bucket.tokens = Math.min(this.rule.burst, this.level(bucket, now) + 1);
+    bucket.at = now;
+  }
+
   /** Forgets `key`'s failures (a user's after a successful login). */
   reset(key: string): void {
     this.buckets.delete(key);
