@@ -22,7 +22,9 @@ const WARMUP = opt('warmup', 1.5);
 /** Messages per second the server sends in total (readings/s x clients). */
 const MESSAGES = opt('messages', 40_000);
 const RUNS = opt('runs', 2);
-const clientCounts = (args.includes('--clients') ? args[args.indexOf('--clients') + 1] : '10,100').split(',').map(Number);
+const clientCounts = (args.includes('--clients') ? args[args.indexOf('--clients') + 1] : '10,100')
+  .split(',')
+  .map(Number);
 const asJson = args.includes('--json');
 const TICK_MS = 10;
 
@@ -60,7 +62,11 @@ async function serve(mode) {
     await app.register(liveChannelPlugin, {
       authenticate: () => ({ kind: 'user', name: 'bench', role: 'viewer' }),
       verifyToken: () => null,
-      sources: { registry, deviceEvents: events, health: healthSource({ store: { kind: 'none' }, sink: { accepting: true } }) },
+      sources: {
+        registry,
+        deviceEvents: events,
+        health: healthSource({ store: { kind: 'none' }, sink: { accepting: true } }),
+      },
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = app.server.address().port;
@@ -68,11 +74,19 @@ async function serve(mode) {
       events.emit('readings', {
         deviceId,
         epoch: 1,
-        readings: [{ deviceId, epoch: 1, seq, ts, values: [
-          { metric: 'temperature', kind: 'f32', value: values[0] },
-          { metric: 'humidity', kind: 'f32', value: values[1] },
-          { metric: 'pressure', kind: 'f32', value: values[2] },
-        ] }],
+        readings: [
+          {
+            deviceId,
+            epoch: 1,
+            seq,
+            ts,
+            values: [
+              { metric: 'temperature', kind: 'f32', value: values[0] },
+              { metric: 'humidity', kind: 'f32', value: values[1] },
+              { metric: 'pressure', kind: 'f32', value: values[2] },
+            ],
+          },
+        ],
       });
     sentMessages = () => [...app.live.clients].reduce((n, c) => n + c.stats.messagesSent, 0);
     close = async () => {
@@ -90,8 +104,14 @@ async function serve(mode) {
     // The bare loop: serialise once, send to every client.
     emitReading = (deviceId, seq, ts, values) => {
       const text = JSON.stringify({
-        type: 'event', id: 1, offset: ++offset,
-        event: { kind: 'readings', deviceId, readings: [{ seq, ts, values: { temperature: values[0], humidity: values[1], pressure: values[2] } }] },
+        type: 'event',
+        id: 1,
+        offset: ++offset,
+        event: {
+          kind: 'readings',
+          deviceId,
+          readings: [{ seq, ts, values: { temperature: values[0], humidity: values[1], pressure: values[2] } }],
+        },
       });
       // Encoded once too: the strongest bare loop, not one that pays UTF-8 encoding per client.
       const data = Buffer.from(text);
@@ -120,7 +140,14 @@ async function serve(mode) {
         }
       }, TICK_MS);
     }
-    if (m.type === 'sample') process.send({ type: 'sample', cpu: process.cpuUsage(), rss: process.memoryUsage().rss, emitted, sent: sentMessages() });
+    if (m.type === 'sample')
+      process.send({
+        type: 'sample',
+        cpu: process.cpuUsage(),
+        rss: process.memoryUsage().rss,
+        emitted,
+        sent: sentMessages(),
+      });
     if (m.type === 'stop') {
       clearInterval(timer);
       await close();
@@ -136,11 +163,16 @@ const pinned = hasTaskset();
 
 function startServer(mode) {
   const cmd = pinned ? 'taskset' : process.execPath;
-  const argv = pinned ? ['-c', '0', process.execPath, here, '--serve', mode, '--devices', String(DEVICES)] : [here, '--serve', mode, '--devices', String(DEVICES)];
+  const argv = pinned
+    ? ['-c', '0', process.execPath, here, '--serve', mode, '--devices', String(DEVICES)]
+    : [here, '--serve', mode, '--devices', String(DEVICES)];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = (type, timeoutMs = 30_000) =>
     new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from the ${mode} server`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`timed out waiting for '${type}' from the ${mode} server`)),
+        timeoutMs,
+      );
       const on = (m) => {
         if (m.type !== type) return;
         clearTimeout(t);
@@ -173,7 +205,14 @@ async function openClient(mode, port, stats) {
     }
   });
   if (mode === 'live') {
-    ws.send(JSON.stringify({ type: 'subscribe', id: 1, stream: 'device', devices: Array.from({ length: DEVICES }, (_, i) => deviceId(i)) }));
+    ws.send(
+      JSON.stringify({
+        type: 'subscribe',
+        id: 1,
+        stream: 'device',
+        devices: Array.from({ length: DEVICES }, (_, i) => deviceId(i)),
+      }),
+    );
     await ready;
   }
   return { ws, subscribed };
@@ -238,5 +277,8 @@ if (args.includes('--serve')) {
       }
     }
   }
-  if (asJson) console.log(JSON.stringify({ devices: DEVICES, seconds: SECONDS, messagesPerSecond: MESSAGES, pinned, results }, null, 2));
+  if (asJson)
+    console.log(
+      JSON.stringify({ devices: DEVICES, seconds: SECONDS, messagesPerSecond: MESSAGES, pinned, results }, null, 2),
+    );
 }

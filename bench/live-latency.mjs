@@ -38,9 +38,18 @@ async function serve(mode) {
     const { liveChannelPlugin } = await import('../hub/dist/live/index.js');
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tendril-bench-live-latency-'));
     const adminToken = `bench-admin-token-${process.pid}-0123456789abcdef0123456789`;
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', HUB_DATA_DIR: dataDir, HUB_ADMIN_TOKEN: adminToken, HUB_LOG_LEVEL: 'warn' });
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      HUB_DATA_DIR: dataDir,
+      HUB_ADMIN_TOKEN: adminToken,
+      HUB_LOG_LEVEL: 'warn',
+    });
     const app = await createHub(config);
-    app.register(liveChannelPlugin, { authenticate: () => ({ kind: 'user', name: 'bench', role: 'viewer' }), verifyToken: () => null });
+    app.register(liveChannelPlugin, {
+      authenticate: () => ({ kind: 'user', name: 'bench', role: 'viewer' }),
+      verifyToken: () => null,
+    });
     await listenHub(app, config);
     process.send({ type: 'ready', port: app.server.address().port, adminToken });
     process.on('message', async (m) => {
@@ -52,7 +61,12 @@ async function serve(mode) {
     });
   } else {
     const { WebSocketServer } = await import('ws');
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, handleProtocols: (p) => p.values().next().value ?? false });
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      perMessageDeflate: false,
+      handleProtocols: (p) => p.values().next().value ?? false,
+    });
     const listeners = new Set();
     wss.on('connection', (ws, req) => {
       if (req.url === '/live') {
@@ -148,7 +162,15 @@ async function runHub() {
   const server = startServer('hub');
   const { port, adminToken } = await server.ready;
   const clock = Date.now();
-  const device = await connectHubDevice({ port, path: '/v1/device', adminToken, id: 'lat-1', clock, metrics: METRICS, onAck() {} });
+  const device = await connectHubDevice({
+    port,
+    path: '/v1/device',
+    adminToken,
+    id: 'lat-1',
+    clock,
+    metrics: METRICS,
+    onAck() {},
+  });
   const live = new WebSocket(`ws://127.0.0.1:${port}/v1/live`, ['tendril.live.v1'], { perMessageDeflate: false });
   let onReading = () => undefined;
   await new Promise((resolve, reject) => {
@@ -156,15 +178,29 @@ async function runHub() {
     live.on('message', (data) => {
       const at = nowMs();
       const m = JSON.parse(data);
-      if (m.type === 'hello') live.send(JSON.stringify({ type: 'subscribe', id: 1, stream: 'device', devices: ['lat-1'] }));
+      if (m.type === 'hello')
+        live.send(JSON.stringify({ type: 'subscribe', id: 1, stream: 'device', devices: ['lat-1'] }));
       else if (m.type === 'event' && m.event.kind === 'snapshot' && m.event.last) resolve();
-      else if (m.type === 'event' && m.event.kind === 'readings') for (const r of m.event.readings) onReading(r.seq, at);
+      else if (m.type === 'event' && m.event.kind === 'readings')
+        for (const r of m.event.readings) onReading(r.seq, at);
     });
   });
   const ctx = newDeltaContext(0, clock);
   const result = await drive(
     (seq) => {
-      const payload = encodeDeviceFrame({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 0, kind: 'f32', value: 21.5 }, { alias: 1, kind: 'f32', value: 40.25 }, { alias: 2, kind: 'f32', value: 1013.25 }] }, ctx);
+      const payload = encodeDeviceFrame(
+        {
+          type: 'reading',
+          seq,
+          ts: Date.now(),
+          values: [
+            { alias: 0, kind: 'f32', value: 21.5 },
+            { alias: 1, kind: 'f32', value: 40.25 },
+            { alias: 2, kind: 'f32', value: 1013.25 },
+          ],
+        },
+        ctx,
+      );
       device.send(maskedFrame(payload));
     },
     (cb) => (onReading = cb),
@@ -192,7 +228,19 @@ async function runBare() {
   const ctx = newDeltaContext(0, Date.now());
   const result = await drive(
     (seq) => {
-      const payload = encodeDeviceFrame({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 0, kind: 'f32', value: 21.5 }, { alias: 1, kind: 'f32', value: 40.25 }, { alias: 2, kind: 'f32', value: 1013.25 }] }, ctx);
+      const payload = encodeDeviceFrame(
+        {
+          type: 'reading',
+          seq,
+          ts: Date.now(),
+          values: [
+            { alias: 0, kind: 'f32', value: 21.5 },
+            { alias: 1, kind: 'f32', value: 40.25 },
+            { alias: 2, kind: 'f32', value: 1013.25 },
+          ],
+        },
+        ctx,
+      );
       device.send(maskedFrame(payload));
     },
     (cb) => (onReading = cb),
@@ -214,7 +262,17 @@ async function runSpool() {
   let onDone = () => undefined;
   const result = await drive(
     (seq) => {
-      const reading = { deviceId: 'lat-1', epoch: 1, seq, ts: Date.now(), values: [{ metric: 'temperature', kind: 'f32', value: 21.5 }, { metric: 'humidity', kind: 'f32', value: 40.25 }, { metric: 'pressure', kind: 'f32', value: 1013.25 }] };
+      const reading = {
+        deviceId: 'lat-1',
+        epoch: 1,
+        seq,
+        ts: Date.now(),
+        values: [
+          { metric: 'temperature', kind: 'f32', value: 21.5 },
+          { metric: 'humidity', kind: 'f32', value: 40.25 },
+          { metric: 'pressure', kind: 'f32', value: 1013.25 },
+        ],
+      };
       spool.accept([reading]).then(() => onDone(seq, nowMs()));
     },
     (cb) => (onDone = cb),
@@ -240,8 +298,11 @@ if (args.includes('--serve')) {
     const goal = 2 * (run.bare.p99 + run.spool.p99);
     runs.push({ run: r + 1, ...run, goalP99: goal, met: run.hub.p99 <= goal });
     if (!asJson) {
-      const f = (s) => `p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms (n ${s.n}${s.lost ? `, ${s.lost} not seen` : ''})`;
-      console.log(`run ${r + 1} at ${RATE}/s: hub ${f(run.hub)}; bare relay ${f(run.bare)}; spool commit ${f(run.spool)}; goal p99 <= ${round(goal)} ms: ${run.hub.p99 <= goal ? 'met' : 'NOT met'}`);
+      const f = (s) =>
+        `p50 ${round(s.p50)} ms, p99 ${round(s.p99)} ms (n ${s.n}${s.lost ? `, ${s.lost} not seen` : ''})`;
+      console.log(
+        `run ${r + 1} at ${RATE}/s: hub ${f(run.hub)}; bare relay ${f(run.bare)}; spool commit ${f(run.spool)}; goal p99 <= ${round(goal)} ms: ${run.hub.p99 <= goal ? 'met' : 'NOT met'}`,
+      );
     }
   }
   if (asJson) console.log(JSON.stringify({ rate: RATE, seconds: SECONDS, pinned, runs }, null, 2));

@@ -19,9 +19,15 @@ async function connect(opts: Parameters<typeof LiveTestClient.connect>[1] = {}):
 }
 
 /** The HTTP answer to an upgrade the hub refuses. */
-function refusal(url: string, opts: { headers?: Record<string, string>; protocols?: string[]; origin?: string }): Promise<{ status: number; body: string }> {
+function refusal(
+  url: string,
+  opts: { headers?: Record<string, string>; protocols?: string[]; origin?: string },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, opts.protocols ?? ['tendril.live.v1'], { headers: opts.headers ?? {}, ...(opts.origin ? { origin: opts.origin } : {}) });
+    const ws = new WebSocket(url, opts.protocols ?? ['tendril.live.v1'], {
+      headers: opts.headers ?? {},
+      ...(opts.origin ? { origin: opts.origin } : {}),
+    });
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
@@ -40,8 +46,16 @@ describe('authentication', () => {
     hub = await startLiveHub();
     const c = await connect({ cookie: 'sid=viewer' });
     const hello = await c.next((m) => m.type === 'hello', 'hello');
-    expect(hello).toMatchObject({ protocol: 'tendril.live.v1', auth: 'ok', principal: { kind: 'user', name: 'vera', role: 'viewer' } });
-    expect(hello.limits).toMatchObject({ maxMessageBytes: 16_384, maxSubscriptions: 32, maxDevicesPerSubscription: 500 });
+    expect(hello).toMatchObject({
+      protocol: 'tendril.live.v1',
+      auth: 'ok',
+      principal: { kind: 'user', name: 'vera', role: 'viewer' },
+    });
+    expect(hello.limits).toMatchObject({
+      maxMessageBytes: 16_384,
+      maxSubscriptions: 32,
+      maxDevicesPerSubscription: 500,
+    });
     expect(c.ws.protocol).toBe('tendril.live.v1');
     const pong = await c.request({ type: 'ping' });
     expect(pong.type).toBe('result');
@@ -59,7 +73,10 @@ describe('authentication', () => {
     const result = await c.next((m) => m.type === 'result' && m.id === 1, 'the subscribe result');
     expect(result.result.recovered).toBe(false);
     c.send({ type: 'auth', token: GOOD_TOKEN });
-    const err = await c.next((m) => m.type === 'error' && m.error.message.includes('already authenticated'), 'the error for a second auth');
+    const err = await c.next(
+      (m) => m.type === 'error' && m.error.message.includes('already authenticated'),
+      'the error for a second auth',
+    );
     expect(err.error.code).toBe('INVALID_REQUEST');
   });
 
@@ -84,7 +101,9 @@ describe('authentication', () => {
   });
 
   it('§2.4: a principal without a role, or one that must change its password, is closed with 1008', async () => {
-    hub = await startLiveHub({ plugin: { verifyToken: () => ({ kind: 'token', name: 'x', role: 'guest' }) as unknown as Principal } });
+    hub = await startLiveHub({
+      plugin: { verifyToken: () => ({ kind: 'token', name: 'x', role: 'guest' }) as unknown as Principal },
+    });
     const c = await connect();
     c.send({ type: 'auth', token: 'anything' });
     expect(await c.closed).toEqual({ code: 1008, reason: 'FORBIDDEN' });

@@ -29,7 +29,11 @@ it('a reading, presence and a command of an SDK device reach a live client as th
   const live = await LiveTestClient.connect(listening.url.replace('http', 'ws') + '/v1/live');
   cleanup.push(() => live.close());
   live.send({ type: 'auth', token: ADMIN_TOKEN });
-  expect((await live.next((m) => m.type === 'auth_ok', 'auth_ok')).principal).toEqual({ kind: 'bootstrap', name: 'admin-token', role: 'admin' });
+  expect((await live.next((m) => m.type === 'auth_ok', 'auth_ok')).principal).toEqual({
+    kind: 'bootstrap',
+    name: 'admin-token',
+    role: 'admin',
+  });
   await live.subscribe({ id: 1, stream: 'fleet' });
   await live.subscribe({ id: 2, stream: 'device', devices: ['env-1'] });
   await live.subscribe({ id: 3, stream: 'commands', devices: ['env-1'] });
@@ -49,7 +53,10 @@ it('a reading, presence and a command of an SDK device reach a live client as th
   device.start();
 
   // Presence: online over ws, with the declarations of its HELLO.
-  const online = await live.next((m) => m.id === 1 && m.event?.kind === 'presence' && m.event.presence.state === 'online', 'env-1 online on the fleet');
+  const online = await live.next(
+    (m) => m.id === 1 && m.event?.kind === 'presence' && m.event.presence.state === 'online',
+    'env-1 online on the fleet',
+  );
   expect(online.event).toMatchObject({ deviceId: 'env-1', transport: 'ws', presence: { reason: null } });
   const declared = await live.next((m) => m.id === 1 && m.event?.kind === 'device', 'env-1 declarations on the fleet');
   expect(declared.event.device.metrics).toEqual([{ name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 }]);
@@ -58,22 +65,41 @@ it('a reading, presence and a command of an SDK device reach a live client as th
   const ts = Date.now();
   device.send({ temperature: 21.5 }, ts);
   const reading = await live.next((m) => m.id === 2 && m.event?.kind === 'readings', 'the reading of env-1');
-  expect(reading.event).toEqual({ kind: 'readings', deviceId: 'env-1', readings: [{ seq: expect.any(Number), ts, values: { temperature: 21.5 } }] });
+  expect(reading.event).toEqual({
+    kind: 'readings',
+    deviceId: 'env-1',
+    readings: [{ seq: expect.any(Number), ts, values: { temperature: 21.5 } }],
+  });
   await live.next((m) => m.id === 1 && m.event?.kind === 'values', 'the latest value of env-1');
 
   // A command's lifecycle, live.
-  const res = await app.inject({ method: 'POST', url: '/api/v1/devices/env-1/commands', headers: auth, payload: { name: 'relay', args: { on: true } } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/devices/env-1/commands',
+    headers: auth,
+    payload: { name: 'relay', args: { on: true } },
+  });
   expect(res.statusCode).toBe(202);
-  const done = await live.next((m) => m.id === 3 && m.event?.kind === 'command' && m.event.command.state === 'succeeded', 'the command succeeded');
+  const done = await live.next(
+    (m) => m.id === 3 && m.event?.kind === 'command' && m.event.command.state === 'succeeded',
+    'the command succeeded',
+  );
   expect(done.event.command.result).toEqual({ on: true });
   expect(live.events(3, 'command').map((m) => m.event.command.state)).toContain('queued');
 
   // Offline with its reason.
   await device.close();
-  const offline = await live.next((m) => m.id === 1 && m.event?.kind === 'presence' && m.event.presence.state === 'offline', 'env-1 offline');
+  const offline = await live.next(
+    (m) => m.id === 1 && m.event?.kind === 'presence' && m.event.presence.state === 'offline',
+    'env-1 offline',
+  );
   expect(offline.event.presence.reason).toBe('CLOSED');
   for (const m of live.events(1)) model.apply(m);
-  expect(model.rows.get('env-1')).toMatchObject({ transport: 'ws', presence: { state: 'offline', reason: 'CLOSED' }, latest: { temperature: { ts, value: 21.5 } } });
+  expect(model.rows.get('env-1')).toMatchObject({
+    transport: 'ws',
+    presence: { state: 'offline', reason: 'CLOSED' },
+    latest: { temperature: { ts, value: 21.5 } },
+  });
   await waitFor('the live client still open', () => !live.isClosed);
 });
 
@@ -87,7 +113,12 @@ it('with the hub auth plugin: a token in the first message, an Origin of another
   cleanup.push(() => app.close());
   const url = `${listening.url.replace('http', 'ws')}/v1/live`;
 
-  const created = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { name: 'live-test', role: 'viewer' } });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/api/v1/tokens',
+    headers: auth,
+    payload: { name: 'live-test', role: 'viewer' },
+  });
   expect(created.statusCode).toBe(201);
   const { token, id } = created.json() as { token: string; id: string };
 

@@ -78,7 +78,11 @@ export async function startLiveHub(options: LiveTestOptions = {}): Promise<LiveT
   const commands = new CommandQueue({
     db: registry.db,
     // A stand-in for the device sessions: no device takes commands, so they stay queued.
-    sessions: { sendCommand: () => false, setCommandLookup: () => undefined, events } as unknown as ConstructorParameters<typeof CommandQueue>[0]['sessions'],
+    sessions: {
+      sendCommand: () => false,
+      setCommandLookup: () => undefined,
+      events,
+    } as unknown as ConstructorParameters<typeof CommandQueue>[0]['sessions'],
     deviceExists: (id) => registry.get(id) !== undefined,
     clock: systemClock,
     timers: systemTimers,
@@ -89,7 +93,8 @@ export async function startLiveHub(options: LiveTestOptions = {}): Promise<LiveT
     options: {
       perMessageDeflate: false,
       maxPayload: 65_536,
-      handleProtocols: (offered: Set<string>) => (offered.has('tendril.v1') ? 'tendril.v1' : (offered.values().next().value ?? false)),
+      handleProtocols: (offered: Set<string>) =>
+        offered.has('tendril.v1') ? 'tendril.v1' : (offered.values().next().value ?? false),
     },
   });
   await app.register(liveChannelPlugin, {
@@ -172,10 +177,16 @@ export class LiveTestClient {
     ws.on('error', () => undefined);
   }
 
-  static async connect(url: string, opts: { cookie?: string; origin?: string; protocols?: string[] } = {}): Promise<LiveTestClient> {
+  static async connect(
+    url: string,
+    opts: { cookie?: string; origin?: string; protocols?: string[] } = {},
+  ): Promise<LiveTestClient> {
     const headers: Record<string, string> = {};
     if (opts.cookie) headers.cookie = opts.cookie;
-    const ws = new WebSocket(url, opts.protocols ?? ['tendril.live.v1'], { headers, ...(opts.origin ? { origin: opts.origin } : {}) });
+    const ws = new WebSocket(url, opts.protocols ?? ['tendril.live.v1'], {
+      headers,
+      ...(opts.origin ? { origin: opts.origin } : {}),
+    });
     const client = new LiveTestClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -244,7 +255,12 @@ export class LiveTestClient {
     if (id >= this.nextId) this.nextId = id + 1;
     const from = this.messages.length;
     this.send({ ...msg, id });
-    return this.next((m) => (m.type === 'result' || m.type === 'error') && m.id === id, `the answer to request ${id} (${String(msg.type)})`, timeoutMs, from);
+    return this.next(
+      (m) => (m.type === 'result' || m.type === 'error') && m.id === id,
+      `the answer to request ${id} (${String(msg.type)})`,
+      timeoutMs,
+      from,
+    );
   }
 
   /** Subscribes and waits for the result and, when not recovered, the whole snapshot. */
@@ -269,7 +285,9 @@ export class LiveTestClient {
   }
 
   events(sub: number, kind?: string): Msg[] {
-    return this.messages.filter((m) => m.type === 'event' && m.id === sub && (kind === undefined || m.event.kind === kind));
+    return this.messages.filter(
+      (m) => m.type === 'event' && m.id === sub && (kind === undefined || m.event.kind === kind),
+    );
   }
 
   /** Stops reading the socket (the TCP window fills, the hub's writes back up). */

@@ -47,14 +47,20 @@ describe('limits', () => {
     hub = await startLiveHub({ limits: { requestsPerSecond: 5, requestBurst: 10 } });
     const c = await viewer();
     for (let id = 1; id <= 30; id++) c.send({ type: 'ping', id });
-    await c.until(() => c.messages.filter((m) => (m.type === 'result' || m.type === 'error') && m.id === 30).length === 1, 'the answer to request 30');
+    await c.until(
+      () => c.messages.filter((m) => (m.type === 'result' || m.type === 'error') && m.id === 30).length === 1,
+      'the answer to request 30',
+    );
     const answers = c.messages.filter((m) => m.type === 'result' || m.type === 'error');
     const ok = answers.filter((m) => m.type === 'result').length;
     const limited = answers.filter((m) => m.type === 'error');
     expect(ok).toBeGreaterThanOrEqual(10);
     expect(ok).toBeLessThanOrEqual(12);
     expect(limited.length).toBe(30 - ok);
-    expect(limited[0]!.error).toMatchObject({ code: 'RATE_LIMITED', message: expect.stringMatching(/retry in \d+ ms/) });
+    expect(limited[0]!.error).toMatchObject({
+      code: 'RATE_LIMITED',
+      message: expect.stringMatching(/retry in \d+ ms/),
+    });
     expect(limited.every((m) => typeof m.id === 'number')).toBe(true);
   });
 
@@ -82,7 +88,10 @@ describe('limits', () => {
   });
 
   it('§7.4.3: answers piling up unread past controlQueueBytes close the connection with 1008 CONTROL_QUEUE_FULL', async () => {
-    hub = await startLiveHub({ devices: 1000, limits: { controlQueueBytes: 4096, requestsPerSecond: 1e6, requestBurst: 1e6 } });
+    hub = await startLiveHub({
+      devices: 1000,
+      limits: { controlQueueBytes: 4096, requestsPerSecond: 1e6, requestBurst: 1e6 },
+    });
     const ids = deviceIds(1000);
     const c = await viewer();
     await c.subscribe({ stream: 'fleet' });

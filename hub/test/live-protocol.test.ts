@@ -43,7 +43,12 @@ describe('fleet subscription', () => {
     hub.readings('dev-0001', 1, 1_767_225_700_100, { temperature: 21, humidity: 40 });
     hub.events.emit('status', { deviceId: 'dev-0001', dropped: 7 });
     hub.offline('dev-0001', 'HEARTBEAT_LOST', 1_767_225_800_000);
-    const presence = await client.next((m) => m.event?.kind === 'presence' && m.event.presence.state === 'offline', 'offline presence', 5000, from);
+    const presence = await client.next(
+      (m) => m.event?.kind === 'presence' && m.event.presence.state === 'offline',
+      'offline presence',
+      5000,
+      from,
+    );
     expect(presence.event).toEqual({
       kind: 'presence',
       deviceId: 'dev-0001',
@@ -53,7 +58,10 @@ describe('fleet subscription', () => {
     const kinds = client.messages.slice(from).map((m) => m.event.kind);
     expect(kinds).toEqual(['presence', 'values', 'counters', 'presence']);
     const values = client.messages.slice(from).find((m) => m.event.kind === 'values')!;
-    expect(values.event.latest).toEqual({ temperature: { ts: 1_767_225_700_100, value: 21 }, humidity: { ts: 1_767_225_700_100, value: 40 } });
+    expect(values.event.latest).toEqual({
+      temperature: { ts: 1_767_225_700_100, value: 21 },
+      humidity: { ts: 1_767_225_700_100, value: 40 },
+    });
     const counters = client.messages.slice(from).find((m) => m.event.kind === 'counters')!;
     expect(counters.event).toMatchObject({ deviceId: 'dev-0001', rejected: 0, dropped: 7 });
     // Offsets of one subscription never decrease (§3.5.2).
@@ -64,14 +72,17 @@ describe('fleet subscription', () => {
   it('§5.1.4: a device created, changed and deleted in the registry reaches the fleet', async () => {
     const { result } = await client.subscribe({ stream: 'fleet' });
     const model = new FleetModel();
-    client.messages.forEach((m) => m.id === 1 && model.apply(m));
+    for (const m of client.messages) if (m.id === 1) model.apply(m);
     hub.registry.create({ id: 'dev-new', name: 'New one' }, Date.now());
     hub.events.emit('changed', { deviceId: 'dev-new', change: 'created' });
     hub.registry.update('dev-0000', { labels: { room: 'roof' } });
     hub.events.emit('changed', { deviceId: 'dev-0000', change: 'updated' });
     hub.registry.delete('dev-0002');
     hub.events.emit('changed', { deviceId: 'dev-0002', change: 'deleted' });
-    const deleted = await client.next((m) => m.event?.kind === 'device' && m.event.change === 'deleted', 'the deleted event');
+    const deleted = await client.next(
+      (m) => m.event?.kind === 'device' && m.event.change === 'deleted',
+      'the deleted event',
+    );
     expect(deleted.event).toEqual({ kind: 'device', change: 'deleted', deviceId: 'dev-0002', device: null });
     for (const m of client.events(1)) model.apply(m);
     expect([...model.rows.keys()].sort()).toEqual(['dev-0000', 'dev-0001', 'dev-new']);
@@ -104,7 +115,10 @@ describe('device subscription', () => {
     const missing = await client.request({ type: 'subscribe', stream: 'device' });
     expect(missing.error.code).toBe('INVALID_REQUEST');
     const typo = await client.request({ type: 'subscribe', stream: 'fleet', metric: ['x'] });
-    expect(typo.error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('Unknown field "metric"') });
+    expect(typo.error).toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: expect.stringContaining('Unknown field "metric"'),
+    });
     const dup = await client.request({ type: 'subscribe', id: 50, stream: 'fleet' });
     expect(dup.type).toBe('result');
     const again = await client.request({ type: 'subscribe', id: 50, stream: 'health' });
@@ -114,19 +128,36 @@ describe('device subscription', () => {
   it('§4.3: update adds and drops devices and metrics in place; the added ones come with their state', async () => {
     await client.subscribe({ stream: 'device', devices: ['dev-0000'], metrics: ['temperature'] });
     hub.readings('dev-0001', 1, 1000, { temperature: 30, humidity: 60 });
-    const answer = await client.request({ type: 'update', subscription: 1, addDevices: ['dev-0001'], removeDevices: ['dev-0000'], addMetrics: ['humidity'] });
+    const answer = await client.request({
+      type: 'update',
+      subscription: 1,
+      addDevices: ['dev-0001'],
+      removeDevices: ['dev-0000'],
+      addMetrics: ['humidity'],
+    });
     expect(answer).toMatchObject({ type: 'result', result: { offset: expect.any(Number) } });
     const added = await client.next((m) => m.id === 1 && m.event?.kind === 'added', 'the added event');
     expect(added.event.devices.map((d: { id: string }) => d.id)).toEqual(['dev-0001']);
-    expect(added.event.devices[0].latest).toEqual({ temperature: { ts: 1000, value: 30 }, humidity: { ts: 1000, value: 60 } });
+    expect(added.event.devices[0].latest).toEqual({
+      temperature: { ts: 1000, value: 30 },
+      humidity: { ts: 1000, value: 60 },
+    });
     const from = client.messages.length;
     hub.readings('dev-0000', 2, 2000, { temperature: 1 });
     hub.readings('dev-0001', 2, 2000, { temperature: 31, humidity: 61, count: 5 });
     const r = await client.next((m) => m.event?.kind === 'readings', 'readings of dev-0001', 5000, from);
-    expect(r.event).toEqual({ kind: 'readings', deviceId: 'dev-0001', readings: [{ seq: 2, ts: 2000, values: { temperature: 31, humidity: 61 } }] });
+    expect(r.event).toEqual({
+      kind: 'readings',
+      deviceId: 'dev-0001',
+      readings: [{ seq: 2, ts: 2000, values: { temperature: 31, humidity: 61 } }],
+    });
     expect(client.messages.slice(from).filter((m) => m.event?.deviceId === 'dev-0000')).toEqual([]);
 
-    const removeAll = await client.request({ type: 'update', subscription: 1, removeMetrics: ['temperature', 'humidity'] });
+    const removeAll = await client.request({
+      type: 'update',
+      subscription: 1,
+      removeMetrics: ['temperature', 'humidity'],
+    });
     expect(removeAll.error.code).toBe('INVALID_REQUEST');
     const none = await client.request({ type: 'update', subscription: 99, addDevices: ['dev-0001'] });
     expect(none.error.code).toBe('SUBSCRIPTION_NOT_FOUND');
@@ -146,19 +177,41 @@ describe('device subscription', () => {
 
 describe('commands and health', () => {
   it('§5.3.1: command lifecycle updates carry the whole command; the snapshot lists unfinished ones', async () => {
-    const first = hub.commands.submit({ deviceId: 'dev-0000', name: 'relay', args: { on: true }, requestedBy: 'ada' }).command;
+    const first = hub.commands.submit({
+      deviceId: 'dev-0000',
+      name: 'relay',
+      args: { on: true },
+      requestedBy: 'ada',
+    }).command;
     const { snapshot } = await client.subscribe({ stream: 'commands', devices: ['dev-0000'] });
     expect(snapshot[0]!.event.commands.map((c: { id: number }) => c.id)).toEqual([first.id]);
     hub.commands.submit({ deviceId: 'dev-0001', name: 'reboot', requestedBy: 'ada' });
-    const second = hub.commands.submit({ deviceId: 'dev-0000', name: 'set-interval', args: { ms: 5000 }, requestedBy: 'ada' }).command;
+    const second = hub.commands.submit({
+      deviceId: 'dev-0000',
+      name: 'set-interval',
+      args: { ms: 5000 },
+      requestedBy: 'ada',
+    }).command;
     const ev = await client.next((m) => m.event?.kind === 'command', 'a command event');
-    expect(ev.event.command).toMatchObject({ id: second.id, deviceId: 'dev-0000', name: 'set-interval', state: 'queued', requestedBy: 'ada', history: [{ state: 'queued' }] });
+    expect(ev.event.command).toMatchObject({
+      id: second.id,
+      deviceId: 'dev-0000',
+      name: 'set-interval',
+      state: 'queued',
+      requestedBy: 'ada',
+      history: [{ state: 'queued' }],
+    });
     expect(client.events(1, 'command')).toHaveLength(1);
   });
 
   it('§5.3.2: health shows the store and connected devices, and changes when a device connects', async () => {
     const { snapshot } = await client.subscribe({ stream: 'health' });
-    expect(snapshot[0]!.event.health).toEqual({ store: { kind: 'sqlite', state: 'up' }, spool: null, shuttingDown: false, devices: { connected: 0, registered: 3 } });
+    expect(snapshot[0]!.event.health).toEqual({
+      store: { kind: 'sqlite', state: 'up' },
+      spool: null,
+      shuttingDown: false,
+      devices: { connected: 0, registered: 3 },
+    });
     hub.online('dev-0002');
     const ev = await client.next((m) => m.event?.kind === 'health', 'a health event');
     expect(ev.event.health.devices).toEqual({ connected: 1, registered: 3 });

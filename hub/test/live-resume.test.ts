@@ -40,7 +40,12 @@ describe('resume', () => {
     hub.readings('dev-0001', 1, 5001, { humidity: 55 });
 
     const b = await viewer();
-    const answer = await b.request({ type: 'subscribe', id: 1, stream: 'fleet', resume: { epoch: result.epoch, offset: resumeAt } });
+    const answer = await b.request({
+      type: 'subscribe',
+      id: 1,
+      stream: 'fleet',
+      resume: { epoch: result.epoch, offset: resumeAt },
+    });
     expect(answer.result).toMatchObject({ recovered: true, epoch: result.epoch });
     await b.until(() => b.events(1).length === 3, 'three replayed events');
     const replayed = b.events(1);
@@ -64,9 +69,17 @@ describe('resume', () => {
     const { result } = await a.subscribe({ stream: 'device', devices: ['dev-0000'], metrics: ['temperature'] });
     a.close();
     await a.closed;
-    for (let seq = 1; seq <= 5; seq++) hub.readings(seq % 2 ? 'dev-0000' : 'dev-0001', seq, seq * 1000, { temperature: seq, humidity: 50 });
+    for (let seq = 1; seq <= 5; seq++)
+      hub.readings(seq % 2 ? 'dev-0000' : 'dev-0001', seq, seq * 1000, { temperature: seq, humidity: 50 });
     const b = await viewer();
-    const answer = await b.request({ type: 'subscribe', id: 7, stream: 'device', devices: ['dev-0000'], metrics: ['temperature'], resume: { epoch: result.epoch, offset: result.offset } });
+    const answer = await b.request({
+      type: 'subscribe',
+      id: 7,
+      stream: 'device',
+      devices: ['dev-0000'],
+      metrics: ['temperature'],
+      resume: { epoch: result.epoch, offset: result.offset },
+    });
     expect(answer.result.recovered).toBe(true);
     await b.until(() => b.events(7, 'readings').length === 3, 'three replayed readings of dev-0000');
     expect(b.events(7, 'readings').map((m) => m.event.readings[0])).toEqual([
@@ -92,7 +105,11 @@ describe('resume', () => {
     hub.events.emit('changed', { deviceId: 'dev-0002', change: 'deleted' });
 
     const b = await viewer();
-    const { result: again, snapshot } = await b.subscribe({ id: 1, stream: 'fleet', resume: { epoch: result.epoch, offset: model.offset } });
+    const { result: again, snapshot } = await b.subscribe({
+      id: 1,
+      stream: 'fleet',
+      resume: { epoch: result.epoch, offset: model.offset },
+    });
     expect(again.recovered).toBe(false);
     expect(snapshot[0]!.event.gap).toBe(true);
     for (const m of b.events(1)) model.apply(m);
@@ -112,9 +129,19 @@ describe('resume', () => {
     // An offset ahead of the stream (not from this run) is not recovered either.
     const health = await a.request({ type: 'subscribe', id: 20, stream: 'health' });
     await a.request({ type: 'unsubscribe', subscription: 20 });
-    const ahead = await a.request({ type: 'subscribe', id: 21, stream: 'health', resume: { epoch: health.result.epoch, offset: health.result.offset + 1000 } });
+    const ahead = await a.request({
+      type: 'subscribe',
+      id: 21,
+      stream: 'health',
+      resume: { epoch: health.result.epoch, offset: health.result.offset + 1000 },
+    });
     expect(ahead.result.recovered).toBe(false);
-    const same = await a.request({ type: 'subscribe', id: 22, stream: 'health', resume: { epoch: health.result.epoch, offset: health.result.offset } });
+    const same = await a.request({
+      type: 'subscribe',
+      id: 22,
+      stream: 'health',
+      resume: { epoch: health.result.epoch, offset: health.result.offset },
+    });
     expect(same.result.recovered).toBe(true);
   });
 });

@@ -52,7 +52,8 @@ describe('coalescing', () => {
     const sent = seq + 1;
     c.resume();
     await c.until(
-      () => c.events(1, 'readings').some((m) => m.event.deviceId === 'dev-0000' && m.event.readings.at(-1)?.seq === seq),
+      () =>
+        c.events(1, 'readings').some((m) => m.event.deviceId === 'dev-0000' && m.event.readings.at(-1)?.seq === seq),
       'the last reading of dev-0000',
       30_000,
     );
@@ -76,7 +77,11 @@ describe('coalescing', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const elapsed = Date.now() - started;
-    await c.until(() => c.events(1, 'readings').some((m) => m.event.readings.at(-1).values.temperature === 100), 'the value 100', 5000);
+    await c.until(
+      () => c.events(1, 'readings').some((m) => m.event.readings.at(-1).values.temperature === 100),
+      'the value 100',
+      5000,
+    );
     const events = c.events(1, 'readings');
     // The first goes out at once, then one per 250 ms tick (plus the last tick after the loop).
     expect(events.length).toBeLessThanOrEqual(Math.ceil(elapsed / 250) + 2);
@@ -88,59 +93,56 @@ describe('coalescing', () => {
 });
 
 describe('the outbox cap', () => {
-  it(
-    '§7.3, §7.4: a client that stops reading while 1,000 devices send for 30 s stays under the cap, stays connected, and gets the current state',
-    async () => {
-      hub = await startLiveHub({ devices: 1000 });
-      const ids = deviceIds(1000);
-      const c = await viewer();
-      await c.subscribe({ id: 1, stream: 'fleet' });
-      await c.subscribe({ id: 2, stream: 'device', devices: ids.slice(0, 500) });
-      const model = new FleetModel();
-      for (const m of c.events(1)) model.apply(m);
-      const live = [...hub.app.live.clients][0]!;
-      const cap = memoryCap(DEFAULT_LIVE_LIMITS);
-      c.pause();
+  it('§7.3, §7.4: a client that stops reading while 1,000 devices send for 30 s stays under the cap, stays connected, and gets the current state', async () => {
+    hub = await startLiveHub({ devices: 1000 });
+    const ids = deviceIds(1000);
+    const c = await viewer();
+    await c.subscribe({ id: 1, stream: 'fleet' });
+    await c.subscribe({ id: 2, stream: 'device', devices: ids.slice(0, 500) });
+    const model = new FleetModel();
+    for (const m of c.events(1)) model.apply(m);
+    const live = [...hub.app.live.clients][0]!;
+    const cap = memoryCap(DEFAULT_LIVE_LIMITS);
+    c.pause();
 
-      const lastValue = new Map<string, number>();
-      let seq = 0;
-      let maxSampled = 0;
-      const until = Date.now() + 30_000;
-      // 1,000 devices, each reporting about twice a second.
-      while (Date.now() < until) {
-        for (let k = 0; k < 100; k++) {
-          const id = ids[seq % 1000]!;
-          seq++;
-          const value = seq % 1000;
-          lastValue.set(id, value);
-          hub.readings(id, seq, seq, { temperature: value, humidity: 50, count: seq });
-        }
-        maxSampled = Math.max(maxSampled, live.accountedBytes());
-        await new Promise((resolve) => setTimeout(resolve, 50));
+    const lastValue = new Map<string, number>();
+    let seq = 0;
+    let maxSampled = 0;
+    const until = Date.now() + 30_000;
+    // 1,000 devices, each reporting about twice a second.
+    while (Date.now() < until) {
+      for (let k = 0; k < 100; k++) {
+        const id = ids[seq % 1000]!;
+        seq++;
+        const value = seq % 1000;
+        lastValue.set(id, value);
+        hub.readings(id, seq, seq, { temperature: value, humidity: 50, count: seq });
       }
-      expect(seq).toBeGreaterThan(40_000);
-      expect(maxSampled).toBeLessThanOrEqual(cap);
-      expect(live.stats.maxAccountedBytes).toBeLessThanOrEqual(cap);
-      expect(live.stats.coalesced).toBeGreaterThan(0);
-      expect(live.isOpen).toBe(true);
+      maxSampled = Math.max(maxSampled, live.accountedBytes());
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(seq).toBeGreaterThan(40_000);
+    expect(maxSampled).toBeLessThanOrEqual(cap);
+    expect(live.stats.maxAccountedBytes).toBeLessThanOrEqual(cap);
+    expect(live.stats.coalesced).toBeGreaterThan(0);
+    expect(live.isOpen).toBe(true);
 
-      let applied = c.messages.length;
-      c.resume();
-      await c.until(
-        () => {
-          // Each message once, fleet subscription only.
-          for (; applied < c.messages.length; applied++) if (c.messages[applied]!.id === 1) model.apply(c.messages[applied]!);
-          return ids.every((id) => model.rows.get(id)?.latest.temperature?.value === lastValue.get(id));
-        },
-        'the current value of every device',
-        60_000,
-      );
-      expect(c.isClosed).toBe(false);
-      // Coalesced: far fewer messages than readings (two streams carry each reading).
-      expect(c.messages.length).toBeLessThan(seq);
-    },
-    120_000,
-  );
+    let applied = c.messages.length;
+    c.resume();
+    await c.until(
+      () => {
+        // Each message once, fleet subscription only.
+        for (; applied < c.messages.length; applied++)
+          if (c.messages[applied]!.id === 1) model.apply(c.messages[applied]!);
+        return ids.every((id) => model.rows.get(id)?.latest.temperature?.value === lastValue.get(id));
+      },
+      'the current value of every device',
+      60_000,
+    );
+    expect(c.isClosed).toBe(false);
+    // Coalesced: far fewer messages than readings (two streams carry each reading).
+    expect(c.messages.length).toBeLessThan(seq);
+  }, 120_000);
 
   it('§7.4.2: past dataOutboxBytes the subscription resyncs (resync, then a gap-marked snapshot) instead of disconnecting', async () => {
     hub = await startLiveHub({ devices: 1000, limits: { dataOutboxBytes: 32 * 1024 } });
@@ -180,4 +182,3 @@ describe('the outbox cap', () => {
     expect(c.isClosed).toBe(false);
   });
 });
-

@@ -1,25 +1,18 @@
-/**
- * One live-channel connection (docs/live.md): authentication (§2), requests with a rate limit (§3, §8), and the
- * outbox (§7): answers and control events in a bounded lossless queue, data coalesced per subscription, both
- * written only while the socket's buffered amount is under the high-water mark.
- */
-import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/types.js';
 import { isRole } from '../auth/types.js';
-import type { Clock, TimerHandle, Timers } from '../core/clock.js';
+import type { TimerHandle } from '../core/clock.js';
 import {
   CLOSE,
   type ClientRequest,
   errorMessage,
-  eventMessage,
   LIVE_SUBPROTOCOL,
   LiveRequestError,
-  type LiveLimits,
   parseClientMessage,
   publicLimits,
 } from './protocol.js';
 import type { LiveEvent } from './stream-log.js';
+import { Outbox, type OutboxHost } from './outbox.js';
 import type { Subscription } from './subscription.js';
 
 export interface LiveLogger {
@@ -29,60 +22,32 @@ export interface LiveLogger {
 }
 
 /** What a client needs from the live hub. */
-export interface LiveHost {
-  readonly limits: LiveLimits;
-  readonly clock: Clock;
-  readonly timers: Timers;
+export interface LiveHost extends OutboxHost {
   readonly log: LiveLogger;
   verifyToken(token: string, remote: string | null): Promise<TokenCheck> | TokenCheck;
   /** Runs a request; throws LiveRequestError to refuse it. Answers through client.answer(). */
   handleRequest(client: LiveClient, request: ClientRequest): void;
-  /** The next part of the subscription's snapshot as its event body; advances the cursor (§5.4.2). */
-  renderSnapshotPart(sub: Subscription, maxBytes: number): string;
-  /** Takes a fresh snapshot cursor for a subscription marked for resync (§7.4.2); returns its offset. */
-  restartSnapshot(sub: Subscription): number;
   clientClosed(client: LiveClient): void;
 }
 
 /** A token's principal, null (not accepted), or the auth layer's refusal (e.g. TOO_MANY_ATTEMPTS). */
 export type TokenCheck = Principal | null | { code: string; message: string };
 
-interface ControlItem {
-  text: string;
-  bytes: number;
-  /** null: an answer to a request. */
-  sub: Subscription | null;
-}
-
 type State = 'auth' | 'authenticating' | 'open' | 'closed';
 
 /** Messages a client may pipeline behind `auth` before the token is checked. */
 const MAX_EARLY_MESSAGES = 16;
-/** ws sends a Buffer as a binary message unless told otherwise; every message here is text (§1.2.1). */
-const TEXT = { binary: false } as const;
-/** When no 'drain' comes (the socket's own buffer is empty but bufferedAmount is not), look again after this. */
-const DRAIN_POLL_MS = 50;
 
 export class LiveClient {
   principal: Principal | null = null;
   readonly subs = new Map<number, Subscription>();
   private state: State = 'auth';
-  private control: Array<ControlItem | undefined> = [];
-  private controlHead = 0;
-  /** Bytes of queued control items and of control events held behind snapshots. */
-  controlBytes = 0;
-  /** Bytes of queued answers (a part of controlBytes): alone past the cap, they close the connection (§7.4.3). */
-  private answerBytes = 0;
   private early: string[] = [];
   private tokens: number;
   private refilledAt: number;
   private authTimer: TimerHandle | null = null;
-  private drainTimer: TimerHandle | null = null;
-  private waitingDrain = false;
-  private flushing = false;
   lastHeard: number;
-  /** Counters for tests and metrics. */
-  readonly stats = { messagesSent: 0, coalesced: 0, resyncs: 0, maxAccountedBytes: 0 };
+  readonly outbox: Outbox;
 
   constructor(
     readonly socket: WebSocket,
@@ -93,6 +58,7 @@ export class LiveClient {
     this.lastHeard = now;
     this.refilledAt = now;
     this.tokens = host.limits.requestBurst;
+    this.outbox = new Outbox(socket, host, this.subs, () => this.closeWith(CLOSE.controlQueueFull, null));
     socket.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     socket.on('pong', () => {
       this.lastHeard = this.host.clock.now();
@@ -108,7 +74,10 @@ export class LiveClient {
     } else {
       this.authTimer = this.host.timers.setTimeout(() => {
         if (this.state === 'auth' || this.state === 'authenticating') {
-          this.closeWith(CLOSE.unauthorized, `No auth message within ${this.host.limits.authTimeoutMs} ms (docs/live.md §2.2).`);
+          this.closeWith(
+            CLOSE.unauthorized,
+            `No auth message within ${this.host.limits.authTimeoutMs} ms (docs/live.md §2.2).`,
+          );
         }
       }, this.host.limits.authTimeoutMs);
     }
@@ -128,282 +97,57 @@ export class LiveClient {
     return this.state === 'open';
   }
 
-  /** What the hub holds for this client now (§7.3): queues, outbox, and the socket's buffered bytes. */
+  /** What the hub holds for this client now (§7.3). */
   accountedBytes(): number {
-    let data = 0;
-    for (const sub of this.subs.values()) data += sub.pendingBytes;
-    return this.controlBytes + data + this.socket.bufferedAmount;
+    return this.outbox.accountedBytes();
   }
 
   dataBytes(): number {
-    let data = 0;
-    for (const sub of this.subs.values()) data += sub.pendingBytes;
-    return data;
+    return this.outbox.dataBytes();
+  }
+
+  get stats(): Outbox['stats'] {
+    return this.outbox.stats;
   }
 
   /** An answer (§3.2, §3.3); lossless, in order, ahead of data. */
   answer(text: string): void {
-    if (this.state === 'closed') return;
-    const bytes = text.length;
-    const cap = this.host.limits.controlQueueBytes;
-    if (this.answerBytes + bytes > cap) {
-      // §7.4.3: the client sends requests and does not read the answers.
-      this.closeWith(CLOSE.controlQueueFull, null);
-      return;
-    }
-    // Room for answers first: subscription events queued beside them are dropped for a resync (§7.4.2).
-    if (this.controlBytes + bytes > cap) for (const sub of this.subs.values()) this.resync(sub);
-    this.control.push({ text, bytes, sub: null });
-    this.controlBytes += bytes;
-    this.answerBytes += bytes;
-    this.flush();
+    if (this.state !== 'closed') this.outbox.answer(text);
   }
 
   /** Hands an event of the subscription's stream to this client (the fan-out calls this for each match). */
   deliver(sub: Subscription, ev: LiveEvent): void {
-    if (sub.closed || sub.resync || this.state !== 'open') return;
-    if (ev.control) {
-      this.controlEvent(sub, eventMessage(sub.id, sub.offsetFor(ev.offset), ev.body));
-      return;
-    }
-    const body = sub.bodyFor(ev);
-    if (body === null) return;
-    const now = this.host.clock.now();
-    if (sub.snapshot === null && !sub.hasPending && this.controlHead === this.control.length && this.writable() && (sub.minIntervalMs === null || now >= sub.nextDataAt)) {
-      // The fast path: the body serialised once for every client; the whole message encoded once for every
-      // client with the same subscription id and offset.
-      const offset = sub.offsetFor(ev.offset);
-      if (body === ev.body) {
-        let frame = ev.frame;
-        if (frame === undefined || frame.id !== sub.id || frame.offset !== offset) {
-          frame = { id: sub.id, offset, data: Buffer.from(eventMessage(sub.id, offset, body)) };
-          ev.frame = frame;
-        }
-        this.sendNow(frame.data);
-      } else {
-        this.sendNow(eventMessage(sub.id, offset, body));
-      }
-      if (sub.minIntervalMs !== null) sub.nextDataAt = now + sub.minIntervalMs;
-      return;
-    }
-    sub.addPending(ev);
-    this.stats.coalesced++;
-    if (this.dataBytes() > this.host.limits.dataOutboxBytes) {
-      // §7.4.2: never disconnected for data; the subscription starts over from a snapshot.
-      this.resync(sub);
-    }
-    this.noteAccounted();
-    this.flush();
-  }
-
-  /** A control event of a subscription (presence, registry change): lossless unless the cap forces a resync. */
-  private controlEvent(sub: Subscription, text: string): void {
-    const bytes = text.length;
-    if (this.controlBytes + bytes > this.host.limits.controlQueueBytes) {
-      this.resync(sub);
-      return;
-    }
-    this.controlBytes += bytes;
-    // §5.4: events after the snapshot's offset wait until its last part is out.
-    if (sub.snapshot) {
-      sub.held.push({ text, bytes });
-      sub.heldBytes += bytes;
-    } else {
-      this.control.push({ text, bytes, sub });
-    }
-    this.noteAccounted();
-    this.flush();
-  }
-
-  /** Queues the subscription's snapshot (the cursor is set by the hub) and starts sending it. */
-  startSnapshot(): void {
-    this.flush();
-  }
-
-  /** §7.4.2: drops what is queued for the subscription; a resync event and a snapshot follow once it drains. */
-  resync(sub: Subscription): void {
-    if (sub.resync) return;
-    this.stats.resyncs++;
-    this.controlBytes -= sub.heldBytes;
-    sub.dropQueued();
-    sub.snapshot = null;
-    let kept = 0;
-    const next: ControlItem[] = [];
-    for (let i = this.controlHead; i < this.control.length; i++) {
-      const item = this.control[i]!;
-      if (item.sub === sub) this.controlBytes -= item.bytes;
-      else next[kept++] = item;
-    }
-    this.control = next;
-    this.controlHead = 0;
-    sub.resync = true;
-    if (sub.timer) {
-      this.host.timers.clearTimeout(sub.timer);
-      sub.timer = null;
-    }
+    if (this.state === 'open') this.outbox.deliver(sub, ev);
   }
 
   /** Removes a subscription: nothing of it is sent after this (§4.4). */
   dropSubscription(sub: Subscription): void {
-    this.controlBytes -= sub.heldBytes;
-    sub.dropQueued();
-    sub.closed = true;
-    sub.snapshot = null;
-    if (sub.timer) this.host.timers.clearTimeout(sub.timer);
-    sub.timer = null;
-    const next: ControlItem[] = [];
-    for (let i = this.controlHead; i < this.control.length; i++) {
-      const item = this.control[i]!;
-      if (item.sub === sub) this.controlBytes -= item.bytes;
-      else next.push(item);
-    }
-    this.control = next;
-    this.controlHead = 0;
-    this.subs.delete(sub.id);
+    this.outbox.dropSubscription(sub);
   }
 
-  /** Writes while the socket takes it: answers and control first, then snapshots, resyncs and data (§7). */
   flush(): void {
-    if (this.flushing || this.state === 'closed') return;
-    this.flushing = true;
-    try {
-      let progressed = true;
-      while (progressed && this.writable()) {
-        progressed = false;
-        if (this.controlHead < this.control.length) {
-          this.sendControl();
-          progressed = true;
-          continue;
-        }
-        const now = this.host.clock.now();
-        for (const sub of this.subs.values()) {
-          if (!this.writable()) break;
-          if (this.controlHead < this.control.length) break;
-          if (sub.snapshot) {
-            this.sendSnapshotPart(sub);
-            progressed = true;
-          } else if (sub.resync) {
-            sub.resync = false;
-            const offset = this.host.restartSnapshot(sub);
-            this.sendNow(eventMessage(sub.id, Math.max(sub.watermark, offset), '{"kind":"resync"}'));
-            progressed = true;
-          } else if (sub.hasPending) {
-            if (sub.minIntervalMs !== null && now < sub.nextDataAt) {
-              this.armThrottle(sub, now);
-              continue;
-            }
-            this.sendPending(sub, now);
-            progressed = true;
-          }
-        }
-      }
-      if (!this.writable() && this.hasQueued()) this.waitDrain();
-    } finally {
-      this.flushing = false;
-    }
+    this.outbox.flush();
   }
 
-  private hasQueued(): boolean {
-    if (this.controlHead < this.control.length) return true;
-    for (const sub of this.subs.values()) if (sub.snapshot || sub.resync || sub.hasPending) return true;
-    return false;
-  }
-
-  private sendControl(): void {
-    const item = this.control[this.controlHead]!;
-    this.control[this.controlHead++] = undefined;
-    if (this.controlHead === this.control.length) {
-      this.control = [];
-      this.controlHead = 0;
-    } else if (this.controlHead > 1024 && this.controlHead * 2 > this.control.length) {
-      this.control = this.control.slice(this.controlHead);
-      this.controlHead = 0;
-    }
-    this.controlBytes -= item.bytes;
-    if (item.sub === null) this.answerBytes -= item.bytes;
-    this.sendNow(item.text);
-  }
-
-  private sendSnapshotPart(sub: Subscription): void {
-    const cursor = sub.snapshot!;
-    const body = this.host.renderSnapshotPart(sub, this.host.limits.snapshotPartBytes);
-    this.sendNow(eventMessage(sub.id, cursor.offset, body));
-    if (sub.snapshot === null) {
-      // The last part is out: the control events held behind it go next, in order.
-      for (const h of sub.held) this.control.push({ text: h.text, bytes: h.bytes, sub });
-      sub.held = [];
-      sub.heldBytes = 0;
-    }
-  }
-
-  private sendPending(sub: Subscription, now: number): void {
-    if (sub.minIntervalMs === null) {
-      const m = sub.takeOldest()!;
-      this.sendNow(eventMessage(sub.id, m.offset, m.body));
-      return;
-    }
-    // §6.3: one tick sends the latest value of every series that changed.
-    while (sub.hasPending && this.writable()) {
-      const m = sub.takeOldest()!;
-      this.sendNow(eventMessage(sub.id, m.offset, m.body));
-    }
-    sub.nextDataAt = now + sub.minIntervalMs;
-  }
-
-  private armThrottle(sub: Subscription, now: number): void {
-    if (sub.timer) return;
-    sub.timer = this.host.timers.setTimeout(
-      () => {
-        sub.timer = null;
-        this.flush();
-      },
-      Math.max(0, sub.nextDataAt - now),
-    );
-  }
-
-  private writable(): boolean {
-    return this.state !== 'closed' && this.socket.readyState === this.socket.OPEN && this.socket.bufferedAmount < this.host.limits.highWaterBytes;
-  }
-
-  private waitDrain(): void {
-    if (this.waitingDrain) return;
-    this.waitingDrain = true;
-    const raw = (this.socket as unknown as { _socket?: Socket })._socket;
-    const onDrain = (): void => {
-      if (!this.waitingDrain) return;
-      this.waitingDrain = false;
-      raw?.off('drain', onDrain);
-      if (this.drainTimer) this.host.timers.clearTimeout(this.drainTimer);
-      this.drainTimer = null;
-      this.flush();
-    };
-    raw?.once('drain', onDrain);
-    // ws may hold bytes of its own beyond the TCP socket's buffer: look again now and then.
-    this.drainTimer = this.host.timers.setTimeout(onDrain, DRAIN_POLL_MS);
-  }
-
-  private sendNow(text: string | Buffer): void {
-    this.stats.messagesSent++;
-    this.socket.send(text, TEXT);
-    // With nothing queued, what this client holds is the socket's buffer: under high water plus this message.
-    if (this.controlBytes > 0 || this.waitingDrain) this.noteAccounted();
-  }
-
-  private noteAccounted(): void {
-    const b = this.accountedBytes();
-    if (b > this.stats.maxAccountedBytes) this.stats.maxAccountedBytes = b;
+  private sendNow(text: string): void {
+    this.outbox.sendNow(text);
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
     this.lastHeard = this.host.clock.now();
     // §1.2.2, §1.2.3
-    if (isBinary) return this.closeWith(CLOSE.binary, 'Binary messages are not part of tendril.live.v1: send JSON text (docs/live.md §1.2).');
+    if (isBinary)
+      return this.closeWith(
+        CLOSE.binary,
+        'Binary messages are not part of tendril.live.v1: send JSON text (docs/live.md §1.2).',
+      );
     if (data.length > this.host.limits.maxMessageBytes) return this.closeWith(CLOSE.tooLarge, null);
     const text = data.toString('utf8');
     if (this.state === 'auth') return this.onAuth(text);
     if (this.state === 'authenticating') {
-      if (this.early.length >= MAX_EARLY_MESSAGES) return this.closeWith(CLOSE.unauthorized, 'Too many messages before auth_ok (docs/live.md §2.2).');
+      if (this.early.length >= MAX_EARLY_MESSAGES)
+        return this.closeWith(CLOSE.unauthorized, 'Too many messages before auth_ok (docs/live.md §2.2).');
       this.early.push(text);
       return;
     }
@@ -414,7 +158,11 @@ export class LiveClient {
     let id: number | null = null;
     try {
       const msg = parseClientMessage(text, this.host.limits);
-      if (msg.type === 'auth') throw new LiveRequestError('INVALID_REQUEST', 'This connection is already authenticated (docs/live.md §2.2.3).');
+      if (msg.type === 'auth')
+        throw new LiveRequestError(
+          'INVALID_REQUEST',
+          'This connection is already authenticated (docs/live.md §2.2.3).',
+        );
       id = msg.id;
       if (!this.takeToken()) {
         const l = this.host.limits;
@@ -454,11 +202,17 @@ export class LiveClient {
     try {
       const msg = parseClientMessage(text, this.host.limits);
       if (msg.type !== 'auth') {
-        return this.closeWith(CLOSE.unauthorized, 'The first message must be {"type":"auth","token":"..."} on a connection without a session cookie (docs/live.md §2.2).');
+        return this.closeWith(
+          CLOSE.unauthorized,
+          'The first message must be {"type":"auth","token":"..."} on a connection without a session cookie (docs/live.md §2.2).',
+        );
       }
       token = msg.token;
     } catch (err) {
-      return this.closeWith(CLOSE.unauthorized, err instanceof Error ? err.message : 'The first message must be auth (docs/live.md §2.2).');
+      return this.closeWith(
+        CLOSE.unauthorized,
+        err instanceof Error ? err.message : 'The first message must be auth (docs/live.md §2.2).',
+      );
     }
     this.state = 'authenticating';
     Promise.resolve()
@@ -466,7 +220,8 @@ export class LiveClient {
       .then(
         (checked) => {
           if (this.state !== 'authenticating') return;
-          if (!checked) return this.closeWith(CLOSE.unauthorized, 'The hub does not accept this token (docs/live.md §2.2.2).');
+          if (!checked)
+            return this.closeWith(CLOSE.unauthorized, 'The hub does not accept this token (docs/live.md §2.2.2).');
           if ('code' in checked) return this.closeWith([1008, checked.code], checked.message);
           const principal = checked;
           if (!this.accept(principal)) return;
@@ -477,7 +232,8 @@ export class LiveClient {
         },
         (err: unknown) => {
           this.host.log.error({ err }, 'verifying a live channel token failed');
-          if (this.state === 'authenticating') this.closeWith(CLOSE.internal, 'The hub failed checking the token; retry.');
+          if (this.state === 'authenticating')
+            this.closeWith(CLOSE.internal, 'The hub failed checking the token; retry.');
         },
       );
   }
@@ -517,7 +273,8 @@ export class LiveClient {
   /** Sends an error (when `message` is given) and closes with the code and reason (§9). */
   closeWith(close: readonly [number, string], message: string | null): void {
     if (this.state === 'closed') return;
-    if (message !== null && this.socket.readyState === this.socket.OPEN) this.socket.send(errorMessage(null, close[1], message));
+    if (message !== null && this.socket.readyState === this.socket.OPEN)
+      this.socket.send(errorMessage(null, close[1], message));
     this.socket.close(close[0], close[1]);
     this.closed();
   }
@@ -526,13 +283,9 @@ export class LiveClient {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.authTimer) this.host.timers.clearTimeout(this.authTimer);
-    if (this.drainTimer) this.host.timers.clearTimeout(this.drainTimer);
     // The hub unindexes the subscriptions first, then they are dropped.
     this.host.clientClosed(this);
-    for (const sub of [...this.subs.values()]) this.dropSubscription(sub);
-    this.control = [];
-    this.controlHead = 0;
-    this.controlBytes = 0;
+    this.outbox.close();
   }
 }
 

@@ -147,7 +147,11 @@ export class FleetState {
   }
 
   /** Merges values newer than what the row holds; returns those that changed (null: none). */
-  mergeLatest(id: string, values: Record<string, LatestValue>, lastSeen: number | null): Record<string, LatestValue> | null {
+  mergeLatest(
+    id: string,
+    values: Record<string, LatestValue>,
+    lastSeen: number | null,
+  ): Record<string, LatestValue> | null {
     const row = this.get(id);
     if (!row) return null;
     let changed: Record<string, LatestValue> | null = null;
@@ -158,7 +162,8 @@ export class FleetState {
       (changed ??= {})[metric] = v;
     }
     if (changed === null && (lastSeen === null || lastSeen === row.presence.lastSeen)) return null;
-    const presence = lastSeen !== null && lastSeen !== row.presence.lastSeen ? { ...row.presence, lastSeen } : row.presence;
+    const presence =
+      lastSeen !== null && lastSeen !== row.presence.lastSeen ? { ...row.presence, lastSeen } : row.presence;
     this.put({ ...row, presence, latest: changed ? { ...row.latest, ...changed } : row.latest });
     return changed;
   }

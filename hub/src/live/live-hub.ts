@@ -1,9 +1,3 @@
-/**
- * The live channel's hub (docs/live.md): turns device, command and health events into stream events
- * (serialised once), keeps each stream's resume window, and fans events out to the subscriptions that asked
- * for them. It listens to the devices layer's events and the command queue, never to a transport.
- */
-import type { Command } from '../commands/model.js';
 import type { Clock, TimerHandle, Timers } from '../core/clock.js';
 import type { DeviceEvents } from '../devices/types.js';
 import type { Principal } from '../auth/types.js';
@@ -19,29 +13,12 @@ import {
   type UpdateRequest,
   CLOSE,
 } from './protocol.js';
-import { DEFAULT_WINDOWS, type LatestValue, lazyEvent, type LiveEvent, type LiveReading, StreamLog, type StreamWindow } from './stream-log.js';
+import { DEFAULT_WINDOWS, type LatestValue, type LiveEvent, StreamLog, type StreamWindow } from './stream-log.js';
+import { renderSnapshotPart, type SnapshotContext, snapshotCursor, snapshotIds } from './snapshots.js';
+import { StreamSources, type EventsOf, type LiveCommandSource, type LiveHealthBase } from './sources.js';
 import { type SnapshotCursor, Subscription } from './subscription.js';
 
-/** The `on` of TypedEvents (hub/src/core/events.ts), so any typed emitter fits. */
-export interface EventsOf<E> {
-  on<K extends keyof E & string>(event: K, listener: (payload: E[K]) => void): () => void;
-}
-
-/** What the commands stream reads (the CommandQueue). */
-export interface LiveCommandSource {
-  events: EventsOf<{ commandChanged: Command }>;
-  get(id: number): Command | undefined;
-  list(query: { deviceId: string; states?: readonly Command['state'][]; limit?: number }): Command[];
-  /** Ids of every unfinished command, oldest first. */
-  unfinishedIds(): number[];
-}
-
-/** The health object of §5.3.2 without the device counts (the hub adds them). */
-export interface LiveHealthBase {
-  store: { kind: string; state: 'up' | 'down' | 'unknown' };
-  spool: { accepting: boolean; depthBytes: number; depthReadings: number; oldestUndrainedAgeMs: number } | null;
-  shuttingDown: boolean;
-}
+export type { EventsOf, LiveCommandSource, LiveHealthBase } from './sources.js';
 
 export interface LiveHubOptions {
   limits: LiveLimits;
@@ -60,10 +37,6 @@ export interface LiveHubOptions {
   healthIntervalMs?: number;
 }
 
-const FINISHED: readonly Command['state'][] = ['succeeded', 'failed', 'rejected', 'expired'];
-const UNFINISHED: readonly Command['state'][] = ['queued', 'sent', 'delivered'];
-const FINISHED_PER_DEVICE = 20;
-
 export class LiveHub implements LiveHost {
   readonly limits: LiveLimits;
   readonly clock: Clock;
@@ -76,11 +49,12 @@ export class LiveHub implements LiveHost {
   private readonly fleetSubs = new Set<Subscription>();
   private readonly healthSubs = new Set<Subscription>();
   private readonly commandSubsAll = new Set<Subscription>();
-  private readonly byDevice: Record<'device' | 'commands', Map<string, Set<Subscription>>> = { device: new Map(), commands: new Map() };
-  private readonly unlisten: Array<() => void> = [];
-  private readonly rejected = new Map<string, number>();
-  private healthJsonValue = '';
-  private readonly healthTimer: TimerHandle;
+  private readonly byDevice: Record<'device' | 'commands', Map<string, Set<Subscription>>> = {
+    device: new Map(),
+    commands: new Map(),
+  };
+  private readonly sources: StreamSources;
+  private readonly snapshotContext: SnapshotContext;
   private readonly pingTimer: TimerHandle;
   private closed = false;
 
@@ -98,36 +72,30 @@ export class LiveHub implements LiveHost {
       commands: new StreamLog('commands', window('commands'), now),
       health: new StreamLog('health', window('health'), now),
     };
-    const ev = opts.deviceEvents;
-    this.unlisten.push(
-      ev.on('online', (e) => this.guard(() => this.onOnline(e))),
-      ev.on('offline', (e) => this.guard(() => this.onOffline(e))),
-      ev.on('readings', (e) => this.guard(() => this.onReadings(e))),
-      ev.on('status', (e) => this.guard(() => this.onCounters(e.deviceId, { dropped: e.dropped }))),
-      ev.on('changed', (e) => this.guard(() => this.onChanged(e.deviceId))),
-    );
-    // Rejections are not a DeviceEvent yet; a `rejected` event with { deviceId } is counted when one exists.
-    const loose = ev as unknown as { on(event: string, listener: (p: { deviceId?: string }) => void): () => void };
-    this.unlisten.push(
-      loose.on('rejected', (e) =>
-        this.guard(() => {
-          if (typeof e?.deviceId !== 'string') return;
-          const n = (this.rejected.get(e.deviceId) ?? 0) + 1;
-          this.rejected.set(e.deviceId, n);
-          this.onCounters(e.deviceId, { rejected: n });
-        }),
-      ),
-    );
-    if (opts.commands) this.unlisten.push(opts.commands.events.on('commandChanged', (c) => this.guard(() => this.onCommand(c))));
-    this.healthJsonValue = this.computeHealth();
-    this.healthTimer = opts.timers.setInterval(() => this.guard(() => this.pollHealth()), opts.healthIntervalMs ?? 1000);
-    this.healthTimer.unref?.();
+    this.sources = new StreamSources({
+      fleet: this.fleet,
+      registry: opts.registry,
+      deviceEvents: opts.deviceEvents,
+      latest: opts.latest,
+      commands: opts.commands,
+      health: opts.health,
+      timers: opts.timers,
+      log: opts.log,
+      healthIntervalMs: opts.healthIntervalMs ?? 1000,
+      publish: (stream, ev) => this.publish(stream, ev),
+    });
+    const sources = this.sources;
+    this.snapshotContext = {
+      fleet: this.fleet,
+      logs: this.logs,
+      commands: opts.commands,
+      healthJson: () => sources.healthJson,
+    };
     this.pingTimer = opts.timers.setInterval(() => {
       const t = this.clock.now();
       for (const c of this.clients) c.heartbeat(t);
     }, opts.limits.pingIntervalMs);
     this.pingTimer.unref?.();
-    if (opts.latest) void this.loadLatest(opts.latest);
   }
 
   /** A new connection on /v1/live (the plugin checked subprotocol and Origin). */
@@ -147,12 +115,21 @@ export class LiveHub implements LiveHost {
   }
 
   /** A session, a user's access or a token ended: its live connections close with 1008 (§9). */
-  revoke(event: { kind: 'session'; sessionId: string } | { kind: 'user'; userName: string } | { kind: 'token'; tokenId: string }): void {
+  revoke(
+    event:
+      | { kind: 'session'; sessionId: string }
+      | { kind: 'user'; userName: string }
+      | { kind: 'token'; tokenId: string },
+  ): void {
     for (const c of [...this.clients]) {
       const p = c.principal;
       if (!p) continue;
       const hit =
-        event.kind === 'session' ? p.sessionId === event.sessionId : event.kind === 'token' ? p.tokenId === event.tokenId : p.name === event.userName && p.kind !== 'bootstrap';
+        event.kind === 'session'
+          ? p.sessionId === event.sessionId
+          : event.kind === 'token'
+            ? p.tokenId === event.tokenId
+            : p.name === event.userName && p.kind !== 'bootstrap';
       if (hit) c.closeWith(CLOSE.unauthorized, 'Your session, account or token ended; log in again (docs/live.md §9).');
     }
   }
@@ -166,8 +143,7 @@ export class LiveHub implements LiveHost {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const off of this.unlisten) off();
-    this.timers.clearInterval(this.healthTimer);
+    this.sources.close();
     this.timers.clearInterval(this.pingTimer);
     for (const c of [...this.clients]) c.closeWith(CLOSE.shuttingDown, null);
   }
@@ -196,7 +172,11 @@ export class LiveHub implements LiveHost {
 
   private subscribe(client: LiveClient, req: SubscribeRequest): void {
     if (client.subs.has(req.id)) {
-      throw new LiveRequestError('SUBSCRIPTION_EXISTS', `Subscription ${req.id} is still active; unsubscribe it first or use a new id (docs/live.md §4.2).`, req.id);
+      throw new LiveRequestError(
+        'SUBSCRIPTION_EXISTS',
+        `Subscription ${req.id} is still active; unsubscribe it first or use a new id (docs/live.md §4.2).`,
+        req.id,
+      );
     }
     if (client.subs.size >= this.limits.maxSubscriptions) {
       throw new LiveRequestError(
@@ -229,29 +209,58 @@ export class LiveHub implements LiveHost {
     if (!sub) throw notFound(req.id, req.subscription);
     const devicesApply = sub.stream === 'device' || (sub.stream === 'commands' && sub.devices !== null);
     if ((req.addDevices.length > 0 || req.removeDevices.length > 0) && !devicesApply) {
-      throw new LiveRequestError('INVALID_REQUEST', `addDevices/removeDevices apply to device subscriptions and commands subscriptions that name devices, not to this ${sub.stream} subscription.`, req.id);
+      throw new LiveRequestError(
+        'INVALID_REQUEST',
+        `addDevices/removeDevices apply to device subscriptions and commands subscriptions that name devices, not to this ${sub.stream} subscription.`,
+        req.id,
+      );
     }
-    if ((req.addMetrics.length > 0 || req.removeMetrics.length > 0) && (sub.stream !== 'device' || sub.metrics === null)) {
-      throw new LiveRequestError('INVALID_REQUEST', 'addMetrics/removeMetrics apply to device subscriptions that name metrics (one of every metric already has them all).', req.id);
+    if (
+      (req.addMetrics.length > 0 || req.removeMetrics.length > 0) &&
+      (sub.stream !== 'device' || sub.metrics === null)
+    ) {
+      throw new LiveRequestError(
+        'INVALID_REQUEST',
+        'addMetrics/removeMetrics apply to device subscriptions that name metrics (one of every metric already has them all).',
+        req.id,
+      );
     }
     this.checkDevices(req.id, req.addDevices);
     const devices = new Set(sub.devices ?? []);
     for (const d of req.removeDevices) devices.delete(d);
     const added = req.addDevices.filter((d) => !devices.has(d));
     for (const d of added) devices.add(d);
-    if (devicesApply && devices.size === 0) throw new LiveRequestError('INVALID_REQUEST', 'The update would leave the subscription without devices; unsubscribe instead.', req.id);
+    if (devicesApply && devices.size === 0)
+      throw new LiveRequestError(
+        'INVALID_REQUEST',
+        'The update would leave the subscription without devices; unsubscribe instead.',
+        req.id,
+      );
     if (devices.size > this.limits.maxDevicesPerSubscription) {
-      throw new LiveRequestError('TOO_MANY_DEVICES', `The subscription would name ${devices.size} devices; at most ${this.limits.maxDevicesPerSubscription} are allowed.`, req.id);
+      throw new LiveRequestError(
+        'TOO_MANY_DEVICES',
+        `The subscription would name ${devices.size} devices; at most ${this.limits.maxDevicesPerSubscription} are allowed.`,
+        req.id,
+      );
     }
     let metrics: Set<string> | null = sub.metrics;
     let addedMetrics = false;
     if (metrics !== null && (req.addMetrics.length > 0 || req.removeMetrics.length > 0)) {
       metrics = new Set(metrics);
       for (const m of req.removeMetrics) metrics.delete(m);
-      for (const m of req.addMetrics) if (!metrics.has(m)) (metrics.add(m), (addedMetrics = true));
-      if (metrics.size === 0) throw new LiveRequestError('INVALID_REQUEST', 'The update would remove the last metric; unsubscribe instead.', req.id);
+      for (const m of req.addMetrics) if (!metrics.has(m)) metrics.add(m), (addedMetrics = true);
+      if (metrics.size === 0)
+        throw new LiveRequestError(
+          'INVALID_REQUEST',
+          'The update would remove the last metric; unsubscribe instead.',
+          req.id,
+        );
       if (metrics.size > this.limits.maxMetricsPerSubscription) {
-        throw new LiveRequestError('INVALID_REQUEST', `The subscription would name ${metrics.size} metrics; at most ${this.limits.maxMetricsPerSubscription} are allowed.`, req.id);
+        throw new LiveRequestError(
+          'INVALID_REQUEST',
+          `The subscription would name ${metrics.size} metrics; at most ${this.limits.maxMetricsPerSubscription} are allowed.`,
+          req.id,
+        );
       }
     }
     // Valid: apply.
@@ -271,7 +280,7 @@ export class LiveHub implements LiveHost {
     const addedIds = addedMetrics ? [...devices] : added;
     if (addedIds.length > 0) {
       if (sub.snapshot) {
-        const ids = [...sub.snapshot.ids, ...this.idsFor(sub, addedIds)];
+        const ids = [...sub.snapshot.ids, ...snapshotIds(this.snapshotContext, sub, addedIds)];
         sub.snapshot = { ...sub.snapshot, ids };
       } else {
         sub.snapshot = this.cursor(sub, 'added', false, addedIds);
@@ -288,17 +297,20 @@ export class LiveHub implements LiveHost {
     const seen = new Set<string>();
     for (const d of this.opts.registry.list()) {
       seen.add(d.id);
-      if (!this.fleet.has(d.id)) this.onChanged(d.id);
+      if (!this.fleet.has(d.id)) this.sources.onChanged(d.id);
     }
     if (seen.size === this.fleet.size) return;
-    for (const id of [...this.fleet.ids()]) if (!seen.has(id)) this.onChanged(id);
+    for (const id of [...this.fleet.ids()]) if (!seen.has(id)) this.sources.onChanged(id);
   }
 
   private checkDevices(id: number, devices: readonly string[]): void {
     if (devices.some((d) => !this.fleet.has(d))) this.reconcile();
     const unknown = devices.filter((d) => !this.fleet.has(d));
     if (unknown.length > 0) {
-      const shown = unknown.slice(0, 5).map((d) => `"${d}"`).join(', ');
+      const shown = unknown
+        .slice(0, 5)
+        .map((d) => `"${d}"`)
+        .join(', ');
       throw new LiveRequestError(
         'DEVICE_NOT_FOUND',
         `No device ${shown}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''} is registered; the fleet subscription lists the devices.`,
@@ -309,31 +321,13 @@ export class LiveHub implements LiveHost {
 
   // ---- snapshots (§5.4)
 
-  private cursor(sub: Subscription, kind: SnapshotCursor['kind'], gap: boolean, devices: readonly string[] | null): SnapshotCursor {
-    const field = sub.stream === 'commands' ? 'commands' : sub.stream === 'health' ? 'health' : 'devices';
-    const ids = this.idsFor(sub, devices ?? (sub.stream === 'fleet' ? this.fleet.ids() : sub.devices ? [...sub.devices] : null));
-    return { kind, offset: this.logs[sub.stream].head, gap, field, ids, next: 0, part: 0 };
-  }
-
-  private idsFor(sub: Subscription, devices: readonly string[] | null): ReadonlyArray<string | number> {
-    switch (sub.stream) {
-      case 'fleet':
-      case 'device':
-        return devices ?? [];
-      case 'health':
-        return ['health'];
-      case 'commands': {
-        const source = this.opts.commands;
-        if (!source) return [];
-        if (devices === null) return source.unfinishedIds();
-        const ids: number[] = [];
-        for (const d of devices) {
-          for (const c of source.list({ deviceId: d, states: UNFINISHED, limit: 1000 })) ids.push(c.id);
-          for (const c of source.list({ deviceId: d, states: FINISHED, limit: FINISHED_PER_DEVICE })) ids.push(c.id);
-        }
-        return ids.sort((a, b) => a - b);
-      }
-    }
+  private cursor(
+    sub: Subscription,
+    kind: SnapshotCursor['kind'],
+    gap: boolean,
+    devices: readonly string[] | null,
+  ): SnapshotCursor {
+    return snapshotCursor(this.snapshotContext, sub, kind, gap, devices);
   }
 
   restartSnapshot(sub: Subscription): number {
@@ -342,35 +336,7 @@ export class LiveHub implements LiveHost {
   }
 
   renderSnapshotPart(sub: Subscription, maxBytes: number): string {
-    const c = sub.snapshot!;
-    const items: string[] = [];
-    let size = 0;
-    while (c.next < c.ids.length && (items.length === 0 || size < maxBytes)) {
-      const json = this.renderItem(sub, c.ids[c.next++]!);
-      if (json === null) continue;
-      items.push(json);
-      size += json.length + 1;
-    }
-    const last = c.next >= c.ids.length;
-    const head = `{"kind":"${c.kind}","part":${c.part++},"last":${last},"gap":${c.gap},"${c.field}":`;
-    const body = c.field === 'health' ? `${head}${items[0] ?? this.healthJsonValue}}` : `${head}[${items.join(',')}]}`;
-    if (last) sub.snapshot = null;
-    return body;
-  }
-
-  private renderItem(sub: Subscription, id: string | number): string | null {
-    switch (sub.stream) {
-      case 'fleet':
-        return this.fleet.json(id as string);
-      case 'device':
-        return this.fleet.jsonWithMetrics(id as string, sub.metrics);
-      case 'health':
-        return this.healthJsonValue;
-      case 'commands': {
-        const cmd = this.opts.commands?.get(id as number);
-        return cmd ? JSON.stringify(cmd) : null;
-      }
-    }
+    return renderSnapshotPart(this.snapshotContext, sub, maxBytes);
   }
 
   // ---- fan-out
@@ -452,127 +418,12 @@ export class LiveHub implements LiveHost {
     // The shared frame served this fan-out; the window keeps only the body.
     ev.frame = undefined;
   }
-
-  // ---- sources
-
-  private guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.log.error({ err }, 'the live channel failed on a hub event');
-    }
-  }
-
-  private event(kind: LiveEvent['kind'], control: boolean, deviceId: string | null, key: string, body: object, extra?: Partial<LiveEvent>): LiveEvent {
-    return lazyEvent({ kind, control, deviceId, key, ...extra }, body);
-  }
-
-  private publishPresence(deviceId: string): void {
-    const row = this.fleet.get(deviceId);
-    if (!row) return;
-    const ev = this.event('presence', true, deviceId, `p:${deviceId}`, { kind: 'presence', deviceId, transport: row.transport, presence: row.presence });
-    this.publish('fleet', ev);
-    this.publish('device', { ...ev });
-  }
-
-  private publishDevice(deviceId: string, change: 'created' | 'updated' | 'deleted'): void {
-    const json = change === 'deleted' ? 'null' : this.fleet.json(deviceId);
-    if (json === null) return;
-    const body = `{"kind":"device","change":"${change}","deviceId":${JSON.stringify(deviceId)},"device":${json}}`;
-    const ev: LiveEvent = { offset: 0, at: 0, kind: 'device', control: true, deviceId, key: `d:${deviceId}`, body };
-    this.publish('fleet', ev);
-    this.publish('device', { ...ev });
-  }
-
-  private onOnline(e: DeviceEvents['online']): void {
-    // A new attach may bring new declarations (units, ranges).
-    const { row, changed } = this.fleet.refresh(e.deviceId);
-    if (!row) return;
-    if (changed) this.publishDevice(e.deviceId, 'updated');
-    this.fleet.setPresence(e.deviceId, e.transport, { state: 'online', reason: e.replaced ? 'REPLACED' : null, since: e.since, lastSeen: e.since });
-    this.publishPresence(e.deviceId);
-  }
-
-  private onOffline(e: DeviceEvents['offline']): void {
-    if (!this.fleet.has(e.deviceId)) return;
-    this.fleet.setPresence(e.deviceId, e.transport, { state: 'offline', reason: e.reason, since: e.since, lastSeen: e.lastSeen });
-    this.publishPresence(e.deviceId);
-  }
-
-  private onReadings(e: DeviceEvents['readings']): void {
-    const { deviceId } = e;
-    if (!this.fleet.has(deviceId)) return;
-    const readings: LiveReading[] = [];
-    const latest: Record<string, LatestValue> = {};
-    for (const r of e.readings) {
-      const values: LiveReading['values'] = {};
-      for (const v of r.values) {
-        values[v.metric] = v.value;
-        const cur = latest[v.metric];
-        if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
-      }
-      readings.push({ seq: r.seq, ts: r.ts, values });
-    }
-    if (readings.length === 0) return;
-    const size = 64 + readings.length * 48 * (1 + Object.keys(readings[0]!.values).length);
-    this.publish('device', this.event('readings', false, deviceId, deviceId, { kind: 'readings', deviceId, readings }, { readings, size }));
-    const lastSeen = this.opts.registry.get(deviceId)?.presence.lastSeen ?? null;
-    const changed = this.fleet.mergeLatest(deviceId, latest, lastSeen);
-    if (changed) {
-      const size = 64 + Object.keys(changed).length * 64;
-      this.publish('fleet', this.event('values', false, deviceId, `v:${deviceId}`, { kind: 'values', deviceId, latest: changed }, { latest: changed, size }));
-    }
-  }
-
-  private onCounters(deviceId: string, counters: { rejected?: number; dropped?: number }): void {
-    const row = this.fleet.setCounters(deviceId, counters);
-    if (!row) return;
-    this.publish('fleet', this.event('counters', false, deviceId, `c:${deviceId}`, { kind: 'counters', deviceId, rejected: row.rejected, dropped: row.dropped }));
-  }
-
-  private onChanged(deviceId: string): void {
-    const existed = this.fleet.has(deviceId);
-    const { row, changed } = this.fleet.refresh(deviceId);
-    if (!row) {
-      if (existed) this.publishDevice(deviceId, 'deleted');
-      this.rejected.delete(deviceId);
-      return;
-    }
-    if (changed) this.publishDevice(deviceId, existed ? 'updated' : 'created');
-  }
-
-  private onCommand(c: Command): void {
-    this.publish('commands', this.event('command', false, c.deviceId, `k:${c.id}`, { kind: 'command', command: c }));
-  }
-
-  private computeHealth(): string {
-    const base = this.opts.health();
-    return JSON.stringify({ ...base, devices: { connected: this.fleet.connected, registered: this.fleet.size } });
-  }
-
-  private pollHealth(): void {
-    const json = this.computeHealth();
-    if (json === this.healthJsonValue) return;
-    this.healthJsonValue = json;
-    this.publish('health', { offset: 0, at: 0, kind: 'health', control: false, deviceId: null, key: 'health', body: `{"kind":"health","health":${json}}` });
-  }
-
-  /** Latest stored values, once, for rows that have none yet (after a restart, §5.1). */
-  private async loadLatest(load: (deviceId: string) => Promise<Record<string, LatestValue>>): Promise<void> {
-    for (const id of [...this.fleet.ids()]) {
-      if (this.closed) return;
-      try {
-        const values = await load(id);
-        if (this.closed) return;
-        const changed = this.fleet.mergeLatest(id, values, null);
-        if (changed) this.publish('fleet', this.event('values', false, id, `v:${id}`, { kind: 'values', deviceId: id, latest: changed }, { latest: changed }));
-      } catch (err) {
-        this.log.warn({ err, deviceId: id }, 'loading latest values for the live channel failed');
-      }
-    }
-  }
 }
 
 function notFound(id: number, subscription: number): LiveRequestError {
-  return new LiveRequestError('SUBSCRIPTION_NOT_FOUND', `This connection has no active subscription ${subscription} (docs/live.md §4.3).`, id);
+  return new LiveRequestError(
+    'SUBSCRIPTION_NOT_FOUND',
+    `This connection has no active subscription ${subscription} (docs/live.md §4.3).`,
+    id,
+  );
 }

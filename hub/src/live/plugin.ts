@@ -15,7 +15,14 @@ import { errorBody, type HttpErrorCode } from '../errors.js';
 import type { LiveLogger, TokenCheck } from './client.js';
 import type { RegistryView } from './fleet-state.js';
 import { type EventsOf, type LiveCommandSource, type LiveHealthBase, LiveHub } from './live-hub.js';
-import { CLOSE, DEFAULT_LIVE_LIMITS, LIVE_PATH, LIVE_SUBPROTOCOL, type LiveLimits, type StreamName } from './protocol.js';
+import {
+  CLOSE,
+  DEFAULT_LIVE_LIMITS,
+  LIVE_PATH,
+  LIVE_SUBPROTOCOL,
+  type LiveLimits,
+  type StreamName,
+} from './protocol.js';
 import type { LatestValue, StreamWindow } from './stream-log.js';
 
 /** What the live channel listens to and reads. */
@@ -130,13 +137,16 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
   const stopRevocations = provider?.onRevoke?.((event) => hub.revoke(event));
   if (stopRevocations) app.addHook('onClose', async () => stopRevocations());
   // Dashboards hear 1001 SHUTTING_DOWN in the shutdown's client phase, before the server closes what is left.
-  const lifecycle = (app as unknown as { lifecycle?: { onShutdown(phase: 'clients', task: () => void): void } }).lifecycle;
+  const lifecycle = (app as unknown as { lifecycle?: { onShutdown(phase: 'clients', task: () => void): void } })
+    .lifecycle;
   if (lifecycle) lifecycle.onShutdown('clients', () => hub.close());
   else app.addHook('preClose', async () => hub.close());
   app.addHook('onClose', async () => hub.close());
 
   const allowed = opts.allowedOrigins ?? [];
-  const providerOrigins = (app as unknown as { auth?: { isOriginAllowed?(request: FastifyRequest, origin: string): boolean } }).auth;
+  const providerOrigins = (
+    app as unknown as { auth?: { isOriginAllowed?(request: FastifyRequest, origin: string): boolean } }
+  ).auth;
   const checkOrigin =
     opts.isOriginAllowed ??
     (providerOrigins?.isOriginAllowed && opts.allowedOrigins === undefined
@@ -151,19 +161,38 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
     config: { role: 'public' },
     preValidation: async (request, reply) => {
       if (!request.ws) {
-        return reply.code(400).send(errorBody('INVALID_REQUEST', `${LIVE_PATH} is a WebSocket endpoint: open it with the subprotocol ${LIVE_SUBPROTOCOL} (docs/live.md §1.1).`));
+        return reply
+          .code(400)
+          .send(
+            errorBody(
+              'INVALID_REQUEST',
+              `${LIVE_PATH} is a WebSocket endpoint: open it with the subprotocol ${LIVE_SUBPROTOCOL} (docs/live.md §1.1).`,
+            ),
+          );
       }
       // §1.1.2
       if (!offersLiveSubprotocol(request.headers['sec-websocket-protocol'])) {
         return reply
           .code(400)
-          .send(errorBody('INVALID_REQUEST', `The live channel requires the WebSocket subprotocol ${LIVE_SUBPROTOCOL}: send "Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}" (docs/live.md §1.1).`));
+          .send(
+            errorBody(
+              'INVALID_REQUEST',
+              `The live channel requires the WebSocket subprotocol ${LIVE_SUBPROTOCOL}: send "Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}" (docs/live.md §1.1).`,
+            ),
+          );
       }
       // §2.1.2: a page of another origin is refused whatever credentials it carries (the auth layer checks it
       // too, against the same list).
       const origin = request.headers.origin;
       if (origin !== undefined && !checkOrigin(origin, request)) {
-        return reply.code(403).send(errorBody('ORIGIN_NOT_ALLOWED', `Origin ${origin} may not open the live channel; open the dashboard from the hub's own address (docs/live.md §2.1).`));
+        return reply
+          .code(403)
+          .send(
+            errorBody(
+              'ORIGIN_NOT_ALLOWED',
+              `Origin ${origin} may not open the live channel; open the dashboard from the hub's own address (docs/live.md §2.1).`,
+            ),
+          );
       }
       let principal: Principal | null = null;
       if (provider) {
@@ -175,7 +204,10 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
         try {
           principal = await opts.authenticate(request);
         } catch (err) {
-          request.log.warn({ err }, 'live channel: authenticating the session cookie failed; the client may send a token');
+          request.log.warn(
+            { err },
+            'live channel: authenticating the session cookie failed; the client may send a token',
+          );
         }
       }
       (request.raw as UpgradeRequest)[kPrincipal] = principal;
@@ -199,7 +231,9 @@ function defaultAuth(app: FastifyInstance, opts: LivePluginOptions): LiveAuthPro
   if (opts.authenticate || opts.verifyToken) return null;
   const auth = (app as unknown as { auth?: Partial<LiveAuthProvider> }).auth;
   if (auth?.authenticateLive && auth.authenticateToken) return auth as LiveAuthProvider;
-  throw new Error('The live channel needs the auth plugin (app.auth) registered first, or the auth / authenticate and verifyToken options.');
+  throw new Error(
+    'The live channel needs the auth plugin (app.auth) registered first, or the auth / authenticate and verifyToken options.',
+  );
 }
 
 /** The live plugin: registers /v1/live and decorates `app.live`. */
@@ -222,7 +256,11 @@ interface DecoratedHub {
 export interface CommandQueueLike {
   events: EventsOf<{ commandChanged: import('../commands/model.js').Command }>;
   get(id: number): import('../commands/model.js').Command | undefined;
-  list(query: { deviceId: string; states?: readonly import('../commands/model.js').CommandState[]; limit?: number }): import('../commands/model.js').Command[];
+  list(query: {
+    deviceId: string;
+    states?: readonly import('../commands/model.js').CommandState[];
+    limit?: number;
+  }): import('../commands/model.js').Command[];
   store: { unfinished(): ReadonlyArray<{ id: number }> };
 }
 
@@ -230,7 +268,12 @@ export interface CommandQueueLike {
 export interface DurabilityLike {
   store: { kind: string };
   sink: { accepting: boolean };
-  spool?: { storeState: string; state: { accepting: boolean; depthBytes: number; depthReadings: number; oldestUndrainedAgeMs: number } } | undefined;
+  spool?:
+    | {
+        storeState: string;
+        state: { accepting: boolean; depthBytes: number; depthReadings: number; oldestUndrainedAgeMs: number };
+      }
+    | undefined;
 }
 
 export function commandSource(queue: CommandQueueLike): LiveCommandSource {
@@ -238,14 +281,27 @@ export function commandSource(queue: CommandQueueLike): LiveCommandSource {
     events: queue.events,
     get: (id) => queue.get(id),
     list: (q) => queue.list(q),
-    unfinishedIds: () => queue.store.unfinished().map((c) => c.id).sort((a, b) => a - b),
+    unfinishedIds: () =>
+      queue.store
+        .unfinished()
+        .map((c) => c.id)
+        .sort((a, b) => a - b),
   };
 }
 
-export function healthSource(durability: DurabilityLike, isShuttingDown: () => boolean = () => false): () => LiveHealthBase {
+export function healthSource(
+  durability: DurabilityLike,
+  isShuttingDown: () => boolean = () => false,
+): () => LiveHealthBase {
   return () => {
     const spool = durability.spool;
-    const state = spool ? (spool.storeState === 'up' || spool.storeState === 'down' ? spool.storeState : 'unknown') : durability.sink.accepting ? 'up' : 'down';
+    const state = spool
+      ? spool.storeState === 'up' || spool.storeState === 'down'
+        ? spool.storeState
+        : 'unknown'
+      : durability.sink.accepting
+        ? 'up'
+        : 'down';
     return {
       store: { kind: durability.store.kind, state },
       spool: spool
@@ -264,7 +320,9 @@ export function healthSource(durability: DurabilityLike, isShuttingDown: () => b
 function sourcesFromDecorators(app: FastifyInstance): LiveSources {
   const hub = app as unknown as DecoratedHub;
   if (!hub.devices || !hub.durability) {
-    throw new Error('The live channel needs app.devices and app.durability (register those plugins first), or the `sources` option.');
+    throw new Error(
+      'The live channel needs app.devices and app.durability (register those plugins first), or the `sources` option.',
+    );
   }
   const { devices } = hub;
   const presence = devices.presence;

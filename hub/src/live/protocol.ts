@@ -155,14 +155,27 @@ function invalid(id: number | null, message: string): LiveRequestError {
 function checkFields(obj: Record<string, unknown>, allowed: readonly string[], id: number | null, type: string): void {
   for (const k of Object.keys(obj)) {
     // §1.2.4: a typo is heard, not ignored.
-    if (!allowed.includes(k)) throw invalid(id, `Unknown field "${k}" in ${type}; allowed: ${allowed.join(', ')} (docs/live.md §4).`);
+    if (!allowed.includes(k))
+      throw invalid(id, `Unknown field "${k}" in ${type}; allowed: ${allowed.join(', ')} (docs/live.md §4).`);
   }
 }
 
-function stringList(v: unknown, field: string, id: number, max: number, code: HttpErrorCode, allowEmpty = false): string[] {
+function stringList(
+  v: unknown,
+  field: string,
+  id: number,
+  max: number,
+  code: HttpErrorCode,
+  allowEmpty = false,
+): string[] {
   if (!Array.isArray(v)) throw invalid(id, `${field} must be an array of strings.`);
   if (v.length === 0 && !allowEmpty) throw invalid(id, `${field} must not be empty.`);
-  if (v.length > max) throw new LiveRequestError(code, `${field} has ${v.length} entries; at most ${max} are allowed (docs/live.md §8).`, id);
+  if (v.length > max)
+    throw new LiveRequestError(
+      code,
+      `${field} has ${v.length} entries; at most ${max} are allowed (docs/live.md §8).`,
+      id,
+    );
   const out = new Set<string>();
   for (const s of v) {
     if (typeof s !== 'string' || s.length === 0 || s.length > MAX_NAME_CHARS) {
@@ -192,7 +205,10 @@ export function parseClientMessage(text: string, limits: LiveLimits): ClientMess
     throw invalid(null, 'The message is not JSON; every message is one JSON object with a "type" (docs/live.md §1.2).');
   }
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-    throw invalid(null, 'The message is not a JSON object; every message is one JSON object with a "type" (docs/live.md §1.2).');
+    throw invalid(
+      null,
+      'The message is not a JSON object; every message is one JSON object with a "type" (docs/live.md §1.2).',
+    );
   }
   const m = msg as Record<string, unknown>;
   if (m.type === 'auth') {
@@ -204,7 +220,10 @@ export function parseClientMessage(text: string, limits: LiveLimits): ClientMess
   }
   const id = isId(m.id) ? m.id : null;
   if (id === null) {
-    throw invalid(null, 'A request needs an integer "id" from 1 to 2^53 - 1 that the answer will echo (docs/live.md §3.1).');
+    throw invalid(
+      null,
+      'A request needs an integer "id" from 1 to 2^53 - 1 that the answer will echo (docs/live.md §3.1).',
+    );
   }
   switch (m.type) {
     case 'ping':
@@ -219,7 +238,10 @@ export function parseClientMessage(text: string, limits: LiveLimits): ClientMess
       if (!isId(m.subscription)) throw invalid(id, 'unsubscribe.subscription must be the id of a subscribe request.');
       return { type: 'unsubscribe', id, subscription: m.subscription };
     default:
-      throw invalid(id, `Unknown request type ${JSON.stringify(m.type)}; expected subscribe, update, unsubscribe or ping (docs/live.md §3.1).`);
+      throw invalid(
+        id,
+        `Unknown request type ${JSON.stringify(m.type)}; expected subscribe, update, unsubscribe or ping (docs/live.md §3.1).`,
+      );
   }
 }
 
@@ -232,10 +254,14 @@ function parseSubscribe(m: Record<string, unknown>, id: number, limits: LiveLimi
   const s = stream as StreamName;
   let devices: string[] | null = null;
   if (m.devices !== undefined) {
-    if (s !== 'device' && s !== 'commands') throw invalid(id, `subscribe.devices applies to the device and commands streams, not ${s}.`);
+    if (s !== 'device' && s !== 'commands')
+      throw invalid(id, `subscribe.devices applies to the device and commands streams, not ${s}.`);
     devices = stringList(m.devices, 'devices', id, limits.maxDevicesPerSubscription, 'TOO_MANY_DEVICES');
   } else if (s === 'device') {
-    throw invalid(id, 'subscribe to the device stream needs "devices": the ids of the devices to follow (docs/live.md §4.2).');
+    throw invalid(
+      id,
+      'subscribe to the device stream needs "devices": the ids of the devices to follow (docs/live.md §4.2).',
+    );
   }
   let metrics: string[] | null = null;
   if (m.metrics !== undefined) {
@@ -246,8 +272,19 @@ function parseSubscribe(m: Record<string, unknown>, id: number, limits: LiveLimi
   let resume: ResumePoint | null = null;
   if (m.resume !== undefined) {
     const r = m.resume as Record<string, unknown> | null;
-    if (typeof r !== 'object' || r === null || typeof r.epoch !== 'string' || r.epoch.length > 64 || typeof r.offset !== 'number' || !Number.isInteger(r.offset) || r.offset < 0) {
-      throw invalid(id, 'subscribe.resume must be {"epoch": string, "offset": integer >= 0} from an earlier event (docs/live.md §6.2).');
+    if (
+      typeof r !== 'object' ||
+      r === null ||
+      typeof r.epoch !== 'string' ||
+      r.epoch.length > 64 ||
+      typeof r.offset !== 'number' ||
+      !Number.isInteger(r.offset) ||
+      r.offset < 0
+    ) {
+      throw invalid(
+        id,
+        'subscribe.resume must be {"epoch": string, "offset": integer >= 0} from an earlier event (docs/live.md §6.2).',
+      );
     }
     checkFields(r, ['epoch', 'offset'], id, 'resume');
     resume = { epoch: r.epoch, offset: r.offset };
@@ -256,7 +293,12 @@ function parseSubscribe(m: Record<string, unknown>, id: number, limits: LiveLimi
 }
 
 function parseUpdate(m: Record<string, unknown>, id: number, limits: LiveLimits): UpdateRequest {
-  checkFields(m, ['type', 'id', 'subscription', 'addDevices', 'removeDevices', 'addMetrics', 'removeMetrics', 'minIntervalMs'], id, 'update');
+  checkFields(
+    m,
+    ['type', 'id', 'subscription', 'addDevices', 'removeDevices', 'addMetrics', 'removeMetrics', 'minIntervalMs'],
+    id,
+    'update',
+  );
   if (!isId(m.subscription)) throw invalid(id, 'update.subscription must be the id of a subscribe request.');
   const list = (field: string, max: number, code: HttpErrorCode): string[] =>
     m[field] === undefined ? [] : stringList(m[field], field, id, max, code);
@@ -268,10 +310,21 @@ function parseUpdate(m: Record<string, unknown>, id: number, limits: LiveLimits)
     removeDevices: list('removeDevices', limits.maxDevicesPerSubscription, 'INVALID_REQUEST'),
     addMetrics: list('addMetrics', limits.maxMetricsPerSubscription, 'INVALID_REQUEST'),
     removeMetrics: list('removeMetrics', limits.maxMetricsPerSubscription, 'INVALID_REQUEST'),
-    minIntervalMs: m.minIntervalMs === undefined ? undefined : m.minIntervalMs === null ? null : interval(m.minIntervalMs, id, limits),
+    minIntervalMs:
+      m.minIntervalMs === undefined
+        ? undefined
+        : m.minIntervalMs === null
+          ? null
+          : interval(m.minIntervalMs, id, limits),
   };
-  if (req.addDevices.length + req.removeDevices.length + req.addMetrics.length + req.removeMetrics.length === 0 && req.minIntervalMs === undefined) {
-    throw invalid(id, 'update changes nothing: give addDevices, removeDevices, addMetrics, removeMetrics or minIntervalMs (docs/live.md §4.3).');
+  if (
+    req.addDevices.length + req.removeDevices.length + req.addMetrics.length + req.removeMetrics.length === 0 &&
+    req.minIntervalMs === undefined
+  ) {
+    throw invalid(
+      id,
+      'update changes nothing: give addDevices, removeDevices, addMetrics, removeMetrics or minIntervalMs (docs/live.md §4.3).',
+    );
   }
   return req;
 }

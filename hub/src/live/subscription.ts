@@ -112,7 +112,13 @@ export class Subscription {
       const entry =
         existing?.type === 'readings'
           ? existing
-          : { type: 'readings' as const, offset: 0, bytes: ENTRY_BYTES + (ev.deviceId?.length ?? 0), deviceId: ev.deviceId ?? '', series: new Map<string, SeriesPoint>() };
+          : {
+              type: 'readings' as const,
+              offset: 0,
+              bytes: ENTRY_BYTES + (ev.deviceId?.length ?? 0),
+              deviceId: ev.deviceId ?? '',
+              series: new Map<string, SeriesPoint>(),
+            };
       for (const r of ev.readings) {
         for (const metric in r.values) {
           if (this.metrics !== null && !this.metrics.has(metric)) continue;
@@ -135,15 +141,26 @@ export class Subscription {
       const entry =
         existing?.type === 'values'
           ? existing
-          : { type: 'values' as const, offset: 0, bytes: ENTRY_BYTES + (ev.deviceId?.length ?? 0), deviceId: ev.deviceId ?? '', latest: {} as Record<string, LatestValue> };
+          : {
+              type: 'values' as const,
+              offset: 0,
+              bytes: ENTRY_BYTES + (ev.deviceId?.length ?? 0),
+              deviceId: ev.deviceId ?? '',
+              latest: {} as Record<string, LatestValue>,
+            };
       for (const metric in ev.latest) {
-        if (entry.latest[metric] === undefined) entry.bytes += metric.length * 2 + 40 + valueBytes(ev.latest[metric]!.value);
+        if (entry.latest[metric] === undefined)
+          entry.bytes += metric.length * 2 + 40 + valueBytes(ev.latest[metric]!.value);
         entry.latest[metric] = ev.latest[metric]!;
       }
       entry.offset = ev.offset;
       this.put(ev.key, entry, existing);
     } else {
-      this.put(ev.key, { type: 'replace', offset: ev.offset, bytes: ENTRY_BYTES + ev.body.length, body: ev.body }, existing);
+      this.put(
+        ev.key,
+        { type: 'replace', offset: ev.offset, bytes: ENTRY_BYTES + ev.body.length, body: ev.body },
+        existing,
+      );
     }
     return this.pendingBytes - before;
   }
@@ -221,7 +238,11 @@ function pendingBody(entry: PendingEntry): string {
         if (p.skipped > 0) (coalesced ??= {})[metric] = p.skipped;
       }
       const readings = [...bySeq.values()].sort((a, b) => a.ts - b.ts || a.seq - b.seq);
-      return JSON.stringify(coalesced ? { kind: 'readings', deviceId: entry.deviceId, readings, coalesced } : { kind: 'readings', deviceId: entry.deviceId, readings });
+      return JSON.stringify(
+        coalesced
+          ? { kind: 'readings', deviceId: entry.deviceId, readings, coalesced }
+          : { kind: 'readings', deviceId: entry.deviceId, readings },
+      );
     }
   }
 }

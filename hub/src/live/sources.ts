@@ -1,0 +1,286 @@
+/**
+ * Where the live channel's events come from (docs/live.md §5): the devices layer's events, the command queue
+ * and the hub's health become stream events, serialised once (on first use), with the fleet's rows kept up to
+ * date. Nothing here knows a transport or a client.
+ */
+import type { Command } from '../commands/model.js';
+import type { TimerHandle, Timers } from '../core/clock.js';
+import type { DeviceEvents } from '../devices/types.js';
+import type { LiveLogger } from './client.js';
+import type { FleetState, RegistryView } from './fleet-state.js';
+import type { StreamName } from './protocol.js';
+import { type LatestValue, type LiveEvent, type LiveReading, lazyEvent } from './stream-log.js';
+
+/** The `on` of TypedEvents (hub/src/core/events.ts), so any typed emitter fits. */
+export interface EventsOf<E> {
+  on<K extends keyof E & string>(event: K, listener: (payload: E[K]) => void): () => void;
+}
+
+/** What the commands stream reads (the CommandQueue). */
+export interface LiveCommandSource {
+  events: EventsOf<{ commandChanged: Command }>;
+  get(id: number): Command | undefined;
+  list(query: { deviceId: string; states?: readonly Command['state'][]; limit?: number }): Command[];
+  /** Ids of every unfinished command, oldest first. */
+  unfinishedIds(): number[];
+}
+
+/** The health object of §5.3.2 without the device counts (the hub adds them). */
+export interface LiveHealthBase {
+  store: { kind: string; state: 'up' | 'down' | 'unknown' };
+  spool: { accepting: boolean; depthBytes: number; depthReadings: number; oldestUndrainedAgeMs: number } | null;
+  shuttingDown: boolean;
+}
+
+export interface StreamSourcesOptions {
+  fleet: FleetState;
+  registry: RegistryView;
+  deviceEvents: EventsOf<DeviceEvents>;
+  /** Latest stored values of a device (PresenceTracker.latest): loaded once at start for every device. */
+  latest?: ((deviceId: string) => Promise<Record<string, LatestValue>>) | undefined;
+  commands?: LiveCommandSource | undefined;
+  health: () => LiveHealthBase;
+  timers: Timers;
+  log: LiveLogger;
+  /** How often health is looked at (§5.3.2). */
+  healthIntervalMs: number;
+  /** Appends the event to its stream and fans it out. */
+  publish(stream: StreamName, ev: LiveEvent): void;
+}
+
+export class StreamSources {
+  private readonly fleet: FleetState;
+  private readonly unlisten: Array<() => void> = [];
+  private readonly rejected = new Map<string, number>();
+  private healthJsonValue = '';
+  private readonly healthTimer: TimerHandle;
+  private closed = false;
+
+  constructor(private readonly deps: StreamSourcesOptions) {
+    this.fleet = deps.fleet;
+    const ev = deps.deviceEvents;
+    this.unlisten.push(
+      ev.on('online', (e) => this.guard(() => this.onOnline(e))),
+      ev.on('offline', (e) => this.guard(() => this.onOffline(e))),
+      ev.on('readings', (e) => this.guard(() => this.onReadings(e))),
+      ev.on('status', (e) => this.guard(() => this.onCounters(e.deviceId, { dropped: e.dropped }))),
+      ev.on('changed', (e) => this.guard(() => this.onChanged(e.deviceId))),
+    );
+    // Rejections are not a DeviceEvent yet; a `rejected` event with { deviceId } is counted when one exists.
+    const loose = ev as unknown as { on(event: string, listener: (p: { deviceId?: string }) => void): () => void };
+    this.unlisten.push(
+      loose.on('rejected', (e) =>
+        this.guard(() => {
+          if (typeof e?.deviceId !== 'string') return;
+          const n = (this.rejected.get(e.deviceId) ?? 0) + 1;
+          this.rejected.set(e.deviceId, n);
+          this.onCounters(e.deviceId, { rejected: n });
+        }),
+      ),
+    );
+    const commands = deps.commands;
+    if (commands) {
+      this.unlisten.push(commands.events.on('commandChanged', (c) => this.guard(() => this.onCommand(c))));
+    }
+    this.healthJsonValue = this.computeHealth();
+    this.healthTimer = deps.timers.setInterval(() => this.guard(() => this.pollHealth()), deps.healthIntervalMs);
+    this.healthTimer.unref?.();
+    if (deps.latest) void this.loadLatest(deps.latest);
+  }
+
+  /** The current health object's JSON (§5.3.2), for snapshots. */
+  get healthJson(): string {
+    return this.healthJsonValue;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const off of this.unlisten) off();
+    this.deps.timers.clearInterval(this.healthTimer);
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.deps.log.error({ err }, 'the live channel failed on a hub event');
+    }
+  }
+
+  private event(
+    kind: LiveEvent['kind'],
+    control: boolean,
+    deviceId: string | null,
+    key: string,
+    body: object,
+    extra?: Partial<LiveEvent>,
+  ): LiveEvent {
+    return lazyEvent({ kind, control, deviceId, key, ...extra }, body);
+  }
+
+  private publishPresence(deviceId: string): void {
+    const row = this.fleet.get(deviceId);
+    if (!row) return;
+    const ev = this.event('presence', true, deviceId, `p:${deviceId}`, {
+      kind: 'presence',
+      deviceId,
+      transport: row.transport,
+      presence: row.presence,
+    });
+    this.deps.publish('fleet', ev);
+    this.deps.publish('device', { ...ev });
+  }
+
+  private publishDevice(deviceId: string, change: 'created' | 'updated' | 'deleted'): void {
+    const json = change === 'deleted' ? 'null' : this.fleet.json(deviceId);
+    if (json === null) return;
+    const body = `{"kind":"device","change":"${change}","deviceId":${JSON.stringify(deviceId)},"device":${json}}`;
+    const ev: LiveEvent = { offset: 0, at: 0, kind: 'device', control: true, deviceId, key: `d:${deviceId}`, body };
+    this.deps.publish('fleet', ev);
+    this.deps.publish('device', { ...ev });
+  }
+
+  private onOnline(e: DeviceEvents['online']): void {
+    // A new attach may bring new declarations (units, ranges).
+    const { row, changed } = this.fleet.refresh(e.deviceId);
+    if (!row) return;
+    if (changed) this.publishDevice(e.deviceId, 'updated');
+    this.fleet.setPresence(e.deviceId, e.transport, {
+      state: 'online',
+      reason: e.replaced ? 'REPLACED' : null,
+      since: e.since,
+      lastSeen: e.since,
+    });
+    this.publishPresence(e.deviceId);
+  }
+
+  private onOffline(e: DeviceEvents['offline']): void {
+    if (!this.fleet.has(e.deviceId)) return;
+    this.fleet.setPresence(e.deviceId, e.transport, {
+      state: 'offline',
+      reason: e.reason,
+      since: e.since,
+      lastSeen: e.lastSeen,
+    });
+    this.publishPresence(e.deviceId);
+  }
+
+  private onReadings(e: DeviceEvents['readings']): void {
+    const { deviceId } = e;
+    if (!this.fleet.has(deviceId)) return;
+    const readings: LiveReading[] = [];
+    const latest: Record<string, LatestValue> = {};
+    for (const r of e.readings) {
+      const values: LiveReading['values'] = {};
+      for (const v of r.values) {
+        values[v.metric] = v.value;
+        const cur = latest[v.metric];
+        if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
+      }
+      readings.push({ seq: r.seq, ts: r.ts, values });
+    }
+    if (readings.length === 0) return;
+    const size = 64 + readings.length * 48 * (1 + Object.keys(readings[0]!.values).length);
+    this.deps.publish(
+      'device',
+      this.event('readings', false, deviceId, deviceId, { kind: 'readings', deviceId, readings }, { readings, size }),
+    );
+    const lastSeen = this.deps.registry.get(deviceId)?.presence.lastSeen ?? null;
+    const changed = this.fleet.mergeLatest(deviceId, latest, lastSeen);
+    if (changed) {
+      const size = 64 + Object.keys(changed).length * 64;
+      this.deps.publish(
+        'fleet',
+        this.event(
+          'values',
+          false,
+          deviceId,
+          `v:${deviceId}`,
+          { kind: 'values', deviceId, latest: changed },
+          { latest: changed, size },
+        ),
+      );
+    }
+  }
+
+  private onCounters(deviceId: string, counters: { rejected?: number; dropped?: number }): void {
+    const row = this.fleet.setCounters(deviceId, counters);
+    if (!row) return;
+    this.deps.publish(
+      'fleet',
+      this.event('counters', false, deviceId, `c:${deviceId}`, {
+        kind: 'counters',
+        deviceId,
+        rejected: row.rejected,
+        dropped: row.dropped,
+      }),
+    );
+  }
+
+  /** A device was created, changed or deleted in the registry (also the hub's reconcile). */
+  onChanged(deviceId: string): void {
+    const existed = this.fleet.has(deviceId);
+    const { row, changed } = this.fleet.refresh(deviceId);
+    if (!row) {
+      if (existed) this.publishDevice(deviceId, 'deleted');
+      this.rejected.delete(deviceId);
+      return;
+    }
+    if (changed) this.publishDevice(deviceId, existed ? 'updated' : 'created');
+  }
+
+  private onCommand(c: Command): void {
+    this.deps.publish(
+      'commands',
+      this.event('command', false, c.deviceId, `k:${c.id}`, { kind: 'command', command: c }),
+    );
+  }
+
+  private computeHealth(): string {
+    const base = this.deps.health();
+    return JSON.stringify({ ...base, devices: { connected: this.fleet.connected, registered: this.fleet.size } });
+  }
+
+  /** Publishes a health event when the health object changed (§5.3.2). */
+  pollHealth(): void {
+    const json = this.computeHealth();
+    if (json === this.healthJsonValue) return;
+    this.healthJsonValue = json;
+    this.deps.publish('health', {
+      offset: 0,
+      at: 0,
+      kind: 'health',
+      control: false,
+      deviceId: null,
+      key: 'health',
+      body: `{"kind":"health","health":${json}}`,
+    });
+  }
+
+  /** Latest stored values, once, for rows that have none yet (after a restart, §5.1). */
+  private async loadLatest(load: (deviceId: string) => Promise<Record<string, LatestValue>>): Promise<void> {
+    for (const id of [...this.fleet.ids()]) {
+      if (this.closed) return;
+      try {
+        const values = await load(id);
+        if (this.closed) return;
+        const changed = this.fleet.mergeLatest(id, values, null);
+        if (changed)
+          this.deps.publish(
+            'fleet',
+            this.event(
+              'values',
+              false,
+              id,
+              `v:${id}`,
+              { kind: 'values', deviceId: id, latest: changed },
+              { latest: changed },
+            ),
+          );
+      } catch (err) {
+        this.deps.log.warn({ err, deviceId: id }, 'loading latest values for the live channel failed');
+      }
+    }
+  }
+}
