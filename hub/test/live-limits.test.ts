@@ -118,3 +118,29 @@ describe('limits', () => {
     expect(await c.closed).toEqual({ code: 1008, reason: 'CONTROL_QUEUE_FULL' });
   }, 30_000);
 });
+
+describe('keepalive', () => {
+  it('§7.4.4: a client that answers no ping for 2 x pingIntervalMs is terminated; one that answers stays', async () => {
+    hub = await startLiveHub({ limits: { pingIntervalMs: 100 } });
+    const silent = await viewer();
+    const alive = await viewer();
+    silent.pause();
+    const started = Date.now();
+    const [quiet, answering] = [...hub.app.live.clients];
+    expect(quiet!.isOpen && answering!.isOpen).toBe(true);
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (hub.app.live.clients.size === 1) return resolve();
+        if (Date.now() - started > 5000)
+          return reject(new Error('timed out waiting for the silent client to be terminated'));
+        setTimeout(check, 20);
+      };
+      check();
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect([...hub.app.live.clients]).toEqual([answering]);
+    silent.resume();
+    expect((await silent.closed).code).toBe(1006);
+    expect((await alive.request({ type: 'ping' })).type).toBe('result');
+  });
+});

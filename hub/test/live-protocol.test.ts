@@ -217,3 +217,25 @@ describe('commands and health', () => {
     expect(ev.event.health.devices).toEqual({ connected: 1, registered: 3 });
   });
 });
+
+describe('commands of every device', () => {
+  it('§5.4.4: without devices the snapshot lists every unfinished command, oldest first, and updates of every device follow', async () => {
+    const a = hub.commands.submit({
+      deviceId: 'dev-0001',
+      name: 'relay',
+      args: { on: true },
+      requestedBy: 'ada',
+    }).command;
+    const b = hub.commands.submit({ deviceId: 'dev-0002', name: 'reboot', requestedBy: 'bob' }).command;
+    const { snapshot } = await client.subscribe({ stream: 'commands' });
+    expect(snapshot[0]!.event.commands.map((c: { id: number }) => c.id)).toEqual([a.id, b.id]);
+    const c = hub.commands.submit({
+      deviceId: 'dev-0000',
+      name: 'set-interval',
+      args: { ms: 100 },
+      requestedBy: 'ada',
+    }).command;
+    const ev = await client.next((m) => m.event?.kind === 'command', 'a command event');
+    expect(ev.event.command).toMatchObject({ id: c.id, deviceId: 'dev-0000', state: 'queued' });
+  });
+});

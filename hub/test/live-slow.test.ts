@@ -182,3 +182,31 @@ describe('the outbox cap', () => {
     expect(c.isClosed).toBe(false);
   });
 });
+
+describe('control events', () => {
+  it('§6.1.2, §7.2: presence changes are never coalesced: a client behind on data still gets every transition, in order', async () => {
+    hub = await startLiveHub({ devices: 200 });
+    const ids = deviceIds(200);
+    const c = await viewer();
+    await c.subscribe({ id: 1, stream: 'fleet' });
+    const live = [...hub.app.live.clients][0]!;
+    c.pause();
+    let seq = 0;
+    while (live.stats.coalesced === 0) {
+      for (let k = 0; k < 2000; k++, seq++) hub.readings(ids[seq % 200]!, seq, seq, { temperature: seq });
+      await turn();
+    }
+    // Data keeps coming while dev-0007 flaps.
+    const reasons = ['CLOSED', 'HEARTBEAT_LOST', 'REPLACED', 'CONNECTION_LOST'];
+    for (const [i, reason] of reasons.entries()) {
+      hub.online('dev-0007', 1_000_000 + i * 10);
+      for (let k = 0; k < 500; k++, seq++) hub.readings(ids[seq % 200]!, seq, seq, { temperature: seq });
+      hub.offline('dev-0007', reason, 1_000_005 + i * 10);
+    }
+    c.resume();
+    await c.until(() => c.events(1, 'presence').length === 8, 'eight presence events of dev-0007', 30_000);
+    const transitions = c.events(1, 'presence').map((m) => `${m.event.presence.state}:${m.event.presence.reason}`);
+    expect(transitions).toEqual(reasons.flatMap((r) => ['online:null', `offline:${r}`]));
+    expect(live.stats.resyncs).toBe(0);
+  });
+});
