@@ -16,6 +16,7 @@ function def<const C extends string>(code: C, status: number, meaning: string) {
 }
 
 export const HTTP_ERRORS = [
+  def('SUBPROTOCOL_REQUIRED', 400, 'A WebSocket upgrade did not offer the subprotocol of its channel (tendril.v1 on /v1/device, tendril.live.v1 on /v1/live).'),
   def('INVALID_REQUEST', 400, 'The body, parameters or query do not match the route schema; the message names the field.'),
   def('UNAUTHORIZED', 401, 'No credentials (session cookie or bearer token), or credentials the hub does not accept.'),
   def('SESSION_EXPIRED', 401, 'The session cookie belongs to a session that timed out (idle or absolute) or was revoked; log in again.'),
@@ -35,6 +36,12 @@ export const HTTP_ERRORS = [
   def('NOT_FOUND', 404, 'No route matches the method and path.'),
   def('DEVICE_NOT_FOUND', 404, 'No device has this id.'),
   def('DEVICE_EXISTS', 409, 'A device with this id is already registered.'),
+  // Commands (docs/commands.md).
+  def('COMMAND_NAME_TOO_LONG', 400, 'The command name is longer than 64 bytes of UTF-8 (the COMMAND frame limit).'),
+  def('COMMAND_ARGS_TOO_LARGE', 400, 'The arguments are longer than 4096 bytes as JSON text (the COMMAND frame limit).'),
+  def('COMMAND_NOT_FOUND', 404, 'No command has this id.'),
+  def('IDEMPOTENCY_CONFLICT', 409, 'The idempotency key was used for this device within 24 h by a request that differs from this one.'),
+  def('COMMAND_QUEUE_FULL', 429, 'The device already has 1000 unfinished commands; wait for some to finish or expire.'),
   def('SUBSCRIPTION_NOT_FOUND', 404, 'Live channel: no active subscription of this connection has this id.'),
   def('SUBSCRIPTION_EXISTS', 409, 'Live channel: a subscription of this connection already has this id.'),
   def('TOO_MANY_SUBSCRIPTIONS', 400, 'Live channel: the connection already has as many subscriptions as allowed.'),

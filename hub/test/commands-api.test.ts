@@ -4,7 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMAND_HTTP_ERRORS } from '../src/commands/errors.js';
+import { HTTP_ERRORS } from '../src/errors.js';
+
+/** The command codes of the hub's one HTTP error registry. */
+const COMMAND_HTTP_ERRORS = HTTP_ERRORS.filter((e) => e.code.startsWith('COMMAND_') || e.code === 'IDEMPOTENCY_CONFLICT');
 import { COMMAND_LIMITS } from '../src/commands/model.js';
 import { auth, provision, startHub, type TestHub } from './helpers.js';
 

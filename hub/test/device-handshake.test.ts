@@ -33,7 +33,7 @@ describe('device channel handshake', () => {
         });
       });
       expect(res.status).toBe(400);
-      expect(res.body).toContain('tendril.v1');
+      expect(JSON.parse(res.body).error).toMatchObject({ code: 'SUBPROTOCOL_REQUIRED', message: expect.stringContaining('tendril.v1') });
     }
   });
 

@@ -7,7 +7,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk/codec';
 import { HubHttpError } from '../errors.js';
-import { CommandRequestError } from '../commands/errors.js';
 import { COMMAND_LIMITS, COMMAND_STATES, type CommandState } from '../commands/model.js';
 import type { CommandQueue } from '../commands/queue.js';
 
@@ -49,17 +48,13 @@ function deviceNotFound(id: string): HubHttpError {
   return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
 }
 
-function sendRefusal(reply: FastifyReply, err: CommandRequestError): FastifyReply {
-  return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
-}
-
 /** `queued,sent` -> the states, or an INVALID_REQUEST naming the unknown one. */
 function parseStates(text: string | undefined): CommandState[] | undefined {
   if (text === undefined || text.trim() === '') return undefined;
   const states = text.split(',').map((s) => s.trim());
   for (const s of states) {
     if (!(COMMAND_STATES as readonly string[]).includes(s)) {
-      throw new CommandRequestError('INVALID_REQUEST', `querystring/state "${s}" is not a command state; use one or more of ${COMMAND_STATES.join(', ')}, separated by commas.`);
+      throw new HubHttpError('INVALID_REQUEST', `querystring/state "${s}" is not a command state; use one or more of ${COMMAND_STATES.join(', ')}, separated by commas.`);
     }
   }
   return states as CommandState[];
@@ -88,25 +83,20 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
     },
     async (request, reply) => {
       const { name, args, ttlMs, timeoutMs, idempotencyKey } = request.body;
-      try {
-        const { command, created } = commands.submit({
-          deviceId: request.params.id,
-          name,
-          ...(Object.hasOwn(request.body, 'args') ? { args } : {}),
-          ttlMs,
-          timeoutMs,
-          idempotencyKey,
-          requestedBy: principalOf(request),
-        });
-        if (created) request.log.info({ deviceId: command.deviceId, commandId: command.id, name: command.name }, 'command queued');
-        return reply
-          .code(created ? 202 : 200)
-          .header('location', `/api/v1/commands/${command.id}`)
-          .send(command);
-      } catch (err) {
-        if (err instanceof CommandRequestError) return sendRefusal(reply, err);
-        throw err;
-      }
+      const { command, created } = commands.submit({
+        deviceId: request.params.id,
+        name,
+        ...(Object.hasOwn(request.body, 'args') ? { args } : {}),
+        ttlMs,
+        timeoutMs,
+        idempotencyKey,
+        requestedBy: principalOf(request),
+      });
+      if (created) request.log.info({ deviceId: command.deviceId, commandId: command.id, name: command.name }, 'command queued');
+      return reply
+        .code(created ? 202 : 200)
+        .header('location', `/api/v1/commands/${command.id}`)
+        .send(command);
     },
   );
 
@@ -129,16 +119,11 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
     },
     async (request, reply) => {
       if (!deviceExists(request.params.id)) throw deviceNotFound(request.params.id);
-      try {
-        const limit = request.query.limit ?? COMMAND_LIMITS.defaultPageSize;
-        const list = commands.list({ deviceId: request.params.id, states: parseStates(request.query.state), before: request.query.before, limit });
-        // A full page may have more behind it: pass nextBefore as `before` for the next page.
-        const nextBefore = list.length === limit ? list[list.length - 1]!.id : null;
-        return { commands: list, nextBefore };
-      } catch (err) {
-        if (err instanceof CommandRequestError) return sendRefusal(reply, err);
-        throw err;
-      }
+      const limit = request.query.limit ?? COMMAND_LIMITS.defaultPageSize;
+      const list = commands.list({ deviceId: request.params.id, states: parseStates(request.query.state), before: request.query.before, limit });
+      // A full page may have more behind it: pass nextBefore as `before` for the next page.
+      const nextBefore = list.length === limit ? list[list.length - 1]!.id : null;
+      return { commands: list, nextBefore };
     },
   );
 
@@ -148,10 +133,7 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
     async (request, reply) => {
       const command = commands.get(request.params.commandId);
       if (!command) {
-        return sendRefusal(
-          reply,
-          new CommandRequestError('COMMAND_NOT_FOUND', `No command ${request.params.commandId} exists (or its device was deleted); list a device's commands with GET /api/v1/devices/:id/commands.`),
-        );
+        throw new HubHttpError('COMMAND_NOT_FOUND', `No command ${request.params.commandId} exists (or its device was deleted); list a device's commands with GET /api/v1/devices/:id/commands.`);
       }
       return command;
     },

@@ -22,7 +22,7 @@ import type { Clock, TimerHandle, Timers } from '../core/clock.js';
 import type { DeviceSessions } from '../devices/sessions.js';
 import { TypedEvents } from '../core/events.js';
 import type { SqliteDatabase } from '../storage/sqlite.js';
-import { CommandRequestError } from './errors.js';
+import { HubHttpError } from '../errors.js';
 import { COMMAND_LIMITS, COMMAND_STATES, type Command, type CommandState } from './model.js';
 import { CommandStore, type CommandRecord, type ListQuery, type UnfinishedCommand } from './store.js';
 
@@ -128,7 +128,7 @@ export class CommandQueue {
     const timeoutMs = request.timeoutMs ?? COMMAND_LIMITS.defaultTimeoutMs;
     validate(name, argsJson, ttlMs, timeoutMs, request.idempotencyKey);
     if (!this.opts.deviceExists(request.deviceId)) {
-      throw new CommandRequestError(
+      throw new HubHttpError(
         'DEVICE_NOT_FOUND',
         `No device "${request.deviceId}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`,
       );
@@ -139,7 +139,7 @@ export class CommandQueue {
       if (existing) {
         const differs = differences(existing, name, argsJson, ttlMs, timeoutMs);
         if (differs.length > 0) {
-          throw new CommandRequestError(
+          throw new HubHttpError(
             'IDEMPOTENCY_CONFLICT',
             `Idempotency key "${key}" already created command ${existing.id} for device "${request.deviceId}" with a different ${differs.join(', ')}; ` +
               'repeat the original request exactly, or use a new key for a new command.',
@@ -150,7 +150,7 @@ export class CommandQueue {
     }
     const line = this.lineOf(request.deviceId);
     if (line.items.length >= COMMAND_LIMITS.maxUnfinishedPerDevice) {
-      throw new CommandRequestError(
+      throw new HubHttpError(
         'COMMAND_QUEUE_FULL',
         `Device "${request.deviceId}" already has ${line.items.length} unfinished commands (the limit is ${COMMAND_LIMITS.maxUnfinishedPerDevice}); ` +
           'wait for them to finish or expire (is the device offline?) and retry.',
@@ -355,28 +355,28 @@ function utf8Bytes(text: string): number {
 
 function validate(name: string, argsJson: string | null, ttlMs: number, timeoutMs: number, key: string | undefined): void {
   const L = COMMAND_LIMITS;
-  if (name.length === 0) throw new CommandRequestError('INVALID_REQUEST', 'body/name is empty; give the name of a command the device handles (e.g. "reboot").');
+  if (name.length === 0) throw new HubHttpError('INVALID_REQUEST', 'body/name is empty; give the name of a command the device handles (e.g. "reboot").');
   // §8.1: the name and the args travel in one COMMAND frame with these limits.
   if (utf8Bytes(name) > L.maxNameBytes) {
-    throw new CommandRequestError('COMMAND_NAME_TOO_LONG', `The command name is ${utf8Bytes(name)} bytes of UTF-8; the limit is ${L.maxNameBytes} bytes (protocol §8.1). Use a shorter name.`);
+    throw new HubHttpError('COMMAND_NAME_TOO_LONG', `The command name is ${utf8Bytes(name)} bytes of UTF-8; the limit is ${L.maxNameBytes} bytes (protocol §8.1). Use a shorter name.`);
   }
   if (argsJson !== null && utf8Bytes(argsJson) > L.maxArgsBytes) {
-    throw new CommandRequestError(
+    throw new HubHttpError(
       'COMMAND_ARGS_TOO_LARGE',
       `The arguments are ${utf8Bytes(argsJson)} bytes as JSON text; the limit is ${L.maxArgsBytes} bytes (protocol §8.1). Send less, or let the device fetch bulk data itself.`,
     );
   }
   if (!Number.isSafeInteger(ttlMs) || ttlMs < L.minTtlMs || ttlMs > L.maxTtlMs) {
-    throw new CommandRequestError('INVALID_REQUEST', `body/ttlMs is ${ttlMs}; expected whole milliseconds from ${L.minTtlMs} to ${L.maxTtlMs} (7 days), default ${L.defaultTtlMs} (1 h).`);
+    throw new HubHttpError('INVALID_REQUEST', `body/ttlMs is ${ttlMs}; expected whole milliseconds from ${L.minTtlMs} to ${L.maxTtlMs} (7 days), default ${L.defaultTtlMs} (1 h).`);
   }
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < L.minTimeoutMs || timeoutMs > L.maxTimeoutMs) {
-    throw new CommandRequestError(
+    throw new HubHttpError(
       'INVALID_REQUEST',
       `body/timeoutMs is ${timeoutMs}; expected whole milliseconds from ${L.minTimeoutMs} to ${L.maxTimeoutMs} (1 h), default ${L.defaultTimeoutMs} (30 s).`,
     );
   }
   if (key !== undefined && (key.length === 0 || key.length > L.maxIdempotencyKeyLength || !/^[\x21-\x7e]+$/.test(key))) {
-    throw new CommandRequestError('INVALID_REQUEST', `body/idempotencyKey must be 1 to ${L.maxIdempotencyKeyLength} printable ASCII characters without spaces (e.g. a UUID).`);
+    throw new HubHttpError('INVALID_REQUEST', `body/idempotencyKey must be 1 to ${L.maxIdempotencyKeyLength} printable ASCII characters without spaces (e.g. a UUID).`);
   }
 }
 

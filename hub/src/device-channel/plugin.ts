@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { SUBPROTOCOL } from '@tendril/device-sdk/codec';
+import { errorBody } from '../errors.js';
 import { DeviceChannel } from './channel.js';
 
 export interface DeviceChannelPluginOptions {
@@ -90,8 +91,12 @@ export const deviceChannelPlugin = fp<DeviceChannelPluginOptions>(
       if (request.ws && !offersSubprotocol(request.headers['sec-websocket-protocol'])) {
         return reply
           .code(400)
-          .type('text/plain; charset=utf-8')
-          .send(`The device channel requires the WebSocket subprotocol ${SUBPROTOCOL}: send the header "Sec-WebSocket-Protocol: ${SUBPROTOCOL}" (docs/protocol.md §1.1).\n`);
+          .send(
+            errorBody(
+              'SUBPROTOCOL_REQUIRED',
+              `The device channel requires the WebSocket subprotocol ${SUBPROTOCOL}: send the header "Sec-WebSocket-Protocol: ${SUBPROTOCOL}" (docs/protocol.md §1.1).`,
+            ),
+          );
       }
       (request.raw as UpgradeRequest)[kResponse] = reply.raw;
     },
