@@ -23,6 +23,8 @@ const DEVICE_BIN = join(SDK_DIR, 'build', 'tendril-device');
 const HUB_MAIN = repo('hub/dist/main.js');
 const ADMIN = 'c-sdk-e2e-admin-token-0123456789abcdef';
 const HEARTBEAT_MS = 500;
+/** Per test: its waits add up to about a minute on a loaded 2-core machine. */
+const TEST_TIMEOUT_MS = 120_000;
 
 interface DeviceEvent {
   event: string;
@@ -200,7 +202,7 @@ for (const scheme of ['ws', 'wss'] as const) {
       device.child.kill('SIGTERM'); // the example closes with 1000
       expect(await waitFor(device.exited, { timeoutMs: 10_000, what: `${id} to exit after SIGTERM` })).toBe(0);
       expect((await offlinePresence(id, `${id} to show offline after it stopped`)).reason).toBe('CLOSED');
-    });
+    }, TEST_TIMEOUT_MS);
 
     it('stores every reading exactly once across a hub SIGKILL and restart mid-stream, and shows CONNECTION_LOST when the device dies', async () => {
       const id = `c-${scheme}-restart`;
@@ -226,7 +228,7 @@ for (const scheme of ['ws', 'wss'] as const) {
 
       device.child.kill('SIGKILL');
       expect((await offlinePresence(id, `${id} to show offline after its process was killed`)).reason).toBe('CONNECTION_LOST');
-    });
+    }, TEST_TIMEOUT_MS);
 
     if (scheme === 'ws') {
       it('stops, without retrying, when the hub refuses its token (AUTH_FAILED, close 1008)', async () => {
@@ -241,7 +243,7 @@ for (const scheme of ['ws', 'wss'] as const) {
         expect(device.events.find((e) => e.event === 'error')?.code).toBe(20); // the ERROR frame before the close
         expect(await waitFor(device.exited, { timeoutMs: 5_000, what: `${id} to exit after a terminal close` })).toBe(1);
         expect(device.events.filter((e) => e.event === 'disconnected')).toHaveLength(1);
-      });
+      }, TEST_TIMEOUT_MS);
 
       it('an instance replaced by a newer one with the same id stops, and the newer one keeps the device online', async () => {
         const id = 'c-ws-twin';
@@ -261,7 +263,7 @@ for (const scheme of ['ws', 'wss'] as const) {
         expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('online');
         newer.child.kill('SIGTERM');
         expect(await waitFor(newer.exited, { timeoutMs: 10_000, what: `the newer ${id} to exit` })).toBe(0);
-      });
+      }, TEST_TIMEOUT_MS);
     }
 
     if (scheme === 'wss') {
@@ -277,7 +279,7 @@ for (const scheme of ['ws', 'wss'] as const) {
         expect(device.events.some((e) => e.event === 'connected')).toBe(false);
         expect(device.stderr).toContain('Certificate verification failed');
         expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('never');
-      });
+      }, TEST_TIMEOUT_MS);
     }
   });
 }
