@@ -118,6 +118,38 @@ describe('FleetState', () => {
     stop();
   });
 
+  it('shows values at most every valuesEveryMs, presence at once', () => {
+    const frames = new ManualFrames();
+    let handler: { onEvent(e: LiveEvent, o: number): void } | undefined;
+    const clock = { t: 1000 };
+    const fleet = new Fleet.FleetState({
+      live: { status: { state: 'live' }, subscribe: (_s: unknown, h: typeof handler) => ((handler = h), { close: () => {} }) },
+      loadDevices: async () => [],
+      frames,
+      timers: { setInterval: () => 0, clearInterval: () => {} },
+      now: () => clock.t,
+      valuesEveryMs: 250,
+    });
+    const stop = fleet.start();
+    handler!.onEvent({ kind: 'snapshot', gap: false, devices: [device('env-1')] }, 1);
+    frames.run();
+    const value = (v: number) => handler!.onEvent({ kind: 'values', deviceId: 'env-1', latest: { temperature: { ts: v, value: v } } }, 1);
+    value(1);
+    frames.run();
+    expect(fleet.get('env-1')!.latest.temperature!.value).toBe(1);
+    clock.t += 16;
+    value(2);
+    handler!.onEvent({ kind: 'presence', deviceId: 'env-1', presence: { state: 'offline', reason: 'CLOSED', since: 5 } }, 1);
+    frames.run();
+    expect(fleet.get('env-1')!.presence.state).toBe('offline'); // control: at once
+    expect(fleet.get('env-1')!.latest.temperature!.value).toBe(1); // values: held
+    expect(frames.queue.size).toBe(1); // and tried again next frame
+    clock.t += 250;
+    frames.run();
+    expect(fleet.get('env-1')!.latest.temperature!.value).toBe(2);
+    stop();
+  });
+
   it('handles ten thousand devices and a second of their updates in one frame quickly', () => {
     const { fleet, frames, send, stop } = setup();
     const devices = Array.from({ length: 10_000 }, (_, i) => device(`env-${String(i).padStart(5, '0')}`));
