@@ -210,3 +210,28 @@ describe('control events', () => {
     expect(live.stats.resyncs).toBe(0);
   });
 });
+
+describe('update while behind', () => {
+  it('§4.3.2: metrics removed by an update stop at once, even those already waiting in the outbox', async () => {
+    hub = await startLiveHub({ devices: 1 });
+    const c = await viewer();
+    await c.subscribe({
+      id: 1,
+      stream: 'device',
+      devices: ['dev-0000'],
+      metrics: ['temperature', 'humidity'],
+      minIntervalMs: 5000,
+    });
+    // The first reading goes out at once; the next ones wait for the next 5 s tick.
+    hub.readings('dev-0000', 1, 1, { temperature: 1, humidity: 1 });
+    await c.next((m) => m.event?.kind === 'readings', 'the first reading');
+    hub.readings('dev-0000', 2, 2, { temperature: 2, humidity: 2 });
+    const answer = await c.request({ type: 'update', subscription: 1, removeMetrics: ['humidity'], minIntervalMs: 50 });
+    expect(answer.type).toBe('result');
+    const next = await c.next(
+      (m) => m.event?.kind === 'readings' && m.event.readings[0].seq === 2,
+      'the pending reading',
+    );
+    expect(next.event.readings[0].values).toEqual({ temperature: 2 });
+  });
+});

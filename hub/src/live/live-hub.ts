@@ -270,7 +270,10 @@ export class LiveHub implements LiveHost {
       sub.devices = devices;
       this.index(sub);
     }
-    if (metrics !== sub.metrics) sub.setMetrics(metrics);
+    if (metrics !== sub.metrics) {
+      sub.setMetrics(metrics);
+      if (req.removeMetrics.length > 0) sub.dropMetrics(req.removeMetrics);
+    }
     if (req.minIntervalMs !== undefined) {
       sub.minIntervalMs = req.minIntervalMs;
       sub.nextDataAt = 0;

@@ -202,6 +202,25 @@ export class Subscription {
     return freed;
   }
 
+  /** Forgets pending readings of metrics no longer subscribed (update, §4.3.2). */
+  dropMetrics(metrics: readonly string[]): void {
+    for (const [key, entry] of this.pending) {
+      if (entry.type !== 'readings') continue;
+      for (const m of metrics) {
+        const p = entry.series.get(m);
+        if (!p) continue;
+        entry.series.delete(m);
+        const freed = m.length * 2 + 48 + valueBytes(p.value);
+        entry.bytes -= freed;
+        this.pendingBytes -= freed;
+      }
+      if (entry.series.size === 0) {
+        this.pending.delete(key);
+        this.pendingBytes -= entry.bytes;
+      }
+    }
+  }
+
   /** Forgets pending data of devices no longer subscribed (update, §4.3.2). */
   dropDevices(ids: readonly string[]): number {
     let freed = 0;
