@@ -113,7 +113,9 @@ export class CommandsState {
       this.#incoming.push(cmd);
       this.flush();
     } catch (err) {
-      this.error = (err as Error).message;
+      const e = err as { status?: number; code?: string; message: string };
+      // A hub without the cancel route answers 404 NOT_FOUND (not COMMAND_NOT_FOUND): say what it means.
+      this.error = e.status === 404 && e.code === 'NOT_FOUND' ? 'This hub cannot cancel commands (no cancel route); the command stays queued until it is sent or expires.' : e.message;
     }
   }
 }
