@@ -1,8 +1,9 @@
 /*
  * libFuzzer: the bytes a hub (or anything posing as one) sends after a valid WebSocket upgrade, fed to the
  * whole device client (WebSocket frame parser, hub-frame decoder, the client's state machine) in chunks whose
- * sizes the input chooses. Nothing may crash, read out of bounds or hang; the client must end up in a
- * defined state. Also the frame-header parser on its own.
+ * sizes the input chooses; or, when the input starts with 'H', the rest of the upgrade answer itself.
+ * Nothing may crash, read out of bounds or hang; the client must end up in a defined state. Also the
+ * frame-header parser on its own.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     td_device_set_clock(&D, 1732233600000ull);
     td_device_start(&D);
     td_device_poll(&D);
-    if (!fake_accept(&F, NULL, 0)) abort();
+    if (size && data[0] == 'H') {
+        /* the upgrade answer itself, as a proxy or an impostor might send it: a valid answer's prefix
+         * (status and accept) and then the input as the rest of the headers and beyond */
+        char accept[29], head[160];
+        const char *k = strstr(fake_request(&F), "Sec-WebSocket-Key: ");
+        if (!k) abort();
+        td_ws_accept_for(k + 19, 24, accept);
+        accept[28] = 0;
+        snprintf(head, sizeof head, "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: %s\r\n", accept);
+        F.out_off = F.out_len = 0;
+        fake_push(&F, head, strlen(head));
+        data++;
+        size--;
+    } else if (!fake_accept(&F, NULL, 0)) {
+        abort();
+    }
     td_device_poll(&D);
     while (i < size && rounds++ < 10000) {
         size_t n = 1 + data[i] % 64;
