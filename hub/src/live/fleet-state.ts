@@ -1,6 +1,6 @@
 /**
- * The live channel's view of every device (docs/live.md §5.1): one row per device, replaced (never changed in
- * place) on each change, with its JSON made once and shared by every snapshot that sends it.
+ * The live channel's view of every device (docs/live.md §5.1): one row per device, its JSON made once per change
+ * and shared by every snapshot part that sends it. Rows change in place; events copy what they carry.
  */
 import type { MetricDeclaration } from '@tendril/device-sdk/codec';
 import type { Transport } from '../devices/types.js';
@@ -152,19 +152,21 @@ export class FleetState {
     values: Record<string, LatestValue>,
     lastSeen: number | null,
   ): Record<string, LatestValue> | null {
-    const row = this.get(id);
-    if (!row) return null;
+    const cell = this.cells.get(id);
+    if (!cell) return null;
+    const row = cell.row;
+    // The hot path (every durable batch): the row changes in place and its JSON is made again when asked for.
     let changed: Record<string, LatestValue> | null = null;
     for (const metric in values) {
       const v = values[metric]!;
       const cur = row.latest[metric];
       if (cur !== undefined && cur.ts > v.ts) continue;
       (changed ??= {})[metric] = v;
+      row.latest[metric] = v;
     }
-    if (changed === null && (lastSeen === null || lastSeen === row.presence.lastSeen)) return null;
-    const presence =
-      lastSeen !== null && lastSeen !== row.presence.lastSeen ? { ...row.presence, lastSeen } : row.presence;
-    this.put({ ...row, presence, latest: changed ? { ...row.latest, ...changed } : row.latest });
+    const seen = lastSeen !== null && lastSeen !== row.presence.lastSeen;
+    if (seen) row.presence.lastSeen = lastSeen;
+    if (changed !== null || seen) cell.json = null;
     return changed;
   }
 

@@ -126,7 +126,8 @@ export class StreamSources {
       kind: 'presence',
       deviceId,
       transport: row.transport,
-      presence: row.presence,
+      // A copy: the row's lastSeen moves on, the event says what happened then.
+      presence: { ...row.presence },
     });
     this.deps.publish('fleet', ev);
     this.deps.publish('device', { ...ev });
