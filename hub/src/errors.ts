@@ -41,6 +41,7 @@ export const HTTP_ERRORS = [
   def('COMMAND_ARGS_TOO_LARGE', 400, 'The arguments are longer than 4096 bytes as JSON text (the COMMAND frame limit).'),
   def('COMMAND_NOT_FOUND', 404, 'No command has this id.'),
   def('IDEMPOTENCY_CONFLICT', 409, 'The idempotency key was used for this device within 24 h by a request that differs from this one.'),
+  def('COMMAND_NOT_CANCELLABLE', 409, 'Only a queued command (not yet sent to the device) can be cancelled.'),
   def('COMMAND_QUEUE_FULL', 429, 'The device already has 1000 unfinished commands; wait for some to finish or expire.'),
   def('SUBSCRIPTION_NOT_FOUND', 404, 'Live channel: no active subscription of this connection has this id.'),
   def('SUBSCRIPTION_EXISTS', 409, 'Live channel: a subscription of this connection already has this id.'),

@@ -30,6 +30,36 @@ describe('command API', () => {
   const post = (deviceId: string, payload: unknown) => hub.app.inject({ method: 'POST', url: `/api/v1/devices/${deviceId}/commands`, headers: auth, payload: payload as object });
   const get = (url: string) => hub.app.inject({ method: 'GET', url, headers: auth });
 
+  it('cancels a queued command (operator), records who did it, and refuses to cancel one already final', async () => {
+    const first = (await post('dev-1', { name: 'reboot' })).json();
+    const second = (await post('dev-1', { name: 'set-interval', args: { ms: 1 } })).json();
+    const cancel = (id: number) => hub.app.inject({ method: 'POST', url: `/api/v1/commands/${id}/cancel`, headers: auth });
+    const res = await cancel(second.id);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: second.id, state: 'cancelled', detail: 'CANCELLED by admin-token' });
+    expect(res.json().history.map((h: { state: string }) => h.state)).toEqual(['queued', 'cancelled']);
+    const again = await cancel(second.id);
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('COMMAND_NOT_CANCELLABLE');
+    expect((await cancel(999_999)).json().error.code).toBe('COMMAND_NOT_FOUND');
+    // The other command stays queued, and cancelled ones can be listed by state.
+    expect((await get(`/api/v1/commands/${first.id}`)).json().state).toBe('queued');
+    expect((await get('/api/v1/devices/dev-1/commands?state=cancelled')).json().commands.map((c: { id: number }) => c.id)).toEqual([second.id]);
+    // The audit log has who sent and who cancelled, with the device and the idempotency key.
+    const audit = (await get('/api/v1/audit?device=dev-1')).json();
+    const actions = audit.entries.map((e: { action: string; actor: string; outcome: string }) => `${e.action}:${e.actor}:${e.outcome}`);
+    expect(actions).toEqual(expect.arrayContaining(['command.send:admin-token:success', 'command.cancel:admin-token:success']));
+    expect(first.requestedBy).toBe('admin-token');
+  });
+
+  it('audits device provisioning, changes, token rotation and deletion', async () => {
+    await hub.app.inject({ method: 'PATCH', url: '/api/v1/devices/dev-2', headers: auth, payload: { disabled: true } });
+    await hub.app.inject({ method: 'POST', url: '/api/v1/devices/dev-2/token', headers: auth });
+    await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/dev-2', headers: auth });
+    const audit = (await get('/api/v1/audit?device=dev-2')).json();
+    expect(audit.entries.map((e: { action: string }) => e.action).sort()).toEqual(['device.delete', 'device.disable', 'device.provision', 'device.token.rotate']);
+  });
+
   it('queues a command for an offline device: 202 with the whole Command object and a Location', async () => {
     const res = await post('dev-1', { name: 'set-interval', args: { ms: 5000 }, ttlMs: 60_000, timeoutMs: 10_000 });
     expect(res.statusCode).toBe(202);
@@ -42,7 +72,7 @@ describe('command API', () => {
       state: 'queued',
       detail: null,
       result: null,
-      requestedBy: 'admin',
+      requestedBy: 'admin-token',
       idempotencyKey: null,
       createdAt: clock.t,
       expiresAt: clock.t + 60_000,

@@ -100,7 +100,7 @@ describe('commands to an online device', () => {
 
     const queued = await submit(h.hub, 'lamp-1', { name: 'set-interval', args: { ms: 5000 }, timeoutMs: 7000 });
     const done = await until(h.hub, queued.id, FINAL);
-    expect(done).toMatchObject({ state: 'succeeded', detail: '{"interval":5000}', result: { interval: 5000 }, requestedBy: 'admin' });
+    expect(done).toMatchObject({ state: 'succeeded', detail: '{"interval":5000}', result: { interval: 5000 }, requestedBy: 'admin-token' });
     expect(done.history.map((e) => e.state)).toEqual(['queued', 'sent', 'delivered', 'succeeded']);
     const times = done.history.map((e) => e.at);
     expect([...times].sort((a, b) => a - b)).toEqual(times);

@@ -3,9 +3,11 @@
  *   POST /devices/:id/commands     queue a command (202; 200 when an idempotency key repeats a request)
  *   GET  /devices/:id/commands     a device's commands, newest first, paginated
  *   GET  /commands/:commandId      one command with its state history
+ *   POST /commands/:commandId/cancel  cancel a command still queued
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk/codec';
+import type { AuditLog } from '../auth/audit.js';
 import { HubHttpError } from '../errors.js';
 import { COMMAND_LIMITS, COMMAND_STATES, type CommandState } from '../commands/model.js';
 import type { CommandQueue } from '../commands/queue.js';
@@ -13,6 +15,8 @@ import type { CommandQueue } from '../commands/queue.js';
 export interface CommandApiOptions {
   commands: CommandQueue;
   deviceExists(deviceId: string): boolean;
+  /** Who sent or cancelled which command (docs/security.md, audit log). */
+  audit: Pick<AuditLog, 'record'>;
 }
 
 const idSchema = { type: 'string', minLength: 1, maxLength: DEFAULT_LIMITS.maxDeviceIdBytes, pattern: DEVICE_ID_PATTERN.source } as const;
@@ -36,12 +40,9 @@ interface ListQuerystring {
   before?: number;
 }
 
-/**
- * Who sent a request. Every /api/v1 request is authenticated with the hub admin token (api/auth.ts), so
- * the principal is 'admin'.
- */
-function principalOf(_request: FastifyRequest): string {
-  return 'admin';
+/** Who sent a request, as commands record it: a user's name, an API token's owner, or `admin-token`. */
+function principalOf(request: FastifyRequest): string {
+  return request.principal?.name ?? 'anonymous';
 }
 
 function deviceNotFound(id: string): HubHttpError {
@@ -60,7 +61,7 @@ function parseStates(text: string | undefined): CommandState[] | undefined {
   return states as CommandState[];
 }
 
-export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { commands, deviceExists }) => {
+export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { commands, deviceExists, audit }) => {
   app.post<{ Params: DeviceParams; Body: SubmitBody }>(
     '/devices/:id/commands',
     {
@@ -92,7 +93,16 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
         idempotencyKey,
         requestedBy: principalOf(request),
       });
-      if (created) request.log.info({ deviceId: command.deviceId, commandId: command.id, name: command.name }, 'command queued');
+      if (created) {
+        request.log.info({ deviceId: command.deviceId, commandId: command.id, name: command.name }, 'command queued');
+        audit.record({
+          action: 'command.send',
+          request,
+          target: `command:${command.id}`,
+          device: command.deviceId,
+          detail: { name: command.name, idempotencyKey: command.idempotencyKey },
+        });
+      }
       return reply
         .code(created ? 202 : 200)
         .header('location', `/api/v1/commands/${command.id}`)
@@ -136,6 +146,23 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
         throw new HubHttpError('COMMAND_NOT_FOUND', `No command ${request.params.commandId} exists (or its device was deleted); list a device's commands with GET /api/v1/devices/:id/commands.`);
       }
       return command;
+    },
+  );
+
+  app.post<{ Params: { commandId: number } }>(
+    '/commands/:commandId/cancel',
+    { config: { role: 'operator' }, schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
+    async (request) => {
+      try {
+        const command = commands.cancel(request.params.commandId, principalOf(request));
+        audit.record({ action: 'command.cancel', request, target: `command:${command.id}`, device: command.deviceId, detail: { name: command.name } });
+        return command;
+      } catch (err) {
+        if (err instanceof HubHttpError) {
+          audit.record({ action: 'command.cancel', request, target: `command:${request.params.commandId}`, outcome: 'failure', detail: { code: err.code } });
+        }
+        throw err;
+      }
     },
   );
 };

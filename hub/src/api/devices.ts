@@ -8,6 +8,7 @@ import type { Clock } from '../core/clock.js';
 import { errorBody, HubHttpError } from '../errors.js';
 import type { PresenceTracker } from '../devices/presence.js';
 import { DeviceExistsError, type DeviceRecord, type DeviceRegistry, type Presence, type Transport } from '../devices/registry.js';
+import type { AuditLog } from '../auth/audit.js';
 import type { LatestValue } from '../storage/types.js';
 
 /** What the API closes a device's connection with when its token is rotated or it is deleted. */
@@ -24,6 +25,8 @@ export interface DeviceApiOptions {
   presence: PresenceTracker;
   connections: DeviceConnections;
   clock: Clock;
+  /** Who provisioned, changed, disabled, rotated or deleted which device (docs/security.md, audit log). */
+  audit: Pick<AuditLog, 'record'>;
 }
 
 /** The Device object of the HTTP contract. */
@@ -86,7 +89,7 @@ function notFound(id: string): HubHttpError {
   return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
 }
 
-export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { registry, presence, connections, clock }) => {
+export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { registry, presence, connections, clock, audit }) => {
   app.post<{ Body: { id: string; name?: string; model?: string; labels?: Record<string, string> } }>(
     '/devices',
     {
@@ -104,9 +107,11 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
       try {
         const { device, token } = registry.create(request.body, clock.now());
         request.log.info({ deviceId: device.id }, 'device registered');
+        audit.record({ action: 'device.provision', request, target: `device:${device.id}`, device: device.id, detail: { model: device.model } });
         return reply.code(201).send({ id: device.id, name: device.name, model: device.model, labels: device.labels, token, createdAt: device.createdAt });
       } catch (err) {
         if (err instanceof DeviceExistsError) {
+          audit.record({ action: 'device.provision', request, device: request.body.id, outcome: 'failure', detail: { code: 'DEVICE_EXISTS' } });
           return reply
             .code(409)
             .send(errorBody('DEVICE_EXISTS', `A device "${request.body.id}" is already registered; pick another id, or rotate its token with POST /api/v1/devices/${request.body.id}/token.`));
@@ -146,6 +151,8 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
       if (!device) throw notFound(request.params.id);
       // A disabled device may not stay connected.
       if (request.body.disabled === true) connections.disconnect(device.id, 'DEVICE_DISABLED');
+      const action = request.body.disabled === true ? 'device.disable' : request.body.disabled === false ? 'device.enable' : 'device.update';
+      audit.record({ action, request, target: `device:${device.id}`, device: device.id, detail: { fields: Object.keys(request.body) } });
       return deviceView(device, presence);
     },
   );
@@ -156,6 +163,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     // The old token stops working at once, including for a connection that authenticated with it.
     connections.disconnect(request.params.id, 'AUTH_FAILED');
     request.log.info({ deviceId: request.params.id }, 'device token rotated');
+    audit.record({ action: 'device.token.rotate', request, target: `device:${request.params.id}`, device: request.params.id });
     return { id: request.params.id, token };
   });
 
@@ -166,6 +174,7 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     registry.delete(device.id);
     presence.forget(device.id);
     request.log.info({ deviceId: device.id }, 'device deleted');
+    audit.record({ action: 'device.delete', request, target: `device:${device.id}`, device: device.id });
     return reply.code(204).send();
   });
 };

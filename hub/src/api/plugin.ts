@@ -18,12 +18,12 @@ export const apiPlugin = fp(
         api.setNotFoundHandler(async (request, reply) =>
           reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
         );
-        await api.register(deviceApi, { registry: devices.registry, presence: devices.presence, connections: devices.sessions, clock });
-        await api.register(commandApi, { commands, deviceExists });
+        await api.register(deviceApi, { registry: devices.registry, presence: devices.presence, connections: devices.sessions, clock, audit: app.auth.audit });
+        await api.register(commandApi, { commands, deviceExists, audit: app.auth.audit });
         await api.register(historyRoutes, { store: durability.store, clock, deviceExists });
       },
       { prefix: '/api/v1' },
     );
   },
-  { name: 'tendril-api', dependencies: ['tendril-commands'] },
+  { name: 'tendril-api', dependencies: ['tendril-commands', 'tendril-auth'] },
 );

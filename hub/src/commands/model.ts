@@ -3,13 +3,14 @@
  *
  *   queued ──► sent ──► delivered ──► succeeded | failed | rejected
  *     │          └──────────┴──► failed (TIMEOUT: no final status within timeoutMs of the first send)
- *     └──► expired (still queued when its TTL passed)
+ *     ├──► expired (still queued when its TTL passed)
+ *     └──► cancelled (an operator cancelled it while still queued)
  */
 import { DEFAULT_LIMITS } from '@tendril/device-sdk/codec';
 
-export type CommandState = 'queued' | 'sent' | 'delivered' | 'succeeded' | 'failed' | 'rejected' | 'expired';
+export type CommandState = 'queued' | 'sent' | 'delivered' | 'succeeded' | 'failed' | 'rejected' | 'expired' | 'cancelled';
 
-export const COMMAND_STATES: readonly CommandState[] = ['queued', 'sent', 'delivered', 'succeeded', 'failed', 'rejected', 'expired'];
+export const COMMAND_STATES: readonly CommandState[] = ['queued', 'sent', 'delivered', 'succeeded', 'failed', 'rejected', 'expired', 'cancelled'];
 
 /** States a command can still leave; at most COMMAND_LIMITS.maxUnfinishedPerDevice per device. */
 export const UNFINISHED_STATES: readonly CommandState[] = ['queued', 'sent', 'delivered'];
@@ -58,7 +59,7 @@ export interface Command {
   state: CommandState;
   /**
    * succeeded: the device's result as JSON text; failed / rejected: the reason (from the device, or
-   * `TIMEOUT: ...` from the hub); expired: why; null before a final state.
+   * `TIMEOUT: ...` from the hub); expired: why; cancelled: who cancelled it; null before a final state.
    */
   detail: string | null;
   /** succeeded: `detail` parsed as JSON (null when it is not JSON); null otherwise. */

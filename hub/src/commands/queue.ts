@@ -296,6 +296,26 @@ export class CommandQueue {
     this.pump(deviceId, false);
   }
 
+  /**
+   * Cancels a command that is still queued (never sent): it reaches `cancelled` and the next one may go out.
+   * A command already sent cannot be recalled from the device: COMMAND_NOT_CANCELLABLE.
+   */
+  cancel(commandId: number, by: string): Command {
+    const record = this.store.view(commandId);
+    if (!record) throw new HubHttpError('COMMAND_NOT_FOUND', `No command ${commandId} exists (or its device was deleted).`);
+    const line = this.lines.get(record.deviceId);
+    const item = line?.items.find((i) => i.id === commandId);
+    if (!line || !item || item.state !== 'queued') {
+      throw new HubHttpError(
+        'COMMAND_NOT_CANCELLABLE',
+        `Command ${commandId} is ${record.state}: only a queued command (not yet sent to the device) can be cancelled.`,
+      );
+    }
+    this.finish(line, item, 'cancelled', `CANCELLED by ${by}`);
+    this.arm(record.deviceId, line, this.opts.clock.now());
+    return this.store.view(commandId)!;
+  }
+
   private finish(line: DeviceLine, item: UnfinishedCommand, state: CommandState, detail: string): void {
     const now = this.opts.clock.now();
     line.items.splice(line.items.indexOf(item), 1);
