@@ -79,15 +79,21 @@ try {
   // Restart: the start-up scan (length + CRC of every record, seqs of every reading) over the whole spool.
   await spool.close();
   const recoverStart = performance.now();
+  const recoverCpu0 = process.cpuUsage();
   spool = await modules.spool.createSpool({ dir: join(dataDir, 'spool'), store, maxBytes: 4 * 1024 ** 3, backoff: { baseMs: 200, maxMs: 2000 } });
   const recoverSeconds = (performance.now() - recoverStart) / 1000;
+  const recoverCpu = process.cpuUsage(recoverCpu0);
   if (spool.state.replayedReadings !== accepted) throw new Error(`restart found ${spool.state.replayedReadings} undrained readings, expected ${accepted}`);
 
   await influx.process.start(); // store back
   const drainStart = performance.now();
+  const drainCpu0 = process.cpuUsage();
   spool.retryNow();
   await spool.whenDrained(300_000);
   const drainSeconds = (performance.now() - drainStart) / 1000;
+  const drainCpu = process.cpuUsage(drainCpu0);
+  // CPU per reading: less sensitive than throughput to a machine shared with other work.
+  const usPer = (c) => +((c.user + c.system) / accepted).toFixed(2);
   const [count] = await influx.query('SELECT count("@seq") FROM "readings"');
   const stored = count?.series?.[0]?.values?.[0]?.[1] ?? 0;
   if (stored !== accepted) throw new Error(`accepted ${accepted} readings but InfluxDB holds ${stored}`);
@@ -104,11 +110,14 @@ try {
       fdatasyncs: commits,
       readingsPerFdatasync: Math.round(accepted / commits),
       cpuSecondsPerSecond: +((cpu.user + cpu.system) / 1e6 / acceptSeconds).toFixed(2),
+      cpuUsPerReading: usPer(cpu),
     },
     restartScanSeconds: +recoverSeconds.toFixed(2),
+    restartScanCpuUsPerReading: usPer(recoverCpu),
     drain: {
       seconds: +drainSeconds.toFixed(2),
       readingsPerSecond: Math.round(accepted / drainSeconds),
+      cpuUsPerReading: usPer(drainCpu),
     },
   };
   if (asJson) {
@@ -119,6 +128,7 @@ try {
     console.log(`  accept: ${a.readingsPerSecond} readings/s acknowledged, ${a.mbPerSecond} MB/s, ${a.bytesPerReading} B/reading, ${a.fdatasyncs} fdatasyncs (${a.readingsPerFdatasync} readings each)`);
     console.log(`  restart with ${accepted} undrained readings (${(depthBytes / 1024 / 1024).toFixed(1)} MiB): start-up scan ${result.restartScanSeconds} s`);
     console.log(`  drain after the store returned: ${result.drain.seconds} s (${result.drain.readingsPerSecond} readings/s into InfluxDB), all ${stored} stored`);
+    console.log(`  CPU of this process per reading: accept ${a.cpuUsPerReading} us, start-up scan ${result.restartScanCpuUsPerReading} us, drain ${result.drain.cpuUsPerReading} us`);
   }
 } finally {
   clearTimeout(watchdog);
