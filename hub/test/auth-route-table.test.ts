@@ -37,6 +37,7 @@ export const EXPECTED_ROLES: Record<string, RouteRole> = {
   'POST /api/v1/devices/:id/commands': 'operator',
   'GET /api/v1/devices/:id/commands': 'viewer',
   'GET /api/v1/commands/:commandId': 'viewer',
+  'POST /api/v1/commands/:commandId/cancel': 'operator',
   'GET /api/v1/devices/:id/series/:metric': 'viewer',
   'GET /api/v1/devices/:id/latest': 'viewer',
   // Authenticate themselves: devices by their token in HELLO, live clients by cookie or first message.
