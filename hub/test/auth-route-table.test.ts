@@ -6,6 +6,7 @@
  * EXPECTED_ROLES below with the role docs/security.md gives it: a new route fails this test until someone
  * decides its role here. It runs against the real hub (buildHub from app.ts, real SQLite in a temp dir).
  */
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteRoleInfo } from '../src/auth/plugin.js';
@@ -172,6 +173,15 @@ describe('route table', () => {
       Object.entries(EXPECTED_ROLES).filter(([k]) => k !== 'GET /v1/live' || k in actual),
     );
     expect(actual).toEqual(expected);
+  });
+
+  it('docs/api.md gives every route the same role', () => {
+    const doc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('### Roles of the routes'), doc.indexOf('## Errors'));
+    const documented = Object.fromEntries(
+      [...section.matchAll(/^\| `([A-Z]+ \S+)` \| (\w+) \|$/gm)].map((m) => [m[1], m[2]]),
+    );
+    expect(documented).toEqual(EXPECTED_ROLES);
   });
 
   it('without credentials: public routes answer, every other route is 401 UNAUTHORIZED', async () => {
