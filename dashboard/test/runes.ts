@@ -48,7 +48,13 @@ function compile(file: string): string {
 /** Imports `../src/...svelte.ts` (relative to this folder) compiled with runes. */
 export async function importRunes<T>(relFromTest: string): Promise<T> {
   const file = fileURLToPath(new URL(relFromTest, import.meta.url));
-  return (await import(/* @vite-ignore */ compile(file))) as T;
+  const before = written.length;
+  try {
+    return (await import(/* @vite-ignore */ compile(file))) as T;
+  } finally {
+    // Loaded: the compiled files are not needed any more (and must not linger beside the sources).
+    for (const f of written.splice(before)) rmSync(f, { force: true });
+  }
 }
 
 /** The client runtime the compiled modules use: flushSync, effect roots. */
