@@ -39,7 +39,7 @@ function compile(file: string): string {
     const target = resolve(dirname(file), `${rel}.ts`);
     return `from ${JSON.stringify(compile(target))}`;
   });
-  const out = join(dirname(file), `.${basename(file, '.ts')}.test-build.js`);
+  const out = join(dirname(file), `.${basename(file, '.ts')}.${process.pid}.test-build.js`);
   writeFileSync(out, code);
   if (!written.includes(out)) written.push(out);
   return out;
