@@ -278,6 +278,32 @@ describe('logout and revocation', () => {
     expect(events).toEqual([expect.objectContaining({ kind: 'session', userName: 'ada' })]);
   });
 
+  it('a password change tells listeners exactly which other sessions ended; a role change names the user', async () => {
+    h = await authApp();
+    const cookie = await userWithSession(h.app, 'ada', 'viewer');
+    const other = await login(h.app, 'ada', GOOD_PASSWORD);
+    const otherId = (await h.app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: other } })).json()
+      .session.id;
+    const events: unknown[] = [];
+    h.app.auth.onRevoke((e) => events.push(e));
+    const change = await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: { cookie, origin: ORIGIN },
+      payload: { currentPassword: GOOD_PASSWORD, password: 'yet another long passphrase' },
+    });
+    expect(change.statusCode).toBe(200);
+    expect(events).toEqual([{ kind: 'session', sessionId: otherId, userName: 'ada' }]);
+    events.length = 0;
+    await h.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/users/ada',
+      headers: bearer(BOOTSTRAP),
+      payload: { role: 'operator' },
+    });
+    expect(events).toEqual([{ kind: 'user', userName: 'ada' }]);
+  });
+
   it('disabling a user ends their sessions at once', async () => {
     h = await authApp();
     const cookie = await userWithSession(h.app, 'ada', 'operator');

@@ -91,6 +91,12 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
     return reply.code(failure.status).send({ error: { code: failure.code, message: failure.message } });
   };
 
+  /** Ends sessions of `name` (all, or all but `except`) and tells the live channel which. */
+  const endSessions = (name: string, except: string | null = null): void => {
+    for (const sessionId of sessions.revokeAllOf(name, except))
+      auth.revoked({ kind: 'session', sessionId, userName: name });
+  };
+
   const sessionView = (s: SessionRecord, current: string | undefined) => ({
     id: s.id,
     user: s.userName,
@@ -356,9 +362,8 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
         }
         auth.throttles.loginPerUser.reset(key);
         await users.setPassword(name, body.password, { mustChangePassword: false });
-        // Every other session of the user ends; this one stays.
-        sessions.revokeAllOf(name, p.sessionId ?? null);
-        auth.revoked({ kind: 'user', userName: name });
+        // Every other session of the user ends; this one (and the user's API tokens) stay.
+        endSessions(name, p.sessionId ?? null);
         if (name === INITIAL_ADMIN) removeInitialPasswordFile(options.dataDir);
         audit.record({ action: 'password.change', request, target: `user:${name}` });
         if (!adminFields) return { user: userView(users.require(name)) };
@@ -370,7 +375,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       if (!self && body.password !== undefined) {
         await users.setPassword(name, body.password, { mustChangePassword: body.mustChangePassword ?? true });
         changes.password = 'reset';
-        sessions.revokeAllOf(name);
+        endSessions(name);
       }
       if (adminFields) {
         users.update(name, { role: body.role, disabled: body.disabled, mustChangePassword: body.mustChangePassword });
@@ -381,7 +386,10 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app: Fas
       }
       if (Object.keys(changes).length > 0) {
         audit.record({ action: 'user.update', request, target: `user:${name}`, detail: changes });
-        auth.revoked({ kind: 'user', userName: name });
+        // A new role, a disabled account, a password to change: the user's live connections must authenticate again.
+        if (changes.role !== undefined || changes.disabled !== undefined || changes.mustChangePassword !== undefined) {
+          auth.revoked({ kind: 'user', userName: name });
+        }
       }
       return { user: userView(users.require(name)) };
     },

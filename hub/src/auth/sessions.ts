@@ -69,7 +69,7 @@ export class SessionStore {
       byId: db.prepare(`SELECT * FROM auth_sessions WHERE id = ?`),
       touch: db.prepare(`UPDATE auth_sessions SET last_seen_at = ? WHERE id = ?`),
       remove: db.prepare(`DELETE FROM auth_sessions WHERE id = ?`),
-      removeOfUser: db.prepare(`DELETE FROM auth_sessions WHERE user_name = ? AND id != ?`),
+      removeOfUser: db.prepare(`DELETE FROM auth_sessions WHERE user_name = ? AND id != ? RETURNING id`).pluck(),
       ofUser: db.prepare(`SELECT * FROM auth_sessions WHERE user_name = ? ORDER BY created_at DESC`),
       all: db.prepare(`SELECT * FROM auth_sessions ORDER BY user_name, created_at DESC`),
       prune: db.prepare(`DELETE FROM auth_sessions WHERE created_at <= ? OR last_seen_at <= ?`),
@@ -142,9 +142,9 @@ export class SessionStore {
     return this.stmt.remove.run(id).changes > 0;
   }
 
-  /** Ends every session of `userName` except `exceptId`; returns how many. */
-  revokeAllOf(userName: string, exceptId: string | null = null): number {
-    return this.stmt.removeOfUser.run(userName, exceptId ?? '').changes;
+  /** Ends every session of `userName` except `exceptId`; returns their ids. */
+  revokeAllOf(userName: string, exceptId: string | null = null): string[] {
+    return this.stmt.removeOfUser.all(userName, exceptId ?? '') as string[];
   }
 
   /** Live sessions, of one user or of all; expired ones are deleted first. */

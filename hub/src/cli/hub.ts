@@ -163,7 +163,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         users.require(user);
         const { password, generated } = await newPassword();
         await users.setPassword(user, password, { mustChangePassword: true });
-        const ended = sessions.revokeAllOf(user);
+        const ended = sessions.revokeAllOf(user).length;
         record('user.update', { password: 'reset', sessionsEnded: ended });
         io.out(`New password set for ${user}; ${ended} session(s) ended; it must be changed at the next login.\n`);
         if (generated) io.out(`Password (shown once): ${password}\n`);
@@ -174,7 +174,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const user = needName();
         const disabled = command === 'disable';
         users.update(user, { disabled });
-        const ended = disabled ? sessions.revokeAllOf(user) : 0;
+        const ended = disabled ? sessions.revokeAllOf(user).length : 0;
         record('user.update', { disabled });
         io.out(
           disabled
