@@ -64,7 +64,8 @@ typedef struct {
     uint64_t timeout_ms;
 } td_command;
 
-/* Answer with td_device_command_result(), from the callback or later (before cmd->timeout_ms). */
+/* Answer with td_device_command_result(), from the callback or later (before cmd->timeout_ms).
+ * Callbacks may call td_device_send, td_device_command_result and td_device_stop, not td_device_poll. */
 typedef void (*td_command_fn)(td_device *dev, const td_command *cmd, void *user);
 typedef void (*td_event_fn)(td_device *dev, const td_event *ev, void *user);
 

@@ -343,8 +343,8 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
     d->ctx.prev_seq = acked_seq;
     d->ctx.prev_ts = d->hello_clock;
     if (!d->has_clock && f->u.welcome.server_time) td_device_set_clock(d, f->u.welcome.server_time); /* §4.3.2 */
+    acked(d, acked_seq); /* §6.1.4: what the hub holds is done with, before anything is resent */
     emit_simple(d, TD_EV_CONNECTED, 0, acked_seq, acked_seq);
-    acked(d, acked_seq); /* §6.1.4: what the hub holds is done with */
 }
 
 static void on_command(td_device *d, const td_hub_frame *f)

@@ -35,13 +35,15 @@ static int esp_rand(void *ctx, uint8_t *buf, size_t n)
     return TD_OK;
 }
 
+static int reboot_requested;
+
 static void on_command(td_device *dev, const td_command *cmd, void *user)
 {
     (void)user;
     if (cmd->name.len == 6 && !memcmp(cmd->name.p, "reboot", 6)) {
         td_device_command_result(dev, cmd->id, TD_CMD_SUCCEEDED, td_s("null"));
-        td_device_poll(dev); /* get the answer out first */
-        esp_restart();
+        reboot_requested = 1; /* once the answer is out (see the loop) */
+        return;
     }
     td_device_command_result(dev, cmd->id, TD_CMD_REJECTED, td_s("unknown command"));
 }
@@ -68,6 +70,7 @@ static void tendril_task(void *arg)
     td_device_start(&dev);
     for (;;) {
         td_device_poll(&dev);
+        if (reboot_requested && !td_ws_pending(&dev.ws)) esp_restart();
         if (esp_now_ms(NULL) - last >= 10000) {
             td_value v[2];
             last = esp_now_ms(NULL);
