@@ -367,7 +367,7 @@ export class MqttBridge {
     d.refusedCode = null;
     d.lastFed = attached.ingest.ackedSeq;
     if (d.numbering === 'bridge') d.lastAssigned = Math.max(d.lastAssigned, attached.ingest.ackedSeq);
-    (attached as AttachedDevice & { online?: () => void }).online?.();
+    attached.online();
     const now = this.opts.clock.now();
     attached.seen(now);
     if (d.waiting.length > 0) this.feed(d, d.waiting.splice(0), now);
