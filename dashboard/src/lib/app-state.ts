@@ -5,6 +5,7 @@ import { live, onLiveUnauthorized } from './live/index.js';
 import { CommandsState } from './state/commands.svelte.js';
 import { DeviceState } from './state/device.svelte.js';
 import { FleetState } from './state/fleet.svelte.js';
+import { HealthState } from './state/health.svelte.js';
 import { SessionState } from './state/session.svelte.js';
 
 export const session = new SessionState(api);
@@ -21,6 +22,8 @@ export const fleet = new FleetState({
   loadDevices: async () => (await api.devices()).devices,
   frames,
 });
+
+export const hubHealth = new HealthState({ live, frames });
 
 export function deviceState(id: string): DeviceState {
   return new DeviceState(id, { live, api, frames });
