@@ -35,7 +35,6 @@ const METRICS = [
 async function serve(mode) {
   if (mode === 'hub') {
     const { createHub, listenHub, loadConfig } = await import('../hub/dist/index.js');
-    const { liveChannelPlugin } = await import('../hub/dist/live/index.js');
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tendril-bench-live-latency-'));
     const adminToken = `bench-admin-token-${process.pid}-0123456789abcdef0123456789`;
     const config = loadConfig({
@@ -46,10 +45,7 @@ async function serve(mode) {
       HUB_LOG_LEVEL: 'warn',
     });
     const app = await createHub(config);
-    app.register(liveChannelPlugin, {
-      authenticate: () => ({ kind: 'user', name: 'bench', role: 'viewer' }),
-      verifyToken: () => null,
-    });
+    // The hub registers the live plugin itself (app.ts); the live client authenticates with the admin token.
     await listenHub(app, config);
     process.send({ type: 'ready', port: app.server.address().port, adminToken });
     process.on('message', async (m) => {
@@ -178,8 +174,10 @@ async function runHub() {
     live.on('message', (data) => {
       const at = nowMs();
       const m = JSON.parse(data);
-      if (m.type === 'hello')
+      if (m.type === 'hello') live.send(JSON.stringify({ type: 'auth', token: adminToken }));
+      else if (m.type === 'auth_ok')
         live.send(JSON.stringify({ type: 'subscribe', id: 1, stream: 'device', devices: ['lat-1'] }));
+      else if (m.type === 'error') reject(new Error(`live channel: ${m.error.code} ${m.error.message}`));
       else if (m.type === 'event' && m.event.kind === 'snapshot' && m.event.last) resolve();
       else if (m.type === 'event' && m.event.kind === 'readings')
         for (const r of m.event.readings) onReading(r.seq, at);
