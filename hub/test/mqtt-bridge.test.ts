@@ -232,3 +232,14 @@ describe('the broker connection', () => {
     expect(devices.duplicates).toBe(3);
   });
 });
+
+it('error messages to one device are bounded (100 at once, then 10/s); the rest only counted', async () => {
+  devices.register('d8');
+  const d = await device('d8');
+  for (let i = 0; i < 150; i++) void d.data('{not json', 1);
+  await waitFor(() => bridge.counts.refused.get('INVALID_JSON') === 150, { what: '150 refusals', timeoutMs: 10_000 });
+  await allAcked();
+  expect(bridge.counts.errorsSuppressed).toBeGreaterThanOrEqual(40);
+  await waitFor(() => d.errors.length >= 100, { what: 'the first 100 error messages', timeoutMs: 5000 });
+  expect(d.errors.length).toBeLessThanOrEqual(110);
+});

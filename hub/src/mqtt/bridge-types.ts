@@ -77,6 +77,8 @@ export interface BridgeCounts {
   qos0Dropped: number;
   commandsPublished: number;
   errorsPublished: number;
+  /** Error messages not sent: over the device's budget. */
+  errorsSuppressed: number;
   storeBusyPauses: number;
 }
 

@@ -17,7 +17,6 @@ import { redactUrl, type BridgeCounts, type BridgeOptions, type BridgeStatus, ty
 import { BridgedDevice, type Batch } from './bridged-device.js';
 import {
   encodeCommand,
-  encodeError,
   isRefusal,
   parseBirth,
   parseCommandResult,
@@ -26,22 +25,16 @@ import {
   type BridgeRefusal,
   type JsonReading,
 } from './payload.js';
+import { DeviceErrors, type ErrorExtra } from './device-errors.js';
+import { ResendMemory } from './resend-memory.js';
 import type { CompiledTemplate } from './templates.js';
 
 export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus, RegisteredDevice } from './bridge-types.js';
 export { redactUrl } from './bridge-types.js';
-import { cmdTopic, errorTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
+import { cmdTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
 const DEFAULT_COOLDOWN_MS = 5000;
 const PAUSE_MARGIN_MS = 10;
-/** Remembered seqs of unacknowledged bridge-numbered messages, for the broker's resend after a cut. */
-const MAX_REMEMBERED = 65_536;
-
-interface Remembered {
-  topic: string;
-  payload: Buffer;
-  seqs: number[];
-}
 
 export class MqttBridge {
   readonly link: BrokerLink;
@@ -49,7 +42,8 @@ export class MqttBridge {
   private readonly random: () => number;
   /** Messages that came before every SUBACK (and so perhaps before their device's retained birth). */
   private parked: InboundMessage[] | null = [];
-  private readonly remembered = new Map<number, Remembered>();
+  private readonly resends = new ResendMemory();
+  private readonly errors: DeviceErrors;
   private closing = false;
   private connected = false;
   private dropped: number | null = null;
@@ -63,6 +57,7 @@ export class MqttBridge {
     qos0Dropped: 0,
     commandsPublished: 0,
     errorsPublished: 0,
+    errorsSuppressed: 0,
     storeBusyPauses: 0,
   };
 
@@ -75,6 +70,7 @@ export class MqttBridge {
       [...TENDRIL_SUBSCRIPTIONS.rest, ...templateFilters].map((topic) => ({ topic, qos: 1 as const })),
       [{ topic: SYS_DROPPED_TOPIC, qos: 0 as const }],
     ];
+    this.errors = new DeviceErrors((topic, payload) => this.link.publish(topic, payload, { qos: 0 }) !== null, opts.clock, opts.log, this.counts);
     this.link = new BrokerLink(
       { ...opts.link, subscriptions, clock: opts.clock, timers: opts.timers, random: this.random },
       {
@@ -195,13 +191,8 @@ export class MqttBridge {
     m.complete();
   }
 
-  private report(id: string, source: string, code: string, message: string, extra: { seq?: number; metric?: string; topic?: string }): void {
-    if (source !== 'tendril') {
-      // A template's fleet has no error topic of ours: the log and the counters say it.
-      this.opts.log.debug({ deviceId: id, code, ...extra }, message);
-      return;
-    }
-    if (this.link.publish(errorTopic(id), encodeError(code, message, extra), { qos: 0 }) !== null) this.counts.errorsPublished++;
+  private report(id: string, source: string, code: string, message: string, extra: ErrorExtra): void {
+    this.errors.report(id, source, code, message, extra);
   }
 
   private onBirth(id: string, m: InboundMessage): void {
@@ -269,22 +260,20 @@ export class MqttBridge {
     if (d.info === null && !this.declareWithoutBirth(d, template, registered, json)) {
       return this.refuseMessage(d, m, { code: 'BIRTH_REQUIRED', message: `publish a birth message on tendril/v1/${id}/birth (retained) before data` });
     }
-    const seqs = this.rememberedSeqs(d, m, json.length);
+    const seqs = d.numbering === 'bridge' ? this.resends.seqsOf(m, json.length) : null;
     const readings = d.convert(json, seqs, (r, seq, metric) => {
       this.refuse(r.code);
       this.report(d.id, d.source, r.code, r.message, { seq, metric });
     });
     if (isRefusal(readings)) return this.refuseMessage(d, m, readings);
-    let complete = m.complete;
-    if (d.numbering === 'bridge' && m.qos === 1) {
-      const entry: Remembered = { topic: m.topic, payload: m.payload, seqs: readings.map((r) => r.seq) };
-      this.remember(m.messageId, entry);
-      // Forgotten once the PUBACK is out; until then a resend (DUP, same id and bytes) gets the same seqs.
-      complete = () =>
-        m.complete(() => {
-          if (this.remembered.get(m.messageId) === entry) this.remembered.delete(m.messageId);
-        });
-    }
+    // Bridge numbering: a resend of this message (DUP, same id and bytes) gets the same seqs until its PUBACK is out.
+    const complete =
+      d.numbering === 'bridge' && m.qos === 1
+        ? this.resends.remember(
+            m,
+            readings.map((r) => r.seq),
+          )
+        : m.complete;
     const batch: Batch = { readings, maxSeq: readings.reduce((a, r) => Math.max(a, r.seq), 0), qos: m.qos, complete };
     d.wantsOnline = true;
     if (d.attached && d.pauseTimer === null && !d.attaching) {
@@ -315,20 +304,6 @@ export class MqttBridge {
     const info: AttachInfo = { epoch: numbered ? reg.epoch : d.bridgeEpoch, metrics: reg.metrics, firmware: reg.firmware, sdk: reg.sdk, dropped: reg.dropped };
     d.declare(info, numbered ? 'device' : 'bridge');
     return true;
-  }
-
-  /** Seqs a message got when it came first, if this is the broker resending it (same id, topic, payload). */
-  private rememberedSeqs(d: BridgedDevice, m: InboundMessage, n: number): number[] | null {
-    if (d.numbering !== 'bridge' || m.qos !== 1 || !m.dup) return null;
-    const r = this.remembered.get(m.messageId);
-    if (r === undefined || r.topic !== m.topic || !r.payload.equals(m.payload) || r.seqs.length !== n) return null;
-    return r.seqs;
-  }
-
-  private remember(id: number, entry: Remembered): void {
-    this.remembered.delete(id);
-    this.remembered.set(id, entry);
-    if (this.remembered.size > MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
   }
 
   /** Hands batches to the device's ingest session, oldest first. */
