@@ -227,7 +227,7 @@ export class DeviceChannel implements ConnectionHost {
       b.at = now;
     }
     if (b.tokens < 1) {
-      this.opts.metrics.errorFramesSuppressed.inc();
+      this.opts.metrics.count.errorFramesSuppressed++;
       return false;
     }
     b.tokens--;

@@ -24,6 +24,8 @@ export interface HotCounts {
   readingsDuplicate: number;
   acksSent: number;
   devicesConnected: number;
+  /** ERROR frames for rejected values not sent: the connection's budget was spent (§7.1.5). */
+  errorFramesSuppressed: number;
   /** Indexed by frame type byte. */
   framesIn: Float64Array;
   framesOut: Float64Array;
@@ -53,11 +55,13 @@ export class HubMetrics {
     readingsDuplicate: 0,
     acksSent: 0,
     devicesConnected: 0,
+    errorFramesSuppressed: 0,
     framesIn: new Float64Array(256),
     framesOut: new Float64Array(256),
   };
   readonly storeCommitSeconds: Histogram;
-  private readonly rejected = new Map<string, CounterChild>();
+  /** Rejections per validation code, counted as plain numbers on the hot path; reported at scrape time. */
+  private readonly rejected = new Map<string, { n: number; inc(): void }>();
   private readonly closed = new Map<string, CounterChild>();
   private readonly rejectedCounter: Counter;
   private readonly closedCounter: Counter;
@@ -67,8 +71,6 @@ export class HubMetrics {
   readonly deviceAuthFailures: CounterChild;
   /** HELLOs answered AUTH_THROTTLED (§6.1.6). */
   readonly deviceAuthThrottled: CounterChild;
-  /** ERROR frames for rejected values not sent because the connection's budget was spent (§7.1.3). */
-  readonly errorFramesSuppressed: CounterChild;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -112,7 +114,20 @@ export class HubMetrics {
       () => count.readingsDuplicate,
     );
     mirroredCounter('tendril_acks_sent_total', 'ACK frames sent to devices.', registers, () => count.acksSent);
-    this.rejectedCounter = new Counter({ name: 'tendril_readings_rejected_total', help: 'Values or readings rejected by validation, by error code.', labelNames: ['code'], registers });
+    const rejected = this.rejected;
+    const reportedRejections = new Map<string, number>();
+    this.rejectedCounter = new Counter({
+      name: 'tendril_readings_rejected_total',
+      help: 'Values or readings rejected by validation, by error code.',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        for (const [code, c] of rejected) {
+          this.labels(code).inc(c.n - (reportedRejections.get(code) ?? 0));
+          reportedRejections.set(code, c.n);
+        }
+      },
+    });
     this.storeCommitSeconds = new Histogram({
       name: 'tendril_store_commit_seconds',
       help: 'Duration of one group-commit write to the time-series store.',
@@ -135,20 +150,27 @@ export class HubMetrics {
       help: 'HELLOs answered AUTH_THROTTLED without a check: their address failed too often (protocol §6.1.6).',
       registers,
     });
-    this.errorFramesSuppressed = new Counter({
-      name: 'tendril_error_frames_suppressed_total',
-      help: 'ERROR frames for rejected values not sent: the connection spent its ERROR budget (the rejection is still counted).',
+    mirroredCounter(
+      'tendril_error_frames_suppressed_total',
+      'ERROR frames for rejected values not sent: the connection spent its ERROR budget (the rejection is still counted).',
       registers,
-    });
+      () => count.errorFramesSuppressed,
+    );
     // Pre-create every validation series so a scrape shows zeros rather than nothing.
-    for (const code of VALIDATION_CODES) this.rejected.set(code, this.rejectedCounter.labels(code));
+    for (const code of VALIDATION_CODES) this.rejectedBy(code);
   }
 
   /** Counter child for a rejection code. */
   rejectedBy(code: string): CounterChild {
     let c = this.rejected.get(code);
     if (!c) {
-      c = this.rejectedCounter.labels(code);
+      const counter = {
+        n: 0,
+        inc() {
+          counter.n++;
+        },
+      };
+      c = counter;
       this.rejected.set(code, c);
     }
     return c;
