@@ -18,6 +18,8 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     sourcemap: false,
     reportCompressedSize: false,
+    // Plugin timing notes are noise on a shared machine (scripts/size.mjs prints what matters).
+    rolldownOptions: { checks: { pluginTimings: false } },
   },
   server: {
     // `npm run dev -w @tendril/dashboard` against a hub on :8080.
