@@ -55,7 +55,7 @@ describe('the C SDK builds and passes its own tests', () => {
   }, 300_000);
 
   it('survives a bounded libFuzzer run of each fuzzer (decoders, WebSocket byte stream into the client)', async () => {
-    const out = await make('fuzz-ci', ['FUZZ_SECONDS=6']);
+    const out = await make('fuzz-ci', ['FUZZ_SECONDS=5']);
     const runs = [...out.matchAll(/stat::number_of_executed_units: (\d+)/g)].map((m) => Number(m[1]));
     expect(runs).toHaveLength(3);
     for (const n of runs) expect(n).toBeGreaterThan(1000);
