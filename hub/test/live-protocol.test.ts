@@ -239,3 +239,24 @@ describe('commands of every device', () => {
     expect(ev.event.command).toMatchObject({ id: c.id, deviceId: 'dev-0000', state: 'queued' });
   });
 });
+
+describe('snapshot parts', () => {
+  it('§5.4.2: a large snapshot comes in parts under snapshotPartBytes, each saying its index and the count', async () => {
+    const big = await startLiveHub({ devices: 60, limits: { snapshotPartBytes: 4096 } });
+    try {
+      const c = await LiveTestClient.viewer(big);
+      const { snapshot } = await c.subscribe({ stream: 'fleet' });
+      expect(snapshot.length).toBeGreaterThan(3);
+      expect(snapshot.map((m) => m.event.part)).toEqual(snapshot.map((_, i) => i));
+      expect(snapshot.every((m) => m.event.parts === snapshot.length)).toBe(true);
+      expect(snapshot.map((m) => m.event.last)).toEqual(snapshot.map((_, i) => i === snapshot.length - 1));
+      expect(new Set(snapshot.map((m) => m.offset)).size).toBe(1);
+      const ids = snapshot.flatMap((m) => m.event.devices.map((d: { id: string }) => d.id));
+      expect(ids).toEqual(Array.from({ length: 60 }, (_, i) => `dev-${String(i).padStart(4, '0')}`));
+      for (const m of snapshot) expect(JSON.stringify(m.event).length).toBeLessThan(4096 + 1024);
+      c.close();
+    } finally {
+      await big.close();
+    }
+  });
+});

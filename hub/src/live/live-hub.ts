@@ -14,7 +14,7 @@ import {
   CLOSE,
 } from './protocol.js';
 import { DEFAULT_WINDOWS, type LatestValue, type LiveEvent, StreamLog, type StreamWindow } from './stream-log.js';
-import { renderSnapshotPart, type SnapshotContext, snapshotCursor, snapshotIds } from './snapshots.js';
+import { renderSnapshotPart, type SnapshotContext, snapshotCursor } from './snapshots.js';
 import { StreamSources, type EventsOf, type LiveCommandSource, type LiveHealthBase } from './sources.js';
 import { type SnapshotCursor, Subscription } from './subscription.js';
 
@@ -283,8 +283,8 @@ export class LiveHub implements LiveHost {
     const addedIds = addedMetrics ? [...devices] : added;
     if (addedIds.length > 0) {
       if (sub.snapshot) {
-        const ids = [...sub.snapshot.ids, ...snapshotIds(this.snapshotContext, sub, addedIds)];
-        sub.snapshot = { ...sub.snapshot, ids };
+        // A snapshot still being sent starts over with everything now subscribed (a new part 0, §5.4.2).
+        sub.snapshot = this.cursor(sub, sub.snapshot.kind, sub.snapshot.gap, null);
       } else {
         sub.snapshot = this.cursor(sub, 'added', false, addedIds);
       }
@@ -330,7 +330,7 @@ export class LiveHub implements LiveHost {
     gap: boolean,
     devices: readonly string[] | null,
   ): SnapshotCursor {
-    return snapshotCursor(this.snapshotContext, sub, kind, gap, devices);
+    return snapshotCursor(this.snapshotContext, sub, kind, gap, devices, this.limits.snapshotPartBytes);
   }
 
   restartSnapshot(sub: Subscription): number {
@@ -338,8 +338,8 @@ export class LiveHub implements LiveHost {
     return sub.snapshot.offset;
   }
 
-  renderSnapshotPart(sub: Subscription, maxBytes: number): string {
-    return renderSnapshotPart(this.snapshotContext, sub, maxBytes);
+  renderSnapshotPart(sub: Subscription): string {
+    return renderSnapshotPart(this.snapshotContext, sub);
   }
 
   // ---- fan-out

@@ -16,7 +16,7 @@ export interface OutboxHost {
   readonly clock: Clock;
   readonly timers: Timers;
   /** The next part of the subscription's snapshot as its event body; advances the cursor (§5.4.2). */
-  renderSnapshotPart(sub: Subscription, maxBytes: number): string;
+  renderSnapshotPart(sub: Subscription): string;
   /** Takes a fresh snapshot cursor for a subscription marked for resync (§7.4.2); returns its offset. */
   restartSnapshot(sub: Subscription): number;
 }
@@ -259,7 +259,7 @@ export class Outbox {
 
   private sendSnapshotPart(sub: Subscription): void {
     const cursor = sub.snapshot!;
-    const body = this.host.renderSnapshotPart(sub, this.host.limits.snapshotPartBytes);
+    const body = this.host.renderSnapshotPart(sub);
     this.sendNow(eventMessage(sub.id, cursor.offset, body));
     if (sub.snapshot === null) {
       // The last part is out: the control events held behind it go next, in order.

@@ -28,6 +28,7 @@ export function snapshotCursor(
   kind: SnapshotCursor['kind'],
   gap: boolean,
   devices: readonly string[] | null,
+  maxBytes: number,
 ): SnapshotCursor {
   const field = sub.stream === 'commands' ? 'commands' : sub.stream === 'health' ? 'health' : 'devices';
   const ids = snapshotIds(
@@ -35,7 +36,41 @@ export function snapshotCursor(
     sub,
     devices ?? (sub.stream === 'fleet' ? ctx.fleet.ids() : sub.devices ? [...sub.devices] : null),
   );
-  return { kind, offset: ctx.logs[sub.stream].head, gap, field, ids, next: 0, part: 0 };
+  const ends = partEnds(ctx, sub, ids, maxBytes);
+  return { kind, offset: ctx.logs[sub.stream].head, gap, field, ids, ends, next: 0, part: 0 };
+}
+
+/** Commands per snapshot part (a command is at most some 10 KB: name, arguments, result, history). */
+const COMMANDS_PER_PART = 25;
+
+/**
+ * §5.4.2: where each part ends, fixed when the snapshot is taken so that every part can say how many there are.
+ * Device rows are measured by their JSON now (cached per row, and made for the part anyway); a row that grows
+ * before its part is sent makes that part a little larger than `maxBytes`.
+ */
+function partEnds(
+  ctx: SnapshotContext,
+  sub: Subscription,
+  ids: ReadonlyArray<string | number>,
+  maxBytes: number,
+): number[] {
+  const ends: number[] = [];
+  if (sub.stream === 'commands') {
+    for (let i = COMMANDS_PER_PART; i < ids.length; i += COMMANDS_PER_PART) ends.push(i);
+  } else if (sub.stream === 'fleet' || sub.stream === 'device') {
+    let size = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string;
+      const n = (sub.stream === 'fleet' ? ctx.fleet.json(id) : ctx.fleet.jsonWithMetrics(id, sub.metrics))?.length ?? 0;
+      if (size > 0 && size + n > maxBytes) {
+        ends.push(i);
+        size = 0;
+      }
+      size += n + 1;
+    }
+  }
+  ends.push(ids.length);
+  return ends;
 }
 
 export function snapshotIds(
@@ -63,18 +98,17 @@ export function snapshotIds(
   }
 }
 
-export function renderSnapshotPart(ctx: SnapshotContext, sub: Subscription, maxBytes: number): string {
+export function renderSnapshotPart(ctx: SnapshotContext, sub: Subscription): string {
   const c = sub.snapshot!;
   const items: string[] = [];
-  let size = 0;
-  while (c.next < c.ids.length && (items.length === 0 || size < maxBytes)) {
+  const end = c.ends[c.part] ?? c.ids.length;
+  while (c.next < end) {
     const json = renderItem(ctx, sub, c.ids[c.next++]!);
-    if (json === null) continue;
-    items.push(json);
-    size += json.length + 1;
+    if (json !== null) items.push(json);
   }
-  const last = c.next >= c.ids.length;
-  const head = `{"kind":"${c.kind}","part":${c.part++},"last":${last},"gap":${c.gap},"${c.field}":`;
+  const parts = c.ends.length;
+  const last = c.part + 1 >= parts;
+  const head = `{"kind":"${c.kind}","part":${c.part++},"parts":${parts},"last":${last},"gap":${c.gap},"${c.field}":`;
   const body = c.field === 'health' ? `${head}${items[0] ?? ctx.healthJson()}}` : `${head}[${items.join(',')}]}`;
   if (last) sub.snapshot = null;
   return body;

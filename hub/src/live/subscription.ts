@@ -29,6 +29,8 @@ export interface SnapshotCursor {
   field: 'devices' | 'commands' | 'health';
   /** What to send, rendered from the current state part by part (§5.4.2). */
   ids: ReadonlyArray<string | number>;
+  /** Index in `ids` after each part: the part count is announced in every part (`parts`). */
+  ends: readonly number[];
   next: number;
   part: number;
 }
