@@ -231,6 +231,14 @@ describe('the dashboard in Chromium', () => {
     await page.screenshot({ path: join(RESULTS, 'dashboard-device.png'), fullPage: true });
     const row = page.locator('[data-testid=command-history] tr[data-state=succeeded]').first();
     expect(await row.textContent()).toContain(OPERATOR.name); // who sent it
+
+    // CSV of the chart's range: the buckets on screen, with units in the header.
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10_000 }), page.click('button[aria-label="Download voltage as CSV"]')]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    const lines = csv.trim().split('\r\n');
+    expect(lines[0]).toBe('time,ts,voltage min (V),voltage mean (V),voltage max (V)');
+    expect(lines.length).toBeGreaterThan(2);
+    expect(lines[1]).toMatch(/^\d{4}-\d{2}-\d{2}T[\d:.]+Z,\d+,[\d.]+,[\d.]+,[\d.]+$/);
     await expectNoCspViolation(page);
   });
 
@@ -302,8 +310,10 @@ describe('the dashboard in Chromium', () => {
     try {
       await login(viewer, VIEWER);
       await viewer.waitForSelector('[data-device="power-0001"]', { timeout: 10_000 });
-      await viewer.goto(`${base}/devices/power-0001`);
+      // A shared deep link opens the device with its range.
+      await viewer.goto(`${base}/devices/power-0001?range=1h`);
       await viewer.waitForSelector('[data-testid=command-history]', { timeout: 10_000 });
+      expect(await viewer.textContent('[role=radio][aria-checked=true]')).toBe('1 h');
       expect(await viewer.locator('[data-testid=command-form]').count()).toBe(0);
       expect(await viewer.textContent('body')).toContain('can see commands but not send them');
     } finally {
