@@ -5,7 +5,10 @@
  */
 #include <string.h>
 
+#include "esp_event.h"
+#include "esp_netif.h"
 #include "esp_random.h"
+#include "esp_system.h"
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
