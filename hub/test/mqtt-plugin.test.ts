@@ -114,6 +114,9 @@ it('presence: MQTT_WILL when a device vanishes, BRIDGE_DISCONNECTED while the br
   await broker.kill9();
   await waitFor('m4 BRIDGE_DISCONNECTED', async () => (await device(app, 'm4')).presence.reason === 'BRIDGE_DISCONNECTED');
   expect(app.mqttBridge!.readiness()).toMatch(/not reachable/);
+  const readyz = await app.inject({ method: 'GET', url: '/readyz', headers: auth });
+  expect(readyz.statusCode).toBe(200);
+  expect(readyz.json()).toMatchObject({ status: 'degraded', checks: { broker: expect.stringMatching(/MQTT broker .* not reachable/) } });
   expect((await app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^tendril_mqtt_broker_up 0$/m);
   await broker.restart();
   await waitFor('the bridge back up', () => app.mqttBridge!.status().broker === 'up', 10_000);
