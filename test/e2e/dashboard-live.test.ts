@@ -31,6 +31,11 @@ import {
   type ServerProcess,
 } from '../support/index.js';
 
+// Functions passed to page.evaluate/waitForFunction run in the page; the test's tsconfig has no DOM library.
+declare const document: any;
+declare const window: any;
+type HTMLElement = any;
+
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const ADMIN_TOKEN = 'dashboard-e2e-admin-token-0123456789abcdef';
@@ -157,7 +162,7 @@ afterAll(async () => {
 async function newPage(): Promise<Page> {
   const page = await browser.newPage();
   await page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => {
+    document.addEventListener('securitypolicyviolation', (e: { violatedDirective: string; blockedURI: string }) => {
       (window as unknown as { __csp: string[] }).__csp ??= [];
       (window as unknown as { __csp: string[] }).__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
     });
