@@ -467,32 +467,32 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
     emit(d, &ev);
 }
 
-/* §4.1: the HELLO of this connection (also built by td_device_init, to check the configuration). */
-static void hello_of(const td_device *d, td_hello *h)
+/* §4.1: the HELLO of this connection into b[cap] (td_device_init encodes one too, to check the configuration). */
+static int encode_hello(const td_device *d, uint8_t *b, size_t cap, size_t *len)
 {
-    const td_device_config *c = d->cfg;
-    h->device_id = c->device_id;
-    h->token = c->token;
-    h->firmware = c->firmware;
     static const td_str sdk = TD_S(TD_SDK_VERSION);
-    h->sdk = sdk;
-    h->epoch = d->epoch;
-    h->last_seq = d->first_seq + d->count - 1u;
-    h->clock = d->hello_clock;
-    h->dropped = d->dropped;
-    h->metric_count = c->metric_count;
-    h->metrics = c->metrics;
+    const td_device_config *c = d->cfg;
+    td_hello h;
+    h.device_id = c->device_id;
+    h.token = c->token;
+    h.firmware = c->firmware;
+    h.sdk = sdk;
+    h.epoch = d->epoch;
+    h.last_seq = d->first_seq + d->count - 1u;
+    h.clock = d->hello_clock;
+    h.dropped = d->dropped;
+    h.metric_count = c->metric_count;
+    h.metrics = c->metrics;
+    return td_encode_hello(b, cap, len, &h, NULL);
 }
 
 static void send_hello(td_device *d)
 {
-    td_hello h;
     size_t cap, len;
     uint8_t *b = td_ws_reserve(&d->ws, &cap);
     d->hello_clock = d->has_clock ? td_device_now(d) : 0;
-    hello_of(d, &h);
     d->reported_dropped = d->dropped;
-    if (td_encode_hello(b, cap, &len, &h, NULL) || td_ws_commit(&d->ws, len)) {
+    if (!b || encode_hello(d, b, cap, &len) || td_ws_commit(&d->ws, len)) {
         td_ws_close(&d->ws, 1000, "");
         return;
     }
@@ -503,8 +503,8 @@ static void send_hello(td_device *d)
 int td_device_init(td_device *d, const td_device_config *cfg, const td_transport *t, uint8_t *store, size_t store_cap,
                    uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap)
 {
-    td_hello h;
     size_t len;
+    int e;
     if (!d || !cfg || !t || !store || !rx || !tx || !cfg->host) return TD_E_ARG;
     memset(d, 0, sizeof *d);
     td_ws_init(&d->ws, t, rx, rx_cap, tx, tx_cap);
@@ -518,11 +518,10 @@ int td_device_init(td_device *d, const td_device_config *cfg, const td_transport
      * the largest counters */
     d->first_seq = d->hello_clock = TD_MAX_SAFE >> 1;
     d->dropped = 0xFFFFFFFFu;
-    hello_of(d, &h);
+    e = tx_cap > TD_WS_HEADROOM ? encode_hello(d, tx + TD_WS_HEADROOM, tx_cap - TD_WS_HEADROOM, &len) : TD_E_NOSPACE;
     d->first_seq = 1; /* §6.3.1 */
     d->hello_clock = d->dropped = 0;
-    if (tx_cap <= TD_WS_HEADROOM) return TD_E_NOSPACE;
-    return td_encode_hello(tx + TD_WS_HEADROOM, tx_cap - TD_WS_HEADROOM, &len, &h, NULL);
+    return e;
 }
 
 int td_device_start(td_device *d)
