@@ -75,6 +75,7 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     dataDir: config.dataDir,
     adminToken: config.adminToken,
     tls: config.tls !== null,
+    settings: config.auth,
     clock: hub.clock,
     metricsRegistry: hub.metrics.registry,
   }));

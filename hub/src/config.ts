@@ -5,6 +5,7 @@
  * ignored here, not rejected.
  */
 import { resolve } from 'node:path';
+import { authSettingsFromEnv, type AuthSettings } from './auth/settings.js';
 import { ConfigError, EnvReader, type Env } from './core/env.js';
 import { spoolConfigFromEnv, type SpoolSettings } from './spool/config.js';
 import { influxConfigFromEnv } from './storage/influx-config.js';
@@ -57,6 +58,8 @@ export interface HubConfig {
   /** Largest HTTP request body in bytes. */
   bodyLimit: number;
   storage: StorageConfig;
+  /** Users, sessions, origins and the audit log (docs/security.md). */
+  auth: AuthSettings;
 }
 
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -103,5 +106,6 @@ export function loadConfig(env: Env = process.env): HubConfig {
     logLevel: e.oneOf('HUB_LOG_LEVEL', LOG_LEVELS, CONFIG_DEFAULTS.logLevel),
     bodyLimit: CONFIG_DEFAULTS.bodyLimit,
     storage: { influx: influxConfigFromEnv(e, dataDir), spool: spoolConfigFromEnv(e, dataDir), retentionDays: retentionDaysFromEnv(e) },
+    auth: authSettingsFromEnv(e),
   };
 }

@@ -105,6 +105,9 @@ describe('loadConfig', () => {
     [{ INFLUX_DB: 'x' }, /INFLUX_URL is not set/],
     [{ HUB_SPOOL_MAX_BYTES: 'whatever' }, /^HUB_SPOOL_MAX_BYTES: "whatever" is not a size/],
     [{ HUB_RETENTION_DAYS: 'forever' }, /^HUB_RETENTION_DAYS: "forever" is not a whole number/],
+    [{ HUB_SESSION_IDLE_MINUTES: '0' }, /^HUB_SESSION_IDLE_MINUTES: 0 is outside 1\.\./],
+    [{ HUB_SECURE_COOKIES: 'maybe' }, /^HUB_SECURE_COOKIES: "maybe" must be true or false/],
+    [{ HUB_ALLOWED_ORIGINS: 'https://ops.example.com/path' }, /HUB_ALLOWED_ORIGINS: "https:\/\/ops.example.com\/path" is not an origin/],
   ])('rejects %o with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

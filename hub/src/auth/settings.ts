@@ -1,4 +1,9 @@
-/** Settings of users, sessions and the audit log from environment variables (docs/operations.md). */
+/**
+ * Settings of users, sessions and the audit log from environment variables (docs/operations.md): the auth
+ * section of the configuration, read with the hub's one environment reader (core/env.ts). loadConfig reads it
+ * at start, so a bad value stops the hub with a message naming the variable (exit 2).
+ */
+import { ConfigError, EnvReader, type Env } from '../core/env.js';
 
 export interface AuthSettings {
   /** HUB_SESSION_IDLE_MINUTES (default 480): a session unused this long ends. */
@@ -22,20 +27,8 @@ export const AUTH_DEFAULTS = Object.freeze({
   auditRetentionDays: 365,
 });
 
-export class AuthConfigError extends Error {
-  override readonly name = 'AuthConfigError';
-}
-
-type Env = Record<string, string | undefined>;
-
-function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new AuthConfigError(`${name}="${env[name]}" must be a whole number in ${min}..${max} (default ${fallback}).`);
-  }
-  return Number(raw);
-}
+/** A bad auth setting: a ConfigError naming the variable (the name stays for callers that test for it). */
+export const AuthConfigError = ConfigError;
 
 /** `https://ops.example.com:8443` -> itself; anything that is not a bare http(s) origin throws. */
 export function parseOrigin(text: string, what = 'HUB_ALLOWED_ORIGINS'): string {
@@ -43,7 +36,7 @@ export function parseOrigin(text: string, what = 'HUB_ALLOWED_ORIGINS'): string 
   try {
     url = new URL(text);
   } catch {
-    throw new AuthConfigError(
+    throw new ConfigError(
       `${what}: "${text}" is not an origin; write scheme://host[:port], e.g. https://ops.example.com.`,
     );
   }
@@ -54,34 +47,25 @@ export function parseOrigin(text: string, what = 'HUB_ALLOWED_ORIGINS'): string 
     url.hash ||
     url.username
   ) {
-    throw new AuthConfigError(
+    throw new ConfigError(
       `${what}: "${text}" is not an origin; write scheme://host[:port] with no path, e.g. https://ops.example.com.`,
     );
   }
   return url.origin;
 }
 
-export function loadAuthSettings(env: Env = process.env): AuthSettings {
-  const origins = (env.HUB_ALLOWED_ORIGINS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map((s) => parseOrigin(s));
-  const secure = env.HUB_SECURE_COOKIES?.trim().toLowerCase();
-  let secureCookies: boolean | null = null;
-  if (secure === 'true' || secure === '1') secureCookies = true;
-  else if (secure === 'false' || secure === '0') secureCookies = false;
-  else if (secure !== undefined && secure !== '') {
-    throw new AuthConfigError(
-      `HUB_SECURE_COOKIES="${env.HUB_SECURE_COOKIES}" must be true or false (unset: Secure when the hub serves TLS).`,
-    );
-  }
+/** The auth section of the configuration. */
+export function authSettingsFromEnv(e: EnvReader): AuthSettings {
+  const secure = e.bool('HUB_SECURE_COOKIES', null);
   return {
-    sessionIdleMs: intVar(env, 'HUB_SESSION_IDLE_MINUTES', AUTH_DEFAULTS.sessionIdleMinutes, 1, 525_600) * 60_000,
-    sessionAbsoluteMs:
-      intVar(env, 'HUB_SESSION_ABSOLUTE_HOURS', AUTH_DEFAULTS.sessionAbsoluteHours, 1, 8_760) * 3_600_000,
-    allowedOrigins: [...new Set(origins)],
-    auditRetentionDays: intVar(env, 'HUB_AUDIT_RETENTION_DAYS', AUTH_DEFAULTS.auditRetentionDays, 0, 36_500),
-    secureCookies,
+    sessionIdleMs: e.int('HUB_SESSION_IDLE_MINUTES', AUTH_DEFAULTS.sessionIdleMinutes, { min: 1, max: 525_600 }) * 60_000,
+    sessionAbsoluteMs: e.int('HUB_SESSION_ABSOLUTE_HOURS', AUTH_DEFAULTS.sessionAbsoluteHours, { min: 1, max: 8_760 }) * 3_600_000,
+    allowedOrigins: [...new Set(e.list('HUB_ALLOWED_ORIGINS').map((o) => parseOrigin(o)))],
+    auditRetentionDays: e.int('HUB_AUDIT_RETENTION_DAYS', AUTH_DEFAULTS.auditRetentionDays, { max: 36_500 }),
+    secureCookies: secure,
   };
+}
+
+export function loadAuthSettings(env: Env = process.env): AuthSettings {
+  return authSettingsFromEnv(new EnvReader(env));
 }
