@@ -121,6 +121,12 @@ describe('the outbox cap', () => {
       maxSampled = Math.max(maxSampled, live.accountedBytes());
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    if (process.env.LIVE_TEST_VERBOSE) {
+      console.info(
+        `outbox cap: ${seq} readings, max accounted ${live.stats.maxAccountedBytes} B (sampled ${maxSampled} B), ` +
+          `cap ${cap} B, coalesced ${live.stats.coalesced}, resyncs ${live.stats.resyncs}`,
+      );
+    }
     expect(seq).toBeGreaterThan(40_000);
     expect(maxSampled).toBeLessThanOrEqual(cap);
     expect(live.stats.maxAccountedBytes).toBeLessThanOrEqual(cap);
