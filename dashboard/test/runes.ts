@@ -6,7 +6,7 @@
  * `svelte/reactivity` point at the client builds (node would pick the server ones, which are not reactive),
  * and tests get flushSync and effect roots from the same client runtime through `svelteClient()`.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -11,8 +11,8 @@ import { contentSecurityPolicy, webPlugin } from '../src/web/plugin.js';
 import { auth, provision, startHub } from './helpers.js';
 
 const INDEX = '<!doctype html><html><head><script type="module" src="/assets/index-abc123.js"></script></head><body></body></html>';
-let dirs: string[] = [];
-let apps: FastifyInstance[] = [];
+const dirs: string[] = [];
+const apps: FastifyInstance[] = [];
 
 afterEach(async () => {
   for (const app of apps.splice(0)) await app.close();

@@ -37,7 +37,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
     throw new ApiError(0, 'NETWORK', `The hub did not answer (${(err as Error).message}); check that it runs and the network.`);
   }
   const text = await res.text();
-  let json: unknown = undefined;
+  let json: unknown;
   if (text) {
     try {
       json = JSON.parse(text);

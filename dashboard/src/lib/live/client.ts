@@ -245,7 +245,7 @@ export class LiveClient {
   /** Sends a request and resolves with its result (rejects with LiveRequestError on `error`). */
   request(msg: Record<string, unknown>): Promise<unknown> {
     const socket = this.#socket;
-    if (!socket || socket.readyState !== 1) return Promise.reject(new LiveRequestError('NOT_CONNECTED', 'The live channel is not connected.'));
+    if (socket?.readyState !== 1) return Promise.reject(new LiveRequestError('NOT_CONNECTED', 'The live channel is not connected.'));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -414,7 +414,7 @@ export class LiveClient {
 
   #sendSubscribe(sub: Subscription): void {
     const socket = this.#socket;
-    if (!socket || socket.readyState !== 1 || sub.closed) return;
+    if (socket?.readyState !== 1 || sub.closed) return;
     const id = this.#nextId++;
     const resume = sub.epoch !== null && sub.offset !== null ? { epoch: sub.epoch, offset: sub.offset } : null;
     sub.wireId = id;
