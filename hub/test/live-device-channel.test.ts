@@ -87,6 +87,12 @@ it('a reading, presence and a command of an SDK device reach a live client as th
   expect(done.event.command.result).toEqual({ on: true });
   expect(live.events(3, 'command').map((m) => m.event.command.state)).toContain('queued');
 
+  // /metrics shows the live channel (docs/live.md §11).
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+  expect(metrics).toMatch(/^tendril_live_clients 1$/m);
+  expect(metrics).toMatch(/^tendril_live_subscriptions\{stream="device"\} 1$/m);
+  expect(Number(/^tendril_live_messages_sent_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(5);
+
   // Offline with its reason.
   await device.close();
   const offline = await live.next(

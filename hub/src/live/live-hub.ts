@@ -45,6 +45,7 @@ export class LiveHub implements LiveHost {
   readonly fleet: FleetState;
   readonly logs: Record<StreamName, StreamLog>;
   readonly clients = new Set<LiveClient>();
+  private readonly closedTotals = { messagesSent: 0, coalesced: 0, resyncs: 0 };
   private readonly owners = new Map<Subscription, LiveClient>();
   private readonly fleetSubs = new Set<Subscription>();
   private readonly healthSubs = new Set<Subscription>();
@@ -137,6 +138,28 @@ export class LiveHub implements LiveHost {
   clientClosed(client: LiveClient): void {
     for (const sub of client.subs.values()) this.unindex(sub);
     this.clients.delete(client);
+    const t = this.closedTotals;
+    t.messagesSent += client.stats.messagesSent;
+    t.coalesced += client.stats.coalesced;
+    t.resyncs += client.stats.resyncs;
+  }
+
+  /** Totals over every client since the hub started (/metrics). */
+  totals(): { messagesSent: number; coalesced: number; resyncs: number } {
+    const t = { ...this.closedTotals };
+    for (const c of this.clients) {
+      t.messagesSent += c.stats.messagesSent;
+      t.coalesced += c.stats.coalesced;
+      t.resyncs += c.stats.resyncs;
+    }
+    return t;
+  }
+
+  /** Active subscriptions per stream (/metrics). */
+  subscriptionCounts(): Record<StreamName, number> {
+    const n: Record<StreamName, number> = { fleet: 0, device: 0, commands: 0, health: 0 };
+    for (const c of this.clients) for (const sub of c.subs.values()) n[sub.stream]++;
+    return n;
   }
 
   /** Says goodbye to every client (1001) and stops listening. */

@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Principal } from '../auth/types.js';
 import { systemClock, systemTimers, type Clock, type Timers } from '../core/clock.js';
 import type { DeviceEvents } from '../devices/types.js';
@@ -134,6 +135,8 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
     ...(opts.healthIntervalMs !== undefined ? { healthIntervalMs: opts.healthIntervalMs } : {}),
   });
   app.decorate('live', hub);
+  const metrics = (app as unknown as { metrics?: { registry?: Registry } }).metrics?.registry;
+  if (metrics) registerLiveMetrics(metrics, hub);
   const stopRevocations = provider?.onRevoke?.((event) => hub.revoke(event));
   if (stopRevocations) app.addHook('onClose', async () => stopRevocations());
   // Dashboards hear 1001 SHUTTING_DOWN in the shutdown's client phase, before the server closes what is left.
@@ -233,6 +236,50 @@ function defaultAuth(app: FastifyInstance, opts: LivePluginOptions): LiveAuthPro
   if (auth?.authenticateLive && auth.authenticateToken) return auth as LiveAuthProvider;
   throw new Error(
     'The live channel needs the auth plugin (app.auth) registered first, or the auth / authenticate and verifyToken options.',
+  );
+}
+
+/** The live channel's series in the hub's registry (docs/live.md §11). */
+function registerLiveMetrics(registry: Registry, hub: LiveHub): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'tendril_live_clients',
+    help: 'Open live channel connections.',
+    registers,
+    collect() {
+      this.set(hub.clients.size);
+    },
+  });
+  new Gauge({
+    name: 'tendril_live_subscriptions',
+    help: 'Active live subscriptions, by stream.',
+    labelNames: ['stream'],
+    registers,
+    collect() {
+      for (const [stream, n] of Object.entries(hub.subscriptionCounts())) this.set({ stream }, n);
+    },
+  });
+  const total = (name: string, help: string, pick: (t: ReturnType<LiveHub['totals']>) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(pick(hub.totals()));
+      },
+    });
+  };
+  total('tendril_live_messages_sent_total', 'Messages written to live clients.', (t) => t.messagesSent);
+  total(
+    'tendril_live_coalesced_total',
+    'Data events kept latest-wins in a client outbox instead of sent at once (slow client or maximum rate).',
+    (t) => t.coalesced,
+  );
+  total(
+    'tendril_live_resyncs_total',
+    'Subscriptions that passed an outbox cap and started over from a snapshot instead of disconnecting.',
+    (t) => t.resyncs,
   );
 }
 
