@@ -69,6 +69,8 @@ export interface BrokerLinkListener {
 export type LinkState = 'connecting' | 'up' | 'down' | 'closed';
 
 const NOOP = (): void => {};
+/** Outbound QoS 1 messages (commands) awaiting their PUBACK at most. */
+const MAX_OUTBOUND = 1024;
 
 /**
  * One connection's ordered PUBACK window. Slots are numbered from 0 for the life of the connection; the
@@ -350,19 +352,19 @@ export class BrokerLink {
 
   /**
    * Publishes; QoS 1 resolves true once the broker acknowledged it (false: refused, or the link closed).
-   * Returns null when the link is not up (nothing sent).
+   * Returns null when nothing was sent: the link is not up, or 1024 QoS 1 messages await their PUBACK.
    */
   publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean; expirySec?: number }): Promise<boolean> | null {
     const socket = this.socket;
     if (this.stateValue !== 'up' || socket === null) return null;
     const packet: IPublishPacket = { cmd: 'publish', topic, payload, qos: options.qos, dup: false, retain: options.retain ?? false };
     if (options.expirySec !== undefined && this.opts.protocolVersion === 5) packet.properties = { messageExpiryInterval: options.expirySec };
+    if (options.qos === 1 && this.outbound.size >= MAX_OUTBOUND) return null;
     this.counts.publishesOut++;
     if (options.qos === 0) {
       this.writePacket(socket, packet);
       return Promise.resolve(true);
     }
-    if (this.outbound.size >= 1024) return Promise.resolve(false);
     packet.messageId = this.allocatePacketId();
     return new Promise((resolve) => {
       this.outbound.set(packet.messageId!, { packet, resolve });
