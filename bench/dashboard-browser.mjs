@@ -58,24 +58,38 @@ function device(i) {
     labels: { room: `room-${i % 40}`, floor: String(i % 5) },
     disabled: false,
     transport: i % 7 === 0 ? 'mqtt' : 'ws',
-    presence: i % 50 === 0 ? { state: 'offline', reason: 'HEARTBEAT_LOST', since: started - 60_000 } : { state: 'online', reason: null, since: started - i * 10 },
+    presence:
+      i % 50 === 0
+        ? { state: 'offline', reason: 'HEARTBEAT_LOST', since: started - 60_000 }
+        : { state: 'online', reason: null, since: started - i * 10 },
     metrics: METRICS,
-    latest: { temperature: { ts: started, value: 20 + (i % 10) }, humidity: { ts: started, value: 40 }, battery: { ts: started, value: 90 } },
+    latest: {
+      temperature: { ts: started, value: 20 + (i % 10) },
+      humidity: { ts: started, value: 40 },
+      battery: { ts: started, value: 90 },
+    },
     rejected: i % 97 === 0 ? 3 : 0,
     dropped: 0,
   };
 }
 const wave = (t) => 20 + 5 * Math.sin(t / 600_000) + Math.sin(t / 7_000);
 
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.svg': 'image/svg+xml',
+};
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const json = (o) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(o));
   };
-  if (url.pathname === '/api/v1/me') return json({ user: { name: 'bench', role: 'operator', mustChangePassword: false } });
+  if (url.pathname === '/api/v1/me')
+    return json({ user: { name: 'bench', role: 'operator', mustChangePassword: false } });
   let m = /^\/api\/v1\/devices\/([^/]+)\/series\/([^/]+)$/.exec(url.pathname);
   if (m) {
     const from = Number(url.searchParams.get('from'));
@@ -93,7 +107,8 @@ const server = http.createServer((req, res) => {
   if (m) return json({ commands: [], nextBefore: null });
   m = /^\/api\/v1\/devices\/([^/]+)$/.exec(url.pathname);
   if (m) return json(device(Number(m[1].slice(4))));
-  if (url.pathname === '/api/v1/devices') return json({ devices: Array.from({ length: DEVICES }, (_, i) => device(i)) });
+  if (url.pathname === '/api/v1/devices')
+    return json({ devices: Array.from({ length: DEVICES }, (_, i) => device(i)) });
   if (url.pathname === '/sink') {
     // Baseline: the same feed into a page that only parses each message (no app, nothing drawn).
     res.writeHead(200, { 'content-type': 'text/html' });
@@ -111,16 +126,31 @@ const server = http.createServer((req, res) => {
   let file = normalize(join(dist, url.pathname));
   if (!file.startsWith(dist) || !existsSync(file) || url.pathname === '/') file = join(dist, 'index.html');
   else if (!extname(file)) file = join(dist, 'index.html');
-  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-security-policy': CSP });
+  res.writeHead(200, {
+    'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+    'content-security-policy': CSP,
+  });
   res.end(readFileSync(file));
 });
 
-const wss = new WebSocketServer({ server, path: '/v1/live', handleProtocols: () => 'tendril.live.v1', perMessageDeflate: false });
+const wss = new WebSocketServer({
+  server,
+  path: '/v1/live',
+  handleProtocols: () => 'tendril.live.v1',
+  perMessageDeflate: false,
+});
 let offset = 1;
 wss.on('connection', (ws) => {
   const send = (o) => ws.send(JSON.stringify(o));
   const timers = [];
-  send({ type: 'hello', protocol: 'tendril.live.v1', auth: 'ok', principal: { kind: 'user', name: 'bench', role: 'operator' }, serverTime: Date.now(), limits: {} });
+  send({
+    type: 'hello',
+    protocol: 'tendril.live.v1',
+    auth: 'ok',
+    principal: { kind: 'user', name: 'bench', role: 'operator' },
+    serverTime: Date.now(),
+    limits: {},
+  });
   ws.on('message', (raw) => {
     const msg = JSON.parse(String(raw));
     if (msg.type === 'ping') return send({ type: 'result', id: msg.id, result: { serverTime: Date.now() } });
@@ -142,22 +172,65 @@ wss.on('connection', (ws) => {
           const now = Date.now();
           for (let k = 0; k < perBatch; k++) {
             const i = next++ % DEVICES;
-            send({ type: 'event', id: sid, offset: ++offset, event: { kind: 'values', deviceId: id(i), latest: { temperature: { ts: now, value: wave(now) + (i % 10) }, battery: { ts: now, value: 90 - (now % 1000) / 100 } } } });
+            send({
+              type: 'event',
+              id: sid,
+              offset: ++offset,
+              event: {
+                kind: 'values',
+                deviceId: id(i),
+                latest: {
+                  temperature: { ts: now, value: wave(now) + (i % 10) },
+                  battery: { ts: now, value: 90 - (now % 1000) / 100 },
+                },
+              },
+            });
           }
         }, 50),
       );
     } else if (msg.stream === 'device') {
-      send({ type: 'event', id: sid, offset, event: { kind: 'snapshot', part: 0, parts: 1, gap: false, devices: msg.devices.map((d) => device(Number(d.slice(4)))) } });
+      send({
+        type: 'event',
+        id: sid,
+        offset,
+        event: {
+          kind: 'snapshot',
+          part: 0,
+          parts: 1,
+          gap: false,
+          devices: msg.devices.map((d) => device(Number(d.slice(4)))),
+        },
+      });
       let seq = 0;
       timers.push(
         setInterval(() => {
           const now = Date.now();
           seq++;
-          send({ type: 'event', id: sid, offset: ++offset, event: { kind: 'readings', deviceId: msg.devices[0], readings: [{ seq, ts: now, values: { temperature: wave(now) + Math.random(), humidity: 40 + Math.random(), battery: 90 } }] } });
+          send({
+            type: 'event',
+            id: sid,
+            offset: ++offset,
+            event: {
+              kind: 'readings',
+              deviceId: msg.devices[0],
+              readings: [
+                {
+                  seq,
+                  ts: now,
+                  values: { temperature: wave(now) + Math.random(), humidity: 40 + Math.random(), battery: 90 },
+                },
+              ],
+            },
+          });
         }, 1000 / CHART_RATE),
       );
     } else {
-      send({ type: 'event', id: sid, offset, event: { kind: 'snapshot', part: 0, parts: 1, gap: false, commands: [], health: null } });
+      send({
+        type: 'event',
+        id: sid,
+        offset,
+        event: { kind: 'snapshot', part: 0, parts: 1, gap: false, commands: [], health: null },
+      });
     }
   });
   ws.on('close', () => timers.forEach(clearInterval));
@@ -170,7 +243,15 @@ const base = `http://127.0.0.1:${server.address().port}`;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 
@@ -217,8 +298,19 @@ function summary(r) {
   return {
     longTasks: r.long.length,
     longestTaskMs: round(Math.max(0, ...r.long.map((l) => l.ms))),
-    frameWorkMs: { p50: round(pct(r.frames, 50)), p95: round(pct(r.frames, 95)), p99: round(pct(r.frames, 99)), max: round(Math.max(0, ...r.frames)), frames: r.frameCount },
-    rafIntervalMs: { p50: round(pct(r.raf, 50)), p95: round(pct(r.raf, 95)), p99: round(pct(r.raf, 99)), max: round(Math.max(0, ...r.raf)) },
+    frameWorkMs: {
+      p50: round(pct(r.frames, 50)),
+      p95: round(pct(r.frames, 95)),
+      p99: round(pct(r.frames, 99)),
+      max: round(Math.max(0, ...r.frames)),
+      frames: r.frameCount,
+    },
+    rafIntervalMs: {
+      p50: round(pct(r.raf, 50)),
+      p95: round(pct(r.raf, 95)),
+      p99: round(pct(r.raf, 99)),
+      max: round(Math.max(0, ...r.raf)),
+    },
   };
 }
 
@@ -243,7 +335,11 @@ const page = await context.newPage();
 await page.addInitScript(OBSERVE);
 const loadStart = Date.now();
 await page.goto(`${base}/`);
-await page.waitForFunction((n) => document.querySelector('[data-testid=fleet-summary]')?.textContent?.includes(`${n} devices`), DEVICES, { timeout: 60_000 });
+await page.waitForFunction(
+  (n) => document.querySelector('[data-testid=fleet-summary]')?.textContent?.includes(`${n} devices`),
+  DEVICES,
+  { timeout: 60_000 },
+);
 const fleetLoadMs = Date.now() - loadStart;
 const loadLong = await page.evaluate(() => window.__long.slice());
 await sleep(1000);
@@ -257,16 +353,34 @@ const fleetRun = await measure(page, SECONDS, async () => {
   if (top > 200_000 || top <= 0) dir = -dir;
   await sleep(50);
 });
-const fleet = { ...summary(fleetRun), still, loadMs: fleetLoadMs, loadLongTasks: loadLong.length, loadLongestTaskMs: round(Math.max(0, ...loadLong.map((l) => l.ms))) };
-await page.screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-fleet.png', import.meta.url)) }).catch(() => {});
+const fleet = {
+  ...summary(fleetRun),
+  still,
+  loadMs: fleetLoadMs,
+  loadLongTasks: loadLong.length,
+  loadLongestTaskMs: round(Math.max(0, ...loadLong.map((l) => l.ms))),
+};
+await page
+  .screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-fleet.png', import.meta.url)) })
+  .catch(() => {});
 
 // 2. A device chart over 24 h with 20 readings/s
 await page.goto(`${base}/devices/${id(1)}?range=24h`);
-await page.waitForFunction(() => Number(document.querySelector('figure[data-metric=temperature]')?.getAttribute('data-buckets')) > 100, undefined, { timeout: 30_000 });
+await page.waitForFunction(
+  () => Number(document.querySelector('figure[data-metric=temperature]')?.getAttribute('data-buckets')) > 100,
+  undefined,
+  { timeout: 30_000 },
+);
 const buckets = Number(await page.getAttribute('figure[data-metric=temperature]', 'data-buckets'));
 await sleep(1000);
-const chart = { ...summary(await measure(page, SECONDS, () => sleep(200))), bucketsPerChart: buckets, charts: await page.locator('figure[data-metric]').count() };
-await page.screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-device.png', import.meta.url)) }).catch(() => {});
+const chart = {
+  ...summary(await measure(page, SECONDS, () => sleep(200))),
+  bucketsPerChart: buckets,
+  charts: await page.locator('figure[data-metric]').count(),
+};
+await page
+  .screenshot({ path: fileURLToPath(new URL('../test-results/bench-dashboard-device.png', import.meta.url)) })
+  .catch(() => {});
 
 await browser.close();
 wss.close();
@@ -279,17 +393,36 @@ const result = {
   valuesPerSecond: DEVICES,
   chartReadingsPerSecond: CHART_RATE,
   seconds: SECONDS,
-  baseline: { blankRafIntervalMs: baseline.rafIntervalMs, sinkRafIntervalMs: sinkRun.rafIntervalMs, sinkLongTasks: sinkRun.longTasks, sinkLongestTaskMs: sinkRun.longestTaskMs },
-  fleet: { ...fleet, rafP95VsBlank: round(fleet.rafIntervalMs.p95 / baseline.rafIntervalMs.p95), rafP95VsSink: round(fleet.rafIntervalMs.p95 / sinkRun.rafIntervalMs.p95) },
+  baseline: {
+    blankRafIntervalMs: baseline.rafIntervalMs,
+    sinkRafIntervalMs: sinkRun.rafIntervalMs,
+    sinkLongTasks: sinkRun.longTasks,
+    sinkLongestTaskMs: sinkRun.longestTaskMs,
+  },
+  fleet: {
+    ...fleet,
+    rafP95VsBlank: round(fleet.rafIntervalMs.p95 / baseline.rafIntervalMs.p95),
+    rafP95VsSink: round(fleet.rafIntervalMs.p95 / sinkRun.rafIntervalMs.p95),
+  },
   chart: { ...chart, rafP95VsBlank: round(chart.rafIntervalMs.p95 / baseline.rafIntervalMs.p95) },
   goals: {
     fleetNoTaskOver50ms: fleet.longTasks === 0,
     chartFrameWorkUnder16ms: chart.frameWorkMs.max < 16,
   },
 };
-console.log(`fleet: ${DEVICES} devices, ${DEVICES} values/s, scrolling: long tasks ${fleet.longTasks} (longest ${fleet.longestTaskMs} ms); frame work p50 ${fleet.frameWorkMs.p50} / p99 ${fleet.frameWorkMs.p99} / max ${fleet.frameWorkMs.max} ms; frame interval p95 ${fleet.rafIntervalMs.p95} ms (blank page ${baseline.rafIntervalMs.p95} ms)`);
-console.log(`fleet, not scrolling: long tasks ${still.longTasks} (longest ${still.longestTaskMs} ms); frame work p99 ${still.frameWorkMs.p99} / max ${still.frameWorkMs.max} ms; frame interval p95 ${still.rafIntervalMs.p95} ms`);
-console.log(`baseline, same feed into a page that only parses it: long tasks ${sinkRun.longTasks} (longest ${sinkRun.longestTaskMs} ms); frame interval p95 ${sinkRun.rafIntervalMs.p95} ms`);
-console.log(`fleet load: ${fleet.loadMs} ms to show ${DEVICES} devices; long tasks while loading ${fleet.loadLongTasks} (longest ${fleet.loadLongestTaskMs} ms)`);
-console.log(`chart: 24 h (${buckets} buckets per chart, ${chart.charts} charts), ${CHART_RATE} readings/s: frame work p50 ${chart.frameWorkMs.p50} / p99 ${chart.frameWorkMs.p99} / max ${chart.frameWorkMs.max} ms; long tasks ${chart.longTasks}; frame interval p95 ${chart.rafIntervalMs.p95} ms`);
+console.log(
+  `fleet: ${DEVICES} devices, ${DEVICES} values/s, scrolling: long tasks ${fleet.longTasks} (longest ${fleet.longestTaskMs} ms); frame work p50 ${fleet.frameWorkMs.p50} / p99 ${fleet.frameWorkMs.p99} / max ${fleet.frameWorkMs.max} ms; frame interval p95 ${fleet.rafIntervalMs.p95} ms (blank page ${baseline.rafIntervalMs.p95} ms)`,
+);
+console.log(
+  `fleet, not scrolling: long tasks ${still.longTasks} (longest ${still.longestTaskMs} ms); frame work p99 ${still.frameWorkMs.p99} / max ${still.frameWorkMs.max} ms; frame interval p95 ${still.rafIntervalMs.p95} ms`,
+);
+console.log(
+  `baseline, same feed into a page that only parses it: long tasks ${sinkRun.longTasks} (longest ${sinkRun.longestTaskMs} ms); frame interval p95 ${sinkRun.rafIntervalMs.p95} ms`,
+);
+console.log(
+  `fleet load: ${fleet.loadMs} ms to show ${DEVICES} devices; long tasks while loading ${fleet.loadLongTasks} (longest ${fleet.loadLongestTaskMs} ms)`,
+);
+console.log(
+  `chart: 24 h (${buckets} buckets per chart, ${chart.charts} charts), ${CHART_RATE} readings/s: frame work p50 ${chart.frameWorkMs.p50} / p99 ${chart.frameWorkMs.p99} / max ${chart.frameWorkMs.max} ms; long tasks ${chart.longTasks}; frame interval p95 ${chart.rafIntervalMs.p95} ms`,
+);
 console.log(JSON.stringify(result));

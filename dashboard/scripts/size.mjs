@@ -22,7 +22,9 @@ for (const file of initial) total += gz(file);
 const lazy = readdirSync(join(dist, 'assets'))
   .filter((f) => f.endsWith('.js') && !initial.has(`assets/${f}`))
   .map((f) => `${f} ${kb(gz(`assets/${f}`))}`);
-console.log(`dashboard initial JS: ${kb(total)} gzipped (${initial.size} file${initial.size === 1 ? '' : 's'}; budget ${kb(BUDGET_BYTES)})`);
+console.log(
+  `dashboard initial JS: ${kb(total)} gzipped (${initial.size} file${initial.size === 1 ? '' : 's'}; budget ${kb(BUDGET_BYTES)})`,
+);
 if (lazy.length > 0) console.log(`  loaded later: ${lazy.join(', ')}`);
 if (total > BUDGET_BYTES) {
   console.error(`dashboard initial JS is over budget: ${kb(total)} > ${kb(BUDGET_BYTES)} gzipped`);

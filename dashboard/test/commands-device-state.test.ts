@@ -76,7 +76,11 @@ describe('CommandsState', () => {
     const state = new C.CommandsState('power-1', {
       live,
       frames,
-      api: { commands: async () => ({ commands: [cmd(3, 'succeeded', 4)] }), sendCommand: async () => cmd(0, 'queued'), cancelCommand: async () => cmd(0, 'cancelled') },
+      api: {
+        commands: async () => ({ commands: [cmd(3, 'succeeded', 4)] }),
+        sendCommand: async () => cmd(0, 'queued'),
+        cancelCommand: async () => cmd(0, 'cancelled'),
+      },
     });
     const stop = state.start();
     expect(live.handlers[0]!.spec).toEqual({ stream: 'commands', devices: ['power-1'] });
@@ -161,7 +165,12 @@ describe('DeviceState', () => {
     frames.run();
     await new Promise((r) => setTimeout(r, 0));
     const chart = state.charts[0]!;
-    for (let i = 1; i <= 20; i++) live.send({ kind: 'readings', deviceId: 'env-1', readings: [{ seq: i, ts: now.t + i * 50, values: { temperature: 20 + i } }] });
+    for (let i = 1; i <= 20; i++)
+      live.send({
+        kind: 'readings',
+        deviceId: 'env-1',
+        readings: [{ seq: i, ts: now.t + i * 50, values: { temperature: 20 + i } }],
+      });
     expect(chart.data[0].length).toBe(0); // nothing until the frame
     frames.run();
     expect(chart.data[3].at(-1)).toBe(40); // the max of the last bucket
@@ -182,7 +191,12 @@ describe('DeviceState', () => {
     const { live, frames, state } = setup(now);
     const stop = state.start();
     live.send({ kind: 'snapshot', gap: false, devices: [device] });
-    live.send({ kind: 'presence', deviceId: 'env-1', transport: 'ws', presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 2000 } });
+    live.send({
+      kind: 'presence',
+      deviceId: 'env-1',
+      transport: 'ws',
+      presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 2000 },
+    });
     frames.run();
     expect(state.connectionLog.map((e) => [e.state, e.reason])).toEqual([
       ['offline', 'HEARTBEAT_LOST'],

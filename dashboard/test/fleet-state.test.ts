@@ -36,7 +36,12 @@ function setup() {
       return { close: () => {} };
     },
   };
-  const fleet = new Fleet.FleetState({ live, loadDevices: async () => [], frames, timers: { setInterval: () => 0, clearInterval: () => {} } });
+  const fleet = new Fleet.FleetState({
+    live,
+    loadDevices: async () => [],
+    frames,
+    timers: { setInterval: () => 0, clearInterval: () => {} },
+  });
   const stop = fleet.start();
   const send = (e: LiveEvent) => handler!.onEvent(e, 1);
   return { fleet, frames, send, stop };
@@ -50,7 +55,8 @@ describe('FleetState', () => {
     frames.run();
     expect(fleet.loaded).toBe(true);
     expect(fleet.counts.total).toBe(2);
-    for (let i = 0; i < 100; i++) send({ kind: 'values', deviceId: 'env-1', latest: { temperature: { ts: 2000 + i, value: i } } });
+    for (let i = 0; i < 100; i++)
+      send({ kind: 'values', deviceId: 'env-1', latest: { temperature: { ts: 2000 + i, value: i } } });
     expect(frames.queue.size).toBe(1); // one flush queued for a hundred events
     expect(fleet.get('env-1')!.latest.temperature).toBeUndefined();
     frames.run();
@@ -76,7 +82,12 @@ describe('FleetState', () => {
   it('applies presence, counters, created and deleted devices', () => {
     const { fleet, frames, send, stop } = setup();
     send({ kind: 'snapshot', gap: false, devices: [device('env-1'), device('env-2')] });
-    send({ kind: 'presence', deviceId: 'env-1', transport: 'ws', presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 5000 } });
+    send({
+      kind: 'presence',
+      deviceId: 'env-1',
+      transport: 'ws',
+      presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 5000 },
+    });
     send({ kind: 'counters', deviceId: 'env-2', rejected: 3, dropped: 12 });
     send({ kind: 'device', change: 'created', deviceId: 'power-1', device: device('power-1') });
     send({ kind: 'device', change: 'deleted', deviceId: 'env-2', device: null });
@@ -110,7 +121,11 @@ describe('FleetState', () => {
     fleet.setQuery({ label: '', sort: 'presence' });
     expect(fleet.visible[0]!.id).toBe('env-2');
     // a presence change re-sorts
-    send({ kind: 'presence', deviceId: 'power-1', presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 20 } });
+    send({
+      kind: 'presence',
+      deviceId: 'power-1',
+      presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 20 },
+    });
     frames.run();
     expect(fleet.visible.slice(0, 2).map((r) => r.id)).toEqual(['power-1', 'env-2']);
     expect(fleet.facets).toEqual({ models: ['env-sensor', 'power-meter'], labels: ['room=hall', 'room=lab'] });
@@ -123,7 +138,10 @@ describe('FleetState', () => {
     let handler: { onEvent(e: LiveEvent, o: number): void } | undefined;
     const clock = { t: 1000 };
     const fleet = new Fleet.FleetState({
-      live: { status: { state: 'live' }, subscribe: (_s: unknown, h: typeof handler) => ((handler = h), { close: () => {} }) },
+      live: {
+        status: { state: 'live' },
+        subscribe: (_s: unknown, h: typeof handler) => ((handler = h), { close: () => {} }),
+      },
       loadDevices: async () => [],
       frames,
       timers: { setInterval: () => 0, clearInterval: () => {} },
@@ -133,13 +151,17 @@ describe('FleetState', () => {
     const stop = fleet.start();
     handler!.onEvent({ kind: 'snapshot', gap: false, devices: [device('env-1')] }, 1);
     frames.run();
-    const value = (v: number) => handler!.onEvent({ kind: 'values', deviceId: 'env-1', latest: { temperature: { ts: v, value: v } } }, 1);
+    const value = (v: number) =>
+      handler!.onEvent({ kind: 'values', deviceId: 'env-1', latest: { temperature: { ts: v, value: v } } }, 1);
     value(1);
     frames.run();
     expect(fleet.get('env-1')!.latest.temperature!.value).toBe(1);
     clock.t += 16;
     value(2);
-    handler!.onEvent({ kind: 'presence', deviceId: 'env-1', presence: { state: 'offline', reason: 'CLOSED', since: 5 } }, 1);
+    handler!.onEvent(
+      { kind: 'presence', deviceId: 'env-1', presence: { state: 'offline', reason: 'CLOSED', since: 5 } },
+      1,
+    );
     frames.run();
     expect(fleet.get('env-1')!.presence.state).toBe('offline'); // control: at once
     expect(fleet.get('env-1')!.latest.temperature!.value).toBe(1); // values: held
@@ -164,7 +186,8 @@ describe('FleetState', () => {
     expect(built).toBeGreaterThan(1);
     expect(fleet.rows).toHaveLength(10_000);
     const t0 = performance.now();
-    for (let i = 0; i < 10_000; i++) send({ kind: 'values', deviceId: devices[i]!.id, latest: { temperature: { ts: 5000, value: i } } });
+    for (let i = 0; i < 10_000; i++)
+      send({ kind: 'values', deviceId: devices[i]!.id, latest: { temperature: { ts: 5000, value: i } } });
     frames.run();
     const ms = performance.now() - t0;
     expect(fleet.get('env-09999')!.latest.temperature!.value).toBe(9999);

@@ -16,8 +16,16 @@ const row = (id: string, patch: Partial<RowLike> = {}): RowLike => ({
 describe('selectRows', () => {
   const rows = [
     row('b-2', { name: 'Boiler 2', labels: { room: 'cellar' }, rejected: 5 }),
-    row('a-1', { name: 'Attic sensor', model: 'power-meter', presence: { state: 'offline', reason: 'CLOSED', since: 50 } }),
-    row('c-3', { name: 'Cellar door', labels: { room: 'cellar', floor: '-1' }, presence: { state: 'never', reason: null, since: 0 } }),
+    row('a-1', {
+      name: 'Attic sensor',
+      model: 'power-meter',
+      presence: { state: 'offline', reason: 'CLOSED', since: 50 },
+    }),
+    row('c-3', {
+      name: 'Cellar door',
+      labels: { room: 'cellar', floor: '-1' },
+      presence: { state: 'never', reason: null, since: 0 },
+    }),
   ];
 
   it('searches id, name, model and labels with every word', () => {
@@ -42,7 +50,14 @@ describe('selectRows', () => {
   });
 
   it('round-trips the query through URL parameters, refusing unknown values', () => {
-    const q = { text: 'cellar', presence: 'offline' as const, model: 'env-sensor', label: 'room=lab', sort: 'dropped' as const, descending: true };
+    const q = {
+      text: 'cellar',
+      presence: 'offline' as const,
+      model: 'env-sensor',
+      label: 'room=lab',
+      sort: 'dropped' as const,
+      descending: true,
+    };
     expect(paramsToQuery(queryToParams(q))).toEqual(q);
     expect(queryToParams(DEFAULT_QUERY).toString()).toBe('');
     expect(paramsToQuery(new URLSearchParams('presence=bogus&sort=evil'))).toEqual(DEFAULT_QUERY);

@@ -7,14 +7,19 @@ beforeAll(async () => {
   H = await importRunes<typeof HealthModule>('../src/lib/state/health.svelte.ts');
 });
 
-const ok = { store: { kind: 'influxdb', state: 'up' as const }, spool: { accepting: true, depthBytes: 0, depthReadings: 0, oldestUndrainedAgeMs: 0 }, devices: { connected: 3, registered: 3 }, shuttingDown: false };
+const ok = {
+  store: { kind: 'influxdb', state: 'up' as const },
+  spool: { accepting: true, depthBytes: 0, depthReadings: 0, oldestUndrainedAgeMs: 0 },
+  devices: { connected: 3, registered: 3 },
+  shuttingDown: false,
+};
 
 it('says nothing while the hub is healthy, and what is wrong when it is not', () => {
   expect(H.healthProblem(null)).toBeNull();
   expect(H.healthProblem(ok)).toBeNull();
-  expect(H.healthProblem({ ...ok, store: { kind: 'influxdb', state: 'down' }, spool: { ...ok.spool, depthReadings: 1200 } })).toBe(
-    'The influxdb store is down; 1200 readings kept in the spool until it is back.',
-  );
+  expect(
+    H.healthProblem({ ...ok, store: { kind: 'influxdb', state: 'down' }, spool: { ...ok.spool, depthReadings: 1200 } }),
+  ).toBe('The influxdb store is down; 1200 readings kept in the spool until it is back.');
   expect(H.healthProblem({ ...ok, spool: { ...ok.spool, accepting: false } })).toMatch(/spool is full/);
   expect(H.healthProblem({ ...ok, spool: { ...ok.spool, oldestUndrainedAgeMs: 90_000 } })).toMatch(/90 s old/);
   expect(H.healthProblem({ ...ok, shuttingDown: true })).toMatch(/shutting down/);

@@ -30,7 +30,13 @@ class FakeSocket {
   }
   hello(auth: 'ok' | 'required' = 'ok'): void {
     this.open();
-    this.push({ type: 'hello', protocol: 'tendril.live.v1', auth, principal: auth === 'ok' ? { kind: 'user', name: 'ada', role: 'viewer' } : null, serverTime: 1 });
+    this.push({
+      type: 'hello',
+      protocol: 'tendril.live.v1',
+      auth,
+      principal: auth === 'ok' ? { kind: 'user', name: 'ada', role: 'viewer' } : null,
+      serverTime: 1,
+    });
   }
   push(msg: object): void {
     this.onmessage?.({ data: JSON.stringify(msg) });
@@ -140,13 +146,38 @@ describe('events', () => {
     const fleetId = last().sent.find((m) => m.stream === 'fleet').id;
     last().push({ type: 'result', id: fleetId, result: { epoch: 'e1', offset: 10, recovered: false } });
     expect(sub.epoch).toBe('e1');
-    const dev = (id: string) => ({ id, name: id, model: '', labels: {}, transport: null, presence: { state: 'never', reason: null, since: 0 }, metrics: [], latest: {}, dropped: 0 });
-    last().push({ type: 'event', id: fleetId, offset: 10, event: { kind: 'snapshot', part: 0, parts: 2, gap: false, devices: [dev('a')] } });
+    const dev = (id: string) => ({
+      id,
+      name: id,
+      model: '',
+      labels: {},
+      transport: null,
+      presence: { state: 'never', reason: null, since: 0 },
+      metrics: [],
+      latest: {},
+      dropped: 0,
+    });
+    last().push({
+      type: 'event',
+      id: fleetId,
+      offset: 10,
+      event: { kind: 'snapshot', part: 0, parts: 2, gap: false, devices: [dev('a')] },
+    });
     expect(got).toHaveLength(0);
-    last().push({ type: 'event', id: fleetId, offset: 10, event: { kind: 'snapshot', part: 1, parts: 2, gap: false, devices: [dev('b')] } });
+    last().push({
+      type: 'event',
+      id: fleetId,
+      offset: 10,
+      event: { kind: 'snapshot', part: 1, parts: 2, gap: false, devices: [dev('b')] },
+    });
     expect(got).toHaveLength(1);
     expect((got[0]![0] as any).devices.map((d: any) => d.id)).toEqual(['a', 'b']);
-    last().push({ type: 'event', id: fleetId, offset: 12, event: { kind: 'values', deviceId: 'a', latest: { t: { ts: 1, value: 2 } } } });
+    last().push({
+      type: 'event',
+      id: fleetId,
+      offset: 12,
+      event: { kind: 'values', deviceId: 'a', latest: { t: { ts: 1, value: 2 } } },
+    });
     expect(got).toHaveLength(2);
     expect(sub.offset).toBe(12);
     expect(other).toHaveLength(0);
@@ -167,7 +198,10 @@ describe('reconnecting', () => {
   it('backs off 1 s doubling with jitter, counts attempts, and resumes every subscription from its offset', () => {
     const client = make();
     const results: Array<[boolean, boolean]> = [];
-    client.subscribe({ stream: 'device', devices: ['env-1'] }, { onEvent: () => {}, onResult: (r, resumed) => results.push([r.recovered, resumed]) });
+    client.subscribe(
+      { stream: 'device', devices: ['env-1'] },
+      { onEvent: () => {}, onResult: (r, resumed) => results.push([r.recovered, resumed]) },
+    );
     last().hello();
     const id = last().lastOf('subscribe').id;
     last().push({ type: 'result', id, result: { epoch: 'p0', offset: 100, recovered: false } });
@@ -188,12 +222,25 @@ describe('reconnecting', () => {
     timers.advance(1500);
     last().hello();
     expect(client.status).toMatchObject({ state: 'live', attempt: 0 });
-    expect(last().lastOf('subscribe')).toMatchObject({ stream: 'device', devices: ['env-1'], resume: { epoch: 'p0', offset: 105 } });
+    expect(last().lastOf('subscribe')).toMatchObject({
+      stream: 'device',
+      devices: ['env-1'],
+      resume: { epoch: 'p0', offset: 105 },
+    });
     const id2 = last().lastOf('subscribe').id;
     expect(id2).toBeGreaterThan(id);
     last().push({ type: 'result', id: id2, result: { epoch: 'p0', offset: 300, recovered: false } });
-    expect(results).toEqual([[false, false], [false, true]]);
-    expect(statuses.map((s) => s.state)).toEqual(['reconnecting', 'reconnecting', 'reconnecting', 'reconnecting', 'live']);
+    expect(results).toEqual([
+      [false, false],
+      [false, true],
+    ]);
+    expect(statuses.map((s) => s.state)).toEqual([
+      'reconnecting',
+      'reconnecting',
+      'reconnecting',
+      'reconnecting',
+      'live',
+    ]);
     expect(statuses.map((s) => s.attempt)).toEqual([1, 1, 2, 2, 0]);
   });
 

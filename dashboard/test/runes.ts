@@ -29,7 +29,8 @@ process.on('exit', () => {
 function compile(file: string): string {
   const ts = readFileSync(file, 'utf8');
   const js = transformSync(ts, { loader: 'ts', target: 'es2022', format: 'esm' }).code;
-  let code = compileModule(js, { filename: basename(file).replace(/\.ts$/, '.js'), generate: 'client', dev: false }).js.code;
+  let code = compileModule(js, { filename: basename(file).replace(/\.ts$/, '.js'), generate: 'client', dev: false }).js
+    .code;
   code = code
     .replace(/from ['"]svelte\/internal\/client['"]/g, `from ${JSON.stringify(CLIENT.internal)}`)
     .replace(/from ['"]svelte\/reactivity['"]/g, `from ${JSON.stringify(CLIENT.reactivity)}`)
@@ -58,9 +59,14 @@ export async function importRunes<T>(relFromTest: string): Promise<T> {
 }
 
 /** The client runtime the compiled modules use: flushSync, effect roots. */
-export async function svelteClient(): Promise<{ flushSync: (fn?: () => void) => void; effect_root: (fn: () => void) => () => void }> {
+export async function svelteClient(): Promise<{
+  flushSync: (fn?: () => void) => void;
+  effect_root: (fn: () => void) => () => void;
+}> {
   const svelte = (await import(/* @vite-ignore */ CLIENT.svelte)) as { flushSync: (fn?: () => void) => void };
-  const internal = (await import(/* @vite-ignore */ CLIENT.internal)) as { effect_root: (fn: () => void) => () => void };
+  const internal = (await import(/* @vite-ignore */ CLIENT.internal)) as {
+    effect_root: (fn: () => void) => () => void;
+  };
   return { flushSync: svelte.flushSync, effect_root: internal.effect_root };
 }
 

@@ -15,7 +15,23 @@ describe('BucketSeries', () => {
 
   it('joins history and live readings in the same buckets without a seam', () => {
     const s = new BucketSeries(1000);
-    s.setHistory({ min: pts([[0, 1], [1000, 2]]), mean: pts([[0, 1.5], [1000, 2.5]]), max: pts([[0, 2], [1000, 3]]) }, 1500);
+    s.setHistory(
+      {
+        min: pts([
+          [0, 1],
+          [1000, 2],
+        ]),
+        mean: pts([
+          [0, 1.5],
+          [1000, 2.5],
+        ]),
+        max: pts([
+          [0, 2],
+          [1000, 3],
+        ]),
+      },
+      1500,
+    );
     expect(s.add(1200, 99)).toBe(false); // before the seam: already in the history
     expect(s.add(1700, 10)).toBe(true); // same bucket as the last history bucket
     expect(s.add(2100, 4)).toBe(true);
@@ -29,7 +45,13 @@ describe('BucketSeries', () => {
 
   it('keeps min and max of every reading in a bucket (peaks survive)', () => {
     const s = new BucketSeries(1000);
-    for (const [ts, v] of [[100, 5], [200, -3], [300, 40], [900, 7]] as const) s.add(ts, v);
+    for (const [ts, v] of [
+      [100, 5],
+      [200, -3],
+      [300, 40],
+      [900, 7],
+    ] as const)
+      s.add(ts, v);
     const [, min, , max] = s.toData();
     expect(min).toEqual([-3]);
     expect(max).toEqual([40]);

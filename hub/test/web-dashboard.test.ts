@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { contentSecurityPolicy, webPlugin } from '../src/web/plugin.js';
 import { auth, provision, startHub } from './helpers.js';
 
-const INDEX = '<!doctype html><html><head><script type="module" src="/assets/index-abc123.js"></script></head><body></body></html>';
+const INDEX =
+  '<!doctype html><html><head><script type="module" src="/assets/index-abc123.js"></script></head><body></body></html>';
 const dirs: string[] = [];
 const apps: FastifyInstance[] = [];
 

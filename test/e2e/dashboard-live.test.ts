@@ -77,7 +77,17 @@ beforeAll(async () => {
     format: 'esm',
     target: 'node20',
     outfile: hubScript,
-    external: ['fastify', 'fastify-plugin', '@fastify/*', 'ws', 'better-sqlite3', 'prom-client', '@influxdata/*', 'mqtt', 'mqtt-packet'],
+    external: [
+      'fastify',
+      'fastify-plugin',
+      '@fastify/*',
+      'ws',
+      'better-sqlite3',
+      'prom-client',
+      '@influxdata/*',
+      'mqtt',
+      'mqtt-packet',
+    ],
     alias: WORKSPACE_ALIASES,
     define: { 'import.meta.url': JSON.stringify(pathToFileURL(repo('hub/src/web/plugin.ts')).href) },
     logLevel: 'error',
@@ -117,8 +127,18 @@ beforeAll(async () => {
     readyWhat: `GET ${base}/healthz -> 200`,
   });
 
-  await api('POST', '/api/v1/users', { name: OPERATOR.name, role: 'operator', password: OPERATOR.password, mustChangePassword: false });
-  await api('POST', '/api/v1/users', { name: VIEWER.name, role: 'viewer', password: VIEWER.password, mustChangePassword: false });
+  await api('POST', '/api/v1/users', {
+    name: OPERATOR.name,
+    role: 'operator',
+    password: OPERATOR.password,
+    mustChangePassword: false,
+  });
+  await api('POST', '/api/v1/users', {
+    name: VIEWER.name,
+    role: 'viewer',
+    password: VIEWER.password,
+    mustChangePassword: false,
+  });
 
   // Four devices in this process (power meters have a relay), five readings a second each.
   const planned = planFleet(4, [powerMeter, envSensor], 7);
@@ -132,19 +152,41 @@ beforeAll(async () => {
   });
   fleet.start();
   // One door sensor in its own process.
-  stoppable = spawn(process.execPath, [simScript, '--hub', base, '--devices', '1', '--models', 'door-motion', '--rate', '2', '--seed', '3', '--progress', '3600'], {
-    env: { ...process.env, HUB_ADMIN_TOKEN: ADMIN_TOKEN },
-    stdio: ['ignore', openSync(join(dir, 'door-sim.log'), 'a'), openSync(join(dir, 'door-sim.log'), 'a')],
-  });
+  stoppable = spawn(
+    process.execPath,
+    [
+      simScript,
+      '--hub',
+      base,
+      '--devices',
+      '1',
+      '--models',
+      'door-motion',
+      '--rate',
+      '2',
+      '--seed',
+      '3',
+      '--progress',
+      '3600',
+    ],
+    {
+      env: { ...process.env, HUB_ADMIN_TOKEN: ADMIN_TOKEN },
+      stdio: ['ignore', openSync(join(dir, 'door-sim.log'), 'a'), openSync(join(dir, 'door-sim.log'), 'a')],
+    },
+  );
   let online: string[] = [];
   await waitFor(
     async () => {
-      online = (await api('GET', '/api/v1/devices')).devices.filter((d: any) => d.presence.state === 'online').map((d: any) => d.id);
+      online = (await api('GET', '/api/v1/devices')).devices
+        .filter((d: any) => d.presence.state === 'online')
+        .map((d: any) => d.id);
       return online.length === 5;
     },
     { what: 'all five simulated devices online (GET /api/v1/devices)', timeoutMs: 20_000 },
   ).catch((err: Error) => {
-    throw new Error(`${err.message}; online: ${online.join(', ')}; door simulator log: ${readFileSync(join(dir, 'door-sim.log'), 'utf8').slice(-1500)}`);
+    throw new Error(
+      `${err.message}; online: ${online.join(', ')}; door simulator log: ${readFileSync(join(dir, 'door-sim.log'), 'utf8').slice(-1500)}`,
+    );
   });
   browser = await launchChromium();
 }, 180_000);
@@ -201,7 +243,9 @@ describe('the dashboard in Chromium', () => {
     await inputs.nth(1).fill(fresh);
     await page.click('button[type=submit]');
     await page.waitForSelector('[data-testid=fleet-list]', { timeout: 10_000 });
-    await page.waitForFunction(() => document.querySelectorAll('[data-presence=online]').length >= 5, undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-presence=online]').length >= 5, undefined, {
+      timeout: 10_000,
+    });
     await page.waitForSelector('.conn[data-state=live]', { timeout: 10_000 });
     expect(await page.textContent('[data-testid=fleet-summary]')).toContain('5 online');
     await page.screenshot({ path: join(RESULTS, 'dashboard-fleet-online.png'), fullPage: true });
@@ -224,21 +268,34 @@ describe('the dashboard in Chromium', () => {
     await page.click('[data-device="power-0001"]');
     await page.waitForSelector('figure[data-metric=voltage]', { timeout: 10_000 });
     const lastTs = async () => Number(await page.getAttribute('figure[data-metric=voltage]', 'data-last-ts'));
-    await page.waitForFunction(() => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > 0, undefined, { timeout: 10_000 });
+    await page.waitForFunction(
+      () => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > 0,
+      undefined,
+      { timeout: 10_000 },
+    );
     const t0 = await lastTs();
-    await page.waitForFunction((t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t, t0, { timeout: 10_000 });
+    await page.waitForFunction(
+      (t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t,
+      t0,
+      { timeout: 10_000 },
+    );
 
     const form = page.locator('[data-testid=command-form]');
     await form.locator('select').selectOption('relay');
     await form.locator('input[type=checkbox]').check();
     await form.locator('button[type=submit]').click();
-    await page.waitForSelector('[data-testid=command-history] tr[data-state=succeeded] >> text=relay', { timeout: 15_000 });
+    await page.waitForSelector('[data-testid=command-history] tr[data-state=succeeded] >> text=relay', {
+      timeout: 15_000,
+    });
     await page.screenshot({ path: join(RESULTS, 'dashboard-device.png'), fullPage: true });
     const row = page.locator('[data-testid=command-history] tr[data-state=succeeded]').first();
     expect(await row.textContent()).toContain(OPERATOR.name); // who sent it
 
     // CSV of the chart's range: the buckets on screen, with units in the header.
-    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 10_000 }), page.click('button[aria-label="Download voltage as CSV"]')]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 10_000 }),
+      page.click('button[aria-label="Download voltage as CSV"]'),
+    ]);
     const csv = readFileSync(await download.path(), 'utf8');
     const lines = csv.trim().split('\r\n');
     expect(lines[0]).toBe('time,ts,voltage min (V),voltage mean (V),voltage max (V)');
@@ -252,7 +309,9 @@ describe('the dashboard in Chromium', () => {
     await page.waitForSelector('[data-device="door-0001"][data-presence=online]', { timeout: 10_000 });
     const stoppedAt = Date.now();
     stoppable!.kill('SIGSTOP');
-    await page.waitForSelector('[data-device="door-0001"][data-presence=offline]', { timeout: 2 * HEARTBEAT_MS + 5000 });
+    await page.waitForSelector('[data-device="door-0001"][data-presence=offline]', {
+      timeout: 2 * HEARTBEAT_MS + 5000,
+    });
     const seenAfter = Date.now() - stoppedAt;
     expect(await page.textContent('[data-device="door-0001"]')).toContain('heartbeat lost');
     // 2 x heartbeat on the hub, then the live event and one frame.
@@ -281,7 +340,11 @@ describe('the dashboard in Chromium', () => {
     });
     await page.goto(`${base}/devices/power-0002`);
     await page.waitForSelector('.conn[data-state=live]', { timeout: 10_000 });
-    await page.waitForFunction(() => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > 0, undefined, { timeout: 10_000 });
+    await page.waitForFunction(
+      () => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > 0,
+      undefined,
+      { timeout: 10_000 },
+    );
     const cutAt = Date.now();
     await route!.close({ code: 4000, reason: 'cut by the test' });
     await page.waitForSelector('.conn[data-state=reconnecting]', { timeout: 5000 });
@@ -290,14 +353,28 @@ describe('the dashboard in Chromium', () => {
     await page.waitForSelector('.conn[data-state=live]', { timeout: 10_000 });
     expect(connections).toBe(2);
     // Readings keep coming after the cut.
-    await page.waitForFunction((t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t + 2000, cutAt, { timeout: 15_000 });
+    await page.waitForFunction(
+      (t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t + 2000,
+      cutAt,
+      { timeout: 15_000 },
+    );
     const chart = await page.evaluate(() => {
-      const el = document.querySelector('figure[data-metric=voltage] .plot') as HTMLElement & { uplot?: { data: Array<Array<number | null>> } };
+      const el = document.querySelector('figure[data-metric=voltage] .plot') as HTMLElement & {
+        uplot?: { data: Array<Array<number | null>> };
+      };
       return { data: el.uplot!.data, gaps: Number(el.closest('figure')!.getAttribute('data-gap-marks')) };
     });
     const [xs, , mean] = chart.data as [number[], unknown, Array<number | null>];
     // Around the cut, consecutive points are at most a few buckets apart, or a null (a drawn gap) sits between.
-    const step = xs.length > 2 ? Math.min(...xs.slice(1).map((x, i) => x - xs[i]!).filter((d) => d > 0)) : 500;
+    const step =
+      xs.length > 2
+        ? Math.min(
+            ...xs
+              .slice(1)
+              .map((x, i) => x - xs[i]!)
+              .filter((d) => d > 0),
+          )
+        : 500;
     let silent = 0;
     for (let i = 1; i < xs.length; i++) {
       if (xs[i]! < cutAt - 3000 || mean[i] === null || mean[i - 1] === null) continue;

@@ -28,13 +28,20 @@ export async function request<T>(method: string, path: string, body?: unknown, s
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
-      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      headers:
+        body === undefined
+          ? { accept: 'application/json' }
+          : { accept: 'application/json', 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       ...(signal ? { signal } : {}),
     });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
-    throw new ApiError(0, 'NETWORK', `The hub did not answer (${(err as Error).message}); check that it runs and the network.`);
+    throw new ApiError(
+      0,
+      'NETWORK',
+      `The hub did not answer (${(err as Error).message}); check that it runs and the network.`,
+    );
   }
   const text = await res.text();
   let json: unknown;
@@ -48,7 +55,11 @@ export async function request<T>(method: string, path: string, body?: unknown, s
   if (!res.ok) {
     const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     if (res.status === 401 && !path.endsWith('/session')) onUnauthorized();
-    throw new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? `${method} ${path} failed with ${res.status}`);
+    throw new ApiError(
+      res.status,
+      e?.code ?? `HTTP_${res.status}`,
+      e?.message ?? `${method} ${path} failed with ${res.status}`,
+    );
   }
   return json as T;
 }
@@ -64,7 +75,12 @@ export const api = {
     request<unknown>('PATCH', `/api/v1/users/${enc(name)}`, { currentPassword, password }),
   devices: () => request<{ devices: Device[] }>('GET', '/api/v1/devices'),
   device: (id: string) => request<Device>('GET', `/api/v1/devices/${enc(id)}`),
-  series: (id: string, metric: string, q: { from: number; to: number; stepMs: number; agg: string }, signal?: AbortSignal) =>
+  series: (
+    id: string,
+    metric: string,
+    q: { from: number; to: number; stepMs: number; agg: string },
+    signal?: AbortSignal,
+  ) =>
     request<HistoryAnswer>(
       'GET',
       `/api/v1/devices/${enc(id)}/series/${enc(metric)}?from=${q.from}&to=${q.to}&step=${q.stepMs}&agg=${q.agg}`,
@@ -72,8 +88,13 @@ export const api = {
       signal,
     ),
   commands: (id: string, limit = 50) =>
-    request<{ commands: Command[]; nextBefore: number | null }>('GET', `/api/v1/devices/${enc(id)}/commands?limit=${limit}`),
-  sendCommand: (id: string, body: { name: string; args?: unknown; idempotencyKey: string; ttlMs?: number; timeoutMs?: number }) =>
-    request<Command>('POST', `/api/v1/devices/${enc(id)}/commands`, body),
+    request<{ commands: Command[]; nextBefore: number | null }>(
+      'GET',
+      `/api/v1/devices/${enc(id)}/commands?limit=${limit}`,
+    ),
+  sendCommand: (
+    id: string,
+    body: { name: string; args?: unknown; idempotencyKey: string; ttlMs?: number; timeoutMs?: number },
+  ) => request<Command>('POST', `/api/v1/devices/${enc(id)}/commands`, body),
   cancelCommand: (commandId: number) => request<Command>('POST', `/api/v1/commands/${commandId}/cancel`),
 };

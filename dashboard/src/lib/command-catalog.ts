@@ -27,7 +27,9 @@ const COMMON: CommandSpec[] = [
     name: 'set-interval',
     label: 'Set reporting interval',
     description: 'How often the device sends a reading.',
-    args: [{ name: 'ms', type: 'integer', label: 'Interval (ms)', min: 100, max: 86_400_000, default: 5000, required: true }],
+    args: [
+      { name: 'ms', type: 'integer', label: 'Interval (ms)', min: 100, max: 86_400_000, default: 5000, required: true },
+    ],
   },
   {
     name: 'reboot',
@@ -60,7 +62,10 @@ export function commandsFor(model: string, metrics: readonly MetricDeclaration[]
 }
 
 /** Turns form values (strings from inputs, booleans from checkboxes) into the command's args, or an error. */
-export function buildArgs(spec: CommandSpec, values: Record<string, string | boolean>): { args?: Record<string, unknown>; error?: string } {
+export function buildArgs(
+  spec: CommandSpec,
+  values: Record<string, string | boolean>,
+): { args?: Record<string, unknown>; error?: string } {
   const args: Record<string, unknown> = {};
   for (const f of spec.args) {
     const raw = values[f.name];
@@ -78,7 +83,8 @@ export function buildArgs(spec: CommandSpec, values: Record<string, string | boo
       continue;
     }
     const n = Number(text);
-    if (!Number.isFinite(n) || (f.type === 'integer' && !Number.isInteger(n))) return { error: `${f.label} must be ${f.type === 'integer' ? 'a whole number' : 'a number'}.` };
+    if (!Number.isFinite(n) || (f.type === 'integer' && !Number.isInteger(n)))
+      return { error: `${f.label} must be ${f.type === 'integer' ? 'a whole number' : 'a number'}.` };
     if (f.min !== undefined && n < f.min) return { error: `${f.label} must be at least ${f.min}.` };
     if (f.max !== undefined && n > f.max) return { error: `${f.label} must be at most ${f.max}.` };
     args[f.name] = n;

@@ -27,7 +27,14 @@ export interface FleetQuery {
   descending: boolean;
 }
 
-export const DEFAULT_QUERY: FleetQuery = { text: '', presence: 'all', model: '', label: '', sort: 'id', descending: false };
+export const DEFAULT_QUERY: FleetQuery = {
+  text: '',
+  presence: 'all',
+  model: '',
+  label: '',
+  sort: 'id',
+  descending: false,
+};
 
 const PRESENCE_ORDER: Record<string, number> = { offline: 0, never: 1, online: 2 };
 
@@ -55,7 +62,9 @@ function compare(a: RowLike, b: RowLike, key: SortKey): number {
     case 'model':
       return a.model.localeCompare(b.model) || compare(a, b, 'id');
     case 'presence':
-      return (PRESENCE_ORDER[a.presence.state] ?? 3) - (PRESENCE_ORDER[b.presence.state] ?? 3) || compare(a, b, 'since');
+      return (
+        (PRESENCE_ORDER[a.presence.state] ?? 3) - (PRESENCE_ORDER[b.presence.state] ?? 3) || compare(a, b, 'since')
+      );
     case 'since':
       return (b.presence.since ?? 0) - (a.presence.since ?? 0) || compare(a, b, 'id');
     case 'rejected':

@@ -26,7 +26,14 @@ export function formatValue(value: Scalar | null | undefined, decl?: Pick<Metric
   if (decl?.kind === 'int' || Number.isInteger(value)) text = String(value);
   else {
     const abs = Math.abs(value);
-    text = abs >= 1000 ? value.toFixed(0) : abs >= 100 ? value.toFixed(1) : abs >= 1 ? value.toFixed(2) : value.toPrecision(3);
+    text =
+      abs >= 1000
+        ? value.toFixed(0)
+        : abs >= 100
+          ? value.toFixed(1)
+          : abs >= 1
+            ? value.toFixed(2)
+            : value.toPrecision(3);
   }
   return decl?.unit ? `${text} ${decl.unit}` : text;
 }

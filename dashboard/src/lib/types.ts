@@ -46,8 +46,22 @@ export interface Device {
   rejected?: number;
 }
 
-export type CommandState = 'queued' | 'sent' | 'delivered' | 'succeeded' | 'failed' | 'rejected' | 'expired' | 'cancelled';
-export const FINAL_STATES: ReadonlySet<CommandState> = new Set(['succeeded', 'failed', 'rejected', 'expired', 'cancelled']);
+export type CommandState =
+  | 'queued'
+  | 'sent'
+  | 'delivered'
+  | 'succeeded'
+  | 'failed'
+  | 'rejected'
+  | 'expired'
+  | 'cancelled';
+export const FINAL_STATES: ReadonlySet<CommandState> = new Set([
+  'succeeded',
+  'failed',
+  'rejected',
+  'expired',
+  'cancelled',
+]);
 
 export interface Command {
   id: number;

@@ -127,7 +127,7 @@ export const webPlugin: FastifyPluginAsync<WebOptions> = async (app: FastifyInst
     cacheControl: false,
     allowedPath: (pathName) => existsSync(distDir) && !NOT_APP.test(pathName),
     // @fastify/static 10 passes the reply here.
-    setHeaders: ((reply: FastifyReply, path: string) => {
+    setHeaders: (reply: FastifyReply, path: string) => {
       reply.header('x-content-type-options', 'nosniff');
       const hashed = path.startsWith(join(distDir, 'assets') + sep);
       reply.header('cache-control', hashed ? `public, max-age=${YEAR_SECONDS}, immutable` : 'no-cache');
@@ -136,7 +136,7 @@ export const webPlugin: FastifyPluginAsync<WebOptions> = async (app: FastifyInst
         reply.header('referrer-policy', 'no-referrer');
         reply.header('x-frame-options', 'DENY');
       }
-    }),
+    },
   });
 
   app.setNotFoundHandler(async (request, reply) => {

@@ -164,7 +164,8 @@ export class LiveRequestError extends Error {
 
 export class LiveClient {
   status: LiveStatus;
-  #opts: Required<Omit<LiveClientOptions, 'onUnauthorized' | 'url' | 'WebSocket'>> & Pick<LiveClientOptions, 'onUnauthorized'>;
+  #opts: Required<Omit<LiveClientOptions, 'onUnauthorized' | 'url' | 'WebSocket'>> &
+    Pick<LiveClientOptions, 'onUnauthorized'>;
   #url: () => string;
   #WebSocket: SocketCtor | undefined;
   #socket: WebSocket | null = null;
@@ -236,7 +237,8 @@ export class LiveClient {
     this.#subs.delete(sub);
     if (sub.wireId !== null) {
       this.#byWireId.delete(sub.wireId);
-      if (this.#socket?.readyState === 1) this.request({ type: 'unsubscribe', subscription: sub.wireId }).catch(() => {});
+      if (this.#socket?.readyState === 1)
+        this.request({ type: 'unsubscribe', subscription: sub.wireId }).catch(() => {});
       sub.wireId = null;
     }
     this.#maybeIdle();
@@ -245,7 +247,8 @@ export class LiveClient {
   /** Sends a request and resolves with its result (rejects with LiveRequestError on `error`). */
   request(msg: Record<string, unknown>): Promise<unknown> {
     const socket = this.#socket;
-    if (socket?.readyState !== 1) return Promise.reject(new LiveRequestError('NOT_CONNECTED', 'The live channel is not connected.'));
+    if (socket?.readyState !== 1)
+      return Promise.reject(new LiveRequestError('NOT_CONNECTED', 'The live channel is not connected.'));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -439,21 +442,24 @@ export class LiveClient {
   #armPing(): void {
     const t = this.#opts.timers;
     if (this.#pingTimer !== null) t.clearTimeout(this.#pingTimer);
-    this.#pingTimer = t.setTimeout(() => {
-      this.#pingTimer = null;
-      const socket = this.#socket;
-      if (!socket) return;
-      const quiet = t.now() - this.status.lastMessageAt;
-      if (quiet >= this.#opts.deadAfterMs) {
-        // Half-open: the hub is not answering. Drop it and reconnect (with resume).
-        this.#dropSocket();
-        this.#scheduleRetry('No answer from the hub.');
-        return;
-      }
-      if (quiet >= this.#opts.staleAfterMs && this.status.state === 'live') this.#setStatus({ state: 'stale' });
-      if (socket.readyState === 1) this.request({ type: 'ping' }).catch(() => {});
-      this.#armPing();
-    }, Math.min(this.#opts.pingEveryMs, 5_000));
+    this.#pingTimer = t.setTimeout(
+      () => {
+        this.#pingTimer = null;
+        const socket = this.#socket;
+        if (!socket) return;
+        const quiet = t.now() - this.status.lastMessageAt;
+        if (quiet >= this.#opts.deadAfterMs) {
+          // Half-open: the hub is not answering. Drop it and reconnect (with resume).
+          this.#dropSocket();
+          this.#scheduleRetry('No answer from the hub.');
+          return;
+        }
+        if (quiet >= this.#opts.staleAfterMs && this.status.state === 'live') this.#setStatus({ state: 'stale' });
+        if (socket.readyState === 1) this.request({ type: 'ping' }).catch(() => {});
+        this.#armPing();
+      },
+      Math.min(this.#opts.pingEveryMs, 5_000),
+    );
   }
 
   #onClose(code: number, reason: string): void {
@@ -500,7 +506,8 @@ export class LiveClient {
   }
 
   #failPending(): void {
-    for (const p of this.#pending.values()) p.reject(new LiveRequestError('NOT_CONNECTED', 'The live connection closed.'));
+    for (const p of this.#pending.values())
+      p.reject(new LiveRequestError('NOT_CONNECTED', 'The live connection closed.'));
     this.#pending.clear();
   }
 

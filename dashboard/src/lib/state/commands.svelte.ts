@@ -18,7 +18,9 @@ export interface CommandsDeps {
 }
 
 function newKey(): string {
-  return typeof crypto !== 'undefined' && 'randomUUID' in crypto ? crypto.randomUUID() : `k-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  return typeof crypto !== 'undefined' && 'randomUUID' in crypto
+    ? crypto.randomUUID()
+    : `k-${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
 
 /** Which of two versions of a command is newer: more history, or a final state over an unfinished one. */
@@ -49,7 +51,10 @@ export class CommandsState {
   }
 
   start(): () => void {
-    const sub = this.deps.live.subscribe({ stream: 'commands', devices: [this.deviceId] }, { onEvent: (e) => this.receive(e) });
+    const sub = this.deps.live.subscribe(
+      { stream: 'commands', devices: [this.deviceId] },
+      { onEvent: (e) => this.receive(e) },
+    );
     void this.refresh();
     return () => sub.close();
   }
@@ -90,7 +95,10 @@ export class CommandsState {
     this.sending = true;
     this.error = null;
     try {
-      const body: { name: string; args?: unknown; idempotencyKey: string } = { name, idempotencyKey: this.idempotencyKey };
+      const body: { name: string; args?: unknown; idempotencyKey: string } = {
+        name,
+        idempotencyKey: this.idempotencyKey,
+      };
       if (args !== undefined) body.args = args;
       const cmd = await this.deps.api.sendCommand(this.deviceId, body);
       this.#incoming.push(cmd);
@@ -115,7 +123,10 @@ export class CommandsState {
     } catch (err) {
       const e = err as { status?: number; code?: string; message: string };
       // A hub without the cancel route answers 404 NOT_FOUND (not COMMAND_NOT_FOUND): say what it means.
-      this.error = e.status === 404 && e.code === 'NOT_FOUND' ? 'This hub cannot cancel commands (no cancel route); the command stays queued until it is sent or expires.' : e.message;
+      this.error =
+        e.status === 404 && e.code === 'NOT_FOUND'
+          ? 'This hub cannot cancel commands (no cancel route); the command stays queued until it is sent or expires.'
+          : e.message;
     }
   }
 }

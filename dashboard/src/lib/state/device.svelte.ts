@@ -85,7 +85,11 @@ export interface DeviceDeps {
   };
   api: {
     device(id: string): Promise<Device>;
-    series(id: string, metric: string, q: { from: number; to: number; stepMs: number; agg: string }): Promise<HistoryAnswer>;
+    series(
+      id: string,
+      metric: string,
+      q: { from: number; to: number; stepMs: number; agg: string },
+    ): Promise<HistoryAnswer>;
   };
   frames: { schedule(fn: () => void): void };
   now?: () => number;
@@ -155,7 +159,10 @@ export class DeviceState {
         else if (!this.device) this.error = err.message;
       },
     );
-    const timers = this.deps.timers ?? { setInterval: (fn, ms) => setInterval(fn, ms), clearInterval: (h) => clearInterval(h as number) };
+    const timers = this.deps.timers ?? {
+      setInterval: (fn, ms) => setInterval(fn, ms),
+      clearInterval: (h) => clearInterval(h as number),
+    };
     const tick = timers.setInterval(() => this.tick(), 1000);
     return () => {
       timers.clearInterval(tick);
@@ -216,7 +223,11 @@ export class DeviceState {
         const d = e.devices?.find((x) => x.id === this.deviceId);
         if (d) this.#setDevice(d, this.device === null);
       } else if (e.kind === 'presence' && e.deviceId === this.deviceId && this.device) {
-        this.device = { ...this.device, presence: e.presence, ...(e.transport !== undefined ? { transport: e.transport } : {}) };
+        this.device = {
+          ...this.device,
+          presence: e.presence,
+          ...(e.transport !== undefined ? { transport: e.transport } : {}),
+        };
         this.#log(e.presence, e.transport);
       } else if (e.kind === 'device' && e.deviceId === this.deviceId) {
         if (e.device === null) this.notFound = true;
@@ -242,7 +253,8 @@ export class DeviceState {
       const latest = { ...this.latest };
       for (const r of this.#readings) {
         if (r.ts > last) last = r.ts;
-        for (const name in r.values) if (!latest[name] || latest[name]!.ts <= r.ts) latest[name] = { ts: r.ts, value: r.values[name]! };
+        for (const name in r.values)
+          if (!latest[name] || latest[name]!.ts <= r.ts) latest[name] = { ts: r.ts, value: r.values[name]! };
         if (r.ts > to) continue;
         for (const name in r.values) byName.get(name)?.series.add(r.ts, r.values[name]!);
       }
@@ -257,7 +269,10 @@ export class DeviceState {
   #log(p: Presence, transport?: string | null): void {
     const last = this.connectionLog[0];
     if (last && last.state === p.state && last.at === p.since) return;
-    this.connectionLog = [{ at: p.since, state: p.state, reason: p.reason, transport: transport ?? null }, ...this.connectionLog].slice(0, 200);
+    this.connectionLog = [
+      { at: p.since, state: p.state, reason: p.reason, transport: transport ?? null },
+      ...this.connectionLog,
+    ].slice(0, 200);
   }
 
   #setDevice(d: Device, first: boolean): void {
@@ -265,8 +280,9 @@ export class DeviceState {
     this.device = d;
     this.latest = { ...this.latest, ...d.latest };
     if (first || this.connectionLog.length === 0) this.#log(d.presence, d.transport);
-    else if (before && (before.presence.state !== d.presence.state || before.presence.since !== d.presence.since)) this.#log(d.presence, d.transport);
-    const names = (this.charts.map((c) => c.decl.name)).join('\n');
+    else if (before && (before.presence.state !== d.presence.state || before.presence.since !== d.presence.since))
+      this.#log(d.presence, d.transport);
+    const names = this.charts.map((c) => c.decl.name).join('\n');
     const next = d.metrics.filter(charted);
     if (next.map((m) => m.name).join('\n') !== names) this.#rebuildCharts();
     else for (const c of this.charts) c.decl = next.find((m) => m.name === c.decl.name) ?? c.decl;

@@ -49,7 +49,19 @@ function metaOf(d: Device): RowMeta {
  */
 export class DeviceRow {
   readonly id: string;
-  meta: RowMeta = $state.raw(metaOf({ id: '', name: '', model: '', labels: {}, transport: null, presence: { state: 'never', reason: null, since: 0 }, metrics: [], latest: {}, dropped: 0 }));
+  meta: RowMeta = $state.raw(
+    metaOf({
+      id: '',
+      name: '',
+      model: '',
+      labels: {},
+      transport: null,
+      presence: { state: 'never', reason: null, since: 0 },
+      metrics: [],
+      latest: {},
+      dropped: 0,
+    }),
+  );
   latest: Record<string, LatestValue> = $state.raw({});
 
   constructor(d: Device) {
@@ -101,7 +113,10 @@ export class DeviceRow {
 
 export interface FleetDeps {
   live: {
-    subscribe(spec: SubscribeSpec, handler: { onEvent(e: LiveEvent, offset: number): void; onError?(e: { code: string; message: string }): void }): { close(): void };
+    subscribe(
+      spec: SubscribeSpec,
+      handler: { onEvent(e: LiveEvent, offset: number): void; onError?(e: { code: string; message: string }): void },
+    ): { close(): void };
     readonly status: { state: string };
   };
   loadDevices(): Promise<Device[]>;
@@ -183,7 +198,10 @@ export class FleetState {
         },
       },
     );
-    const timers = this.#deps.timers ?? { setInterval: (fn, ms) => setInterval(fn, ms), clearInterval: (h) => clearInterval(h as number) };
+    const timers = this.#deps.timers ?? {
+      setInterval: (fn, ms) => setInterval(fn, ms),
+      clearInterval: (h) => clearInterval(h as number),
+    };
     const poll = (): void => {
       if (this.#deps.live.status.state === 'live' && this.source === 'live') return;
       this.#deps.loadDevices().then(
@@ -280,7 +298,9 @@ export class FleetState {
       if (e.kind === 'presence') {
         const row = this.#byId.get(e.deviceId);
         if (!row) continue;
-        row.patch(e.transport !== undefined ? { presence: e.presence, transport: e.transport } : { presence: e.presence });
+        row.patch(
+          e.transport !== undefined ? { presence: e.presence, transport: e.transport } : { presence: e.presence },
+        );
       } else if (e.kind === 'device') {
         const row = this.#byId.get(e.deviceId);
         if (e.device === null) {

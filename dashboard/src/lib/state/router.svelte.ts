@@ -30,7 +30,16 @@ class Router {
   /** onclick for in-app links: plain clicks navigate without reloading; modified clicks open as usual. */
   link = (event: MouseEvent): void => {
     const a = (event.currentTarget ?? event.target) as HTMLAnchorElement | null;
-    if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    if (
+      !a ||
+      event.defaultPrevented ||
+      event.button !== 0 ||
+      event.metaKey ||
+      event.ctrlKey ||
+      event.shiftKey ||
+      event.altKey
+    )
+      return;
     if (a.target && a.target !== '_self') return;
     event.preventDefault();
     this.go(a.getAttribute('href') ?? '/');

@@ -31,7 +31,10 @@ export class SessionState {
       const me = await this.api.me();
       if (!('user' in me)) this.user = me;
       // A token principal (no user behind it) still has a name and a role.
-      else this.user = me.user ?? (me.principal ? { name: me.principal.name, role: me.principal.role, mustChangePassword: false } : null);
+      else
+        this.user =
+          me.user ??
+          (me.principal ? { name: me.principal.name, role: me.principal.role, mustChangePassword: false } : null);
       this.status = this.user ? 'authenticated' : 'anonymous';
     } catch {
       this.user = null;
