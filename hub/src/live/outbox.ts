@@ -217,8 +217,9 @@ export class Outbox {
             progressed = true;
           } else if (sub.resync) {
             sub.resync = false;
-            const offset = this.host.restartSnapshot(sub);
-            this.sendNow(eventMessage(sub.id, Math.max(sub.watermark, offset), '{"kind":"resync"}'));
+            this.host.restartSnapshot(sub);
+            // The offset the client really has: what was dropped never reached it; the snapshot's parts carry theirs.
+            this.sendNow(eventMessage(sub.id, sub.watermark, '{"kind":"resync"}'));
             progressed = true;
           } else if (sub.hasPending) {
             if (sub.minIntervalMs !== null && now < sub.nextDataAt) {
