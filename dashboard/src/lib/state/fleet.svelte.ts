@@ -145,6 +145,8 @@ export class FleetState {
   /** Where the rows came from last: the live channel or an HTTP fallback. */
   source: 'live' | 'http' | null = $state(null);
   query: FleetQuery = $state({ ...DEFAULT_QUERY });
+  /** True while the fleet is followed (the fleet view is open); otherwise the rows are as they were left. */
+  following = $state(false);
 
   visible = $derived.by(() => selectRows(this.rows, this.query));
   facets = $derived.by(() => facets(this.rows));
@@ -189,6 +191,7 @@ export class FleetState {
 
   /** Subscribes to the fleet stream; returns the stop function. */
   start(): () => void {
+    this.following = true;
     const sub = this.#deps.live.subscribe(
       { stream: 'fleet' },
       {
@@ -221,6 +224,7 @@ export class FleetState {
     const first = setTimeout(poll, 1500);
     const timer = timers.setInterval(poll, this.#deps.pollMs ?? 5000);
     return () => {
+      this.following = false;
       clearTimeout(first);
       timers.clearInterval(timer);
       sub.close();
