@@ -16,7 +16,15 @@ const silent: BridgeLog = { debug() {}, info() {}, warn() {}, error() {} };
 const BIRTH = { metrics: [{ name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 }, { name: 'door', kind: 'bool' }, { name: 'count', kind: 'int' }] };
 const TEMPLATES = parseBridgeConfig(
   JSON.stringify({
-    templates: [{ name: 'tasmota', topic: 'tele/{device}/SENSOR', deviceId: 'tasmota-{device}', metrics: [{ name: 'temperature', path: 'AM2301.Temperature', kind: 'f64' }] }],
+    templates: [
+      {
+        name: 'tasmota',
+        topic: 'tele/{device}/SENSOR',
+        deviceId: 'tasmota-{device}',
+        metrics: [{ name: 'temperature', path: 'AM2301.Temperature', kind: 'f64' }],
+        availability: { topic: 'tele/{device}/LWT', online: 'Online', offline: 'Offline' },
+      },
+    ],
   }),
 ).templates;
 
@@ -212,6 +220,13 @@ it('templates: a Tasmota SENSOR message becomes a reading of tasmota-<topic>', a
   await waitFor(() => storedOf('tasmota-kitchen').length === 1 && bridge.counts.unknownDevices === 1, { what: 'the Tasmota reading and the unknown garage', timeoutMs: 5000 });
   expect(storedOf('tasmota-kitchen')[0]!.values).toEqual({ temperature: 19.25 });
   await allAcked();
+  // Tasmota's retained last will on tele/<t>/LWT: offline with MQTT_WILL, online again with Online.
+  await pub.publishAsync('tele/kitchen/LWT', 'Offline', { qos: 1, retain: true });
+  await waitFor(() => devices.presence.some((p) => p.deviceId === 'tasmota-kitchen' && p.state === 'offline'), { what: 'tasmota-kitchen offline', timeoutMs: 5000 });
+  expect(devices.presence.filter((p) => p.deviceId === 'tasmota-kitchen').at(-1)).toEqual({ deviceId: 'tasmota-kitchen', state: 'offline', reason: 'MQTT_WILL' });
+  await pub.publishAsync('tele/kitchen/LWT', 'Online', { qos: 1, retain: true });
+  await waitFor(() => devices.current('tasmota-kitchen') !== undefined, { what: 'tasmota-kitchen online again', timeoutMs: 5000 });
+  await pub.publishAsync('tele/kitchen/LWT', '', { qos: 1, retain: true });
 });
 
 describe('the broker connection', () => {

@@ -161,6 +161,19 @@ describe('templates', () => {
     expect(code(t!.readingsOf(buf({ Time: 'x' }), { maxPayloadBytes: 65536, maxBatch: 256, maxValues: 64 }))).toBe('EMPTY_READING');
   });
 
+  it('availability: Tasmota LWT words, Zigbee2MQTT JSON state (or the plain word of older versions)', () => {
+    const [tasmota] = loadBridgeConfig(example('tasmota.json')).templates;
+    expect(tasmota!.availabilityFilter).toBe('tele/+/LWT');
+    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Offline'))).toEqual({ deviceId: 'tasmota-kitchen', online: false });
+    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Online'))).toEqual({ deviceId: 'tasmota-kitchen', online: true });
+    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Rebooting'))).toBeNull();
+    expect(tasmota!.availabilityOf('tele/kitchen/SENSOR', buf('Online'))).toBeNull();
+    const [z2m] = loadBridgeConfig(example('zigbee2mqtt.json')).templates;
+    expect(z2m!.availabilityOf('zigbee2mqtt/lamp/availability', buf({ state: 'offline' }))).toEqual({ deviceId: 'z2m-lamp', online: false });
+    expect(z2m!.availabilityOf('zigbee2mqtt/lamp/availability', buf('online'))).toEqual({ deviceId: 'z2m-lamp', online: true });
+    expect(loadBridgeConfig(example('thingsboard.json')).templates[0]!.availabilityFilter).toBeNull();
+  });
+
   it('Zigbee2MQTT: zigbee2mqtt/<name>, flat JSON, bridge topics left alone', () => {
     const [t] = loadBridgeConfig(example('zigbee2mqtt.json')).templates;
     expect(t!.deviceFor('zigbee2mqtt/living_room')).toBe('z2m-living_room');

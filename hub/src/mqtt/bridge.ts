@@ -25,15 +25,16 @@ import {
   type BridgeRefusal,
   type JsonReading,
 } from './payload.js';
-import { DeviceErrors, type ErrorExtra } from './device-errors.js';
+import { DeviceErrors } from './device-errors.js';
 import { ResendMemory } from './resend-memory.js';
 import type { CompiledTemplate } from './templates.js';
+import { cmdTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
 export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus, RegisteredDevice } from './bridge-types.js';
 export { redactUrl } from './bridge-types.js';
-import { cmdTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
 const DEFAULT_COOLDOWN_MS = 5000;
+/** A resend after a pause goes this much past it: one the session sees a millisecond early is ignored (§7.4.2). */
 const PAUSE_MARGIN_MS = 10;
 
 export class MqttBridge {
@@ -64,9 +65,10 @@ export class MqttBridge {
   constructor(private readonly opts: BridgeOptions) {
     this.random = opts.random ?? Math.random;
     const templateFilters = [...new Set(opts.templates.map((t) => t.pattern.filter))];
+    const availability = opts.templates.flatMap((t) => (t.availabilityFilter ? [{ topic: t.availabilityFilter, qos: 1 as const }] : []));
     const subscriptions = [
       // Births and states first: their retained messages arrive before the next SUBACK.
-      TENDRIL_SUBSCRIPTIONS.births.map((topic) => ({ topic, qos: 1 as const })),
+      [...TENDRIL_SUBSCRIPTIONS.births.map((topic) => ({ topic, qos: 1 as const })), ...availability],
       [...TENDRIL_SUBSCRIPTIONS.rest, ...templateFilters].map((topic) => ({ topic, qos: 1 as const })),
       [{ topic: SYS_DROPPED_TOPIC, qos: 0 as const }],
     ];
@@ -90,8 +92,7 @@ export class MqttBridge {
   }
 
   status(): BridgeStatus {
-    let attached = 0;
-    for (const d of this.devices.values()) if (d.attached) attached++;
+    const attached = [...this.devices.values()].filter((d) => d.attached !== null).length;
     return {
       broker: this.link.state,
       lastError: this.link.lastError,
@@ -164,6 +165,12 @@ export class MqttBridge {
       return m.complete();
     }
     for (const template of this.opts.templates) {
+      const a = template.availabilityFilter === null ? null : template.availabilityOf(m.topic, m.payload);
+      if (a !== null) {
+        this.counts.messages.state++;
+        m.complete();
+        return this.onTemplateAvailability(a.deviceId, template, a.online);
+      }
       const id = template.deviceFor(m.topic);
       if (id !== null) {
         this.counts.messages.template++;
@@ -175,11 +182,8 @@ export class MqttBridge {
   }
 
   private device(id: string, source: string): BridgedDevice {
-    let d = this.devices.get(id);
-    if (d === undefined) {
-      d = new BridgedDevice(id, source, this.random);
-      this.devices.set(id, d);
-    }
+    const d = this.devices.get(id) ?? new BridgedDevice(id, source, this.random);
+    this.devices.set(id, d);
     return d;
   }
 
@@ -187,12 +191,8 @@ export class MqttBridge {
   private refuseMessage(d: BridgedDevice | string, m: InboundMessage, r: BridgeRefusal, source?: string): void {
     this.refuse(r.code);
     const id = typeof d === 'string' ? d : d.id;
-    this.report(id, source ?? (typeof d === 'string' ? 'tendril' : d.source), r.code, r.message, { topic: m.topic });
+    this.errors.report(id, source ?? (typeof d === 'string' ? 'tendril' : d.source), r.code, r.message, { topic: m.topic });
     m.complete();
-  }
-
-  private report(id: string, source: string, code: string, message: string, extra: ErrorExtra): void {
-    this.errors.report(id, source, code, message, extra);
   }
 
   private onBirth(id: string, m: InboundMessage): void {
@@ -223,6 +223,17 @@ export class MqttBridge {
       d.wantsOnline = false;
       if (d.attached) this.detachAfterSettle(d, state.reason);
     }
+  }
+
+  /** A template fleet's presence (Tasmota's LWT, Zigbee2MQTT's availability): offline is its last will. */
+  private onTemplateAvailability(id: string, template: CompiledTemplate, online: boolean): void {
+    const reg = this.opts.registry.get(id);
+    if (reg === undefined) return;
+    const d = this.device(id, template.name);
+    d.wantsOnline = online;
+    if (!online) return this.detachAfterSettle(d, 'MQTT_WILL');
+    if (d.info === null) this.declareWithoutBirth(d, template, reg, []);
+    this.ensureAttached(d);
   }
 
   private onCommandResult(id: string, m: InboundMessage): void {
@@ -263,7 +274,7 @@ export class MqttBridge {
     const seqs = d.numbering === 'bridge' ? this.resends.seqsOf(m, json.length) : null;
     const readings = d.convert(json, seqs, (r, seq, metric) => {
       this.refuse(r.code);
-      this.report(d.id, d.source, r.code, r.message, { seq, metric });
+      this.errors.report(d.id, d.source, r.code, r.message, { seq, metric });
     });
     if (isRefusal(readings)) return this.refuseMessage(d, m, readings);
     // Bridge numbering: a resend of this message (DUP, same id and bytes) gets the same seqs until its PUBACK is out.
@@ -363,7 +374,7 @@ export class MqttBridge {
       this.refuse(refused);
       b.complete();
     }
-    this.report(d.id, d.source, refused, message, {});
+    this.errors.report(d.id, d.source, refused, message, {});
   }
 
   private handleFor(d: BridgedDevice, generation: number): TransportHandle {
@@ -391,7 +402,7 @@ export class MqttBridge {
         if (generation !== d.generation) return;
         const metric = d.metricName(alias);
         const text = metric ? message.replace(`alias ${alias}`, `metric ${metric}`).replace(' in HELLO', ' in the birth message') : message;
-        this.report(d.id, d.source, code, text, { seq, ...(metric ? { metric } : {}) });
+        this.errors.report(d.id, d.source, code, text, { seq, ...(metric ? { metric } : {}) });
       },
     };
   }
@@ -406,15 +417,12 @@ export class MqttBridge {
       if (!d.attached || this.closing) return;
       const batches = [...d.pending.splice(0), ...d.waiting.splice(0)];
       if (batches.length > 0) this.feed(d, batches, this.opts.clock.now());
-      // A little past the pause: a resend the session sees a millisecond early is ignored without a word (§7.4.2).
     }, pauseMs + PAUSE_MARGIN_MS);
   }
 
   private clearPause(d: BridgedDevice): void {
-    if (d.pauseTimer !== null) {
-      this.opts.timers.clearTimeout(d.pauseTimer as TimerHandle);
-      d.pauseTimer = null;
-    }
+    if (d.pauseTimer !== null) this.opts.timers.clearTimeout(d.pauseTimer as TimerHandle);
+    d.pauseTimer = null;
   }
 
   /** A new declaration: what the old session took becomes durable (and acked) first, then attach anew. */

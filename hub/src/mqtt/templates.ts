@@ -28,6 +28,12 @@ export interface TemplateConfig {
   timestamp?: { path: string; unit?: 'ms' | 's' | 'iso' };
   /** The metrics, each with the JSON path of its value in a reading (relative to `values`). */
   metrics: Array<{ name: string; path: string; kind: string; unit?: string; min?: number; max?: number }>;
+  /**
+   * Presence: a topic (with the same `{device}` level) whose payload says online or offline, e.g. Tasmota's
+   * retained last will `tele/{device}/LWT` (`Online`/`Offline`). `path`: where the word is in a JSON payload
+   * (Zigbee2MQTT's `{"state": "online"}`); without it the payload is the word.
+   */
+  availability?: { topic: string; online: string; offline: string; path?: string };
 }
 
 export interface CompiledTemplate {
@@ -38,6 +44,10 @@ export interface CompiledTemplate {
   deviceFor(topic: string): string | null;
   /** The readings of one payload (names are the declared metric names). */
   readingsOf(payload: Uint8Array, limits: DataLimits): JsonReading[] | BridgeRefusal;
+  /** The availability topic's subscription filter, if the template has one. */
+  readonly availabilityFilter: string | null;
+  /** For a message on the availability topic: the device and whether it is online (null: not this topic, or neither word). */
+  availabilityOf(topic: string, payload: Uint8Array): { deviceId: string; online: boolean } | null;
 }
 
 type Path = readonly string[];
@@ -85,6 +95,16 @@ export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemp
   }
   const tsPath = ts === undefined ? null : compilePath(ts.path, `${where}.timestamp`);
   const tsUnit = ts?.unit === 's' ? 's' : 'ms';
+  const avail = config.availability;
+  if (avail !== undefined && (typeof avail.topic !== 'string' || !avail.topic.includes('{device}') || typeof avail.online !== 'string' || typeof avail.offline !== 'string')) {
+    throw new TemplateError(`${where}.availability must be {"topic": "...{device}...", "online": "...", "offline": "...", "path"?: "..."}`);
+  }
+  const availPattern = avail === undefined ? null : compileTopicPattern(avail.topic);
+  const availPath = avail?.path === undefined ? null : compilePath(avail.path, `${where}.availability`);
+  const idFor = (level: string): string | null => {
+    const id = idTemplate.replace('{device}', level);
+    return isDeviceId(id) ? id : null;
+  };
 
   function readingOf(item: unknown): JsonReading | BridgeRefusal {
     let when: number | null = null;
@@ -112,9 +132,24 @@ export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemp
     metrics: declared,
     deviceFor(topic) {
       const level = pattern.match(topic);
-      if (level === null) return null;
-      const id = idTemplate.replace('{device}', level);
-      return isDeviceId(id) ? id : null;
+      return level === null ? null : idFor(level);
+    },
+    availabilityFilter: availPattern?.filter ?? null,
+    availabilityOf(topic, payload) {
+      const level = availPattern?.match(topic) ?? null;
+      const deviceId = level === null ? null : idFor(level);
+      if (deviceId === null || avail === undefined) return null;
+      let word: unknown = Buffer.from(payload).toString('utf8').trim();
+      if (availPath !== null) {
+        try {
+          word = at(JSON.parse(word as string), availPath);
+        } catch {
+          // not JSON: take the text as it is
+        }
+      }
+      if (word === avail.online) return { deviceId, online: true };
+      if (word === avail.offline) return { deviceId, online: false };
+      return null;
     },
     readingsOf(payload, limits) {
       const parsed = parseJson(payload, limits.maxPayloadBytes) as { json: unknown } | BridgeRefusal;
