@@ -5,7 +5,7 @@
  *   GET  /commands/:commandId      one command with its state history
  *   POST /commands/:commandId/cancel  cancel a command still queued
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk/codec';
 import type { AuditLog } from '../auth/audit.js';
 import { HubHttpError } from '../errors.js';
@@ -61,7 +61,8 @@ function parseStates(text: string | undefined): CommandState[] | undefined {
   return states as CommandState[];
 }
 
-export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { commands, deviceExists, audit }) => {
+/** POST /devices/:id/commands */
+function submitCommandRoute(app: FastifyInstance, { commands, audit }: CommandApiOptions): void {
   app.post<{ Params: DeviceParams; Body: SubmitBody }>(
     '/devices/:id/commands',
     {
@@ -109,7 +110,10 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
         .send(command);
     },
   );
+}
 
+/** GET /devices/:id/commands */
+function listCommandsRoute(app: FastifyInstance, { commands, deviceExists }: CommandApiOptions): void {
   app.get<{ Params: DeviceParams; Querystring: ListQuerystring }>(
     '/devices/:id/commands',
     {
@@ -136,7 +140,10 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
       return { commands: list, nextBefore };
     },
   );
+}
 
+/** GET /commands/:commandId */
+function getCommandRoute(app: FastifyInstance, { commands }: CommandApiOptions): void {
   app.get<{ Params: { commandId: number } }>(
     '/commands/:commandId',
     { config: { role: 'viewer' }, schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
@@ -148,7 +155,10 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
       return command;
     },
   );
+}
 
+/** POST /commands/:commandId/cancel */
+function cancelCommandRoute(app: FastifyInstance, { commands, audit }: CommandApiOptions): void {
   app.post<{ Params: { commandId: number } }>(
     '/commands/:commandId/cancel',
     { config: { role: 'operator' }, schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
@@ -165,4 +175,11 @@ export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, { c
       }
     },
   );
+}
+
+export const commandApi: FastifyPluginAsync<CommandApiOptions> = async (app, opts) => {
+  submitCommandRoute(app, opts);
+  listCommandsRoute(app, opts);
+  getCommandRoute(app, opts);
+  cancelCommandRoute(app, opts);
 };

@@ -2,7 +2,7 @@
  * Device provisioning and inspection: /api/v1/devices (docs/api.md).
  * Register under the /api/v1 prefix.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tendril/device-sdk/codec';
 import type { Clock } from '../core/clock.js';
 import { errorBody, HubHttpError } from '../errors.js';
@@ -89,7 +89,8 @@ function notFound(id: string): HubHttpError {
   return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
 }
 
-export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { registry, presence, connections, clock, audit }) => {
+/** POST /devices */
+function provisionDeviceRoute(app: FastifyInstance, { registry, clock, audit }: DeviceApiOptions): void {
   app.post<{ Body: { id: string; name?: string; model?: string; labels?: Record<string, string> } }>(
     '/devices',
     {
@@ -120,18 +121,27 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
       }
     },
   );
+}
 
+/** GET /devices */
+function listDevicesRoute(app: FastifyInstance, { registry, presence }: DeviceApiOptions): void {
   app.get('/devices', { config: { role: 'viewer' } }, async () => {
     const devices = await Promise.all(registry.list().map((d) => deviceView(d, presence)));
     return { devices };
   });
+}
 
+/** GET /devices/:id */
+function getDeviceRoute(app: FastifyInstance, { registry, presence }: DeviceApiOptions): void {
   app.get<{ Params: IdParams }>('/devices/:id', { config: { role: 'viewer' }, schema: { params: idParams } }, async (request) => {
     const device = registry.get(request.params.id);
     if (!device) throw notFound(request.params.id);
     return deviceView(device, presence);
   });
+}
 
+/** PATCH /devices/:id */
+function updateDeviceRoute(app: FastifyInstance, { registry, presence, connections, audit }: DeviceApiOptions): void {
   app.patch<{ Params: IdParams; Body: { name?: string; model?: string; labels?: Record<string, string>; disabled?: boolean } }>(
     '/devices/:id',
     {
@@ -156,7 +166,10 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
       return deviceView(device, presence);
     },
   );
+}
 
+/** POST /devices/:id/token */
+function rotateTokenRoute(app: FastifyInstance, { registry, connections, audit }: DeviceApiOptions): void {
   app.post<{ Params: IdParams }>('/devices/:id/token', { config: { role: 'admin' }, schema: { params: idParams } }, async (request) => {
     const token = registry.rotateToken(request.params.id);
     if (token === undefined) throw notFound(request.params.id);
@@ -166,7 +179,10 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     audit.record({ action: 'device.token.rotate', request, target: `device:${request.params.id}`, device: request.params.id });
     return { id: request.params.id, token };
   });
+}
 
+/** DELETE /devices/:id */
+function deleteDeviceRoute(app: FastifyInstance, { registry, presence, connections, audit }: DeviceApiOptions): void {
   app.delete<{ Params: IdParams }>('/devices/:id', { config: { role: 'admin' }, schema: { params: idParams } }, async (request, reply) => {
     const device = registry.get(request.params.id);
     if (!device) throw notFound(request.params.id);
@@ -177,4 +193,13 @@ export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, { reg
     audit.record({ action: 'device.delete', request, target: `device:${device.id}`, device: device.id });
     return reply.code(204).send();
   });
+}
+
+export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, opts) => {
+  provisionDeviceRoute(app, opts);
+  listDevicesRoute(app, opts);
+  getDeviceRoute(app, opts);
+  updateDeviceRoute(app, opts);
+  rotateTokenRoute(app, opts);
+  deleteDeviceRoute(app, opts);
 };

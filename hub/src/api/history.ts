@@ -207,6 +207,96 @@ function isUnsupportedAggregate(err: unknown): boolean {
   return err instanceof RangeError || (err as { code?: unknown } | null)?.code === 'UNSUPPORTED_AGGREGATE';
 }
 
+/** GET /devices/:id/series/:metric: one metric's series as JSON, or streamed as CSV. */
+async function seriesRoute(ctx: HistoryContext, request: FastifyRequest<{ Params: { id: string; metric: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+  const { store, clock, limits, deny, storeFailed } = ctx;
+  let q: SeriesRequest;
+  try {
+    q = parseSeriesRequest(request.params, request.query as Record<string, unknown>, request.headers.accept, clock.now(), limits);
+  } catch (err) {
+    if (err instanceof ParamError) return reply.code(400).send(errorBody('INVALID_REQUEST', err.message));
+    throw err;
+  }
+  if (await deny(reply, q.deviceId)) return reply;
+  const base = { deviceId: q.deviceId, metric: q.metric, agg: q.agg, stepMs: q.stepMs };
+  if (!q.csv) {
+    let points: SeriesPoint[];
+    try {
+      points = await store.series({ ...base, from: q.from, to: q.to });
+    } catch (err) {
+      return storeFailed(request, reply, err, q.agg, q.metric);
+    }
+    return reply.send({
+      ...base,
+      from: q.from,
+      to: q.to,
+      fromTime: iso(q.from),
+      toTime: iso(q.to),
+      points: points.map((p) => ({ ts: p.ts, time: iso(p.ts), value: p.value })),
+    });
+  }
+  // CSV: windows of whole buckets (window starts stay on from + k * step). The first window is fetched
+  // before the headers go out, so a store that is down or an aggregate that does not apply still gets a
+  // proper error status; later failures can only cut the stream.
+  const windowMs = q.stepMs * CSV_WINDOW_BUCKETS;
+  const window = (start: number): Promise<SeriesPoint[]> => store.series({ ...base, from: start, to: Math.min(start + windowMs, q.to) });
+  let first: SeriesPoint[];
+  try {
+    first = await window(q.from);
+  } catch (err) {
+    return storeFailed(request, reply, err, q.agg, q.metric);
+  }
+  async function* rows(): AsyncGenerator<string> {
+    yield 'time,ts,value\r\n';
+    yield csvRows(first);
+    for (let start = q.from + windowMs; start < q.to; start += windowMs) {
+      const points = await window(start);
+      if (points.length > 0) yield csvRows(points);
+    }
+  }
+  const filename = `${q.deviceId}-${q.metric}-${q.agg}.csv`.replace(/[^A-Za-z0-9._-]/g, '_');
+  return reply
+    .header('content-type', 'text/csv; charset=utf-8')
+    .header('content-disposition', `attachment; filename="${filename}"`)
+    .send(Readable.from(rows()));
+
+}
+
+/** GET /devices/:id/latest: the latest value of every metric of a device. */
+async function latestRoute(ctx: HistoryContext, request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+  const { store, deny, storeFailed } = ctx;
+  try {
+    checkId(request.params.id);
+  } catch (err) {
+    if (err instanceof ParamError) return reply.code(400).send(errorBody('INVALID_REQUEST', err.message));
+    throw err;
+  }
+  const id = request.params.id;
+  if (await deny(reply, id)) return reply;
+  let latest: Awaited<ReturnType<TimeSeriesStore['latest']>>;
+  try {
+    latest = await store.latest(id);
+  } catch (err) {
+    return storeFailed(request, reply, err);
+  }
+  const metrics: Record<string, { ts: number; time: string; value: ScalarValue }> = {};
+  for (const name of Object.keys(latest).sort()) {
+    const v = latest[name]!;
+    metrics[name] = { ts: v.ts, time: iso(v.ts), value: v.value };
+  }
+  return reply.send({ deviceId: id, metrics });
+}
+
+interface HistoryContext {
+  store: TimeSeriesStore;
+  clock: { now(): number };
+  limits: { defaultPoints: number; maxPoints: number; maxCsvPoints: number };
+  /** Answers 404 DEVICE_NOT_FOUND and returns true when the device does not exist. */
+  deny(reply: FastifyReply, id: string): Promise<boolean>;
+  /** Answers a failed store query: 400 for an aggregate that does not apply, else 503. */
+  storeFailed(request: FastifyRequest, reply: FastifyReply, err: unknown, agg?: Aggregate, metric?: string): FastifyReply;
+}
+
 export const historyRoutes: FastifyPluginAsync<HistoryRoutesOptions> = async (app, opts) => {
   const { store } = opts;
   const clock = opts.clock ?? { now: () => Date.now() };
@@ -231,78 +321,7 @@ export const historyRoutes: FastifyPluginAsync<HistoryRoutesOptions> = async (ap
     return reply.code(503).send(errorBody('NOT_READY', 'The time-series store did not answer; try again shortly (GET /readyz shows the store state).'));
   };
 
-  app.get<{ Params: { id: string; metric: string } }>('/devices/:id/series/:metric', routeOptions, async (request, reply) => {
-    let q: SeriesRequest;
-    try {
-      q = parseSeriesRequest(request.params, request.query as Record<string, unknown>, request.headers.accept, clock.now(), limits);
-    } catch (err) {
-      if (err instanceof ParamError) return reply.code(400).send(errorBody('INVALID_REQUEST', err.message));
-      throw err;
-    }
-    if (await deny(reply, q.deviceId)) return reply;
-    const base = { deviceId: q.deviceId, metric: q.metric, agg: q.agg, stepMs: q.stepMs };
-    if (!q.csv) {
-      let points: SeriesPoint[];
-      try {
-        points = await store.series({ ...base, from: q.from, to: q.to });
-      } catch (err) {
-        return storeFailed(request, reply, err, q.agg, q.metric);
-      }
-      return reply.send({
-        ...base,
-        from: q.from,
-        to: q.to,
-        fromTime: iso(q.from),
-        toTime: iso(q.to),
-        points: points.map((p) => ({ ts: p.ts, time: iso(p.ts), value: p.value })),
-      });
-    }
-    // CSV: windows of whole buckets (window starts stay on from + k * step). The first window is fetched
-    // before the headers go out, so a store that is down or an aggregate that does not apply still gets a
-    // proper error status; later failures can only cut the stream.
-    const windowMs = q.stepMs * CSV_WINDOW_BUCKETS;
-    const window = (start: number): Promise<SeriesPoint[]> => store.series({ ...base, from: start, to: Math.min(start + windowMs, q.to) });
-    let first: SeriesPoint[];
-    try {
-      first = await window(q.from);
-    } catch (err) {
-      return storeFailed(request, reply, err, q.agg, q.metric);
-    }
-    async function* rows(): AsyncGenerator<string> {
-      yield 'time,ts,value\r\n';
-      yield csvRows(first);
-      for (let start = q.from + windowMs; start < q.to; start += windowMs) {
-        const points = await window(start);
-        if (points.length > 0) yield csvRows(points);
-      }
-    }
-    const filename = `${q.deviceId}-${q.metric}-${q.agg}.csv`.replace(/[^A-Za-z0-9._-]/g, '_');
-    return reply
-      .header('content-type', 'text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="${filename}"`)
-      .send(Readable.from(rows()));
-  });
-
-  app.get<{ Params: { id: string } }>('/devices/:id/latest', routeOptions, async (request, reply) => {
-    try {
-      checkId(request.params.id);
-    } catch (err) {
-      if (err instanceof ParamError) return reply.code(400).send(errorBody('INVALID_REQUEST', err.message));
-      throw err;
-    }
-    const id = request.params.id;
-    if (await deny(reply, id)) return reply;
-    let latest: Awaited<ReturnType<TimeSeriesStore['latest']>>;
-    try {
-      latest = await store.latest(id);
-    } catch (err) {
-      return storeFailed(request, reply, err);
-    }
-    const metrics: Record<string, { ts: number; time: string; value: ScalarValue }> = {};
-    for (const name of Object.keys(latest).sort()) {
-      const v = latest[name]!;
-      metrics[name] = { ts: v.ts, time: iso(v.ts), value: v.value };
-    }
-    return reply.send({ deviceId: id, metrics });
-  });
+  const ctx: HistoryContext = { store, clock, limits, deny, storeFailed };
+  app.get<{ Params: { id: string; metric: string } }>('/devices/:id/series/:metric', routeOptions, (request, reply) => seriesRoute(ctx, request, reply));
+  app.get<{ Params: { id: string } }>('/devices/:id/latest', routeOptions, (request, reply) => latestRoute(ctx, request, reply));
 };

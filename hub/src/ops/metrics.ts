@@ -46,6 +46,48 @@ function mirroredCounter(name: string, help: string, registers: Registry[], read
   });
 }
 
+/** The series read from the hot-path counts at scrape time: connections, frames, bytes, readings, acks. */
+function registerHotCounters(registers: Registry[], count: HotCounts): void {
+  new Gauge({
+    name: 'tendril_devices_connected',
+    help: 'Device connections that completed HELLO/WELCOME.',
+    registers,
+    collect() {
+      this.set(count.devicesConnected);
+    },
+  });
+  for (const [name, help, counts] of [
+    ['tendril_frames_in_total', 'Device frames decoded, by frame type.', count.framesIn],
+    ['tendril_frames_out_total', 'Frames sent to devices, by frame type.', count.framesOut],
+  ] as const) {
+    const reported = new Float64Array(256);
+    new Counter({
+      name,
+      help,
+      labelNames: ['type'],
+      registers,
+      collect() {
+        for (const [byte, type] of FRAME_NAMES) {
+          const delta = counts[byte]! - reported[byte]!;
+          // inc(0) creates the series, so a scrape shows every frame type from the start.
+          this.labels(type).inc(delta);
+          reported[byte] = counts[byte]!;
+        }
+      },
+    });
+  }
+  mirroredCounter('tendril_bytes_in_total', 'Bytes of device WebSocket messages received (payload).', registers, () => count.bytesIn);
+  mirroredCounter('tendril_bytes_out_total', 'Bytes of frames sent to devices (payload).', registers, () => count.bytesOut);
+  mirroredCounter('tendril_readings_accepted_total', 'Readings made durable (at least one valid value).', registers, () => count.readingsAccepted);
+  mirroredCounter(
+    'tendril_readings_duplicate_total',
+    'Readings received again (seq already durable or in flight): acked, not stored twice.',
+    registers,
+    () => count.readingsDuplicate,
+  );
+  mirroredCounter('tendril_acks_sent_total', 'ACK frames sent to devices.', registers, () => count.acksSent);
+}
+
 export class HubMetrics {
   readonly registry = new Registry();
   readonly count: HotCounts = {
@@ -76,44 +118,7 @@ export class HubMetrics {
     const registers = [this.registry];
     const count = this.count;
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'tendril_devices_connected',
-      help: 'Device connections that completed HELLO/WELCOME.',
-      registers,
-      collect() {
-        this.set(count.devicesConnected);
-      },
-    });
-    for (const [name, help, counts] of [
-      ['tendril_frames_in_total', 'Device frames decoded, by frame type.', count.framesIn],
-      ['tendril_frames_out_total', 'Frames sent to devices, by frame type.', count.framesOut],
-    ] as const) {
-      const reported = new Float64Array(256);
-      new Counter({
-        name,
-        help,
-        labelNames: ['type'],
-        registers,
-        collect() {
-          for (const [byte, type] of FRAME_NAMES) {
-            const delta = counts[byte]! - reported[byte]!;
-            // inc(0) creates the series, so a scrape shows every frame type from the start.
-            this.labels(type).inc(delta);
-            reported[byte] = counts[byte]!;
-          }
-        },
-      });
-    }
-    mirroredCounter('tendril_bytes_in_total', 'Bytes of device WebSocket messages received (payload).', registers, () => count.bytesIn);
-    mirroredCounter('tendril_bytes_out_total', 'Bytes of frames sent to devices (payload).', registers, () => count.bytesOut);
-    mirroredCounter('tendril_readings_accepted_total', 'Readings made durable (at least one valid value).', registers, () => count.readingsAccepted);
-    mirroredCounter(
-      'tendril_readings_duplicate_total',
-      'Readings received again (seq already durable or in flight): acked, not stored twice.',
-      registers,
-      () => count.readingsDuplicate,
-    );
-    mirroredCounter('tendril_acks_sent_total', 'ACK frames sent to devices.', registers, () => count.acksSent);
+    registerHotCounters(registers, count);
     const rejected = this.rejected;
     const reportedRejections = new Map<string, number>();
     this.rejectedCounter = new Counter({
