@@ -25,6 +25,13 @@
 // Reproduce: npm run build && node bench/ingest-influx.mjs [--readings 300000] [--devices 50] [--batch 1]
 //            [--window 2048] [--hub-warmup 100000] [--memory-readings N (HUB_SPOOL_MEMORY_READINGS)] [--split-cores]
 //            [--timeline [--timeline-ms 250]] [--json]
+//
+// Paced (issue 16): --rate R [--seconds 10] sends R readings/s in total, one READING frame per reading, round
+// robin over the devices, for the given seconds (the readings count follows). The baseline is then a batching
+// writer: the same readings as 3-field millisecond points (no @seq/@epoch), 1000 lines per request, each request
+// sent once its 1000 readings are due at the same rate. Compared: CPU per stored reading of hub + influxd
+// against writer + influxd (each measured until influxd is quiet again), influxd's CPU per point on both sides,
+// the hub's ack latency p50/p99, and the hub's requests to InfluxDB.
 import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +42,10 @@ import { connectHubDevice } from './lib/hub-device.mjs';
 
 const DEVICES = opt('devices', 50);
 const BATCH = Math.max(1, opt('batch', 1));
-const PER_DEVICE = Math.ceil(opt('readings', 300_000) / DEVICES / BATCH) * BATCH;
+/** --rate: readings/s in total, paced (0: flood). */
+const RATE = opt('rate', 0);
+if (RATE > 0 && BATCH !== 1) throw new Error('--rate sends one READING frame per reading: leave --batch at 1');
+const PER_DEVICE = Math.ceil((RATE > 0 ? RATE * opt('seconds', 10) : opt('readings', 300_000)) / DEVICES / BATCH) * BATCH;
 const READINGS = PER_DEVICE * DEVICES;
 const WINDOW = Math.max(opt('window', 2048), 2 * BATCH);
 /** HUB_SPOOL_MEMORY_READINGS for the hub; unset = the hub's default (100 000). */
@@ -113,8 +123,8 @@ function repeatedFrame(clock) {
 }
 
 
-async function countPoints(influx, db, where = '') {
-  const [r] = await influx.query(`SELECT count("@seq") FROM "readings" ${where}`, { db });
+async function countPoints(influx, db, where = '', field = '@seq') {
+  const [r] = await influx.query(`SELECT count("${field}") FROM "readings" ${where}`, { db });
   return r?.series?.[0]?.values?.[0]?.[1] ?? 0;
 }
 
@@ -145,6 +155,45 @@ async function runRaw(influx, db, bodies, warmBodies) {
   return { seconds, cpu };
 }
 
+
+/**
+ * The paced baseline (--rate): a batching writer posting the readings as 3-field millisecond points, 1000 lines
+ * per request, each request once its readings are due at RATE. CPU until influxd is quiet again.
+ */
+async function runRawPaced(influx, db, readings, warmBodies) {
+  await influx.query(`CREATE DATABASE "${db}"`);
+  const agent = new http.Agent({ keepAlive: true });
+  await postAll(agent, `${influx.url}/write?db=${db}&precision=ns`, warmBodies);
+  const lines = readings.map((r) => `readings,device=${r.deviceId} humidity=${r.values[1].value},pressure=${r.values[2].value},temperature=${r.values[0].value} ${r.ts}`);
+  const bodies = [];
+  for (let i = 0; i < lines.length; i += 1000) bodies.push(lines.slice(i, i + 1000).join('\n'));
+  const url = `${influx.url}/write?db=${db}&precision=ms`;
+  await untilQuiet(influx.pid);
+  const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage() };
+  const start = performance.now();
+  const posts = [];
+  for (let j = 0; j < bodies.length; j++) {
+    const dueMs = (((j + 1) * 1000) / RATE) * 1000;
+    const wait = dueMs - (performance.now() - start);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    posts.push(postLines(agent, url, bodies[j]));
+  }
+  await Promise.all(posts);
+  const seconds = (performance.now() - start) / 1000;
+  await untilQuiet(influx.pid);
+  const cpu = cpuSince(cpu0, influx);
+  agent.destroy();
+  const stored = await countPoints(influx, db, `WHERE "device" =~ /^bench-/`, 'temperature');
+  if (stored !== READINGS) throw new Error(`paced raw run stored ${stored} points, expected ${READINGS}`);
+  return { seconds, cpu };
+}
+
+/** The readings of the run in the order a paced fleet sends them: round robin over the devices. */
+function pacedOrder(readings) {
+  const out = [];
+  for (let seq = 1; seq <= PER_DEVICE; seq++) for (let d = 0; d < DEVICES; d++) out.push(readings[d * PER_DEVICE + seq - 1]);
+  return out;
+}
 
 /** CPU seconds since `cpu0` of influxd, this process (the client or device generator) and the hub, if any. */
 function cpuSince(cpu0, influx, hubPid) {
@@ -227,6 +276,8 @@ async function untilQuiet(pid) {
  */
 async function openFleet(ready, idOf, count, perDevice, frame, clock) {
   const devices = [];
+  /** Ack latency of each reading sent by goPaced(), ms. */
+  const latencies = [];
   function pump(dev) {
     if (dev.sent >= perDevice) return;
     if (dev.sent - dev.acked >= WINDOW) {
@@ -237,11 +288,15 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
     dev.conn.send(frame, () => setImmediate(pump, dev));
   }
   for (let i = 0; i < count; i++) {
-    const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null };
+    const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null, sentAt: [] };
     dev.finished = new Promise((resolve) => (dev.done = resolve));
     dev.conn = await connectHubDevice({
       port: ready.port, path: ready.path, adminToken: ready.adminToken, id: idOf(i), clock, metrics: METRICS, epoch: EPOCH,
       onAck(seq) {
+        if (dev.sentAt.length > 0) {
+          const now = performance.now();
+          for (let k = dev.acked; k < seq; k++) latencies.push(now - dev.sentAt[k]);
+        }
         dev.acked = seq;
         if (dev.acked >= perDevice) dev.done();
         if (dev.waiting) {
@@ -254,8 +309,26 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
   }
   return {
     devices,
+    latencies,
     go() {
       for (const d of devices) pump(d);
+      return Promise.all(devices.map((d) => d.finished));
+    },
+    /** RATE readings/s in total, one READING frame each, round robin over the devices; resolves when all are acked. */
+    async goPaced() {
+      const total = count * perDevice;
+      const start = performance.now();
+      let issued = 0;
+      while (issued < total) {
+        const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * RATE));
+        for (; issued < due; issued++) {
+          const dev = devices[issued % count];
+          dev.sentAt.push(performance.now());
+          dev.sent += 1;
+          dev.conn.send(frame);
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
       return Promise.all(devices.map((d) => d.finished));
     },
     close() {
@@ -303,11 +376,12 @@ async function runHub(influx, db, clock) {
   const cpu0 = { influxd: cpuSecondsOf(influx.pid), self: process.cpuUsage(), hub: cpuSecondsOf(server.child.pid) };
   const start = performance.now();
   const timeline = TIMELINE ? startTimeline(base, devices, influx.pid, server.child.pid, start) : null;
-  await fleet.go();
+  await (RATE > 0 ? fleet.goPaced() : fleet.go());
   const ackedSeconds = (performance.now() - start) / 1000;
   const hubCpuAtAcked = cpuSecondsOf(server.child.pid) - cpu0.hub;
   await drained();
   const seconds = (performance.now() - start) / 1000;
+  if (RATE > 0) await untilQuiet(influx.pid); // as the paced baseline: influxd's work on these points included
   const cpu = cpuSince(cpu0, influx, server.child.pid);
   const requests = (await influxRequests(base)) - requests0;
   await timeline?.stop();
@@ -316,7 +390,9 @@ async function runHub(influx, db, clock) {
   await new Promise((r) => server.child.once('exit', r));
   const stored = await countPoints(influx, db, `WHERE "device" =~ /^bench-/`);
   if (stored !== READINGS) throw new Error(`hub run stored ${stored} points, expected ${READINGS}`);
-  return { seconds, ackedSeconds, cpu, hubCpuAtAcked, requests };
+  const sorted = fleet.latencies.sort((a, b) => a - b);
+  const ack = sorted.length > 0 ? { p50: sorted[Math.floor(sorted.length * 0.5)], p99: sorted[Math.floor(sorted.length * 0.99)] } : null;
+  return { seconds, ackedSeconds, cpu, hubCpuAtAcked, requests, ack };
 }
 
 const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-ingest-influx');
@@ -341,6 +417,8 @@ try {
   const bodies = bodiesOf(storedReadings(clock));
   // The hub's warm-up readings, as lines: the raw client's warm-up (into the database it is measured in).
   const warmBodies = bodiesOf(storedReadings(clock, warmId, warmPerDevice()));
+  if (RATE > 0) await pacedRuns(clock, warmBodies);
+  else {
   const raw1 = await runRaw(influx, 'raw_1', bodies, warmBodies);
   const hub = await runHub(influx, 'hub_1', clock);
   const raw2 = await runRaw(influx, 'raw_2', bodies, warmBodies);
@@ -383,8 +461,52 @@ try {
     console.log(`CPU seconds per million readings: raw runs ${result.raw.cpuSecondsPerMillion.map(show).join(' | ')}; hub run ${show(result.hub.cpuSecondsPerMillion)} (client = the device generator; the hub had used ${result.hub.hubCpuSecondsWhenAllAcked} CPU s when every reading was acked)`);
     console.log(`hub write requests to InfluxDB: ${result.hub.requests}, ${result.hub.linesPerRequest} lines each on average (raw: ${LINES_PER_REQUEST})`);
   }
+  }
 } finally {
   clearTimeout(watchdog);
   await influx.stop();
   modules.cleanup();
+}
+
+/** --rate: paced baseline, hub, paced baseline; CPU per stored reading of each side (issue 16). */
+async function pacedRuns(clock, warmBodies) {
+  const readings = pacedOrder(storedReadings(clock));
+  const raw1 = await runRawPaced(influx, 'praw_1', readings, warmBodies);
+  const hub = await runHub(influx, 'phub_1', clock);
+  const raw2 = await runRawPaced(influx, 'praw_2', readings, warmBodies);
+  const us = (s) => +((s * 1e6) / READINGS).toFixed(2);
+  const rawTotal = (us(raw1.cpu.influxd + raw1.cpu.client) + us(raw2.cpu.influxd + raw2.cpu.client)) / 2;
+  const rawInflux = (us(raw1.cpu.influxd) + us(raw2.cpu.influxd)) / 2;
+  const hubTotal = us(hub.cpu.influxd + hub.cpu.hub);
+  const result = {
+    rate: RATE,
+    readings: READINGS,
+    devices: DEVICES,
+    splitCores: SPLIT,
+    baseline: { cpuUsPerReading: +rawTotal.toFixed(2), influxdUsPerPoint: +rawInflux.toFixed(2), runs: [raw1, raw2].map((r) => ({ seconds: +r.seconds.toFixed(2), writer: us(r.cpu.client), influxd: us(r.cpu.influxd) })) },
+    hub: {
+      seconds: +hub.seconds.toFixed(2),
+      cpuUsPerReading: +hubTotal.toFixed(2),
+      hubUsPerReading: us(hub.cpu.hub),
+      influxdUsPerPoint: us(hub.cpu.influxd),
+      generatorUsPerReading: us(hub.cpu.client),
+      ackP50Ms: hub.ack ? +hub.ack.p50.toFixed(1) : null,
+      ackP99Ms: hub.ack ? +hub.ack.p99.toFixed(1) : null,
+      requests: hub.requests,
+      linesPerRequest: Math.round(READINGS / hub.requests),
+    },
+    ratio: rawTotal / hubTotal,
+    influxdRatio: us(hub.cpu.influxd) / rawInflux,
+  };
+  if (asJson) {
+    console.log(JSON.stringify(result, null, 2));
+    return;
+  }
+  console.log(`${READINGS} readings at ${RATE}/s from ${DEVICES} devices, one READING frame each; baseline: 1000-line requests of 3-field ms points`);
+  console.log('| path | CPU-us per stored reading (with influxd) | influxd CPU-us per point | requests | lines per request |');
+  console.log('|---|---:|---:|---:|---:|');
+  console.log(`| baseline writer (mean of 2 runs) | ${result.baseline.cpuUsPerReading} | ${result.baseline.influxdUsPerPoint} | ${Math.ceil(READINGS / 1000)} | 1000 |`);
+  console.log(`| hub (spool, InfluxDB store) | ${result.hub.cpuUsPerReading} (hub ${result.hub.hubUsPerReading}) | ${result.hub.influxdUsPerPoint} | ${result.hub.requests} | ${result.hub.linesPerRequest} |`);
+  console.log(`ratio baseline / hub (CPU per stored reading): ${result.ratio.toFixed(2)}x; influxd per point hub / baseline: ${result.influxdRatio.toFixed(2)}x`);
+  console.log(`hub ack latency p50 ${result.hub.ackP50Ms} ms, p99 ${result.hub.ackP99Ms} ms; device generator ${result.hub.generatorUsPerReading} us per reading (not counted)`);
 }
