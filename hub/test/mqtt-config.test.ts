@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config.js';
 import { mqttConfigFromEnv, MQTT_DEFAULTS } from '../src/mqtt/config.js';
 import { mqttReadiness } from '../src/mqtt/plugin.js';
-import { redactUrl } from '../src/mqtt/bridge.js';
+import { redactUrl } from '../src/mqtt/bridge-types.js';
 
 describe('mqttConfigFromEnv', () => {
   it('is off without MQTT_URL', () => {

@@ -31,9 +31,9 @@ import type { CompiledTemplate } from './templates.js';
 import { cmdTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
 export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus, RegisteredDevice } from './bridge-types.js';
-export { redactUrl } from './bridge-types.js';
 
 const DEFAULT_COOLDOWN_MS = 5000;
+const MAX_DEVICES = 200_000;
 /** A resend after a pause goes this much past it: one the session sees a millisecond early is ignored (§7.4.2). */
 const PAUSE_MARGIN_MS = 10;
 
@@ -181,9 +181,12 @@ export class MqttBridge {
     m.complete();
   }
 
+  /** A device's state; past MAX_DEVICES an unregistered device's is not kept (retained births come back later). */
   private device(id: string, source: string): BridgedDevice {
-    const d = this.devices.get(id) ?? new BridgedDevice(id, source, this.random);
-    this.devices.set(id, d);
+    const known = this.devices.get(id);
+    if (known) return known;
+    const d = new BridgedDevice(id, source, this.random);
+    if (this.devices.size < MAX_DEVICES || this.opts.registry.get(id) !== undefined) this.devices.set(id, d);
     return d;
   }
 
