@@ -1,0 +1,139 @@
+/** The live channel's pure parts: request parsing, the resume window, and a subscription's coalescing outbox. */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LIVE_LIMITS, LiveRequestError, parseClientMessage } from '../src/live/protocol.js';
+import { type LiveEvent, StreamLog } from '../src/live/stream-log.js';
+import { Subscription } from '../src/live/subscription.js';
+
+function refusal(text: string): { code: string; id: number | null } {
+  try {
+    parseClientMessage(text, DEFAULT_LIVE_LIMITS);
+  } catch (err) {
+    if (err instanceof LiveRequestError) return { code: err.code, id: err.id };
+    throw err;
+  }
+  throw new Error(`accepted: ${text}`);
+}
+
+describe('parseClientMessage (docs/live.md §3, §4)', () => {
+  it('reads subscribe, update, unsubscribe, ping and auth', () => {
+    expect(
+      parseClientMessage(
+        '{"type":"subscribe","id":1,"stream":"device","devices":["a","a","b"],"minIntervalMs":100}',
+        DEFAULT_LIVE_LIMITS,
+      ),
+    ).toEqual({
+      type: 'subscribe',
+      id: 1,
+      stream: 'device',
+      devices: ['a', 'b'],
+      metrics: null,
+      minIntervalMs: 100,
+      resume: null,
+    });
+    expect(
+      parseClientMessage('{"type":"update","id":2,"subscription":1,"minIntervalMs":null}', DEFAULT_LIVE_LIMITS),
+    ).toMatchObject({ minIntervalMs: null });
+    expect(parseClientMessage('{"type":"unsubscribe","id":3,"subscription":1}', DEFAULT_LIVE_LIMITS)).toEqual({
+      type: 'unsubscribe',
+      id: 3,
+      subscription: 1,
+    });
+    expect(parseClientMessage('{"type":"auth","token":"x"}', DEFAULT_LIVE_LIMITS)).toEqual({
+      type: 'auth',
+      token: 'x',
+    });
+  });
+
+  it('refuses each malformed request with its code and, where it could read one, its id', () => {
+    expect(refusal('nope')).toEqual({ code: 'INVALID_REQUEST', id: null });
+    expect(refusal('{"type":"ping"}')).toEqual({ code: 'INVALID_REQUEST', id: null });
+    expect(refusal('{"type":"ping","id":1.5}')).toEqual({ code: 'INVALID_REQUEST', id: null });
+    expect(refusal('{"type":"dance","id":4}')).toEqual({ code: 'INVALID_REQUEST', id: 4 });
+    expect(refusal('{"type":"subscribe","id":5,"stream":"fleet","devices":["a"]}')).toEqual({
+      code: 'INVALID_REQUEST',
+      id: 5,
+    });
+    expect(refusal('{"type":"subscribe","id":6,"stream":"device","devices":[]}')).toEqual({
+      code: 'INVALID_REQUEST',
+      id: 6,
+    });
+    const many = JSON.stringify(Array.from({ length: 501 }, (_, i) => `d${i}`));
+    expect(refusal(`{"type":"subscribe","id":7,"stream":"device","devices":${many}}`)).toEqual({
+      code: 'TOO_MANY_DEVICES',
+      id: 7,
+    });
+    expect(refusal('{"type":"subscribe","id":8,"stream":"device","devices":["a"],"minIntervalMs":10}')).toEqual({
+      code: 'INVALID_REQUEST',
+      id: 8,
+    });
+    expect(refusal('{"type":"subscribe","id":9,"stream":"fleet","resume":{"epoch":"e","offset":-1}}')).toEqual({
+      code: 'INVALID_REQUEST',
+      id: 9,
+    });
+    expect(refusal('{"type":"update","id":10,"subscription":1}')).toEqual({ code: 'INVALID_REQUEST', id: 10 });
+  });
+});
+
+function ev(partial: Partial<LiveEvent> & Pick<LiveEvent, 'kind' | 'key'>): LiveEvent {
+  return { offset: 0, at: 0, control: false, deviceId: 'd', body: '{}', ...partial };
+}
+
+describe('StreamLog (§6.2)', () => {
+  it('resumes only within its epoch and window; trims by count, bytes and age', () => {
+    let now = 1000;
+    const log = new StreamLog('fleet', { maxEvents: 3, maxBytes: 1 << 20, maxAgeMs: 500 }, () => now);
+    for (let i = 0; i < 5; i++) log.append(ev({ kind: 'health', key: 'h' }));
+    expect(log.head).toBe(5);
+    expect(log.size).toBe(3);
+    expect(log.canResume(log.epoch, 2)).toBe(true);
+    expect(log.canResume(log.epoch, 1)).toBe(false);
+    expect(log.canResume(log.epoch, 6)).toBe(false);
+    expect(log.canResume('other', 5)).toBe(false);
+    expect([...log.since(3)].map((e) => e.offset)).toEqual([4, 5]);
+    now += 600;
+    expect(log.canResume(log.epoch, 4)).toBe(false);
+    expect(log.canResume(log.epoch, 5)).toBe(true);
+  });
+});
+
+describe('Subscription outbox (§6.1, §3.5.2)', () => {
+  it('keeps the latest value per series, counts what it skipped, and never claims an offset it has not sent', () => {
+    const sub = new Subscription(1, 'device', ['d'], ['t'], null);
+    const readings = (seq: number, t: number) =>
+      ev({ kind: 'readings', key: 'd', offset: seq, readings: [{ seq, ts: seq, values: { t, h: 1 } }] });
+    sub.addPending(readings(10, 1));
+    sub.addPending(readings(11, 2));
+    sub.addPending(readings(12, 3));
+    // A control event of offset 13 may only carry what is sent: 12 is still pending, so 11 (pending first - 1).
+    expect(sub.offsetFor(13)).toBe(11);
+    const out = sub.takeOldest()!;
+    expect(out.offset).toBe(12);
+    expect(JSON.parse(out.body)).toEqual({
+      kind: 'readings',
+      deviceId: 'd',
+      readings: [{ seq: 12, ts: 12, values: { t: 3 } }],
+      coalesced: { t: 2 },
+    });
+    expect(sub.pendingBytes).toBe(0);
+    // Offsets never go back.
+    expect(sub.offsetFor(5)).toBe(12);
+  });
+
+  it('merges fleet values per device and replaces other data per key, oldest change first', () => {
+    const sub = new Subscription(2, 'fleet', null, null, null);
+    sub.addPending(ev({ kind: 'values', key: 'v:a', deviceId: 'a', offset: 1, latest: { t: { ts: 1, value: 1 } } }));
+    sub.addPending(ev({ kind: 'counters', key: 'c:b', deviceId: 'b', offset: 2, body: '{"kind":"counters","n":1}' }));
+    sub.addPending(ev({ kind: 'values', key: 'v:a', deviceId: 'a', offset: 3, latest: { h: { ts: 3, value: 2 } } }));
+    sub.addPending(ev({ kind: 'counters', key: 'c:b', deviceId: 'b', offset: 4, body: '{"kind":"counters","n":2}' }));
+    const first = sub.takeOldest()!;
+    expect(JSON.parse(first.body)).toEqual({
+      kind: 'values',
+      deviceId: 'a',
+      latest: { t: { ts: 1, value: 1 }, h: { ts: 3, value: 2 } },
+    });
+    expect(first.offset).toBe(3);
+    const second = sub.takeOldest()!;
+    expect(second.body).toBe('{"kind":"counters","n":2}');
+    expect(sub.takeOldest()).toBeNull();
+  });
+});
