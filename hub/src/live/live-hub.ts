@@ -220,7 +220,12 @@ export class LiveHub implements LiveHost {
     client.answer(resultMessage(req.id, { epoch: log.epoch, offset: log.head, recovered }));
     if (recovered) {
       // §6.2.2: what it missed, in order, through the same path as live events (coalesced if it cannot keep up).
-      for (const ev of log.since(req.resume!.offset)) if (this.matches(sub, ev)) client.deliver(sub, ev);
+      for (const ev of log.since(req.resume!.offset)) {
+        if (!this.matches(sub, ev)) continue;
+        client.deliver(sub, ev);
+        // The shared frame is for one fan-out; the window keeps bodies only.
+        ev.frame = undefined;
+      }
     } else {
       sub.snapshot = this.cursor(sub, 'snapshot', req.resume !== null, null);
     }
