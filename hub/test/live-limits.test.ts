@@ -144,3 +144,24 @@ describe('keepalive', () => {
     expect((await alive.request({ type: 'ping' })).type).toBe('result');
   });
 });
+
+describe('connections', () => {
+  it('§8: past maxClientsPerAddress (or maxClients) the upgrade is refused with 429 RATE_LIMITED', async () => {
+    hub = await startLiveHub({ limits: { maxClientsPerAddress: 2 } });
+    const a = await viewer();
+    await viewer();
+    const refused = await LiveTestClient.connect(hub.url, { cookie: 'sid=viewer' }).then(
+      (c) => (c.close(), 'accepted'),
+      (err: Error) => err.message,
+    );
+    expect(refused).toBe('upgrade refused with HTTP 429');
+    a.close();
+    await a.closed;
+    await new Promise<void>((resolve) => {
+      const check = (): void => (hub.app.live.clients.size === 1 ? resolve() : void setTimeout(check, 10));
+      check();
+    });
+    const again = await viewer();
+    expect((await again.request({ type: 'ping' })).type).toBe('result');
+  });
+});

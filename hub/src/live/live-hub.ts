@@ -144,6 +144,13 @@ export class LiveHub implements LiveHost {
     t.resyncs += client.stats.resyncs;
   }
 
+  /** Open connections from one client address (§8). */
+  clientsFrom(remote: string): number {
+    let n = 0;
+    for (const c of this.clients) if (c.remote === remote) n++;
+    return n;
+  }
+
   /** Totals over every client since the hub started (/metrics). */
   totals(): { messagesSent: number; coalesced: number; resyncs: number } {
     const t = { ...this.closedTotals };

@@ -173,6 +173,23 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
             ),
           );
       }
+      // §8: connections in all and per address, refused before the upgrade (each costs up to §7.3's cap).
+      const fromAddress = hub.clientsFrom(request.ip);
+      if (hub.clients.size >= limits.maxClients || fromAddress >= limits.maxClientsPerAddress) {
+        const which =
+          fromAddress >= limits.maxClientsPerAddress
+            ? `${fromAddress} from ${request.ip}`
+            : `${hub.clients.size} in all`;
+        return reply
+          .code(429)
+          .header('retry-after', '10')
+          .send(
+            errorBody(
+              'RATE_LIMITED',
+              `Too many live connections (${which}); close some or retry later (docs/live.md §8).`,
+            ),
+          );
+      }
       // §1.1.2
       if (!offersLiveSubprotocol(request.headers['sec-websocket-protocol'])) {
         return reply

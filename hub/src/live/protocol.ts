@@ -35,6 +35,9 @@ export interface LiveLimits {
   controlQueueBytes: number;
   /** §5.4.2: size a snapshot part stays under. */
   snapshotPartBytes: number;
+  /** §8: open live connections in all, and from one client address; more are refused at the upgrade. */
+  maxClients: number;
+  maxClientsPerAddress: number;
 }
 
 export const DEFAULT_LIVE_LIMITS: Readonly<LiveLimits> = Object.freeze({
@@ -52,6 +55,8 @@ export const DEFAULT_LIVE_LIMITS: Readonly<LiveLimits> = Object.freeze({
   dataOutboxBytes: 1_048_576,
   controlQueueBytes: 262_144,
   snapshotPartBytes: 262_144,
+  maxClients: 2000,
+  maxClientsPerAddress: 50,
 });
 
 /** What `hello.limits` shows a client (§2.3). */
