@@ -42,7 +42,15 @@ async function startBroker() {
   const port = await freePort();
   writeFileSync(
     join(dir, 'mosquitto.conf'),
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 10000000', 'max_inflight_messages 1024', `user ${userInfo().username}`, ''].join('\n'),
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 10000000',
+      'max_inflight_messages 1024',
+      `user ${userInfo().username}`,
+      '',
+    ].join('\n'),
   );
   const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
@@ -54,7 +62,10 @@ async function startBroker() {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return { url: `mqtt://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), rmSync(dir, { recursive: true, force: true })) };
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    stop: () => (child.kill('SIGKILL'), rmSync(dir, { recursive: true, force: true })),
+  };
 }
 
 /** Group commit: callbacks queued now run at the next tick. */
@@ -73,7 +84,9 @@ function preload(url, topic, n) {
   const { port } = new URL(url);
   const line = `${JSON.stringify({ temperature: 21.5, humidity: 40.25, pressure: 1013.2 })}\n`;
   return new Promise((resolve, reject) => {
-    const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', topic, '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', topic, '-q', '1', '-l'], {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
     pub.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_pub exited with ${code}`))));
     pub.stdin.end(line.repeat(n));
   });
@@ -165,7 +178,9 @@ try {
     console.log(`QoS 1, PUBACK after a simulated group commit every ${COMMIT_MS} ms, receive maximum ${RECEIVE_MAX}:`);
     console.log(`  BrokerLink (own receive loop)          ${link} acked/s`);
     console.log(`  MQTT.js customHandleAcks, 1 client      ${serial} acked/s  (${out.ratioToLink.serial}x)`);
-    console.log(`  MQTT.js, ${SHARED} clients, shared subscription ${shared} acked/s  (${out.ratioToLink[`shared${SHARED}`]}x)`);
+    console.log(
+      `  MQTT.js, ${SHARED} clients, shared subscription ${shared} acked/s  (${out.ratioToLink[`shared${SHARED}`]}x)`,
+    );
   }
 } finally {
   broker.stop();

@@ -43,7 +43,16 @@ async function startBroker() {
   const port = await freePort();
   writeFileSync(
     join(dir, 'mosquitto.conf'),
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 100000000', 'max_inflight_messages 1024', 'sys_interval 1', `user ${userInfo().username}`, ''].join('\n'),
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 100000000',
+      'max_inflight_messages 1024',
+      'sys_interval 1',
+      `user ${userInfo().username}`,
+      '',
+    ].join('\n'),
   );
   const child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   const url = `mqtt://127.0.0.1:${port}`;
@@ -80,7 +89,11 @@ const cpuMs = (a, b) => (b.user - a.user + b.system - a.system) / 1000;
 
 async function startHub(broker, env = {}) {
   // The bridge reads MQTT_* from the process environment (hub/src/mqtt/config.ts); the rest goes through BENCH_HUB_ENV.
-  const mqttEnv = { MQTT_URL: broker.url, MQTT_CLIENT_ID: `bench-hub-${process.pid}-${Date.now()}`, MQTT_RECEIVE_MAXIMUM: '1024' };
+  const mqttEnv = {
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: `bench-hub-${process.pid}-${Date.now()}`,
+    MQTT_RECEIVE_MAXIMUM: '1024',
+  };
   const hub = child(here('./servers/hub.mjs'), [], { ...mqttEnv, BENCH_HUB_ENV: JSON.stringify(env) });
   const ready = await hub.next('ready');
   const base = `http://127.0.0.1:${ready.port}`;
@@ -90,7 +103,8 @@ async function startHub(broker, env = {}) {
     const line = text.split('\n').find((l) => l.startsWith(`${name} `));
     return line ? Number(line.slice(name.length + 1)) : NaN;
   };
-  for (let i = 0; i < 100 && (await metric('tendril_mqtt_broker_up')) !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && (await metric('tendril_mqtt_broker_up')) !== 1; i++)
+    await new Promise((r) => setTimeout(r, 50));
   return { ...hub, base, auth, metric };
 }
 
@@ -108,12 +122,17 @@ async function prepareDevices(hub, broker, prefix) {
   };
   for (let i = 0; i < DEVICES; i++) {
     const id = `${prefix}-${i}`;
-    const res = await fetch(`${hub.base}/api/v1/devices`, { method: 'POST', headers: hub.auth, body: JSON.stringify({ id }) });
+    const res = await fetch(`${hub.base}/api/v1/devices`, {
+      method: 'POST',
+      headers: hub.auth,
+      body: JSON.stringify({ id }),
+    });
     if (!res.ok) throw new Error(`provisioning ${id}: ${res.status} ${await res.text()}`);
     await c.publishAsync(`tendril/v1/${id}/birth`, JSON.stringify(birth), { qos: 1, retain: true });
   }
   await c.endAsync();
-  for (let i = 0; i < 200 && (await hub.metric('tendril_mqtt_devices_attached')) < DEVICES; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && (await hub.metric('tendril_mqtt_devices_attached')) < DEVICES; i++)
+    await new Promise((r) => setTimeout(r, 25));
 }
 
 /** One mosquitto_pub -l per device, MESSAGES QoS 1 lines each (seq 1.., BATCH readings per message). */
@@ -124,11 +143,28 @@ function publishAll(broker, prefix) {
       let seq = 0;
       for (let m = 0; m < MESSAGES / BATCH; m++) {
         const readings = [];
-        for (let b = 0; b < BATCH; b++) readings.push(`{"seq":${++seq},"values":{"temperature":21.5,"humidity":40.25,"pressure":1013.2}}`);
+        for (let b = 0; b < BATCH; b++)
+          readings.push(`{"seq":${++seq},"values":{"temperature":21.5,"humidity":40.25,"pressure":1013.2}}`);
         text += `${BATCH === 1 ? readings[0] : `[${readings.join(',')}]`}\n`;
       }
       return new Promise((resolve, reject) => {
-        const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-t', `tendril/v1/${prefix}-${i}/data`, '-q', '1', '-l', '-V', 'mqttv5'], { stdio: ['pipe', 'ignore', 'inherit'] });
+        const pub = spawn(
+          'mosquitto_pub',
+          [
+            '-h',
+            '127.0.0.1',
+            '-p',
+            String(broker.port),
+            '-t',
+            `tendril/v1/${prefix}-${i}/data`,
+            '-q',
+            '1',
+            '-l',
+            '-V',
+            'mqttv5',
+          ],
+          { stdio: ['pipe', 'ignore', 'inherit'] },
+        );
         pub.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_pub exited with ${code}`))));
         pub.stdin.end(text);
       });
@@ -160,20 +196,34 @@ async function cpuBench(broker) {
   const published = publishAll(broker, 'cpu');
   let hubCpu = null;
   let bareCpu = null;
-  await until(async () => {
-    if (bareCpu === null) {
-      const s = await bare.sample();
-      if (s.count >= TOTAL / BATCH) bareCpu = cpuMs(bare0, s.cpu);
-    }
-    if (hubCpu === null && (await hub.metric('tendril_readings_accepted_total')) - stored0 >= TOTAL) hubCpu = cpuMs(hub0, (await hub.sample()).cpu);
-    return hubCpu !== null && bareCpu !== null;
-  }, 'both to handle every message', undefined, async () => `(hub stored ${(await hub.metric('tendril_readings_accepted_total')) - stored0}, unacked ${await hub.metric('tendril_mqtt_unacked_messages')}, fed ${await hub.metric('tendril_mqtt_readings_total')}, subscriber ${(await bare.sample()).count}, of ${TOTAL})`);
+  await until(
+    async () => {
+      if (bareCpu === null) {
+        const s = await bare.sample();
+        if (s.count >= TOTAL / BATCH) bareCpu = cpuMs(bare0, s.cpu);
+      }
+      if (hubCpu === null && (await hub.metric('tendril_readings_accepted_total')) - stored0 >= TOTAL)
+        hubCpu = cpuMs(hub0, (await hub.sample()).cpu);
+      return hubCpu !== null && bareCpu !== null;
+    },
+    'both to handle every message',
+    undefined,
+    async () =>
+      `(hub stored ${(await hub.metric('tendril_readings_accepted_total')) - stored0}, unacked ${await hub.metric('tendril_mqtt_unacked_messages')}, fed ${await hub.metric('tendril_mqtt_readings_total')}, subscriber ${(await bare.sample()).count}, of ${TOTAL})`,
+  );
   await published;
   hub.proc.send({ type: 'stop' });
   bare.proc.send({ type: 'stop' });
   const hubRate = Math.round((TOTAL * 1000) / hubCpu);
   const bareRate = Math.round(((TOTAL / BATCH) * 1000) / bareCpu);
-  return { readings: TOTAL, hubCpuMs: Math.round(hubCpu), bareCpuMs: Math.round(bareCpu), hubReadingsPerCpuSecond: hubRate, bareMessagesPerCpuSecond: bareRate, ratio: +(hubRate / bareRate).toFixed(3) };
+  return {
+    readings: TOTAL,
+    hubCpuMs: Math.round(hubCpu),
+    bareCpuMs: Math.round(bareCpu),
+    hubReadingsPerCpuSecond: hubRate,
+    bareMessagesPerCpuSecond: bareRate,
+    ratio: +(hubRate / bareRate).toFixed(3),
+  };
 }
 
 async function influxBench(broker) {
@@ -196,7 +246,8 @@ async function influxBench(broker) {
     let hubMs = null;
     await until(async () => {
       if (bareMs === null && (await bare.sample()).count >= TOTAL / BATCH) bareMs = performance.now() - t0;
-      if (hubMs === null && (await hub.metric('tendril_readings_accepted_total')) >= TOTAL && (await stored()) >= TOTAL) hubMs = performance.now() - t0;
+      if (hubMs === null && (await hub.metric('tendril_readings_accepted_total')) >= TOTAL && (await stored()) >= TOTAL)
+        hubMs = performance.now() - t0;
       return bareMs !== null && hubMs !== null;
     }, 'every reading in InfluxDB and at the subscriber');
     await published;
@@ -206,7 +257,15 @@ async function influxBench(broker) {
     bare.proc.send({ type: 'stop' });
     const hubRate = Math.round((TOTAL * 1000) / hubMs);
     const bareRate = Math.round(((TOTAL / BATCH) * 1000) / bareMs);
-    return { readings: TOTAL, stored: finalStored, lost: TOTAL - finalStored, brokerDropped: dropped, hubZeroLossReadingsPerSecond: hubRate, mosquittoMessagesPerSecond: bareRate, ratio: +(hubRate / bareRate).toFixed(3) };
+    return {
+      readings: TOTAL,
+      stored: finalStored,
+      lost: TOTAL - finalStored,
+      brokerDropped: dropped,
+      hubZeroLossReadingsPerSecond: hubRate,
+      mosquittoMessagesPerSecond: bareRate,
+      ratio: +(hubRate / bareRate).toFixed(3),
+    };
   } finally {
     await influx.stop();
     modules.cleanup();
@@ -227,11 +286,15 @@ async function main() {
     console.log(`MQTT bridge, ${DEVICES} devices x ${MESSAGES} QoS 1 readings (${BATCH} per message):`);
     if (out.cpu) {
       const c = out.cpu;
-      console.log(`  hub CPU: ${c.hubReadingsPerCpuSecond} readings/CPU-s (${c.hubCpuMs} ms) vs bare MQTT.js subscriber ${c.bareMessagesPerCpuSecond} messages/CPU-s (${c.bareCpuMs} ms): ${c.ratio}x`);
+      console.log(
+        `  hub CPU: ${c.hubReadingsPerCpuSecond} readings/CPU-s (${c.hubCpuMs} ms) vs bare MQTT.js subscriber ${c.bareMessagesPerCpuSecond} messages/CPU-s (${c.bareCpuMs} ms): ${c.ratio}x`,
+      );
     }
     if (out.influx) {
       const f = out.influx;
-      console.log(`  into InfluxDB: ${f.hubZeroLossReadingsPerSecond} readings/s, stored ${f.stored}/${f.readings} (lost ${f.lost}, broker dropped ${f.brokerDropped}) vs Mosquitto to a counting subscriber ${f.mosquittoMessagesPerSecond} messages/s: ${f.ratio}x`);
+      console.log(
+        `  into InfluxDB: ${f.hubZeroLossReadingsPerSecond} readings/s, stored ${f.stored}/${f.readings} (lost ${f.lost}, broker dropped ${f.brokerDropped}) vs Mosquitto to a counting subscriber ${f.mosquittoMessagesPerSecond} messages/s: ${f.ratio}x`,
+      );
     }
   }
 }
@@ -241,7 +304,12 @@ if (args.includes('--role-bare-subscriber')) {
   const { default: mqtt } = await import('mqtt');
   const url = args[args.indexOf('--role-bare-subscriber') + 1];
   let count = 0;
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `bare-${process.pid}`, clean: true, properties: { receiveMaximum: 1024 } });
+  const client = await mqtt.connectAsync(url, {
+    protocolVersion: 5,
+    clientId: `bare-${process.pid}`,
+    clean: true,
+    properties: { receiveMaximum: 1024 },
+  });
   client.on('message', () => count++);
   await client.subscribeAsync('tendril/v1/+/data', { qos: 1 });
   process.send({ type: 'ready' });
@@ -252,5 +320,3 @@ if (args.includes('--role-bare-subscriber')) {
 } else {
   await main();
 }
-
-

@@ -13,7 +13,13 @@ import { parseBridgeConfig } from '../src/mqtt/templates.js';
 import { FakeDevices } from './mqtt-fake-devices.js';
 
 const silent: BridgeLog = { debug() {}, info() {}, warn() {}, error() {} };
-const BIRTH = { metrics: [{ name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 }, { name: 'door', kind: 'bool' }, { name: 'count', kind: 'int' }] };
+const BIRTH = {
+  metrics: [
+    { name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 },
+    { name: 'door', kind: 'bool' },
+    { name: 'count', kind: 'int' },
+  ],
+};
 const TEMPLATES = parseBridgeConfig(
   JSON.stringify({
     templates: [
@@ -96,12 +102,16 @@ async function device(id: string, birth: object | null = BIRTH) {
   await client.subscribeAsync([`tendril/v1/${id}/error`, `tendril/v1/${id}/cmd`], { qos: 1 });
   if (birth) await client.publishAsync(`tendril/v1/${id}/birth`, JSON.stringify(birth), { qos: 1, retain: true });
   await client.publishAsync(`tendril/v1/${id}/state`, 'online', { qos: 1, retain: true });
-  const data = (payload: unknown, qos: 0 | 1 = 1) => client.publishAsync(`tendril/v1/${id}/data`, typeof payload === 'string' ? payload : JSON.stringify(payload), { qos });
+  const data = (payload: unknown, qos: 0 | 1 = 1) =>
+    client.publishAsync(`tendril/v1/${id}/data`, typeof payload === 'string' ? payload : JSON.stringify(payload), {
+      qos,
+    });
   return { client, errors, commands, data };
 }
 
 const storedOf = (id: string) => devices.stored.filter((s) => s.deviceId === id);
-const allAcked = () => waitFor(() => bridge.link.unacked === 0, { what: 'every message acknowledged', timeoutMs: 5000 });
+const allAcked = () =>
+  waitFor(() => bridge.link.unacked === 0, { what: 'every message acknowledged', timeoutMs: 5000 });
 
 it('stores readings and acks them only once durable', async () => {
   devices.register('d1');
@@ -137,7 +147,10 @@ it('refuses with the hub error code on .../error, counts it, and still acks', as
   await nb.data({ temperature: 1 });
   const stranger = await device('stranger');
   await stranger.data({ temperature: 1 });
-  await waitFor(() => d.errors.length >= 6 && nb.errors.length >= 1 && stranger.errors.length >= 1, { what: 'the error messages', timeoutMs: 5000 });
+  await waitFor(() => d.errors.length >= 6 && nb.errors.length >= 1 && stranger.errors.length >= 1, {
+    what: 'the error messages',
+    timeoutMs: 5000,
+  });
   // Refusals made before ingest can overtake those made by the ingest session: compare in sorted order.
   expect(d.errors.map((e) => [e.code, e.metric ?? null]).sort()).toEqual([
     ['INVALID_FIELD', null],
@@ -147,7 +160,9 @@ it('refuses with the hub error code on .../error, counts it, and still acks', as
     ['TYPE_MISMATCH', 'door'],
     ['UNKNOWN_ALIAS', 'humidity'],
   ]);
-  expect(d.errors.find((e) => e.code === 'UNKNOWN_ALIAS')!.message).toMatch(/metric humidity was not declared in the birth message/);
+  expect(d.errors.find((e) => e.code === 'UNKNOWN_ALIAS')!.message).toMatch(
+    /metric humidity was not declared in the birth message/,
+  );
   expect(nb.errors[0]!.code).toBe('BIRTH_REQUIRED');
   expect(stranger.errors[0]!.code).toBe('UNKNOWN_DEVICE');
   expect(bridge.counts.unknownDevices).toBe(1);
@@ -161,12 +176,22 @@ it('device numbering: seq from the payload, duplicates acked and stored once, se
   devices.register('d3');
   const d = await device('d3', { ...BIRTH, epoch: 42 });
   await d.data({ seq: 1, count: 1 });
-  await d.data([{ seq: 2, count: 2 }, { seq: 3, count: 3 }]);
+  await d.data([
+    { seq: 2, count: 2 },
+    { seq: 3, count: 3 },
+  ]);
   await d.data({ seq: 2, count: 2 });
   await d.data({ count: 4 });
-  await waitFor(() => d.errors.length === 1 && storedOf('d3').length === 3, { what: '3 readings and one refusal', timeoutMs: 5000 });
+  await waitFor(() => d.errors.length === 1 && storedOf('d3').length === 3, {
+    what: '3 readings and one refusal',
+    timeoutMs: 5000,
+  });
   expect(d.errors[0]!.code).toBe('INVALID_FIELD');
-  expect(storedOf('d3').map((s) => [s.epoch, s.seq])).toEqual([[42, 1], [42, 2], [42, 3]]);
+  expect(storedOf('d3').map((s) => [s.epoch, s.seq])).toEqual([
+    [42, 1],
+    [42, 2],
+    [42, 3],
+  ]);
   await allAcked();
 });
 
@@ -178,9 +203,16 @@ it('commands go down on .../cmd with an expiry and results come back by id', asy
   expect(devices.sendCommand('d4', 7, 'set-interval', '{"ms":500}', 10_000)).toBe(true);
   await waitFor(() => d.commands.length === 1, { what: 'the command at the device', timeoutMs: 5000 });
   expect(d.commands[0]).toEqual({ id: 7, name: 'set-interval', args: { ms: 500 }, timeoutMs: 10_000 });
-  await d.client.publishAsync('tendril/v1/d4/cmd/result', JSON.stringify({ id: 7, status: 'succeeded', detail: 'ok' }), { qos: 1 });
+  await d.client.publishAsync(
+    'tendril/v1/d4/cmd/result',
+    JSON.stringify({ id: 7, status: 'succeeded', detail: 'ok' }),
+    { qos: 1 },
+  );
   await d.client.publishAsync('tendril/v1/d4/cmd/result', JSON.stringify({ id: 8, status: 'succeeded' }), { qos: 1 });
-  await waitFor(() => devices.results.length === 1 && d.errors.length === 1, { what: 'the result and the refusal of an unknown id', timeoutMs: 5000 });
+  await waitFor(() => devices.results.length === 1 && d.errors.length === 1, {
+    what: 'the result and the refusal of an unknown id',
+    timeoutMs: 5000,
+  });
   expect(devices.results[0]).toEqual({ deviceId: 'd4', commandId: 7, status: 'succeeded', detail: 'ok' });
   expect(d.errors[0]!.code).toBe('UNKNOWN_COMMAND_ID');
 });
@@ -188,11 +220,21 @@ it('commands go down on .../cmd with an expiry and results come back by id', asy
 it('presence: online by state, offline with MQTT_WILL when the device vanishes', async () => {
   devices.register('d5');
   const d = await device('d5');
-  await waitFor(() => devices.current('d5') !== undefined, { what: 'd5 attached by its online state', timeoutMs: 5000 });
+  await waitFor(() => devices.current('d5') !== undefined, {
+    what: 'd5 attached by its online state',
+    timeoutMs: 5000,
+  });
   // A dead TCP connection, not a DISCONNECT: the broker publishes the will.
   (d.client as unknown as { stream: { destroy(): void } }).stream.destroy();
-  await waitFor(() => devices.presence.some((p) => p.deviceId === 'd5' && p.state === 'offline'), { what: 'd5 offline', timeoutMs: 5000 });
-  expect(devices.presence.filter((p) => p.deviceId === 'd5').at(-1)).toEqual({ deviceId: 'd5', state: 'offline', reason: 'MQTT_WILL' });
+  await waitFor(() => devices.presence.some((p) => p.deviceId === 'd5' && p.state === 'offline'), {
+    what: 'd5 offline',
+    timeoutMs: 5000,
+  });
+  expect(devices.presence.filter((p) => p.deviceId === 'd5').at(-1)).toEqual({
+    deviceId: 'd5',
+    state: 'offline',
+    reason: 'MQTT_WILL',
+  });
 });
 
 it('spool full: nothing acked while STORE_BUSY, everything stored once after', async () => {
@@ -203,7 +245,10 @@ it('spool full: nothing acked while STORE_BUSY, everything stored once after', a
   await allAcked();
   devices.busy = true;
   for (let i = 1; i <= 5; i++) await d.data({ count: i });
-  await waitFor(() => bridge.counts.storeBusyPauses >= 3, { what: 'three resends refused with STORE_BUSY', timeoutMs: 5000 });
+  await waitFor(() => bridge.counts.storeBusyPauses >= 3, {
+    what: 'three resends refused with STORE_BUSY',
+    timeoutMs: 5000,
+  });
   expect(bridge.link.unacked).toBe(5);
   expect(storedOf('d6')).toHaveLength(1);
   devices.busy = false;
@@ -215,17 +260,34 @@ it('templates: a Tasmota SENSOR message becomes a reading of tasmota-<topic>', a
   devices.register('tasmota-kitchen');
   const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
   clients.push(pub);
-  await pub.publishAsync('tele/kitchen/SENSOR', JSON.stringify({ Time: '2026-12-04T10:00:00', AM2301: { Temperature: 19.25, Humidity: 50 } }), { qos: 1 });
+  await pub.publishAsync(
+    'tele/kitchen/SENSOR',
+    JSON.stringify({ Time: '2026-12-04T10:00:00', AM2301: { Temperature: 19.25, Humidity: 50 } }),
+    { qos: 1 },
+  );
   await pub.publishAsync('tele/garage/SENSOR', JSON.stringify({ AM2301: { Temperature: 5 } }), { qos: 1 });
-  await waitFor(() => storedOf('tasmota-kitchen').length === 1 && bridge.counts.unknownDevices === 1, { what: 'the Tasmota reading and the unknown garage', timeoutMs: 5000 });
+  await waitFor(() => storedOf('tasmota-kitchen').length === 1 && bridge.counts.unknownDevices === 1, {
+    what: 'the Tasmota reading and the unknown garage',
+    timeoutMs: 5000,
+  });
   expect(storedOf('tasmota-kitchen')[0]!.values).toEqual({ temperature: 19.25 });
   await allAcked();
   // Tasmota's retained last will on tele/<t>/LWT: offline with MQTT_WILL, online again with Online.
   await pub.publishAsync('tele/kitchen/LWT', 'Offline', { qos: 1, retain: true });
-  await waitFor(() => devices.presence.some((p) => p.deviceId === 'tasmota-kitchen' && p.state === 'offline'), { what: 'tasmota-kitchen offline', timeoutMs: 5000 });
-  expect(devices.presence.filter((p) => p.deviceId === 'tasmota-kitchen').at(-1)).toEqual({ deviceId: 'tasmota-kitchen', state: 'offline', reason: 'MQTT_WILL' });
+  await waitFor(() => devices.presence.some((p) => p.deviceId === 'tasmota-kitchen' && p.state === 'offline'), {
+    what: 'tasmota-kitchen offline',
+    timeoutMs: 5000,
+  });
+  expect(devices.presence.filter((p) => p.deviceId === 'tasmota-kitchen').at(-1)).toEqual({
+    deviceId: 'tasmota-kitchen',
+    state: 'offline',
+    reason: 'MQTT_WILL',
+  });
   await pub.publishAsync('tele/kitchen/LWT', 'Online', { qos: 1, retain: true });
-  await waitFor(() => devices.current('tasmota-kitchen') !== undefined, { what: 'tasmota-kitchen online again', timeoutMs: 5000 });
+  await waitFor(() => devices.current('tasmota-kitchen') !== undefined, {
+    what: 'tasmota-kitchen online again',
+    timeoutMs: 5000,
+  });
   await pub.publishAsync('tele/kitchen/LWT', '', { qos: 1, retain: true });
 });
 
@@ -242,7 +304,10 @@ describe('the broker connection', () => {
     expect(devices.presence.at(-1)).toEqual({ deviceId: 'd7', state: 'offline', reason: 'BRIDGE_DISCONNECTED' });
     devices.autoDurable = true;
     await waitFor(() => bridge.status().broker === 'up', { what: 'the reconnect', timeoutMs: 5000 });
-    await waitFor(() => devices.current('d7') !== undefined && bridge.link.unacked === 0 && bridge.counts.readingsFed >= 6, { what: 'the resent messages handled', timeoutMs: 5000 });
+    await waitFor(
+      () => devices.current('d7') !== undefined && bridge.link.unacked === 0 && bridge.counts.readingsFed >= 6,
+      { what: 'the resent messages handled', timeoutMs: 5000 },
+    );
     expect(storedOf('d7').map((s) => s.values.count)).toEqual([1, 2, 3]);
     expect(devices.duplicates).toBe(3);
   });

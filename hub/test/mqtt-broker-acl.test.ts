@@ -11,7 +11,12 @@ import { userInfo } from 'node:os';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getFreePort, waitFor } from '../../test/support/index.js';
-import { makeTempDir, requireExecutable, startServerProcess, type ServerProcess } from '../../test/support/server-process.js';
+import {
+  makeTempDir,
+  requireExecutable,
+  startServerProcess,
+  type ServerProcess,
+} from '../../test/support/server-process.js';
 import { connect } from 'node:net';
 
 const shipped = (name: string): string => fileURLToPath(new URL(`../../mosquitto/${name}`, import.meta.url));
@@ -63,7 +68,13 @@ afterAll(async () => {
 });
 
 async function login(user: keyof typeof PASSWORDS, protocolVersion: 4 | 5 = 5): Promise<mqtt.MqttClient> {
-  const c = await mqtt.connectAsync(url, { username: user, password: PASSWORDS[user], protocolVersion, reconnectPeriod: 0, clientId: `${user}-${protocolVersion}-${clients.length}` });
+  const c = await mqtt.connectAsync(url, {
+    username: user,
+    password: PASSWORDS[user],
+    protocolVersion,
+    reconnectPeriod: 0,
+    clientId: `${user}-${protocolVersion}-${clients.length}`,
+  });
   clients.push(c);
   return c;
 }
@@ -80,24 +91,32 @@ function refused(options: mqtt.IClientOptions): Promise<string> {
 
 it('refuses anonymous clients and wrong passwords', async () => {
   expect(await refused({ protocolVersion: 5 })).toMatch(/Not authorized|Bad User Name or Password/i);
-  expect(await refused({ protocolVersion: 5, username: 'dev-a', password: 'wrong' })).toMatch(/Not authorized|Bad User Name or Password/i);
+  expect(await refused({ protocolVersion: 5, username: 'dev-a', password: 'wrong' })).toMatch(
+    /Not authorized|Bad User Name or Password/i,
+  );
 });
 
-it.each([5, 4] as const)('MQTT %s: a device cannot publish as another; the hub sees only its own tree', async (version) => {
-  const hub = await login('hub');
-  const seen: string[] = [];
-  hub.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
-  await hub.subscribeAsync('tendril/v1/#', { qos: 1 });
-  const a = await login('dev-a', version);
-  await a.publishAsync('tendril/v1/dev-b/data', `{"forged":${version}}`, { qos: 1 }).catch(() => undefined);
-  await a.publishAsync('tendril/v1/dev-b/birth', `{"metrics":[]}`, { qos: 1, retain: true }).catch(() => undefined);
-  await a.publishAsync('tendril/v1/dev-a/data', `{"own":${version}}`, { qos: 1 });
-  // In-order delivery on one subscription: the forged messages would have come before this one.
-  await waitFor(() => seen.includes(`tendril/v1/dev-a/data {"own":${version}}`), { what: "dev-a's own message at the hub", timeoutMs: 5000 });
-  expect(seen.filter((s) => s.includes('dev-b'))).toEqual([]);
-});
+it.each([5, 4] as const)(
+  'MQTT %s: a device cannot publish as another; the hub sees only its own tree',
+  async (version) => {
+    const hub = await login('hub');
+    const seen: string[] = [];
+    hub.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
+    await hub.subscribeAsync('tendril/v1/#', { qos: 1 });
+    const a = await login('dev-a', version);
+    await a.publishAsync('tendril/v1/dev-b/data', `{"forged":${version}}`, { qos: 1 }).catch(() => undefined);
+    await a.publishAsync('tendril/v1/dev-b/birth', `{"metrics":[]}`, { qos: 1, retain: true }).catch(() => undefined);
+    await a.publishAsync('tendril/v1/dev-a/data', `{"own":${version}}`, { qos: 1 });
+    // In-order delivery on one subscription: the forged messages would have come before this one.
+    await waitFor(() => seen.includes(`tendril/v1/dev-a/data {"own":${version}}`), {
+      what: "dev-a's own message at the hub",
+      timeoutMs: 5000,
+    });
+    expect(seen.filter((s) => s.includes('dev-b'))).toEqual([]);
+  },
+);
 
-it("a device reads only its own commands; the hub writes them and cannot be impersonated", async () => {
+it('a device reads only its own commands; the hub writes them and cannot be impersonated', async () => {
   const hub = await login('hub');
   const a = await login('dev-a');
   const b = await login('dev-b');

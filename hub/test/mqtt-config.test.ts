@@ -27,7 +27,9 @@ describe('mqttConfigFromEnv', () => {
       limits: { maxPayloadBytes: 65_536, maxBatch: 256, maxValues: 64 },
       file: { templates: [], autoRegister: false },
     });
-    expect(mqttConfigFromEnv({ MQTT_URL: 'mqtt://hub:x@broker', MQTT_PASSWORD: 'other', MQTT_PROTOCOL_VERSION: '4' })).toMatchObject({ password: 'other', protocolVersion: 4 });
+    expect(
+      mqttConfigFromEnv({ MQTT_URL: 'mqtt://hub:x@broker', MQTT_PASSWORD: 'other', MQTT_PROTOCOL_VERSION: '4' }),
+    ).toMatchObject({ password: 'other', protocolVersion: 4 });
   });
 
   it('names the variable in every error', () => {
@@ -47,9 +49,13 @@ describe('mqttConfigFromEnv', () => {
     }
     const dir = mkdtempSync(join(tmpdir(), 'tendril-mqtt-config-'));
     writeFileSync(join(dir, 'cert.pem'), 'x');
-    expect(() => mqttConfigFromEnv({ MQTT_URL: 'mqtts://b', MQTT_CERT: join(dir, 'cert.pem') })).toThrow(/MQTT_CERT and MQTT_KEY go together/);
+    expect(() => mqttConfigFromEnv({ MQTT_URL: 'mqtts://b', MQTT_CERT: join(dir, 'cert.pem') })).toThrow(
+      /MQTT_CERT and MQTT_KEY go together/,
+    );
     writeFileSync(join(dir, 'bad.json'), '{"templates": [{"name": "x"}]}');
-    expect(() => mqttConfigFromEnv({ MQTT_URL: 'mqtt://b', HUB_MQTT_CONFIG: join(dir, 'bad.json') })).toThrow(/HUB_MQTT_CONFIG \(.*bad\.json\): templates\[0\]/);
+    expect(() => mqttConfigFromEnv({ MQTT_URL: 'mqtt://b', HUB_MQTT_CONFIG: join(dir, 'bad.json') })).toThrow(
+      /HUB_MQTT_CONFIG \(.*bad\.json\): templates\[0\]/,
+    );
   });
 });
 
@@ -59,9 +65,20 @@ describe('status', () => {
   });
 
   it('readiness: not ready while the broker is unreachable, and says when the broker dropped messages', () => {
-    const base = { since: 0, url: 'mqtt://b', devicesAttached: 0, unackedMessages: 0, brokerDropped: 0, brokerDroppedSinceStart: 0 };
+    const base = {
+      since: 0,
+      url: 'mqtt://b',
+      devicesAttached: 0,
+      unackedMessages: 0,
+      brokerDropped: 0,
+      brokerDroppedSinceStart: 0,
+    };
     expect(mqttReadiness({ ...base, broker: 'up', lastError: null })).toBe('ok');
-    expect(mqttReadiness({ ...base, broker: 'down', lastError: 'connect ECONNREFUSED' })).toMatch(/not reachable \(connect ECONNREFUSED\)/);
-    expect(mqttReadiness({ ...base, broker: 'up', lastError: null, brokerDropped: 7, brokerDroppedSinceStart: 7 })).toMatch(/dropped 7 messages/);
+    expect(mqttReadiness({ ...base, broker: 'down', lastError: 'connect ECONNREFUSED' })).toMatch(
+      /not reachable \(connect ECONNREFUSED\)/,
+    );
+    expect(
+      mqttReadiness({ ...base, broker: 'up', lastError: null, brokerDropped: 7, brokerDroppedSinceStart: 7 }),
+    ).toMatch(/dropped 7 messages/);
   });
 });

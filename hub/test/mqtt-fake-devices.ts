@@ -6,7 +6,13 @@
  * reachable that the real chain makes hard to force.
  */
 import type { CommandStatus, Reading } from '@tendril/device-sdk/codec';
-import type { AttachedDevice, AttachInfo, DeviceAttacher, OfflineReason, TransportHandle } from '../src/devices/types.js';
+import type {
+  AttachedDevice,
+  AttachInfo,
+  DeviceAttacher,
+  OfflineReason,
+  TransportHandle,
+} from '../src/devices/types.js';
 import type { IngestReporter, IngestSession } from '../src/ingest/types.js';
 import { Declarations } from '../src/ingest/validate.js';
 import type { RegisteredDevice } from '../src/mqtt/bridge.js';
@@ -58,7 +64,13 @@ export class FakeIngest implements IngestSession {
         rejectValue: (code, seq, alias, message) => this.reporter.onRejected(code, seq, alias, message),
       });
       this.accepted = r.seq;
-      const stored: FakeStored = { deviceId: this.deviceId, epoch: this.epoch, seq: r.seq, ts, values: Object.fromEntries(values.map((v) => [v.metric, v.value])) };
+      const stored: FakeStored = {
+        deviceId: this.deviceId,
+        epoch: this.epoch,
+        seq: r.seq,
+        ts,
+        values: Object.fromEntries(values.map((v) => [v.metric, v.value])),
+      };
       this.devices.inFlight.push({ session: this, stored, seq: r.seq });
     }
     if (dup && this.accepted === this.durableSeq) queueMicrotask(() => this.reporter.onDurable(this.durableSeq));
@@ -107,18 +119,35 @@ export class FakeDevices implements DeviceAttacher {
   private idleWaiters: Array<() => void> = [];
 
   register(...ids: string[]): void {
-    for (const id of ids) this.registered.set(id, { disabled: false, transport: null, epoch: null, metrics: [], firmware: null, sdk: null, dropped: 0 });
+    for (const id of ids)
+      this.registered.set(id, {
+        disabled: false,
+        transport: null,
+        epoch: null,
+        metrics: [],
+        firmware: null,
+        sdk: null,
+        dropped: 0,
+      });
   }
 
   get(id: string): RegisteredDevice | undefined {
     return this.registered.get(id);
   }
 
-  async attach(deviceId: string, info: AttachInfo, handle: TransportHandle, reporter: IngestReporter): Promise<AttachedDevice> {
+  async attach(
+    deviceId: string,
+    info: AttachInfo,
+    handle: TransportHandle,
+    reporter: IngestReporter,
+  ): Promise<AttachedDevice> {
     const reg = this.registered.get(deviceId);
     if (!reg) throw Object.assign(new Error('unknown device'), { code: 'AUTH_FAILED' });
     if (reg.disabled) throw Object.assign(new Error('disabled'), { code: 'DEVICE_DISABLED' });
-    const ackedSeq = Math.max(0, ...this.stored.filter((s) => s.deviceId === deviceId && s.epoch === info.epoch).map((s) => s.seq));
+    const ackedSeq = Math.max(
+      0,
+      ...this.stored.filter((s) => s.deviceId === deviceId && s.epoch === info.epoch).map((s) => s.seq),
+    );
     const ingest = new FakeIngest(deviceId, info.epoch, ackedSeq, info, reporter, this);
     const devices = this;
     const attachment: FakeAttachment = {
@@ -178,7 +207,12 @@ export class FakeDevices implements DeviceAttacher {
     const top = new Map<FakeIngest, number>();
     for (const f of batch) {
       if (f.session.closed) continue;
-      if (!this.stored.some((s) => s.deviceId === f.stored.deviceId && s.epoch === f.stored.epoch && s.seq === f.stored.seq)) this.stored.push(f.stored);
+      if (
+        !this.stored.some(
+          (s) => s.deviceId === f.stored.deviceId && s.epoch === f.stored.epoch && s.seq === f.stored.seq,
+        )
+      )
+        this.stored.push(f.stored);
       top.set(f.session, Math.max(top.get(f.session) ?? 0, f.seq));
     }
     for (const [session, seq] of top) session.makeDurable(seq);

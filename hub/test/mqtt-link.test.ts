@@ -7,7 +7,12 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMosquitto, waitFor, type MosquittoServer } from '../../test/support/index.js';
 import { systemClock, systemTimers } from '../src/core/clock.js';
-import { BrokerLink, type BrokerLinkListener, type BrokerLinkOptions, type InboundMessage } from '../src/mqtt/broker-link.js';
+import {
+  BrokerLink,
+  type BrokerLinkListener,
+  type BrokerLinkOptions,
+  type InboundMessage,
+} from '../src/mqtt/broker-link.js';
 
 let broker: MosquittoServer;
 
@@ -80,7 +85,10 @@ describe.each([5, 4] as const)('broker link, MQTT %s', (protocolVersion) => {
     expect(link.unacked).toBe(10);
     // A cut now: the broker resends all ten, marked DUP, since none was acknowledged.
     link.cut();
-    await waitFor(() => rec.messages.length === 20, { what: 'the broker resending 10 unacked messages', timeoutMs: 5000 });
+    await waitFor(() => rec.messages.length === 20, {
+      what: 'the broker resending 10 unacked messages',
+      timeoutMs: 5000,
+    });
     const resent = rec.messages.slice(10);
     expect(resent.map((m) => m.payload.toString())).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
     expect(resent.every((m) => m.dup)).toBe(true);
@@ -98,7 +106,10 @@ describe.each([5, 4] as const)('broker link, MQTT %s', (protocolVersion) => {
     link.cut();
     await waitFor(() => rec.subscribedCount === 3, { what: 'the third SUBACK', timeoutMs: 5000 });
     await pub.publishAsync(topic, 'after', { qos: 1 });
-    await waitFor(() => rec.messages.length === before + 1, { what: 'the message published after the reconnect', timeoutMs: 5000 });
+    await waitFor(() => rec.messages.length === before + 1, {
+      what: 'the message published after the reconnect',
+      timeoutMs: 5000,
+    });
     expect(rec.messages.at(-1)!.payload.toString()).toBe('after');
     await pub.endAsync();
     await link.close();
@@ -154,7 +165,9 @@ it('publishes QoS 1 and resolves on PUBACK; returns null while down', async () =
   await waitFor(() => rec.subscribedCount === 1, { what: 'the SUBACK', timeoutMs: 5000 });
   const sub = await publisher();
   const got: Array<{ topic: string; payload: string; expiry: number | undefined }> = [];
-  sub.on('message', (topic, payload, packet) => got.push({ topic, payload: payload.toString(), expiry: packet.properties?.messageExpiryInterval }));
+  sub.on('message', (topic, payload, packet) =>
+    got.push({ topic, payload: payload.toString(), expiry: packet.properties?.messageExpiryInterval }),
+  );
   await sub.subscribeAsync('t/out', { qos: 1 });
   await expect(link.publish('t/out', Buffer.from('hello'), { qos: 1, expirySec: 30 })).resolves.toBe(true);
   await waitFor(() => got.length === 1, { what: 'the subscriber to get the message', timeoutMs: 5000 });

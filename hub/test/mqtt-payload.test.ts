@@ -33,7 +33,15 @@ describe('Tendril topics', () => {
     expect(parseTendrilTopic('tendril/v1/a.b:c_d/birth')).toEqual({ kind: 'birth', deviceId: 'a.b:c_d' });
     expect(parseTendrilTopic('tendril/v1/x/state')).toEqual({ kind: 'state', deviceId: 'x' });
     expect(parseTendrilTopic('tendril/v1/x/cmd/result')).toEqual({ kind: 'cmdResult', deviceId: 'x' });
-    for (const t of ['tendril/v1/x/cmd', 'tendril/v1/x/error', 'tendril/v1/x/data/more', 'tendril/v2/x/data', 'tendril/v1//data', 'tendril/v1/bad id/data', `tendril/v1/${'a'.repeat(65)}/data`]) {
+    for (const t of [
+      'tendril/v1/x/cmd',
+      'tendril/v1/x/error',
+      'tendril/v1/x/data/more',
+      'tendril/v2/x/data',
+      'tendril/v1//data',
+      'tendril/v1/bad id/data',
+      `tendril/v1/${'a'.repeat(65)}/data`,
+    ]) {
       expect(parseTendrilTopic(t), t).toBeNull();
     }
   });
@@ -63,14 +71,30 @@ describe('topic patterns', () => {
 describe('data payloads', () => {
   it('takes one reading in the canonical and the short form', () => {
     expect(ok(parseData(buf({ seq: 3, ts: 1_733_300_000_000, values: { t: 21.5, ok: true } })))).toEqual([
-      { seq: 3, ts: 1_733_300_000_000, values: [['t', 21.5], ['ok', true]] },
+      {
+        seq: 3,
+        ts: 1_733_300_000_000,
+        values: [
+          ['t', 21.5],
+          ['ok', true],
+        ],
+      },
     ]);
-    expect(ok(parseData(buf({ temperature: 21.5 })))).toEqual([{ seq: null, ts: null, values: [['temperature', 21.5]] }]);
+    expect(ok(parseData(buf({ temperature: 21.5 })))).toEqual([
+      { seq: null, ts: null, values: [['temperature', 21.5]] },
+    ]);
     expect(ok(parseData(buf({ ts: '2026-12-04T10:00:00Z', t: 1 })))[0]!.ts).toBe(Date.UTC(2026, 11, 4, 10));
   });
 
   it('takes a batch, oldest first', () => {
-    const r = ok(parseData(buf([{ seq: 1, t: 1 }, { seq: 2, t: 2 }])));
+    const r = ok(
+      parseData(
+        buf([
+          { seq: 1, t: 1 },
+          { seq: 2, t: 2 },
+        ]),
+      ),
+    );
     expect(r.map((x: JsonReading) => x.seq)).toEqual([1, 2]);
   });
 
@@ -104,7 +128,18 @@ describe('data payloads', () => {
 
 describe('birth, state and command results', () => {
   it('parses a birth as a HELLO declaration', () => {
-    const b = ok(parseBirth(buf({ epoch: 7, firmware: '1.2', metrics: [{ name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 }, { name: 'door', kind: 'bool' }] })));
+    const b = ok(
+      parseBirth(
+        buf({
+          epoch: 7,
+          firmware: '1.2',
+          metrics: [
+            { name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 },
+            { name: 'door', kind: 'bool' },
+          ],
+        }),
+      ),
+    );
     expect(b).toEqual({
       epoch: 7,
       firmware: '1.2',
@@ -122,7 +157,12 @@ describe('birth, state and command results', () => {
     const bad = [
       { metrics: [{ name: '1x', kind: 'f32' }] },
       { metrics: [{ name: 'x', kind: 'f16' }] },
-      { metrics: [{ name: 'x', kind: 'f32' }, { name: 'x', kind: 'int' }] },
+      {
+        metrics: [
+          { name: 'x', kind: 'f32' },
+          { name: 'x', kind: 'int' },
+        ],
+      },
       { metrics: [{ name: 'x', kind: 'bool', min: 0 }] },
       { metrics: [{ name: 'x', kind: 'int', min: 5, max: 1 }] },
       { epoch: -1, metrics: [] },
@@ -130,7 +170,9 @@ describe('birth, state and command results', () => {
       { metrics: 'x' },
     ];
     for (const b of bad) expect(code(parseBirth(buf(b))), JSON.stringify(b)).toBe('INVALID_FIELD');
-    expect(code(parseBirth(buf({ metrics: Array.from({ length: 65 }, (_, i) => ({ name: `m${i}`, kind: 'int' })) })))).toBe('TOO_MANY_METRICS');
+    expect(
+      code(parseBirth(buf({ metrics: Array.from({ length: 65 }, (_, i) => ({ name: `m${i}`, kind: 'int' })) }))),
+    ).toBe('TOO_MANY_METRICS');
   });
 
   it('reads state: a plain offline is the last will', () => {
@@ -142,7 +184,11 @@ describe('birth, state and command results', () => {
   });
 
   it('reads command results (§8.2)', () => {
-    expect(parseCommandResult(buf({ id: 4, status: 'succeeded', detail: { ok: 1 } }))).toEqual({ commandId: 4, status: 'succeeded', detail: '{"ok":1}' });
+    expect(parseCommandResult(buf({ id: 4, status: 'succeeded', detail: { ok: 1 } }))).toEqual({
+      commandId: 4,
+      status: 'succeeded',
+      detail: '{"ok":1}',
+    });
     expect(code(parseCommandResult(buf({ id: 0, status: 'succeeded' })))).toBe('INVALID_FIELD');
     expect(code(parseCommandResult(buf({ id: 1, status: 'done' })))).toBe('INVALID_FIELD');
   });
@@ -156,21 +202,42 @@ describe('templates', () => {
     expect(t!.deviceFor('tele/kitchen/STATE')).toBeNull();
     const payload = buf({ Time: '2026-12-04T11:00:00', AM2301: { Temperature: 21.4, Humidity: 40.2 }, TempUnit: 'C' });
     expect(ok(t!.readingsOf(payload, { maxPayloadBytes: 65536, maxBatch: 256, maxValues: 64 }))).toEqual([
-      { seq: null, ts: null, values: [['temperature', 21.4], ['humidity', 40.2]] },
+      {
+        seq: null,
+        ts: null,
+        values: [
+          ['temperature', 21.4],
+          ['humidity', 40.2],
+        ],
+      },
     ]);
-    expect(code(t!.readingsOf(buf({ Time: 'x' }), { maxPayloadBytes: 65536, maxBatch: 256, maxValues: 64 }))).toBe('EMPTY_READING');
+    expect(code(t!.readingsOf(buf({ Time: 'x' }), { maxPayloadBytes: 65536, maxBatch: 256, maxValues: 64 }))).toBe(
+      'EMPTY_READING',
+    );
   });
 
   it('availability: Tasmota LWT words, Zigbee2MQTT JSON state (or the plain word of older versions)', () => {
     const [tasmota] = loadBridgeConfig(example('tasmota.json')).templates;
     expect(tasmota!.availabilityFilter).toBe('tele/+/LWT');
-    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Offline'))).toEqual({ deviceId: 'tasmota-kitchen', online: false });
-    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Online'))).toEqual({ deviceId: 'tasmota-kitchen', online: true });
+    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Offline'))).toEqual({
+      deviceId: 'tasmota-kitchen',
+      online: false,
+    });
+    expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Online'))).toEqual({
+      deviceId: 'tasmota-kitchen',
+      online: true,
+    });
     expect(tasmota!.availabilityOf('tele/kitchen/LWT', buf('Rebooting'))).toBeNull();
     expect(tasmota!.availabilityOf('tele/kitchen/SENSOR', buf('Online'))).toBeNull();
     const [z2m] = loadBridgeConfig(example('zigbee2mqtt.json')).templates;
-    expect(z2m!.availabilityOf('zigbee2mqtt/lamp/availability', buf({ state: 'offline' }))).toEqual({ deviceId: 'z2m-lamp', online: false });
-    expect(z2m!.availabilityOf('zigbee2mqtt/lamp/availability', buf('online'))).toEqual({ deviceId: 'z2m-lamp', online: true });
+    expect(z2m!.availabilityOf('zigbee2mqtt/lamp/availability', buf({ state: 'offline' }))).toEqual({
+      deviceId: 'z2m-lamp',
+      online: false,
+    });
+    expect(z2m!.availabilityOf('zigbee2mqtt/lamp/availability', buf('online'))).toEqual({
+      deviceId: 'z2m-lamp',
+      online: true,
+    });
     expect(loadBridgeConfig(example('thingsboard.json')).templates[0]!.availabilityFilter).toBeNull();
   });
 
@@ -179,8 +246,19 @@ describe('templates', () => {
     expect(t!.deviceFor('zigbee2mqtt/living_room')).toBe('z2m-living_room');
     expect(t!.deviceFor('zigbee2mqtt/bridge/state')).toBeNull();
     expect(t!.deviceFor('zigbee2mqtt/living_room/availability')).toBeNull();
-    const r = ok(t!.readingsOf(buf({ temperature: 19.5, battery: 97, linkquality: 120, occupancy: false, voltage: 3000 }), { maxPayloadBytes: 65536, maxBatch: 256, maxValues: 64 }));
-    expect(r[0]!.values).toEqual([['temperature', 19.5], ['battery', 97], ['linkquality', 120], ['occupancy', false]]);
+    const r = ok(
+      t!.readingsOf(buf({ temperature: 19.5, battery: 97, linkquality: 120, occupancy: false, voltage: 3000 }), {
+        maxPayloadBytes: 65536,
+        maxBatch: 256,
+        maxValues: 64,
+      }),
+    );
+    expect(r[0]!.values).toEqual([
+      ['temperature', 19.5],
+      ['battery', 97],
+      ['linkquality', 120],
+      ['occupancy', false],
+    ]);
   });
 
   it('ThingsBoard-style: {ts, values}, a batch array, or flat', () => {
@@ -190,21 +268,44 @@ describe('templates', () => {
     expect(ok(t!.readingsOf(buf({ ts: 1_733_300_000_000, values: { temperature: 42 } }), limits))).toEqual([
       { seq: null, ts: 1_733_300_000_000, values: [['temperature', 42]] },
     ]);
-    const batch = ok(t!.readingsOf(buf([{ ts: 1_733_300_000_000, values: { humidity: 1 } }, { ts: 1_733_300_001_000, values: { active: true } }]), limits));
+    const batch = ok(
+      t!.readingsOf(
+        buf([
+          { ts: 1_733_300_000_000, values: { humidity: 1 } },
+          { ts: 1_733_300_001_000, values: { active: true } },
+        ]),
+        limits,
+      ),
+    );
     expect(batch.map((r) => r.ts)).toEqual([1_733_300_000_000, 1_733_300_001_000]);
-    expect(ok(t!.readingsOf(buf({ temperature: 3 }), limits))[0]).toEqual({ seq: null, ts: null, values: [['temperature', 3]] });
+    expect(ok(t!.readingsOf(buf({ temperature: 3 }), limits))[0]).toEqual({
+      seq: null,
+      ts: null,
+      values: [['temperature', 3]],
+    });
   });
 
   it('refuses a config that cannot work, naming the field', () => {
     expect(() => parseBridgeConfig('{')).toThrow(/not JSON/);
     expect(() => parseBridgeConfig('{"templates":[{"name":"x","topic":"a/b","metrics":[]}]}')).toThrow(/\{device\}/);
-    expect(() => parseBridgeConfig('{"templates":[{"name":"x","topic":"a/{device}","metrics":[]}]}')).toThrow(/at least one metric/);
-    expect(() => parseBridgeConfig('{"templates":[{"name":"x","topic":"a/{device}","metrics":[{"name":"t","kind":"f99","path":"t"}]}]}')).toThrow(/templates\[0\] \(x\)\.metrics/);
-    expect(() => parseBridgeConfig('{"templates":[{"name":"x","topic":"tendril/{device}","metrics":[{"name":"t","kind":"f64","path":"t"}]}]}')).toThrow(/own tree/);
+    expect(() => parseBridgeConfig('{"templates":[{"name":"x","topic":"a/{device}","metrics":[]}]}')).toThrow(
+      /at least one metric/,
+    );
+    expect(() =>
+      parseBridgeConfig(
+        '{"templates":[{"name":"x","topic":"a/{device}","metrics":[{"name":"t","kind":"f99","path":"t"}]}]}',
+      ),
+    ).toThrow(/templates\[0\] \(x\)\.metrics/);
+    expect(() =>
+      parseBridgeConfig(
+        '{"templates":[{"name":"x","topic":"tendril/{device}","metrics":[{"name":"t","kind":"f64","path":"t"}]}]}',
+      ),
+    ).toThrow(/own tree/);
     expect(() => parseBridgeConfig('{"autoRegister":"yes"}')).toThrow(/autoRegister/);
     expect(parseBridgeConfig('{}')).toEqual({ templates: [], autoRegister: false });
     expect(() => loadBridgeConfig('/nonexistent/x.json')).toThrow(/ENOENT/);
     // every shipped example parses
-    for (const f of ['tasmota.json', 'zigbee2mqtt.json', 'thingsboard.json']) expect(JSON.parse(readFileSync(example(f), 'utf8'))).toBeTruthy();
+    for (const f of ['tasmota.json', 'zigbee2mqtt.json', 'thingsboard.json'])
+      expect(JSON.parse(readFileSync(example(f), 'utf8'))).toBeTruthy();
   });
 });

@@ -77,12 +77,25 @@ export class MqttSimDevice {
     });
     this.client = client;
     client.on('connect', () => {
-      const birth = { epoch: this.epoch, firmware: o.firmware, sdk: 'simulator/mqtt', metrics: o.metrics.map(({ name, kind, unit, min, max }) => ({ name, kind, unit, min, max })) };
+      const birth = {
+        epoch: this.epoch,
+        firmware: o.firmware,
+        sdk: 'simulator/mqtt',
+        metrics: o.metrics.map(({ name, kind, unit, min, max }) => ({ name, kind, unit, min, max })),
+      };
       client.publish(`${this.topic}/birth`, JSON.stringify(birth), { qos: 1, retain: true });
       client.publish(`${this.topic}/state`, 'online', { qos: 1, retain: true });
       client.subscribe([`${this.topic}/cmd`, `${this.topic}/error`], { qos: 1 });
       this.connected = true;
-      this.emit('connect', { type: 'welcome', serverTime: Date.now(), ackedSeq: this.acked, heartbeatMs: 0, maxFrameBytes: 0, maxBatch: 0, maxRate: 0 });
+      this.emit('connect', {
+        type: 'welcome',
+        serverTime: Date.now(),
+        ackedSeq: this.acked,
+        heartbeatMs: 0,
+        maxFrameBytes: 0,
+        maxBatch: 0,
+        maxRate: 0,
+      });
     });
     client.on('close', () => {
       if (!this.connected) return;
@@ -102,7 +115,14 @@ export class MqttSimDevice {
     }
     if (topic.endsWith('/error')) {
       const code = String(json.code);
-      if (typeof json.seq === 'number') this.emit('reject', { seq: json.seq, alias: null, metric: json.metric as string | undefined, code, message: String(json.message) });
+      if (typeof json.seq === 'number')
+        this.emit('reject', {
+          seq: json.seq,
+          alias: null,
+          metric: json.metric as string | undefined,
+          code,
+          message: String(json.message),
+        });
       else this.emit('error', Object.assign(new Error(String(json.message)), { code }));
       return;
     }
@@ -131,20 +151,29 @@ export class MqttSimDevice {
     const clean: Record<string, number | boolean | string> = {};
     for (const [k, v] of Object.entries(values)) if (v !== undefined) clean[k] = v;
     this.unacked.add(seq);
-    this.client?.publish(`${this.topic}/data`, JSON.stringify({ seq, ...(ts !== null ? { ts } : {}), values: clean }), { qos: 1 }, (err) => {
-      if (err) return;
-      this.unacked.delete(seq);
-      this.acked = Math.max(this.acked, seq);
-      this.emit('ack', seq);
-      if (this.unacked.size === 0) for (const w of this.flushWaiters.splice(0)) w();
-    });
+    this.client?.publish(
+      `${this.topic}/data`,
+      JSON.stringify({ seq, ...(ts !== null ? { ts } : {}), values: clean }),
+      { qos: 1 },
+      (err) => {
+        if (err) return;
+        this.unacked.delete(seq);
+        this.acked = Math.max(this.acked, seq);
+        this.emit('ack', seq);
+        if (this.unacked.size === 0) for (const w of this.flushWaiters.splice(0)) w();
+      },
+    );
     return seq;
   }
 
   flush(timeoutMs: number): Promise<void> {
     if (this.unacked.size === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${this.unacked.size} reading(s) not acknowledged by the broker within ${timeoutMs} ms`)), timeoutMs);
+      const t = setTimeout(
+        () =>
+          reject(new Error(`${this.unacked.size} reading(s) not acknowledged by the broker within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.flushWaiters.push(() => (clearTimeout(t), resolve()));
     });
   }
@@ -158,7 +187,13 @@ export class MqttSimDevice {
     const client = this.client;
     this.client = null;
     if (!client) return;
-    if (client.connected) await client.publishAsync(`${this.topic}/state`, JSON.stringify({ state: 'offline', reason: 'CLOSED' }), { qos: 1, retain: true }).catch(() => undefined);
+    if (client.connected)
+      await client
+        .publishAsync(`${this.topic}/state`, JSON.stringify({ state: 'offline', reason: 'CLOSED' }), {
+          qos: 1,
+          retain: true,
+        })
+        .catch(() => undefined);
     await client.endAsync();
   }
 }

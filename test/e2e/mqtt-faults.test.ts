@@ -53,7 +53,17 @@ async function bundleHubProcess(): Promise<string> {
     format: 'esm',
     target: 'node20',
     outfile,
-    external: ['fastify', 'fastify-plugin', '@fastify/*', 'ws', 'better-sqlite3', 'prom-client', '@influxdata/*', 'mqtt', 'mqtt-packet'],
+    external: [
+      'fastify',
+      'fastify-plugin',
+      '@fastify/*',
+      'ws',
+      'better-sqlite3',
+      'prom-client',
+      '@influxdata/*',
+      'mqtt',
+      'mqtt-packet',
+    ],
     alias: WORKSPACE_ALIASES,
     logLevel: 'error',
   });
@@ -74,7 +84,9 @@ afterEach(async () => {
 async function startBroker(): Promise<MosquittoServer> {
   const dir = await makeTempDir('mosquitto-data');
   // Later lines win over the harness's `persistence false`.
-  const broker = await startMosquitto({ extraConfig: `persistence true\npersistence_location ${dir}/\nmax_queued_messages 1000000\n` });
+  const broker = await startMosquitto({
+    extraConfig: `persistence true\npersistence_location ${dir}/\nmax_queued_messages 1000000\n`,
+  });
   cleanups.push(() => broker.stop());
   return broker;
 }
@@ -137,7 +149,9 @@ async function metric(hub: Hub, name: string): Promise<number> {
 }
 
 async function storedCount(hub: Hub, deviceId: string): Promise<number> {
-  const [result] = await influx.query(`SELECT count("@seq") FROM readings WHERE "device"::tag = '${deviceId}'`, { db: hub.db });
+  const [result] = await influx.query(`SELECT count("@seq") FROM readings WHERE "device"::tag = '${deviceId}'`, {
+    db: hub.db,
+  });
   return Number(result?.series?.[0]?.values?.[0]?.[1] ?? 0);
 }
 
@@ -157,7 +171,13 @@ interface Fleet {
   stopSending(): void;
 }
 
-async function startFleet(hub: Hub, broker: MosquittoServer, prefix: string, everyMs = SEND_EVERY_MS, perTick = 1): Promise<Fleet> {
+async function startFleet(
+  hub: Hub,
+  broker: MosquittoServer,
+  prefix: string,
+  everyMs = SEND_EVERY_MS,
+  perTick = 1,
+): Promise<Fleet> {
   const publishers: Publisher[] = [];
   for (let i = 0; i < DEVICES; i++) {
     const id = `${prefix}-${i}`;
@@ -182,9 +202,14 @@ async function startFleet(hub: Hub, broker: MosquittoServer, prefix: string, eve
     for (const p of publishers) {
       for (let k = 0; k < perTick; k++) {
         const seq = ++p.sent;
-        p.client.publish(`tendril/v1/${p.id}/data`, JSON.stringify({ seq, values: { temperature: 20 + (seq % 100) / 10 } }), { qos: 1 }, (err) => {
-          if (!err) p.acked++;
-        });
+        p.client.publish(
+          `tendril/v1/${p.id}/data`,
+          JSON.stringify({ seq, values: { temperature: 20 + (seq % 100) / 10 } }),
+          { qos: 1 },
+          (err) => {
+            if (!err) p.acked++;
+          },
+        );
       }
     }
   }, everyMs);
@@ -203,17 +228,32 @@ async function moreAcked(fleet: Fleet, n: number, what: string, timeoutMs = 15_0
 /** Sending stopped: the broker acknowledged every publish, and InfluxDB holds exactly what was published. */
 async function expectStoredExactlyOnce(hub: Hub, fleet: Fleet, timeoutMs = 60_000): Promise<void> {
   fleet.stopSending();
-  await waitFor(() => fleet.publishers.every((p) => p.acked === p.sent), { what: 'the broker to acknowledge every publish', timeoutMs: 30_000 });
+  await waitFor(() => fleet.publishers.every((p) => p.acked === p.sent), {
+    what: 'the broker to acknowledge every publish',
+    timeoutMs: 30_000,
+  });
   for (const p of fleet.publishers) {
     expect(p.sent, `${p.id} published`).toBeGreaterThan(100);
-    await waitFor(async () => (await storedCount(hub, p.id)) >= p.sent, { what: `${p.id}: ${p.sent} readings in InfluxDB`, timeoutMs }).catch(async (err: Error) => {
-      const counts = await Promise.all(fleet.publishers.map(async (q) => `${q.id} ${await storedCount(hub, q.id)}/${q.sent}`));
-      const bridge = (await (await fetch(`${hub.base}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tendril_mqtt') || l.startsWith('tendril_readings'));
-      throw new Error(`${err.message}\nstored/published: ${counts.join(', ')}\n${bridge.join('\n')}\n${hub.proc.logTail(30)}`);
+    await waitFor(async () => (await storedCount(hub, p.id)) >= p.sent, {
+      what: `${p.id}: ${p.sent} readings in InfluxDB`,
+      timeoutMs,
+    }).catch(async (err: Error) => {
+      const counts = await Promise.all(
+        fleet.publishers.map(async (q) => `${q.id} ${await storedCount(hub, q.id)}/${q.sent}`),
+      );
+      const bridge = (await (await fetch(`${hub.base}/metrics`)).text())
+        .split('\n')
+        .filter((l) => l.startsWith('tendril_mqtt') || l.startsWith('tendril_readings'));
+      throw new Error(
+        `${err.message}\nstored/published: ${counts.join(', ')}\n${bridge.join('\n')}\n${hub.proc.logTail(30)}`,
+      );
     });
   }
   // Settled: nothing more arrives, and nothing was stored twice.
-  await waitFor(async () => (await metric(hub, 'tendril_mqtt_unacked_messages')) === 0, { what: 'the bridge to have acknowledged everything', timeoutMs: 10_000 });
+  await waitFor(async () => (await metric(hub, 'tendril_mqtt_unacked_messages')) === 0, {
+    what: 'the bridge to have acknowledged everything',
+    timeoutMs: 10_000,
+  });
   for (const p of fleet.publishers) expect(await storedCount(hub, p.id), `${p.id}: stored vs published`).toBe(p.sent);
 }
 
@@ -222,7 +262,10 @@ describe('MQTT bridge faults: zero readings lost, none doubled', () => {
     const broker = await startBroker();
     const hub = await startHub(broker);
     const fleet = await startFleet(hub, broker, 'kill');
-    await waitFor(async () => (await storedCount(hub, 'kill-0')) > 100, { what: 'readings flowing into InfluxDB', timeoutMs: 15_000 });
+    await waitFor(async () => (await storedCount(hub, 'kill-0')) > 100, {
+      what: 'readings flowing into InfluxDB',
+      timeoutMs: 15_000,
+    });
     await hub.proc.kill9();
     await moreAcked(fleet, 100, 'the broker to take readings while the hub is dead');
     await hub.proc.restart();
@@ -235,10 +278,16 @@ describe('MQTT bridge faults: zero readings lost, none doubled', () => {
     const broker = await startBroker();
     const hub = await startHub(broker);
     const fleet = await startFleet(hub, broker, 'influx');
-    await waitFor(async () => (await storedCount(hub, 'influx-0')) > 100, { what: 'readings flowing into InfluxDB', timeoutMs: 15_000 });
+    await waitFor(async () => (await storedCount(hub, 'influx-0')) > 100, {
+      what: 'readings flowing into InfluxDB',
+      timeoutMs: 15_000,
+    });
     await influx.kill9();
     const pubacksBefore = await metric(hub, 'tendril_mqtt_pubacks_total');
-    await waitFor(async () => (await metric(hub, 'tendril_mqtt_pubacks_total')) > pubacksBefore + 400, { what: 'PUBACKs from the spool while InfluxDB is down', timeoutMs: 10_000 });
+    await waitFor(async () => (await metric(hub, 'tendril_mqtt_pubacks_total')) > pubacksBefore + 400, {
+      what: 'PUBACKs from the spool while InfluxDB is down',
+      timeoutMs: 10_000,
+    });
     await new Promise((r) => setTimeout(r, 20_000 - 2_000)); // the outage itself (issue 14: 20 s)
     await influx.restart();
     await expectStoredExactlyOnce(hub, fleet);
@@ -248,9 +297,15 @@ describe('MQTT bridge faults: zero readings lost, none doubled', () => {
     const broker = await startBroker();
     const hub = await startHub(broker);
     const fleet = await startFleet(hub, broker, 'broker');
-    await waitFor(async () => (await storedCount(hub, 'broker-0')) > 100, { what: 'readings flowing into InfluxDB', timeoutMs: 15_000 });
+    await waitFor(async () => (await storedCount(hub, 'broker-0')) > 100, {
+      what: 'readings flowing into InfluxDB',
+      timeoutMs: 15_000,
+    });
     await broker.restart();
-    await waitFor(async () => (await metric(hub, 'tendril_mqtt_disconnects_total')) >= 1, { what: 'the hub to see the broker go', timeoutMs: 10_000 });
+    await waitFor(async () => (await metric(hub, 'tendril_mqtt_disconnects_total')) >= 1, {
+      what: 'the hub to see the broker go',
+      timeoutMs: 10_000,
+    });
     await moreAcked(fleet, 100, 'readings after the broker restart');
     await expectStoredExactlyOnce(hub, fleet);
   }, 120_000);
@@ -259,12 +314,21 @@ describe('MQTT bridge faults: zero readings lost, none doubled', () => {
     const broker = await startBroker();
     const hub = await startHub(broker, { HUB_SPOOL_MAX_BYTES: '1MiB', HUB_SPOOL_MEMORY_READINGS: '0' });
     const fleet = await startFleet(hub, broker, 'flood', 5, 20);
-    await waitFor(async () => (await storedCount(hub, 'flood-0')) > 100, { what: 'readings flowing into InfluxDB', timeoutMs: 15_000 });
+    await waitFor(async () => (await storedCount(hub, 'flood-0')) > 100, {
+      what: 'readings flowing into InfluxDB',
+      timeoutMs: 15_000,
+    });
     await influx.kill9();
-    await waitFor(async () => (await metric(hub, 'tendril_mqtt_store_busy_pauses_total')) > 0, { what: 'the spool to fill (STORE_BUSY)', timeoutMs: 30_000 });
+    await waitFor(async () => (await metric(hub, 'tendril_mqtt_store_busy_pauses_total')) > 0, {
+      what: 'the spool to fill (STORE_BUSY)',
+      timeoutMs: 30_000,
+    });
     // The bridge stops acknowledging: its window stays full.
     const pubacks = await metric(hub, 'tendril_mqtt_pubacks_total');
-    await waitFor(async () => (await metric(hub, 'tendril_mqtt_unacked_messages')) >= 1000, { what: 'the window full of unacknowledged messages', timeoutMs: 10_000 });
+    await waitFor(async () => (await metric(hub, 'tendril_mqtt_unacked_messages')) >= 1000, {
+      what: 'the window full of unacknowledged messages',
+      timeoutMs: 10_000,
+    });
     expect(await metric(hub, 'tendril_mqtt_pubacks_total')).toBe(pubacks);
     expect((await fetch(`${hub.base}/readyz`)).status).toBe(503);
     fleet.stopSending();

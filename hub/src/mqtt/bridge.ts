@@ -9,14 +9,18 @@
  * acknowledged, so the broker holds the messages; the bridge resends what it holds after the pause.
  */
 import type { CommandStatus } from '@tendril/device-sdk/codec';
-import type { TimerHandle } from '../core/clock.js';
-import type { AttachedDevice, AttachInfo, DetachRequest, OutgoingCommand, TransportHandle } from '../devices/types.js';
-import type { IngestReporter, RefusalCode as IngestRefusal, ValidationCode } from '../ingest/types.js';
+import type { AttachInfo } from '../devices/types.js';
+import { Attachments, type AttachmentHost } from './attachments.js';
 import { BrokerLink, type InboundMessage } from './broker-link.js';
-import { redactUrl, type BridgeCounts, type BridgeOptions, type BridgeStatus, type RegisteredDevice } from './bridge-types.js';
+import {
+  redactUrl,
+  type BridgeCounts,
+  type BridgeOptions,
+  type BridgeStatus,
+  type RegisteredDevice,
+} from './bridge-types.js';
 import { BridgedDevice, type Batch } from './bridged-device.js';
 import {
-  encodeCommand,
   isRefusal,
   parseBirth,
   parseCommandResult,
@@ -28,24 +32,30 @@ import {
 import { DeviceErrors } from './device-errors.js';
 import { ResendMemory } from './resend-memory.js';
 import type { CompiledTemplate } from './templates.js';
-import { cmdTopic, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
+import { parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
-export type { BridgeCounts, BridgeLog, BridgeOptions, BridgeRegistry, BridgeStatus, RegisteredDevice } from './bridge-types.js';
+export type {
+  BridgeCounts,
+  BridgeLog,
+  BridgeOptions,
+  BridgeRegistry,
+  BridgeStatus,
+  RegisteredDevice,
+} from './bridge-types.js';
 
-const DEFAULT_COOLDOWN_MS = 5000;
 const MAX_DEVICES = 200_000;
-/** A resend after a pause goes this much past it: one the session sees a millisecond early is ignored (§7.4.2). */
-const PAUSE_MARGIN_MS = 10;
 
-export class MqttBridge {
+export class MqttBridge implements AttachmentHost {
   readonly link: BrokerLink;
   private readonly devices = new Map<string, BridgedDevice>();
   private readonly random: () => number;
   /** Messages that came before every SUBACK (and so perhaps before their device's retained birth). */
   private parked: InboundMessage[] | null = [];
   private readonly resends = new ResendMemory();
-  private readonly errors: DeviceErrors;
-  private closing = false;
+  readonly errors: DeviceErrors;
+  private readonly attachments = new Attachments(this);
+  /** True once close() began: no message is taken or acknowledged any more. */
+  closing = false;
   private connected = false;
   private dropped: number | null = null;
   private droppedAtStart: number | null = null;
@@ -62,17 +72,24 @@ export class MqttBridge {
     storeBusyPauses: 0,
   };
 
-  constructor(private readonly opts: BridgeOptions) {
+  constructor(readonly opts: BridgeOptions) {
     this.random = opts.random ?? Math.random;
     const templateFilters = [...new Set(opts.templates.map((t) => t.pattern.filter))];
-    const availability = opts.templates.flatMap((t) => (t.availabilityFilter ? [{ topic: t.availabilityFilter, qos: 1 as const }] : []));
+    const availability = opts.templates.flatMap((t) =>
+      t.availabilityFilter ? [{ topic: t.availabilityFilter, qos: 1 as const }] : [],
+    );
     const subscriptions = [
       // Births and states first: their retained messages arrive before the next SUBACK.
       [...TENDRIL_SUBSCRIPTIONS.births.map((topic) => ({ topic, qos: 1 as const })), ...availability],
       [...TENDRIL_SUBSCRIPTIONS.rest, ...templateFilters].map((topic) => ({ topic, qos: 1 as const })),
       [{ topic: SYS_DROPPED_TOPIC, qos: 0 as const }],
     ];
-    this.errors = new DeviceErrors((topic, payload) => this.link.publish(topic, payload, { qos: 0 }) !== null, opts.clock, opts.log, this.counts);
+    this.errors = new DeviceErrors(
+      (topic, payload) => this.link.publish(topic, payload, { qos: 0 }) !== null,
+      opts.clock,
+      opts.log,
+      this.counts,
+    );
     this.link = new BrokerLink(
       { ...opts.link, subscriptions, clock: opts.clock, timers: opts.timers, random: this.random },
       {
@@ -101,18 +118,23 @@ export class MqttBridge {
       devicesAttached: attached,
       unackedMessages: this.link.unacked,
       brokerDropped: this.dropped,
-      brokerDroppedSinceStart: this.dropped !== null && this.droppedAtStart !== null ? Math.max(0, this.dropped - this.droppedAtStart) : 0,
+      brokerDroppedSinceStart:
+        this.dropped !== null && this.droppedAtStart !== null ? Math.max(0, this.dropped - this.droppedAtStart) : 0,
     };
   }
 
-  private refuse(code: string): void {
+  refuse(code: string): void {
     this.counts.refused.set(code, (this.counts.refused.get(code) ?? 0) + 1);
   }
 
   // ---- inbound ----
 
   private onSubscribed(failures: string[]): void {
-    if (failures.length > 0) this.opts.log.error({ failures }, 'the broker refused some of the bridge subscriptions (check its ACL for the hub user)');
+    if (failures.length > 0)
+      this.opts.log.error(
+        { failures },
+        'the broker refused some of the bridge subscriptions (check its ACL for the hub user)',
+      );
     const parked = this.parked;
     this.parked = null;
     if (parked) for (const m of parked) this.onMessage(m);
@@ -120,15 +142,16 @@ export class MqttBridge {
 
   private onDown(reason: string): void {
     this.parked = [];
-    if (this.connected && !this.closing) this.opts.log.warn({ reason }, 'MQTT broker connection lost; bridged devices show BRIDGE_DISCONNECTED');
+    if (this.connected && !this.closing)
+      this.opts.log.warn({ reason }, 'MQTT broker connection lost; bridged devices show BRIDGE_DISCONNECTED');
     else this.opts.log.debug({ reason }, 'MQTT broker not reachable');
     this.connected = false;
     // Every bridged device's state is unknown now. What was not acknowledged, the broker sends again.
     for (const d of this.devices.values()) {
       d.waiting.length = 0;
       d.pending.length = 0;
-      this.clearPause(d);
-      if (d.attached) this.detach(d, this.closing ? 'SHUTTING_DOWN' : 'BRIDGE_DISCONNECTED');
+      this.attachments.clearPause(d);
+      if (d.attached) this.attachments.detach(d, this.closing ? 'SHUTTING_DOWN' : 'BRIDGE_DISCONNECTED');
     }
   }
 
@@ -194,7 +217,9 @@ export class MqttBridge {
   private refuseMessage(d: BridgedDevice | string, m: InboundMessage, r: BridgeRefusal, source?: string): void {
     this.refuse(r.code);
     const id = typeof d === 'string' ? d : d.id;
-    this.errors.report(id, source ?? (typeof d === 'string' ? 'tendril' : d.source), r.code, r.message, { topic: m.topic });
+    this.errors.report(id, source ?? (typeof d === 'string' ? 'tendril' : d.source), r.code, r.message, {
+      topic: m.topic,
+    });
     m.complete();
   }
 
@@ -203,13 +228,19 @@ export class MqttBridge {
     const birth = parseBirth(m.payload, this.opts.limits.maxPayloadBytes);
     if (isRefusal(birth)) return this.refuseMessage(id, m, birth);
     const d = this.device(id, 'tendril');
-    const info: AttachInfo = { epoch: birth.epoch ?? d.bridgeEpoch, metrics: birth.metrics, firmware: birth.firmware, sdk: birth.sdk, dropped: birth.dropped };
+    const info: AttachInfo = {
+      epoch: birth.epoch ?? d.bridgeEpoch,
+      metrics: birth.metrics,
+      firmware: birth.firmware,
+      sdk: birth.sdk,
+      dropped: birth.dropped,
+    };
     const changed = d.declare(info, birth.epoch === null ? 'bridge' : 'device');
     // A live birth (not the retained copy the broker replays on subscribe) means the device just started.
     if (!m.retain) d.wantsOnline = true;
     m.complete();
-    if (changed && d.attached) this.reattach(d);
-    else if (d.wantsOnline && !d.attached) this.ensureAttached(d);
+    if (changed && d.attached) this.attachments.reattach(d);
+    else if (d.wantsOnline && !d.attached) this.attachments.ensureAttached(d);
     else if (d.attached) d.attached.status(birth.dropped);
   }
 
@@ -221,10 +252,10 @@ export class MqttBridge {
     const d = this.device(id, 'tendril');
     if (state.state === 'online') {
       d.wantsOnline = true;
-      if (d.info !== null) this.ensureAttached(d);
+      if (d.info !== null) this.attachments.ensureAttached(d);
     } else {
       d.wantsOnline = false;
-      if (d.attached) this.detachAfterSettle(d, state.reason);
+      if (d.attached) this.attachments.detachAfterSettle(d, state.reason);
     }
   }
 
@@ -234,9 +265,9 @@ export class MqttBridge {
     if (reg === undefined) return;
     const d = this.device(id, template.name);
     d.wantsOnline = online;
-    if (!online) return this.detachAfterSettle(d, 'MQTT_WILL');
+    if (!online) return this.attachments.detachAfterSettle(d, 'MQTT_WILL');
     if (d.info === null) this.declareWithoutBirth(d, template, reg, []);
-    this.ensureAttached(d);
+    this.attachments.ensureAttached(d);
   }
 
   private onCommandResult(id: string, m: InboundMessage): void {
@@ -244,8 +275,11 @@ export class MqttBridge {
     if (isRefusal(result)) return this.refuseMessage(id, m, result);
     const d = this.devices.get(id);
     const now = this.opts.clock.now();
-    if (!d?.attached || !d.attached.commandResult(result.commandId, result.status as CommandStatus, result.detail, now)) {
-      return this.refuseMessage(id, m, { code: 'UNKNOWN_COMMAND_ID', message: `command ${result.commandId} was not sent to this device` });
+    if (!d?.attached?.commandResult(result.commandId, result.status as CommandStatus, result.detail, now)) {
+      return this.refuseMessage(id, m, {
+        code: 'UNKNOWN_COMMAND_ID',
+        message: `command ${result.commandId} was not sent to this device`,
+      });
     }
     d.attached.seen(now);
     m.complete();
@@ -258,7 +292,10 @@ export class MqttBridge {
       if (this.opts.autoRegister && this.opts.registry.quarantine) {
         this.opts.registry.quarantine(id);
         this.counts.quarantined++;
-        this.opts.log.info({ deviceId: id, topic: m.topic }, 'unknown MQTT device registered disabled (quarantine=mqtt) for an admin to approve');
+        this.opts.log.info(
+          { deviceId: id, topic: m.topic },
+          'unknown MQTT device registered disabled (quarantine=mqtt) for an admin to approve',
+        );
       }
       const message = `no device ${id} is registered; register it (POST /api/v1/devices) before it publishes`;
       return this.refuseMessage(id, m, { code: 'UNKNOWN_DEVICE', message }, template?.name);
@@ -267,12 +304,20 @@ export class MqttBridge {
     const d = this.device(id, source);
     const now = this.opts.clock.now();
     if (d.refusedUntil > now && d.refusedCode !== null) {
-      return this.refuseMessage(d, m, { code: d.refusedCode, message: `device ${id} is ${d.refusedCode === 'DEVICE_DISABLED' ? 'disabled' : 'not registered'}` });
+      return this.refuseMessage(d, m, {
+        code: d.refusedCode,
+        message: `device ${id} is ${d.refusedCode === 'DEVICE_DISABLED' ? 'disabled' : 'not registered'}`,
+      });
     }
-    const json: JsonReading[] | BridgeRefusal = template ? template.readingsOf(m.payload, this.opts.limits) : parseData(m.payload, this.opts.limits);
+    const json: JsonReading[] | BridgeRefusal = template
+      ? template.readingsOf(m.payload, this.opts.limits)
+      : parseData(m.payload, this.opts.limits);
     if (isRefusal(json)) return this.refuseMessage(d, m, json);
     if (d.info === null && !this.declareWithoutBirth(d, template, registered, json)) {
-      return this.refuseMessage(d, m, { code: 'BIRTH_REQUIRED', message: `publish a birth message on tendril/v1/${id}/birth (retained) before data` });
+      return this.refuseMessage(d, m, {
+        code: 'BIRTH_REQUIRED',
+        message: `publish a birth message on tendril/v1/${id}/birth (retained) before data`,
+      });
     }
     const seqs = d.numbering === 'bridge' ? this.resends.seqsOf(m, json.length) : null;
     const readings = d.convert(json, seqs, (r, seq, metric) => {
@@ -292,13 +337,13 @@ export class MqttBridge {
     d.wantsOnline = true;
     if (d.attached && d.pauseTimer === null && !d.attaching) {
       d.attached.seen(now);
-      this.feed(d, [batch], now);
+      this.attachments.feed(d, [batch], now);
     } else if (m.qos === 0 && d.pauseTimer !== null) {
       // QoS 0 has no PUBACK to hold the broker back with: refused while the device is paused.
       this.counts.qos0Dropped += readings.length;
     } else {
       d.waiting.push(batch);
-      this.ensureAttached(d);
+      this.attachments.ensureAttached(d);
     }
   }
 
@@ -308,171 +353,29 @@ export class MqttBridge {
    * sends the messages queued for the hub's session before the retained births it replays on subscribe.
    * Readings with seq keep the device's last epoch; without, the bridge numbers them.
    */
-  private declareWithoutBirth(d: BridgedDevice, template: CompiledTemplate | null, reg: RegisteredDevice, json: readonly JsonReading[]): boolean {
+  private declareWithoutBirth(
+    d: BridgedDevice,
+    template: CompiledTemplate | null,
+    reg: RegisteredDevice,
+    json: readonly JsonReading[],
+  ): boolean {
     if (template) {
-      d.declare({ epoch: d.bridgeEpoch, metrics: template.metrics, firmware: null, sdk: `mqtt/${template.name}`, dropped: 0 }, 'bridge');
+      d.declare(
+        { epoch: d.bridgeEpoch, metrics: template.metrics, firmware: null, sdk: `mqtt/${template.name}`, dropped: 0 },
+        'bridge',
+      );
       return true;
     }
     if (reg.transport !== 'mqtt' || reg.epoch === null) return false;
     const numbered = json[0]!.seq !== null;
-    const info: AttachInfo = { epoch: numbered ? reg.epoch : d.bridgeEpoch, metrics: reg.metrics, firmware: reg.firmware, sdk: reg.sdk, dropped: reg.dropped };
+    const info: AttachInfo = {
+      epoch: numbered ? reg.epoch : d.bridgeEpoch,
+      metrics: reg.metrics,
+      firmware: reg.firmware,
+      sdk: reg.sdk,
+      dropped: reg.dropped,
+    };
     d.declare(info, numbered ? 'device' : 'bridge');
-    return true;
-  }
-
-  /** Hands batches to the device's ingest session, oldest first. */
-  private feed(d: BridgedDevice, batches: Batch[], now: number): void {
-    const a = d.attached!;
-    const readings = batches.length === 1 ? batches[0]!.readings : batches.flatMap((b) => b.readings);
-    // Pending first: a refusal reported inside ingest() must find these batches there.
-    for (const b of batches) d.pending.push(b);
-    const prev = d.lastFed;
-    d.lastFed = readings[readings.length - 1]!.seq;
-    this.counts.readingsFed += readings.length;
-    a.ingest.ingest(readings, prev, now);
-  }
-
-  // ---- attaching ----
-
-  private ensureAttached(d: BridgedDevice): void {
-    if (d.attached || d.attaching || this.closing || this.link.state !== 'up') return;
-    d.attaching = true;
-    const generation = ++d.generation;
-    const handle = this.handleFor(d, generation);
-    const reporter = this.reporterFor(d, generation);
-    this.opts.attacher.attach(d.id, d.info!, handle, reporter).then(
-      (attached) => this.attachedNow(d, generation, attached),
-      (err: unknown) => this.attachFailed(d, generation, err),
-    );
-  }
-
-  private attachedNow(d: BridgedDevice, generation: number, attached: AttachedDevice): void {
-    d.attaching = false;
-    if (generation !== d.generation || this.closing || this.link.state !== 'up') {
-      attached.detach(this.closing ? 'SHUTTING_DOWN' : 'BRIDGE_DISCONNECTED');
-      return;
-    }
-    d.attached = attached;
-    d.refusedCode = null;
-    d.lastFed = attached.ingest.ackedSeq;
-    if (d.numbering === 'bridge') d.lastAssigned = Math.max(d.lastAssigned, attached.ingest.ackedSeq);
-    attached.online();
-    const now = this.opts.clock.now();
-    attached.seen(now);
-    if (d.waiting.length > 0) this.feed(d, d.waiting.splice(0), now);
-  }
-
-  private attachFailed(d: BridgedDevice, generation: number, err: unknown): void {
-    d.attaching = false;
-    if (generation !== d.generation) return;
-    const code = (err as { code?: string }).code;
-    if (code === 'SHUTTING_DOWN' || this.closing) return; // unacked: the broker resends to the next hub
-    if (code === 'REPLACED') return this.ensureAttached(d);
-    const refused = code === 'DEVICE_DISABLED' ? 'DEVICE_DISABLED' : 'UNKNOWN_DEVICE';
-    if (code !== 'DEVICE_DISABLED' && code !== 'AUTH_FAILED') this.opts.log.error({ err, deviceId: d.id }, 'attaching an MQTT device failed');
-    d.refusedCode = refused;
-    d.refusedUntil = this.opts.clock.now() + (this.opts.refusalCooldownMs ?? DEFAULT_COOLDOWN_MS);
-    const message = refused === 'DEVICE_DISABLED' ? `an operator disabled device ${d.id}` : `no device ${d.id} is registered`;
-    for (const b of d.waiting.splice(0)) {
-      this.refuse(refused);
-      b.complete();
-    }
-    this.errors.report(d.id, d.source, refused, message, {});
-  }
-
-  private handleFor(d: BridgedDevice, generation: number): TransportHandle {
-    return {
-      transport: 'mqtt',
-      remote: this.opts.link.clientId,
-      sendCommand: (command: OutgoingCommand) => this.sendCommand(d, command),
-      close: (reason: DetachRequest, message: string) => {
-        if (generation !== d.generation) return;
-        this.opts.log.info({ deviceId: d.id, reason, message }, 'the hub ended an MQTT device session');
-        this.detachAfterSettle(d, reason);
-      },
-    };
-  }
-
-  private reporterFor(d: BridgedDevice, generation: number): IngestReporter {
-    return {
-      onDurable: (seq) => {
-        if (generation === d.generation) d.durable(seq);
-      },
-      onRefused: (code, pauseMs) => {
-        if (generation === d.generation) this.pause(d, code, pauseMs);
-      },
-      onRejected: (code: ValidationCode, seq, alias, message) => {
-        if (generation !== d.generation) return;
-        const metric = d.metricName(alias);
-        const text = metric ? message.replace(`alias ${alias}`, `metric ${metric}`).replace(' in HELLO', ' in the birth message') : message;
-        this.errors.report(d.id, d.source, code, text, { seq, ...(metric ? { metric } : {}) });
-      },
-    };
-  }
-
-  /** §7.4.3 as a device would: hold everything unacked, then resend it from the oldest after the pause. */
-  private pause(d: BridgedDevice, code: IngestRefusal, pauseMs: number): void {
-    if (code === 'STORE_BUSY') this.counts.storeBusyPauses++;
-    this.clearPause(d);
-    d.pausedUntil = this.opts.clock.now() + pauseMs;
-    d.pauseTimer = this.opts.timers.setTimeout(() => {
-      d.pauseTimer = null;
-      if (!d.attached || this.closing) return;
-      const batches = [...d.pending.splice(0), ...d.waiting.splice(0)];
-      if (batches.length > 0) this.feed(d, batches, this.opts.clock.now());
-    }, pauseMs + PAUSE_MARGIN_MS);
-  }
-
-  private clearPause(d: BridgedDevice): void {
-    if (d.pauseTimer !== null) this.opts.timers.clearTimeout(d.pauseTimer as TimerHandle);
-    d.pauseTimer = null;
-  }
-
-  /** A new declaration: what the old session took becomes durable (and acked) first, then attach anew. */
-  private reattach(d: BridgedDevice): void {
-    this.detachAfterSettle(d, 'REPLACED', () => this.ensureAttached(d));
-  }
-
-  /**
-   * Lets what the session took become durable and acknowledged, then detaches. Batches still pending after
-   * that (their writes failed) go back to waiting, for the next attachment to take.
-   */
-  private detachAfterSettle(d: BridgedDevice, reason: string, then?: () => void): void {
-    const a = d.attached;
-    if (a === null) return then?.();
-    const generation = d.generation;
-    void a.ingest.settled().then(() => {
-      if (d.attached !== a || d.generation !== generation) return;
-      a.ingest.flush();
-      d.generation++;
-      this.clearPause(d);
-      d.waiting.unshift(...d.pending.splice(0));
-      d.attached = null;
-      a.detach(reason);
-      then?.();
-    });
-  }
-
-  private detach(d: BridgedDevice, reason: string): void {
-    const a = d.attached;
-    d.attached = null;
-    d.generation++;
-    a?.detach(reason);
-  }
-
-  // ---- down: commands ----
-
-  private sendCommand(d: BridgedDevice, command: OutgoingCommand): boolean {
-    if (d.source !== 'tendril') return false; // a template's fleet has no command topic of ours
-    const payload = encodeCommand(command.commandId, command.name, command.args, command.timeoutMs);
-    // MQTT 5 message expiry: a command nobody takes within its timeout is of no use to deliver later.
-    const expirySec = Math.max(1, Math.ceil(command.timeoutMs / 1000));
-    const sent = this.link.publish(cmdTopic(d.id), payload, { qos: 1, expirySec });
-    if (sent === null) return false;
-    this.counts.commandsPublished++;
-    sent.then((ok) => {
-      if (!ok) this.opts.log.warn({ deviceId: d.id, commandId: command.commandId }, 'the broker did not take a command');
-    }, () => {});
     return true;
   }
 
@@ -491,8 +394,8 @@ export class MqttBridge {
     // PUBACKs go in a microtask after the completions.
     await new Promise((resolve) => setImmediate(resolve));
     for (const d of this.devices.values()) {
-      this.clearPause(d);
-      if (d.attached) this.detach(d, 'SHUTTING_DOWN');
+      this.attachments.clearPause(d);
+      if (d.attached) this.attachments.detach(d, 'SHUTTING_DOWN');
     }
     await this.link.close();
   }

@@ -99,9 +99,13 @@ export class BridgedDevice {
     let alias = this.undeclared.get(name);
     if (alias === undefined) {
       // Bounded: past the cap every further undeclared name shares one alias.
-      alias = this.undeclared.size < MAX_UNDECLARED_NAMES ? FIRST_UNDECLARED_ALIAS + this.undeclared.size : FIRST_UNDECLARED_ALIAS + MAX_UNDECLARED_NAMES;
+      alias =
+        this.undeclared.size < MAX_UNDECLARED_NAMES
+          ? FIRST_UNDECLARED_ALIAS + this.undeclared.size
+          : FIRST_UNDECLARED_ALIAS + MAX_UNDECLARED_NAMES;
       if (this.undeclared.size < MAX_UNDECLARED_NAMES) this.undeclared.set(name, alias);
-      if (!this.nameOf.has(alias)) this.nameOf.set(alias, this.undeclared.size <= MAX_UNDECLARED_NAMES ? name : '(undeclared)');
+      if (!this.nameOf.has(alias))
+        this.nameOf.set(alias, this.undeclared.size <= MAX_UNDECLARED_NAMES ? name : '(undeclared)');
     }
     return { alias, kind: undefined };
   }
@@ -111,14 +115,21 @@ export class BridgedDevice {
    * seqs a resent message got the first time. Value refusals are reported through `reject` and the value
    * left out; a reading whose values all go stays, empty, so its seq is acknowledged like any other.
    */
-  convert(json: readonly JsonReading[], seqs: readonly number[] | null, reject: (r: BridgeRefusal, seq: number, metric: string) => void): Reading[] | BridgeRefusal {
+  convert(
+    json: readonly JsonReading[],
+    seqs: readonly number[] | null,
+    reject: (r: BridgeRefusal, seq: number, metric: string) => void,
+  ): Reading[] | BridgeRefusal {
     const out: Reading[] = [];
     for (let i = 0; i < json.length; i++) {
       const j = json[i]!;
       let seq: number;
       if (this.numbering === 'device') {
         if (j.seq === null) {
-          return { code: 'INVALID_FIELD', message: 'this device numbers its readings (its birth has an epoch): every reading needs a seq' };
+          return {
+            code: 'INVALID_FIELD',
+            message: 'this device numbers its readings (its birth has an epoch): every reading needs a seq',
+          };
         }
         seq = j.seq;
       } else {

@@ -206,7 +206,14 @@ export class BrokerLink {
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = url.port === '' ? (secure ? 8883 : 1883) : Number(url.port);
     const socket = secure
-      ? tlsConnect({ host, port, servername: /^[\d.:]+$/.test(host) ? undefined : host, ca: this.opts.ca, cert: this.opts.cert, key: this.opts.key })
+      ? tlsConnect({
+          host,
+          port,
+          servername: /^[\d.:]+$/.test(host) ? undefined : host,
+          ca: this.opts.ca,
+          cert: this.opts.cert,
+          key: this.opts.key,
+        })
       : netConnect({ host, port });
     socket.setNoDelay(true);
     this.socket = socket;
@@ -246,7 +253,11 @@ export class BrokerLink {
     if (o.username !== undefined) packet.username = o.username;
     if (o.password !== undefined) packet.password = Buffer.from(o.password, 'utf8');
     if (o.protocolVersion === 5) {
-      packet.properties = { sessionExpiryInterval: o.sessionExpirySec, receiveMaximum: o.receiveMaximum, maximumPacketSize: o.maximumPacketSize };
+      packet.properties = {
+        sessionExpiryInterval: o.sessionExpirySec,
+        receiveMaximum: o.receiveMaximum,
+        maximumPacketSize: o.maximumPacketSize,
+      };
     }
     this.writePacket(socket, packet);
   }
@@ -297,7 +308,8 @@ export class BrokerLink {
       this.opts.timers.clearTimeout(this.connectTimer);
       this.connectTimer = null;
     }
-    if (code !== 0) return this.drop(socket, `the broker refused the connection: ${connackReason(code, this.opts.protocolVersion)}`);
+    if (code !== 0)
+      return this.drop(socket, `the broker refused the connection: ${connackReason(code, this.opts.protocolVersion)}`);
     this.stateValue = 'up';
     this.attempt = 0;
     this.lastError = null;
@@ -314,7 +326,11 @@ export class BrokerLink {
     this.subscribeFailures = [];
     this.subacksPending = this.opts.subscriptions.length;
     for (const group of this.opts.subscriptions) {
-      this.writePacket(socket, { cmd: 'subscribe', messageId: this.allocatePacketId(), subscriptions: group.map((s) => ({ topic: s.topic, qos: s.qos })) });
+      this.writePacket(socket, {
+        cmd: 'subscribe',
+        messageId: this.allocatePacketId(),
+        subscriptions: group.map((s) => ({ topic: s.topic, qos: s.qos })),
+      });
     }
     if (this.subacksPending === 0) this.listener.subscribed([]);
   }
@@ -331,7 +347,15 @@ export class BrokerLink {
       // Never subscribed at QoS 2; answer PUBREC so the broker does not keep it in flight forever.
       this.writePacket(socket, { cmd: 'pubrec', messageId: packet.messageId! });
     }
-    this.listener.message({ topic: packet.topic, payload, qos, retain: packet.retain, dup: packet.dup, messageId: packet.messageId ?? 0, complete });
+    this.listener.message({
+      topic: packet.topic,
+      payload,
+      qos,
+      retain: packet.retain,
+      dup: packet.dup,
+      messageId: packet.messageId ?? 0,
+      complete,
+    });
   }
 
   private ping(socket: Socket): void {
@@ -354,11 +378,23 @@ export class BrokerLink {
    * Publishes; QoS 1 resolves true once the broker acknowledged it (false: refused, or the link closed).
    * Returns null when nothing was sent: the link is not up, or 1024 QoS 1 messages await their PUBACK.
    */
-  publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean; expirySec?: number }): Promise<boolean> | null {
+  publish(
+    topic: string,
+    payload: Buffer,
+    options: { qos: 0 | 1; retain?: boolean; expirySec?: number },
+  ): Promise<boolean> | null {
     const socket = this.socket;
     if (this.stateValue !== 'up' || socket === null) return null;
-    const packet: IPublishPacket = { cmd: 'publish', topic, payload, qos: options.qos, dup: false, retain: options.retain ?? false };
-    if (options.expirySec !== undefined && this.opts.protocolVersion === 5) packet.properties = { messageExpiryInterval: options.expirySec };
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic,
+      payload,
+      qos: options.qos,
+      dup: false,
+      retain: options.retain ?? false,
+    };
+    if (options.expirySec !== undefined && this.opts.protocolVersion === 5)
+      packet.properties = { messageExpiryInterval: options.expirySec };
     if (options.qos === 1 && this.outbound.size >= MAX_OUTBOUND) return null;
     this.counts.publishesOut++;
     if (options.qos === 0) {
@@ -436,8 +472,14 @@ export class BrokerLink {
 function connackReason(code: number, version: 4 | 5): string {
   if (version === 4) {
     return (
-      ['accepted', 'unacceptable protocol version', 'client id rejected', 'server unavailable', 'bad user name or password', 'not authorized'][code] ??
-      `return code ${code}`
+      [
+        'accepted',
+        'unacceptable protocol version',
+        'client id rejected',
+        'server unavailable',
+        'bad user name or password',
+        'not authorized',
+      ][code] ?? `return code ${code}`
     );
   }
   const names: Record<number, string> = {

@@ -40,7 +40,8 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   return n;
 }
 
@@ -50,7 +51,9 @@ function file(env: Env, name: string): Buffer | undefined {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new ConfigError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ConfigError(
+      `${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
 }
 
@@ -65,7 +68,9 @@ export function mqttConfigFromEnv(env: Env = process.env): MqttConfig | null {
     throw new ConfigError(`MQTT_URL must be a URL such as mqtt://broker:1883 or mqtts://broker:8883, got "${raw}"`);
   }
   if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:'].includes(url.protocol)) {
-    throw new ConfigError(`MQTT_URL must start with mqtt:// or mqtts:// (WebSocket brokers are not supported), got "${url.protocol}//"`);
+    throw new ConfigError(
+      `MQTT_URL must start with mqtt:// or mqtts:// (WebSocket brokers are not supported), got "${url.protocol}//"`,
+    );
   }
   // Credentials in the URL work too; the variables win.
   const username = env.MQTT_USERNAME ?? (url.username !== '' ? decodeURIComponent(url.username) : undefined);
@@ -75,7 +80,8 @@ export function mqttConfigFromEnv(env: Env = process.env): MqttConfig | null {
   if (Buffer.byteLength(clientId) > 65_535) throw new ConfigError('MQTT_CLIENT_ID is too long');
   const cert = file(env, 'MQTT_CERT');
   const key = file(env, 'MQTT_KEY');
-  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('MQTT_CERT and MQTT_KEY go together (a client certificate and its key)');
+  if ((cert === undefined) !== (key === undefined))
+    throw new ConfigError('MQTT_CERT and MQTT_KEY go together (a client certificate and its key)');
   let bridgeFile: BridgeFileConfig = { templates: [], autoRegister: false };
   const configPath = env.HUB_MQTT_CONFIG?.trim();
   if (configPath) {

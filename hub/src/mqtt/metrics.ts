@@ -56,14 +56,54 @@ export function registerMqttMetrics(registry: Registry, bridge: MqttBridge): voi
   const l = bridge.link.counts;
   mirrored(registry, 'tendril_mqtt_connects_total', 'Connections the bridge made to its broker.', () => l.connects);
   mirrored(registry, 'tendril_mqtt_disconnects_total', 'Broker connections the bridge lost.', () => l.disconnects);
-  mirrored(registry, 'tendril_mqtt_pubacks_total', 'PUBACKs the bridge sent (each after its message was durable or refused).', () => l.pubacksSent);
-  mirrored(registry, 'tendril_mqtt_readings_total', 'Readings the bridge handed to ingest (resends after a pause counted again).', () => c.readingsFed);
-  mirrored(registry, 'tendril_mqtt_unknown_device_messages_total', 'Messages for devices that are not registered (refused).', () => c.unknownDevices);
-  mirrored(registry, 'tendril_mqtt_qos0_readings_dropped_total', 'QoS 0 readings refused while their device was held off (spool full or rate limit).', () => c.qos0Dropped);
-  mirrored(registry, 'tendril_mqtt_commands_published_total', 'Commands published on tendril/v1/<id>/cmd.', () => c.commandsPublished);
-  mirrored(registry, 'tendril_mqtt_errors_published_total', 'Error messages published on tendril/v1/<id>/error.', () => c.errorsPublished);
-  mirrored(registry, 'tendril_mqtt_errors_suppressed_total', "Error messages not published: over the device's budget (100 at once, 10 per second).", () => c.errorsSuppressed);
-  mirrored(registry, 'tendril_mqtt_store_busy_pauses_total', 'Times a bridged device was held off because the spool was full (STORE_BUSY).', () => c.storeBusyPauses);
+  mirrored(
+    registry,
+    'tendril_mqtt_pubacks_total',
+    'PUBACKs the bridge sent (each after its message was durable or refused).',
+    () => l.pubacksSent,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_readings_total',
+    'Readings the bridge handed to ingest (resends after a pause counted again).',
+    () => c.readingsFed,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_unknown_device_messages_total',
+    'Messages for devices that are not registered (refused).',
+    () => c.unknownDevices,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_qos0_readings_dropped_total',
+    'QoS 0 readings refused while their device was held off (spool full or rate limit).',
+    () => c.qos0Dropped,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_commands_published_total',
+    'Commands published on tendril/v1/<id>/cmd.',
+    () => c.commandsPublished,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_errors_published_total',
+    'Error messages published on tendril/v1/<id>/error.',
+    () => c.errorsPublished,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_errors_suppressed_total',
+    "Error messages not published: over the device's budget (100 at once, 10 per second).",
+    () => c.errorsSuppressed,
+  );
+  mirrored(
+    registry,
+    'tendril_mqtt_store_busy_pauses_total',
+    'Times a bridged device was held off because the spool was full (STORE_BUSY).',
+    () => c.storeBusyPauses,
+  );
   const kinds = Object.keys(c.messages) as Array<keyof typeof c.messages>;
   const reportedKinds = new Map<string, number>();
   new Counter({

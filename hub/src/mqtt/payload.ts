@@ -99,12 +99,14 @@ function unwrap(parsed: unknown): { json: unknown } | BridgeRefusal {
 export function parseTimestamp(raw: unknown, unit: 'ms' | 's' = 'ms'): number | BridgeRefusal {
   if (typeof raw === 'number') {
     const ms = unit === 's' ? raw * 1000 : raw;
-    if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15) return refusal('INVALID_FIELD', `ts ${raw} is not a time in ${unit} since 1970`);
+    if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15)
+      return refusal('INVALID_FIELD', `ts ${raw} is not a time in ${unit} since 1970`);
     return Math.round(ms);
   }
   if (typeof raw === 'string') {
     // Without a zone Date.parse takes local time: ambiguous, so refused.
-    if (!/(?:Z|[+-]\d\d:?\d\d)$/i.test(raw)) return refusal('INVALID_FIELD', `ts "${raw}" has no time zone; end it with Z or an offset like +01:00`);
+    if (!/(?:Z|[+-]\d\d:?\d\d)$/i.test(raw))
+      return refusal('INVALID_FIELD', `ts "${raw}" has no time zone; end it with Z or an offset like +01:00`);
     const ms = Date.parse(raw);
     if (Number.isNaN(ms)) return refusal('INVALID_FIELD', `ts "${raw}" is not an ISO 8601 time`);
     return ms;
@@ -114,7 +116,8 @@ export function parseTimestamp(raw: unknown, unit: 'ms' | 's' = 'ms'): number | 
 
 function parseSeq(raw: unknown): number | null | BridgeRefusal {
   if (raw === undefined || raw === null) return null;
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 1) return refusal('INVALID_FIELD', `seq must be an integer >= 1, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 1)
+    return refusal('INVALID_FIELD', `seq must be an integer >= 1, got ${JSON.stringify(raw)}`);
   return raw;
 }
 
@@ -135,7 +138,8 @@ export const DEFAULT_DATA_LIMITS: Readonly<DataLimits> = Object.freeze({
  * `{"seq":1,"temperature":21.5}` (every key but seq and ts is a metric) when `values` is not an object.
  */
 function readingFrom(obj: unknown, limits: DataLimits): JsonReading | BridgeRefusal {
-  if (!isObject(obj)) return refusal('INVALID_FIELD', 'a reading must be a JSON object: {"ts": ..., "values": {"metric": value}}');
+  if (!isObject(obj))
+    return refusal('INVALID_FIELD', 'a reading must be a JSON object: {"ts": ..., "values": {"metric": value}}');
   const seq = parseSeq(obj.seq);
   if (isRefusal(seq)) return seq;
   let ts: number | null = null;
@@ -151,12 +155,16 @@ function readingFrom(obj: unknown, limits: DataLimits): JsonReading | BridgeRefu
     for (const key in obj) if (key !== 'seq' && key !== 'ts') values.push([key, obj[key]]);
   }
   if (values.length === 0) return refusal('EMPTY_READING', 'the reading carries no values');
-  if (values.length > limits.maxValues) return refusal('TOO_MANY_METRICS', `the reading carries ${values.length} values; at most ${limits.maxValues}`);
+  if (values.length > limits.maxValues)
+    return refusal('TOO_MANY_METRICS', `the reading carries ${values.length} values; at most ${limits.maxValues}`);
   return { seq, ts, values };
 }
 
 /** A data payload: one reading object or an array of them (a batch, oldest first). */
-export function parseData(payload: Uint8Array, limits: DataLimits = DEFAULT_DATA_LIMITS): JsonReading[] | BridgeRefusal {
+export function parseData(
+  payload: Uint8Array,
+  limits: DataLimits = DEFAULT_DATA_LIMITS,
+): JsonReading[] | BridgeRefusal {
   const parsed = unwrap(parseJson(payload, limits.maxPayloadBytes));
   if (isRefusal(parsed)) return parsed;
   const { json } = parsed;
@@ -174,9 +182,14 @@ export function parseData(payload: Uint8Array, limits: DataLimits = DEFAULT_DATA
 }
 
 /** Checks metric declarations as HELLO's (protocol §4.2); aliases are the array positions unless given. */
-export function parseDeclarations(raw: unknown, maxMetrics: number = DEFAULT_LIMITS.maxMetrics): MetricDeclaration[] | BridgeRefusal {
-  if (!Array.isArray(raw)) return refusal('INVALID_FIELD', 'metrics must be an array of {name, kind, unit?, min?, max?}');
-  if (raw.length > maxMetrics) return refusal('TOO_MANY_METRICS', `${raw.length} metrics declared; at most ${maxMetrics}`);
+export function parseDeclarations(
+  raw: unknown,
+  maxMetrics: number = DEFAULT_LIMITS.maxMetrics,
+): MetricDeclaration[] | BridgeRefusal {
+  if (!Array.isArray(raw))
+    return refusal('INVALID_FIELD', 'metrics must be an array of {name, kind, unit?, min?, max?}');
+  if (raw.length > maxMetrics)
+    return refusal('TOO_MANY_METRICS', `${raw.length} metrics declared; at most ${maxMetrics}`);
   const names = new Set<string>();
   const out: MetricDeclaration[] = [];
   for (let i = 0; i < raw.length; i++) {
@@ -193,17 +206,23 @@ export function parseDeclarations(raw: unknown, maxMetrics: number = DEFAULT_LIM
     }
     const decl: MetricDeclaration = { alias: i, name, kind: kind as MetricKind, unit: '' };
     if (unit !== undefined) {
-      if (typeof unit !== 'string' || utf8Length(unit) > DEFAULT_LIMITS.maxUnitBytes) return refusal('INVALID_FIELD', `metrics[${i}].unit must be text of at most 16 bytes`);
+      if (typeof unit !== 'string' || utf8Length(unit) > DEFAULT_LIMITS.maxUnitBytes)
+        return refusal('INVALID_FIELD', `metrics[${i}].unit must be text of at most 16 bytes`);
       decl.unit = unit;
     }
     const numeric = kind === 'f32' || kind === 'f64' || kind === 'int';
-    for (const [key, bound] of [['min', min], ['max', max]] as const) {
+    for (const [key, bound] of [
+      ['min', min],
+      ['max', max],
+    ] as const) {
       if (bound === undefined || bound === null) continue;
       if (!numeric) return refusal('INVALID_FIELD', `metrics[${i}].${key}: only numeric metrics have a range`);
-      if (typeof bound !== 'number' || !Number.isFinite(bound)) return refusal('INVALID_FIELD', `metrics[${i}].${key} must be a finite number`);
+      if (typeof bound !== 'number' || !Number.isFinite(bound))
+        return refusal('INVALID_FIELD', `metrics[${i}].${key} must be a finite number`);
       decl[key] = bound;
     }
-    if (decl.min !== undefined && decl.max !== undefined && decl.min > decl.max) return refusal('INVALID_FIELD', `metrics[${i}]: min > max`);
+    if (decl.min !== undefined && decl.max !== undefined && decl.min > decl.max)
+      return refusal('INVALID_FIELD', `metrics[${i}]: min > max`);
     out.push(decl);
   }
   return out;
@@ -211,16 +230,21 @@ export function parseDeclarations(raw: unknown, maxMetrics: number = DEFAULT_LIM
 
 function optionalText(raw: unknown, field: string, maxBytes: number): string | null | BridgeRefusal {
   if (raw === undefined || raw === null) return null;
-  if (typeof raw !== 'string' || utf8Length(raw) > maxBytes) return refusal('INVALID_FIELD', `${field} must be text of at most ${maxBytes} bytes`);
+  if (typeof raw !== 'string' || utf8Length(raw) > maxBytes)
+    return refusal('INVALID_FIELD', `${field} must be text of at most ${maxBytes} bytes`);
   return raw;
 }
 
 /** `tendril/v1/<device>/birth`: {"epoch"?, "firmware"?, "sdk"?, "dropped"?, "metrics": [...]}. */
-export function parseBirth(payload: Uint8Array, maxBytes: number = DEFAULT_DATA_LIMITS.maxPayloadBytes): Birth | BridgeRefusal {
+export function parseBirth(
+  payload: Uint8Array,
+  maxBytes: number = DEFAULT_DATA_LIMITS.maxPayloadBytes,
+): Birth | BridgeRefusal {
   const parsed = unwrap(parseJson(payload, maxBytes));
   if (isRefusal(parsed)) return parsed;
   const { json } = parsed;
-  if (!isObject(json)) return refusal('INVALID_FIELD', 'a birth message is a JSON object: {"metrics": [{"name": ..., "kind": ...}]}');
+  if (!isObject(json))
+    return refusal('INVALID_FIELD', 'a birth message is a JSON object: {"metrics": [{"name": ..., "kind": ...}]}');
   let epoch: number | null = null;
   if (json.epoch !== undefined && json.epoch !== null) {
     if (typeof json.epoch !== 'number' || !Number.isInteger(json.epoch) || json.epoch < 0 || json.epoch > MAX_U32) {
@@ -236,7 +260,8 @@ export function parseBirth(payload: Uint8Array, maxBytes: number = DEFAULT_DATA_
   if (isRefusal(sdk)) return sdk;
   let dropped = 0;
   if (json.dropped !== undefined) {
-    if (typeof json.dropped !== 'number' || !Number.isSafeInteger(json.dropped) || json.dropped < 0) return refusal('INVALID_FIELD', 'dropped must be an integer >= 0');
+    if (typeof json.dropped !== 'number' || !Number.isSafeInteger(json.dropped) || json.dropped < 0)
+      return refusal('INVALID_FIELD', 'dropped must be an integer >= 0');
     dropped = json.dropped;
   }
   return { epoch, metrics, firmware, sdk, dropped };
@@ -251,17 +276,22 @@ export function parseState(payload: Uint8Array): StateMessage {
   const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8').trim();
   if (text === 'online') return { state: 'online' };
   if (text === 'offline') return { state: 'offline', reason: 'MQTT_WILL' };
-  if (text === '') return refusal('INVALID_FIELD', 'state is empty (an empty retained message only clears the retained state)');
+  if (text === '')
+    return refusal('INVALID_FIELD', 'state is empty (an empty retained message only clears the retained state)');
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    return refusal('INVALID_FIELD', 'state must be online, offline, or {"state": "online"|"offline", "reason"?: "CODE"}');
+    return refusal(
+      'INVALID_FIELD',
+      'state must be online, offline, or {"state": "online"|"offline", "reason"?: "CODE"}',
+    );
   }
   if (isObject(json) && json.state === 'online') return { state: 'online' };
   if (isObject(json) && json.state === 'offline') {
     const reason = json.reason === undefined ? 'CLOSED' : json.reason;
-    if (typeof reason !== 'string' || !REASON.test(reason)) return refusal('INVALID_FIELD', 'reason must be an upper-case code such as CLOSED');
+    if (typeof reason !== 'string' || !REASON.test(reason))
+      return refusal('INVALID_FIELD', 'reason must be an upper-case code such as CLOSED');
     return { state: 'offline', reason };
   }
   return refusal('INVALID_FIELD', 'state must be online, offline, or {"state": "online"|"offline", "reason"?: "CODE"}');
@@ -274,20 +304,29 @@ export interface CommandResultMessage {
 }
 
 /** `.../cmd/result`: {"id": 7, "status": "succeeded", "detail"?: "..."} (protocol §8.2). */
-export function parseCommandResult(payload: Uint8Array, maxBytes: number = DEFAULT_DATA_LIMITS.maxPayloadBytes): CommandResultMessage | BridgeRefusal {
+export function parseCommandResult(
+  payload: Uint8Array,
+  maxBytes: number = DEFAULT_DATA_LIMITS.maxPayloadBytes,
+): CommandResultMessage | BridgeRefusal {
   const parsed = unwrap(parseJson(payload, maxBytes));
   if (isRefusal(parsed)) return parsed;
   const { json } = parsed;
-  if (!isObject(json)) return refusal('INVALID_FIELD', 'a command result is {"id": n, "status": "delivered"|"succeeded"|"failed"|"rejected", "detail"?: text}');
+  if (!isObject(json))
+    return refusal(
+      'INVALID_FIELD',
+      'a command result is {"id": n, "status": "delivered"|"succeeded"|"failed"|"rejected", "detail"?: text}',
+    );
   const { id, status } = json;
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return refusal('INVALID_FIELD', 'id must be the command id, an integer >= 1');
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)
+    return refusal('INVALID_FIELD', 'id must be the command id, an integer >= 1');
   if (typeof status !== 'string' || !COMMAND_STATUSES.includes(status as CommandStatus)) {
     return refusal('INVALID_FIELD', `status must be one of ${COMMAND_STATUSES.join(', ')}`);
   }
   let detail = '';
   if (json.detail !== undefined && json.detail !== null) {
     detail = typeof json.detail === 'string' ? json.detail : JSON.stringify(json.detail);
-    if (utf8Length(detail) > DEFAULT_LIMITS.maxDetailBytes) return refusal('STRING_TOO_LONG', `detail is longer than ${DEFAULT_LIMITS.maxDetailBytes} bytes`);
+    if (utf8Length(detail) > DEFAULT_LIMITS.maxDetailBytes)
+      return refusal('STRING_TOO_LONG', `detail is longer than ${DEFAULT_LIMITS.maxDetailBytes} bytes`);
   }
   return { commandId: id, status: status as CommandStatus, detail };
 }
@@ -311,7 +350,10 @@ export function toValue(alias: number, declared: MetricKind | undefined, raw: un
       }
       return { alias, kind: 'string', value: raw };
     default:
-      return refusal('TYPE_MISMATCH', `a value must be a number, a boolean or a string, not ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : 'an object'}`);
+      return refusal(
+        'TYPE_MISMATCH',
+        `a value must be a number, a boolean or a string, not ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : 'an object'}`,
+      );
   }
 }
 
@@ -329,6 +371,10 @@ export function encodeCommand(commandId: number, name: string, argsJson: string,
 }
 
 /** What the bridge publishes on `.../error`. */
-export function encodeError(code: string, message: string, extra: { seq?: number; metric?: string; topic?: string } = {}): Buffer {
+export function encodeError(
+  code: string,
+  message: string,
+  extra: { seq?: number; metric?: string; topic?: string } = {},
+): Buffer {
   return Buffer.from(JSON.stringify({ code, message, ...extra }));
 }

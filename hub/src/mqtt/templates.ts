@@ -8,7 +8,16 @@
  */
 import { readFileSync } from 'node:fs';
 import type { MetricDeclaration } from '@tendril/device-sdk/codec';
-import { isRefusal, parseDeclarations, parseJson, parseTimestamp, refusal, type BridgeRefusal, type DataLimits, type JsonReading } from './payload.js';
+import {
+  isRefusal,
+  parseDeclarations,
+  parseJson,
+  parseTimestamp,
+  refusal,
+  type BridgeRefusal,
+  type DataLimits,
+  type JsonReading,
+} from './payload.js';
 import { compileTopicPattern, isDeviceId, TemplateError, type TopicPattern } from './topics.js';
 
 export { TemplateError };
@@ -71,33 +80,49 @@ function at(obj: unknown, path: Path): unknown {
 export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemplate {
   const where = `templates[${index}]${typeof config?.name === 'string' ? ` (${config.name})` : ''}`;
   if (typeof config !== 'object' || config === null) throw new TemplateError(`${where} must be an object`);
-  if (typeof config.name !== 'string' || config.name === '') throw new TemplateError(`${where}.name must be a non-empty string`);
+  if (typeof config.name !== 'string' || config.name === '')
+    throw new TemplateError(`${where}.name must be a non-empty string`);
   if (typeof config.topic !== 'string' || !config.topic.includes('{device}')) {
     throw new TemplateError(`${where}.topic must be an MQTT topic with a {device} level, e.g. tele/{device}/SENSOR`);
   }
   const pattern = compileTopicPattern(config.topic);
   const idTemplate = config.deviceId ?? '{device}';
-  if (typeof idTemplate !== 'string' || !idTemplate.includes('{device}')) throw new TemplateError(`${where}.deviceId must contain {device}`);
+  if (typeof idTemplate !== 'string' || !idTemplate.includes('{device}'))
+    throw new TemplateError(`${where}.deviceId must contain {device}`);
   if (!Array.isArray(config.metrics)) throw new TemplateError(`${where}.metrics must be an array`);
-  const parsed = parseDeclarations(config.metrics.map(({ name, kind, unit, min, max }) => ({ name, kind, unit, min, max })));
+  const parsed = parseDeclarations(
+    config.metrics.map(({ name, kind, unit, min, max }) => ({ name, kind, unit, min, max })),
+  );
   if (isRefusal(parsed)) throw new TemplateError(`${where}.metrics: ${parsed.message}`);
   const declared: MetricDeclaration[] = parsed;
   if (declared.length === 0) throw new TemplateError(`${where}.metrics must declare at least one metric`);
   const paths = config.metrics.map((m, i) => {
-    if (typeof m.path !== 'string') throw new TemplateError(`${where}.metrics[${i}].path must be a JSON path such as AM2301.Temperature`);
+    if (typeof m.path !== 'string')
+      throw new TemplateError(`${where}.metrics[${i}].path must be a JSON path such as AM2301.Temperature`);
     return compilePath(m.path, `${where}.metrics[${i}]`);
   });
   const readingsPath = config.readings === undefined ? null : compilePath(config.readings, `${where}.readings`);
   const valuesPath = config.values === undefined ? null : compilePath(config.values, `${where}.values`);
   const ts = config.timestamp;
-  if (ts !== undefined && (typeof ts.path !== 'string' || (ts.unit !== undefined && !['ms', 's', 'iso'].includes(ts.unit)))) {
+  if (
+    ts !== undefined &&
+    (typeof ts.path !== 'string' || (ts.unit !== undefined && !['ms', 's', 'iso'].includes(ts.unit)))
+  ) {
     throw new TemplateError(`${where}.timestamp must be {"path": "...", "unit": "ms" | "s" | "iso"}`);
   }
   const tsPath = ts === undefined ? null : compilePath(ts.path, `${where}.timestamp`);
   const tsUnit = ts?.unit === 's' ? 's' : 'ms';
   const avail = config.availability;
-  if (avail !== undefined && (typeof avail.topic !== 'string' || !avail.topic.includes('{device}') || typeof avail.online !== 'string' || typeof avail.offline !== 'string')) {
-    throw new TemplateError(`${where}.availability must be {"topic": "...{device}...", "online": "...", "offline": "...", "path"?: "..."}`);
+  if (
+    avail !== undefined &&
+    (typeof avail.topic !== 'string' ||
+      !avail.topic.includes('{device}') ||
+      typeof avail.online !== 'string' ||
+      typeof avail.offline !== 'string')
+  ) {
+    throw new TemplateError(
+      `${where}.availability must be {"topic": "...{device}...", "online": "...", "offline": "...", "path"?: "..."}`,
+    );
   }
   const availPattern = avail === undefined ? null : compileTopicPattern(avail.topic);
   const availPath = avail?.path === undefined ? null : compilePath(avail.path, `${where}.availability`);
@@ -122,7 +147,8 @@ export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemp
       const v = at(inner, paths[i]!);
       if (v !== undefined) values.push([declared[i]!.name, v]);
     }
-    if (values.length === 0) return refusal('EMPTY_READING', `none of the metrics of template ${config.name} is in the payload`);
+    if (values.length === 0)
+      return refusal('EMPTY_READING', `none of the metrics of template ${config.name} is in the payload`);
     return { seq: null, ts: when, values };
   }
 
@@ -162,7 +188,8 @@ export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemp
       }
       const out: JsonReading[] = [];
       for (const item of items) {
-        if (typeof item !== 'object' || item === null) return refusal('INVALID_FIELD', 'a reading must be a JSON object');
+        if (typeof item !== 'object' || item === null)
+          return refusal('INVALID_FIELD', 'a reading must be a JSON object');
         const r = readingOf(item);
         if (isRefusal(r)) return r;
         out.push(r);
@@ -186,7 +213,8 @@ export function parseBridgeConfig(text: string, source = 'HUB_MQTT_CONFIG'): Bri
   } catch (err) {
     throw new TemplateError(`${source}: not JSON (${(err as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TemplateError(`${source}: expected an object {"templates": [...]}`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new TemplateError(`${source}: expected an object {"templates": [...]}`);
   const { templates = [], autoRegister = false } = json as { templates?: unknown; autoRegister?: unknown };
   if (!Array.isArray(templates)) throw new TemplateError(`${source}: templates must be an array`);
   if (typeof autoRegister !== 'boolean') throw new TemplateError(`${source}: autoRegister must be true or false`);
@@ -196,7 +224,8 @@ export function parseBridgeConfig(text: string, source = 'HUB_MQTT_CONFIG'): Bri
     try {
       const c = compileTemplate(t, i);
       if (names.has(c.name)) throw new TemplateError(`templates[${i}]: the name ${c.name} is used twice`);
-      if (c.pattern.filter.startsWith('tendril/')) throw new TemplateError(`templates[${i}]: tendril/... is the bridge's own tree`);
+      if (c.pattern.filter.startsWith('tendril/'))
+        throw new TemplateError(`templates[${i}]: tendril/... is the bridge's own tree`);
       names.add(c.name);
       compiled.push(c);
     } catch (err) {
@@ -212,7 +241,9 @@ export function loadBridgeConfig(path: string): BridgeFileConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new TemplateError(`HUB_MQTT_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new TemplateError(
+      `HUB_MQTT_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   return parseBridgeConfig(text, `HUB_MQTT_CONFIG (${path})`);
 }
