@@ -62,6 +62,8 @@ async function serve(mode) {
     await app.register(liveChannelPlugin, {
       authenticate: () => ({ kind: 'user', name: 'bench', role: 'viewer' }),
       verifyToken: () => null,
+      // Every bench client comes from 127.0.0.1.
+      limits: { maxClientsPerAddress: 10_000 },
       sources: {
         registry,
         deviceEvents: events,
