@@ -266,6 +266,59 @@ for (const scheme of ['ws', 'wss'] as const) {
       }, TEST_TIMEOUT_MS);
     }
 
+    if (scheme === 'ws') {
+      it('honours BACKOFF RATE_LIMITED from a hub whose burst is smaller than the device\'s, and every reading is still stored once', async () => {
+        // A second hub whose bucket holds 10 readings while WELCOME.maxRate (50/s) lets the device start with 50.
+        const port = await getFreePort();
+        const dir = await makeTempDir('c-sdk-hub-backoff');
+        const url = `http://127.0.0.1:${port}`;
+        const tight = await startServerProcess({
+          name: 'hub',
+          command: process.execPath,
+          args: [HUB_MAIN],
+          dir,
+          env: { PORT: String(port), HOST: '127.0.0.1', HUB_DATA_DIR: join(dir, 'data'), HUB_ADMIN_TOKEN: ADMIN, HUB_LOG_LEVEL: 'warn', HUB_DEVICE_RATE: '50', HUB_DEVICE_BURST: '10' },
+          ready: async () => (await fetch(`${url}/healthz`)).ok,
+          readyWhat: `GET ${url}/healthz -> 200`,
+        });
+        try {
+          const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+            const res = await fetch(`${url}${path}`, {
+              method,
+              headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+              ...(body ? { body: JSON.stringify(body) } : {}),
+            });
+            if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${await res.text()}`);
+            return res.json();
+          };
+          const id = 'c-ws-backoff';
+          const { token } = await call('POST', '/api/v1/devices', { id });
+          const from = Date.now() - 60_000;
+          const child = spawn(DEVICE_BIN, ['--url', `ws://127.0.0.1:${port}/v1/device`, '--id', id, '--readings', '300', '--rate', '200'], {
+            env: { ...process.env, TENDRIL_TOKEN: token },
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          children.push(child);
+          const events: DeviceEvent[] = [];
+          createInterface({ input: child.stdout! }).on('line', (line) => events.push(JSON.parse(line) as DeviceEvent));
+          const acked = (): number => Math.max(0, ...events.filter((e) => e.event === 'ack').map((e) => e.seq!));
+          await waitFor(() => acked() === 300, { timeoutMs: 30_000, what: `the rate-limited hub to ack all 300 readings of ${id}` });
+          child.kill('SIGTERM');
+          expect(events.filter((e) => e.event === 'backoff').length).toBeGreaterThan(0);
+          expect(events.find((e) => e.event === 'backoff')?.code).toBe(40); // RATE_LIMITED
+          expect(events.some((e) => e.event === 'disconnected' && e.code !== 1000)).toBe(false);
+          const q = new URLSearchParams({ from: String(from), to: String(Date.now() + 60_000), step: '86400000', agg: 'count' });
+          const count = async (): Promise<number> =>
+            (await call('GET', `/api/v1/devices/${id}/series/humidity?${q}`)).points.reduce((n: number, p: { value: number }) => n + p.value, 0);
+          await waitFor(async () => (await count()) >= 300, { timeoutMs: 10_000, what: `300 stored readings of ${id}` });
+          expect(await count()).toBe(300);
+          expect((await call('GET', `/api/v1/devices/${id}`)).dropped).toBe(0);
+        } finally {
+          await tight.stop();
+        }
+      }, TEST_TIMEOUT_MS);
+    }
+
     if (scheme === 'wss') {
       it('refuses a hub whose certificate does not carry the name the device expects', async () => {
         const id = 'c-wss-wrong-name';
