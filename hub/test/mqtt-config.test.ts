@@ -25,7 +25,7 @@ describe('mqttConfigFromEnv', () => {
       sessionExpirySec: 604_800,
       receiveMaximum: 1024,
       limits: { maxPayloadBytes: 65_536, maxBatch: 256, maxValues: 64 },
-      file: { templates: [], autoRegister: false },
+      file: { templates: [], autoRegister: false, homie: null },
     });
     expect(
       mqttConfigFromEnv({ MQTT_URL: 'mqtt://hub:x@broker', MQTT_PASSWORD: 'other', MQTT_PROTOCOL_VERSION: '4' }),

@@ -39,6 +39,8 @@ export interface BridgeRegistry {
 export interface BridgeOptions {
   link: Omit<BrokerLinkOptions, 'subscriptions' | 'clock' | 'timers' | 'random'>;
   templates: readonly CompiledTemplate[];
+  /** Homie 5 devices (read only), their hub id made from the Homie id; null = off. */
+  homie?: { deviceId: string } | null | undefined;
   autoRegister: boolean;
   limits: DataLimits;
   attacher: DeviceAttacher;

@@ -30,9 +30,17 @@ import {
   type JsonReading,
 } from './payload.js';
 import { DeviceErrors } from './device-errors.js';
+import {
+  HOMIE_PREFIX,
+  HOMIE_SUBSCRIPTIONS,
+  parseHomieDescription,
+  parseHomieState,
+  parseHomieTopic,
+  parseHomieValue,
+} from './homie.js';
 import { ResendMemory } from './resend-memory.js';
 import type { CompiledTemplate } from './templates.js';
-import { parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
+import { isDeviceId, parseTendrilTopic, SYS_DROPPED_TOPIC, TENDRIL_SUBSCRIPTIONS } from './topics.js';
 
 export type {
   BridgeCounts,
@@ -52,6 +60,8 @@ export class MqttBridge implements AttachmentHost {
   /** Messages that came before every SUBACK (and so perhaps before their device's retained birth). */
   private parked: InboundMessage[] | null = [];
   private readonly resends = new ResendMemory();
+  /** Homie devices: metric -> datatype, from their $description. */
+  private readonly homieTypes = new Map<string, Map<string, string>>();
   readonly errors: DeviceErrors;
   private readonly attachments = new Attachments(this);
   /** True once close() began: no message is taken or acknowledged any more. */
@@ -80,8 +90,19 @@ export class MqttBridge implements AttachmentHost {
     );
     const subscriptions = [
       // Births and states first: their retained messages arrive before the next SUBACK.
-      [...TENDRIL_SUBSCRIPTIONS.births.map((topic) => ({ topic, qos: 1 as const })), ...availability],
-      [...TENDRIL_SUBSCRIPTIONS.rest, ...templateFilters].map((topic) => ({ topic, qos: 1 as const })),
+      [
+        ...[...TENDRIL_SUBSCRIPTIONS.births, ...(opts.homie ? HOMIE_SUBSCRIPTIONS.meta : [])].map((topic) => ({
+          topic,
+          qos: 1 as const,
+        })),
+        ...availability,
+      ],
+      [...TENDRIL_SUBSCRIPTIONS.rest, ...templateFilters, ...(opts.homie ? HOMIE_SUBSCRIPTIONS.values : [])].map(
+        (topic) => ({
+          topic,
+          qos: 1 as const,
+        }),
+      ),
       [{ topic: SYS_DROPPED_TOPIC, qos: 0 as const }],
     ];
     this.errors = new DeviceErrors(
@@ -187,6 +208,7 @@ export class MqttBridge implements AttachmentHost {
       }
       return m.complete();
     }
+    if (this.opts.homie && m.topic.startsWith(HOMIE_PREFIX)) return this.onHomie(m);
     for (const template of this.opts.templates) {
       const a = template.availabilityFilter === null ? null : template.availabilityOf(m.topic, m.payload);
       if (a !== null) {
@@ -270,6 +292,42 @@ export class MqttBridge implements AttachmentHost {
     this.attachments.ensureAttached(d);
   }
 
+  /** Homie 5, read only: $description declares, $state is presence, live property values are readings. */
+  private onHomie(m: InboundMessage): void {
+    const t = parseHomieTopic(m.topic);
+    const id = t === null ? null : this.opts.homie!.deviceId.replace('{device}', t.device);
+    if (t === null || id === null || !isDeviceId(id) || m.payload.length === 0) {
+      this.counts.messages.unrouted++;
+      return m.complete();
+    }
+    if (t.kind === 'value') {
+      this.counts.messages.template++;
+      // Retained values come again at every subscribe: only live ones are readings.
+      if (m.retain) return m.complete();
+      const name = `${t.node}.${t.property}`;
+      const value = parseHomieValue(this.homieTypes.get(id)?.get(name), m.payload.toString('utf8'));
+      return this.onData(id, m, null, [{ seq: null, ts: null, values: [[name, value]] }]);
+    }
+    this.counts.messages.state++;
+    m.complete();
+    if (this.opts.registry.get(id) === undefined) return;
+    const d = this.device(id, 'homie');
+    if (t.kind === 'description') {
+      const decl = parseHomieDescription(m.payload, this.opts.limits.maxPayloadBytes);
+      if (isRefusal(decl)) return this.errors.report(id, 'homie', decl.code, decl.message, { topic: m.topic });
+      this.homieTypes.set(id, decl.datatypes);
+      const info = { epoch: d.bridgeEpoch, metrics: decl.metrics, firmware: null, sdk: 'homie/5', dropped: 0 };
+      if (d.declare(info, 'bridge') && d.attached) this.attachments.reattach(d);
+      else if (d.wantsOnline) this.attachments.ensureAttached(d);
+      return;
+    }
+    const state = parseHomieState(m.payload.toString('utf8'));
+    if (state === null) return;
+    d.wantsOnline = state.online;
+    if (!state.online) return this.attachments.detachAfterSettle(d, state.reason);
+    if (d.info !== null) this.attachments.ensureAttached(d);
+  }
+
   private onCommandResult(id: string, m: InboundMessage): void {
     const result = parseCommandResult(m.payload, this.opts.limits.maxPayloadBytes);
     if (isRefusal(result)) return this.refuseMessage(id, m, result);
@@ -285,7 +343,8 @@ export class MqttBridge implements AttachmentHost {
     m.complete();
   }
 
-  private onData(id: string, m: InboundMessage, template: CompiledTemplate | null): void {
+  /** `parsed`: readings a Homie value message became (docs/mqtt.md §4.1). */
+  private onData(id: string, m: InboundMessage, template: CompiledTemplate | null, parsed?: JsonReading[]): void {
     const registered = this.opts.registry.get(id);
     if (registered === undefined) {
       this.counts.unknownDevices++;
@@ -300,7 +359,7 @@ export class MqttBridge implements AttachmentHost {
       const message = `no device ${id} is registered; register it (POST /api/v1/devices) before it publishes`;
       return this.refuseMessage(id, m, { code: 'UNKNOWN_DEVICE', message }, template?.name);
     }
-    const source = template ? template.name : 'tendril';
+    const source = template ? template.name : parsed ? 'homie' : 'tendril';
     const d = this.device(id, source);
     const now = this.opts.clock.now();
     if (d.refusedUntil > now && d.refusedCode !== null) {
@@ -309,9 +368,8 @@ export class MqttBridge implements AttachmentHost {
         message: `device ${id} is ${d.refusedCode === 'DEVICE_DISABLED' ? 'disabled' : 'not registered'}`,
       });
     }
-    const json: JsonReading[] | BridgeRefusal = template
-      ? template.readingsOf(m.payload, this.opts.limits)
-      : parseData(m.payload, this.opts.limits);
+    const json: JsonReading[] | BridgeRefusal =
+      parsed ?? (template ? template.readingsOf(m.payload, this.opts.limits) : parseData(m.payload, this.opts.limits));
     if (isRefusal(json)) return this.refuseMessage(d, m, json);
     if (d.info === null && !this.declareWithoutBirth(d, template, registered, json)) {
       return this.refuseMessage(d, m, {

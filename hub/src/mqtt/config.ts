@@ -82,7 +82,7 @@ export function mqttConfigFromEnv(env: Env = process.env): MqttConfig | null {
   const key = file(env, 'MQTT_KEY');
   if ((cert === undefined) !== (key === undefined))
     throw new ConfigError('MQTT_CERT and MQTT_KEY go together (a client certificate and its key)');
-  let bridgeFile: BridgeFileConfig = { templates: [], autoRegister: false };
+  let bridgeFile: BridgeFileConfig = { templates: [], autoRegister: false, homie: null };
   const configPath = env.HUB_MQTT_CONFIG?.trim();
   if (configPath) {
     try {

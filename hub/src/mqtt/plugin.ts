@@ -80,6 +80,7 @@ export const mqttBridgePlugin = fp<MqttBridgePluginOptions>(
       },
       templates: config.file.templates,
       autoRegister: config.file.autoRegister,
+      homie: config.file.homie,
       limits: config.limits,
       attacher: sessions,
       registry: bridgeRegistry,

@@ -203,6 +203,8 @@ export interface BridgeFileConfig {
   templates: CompiledTemplate[];
   /** Messages for unknown devices create them disabled, labelled quarantine=mqtt, for an admin to approve. */
   autoRegister: boolean;
+  /** Homie 5 discovery (read only): the hub's device id made from the Homie id; null = off. */
+  homie: { deviceId: string } | null;
 }
 
 /** Parses the HUB_MQTT_CONFIG file's text; TemplateError names the file and the field. */
@@ -215,7 +217,23 @@ export function parseBridgeConfig(text: string, source = 'HUB_MQTT_CONFIG'): Bri
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new TemplateError(`${source}: expected an object {"templates": [...]}`);
-  const { templates = [], autoRegister = false } = json as { templates?: unknown; autoRegister?: unknown };
+  const {
+    templates = [],
+    autoRegister = false,
+    homie = false,
+  } = json as { templates?: unknown; autoRegister?: unknown; homie?: unknown };
+  let homieConfig: { deviceId: string } | null = null;
+  if (homie === true) homieConfig = { deviceId: 'homie-{device}' };
+  else if (
+    typeof homie === 'object' &&
+    homie !== null &&
+    typeof (homie as { deviceId?: unknown }).deviceId === 'string'
+  ) {
+    homieConfig = { deviceId: (homie as { deviceId: string }).deviceId };
+    if (!homieConfig.deviceId.includes('{device}'))
+      throw new TemplateError(`${source}: homie.deviceId must contain {device}`);
+  } else if (homie !== false)
+    throw new TemplateError(`${source}: homie must be true, false or {"deviceId": "homie-{device}"}`);
   if (!Array.isArray(templates)) throw new TemplateError(`${source}: templates must be an array`);
   if (typeof autoRegister !== 'boolean') throw new TemplateError(`${source}: autoRegister must be true or false`);
   const compiled: CompiledTemplate[] = [];
@@ -233,7 +251,7 @@ export function parseBridgeConfig(text: string, source = 'HUB_MQTT_CONFIG'): Bri
       throw err;
     }
   });
-  return { templates: compiled, autoRegister };
+  return { templates: compiled, autoRegister, homie: homieConfig };
 }
 
 export function loadBridgeConfig(path: string): BridgeFileConfig {
