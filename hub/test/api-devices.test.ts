@@ -139,6 +139,22 @@ describe('device provisioning API', () => {
   });
 });
 
+describe('device changes reach those who follow the fleet', () => {
+  it('emits a changed event for each device created, updated and deleted through the API', async () => {
+    const hub = await startHub({ listen: false });
+    try {
+      const seen: string[] = [];
+      hub.app.devices.sessions.events.on('changed', (e) => seen.push(`${e.deviceId}:${e.change}`));
+      await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'ch-1' } });
+      await hub.app.inject({ method: 'PATCH', url: '/api/v1/devices/ch-1', headers: auth, payload: { name: 'Greenhouse' } });
+      await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/ch-1', headers: auth });
+      expect(seen).toEqual(['ch-1:created', 'ch-1:updated', 'ch-1:deleted']);
+    } finally {
+      await hub.dispose();
+    }
+  });
+});
+
 describe('strict request bodies (docs/api.md)', () => {
   let hub: TestHub;
   beforeAll(async () => {

@@ -118,8 +118,11 @@ describe('ingest session behind a fake transport', () => {
     const r = await rig();
     const { t, device } = await attach(r, 'fake-2');
     const bad: Reading = { seq: 2, ts: Date.now(), values: [{ alias: 9, kind: 'f32', value: 1 }] };
+    const rejected: string[] = [];
+    r.sessions.events.on('rejected', (e) => rejected.push(`${e.deviceId}:${e.code}`));
     device.ingest.ingest([reading(1), bad, reading(3, 500)], 0, Date.now());
     await waitFor('ACK 3', () => t.acked === 3);
+    expect(rejected).toEqual(['fake-2:UNKNOWN_ALIAS', 'fake-2:OUT_OF_RANGE']);
     expect(t.rejected).toEqual([
       { code: 'UNKNOWN_ALIAS', seq: 2, alias: 9 },
       { code: 'OUT_OF_RANGE', seq: 3, alias: 1 },

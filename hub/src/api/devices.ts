@@ -18,6 +18,8 @@ export interface DeviceConnections {
    * ERROR AUTH_FAILED (its credential no longer holds). Presence gets `reason`.
    */
   disconnect(deviceId: string, reason: 'AUTH_FAILED' | 'DEVICE_DISABLED' | 'DELETED'): void;
+  /** Tells those who follow the fleet (the live channel) that the registry changed a device. */
+  changed(deviceId: string, change: 'created' | 'updated' | 'deleted'): void;
 }
 
 export interface DeviceApiOptions {
@@ -90,7 +92,7 @@ function notFound(id: string): HubHttpError {
 }
 
 /** POST /devices */
-function provisionDeviceRoute(app: FastifyInstance, { registry, clock, audit }: DeviceApiOptions): void {
+function provisionDeviceRoute(app: FastifyInstance, { registry, clock, audit, connections }: DeviceApiOptions): void {
   app.post<{ Body: { id: string; name?: string; model?: string; labels?: Record<string, string> } }>(
     '/devices',
     {
@@ -109,6 +111,7 @@ function provisionDeviceRoute(app: FastifyInstance, { registry, clock, audit }: 
         const { device, token } = registry.create(request.body, clock.now());
         request.log.info({ deviceId: device.id }, 'device registered');
         audit.record({ action: 'device.provision', request, target: `device:${device.id}`, device: device.id, detail: { model: device.model } });
+        connections.changed(device.id, 'created');
         return reply.code(201).send({ id: device.id, name: device.name, model: device.model, labels: device.labels, token, createdAt: device.createdAt });
       } catch (err) {
         if (err instanceof DeviceExistsError) {
@@ -163,6 +166,7 @@ function updateDeviceRoute(app: FastifyInstance, { registry, presence, connectio
       if (request.body.disabled === true) connections.disconnect(device.id, 'DEVICE_DISABLED');
       const action = request.body.disabled === true ? 'device.disable' : request.body.disabled === false ? 'device.enable' : 'device.update';
       audit.record({ action, request, target: `device:${device.id}`, device: device.id, detail: { fields: Object.keys(request.body) } });
+      connections.changed(device.id, 'updated');
       return deviceView(device, presence);
     },
   );
@@ -191,6 +195,7 @@ function deleteDeviceRoute(app: FastifyInstance, { registry, presence, connectio
     presence.forget(device.id);
     request.log.info({ deviceId: device.id }, 'device deleted');
     audit.record({ action: 'device.delete', request, target: `device:${device.id}`, device: device.id });
+    connections.changed(device.id, 'deleted');
     return reply.code(204).send();
   });
 }

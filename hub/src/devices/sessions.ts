@@ -173,6 +173,9 @@ export class DeviceSessions implements DeviceAttacher {
           presence.stored(deviceId, readings);
           if (this.events.has('readings')) this.events.emit('readings', { deviceId, epoch, readings });
         },
+        rejected: (code) => {
+          if (this.events.has('rejected')) this.events.emit('rejected', { deviceId, code });
+        },
       },
       now,
     );
@@ -260,6 +263,11 @@ export class DeviceSessions implements DeviceAttacher {
     device.dropped = dropped;
     this.opts.registry.markDirty(device);
     this.events.emit('status', { deviceId: device.id, dropped });
+  }
+
+  /** The registry changed a device (API: provisioned, updated, deleted): the live channel follows. */
+  changed(deviceId: string, change: 'created' | 'updated' | 'deleted'): void {
+    this.events.emit('changed', { deviceId, change });
   }
 
   /** Ends a device's connection because its credential was rotated, it was disabled, or deleted. */

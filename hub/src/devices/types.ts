@@ -111,6 +111,8 @@ export interface DeviceEvents extends Record<string, unknown> {
   commandResult: { deviceId: string; commandId: number; status: CommandStatus; detail: string; receivedAt: number };
   /** The device reported its buffer's dropped-readings total (HELLO, STATUS, or a bridge's counter). */
   status: { deviceId: string; dropped: number };
+  /** A value or reading of the device was rejected by validation (§7.1); emitted only while someone listens. */
+  rejected: { deviceId: string; code: string };
   /** A device was provisioned, changed (name, model, labels, disabled) or deleted (registry writes). */
   changed: { deviceId: string; change: 'created' | 'updated' | 'deleted' };
 }

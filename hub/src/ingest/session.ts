@@ -44,6 +44,8 @@ export interface DurabilityListener {
   durableSeq(seq: number): void;
   /** Valid readings that just became durable, in seq order. */
   durableReadings(readings: readonly StoredReading[]): void;
+  /** A value or reading was rejected by validation. */
+  rejected?(code: ValidationCode): void;
 }
 
 interface PendingWrite {
@@ -101,6 +103,7 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   /** §7.1.1: a rejected value (or reading, alias null). */
   rejectValue(code: ValidationCode, seq: number, alias: number | null, message: string): void {
     this.ctx.metrics.rejectedBy(code).inc();
+    this.listener.rejected?.(code);
     this.reporter.onRejected(code, seq, alias, message);
   }
 

@@ -17,7 +17,7 @@ export interface SnapshotContext {
   healthJson(): string;
 }
 
-const FINISHED: readonly Command['state'][] = ['succeeded', 'failed', 'rejected', 'expired'];
+const FINISHED: readonly Command['state'][] = ['succeeded', 'failed', 'rejected', 'expired', 'cancelled'];
 const UNFINISHED: readonly Command['state'][] = ['queued', 'sent', 'delivered'];
 /** Finished commands per device in a commands snapshot (§5.4.4). */
 const FINISHED_PER_DEVICE = 20;

@@ -66,12 +66,10 @@ export class StreamSources {
       ev.on('status', (e) => this.guard(() => this.onCounters(e.deviceId, { dropped: e.dropped }))),
       ev.on('changed', (e) => this.guard(() => this.onChanged(e.deviceId))),
     );
-    // Rejections are not a DeviceEvent yet; a `rejected` event with { deviceId } is counted when one exists.
-    const loose = ev as unknown as { on(event: string, listener: (p: { deviceId?: string }) => void): () => void };
+    // Rejections counted since the hub started (the device's rejected counter on the fleet stream).
     this.unlisten.push(
-      loose.on('rejected', (e) =>
+      ev.on('rejected', (e) =>
         this.guard(() => {
-          if (typeof e?.deviceId !== 'string') return;
           const n = (this.rejected.get(e.deviceId) ?? 0) + 1;
           this.rejected.set(e.deviceId, n);
           this.onCounters(e.deviceId, { rejected: n });
