@@ -13,7 +13,7 @@
  * Screenshots of the fleet and device views go to test-results/.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -52,6 +52,26 @@ let stoppable: ChildProcess | undefined;
 let browser: ChromiumInstance;
 const cspViolations: string[] = [];
 
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function dashboardBuildIsStale(): boolean {
+  const index = repo('dashboard/dist/index.html');
+  if (!existsSync(index)) return true;
+  const sources = Math.max(
+    newestMtime(repo('dashboard/src')),
+    statSync(repo('dashboard/index.html')).mtimeMs,
+    statSync(repo('dashboard/vite.config.ts')).mtimeMs,
+  );
+  return sources > statSync(index).mtimeMs;
+}
+
 async function api(method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${base}${path}`, {
     method,
@@ -65,8 +85,10 @@ async function api(method: string, path: string, body?: unknown): Promise<any> {
 
 beforeAll(async () => {
   mkdirSync(RESULTS, { recursive: true });
-  // The dashboard as `npm run build` builds it (the hub serves dashboard/dist).
-  execFileSync('npm', ['run', 'build', '-w', '@tendril/dashboard'], { cwd: repo('.'), stdio: 'pipe' });
+  // The dashboard as `npm run build` builds it (the hub serves dashboard/dist), rebuilt only when a source is
+  // newer than the build (a rebuild empties dist/, which other tests read).
+  if (dashboardBuildIsStale())
+    execFileSync('npm', ['run', 'build', '-w', '@tendril/dashboard'], { cwd: repo('.'), stdio: 'pipe' });
   // The hub process as faults.test.ts runs it, bundled from source. Files the hub finds next to its modules
   // (the common-password list, dashboard/dist) are found from the sources' own place.
   const hubScript = here('./.build/dashboard-hub-process.mjs');
