@@ -11,43 +11,27 @@
  *
  * Register it before every plugin that adds routes (its onRoute hook sees only routes added after it).
  */
-import { timingSafeEqual } from 'node:crypto';
-import { chmodSync, statSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, type Registry } from 'prom-client';
-import { systemClock, type Clock } from '../core/clock.js';
-import { errorBody, type HttpErrorCode } from '../errors.js';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import type { HttpErrorCode } from '../errors.js';
 import type { SqliteDatabase } from '../storage/sqlite.js';
-import { AuditLog } from './audit.js';
+import type { AuditLog } from './audit.js';
+import { openAuthCore, type AuthCore, type ThrottleSettings } from './core.js';
+import { addCorsPreflight, addRoleEnforcement, addRouteRoleCheck } from './hooks.js';
 import { ensureInitialAdmin, initialAdminBanner, type InitialAdmin } from './initial-admin.js';
-import { PasswordHasher, type ScryptParams } from './passwords.js';
-import { createAuthSchema } from './schema.js';
-import { SessionStore, sha256, type SessionRecord } from './sessions.js';
-import { loadAuthSettings, type AuthSettings } from './settings.js';
-import { FailureThrottle, type ThrottleRule } from './throttle.js';
-import { looksLikeApiToken, TokenStore } from './tokens.js';
-import { isRouteRole, lowerRole, roleAtLeast, type Principal, type RouteRole } from './types.js';
-import { UserStore, type UserRecord } from './users.js';
+import type { PasswordHasher, ScryptParams } from './passwords.js';
+import { createAuthServices } from './services.js';
+import type { SessionRecord, SessionStore } from './sessions.js';
+import type { AuthSettings } from './settings.js';
+import type { FailureThrottle } from './throttle.js';
+import type { TokenStore } from './tokens.js';
+import type { Principal, RouteRole } from './types.js';
+import type { UserRecord, UserStore } from './users.js';
 
-export interface ThrottleSettings {
-  /** Failed logins per user name (default 5 at once, then one a minute). */
-  loginPerUser: ThrottleRule;
-  /** Failed logins per client address (default 20 at once, then one every 10 s). */
-  loginPerClient: ThrottleRule;
-  /** Failed bearer tokens per client address (default 20 at once, then one every 3 s). */
-  bearerPerClient: ThrottleRule;
-}
-
-export const THROTTLE_DEFAULTS: Readonly<ThrottleSettings> = Object.freeze({
-  loginPerUser: { burst: 5, refillMs: 60_000 },
-  loginPerClient: { burst: 20, refillMs: 10_000 },
-  bearerPerClient: { burst: 20, refillMs: 3_000 },
-});
-
-/** Bootstrap admin tokens chosen by an operator must be at least this long (issue 11 item 3). */
-export const ADMIN_TOKEN_MIN_LENGTH = 32;
+export { ADMIN_TOKEN_MIN_LENGTH, THROTTLE_DEFAULTS, type ThrottleSettings } from './core.js';
 
 export interface AuthPluginOptions {
   /** The hub's database (hub.db, `registry.db`): the plugin creates its tables there. */
@@ -155,9 +139,6 @@ declare module 'fastify' {
   }
 }
 
-const BEARER = /^Bearer[ \t]+(\S{1,512})[ \t]*$/i;
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
 /**
  * Lets routes that a third-party plugin adds in this encapsulated context (e.g. @fastify/static's, which take
  * no route config) have `role`. Call it in the context that registers that plugin; never at the root.
@@ -166,465 +147,9 @@ export function setDefaultRouteRole(instance: FastifyInstance, role: RouteRole):
   instance.authDefaultRole = role;
 }
 
-/** Password and token hashes and the audit log live in this database: readable by the hub's account only. */
-function restrictDatabaseFiles(path: string): void {
-  if (path === ':memory:' || path === '') return;
-  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
-    try {
-      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-}
-
-function secretsEqual(a: string, b: string): boolean {
-  return timingSafeEqual(sha256(a), sha256(b));
-}
-
-async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions): Promise<void> {
-  const clock = options.clock ?? systemClock;
-  const settings: AuthSettings = { ...loadAuthSettings(process.env), ...options.settings };
-  if (options.adminToken !== null && options.adminToken.length < ADMIN_TOKEN_MIN_LENGTH) {
-    throw new Error(
-      `HUB_ADMIN_TOKEN is ${options.adminToken.length} characters; use at least ${ADMIN_TOKEN_MIN_LENGTH} random ones (e.g. \`openssl rand -base64 32\`) or unset it to have one generated.`,
-    );
-  }
-  createAuthSchema(options.db);
-  restrictDatabaseFiles(options.db.name);
-  const hasher = new PasswordHasher(options.scrypt);
-  await hasher.prepare();
-  const users = new UserStore(options.db, hasher, clock);
-  const sessions = new SessionStore(options.db, clock, {
-    idleMs: settings.sessionIdleMs,
-    absoluteMs: settings.sessionAbsoluteMs,
-  });
-  const tokens = new TokenStore(options.db, clock);
-  const audit = new AuditLog(options.db, { clock, retentionDays: settings.auditRetentionDays });
-  const rules = { ...THROTTLE_DEFAULTS, ...options.throttle };
-  const throttles = {
-    loginPerUser: new FailureThrottle(rules.loginPerUser, clock),
-    loginPerClient: new FailureThrottle(rules.loginPerClient, clock),
-    bearerPerClient: new FailureThrottle(rules.bearerPerClient, clock),
-  };
-  const secureCookies = settings.secureCookies ?? options.tls;
-  const cookieName = secureCookies ? '__Host-tendril_session' : 'tendril_session';
-  const registers = options.metricsRegistry ? [options.metricsRegistry] : [];
-  const failures = new Counter({
-    name: 'tendril_auth_failures_total',
-    help: 'Failed authentications: login (wrong user or password), token (bad bearer token), password_change (wrong current password).',
-    labelNames: ['kind'],
-    registers,
-  });
-  const throttled = new Counter({
-    name: 'tendril_auth_throttled_total',
-    help: 'Authentication attempts refused with 429 because of earlier failures, by kind (login, token).',
-    labelNames: ['kind'],
-    registers,
-  });
-  for (const kind of ['login', 'token', 'password_change']) failures.labels(kind).inc(0);
-  for (const kind of ['login', 'token']) throttled.labels(kind).inc(0);
-
-  const listeners = new Set<(event: RevocationEvent) => void>();
-  const routes: RouteRoleInfo[] = [];
-
-  const fail = (
-    status: AuthFailure['status'],
-    code: HttpErrorCode,
-    message: string,
-    extra: Partial<AuthFailure> = {},
-  ): AuthFailure => ({
-    ok: false,
-    status,
-    code,
-    message,
-    ...extra,
-  });
-
-  function noteFailure(
-    kind: 'login' | 'token' | 'password_change',
-    request: { ip: string; log: FastifyRequest['log'] },
-    detail: Record<string, unknown>,
-  ): void {
-    failures.labels(kind).inc();
-    request.log.warn({ client: request.ip, ...detail }, `authentication failed (${kind}) from ${request.ip}`);
-  }
-
-  function throttledFailure(
-    kind: 'login' | 'token',
-    waitMs: number,
-    request: { ip: string; log: FastifyRequest['log'] },
-    who: string,
-  ): AuthFailure {
-    throttled.labels(kind).inc();
-    const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
-    request.log.debug({ client: request.ip, who, retryAfterS }, 'authentication attempt throttled');
-    return fail(429, 'TOO_MANY_ATTEMPTS', `Too many failed attempts for ${who}; try again in ${retryAfterS} s.`, {
-      retryAfterS,
-    });
-  }
-
-  /** A bearer secret: API token or the bootstrap admin token. */
-  function bearer(secret: string, request: { ip: string; log: FastifyRequest['log'] }, count: boolean): AuthResult {
-    const wait = throttles.bearerPerClient.retryAfterMs(request.ip);
-    if (wait > 0)
-      return count
-        ? throttledFailure('token', wait, request, `client ${request.ip}`)
-        : fail(401, 'UNAUTHORIZED', 'throttled');
-    let principal: Principal | null = null;
-    if (looksLikeApiToken(secret)) {
-      const token = tokens.lookup(secret);
-      if (token) {
-        let role = token.role;
-        let ok = true;
-        if (token.owner !== null) {
-          const owner = users.get(token.owner);
-          if (!owner || owner.disabled) ok = false;
-          else role = lowerRole(token.role, owner.role);
-        }
-        if (ok) {
-          tokens.markUsed(token, request.ip);
-          principal = {
-            kind: 'token',
-            name: token.owner ?? `token:${token.name}`,
-            role,
-            tokenId: token.id,
-            tokenName: token.name,
-          };
-        }
-      }
-    } else if (options.adminToken !== null && secretsEqual(secret, options.adminToken)) {
-      principal = { kind: 'bootstrap', name: 'admin-token', role: 'admin' };
-    }
-    if (principal) return { ok: true, principal, via: 'bearer' };
-    if (count) {
-      if (throttles.bearerPerClient.fail(request.ip))
-        request.log.warn({ client: request.ip }, `throttling bearer tokens from ${request.ip} after repeated failures`);
-      noteFailure('token', request, { prefix: secret.slice(0, 4) });
-    }
-    return fail(
-      401,
-      'UNAUTHORIZED',
-      'The bearer token is not valid for this hub (unknown, revoked or expired API token, or not the admin token); create a token with POST /api/v1/tokens.',
-    );
-  }
-
-  function cookieSession(secret: string): AuthResult {
-    const found = sessions.lookup(secret);
-    if (found.state === 'unknown') {
-      return fail(
-        401,
-        'UNAUTHORIZED',
-        'The session cookie is not valid (logged out, revoked, or from before a restore); log in with POST /api/v1/session.',
-        { clearCookie: true },
-      );
-    }
-    if (found.state === 'expired') {
-      const why = found.why === 'idle' ? 'after being unused too long' : 'at its maximum age';
-      return fail(401, 'SESSION_EXPIRED', `The session ended ${why}; log in again with POST /api/v1/session.`, {
-        clearCookie: true,
-      });
-    }
-    const user = users.get(found.session.userName);
-    if (!user || user.disabled) {
-      sessions.revoke(found.session.id);
-      return fail(401, 'SESSION_EXPIRED', 'The session ended: the account was disabled or deleted.', {
-        clearCookie: true,
-      });
-    }
-    sessions.touch(found.session);
-    return {
-      ok: true,
-      principal: {
-        kind: 'user',
-        name: user.name,
-        role: user.role,
-        sessionId: found.session.id,
-        mustChangePassword: user.mustChangePassword,
-      },
-      via: 'cookie',
-      session: found.session,
-    };
-  }
-
-  async function authenticate(request: FastifyRequest, opts: { countFailures?: boolean } = {}): Promise<AuthResult> {
-    const count = opts.countFailures ?? true;
-    const header = request.headers.authorization;
-    if (header !== undefined) {
-      const secret = BEARER.exec(header)?.[1];
-      if (secret === undefined) {
-        return fail(
-          401,
-          'UNAUTHORIZED',
-          'The Authorization header is not `Bearer <token>`; send an API token or the hub admin token that way.',
-        );
-      }
-      return bearer(secret, request, count);
-    }
-    const cookie = request.cookies?.[cookieName];
-    if (cookie !== undefined && cookie !== '') return cookieSession(cookie);
-    return { ok: true, principal: null, via: 'none' };
-  }
-
-  /** `scheme://host[:port]` with default ports dropped and case folded, as browsers send it; null if not one. */
-  function normalOrigin(text: string): string | null {
-    try {
-      const url = new URL(text);
-      return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : null;
-    } catch {
-      return null;
-    }
-  }
-
-  function isOriginAllowed(request: FastifyRequest, origin: string | undefined): boolean {
-    if (origin === undefined || origin === 'null') return false;
-    const o = normalOrigin(origin);
-    if (o === null) return false;
-    return o === normalOrigin(`${request.protocol}://${request.host}`) || settings.allowedOrigins.includes(o);
-  }
-
-  /** The Origin of a request, or the origin of its Referer when a browser sent no Origin. */
-  function requestOrigin(request: FastifyRequest): string | undefined {
-    const origin = request.headers.origin;
-    if (origin !== undefined) return origin;
-    const referer = request.headers.referer;
-    if (referer === undefined) return undefined;
-    try {
-      return new URL(referer).origin;
-    } catch {
-      return undefined;
-    }
-  }
-
-  const services: AuthServices = {
-    users,
-    sessions,
-    tokens,
-    audit,
-    hasher,
-    settings,
-    clock,
-    throttles,
-    routes,
-    cookieName,
-    secureCookies,
-    authenticate,
-    async authenticateLive(request) {
-      const origin = request.headers.origin;
-      if (origin !== undefined && !isOriginAllowed(request, origin)) {
-        return fail(
-          403,
-          'ORIGIN_NOT_ALLOWED',
-          `Origin ${origin} may not open this channel; allowed: the hub's own origin and HUB_ALLOWED_ORIGINS.`,
-        );
-      }
-      const cookie = request.cookies?.[cookieName];
-      if (cookie === undefined || cookie === '') return { ok: true, principal: null };
-      const result = cookieSession(cookie);
-      if (!result.ok) return result;
-      if (result.principal?.mustChangePassword)
-        return fail(403, 'PASSWORD_CHANGE_REQUIRED', 'Change your password first (PATCH /api/v1/users/<name>).');
-      return { ok: true, principal: result.principal };
-    },
-    authenticateToken(token, client) {
-      const result = bearer(token, { ip: client, log: app.log as FastifyRequest['log'] }, true);
-      return result.ok ? { ok: true, principal: result.principal } : result;
-    },
-    isOriginAllowed,
-    async login(request, username, password) {
-      const name = username.trim().toLowerCase();
-      const userKey = `user:${name.slice(0, 64)}`;
-      const waitUser = throttles.loginPerUser.retryAfterMs(userKey);
-      const waitClient = throttles.loginPerClient.retryAfterMs(request.ip);
-      if (waitUser > 0 || waitClient > 0) {
-        return throttledFailure(
-          'login',
-          Math.max(waitUser, waitClient),
-          request,
-          waitClient > 0 ? `client ${request.ip}` : 'this user name',
-        );
-      }
-      // The attempt counts as a failure before the password is checked, and is given back if it was right: so
-      // concurrent attempts cannot all pass the check above while the first ones are still hashing.
-      const startsUser = throttles.loginPerUser.fail(userKey);
-      const startsClient = throttles.loginPerClient.fail(request.ip);
-      const user = await users.verifyPassword(name, password, { recordLogin: true });
-      if (!user) {
-        if (startsUser || startsClient)
-          request.log.warn({ client: request.ip, user: name }, 'throttling logins after repeated failures');
-        noteFailure('login', request, { user: name });
-        audit.record({
-          action: 'login',
-          actor: null,
-          client: request.ip,
-          target: `user:${name.slice(0, 64)}`,
-          outcome: 'failure',
-        });
-        return fail(401, 'INVALID_CREDENTIALS', 'Unknown user name or wrong password (or the account is disabled).');
-      }
-      throttles.loginPerUser.reset(userKey);
-      throttles.loginPerClient.refund(request.ip);
-      // A new session id at every login; the session the browser held before (if any) ends.
-      const previous = request.cookies?.[cookieName];
-      if (previous) {
-        const old = sessions.lookup(previous);
-        if (old.state === 'valid') sessions.revoke(old.session.id);
-      }
-      sessions.prune();
-      const { secret, session } = sessions.create(user.name, {
-        client: request.ip,
-        userAgent: request.headers['user-agent'] ?? null,
-      });
-      audit.record({
-        action: 'login',
-        actor: { kind: 'user', name: user.name, role: user.role },
-        client: request.ip,
-        target: `session:${session.id}`,
-      });
-      return { ok: true, user, secret, session };
-    },
-    setSessionCookie(reply, secret, session) {
-      const maxAge = Math.max(1, Math.floor((session.createdAt + settings.sessionAbsoluteMs - clock.now()) / 1000));
-      reply.setCookie(cookieName, secret, {
-        path: '/',
-        httpOnly: true,
-        sameSite: 'strict',
-        secure: secureCookies,
-        maxAge,
-      });
-    },
-    clearSessionCookie(reply) {
-      reply.clearCookie(cookieName, { path: '/', httpOnly: true, sameSite: 'strict', secure: secureCookies });
-    },
-    onRevoke(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    revoked(event) {
-      for (const listener of listeners) {
-        try {
-          listener(event);
-        } catch (err) {
-          app.log.error({ err }, 'a revocation listener failed');
-        }
-      }
-    },
-    noteFailure,
-  };
-
-  if (!app.hasRequestDecorator('cookies')) await app.register(fastifyCookie);
-  app.decorate('auth', services);
-  app.decorate('authDefaultRole', null);
-  app.decorateRequest('principal', null);
-
-  app.addHook('onRoute', function checkRouteRole(this: FastifyInstance, route: RouteOptions) {
-    route.config ??= {};
-    const config = route.config as { role?: unknown; passwordChangeAllowed?: boolean };
-    if (config.role === undefined && this.authDefaultRole) config.role = this.authDefaultRole;
-    if (!isRouteRole(config.role)) {
-      const methods = Array.isArray(route.method) ? route.method.join(',') : route.method;
-      throw new Error(
-        `Route ${methods} ${route.url} declares no valid role (got ${JSON.stringify(config.role)}): add ` +
-          `config: { role: 'public' | 'viewer' | 'operator' | 'admin' } to its options (docs/security.md#roles).`,
-      );
-    }
-    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
-      routes.push({
-        method,
-        url: route.url,
-        role: config.role,
-        passwordChangeAllowed: config.passwordChangeAllowed === true,
-      });
-    }
-  });
-
-  const refuse = (reply: FastifyReply, failure: AuthFailure): FastifyReply => {
-    if (failure.status === 401) reply.header('www-authenticate', 'Bearer realm="tendril"');
-    if (failure.retryAfterS !== undefined) reply.header('retry-after', String(failure.retryAfterS));
-    if (failure.clearCookie) services.clearSessionCookie(reply);
-    return reply.code(failure.status).send(errorBody(failure.code, failure.message));
-  };
-
-  app.addHook('onRequest', async function enforceRole(request, reply) {
-    // CORS only for the origins HUB_ALLOWED_ORIGINS names; never a wildcard.
-    const origin = request.headers.origin;
-    const cors = origin === undefined ? null : normalOrigin(origin);
-    if (cors !== null && settings.allowedOrigins.includes(cors)) {
-      reply.header('access-control-allow-origin', cors);
-      reply.header('access-control-allow-credentials', 'true');
-      reply.header('vary', 'Origin');
-    }
-    // Routes the hub does not have (404) need nothing: the answer tells nothing.
-    const role: RouteRole = request.routeOptions.config?.role ?? 'public';
-    const result = await authenticate(request, { countFailures: role !== 'public' });
-    if (role === 'public') {
-      request.principal = result.ok ? result.principal : null;
-      return;
-    }
-    if (!result.ok) return refuse(reply, result);
-    const principal = result.principal;
-    if (principal === null) {
-      return refuse(
-        reply,
-        fail(
-          401,
-          'UNAUTHORIZED',
-          'This route needs credentials: log in (POST /api/v1/session) or send `Authorization: Bearer <API token>`.',
-        ),
-      );
-    }
-    request.principal = principal;
-    if (
-      result.via === 'cookie' &&
-      !SAFE_METHODS.has(request.method) &&
-      !isOriginAllowed(request, requestOrigin(request))
-    ) {
-      const seen = requestOrigin(request) ?? 'no Origin header';
-      request.log.warn(
-        { client: request.ip, origin: seen, user: principal.name },
-        'cross-origin request with the session cookie refused',
-      );
-      return refuse(
-        reply,
-        fail(
-          403,
-          'ORIGIN_NOT_ALLOWED',
-          `A request with the session cookie must come from the hub's own origin or one in HUB_ALLOWED_ORIGINS; this one came from ${seen}.`,
-        ),
-      );
-    }
-    if (principal.mustChangePassword && request.routeOptions.config.passwordChangeAllowed !== true) {
-      return refuse(
-        reply,
-        fail(
-          403,
-          'PASSWORD_CHANGE_REQUIRED',
-          `Change your password first: PATCH /api/v1/users/${principal.name} with {"currentPassword", "password"}.`,
-        ),
-      );
-    }
-    if (!roleAtLeast(principal.role, role)) {
-      return refuse(
-        reply,
-        fail(403, 'FORBIDDEN', `This route needs the ${role} role; ${principal.name} has ${principal.role}.`),
-      );
-    }
-  });
-
-  if (settings.allowedOrigins.length > 0) {
-    // CORS preflight for the allowed origins (the onRequest hook above adds the allow-origin header).
-    app.options('*', { config: { role: 'public' } }, async (request, reply) => {
-      const origin = request.headers.origin;
-      const cors = origin === undefined ? null : normalOrigin(origin);
-      if (cors !== null && settings.allowedOrigins.includes(cors)) {
-        reply.header('access-control-allow-methods', 'GET, HEAD, POST, PATCH, PUT, DELETE');
-        reply.header('access-control-allow-headers', 'content-type, authorization');
-        reply.header('access-control-max-age', '600');
-      }
-      return reply.code(204).send();
-    });
-  }
-
+/** First start: creates user "admin" (password in a file), audits it and announces where the password is. */
+async function announceInitialAdmin(app: FastifyInstance, core: AuthCore): Promise<void> {
+  const { options, users, audit } = core;
   const created = await ensureInitialAdmin(users, options.dataDir);
   if (created) {
     audit.record({
@@ -641,6 +166,24 @@ async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions):
     announce(created);
     app.log.info({ file: created.file }, `first start: created user "admin"; its password is in ${created.file}`);
   }
+}
+
+async function authPluginImpl(app: FastifyInstance, options: AuthPluginOptions): Promise<void> {
+  const core = await openAuthCore(options);
+  const routes: RouteRoleInfo[] = [];
+  const services = createAuthServices(app, core, routes);
+
+  if (!app.hasRequestDecorator('cookies')) await app.register(fastifyCookie);
+  app.decorate('auth', services);
+  app.decorate('authDefaultRole', null);
+  app.decorateRequest('principal', null);
+
+  addRouteRoleCheck(app, routes);
+  addRoleEnforcement(app, core, services);
+  // CORS preflight for the allowed origins (the onRequest hook adds the allow-origin header).
+  if (core.settings.allowedOrigins.length > 0) addCorsPreflight(app, core.settings);
+
+  await announceInitialAdmin(app, core);
 }
 
 /** The auth plugin; see the file comment. Name `tendril-auth`; decorates `auth`, `request.principal`. */
