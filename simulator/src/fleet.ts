@@ -9,6 +9,7 @@ import {
   TendrilDevice,
   type CommandContext,
   type CommandHandler,
+  type DeviceStats,
   type DisconnectInfo,
   type RejectInfo,
   type TendrilDeviceEvents,
@@ -42,6 +43,8 @@ export interface DeviceClient {
   start(): void;
   close(): Promise<void>;
   flush(timeoutMs: number): Promise<void>;
+  /** The SDK's buffer counts (sent, acked, dropped, ...); MQTT devices have none. */
+  readonly stats?: DeviceStats;
 }
 
 export interface FleetOptions {

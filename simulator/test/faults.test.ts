@@ -13,8 +13,8 @@ import { startHub, type TestHub } from './hub-harness.js';
 async function hubHoldsEverything(run: FleetRun): Promise<void> {
   for (const d of run.fleet.devices) {
     await waitFor(
-      async () => ((await run.api.getDevice(d.spec.id)) as { ackedSeq: number }).ackedSeq === d.sdk.stats.sent,
-      { what: `the hub's durable seq of ${d.spec.id} reaching ${d.sdk.stats.sent}`, timeoutMs: 10_000 },
+      async () => ((await run.api.getDevice(d.spec.id)) as { ackedSeq: number }).ackedSeq === d.sdk.stats!.sent,
+      { what: `the hub's durable seq of ${d.spec.id} reaching ${d.sdk.stats!.sent}`, timeoutMs: 10_000 },
     );
   }
 }

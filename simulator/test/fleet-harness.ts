@@ -49,7 +49,7 @@ export async function provisionedFleet(
 export function sdkTotals(fleet: Fleet): { sent: number; acked: number; dropped: number; buffered: number } {
   const t = { sent: 0, acked: 0, dropped: 0, buffered: 0 };
   for (const d of fleet.devices) {
-    const s = d.sdk.stats;
+    const s = d.sdk.stats!;
     t.sent += s.sent;
     t.acked += s.acked;
     t.dropped += s.dropped;

@@ -18,7 +18,7 @@ describe('a mixed fleet against the real hub', () => {
     try {
       const { fleet, api } = run;
       fleet.start();
-      await waitFor(() => fleet.devices.every((d) => d.sdk.stats.acked >= 5), { what: 'at least 5 acked readings from each of the 8 devices', timeoutMs: 10_000 });
+      await waitFor(() => fleet.devices.every((d) => d.sdk.stats!.acked >= 5), { what: 'at least 5 acked readings from each of the 8 devices', timeoutMs: 10_000 });
       await run.finish();
 
       const c = fleet.counters;
@@ -37,9 +37,9 @@ describe('a mixed fleet against the real hub', () => {
         const view = await waitFor(
           async () => {
             const v = (await api.getDevice(d.spec.id)) as { ackedSeq: number };
-            return v.ackedSeq === d.sdk.stats.sent ? v : null;
+            return v.ackedSeq === d.sdk.stats!.sent ? v : null;
           },
-          { what: `the hub's durable seq of ${d.spec.id} reaching ${d.sdk.stats.sent}`, timeoutMs: 10_000 },
+          { what: `the hub's durable seq of ${d.spec.id} reaching ${d.sdk.stats!.sent}`, timeoutMs: 10_000 },
         );
         const device = view as unknown as { model: string; firmware: string; presence: { state: string }; metrics: Array<{ name: string; kind: string }>; latest: Record<string, unknown> };
         expect(device.model).toBe(model.name);
