@@ -186,6 +186,25 @@ describe('DeviceState', () => {
     stop();
   });
 
+  it('asks the history again at about one bucket per pixel once the charts know their width', async () => {
+    const now = { t: 10_000_000 };
+    const { live, frames, state, calls } = setup(now);
+    state.setRange({ key: '24h' });
+    const stop = state.start();
+    live.send({ kind: 'snapshot', gap: false, devices: [device] });
+    frames.run();
+    const before = state.charts[0]!.series.stepMs;
+    state.setWidth(790); // close to the assumed 800 px: nothing to do
+    expect(state.charts[0]!.series.stepMs).toBe(before);
+    const asked = calls.length;
+    state.setWidth(300);
+    expect(state.charts[0]!.series.stepMs).toBeGreaterThan(before);
+    expect(86_400_000 / state.charts[0]!.series.stepMs).toBeLessThanOrEqual(300);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(calls.length).toBeGreaterThan(asked);
+    stop();
+  });
+
   it('logs presence changes as connection history', () => {
     const now = { t: 10_000_000 };
     const { live, frames, state } = setup(now);

@@ -376,7 +376,7 @@ describe('the dashboard in Chromium', () => {
     expect(connections).toBe(2);
     // Readings keep coming after the cut.
     await page.waitForFunction(
-      (t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t + 2000,
+      (t) => Number(document.querySelector('figure[data-metric=voltage]')?.getAttribute('data-last-ts')) > t + 4000,
       cutAt,
       { timeout: 15_000 },
     );
@@ -387,7 +387,7 @@ describe('the dashboard in Chromium', () => {
       return { data: el.uplot!.data, gaps: Number(el.closest('figure')!.getAttribute('data-gap-marks')) };
     });
     const [xs, , mean] = chart.data as [number[], unknown, Array<number | null>];
-    // Around the cut, consecutive points are at most a few buckets apart, or a null (a drawn gap) sits between.
+    // From before the cut on, every bucket is there, or a null (a drawn gap) sits between two points.
     const step =
       xs.length > 2
         ? Math.min(
@@ -400,11 +400,11 @@ describe('the dashboard in Chromium', () => {
     let silent = 0;
     for (let i = 1; i < xs.length; i++) {
       if (xs[i]! < cutAt - 3000 || mean[i] === null || mean[i - 1] === null) continue;
-      if (xs[i]! - xs[i - 1]! > 4 * Math.max(step, 500)) silent++;
+      if (xs[i]! - xs[i - 1]! > 1.5 * step) silent++; // a whole bucket missing, not drawn as a gap
     }
     expect(silent).toBe(0);
     const after = xs.filter((x, i) => x > cutAt && mean[i] !== null).length;
-    expect(after).toBeGreaterThan(3);
+    expect(after).toBeGreaterThanOrEqual(3); // 1 s buckets at this chart width
     await expectNoCspViolation(page);
     await page.close();
   });

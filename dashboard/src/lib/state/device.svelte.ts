@@ -182,6 +182,13 @@ export class DeviceState {
     }
   }
 
+  /** The charts' width in pixels: when it differs much from what the history was asked for, ask again. */
+  setWidth(px: number): void {
+    if (!(px > 0) || Math.abs(px - this.width) / this.width < 0.3) return;
+    this.width = px;
+    if (this.charts.length > 0 && this.#stepMs() !== this.charts[0]!.series.stepMs) this.#rebuildCharts();
+  }
+
   setRange(range: RangeSpec): void {
     this.range = range;
     this.windowEnd = range.key === 'custom' && range.to !== undefined ? range.to : this.#now();
