@@ -4,7 +4,7 @@
  * Packages with native code or large trees stay external and load from the repository's node_modules.
  */
 import { mkdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -18,9 +18,13 @@ export const WORKSPACE_ALIASES: Record<string, string> = {
   '@tendril/simulator': repo('simulator/src/index.ts'),
 };
 
-/** Bundles `entry` (an absolute path) to `<dir of entry>/../.build/<name>.mjs` and returns that path. */
+/**
+ * Bundles `entry` (an absolute path) to `hub/dist/e2e/<name>.mjs` and returns that path. The bundle sits two
+ * levels below the hub package, as hub/dist/<module>.js does, so the files the hub reads relative to its own
+ * module (the auth plugin's list of common passwords, `../../src/auth/...`) are found from the bundle too.
+ */
 export async function bundleForProcess(entry: string): Promise<string> {
-  const outDir = join(dirname(entry), '..', '.build');
+  const outDir = repo('hub/dist/e2e');
   mkdirSync(outDir, { recursive: true });
   const outfile = join(outDir, basename(entry).replace(/\.ts$/, '.mjs'));
   await build({
