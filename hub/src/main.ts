@@ -21,8 +21,20 @@ async function main(): Promise<void> {
   }
   const admin = ensureAdminToken(config);
   config = { ...config, adminToken: admin.token };
-  const app = await createHub(config);
-  const where = await listenHub(app, config);
+  let app: Awaited<ReturnType<typeof createHub>>;
+  let where: Awaited<ReturnType<typeof listenHub>>;
+  try {
+    app = await createHub(config);
+    where = await listenHub(app, config);
+  } catch (err) {
+    // A capability's own section of the configuration (MQTT_*, the bridge's template file, ...) is read when
+    // its plugin starts: the same message and exit code as loadConfig's errors.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tendril hub: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   const store = config.storage.influx ? `InfluxDB ${config.storage.influx.url}` : 'SQLite (readings.db)';
   const bound = where.boundAddress === '0.0.0.0' || where.boundAddress === '::' ? `every interface (${where.boundAddress})` : where.boundAddress;
   app.log.info(

@@ -2,8 +2,7 @@
  * The MQTT bridge's section of the environment (docs/mqtt.md §7, docs/operations.md). MQTT_URL unset =
  * no bridge. Every error names its variable.
  */
-import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config.js';
+import { ConfigError, EnvReader } from '../core/env.js';
 import type { DataLimits } from './payload.js';
 import { loadBridgeConfig, TemplateError, type BridgeFileConfig } from './templates.js';
 
@@ -37,24 +36,11 @@ export const MQTT_DEFAULTS = Object.freeze({
 type Env = Record<string, string | undefined>;
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  return n;
+  return new EnvReader(env).int(name, fallback, { min, max });
 }
 
 function file(env: Env, name: string): Buffer | undefined {
-  const path = env[name];
-  if (path === undefined || path.trim() === '') return undefined;
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(
-      `${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
+  return new EnvReader(env).file(name);
 }
 
 /** The bridge's configuration, or null when MQTT_URL is unset (no bridge). */
