@@ -15,13 +15,13 @@ import { join, resolve } from 'node:path';
 import { systemClock } from '../core/clock.js';
 import { HubHttpError } from '../errors.js';
 import { AuditLog } from '../auth/audit.js';
-import { generatePassword, PasswordHasher } from '../auth/passwords.js';
+import { PasswordHasher } from '../auth/passwords.js';
 import { createAuthSchema } from '../auth/schema.js';
 import { SessionStore } from '../auth/sessions.js';
 import { loadAuthSettings } from '../auth/settings.js';
-import { isRole, ROLES, type Role } from '../auth/types.js';
-import { UserStore, type UserRecord } from '../auth/users.js';
-import { openDatabase } from '../storage/sqlite.js';
+import { UserStore } from '../auth/users.js';
+import { openDatabase, type SqliteDatabase } from '../storage/sqlite.js';
+import { runUserCommand, UsageError, type UserCommandContext } from './user-commands.js';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -46,8 +46,6 @@ export const USAGE = `Usage: npm run hub -- user <command> [options]
 
 Options: --data-dir DIR   the hub's data directory (default: HUB_DATA_DIR, else ./data)
 `;
-
-class UsageError extends Error {}
 
 interface Parsed {
   positional: string[];
@@ -74,21 +72,8 @@ function parse(argv: string[]): Parsed {
   return { positional, flags };
 }
 
-function roleArg(value: string | true | undefined, fallback?: Role): Role {
-  if (value === undefined && fallback) return fallback;
-  if (!isRole(value))
-    throw new UsageError(`Role must be one of ${ROLES.join(', ')}; got ${String(value ?? 'nothing')}.`);
-  return value;
-}
-
-function line(u: UserRecord): string {
-  const state = u.disabled ? 'disabled' : u.mustChangePassword ? 'must change password' : 'active';
-  const last = u.lastLoginAt === null ? 'never logged in' : `last login ${new Date(u.lastLoginAt).toISOString()}`;
-  return `${u.name.padEnd(20)} ${u.role.padEnd(8)} ${state.padEnd(20)} ${last}`;
-}
-
-/** Runs one command; returns the process exit code (0 ok, 1 refused, 2 usage). */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+/** The parsed command line, or the exit code when there is nothing to run (usage printed). */
+function commandLine(argv: string[], io: CliIo): Parsed | number {
   let parsed: Parsed;
   try {
     parsed = parse(argv);
@@ -96,7 +81,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.err(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  const [group, command, name, extra] = parsed.positional;
+  const [group, command] = parsed.positional;
   if (parsed.flags.has('help') || group === undefined) {
     io.out(USAGE);
     return group === undefined && !parsed.flags.has('help') ? 2 : 0;
@@ -105,106 +90,57 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.err(`Unknown command "${parsed.positional.join(' ')}".\n\n${USAGE}`);
     return 2;
   }
+  return parsed;
+}
+
+/** The OS user running the command, for the audit actor `cli:<os user>`. */
+function osUserName(): string {
+  let osUser = 'unknown';
+  try {
+    osUser = userInfo().username;
+  } catch {
+    // no passwd entry (containers): keep 'unknown'
+  }
+  return osUser;
+}
+
+/** The stores of the hub's database for a user command (tables created if missing). */
+function commandContext(db: SqliteDatabase, parsed: Parsed, dataDir: string, io: CliIo): UserCommandContext {
+  const [, command, name, extra] = parsed.positional;
+  createAuthSchema(db);
+  const settings = loadAuthSettings(io.env);
+  const users = new UserStore(db, new PasswordHasher(), systemClock);
+  const sessions = new SessionStore(db, systemClock, {
+    idleMs: settings.sessionIdleMs,
+    absoluteMs: settings.sessionAbsoluteMs,
+  });
+  const audit = new AuditLog(db, { clock: systemClock, retentionDays: settings.auditRetentionDays });
+  return {
+    command: command!,
+    name,
+    extra,
+    flags: parsed.flags,
+    dataDir,
+    users,
+    sessions,
+    audit,
+    actor: `cli:${osUserName()}`,
+    out: (text) => io.out(text),
+    readStdin: () => io.readStdin(),
+  };
+}
+
+/** Runs one command; returns the process exit code (0 ok, 1 refused, 2 usage). */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const parsed = commandLine(argv, io);
+  if (typeof parsed === 'number') return parsed;
   const dataDir = resolve(String(parsed.flags.get('data-dir') ?? (io.env.HUB_DATA_DIR?.trim() || './data')));
   const dbPath = join(dataDir, 'hub.db');
   const isNew = !existsSync(dbPath);
   const db = openDatabase(dbPath);
   try {
     if (isNew) chmodSync(dbPath, 0o600);
-    createAuthSchema(db);
-    const settings = loadAuthSettings(io.env);
-    const users = new UserStore(db, new PasswordHasher(), systemClock);
-    const sessions = new SessionStore(db, systemClock, {
-      idleMs: settings.sessionIdleMs,
-      absoluteMs: settings.sessionAbsoluteMs,
-    });
-    const audit = new AuditLog(db, { clock: systemClock, retentionDays: settings.auditRetentionDays });
-    let osUser = 'unknown';
-    try {
-      osUser = userInfo().username;
-    } catch {
-      // no passwd entry (containers): keep 'unknown'
-    }
-    const actor = `cli:${osUser}`;
-    const record = (action: string, detail?: Record<string, unknown>) =>
-      audit.record({ action, actor, client: 'local', target: `user:${name}`, ...(detail ? { detail } : {}) });
-    const needName = () => {
-      if (name === undefined) throw new UsageError(`user ${command} needs a user name.`);
-      return name;
-    };
-    const newPassword = async (): Promise<{ password: string; generated: boolean }> => {
-      if (parsed.flags.get('password-stdin') !== true) return { password: generatePassword(), generated: true };
-      const text = (await io.readStdin()).replace(/\r?\n$/, '');
-      return { password: text, generated: false };
-    };
-
-    switch (command) {
-      case 'add': {
-        const user = needName();
-        const role = roleArg(parsed.flags.get('role'), 'viewer');
-        const { password, generated } = await newPassword();
-        await users.create({ name: user, role, password, mustChangePassword: true });
-        record('user.create', { role });
-        io.out(`Created user ${user} (${role}).\n`);
-        if (generated) io.out(`Password (shown once; it must be changed at first login): ${password}\n`);
-        return 0;
-      }
-      case 'role': {
-        const user = needName();
-        const role = roleArg(extra);
-        const before = users.require(user);
-        users.update(user, { role });
-        record('user.update', { role: { from: before.role, to: role } });
-        io.out(`${user} is now ${role}.\n`);
-        return 0;
-      }
-      case 'reset-password': {
-        const user = needName();
-        users.require(user);
-        const { password, generated } = await newPassword();
-        await users.setPassword(user, password, { mustChangePassword: true });
-        const ended = sessions.revokeAllOf(user).length;
-        record('user.update', { password: 'reset', sessionsEnded: ended });
-        io.out(`New password set for ${user}; ${ended} session(s) ended; it must be changed at the next login.\n`);
-        if (generated) io.out(`Password (shown once): ${password}\n`);
-        return 0;
-      }
-      case 'disable':
-      case 'enable': {
-        const user = needName();
-        const disabled = command === 'disable';
-        users.update(user, { disabled });
-        const ended = disabled ? sessions.revokeAllOf(user).length : 0;
-        record('user.update', { disabled });
-        io.out(
-          disabled
-            ? `${user} is disabled; ${ended} session(s) ended; their API tokens stop working.\n`
-            : `${user} is enabled.\n`,
-        );
-        return 0;
-      }
-      case 'delete': {
-        const user = needName();
-        const before = users.require(user);
-        users.delete(user);
-        record('user.delete', { role: before.role });
-        io.out(`Deleted ${user}, with their sessions and API tokens.\n`);
-        return 0;
-      }
-      case 'list': {
-        const list = users.list();
-        if (parsed.flags.get('json') === true) {
-          io.out(`${JSON.stringify(list.map((u) => ({ ...u })))}\n`);
-        } else if (list.length === 0) {
-          io.out(`No users yet in ${dataDir}; the hub creates "admin" at its first start.\n`);
-        } else {
-          io.out(`${list.map(line).join('\n')}\n`);
-        }
-        return 0;
-      }
-      default:
-        throw new UsageError(`Unknown command "user ${command}".`);
-    }
+    return await runUserCommand(commandContext(db, parsed, dataDir, io));
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`${err.message}\n\n${USAGE}`);
