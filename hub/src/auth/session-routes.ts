@@ -1,14 +1,7 @@
 /** Session routes (docs/api.md#users-sessions-and-tokens): login, logout, listing and ending sessions, /me. */
 import type { FastifyInstance } from 'fastify';
 import { HubHttpError } from '../errors.js';
-import {
-  idParam,
-  ownerOf,
-  passwordSchema,
-  principalOf,
-  refuse,
-  type AuthRouteDeps,
-} from './routes-shared.js';
+import { idParam, ownerOf, passwordSchema, principalOf, refuse, type AuthRouteDeps } from './routes-shared.js';
 import type { SessionRecord, SessionStore } from './sessions.js';
 import { describePrincipal, roleAtLeast } from './types.js';
 
