@@ -7,12 +7,14 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMosquitto, waitFor, type MosquittoServer } from '../../test/support/index.js';
 import { systemClock, systemTimers } from '../src/core/clock.js';
+import Fastify from 'fastify';
 import { MqttBridge, type BridgeLog } from '../src/mqtt/bridge.js';
 import { DEFAULT_DATA_LIMITS } from '../src/mqtt/payload.js';
 import { parseBridgeConfig } from '../src/mqtt/templates.js';
 import { FakeDevices } from './mqtt-fake-devices.js';
 
-const silent: BridgeLog = { debug() {}, info() {}, warn() {}, error() {} };
+/** fastify's logger with logging off: the hub's one logger type, silent. */
+const silent: BridgeLog = Fastify({ logger: false }).log;
 const BIRTH = {
   metrics: [
     { name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 },

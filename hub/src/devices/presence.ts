@@ -5,6 +5,7 @@
  * restart every device shows offline with its last-seen time. Latest values are kept in memory as
  * readings become durable; after a restart they are loaded lazily from the time-series store.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import { TypedEvents } from '../core/events.js';
 import type { DeviceRecord, DeviceRegistry, Presence, Transport } from './registry.js';
@@ -30,7 +31,7 @@ export class PresenceTracker {
     private readonly registry: DeviceRegistry,
     private readonly store: TimeSeriesStore,
     private readonly clock: Clock,
-    log?: { error(obj: object, msg: string): void },
+    log?: FastifyBaseLogger,
   ) {
     if (log) this.events.onListenerError = (err, event) => log.error({ err, event }, 'a presence event listener failed');
     // Devices persisted as online were connected when the hub last stopped without closing them.

@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/types.js';
 import { isRole } from '../auth/types.js';
@@ -15,11 +16,8 @@ import type { LiveEvent } from './stream-log.js';
 import { Outbox, type OutboxHost } from './outbox.js';
 import type { Subscription } from './subscription.js';
 
-export interface LiveLogger {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The hub's one logger type (fastify's pino logger), here a child with `component: 'live'`. */
+export type LiveLogger = FastifyBaseLogger;
 
 /** What a client needs from the live hub. */
 export interface LiveHost extends OutboxHost {

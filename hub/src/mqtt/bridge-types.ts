@@ -1,6 +1,7 @@
 /**
  * The MQTT bridge's options, status and counters (see bridge.ts).
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { MetricDeclaration } from '@tendril/device-sdk/codec';
 import type { Clock, Timers } from '../core/clock.js';
 import type { DeviceAttacher } from '../devices/types.js';
@@ -8,12 +9,8 @@ import type { BrokerLinkOptions } from './broker-link.js';
 import type { DataLimits } from './payload.js';
 import type { CompiledTemplate } from './templates.js';
 
-export interface BridgeLog {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The hub's one logger type (fastify's pino logger). */
+export type BridgeLog = FastifyBaseLogger;
 
 export interface RegisteredDevice {
   disabled: boolean;
