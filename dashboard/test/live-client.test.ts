@@ -145,7 +145,7 @@ describe('events', () => {
     last().hello();
     const fleetId = last().sent.find((m) => m.stream === 'fleet').id;
     last().push({ type: 'result', id: fleetId, result: { epoch: 'e1', offset: 10, recovered: false } });
-    expect(sub.epoch).toBe('e1');
+    expect(sub.epoch).toBeNull(); // not recovered: the resume point waits for the whole snapshot
     const dev = (id: string) => ({
       id,
       name: id,
@@ -171,6 +171,7 @@ describe('events', () => {
       event: { kind: 'snapshot', part: 1, parts: 2, gap: false, devices: [dev('b')] },
     });
     expect(got).toHaveLength(1);
+    expect(sub.epoch).toBe('e1');
     expect((got[0]![0] as any).devices.map((d: any) => d.id)).toEqual(['a', 'b']);
     last().push({
       type: 'event',
@@ -181,6 +182,40 @@ describe('events', () => {
     expect(got).toHaveLength(2);
     expect(sub.offset).toBe(12);
     expect(other).toHaveLength(0);
+  });
+
+  it('takes the part marked last as the end of a snapshot, and a new part 0 starts it over', () => {
+    const client = make();
+    const got: LiveEvent[] = [];
+    const sub = client.subscribe({ stream: 'fleet' }, { onEvent: (e) => got.push(e) });
+    last().hello();
+    const id = last().lastOf('subscribe').id;
+    const dev = (i: string) => ({
+      id: i,
+      name: i,
+      model: '',
+      labels: {},
+      transport: null,
+      presence: { state: 'never', reason: null, since: 0 },
+      metrics: [],
+      latest: {},
+      dropped: 0,
+    });
+    const part = (p: number, parts: number, lastPart: boolean, ids: string[]) =>
+      last().push({
+        type: 'event',
+        id,
+        offset: 50,
+        event: { kind: 'snapshot', part: p, parts, last: lastPart, gap: false, devices: ids.map(dev) },
+      });
+    part(0, 3, false, ['a']);
+    part(1, 3, false, ['b']);
+    part(0, 2, false, ['a2']); // changed in place while being sent: starts over
+    expect(sub.offset).toBeNull(); // the resume point moves only with the last part
+    part(1, 2, true, ['b2']);
+    expect(got).toHaveLength(1);
+    expect((got[0] as any).devices.map((d: any) => d.id)).toEqual(['a2', 'b2']);
+    expect(sub.offset).toBe(50);
   });
 
   it('answers requests by id and rejects them with the hub error code', async () => {
@@ -205,6 +240,12 @@ describe('reconnecting', () => {
     last().hello();
     const id = last().lastOf('subscribe').id;
     last().push({ type: 'result', id, result: { epoch: 'p0', offset: 100, recovered: false } });
+    last().push({
+      type: 'event',
+      id,
+      offset: 100,
+      event: { kind: 'snapshot', part: 0, parts: 1, gap: false, devices: [] },
+    });
     last().push({ type: 'event', id, offset: 105, event: { kind: 'readings', deviceId: 'env-1', readings: [] } });
     const statuses: LiveStatus[] = [];
     client.onStatus((s) => statuses.push(s));
@@ -242,6 +283,45 @@ describe('reconnecting', () => {
       'live',
     ]);
     expect(statuses.map((s) => s.attempt)).toEqual([1, 1, 2, 2, 0]);
+  });
+
+  it('a cut in the middle of a snapshot resumes from the point held before it', () => {
+    const client = make();
+    client.subscribe({ stream: 'fleet' }, { onEvent: () => {} });
+    last().hello();
+    let id = last().lastOf('subscribe').id;
+    last().push({ type: 'result', id, result: { epoch: 'e1', offset: 10, recovered: false } });
+    last().push({
+      type: 'event',
+      id,
+      offset: 10,
+      event: { kind: 'snapshot', part: 0, parts: 1, gap: false, devices: [] },
+    });
+    last().push({ type: 'event', id, offset: 12, event: { kind: 'values', deviceId: 'a', latest: {} } });
+    last().drop(1006);
+    timers.advance(client.status.retryAt! - timers.t);
+    last().hello();
+    id = last().lastOf('subscribe').id;
+    expect(last().lastOf('subscribe').resume).toEqual({ epoch: 'e1', offset: 12 });
+    last().push({ type: 'result', id, result: { epoch: 'e2', offset: 900, recovered: false } });
+    last().push({
+      type: 'event',
+      id,
+      offset: 900,
+      event: { kind: 'snapshot', part: 0, parts: 2, gap: true, devices: [] },
+    });
+    last().drop(1006); // cut before the last part
+    timers.advance(client.status.retryAt! - timers.t);
+    last().hello();
+    expect(last().lastOf('subscribe').resume).toEqual({ epoch: 'e1', offset: 12 });
+    // Recovered this time: events move the resume point again.
+    id = last().lastOf('subscribe').id;
+    last().push({ type: 'result', id, result: { epoch: 'e1', offset: 20, recovered: true } });
+    last().push({ type: 'event', id, offset: 21, event: { kind: 'values', deviceId: 'a', latest: {} } });
+    last().drop(1006);
+    timers.advance(client.status.retryAt! - timers.t);
+    last().hello();
+    expect(last().lastOf('subscribe').resume).toEqual({ epoch: 'e1', offset: 21 });
   });
 
   it('caps the back-off at 30 s', () => {

@@ -84,6 +84,8 @@ export class Subscription {
   wireId: number | null = null;
   epoch: string | null = null;
   offset: number | null = null;
+  /** Epoch of a subscribe answered "not recovered", until its snapshot is complete. */
+  pendingEpoch: string | null = null;
   closed = false;
   #parts: Snapshot[] = [];
 
@@ -125,13 +127,14 @@ export class Subscription {
   }
 
   /** @internal */
-  receive(event: LiveEvent & { part?: number; parts?: number }, offset: number): void {
+  receive(event: LiveEvent & { part?: number; parts?: number; last?: boolean }, offset: number): void {
     if (event.kind === 'snapshot') {
       const part = event.part ?? 0;
       const parts = event.parts ?? 1;
       if (part === 0) this.#parts = [];
       this.#parts.push(event);
-      if (part < parts - 1) return;
+      // The final part: `last` (docs/live.md §5.4.2), or the count when a hub sends no `last`.
+      if (event.last !== true && (event.last === false || part < parts - 1)) return;
       const whole: Snapshot = { kind: 'snapshot', gap: this.#parts.some((p) => p.gap) };
       for (const p of this.#parts) {
         if (p.devices) (whole.devices ??= []).push(...p.devices);
@@ -139,11 +142,14 @@ export class Subscription {
         if (p.health) whole.health = p.health;
       }
       this.#parts = [];
+      if (this.pendingEpoch !== null) this.epoch = this.pendingEpoch;
+      this.pendingEpoch = null;
       this.offset = offset;
       this.handler.onEvent(whole, offset);
       return;
     }
-    this.offset = offset;
+    // Events before the snapshot completed (none should come) do not move the resume point.
+    if (this.pendingEpoch === null) this.offset = offset;
     this.handler.onEvent(event, offset);
   }
 }
@@ -421,12 +427,19 @@ export class LiveClient {
     const id = this.#nextId++;
     const resume = sub.epoch !== null && sub.offset !== null ? { epoch: sub.epoch, offset: sub.offset } : null;
     sub.wireId = id;
+    sub.pendingEpoch = null; // a snapshot cut short on the last connection is forgotten
     this.#byWireId.set(id, sub);
     this.#pending.set(id, {
       resolve: (r) => {
         const result = r as SubscribeResult;
-        sub.epoch = result.epoch;
-        sub.offset = result.offset;
+        // Not recovered: the resume point moves only with the snapshot's last part (§5.4.2); a cut in the
+        // middle of the snapshot resumes from the point held before.
+        if (result.recovered) {
+          sub.epoch = result.epoch;
+          sub.offset = result.offset;
+        } else {
+          sub.pendingEpoch = result.epoch;
+        }
         sub.handler.onResult?.(result, resume !== null);
       },
       reject: (err) => {

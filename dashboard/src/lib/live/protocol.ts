@@ -71,5 +71,5 @@ export type ServerMessage =
   | Hello
   | { type: 'result'; id: number; result: unknown }
   | { type: 'error'; id: number | null; error: { code: string; message: string } }
-  | { type: 'event'; id: number; offset: number; event: LiveEvent & { part?: number; parts?: number } }
+  | { type: 'event'; id: number; offset: number; event: LiveEvent & { part?: number; parts?: number; last?: boolean } }
   | { type: 'auth_ok'; principal: Principal };
