@@ -9,7 +9,9 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { HttpErrorCode } from '../errors.js';
 import { AuditLog } from './audit.js';
 import { PasswordHasher } from './passwords.js';
-import type { AuthFailure, AuthPluginOptions } from './plugin.js';
+import type { AuthFailure, AuthPluginOptions, ThrottleSettings } from './plugin-types.js';
+
+export type { ThrottleSettings };
 import { createAuthSchema } from './schema.js';
 import { SessionStore } from './sessions.js';
 import { loadAuthSettings, type AuthSettings } from './settings.js';
@@ -17,14 +19,6 @@ import { FailureThrottle, type ThrottleRule } from './throttle.js';
 import { TokenStore } from './tokens.js';
 import { UserStore } from './users.js';
 
-export interface ThrottleSettings {
-  /** Failed logins per user name (default 5 at once, then one a minute). */
-  loginPerUser: ThrottleRule;
-  /** Failed logins per client address (default 20 at once, then one every 10 s). */
-  loginPerClient: ThrottleRule;
-  /** Failed bearer tokens per client address (default 20 at once, then one every 3 s). */
-  bearerPerClient: ThrottleRule;
-}
 
 export const THROTTLE_DEFAULTS: Readonly<ThrottleSettings> = Object.freeze({
   loginPerUser: { burst: 5, refillMs: 60_000 },

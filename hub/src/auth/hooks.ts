@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { errorBody } from '../errors.js';
 import { fail, type AuthCore } from './core.js';
 import { corsOrigin, originAllowed, requestOrigin } from './origins.js';
-import type { AuthFailure, AuthServices, RouteRoleInfo } from './plugin.js';
+import type { AuthFailure, AuthServices, RouteRoleInfo } from './plugin-types.js';
 import { authenticateRequest } from './principal.js';
 import type { AuthSettings } from './settings.js';
 import { isRouteRole, roleAtLeast, type Principal, type RouteRole } from './types.js';

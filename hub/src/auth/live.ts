@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { fail, type AuthCore } from './core.js';
 import { originAllowed } from './origins.js';
-import type { LiveAuthResult } from './plugin.js';
+import type { LiveAuthResult } from './plugin-types.js';
 import { resolveBearer, resolveCookieSession } from './principal.js';
 
 /**

@@ -1,7 +1,7 @@
 /** Login (POST /api/v1/session, docs/security.md): throttled per user name and client address, audited. */
 import type { FastifyRequest } from 'fastify';
 import { fail, type AuthCore } from './core.js';
-import type { AuthFailure } from './plugin.js';
+import type { AuthFailure } from './plugin-types.js';
 import type { SessionRecord } from './sessions.js';
 import type { UserRecord } from './users.js';
 

@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { fail, type AuthCore, type FailingRequest } from './core.js';
-import type { AuthResult } from './plugin.js';
+import type { AuthResult } from './plugin-types.js';
 import { sha256 } from './sessions.js';
 import { looksLikeApiToken } from './tokens.js';
 import { lowerRole, type Principal } from './types.js';

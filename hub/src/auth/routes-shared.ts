@@ -1,7 +1,7 @@
 /** What the auth routes (session-routes.ts, user-routes.ts, token-routes.ts, audit-routes.ts) share. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PASSWORD_MAX_LENGTH } from './passwords.js';
-import type { AuthFailure, AuthServices } from './plugin.js';
+import type { AuthFailure, AuthServices } from './plugin-types.js';
 import { ROLES, type Principal } from './types.js';
 
 export interface AuthRoutesOptions {

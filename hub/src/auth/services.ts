@@ -4,7 +4,7 @@ import type { AuthCore } from './core.js';
 import { authenticateLiveToken, authenticateLiveUpgrade } from './live.js';
 import { login } from './login.js';
 import { originAllowed } from './origins.js';
-import type { AuthServices, RevocationEvent, RouteRoleInfo } from './plugin.js';
+import type { AuthServices, RevocationEvent, RouteRoleInfo } from './plugin-types.js';
 import { authenticateRequest } from './principal.js';
 
 /** Revocation listeners (the live channel): onRevoke() adds one, revoked() tells them all. */

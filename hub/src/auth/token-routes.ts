@@ -1,7 +1,7 @@
 /** API token routes (docs/api.md#users-sessions-and-tokens): creating, listing and revoking tokens. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HubHttpError } from '../errors.js';
-import type { AuthServices } from './plugin.js';
+import type { AuthServices } from './plugin-types.js';
 import { idParam, ownerOf, principalOf, roleSchema, type AuthRouteDeps } from './routes-shared.js';
 import { isRole, roleAtLeast, type Role } from './types.js';
 import { tokenView } from './views.js';
