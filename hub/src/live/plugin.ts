@@ -6,7 +6,7 @@
  * app.durability, app.clock, app.timers) unless `sources` gives them; authentication is injected
  * (`authenticate` for the upgrade request's cookie, `verifyToken` for the first-message token).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Principal } from '../auth/types.js';
@@ -105,6 +105,93 @@ export function originAllowed(origin: string, request: FastifyRequest, allowed: 
   return allowed.some((a) => a.toLowerCase().replace(/\/$/, '') === o);
 }
 
+/** What the live channel's upgrade check needs (built once by the plugin). */
+interface UpgradeGate {
+  hub: LiveHub;
+  limits: LiveLimits;
+  checkOrigin(origin: string, request: FastifyRequest): boolean;
+  provider: LiveAuthProvider | null;
+  opts: LivePluginOptions;
+}
+
+/**
+ * The checks before a live connection is upgraded (§1.1, §2.1, §8): a WebSocket request, room for another
+ * connection, the subprotocol, an allowed Origin, and the session cookie (or none: a token may follow).
+ */
+async function liveUpgradeGate(gate: UpgradeGate, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const { hub, limits, checkOrigin, provider, opts } = gate;
+  if (!request.ws) {
+    return reply
+      .code(400)
+      .send(
+        errorBody(
+          'INVALID_REQUEST',
+          `${LIVE_PATH} is a WebSocket endpoint: open it with the subprotocol ${LIVE_SUBPROTOCOL} (docs/live.md §1.1).`,
+        ),
+      );
+  }
+  // §8: connections in all and per address, refused before the upgrade (each costs up to §7.3's cap).
+  const fromAddress = hub.clientsFrom(request.ip);
+  if (hub.clients.size >= limits.maxClients || fromAddress >= limits.maxClientsPerAddress) {
+    const which =
+      fromAddress >= limits.maxClientsPerAddress
+        ? `${fromAddress} from ${request.ip}`
+        : `${hub.clients.size} in all`;
+    return reply
+      .code(429)
+      .header('retry-after', '10')
+      .send(
+        errorBody(
+          'RATE_LIMITED',
+          `Too many live connections (${which}); close some or retry later (docs/live.md §8).`,
+        ),
+      );
+  }
+  // §1.1.2
+  if (!offersLiveSubprotocol(request.headers['sec-websocket-protocol'])) {
+    return reply
+      .code(400)
+      .send(
+        errorBody(
+          'INVALID_REQUEST',
+          `The live channel requires the WebSocket subprotocol ${LIVE_SUBPROTOCOL}: send "Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}" (docs/live.md §1.1).`,
+        ),
+      );
+  }
+  // §2.1.2: a page of another origin is refused whatever credentials it carries (the auth layer checks it
+  // too, against the same list).
+  const origin = request.headers.origin;
+  if (origin !== undefined && !checkOrigin(origin, request)) {
+    return reply
+      .code(403)
+      .send(
+        errorBody(
+          'ORIGIN_NOT_ALLOWED',
+          `Origin ${origin} may not open the live channel; open the dashboard from the hub's own address (docs/live.md §2.1).`,
+        ),
+      );
+  }
+  let principal: Principal | null = null;
+  if (provider) {
+    // §2.1: an expired session or a user who must change the password is refused at the upgrade.
+    const r = await provider.authenticateLive(request);
+    if (!r.ok) return reply.code(r.status).send(errorBody(r.code, r.message));
+    principal = r.principal;
+  } else if (opts.authenticate) {
+    try {
+      principal = await opts.authenticate(request);
+    } catch (err) {
+      request.log.warn(
+        { err },
+        'live channel: authenticating the session cookie failed; the client may send a token',
+      );
+    }
+  }
+  (request.raw as UpgradeRequest)[kPrincipal] = principal;
+
+  return undefined;
+}
+
 async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promise<void> {
   const decorated = app as unknown as Record<string, unknown>;
   const clock = opts.clock ?? (decorated.clock as Clock | undefined) ?? systemClock;
@@ -162,76 +249,7 @@ async function livePlugin(app: FastifyInstance, opts: LivePluginOptions): Promis
     websocket: true,
     // The channel authenticates itself (cookie at the upgrade, or a token in the first message, §2).
     config: { role: 'public' },
-    preValidation: async (request, reply) => {
-      if (!request.ws) {
-        return reply
-          .code(400)
-          .send(
-            errorBody(
-              'INVALID_REQUEST',
-              `${LIVE_PATH} is a WebSocket endpoint: open it with the subprotocol ${LIVE_SUBPROTOCOL} (docs/live.md §1.1).`,
-            ),
-          );
-      }
-      // §8: connections in all and per address, refused before the upgrade (each costs up to §7.3's cap).
-      const fromAddress = hub.clientsFrom(request.ip);
-      if (hub.clients.size >= limits.maxClients || fromAddress >= limits.maxClientsPerAddress) {
-        const which =
-          fromAddress >= limits.maxClientsPerAddress
-            ? `${fromAddress} from ${request.ip}`
-            : `${hub.clients.size} in all`;
-        return reply
-          .code(429)
-          .header('retry-after', '10')
-          .send(
-            errorBody(
-              'RATE_LIMITED',
-              `Too many live connections (${which}); close some or retry later (docs/live.md §8).`,
-            ),
-          );
-      }
-      // §1.1.2
-      if (!offersLiveSubprotocol(request.headers['sec-websocket-protocol'])) {
-        return reply
-          .code(400)
-          .send(
-            errorBody(
-              'INVALID_REQUEST',
-              `The live channel requires the WebSocket subprotocol ${LIVE_SUBPROTOCOL}: send "Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}" (docs/live.md §1.1).`,
-            ),
-          );
-      }
-      // §2.1.2: a page of another origin is refused whatever credentials it carries (the auth layer checks it
-      // too, against the same list).
-      const origin = request.headers.origin;
-      if (origin !== undefined && !checkOrigin(origin, request)) {
-        return reply
-          .code(403)
-          .send(
-            errorBody(
-              'ORIGIN_NOT_ALLOWED',
-              `Origin ${origin} may not open the live channel; open the dashboard from the hub's own address (docs/live.md §2.1).`,
-            ),
-          );
-      }
-      let principal: Principal | null = null;
-      if (provider) {
-        // §2.1: an expired session or a user who must change the password is refused at the upgrade.
-        const r = await provider.authenticateLive(request);
-        if (!r.ok) return reply.code(r.status).send(errorBody(r.code, r.message));
-        principal = r.principal;
-      } else if (opts.authenticate) {
-        try {
-          principal = await opts.authenticate(request);
-        } catch (err) {
-          request.log.warn(
-            { err },
-            'live channel: authenticating the session cookie failed; the client may send a token',
-          );
-        }
-      }
-      (request.raw as UpgradeRequest)[kPrincipal] = principal;
-    },
+    preValidation: (request, reply) => liveUpgradeGate({ hub, limits, checkOrigin, provider, opts }, request, reply),
     handler: (socket, request) => {
       const raw = request.raw as UpgradeRequest;
       const principal = raw[kPrincipal] ?? null;
