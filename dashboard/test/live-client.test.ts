@@ -335,6 +335,23 @@ describe('reconnecting', () => {
     expect(client.status.retryAt! - timers.t).toBe(22_500); // 30 000 * (0.5 + 0.25)
   });
 
+  it('asks the app to check the session when connecting fails twice before hello', () => {
+    let asked = 0;
+    const client = new LiveClient({
+      url: 'ws://hub/v1/live',
+      WebSocket: FakeSocket as never,
+      timers,
+      random: () => 0.5,
+      onConnectFailures: () => asked++,
+    });
+    client.subscribe({ stream: 'fleet' }, { onEvent: () => {} });
+    last().drop(1006); // refused before the upgrade (e.g. HTTP 401): the page sees only 1006
+    expect(asked).toBe(0);
+    timers.advance(client.status.retryAt! - timers.t);
+    last().drop(1006);
+    expect(asked).toBe(1);
+  });
+
   it('does not retry after 1008 and reports an expired session', () => {
     const client = make();
     client.subscribe({ stream: 'fleet' }, { onEvent: () => {} });

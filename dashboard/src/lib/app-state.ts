@@ -1,7 +1,7 @@
 /** The app's shared state, wired to the real hub (tests build the state classes with fakes instead). */
 import { api, setUnauthorizedHandler } from './api.js';
 import { frames } from './frame.js';
-import { live, onLiveUnauthorized } from './live/index.js';
+import { live, onLiveConnectFailures, onLiveUnauthorized } from './live/index.js';
 import { CommandsState } from './state/commands.svelte.js';
 import { DeviceState } from './state/device.svelte.js';
 import { FleetState } from './state/fleet.svelte.js';
@@ -16,6 +16,11 @@ const expire = (): void => {
 };
 setUnauthorizedHandler(expire);
 onLiveUnauthorized(expire);
+// An upgrade refused for an expired session looks like any failed connection to the page: /me tells (a 401
+// there ends the session through the API's handler).
+onLiveConnectFailures(() => {
+  if (session.status === 'authenticated') api.me().catch(() => {});
+});
 
 export const fleet = new FleetState({
   live,

@@ -71,6 +71,12 @@ export interface LiveClientOptions {
   backoffMaxMs?: number;
   /** Told when the hub refuses the session (close 1008 UNAUTHORIZED or hello auth "required"). */
   onUnauthorized?: () => void;
+  /**
+   * Told after a second connection attempt in a row failed before hello: a browser cannot see why an upgrade
+   * was refused (an expired session is refused with HTTP 401 before the upgrade, docs/live.md §2.1.4), so the
+   * app asks the HTTP API, which says 401 when that is the reason.
+   */
+  onConnectFailures?: (attempt: number) => void;
 }
 
 const defaultTimers: Timers = {
@@ -170,8 +176,8 @@ export class LiveRequestError extends Error {
 
 export class LiveClient {
   status: LiveStatus;
-  #opts: Required<Omit<LiveClientOptions, 'onUnauthorized' | 'url' | 'WebSocket'>> &
-    Pick<LiveClientOptions, 'onUnauthorized'>;
+  #opts: Required<Omit<LiveClientOptions, 'onUnauthorized' | 'onConnectFailures' | 'url' | 'WebSocket'>> &
+    Pick<LiveClientOptions, 'onUnauthorized' | 'onConnectFailures'>;
   #url: () => string;
   #WebSocket: SocketCtor | undefined;
   #socket: WebSocket | null = null;
@@ -184,6 +190,7 @@ export class LiveClient {
   #pingTimer: unknown = null;
   #idleTimer: unknown = null;
   #holds = 0;
+  #greeted = false;
   #stopped = false;
 
   constructor(opts: LiveClientOptions) {
@@ -200,6 +207,7 @@ export class LiveClient {
       backoffBaseMs: opts.backoffBaseMs ?? 1_000,
       backoffMaxMs: opts.backoffMaxMs ?? 30_000,
       onUnauthorized: opts.onUnauthorized,
+      onConnectFailures: opts.onConnectFailures,
     };
     this.status = {
       state: 'idle',
@@ -351,6 +359,7 @@ export class LiveClient {
       return;
     }
     this.#socket = socket;
+    this.#greeted = false;
     socket.onmessage = (ev: MessageEvent) => {
       if (this.#socket !== socket) return;
       this.#onMessage(typeof ev.data === 'string' ? ev.data : '');
@@ -416,6 +425,7 @@ export class LiveClient {
       this.#opts.onUnauthorized?.();
       return;
     }
+    this.#greeted = true;
     this.#setStatus({ state: 'live', attempt: 0, detail: null, retryAt: null, principal: hello.principal });
     this.#armPing();
     for (const sub of this.#subs) this.#sendSubscribe(sub);
@@ -483,7 +493,10 @@ export class LiveClient {
       // Policy: not for retrying (§9). UNAUTHORIZED: the session ended.
       this.#clearPing();
       this.#setStatus({ state: 'offline', detail: reason || 'Refused by the hub.', retryAt: null });
-      if (reason === 'UNAUTHORIZED' || reason === 'SESSION_EXPIRED') this.#opts.onUnauthorized?.();
+      // The session ended, or its user must change the password first or lost the role: log in again.
+      if (['UNAUTHORIZED', 'SESSION_EXPIRED', 'PASSWORD_CHANGE_REQUIRED', 'FORBIDDEN'].includes(reason)) {
+        this.#opts.onUnauthorized?.();
+      }
       return;
     }
     if (!this.#wanted()) {
@@ -491,7 +504,9 @@ export class LiveClient {
       this.#setStatus({ state: 'idle', retryAt: null });
       return;
     }
+    const neverGreeted = this.#greeted === false;
     this.#scheduleRetry(reason ? `Closed by the hub (${code} ${reason}).` : `Connection closed (${code}).`);
+    if (neverGreeted && this.status.attempt >= 2) this.#opts.onConnectFailures?.(this.status.attempt);
   }
 
   #scheduleRetry(detail: string): void {

@@ -17,7 +17,17 @@ export function onLiveUnauthorized(fn: () => void): void {
   unauthorized = fn;
 }
 
-export const live = new LiveClient({ url: liveUrl, onUnauthorized: () => unauthorized() });
+let connectFailures: () => void = () => {};
+/** What to do when connecting keeps failing before hello (the app asks the HTTP API whether the session holds). */
+export function onLiveConnectFailures(fn: () => void): void {
+  connectFailures = fn;
+}
+
+export const live = new LiveClient({
+  url: liveUrl,
+  onUnauthorized: () => unauthorized(),
+  onConnectFailures: () => connectFailures(),
+});
 
 if (typeof window !== 'undefined') {
   window.addEventListener('online', () => live.networkOnline());
