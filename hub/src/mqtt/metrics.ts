@@ -74,6 +74,13 @@ export function registerMqttMetrics(registry: Registry, bridge: MqttBridge): voi
     'Messages for devices that are not registered (refused).',
     () => c.unknownDevices,
   );
+  registerMqttIngestMetrics(registry, bridge);
+}
+
+/** The bridge's ingest and reply counters (the second half of registerMqttMetrics). */
+function registerMqttIngestMetrics(registry: Registry, bridge: MqttBridge): void {
+  const registers = [registry];
+  const c = bridge.counts;
   mirrored(
     registry,
     'tendril_mqtt_qos0_readings_dropped_total',
