@@ -72,10 +72,11 @@ describe('startServerProcess', () => {
     const started = startServerProcess({
       name: 'never-ready', command: process.execPath, args: ['-e', serverScript], env: { PORT: String(port) },
       dir, ready: httpOk(wrongPort!), readyWhat: `GET http://127.0.0.1:${wrongPort}/`,
-      readyTimeoutMs: 300,
+      // Long enough for a node process to start and print on a loaded machine (300 ms was not, under CI load).
+      readyTimeoutMs: 3000,
     });
     const err = (await started.catch((e: unknown) => e)) as Error;
-    expect(err.message).toContain(`never-ready did not become ready within 300 ms (waiting for GET http://127.0.0.1:${wrongPort}/)`);
+    expect(err.message).toContain(`never-ready did not become ready within 3000 ms (waiting for GET http://127.0.0.1:${wrongPort}/)`);
     expect(err.message).toContain(`booting on port ${port}`);
     // The process was killed: its port is free again.
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
