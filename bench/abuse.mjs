@@ -36,7 +36,10 @@ const METRICS = [
 function startHub() {
   // The hub with its default per-device rate limit (100 readings/s, bursts of 1000), as a user runs it.
   const env = { ...process.env, BENCH_HUB_ENV: JSON.stringify({ HUB_DEVICE_RATE: '100', HUB_DEVICE_BURST: '1000' }) };
-  const child = spawn(process.execPath, [here('servers/hub.mjs')], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env });
+  const child = spawn(process.execPath, [here('servers/hub.mjs')], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env,
+  });
   const next = (type, timeoutMs = 30_000) =>
     new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from the hub`)), timeoutMs);
@@ -78,7 +81,9 @@ function upgrade(port, localAddress) {
       reject(e);
     });
     const key = crypto.randomBytes(16).toString('base64');
-    socket.write(`GET /v1/device HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`);
+    socket.write(
+      `GET /v1/device HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`,
+    );
   });
 }
 
@@ -127,7 +132,12 @@ const good = [];
 for (let i = 0; i < GOOD; i++) {
   const dev = { seq: 0, sentAt: new Map(), ctx: newDeltaContext(0, clock), conn: null };
   dev.conn = await connectHubDevice({
-    port, path: '/v1/device', adminToken: ready.adminToken, id: `good-${i}`, clock, metrics: METRICS,
+    port,
+    path: '/v1/device',
+    adminToken: ready.adminToken,
+    id: `good-${i}`,
+    clock,
+    metrics: METRICS,
     onAck(seq) {
       const now = performance.now();
       for (const [s, t] of dev.sentAt) {
@@ -139,10 +149,21 @@ for (let i = 0; i < GOOD; i++) {
   });
   good.push(dev);
 }
-let goodTimer = setInterval(() => {
+const goodTimer = setInterval(() => {
   for (const d of good) {
     const seq = ++d.seq;
-    const payload = encodeDeviceFrame({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 0, kind: 'f32', value: 21 }, { alias: 1, kind: 'f32', value: 40 }] }, d.ctx);
+    const payload = encodeDeviceFrame(
+      {
+        type: 'reading',
+        seq,
+        ts: Date.now(),
+        values: [
+          { alias: 0, kind: 'f32', value: 21 },
+          { alias: 1, kind: 'f32', value: 40 },
+        ],
+      },
+      d.ctx,
+    );
     d.sentAt.set(seq, performance.now());
     d.conn.send(maskedFrame(payload));
   }
@@ -159,7 +180,15 @@ phase = 'attack';
 const stopAt = Date.now() + ATTACK_S * 1000;
 const deaf = [];
 for (let i = 0; i < DEAF; i++) {
-  const conn = await connectHubDevice({ port, path: '/v1/device', adminToken: ready.adminToken, id: `deaf-${i}`, clock, metrics: METRICS, onAck() {} });
+  const conn = await connectHubDevice({
+    port,
+    path: '/v1/device',
+    adminToken: ready.adminToken,
+    id: `deaf-${i}`,
+    clock,
+    metrics: METRICS,
+    onAck() {},
+  });
   conn.socket.pause();
   deaf.push({ conn, seq: 0, ctx: newDeltaContext(0, clock) });
 }
@@ -168,7 +197,9 @@ const deafTimer = setInterval(() => {
   for (const d of deaf) {
     for (let k = 0; k < 10; k++) {
       if (d.conn.socket.destroyed) break;
-      d.conn.send(maskedFrame(encodeDeviceFrame({ type: 'reading', seq: ++d.seq, ts: Date.now(), values: badValues }, d.ctx)));
+      d.conn.send(
+        maskedFrame(encodeDeviceFrame({ type: 'reading', seq: ++d.seq, ts: Date.now(), values: badValues }, d.ctx)),
+      );
     }
   }
 }, 50);
@@ -193,7 +224,24 @@ const silentDone = Promise.all(
 );
 
 const flood = { attempts: 0, AUTH_FAILED: 0, AUTH_THROTTLED: 0, other: 0 };
-const badHello = (id) => maskedFrame(encodeDeviceFrame({ type: 'hello', deviceId: id, token: 'wrong-token', firmware: 'x', sdk: 'x', epoch: 1, lastSeq: 0, clock, dropped: 0, metrics: [] }, newDeltaContext()));
+const badHello = (id) =>
+  maskedFrame(
+    encodeDeviceFrame(
+      {
+        type: 'hello',
+        deviceId: id,
+        token: 'wrong-token',
+        firmware: 'x',
+        sdk: 'x',
+        epoch: 1,
+        lastSeq: 0,
+        clock,
+        dropped: 0,
+        metrics: [],
+      },
+      newDeltaContext(),
+    ),
+  );
 const floodDone = Promise.all(
   Array.from({ length: FLOOD_CONCURRENCY }, async (_, w) => {
     while (Date.now() < stopAt && flood.attempts < FLOOD_MAX_ATTEMPTS) {
@@ -230,7 +278,14 @@ const base = sum(latencies.baseline);
 const att = sum(latencies.attack);
 const result = {
   good: { devices: GOOD, readingsPerSecondEach: GOOD_RATE },
-  baseline: { seconds: BASELINE_S, acked: base.length, p50Ms: quantile(base, 0.5), p99Ms: quantile(base, 0.99), rssMiB: afterBaseline.rss / 2 ** 20, heapMiB: afterBaseline.heapUsed / 2 ** 20 },
+  baseline: {
+    seconds: BASELINE_S,
+    acked: base.length,
+    p50Ms: quantile(base, 0.5),
+    p99Ms: quantile(base, 0.99),
+    rssMiB: afterBaseline.rss / 2 ** 20,
+    heapMiB: afterBaseline.heapUsed / 2 ** 20,
+  },
   attack: {
     seconds: ATTACK_S,
     acked: att.length,
@@ -249,13 +304,23 @@ result.p99Ratio = result.attack.p99Ms / result.baseline.p99Ms;
 if (asJson) console.log(JSON.stringify(result, null, 2));
 else {
   const f = (n) => n.toFixed(1);
-  console.log(`good devices: ${GOOD} x ${GOOD_RATE} readings/s; baseline ${BASELINE_S} s, then ${ATTACK_S} s beside the attack`);
+  console.log(
+    `good devices: ${GOOD} x ${GOOD_RATE} readings/s; baseline ${BASELINE_S} s, then ${ATTACK_S} s beside the attack`,
+  );
   console.log('| phase | acked readings | ack p50 ms | ack p99 ms | hub RSS MiB | hub heap MiB |');
   console.log('|---|---:|---:|---:|---:|---:|');
-  console.log(`| good devices alone | ${base.length} | ${f(result.baseline.p50Ms)} | ${f(result.baseline.p99Ms)} | ${f(result.baseline.rssMiB)} | ${f(result.baseline.heapMiB)} |`);
-  console.log(`| beside the attack | ${att.length} | ${f(result.attack.p50Ms)} | ${f(result.attack.p99Ms)} | ${f(result.attack.rssMiB)} | ${f(result.attack.heapMiB)} |`);
+  console.log(
+    `| good devices alone | ${base.length} | ${f(result.baseline.p50Ms)} | ${f(result.baseline.p99Ms)} | ${f(result.baseline.rssMiB)} | ${f(result.baseline.heapMiB)} |`,
+  );
+  console.log(
+    `| beside the attack | ${att.length} | ${f(result.attack.p50Ms)} | ${f(result.attack.p99Ms)} | ${f(result.attack.rssMiB)} | ${f(result.attack.heapMiB)} |`,
+  );
   console.log(`ack p99 beside the attack / alone: ${result.p99Ratio.toFixed(2)}x`);
   console.log(`non-reading devices: ${DEAF}, bad readings sent: ${result.attack.badReadingsSent}`);
-  console.log(`silent upgrades: ${silent.held} held waiting for HELLO, ${silent.refused} refused (pre-HELLO pool: 1024 in all, 32 per address)`);
-  console.log(`wrong-token flood: ${flood.attempts} HELLOs: ${flood.AUTH_FAILED} AUTH_FAILED, ${flood.AUTH_THROTTLED} AUTH_THROTTLED (1 s each), ${flood.other} other`);
+  console.log(
+    `silent upgrades: ${silent.held} held waiting for HELLO, ${silent.refused} refused (pre-HELLO pool: 1024 in all, 32 per address)`,
+  );
+  console.log(
+    `wrong-token flood: ${flood.attempts} HELLOs: ${flood.AUTH_FAILED} AUTH_FAILED, ${flood.AUTH_THROTTLED} AUTH_THROTTLED (1 s each), ${flood.other} other`,
+  );
 }

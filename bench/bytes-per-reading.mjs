@@ -100,9 +100,12 @@ const base = rows[0].perReading;
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify({ readings: N, example25: example.length + wsHeader(example.length), rows }, null, 2));
 } else {
-  console.log(`Worked example (3 x f32, timestamped): ${example.length} B frame + ${wsHeader(example.length)} B WebSocket header = ${example.length + wsHeader(example.length)} B`);
+  console.log(
+    `Worked example (3 x f32, timestamped): ${example.length} B frame + ${wsHeader(example.length)} B WebSocket header = ${example.length + wsHeader(example.length)} B`,
+  );
   console.log(`Stream: ${N} readings of 3 f32 metrics at 1 Hz, WebSocket headers included\n`);
   console.log('| encoding | bytes/reading | vs tendril live |');
   console.log('|---|---:|---:|');
-  for (const r of rows) console.log(`| ${r.name} | ${r.perReading.toFixed(2)} | ${(r.perReading / base).toFixed(2)}x |`);
+  for (const r of rows)
+    console.log(`| ${r.name} | ${r.perReading.toFixed(2)} | ${(r.perReading / base).toFixed(2)}x |`);
 }

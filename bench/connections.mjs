@@ -22,7 +22,6 @@ const opt = (name, dflt) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 
-
 // ---------------------------------------------------------------- child processes (the servers)
 
 async function runChild(kind) {
@@ -31,7 +30,14 @@ async function runChild(kind) {
     const { buildHub, listenHub, loadConfig } = await import('../hub/dist/index.js');
     const dataDir = mkdtempSync(join(tmpdir(), 'tendril-bench-conn-hub-'));
     const adminToken = `bench-connections-admin-${process.pid}-token-0123456789`; // at least 32 characters
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', HUB_DATA_DIR: dataDir, HUB_ADMIN_TOKEN: adminToken, HUB_LOG_LEVEL: 'warn', HUB_MAX_CONNECTIONS: '100000' });
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      HUB_DATA_DIR: dataDir,
+      HUB_ADMIN_TOKEN: adminToken,
+      HUB_LOG_LEVEL: 'warn',
+      HUB_MAX_CONNECTIONS: '100000',
+    });
     const app = buildHub(config);
     const where = await listenHub(app, config);
     close = async () => {
@@ -42,10 +48,20 @@ async function runChild(kind) {
   } else {
     const { WebSocketServer } = await import('ws');
     // The settings the hub uses for devices: no compression, the same frame limit, tendril.v1.
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 16384, handleProtocols: (p) => (p.has('tendril.v1') ? 'tendril.v1' : false) });
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      perMessageDeflate: false,
+      maxPayload: 16384,
+      handleProtocols: (p) => (p.has('tendril.v1') ? 'tendril.v1' : false),
+    });
     wss.on('connection', (ws) => ws.on('message', () => {}));
     await new Promise((r) => wss.once('listening', r));
-    close = () => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()); });
+    close = () =>
+      new Promise((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      });
     process.send({ type: 'ready', port: wss.address().port });
   }
   process.on('message', async (m) => {
@@ -54,7 +70,12 @@ async function runChild(kind) {
       globalThis.gc();
       globalThis.gc();
       const mem = process.memoryUsage();
-      process.send({ type: 'measure', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external + mem.arrayBuffers });
+      process.send({
+        type: 'measure',
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        external: mem.external + mem.arrayBuffers,
+      });
     }
     if (m.type === 'stop') {
       await close();
@@ -67,10 +88,16 @@ async function runChild(kind) {
 // ---------------------------------------------------------------- the benchmark (parent)
 
 function startChild(kind) {
-  const child = fork(fileURLToPath(import.meta.url), ['--child', kind], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--child', kind], {
+    execArgv: ['--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const next = (type, timeoutMs = 60_000) =>
     new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for '${type}' from the ${kind} server`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`timed out after ${timeoutMs} ms waiting for '${type}' from the ${kind} server`)),
+        timeoutMs,
+      );
       const on = (m) => {
         if (m.type !== type) return;
         clearTimeout(t);
@@ -126,7 +153,9 @@ async function runBench() {
     // Fresh server processes each round; RSS noise between rounds is why there are several.
     for (let i = 0; i < runs; i++) {
       const r = await measureRound(N, log);
-      log(`  round ${i + 1}/${runs}: hub ${(r.hub.rssPerConnectionBytes / 1024).toFixed(1)} KB, bare ws ${(r.bareWs.rssPerConnectionBytes / 1024).toFixed(1)} KB per connection, ratio ${r.ratio}x`);
+      log(
+        `  round ${i + 1}/${runs}: hub ${(r.hub.rssPerConnectionBytes / 1024).toFixed(1)} KB, bare ws ${(r.bareWs.rssPerConnectionBytes / 1024).toFixed(1)} KB per connection, ratio ${r.ratio}x`,
+      );
       rounds.push(r);
     }
   } finally {
@@ -168,7 +197,11 @@ async function measureRound(N, log) {
   try {
     const [hubReady, wsReady] = await Promise.all([hub.next('ready'), bare.next('ready')]);
     const planned = planFleet(N, MODELS, 7);
-    const api = new HubApi({ httpBase: `http://127.0.0.1:${hubReady.port}`, adminToken: hubReady.adminToken, concurrency: 32 });
+    const api = new HubApi({
+      httpBase: `http://127.0.0.1:${hubReady.port}`,
+      adminToken: hubReady.adminToken,
+      concurrency: 32,
+    });
     const tokens = await api.provisionAll(planned.map(provisionRequest)).finally(() => api.close());
 
     const [hubBefore, wsBefore] = [await hub.measure(), await bare.measure()];
@@ -182,7 +215,11 @@ async function measureRound(N, log) {
     });
     const t0 = Date.now();
     fleet.start();
-    await waitUntil(() => fleet.counters.connected === N, `${N} devices welcomed by the hub (connected: ${fleet.counters.connected})`, 120_000);
+    await waitUntil(
+      () => fleet.counters.connected === N,
+      `${N} devices welcomed by the hub (connected: ${fleet.counters.connected})`,
+      120_000,
+    );
     const hubConnectMs = Date.now() - t0;
 
     // Bare ws: the same number of plain connections.
@@ -204,8 +241,20 @@ async function measureRound(N, log) {
     const per = (a, b) => (a.rss - b.rss) / N;
     return {
       connections: N,
-      hub: { rssBeforeBytes: hubBefore.rss, rssAfterBytes: hubAfter.rss, rssPerConnectionBytes: Math.round(per(hubAfter, hubBefore)), heapPerConnectionBytes: Math.round((hubAfter.heapUsed - hubBefore.heapUsed) / N), connectMs: hubConnectMs },
-      bareWs: { rssBeforeBytes: wsBefore.rss, rssAfterBytes: wsAfter.rss, rssPerConnectionBytes: Math.round(per(wsAfter, wsBefore)), heapPerConnectionBytes: Math.round((wsAfter.heapUsed - wsBefore.heapUsed) / N), connectMs: wsConnectMs },
+      hub: {
+        rssBeforeBytes: hubBefore.rss,
+        rssAfterBytes: hubAfter.rss,
+        rssPerConnectionBytes: Math.round(per(hubAfter, hubBefore)),
+        heapPerConnectionBytes: Math.round((hubAfter.heapUsed - hubBefore.heapUsed) / N),
+        connectMs: hubConnectMs,
+      },
+      bareWs: {
+        rssBeforeBytes: wsBefore.rss,
+        rssAfterBytes: wsAfter.rss,
+        rssPerConnectionBytes: Math.round(per(wsAfter, wsBefore)),
+        heapPerConnectionBytes: Math.round((wsAfter.heapUsed - wsBefore.heapUsed) / N),
+        connectMs: wsConnectMs,
+      },
       ratio: Math.round((per(hubAfter, hubBefore) / per(wsAfter, wsBefore)) * 100) / 100,
     };
   } finally {
@@ -239,7 +288,9 @@ ${r.cpus} cores, on a shared machine: compare the ratio, not the absolute figure
 between rounds; the JS heap per connection is the steadier figure, and the gap between the two servers is
 mostly heap the hub keeps per connection.
 `;
-  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Performance\n\nFigures measured by the benchmarks in `bench/`; each section names how to reproduce it.\n';
+  let doc = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Performance\n\nFigures measured by the benchmarks in `bench/`; each section names how to reproduce it.\n';
   const start = doc.search(/^## Connections\s*$/m);
   if (start >= 0) {
     const rest = doc.slice(start + 1);

@@ -124,7 +124,9 @@ if (asJson) {
   for (const size of SIZES) {
     for (const [variant, r] of Object.entries(results[size])) {
       const span = r.ratio.length > 1 ? ` (${Math.min(...r.ratio).toFixed(2)}-${Math.max(...r.ratio).toFixed(2)})` : '';
-      console.log(`| ${size} | ${variant} | ${median(r.cpu).toFixed(2)} | ${median(r.ratio).toFixed(2)}x${span} | ${median(r.rate)} |`);
+      console.log(
+        `| ${size} | ${variant} | ${median(r.cpu).toFixed(2)} | ${median(r.ratio).toFixed(2)}x${span} | ${median(r.rate)} |`,
+      );
     }
   }
 }

@@ -22,7 +22,6 @@ const LINES_PER_REQUEST = 5000;
 const READINGS_PER_WRITE = opt('per-write', 20_000);
 const asJson = args.includes('--json');
 
-
 function makeReadings(n) {
   const t0 = Date.now() - 3_600_000;
   const out = new Array(n);
@@ -43,7 +42,6 @@ function makeReadings(n) {
   }
   return out;
 }
-
 
 const cpu = { raw1: [], store1: [], raw2: [], store2: [] };
 /** Runs fn, recording influxd's and this process's CPU seconds per million points under `key`. */
@@ -73,10 +71,17 @@ async function runRaw(influx, db, bodies, inFlight) {
 }
 
 async function runStore(modules, influx, db, readings, inFlight) {
-  const store = modules.store.createInfluxStore({ url: influx.url, db, batchLines: LINES_PER_REQUEST, concurrency: inFlight, retentionDays: null });
+  const store = modules.store.createInfluxStore({
+    url: influx.url,
+    db,
+    batchLines: LINES_PER_REQUEST,
+    concurrency: inFlight,
+    retentionDays: null,
+  });
   await store.init();
   const start = performance.now();
-  for (let i = 0; i < readings.length; i += READINGS_PER_WRITE) await store.write(readings.slice(i, i + READINGS_PER_WRITE));
+  for (let i = 0; i < readings.length; i += READINGS_PER_WRITE)
+    await store.write(readings.slice(i, i + READINGS_PER_WRITE));
   const seconds = (performance.now() - start) / 1000;
   const stats = store.stats();
   await store.close();
@@ -93,11 +98,17 @@ async function runStoreAgainstSink(modules, readings) {
     req.on('end', () => res.writeHead(204, { 'x-influxdb-version': 'sink' }).end());
   });
   await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
-  const store = modules.store.createInfluxStore({ url: `http://127.0.0.1:${sink.address().port}`, db: 'sink', batchLines: LINES_PER_REQUEST, concurrency: 2 });
+  const store = modules.store.createInfluxStore({
+    url: `http://127.0.0.1:${sink.address().port}`,
+    db: 'sink',
+    batchLines: LINES_PER_REQUEST,
+    concurrency: 2,
+  });
   await store.init();
   const selfBefore = process.cpuUsage();
   const start = performance.now();
-  for (let i = 0; i < readings.length; i += READINGS_PER_WRITE) await store.write(readings.slice(i, i + READINGS_PER_WRITE));
+  for (let i = 0; i < readings.length; i += READINGS_PER_WRITE)
+    await store.write(readings.slice(i, i + READINGS_PER_WRITE));
   const seconds = (performance.now() - start) / 1000;
   const self = process.cpuUsage(selfBefore);
   await store.close();
@@ -112,7 +123,14 @@ async function countPoints(influx, db) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-influx');
+const modules = await loadTypeScript(
+  {
+    harness: 'test/support/influxdb.ts',
+    store: 'hub/src/storage/influx-store.ts',
+    schema: 'hub/src/storage/influx-schema.ts',
+  },
+  'bench-influx',
+);
 const influx = await modules.harness.startInfluxDB({ db: 'bench' });
 const watchdog = setTimeout(() => {
   console.error('influx-write benchmark: gave up after 10 minutes');
@@ -122,7 +140,8 @@ try {
   const readings = makeReadings(READINGS);
   const lines = readings.map((r) => modules.schema.readingToLine(r, 'readings').line);
   const bodies = [];
-  for (let i = 0; i < lines.length; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
+  for (let i = 0; i < lines.length; i += LINES_PER_REQUEST)
+    bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
   const bytesPerLine = bodies.reduce((n, b) => n + Buffer.byteLength(b), 0) / lines.length;
 
   // Warm-up (JIT, influxd shard creation) on a throw-away database.
@@ -136,10 +155,15 @@ try {
     for (const inFlight of [1, 2]) {
       const rawDb = `raw_${++dbn}`;
       const storeDb = `store_${dbn}`;
-      times[`raw${inFlight}`].push(await measured(`raw${inFlight}`, influx, () => runRaw(influx, rawDb, bodies, inFlight)));
-      times[`store${inFlight}`].push(await measured(`store${inFlight}`, influx, () => runStore(modules, influx, storeDb, readings, inFlight)));
+      times[`raw${inFlight}`].push(
+        await measured(`raw${inFlight}`, influx, () => runRaw(influx, rawDb, bodies, inFlight)),
+      );
+      times[`store${inFlight}`].push(
+        await measured(`store${inFlight}`, influx, () => runStore(modules, influx, storeDb, readings, inFlight)),
+      );
       const [rawCount, storeCount] = [await countPoints(influx, rawDb), await countPoints(influx, storeDb)];
-      if (rawCount !== READINGS || storeCount !== READINGS) throw new Error(`stored ${rawCount} (raw) and ${storeCount} (store) points, expected ${READINGS}`);
+      if (rawCount !== READINGS || storeCount !== READINGS)
+        throw new Error(`stored ${rawCount} (raw) and ${storeCount} (store) points, expected ${READINGS}`);
       await influx.query(`DROP DATABASE "${rawDb}"`);
       await influx.query(`DROP DATABASE "${storeDb}"`);
     }
@@ -161,11 +185,17 @@ try {
   };
   // CPU seconds per million points (median), influxd and this process: shows where the time goes on a shared machine.
   result.cpuSecondsPerMillionPoints = Object.fromEntries(
-    Object.entries(cpu).map(([k, v]) => [k, { influxd: +(median(v.map((c) => c.influxd)) * 1e6 / READINGS).toFixed(2), client: +(median(v.map((c) => c.client)) * 1e6 / READINGS).toFixed(2) }]),
+    Object.entries(cpu).map(([k, v]) => [
+      k,
+      {
+        influxd: +((median(v.map((c) => c.influxd)) * 1e6) / READINGS).toFixed(2),
+        client: +((median(v.map((c) => c.client)) * 1e6) / READINGS).toFixed(2),
+      },
+    ]),
   );
   result.storeAgainst204Sink = {
     pointsPerSecond: rate(median(sinkRuns.map((r) => r.seconds))),
-    clientCpuSecondsPerMillionPoints: +(median(sinkRuns.map((r) => r.cpu)) * 1e6 / READINGS).toFixed(2),
+    clientCpuSecondsPerMillionPoints: +((median(sinkRuns.map((r) => r.cpu)) * 1e6) / READINGS).toFixed(2),
   };
   result.ratio = {
     store1VsRaw1: +(result.pointsPerSecond.store1 / result.pointsPerSecond.raw1).toFixed(2),
@@ -176,14 +206,24 @@ try {
     console.log(JSON.stringify(result));
   } else {
     const p = result.pointsPerSecond;
-    console.log(`InfluxDB writes, ${READINGS} readings (3 fields + @seq/@epoch, ~${result.bytesPerLine} B/line), ${LINES_PER_REQUEST}-line requests, median of ${ROUNDS}`);
+    console.log(
+      `InfluxDB writes, ${READINGS} readings (3 fields + @seq/@epoch, ~${result.bytesPerLine} B/line), ${LINES_PER_REQUEST}-line requests, median of ${ROUNDS}`,
+    );
     console.log(`  in flight  raw points/s  store points/s  store/raw`);
-    console.log(`  1          ${String(p.raw1).padStart(12)}  ${String(p.store1).padStart(14)}  ${result.ratio.store1VsRaw1}`);
-    console.log(`  2          ${String(p.raw2).padStart(12)}  ${String(p.store2).padStart(14)}  ${result.ratio.store2VsRaw2}`);
+    console.log(
+      `  1          ${String(p.raw1).padStart(12)}  ${String(p.store1).padStart(14)}  ${result.ratio.store1VsRaw1}`,
+    );
+    console.log(
+      `  2          ${String(p.raw2).padStart(12)}  ${String(p.store2).padStart(14)}  ${result.ratio.store2VsRaw2}`,
+    );
     console.log(`  store (2 in flight, the default) against raw with 1 in flight: ${result.ratio.store2VsRaw1}`);
-    console.log(`  store against a 204 sink (client side only): ${result.storeAgainst204Sink.pointsPerSecond} points/s, ${result.storeAgainst204Sink.clientCpuSecondsPerMillionPoints} CPU s per million points`);
+    console.log(
+      `  store against a 204 sink (client side only): ${result.storeAgainst204Sink.pointsPerSecond} points/s, ${result.storeAgainst204Sink.clientCpuSecondsPerMillionPoints} CPU s per million points`,
+    );
     const c = result.cpuSecondsPerMillionPoints;
-    console.log(`  CPU s per million points (influxd / client): raw1 ${c.raw1.influxd}/${c.raw1.client}, store1 ${c.store1.influxd}/${c.store1.client}, raw2 ${c.raw2.influxd}/${c.raw2.client}, store2 ${c.store2.influxd}/${c.store2.client}`);
+    console.log(
+      `  CPU s per million points (influxd / client): raw1 ${c.raw1.influxd}/${c.raw1.client}, store1 ${c.store1.influxd}/${c.store1.client}, raw2 ${c.raw2.influxd}/${c.raw2.client}, store2 ${c.store2.influxd}/${c.store2.client}`,
+    );
   }
 } finally {
   clearTimeout(watchdog);

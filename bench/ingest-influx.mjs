@@ -45,7 +45,8 @@ const BATCH = Math.max(1, opt('batch', 1));
 /** --rate: readings/s in total, paced (0: flood). */
 const RATE = opt('rate', 0);
 if (RATE > 0 && BATCH !== 1) throw new Error('--rate sends one READING frame per reading: leave --batch at 1');
-const PER_DEVICE = Math.ceil((RATE > 0 ? RATE * opt('seconds', 10) : opt('readings', 300_000)) / DEVICES / BATCH) * BATCH;
+const PER_DEVICE =
+  Math.ceil((RATE > 0 ? RATE * opt('seconds', 10) : opt('readings', 300_000)) / DEVICES / BATCH) * BATCH;
 const READINGS = PER_DEVICE * DEVICES;
 const WINDOW = Math.max(opt('window', 2048), 2 * BATCH);
 /** HUB_SPOOL_MEMORY_READINGS for the hub; unset = the hub's default (100 000). */
@@ -78,7 +79,6 @@ const VALUES = [
   { alias: 2, kind: 'f32', value: 1013.25 },
 ];
 const EPOCH = 1;
-
 
 function deviceId(i) {
   return `bench-${String(i).padStart(4, '0')}`;
@@ -122,7 +122,6 @@ function repeatedFrame(clock) {
   return encodeDeviceFrame({ type: 'batch', readings }, ctx);
 }
 
-
 async function countPoints(influx, db, where = '', field = '@seq') {
   const [r] = await influx.query(`SELECT count("${field}") FROM "readings" ${where}`, { db });
   return r?.series?.[0]?.values?.[0]?.[1] ?? 0;
@@ -155,7 +154,6 @@ async function runRaw(influx, db, bodies, warmBodies) {
   return { seconds, cpu };
 }
 
-
 /**
  * The paced baseline (--rate): a batching writer posting the readings as 3-field millisecond points, 1000 lines
  * per request, each request once its readings are due at RATE. CPU until influxd is quiet again.
@@ -164,7 +162,10 @@ async function runRawPaced(influx, db, readings, warmBodies) {
   await influx.query(`CREATE DATABASE "${db}"`);
   const agent = new http.Agent({ keepAlive: true });
   await postAll(agent, `${influx.url}/write?db=${db}&precision=ns`, warmBodies);
-  const lines = readings.map((r) => `readings,device=${r.deviceId} humidity=${r.values[1].value},pressure=${r.values[2].value},temperature=${r.values[0].value} ${r.ts}`);
+  const lines = readings.map(
+    (r) =>
+      `readings,device=${r.deviceId} humidity=${r.values[1].value},pressure=${r.values[2].value},temperature=${r.values[0].value} ${r.ts}`,
+  );
   const bodies = [];
   for (let i = 0; i < lines.length; i += 1000) bodies.push(lines.slice(i, i + 1000).join('\n'));
   const url = `${influx.url}/write?db=${db}&precision=ms`;
@@ -191,7 +192,8 @@ async function runRawPaced(influx, db, readings, warmBodies) {
 /** The readings of the run in the order a paced fleet sends them: round robin over the devices. */
 function pacedOrder(readings) {
   const out = [];
-  for (let seq = 1; seq <= PER_DEVICE; seq++) for (let d = 0; d < DEVICES; d++) out.push(readings[d * PER_DEVICE + seq - 1]);
+  for (let seq = 1; seq <= PER_DEVICE; seq++)
+    for (let d = 0; d < DEVICES; d++) out.push(readings[d * PER_DEVICE + seq - 1]);
   return out;
 }
 
@@ -206,11 +208,15 @@ function cpuSince(cpu0, influx, hubPid) {
 }
 
 function startHubServer(env) {
-  const nodeArgs = [...((process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean)), here('./servers/hub.mjs')];
-  const child = spawn(SPLIT ? 'taskset' : process.execPath, SPLIT ? ['-c', '1', process.execPath, ...nodeArgs] : nodeArgs, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_HUB_ENV: JSON.stringify(env) },
-  });
+  const nodeArgs = [...(process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean), here('./servers/hub.mjs')];
+  const child = spawn(
+    SPLIT ? 'taskset' : process.execPath,
+    SPLIT ? ['-c', '1', process.execPath, ...nodeArgs] : nodeArgs,
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, BENCH_HUB_ENV: JSON.stringify(env) },
+    },
+  );
   const next = (type, timeoutMs = 30_000) =>
     new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from the hub`)), timeoutMs);
@@ -246,12 +252,19 @@ function startTimeline(base, devices, influxPid, hubPid, start) {
     while (running) {
       await new Promise((r) => setTimeout(r, TIMELINE_MS));
       const body = await (await fetch(`${base}/readyz`)).json().catch(() => ({}));
-      const now = { t: performance.now(), influxd: cpuSecondsOf(influxPid), hub: cpuSecondsOf(hubPid), self: process.cpuUsage() };
+      const now = {
+        t: performance.now(),
+        influxd: cpuSecondsOf(influxPid),
+        hub: cpuSecondsOf(hubPid),
+        self: process.cpuUsage(),
+      };
       const wall = (now.t - last.t) / 1000;
       const pct = (a, b) => Math.round(((a - b) / wall) * 100);
       const self = process.cpuUsage(last.self);
       const acked = devices.reduce((n, d) => n + d.acked, 0);
-      console.log(`| ${((now.t - start) / 1000).toFixed(2)} | ${acked} | ${body.spool?.depthReadings ?? "?"} | ${pct(now.influxd, last.influxd)} | ${pct(now.hub, last.hub)} | ${Math.round(((self.user + self.system) / 1e6 / wall) * 100)} |`);
+      console.log(
+        `| ${((now.t - start) / 1000).toFixed(2)} | ${acked} | ${body.spool?.depthReadings ?? '?'} | ${pct(now.influxd, last.influxd)} | ${pct(now.hub, last.hub)} | ${Math.round(((self.user + self.system) / 1e6 / wall) * 100)} |`,
+      );
       last = now;
     }
   })();
@@ -291,7 +304,13 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
     const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null, sentAt: [] };
     dev.finished = new Promise((resolve) => (dev.done = resolve));
     dev.conn = await connectHubDevice({
-      port: ready.port, path: ready.path, adminToken: ready.adminToken, id: idOf(i), clock, metrics: METRICS, epoch: EPOCH,
+      port: ready.port,
+      path: ready.path,
+      adminToken: ready.adminToken,
+      id: idOf(i),
+      clock,
+      metrics: METRICS,
+      epoch: EPOCH,
       onAck(seq) {
         if (dev.sentAt.length > 0) {
           const now = performance.now();
@@ -345,7 +364,11 @@ async function influxRequests(base) {
 }
 
 async function runHub(influx, db, clock) {
-  const server = startHubServer({ INFLUX_URL: influx.url, INFLUX_DB: db, ...(MEMORY_READINGS ? { HUB_SPOOL_MEMORY_READINGS: MEMORY_READINGS } : {}) });
+  const server = startHubServer({
+    INFLUX_URL: influx.url,
+    INFLUX_DB: db,
+    ...(MEMORY_READINGS ? { HUB_SPOOL_MEMORY_READINGS: MEMORY_READINGS } : {}),
+  });
   const ready = await server.next('ready');
   const base = `http://127.0.0.1:${ready.port}`;
   const frame = maskedFrame(repeatedFrame(clock));
@@ -391,11 +414,17 @@ async function runHub(influx, db, clock) {
   const stored = await countPoints(influx, db, `WHERE "device" =~ /^bench-/`);
   if (stored !== READINGS) throw new Error(`hub run stored ${stored} points, expected ${READINGS}`);
   const sorted = fleet.latencies.sort((a, b) => a - b);
-  const ack = sorted.length > 0 ? { p50: sorted[Math.floor(sorted.length * 0.5)], p99: sorted[Math.floor(sorted.length * 0.99)] } : null;
+  const ack =
+    sorted.length > 0
+      ? { p50: sorted[Math.floor(sorted.length * 0.5)], p99: sorted[Math.floor(sorted.length * 0.99)] }
+      : null;
   return { seconds, ackedSeconds, cpu, hubCpuAtAcked, requests, ack };
 }
 
-const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', schema: 'hub/src/storage/influx-schema.ts' }, 'bench-ingest-influx');
+const modules = await loadTypeScript(
+  { harness: 'test/support/influxdb.ts', schema: 'hub/src/storage/influx-schema.ts' },
+  'bench-ingest-influx',
+);
 const influx = await modules.harness.startInfluxDB({ db: 'bench' });
 if (SPLIT) {
   if (!hasTaskset()) throw new Error('--split-cores needs taskset (util-linux)');
@@ -411,7 +440,8 @@ try {
   const bodiesOf = (readings) => {
     const lines = readings.map((r) => modules.schema.readingToLine(r, 'readings').line);
     const bodies = [];
-    for (let i = 0; i < lines.length; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
+    for (let i = 0; i < lines.length; i += LINES_PER_REQUEST)
+      bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
     return bodies;
   };
   const bodies = bodiesOf(storedReadings(clock));
@@ -419,48 +449,66 @@ try {
   const warmBodies = bodiesOf(storedReadings(clock, warmId, warmPerDevice()));
   if (RATE > 0) await pacedRuns(clock, warmBodies);
   else {
-  const raw1 = await runRaw(influx, 'raw_1', bodies, warmBodies);
-  const hub = await runHub(influx, 'hub_1', clock);
-  const raw2 = await runRaw(influx, 'raw_2', bodies, warmBodies);
-  const rawSeconds = (raw1.seconds + raw2.seconds) / 2;
-  const rawRate = READINGS / rawSeconds;
-  /** CPU seconds per million readings, by process. */
-  const perMillion = (cpu) => Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +((v * 1e6) / READINGS).toFixed(2)]));
-  const hubRate = READINGS / hub.seconds;
-  const result = {
-    readings: READINGS,
-    devices: DEVICES,
-    batch: BATCH,
-    window: WINDOW,
-    memoryReadings: MEMORY_READINGS ? Number(MEMORY_READINGS) : 'default',
-    hubWarmup: HUB_WARMUP,
-    splitCores: SPLIT,
-    raw: { seconds: [raw1.seconds, raw2.seconds], pointsPerSecond: Math.round(rawRate), cpuSecondsPerMillion: [perMillion(raw1.cpu), perMillion(raw2.cpu)] },
-    hub: {
-      seconds: hub.seconds,
-      ackedSeconds: hub.ackedSeconds,
-      pointsPerSecond: Math.round(hubRate),
-      ackedPerSecond: Math.round(READINGS / hub.ackedSeconds),
-      cpuSecondsPerMillion: perMillion(hub.cpu),
-      hubCpuSecondsWhenAllAcked: +hub.hubCpuAtAcked.toFixed(2),
-      requests: hub.requests,
-      linesPerRequest: Math.round(READINGS / hub.requests),
-    },
-    ratio: hubRate / rawRate,
-  };
-  if (asJson) console.log(JSON.stringify(result, null, 2));
-  else {
-    console.log(`${READINGS} readings (3 f32 values each) from ${DEVICES} devices, ${BATCH === 1 ? 'one READING frame each' : `BATCH frames of ${BATCH}`}, window ${WINDOW}`);
-    console.log('| path | points/s | seconds |');
-    console.log('|---|---:|---:|');
-    console.log(`| raw line protocol, 5000-line bodies, 2 in flight (mean of 2 runs) | ${result.raw.pointsPerSecond} | ${rawSeconds.toFixed(2)} |`);
-    console.log(`| hub: frames -> spool (acked) -> InfluxDB (drained) | ${result.hub.pointsPerSecond} | ${hub.seconds.toFixed(2)} |`);
-    console.log(`| hub: acked only (in the spool) | ${result.hub.ackedPerSecond} | ${hub.ackedSeconds.toFixed(2)} |`);
-    console.log(`ratio hub / raw (points/s, end to end): ${result.ratio.toFixed(2)}x`);
-    const show = (c) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
-    console.log(`CPU seconds per million readings: raw runs ${result.raw.cpuSecondsPerMillion.map(show).join(' | ')}; hub run ${show(result.hub.cpuSecondsPerMillion)} (client = the device generator; the hub had used ${result.hub.hubCpuSecondsWhenAllAcked} CPU s when every reading was acked)`);
-    console.log(`hub write requests to InfluxDB: ${result.hub.requests}, ${result.hub.linesPerRequest} lines each on average (raw: ${LINES_PER_REQUEST})`);
-  }
+    const raw1 = await runRaw(influx, 'raw_1', bodies, warmBodies);
+    const hub = await runHub(influx, 'hub_1', clock);
+    const raw2 = await runRaw(influx, 'raw_2', bodies, warmBodies);
+    const rawSeconds = (raw1.seconds + raw2.seconds) / 2;
+    const rawRate = READINGS / rawSeconds;
+    /** CPU seconds per million readings, by process. */
+    const perMillion = (cpu) =>
+      Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +((v * 1e6) / READINGS).toFixed(2)]));
+    const hubRate = READINGS / hub.seconds;
+    const result = {
+      readings: READINGS,
+      devices: DEVICES,
+      batch: BATCH,
+      window: WINDOW,
+      memoryReadings: MEMORY_READINGS ? Number(MEMORY_READINGS) : 'default',
+      hubWarmup: HUB_WARMUP,
+      splitCores: SPLIT,
+      raw: {
+        seconds: [raw1.seconds, raw2.seconds],
+        pointsPerSecond: Math.round(rawRate),
+        cpuSecondsPerMillion: [perMillion(raw1.cpu), perMillion(raw2.cpu)],
+      },
+      hub: {
+        seconds: hub.seconds,
+        ackedSeconds: hub.ackedSeconds,
+        pointsPerSecond: Math.round(hubRate),
+        ackedPerSecond: Math.round(READINGS / hub.ackedSeconds),
+        cpuSecondsPerMillion: perMillion(hub.cpu),
+        hubCpuSecondsWhenAllAcked: +hub.hubCpuAtAcked.toFixed(2),
+        requests: hub.requests,
+        linesPerRequest: Math.round(READINGS / hub.requests),
+      },
+      ratio: hubRate / rawRate,
+    };
+    if (asJson) console.log(JSON.stringify(result, null, 2));
+    else {
+      console.log(
+        `${READINGS} readings (3 f32 values each) from ${DEVICES} devices, ${BATCH === 1 ? 'one READING frame each' : `BATCH frames of ${BATCH}`}, window ${WINDOW}`,
+      );
+      console.log('| path | points/s | seconds |');
+      console.log('|---|---:|---:|');
+      console.log(
+        `| raw line protocol, 5000-line bodies, 2 in flight (mean of 2 runs) | ${result.raw.pointsPerSecond} | ${rawSeconds.toFixed(2)} |`,
+      );
+      console.log(
+        `| hub: frames -> spool (acked) -> InfluxDB (drained) | ${result.hub.pointsPerSecond} | ${hub.seconds.toFixed(2)} |`,
+      );
+      console.log(`| hub: acked only (in the spool) | ${result.hub.ackedPerSecond} | ${hub.ackedSeconds.toFixed(2)} |`);
+      console.log(`ratio hub / raw (points/s, end to end): ${result.ratio.toFixed(2)}x`);
+      const show = (c) =>
+        Object.entries(c)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ');
+      console.log(
+        `CPU seconds per million readings: raw runs ${result.raw.cpuSecondsPerMillion.map(show).join(' | ')}; hub run ${show(result.hub.cpuSecondsPerMillion)} (client = the device generator; the hub had used ${result.hub.hubCpuSecondsWhenAllAcked} CPU s when every reading was acked)`,
+      );
+      console.log(
+        `hub write requests to InfluxDB: ${result.hub.requests}, ${result.hub.linesPerRequest} lines each on average (raw: ${LINES_PER_REQUEST})`,
+      );
+    }
   }
 } finally {
   clearTimeout(watchdog);
@@ -483,7 +531,15 @@ async function pacedRuns(clock, warmBodies) {
     readings: READINGS,
     devices: DEVICES,
     splitCores: SPLIT,
-    baseline: { cpuUsPerReading: +rawTotal.toFixed(2), influxdUsPerPoint: +rawInflux.toFixed(2), runs: [raw1, raw2].map((r) => ({ seconds: +r.seconds.toFixed(2), writer: us(r.cpu.client), influxd: us(r.cpu.influxd) })) },
+    baseline: {
+      cpuUsPerReading: +rawTotal.toFixed(2),
+      influxdUsPerPoint: +rawInflux.toFixed(2),
+      runs: [raw1, raw2].map((r) => ({
+        seconds: +r.seconds.toFixed(2),
+        writer: us(r.cpu.client),
+        influxd: us(r.cpu.influxd),
+      })),
+    },
     hub: {
       seconds: +hub.seconds.toFixed(2),
       cpuUsPerReading: +hubTotal.toFixed(2),
@@ -502,11 +558,23 @@ async function pacedRuns(clock, warmBodies) {
     console.log(JSON.stringify(result, null, 2));
     return;
   }
-  console.log(`${READINGS} readings at ${RATE}/s from ${DEVICES} devices, one READING frame each; baseline: 1000-line requests of 3-field ms points`);
-  console.log('| path | CPU-us per stored reading (with influxd) | influxd CPU-us per point | requests | lines per request |');
+  console.log(
+    `${READINGS} readings at ${RATE}/s from ${DEVICES} devices, one READING frame each; baseline: 1000-line requests of 3-field ms points`,
+  );
+  console.log(
+    '| path | CPU-us per stored reading (with influxd) | influxd CPU-us per point | requests | lines per request |',
+  );
   console.log('|---|---:|---:|---:|---:|');
-  console.log(`| baseline writer (mean of 2 runs) | ${result.baseline.cpuUsPerReading} | ${result.baseline.influxdUsPerPoint} | ${Math.ceil(READINGS / 1000)} | 1000 |`);
-  console.log(`| hub (spool, InfluxDB store) | ${result.hub.cpuUsPerReading} (hub ${result.hub.hubUsPerReading}) | ${result.hub.influxdUsPerPoint} | ${result.hub.requests} | ${result.hub.linesPerRequest} |`);
-  console.log(`ratio baseline / hub (CPU per stored reading): ${result.ratio.toFixed(2)}x; influxd per point hub / baseline: ${result.influxdRatio.toFixed(2)}x`);
-  console.log(`hub ack latency p50 ${result.hub.ackP50Ms} ms, p99 ${result.hub.ackP99Ms} ms; device generator ${result.hub.generatorUsPerReading} us per reading (not counted)`);
+  console.log(
+    `| baseline writer (mean of 2 runs) | ${result.baseline.cpuUsPerReading} | ${result.baseline.influxdUsPerPoint} | ${Math.ceil(READINGS / 1000)} | 1000 |`,
+  );
+  console.log(
+    `| hub (spool, InfluxDB store) | ${result.hub.cpuUsPerReading} (hub ${result.hub.hubUsPerReading}) | ${result.hub.influxdUsPerPoint} | ${result.hub.requests} | ${result.hub.linesPerRequest} |`,
+  );
+  console.log(
+    `ratio baseline / hub (CPU per stored reading): ${result.ratio.toFixed(2)}x; influxd per point hub / baseline: ${result.influxdRatio.toFixed(2)}x`,
+  );
+  console.log(
+    `hub ack latency p50 ${result.hub.ackP50Ms} ms, p99 ${result.hub.ackP99Ms} ms; device generator ${result.hub.generatorUsPerReading} us per reading (not counted)`,
+  );
 }

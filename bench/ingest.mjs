@@ -65,7 +65,6 @@ function readingPayload(clock) {
   );
 }
 
-
 async function run(target) {
   const server = startServer(target === 'hub' ? 'servers/hub.mjs' : 'servers/bare-ws.mjs');
   const ready = await server.next('ready');
@@ -77,7 +76,12 @@ async function run(target) {
     dev.conn =
       target === 'hub'
         ? await connectHubDevice({
-            port: ready.port, path: ready.path, adminToken: ready.adminToken, id: `bench-${String(i).padStart(4, '0')}`, clock, metrics: METRICS,
+            port: ready.port,
+            path: ready.path,
+            adminToken: ready.adminToken,
+            id: `bench-${String(i).padStart(4, '0')}`,
+            clock,
+            metrics: METRICS,
             onAck(seq) {
               dev.acked = seq;
               if (dev.waiting) {
@@ -121,7 +125,15 @@ async function run(target) {
   await new Promise((r) => server.child.once('exit', r));
   const cpuSec = (s1.cpu.user + s1.cpu.system - s0.cpu.user - s0.cpu.system) / 1e6;
   const messages = c1 - c0;
-  return { target, messages, wallSeconds: wall, cpuSeconds: cpuSec, perCpuSecond: messages / cpuSec, perWallSecond: messages / wall, rssMB: s1.rss / 2 ** 20 };
+  return {
+    target,
+    messages,
+    wallSeconds: wall,
+    cpuSeconds: cpuSec,
+    perCpuSecond: messages / cpuSec,
+    perWallSecond: messages / wall,
+    rssMB: s1.rss / 2 ** 20,
+  };
 }
 
 const bare = await run('bare-ws');
@@ -141,11 +153,15 @@ const result = {
 };
 if (asJson) console.log(JSON.stringify(result, null, 2));
 else {
-  console.log(`devices=${DEVICES} window=${WINDOW} measured ${SECONDS}s after ${WARMUP}s warm-up, server pinned to core 0: ${pinned}`);
+  console.log(
+    `devices=${DEVICES} window=${WINDOW} measured ${SECONDS}s after ${WARMUP}s warm-up, server pinned to core 0: ${pinned}`,
+  );
   console.log('| server | messages/CPU-second | messages/second | server CPU-seconds | RSS MB |');
   console.log('|---|---:|---:|---:|---:|');
   for (const r of [bare, hub]) {
-    console.log(`| ${r.target === 'hub' ? 'hub (decode, validate, store, ack)' : 'bare ws (count only)'} | ${Math.round(r.perCpuSecond)} | ${Math.round(r.perWallSecond)} | ${r.cpuSeconds.toFixed(2)} | ${r.rssMB.toFixed(0)} |`);
+    console.log(
+      `| ${r.target === 'hub' ? 'hub (decode, validate, store, ack)' : 'bare ws (count only)'} | ${Math.round(r.perCpuSecond)} | ${Math.round(r.perWallSecond)} | ${r.cpuSeconds.toFixed(2)} | ${r.rssMB.toFixed(0)} |`,
+    );
   }
   console.log(`ratio hub / bare ws (per CPU-second): ${result.ratio.toFixed(2)}x`);
 }

@@ -17,7 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { args, loadTypeScript, opt } from './lib/common.mjs';
 
-const RATES = (args.includes('--rates') ? args[args.indexOf('--rates') + 1] : '2000,10000,20000').split(',').map(Number);
+const RATES = (args.includes('--rates') ? args[args.indexOf('--rates') + 1] : '2000,10000,20000')
+  .split(',')
+  .map(Number);
 const SECONDS = opt('seconds', 4);
 const ROUNDS = opt('rounds', 3);
 const DEVICES = 100;
@@ -27,7 +29,10 @@ const SETTINGS = {
   after: {},
 };
 
-const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', spool: 'hub/src/spool/spool.ts' }, 'bench-spool-paced');
+const modules = await loadTypeScript(
+  { harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', spool: 'hub/src/spool/spool.ts' },
+  'bench-spool-paced',
+);
 const influx = await modules.harness.startInfluxDB({ db: 'paced' });
 const dataDir = mkdtempSync(join(tmpdir(), 'tendril-bench-spool-paced-'));
 const watchdog = setTimeout(() => {
@@ -64,7 +69,11 @@ async function run(rate, name, n) {
           { metric: 'humidity', kind: 'f64', value: 40 + (seq % 61) / 4 },
           { metric: 'pressure', kind: 'f64', value: 1013.25 - (seq % 13) },
         ];
-        acks.push(spool.accept([{ deviceId: `paced-${d}`, epoch: 7, seq, ts: t0 + seq, values }]).then(() => latencies.push(performance.now() - at)));
+        acks.push(
+          spool
+            .accept([{ deviceId: `paced-${d}`, epoch: 7, seq, ts: t0 + seq, values }])
+            .then(() => latencies.push(performance.now() - at)),
+        );
       }
       if (issued < total) setTimeout(tick, 1);
       else resolve();
@@ -87,7 +96,7 @@ async function run(rate, name, n) {
     ackP99Ms: pct(latencies, 0.99),
     requests: stats.requests,
     linesPerRequest: stats.linesWritten / Math.max(1, stats.requests),
-    cpuUsPerReading: ((cpu.user + cpu.system) / total),
+    cpuUsPerReading: (cpu.user + cpu.system) / total,
   };
 }
 
@@ -98,7 +107,7 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const rate of RATES) {
       const order = round % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
-      for (const name of order) (((results[rate] ??= {})[name] ??= [])).push(await run(rate, name, n++));
+      for (const name of order) ((results[rate] ??= {})[name] ??= []).push(await run(rate, name, n++));
     }
   }
 } finally {
@@ -110,14 +119,20 @@ try {
 if (asJson) {
   console.log(JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, results }));
 } else {
-  console.log(`${DEVICES} devices, one reading per accept(), ${SECONDS} s per run, ${ROUNDS} alternating rounds; medians`);
-  console.log('| readings/s | spool | fdatasyncs/s | readings per fdatasync | ack p50 ms | ack p99 ms | InfluxDB requests | lines per request | CPU us per reading |');
+  console.log(
+    `${DEVICES} devices, one reading per accept(), ${SECONDS} s per run, ${ROUNDS} alternating rounds; medians`,
+  );
+  console.log(
+    '| readings/s | spool | fdatasyncs/s | readings per fdatasync | ack p50 ms | ack p99 ms | InfluxDB requests | lines per request | CPU us per reading |',
+  );
   console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const rate of RATES) {
     for (const name of ['before', 'after']) {
       const rs = results[rate][name];
       const m = (k, d = 1) => median(rs.map((r) => r[k])).toFixed(d);
-      console.log(`| ${rate} | ${name} | ${m('fdatasyncsPerSecond', 0)} | ${m('readingsPerCommit')} | ${m('ackP50Ms')} | ${m('ackP99Ms')} | ${m('requests', 0)} | ${m('linesPerRequest', 0)} | ${m('cpuUsPerReading')} |`);
+      console.log(
+        `| ${rate} | ${name} | ${m('fdatasyncsPerSecond', 0)} | ${m('readingsPerCommit')} | ${m('ackP50Ms')} | ${m('ackP99Ms')} | ${m('requests', 0)} | ${m('linesPerRequest', 0)} | ${m('cpuUsPerReading')} |`,
+      );
     }
   }
 }

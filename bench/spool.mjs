@@ -21,8 +21,10 @@ const PER_ACCEPT = opt('per-accept', 1);
 const CONCURRENCY = opt('concurrency', 500);
 const asJson = args.includes('--json');
 
-
-const modules = await loadTypeScript({ harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', spool: 'hub/src/spool/spool.ts' }, 'bench-spool');
+const modules = await loadTypeScript(
+  { harness: 'test/support/influxdb.ts', store: 'hub/src/storage/influx-store.ts', spool: 'hub/src/spool/spool.ts' },
+  'bench-spool',
+);
 const influx = await modules.harness.startInfluxDB({ db: 'spoolbench' });
 const dataDir = mkdtempSync(join(tmpdir(), 'tendril-bench-spool-data-'));
 const watchdog = setTimeout(() => {
@@ -34,7 +36,12 @@ let store;
 try {
   store = modules.store.createInfluxStore({ url: influx.url, db: 'spoolbench', retentionDays: null, maxAttempts: 1 });
   await store.init();
-  spool = await modules.spool.createSpool({ dir: join(dataDir, 'spool'), store, maxBytes: 4 * 1024 ** 3, backoff: { baseMs: 200, maxMs: 2000 } });
+  spool = await modules.spool.createSpool({
+    dir: join(dataDir, 'spool'),
+    store,
+    maxBytes: 4 * 1024 ** 3,
+    backoff: { baseMs: 200, maxMs: 2000 },
+  });
   await influx.process.terminate(); // store down
 
   const t0 = Date.now() - 3_600_000;
@@ -80,10 +87,16 @@ try {
   await spool.close();
   const recoverStart = performance.now();
   const recoverCpu0 = process.cpuUsage();
-  spool = await modules.spool.createSpool({ dir: join(dataDir, 'spool'), store, maxBytes: 4 * 1024 ** 3, backoff: { baseMs: 200, maxMs: 2000 } });
+  spool = await modules.spool.createSpool({
+    dir: join(dataDir, 'spool'),
+    store,
+    maxBytes: 4 * 1024 ** 3,
+    backoff: { baseMs: 200, maxMs: 2000 },
+  });
   const recoverSeconds = (performance.now() - recoverStart) / 1000;
   const recoverCpu = process.cpuUsage(recoverCpu0);
-  if (spool.state.replayedReadings !== accepted) throw new Error(`restart found ${spool.state.replayedReadings} undrained readings, expected ${accepted}`);
+  if (spool.state.replayedReadings !== accepted)
+    throw new Error(`restart found ${spool.state.replayedReadings} undrained readings, expected ${accepted}`);
 
   await influx.process.start(); // store back
   const drainStart = performance.now();
@@ -124,11 +137,21 @@ try {
     console.log(JSON.stringify(result));
   } else {
     const a = result.accept;
-    console.log(`Spool, ${accepted} readings, ${PER_ACCEPT} per accept(), ${CONCURRENCY} accept() calls in flight, store ${storeState}`);
-    console.log(`  accept: ${a.readingsPerSecond} readings/s acknowledged, ${a.mbPerSecond} MB/s, ${a.bytesPerReading} B/reading, ${a.fdatasyncs} fdatasyncs (${a.readingsPerFdatasync} readings each)`);
-    console.log(`  restart with ${accepted} undrained readings (${(depthBytes / 1024 / 1024).toFixed(1)} MiB): start-up scan ${result.restartScanSeconds} s`);
-    console.log(`  drain after the store returned: ${result.drain.seconds} s (${result.drain.readingsPerSecond} readings/s into InfluxDB), all ${stored} stored`);
-    console.log(`  CPU of this process per reading: accept ${a.cpuUsPerReading} us, start-up scan ${result.restartScanCpuUsPerReading} us, drain ${result.drain.cpuUsPerReading} us`);
+    console.log(
+      `Spool, ${accepted} readings, ${PER_ACCEPT} per accept(), ${CONCURRENCY} accept() calls in flight, store ${storeState}`,
+    );
+    console.log(
+      `  accept: ${a.readingsPerSecond} readings/s acknowledged, ${a.mbPerSecond} MB/s, ${a.bytesPerReading} B/reading, ${a.fdatasyncs} fdatasyncs (${a.readingsPerFdatasync} readings each)`,
+    );
+    console.log(
+      `  restart with ${accepted} undrained readings (${(depthBytes / 1024 / 1024).toFixed(1)} MiB): start-up scan ${result.restartScanSeconds} s`,
+    );
+    console.log(
+      `  drain after the store returned: ${result.drain.seconds} s (${result.drain.readingsPerSecond} readings/s into InfluxDB), all ${stored} stored`,
+    );
+    console.log(
+      `  CPU of this process per reading: accept ${a.cpuUsPerReading} us, start-up scan ${result.restartScanCpuUsPerReading} us, drain ${result.drain.cpuUsPerReading} us`,
+    );
   }
 } finally {
   clearTimeout(watchdog);

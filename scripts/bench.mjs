@@ -8,7 +8,16 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const ALL = ['bytes-per-reading', 'ingest', 'ingest-influx', 'connections', 'influx-write', 'spool', 'mqtt-ingest', 'mqtt-ack-designs'];
+const ALL = [
+  'bytes-per-reading',
+  'ingest',
+  'ingest-influx',
+  'connections',
+  'influx-write',
+  'spool',
+  'mqtt-ingest',
+  'mqtt-ack-designs',
+];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !ALL.includes(w));
 if (unknown.length) {

@@ -101,7 +101,8 @@ async function withoutMessages(text) {
   };
   visit(source);
   let out = text;
-  for (const [start, end, replacement] of edits.sort((a, b) => b[0] - a[0])) out = out.slice(0, start) + replacement + out.slice(end);
+  for (const [start, end, replacement] of edits.sort((a, b) => b[0] - a[0]))
+    out = out.slice(0, start) + replacement + out.slice(end);
   return out;
 }
 
@@ -111,7 +112,18 @@ async function detail(contents) {
   const total = gzipSize(all);
   const byFile = files
     .filter((f) => f.code.length > 0)
-    .map((f) => ({ file: f.file, min: f.code.length, gzipShare: total - gzipSize(files.filter((o) => o !== f).map((o) => o.code).join('')) }));
+    .map((f) => ({
+      file: f.file,
+      min: f.code.length,
+      gzipShare:
+        total -
+        gzipSize(
+          files
+            .filter((o) => o !== f)
+            .map((o) => o.code)
+            .join(''),
+        ),
+    }));
   const minified = new TextDecoder().decode(await bundle(contents, true));
   const messagesGzip = gzipSize(minified) - gzipSize(await withoutMessages(minified));
   return { byFile, messagesGzip };
@@ -130,7 +142,13 @@ const over = device.gzip > BUDGET_GZIP_BYTES;
 const details = process.argv.includes('--detail') ? await detail(measurements[0].contents) : undefined;
 
 if (process.argv.includes('--json')) {
-  console.log(JSON.stringify({ budgetGzipBytes: BUDGET_GZIP_BYTES, withinBudget: !over, results, deviceBundleDetail: details }, null, 2));
+  console.log(
+    JSON.stringify(
+      { budgetGzipBytes: BUDGET_GZIP_BYTES, withinBudget: !over, results, deviceBundleDetail: details },
+      null,
+      2,
+    ),
+  );
 } else {
   const pad = (s, n) => String(s).padStart(n);
   console.log('device SDK size: esbuild --bundle --minify --format=esm --platform=neutral, then gzip -9 (bytes)');
@@ -139,9 +157,13 @@ if (process.argv.includes('--json')) {
     console.log(`${measurements[i].name.padEnd(16)}${pad(r.raw, 8)}${pad(r.min, 8)}${pad(r.gzip, 8)}   ${r.what}`);
   }
   if (details) {
-    console.log('\ndevice bundle by source file: minified bytes, and its share of the gzip size (bundle minus bundle without it)');
+    console.log(
+      '\ndevice bundle by source file: minified bytes, and its share of the gzip size (bundle minus bundle without it)',
+    );
     for (const f of details.byFile) console.log(`  ${f.file.padEnd(34)}${pad(f.min, 8)}${pad(f.gzipShare, 8)}`);
-    console.log(`message text (string and template literals with a space): ${details.messagesGzip} of the ${device.gzip} gzip bytes`);
+    console.log(
+      `message text (string and template literals with a space): ${details.messagesGzip} of the ${device.gzip} gzip bytes`,
+    );
   }
   console.log(
     over

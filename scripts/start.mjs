@@ -23,10 +23,12 @@ function fail(message) {
 
 function demoSettings(env) {
   const rawCount = env.HUB_DEMO_DEVICES?.trim() || String(DEFAULT_DEMO_DEVICES);
-  if (!/^\d+$/.test(rawCount) || Number(rawCount) > 100_000) fail(`HUB_DEMO_DEVICES="${env.HUB_DEMO_DEVICES}" must be a whole number 0..100000 (0 turns the demo fleet off).`);
+  if (!/^\d+$/.test(rawCount) || Number(rawCount) > 100_000)
+    fail(`HUB_DEMO_DEVICES="${env.HUB_DEMO_DEVICES}" must be a whole number 0..100000 (0 turns the demo fleet off).`);
   const rawRate = env.HUB_DEMO_RATE?.trim() || String(DEFAULT_DEMO_RATE);
   const rate = Number(rawRate);
-  if (!Number.isFinite(rate) || rate <= 0 || rate > 100) fail(`HUB_DEMO_RATE="${env.HUB_DEMO_RATE}" must be readings per second per device, > 0 and <= 100.`);
+  if (!Number.isFinite(rate) || rate <= 0 || rate > 100)
+    fail(`HUB_DEMO_RATE="${env.HUB_DEMO_RATE}" must be readings per second per device, > 0 and <= 100.`);
   return { devices: Number(rawCount), rate };
 }
 
@@ -70,7 +72,9 @@ async function startDemoFleet(config, where, adminToken, demo, log) {
     ...(tls ? { wsOptions: tls } : {}),
   });
   fleet.start();
-  log(`demo fleet: ${demo.devices} simulated devices (${MODELS.map((m) => m.name).join(', ')}) at ${demo.rate} readings/s each; HUB_DEMO_DEVICES=0 turns it off`);
+  log(
+    `demo fleet: ${demo.devices} simulated devices (${MODELS.map((m) => m.name).join(', ')}) at ${demo.rate} readings/s each; HUB_DEMO_DEVICES=0 turns it off`,
+  );
   return fleet;
 }
 
@@ -91,13 +95,19 @@ async function main() {
   const log = (line) => process.stdout.write(`${line}\n`);
   log(`Tendril hub is running: ${where.url}  (devices connect to ${where.deviceUrl}; bound to ${where.boundAddress})`);
   if (where.reachableFromNetwork && config.tls === null) {
-    log(`warning: HOST=${config.host} makes the hub reachable from other machines without TLS; set HUB_TLS_CERT/HUB_TLS_KEY (docs/security.md)`);
+    log(
+      `warning: HOST=${config.host} makes the hub reachable from other machines without TLS; set HUB_TLS_CERT/HUB_TLS_KEY (docs/security.md)`,
+    );
   }
   if (admin.file) log(`admin API token (HUB_ADMIN_TOKEN unset): ${admin.file}`);
   // The first start creates user "admin" with a generated password (docs/security.md); the file goes once it is changed.
   const firstPassword = join(config.dataDir, 'initial-admin-password');
-  if (existsSync(firstPassword)) log(`log in at ${where.url} as "admin" with the password in ${firstPassword} (you choose a new one at the first login)`);
-  else log(`log in at ${where.url} (manage users with: npm run hub -- user list | add NAME --role viewer|operator|admin)`);
+  if (existsSync(firstPassword))
+    log(
+      `log in at ${where.url} as "admin" with the password in ${firstPassword} (you choose a new one at the first login)`,
+    );
+  else
+    log(`log in at ${where.url} (manage users with: npm run hub -- user list | add NAME --role viewer|operator|admin)`);
 
   let fleet = null;
   if (demo.devices === 0) log('demo fleet off (HUB_DEMO_DEVICES=0)');

@@ -67,7 +67,9 @@ function findExecutable(bin) {
 }
 
 function missingSystemDeps() {
-  return systemDeps.filter(({ bin, env }) => !(env && process.env[env] && isExecutable(process.env[env])) && !findExecutable(bin));
+  return systemDeps.filter(
+    ({ bin, env }) => !(env && process.env[env] && isExecutable(process.env[env])) && !findExecutable(bin),
+  );
 }
 
 function canInstall() {
@@ -83,7 +85,7 @@ function ensureSystemDeps() {
   if (!ci && !canInstall()) {
     console.error(
       `[test] missing system packages: ${packages.join(', ')} (for ${missing.map((d) => d.bin).join(', ')}).\n` +
-      `[test] Install them with \`sudo bash scripts/install-system-deps.sh\` and run npm test again.`,
+        `[test] Install them with \`sudo bash scripts/install-system-deps.sh\` and run npm test again.`,
     );
     finish(0, 1, 0, 1);
   }
@@ -95,7 +97,9 @@ function ensureSystemDeps() {
   }
   const stillMissing = missingSystemDeps();
   if (stillMissing.length > 0) {
-    console.error(`[test] still missing after the install: ${stillMissing.map((d) => `${d.bin} (${d.pkg})`).join(', ')}`);
+    console.error(
+      `[test] still missing after the install: ${stillMissing.map((d) => `${d.bin} (${d.pkg})`).join(', ')}`,
+    );
     finish(0, 1, 0, 1);
   }
 }
@@ -151,7 +155,12 @@ function reapLeftoverServers(pidDir) {
         console.error(`[test] killed a leftover ${name} (PID ${pid}): a test did not stop it`);
       }
       // The marker is the server's temp dir (test/support makes them as <tmpdir>/tendril-<name>-XXXXXX).
-      if (dirname(marker) === tmpdir() && basename(marker).startsWith('tendril-') && !keepDir && process.env.TENDRIL_KEEP_TEST_DIRS !== '1') {
+      if (
+        dirname(marker) === tmpdir() &&
+        basename(marker).startsWith('tendril-') &&
+        !keepDir &&
+        process.env.TENDRIL_KEEP_TEST_DIRS !== '1'
+      ) {
         rmSync(marker, { recursive: true, force: true });
       }
     } catch {
@@ -180,7 +189,9 @@ async function main() {
 
   const report = readReport();
   if (!report) {
-    console.error(`[test] vitest ended (exit ${code ?? signal}) without writing ${reportPath}: counting the run as failed`);
+    console.error(
+      `[test] vitest ended (exit ${code ?? signal}) without writing ${reportPath}: counting the run as failed`,
+    );
     finish(0, 1, 0, 1);
   }
   // Counted per test from the report's files (vitest's top-level totals leave out tests whose worker died).

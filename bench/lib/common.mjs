@@ -34,20 +34,44 @@ export function hasTaskset() {
 export async function loadTypeScript(entries, label = 'bench') {
   const outdir = mkdtempSync(join(tmpdir(), `tendril-${label}-`));
   const entryPoints = Object.fromEntries(Object.entries(entries).map(([name, path]) => [name, join(repoRoot, path)]));
-  await build({ entryPoints, bundle: true, platform: 'node', format: 'esm', target: 'node20', outdir, outExtension: { '.js': '.mjs' }, logLevel: 'silent' });
+  await build({
+    entryPoints,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    logLevel: 'silent',
+  });
   const names = Object.keys(entries);
   const modules = await Promise.all(names.map((name) => import(join(outdir, `${name}.mjs`))));
-  return { ...Object.fromEntries(names.map((n, i) => [n, modules[i]])), cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
+  return {
+    ...Object.fromEntries(names.map((n, i) => [n, modules[i]])),
+    cleanup: () => rmSync(outdir, { recursive: true, force: true }),
+  };
 }
 
 /** POSTs one line-protocol body to an InfluxDB /write URL over `agent`; resolves on 204. */
 export function postLines(agent, url, body) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`raw /write -> ${res.statusCode}: ${Buffer.concat(chunks)}`))));
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          res.statusCode === 204
+            ? resolve()
+            : reject(new Error(`raw /write -> ${res.statusCode}: ${Buffer.concat(chunks)}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

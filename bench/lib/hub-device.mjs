@@ -4,7 +4,17 @@ import { decodeHubFrame, encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from 
 import { connectRaw, maskedFrame } from './raw-ws.mjs';
 
 /** Resolves with the raw connection once WELCOME arrived; rejects on ERROR/BACKOFF before it or a timeout. */
-export async function connectHubDevice({ port, path, adminToken, id, clock, metrics, epoch = 1, onAck, timeoutMs = 10_000 }) {
+export async function connectHubDevice({
+  port,
+  path,
+  adminToken,
+  id,
+  clock,
+  metrics,
+  epoch = 1,
+  onAck,
+  timeoutMs = 10_000,
+}) {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/devices`, {
     method: 'POST',
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
@@ -15,7 +25,10 @@ export async function connectHubDevice({ port, path, adminToken, id, clock, metr
   const conn = await connectRaw({ port, path, protocol: SUBPROTOCOL });
   let welcomed = false;
   await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for WELCOME for ${id}`)), timeoutMs);
+    const t = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for WELCOME for ${id}`)),
+      timeoutMs,
+    );
     conn.onMessage((op, payload) => {
       if (op !== 0x2) return;
       const f = decodeHubFrame(payload);
@@ -31,7 +44,18 @@ export async function connectHubDevice({ port, path, adminToken, id, clock, metr
         else process.stderr.write(`bench: ${id}: hub answered ${f.type} ${f.code} during the run\n`);
       }
     });
-    const hello = { type: 'hello', deviceId: id, token, firmware: 'bench', sdk: 'bench', epoch, lastSeq: 0, clock, dropped: 0, metrics };
+    const hello = {
+      type: 'hello',
+      deviceId: id,
+      token,
+      firmware: 'bench',
+      sdk: 'bench',
+      epoch,
+      lastSeq: 0,
+      clock,
+      dropped: 0,
+      metrics,
+    };
     conn.send(maskedFrame(encodeDeviceFrame(hello, newDeltaContext())));
   });
   return conn;

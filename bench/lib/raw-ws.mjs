@@ -61,7 +61,8 @@ export function connectRaw({ host = '127.0.0.1', port, path, protocol, timeoutMs
         if (pending.length < o + len) return;
         const payload = pending.subarray(o, o + len);
         pending = pending.subarray(o + len);
-        if (op === 0x9) socket.write(maskedFrame(payload, 0xa)); // answer pings with pongs
+        if (op === 0x9)
+          socket.write(maskedFrame(payload, 0xa)); // answer pings with pongs
         else if (listener) listener(op, payload);
       }
     };

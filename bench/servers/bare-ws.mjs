@@ -11,6 +11,7 @@ wss.on('connection', (ws) => {
 });
 wss.on('listening', () => process.send({ type: 'ready', port: wss.address().port, path: '/' }));
 process.on('message', (m) => {
-  if (m.type === 'sample') process.send({ type: 'sample', messages, cpu: process.cpuUsage(), rss: process.memoryUsage().rss });
+  if (m.type === 'sample')
+    process.send({ type: 'sample', messages, cpu: process.cpuUsage(), rss: process.memoryUsage().rss });
   if (m.type === 'stop') wss.close(() => process.exit(0));
 });

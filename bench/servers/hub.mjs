@@ -23,7 +23,13 @@ await listenHub(app, config);
 const port = app.server.address().port;
 process.send({ type: 'ready', port, path: '/v1/device', adminToken });
 process.on('message', async (m) => {
-  if (m.type === 'sample') process.send({ type: 'sample', cpu: process.cpuUsage(), rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed });
+  if (m.type === 'sample')
+    process.send({
+      type: 'sample',
+      cpu: process.cpuUsage(),
+      rss: process.memoryUsage().rss,
+      heapUsed: process.memoryUsage().heapUsed,
+    });
   if (m.type === 'stop') {
     await app.close();
     fs.rmSync(dataDir, { recursive: true, force: true });

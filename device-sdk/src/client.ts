@@ -250,7 +250,9 @@ export class TendrilDevice {
     // Browsers refuse window.setTimeout called on another object, so the globals are called unbound.
     const t = options.timers;
     const timers: Timers =
-      t && t.setTimeout !== setTimeout ? t : { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
+      t && t.setTimeout !== setTimeout
+        ? t
+        : { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
     this.#timers = timers;
     this.#tick = new Timer(timers);
     this.#reconnect = new Timer(timers);
@@ -276,7 +278,12 @@ export class TendrilDevice {
   }
 
   get stats(): DeviceStats {
-    return { ...this.#counts, rejected: { ...this.#rejectedByCode }, buffered: this.#pending.length, connected: !!this.#welcome };
+    return {
+      ...this.#counts,
+      rejected: { ...this.#rejectedByCode },
+      buffered: this.#pending.length,
+      connected: !!this.#welcome,
+    };
   }
 
   on<E extends keyof TendrilDeviceEvents>(event: E, listener: TendrilDeviceEvents[E]): this {
@@ -317,7 +324,8 @@ export class TendrilDevice {
       if (value === undefined) continue;
       const m = this.#byName.get(name);
       if (!m) throw new TypeError(`unknown metric "${name}"; declared: ${[...this.#byName.keys()].join(', ')}`);
-      if (!fitsKind(m.kind, value)) throw new TypeError(`metric "${name}" is declared ${m.kind}; got ${typeof value} ${String(value)}`);
+      if (!fitsKind(m.kind, value))
+        throw new TypeError(`metric "${name}" is declared ${m.kind}; got ${typeof value} ${String(value)}`);
       // §9.2: a longer string (or one with a lone surrogate) cannot be encoded at all.
       if (typeof value === 'string' && truncateUtf8(value, maxStringValueBytes) !== value) {
         throw new TypeError(`metric "${name}": a string value is at most ${maxStringValueBytes} bytes of UTF-8`);
@@ -325,7 +333,8 @@ export class TendrilDevice {
       out.push({ alias: m.alias, kind: m.kind, value });
     }
     if (!out.length) throw new TypeError('a reading needs at least one value');
-    if (ts !== null && !(ts >= 0 && ts <= Number.MAX_SAFE_INTEGER)) throw new TypeError(`timestamp must be ms since the Unix epoch, got ${ts}`);
+    if (ts !== null && !(ts >= 0 && ts <= Number.MAX_SAFE_INTEGER))
+      throw new TypeError(`timestamp must be ms since the Unix epoch, got ${ts}`);
     const seq = ++this.#seq;
     this.#pending.push({ seq, ts: ts === null ? null : Math.floor(ts), values: out });
     this.#counts.sent++;
@@ -346,7 +355,12 @@ export class TendrilDevice {
     return new Promise((resolve, reject) => {
       const t = this.#timers.setTimeout(() => {
         this.#flushWaiters = this.#flushWaiters.filter((w) => w !== done);
-        reject(new TendrilError('FLUSH_TIMEOUT', `flush timed out after ${timeoutMs} ms with ${this.#pending.length} reading(s) unacked`));
+        reject(
+          new TendrilError(
+            'FLUSH_TIMEOUT',
+            `flush timed out after ${timeoutMs} ms with ${this.#pending.length} reading(s) unacked`,
+          ),
+        );
       }, timeoutMs);
       const done = (): void => {
         this.#timers.clearTimeout(t);
@@ -427,7 +441,10 @@ export class TendrilDevice {
     s.onopen = guard(() => {
       // §1.1: the hub must have selected the subprotocol.
       if (s.protocol !== SUBPROTOCOL) {
-        this.#emit('error', new TendrilError('UNEXPECTED_FRAME', `the hub chose subprotocol "${s.protocol}", not ${SUBPROTOCOL}`));
+        this.#emit(
+          'error',
+          new TendrilError('UNEXPECTED_FRAME', `the hub chose subprotocol "${s.protocol}", not ${SUBPROTOCOL}`),
+        );
         return this.#abandon(s, 1002, 'UNEXPECTED_FRAME');
       }
       // §6.1: HELLO first, then nothing until WELCOME.
@@ -443,7 +460,12 @@ export class TendrilDevice {
     // Node's `ws` shows the hub's pings; WHATWG sockets answer them invisibly (see tick()).
     const on = (s as { on?: unknown }).on;
     this.#seesPings = typeof on === 'function';
-    if (this.#seesPings) (on as (e: string, f: () => void) => void).call(s, 'ping', guard(() => (this.#quiet = 0)));
+    if (this.#seesPings)
+      (on as (e: string, f: () => void) => void).call(
+        s,
+        'ping',
+        guard(() => (this.#quiet = 0)),
+      );
     this.#armTick(DEFAULT_HEARTBEAT_MS);
   }
 
@@ -562,9 +584,13 @@ export class TendrilDevice {
       let n = Math.min(pending.length - first, w.maxBatch);
       if (w.maxRate > 0) {
         const now = this.#clock();
-        this.#tokens = Math.min(Math.max(1, w.maxRate), this.#tokens + (Math.max(0, now - this.#refilledAt) * w.maxRate) / 1000);
+        this.#tokens = Math.min(
+          Math.max(1, w.maxRate),
+          this.#tokens + (Math.max(0, now - this.#refilledAt) * w.maxRate) / 1000,
+        );
         this.#refilledAt = now;
-        if (this.#tokens < 1) return this.#pace.arm(Math.ceil(((1 - this.#tokens) * 1000) / w.maxRate), () => this.#pump());
+        if (this.#tokens < 1)
+          return this.#pace.arm(Math.ceil(((1 - this.#tokens) * 1000) / w.maxRate), () => this.#pump());
         n = Math.min(n, Math.floor(this.#tokens));
       }
       // §5.4: every BATCH entry carries a timestamp; untimed readings travel alone.
@@ -574,7 +600,11 @@ export class TendrilDevice {
       for (; ; k = Math.ceil(k / 2)) {
         const batch = pending.slice(first, first + k);
         try {
-          bytes = this.#encode(k > 1 ? { type: 'batch', readings: batch as Array<Reading & { ts: number }> } : { type: 'reading', ...batch[0]! });
+          bytes = this.#encode(
+            k > 1
+              ? { type: 'batch', readings: batch as Array<Reading & { ts: number }> }
+              : { type: 'reading', ...batch[0]! },
+          );
           break;
         } catch (err) {
           if (k > 1) continue;
@@ -707,17 +737,20 @@ export class TendrilDevice {
     } catch {
       return finish('rejected', `arguments of "${name}" are not valid JSON`);
     }
-    new Promise((resolve) => resolve(handler(parsed, { commandId, name, timeoutMs }))).then(
-      (result) => {
-        const json = JSON.stringify(result ?? null) ?? 'null';
-        if (truncateUtf8(json, max) !== json) finish('failed', `result of "${name}" is longer than ${max} bytes of JSON`);
-        else finish('succeeded', json);
-      },
-      (err: unknown) => {
-        const e = err as Error | undefined;
-        finish(e?.name === 'CommandRejected' ? 'rejected' : 'failed', e?.message ?? String(err));
-      },
-    ).catch((err: unknown) => finish('failed', String(err)));
+    new Promise((resolve) => resolve(handler(parsed, { commandId, name, timeoutMs })))
+      .then(
+        (result) => {
+          const json = JSON.stringify(result ?? null) ?? 'null';
+          if (truncateUtf8(json, max) !== json)
+            finish('failed', `result of "${name}" is longer than ${max} bytes of JSON`);
+          else finish('succeeded', json);
+        },
+        (err: unknown) => {
+          const e = err as Error | undefined;
+          finish(e?.name === 'CommandRejected' ? 'rejected' : 'failed', e?.message ?? String(err));
+        },
+      )
+      .catch((err: unknown) => finish('failed', String(err)));
   }
 
   #sendResult(entry: CommandEntry, otherwise?: DeviceFrame): void {

@@ -27,7 +27,10 @@ beforeAll(async () => {
     write: false,
   });
   const html = `<!doctype html><title>sdk</title><script>${out.outputFiles[0]!.text}</script>`;
-  pageServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html)).listen(0, '127.0.0.1');
+  pageServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html)).listen(
+    0,
+    '127.0.0.1',
+  );
   await once(pageServer, 'listening');
   pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/`;
   [browser, hub] = await Promise.all([launchChromium(), FakeHub.start({ heartbeatMs: 1000 })]);
@@ -72,8 +75,14 @@ it('connects, sends, gets acks and answers a command with the browser WebSocket'
   expect(hub.storedSeqs('browser-1', 42)).toEqual([1, 2]);
 
   conn.send({ type: 'command', commandId: 7, name: 'whoami', args: '', timeoutMs: 1000 });
-  await waitUntil(() => conn.frames.filter((f) => f.type === 'commandResult').length === 2, 'the browser to answer the command');
-  expect(conn.frames.filter((f) => f.type === 'commandResult').map((f) => (f as { detail: string }).detail)).toEqual(['', '{"agent":"chromium"}']);
+  await waitUntil(
+    () => conn.frames.filter((f) => f.type === 'commandResult').length === 2,
+    'the browser to answer the command',
+  );
+  expect(conn.frames.filter((f) => f.type === 'commandResult').map((f) => (f as { detail: string }).detail)).toEqual([
+    '',
+    '{"agent":"chromium"}',
+  ]);
 
   await tab.evaluate(() => (globalThis as any).device.close());
   await waitUntil(() => conn.closed, 'the browser to close the connection');

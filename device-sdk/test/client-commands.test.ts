@@ -45,7 +45,10 @@ function results(conn: FakeConnection, commandId: number): Array<[string, string
 }
 
 function settled(conn: FakeConnection, commandId: number, count = 2): Promise<Array<[string, string]>> {
-  return waitUntil(() => results(conn, commandId).length >= count && results(conn, commandId), `${count} results for command ${commandId}`);
+  return waitUntil(
+    () => results(conn, commandId).length >= count && results(conn, commandId),
+    `${count} results for command ${commandId}`,
+  );
 }
 
 describe('commands (§8)', () => {

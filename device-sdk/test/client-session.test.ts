@@ -55,7 +55,11 @@ describe('reconnecting (§6.7)', () => {
     hub = await FakeHub.start({ holdWelcome: true });
     const timers = new FakeTimers();
     const randoms = [0.5, 1, 0.25, 0.999, 1, 0.1];
-    const d = device(hub.url, { timers, random: sequence(randoms), reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } });
+    const d = device(hub.url, {
+      timers,
+      random: sequence(randoms),
+      reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+    });
     d.start();
     const caps = [100, 200, 400, 800, 1000, 1000];
     for (let n = 0; n < caps.length; n++) {
@@ -80,12 +84,19 @@ describe('reconnecting (§6.7)', () => {
 
   it('backs off the same way when the connection is refused before it opens', async () => {
     const timers = new FakeTimers();
-    const d = device(await refusedUrl(), { timers, random: () => 1, reconnect: { initialDelayMs: 100, maxDelayMs: 150 } });
+    const d = device(await refusedUrl(), {
+      timers,
+      random: () => 1,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 150 },
+    });
     const disconnects: unknown[] = [];
     d.on('disconnect', (info) => disconnects.push(info));
     d.start();
     for (const delay of [100, 150, 150]) {
-      await waitUntil(() => timers.pending().length === 1 && timers.pending()[0] !== 10_000, `a reconnect timer of ${delay} ms`);
+      await waitUntil(
+        () => timers.pending().length === 1 && timers.pending()[0] !== 10_000,
+        `a reconnect timer of ${delay} ms`,
+      );
       expect(timers.pending()).toEqual([delay]);
       timers.fire();
     }
@@ -242,7 +253,13 @@ describe('close() and errors', () => {
     const conn = await hub.connection(0);
     await connected;
     const error = nextEvent<Error & { code: string }>(d, 'error', 'the error event');
-    conn.send({ type: 'error', code: 'UNKNOWN_COMMAND_ID', seq: 0, alias: null, message: 'no command 9 was sent to env-1' });
+    conn.send({
+      type: 'error',
+      code: 'UNKNOWN_COMMAND_ID',
+      seq: 0,
+      alias: null,
+      message: 'no command 9 was sent to env-1',
+    });
     const e = await error;
     expect(e.code).toBe('UNKNOWN_COMMAND_ID');
     expect(e.message).toBe('no command 9 was sent to env-1');

@@ -87,7 +87,16 @@ describe('handshake (§6.1)', () => {
   it('refuses bad options at construction, not at connect', () => {
     const base = { url: 'ws://127.0.0.1:1/v1/device', deviceId: 'env-1', token: 't', WebSocket, metrics: METRICS };
     expect(() => new TendrilDevice({ ...base, deviceId: 'bad id!' })).toThrow(TypeError);
-    expect(() => new TendrilDevice({ ...base, metrics: [{ name: 'a', kind: 'f32' }, { name: 'b', kind: 'f32', alias: 0 }] })).toThrow(/alias 0/);
+    expect(
+      () =>
+        new TendrilDevice({
+          ...base,
+          metrics: [
+            { name: 'a', kind: 'f32' },
+            { name: 'b', kind: 'f32', alias: 0 },
+          ],
+        }),
+    ).toThrow(/alias 0/);
     expect(() => new TendrilDevice({ ...base, metrics: [{ name: 'door', kind: 'bool', min: 0 }] })).toThrow(/range/);
     expect(() => new TendrilDevice({ ...base, epoch: 2 ** 32 })).toThrow(/epoch/);
   });
@@ -97,7 +106,9 @@ describe('send() (§5.2, §7.1)', () => {
   it('checks names and JS types at the call site, but leaves ranges to the hub', async () => {
     hub = await FakeHub.start();
     const d = device(hub);
-    expect(() => d.send({ humidity: 40 })).toThrow(/unknown metric "humidity"; declared: temperature, door, count, note/);
+    expect(() => d.send({ humidity: 40 })).toThrow(
+      /unknown metric "humidity"; declared: temperature, door, count, note/,
+    );
     expect(() => d.send({ door: 1 as unknown as boolean })).toThrow(TypeError);
     expect(() => d.send({ count: 1.5 })).toThrow(/declared int/);
     expect(() => d.send({ note: 'x'.repeat(257) })).toThrow(/256 bytes/);
@@ -123,7 +134,13 @@ describe('send() (§5.2, §7.1)', () => {
     });
     // The hub decides: here it rejects the value (§7.1) and acks the reading.
     conn.send({ type: 'error', code: 'OUT_OF_RANGE', seq, alias: 0, message: 'temperature 500 is above max 85' });
-    expect(await rejected).toEqual({ seq, alias: 0, metric: 'temperature', code: 'OUT_OF_RANGE', message: 'temperature 500 is above max 85' });
+    expect(await rejected).toEqual({
+      seq,
+      alias: 0,
+      metric: 'temperature',
+      code: 'OUT_OF_RANGE',
+      message: 'temperature 500 is above max 85',
+    });
     expect(d.stats.rejected).toEqual({ OUT_OF_RANGE: 1 });
   });
 

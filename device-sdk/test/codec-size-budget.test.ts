@@ -6,7 +6,13 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { encodeDeviceFrame, encodeHubFrame, newDeltaContext, SUBPROTOCOL, type DeviceFrame } from '@tendril/device-sdk/codec';
+import {
+  encodeDeviceFrame,
+  encodeHubFrame,
+  newDeltaContext,
+  SUBPROTOCOL,
+  type DeviceFrame,
+} from '@tendril/device-sdk/codec';
 
 const T = 1_732_233_600_000;
 const threeMetricReading: DeviceFrame = {
@@ -24,7 +30,12 @@ let server: WebSocketServer;
 let port: number;
 
 beforeAll(async () => {
-  server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, handleProtocols: (p) => (p.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
+  server = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    perMessageDeflate: false,
+    handleProtocols: (p) => (p.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
   await once(server, 'listening');
   port = (server.address() as AddressInfo).port;
 });
@@ -50,7 +61,9 @@ test('§12: the example reading is the 19 bytes the spec annotates', () => {
 
 test('§12: device -> hub it costs 25 bytes on the wire (6-byte masked header); hub -> device headers are 2 bytes', async () => {
   const frame = encodeDeviceFrame(threeMetricReading, newDeltaContext(41, T));
-  const serverSide = once(server, 'connection') as Promise<[WebSocket, { socket: { bytesRead: number; bytesWritten: number } }]>;
+  const serverSide = once(server, 'connection') as Promise<
+    [WebSocket, { socket: { bytesRead: number; bytesWritten: number } }]
+  >;
   const client = new WebSocket(`ws://127.0.0.1:${port}/v1/device`, SUBPROTOCOL, { perMessageDeflate: false });
   try {
     await withTimeout(once(client, 'open'), 5000, 'the WebSocket handshake');

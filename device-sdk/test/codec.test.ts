@@ -113,7 +113,12 @@ describe('§2.3 zigzag', () => {
     }
   });
 
-  const intReading = (value: number): DeviceFrame => ({ type: 'reading', seq: 1, ts: null, values: [{ alias: 0, kind: 'int', value }] });
+  const intReading = (value: number): DeviceFrame => ({
+    type: 'reading',
+    seq: 1,
+    ts: null,
+    values: [{ alias: 0, kind: 'int', value }],
+  });
 
   test('INT values at the ends of the signed range -2^52..2^52-1 round-trip', () => {
     for (const value of [-(2 ** 52), 2 ** 52 - 1, -1, 0]) {
@@ -126,12 +131,19 @@ describe('§2.3 zigzag', () => {
   test('an INT value outside -2^52..2^52-1 is refused by the encoder with INVALID_FIELD', () => {
     expect(codeOf(() => encodeDeviceFrame(intReading(2 ** 52), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(intReading(-(2 ** 52) - 1), newDeltaContext()))).toBe('INVALID_FIELD');
-    expect(codeOf(() => encodeDeviceFrame(intReading(Number.MAX_SAFE_INTEGER), newDeltaContext()))).toBe('INVALID_FIELD');
+    expect(codeOf(() => encodeDeviceFrame(intReading(Number.MAX_SAFE_INTEGER), newDeltaContext()))).toBe(
+      'INVALID_FIELD',
+    );
   });
 
   test('a timestamp delta beyond 2^52 is refused with INVALID_FIELD and leaves the context alone', () => {
     const ctx = newDeltaContext(0, 0);
-    const frame: DeviceFrame = { type: 'reading', seq: 1, ts: 2 ** 52 + 10, values: [{ alias: 0, kind: 'bool', value: true }] };
+    const frame: DeviceFrame = {
+      type: 'reading',
+      seq: 1,
+      ts: 2 ** 52 + 10,
+      values: [{ alias: 0, kind: 'bool', value: true }],
+    };
     expect(codeOf(() => encodeDeviceFrame(frame, ctx))).toBe('INVALID_FIELD');
     expect(ctx).toEqual({ prevSeq: 0, prevTs: 0 });
   });
@@ -148,13 +160,20 @@ describe('§2.4 floats', () => {
         { alias: 1, kind: 'f64', value: -2.5 },
       ],
     };
-    expect(hex(encodeDeviceFrame(frame, newDeltaContext()))).toBe('03 02 00 0000803f 09 00000000000004c0'.replace(/ /g, ''));
+    expect(hex(encodeDeviceFrame(frame, newDeltaContext()))).toBe(
+      '03 02 00 0000803f 09 00000000000004c0'.replace(/ /g, ''),
+    );
   });
 
   test('NaN, infinities and -0 pass through the codec (the hub rejects non-finite values, §7.1)', () => {
     const values = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0];
     for (const kind of ['f32', 'f64'] as const) {
-      const frame: DeviceFrame = { type: 'reading', seq: 1, ts: null, values: values.map((value, alias) => ({ alias, kind, value })) };
+      const frame: DeviceFrame = {
+        type: 'reading',
+        seq: 1,
+        ts: null,
+        values: values.map((value, alias) => ({ alias, kind, value })),
+      };
       const decoded = decodeDeviceFrame(encodeDeviceFrame(frame, newDeltaContext()), newDeltaContext());
       expect(decoded.type === 'reading' && decoded.values.map((v) => v.value)).toEqual(values);
       expect(decoded.type === 'reading' && Object.is(decoded.values[3]!.value, -0)).toBe(true);
@@ -163,7 +182,12 @@ describe('§2.4 floats', () => {
 });
 
 describe('§2.5 strings', () => {
-  const result = (detail: string): DeviceFrame => ({ type: 'commandResult', commandId: 1, status: 'succeeded', detail });
+  const result = (detail: string): DeviceFrame => ({
+    type: 'commandResult',
+    commandId: 1,
+    status: 'succeeded',
+    detail,
+  });
   const roundTrip = (f: DeviceFrame) => decodeDeviceFrame(encodeDeviceFrame(f, newDeltaContext()), newDeltaContext());
 
   test('a leading U+FEFF is data, not a byte-order mark: it survives the round trip', () => {
@@ -191,7 +215,9 @@ describe('§2.5 strings', () => {
     ['0xff', 'ff'],
   ])('INVALID_UTF8: %s', (_name, payload) => {
     const len = (payload.length / 2).toString(16).padStart(2, '0');
-    expect(codeOf(() => decodeDeviceFrame(bytes(`05 01 01 ${len} ${payload}`), newDeltaContext()))).toBe('INVALID_UTF8');
+    expect(codeOf(() => decodeDeviceFrame(bytes(`05 01 01 ${len} ${payload}`), newDeltaContext()))).toBe(
+      'INVALID_UTF8',
+    );
   });
 
   test('the length counts UTF-8 bytes, not characters', () => {
@@ -216,7 +242,12 @@ describe('§2.5 strings', () => {
 });
 
 describe('§5.1 delta context', () => {
-  const reading = (seq: number, ts: number | null): DeviceFrame => ({ type: 'reading', seq, ts, values: [{ alias: 0, kind: 'bool', value: true }] });
+  const reading = (seq: number, ts: number | null): DeviceFrame => ({
+    type: 'reading',
+    seq,
+    ts,
+    values: [{ alias: 0, kind: 'bool', value: true }],
+  });
 
   test('both ends advance the same way, untimed readings leave prevTs alone', () => {
     const tx = newDeltaContext(10, 1_000);
@@ -240,7 +271,13 @@ describe('§5.1 delta context', () => {
 
   test('a frame that fails to encode leaves the context untouched', () => {
     const ctx = newDeltaContext(5, 100);
-    const batch: DeviceFrame = { type: 'batch', readings: [{ seq: 6, ts: 101, values: [{ alias: 0, kind: 'bool', value: true }] }, { seq: 7, ts: 102, values: [] }] };
+    const batch: DeviceFrame = {
+      type: 'batch',
+      readings: [
+        { seq: 6, ts: 101, values: [{ alias: 0, kind: 'bool', value: true }] },
+        { seq: 7, ts: 102, values: [] },
+      ],
+    };
     expect(codeOf(() => encodeDeviceFrame(batch, ctx))).toBe('EMPTY_READING');
     expect(ctx).toEqual({ prevSeq: 5, prevTs: 100 });
   });
@@ -261,20 +298,38 @@ describe('encoders throw only FrameError for bad input', () => {
 
   test('bad metric declarations', () => {
     const hello = (metrics: unknown): DeviceFrame =>
-      ({ type: 'hello', deviceId: 'd', token: 't', firmware: '', sdk: '', epoch: 1, lastSeq: 0, clock: 0, dropped: 0, metrics }) as DeviceFrame;
+      ({
+        type: 'hello',
+        deviceId: 'd',
+        token: 't',
+        firmware: '',
+        sdk: '',
+        epoch: 1,
+        lastSeq: 0,
+        clock: 0,
+        dropped: 0,
+        metrics,
+      }) as DeviceFrame;
     const m = { alias: 0, name: 'temp', kind: 'f32', unit: '' };
     expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, alias: -1 }]), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, kind: 'double' }]), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, name: '1temp' }]), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(hello([m, { ...m, alias: 1 }]), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, min: 2, max: 1 }]), newDeltaContext()))).toBe('INVALID_FIELD');
-    expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, kind: 'bool', min: 0 }]), newDeltaContext()))).toBe('INVALID_FIELD');
-    expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, max: Number.POSITIVE_INFINITY }]), newDeltaContext()))).toBe('INVALID_FIELD');
-    expect(codeOf(() => encodeDeviceFrame({ ...(hello([]) as object), epoch: 2 ** 32 } as DeviceFrame, newDeltaContext()))).toBe('INVALID_FIELD');
+    expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, kind: 'bool', min: 0 }]), newDeltaContext()))).toBe(
+      'INVALID_FIELD',
+    );
+    expect(codeOf(() => encodeDeviceFrame(hello([{ ...m, max: Number.POSITIVE_INFINITY }]), newDeltaContext()))).toBe(
+      'INVALID_FIELD',
+    );
+    expect(
+      codeOf(() => encodeDeviceFrame({ ...(hello([]) as object), epoch: 2 ** 32 } as DeviceFrame, newDeltaContext())),
+    ).toBe('INVALID_FIELD');
   });
 
   test('value of the wrong JavaScript type for its kind is INVALID_FIELD', () => {
-    const bad = (kind: string, value: unknown): DeviceFrame => ({ type: 'reading', seq: 1, ts: null, values: [{ alias: 0, kind, value }] }) as DeviceFrame;
+    const bad = (kind: string, value: unknown): DeviceFrame =>
+      ({ type: 'reading', seq: 1, ts: null, values: [{ alias: 0, kind, value }] }) as DeviceFrame;
     expect(codeOf(() => encodeDeviceFrame(bad('f32', '1'), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(bad('int', 1.5), newDeltaContext()))).toBe('INVALID_FIELD');
     expect(codeOf(() => encodeDeviceFrame(bad('bool', 1), newDeltaContext()))).toBe('INVALID_FIELD');

@@ -5,7 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { codeOfWire, errorInfo, FrameError, PROTOCOL_ERROR_MEANINGS, PROTOCOL_ERRORS, wireCodeOf } from '@tendril/device-sdk/codec';
+import {
+  codeOfWire,
+  errorInfo,
+  FrameError,
+  PROTOCOL_ERROR_MEANINGS,
+  PROTOCOL_ERRORS,
+  wireCodeOf,
+} from '@tendril/device-sdk/codec';
 
 const protocolDoc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 
@@ -22,7 +29,12 @@ function section(number: number): string[] {
 function tableRows(lines: string[]): string[][] {
   return lines
     .filter((l) => l.startsWith('|') && !/^\|[-| ]+\|$/.test(l))
-    .map((l) => l.slice(1, -1).split('|').map((c) => c.trim()))
+    .map((l) =>
+      l
+        .slice(1, -1)
+        .split('|')
+        .map((c) => c.trim()),
+    )
     .slice(1);
 }
 
@@ -44,14 +56,17 @@ describe('§11 registry table in docs/protocol.md', () => {
     expect(documented.size).toBeGreaterThan(20);
   });
 
-  test.each(PROTOCOL_ERRORS.map((e) => [e.code, e] as const))('%s is documented with the same wire code, close code and meaning', (code, e) => {
-    const row = documented.get(code);
-    expect(row, `docs/protocol.md §11 has no row for ${code}`).toBeDefined();
-    expect(row!.wire, `wire code of ${code}`).toBe(e.wire);
-    expect(row!.close, `close code of ${code}`).toBe(e.close);
-    expect(PROTOCOL_ERROR_MEANINGS[code].length, `meaning of ${code} in error-meanings.ts`).toBeGreaterThan(10);
-    expect(row!.meaning, `meaning of ${code}`).toBe(PROTOCOL_ERROR_MEANINGS[code]);
-  });
+  test.each(PROTOCOL_ERRORS.map((e) => [e.code, e] as const))(
+    '%s is documented with the same wire code, close code and meaning',
+    (code, e) => {
+      const row = documented.get(code);
+      expect(row, `docs/protocol.md §11 has no row for ${code}`).toBeDefined();
+      expect(row!.wire, `wire code of ${code}`).toBe(e.wire);
+      expect(row!.close, `close code of ${code}`).toBe(e.close);
+      expect(PROTOCOL_ERROR_MEANINGS[code].length, `meaning of ${code} in error-meanings.ts`).toBeGreaterThan(10);
+      expect(row!.meaning, `meaning of ${code}`).toBe(PROTOCOL_ERROR_MEANINGS[code]);
+    },
+  );
 
   test('error-meanings.ts explains exactly the registry codes', () => {
     expect(Object.keys(PROTOCOL_ERROR_MEANINGS).sort()).toEqual(PROTOCOL_ERRORS.map((e) => e.code).sort());

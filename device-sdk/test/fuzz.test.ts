@@ -42,7 +42,10 @@ function prng(seed: number): () => number {
   let c = 0xb7e15162;
   let d = seed >>> 0;
   const next = () => {
-    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    a >>>= 0;
+    b >>>= 0;
+    c >>>= 0;
+    d >>>= 0;
     const t = (a + b + d) >>> 0;
     d = (d + 1) >>> 0;
     a = b ^ (b >>> 9);
@@ -190,7 +193,8 @@ function makeFuzzer(rand: () => number, seeds: Seed[]) {
   function limits(): Partial<Limits> | undefined {
     if (rand() < 0.85) return undefined;
     const out: Partial<Limits> = {};
-    for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof Limits>) if (rand() < 0.3) out[key] = int(DEFAULT_LIMITS[key] + 1);
+    for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof Limits>)
+      if (rand() < 0.3) out[key] = int(DEFAULT_LIMITS[key] + 1);
     return out;
   }
 
@@ -200,21 +204,30 @@ function makeFuzzer(rand: () => number, seeds: Seed[]) {
 type Outcome = { ok: true; frame: Frame } | { ok: false; code: string };
 
 function checkFailure(err: unknown, bytes: Uint8Array): string | null {
-  if (!(err instanceof FrameError)) return `threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}, not a FrameError`;
+  if (!(err instanceof FrameError))
+    return `threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}, not a FrameError`;
   if (!DECODE_CODES.has(err.code)) return `threw code ${err.code}, not a decoding code`;
   if (err.incomplete !== (err.code === 'FRAME_TRUNCATED')) return `${err.code} with incomplete=${err.incomplete}`;
   if (typeof err.message !== 'string' || err.message.length === 0) return `${err.code} without a message`;
-  if (!Number.isInteger(err.offset) || err.offset < -1 || err.offset > bytes.length) return `${err.code} with offset ${err.offset}`;
+  if (!Number.isInteger(err.offset) || err.offset < -1 || err.offset > bytes.length)
+    return `${err.code} with offset ${err.offset}`;
   return null;
 }
 
 /** decode(encode(frame)) must give the frame back, and move the context the same way. */
-function checkRoundTrip(frame: Frame, side: 'device' | 'hub', ctxBefore: DeltaContext, ctxAfter: DeltaContext, limits?: Partial<Limits>): string | null {
+function checkRoundTrip(
+  frame: Frame,
+  side: 'device' | 'hub',
+  ctxBefore: DeltaContext,
+  ctxAfter: DeltaContext,
+  limits?: Partial<Limits>,
+): string | null {
   try {
     if (side === 'device') {
       const encodeCtx = { ...ctxBefore };
       const bytes = encodeDeviceFrame(frame as DeviceFrame, encodeCtx, limits);
-      if (!isDeepStrictEqual(encodeCtx, ctxAfter)) return `encoder moved the context to ${JSON.stringify(encodeCtx)}, decoder to ${JSON.stringify(ctxAfter)}`;
+      if (!isDeepStrictEqual(encodeCtx, ctxAfter))
+        return `encoder moved the context to ${JSON.stringify(encodeCtx)}, decoder to ${JSON.stringify(ctxAfter)}`;
       const again = decodeDeviceFrame(bytes, { ...ctxBefore }, limits);
       if (!isDeepStrictEqual(again, frame)) return 'decode(encode(frame)) differs from frame';
     } else {
@@ -248,7 +261,10 @@ describe('fuzz', () => {
         const t0 = performance.now();
         let outcome: Outcome;
         try {
-          outcome = { ok: true, frame: side === 'device' ? decodeDeviceFrame(bytes, ctx, limits) : decodeHubFrame(bytes, limits) };
+          outcome = {
+            ok: true,
+            frame: side === 'device' ? decodeDeviceFrame(bytes, ctx, limits) : decodeHubFrame(bytes, limits),
+          };
         } catch (err) {
           const problem = checkFailure(err, bytes);
           if (problem) problems.push(`#${i} ${side} ${problem}`);
@@ -262,7 +278,10 @@ describe('fuzz', () => {
         if (outcome.ok) {
           decoded++;
           const problem = checkRoundTrip(outcome.frame, side, ctxBefore, ctx, limits);
-          if (problem) problems.push(`#${i} ${side} ${problem}: ${Buffer.from(bytes).toString('hex')} limits ${JSON.stringify(limits)} ctx ${JSON.stringify(ctxBefore)}`);
+          if (problem)
+            problems.push(
+              `#${i} ${side} ${problem}: ${Buffer.from(bytes).toString('hex')} limits ${JSON.stringify(limits)} ctx ${JSON.stringify(ctxBefore)}`,
+            );
         } else {
           codes.set(outcome.code, (codes.get(outcome.code) ?? 0) + 1);
           if (!isDeepStrictEqual(ctx, ctxBefore)) problems.push(`#${i} ${side} a failed decode changed the context`);
@@ -304,7 +323,14 @@ describe('largest frames decode quickly', () => {
     'BATCH of 255 readings x 61 values',
     'device',
     encodeDeviceFrame(
-      { type: 'batch', readings: Array.from({ length: 255 }, (_, i) => ({ seq: i + 1, ts: T + i, values: Array.from({ length: 61 }, (_, a) => ({ alias: a % 16, kind: 'bool' as const, value: true })) })) },
+      {
+        type: 'batch',
+        readings: Array.from({ length: 255 }, (_, i) => ({
+          seq: i + 1,
+          ts: T + i,
+          values: Array.from({ length: 61 }, (_, a) => ({ alias: a % 16, kind: 'bool' as const, value: true })),
+        })),
+      },
       newDeltaContext(0, T),
     ),
   ]);
@@ -312,7 +338,15 @@ describe('largest frames decode quickly', () => {
   frames.push([
     'READING with 64 strings of 250 bytes',
     'device',
-    encodeDeviceFrame({ type: 'reading', seq: 1, ts: T, values: Array.from({ length: 64 }, (_, a) => ({ alias: a, kind: 'string' as const, value: 'é'.repeat(125) })) }, newDeltaContext(0, T)),
+    encodeDeviceFrame(
+      {
+        type: 'reading',
+        seq: 1,
+        ts: T,
+        values: Array.from({ length: 64 }, (_, a) => ({ alias: a, kind: 'string' as const, value: 'é'.repeat(125) })),
+      },
+      newDeltaContext(0, T),
+    ),
   ]);
   // HELLO: 64 declarations with long names, units and ranges.
   frames.push([
@@ -329,15 +363,35 @@ describe('largest frames decode quickly', () => {
         lastSeq: 1,
         clock: T,
         dropped: 0,
-        metrics: Array.from({ length: 64 }, (_, i) => ({ alias: 1023 - i, name: `m${i}`.padEnd(64, 'x'), kind: 'f64' as const, unit: 'µ'.repeat(8), min: -1e9, max: 1e9 })),
+        metrics: Array.from({ length: 64 }, (_, i) => ({
+          alias: 1023 - i,
+          name: `m${i}`.padEnd(64, 'x'),
+          kind: 'f64' as const,
+          unit: 'µ'.repeat(8),
+          min: -1e9,
+          max: 1e9,
+        })),
       },
       newDeltaContext(),
     ),
   ]);
-  frames.push(['COMMAND with 4 KiB of arguments', 'hub', encodeHubFrame({ type: 'command', commandId: 1, name: 'n'.repeat(64), args: '€'.repeat(1365), timeoutMs: 1 })]);
+  frames.push([
+    'COMMAND with 4 KiB of arguments',
+    'hub',
+    encodeHubFrame({ type: 'command', commandId: 1, name: 'n'.repeat(64), args: '€'.repeat(1365), timeoutMs: 1 }),
+  ]);
   // Junk of the maximum size behind each type byte.
-  for (const type of [0x01, 0x02, 0x03, 0x04]) frames.push([`16 KiB of 0x80 behind type 0x0${type}`, 'device', new Uint8Array(16_384).fill(0x80).fill(type, 0, 1)]);
-  frames.push(['16 KiB of bool values (stops at maxMetrics)', 'device', new Uint8Array(16_384).fill(0x04).fill(0x03, 0, 1)]);
+  for (const type of [0x01, 0x02, 0x03, 0x04])
+    frames.push([
+      `16 KiB of 0x80 behind type 0x0${type}`,
+      'device',
+      new Uint8Array(16_384).fill(0x80).fill(type, 0, 1),
+    ]);
+  frames.push([
+    '16 KiB of bool values (stops at maxMetrics)',
+    'device',
+    new Uint8Array(16_384).fill(0x04).fill(0x03, 0, 1),
+  ]);
 
   test.each(frames.map(([name, side, bytes]) => [name, side, bytes] as const))('%s', (_name, side, bytes) => {
     expect(bytes.length).toBeLessThanOrEqual(DEFAULT_LIMITS.maxFrameBytes);

@@ -50,8 +50,10 @@ const hello = (over: Partial<HelloFrame> = {}): HelloFrame => ({
   metrics: [{ alias: 0, name: 'temperature', kind: 'f32', unit: '°C' }],
   ...over,
 });
-const metrics = (n: number): MetricDeclaration[] => Array.from({ length: n }, (_, i) => ({ alias: i, name: `m${i}`, kind: 'bool', unit: '' }));
-const bools = (n: number) => Array.from({ length: n }, (_, alias) => ({ alias, kind: 'bool' as const, value: alias % 2 === 0 }));
+const metrics = (n: number): MetricDeclaration[] =>
+  Array.from({ length: n }, (_, i) => ({ alias: i, name: `m${i}`, kind: 'bool', unit: '' }));
+const bools = (n: number) =>
+  Array.from({ length: n }, (_, alias) => ({ alias, kind: 'bool' as const, value: alias % 2 === 0 }));
 const varintLength = (n: number) => (n < 128 ? 1 : n < 16_384 ? 2 : 3);
 /** Length L of a string field such that `fixed` other bytes + varint(L) + L = total. */
 function stringLengthForTotal(total: number, fixed: number): number {
@@ -70,7 +72,12 @@ const cases: LimitCase[] = [
     direction: 'device',
     relax: { maxDetailBytes: 1 << 20 },
     // type + commandId + status = 3 fixed bytes.
-    build: (n) => ({ type: 'commandResult', commandId: 1, status: 'succeeded', detail: 'x'.repeat(stringLengthForTotal(n, 3)) }),
+    build: (n) => ({
+      type: 'commandResult',
+      commandId: 1,
+      status: 'succeeded',
+      detail: 'x'.repeat(stringLengthForTotal(n, 3)),
+    }),
   },
   {
     label: 'hub frames (COMMAND padded to n bytes)',
@@ -80,12 +87,46 @@ const cases: LimitCase[] = [
     direction: 'hub',
     relax: { maxCommandArgsBytes: 1 << 20 },
     // type + commandId + name (1 + 2) + timeoutMs (1) = 6 fixed bytes.
-    build: (n) => ({ type: 'command', commandId: 1, name: 'go', args: 'a'.repeat(stringLengthForTotal(n, 6)), timeoutMs: 1 }),
+    build: (n) => ({
+      type: 'command',
+      commandId: 1,
+      name: 'go',
+      args: 'a'.repeat(stringLengthForTotal(n, 6)),
+      timeoutMs: 1,
+    }),
   },
-  { label: 'HELLO.deviceId', limit: 'maxDeviceIdBytes', small: 8, code: 'STRING_TOO_LONG', direction: 'device', build: (n) => hello({ deviceId: 'd'.repeat(n) }) },
-  { label: 'HELLO.token', limit: 'maxTokenBytes', small: 16, code: 'STRING_TOO_LONG', direction: 'device', build: (n) => hello({ token: 't'.repeat(n) }) },
-  { label: 'HELLO.firmware', limit: 'maxVersionBytes', small: 4, code: 'STRING_TOO_LONG', direction: 'device', build: (n) => hello({ firmware: 'f'.repeat(n) }) },
-  { label: 'HELLO.sdk', limit: 'maxVersionBytes', small: 4, code: 'STRING_TOO_LONG', direction: 'device', build: (n) => hello({ sdk: 's'.repeat(n) }) },
+  {
+    label: 'HELLO.deviceId',
+    limit: 'maxDeviceIdBytes',
+    small: 8,
+    code: 'STRING_TOO_LONG',
+    direction: 'device',
+    build: (n) => hello({ deviceId: 'd'.repeat(n) }),
+  },
+  {
+    label: 'HELLO.token',
+    limit: 'maxTokenBytes',
+    small: 16,
+    code: 'STRING_TOO_LONG',
+    direction: 'device',
+    build: (n) => hello({ token: 't'.repeat(n) }),
+  },
+  {
+    label: 'HELLO.firmware',
+    limit: 'maxVersionBytes',
+    small: 4,
+    code: 'STRING_TOO_LONG',
+    direction: 'device',
+    build: (n) => hello({ firmware: 'f'.repeat(n) }),
+  },
+  {
+    label: 'HELLO.sdk',
+    limit: 'maxVersionBytes',
+    small: 4,
+    code: 'STRING_TOO_LONG',
+    direction: 'device',
+    build: (n) => hello({ sdk: 's'.repeat(n) }),
+  },
   {
     label: 'metric name',
     limit: 'maxMetricNameBytes',
@@ -100,9 +141,21 @@ const cases: LimitCase[] = [
     small: 4,
     code: 'STRING_TOO_LONG',
     direction: 'device',
-    build: (n) => hello({ metrics: [{ alias: 0, name: 'temperature', kind: 'f32', unit: '°'.repeat(Math.floor(n / 2)) + 'C'.repeat(n % 2) }] }),
+    build: (n) =>
+      hello({
+        metrics: [
+          { alias: 0, name: 'temperature', kind: 'f32', unit: '°'.repeat(Math.floor(n / 2)) + 'C'.repeat(n % 2) },
+        ],
+      }),
   },
-  { label: 'declarations in HELLO', limit: 'maxMetrics', small: 3, code: 'TOO_MANY_METRICS', direction: 'device', build: (n) => hello({ metrics: metrics(n) }) },
+  {
+    label: 'declarations in HELLO',
+    limit: 'maxMetrics',
+    small: 3,
+    code: 'TOO_MANY_METRICS',
+    direction: 'device',
+    build: (n) => hello({ metrics: metrics(n) }),
+  },
   {
     label: 'values in a READING',
     limit: 'maxMetrics',
@@ -149,7 +202,10 @@ const cases: LimitCase[] = [
     small: 4,
     code: 'BATCH_TOO_LARGE',
     direction: 'device',
-    build: (n) => ({ type: 'batch', readings: Array.from({ length: n }, (_, i) => ({ seq: i + 1, ts: 1_000 + i, values: bools(1) })) }),
+    build: (n) => ({
+      type: 'batch',
+      readings: Array.from({ length: n }, (_, i) => ({ seq: i + 1, ts: 1_000 + i, values: bools(1) })),
+    }),
   },
   {
     label: 'COMMAND.name',
@@ -178,7 +234,9 @@ const cases: LimitCase[] = [
 ];
 
 function encode(c: LimitCase, frame: Frame, limits: Partial<Limits>): Uint8Array {
-  return c.direction === 'device' ? encodeDeviceFrame(frame as DeviceFrame, newDeltaContext(), limits) : encodeHubFrame(frame as HubFrame, limits);
+  return c.direction === 'device'
+    ? encodeDeviceFrame(frame as DeviceFrame, newDeltaContext(), limits)
+    : encodeHubFrame(frame as HubFrame, limits);
 }
 function decode(c: LimitCase, bytes: Uint8Array, limits: Partial<Limits>): Frame {
   return c.direction === 'device' ? decodeDeviceFrame(bytes, newDeltaContext(), limits) : decodeHubFrame(bytes, limits);
@@ -200,10 +258,16 @@ function expectEnforced(c: LimitCase, value: number, configured: Partial<Limits>
   expect(decode(c, bytes, limits), `${c.label} at ${value} decodes`).toEqual(atLimit);
 
   const over = c.build(value + 1);
-  expect(codeOf(() => encode(c, over, limits)), `encoding ${c.label} at ${value + 1}`).toBe(c.code);
+  expect(
+    codeOf(() => encode(c, over, limits)),
+    `encoding ${c.label} at ${value + 1}`,
+  ).toBe(c.code);
   // Bytes over the limit, made by an encoder configured more generously.
   const overBytes = encode(c, over, { ...c.relax, [c.limit]: (value + 1) * 4 + 64 });
-  expect(codeOf(() => decode(c, overBytes, limits)), `decoding ${c.label} at ${value + 1}`).toBe(c.code);
+  expect(
+    codeOf(() => decode(c, overBytes, limits)),
+    `decoding ${c.label} at ${value + 1}`,
+  ).toBe(c.code);
 }
 
 describe.each(cases.map((c) => [c.limit, c.label, c] as const))('§9.2 %s — %s', (limit, _label, c) => {
@@ -216,13 +280,16 @@ describe.each(cases.map((c) => [c.limit, c.label, c] as const))('§9.2 %s — %s
     expectEnforced(c, c.small, { [limit]: c.small });
     // ... and what the default allows no longer passes.
     const overSmall = c.build(c.small + 1);
-    expect(codeOf(() => decode(c, encode(c, overSmall, { ...c.relax }), { ...c.relax, [limit]: c.small }))).toBe(c.code);
+    expect(codeOf(() => decode(c, encode(c, overSmall, { ...c.relax }), { ...c.relax, [limit]: c.small }))).toBe(
+      c.code,
+    );
   });
 });
 
 describe('§9.2 maxMessageBytes (ERROR.message)', () => {
   const error = (message: string): HubFrame => ({ type: 'error', code: 'OUT_OF_RANGE', seq: 7, alias: 0, message });
-  const decodedMessage = (bytes: Uint8Array, limits?: Partial<Limits>) => (decodeHubFrame(bytes, limits) as { message: string }).message;
+  const decodedMessage = (bytes: Uint8Array, limits?: Partial<Limits>) =>
+    (decodeHubFrame(bytes, limits) as { message: string }).message;
 
   test(`the default (${DEFAULT_LIMITS.maxMessageBytes}) is enforced: the decoder refuses, the encoder cuts to fit`, () => {
     const max = DEFAULT_LIMITS.maxMessageBytes;
@@ -250,7 +317,9 @@ describe('resolveLimits', () => {
   test('an option given as undefined keeps its default (a config object with unset fields must not lift the limit)', () => {
     expect(resolveLimits({ maxFrameBytes: undefined }).maxFrameBytes).toBe(DEFAULT_LIMITS.maxFrameBytes);
     const big = new Uint8Array(DEFAULT_LIMITS.maxFrameBytes + 1).fill(0x06);
-    expect(codeOf(() => decodeDeviceFrame(big, newDeltaContext(), { maxFrameBytes: undefined }))).toBe('FRAME_TOO_LARGE');
+    expect(codeOf(() => decodeDeviceFrame(big, newDeltaContext(), { maxFrameBytes: undefined }))).toBe(
+      'FRAME_TOO_LARGE',
+    );
   });
 
   test('a limit that is not a non-negative integer, or an unknown limit, is a configuration error', () => {

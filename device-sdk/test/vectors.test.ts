@@ -43,14 +43,23 @@ interface InvalidVector {
 }
 
 const vectorsUrl = new URL('../../docs/vectors/tendril-v1.json', import.meta.url);
-const file = JSON.parse(readFileSync(vectorsUrl, 'utf8')) as { protocol: string; valid: ValidVector[]; invalid: InvalidVector[] };
+const file = JSON.parse(readFileSync(vectorsUrl, 'utf8')) as {
+  protocol: string;
+  valid: ValidVector[];
+  invalid: InvalidVector[];
+};
 const protocolDoc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 
 const bytes = (hex: string) => new Uint8Array(Buffer.from(hex, 'hex'));
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /** §14: floats JSON cannot hold are strings in `decoded`. */
-const SPECIAL_FLOATS: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY, '-0': -0 };
+const SPECIAL_FLOATS: Record<string, number> = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
+  '-0': -0,
+};
 function jsonFloat(v: unknown): unknown {
   if (typeof v !== 'string') return v;
   const f = SPECIAL_FLOATS[v];
@@ -65,7 +74,8 @@ function toFrame(decoded: Record<string, unknown>): Frame {
     for (const v of values) if (v.kind === 'f32' || v.kind === 'f64') v.value = jsonFloat(v.value);
   };
   if (frame.type === 'reading') fixValues(frame.values as Array<{ kind: string; value: unknown }>);
-  if (frame.type === 'batch') for (const r of frame.readings as Array<{ values: Array<{ kind: string; value: unknown }> }>) fixValues(r.values);
+  if (frame.type === 'batch')
+    for (const r of frame.readings as Array<{ values: Array<{ kind: string; value: unknown }> }>) fixValues(r.values);
   if (frame.type === 'hello') {
     for (const m of frame.metrics as Array<Record<string, unknown>>) {
       if ('min' in m) m.min = jsonFloat(m.min);
@@ -76,11 +86,17 @@ function toFrame(decoded: Record<string, unknown>): Frame {
 }
 
 function decode(v: { direction: string; hex: string; limits?: Partial<Limits> }, ctx: DeltaContext): Frame {
-  return v.direction === 'device' ? decodeDeviceFrame(bytes(v.hex), ctx, v.limits) : decodeHubFrame(bytes(v.hex), v.limits);
+  return v.direction === 'device'
+    ? decodeDeviceFrame(bytes(v.hex), ctx, v.limits)
+    : decodeHubFrame(bytes(v.hex), v.limits);
 }
 
 function encode(v: { direction: string; limits?: Partial<Limits> }, frame: Frame, ctx: DeltaContext): string {
-  return hexOf(v.direction === 'device' ? encodeDeviceFrame(frame as DeviceFrame, ctx, v.limits) : encodeHubFrame(frame as HubFrame, v.limits));
+  return hexOf(
+    v.direction === 'device'
+      ? encodeDeviceFrame(frame as DeviceFrame, ctx, v.limits)
+      : encodeHubFrame(frame as HubFrame, v.limits),
+  );
 }
 
 const startContext = (v: { context?: DeltaContext }): DeltaContext => ({ ...(v.context ?? { prevSeq: 0, prevTs: 0 }) });
@@ -99,7 +115,8 @@ describe('file shape', () => {
 
   test('every cited clause exists as a heading in docs/protocol.md', () => {
     const headings = new Set([...protocolDoc.matchAll(/^#{2,3} (§\d+(?:\.\d+)?) /gm)].map((m) => m[1]));
-    for (const v of [...file.valid, ...file.invalid]) expect(headings.has(v.clause), `${v.name} cites ${v.clause}`).toBe(true);
+    for (const v of [...file.valid, ...file.invalid])
+      expect(headings.has(v.clause), `${v.name} cites ${v.clause}`).toBe(true);
   });
 
   test('hex is lowercase, even-length, and the direction fits the type byte (§3.1)', () => {
@@ -163,15 +180,23 @@ describe('coverage of the vectors', () => {
   const validTypes = new Set(file.valid.map((v) => v.hex.slice(0, 2)));
 
   test('every frame type has a valid vector', () => {
-    for (const t of ['01', '02', '03', '04', '05', '06', '41', '42', '43', '44', '45']) expect(validTypes.has(t), `type 0x${t}`).toBe(true);
+    for (const t of ['01', '02', '03', '04', '05', '06', '41', '42', '43', '44', '45'])
+      expect(validTypes.has(t), `type 0x${t}`).toBe(true);
   });
 
   test('every value kind, both bools, every command status, negative deltas, ERROR with and without alias', () => {
     const values = file.valid.flatMap((v) => {
-      const d = v.decoded as { values?: Array<{ kind: string; value: unknown }>; readings?: Array<{ values: Array<{ kind: string; value: unknown }> }> };
+      const d = v.decoded as {
+        values?: Array<{ kind: string; value: unknown }>;
+        readings?: Array<{ values: Array<{ kind: string; value: unknown }> }>;
+      };
       return [...(d.values ?? []), ...(d.readings ?? []).flatMap((r) => r.values)];
     });
-    for (const kind of ['f32', 'f64', 'int', 'string']) expect(values.some((x) => x.kind === kind), kind).toBe(true);
+    for (const kind of ['f32', 'f64', 'int', 'string'])
+      expect(
+        values.some((x) => x.kind === kind),
+        kind,
+      ).toBe(true);
     expect(values.some((x) => x.value === true) && values.some((x) => x.value === false)).toBe(true);
     const statuses = new Set(file.valid.map((v) => v.decoded.status).filter(Boolean));
     expect([...statuses].sort()).toEqual(['delivered', 'failed', 'rejected', 'succeeded']);

@@ -8,7 +8,10 @@ import type { HubConfig } from './config.js';
  * Returns the configured admin token, or the one in HUB_DATA_DIR/admin-token, creating that file (mode
  * 0600, 32 random bytes base64url) on first use. `file` is null when the token came from the environment.
  */
-export function ensureAdminToken(config: Pick<HubConfig, 'adminToken' | 'dataDir'>): { token: string; file: string | null } {
+export function ensureAdminToken(config: Pick<HubConfig, 'adminToken' | 'dataDir'>): {
+  token: string;
+  file: string | null;
+} {
   if (config.adminToken !== null) return { token: config.adminToken, file: null };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const file = join(config.dataDir, 'admin-token');

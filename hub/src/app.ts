@@ -21,7 +21,11 @@ import { secureDataDir } from './core/data-dir.js';
 import { earlyLogger } from './core/early-log.js';
 import { validatorCompiler } from './core/validation.js';
 import { MAX_FRAGMENTS, MAX_PENDING_PONGS } from './device-channel/connection.js';
-import { DEVICE_CHANNEL_TUNING, deviceChannelPlugin, type DeviceChannelPluginOptions } from './device-channel/plugin.js';
+import {
+  DEVICE_CHANNEL_TUNING,
+  deviceChannelPlugin,
+  type DeviceChannelPluginOptions,
+} from './device-channel/plugin.js';
 import { devicesPlugin } from './devices/plugin.js';
 import { durabilityPlugin, type DurabilityOptions } from './durability/plugin.js';
 import { hubBase } from './hub-base.js';
@@ -56,7 +60,9 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
     logger: deps.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     // One line per HTTP request drowns what matters at info level; it is there at debug and trace.
     // (Failed requests are still logged: the hub's error handler logs every 500 itself.)
-    logController: new LogController({ disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
+    logController: new LogController({
+      disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    }),
     bodyLimit: config.bodyLimit,
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance;
@@ -66,7 +72,13 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
   app.removeContentTypeParser('text/plain');
 
   app.register(hubBase, { config, clock: deps.clock, timers: deps.timers });
-  app.register(durabilityPlugin, { store: deps.store, sink: deps.sink, spool: deps.spool, influx: deps.influx, pruning: deps.pruning });
+  app.register(durabilityPlugin, {
+    store: deps.store,
+    sink: deps.sink,
+    spool: deps.spool,
+    influx: deps.influx,
+    pruning: deps.pruning,
+  });
   app.register(devicesPlugin, { registryFlushMs: deps.registryFlushMs, storeBusyPauseMs: deps.storeBusyPauseMs });
   app.register(commandsPlugin);
   // Users, sessions, API tokens, audit (docs/security.md). Enforces every route's config.role: before any plugin adding routes.
@@ -89,7 +101,8 @@ export function buildHub(config: HubConfig, deps: HubDeps = {}): FastifyInstance
       // Limits of the WebSocket layer set on purpose, each with its close code and reason (protocol §9.2, §10).
       // (ws 8.23 takes both; @types/ws does not list them yet.)
       ...({ maxFragments: MAX_FRAGMENTS, maxPendingAutoPongs: MAX_PENDING_PONGS } as object),
-      handleProtocols: (offered: Set<string>) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : (offered.values().next().value ?? false)),
+      handleProtocols: (offered: Set<string>) =>
+        offered.has(SUBPROTOCOL) ? SUBPROTOCOL : (offered.values().next().value ?? false),
     },
     // ws has already started its own close (1002/1009) when it reports a socket error; let it finish.
     errorHandler: (err, socket) => {
@@ -158,7 +171,10 @@ export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Pr
   try {
     if (influx) {
       await influx.init().catch((err: unknown) => {
-        logger.warn({ err, url: storage.influx!.url }, 'InfluxDB does not answer at start; readings are spooled until it does');
+        logger.warn(
+          { err, url: storage.influx!.url },
+          'InfluxDB does not answer at start; readings are spooled until it does',
+        );
       });
     }
     spool = await createSpool({
@@ -174,12 +190,19 @@ export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Pr
         prune: (cutoff) => sqlite.pruneBefore(cutoff),
         retentionDays: storage.retentionDays,
         onPruned: (deleted, cutoff) => {
-          if (deleted > 0) logger.info({ deleted, before: new Date(cutoff).toISOString() }, 'retention: old readings deleted');
+          if (deleted > 0)
+            logger.info({ deleted, before: new Date(cutoff).toISOString() }, 'retention: old readings deleted');
         },
         onError: (err) => logger.error({ err }, 'retention: pruning failed; retrying at the next run'),
       });
     }
-    const app = buildHub(config, { ...deps, store, spool, ...(influx ? { influx } : {}), ...(pruning ? { pruning } : {}) });
+    const app = buildHub(config, {
+      ...deps,
+      store,
+      spool,
+      ...(influx ? { influx } : {}),
+      ...(pruning ? { pruning } : {}),
+    });
     early.attach(app.log);
     return app;
   } catch (err) {

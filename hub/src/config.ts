@@ -82,12 +82,18 @@ export function loadConfig(env: Env = process.env): HubConfig {
   const adminToken = e.raw('HUB_ADMIN_TOKEN') ?? null;
   // Issue 11: an operator-chosen bootstrap token must be long enough not to be guessed (generated ones are 43).
   if (adminToken !== null && adminToken.length < 32) {
-    throw e.error('HUB_ADMIN_TOKEN', 'is shorter than 32 characters; use a long random secret (e.g. `openssl rand -base64 32`) or unset it to have one generated');
+    throw e.error(
+      'HUB_ADMIN_TOKEN',
+      'is shorter than 32 characters; use a long random secret (e.g. `openssl rand -base64 32`) or unset it to have one generated',
+    );
   }
   const certPath = e.text('HUB_TLS_CERT') ?? '';
   const keyPath = e.text('HUB_TLS_KEY') ?? '';
   if ((certPath === '') !== (keyPath === '')) {
-    throw e.error(certPath === '' ? 'HUB_TLS_CERT' : 'HUB_TLS_KEY', 'HUB_TLS_CERT and HUB_TLS_KEY must be set together (PEM certificate and private key paths), or both left unset for plain http/ws');
+    throw e.error(
+      certPath === '' ? 'HUB_TLS_CERT' : 'HUB_TLS_KEY',
+      'HUB_TLS_CERT and HUB_TLS_KEY must be set together (PEM certificate and private key paths), or both left unset for plain http/ws',
+    );
   }
   const dataDir = resolve(e.text('HUB_DATA_DIR') ?? CONFIG_DEFAULTS.dataDir);
   return {
@@ -105,7 +111,11 @@ export function loadConfig(env: Env = process.env): HubConfig {
     maxConnections: e.int('HUB_MAX_CONNECTIONS', CONFIG_DEFAULTS.maxConnections, { min: 1, max: 1_000_000 }),
     logLevel: e.oneOf('HUB_LOG_LEVEL', LOG_LEVELS, CONFIG_DEFAULTS.logLevel),
     bodyLimit: CONFIG_DEFAULTS.bodyLimit,
-    storage: { influx: influxConfigFromEnv(e, dataDir), spool: spoolConfigFromEnv(e, dataDir), retentionDays: retentionDaysFromEnv(e) },
+    storage: {
+      influx: influxConfigFromEnv(e, dataDir),
+      spool: spoolConfigFromEnv(e, dataDir),
+      retentionDays: retentionDaysFromEnv(e),
+    },
     auth: authSettingsFromEnv(e),
   };
 }

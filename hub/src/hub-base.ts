@@ -57,7 +57,8 @@ export const hubBase = fp<HubBaseOptions>(
         for (const phase of ['transports', 'clients'] as const) {
           // Tasks of one phase run together: every transport settles and closes its devices at once.
           const results = await Promise.allSettled(tasks[phase].map(async (task) => task()));
-          for (const r of results) if (r.status === 'rejected') app.log.error({ err: r.reason, phase }, 'a shutdown task failed');
+          for (const r of results)
+            if (r.status === 'rejected') app.log.error({ err: r.reason, phase }, 'a shutdown task failed');
         }
       },
     };

@@ -36,7 +36,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const store = config.storage.influx ? `InfluxDB ${config.storage.influx.url}` : 'SQLite (readings.db)';
-  const bound = where.boundAddress === '0.0.0.0' || where.boundAddress === '::' ? `every interface (${where.boundAddress})` : where.boundAddress;
+  const bound =
+    where.boundAddress === '0.0.0.0' || where.boundAddress === '::'
+      ? `every interface (${where.boundAddress})`
+      : where.boundAddress;
   app.log.info(
     { url: where.url, boundAddress: where.boundAddress, devices: where.deviceUrl, dataDir: config.dataDir, store },
     `tendril hub listening on ${bound}, port ${where.port} (${where.url}); readings stored in ${store}`,

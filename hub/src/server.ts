@@ -16,7 +16,10 @@ export interface Listening {
 }
 
 /** Listens on config.host:config.port (port 0 = any free port) and returns where. */
-export async function listenHub(app: FastifyInstance, config: Pick<HubConfig, 'host' | 'port' | 'tls'>): Promise<Listening> {
+export async function listenHub(
+  app: FastifyInstance,
+  config: Pick<HubConfig, 'host' | 'port' | 'tls'>,
+): Promise<Listening> {
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -30,6 +30,9 @@ describe('admin token without HUB_ADMIN_TOKEN', () => {
   });
 
   it('uses HUB_ADMIN_TOKEN when set and writes no file', () => {
-    expect(ensureAdminToken({ adminToken: 'from-the-environment-123', dataDir: dir.path })).toEqual({ token: 'from-the-environment-123', file: null });
+    expect(ensureAdminToken({ adminToken: 'from-the-environment-123', dataDir: dir.path })).toEqual({
+      token: 'from-the-environment-123',
+      file: null,
+    });
   });
 });

@@ -51,7 +51,8 @@ describe('device provisioning API', () => {
     const { readFileSync, readdirSync } = await import('node:fs');
     const files = readdirSync(hub.dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
     expect(files.length).toBeGreaterThan(0);
-    for (const f of files) expect(readFileSync(join(f.parentPath, f.name)).includes(Buffer.from(body.token))).toBe(false);
+    for (const f of files)
+      expect(readFileSync(join(f.parentPath, f.name)).includes(Buffer.from(body.token))).toBe(false);
   });
 
   it('answers 409 DEVICE_EXISTS for a second device with the same id', async () => {
@@ -62,14 +63,29 @@ describe('device provisioning API', () => {
   });
 
   it('answers 400 INVALID_REQUEST naming the field', async () => {
-    const badId = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'no spaces' } });
+    const badId = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/devices',
+      headers: auth,
+      payload: { id: 'no spaces' },
+    });
     expect(badId.statusCode).toBe(400);
     expect(badId.json().error).toMatchObject({ code: 'INVALID_REQUEST' });
     expect(badId.json().error.message).toContain('body/id');
-    const unknown = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'a', colour: 'red' } });
+    const unknown = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/devices',
+      headers: auth,
+      payload: { id: 'a', colour: 'red' },
+    });
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().error.message).toContain('colour');
-    const badLabel = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'a', labels: { room: { nested: true } } } });
+    const badLabel = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/devices',
+      headers: auth,
+      payload: { id: 'a', labels: { room: { nested: true } } },
+    });
     expect(badLabel.statusCode).toBe(400);
     expect(badLabel.json().error.message).toContain('body/labels/room');
     const missing = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: {} });
@@ -77,7 +93,11 @@ describe('device provisioning API', () => {
   });
 
   it('refuses requests without the admin token with 401 UNAUTHORIZED', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong-token-of-some-length' }, { authorization: 'Basic abc' }]) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong-token-of-some-length' },
+      { authorization: 'Basic abc' },
+    ]) {
       const res = await hub.app.inject({ method: 'GET', url: '/api/v1/devices', headers });
       expect(res.statusCode).toBe(401);
       expect(res.json().error.code).toBe('UNAUTHORIZED');
@@ -89,7 +109,9 @@ describe('device provisioning API', () => {
   });
 
   it('rotates a token, answers 404 DEVICE_NOT_FOUND for unknown ids, deletes with 204', async () => {
-    const created = (await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'rot' } })).json();
+    const created = (
+      await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'rot' } })
+    ).json();
     const rotated = await hub.app.inject({ method: 'POST', url: '/api/v1/devices/rot/token', headers: auth });
     expect(rotated.statusCode).toBe(200);
     expect(rotated.json().id).toBe('rot');
@@ -103,7 +125,12 @@ describe('device provisioning API', () => {
       ['DELETE', '/api/v1/devices/nope'],
       ['PATCH', '/api/v1/devices/nope'],
     ] as const) {
-      const res = await hub.app.inject({ method, url, headers: auth, ...(method === 'PATCH' ? { payload: { name: 'x' } } : {}) });
+      const res = await hub.app.inject({
+        method,
+        url,
+        headers: auth,
+        ...(method === 'PATCH' ? { payload: { name: 'x' } } : {}),
+      });
       expect(res.statusCode, `${method} ${url}`).toBe(404);
       expect(res.json().error.code).toBe('DEVICE_NOT_FOUND');
     }
@@ -114,7 +141,12 @@ describe('device provisioning API', () => {
 
   it('updates name, labels and the disabled flag with PATCH', async () => {
     await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'p1' } });
-    const res = await hub.app.inject({ method: 'PATCH', url: '/api/v1/devices/p1', headers: auth, payload: { name: 'Pump', labels: { site: 'north' }, disabled: true } });
+    const res = await hub.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/devices/p1',
+      headers: auth,
+      payload: { name: 'Pump', labels: { site: 'north' }, disabled: true },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ id: 'p1', name: 'Pump', labels: { site: 'north' }, disabled: true });
   });
@@ -126,7 +158,12 @@ describe('device provisioning API', () => {
   });
 
   it('keeps devices across a restart', async () => {
-    await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'keep', labels: { a: 'b' } } });
+    await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/devices',
+      headers: auth,
+      payload: { id: 'keep', labels: { a: 'b' } },
+    });
     const dataDir = hub.dataDir;
     await hub.app.close();
     const again = await startHub({ listen: false, dataDir });
@@ -146,7 +183,12 @@ describe('device changes reach those who follow the fleet', () => {
       const seen: string[] = [];
       hub.app.devices.sessions.events.on('changed', (e) => seen.push(`${e.deviceId}:${e.change}`));
       await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'ch-1' } });
-      await hub.app.inject({ method: 'PATCH', url: '/api/v1/devices/ch-1', headers: auth, payload: { name: 'Greenhouse' } });
+      await hub.app.inject({
+        method: 'PATCH',
+        url: '/api/v1/devices/ch-1',
+        headers: auth,
+        payload: { name: 'Greenhouse' },
+      });
       await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/ch-1', headers: auth });
       expect(seen).toEqual(['ch-1:created', 'ch-1:updated', 'ch-1:deleted']);
     } finally {
@@ -171,7 +213,10 @@ describe('strict request bodies (docs/api.md)', () => {
       expect(res.json().error).toMatchObject({ code: 'INVALID_REQUEST' });
       expect(res.json().error.message).toContain('not dots only');
     }
-    expect((await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'a.b' } })).statusCode).toBe(201);
+    expect(
+      (await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id: 'a.b' } }))
+        .statusCode,
+    ).toBe(201);
   });
 
   it('does not coerce body types: {"id": 123} is refused, not stored as "123"', async () => {
@@ -182,7 +227,12 @@ describe('strict request bodies (docs/api.md)', () => {
   });
 
   it('answers a text/plain body with 415 UNSUPPORTED_MEDIA_TYPE', async () => {
-    const res = await hub.app.inject({ method: 'POST', url: '/api/v1/devices', headers: { ...auth, 'content-type': 'text/plain' }, payload: 'id=x' });
+    const res = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/devices',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      payload: 'id=x',
+    });
     expect(res.statusCode).toBe(415);
     expect(res.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
   });

@@ -7,7 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HTTP_ERRORS } from '../src/errors.js';
 
 /** The command codes of the hub's one HTTP error registry. */
-const COMMAND_HTTP_ERRORS = HTTP_ERRORS.filter((e) => e.code.startsWith('COMMAND_') || e.code === 'IDEMPOTENCY_CONFLICT');
+const COMMAND_HTTP_ERRORS = HTTP_ERRORS.filter(
+  (e) => e.code.startsWith('COMMAND_') || e.code === 'IDEMPOTENCY_CONFLICT',
+);
 import { COMMAND_LIMITS } from '../src/commands/model.js';
 import { auth, provision, startHub, type TestHub } from './helpers.js';
 
@@ -27,13 +29,20 @@ describe('command API', () => {
     await hub.dispose();
   });
 
-  const post = (deviceId: string, payload: unknown) => hub.app.inject({ method: 'POST', url: `/api/v1/devices/${deviceId}/commands`, headers: auth, payload: payload as object });
+  const post = (deviceId: string, payload: unknown) =>
+    hub.app.inject({
+      method: 'POST',
+      url: `/api/v1/devices/${deviceId}/commands`,
+      headers: auth,
+      payload: payload as object,
+    });
   const get = (url: string) => hub.app.inject({ method: 'GET', url, headers: auth });
 
   it('cancels a queued command (operator), records who did it, and refuses to cancel one already final', async () => {
     const first = (await post('dev-1', { name: 'reboot' })).json();
     const second = (await post('dev-1', { name: 'set-interval', args: { ms: 1 } })).json();
-    const cancel = (id: number) => hub.app.inject({ method: 'POST', url: `/api/v1/commands/${id}/cancel`, headers: auth });
+    const cancel = (id: number) =>
+      hub.app.inject({ method: 'POST', url: `/api/v1/commands/${id}/cancel`, headers: auth });
     const res = await cancel(second.id);
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ id: second.id, state: 'cancelled', detail: 'CANCELLED by admin-token' });
@@ -44,11 +53,17 @@ describe('command API', () => {
     expect((await cancel(999_999)).json().error.code).toBe('COMMAND_NOT_FOUND');
     // The other command stays queued, and cancelled ones can be listed by state.
     expect((await get(`/api/v1/commands/${first.id}`)).json().state).toBe('queued');
-    expect((await get('/api/v1/devices/dev-1/commands?state=cancelled')).json().commands.map((c: { id: number }) => c.id)).toEqual([second.id]);
+    expect(
+      (await get('/api/v1/devices/dev-1/commands?state=cancelled')).json().commands.map((c: { id: number }) => c.id),
+    ).toEqual([second.id]);
     // The audit log has who sent and who cancelled, with the device and the idempotency key.
     const audit = (await get('/api/v1/audit?device=dev-1')).json();
-    const actions = audit.entries.map((e: { action: string; actor: string; outcome: string }) => `${e.action}:${e.actor}:${e.outcome}`);
-    expect(actions).toEqual(expect.arrayContaining(['command.send:admin-token:success', 'command.cancel:admin-token:success']));
+    const actions = audit.entries.map(
+      (e: { action: string; actor: string; outcome: string }) => `${e.action}:${e.actor}:${e.outcome}`,
+    );
+    expect(actions).toEqual(
+      expect.arrayContaining(['command.send:admin-token:success', 'command.cancel:admin-token:success']),
+    );
     expect(first.requestedBy).toBe('admin-token');
   });
 
@@ -57,7 +72,12 @@ describe('command API', () => {
     await hub.app.inject({ method: 'POST', url: '/api/v1/devices/dev-2/token', headers: auth });
     await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/dev-2', headers: auth });
     const audit = (await get('/api/v1/audit?device=dev-2')).json();
-    expect(audit.entries.map((e: { action: string }) => e.action).sort()).toEqual(['device.delete', 'device.disable', 'device.provision', 'device.token.rotate']);
+    expect(audit.entries.map((e: { action: string }) => e.action).sort()).toEqual([
+      'device.delete',
+      'device.disable',
+      'device.provision',
+      'device.token.rotate',
+    ]);
   });
 
   it('queues a command for an offline device: 202 with the whole Command object and a Location', async () => {
@@ -132,8 +152,14 @@ describe('command API', () => {
       expect(res.json().error.message, JSON.stringify(payload)).toContain(field);
     }
     // The edges are accepted.
-    expect((await post('dev-1', { name: 'x', ttlMs: COMMAND_LIMITS.maxTtlMs, timeoutMs: COMMAND_LIMITS.minTimeoutMs })).statusCode).toBe(202);
-    expect((await post('dev-1', { name: 'x', ttlMs: COMMAND_LIMITS.minTtlMs, timeoutMs: COMMAND_LIMITS.maxTimeoutMs })).statusCode).toBe(202);
+    expect(
+      (await post('dev-1', { name: 'x', ttlMs: COMMAND_LIMITS.maxTtlMs, timeoutMs: COMMAND_LIMITS.minTimeoutMs }))
+        .statusCode,
+    ).toBe(202);
+    expect(
+      (await post('dev-1', { name: 'x', ttlMs: COMMAND_LIMITS.minTtlMs, timeoutMs: COMMAND_LIMITS.maxTimeoutMs }))
+        .statusCode,
+    ).toBe(202);
   });
 
   it('answers 404 DEVICE_NOT_FOUND for an unknown device and 404 COMMAND_NOT_FOUND for an unknown command', async () => {
@@ -182,7 +208,7 @@ describe('command API', () => {
     expect(later.json().id).toBeGreaterThan(otherDevice.json().id);
   });
 
-  it('lists a device\'s commands newest first, filtered by state, in pages', async () => {
+  it("lists a device's commands newest first, filtered by state, in pages", async () => {
     const ids: number[] = [];
     for (let i = 0; i < 5; i++) {
       ids.push((await post('dev-1', { name: `c${i}` })).json().id);
@@ -211,7 +237,9 @@ describe('command API', () => {
       expect(res.statusCode, bad).toBe(400);
       expect(res.json().error.code).toBe('INVALID_REQUEST');
     }
-    expect((await get('/api/v1/devices/dev-1/commands?state=done')).json().error.message).toContain('"done" is not a command state');
+    expect((await get('/api/v1/devices/dev-1/commands?state=done')).json().error.message).toContain(
+      '"done" is not a command state',
+    );
   });
 
   it('refuses the 1001st unfinished command of a device with 429 COMMAND_QUEUE_FULL', async () => {
@@ -219,7 +247,8 @@ describe('command API', () => {
     const { registry } = hub.app.devices;
     // One outer transaction around the real submit path: one fsync instead of a thousand.
     registry.db.transaction(() => {
-      for (let i = 0; i < COMMAND_LIMITS.maxUnfinishedPerDevice; i++) commands.submit({ deviceId: 'dev-1', name: 'fill', requestedBy: 'admin' });
+      for (let i = 0; i < COMMAND_LIMITS.maxUnfinishedPerDevice; i++)
+        commands.submit({ deviceId: 'dev-1', name: 'fill', requestedBy: 'admin' });
     })();
     expect(commands.unfinishedCount('dev-1')).toBe(1000);
     const full = await post('dev-1', { name: 'one-more' });
@@ -257,25 +286,35 @@ describe('command API', () => {
 
   it('deleting a device deletes its commands; command ids are never reused', async () => {
     const first = (await post('dev-1', { name: 'a' })).json();
-    expect((await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/dev-1', headers: auth })).statusCode).toBe(204);
+    expect((await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/dev-1', headers: auth })).statusCode).toBe(
+      204,
+    );
     expect((await get(`/api/v1/commands/${first.id}`)).json().error.code).toBe('COMMAND_NOT_FOUND');
     await provision(hub.app, 'dev-1');
     const next = (await post('dev-1', { name: 'a' })).json();
     expect(next.id).toBeGreaterThan(first.id);
-    expect((await get('/api/v1/devices/dev-1/commands')).json().commands.map((c: { id: number }) => c.id)).toEqual([next.id]);
+    expect((await get('/api/v1/devices/dev-1/commands')).json().commands.map((c: { id: number }) => c.id)).toEqual([
+      next.id,
+    ]);
   });
 });
 
 describe('command error codes', () => {
-  it.each(COMMAND_HTTP_ERRORS.map((e) => [e.code, e] as const))('%s is documented in docs/commands.md with its status', (code, info) => {
-    const row = commandsDoc.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
-    expect(row, `docs/commands.md has no table row for ${code}`).toBeDefined();
-    expect(row!.split('|')[2]!.trim()).toBe(String(info.status));
-  });
+  it.each(COMMAND_HTTP_ERRORS.map((e) => [e.code, e] as const))(
+    '%s is documented in docs/commands.md with its status',
+    (code, info) => {
+      const row = commandsDoc.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
+      expect(row, `docs/commands.md has no table row for ${code}`).toBeDefined();
+      expect(row!.split('|')[2]!.trim()).toBe(String(info.status));
+    },
+  );
 
   it('documents the hub codes the command routes also answer with', () => {
     for (const code of ['INVALID_REQUEST', 'UNAUTHORIZED', 'DEVICE_NOT_FOUND']) {
-      expect(commandsDoc.split('\n').some((l) => l.startsWith(`| \`${code}\` |`)), code).toBe(true);
+      expect(
+        commandsDoc.split('\n').some((l) => l.startsWith(`| \`${code}\` |`)),
+        code,
+      ).toBe(true);
     }
   });
 

@@ -29,14 +29,23 @@ afterEach(async () => {
 });
 
 async function harness(options: { dataDir?: string; port?: number } = {}): Promise<Harness> {
-  const hub = await startHub({ ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.port ? { config: { port: options.port } } : {}) });
+  const hub = await startHub({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.port ? { config: { port: options.port } } : {}),
+  });
   const h = { hub, devices: [] };
   open.push(h);
   return h;
 }
 
 /** An SDK device with the given command handlers; resolves once the hub welcomed it. */
-async function connect(h: Harness, id: string, token: string, handlers: Record<string, CommandHandler>, errors: Error[] = []): Promise<TendrilDevice> {
+async function connect(
+  h: Harness,
+  id: string,
+  token: string,
+  handlers: Record<string, CommandHandler>,
+  errors: Error[] = [],
+): Promise<TendrilDevice> {
   const device = new TendrilDevice({
     url: h.hub.listening!.deviceUrl,
     deviceId: id,
@@ -56,7 +65,12 @@ async function connect(h: Harness, id: string, token: string, handlers: Record<s
 }
 
 async function submit(hub: TestHub, deviceId: string, body: Record<string, unknown>): Promise<Command> {
-  const res = await hub.app.inject({ method: 'POST', url: `/api/v1/devices/${deviceId}/commands`, headers: auth, payload: body });
+  const res = await hub.app.inject({
+    method: 'POST',
+    url: `/api/v1/devices/${deviceId}/commands`,
+    headers: auth,
+    payload: body,
+  });
   if (res.statusCode !== 202) throw new Error(`POST command failed: ${res.statusCode} ${res.body}`);
   return res.json() as Command;
 }
@@ -85,7 +99,7 @@ function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 describe('commands to an online device', () => {
-  it('go queued -> sent -> delivered -> succeeded with the handler\'s result, seen on the API and as events', async () => {
+  it("go queued -> sent -> delivered -> succeeded with the handler's result, seen on the API and as events", async () => {
     const h = await harness();
     const token = await provision(h.hub.app, 'lamp-1');
     const seen: Array<{ args: unknown; timeoutMs: number; commandId: number }> = [];
@@ -100,15 +114,26 @@ describe('commands to an online device', () => {
 
     const queued = await submit(h.hub, 'lamp-1', { name: 'set-interval', args: { ms: 5000 }, timeoutMs: 7000 });
     const done = await until(h.hub, queued.id, FINAL);
-    expect(done).toMatchObject({ state: 'succeeded', detail: '{"interval":5000}', result: { interval: 5000 }, requestedBy: 'admin-token' });
+    expect(done).toMatchObject({
+      state: 'succeeded',
+      detail: '{"interval":5000}',
+      result: { interval: 5000 },
+      requestedBy: 'admin-token',
+    });
     expect(done.history.map((e) => e.state)).toEqual(['queued', 'sent', 'delivered', 'succeeded']);
     const times = done.history.map((e) => e.at);
     expect([...times].sort((a, b) => a - b)).toEqual(times);
     expect(seen).toEqual([{ args: { ms: 5000 }, timeoutMs: 7000, commandId: queued.id }]);
-    expect(changes.filter((c) => c.id === queued.id).map((c) => c.state)).toEqual(['queued', 'sent', 'delivered', 'succeeded']);
+    expect(changes.filter((c) => c.id === queued.id).map((c) => c.state)).toEqual([
+      'queued',
+      'sent',
+      'delivered',
+      'succeeded',
+    ]);
 
     const metrics = (await h.hub.app.inject({ method: 'GET', url: '/metrics' })).body;
-    for (const state of ['queued', 'sent', 'delivered', 'succeeded']) expect(metrics).toMatch(new RegExp(`^tendril_commands_total\\{state="${state}"\\} 1$`, 'm'));
+    for (const state of ['queued', 'sent', 'delivered', 'succeeded'])
+      expect(metrics).toMatch(new RegExp(`^tendril_commands_total\\{state="${state}"\\} 1$`, 'm'));
   });
 
   it('a handler that throws gives failed with its message; CommandRejected and an unknown name give rejected', async () => {
@@ -126,10 +151,23 @@ describe('commands to an online device', () => {
     const failed = await submit(h.hub, 'relay-1', { name: 'reboot' });
     const rejected = await submit(h.hub, 'relay-1', { name: 'set-interval', args: { ms: 5 } });
     const unknown = await submit(h.hub, 'relay-1', { name: 'self-destruct' });
-    expect(await until(h.hub, failed.id, FINAL)).toMatchObject({ state: 'failed', detail: 'watchdog not armed', result: null });
-    expect(await until(h.hub, rejected.id, FINAL)).toMatchObject({ state: 'rejected', detail: 'ms must be >= 1000', result: null });
-    expect(await until(h.hub, unknown.id, FINAL)).toMatchObject({ state: 'rejected', detail: 'unknown command "self-destruct"' });
-    const list = (await h.hub.app.inject({ method: 'GET', url: '/api/v1/devices/relay-1/commands?state=rejected', headers: auth })).json();
+    expect(await until(h.hub, failed.id, FINAL)).toMatchObject({
+      state: 'failed',
+      detail: 'watchdog not armed',
+      result: null,
+    });
+    expect(await until(h.hub, rejected.id, FINAL)).toMatchObject({
+      state: 'rejected',
+      detail: 'ms must be >= 1000',
+      result: null,
+    });
+    expect(await until(h.hub, unknown.id, FINAL)).toMatchObject({
+      state: 'rejected',
+      detail: 'unknown command "self-destruct"',
+    });
+    const list = (
+      await h.hub.app.inject({ method: 'GET', url: '/api/v1/devices/relay-1/commands?state=rejected', headers: auth })
+    ).json();
     expect(list.commands.map((c: Command) => c.id)).toEqual([unknown.id, rejected.id]);
   });
 });
@@ -217,13 +255,19 @@ describe('at-least-once delivery', () => {
     const release = gate();
     let executions = 0;
     const errors: Error[] = [];
-    await connect(h, 'pump-2', token, {
-      flush: async () => {
-        executions++;
-        await release.promise;
-        return 'ok';
+    await connect(
+      h,
+      'pump-2',
+      token,
+      {
+        flush: async () => {
+          executions++;
+          await release.promise;
+          return 'ok';
+        },
       },
-    }, errors);
+      errors,
+    );
     const command = await submit(h.hub, 'pump-2', { name: 'flush' });
     await until(h.hub, command.id, ['delivered']);
     // The hub drops the socket first; the device finishes and writes its result into the dead socket.
@@ -284,7 +328,13 @@ describe('restart', () => {
     expect(error).toMatchObject({ code: 'UNKNOWN_COMMAND_ID', seq: 0, alias: null });
     expect(error.message).toContain('987654');
     expect(again.frames.filter((f) => f.type === 'error')).toEqual([]);
-    expect((await fetchCommand(second.hub, inFlight.id)).history.map((e) => e.state)).toEqual(['queued', 'sent', 'delivered', 'sent', 'succeeded']);
+    expect((await fetchCommand(second.hub, inFlight.id)).history.map((e) => e.state)).toEqual([
+      'queued',
+      'sent',
+      'delivered',
+      'sent',
+      'succeeded',
+    ]);
     again.close();
   });
 });

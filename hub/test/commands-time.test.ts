@@ -81,7 +81,12 @@ async function fakeTimeHub(time: FakeTime, options: { dataDir?: string; listen?:
 }
 
 async function submit(hub: TestHub, deviceId: string, body: Record<string, unknown>): Promise<Command> {
-  const res = await hub.app.inject({ method: 'POST', url: `/api/v1/devices/${deviceId}/commands`, headers: auth, payload: body });
+  const res = await hub.app.inject({
+    method: 'POST',
+    url: `/api/v1/devices/${deviceId}/commands`,
+    headers: auth,
+    payload: body,
+  });
   if (res.statusCode !== 202) throw new Error(`POST command failed: ${res.statusCode} ${res.body}`);
   return res.json() as Command;
 }
@@ -111,7 +116,10 @@ describe('TTL', () => {
     expect((await fetchCommand(hub, a.id)).state).toBe('queued');
     time.advance(1);
     const first = await fetchCommand(hub, a.id);
-    expect(first).toMatchObject({ state: 'expired', detail: expect.stringMatching(/^EXPIRED: still queued when its TTL of 60000 ms passed/) });
+    expect(first).toMatchObject({
+      state: 'expired',
+      detail: expect.stringMatching(/^EXPIRED: still queued when its TTL of 60000 ms passed/),
+    });
     expect(first.history).toEqual([
       { state: 'queued', at: a.createdAt },
       { state: 'expired', at: a.createdAt + 60_000, detail: first.detail },
@@ -120,7 +128,9 @@ describe('TTL', () => {
     time.advance(60_000);
     expect((await fetchCommand(hub, b.id)).state).toBe('expired');
     expect(expired).toEqual([a.id, b.id]);
-    expect((await hub.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^tendril_commands_total\{state="expired"\} 2$/m);
+    expect((await hub.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(
+      /^tendril_commands_total\{state="expired"\} 2$/m,
+    );
   });
 
   it('applies TTLs that passed while the hub was down at start-up, and keeps timing the others after a restart', async () => {
@@ -215,6 +225,9 @@ describe('timeout', () => {
     await raw.closedWithin();
     await waitFor('valve-2 offline', () => hub.app.devices.registry.get('valve-2')?.presence.state === 'offline');
     time.advance(10_000);
-    expect(await fetchCommand(hub, command.id)).toMatchObject({ state: 'failed', detail: expect.stringMatching(/^TIMEOUT/) });
+    expect(await fetchCommand(hub, command.id)).toMatchObject({
+      state: 'failed',
+      detail: expect.stringMatching(/^TIMEOUT/),
+    });
   });
 });

@@ -89,7 +89,12 @@ describe('loadConfig', () => {
     });
     expect(c.storage.spool.maxBytes).toBe(64 * 1024 ** 2);
     expect(c.storage.retentionDays).toBe(7);
-    expect(c.storage.influx).toMatchObject({ url: 'http://127.0.0.1:8086', db: 'telemetry', retentionDays: 7, deadLetterPath: '/tmp/x/dead-letter/influx.jsonl' });
+    expect(c.storage.influx).toMatchObject({
+      url: 'http://127.0.0.1:8086',
+      db: 'telemetry',
+      retentionDays: 7,
+      deadLetterPath: '/tmp/x/dead-letter/influx.jsonl',
+    });
   });
 
   it.each([
@@ -99,7 +104,10 @@ describe('loadConfig', () => {
     [{ HUB_DEVICE_RATE: '0' }, /^HUB_DEVICE_RATE: 0 is outside 1\.\./],
     [{ HUB_MAX_FRAME_BYTES: '1.5' }, /^HUB_MAX_FRAME_BYTES: 1 is outside 512\.\./],
     [{ HUB_TLS_CERT: '/c.pem' }, /HUB_TLS_CERT and HUB_TLS_KEY must be set together/],
-    [{ HUB_ADMIN_TOKEN: 'short-but-not-32-characters-long' .slice(0, 31) }, /^HUB_ADMIN_TOKEN: is shorter than 32 characters/],
+    [
+      { HUB_ADMIN_TOKEN: 'short-but-not-32-characters-long'.slice(0, 31) },
+      /^HUB_ADMIN_TOKEN: is shorter than 32 characters/,
+    ],
     [{ HUB_LOG_LEVEL: 'loud' }, /^HUB_LOG_LEVEL: "loud" is not one of fatal, error/],
     [{ INFLUX_URL: 'http://x' }, /INFLUX_URL is set without INFLUX_DB/],
     [{ INFLUX_DB: 'x' }, /INFLUX_URL is not set/],
@@ -107,7 +115,10 @@ describe('loadConfig', () => {
     [{ HUB_RETENTION_DAYS: 'forever' }, /^HUB_RETENTION_DAYS: "forever" is not a whole number/],
     [{ HUB_SESSION_IDLE_MINUTES: '0' }, /^HUB_SESSION_IDLE_MINUTES: 0 is outside 1\.\./],
     [{ HUB_SECURE_COOKIES: 'maybe' }, /^HUB_SECURE_COOKIES: "maybe" must be true or false/],
-    [{ HUB_ALLOWED_ORIGINS: 'https://ops.example.com/path' }, /HUB_ALLOWED_ORIGINS: "https:\/\/ops.example.com\/path" is not an origin/],
+    [
+      { HUB_ALLOWED_ORIGINS: 'https://ops.example.com/path' },
+      /HUB_ALLOWED_ORIGINS: "https:\/\/ops.example.com\/path" is not an origin/,
+    ],
   ])('rejects %o with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

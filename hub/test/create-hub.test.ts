@@ -19,10 +19,20 @@ afterEach(async () => {
 });
 
 function config(dataDir: string, env: Record<string, string> = {}) {
-  return loadConfig({ HUB_DATA_DIR: dataDir, HUB_ADMIN_TOKEN: ADMIN_TOKEN, HOST: '127.0.0.1', PORT: '0', HUB_LOG_LEVEL: 'silent', ...env });
+  return loadConfig({
+    HUB_DATA_DIR: dataDir,
+    HUB_ADMIN_TOKEN: ADMIN_TOKEN,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    HUB_LOG_LEVEL: 'silent',
+    ...env,
+  });
 }
 
-async function start(dataDir: string, env: Record<string, string> = {}): Promise<{ app: FastifyInstance; deviceUrl: string }> {
+async function start(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<{ app: FastifyInstance; deviceUrl: string }> {
   const cfg = config(dataDir, env);
   const app = await createHub(cfg, { spoolOptions: { drainLingerMs: 0, backoff: { baseMs: 20, maxMs: 100 } } });
   let closed = false;
@@ -61,15 +71,31 @@ describe('createHub', () => {
     const d = await TestDevice.connect(deviceUrl);
     cleanups.push(() => d.close());
     await d.hello({ deviceId: 'c-1', token });
-    for (let seq = 1; seq <= 20; seq++) d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
+    for (let seq = 1; seq <= 20; seq++)
+      d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(20);
     await waitFor('the 20 readings to be drained into SQLite', async () => {
-      const [point] = await app.durability.store.series({ deviceId: 'c-1', metric: 'count', agg: 'count', from: 0, to: Date.now() + 60_000, stepMs: 86_400_000 * 365 * 100 });
+      const [point] = await app.durability.store.series({
+        deviceId: 'c-1',
+        metric: 'count',
+        agg: 'count',
+        from: 0,
+        to: Date.now() + 60_000,
+        stepMs: 86_400_000 * 365 * 100,
+      });
       return point?.value === 20;
     });
-    const ready = await app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const ready = await app.inject({
+      method: 'GET',
+      url: '/readyz',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toMatchObject({ status: 'ready', checks: { store: 'ok', writer: 'ok' }, spool: { store: 'up', accepting: true, depthReadings: 0 } });
+    expect(ready.json()).toMatchObject({
+      status: 'ready',
+      checks: { store: 'ok', writer: 'ok' },
+      spool: { store: 'up', accepting: true, depthReadings: 0 },
+    });
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metric(text, 'tendril_store_up')).toBe(1);
     expect(metric(text, 'tendril_spool_accepting')).toBe(1);
@@ -80,16 +106,30 @@ describe('createHub', () => {
     const dir = tempDir();
     cleanups.push(dir.remove);
     const port = await deadPort();
-    const { app, deviceUrl } = await start(dir.path, { INFLUX_URL: `http://127.0.0.1:${port}`, INFLUX_DB: 'tendril', INFLUX_TIMEOUT_MS: '500' });
+    const { app, deviceUrl } = await start(dir.path, {
+      INFLUX_URL: `http://127.0.0.1:${port}`,
+      INFLUX_DB: 'tendril',
+      INFLUX_TIMEOUT_MS: '500',
+    });
     expect(app.durability.store.kind).toBe('influxdb');
     const token = await provision(app, 'c-2');
     const d = await TestDevice.connect(deviceUrl);
     cleanups.push(() => d.close());
     await d.hello({ deviceId: 'c-2', token });
-    for (let seq = 1; seq <= 5; seq++) d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
+    for (let seq = 1; seq <= 5; seq++)
+      d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(5);
-    await waitFor('the spool drainer to find the store down', () => app.metrics.registry.getSingleMetric('tendril_store_up') !== undefined && (app.durability.sink as { storeState?: string }).storeState === 'down');
-    const ready = await app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    await waitFor(
+      'the spool drainer to find the store down',
+      () =>
+        app.metrics.registry.getSingleMetric('tendril_store_up') !== undefined &&
+        (app.durability.sink as { storeState?: string }).storeState === 'down',
+    );
+    const ready = await app.inject({
+      method: 'GET',
+      url: '/readyz',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     expect(ready.statusCode).toBe(200);
     const body = ready.json();
     expect(body.status).toBe('degraded');
@@ -111,7 +151,8 @@ describe('createHub', () => {
     const token = await provision(first.app, 'c-3');
     const d = await TestDevice.connect(first.deviceUrl);
     await d.hello({ deviceId: 'c-3', token, epoch: 11 });
-    for (let seq = 1; seq <= 30; seq++) d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
+    for (let seq = 1; seq <= 30; seq++)
+      d.send({ type: 'reading', seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(30);
     d.close();
     await first.app.close();

@@ -25,7 +25,18 @@ async function hub(options: Parameters<typeof startHub>[0] = {}): Promise<TestHu
 }
 
 function helloFrame(deviceId: string, token: string): HelloFrame {
-  return { type: 'hello', deviceId, token, firmware: 'fw', sdk: 'test/0', epoch: 3, lastSeq: 0, clock: Date.now(), dropped: 0, metrics: ENV_METRICS };
+  return {
+    type: 'hello',
+    deviceId,
+    token,
+    firmware: 'fw',
+    sdk: 'test/0',
+    epoch: 3,
+    lastSeq: 0,
+    clock: Date.now(),
+    dropped: 0,
+    metrics: ENV_METRICS,
+  };
 }
 
 /** One masked client frame, built by hand (RFC 6455 §5.2) so a test can send what no library would. */
@@ -99,7 +110,10 @@ describe('limits of the WebSocket layer, each with its close code and reason (§
     tcp(d).pause();
     tcp(d).write(Buffer.concat(Array.from({ length: 200 }, () => rawFrame(0x9, Buffer.from('p')))));
     // The device does not read, so it cannot answer the close: the hub cuts it after the close bound (§6.6.6).
-    await waitFor('presence offline with TOO_MANY_PINGS', () => h.app.devices.registry.get('pinger-1')!.presence.reason === 'TOO_MANY_PINGS');
+    await waitFor(
+      'presence offline with TOO_MANY_PINGS',
+      () => h.app.devices.registry.get('pinger-1')!.presence.reason === 'TOO_MANY_PINGS',
+    );
     tcp(d).resume();
     // What was queued before the cut still arrives: ERROR TOO_MANY_PINGS, then the close frame.
     expect(await d.closedWithin()).toEqual({ code: 1008, reason: 'TOO_MANY_PINGS' });
@@ -113,7 +127,10 @@ describe('handshake order (§6.1.4)', () => {
     const d = await TestDevice.connect(h.listening!.deviceUrl);
     const ctx = newDeltaContext(0, Date.now());
     const hello = encodeDeviceFrame(helloFrame('pipe-1', token), ctx);
-    const reading = encodeDeviceFrame({ type: 'reading', seq: 1, ts: Date.now(), values: [{ alias: 0, kind: 'f32', value: 21 }] }, ctx);
+    const reading = encodeDeviceFrame(
+      { type: 'reading', seq: 1, ts: Date.now(), values: [{ alias: 0, kind: 'f32', value: 21 }] },
+      ctx,
+    );
     tcp(d).write(Buffer.concat([rawFrame(0x2, Buffer.from(hello)), rawFrame(0x2, Buffer.from(reading))]));
     const error = await d.next('error');
     expect(error.code).toBe('UNEXPECTED_FRAME');
@@ -124,14 +141,18 @@ describe('handshake order (§6.1.4)', () => {
 });
 
 describe('liveness (§6.5)', () => {
-  it('unsolicited Pongs do not keep a device that never answers the hub\'s Pings alive: HEARTBEAT_LOST', async () => {
+  it("unsolicited Pongs do not keep a device that never answers the hub's Pings alive: HEARTBEAT_LOST", async () => {
     const h = await hub({ config: { heartbeatMs: 200 } });
     const token = await provision(h.app, 'pong-1');
     const d = await TestDevice.connect(h.listening!.deviceUrl, { autoPong: false });
     await d.hello({ deviceId: 'pong-1', token });
     const pongs = setInterval(() => d.ws.pong(Buffer.from('unsolicited')), 50);
     try {
-      await waitFor('presence offline with HEARTBEAT_LOST', () => h.app.devices.registry.get('pong-1')!.presence.reason === 'HEARTBEAT_LOST', 3000);
+      await waitFor(
+        'presence offline with HEARTBEAT_LOST',
+        () => h.app.devices.registry.get('pong-1')!.presence.reason === 'HEARTBEAT_LOST',
+        3000,
+      );
     } finally {
       clearInterval(pongs);
     }
@@ -165,7 +186,8 @@ describe('what the hub queues for one device is bounded (§7.1.3, §9.2)', () =>
     await waitFor(
       'the hub to cut the non-reading device (SLOW_CONSUMER)',
       () => {
-        for (let i = 0; i < 50 && d.ws.readyState === WebSocket.OPEN; i++) d.send({ type: 'reading', seq: ++seq, ts: Date.now(), values });
+        for (let i = 0; i < 50 && d.ws.readyState === WebSocket.OPEN; i++)
+          d.send({ type: 'reading', seq: ++seq, ts: Date.now(), values });
         return h.app.devices.registry.get('deaf-1')!.presence.reason === 'SLOW_CONSUMER';
       },
       20_000,

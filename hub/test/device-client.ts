@@ -76,7 +76,11 @@ export class TestDevice {
   }
 
   /** Removes and returns the first collected frame matching `match`, waiting for it if needed. */
-  async next<T extends HubFrame['type']>(type: T, what = type as string, timeoutMs = 5000): Promise<Extract<HubFrame, { type: T }>> {
+  async next<T extends HubFrame['type']>(
+    type: T,
+    what = type as string,
+    timeoutMs = 5000,
+  ): Promise<Extract<HubFrame, { type: T }>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.frames.findIndex((f) => f.type === type);
@@ -128,7 +132,10 @@ export class TestDevice {
       return await Promise.race([
         this.closed,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for the hub to close the connection`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`timed out after ${timeoutMs} ms waiting for the hub to close the connection`)),
+            timeoutMs,
+          );
         }),
       ]);
     } finally {

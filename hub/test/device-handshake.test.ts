@@ -14,7 +14,12 @@ describe('device channel handshake', () => {
     url = hub.listening!.deviceUrl;
     token = await provision(hub.app, 'dev-1');
     await provision(hub.app, 'dev-off');
-    await hub.app.inject({ method: 'PATCH', url: '/api/v1/devices/dev-off', headers: auth, payload: { disabled: true } });
+    await hub.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/devices/dev-off',
+      headers: auth,
+      payload: { disabled: true },
+    });
   });
   afterAll(async () => {
     await hub.dispose();
@@ -33,7 +38,10 @@ describe('device channel handshake', () => {
         });
       });
       expect(res.status).toBe(400);
-      expect(JSON.parse(res.body).error).toMatchObject({ code: 'SUBPROTOCOL_REQUIRED', message: expect.stringContaining('tendril.v1') });
+      expect(JSON.parse(res.body).error).toMatchObject({
+        code: 'SUBPROTOCOL_REQUIRED',
+        message: expect.stringContaining('tendril.v1'),
+      });
     }
   });
 
@@ -52,7 +60,18 @@ describe('device channel handshake', () => {
       ['dev-1', 'wrong-token'],
     ] as const) {
       const d = await TestDevice.connect(url);
-      d.send({ type: 'hello', deviceId, token: tok, firmware: '', sdk: '', epoch: 1, lastSeq: 0, clock: 0, dropped: 0, metrics: [] });
+      d.send({
+        type: 'hello',
+        deviceId,
+        token: tok,
+        firmware: '',
+        sdk: '',
+        epoch: 1,
+        lastSeq: 0,
+        clock: 0,
+        dropped: 0,
+        metrics: [],
+      });
       const err = await d.next('error', 'ERROR AUTH_FAILED');
       const closed = await d.closedWithin();
       outcomes.push({ err, closed, rest: d.frames });
@@ -64,9 +83,22 @@ describe('device channel handshake', () => {
   });
 
   it('§6.1.2 refuses a disabled device with DEVICE_DISABLED', async () => {
-    const offToken = (await hub.app.inject({ method: 'POST', url: '/api/v1/devices/dev-off/token', headers: auth })).json().token;
+    const offToken = (
+      await hub.app.inject({ method: 'POST', url: '/api/v1/devices/dev-off/token', headers: auth })
+    ).json().token;
     const d = await TestDevice.connect(url);
-    d.send({ type: 'hello', deviceId: 'dev-off', token: offToken, firmware: '', sdk: '', epoch: 1, lastSeq: 0, clock: 0, dropped: 0, metrics: [] });
+    d.send({
+      type: 'hello',
+      deviceId: 'dev-off',
+      token: offToken,
+      firmware: '',
+      sdk: '',
+      epoch: 1,
+      lastSeq: 0,
+      clock: 0,
+      dropped: 0,
+      metrics: [],
+    });
     expect((await d.next('error')).code).toBe('DEVICE_DISABLED');
     expect(await d.closedWithin()).toEqual({ code: 1008, reason: 'DEVICE_DISABLED' });
   });
@@ -96,7 +128,9 @@ describe('device channel handshake', () => {
     const closed = await d.closedWithin();
     expect(closed.code).toBe(1009);
     await waitFor('the hub to count the close as FRAME_TOO_LARGE', async () =>
-      /tendril_connections_closed_total\{code="FRAME_TOO_LARGE"\} [1-9]/.test((await hub.app.inject({ method: 'GET', url: '/metrics' })).body),
+      /tendril_connections_closed_total\{code="FRAME_TOO_LARGE"\} [1-9]/.test(
+        (await hub.app.inject({ method: 'GET', url: '/metrics' })).body,
+      ),
     );
   });
 
@@ -110,7 +144,18 @@ describe('device channel handshake', () => {
   it('§3.2.1 answers a second HELLO with UNEXPECTED_FRAME', async () => {
     const d = await TestDevice.connect(url);
     await d.hello({ deviceId: 'dev-1', token });
-    d.send({ type: 'hello', deviceId: 'dev-1', token, firmware: '', sdk: '', epoch: 1, lastSeq: 0, clock: 0, dropped: 0, metrics: [] });
+    d.send({
+      type: 'hello',
+      deviceId: 'dev-1',
+      token,
+      firmware: '',
+      sdk: '',
+      epoch: 1,
+      lastSeq: 0,
+      clock: 0,
+      dropped: 0,
+      metrics: [],
+    });
     expect((await d.next('error')).code).toBe('UNEXPECTED_FRAME');
     expect(await d.closedWithin()).toEqual({ code: 1002, reason: 'UNEXPECTED_FRAME' });
   });
@@ -125,7 +170,13 @@ describe('device channel handshake', () => {
     const d = await TestDevice.connect(url);
     const before = Date.now();
     const welcome = await d.hello({ deviceId: 'dev-1', token, epoch: 4242 });
-    expect(welcome).toMatchObject({ ackedSeq: 0, heartbeatMs: hub.config.heartbeatMs, maxFrameBytes: hub.config.maxFrameBytes, maxBatch: 256, maxRate: hub.config.deviceRate });
+    expect(welcome).toMatchObject({
+      ackedSeq: 0,
+      heartbeatMs: hub.config.heartbeatMs,
+      maxFrameBytes: hub.config.maxFrameBytes,
+      maxBatch: 256,
+      maxRate: hub.config.deviceRate,
+    });
     expect(welcome.serverTime).toBeGreaterThanOrEqual(before - 1000);
     d.close();
     await d.closedWithin();

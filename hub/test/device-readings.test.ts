@@ -7,7 +7,10 @@ import type { SqliteStore } from '../src/storage/sqlite-store.js';
 import { FailingSqliteStore, HeldSqliteStore, storedValues } from './stores.js';
 
 /** What the store holds for the device once the spool (when there is one) has drained into it. */
-async function rowsOf(hub: TestHub, deviceId: string): Promise<Array<{ metric: string; epoch: number; seq: number; value: unknown }>> {
+async function rowsOf(
+  hub: TestHub,
+  deviceId: string,
+): Promise<Array<{ metric: string; epoch: number; seq: number; value: unknown }>> {
   await hub.app.durability.spool?.whenDrained();
   return storedValues(hub.app.durability.store as SqliteStore, deviceId);
 }
@@ -44,7 +47,15 @@ describe('device readings', () => {
   it('stores timed, untimed and batched readings and acks them cumulatively', async () => {
     const d = await device('r-1');
     const t0 = Date.now() - 10_000;
-    d.send({ type: 'reading', seq: 1, ts: t0, values: [{ alias: 0, kind: 'f32', value: 21.5 }, { alias: 3, kind: 'bool', value: true }] });
+    d.send({
+      type: 'reading',
+      seq: 1,
+      ts: t0,
+      values: [
+        { alias: 0, kind: 'f32', value: 21.5 },
+        { alias: 3, kind: 'bool', value: true },
+      ],
+    });
     d.send({ type: 'reading', seq: 2, ts: null, values: [{ alias: 2, kind: 'int', value: -7 }] });
     d.send({
       type: 'batch',
@@ -62,16 +73,41 @@ describe('device readings', () => {
       { metric: 'label', seq: 4, value: 'ok' },
     ]);
     const view = (await hub.app.inject({ method: 'GET', url: '/api/v1/devices/r-1', headers: auth })).json();
-    expect(view).toMatchObject({ ackedSeq: 4, epoch: 1, transport: 'ws', firmware: 'fw-1', sdk: 'test/0', presence: { state: 'online' } });
-    expect(view.metrics.map((m: { name: string }) => m.name)).toEqual(['temperature', 'humidity', 'count', 'door', 'label']);
-    expect(view.latest).toMatchObject({ temperature: { ts: t0, value: 21.5 }, door: { value: true }, count: { value: -7 }, label: { value: 'ok' } });
+    expect(view).toMatchObject({
+      ackedSeq: 4,
+      epoch: 1,
+      transport: 'ws',
+      firmware: 'fw-1',
+      sdk: 'test/0',
+      presence: { state: 'online' },
+    });
+    expect(view.metrics.map((m: { name: string }) => m.name)).toEqual([
+      'temperature',
+      'humidity',
+      'count',
+      'door',
+      'label',
+    ]);
+    expect(view.latest).toMatchObject({
+      temperature: { ts: t0, value: 21.5 },
+      door: { value: true },
+      count: { value: -7 },
+      label: { value: 'ok' },
+    });
     d.close();
     await d.closedWithin();
   });
 
   it('§7.1 sends each validation code with seq and alias, stores the valid values, acks, and counts the codes', async () => {
     const before = new Map<string, number>();
-    const codes = ['UNKNOWN_ALIAS', 'DUPLICATE_ALIAS', 'TYPE_MISMATCH', 'NOT_FINITE', 'OUT_OF_RANGE', 'TIMESTAMP_OUT_OF_RANGE'];
+    const codes = [
+      'UNKNOWN_ALIAS',
+      'DUPLICATE_ALIAS',
+      'TYPE_MISMATCH',
+      'NOT_FINITE',
+      'OUT_OF_RANGE',
+      'TIMESTAMP_OUT_OF_RANGE',
+    ];
     for (const c of codes) before.set(c, (await metricValue(hub, `tendril_readings_rejected_total{code="${c}"}`)) || 0);
     const d = await device('v-1');
     const now = Date.now();
@@ -87,11 +123,22 @@ describe('device readings', () => {
         { alias: 2, kind: 'int', value: 3 },
       ],
     });
-    d.send({ type: 'reading', seq: 2, ts: now, values: [{ alias: 0, kind: 'f32', value: NaN }, { alias: 1, kind: 'f64', value: 100.5 }, { alias: 3, kind: 'bool', value: false }] });
+    d.send({
+      type: 'reading',
+      seq: 2,
+      ts: now,
+      values: [
+        { alias: 0, kind: 'f32', value: NaN },
+        { alias: 1, kind: 'f64', value: 100.5 },
+        { alias: 3, kind: 'bool', value: false },
+      ],
+    });
     d.send({ type: 'reading', seq: 3, ts: 1000, values: [{ alias: 2, kind: 'int', value: 1 }] });
     d.send({ type: 'reading', seq: 4, ts: now + 2 * 3_600_000, values: [{ alias: 2, kind: 'int', value: 1 }] });
     expect(await d.ackFor(4)).toBe(4);
-    const errors = d.frames.filter((f) => f.type === 'error').map((f) => (f.type === 'error' ? { code: f.code, seq: f.seq, alias: f.alias } : null));
+    const errors = d.frames
+      .filter((f) => f.type === 'error')
+      .map((f) => (f.type === 'error' ? { code: f.code, seq: f.seq, alias: f.alias } : null));
     expect(errors).toEqual([
       { code: 'UNKNOWN_ALIAS', seq: 1, alias: 9 },
       { code: 'DUPLICATE_ALIAS', seq: 1, alias: 0 },
@@ -117,7 +164,8 @@ describe('device readings', () => {
   it('§7.2 stores a resent reading once, also after a reconnect with the same epoch', async () => {
     const d = await device('dup-1', 99);
     const ts = Date.now();
-    for (let seq = 1; seq <= 3; seq++) d.send({ type: 'reading', seq, ts: ts + seq, values: [{ alias: 2, kind: 'int', value: seq }] });
+    for (let seq = 1; seq <= 3; seq++)
+      d.send({ type: 'reading', seq, ts: ts + seq, values: [{ alias: 2, kind: 'int', value: seq }] });
     await d.ackFor(3);
     const dupsBefore = await metricValue(hub, 'tendril_readings_duplicate_total');
     d.send({ type: 'reading', seq: 2, ts: ts + 2, values: [{ alias: 2, kind: 'int', value: 2 }] }); // negative seq delta
@@ -140,7 +188,13 @@ describe('device readings', () => {
     expect(fresh.ctx.prevSeq).toBe(0);
     fresh.send({ type: 'reading', seq: 1, ts: ts + 10, values: [{ alias: 2, kind: 'int', value: 10 }] });
     await fresh.ackFor(1);
-    expect((await rowsOf(hub, 'dup-1')).map((r) => `${r.epoch}:${r.seq}`)).toEqual(['99:1', '99:2', '99:3', '99:4', '100:1']);
+    expect((await rowsOf(hub, 'dup-1')).map((r) => `${r.epoch}:${r.seq}`)).toEqual([
+      '99:1',
+      '99:2',
+      '99:3',
+      '99:4',
+      '100:1',
+    ]);
     fresh.close();
     await fresh.closedWithin();
     // Back to the old epoch: it resumes where it was.
@@ -165,7 +219,9 @@ describe('device readings', () => {
     });
     d.send({ type: 'status', dropped: 11 });
     expect(await status).toBe(11);
-    expect((await hub.app.inject({ method: 'GET', url: '/api/v1/devices/st-1', headers: auth })).json().dropped).toBe(11);
+    expect((await hub.app.inject({ method: 'GET', url: '/api/v1/devices/st-1', headers: auth })).json().dropped).toBe(
+      11,
+    );
     d.close();
     await d.closedWithin();
   });
@@ -202,7 +258,10 @@ describe('ACK only after the store committed', () => {
   it('§7.4 answers a failed write with BACKOFF STORE_BUSY, acks nothing, and stores the resend', async () => {
     const dir = tempDir();
     const store = new FailingSqliteStore(dir.path);
-    const hub = await startHub({ dataDir: dir.path, deps: { store, storeBusyPauseMs: 20, sink: (st) => new GroupCommitWriter(st, { retryMs: 20 }) } });
+    const hub = await startHub({
+      dataDir: dir.path,
+      deps: { store, storeBusyPauseMs: 20, sink: (st) => new GroupCommitWriter(st, { retryMs: 20 }) },
+    });
     try {
       const token = await provision(hub.app, 'fail-1');
       const d = await TestDevice.connect(hub.listening!.deviceUrl);
@@ -271,7 +330,14 @@ describe.each([
     // Every device writes all its frames at once, so the hub finds many frames ready in one turn.
     for (const { d } of devices) {
       for (let b = 0; b < 40; b++) {
-        d.send({ type: 'batch', readings: Array.from({ length: 10 }, (_, i) => ({ seq: b * 10 + i + 1, ts: t0 + b * 10 + i, values: [{ alias: 0, kind: 'f32', value: i }] })) });
+        d.send({
+          type: 'batch',
+          readings: Array.from({ length: 10 }, (_, i) => ({
+            seq: b * 10 + i + 1,
+            ts: t0 + b * 10 + i,
+            values: [{ alias: 0, kind: 'f32', value: i }],
+          })),
+        });
       }
     }
     for (const { d } of devices) expect(await d.ackFor(400)).toBe(400);

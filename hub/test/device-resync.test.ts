@@ -23,7 +23,10 @@ const tokens = new Map<string, string>();
 
 beforeEach(async () => {
   clock.t = Date.now();
-  hub = await startHub({ config: { deviceRate: 10, deviceBurst: 3 }, deps: { clock, sink: (st) => new GroupCommitWriter(st) } });
+  hub = await startHub({
+    config: { deviceRate: 10, deviceBurst: 3 },
+    deps: { clock, sink: (st) => new GroupCommitWriter(st) },
+  });
 });
 
 afterEach(async () => {
@@ -38,8 +41,14 @@ async function connect(id: string, token?: string): Promise<TestDevice> {
   return d;
 }
 
-function batch(seqs: number[]): { type: 'batch'; readings: Array<{ seq: number; ts: number; values: [{ alias: number; kind: 'int'; value: number }] }> } {
-  return { type: 'batch', readings: seqs.map((seq) => ({ seq, ts: clock.t - 60_000 + seq, values: [{ alias: 2, kind: 'int', value: seq }] })) };
+function batch(seqs: number[]): {
+  type: 'batch';
+  readings: Array<{ seq: number; ts: number; values: [{ alias: number; kind: 'int'; value: number }] }>;
+} {
+  return {
+    type: 'batch',
+    readings: seqs.map((seq) => ({ seq, ts: clock.t - 60_000 + seq, values: [{ alias: 2, kind: 'int', value: seq }] })),
+  };
 }
 
 function storedSeqs(id: string): number[] {
@@ -115,7 +124,12 @@ describe('gaps the device made are taken', () => {
     await d.closedWithin();
     // A reconnect in the same epoch resumes after 6; the device's buffer dropped 7..9 meanwhile.
     const again = await TestDevice.connect(hub.listening!.deviceUrl);
-    const welcome = await again.hello({ deviceId: 'gap-welcome', token: tokens.get('gap-welcome')!, epoch: 1, clock: clock.t });
+    const welcome = await again.hello({
+      deviceId: 'gap-welcome',
+      token: tokens.get('gap-welcome')!,
+      epoch: 1,
+      clock: clock.t,
+    });
     expect(welcome.ackedSeq).toBe(6);
     again.send(batch([10]));
     expect(await again.ackFor(10)).toBe(10);

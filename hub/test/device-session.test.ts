@@ -1,13 +1,16 @@
 /** Device channel: presence, replacement, heartbeat, rate limit, commands, limits (docs/protocol.md §6–§8). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceEvents } from '../src/devices/types.js';
-import type { GroupCommitWriter } from '../src/storage/group-commit.js';
 import type { SqliteStore } from '../src/storage/sqlite-store.js';
 import { storedSeqs as seqsInStore } from './stores.js';
 import { TestDevice } from './device-client.js';
 import { auth, provision, startHub, within, type TestHub } from './helpers.js';
 
-function nextEvent<K extends keyof DeviceEvents & string>(hub: TestHub, event: K, deviceId: string): Promise<DeviceEvents[K]> {
+function nextEvent<K extends keyof DeviceEvents & string>(
+  hub: TestHub,
+  event: K,
+  deviceId: string,
+): Promise<DeviceEvents[K]> {
   return within(
     `${event} event of ${deviceId}`,
     new Promise((resolve) => {
@@ -69,7 +72,11 @@ describe('presence and sessions', () => {
     const token = await provision(hub.app, 'pres-1');
     const d = await TestDevice.connect(url);
     await d.hello({ deviceId: 'pres-1', token });
-    expect((await getDevice(hub, 'pres-1')).presence).toMatchObject({ state: 'online', reason: null, remote: '127.0.0.1' });
+    expect((await getDevice(hub, 'pres-1')).presence).toMatchObject({
+      state: 'online',
+      reason: null,
+      remote: '127.0.0.1',
+    });
     const ts = Date.now() - 5000;
     d.send({ type: 'reading', seq: 1, ts, values: [{ alias: 0, kind: 'f32', value: 19.5 }] });
     await d.ackFor(1);
@@ -127,18 +134,35 @@ describe('presence and sessions', () => {
     const d2 = await TestDevice.connect(url);
     await d2.hello({ deviceId: 'rot-1', token: res.json().token });
     const gone = nextEvent(hub, 'offline', 'rot-1');
-    expect((await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/rot-1', headers: auth })).statusCode).toBe(204);
+    expect((await hub.app.inject({ method: 'DELETE', url: '/api/v1/devices/rot-1', headers: auth })).statusCode).toBe(
+      204,
+    );
     expect(await d2.closedWithin()).toEqual({ code: 1008, reason: 'AUTH_FAILED' });
     expect(await gone).toMatchObject({ reason: 'DELETED' });
   });
 
   it('§8 delivers a command and reports results; an unknown command id gets UNKNOWN_COMMAND_ID', async () => {
     const token = await provision(hub.app, 'cmd-1');
-    expect(hub.app.devices.sessions.sendCommand('cmd-1', { commandId: 5, name: 'reboot', args: '', timeoutMs: 1000 })).toBe(false);
+    expect(
+      hub.app.devices.sessions.sendCommand('cmd-1', { commandId: 5, name: 'reboot', args: '', timeoutMs: 1000 }),
+    ).toBe(false);
     const d = await TestDevice.connect(url);
     await d.hello({ deviceId: 'cmd-1', token });
-    expect(hub.app.devices.sessions.sendCommand('cmd-1', { commandId: 5, name: 'set-interval', args: '{"ms":500}', timeoutMs: 1000 })).toBe(true);
-    expect(await d.next('command')).toEqual({ type: 'command', commandId: 5, name: 'set-interval', args: '{"ms":500}', timeoutMs: 1000 });
+    expect(
+      hub.app.devices.sessions.sendCommand('cmd-1', {
+        commandId: 5,
+        name: 'set-interval',
+        args: '{"ms":500}',
+        timeoutMs: 1000,
+      }),
+    ).toBe(true);
+    expect(await d.next('command')).toEqual({
+      type: 'command',
+      commandId: 5,
+      name: 'set-interval',
+      args: '{"ms":500}',
+      timeoutMs: 1000,
+    });
     const delivered = nextEvent(hub, 'commandResult', 'cmd-1');
     d.send({ type: 'commandResult', commandId: 5, status: 'delivered', detail: '' });
     expect(await delivered).toMatchObject({ commandId: 5, status: 'delivered' });
@@ -163,7 +187,15 @@ describe('presence after a restart', () => {
     const d = await TestDevice.connect(hub.listening!.deviceUrl);
     await d.hello({ deviceId: 'boot-1', token });
     const ts = Date.now() - 1000;
-    d.send({ type: 'reading', seq: 1, ts, values: [{ alias: 1, kind: 'f64', value: 42.5 }, { alias: 3, kind: 'bool', value: true }] });
+    d.send({
+      type: 'reading',
+      seq: 1,
+      ts,
+      values: [
+        { alias: 1, kind: 'f64', value: 42.5 },
+        { alias: 3, kind: 'bool', value: true },
+      ],
+    });
     await d.ackFor(1);
     await hub.app.close();
     expect(await d.closedWithin()).toEqual({ code: 1001, reason: 'SHUTTING_DOWN' });
@@ -200,7 +232,10 @@ describe('heartbeat', () => {
       const alive = await TestDevice.connect(hub.listening!.deviceUrl);
       await alive.hello({ deviceId: 'hb-1', token });
       let pings = 0;
-      await within('three pings', new Promise<void>((resolve) => alive.ws.on('ping', () => ++pings === 3 && resolve())));
+      await within(
+        'three pings',
+        new Promise<void>((resolve) => alive.ws.on('ping', () => ++pings === 3 && resolve())),
+      );
       expect(alive.ws.readyState).toBe(alive.ws.OPEN);
       alive.close();
       await alive.closedWithin();
@@ -212,16 +247,24 @@ describe('heartbeat', () => {
 
 describe('rate limit', () => {
   it('§7.4 answers BACKOFF RATE_LIMITED, ignores readings during the pause, and accepts the resend after it', async () => {
-    const clock = { t: Date.now(), now() {
-      return this.t;
-    } };
+    const clock = {
+      t: Date.now(),
+      now() {
+        return this.t;
+      },
+    };
     const hub = await startHub({ config: { deviceRate: 10, deviceBurst: 3 }, deps: { clock } });
     try {
       const token = await provision(hub.app, 'rl-1');
       const d = await TestDevice.connect(hub.listening!.deviceUrl);
       await d.hello({ deviceId: 'rl-1', token, clock: clock.t });
       const ts = clock.t - 1000;
-      const reading = (seq: number) => ({ type: 'reading' as const, seq, ts: ts + seq, values: [{ alias: 2, kind: 'int' as const, value: seq }] });
+      const reading = (seq: number) => ({
+        type: 'reading' as const,
+        seq,
+        ts: ts + seq,
+        values: [{ alias: 2, kind: 'int' as const, value: seq }],
+      });
       for (let seq = 1; seq <= 4; seq++) d.send(reading(seq));
       const backoff = await d.next('backoff', 'BACKOFF RATE_LIMITED');
       expect(backoff).toMatchObject({ code: 'RATE_LIMITED', pauseMs: 100 });
@@ -253,15 +296,23 @@ describe('rate limit', () => {
 
 describe('resend after BACKOFF', () => {
   it('§7.4.5 does not take a reading sent before the device saw BACKOFF, so no ACK skips the ignored ones', async () => {
-    const clock = { t: Date.now(), now() {
-      return this.t;
-    } };
+    const clock = {
+      t: Date.now(),
+      now() {
+        return this.t;
+      },
+    };
     const hub = await startHub({ config: { deviceRate: 10, deviceBurst: 2 }, deps: { clock } });
     try {
       const token = await provision(hub.app, 'rs-1');
       const d = await TestDevice.connect(hub.listening!.deviceUrl);
       await d.hello({ deviceId: 'rs-1', token, clock: clock.t });
-      const reading = (seq: number) => ({ type: 'reading' as const, seq, ts: clock.t - 1000 + seq, values: [{ alias: 2, kind: 'int' as const, value: seq }] });
+      const reading = (seq: number) => ({
+        type: 'reading' as const,
+        seq,
+        ts: clock.t - 1000 + seq,
+        values: [{ alias: 2, kind: 'int' as const, value: seq }],
+      });
       d.send(reading(1));
       d.send(reading(2));
       d.send(reading(3)); // refused: BACKOFF
@@ -294,7 +345,18 @@ describe('connection limit', () => {
       const first = await TestDevice.connect(hub.listening!.deviceUrl);
       await first.hello({ deviceId: 'limit-a', token: tokenA });
       const second = await TestDevice.connect(hub.listening!.deviceUrl);
-      second.send({ type: 'hello', firmware: 'fw', sdk: 't', epoch: 1, lastSeq: 0, clock: Date.now(), dropped: 0, metrics: [], deviceId: 'limit-b', token: tokenB });
+      second.send({
+        type: 'hello',
+        firmware: 'fw',
+        sdk: 't',
+        epoch: 1,
+        lastSeq: 0,
+        clock: Date.now(),
+        dropped: 0,
+        metrics: [],
+        deviceId: 'limit-b',
+        token: tokenB,
+      });
       expect((await second.next('error')).code).toBe('TRY_AGAIN_LATER');
       expect(await second.closedWithin()).toEqual({ code: 1013, reason: 'TRY_AGAIN_LATER' });
       // The device that holds a slot can replace its own connection at the limit.

@@ -6,11 +6,14 @@ import { HTTP_ERRORS, HubHttpError } from '../src/errors.js';
 const apiDoc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
 
 describe('HTTP error registry', () => {
-  it.each(HTTP_ERRORS.map((e) => [e.code, e] as const))('%s is documented in docs/api.md with its status', (code, info) => {
-    const row = apiDoc.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
-    expect(row, `docs/api.md has no table row for ${code}`).toBeDefined();
-    expect(row!.split('|')[2]!.trim()).toBe(String(info.status));
-  });
+  it.each(HTTP_ERRORS.map((e) => [e.code, e] as const))(
+    '%s is documented in docs/api.md with its status',
+    (code, info) => {
+      const row = apiDoc.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
+      expect(row, `docs/api.md has no table row for ${code}`).toBeDefined();
+      expect(row!.split('|')[2]!.trim()).toBe(String(info.status));
+    },
+  );
 
   it('has unique codes, each with a one-line meaning', () => {
     const codes = HTTP_ERRORS.map((e) => e.code);

@@ -5,7 +5,13 @@ import type { StoredReading } from '../src/storage/types.js';
 import { tempDir } from './helpers.js';
 import { FailingSqliteStore, HeldSqliteStore } from './stores.js';
 
-const reading = (seq: number, deviceId = 'd'): StoredReading => ({ deviceId, epoch: 1, seq, ts: 1_700_000_000_000 + seq, values: [{ metric: 'v', kind: 'int', value: seq }] });
+const reading = (seq: number, deviceId = 'd'): StoredReading => ({
+  deviceId,
+  epoch: 1,
+  seq,
+  ts: 1_700_000_000_000 + seq,
+  values: [{ metric: 'v', kind: 'int', value: seq }],
+});
 
 describe('GroupCommitWriter', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -19,7 +25,9 @@ describe('GroupCommitWriter', () => {
     const writer = new GroupCommitWriter(store, { maxDelayMs: 1 });
     const arrived = store.writeArrived();
     let resolved = 0;
-    const accepts = Array.from({ length: 50 }, (_, i) => writer.accept([reading(i + 1, `dev-${i % 5}`)]).then(() => resolved++));
+    const accepts = Array.from({ length: 50 }, (_, i) =>
+      writer.accept([reading(i + 1, `dev-${i % 5}`)]).then(() => resolved++),
+    );
     await arrived;
     expect(store.writes).toBe(1);
     expect(resolved).toBe(0);
@@ -56,7 +64,8 @@ describe('GroupCommitWriter', () => {
     let pingProbe: (() => void) | null = null;
     const timers = {
       setTimeout: (fn: () => void, ms: number) => {
-        if (ms >= 50) pingProbe = fn; // the probe; flush timers run for real
+        if (ms >= 50)
+          pingProbe = fn; // the probe; flush timers run for real
         else return setTimeout(fn, ms);
         return {};
       },

@@ -15,11 +15,19 @@ describe('health and metrics', () => {
       const health = await hub.app.inject({ method: 'GET', url: '/healthz' });
       expect(health.statusCode).toBe(200);
       expect(health.json()).toEqual({ status: 'ok' });
-      const ready = await hub.app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const ready = await hub.app.inject({
+        method: 'GET',
+        url: '/readyz',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
       expect(ready.statusCode).toBe(200);
       expect(ready.json()).toMatchObject({ status: 'ready', checks: { store: 'ok', writer: 'ok', shutdown: 'ok' } });
       await hub.app.durability.store.close();
-      const notReady = await hub.app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const notReady = await hub.app.inject({
+        method: 'GET',
+        url: '/readyz',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
       expect(notReady.statusCode).toBe(503);
       expect(notReady.json().status).toBe('not_ready');
       expect(notReady.json().checks.store).toContain('sqlite store not reachable');
@@ -32,7 +40,11 @@ describe('health and metrics', () => {
   it('/readyz tells an anonymous caller the status only; details (store, spool path, errors) need credentials', async () => {
     const dir = tempDir();
     const store = new SqliteStore(dir.path);
-    const hub = await startHub({ listen: false, dataDir: dir.path, deps: { store, sink: (st) => new GroupCommitWriter(st) } });
+    const hub = await startHub({
+      listen: false,
+      dataDir: dir.path,
+      deps: { store, sink: (st) => new GroupCommitWriter(st) },
+    });
     try {
       const anonymous = await hub.app.inject({ method: 'GET', url: '/readyz' });
       expect(anonymous.statusCode).toBe(200);
@@ -40,10 +52,17 @@ describe('health and metrics', () => {
       await store.close();
       const down = await hub.app.inject({ method: 'GET', url: '/readyz' });
       expect(down.statusCode).toBe(503);
-      expect(down.json()).toEqual({ status: 'not_ready', error: { code: 'NOT_READY', message: expect.stringContaining('(store)') } });
+      expect(down.json()).toEqual({
+        status: 'not_ready',
+        error: { code: 'NOT_READY', message: expect.stringContaining('(store)') },
+      });
       expect(down.body).not.toContain('sqlite');
       expect(down.body).not.toContain(dir.path);
-      const detailed = await hub.app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const detailed = await hub.app.inject({
+        method: 'GET',
+        url: '/readyz',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
       expect(detailed.json().checks.store).toContain('sqlite store not reachable');
     } finally {
       await hub.dispose();
@@ -57,14 +76,28 @@ describe('health and metrics', () => {
       const token = await provision(hub.app, 'm-1');
       const d = await TestDevice.connect(hub.listening!.deviceUrl);
       await d.hello({ deviceId: 'm-1', token });
-      d.send({ type: 'reading', seq: 1, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: 1 }, { alias: 9, kind: 'int', value: 1 }] });
+      d.send({
+        type: 'reading',
+        seq: 1,
+        ts: Date.now(),
+        values: [
+          { alias: 2, kind: 'int', value: 1 },
+          { alias: 9, kind: 'int', value: 1 },
+        ],
+      });
       d.send({ type: 'reading', seq: 1, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: 1 }] });
       await d.ackFor(1);
       const res = await hub.app.inject({ method: 'GET', url: '/metrics' });
       expect(res.statusCode).toBe(200);
       expect(res.headers['content-type']).toContain('text/plain');
       const text = res.body;
-      const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(`${line} `))?.slice(line.length + 1));
+      const value = (line: string) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith(`${line} `))
+            ?.slice(line.length + 1),
+        );
       expect(value('tendril_devices_connected')).toBe(1);
       expect(value('tendril_frames_in_total{type="hello"}')).toBe(1);
       expect(value('tendril_frames_in_total{type="reading"}')).toBe(2);

@@ -16,7 +16,13 @@ export function tempDir(prefix = 'tendril-hub-'): { path: string; remove: () => 
 
 export function testConfig(dataDir: string, overrides: Partial<HubConfig> = {}): HubConfig {
   return {
-    ...loadConfig({ HUB_DATA_DIR: dataDir, HUB_ADMIN_TOKEN: ADMIN_TOKEN, HOST: '127.0.0.1', PORT: '0', HUB_LOG_LEVEL: 'silent' }),
+    ...loadConfig({
+      HUB_DATA_DIR: dataDir,
+      HUB_ADMIN_TOKEN: ADMIN_TOKEN,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      HUB_LOG_LEVEL: 'silent',
+    }),
     ...overrides,
   };
 }
@@ -30,7 +36,9 @@ export interface TestHub {
   dispose(): Promise<void>;
 }
 
-export async function startHub(options: { config?: Partial<HubConfig>; deps?: HubDeps; listen?: boolean; dataDir?: string } = {}): Promise<TestHub> {
+export async function startHub(
+  options: { config?: Partial<HubConfig>; deps?: HubDeps; listen?: boolean; dataDir?: string } = {},
+): Promise<TestHub> {
   const dir = options.dataDir ? null : tempDir();
   const dataDir = options.dataDir ?? dir!.path;
   const config = testConfig(dataDir, options.config);
@@ -60,7 +68,11 @@ export async function startHub(options: { config?: Partial<HubConfig>; deps?: Hu
 export const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** Registers a device through the API and returns its token. */
-export async function provision(app: FastifyInstance, id: string, extra: Record<string, unknown> = {}): Promise<string> {
+export async function provision(
+  app: FastifyInstance,
+  id: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const res = await app.inject({ method: 'POST', url: '/api/v1/devices', headers: auth, payload: { id, ...extra } });
   if (res.statusCode !== 201) throw new Error(`provisioning ${id} failed: ${res.statusCode} ${res.body}`);
   return (res.json() as { token: string }).token;

@@ -118,7 +118,15 @@ describe('series', () => {
     expect(byMs.statusCode).toBe(200);
     expect(byIso.json()).toEqual(byMs.json());
     const body = byMs.json();
-    expect(body).toMatchObject({ deviceId: 'd1', metric: 'temp', agg: 'mean', stepMs: 10_000, from: T0, to: T0 + 30_000, fromTime: '2026-05-01T12:00:00.000Z' });
+    expect(body).toMatchObject({
+      deviceId: 'd1',
+      metric: 'temp',
+      agg: 'mean',
+      stepMs: 10_000,
+      from: T0,
+      to: T0 + 30_000,
+      fromTime: '2026-05-01T12:00:00.000Z',
+    });
     expect(body.points).toEqual([
       { ts: T0, time: '2026-05-01T12:00:00.000Z', value: 22.25 },
       { ts: T0 + 10_000, time: '2026-05-01T12:00:10.000Z', value: 27.25 },
@@ -128,11 +136,24 @@ describe('series', () => {
 
   it('answers every aggregate; empty buckets are left out', async () => {
     const q = (agg: string) => get(series(`from=${T0 - 20_000}&to=${T0 + 20_000}&step=10s&agg=${agg}`));
-    const values = async (agg: string) => ((await q(agg)).json().points as Array<{ ts: number; value: unknown }>).map((p) => [p.ts - T0, p.value]);
-    expect(await values('min')).toEqual([[0, 20], [10_000, 25]]);
-    expect(await values('max')).toEqual([[0, 24.5], [10_000, 29.5]]);
-    expect(await values('last')).toEqual([[0, 24.5], [10_000, 29.5]]);
-    expect(await values('count')).toEqual([[0, 10], [10_000, 10]]);
+    const values = async (agg: string) =>
+      ((await q(agg)).json().points as Array<{ ts: number; value: unknown }>).map((p) => [p.ts - T0, p.value]);
+    expect(await values('min')).toEqual([
+      [0, 20],
+      [10_000, 25],
+    ]);
+    expect(await values('max')).toEqual([
+      [0, 24.5],
+      [10_000, 29.5],
+    ]);
+    expect(await values('last')).toEqual([
+      [0, 24.5],
+      [10_000, 29.5],
+    ]);
+    expect(await values('count')).toEqual([
+      [0, 10],
+      [10_000, 10],
+    ]);
   });
 
   it('defaults to the last hour in at most 500 round buckets', async () => {
@@ -158,8 +179,12 @@ describe('series', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(res.headers['content-disposition']).toBe('attachment; filename="d1-note-last.csv"');
-    expect(res.body).toBe('time,ts,value\r\n2026-05-01T12:00:00.000Z,1777636800000,n0\r\n2026-05-01T12:00:01.000Z,1777636801000,n1\r\n2026-05-01T12:00:02.000Z,1777636802000,n2\r\n');
-    const formula = await get(series(`from=${T0 + 29_000}&to=${T0 + 30_000}&step=1s&agg=last`, 'note'), { accept: 'text/csv' });
+    expect(res.body).toBe(
+      'time,ts,value\r\n2026-05-01T12:00:00.000Z,1777636800000,n0\r\n2026-05-01T12:00:01.000Z,1777636801000,n1\r\n2026-05-01T12:00:02.000Z,1777636802000,n2\r\n',
+    );
+    const formula = await get(series(`from=${T0 + 29_000}&to=${T0 + 30_000}&step=1s&agg=last`, 'note'), {
+      accept: 'text/csv',
+    });
     // A spreadsheet would run "=SUM(...)": it gets a leading apostrophe; the quotes and comma are escaped.
     expect(formula.body.split('\r\n')[1]).toBe('2026-05-01T12:00:29.000Z,1777636829000,"\'=SUM(A1:A2), ""quoted"""');
   });
@@ -196,7 +221,8 @@ describe('auth, unknown devices, store failures', () => {
   it('runs the given preHandler (401 without a token) and answers 404 for devices the registry denies', async () => {
     const guarded = await buildApp(store, {
       preHandler: async (request, reply) => {
-        if (request.headers.authorization !== 'Bearer good') await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'no' } });
+        if (request.headers.authorization !== 'Bearer good')
+          await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'no' } });
       },
       deviceExists: (id) => id === 'd1',
     });
@@ -243,7 +269,9 @@ describe('InfluxDB gives the same answers through the API', () => {
       }
       const csv = series(`from=${T0}&to=${T0 + 30_000}&step=1ms&agg=last&format=csv`, 'note');
       expect((await get(csv, {}, a)).body).toBe((await get(csv)).body);
-      expect((await get('/api/v1/devices/d1/latest', {}, a)).json()).toEqual((await get('/api/v1/devices/d1/latest')).json());
+      expect((await get('/api/v1/devices/d1/latest', {}, a)).json()).toEqual(
+        (await get('/api/v1/devices/d1/latest')).json(),
+      );
     } finally {
       await a.close();
       await influxStore.close();

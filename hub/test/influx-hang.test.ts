@@ -37,7 +37,13 @@ afterAll(async () => {
 const T0 = Date.UTC(2026, 11, 4);
 
 function readings(from: number, n: number): StoredReading[] {
-  return Array.from({ length: n }, (_, i) => ({ deviceId: 'hang-1', epoch: 1, seq: from + i, ts: T0 + from + i, values: [{ metric: 'v', kind: 'f64', value: i }] }));
+  return Array.from({ length: n }, (_, i) => ({
+    deviceId: 'hang-1',
+    epoch: 1,
+    seq: from + i,
+    ts: T0 + from + i,
+    values: [{ metric: 'v', kind: 'f64', value: i }],
+  }));
 }
 
 async function countReadings(db: string): Promise<number> {
@@ -53,7 +59,12 @@ function newStore(url: string, db: string): InfluxStore {
 
 async function newSpool(store: InfluxStore): Promise<Spool> {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-hang-'));
-  const spool = await createSpool({ dir: join(dir, 'spool'), store, drainLingerMs: 0, backoff: { baseMs: 200, maxMs: 1000 } });
+  const spool = await createSpool({
+    dir: join(dir, 'spool'),
+    store,
+    drainLingerMs: 0,
+    backoff: { baseMs: 200, maxMs: 1000 },
+  });
   cleanups.push(async () => {
     await spool.close();
     rmSync(dir, { recursive: true, force: true });
@@ -77,11 +88,16 @@ describe('a hung InfluxDB', () => {
     stopped = true;
     const t0 = Date.now();
     await spool.accept(readings(101, 100)); // durable in the spool: acked while the store hangs
-    await waitFor(() => spool.storeState === 'down', { what: 'the spool to report the hung store down', timeoutMs: 10_000 });
+    await waitFor(() => spool.storeState === 'down', {
+      what: 'the spool to report the hung store down',
+      timeoutMs: 10_000,
+    });
     const detectedMs = Date.now() - t0;
     expect(detectedMs).toBeLessThan(6000); // stallMs 2000 + probeTimeoutMs 2000, and the drainer's own turns
     expect(spool.state.writeErrors.timeout).toBeGreaterThanOrEqual(1);
-    expect(spool.state.lastWriteError?.message).toMatch(/did not answer a write within 2000 ms nor \/ping within 2000 ms/);
+    expect(spool.state.lastWriteError?.message).toMatch(
+      /did not answer a write within 2000 ms nor \/ping within 2000 ms/,
+    );
     const text = await registry.metrics();
     expect(text).toMatch(/^tendril_store_up 0$/m);
     expect(text).toMatch(/^tendril_store_write_errors_total\{kind="timeout"\} [1-9]/m);
@@ -103,10 +119,13 @@ describe('a hung InfluxDB', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const forward = (): void => {
-          const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (ures) => {
-            res.writeHead(ures.statusCode ?? 502, ures.headers);
-            ures.pipe(res);
-          });
+          const upstream = httpRequest(
+            { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+            (ures) => {
+              res.writeHead(ures.statusCode ?? 502, ures.headers);
+              ures.pipe(res);
+            },
+          );
           upstream.on('error', () => res.destroy());
           upstream.end(Buffer.concat(chunks));
         };

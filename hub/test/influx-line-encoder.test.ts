@@ -91,7 +91,7 @@ describe('LineEncoder', () => {
     }
   });
 
-  it('makes the same lines from the spool\'s records, visited without reading objects (seeded)', () => {
+  it("makes the same lines from the spool's records, visited without reading objects (seeded)", () => {
     const r = rng(7);
     const devices = Array.from({ length: 10 }, () => name(r));
     const metrics = [...Array.from({ length: 20 }, () => name(r)), 'time', 'device'];
@@ -121,7 +121,18 @@ describe('LineEncoder', () => {
   // repeat, reorder, drop, add or rename fields (and 'time', stored as '@time') in turn, across devices.
   it('makes the lines Point makes when consecutive readings repeat, reorder or change their fields', () => {
     const encoder = new LineEncoder('readings');
-    const shapes = [['b', 'a', 'c'], ['b', 'a', 'c'], ['a', 'b', 'c'], ['b', 'a'], ['b', 'a', 'c', 'time'], ['time', 'b'], ['b', 'a', 'c'], ['A', '@x'], ['b', 'a', 'd'], []];
+    const shapes = [
+      ['b', 'a', 'c'],
+      ['b', 'a', 'c'],
+      ['a', 'b', 'c'],
+      ['b', 'a'],
+      ['b', 'a', 'c', 'time'],
+      ['time', 'b'],
+      ['b', 'a', 'c'],
+      ['A', '@x'],
+      ['b', 'a', 'd'],
+      [],
+    ];
     let seq = 1;
     for (const device of ['d1', 'd1', 'd2']) {
       for (const shape of shapes) {
@@ -134,13 +145,17 @@ describe('LineEncoder', () => {
 
   it('writes timestamps as ms * 1e6 + (epoch + seq) mod 1e6 in ns, checked against BigInt arithmetic', () => {
     const r = rng(7);
-    const times = [0, 1, 999, 999_999, 1_000_000, 1_000_001, 1_999_999.5, 1_700_000_000_000, 1_700_000_999_999, 4_102_444_800_000];
+    const times = [
+      0, 1, 999, 999_999, 1_000_000, 1_000_001, 1_999_999.5, 1_700_000_000_000, 1_700_000_999_999, 4_102_444_800_000,
+    ];
     for (let i = 0; i < 2000; i++) times.push(Math.floor(r() * 5e12), r() * 2e6);
     for (const ts of times) {
       const epoch = Math.floor(r() * 2 ** 32);
       const seq = 1 + Math.floor(r() * 2 ** 40);
       const sub = BigInt(((epoch % 1e6) + (seq % 1e6)) % 1e6);
-      expect(pointTimestampNs({ ts, epoch, seq }), `ts ${ts}`).toBe((BigInt(Math.floor(ts)) * 1_000_000n + sub).toString());
+      expect(pointTimestampNs({ ts, epoch, seq }), `ts ${ts}`).toBe(
+        (BigInt(Math.floor(ts)) * 1_000_000n + sub).toString(),
+      );
     }
   });
 
@@ -167,7 +182,13 @@ describe('LineEncoder', () => {
 
   it('refuses a value Point refuses, with the same message', () => {
     const encoder = new LineEncoder('readings');
-    const bad: StoredReading = { deviceId: 'd', epoch: 1, seq: 1, ts: 1, values: [{ metric: 'x', kind: 'f64', value: Number.NaN }] };
+    const bad: StoredReading = {
+      deviceId: 'd',
+      epoch: 1,
+      seq: 1,
+      ts: 1,
+      values: [{ metric: 'x', kind: 'f64', value: Number.NaN }],
+    };
     expect(() => readingToLine(bad, 'readings')).toThrow(/invalid float value for field 'x'/);
     expect(() => encoder.line(bad)).toThrow(/invalid float value for field 'x'/);
   });

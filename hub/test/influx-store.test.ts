@@ -3,7 +3,13 @@
  * Retry-After, permanent refusals recorded without blocking, 1.x partial writes, set-up and retention.
  * The 2.x write API cannot run here; its request format is checked against a contract fake.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, rmSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,13 +17,19 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInfluxDB, type InfluxDBServer } from '../../test/support/index.js';
-import { createInfluxStore, InfluxWriteError, type InfluxStore, type InfluxStoreConfig } from '../src/storage/influx-store.js';
+import {
+  createInfluxStore,
+  InfluxWriteError,
+  type InfluxStore,
+  type InfluxStoreConfig,
+} from '../src/storage/influx-store.js';
 import { pointTimestampNs, readingToLine } from '../src/storage/influx-schema.js';
 import { influxConfigFromEnv as influxSection } from '../src/storage/influx-config.js';
 import { ConfigError, EnvReader } from '../src/core/env.js';
 
 import { captureLogger } from './stores.js';
-const influxConfigFromEnv = (env: Record<string, string>, dataDir: string) => influxSection(new EnvReader(env), dataDir);
+const influxConfigFromEnv = (env: Record<string, string>, dataDir: string) =>
+  influxSection(new EnvReader(env), dataDir);
 import { UnreadableBatchError, type StoredReading } from '../src/storage/types.js';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 
@@ -59,7 +71,11 @@ function newStore(overrides: Partial<InfluxStoreConfig> = {}): { store: InfluxSt
 // Recent, so a retention policy of days keeps it (the 12 000-reading test spans 3.3 h before now).
 const T0 = Math.floor(Date.now() / 60_000) * 60_000 - 4 * 3_600_000;
 
-function reading(seq: number, values: StoredReading['values'], opts: { deviceId?: string; epoch?: number; ts?: number } = {}): StoredReading {
+function reading(
+  seq: number,
+  values: StoredReading['values'],
+  opts: { deviceId?: string; epoch?: number; ts?: number } = {},
+): StoredReading {
   return { deviceId: opts.deviceId ?? 'dev-1', epoch: opts.epoch ?? 7, seq, ts: opts.ts ?? T0 + seq * 1000, values };
 }
 
@@ -81,14 +97,20 @@ async function countReadings(db: string, where = ''): Promise<number> {
 
 function deadLetters(db: string): Array<Record<string, unknown>> {
   try {
-    return readFileSync(join(dir, `${db}-dead-letter.jsonl`), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return readFileSync(join(dir, `${db}-dead-letter.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   } catch {
     return [];
   }
 }
 
 /** A local HTTP server in front of the real influxd; `decide` may answer a request itself instead of forwarding. */
-async function startProxy(decide: (req: IncomingMessage, body: Buffer) => ((res: ServerResponse) => void) | null): Promise<{ url: string; server: Server; writes: number }> {
+async function startProxy(
+  decide: (req: IncomingMessage, body: Buffer) => ((res: ServerResponse) => void) | null,
+): Promise<{ url: string; server: Server; writes: number }> {
   const target = new URL(influx.url);
   const state = { url: '', server: undefined as unknown as Server, writes: 0 };
   state.server = createServer((req, res) => {
@@ -102,10 +124,13 @@ async function startProxy(decide: (req: IncomingMessage, body: Buffer) => ((res:
         answer(res);
         return;
       }
-      const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.headers);
-        ures.pipe(res);
-      });
+      const upstream = httpRequest(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (ures) => {
+          res.writeHead(ures.statusCode ?? 502, ures.headers);
+          ures.pipe(res);
+        },
+      );
       upstream.on('error', () => res.destroy());
       upstream.end(body);
     });
@@ -120,17 +145,28 @@ describe('schema', () => {
     expect(pointTimestampNs({ ts: 1_767_614_400_123, epoch: 7, seq: 5 })).toBe('1767614400123000012');
     expect(pointTimestampNs({ ts: 1_767_614_400_123, epoch: 7, seq: 6 })).toBe('1767614400123000013');
     expect(pointTimestampNs({ ts: 1_767_614_400_123, epoch: 4_294_967_295, seq: 999_999 })).toBe('1767614400123967294');
-    const r = reading(5, [temp(21.5), { metric: 'door', kind: 'bool', value: true }, { metric: 'note', kind: 'string', value: 'a "b", c=d' }], { deviceId: 'dev 1,x=y' });
+    const r = reading(
+      5,
+      [
+        temp(21.5),
+        { metric: 'door', kind: 'bool', value: true },
+        { metric: 'note', kind: 'string', value: 'a "b", c=d' },
+      ],
+      { deviceId: 'dev 1,x=y' },
+    );
     expect(readingToLine(r, 'readings').line).toBe(readingToLine(r, 'readings').line);
     // Escaping comes from the client library's Point: space, comma and = in tags, quotes in strings.
-    expect(readingToLine(r, 'readings').line).toMatch(/^readings,device=dev\\ 1\\,x\\=y @epoch=7i,@seq=5i,door=T,note="a \\"b\\", c=d",temp=21.5 \d{19}$/);
+    expect(readingToLine(r, 'readings').line).toMatch(
+      /^readings,device=dev\\ 1\\,x\\=y @epoch=7i,@seq=5i,door=T,note="a \\"b\\", c=d",temp=21.5 \d{19}$/,
+    );
   });
 });
 
 // Every write test runs through both entry points: write() with reading objects, and writeBatch() with the
 // spool's records (lines encoded straight from the records; reading objects decoded only on a refusal).
 describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), %s()', (via) => {
-  const write = (store: InfluxStore, readings: StoredReading[]): Promise<void> => (via === 'write' ? store.write(readings) : store.writeBatch(asBatch(readings)));
+  const write = (store: InfluxStore, readings: StoredReading[]): Promise<void> =>
+    via === 'write' ? store.write(readings) : store.writeBatch(asBatch(readings));
 
   it('creates its database, applies the retention policy, writes in batches of batchLines and reads back', async () => {
     const { store, db } = newStore({ batchLines: 5000, retentionDays: 30 });
@@ -161,7 +197,8 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     const proxy = await startProxy((req) => {
       if (!req.url?.startsWith('/write') || refusals === 0) return null;
       refusals--;
-      return (res) => res.writeHead(503, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"error":"overloaded"}');
+      return (res) =>
+        res.writeHead(503, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"error":"overloaded"}');
     });
     try {
       const { store, db, delays } = newStore({ url: proxy.url, maxAttempts: 5 });
@@ -178,7 +215,9 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
 
   it('rejects with a retryable InfluxWriteError once maxAttempts are spent, dropping nothing (next write succeeds)', async () => {
     let down = true;
-    const proxy = await startProxy((req) => (req.url?.startsWith('/write') && down ? (res) => res.writeHead(500).end('{"error":"engine: cache full"}') : null));
+    const proxy = await startProxy((req) =>
+      req.url?.startsWith('/write') && down ? (res) => res.writeHead(500).end('{"error":"engine: cache full"}') : null,
+    );
     try {
       const { store, db, delays } = newStore({ url: proxy.url, maxAttempts: 3 });
       const batch = [reading(1, [temp(1)])];
@@ -209,11 +248,19 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     await write(store, [reading(1, [temp(20), { metric: 'hum', kind: 'f64', value: 40 }])]);
     // temp re-declared as a string: InfluxDB holds it as float in this shard.
     const batch = [
-      reading(2, [{ metric: 'temp', kind: 'string', value: 'warm' }, { metric: 'hum', kind: 'f64', value: 41 }]),
+      reading(2, [
+        { metric: 'temp', kind: 'string', value: 'warm' },
+        { metric: 'hum', kind: 'f64', value: 41 },
+      ]),
       reading(3, [temp(22), { metric: 'hum', kind: 'f64', value: 42 }]),
     ];
     await write(store, batch);
-    await write(store, [reading(4, [{ metric: 'temp', kind: 'string', value: 'hot' }, { metric: 'hum', kind: 'f64', value: 43 }])]);
+    await write(store, [
+      reading(4, [
+        { metric: 'temp', kind: 'string', value: 'hot' },
+        { metric: 'hum', kind: 'f64', value: 43 },
+      ]),
+    ]);
     expect(await countReadings(db)).toBe(4);
     const [hum] = await influx.query('SELECT count("hum") FROM "readings"', { db });
     expect(hum?.series?.[0]?.values?.[0]?.[1]).toBe(4);
@@ -221,7 +268,10 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     expect(t?.series?.[0]?.values?.[0]?.[1]).toBe(2);
     const letters = deadLetters(db);
     const values = letters.flatMap((l) => (l.values as Array<{ seq: number; value: unknown }> | undefined) ?? []);
-    expect(values.map((v) => [v.seq, v.value])).toEqual([[2, 'warm'], [4, 'hot']]);
+    expect(values.map((v) => [v.seq, v.value])).toEqual([
+      [2, 'warm'],
+      [4, 'hot'],
+    ]);
     expect(letters[0]?.reason).toMatch(/"temp" is held as float/);
     expect(statSync(join(dir, `${db}-dead-letter.jsonl`)).mode & 0o777).toBe(0o600); // readings: the hub's user only
     expect(store.stats().deadLetteredValues).toBe(2);
@@ -232,7 +282,10 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
   it('finds the refused lines of a batch whose new field arrives with two types (1.6 refuses the whole batch without detail)', async () => {
     const { store, db } = newStore();
     const batch = Array.from({ length: 8 }, (_, i) =>
-      reading(i + 1, [i === 5 ? { metric: 'mode', kind: 'string', value: 'eco' } : { metric: 'mode', kind: 'f64', value: i }, temp(i)]),
+      reading(i + 1, [
+        i === 5 ? { metric: 'mode', kind: 'string', value: 'eco' } : { metric: 'mode', kind: 'f64', value: i },
+        temp(i),
+      ]),
     );
     await write(store, batch);
     await write(store, [reading(9, [temp(9)])]);
@@ -246,7 +299,10 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
   it('partial write: points beyond the retention policy are dropped by the server, recorded, and the valid ones stored', async () => {
     const { store, db } = newStore({ retentionDays: 1 });
     const now = Date.now();
-    const old = [reading(1, [temp(1)], { ts: now - 10 * 86_400_000 }), reading(2, [temp(2)], { ts: now - 9 * 86_400_000 })];
+    const old = [
+      reading(1, [temp(1)], { ts: now - 10 * 86_400_000 }),
+      reading(2, [temp(2)], { ts: now - 9 * 86_400_000 }),
+    ];
     const fresh = [reading(3, [temp(3)], { ts: now - 1000 }), reading(4, [temp(4)], { ts: now - 500 })];
     await write(store, [old[0]!, fresh[0]!, old[1]!, fresh[1]!]);
     expect(await countReadings(db)).toBe(2);
@@ -268,11 +324,21 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
       const q = new URLSearchParams(body.toString()).get('q') ?? '';
       if (!req.url?.startsWith('/query') || !/^(CREATE|ALTER|SHOW RETENTION)/.test(q)) return null;
       refused.push(q);
-      return (res) => res.writeHead(403, { 'content-type': 'application/json' }).end(`{"error":"error authorizing query: not authorized to execute statement '${q}', requires admin privilege"}`);
+      return (res) =>
+        res
+          .writeHead(403, { 'content-type': 'application/json' })
+          .end(
+            `{"error":"error authorizing query: not authorized to execute statement '${q}', requires admin privilege"}`,
+          );
     });
     try {
       const warnings: string[] = [];
-      const { store } = newStore({ url: proxy.url, db, retentionDays: 30, logger: captureLogger((_level, _obj, msg) => warnings.push(msg)) });
+      const { store } = newStore({
+        url: proxy.url,
+        db,
+        retentionDays: 30,
+        logger: captureLogger((_level, _obj, msg) => warnings.push(msg)),
+      });
       await write(store, [reading(1, [temp(1)])]);
       expect(refused).toEqual([`CREATE DATABASE "${db}"`]);
       expect(warnings.join('\n')).toMatch(/CREATE DATABASE failed/);
@@ -323,21 +389,44 @@ describe('InfluxDB 2.x write API (contract fake of POST /api/v2/write)', () => {
   // The fake checks what InfluxDB 2.x documents for /api/v2/write: POST, query org, bucket, precision,
   // `Authorization: Token <token>`, `Content-Type: text/plain; charset=utf-8`, line protocol body, 204.
   it('posts line protocol with org, bucket, precision=ns and the token, through the client library', async () => {
-    const seen: Array<{ method?: string; path: string; query: URLSearchParams; auth?: string; type?: string; body: string }> = [];
+    const seen: Array<{
+      method?: string;
+      path: string;
+      query: URLSearchParams;
+      auth?: string;
+      type?: string;
+      body: string;
+    }> = [];
     let answer: { status: number; headers?: Record<string, string>; body?: string } = { status: 204 };
     const fake = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const url = new URL(req.url ?? '/', 'http://x');
-        seen.push({ method: req.method, path: url.pathname, query: url.searchParams, auth: req.headers.authorization, type: req.headers['content-type'], body: Buffer.concat(chunks).toString() });
+        seen.push({
+          method: req.method,
+          path: url.pathname,
+          query: url.searchParams,
+          auth: req.headers.authorization,
+          type: req.headers['content-type'],
+          body: Buffer.concat(chunks).toString(),
+        });
         res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers }).end(answer.body);
       });
     });
     await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
     const delays: number[] = [];
-    const store = createInfluxStore({ url, org: 'acme', bucket: 'telemetry', token: 's3cret', sleep: async (ms) => { delays.push(ms); }, maxAttempts: 3 });
+    const store = createInfluxStore({
+      url,
+      org: 'acme',
+      bucket: 'telemetry',
+      token: 's3cret',
+      sleep: async (ms) => {
+        delays.push(ms);
+      },
+      maxAttempts: 3,
+    });
     stores.push(store);
     try {
       // set-up pings /ping; the fake answers 204 to it like a 2.x server would
@@ -356,7 +445,11 @@ describe('InfluxDB 2.x write API (contract fake of POST /api/v2/write)', () => {
       expect(w.body).toBe([readingToLine(r1, 'readings').line, readingToLine(r2, 'readings').line].join('\n'));
 
       // 2.x throttling: 429 with Retry-After is honoured like on the v1 path.
-      answer = { status: 429, headers: { 'retry-after': '2' }, body: '{"code":"too many requests","message":"slow down"}' };
+      answer = {
+        status: 429,
+        headers: { 'retry-after': '2' },
+        body: '{"code":"too many requests","message":"slow down"}',
+      };
       const failed = await store.write([r1]).catch((e: unknown) => e);
       expect(failed).toBeInstanceOf(InfluxWriteError);
       expect((failed as InfluxWriteError).kind).toBe('throttled');
@@ -364,7 +457,10 @@ describe('InfluxDB 2.x write API (contract fake of POST /api/v2/write)', () => {
       for (const d of delays) expect(d).toBeGreaterThanOrEqual(2000);
 
       // 2.x reports refused points as 422 with a JSON message; a single refused line is dead-lettered.
-      answer = { status: 422, body: '{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped=1"}' };
+      answer = {
+        status: 422,
+        body: '{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped=1"}',
+      };
       await store.write([r1]);
       expect(store.stats().deadLetteredLines).toBe(1);
     } finally {
@@ -378,13 +474,26 @@ describe('configuration from the environment', () => {
   it('selects 1.x / v1-compat by INFLUX_URL + INFLUX_DB and 2.x by ORG + BUCKET + TOKEN, and names what is missing', () => {
     expect(influxConfigFromEnv({}, '/data')).toBeNull();
     const v1 = influxConfigFromEnv({ INFLUX_URL: 'http://h:8086', INFLUX_DB: 'tendril', INFLUX_TOKEN: 't' }, '/data');
-    expect(v1).toMatchObject({ url: 'http://h:8086', db: 'tendril', token: 't', retentionDays: 30, deadLetterPath: '/data/dead-letter/influx.jsonl' });
-    const v2 = influxConfigFromEnv({ INFLUX_URL: 'http://h:8086', INFLUX_ORG: 'o', INFLUX_BUCKET: 'b', INFLUX_TOKEN: 't', HUB_RETENTION_DAYS: '0' }, '/data');
+    expect(v1).toMatchObject({
+      url: 'http://h:8086',
+      db: 'tendril',
+      token: 't',
+      retentionDays: 30,
+      deadLetterPath: '/data/dead-letter/influx.jsonl',
+    });
+    const v2 = influxConfigFromEnv(
+      { INFLUX_URL: 'http://h:8086', INFLUX_ORG: 'o', INFLUX_BUCKET: 'b', INFLUX_TOKEN: 't', HUB_RETENTION_DAYS: '0' },
+      '/data',
+    );
     expect(v2).toMatchObject({ org: 'o', bucket: 'b', db: undefined, retentionDays: 0 });
     expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h:8086' }, '/d')).toThrow(/INFLUX_DB/);
-    expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h', INFLUX_ORG: 'o', INFLUX_BUCKET: 'b' }, '/d')).toThrow(/INFLUX_TOKEN/);
+    expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h', INFLUX_ORG: 'o', INFLUX_BUCKET: 'b' }, '/d')).toThrow(
+      /INFLUX_TOKEN/,
+    );
     expect(() => influxConfigFromEnv({ INFLUX_DB: 'x' }, '/d')).toThrow(/INFLUX_URL/);
     expect(() => influxConfigFromEnv({ INFLUX_URL: 'ftp://h', INFLUX_DB: 'x' }, '/d')).toThrow(ConfigError);
-    expect(() => influxConfigFromEnv({ INFLUX_URL: 'http://h', INFLUX_DB: 'x', HUB_RETENTION_DAYS: 'a week' }, '/d')).toThrow(/HUB_RETENTION_DAYS/);
+    expect(() =>
+      influxConfigFromEnv({ INFLUX_URL: 'http://h', INFLUX_DB: 'x', HUB_RETENTION_DAYS: 'a week' }, '/d'),
+    ).toThrow(/HUB_RETENTION_DAYS/);
   });
 });

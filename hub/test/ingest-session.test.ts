@@ -38,7 +38,11 @@ class FakeTransport implements TransportHandle, IngestReporter {
 const silent = Fastify({ logger: false }).log;
 
 const METRICS: MetricDeclaration[] = [{ alias: 1, name: 'temperature', kind: 'f32', unit: 'C', min: -40, max: 85 }];
-const reading = (seq: number, value = 20): Reading => ({ seq, ts: Date.now(), values: [{ alias: 1, kind: 'f32', value }] });
+const reading = (seq: number, value = 20): Reading => ({
+  seq,
+  ts: Date.now(),
+  values: [{ alias: 1, kind: 'f32', value }],
+});
 
 interface Rig {
   sessions: DeviceSessions;

@@ -35,7 +35,9 @@ function localImports(file: string): string[] {
 
 describe('hub layout', () => {
   it('imports the device SDK through its codec entry only', () => {
-    const offenders = files.filter((f) => importsOf(f).some((spec) => spec.startsWith('@tendril/device-sdk') && spec !== '@tendril/device-sdk/codec'));
+    const offenders = files.filter((f) =>
+      importsOf(f).some((spec) => spec.startsWith('@tendril/device-sdk') && spec !== '@tendril/device-sdk/codec'),
+    );
     expect(offenders.map((f) => relative(src, f))).toEqual([]);
   });
 

@@ -334,11 +334,18 @@ it('Homie 5, read only: $description declares, $state is presence, live property
   const description = {
     homie: '5.0',
     version: 3,
-    nodes: { room: { properties: { temperature: { datatype: 'float', unit: '°C', format: '-40:85' }, on: { datatype: 'boolean' } } } },
+    nodes: {
+      room: {
+        properties: { temperature: { datatype: 'float', unit: '°C', format: '-40:85' }, on: { datatype: 'boolean' } },
+      },
+    },
   };
   await pub.publishAsync('homie/5/thermo/$description', JSON.stringify(description), { qos: 1, retain: true });
   await pub.publishAsync('homie/5/thermo/$state', 'ready', { qos: 1, retain: true });
-  await waitFor(() => devices.current('homie-thermo') !== undefined, { what: 'the Homie device attached', timeoutMs: 5000 });
+  await waitFor(() => devices.current('homie-thermo') !== undefined, {
+    what: 'the Homie device attached',
+    timeoutMs: 5000,
+  });
   expect(devices.current('homie-thermo')!.info.metrics).toEqual([
     { alias: 0, name: 'room.temperature', kind: 'f64', unit: '°C', min: -40, max: 85 },
     { alias: 1, name: 'room.on', kind: 'bool', unit: '' },
@@ -347,10 +354,18 @@ it('Homie 5, read only: $description declares, $state is presence, live property
   await pub.publishAsync('homie/5/thermo/room/on', 'true', { qos: 1 });
   await pub.publishAsync('homie/5/thermo/room/temperature', '120', { qos: 1 }); // out of range
   await waitFor(() => storedOf('homie-thermo').length === 3, { what: 'three Homie readings', timeoutMs: 5000 });
-  expect(storedOf('homie-thermo').map((r) => r.values)).toEqual([{ 'room.temperature': 21.5 }, { 'room.on': true }, {}]);
+  expect(storedOf('homie-thermo').map((r) => r.values)).toEqual([
+    { 'room.temperature': 21.5 },
+    { 'room.on': true },
+    {},
+  ]);
   await pub.publishAsync('homie/5/thermo/$state', 'lost', { qos: 1, retain: true });
-  await waitFor(() => devices.presence.some((p) => p.deviceId === 'homie-thermo' && p.state === 'offline'), { what: 'offline', timeoutMs: 5000 });
+  await waitFor(() => devices.presence.some((p) => p.deviceId === 'homie-thermo' && p.state === 'offline'), {
+    what: 'offline',
+    timeoutMs: 5000,
+  });
   expect(devices.presence.filter((p) => p.deviceId === 'homie-thermo').at(-1)!.reason).toBe('MQTT_WILL');
-  for (const t of ['$description', '$state', 'room/temperature']) await pub.publishAsync(`homie/5/thermo/${t}`, '', { qos: 1, retain: true });
+  for (const t of ['$description', '$state', 'room/temperature'])
+    await pub.publishAsync(`homie/5/thermo/${t}`, '', { qos: 1, retain: true });
   await allAcked();
 });

@@ -312,14 +312,37 @@ describe('templates', () => {
 
 describe('Homie 5 (read only)', () => {
   it('parses its topics, description, values and states', async () => {
-    const { parseHomieTopic, parseHomieDescription, parseHomieValue, parseHomieState } = await import('../src/mqtt/homie.js');
+    const { parseHomieTopic, parseHomieDescription, parseHomieValue, parseHomieState } = await import(
+      '../src/mqtt/homie.js'
+    );
     expect(parseHomieTopic('homie/5/thermo/$state')).toEqual({ kind: 'state', device: 'thermo' });
     expect(parseHomieTopic('homie/5/thermo/$description')).toEqual({ kind: 'description', device: 'thermo' });
-    expect(parseHomieTopic('homie/5/thermo/room/temp')).toEqual({ kind: 'value', device: 'thermo', node: 'room', property: 'temp' });
-    for (const t of ['homie/5/thermo/room/temp/set', 'homie/5/thermo/$target', 'homie/4/x/$state', 'homie/5/Bad_Id/$state']) expect(parseHomieTopic(t), t).toBeNull();
+    expect(parseHomieTopic('homie/5/thermo/room/temp')).toEqual({
+      kind: 'value',
+      device: 'thermo',
+      node: 'room',
+      property: 'temp',
+    });
+    for (const t of [
+      'homie/5/thermo/room/temp/set',
+      'homie/5/thermo/$target',
+      'homie/4/x/$state',
+      'homie/5/Bad_Id/$state',
+    ])
+      expect(parseHomieTopic(t), t).toBeNull();
     const d = ok(
       parseHomieDescription(
-        buf({ nodes: { n: { properties: { t: { datatype: 'float', format: ':100', unit: 'W' }, c: { datatype: 'integer', format: '1:9' }, e: { datatype: 'enum', format: 'a,b' } } } } }),
+        buf({
+          nodes: {
+            n: {
+              properties: {
+                t: { datatype: 'float', format: ':100', unit: 'W' },
+                c: { datatype: 'integer', format: '1:9' },
+                e: { datatype: 'enum', format: 'a,b' },
+              },
+            },
+          },
+        }),
         65536,
       ),
     );
@@ -328,16 +351,23 @@ describe('Homie 5 (read only)', () => {
       { alias: 1, name: 'n.c', kind: 'int', unit: '', min: 1, max: 9 },
       { alias: 2, name: 'n.e', kind: 'string', unit: '' },
     ]);
-    expect(code(parseHomieDescription(buf({ nodes: { n: { properties: { x: { datatype: 'quaternion' } } } } }), 65536))).toBe('INVALID_FIELD');
+    expect(
+      code(parseHomieDescription(buf({ nodes: { n: { properties: { x: { datatype: 'quaternion' } } } } }), 65536)),
+    ).toBe('INVALID_FIELD');
     expect(code(parseHomieDescription(buf({ homie: '5.0' }), 65536))).toBe('INVALID_FIELD');
-    expect([parseHomieValue('float', '21.5'), parseHomieValue('integer', '-3'), parseHomieValue('boolean', 'false'), parseHomieValue('enum', 'a')]).toEqual([21.5, -3, false, 'a']);
+    expect([
+      parseHomieValue('float', '21.5'),
+      parseHomieValue('integer', '-3'),
+      parseHomieValue('boolean', 'false'),
+      parseHomieValue('enum', 'a'),
+    ]).toEqual([21.5, -3, false, 'a']);
     expect(parseHomieValue('integer', '2.5')).toBe('2.5');
-    expect([parseHomieState('ready'), parseHomieState('lost'), parseHomieState('disconnected'), parseHomieState('init')]).toEqual([
-      { online: true },
-      { online: false, reason: 'MQTT_WILL' },
-      { online: false, reason: 'CLOSED' },
-      null,
-    ]);
+    expect([
+      parseHomieState('ready'),
+      parseHomieState('lost'),
+      parseHomieState('disconnected'),
+      parseHomieState('init'),
+    ]).toEqual([{ online: true }, { online: false, reason: 'MQTT_WILL' }, { online: false, reason: 'CLOSED' }, null]);
   });
 
   it('is off unless the config turns it on', () => {

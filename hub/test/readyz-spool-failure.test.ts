@@ -19,7 +19,13 @@ afterEach(async () => {
 it('answers 503 naming the spool failure once a spool append failed, and backs the device off without an ack', async () => {
   const dir = tempDir();
   cleanups.push(dir.remove);
-  const cfg = loadConfig({ HUB_DATA_DIR: dir.path, HUB_ADMIN_TOKEN: ADMIN_TOKEN, HOST: '127.0.0.1', PORT: '0', HUB_LOG_LEVEL: 'silent' });
+  const cfg = loadConfig({
+    HUB_DATA_DIR: dir.path,
+    HUB_ADMIN_TOKEN: ADMIN_TOKEN,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    HUB_LOG_LEVEL: 'silent',
+  });
   const app = await createHub(cfg, { spoolOptions: { drainLingerMs: 0, backoff: { baseMs: 20, maxMs: 100 } } });
   cleanups.push(() => app.close());
   const { deviceUrl } = await listenHub(app, cfg);
@@ -39,10 +45,16 @@ it('answers 503 naming the spool failure once a spool append failed, and backs t
   expect(backoff.code).toBe('STORE_BUSY');
 
   const ready = await waitFor('/readyz to report the failed spool', async () => {
-    const res = await app.inject({ method: 'GET', url: '/readyz', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const res = await app.inject({
+      method: 'GET',
+      url: '/readyz',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     return res.statusCode === 503 ? res.json() : null;
   });
-  expect(ready.checks.writer).toMatch(/^the spool failed writing to disk \(.*EIO.*\): it takes no readings until the disk is fixed and the hub restarted$/);
+  expect(ready.checks.writer).toMatch(
+    /^the spool failed writing to disk \(.*EIO.*\): it takes no readings until the disk is fixed and the hub restarted$/,
+  );
   expect(ready.spool.failure).toMatchObject({ code: 'EIO' });
   expect(ready.spool.accepting).toBe(false);
 });

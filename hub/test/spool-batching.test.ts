@@ -52,7 +52,9 @@ async function spoolOver(s: CountingStore, opts: Partial<SpoolOptions>): Promise
   return { spool, dir };
 }
 
-const reading = (seq: number): StoredReading[] => [{ deviceId: 'd1', epoch: 1, seq, ts: 1_795_000_000_000 + seq, values: [{ metric: 'v', kind: 'f64', value: seq }] }];
+const reading = (seq: number): StoredReading[] => [
+  { deviceId: 'd1', epoch: 1, seq, ts: 1_795_000_000_000 + seq, values: [{ metric: 'v', kind: 'f64', value: seq }] },
+];
 const tick = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Accepts `n` single readings `gapMs` apart (as devices sending one READING each); resolves when all are acked. */
@@ -114,7 +116,12 @@ describe('checkpoint', () => {
   it('is written at most every checkpointIntervalMs while readings flow, and at once when drained', async () => {
     const s = store();
     s.delayMs = 20; // each store write takes 20 ms: about 25 batches over half a second
-    const { spool, dir } = await spoolOver(s, { batchReadings: 4, drainWindow: 1, drainLingerMs: 0, checkpointIntervalMs: 200 });
+    const { spool, dir } = await spoolOver(s, {
+      batchReadings: 4,
+      drainWindow: 1,
+      drainLingerMs: 0,
+      checkpointIntervalMs: 200,
+    });
     const path = join(dir, 'checkpoint.json');
     const seen = new Set<string>();
     let polling = true;

@@ -36,14 +36,17 @@ const T0 = Date.UTC(2026, 5, 1);
 
 function readings(deviceId: string, epoch: number, from: number, to: number): StoredReading[] {
   const out: StoredReading[] = [];
-  for (let seq = from; seq <= to; seq++) out.push({ deviceId, epoch, seq, ts: T0 + seq * 10, values: [{ metric: 'count', kind: 'int', value: seq }] });
+  for (let seq = from; seq <= to; seq++)
+    out.push({ deviceId, epoch, seq, ts: T0 + seq * 10, values: [{ metric: 'count', kind: 'int', value: seq }] });
   return out;
 }
 
 /** "device/epoch/seq" of every reading in the SQLite store. */
 function storedKeys(store: SqliteStore): string[] {
   return store.db
-    .prepare(`SELECT d.name || '/' || r.epoch || '/' || r.seq FROM readings r JOIN devices d ON d.id = r.device ORDER BY d.name, r.epoch, r.seq`)
+    .prepare(
+      `SELECT d.name || '/' || r.epoch || '/' || r.seq FROM readings r JOIN devices d ON d.id = r.device ORDER BY d.name, r.epoch, r.seq`,
+    )
     .pluck()
     .all() as string[];
 }

@@ -66,7 +66,9 @@ describe('durability code layout', () => {
   });
 
   it('keeps every file at 500 lines or fewer', () => {
-    const long = files.map((f) => [f, readFileSync(join(src, f), 'utf8').split('\n').length] as const).filter(([, n]) => n > 500);
+    const long = files
+      .map((f) => [f, readFileSync(join(src, f), 'utf8').split('\n').length] as const)
+      .filter(([, n]) => n > 500);
     expect(long).toEqual([]);
   });
 });

@@ -33,7 +33,13 @@ function modeOf(path: string): string {
 }
 
 function readings(seq: number, n: number): StoredReading[] {
-  return Array.from({ length: n }, (_, i) => ({ deviceId: 'd1', epoch: 1, seq: seq + i, ts: 1_795_000_000_000 + seq + i, values: [{ metric: 'v', kind: 'f64', value: i }] }));
+  return Array.from({ length: n }, (_, i) => ({
+    deviceId: 'd1',
+    epoch: 1,
+    seq: seq + i,
+    ts: 1_795_000_000_000 + seq + i,
+    values: [{ metric: 'v', kind: 'f64', value: i }],
+  }));
 }
 
 function store(): SqliteStore {
@@ -71,18 +77,20 @@ describe('spool file permissions', () => {
     for (const f of readdirSync(dir)) expect([f, modeOf(join(dir, f))]).toEqual([f, '600']);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('refuses to start, naming the directory and the fix, when it cannot restrict the directory', async () => {
-    // As root the hub could chmod any directory, so the spool runs as `nobody` in a world-writable directory
-    // that root owns (a shared, misconfigured data directory): it may write there but not chmod it.
-    const base = tempDir();
-    chmodSync(base, 0o755);
-    const dir = join(base, 'spool');
-    mkdirSync(dir);
-    chmodSync(dir, 0o777);
-    const script = join(base, 'open-spool.mjs');
-    await build({
-      stdin: {
-        contents: `
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses to start, naming the directory and the fix, when it cannot restrict the directory',
+    async () => {
+      // As root the hub could chmod any directory, so the spool runs as `nobody` in a world-writable directory
+      // that root owns (a shared, misconfigured data directory): it may write there but not chmod it.
+      const base = tempDir();
+      chmodSync(base, 0o755);
+      const dir = join(base, 'spool');
+      mkdirSync(dir);
+      chmodSync(dir, 0o777);
+      const script = join(base, 'open-spool.mjs');
+      await build({
+        stdin: {
+          contents: `
           import { createSpool } from '../src/spool/spool.ts';
           const store = { kind: 'sqlite', write: async () => {}, latest: async () => ({}), series: async () => [], ping: async () => {}, close: async () => {} };
           try {
@@ -93,24 +101,30 @@ describe('spool file permissions', () => {
             console.log(err.name + ': ' + err.message);
           }
         `,
-        resolveDir: here,
-        sourcefile: 'open-spool.ts',
-        loader: 'ts',
-      },
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: script,
-      logLevel: 'silent',
-    });
-    chmodSync(script, 0o644);
-    const run = spawnSync(process.execPath, [script, dir], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20_000 });
-    expect(run.stderr).toBe('');
-    expect(run.stdout.trim()).toBe(
-      `SpoolPermissionError: spool directory ${dir} has mode 0777, so other local users can read every reading in it, and the hub could not restrict it to 0700 (EPERM); run the hub as the directory's owner, or chmod 700 ${dir}`,
-    );
-    expect(modeOf(dir)).toBe('777');
-    expect(readdirSync(dir)).toEqual([]); // refused before the lock or any file was written
-  });
+          resolveDir: here,
+          sourcefile: 'open-spool.ts',
+          loader: 'ts',
+        },
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        outfile: script,
+        logLevel: 'silent',
+      });
+      chmodSync(script, 0o644);
+      const run = spawnSync(process.execPath, [script, dir], {
+        uid: 65534,
+        gid: 65534,
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(run.stderr).toBe('');
+      expect(run.stdout.trim()).toBe(
+        `SpoolPermissionError: spool directory ${dir} has mode 0777, so other local users can read every reading in it, and the hub could not restrict it to 0700 (EPERM); run the hub as the directory's owner, or chmod 700 ${dir}`,
+      );
+      expect(modeOf(dir)).toBe('777');
+      expect(readdirSync(dir)).toEqual([]); // refused before the lock or any file was written
+    },
+  );
 });

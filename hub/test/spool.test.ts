@@ -5,7 +5,18 @@
  * outlive drained segments. Outages are injected by a wrapper around the real store (OutageSwitch).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -14,8 +25,27 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, once } from '../../test/support/index.js';
-import { createSpool, SpoolFormatError, SpoolFullError, SpoolLockedError, type Spool, type SpoolOptions } from '../src/spool/spool.js';
-import { decodeRecords, encodeRecord, encodeRecordV1, RecordBatch, recordView, scanRecord, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_MAGIC_V1, segmentFileName, type RecordView } from '../src/spool/record.js';
+import {
+  createSpool,
+  SpoolFormatError,
+  SpoolFullError,
+  SpoolLockedError,
+  type Spool,
+  type SpoolOptions,
+} from '../src/spool/spool.js';
+import {
+  decodeRecords,
+  encodeRecord,
+  encodeRecordV1,
+  RecordBatch,
+  recordView,
+  scanRecord,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_MAGIC,
+  SEGMENT_MAGIC_V1,
+  segmentFileName,
+  type RecordView,
+} from '../src/spool/record.js';
 import { spoolConfigFromEnv as spoolSection } from '../src/spool/config.js';
 import { EnvReader } from '../src/core/env.js';
 
@@ -23,7 +53,14 @@ const spoolConfigFromEnv = (env: Record<string, string>, dataDir: string) => spo
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { Registry } from 'prom-client';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
-import type { LatestValue, SeriesPoint, SeriesQuery, ReadingVisitor, StoredReading, TimeSeriesStore } from '../src/storage/types.js';
+import type {
+  LatestValue,
+  SeriesPoint,
+  SeriesQuery,
+  ReadingVisitor,
+  StoredReading,
+  TimeSeriesStore,
+} from '../src/storage/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -102,7 +139,9 @@ function readings(deviceId: string, from: number, count: number, epoch = 1): Sto
 }
 
 function segmentFiles(dir: string): string[] {
-  return readdirSync(dir).filter((n) => n.startsWith('seg-')).sort();
+  return readdirSync(dir)
+    .filter((n) => n.startsWith('seg-'))
+    .sort();
 }
 
 describe('spool', () => {
@@ -205,7 +244,14 @@ describe('spool', () => {
     // Many 4 KiB segments were written; only the one being appended to is left.
     expect(segmentFiles(dir)).toHaveLength(1);
     expect(existsSync(join(dir, 'checkpoint.json'))).toBe(true);
-    const points = await store.series({ deviceId: 'd1', metric: 'temp', from: T0, to: T0 + 1_000_000, stepMs: 1_000_000, agg: 'count' });
+    const points = await store.series({
+      deviceId: 'd1',
+      metric: 'temp',
+      from: T0,
+      to: T0 + 1_000_000,
+      stepMs: 1_000_000,
+      agg: 'count',
+    });
     expect(points.map((p) => p.value)).toEqual([200]);
   });
 
@@ -262,7 +308,13 @@ describe('spool', () => {
     const gated: TimeSeriesStore = Object.assign(Object.create(inner) as TimeSeriesStore, {
       write: (rs: readonly StoredReading[]) =>
         new Promise<void>((resolve, reject) => {
-          calls.push({ readings: rs, finish: (ok) => (ok ? inner.write(rs).then(resolve, reject) : reject(Object.assign(new Error('injected'), { kind: 'server' }))) });
+          calls.push({
+            readings: rs,
+            finish: (ok) =>
+              ok
+                ? inner.write(rs).then(resolve, reject)
+                : reject(Object.assign(new Error('injected'), { kind: 'server' })),
+          });
         }),
     });
     const spool = await openSpool(dir, gated, { batchReadings: 10, drainWindow: 2 });
@@ -282,14 +334,21 @@ describe('spool', () => {
     await waitFor(() => calls.length === 4, { what: 'the third batch' });
     calls[3]!.finish(true);
     await spool.whenDrained();
-    expect(inner.written()).toEqual(Array.from({ length: 30 }, (_, i) => `d1/1/${[11, 1, 21][Math.floor(i / 10)]! + (i % 10)}`));
+    expect(inner.written()).toEqual(
+      Array.from({ length: 30 }, (_, i) => `d1/1/${[11, 1, 21][Math.floor(i / 10)]! + (i % 10)}`),
+    );
     expect(spool.state.drainedReadings).toBe(30);
   });
 
   it('reads from disk once the store falls more than memoryTailReadings behind, and from memory again once caught up', async () => {
     const dir = join(tempDir(), 'spool');
     const store = newStore(tempDir());
-    const spool = await openSpool(dir, store, { memoryTailReadings: 25, batchReadings: 40, segmentBytes: 2048, drainWindow: 2 });
+    const spool = await openSpool(dir, store, {
+      memoryTailReadings: 25,
+      batchReadings: 40,
+      segmentBytes: 2048,
+      drainWindow: 2,
+    });
     await spool.accept(readings('d1', 1, 10));
     await spool.whenDrained();
     expect(spool.state.drainedFromDisk).toBe(0);
@@ -332,7 +391,10 @@ describe('spool', () => {
     const written = store.written();
     expect(new Set(written).size).toBe(written.length); // none twice
     if (opts.memoryTailReadings < 100) expect(spool.state.drainedFromDisk).toBeGreaterThan(0);
-    for (const d of devices) expect(written.filter((w) => w.startsWith(`${d}/`))).toEqual(Array.from({ length: 60 }, (_, i) => `${d}/1/${i + 1}`));
+    for (const d of devices)
+      expect(written.filter((w) => w.startsWith(`${d}/`))).toEqual(
+        Array.from({ length: 60 }, (_, i) => `${d}/1/${i + 1}`),
+      );
   });
 
   it('with memoryTailReadings 0 reads every reading back from disk, each once and in order', async () => {
@@ -350,9 +412,15 @@ describe('spool', () => {
     const inner = newStore(tempDir());
     const finish: Array<() => void> = [];
     const gated: TimeSeriesStore = Object.assign(Object.create(inner) as TimeSeriesStore, {
-      write: (rs: readonly StoredReading[]) => new Promise<void>((resolve, reject) => finish.push(() => void inner.write(rs).then(resolve, reject))),
+      write: (rs: readonly StoredReading[]) =>
+        new Promise<void>((resolve, reject) => finish.push(() => void inner.write(rs).then(resolve, reject))),
     });
-    const spool = await openSpool(dir, gated, { memoryTailReadings: 0, batchReadings: 5, drainWindow: 2, segmentBytes: 200 });
+    const spool = await openSpool(dir, gated, {
+      memoryTailReadings: 0,
+      batchReadings: 5,
+      drainWindow: 2,
+      segmentBytes: 200,
+    });
     let reads = 0;
     const internals = spool as unknown as { readBatch: (p: unknown) => Promise<unknown> };
     const readBatch = internals.readBatch.bind(spool);
@@ -379,7 +447,10 @@ describe('spool', () => {
     finish[2]!();
     await spool.whenDrained(5000);
     expect(spool.state.writeErrors.spool_damage).toBe(1);
-    expect(inner.written()).toEqual([...Array.from({ length: 20 }, (_, i) => `d1/1/${i + 1}`), ...Array.from({ length: 10 }, (_, i) => `d1/1/${i + 31}`)]);
+    expect(inner.written()).toEqual([
+      ...Array.from({ length: 20 }, (_, i) => `d1/1/${i + 1}`),
+      ...Array.from({ length: 10 }, (_, i) => `d1/1/${i + 31}`),
+    ]);
   });
 
   it('skips the rest of a segment whose committed record has a damaged length, instead of reading forever', async () => {
@@ -432,7 +503,8 @@ describe('spool', () => {
     const strict: ReadingVisitor = {
       begin() {},
       value(metric, kind, value) {
-        if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`invalid float value for field '${metric}'`);
+        if (typeof value === 'number' && !Number.isFinite(value))
+          throw new Error(`invalid float value for field '${metric}'`);
       },
       end() {},
     };
@@ -464,7 +536,10 @@ describe('spool', () => {
     const states: string[] = [];
     spool.on('store', (state: string) => states.push(state));
     await spool.whenDrained(5000);
-    expect(store.written()).toEqual([...Array.from({ length: 5 }, (_, i) => `d1/1/${i + 1}`), ...Array.from({ length: 5 }, (_, i) => `d1/1/${i + 11}`)]);
+    expect(store.written()).toEqual([
+      ...Array.from({ length: 5 }, (_, i) => `d1/1/${i + 1}`),
+      ...Array.from({ length: 5 }, (_, i) => `d1/1/${i + 11}`),
+    ]);
     expect(spool.state.writeErrors).toEqual({ spool_damage: 1 });
     expect(states).not.toContain('down');
     expect(spool.state.depthReadings).toBe(0);
@@ -589,7 +664,10 @@ describe('spool', () => {
         ackedTotal += 5;
       }
     });
-    await waitFor(() => ackedTotal >= 4000, { what: `the writer process to have 4000 readings acknowledged (stderr: ${stderr})`, timeoutMs: 15_000 });
+    await waitFor(() => ackedTotal >= 4000, {
+      what: `the writer process to have 4000 readings acknowledged (stderr: ${stderr})`,
+      timeoutMs: 15_000,
+    });
     const exited = once(child, 'exit', { what: 'the writer process to die of SIGKILL' });
     child.kill('SIGKILL');
     await exited;
@@ -669,8 +747,12 @@ describe('spool record format', () => {
     const flipped = Buffer.from(rec);
     flipped[rec.length - 3]! ^= 0x01;
     expect(scanRecord(flipped, 0)).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/CRC/) });
-    expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'f64', value: Number.NaN }] }], 0)).toThrow(/finite/);
-    expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'int', value: Infinity }] }], 0)).toThrow(/finite/);
+    expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'f64', value: Number.NaN }] }], 0)).toThrow(
+      /finite/,
+    );
+    expect(() => encodeRecord([{ ...one[0]!, values: [{ metric: 'x', kind: 'int', value: Infinity }] }], 0)).toThrow(
+      /finite/,
+    );
   });
 
   it('a RecordBatch visits its records and decoded parts in order, from any reading, in steps of any size', () => {
@@ -706,7 +788,11 @@ describe('spool record format', () => {
       return events;
     };
     const expected = (rs: StoredReading[]): unknown[] =>
-      rs.flatMap((r) => [['begin', r.deviceId, r.epoch, r.seq, r.ts], ...r.values.map((v) => ['value', v.metric, v.kind, v.value]), ['end']]);
+      rs.flatMap((r) => [
+        ['begin', r.deviceId, r.epoch, r.seq, r.ts],
+        ...r.values.map((v) => ['value', v.metric, v.kind, v.value]),
+        ['end'],
+      ]);
     for (let from = 0; from <= all.length; from++) {
       for (const step of [1, 2, 3, 5, 100]) expect(visits(from, step)).toEqual(expected(all.slice(from)));
       expect(batch.toArray(from, Math.min(all.length, from + 4))).toEqual(all.slice(from, from + 4));
@@ -735,7 +821,9 @@ describe('spool record format', () => {
   });
 
   it('keeps readings of an empty device id (stored in the several-devices layout, as 0 length means that)', () => {
-    const r: StoredReading[] = [{ deviceId: '', epoch: 3, seq: 1, ts: 5, values: [{ metric: 'm', kind: 'f64', value: 1.5 }] }];
+    const r: StoredReading[] = [
+      { deviceId: '', epoch: 3, seq: 1, ts: 5, values: [{ metric: 'm', kind: 'f64', value: 1.5 }] },
+    ];
     const v = view(encodeRecord(r, 0));
     expect(v.summary).toBe(null);
     expect(decodeRecords([v], 2)).toEqual(r);
@@ -743,10 +831,20 @@ describe('spool record format', () => {
 
   it('takes about 50 bytes per reading of three numbers (names written once per record)', () => {
     const three = (seq: number): StoredReading => ({
-      deviceId: 'bench-0001', epoch: 1, seq, ts: T0 + seq,
-      values: ['temperature', 'humidity', 'pressure'].map((metric) => ({ metric, kind: 'f32' as const, value: Math.fround(21.5) })),
+      deviceId: 'bench-0001',
+      epoch: 1,
+      seq,
+      ts: T0 + seq,
+      values: ['temperature', 'humidity', 'pressure'].map((metric) => ({
+        metric,
+        kind: 'f32' as const,
+        value: Math.fround(21.5),
+      })),
     });
-    const hundred = encodeRecord(Array.from({ length: 100 }, (_, i) => three(i + 1)), 0);
+    const hundred = encodeRecord(
+      Array.from({ length: 100 }, (_, i) => three(i + 1)),
+      0,
+    );
     expect(hundred.length / 100).toBeLessThan(52);
     expect(hundred.length / 100).toBeGreaterThanOrEqual(50);
   });
@@ -762,7 +860,11 @@ describe('spool record format', () => {
   it('drains the format-1 segments an earlier hub left, then appends in format 2 to a new segment', async () => {
     const dir = join(tempDir(), 'spool');
     mkdirSync(dir, { recursive: true });
-    const old = Buffer.concat([SEGMENT_MAGIC_V1, encodeRecordV1(readings('d1', 1, 3), T0), encodeRecordV1([...readings('d2', 1, 2), ...readings('d1', 4, 1)], T0)]);
+    const old = Buffer.concat([
+      SEGMENT_MAGIC_V1,
+      encodeRecordV1(readings('d1', 1, 3), T0),
+      encodeRecordV1([...readings('d2', 1, 2), ...readings('d1', 4, 1)], T0),
+    ]);
     writeFileSync(join(dir, segmentFileName(1)), old);
     const store = newStore(tempDir());
     store.down = true;
@@ -784,7 +886,12 @@ describe('spool record format', () => {
     const broken = encodeRecordV1(readings('d1', 4, 3), T0);
     broken[broken.length - 1] = 0x7d; // the closing ']' of its JSON becomes '}'
     broken.writeUInt32LE(crc32(broken.subarray(8)), 4);
-    const old = Buffer.concat([SEGMENT_MAGIC_V1, encodeRecordV1(readings('d1', 1, 3), T0), broken, encodeRecordV1(readings('d1', 7, 3), T0)]);
+    const old = Buffer.concat([
+      SEGMENT_MAGIC_V1,
+      encodeRecordV1(readings('d1', 1, 3), T0),
+      broken,
+      encodeRecordV1(readings('d1', 7, 3), T0),
+    ]);
     writeFileSync(join(dir, segmentFileName(1)), old);
     const store = newStore(tempDir());
     const spool = await openSpool(dir, store);
@@ -796,18 +903,28 @@ describe('spool record format', () => {
 
 describe('spool configuration', () => {
   it('HUB_SPOOL_MAX_BYTES takes bytes or a unit, defaults to 1 GiB, and names itself when wrong', () => {
-    expect(spoolConfigFromEnv({}, '/data')).toEqual({ dir: '/data/spool', maxBytes: 1024 ** 3, memoryTailReadings: 100_000 });
+    expect(spoolConfigFromEnv({}, '/data')).toEqual({
+      dir: '/data/spool',
+      maxBytes: 1024 ** 3,
+      memoryTailReadings: 100_000,
+    });
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '512MiB' }, '/d').maxBytes).toBe(512 * 1024 ** 2);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '2000000' }, '/d').maxBytes).toBe(2_000_000);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '1.5GB' }, '/d').maxBytes).toBe(1_500_000_000);
-    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: 'lots' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES: "lots" is not a size/);
-    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '10KiB' }, '/d')).toThrow(/^HUB_SPOOL_MAX_BYTES: 10240 is outside 1048576\.\./);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: 'lots' }, '/d')).toThrow(
+      /^HUB_SPOOL_MAX_BYTES: "lots" is not a size/,
+    );
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MAX_BYTES: '10KiB' }, '/d')).toThrow(
+      /^HUB_SPOOL_MAX_BYTES: 10240 is outside 1048576\.\./,
+    );
   });
 
   it('HUB_SPOOL_MEMORY_READINGS takes a whole number of readings (0 = off) and names itself when wrong', () => {
     expect(spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '300000' }, '/d').memoryTailReadings).toBe(300_000);
     expect(spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '0' }, '/d').memoryTailReadings).toBe(0);
-    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '1e5' }, '/d')).toThrow(/^HUB_SPOOL_MEMORY_READINGS: "1e5" is not a whole number/);
+    expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '1e5' }, '/d')).toThrow(
+      /^HUB_SPOOL_MEMORY_READINGS: "1e5" is not a whole number/,
+    );
     expect(() => spoolConfigFromEnv({ HUB_SPOOL_MEMORY_READINGS: '-1' }, '/d')).toThrow(/HUB_SPOOL_MEMORY_READINGS/);
   });
 });

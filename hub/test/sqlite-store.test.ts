@@ -29,7 +29,8 @@ describe('SqliteStore', () => {
     const mode = (f: string): number => statSync(join(dir.path, f)).mode & 0o777;
     expect([mode('readings.db'), mode('readings.db-wal'), mode('readings.db-shm')]).toEqual([0o600, 0o600, 0o600]);
     await store.close();
-    for (const f of ['readings.db', 'readings.db-wal', 'readings.db-shm']) if (existsSync(join(dir.path, f))) chmodSync(join(dir.path, f), 0o644);
+    for (const f of ['readings.db', 'readings.db-wal', 'readings.db-shm'])
+      if (existsSync(join(dir.path, f))) chmodSync(join(dir.path, f), 0o644);
     store = new SqliteStore(dir.path);
     expect(mode('readings.db')).toBe(0o600);
   });
@@ -40,15 +41,32 @@ describe('SqliteStore', () => {
   });
 
   it('is idempotent on (device, epoch, seq, metric)', async () => {
-    const batch = [r(1, T0, [{ metric: 'temp', kind: 'f64', value: 1.5 }]), r(2, T0 + 1000, [{ metric: 'temp', kind: 'f64', value: 2.5 }])];
+    const batch = [
+      r(1, T0, [{ metric: 'temp', kind: 'f64', value: 1.5 }]),
+      r(2, T0 + 1000, [{ metric: 'temp', kind: 'f64', value: 2.5 }]),
+    ];
     await store.write(batch);
     await store.write(batch);
     await store.write([r(2, T0 + 5000, [{ metric: 'temp', kind: 'f64', value: 99 }])]); // same identity, other ts (untimed resend)
     await store.write([r(2, T0 + 2000, [{ metric: 'temp', kind: 'f64', value: 3 }], 2)]); // another epoch: another reading
-    const count = await store.series({ deviceId: 'd1', metric: 'temp', from: T0, to: T0 + 10_000, stepMs: 10_000, agg: 'count' });
+    const count = await store.series({
+      deviceId: 'd1',
+      metric: 'temp',
+      from: T0,
+      to: T0 + 10_000,
+      stepMs: 10_000,
+      agg: 'count',
+    });
     expect(count).toEqual([{ ts: T0, value: 3 }]);
     expect((await store.latest('d1')).temp).toEqual({ ts: T0 + 2000, value: 3 });
-    const mean = await store.series({ deviceId: 'd1', metric: 'temp', from: T0, to: T0 + 10_000, stepMs: 10_000, agg: 'mean' });
+    const mean = await store.series({
+      deviceId: 'd1',
+      metric: 'temp',
+      from: T0,
+      to: T0 + 10_000,
+      stepMs: 10_000,
+      agg: 'mean',
+    });
     expect(mean).toEqual([{ ts: T0, value: (1.5 + 2.5 + 3) / 3 }]);
   });
 
@@ -60,7 +78,10 @@ describe('SqliteStore', () => {
         { metric: 'count', kind: 'int', value: 7 },
         { metric: 'state', kind: 'string', value: 'idle' },
       ]),
-      r(2, T0 + 1000, [{ metric: 'temp', kind: 'f32', value: 21 }, { metric: 'door', kind: 'bool', value: false }]),
+      r(2, T0 + 1000, [
+        { metric: 'temp', kind: 'f32', value: 21 },
+        { metric: 'door', kind: 'bool', value: false },
+      ]),
       r(3, T0 - 5000, [{ metric: 'state', kind: 'string', value: 'older' }]), // out of order: not the latest
     ]);
     expect(await store.latest('d1')).toEqual({
@@ -103,11 +124,15 @@ describe('SqliteStore', () => {
       { ts: T0 + 4000, value: 1 },
     ]);
     // from inclusive, to exclusive; buckets start at from + k * step.
-    expect(await store.series({ ...q, from: T0 + 500, to: T0 + 1999, stepMs: 10_000, agg: 'count' })).toEqual([{ ts: T0 + 500, value: 2 }]);
+    expect(await store.series({ ...q, from: T0 + 500, to: T0 + 1999, stepMs: 10_000, agg: 'count' })).toEqual([
+      { ts: T0 + 500, value: 2 },
+    ]);
   });
 
   it('treats bools as 0/1 for mean/min/max and as booleans for last', async () => {
-    await store.write([true, false, true, true].map((b, i) => r(i + 1, T0 + i, [{ metric: 'on', kind: 'bool', value: b }])));
+    await store.write(
+      [true, false, true, true].map((b, i) => r(i + 1, T0 + i, [{ metric: 'on', kind: 'bool', value: b }])),
+    );
     const q = { deviceId: 'd1', metric: 'on', from: T0, to: T0 + 10, stepMs: 10 } as const;
     expect(await store.series({ ...q, agg: 'mean' })).toEqual([{ ts: T0, value: 0.75 }]);
     expect(await store.series({ ...q, agg: 'min' })).toEqual([{ ts: T0, value: 0 }]);
@@ -116,7 +141,10 @@ describe('SqliteStore', () => {
   });
 
   it('offers only last and count for strings', async () => {
-    await store.write([r(1, T0, [{ metric: 's', kind: 'string', value: 'a' }]), r(2, T0 + 1, [{ metric: 's', kind: 'string', value: 'b' }])]);
+    await store.write([
+      r(1, T0, [{ metric: 's', kind: 'string', value: 'a' }]),
+      r(2, T0 + 1, [{ metric: 's', kind: 'string', value: 'b' }]),
+    ]);
     const q = { deviceId: 'd1', metric: 's', from: T0, to: T0 + 10, stepMs: 10 } as const;
     expect(await store.series({ ...q, agg: 'last' })).toEqual([{ ts: T0, value: 'b' }]);
     expect(await store.series({ ...q, agg: 'count' })).toEqual([{ ts: T0, value: 2 }]);
@@ -124,7 +152,9 @@ describe('SqliteStore', () => {
   });
 
   it('answers an unknown series with no points, and keeps data across a reopen', async () => {
-    expect(await store.series({ deviceId: 'd1', metric: 'none', from: 0, to: T0, stepMs: 1000, agg: 'mean' })).toEqual([]);
+    expect(await store.series({ deviceId: 'd1', metric: 'none', from: 0, to: T0, stepMs: 1000, agg: 'mean' })).toEqual(
+      [],
+    );
     await store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 5 }])]);
     await store.close();
     store = new SqliteStore(dir.path);
@@ -134,7 +164,14 @@ describe('SqliteStore', () => {
   });
 
   it('prunes readings older than a cutoff (retention)', async () => {
-    await store.write([1, 2, 3, 4].map((i) => r(i, T0 + i * 1000, [{ metric: 'a', kind: 'int', value: i }, { metric: 'b', kind: 'int', value: i }])));
+    await store.write(
+      [1, 2, 3, 4].map((i) =>
+        r(i, T0 + i * 1000, [
+          { metric: 'a', kind: 'int', value: i },
+          { metric: 'b', kind: 'int', value: i },
+        ]),
+      ),
+    );
     expect(store.pruneBefore(T0 + 3000)).toBe(2);
     const q = { deviceId: 'd1', from: 0, to: T0 + 10_000, stepMs: T0 + 10_000, agg: 'count' } as const;
     expect(await store.series({ ...q, metric: 'a' })).toEqual([{ ts: 0, value: 2 }]);
@@ -151,7 +188,9 @@ describe('SqliteStore', () => {
   it('answers time ranges from the (device, ts) index', async () => {
     await store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }])]);
     const plan = store.db
-      .prepare(`EXPLAIN QUERY PLAN SELECT v FROM readings WHERE device = 1 AND ts >= 0 AND ts < 10 AND v ->> '$."1"' IS NOT NULL`)
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT v FROM readings WHERE device = 1 AND ts >= 0 AND ts < 10 AND v ->> '$."1"' IS NOT NULL`,
+      )
       .all() as Array<{ detail: string }>;
     expect(plan.map((p) => p.detail).join(' ')).toContain('readings_by_time');
   });
@@ -159,12 +198,21 @@ describe('SqliteStore', () => {
   it('stores a reading once per (device, epoch, seq) even when a resend carries another timestamp', async () => {
     await store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }])]);
     await store.write([r(1, T0 + 999, [{ metric: 'k', kind: 'int', value: 1 }])]);
-    expect(await store.series({ deviceId: 'd1', metric: 'k', from: 0, to: T0 + 10_000, stepMs: T0 + 10_000, agg: 'count' })).toEqual([{ ts: 0, value: 1 }]);
+    expect(
+      await store.series({ deviceId: 'd1', metric: 'k', from: 0, to: T0 + 10_000, stepMs: T0 + 10_000, agg: 'count' }),
+    ).toEqual([{ ts: 0, value: 1 }]);
   });
 
   it('leaves out buckets where other metrics of the device have readings but this one has none', async () => {
-    await store.write([r(1, T0, [{ metric: 'a', kind: 'int', value: 1 }]), r(2, T0 + 1000, [{ metric: 'b', kind: 'int', value: 2 }])]);
-    expect(await store.series({ deviceId: 'd1', metric: 'a', from: T0, to: T0 + 2000, stepMs: 1000, agg: 'count' })).toEqual([{ ts: T0, value: 1 }]);
-    expect(await store.series({ deviceId: 'd1', metric: 'b', from: T0, to: T0 + 2000, stepMs: 1000, agg: 'last' })).toEqual([{ ts: T0 + 1000, value: 2 }]);
+    await store.write([
+      r(1, T0, [{ metric: 'a', kind: 'int', value: 1 }]),
+      r(2, T0 + 1000, [{ metric: 'b', kind: 'int', value: 2 }]),
+    ]);
+    expect(
+      await store.series({ deviceId: 'd1', metric: 'a', from: T0, to: T0 + 2000, stepMs: 1000, agg: 'count' }),
+    ).toEqual([{ ts: T0, value: 1 }]);
+    expect(
+      await store.series({ deviceId: 'd1', metric: 'b', from: T0, to: T0 + 2000, stepMs: 1000, agg: 'last' }),
+    ).toEqual([{ ts: T0 + 1000, value: 2 }]);
   });
 });

@@ -69,7 +69,13 @@ describe.each(factories)('TimeSeriesStore contract: %s', (_name, makeStore) => {
 
   it('writes every value kind and returns it, typed, from latest()', async () => {
     await store.write([
-      r('kinds', 1, T0, [f32('t32', 21.5), f64('t64', 0.1), int('n', 9_007_199_254_740_991), bool('on', true), str('s', 'héllo, "wörld" \\ =x')]),
+      r('kinds', 1, T0, [
+        f32('t32', 21.5),
+        f64('t64', 0.1),
+        int('n', 9_007_199_254_740_991),
+        bool('on', true),
+        str('s', 'héllo, "wörld" \\ =x'),
+      ]),
     ]);
     expect(await store.latest('kinds')).toEqual({
       t32: { ts: T0, value: 21.5 },
@@ -91,7 +97,11 @@ describe.each(factories)('TimeSeriesStore contract: %s', (_name, makeStore) => {
   });
 
   it('stores a rewritten (device, epoch, seq) once, and two readings in the same millisecond both', async () => {
-    const batch = [r('idem', 1, T0, [f64('x', 1)]), r('idem', 2, T0, [f64('x', 2)]), r('idem', 3, T0 + 1, [f64('x', 3)])];
+    const batch = [
+      r('idem', 1, T0, [f64('x', 1)]),
+      r('idem', 2, T0, [f64('x', 2)]),
+      r('idem', 3, T0 + 1, [f64('x', 3)]),
+    ];
     await store.write(batch);
     await store.write(batch);
     await store.write([batch[1]!, r('idem', 4, T0 + 2, [f64('x', 4)]), batch[0]!]);
@@ -106,7 +116,9 @@ describe.each(factories)('TimeSeriesStore contract: %s', (_name, makeStore) => {
     // 12 readings, one every 250 ms: 1.0, 1.5, ..., 6.5 (exact in binary, so means are exact too).
     const from = T0 + 60_000;
     beforeAll(async () => {
-      await store.write(Array.from({ length: 12 }, (_, i) => r('ser', i + 1, from + i * 250, [f64('v', 1 + i / 2), int('i', i * 3)])));
+      await store.write(
+        Array.from({ length: 12 }, (_, i) => r('ser', i + 1, from + i * 250, [f64('v', 1 + i / 2), int('i', i * 3)])),
+      );
     });
 
     const cases: Array<[Aggregate, number[]]> = [
@@ -119,7 +131,9 @@ describe.each(factories)('TimeSeriesStore contract: %s', (_name, makeStore) => {
     ];
     for (const [agg, values] of cases) {
       it(`${agg}: one value per bucket, buckets at from + k * step`, async () => {
-        expect(await series('ser', 'v', agg, from, from + 3000, 1000)).toEqual(values.map((value, k) => ({ ts: from + k * 1000, value })));
+        expect(await series('ser', 'v', agg, from, from + 3000, 1000)).toEqual(
+          values.map((value, k) => ({ ts: from + k * 1000, value })),
+        );
       });
     }
 
@@ -154,30 +168,52 @@ describe.each(factories)('TimeSeriesStore contract: %s', (_name, makeStore) => {
     const flags = [true, false, true, true, false, false];
     await store.write(flags.map((on, i) => r('flags', i + 1, T0 + 120_000 + i * 100, [bool('on', on)])));
     const at = (agg: Aggregate) => series('flags', 'on', agg, T0 + 120_000, T0 + 120_600, 400);
-    expect(await at('mean')).toEqual([{ ts: T0 + 120_000, value: 0.75 }, { ts: T0 + 120_400, value: 0 }]);
-    expect(await at('min')).toEqual([{ ts: T0 + 120_000, value: 0 }, { ts: T0 + 120_400, value: 0 }]);
-    expect(await at('max')).toEqual([{ ts: T0 + 120_000, value: 1 }, { ts: T0 + 120_400, value: 0 }]);
-    expect(await at('last')).toEqual([{ ts: T0 + 120_000, value: true }, { ts: T0 + 120_400, value: false }]);
-    expect(await at('count')).toEqual([{ ts: T0 + 120_000, value: 4 }, { ts: T0 + 120_400, value: 2 }]);
+    expect(await at('mean')).toEqual([
+      { ts: T0 + 120_000, value: 0.75 },
+      { ts: T0 + 120_400, value: 0 },
+    ]);
+    expect(await at('min')).toEqual([
+      { ts: T0 + 120_000, value: 0 },
+      { ts: T0 + 120_400, value: 0 },
+    ]);
+    expect(await at('max')).toEqual([
+      { ts: T0 + 120_000, value: 1 },
+      { ts: T0 + 120_400, value: 0 },
+    ]);
+    expect(await at('last')).toEqual([
+      { ts: T0 + 120_000, value: true },
+      { ts: T0 + 120_400, value: false },
+    ]);
+    expect(await at('count')).toEqual([
+      { ts: T0 + 120_000, value: 4 },
+      { ts: T0 + 120_400, value: 2 },
+    ]);
   });
 
   it('strings: last and count apply; mean, min and max are refused', async () => {
     await store.write([r('words', 1, T0, [str('w', 'alpha')]), r('words', 2, T0 + 10, [str('w', 'beta')])]);
     expect(await series('words', 'w', 'last', T0, T0 + 100, 100)).toEqual([{ ts: T0, value: 'beta' }]);
     expect(await series('words', 'w', 'count', T0, T0 + 100, 100)).toEqual([{ ts: T0, value: 2 }]);
-    for (const agg of ['mean', 'min', 'max'] as const) await expect(series('words', 'w', agg, T0, T0 + 100, 100)).rejects.toThrow();
+    for (const agg of ['mean', 'min', 'max'] as const)
+      await expect(series('words', 'w', agg, T0, T0 + 100, 100)).rejects.toThrow();
   });
 
   it('a metric re-declared with another kind does not fail the write nor lose the other values of its readings', async () => {
     await store.write([r('redecl', 1, T0, [f64('m', 1), f64('other', 1)])]);
-    await store.write([r('redecl', 2, T0 + 10, [str('m', 'now text'), f64('other', 2)]), r('redecl', 3, T0 + 20, [f64('other', 3)])]);
+    await store.write([
+      r('redecl', 2, T0 + 10, [str('m', 'now text'), f64('other', 2)]),
+      r('redecl', 3, T0 + 20, [f64('other', 3)]),
+    ]);
     await store.write([r('redecl', 4, T0 + 30, [f64('other', 4)])]);
     expect(await series('redecl', 'other', 'count', T0, T0 + 100, 100)).toEqual([{ ts: T0, value: 4 }]);
     expect((await store.latest('redecl')).other).toEqual({ ts: T0 + 30, value: 4 });
   });
 
   it('stores metrics named like InfluxDB keywords or the device tag ("time", "device") like any other', async () => {
-    await store.write([r('names', 1, T0, [f64('time', 1.5), f64('device', 2), bool('value', true)]), r('names', 2, T0 + 10, [f64('time', 2.5), f64('device', 4)])]);
+    await store.write([
+      r('names', 1, T0, [f64('time', 1.5), f64('device', 2), bool('value', true)]),
+      r('names', 2, T0 + 10, [f64('time', 2.5), f64('device', 4)]),
+    ]);
     expect(await store.latest('names')).toEqual({
       time: { ts: T0 + 10, value: 2.5 },
       device: { ts: T0 + 10, value: 4 },
@@ -208,7 +244,11 @@ describe('retention (HUB_RETENTION_DAYS)', () => {
     const ticks: Array<() => void> = [];
     const pruned: number[] = [];
     try {
-      await store.write([r('old', 1, now - 40 * DAY, [f64('x', 1)]), r('old', 2, now - 29 * DAY, [f64('x', 2)]), r('old', 3, now, [f64('x', 3)])]);
+      await store.write([
+        r('old', 1, now - 40 * DAY, [f64('x', 1)]),
+        r('old', 2, now - 29 * DAY, [f64('x', 2)]),
+        r('old', 3, now, [f64('x', 3)]),
+      ]);
       const job = startPruningJob({
         prune: (cutoff) => store.pruneBefore(cutoff),
         retentionDays: 30,
@@ -218,7 +258,15 @@ describe('retention (HUB_RETENTION_DAYS)', () => {
       });
       await job.runOnce();
       expect(pruned[0]).toBe(1);
-      const count = () => store.series({ deviceId: 'old', metric: 'x', agg: 'count', from: now - 100 * DAY, to: now + 1, stepMs: 200 * DAY });
+      const count = () =>
+        store.series({
+          deviceId: 'old',
+          metric: 'x',
+          agg: 'count',
+          from: now - 100 * DAY,
+          to: now + 1,
+          stepMs: 200 * DAY,
+        });
       expect(await count()).toEqual([{ ts: now - 100 * DAY, value: 2 }]);
       now += 2 * DAY; // the 29-day-old reading is now 31 days old
       ticks[0]!();

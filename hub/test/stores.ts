@@ -50,7 +50,10 @@ export class FailingSqliteStore extends SqliteStore {
 }
 
 /** Every stored value of a device, read straight from readings.db, ordered by epoch, seq, metric. */
-export function storedValues(store: SqliteStore, deviceId: string): Array<{ epoch: number; seq: number; metric: string; value: unknown }> {
+export function storedValues(
+  store: SqliteStore,
+  deviceId: string,
+): Array<{ epoch: number; seq: number; metric: string; value: unknown }> {
   return store.db
     .prepare(
       `SELECT r.epoch, r.seq, s.metric, j.value FROM readings r JOIN devices d ON d.id = r.device, json_each(r.v) j
@@ -61,7 +64,10 @@ export function storedValues(store: SqliteStore, deviceId: string): Array<{ epoc
 
 /** The seqs of a device's stored readings. */
 export function storedSeqs(store: SqliteStore, deviceId: string): number[] {
-  return store.db.prepare('SELECT r.seq FROM readings r JOIN devices d ON d.id = r.device WHERE d.name = ? ORDER BY r.epoch, r.seq').pluck().all(deviceId) as number[];
+  return store.db
+    .prepare('SELECT r.seq FROM readings r JOIN devices d ON d.id = r.device WHERE d.name = ? ORDER BY r.epoch, r.seq')
+    .pluck()
+    .all(deviceId) as number[];
 }
 
 /** A FastifyBaseLogger (the hub's one logger type) that hands every warn and error line to `onLine`. */
@@ -71,6 +77,16 @@ export function captureLogger(onLine: (level: 'warn' | 'error', obj: object, msg
     (...args: unknown[]): void =>
       onLine(level, (args[0] ?? {}) as object, String(args[1] ?? ''));
   const ignore = (): void => undefined;
-  const logger: FastifyBaseLogger = { level: 'info', fatal: ignore, error: to('error'), warn: to('warn'), info: ignore, debug: ignore, trace: ignore, silent: ignore, child: () => logger };
+  const logger: FastifyBaseLogger = {
+    level: 'info',
+    fatal: ignore,
+    error: to('error'),
+    warn: to('warn'),
+    info: ignore,
+    debug: ignore,
+    trace: ignore,
+    silent: ignore,
+    child: () => logger,
+  };
   return logger;
 }

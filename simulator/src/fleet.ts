@@ -259,7 +259,10 @@ export class SimulatedDevice implements SocketOwner {
     this.latencyTimers = o.latencyTimers;
     this.ledger = new ReadingLedger(fleet.counters);
     this.instance = spec.model.create(spec.seed, this.clock());
-    const sdkTimers: Timers = { setTimeout: (fn, ms) => scheduler.after(ms, fn), clearTimeout: (task) => scheduler.cancel(task as ScheduledTask) };
+    const sdkTimers: Timers = {
+      setTimeout: (fn, ms) => scheduler.after(ms, fn),
+      clearTimeout: (task) => scheduler.cancel(task as ScheduledTask),
+    };
     if (spec.transport === 'mqtt') {
       if (!o.mqtt) throw new Error(`device ${spec.id} goes over MQTT but the fleet has no broker (FleetOptions.mqtt)`);
       this.mqtt = new MqttSimDevice({
@@ -352,7 +355,9 @@ export class SimulatedDevice implements SocketOwner {
     handle('set-interval', (args) => {
       const ms = args.ms;
       if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < MIN_INTERVAL_MS || ms > MAX_INTERVAL_MS) {
-        throw new CommandRejected(`set-interval needs {"ms": integer ${MIN_INTERVAL_MS}..${MAX_INTERVAL_MS}}, got ${JSON.stringify(args.ms)}`);
+        throw new CommandRejected(
+          `set-interval needs {"ms": integer ${MIN_INTERVAL_MS}..${MAX_INTERVAL_MS}}, got ${JSON.stringify(args.ms)}`,
+        );
       }
       this.setInterval(ms);
       return { intervalMs: ms };
@@ -360,7 +365,9 @@ export class SimulatedDevice implements SocketOwner {
     handle('reboot', (args) => {
       const delayMs = args.delayMs ?? 5000;
       if (typeof delayMs !== 'number' || !Number.isInteger(delayMs) || delayMs < 0 || delayMs > MAX_REBOOT_DELAY_MS) {
-        throw new CommandRejected(`reboot needs {"delayMs": integer 0..${MAX_REBOOT_DELAY_MS}}, got ${JSON.stringify(args.delayMs)}`);
+        throw new CommandRejected(
+          `reboot needs {"delayMs": integer 0..${MAX_REBOOT_DELAY_MS}}, got ${JSON.stringify(args.delayMs)}`,
+        );
       }
       if (this.rebooting) throw new CommandRejected('already rebooting');
       this.fleet.scheduler.after(REBOOT_GRACE_MS, () => void this.reboot(delayMs));
@@ -368,8 +375,12 @@ export class SimulatedDevice implements SocketOwner {
     });
     for (const name of ['relay', 'led'] as const) {
       handle(name, (args) => {
-        if (name !== model.switchName) throw new CommandRejected(`a ${model.name} has a ${model.switchName}, not a ${name}; send "${model.switchName}"`);
-        if (typeof args.on !== 'boolean') throw new CommandRejected(`${name} needs {"on": true|false}, got ${JSON.stringify(args.on)}`);
+        if (name !== model.switchName)
+          throw new CommandRejected(
+            `a ${model.name} has a ${model.switchName}, not a ${name}; send "${model.switchName}"`,
+          );
+        if (typeof args.on !== 'boolean')
+          throw new CommandRejected(`${name} needs {"on": true|false}, got ${JSON.stringify(args.on)}`);
         this.instance.switchOn = args.on;
         // The new state goes out as a reading at once, not at the next interval.
         this.sendReading({ [name]: args.on });

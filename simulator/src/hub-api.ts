@@ -22,7 +22,10 @@ export function hubEndpoints(hub: string): HubEndpoints {
     throw new Error(`--hub ${hub}: expected an http(s):// or ws(s):// URL of the hub, e.g. http://127.0.0.1:8080`);
   }
   const host = url.host;
-  return { httpBase: `${secure ? 'https' : 'http'}://${host}`, deviceUrl: `${secure ? 'wss' : 'ws'}://${host}/v1/device` };
+  return {
+    httpBase: `${secure ? 'https' : 'http'}://${host}`,
+    deviceUrl: `${secure ? 'wss' : 'ws'}://${host}/v1/device`,
+  };
 }
 
 export interface ProvisionRequest {
@@ -41,7 +44,11 @@ export interface ProvisionedDevice {
 
 export class HubApiError extends Error {
   override readonly name = 'HubApiError';
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -65,7 +72,12 @@ export class HubApi {
     this.concurrency = options.concurrency ?? 16;
     const secure = options.httpBase.startsWith('https:');
     this.agent = secure
-      ? new https.Agent({ keepAlive: true, maxSockets: this.concurrency, ...options.tls, ...(options.ca ? { ca: options.ca } : {}) })
+      ? new https.Agent({
+          keepAlive: true,
+          maxSockets: this.concurrency,
+          ...options.tls,
+          ...(options.ca ? { ca: options.ca } : {}),
+        })
       : new http.Agent({ keepAlive: true, maxSockets: this.concurrency });
   }
 
@@ -74,14 +86,16 @@ export class HubApi {
     const created = await this.request('POST', '/api/v1/devices', device);
     if (created.status === 201) {
       const body = created.body as { token?: unknown };
-      if (typeof body.token !== 'string') throw new HubApiError(201, 'BAD_RESPONSE', `POST /api/v1/devices for ${device.id} returned no token`);
+      if (typeof body.token !== 'string')
+        throw new HubApiError(201, 'BAD_RESPONSE', `POST /api/v1/devices for ${device.id} returned no token`);
       return { id: device.id, name: device.name, model: device.model, token: body.token };
     }
     if (created.status === 409) {
       const rotated = await this.request('POST', `/api/v1/devices/${encodeURIComponent(device.id)}/token`, {});
       if (rotated.status === 200) {
         const body = rotated.body as { token?: unknown };
-        if (typeof body.token === 'string') return { id: device.id, name: device.name, model: device.model, token: body.token };
+        if (typeof body.token === 'string')
+          return { id: device.id, name: device.name, model: device.model, token: body.token };
       }
       throw this.failure(`rotating the token of ${device.id}`, rotated);
     }
@@ -89,7 +103,10 @@ export class HubApi {
   }
 
   /** Provisions many devices, `concurrency` at a time, in order of the result. */
-  async provisionAll(devices: readonly ProvisionRequest[], onEach?: (done: number) => void): Promise<ProvisionedDevice[]> {
+  async provisionAll(
+    devices: readonly ProvisionRequest[],
+    onEach?: (done: number) => void,
+  ): Promise<ProvisionedDevice[]> {
     const out: ProvisionedDevice[] = new Array(devices.length);
     let next = 0;
     let done = 0;
@@ -118,8 +135,12 @@ export class HubApi {
     const err = (res.body as { error?: { code?: string; message?: string } } | null)?.error;
     const code = err?.code ?? `HTTP_${res.status}`;
     let hint = '';
-    if (res.status === 401) hint = ' — pass the hub\'s admin token with --token or HUB_ADMIN_TOKEN';
-    return new HubApiError(res.status, code, `${what} failed: ${res.status} ${code}${err?.message ? `: ${err.message}` : ''}${hint}`);
+    if (res.status === 401) hint = " — pass the hub's admin token with --token or HUB_ADMIN_TOKEN";
+    return new HubApiError(
+      res.status,
+      code,
+      `${what} failed: ${res.status} ${code}${err?.message ? `: ${err.message}` : ''}${hint}`,
+    );
   }
 
   /** One JSON request; retries 429/503 a few times, honouring Retry-After. */
@@ -136,7 +157,11 @@ export class HubApi {
     }
   }
 
-  private once(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; retryAfter?: string }> {
+  private once(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown; retryAfter?: string }> {
     const url = new URL(path, this.options.httpBase);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const lib = url.protocol === 'https:' ? https : http;
@@ -164,13 +189,23 @@ export class HubApi {
               parsed = { error: { code: `HTTP_${res.statusCode}`, message: text.slice(0, 200) } };
             }
             const retryAfter = res.headers['retry-after'];
-            resolve({ status: res.statusCode ?? 0, body: parsed, ...(typeof retryAfter === 'string' ? { retryAfter } : {}) });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: parsed,
+              ...(typeof retryAfter === 'string' ? { retryAfter } : {}),
+            });
           });
           res.on('error', reject);
         },
       );
       req.on('error', (error: NodeJS.ErrnoException) => {
-        reject(new HubApiError(0, error.code ?? 'NETWORK', `${method} ${url.href} failed: ${error.message} — is the hub running at ${this.options.httpBase}?`));
+        reject(
+          new HubApiError(
+            0,
+            error.code ?? 'NETWORK',
+            `${method} ${url.href} failed: ${error.message} — is the hub running at ${this.options.httpBase}?`,
+          ),
+        );
       });
       req.end(payload);
     });

@@ -46,6 +46,12 @@ export class LatencyHistogram {
 
   summary(): LatencySummary {
     const r = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
-    return { count: this.count, p50: r(this.quantile(0.5)), p90: r(this.quantile(0.9)), p99: r(this.quantile(0.99)), max: r(this.count ? this.max : null) };
+    return {
+      count: this.count,
+      p50: r(this.quantile(0.5)),
+      p90: r(this.quantile(0.9)),
+      p99: r(this.quantile(0.99)),
+      max: r(this.count ? this.max : null),
+    };
   }
 }

@@ -5,7 +5,15 @@
  * one valid READING, then one malformed frame, and expects ERROR with the matching code and a close with
  * 1002 (protocol §9.1, §10). Then it reconnects after a pause and tries the next kind of damage.
  */
-import { decodeHubFrame, encodeDeviceFrame, FrameType, newDeltaContext, SUBPROTOCOL, type DeltaContext, type HubFrame } from '@tendril/device-sdk';
+import {
+  decodeHubFrame,
+  encodeDeviceFrame,
+  FrameType,
+  newDeltaContext,
+  SUBPROTOCOL,
+  type DeltaContext,
+  type HubFrame,
+} from '@tendril/device-sdk';
 import WebSocket from 'ws';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
 
@@ -23,7 +31,11 @@ export const MALFORMED_KINDS: readonly MalformedKind[] = [
   {
     name: 'truncated reading',
     expectedCode: 'FRAME_TRUNCATED',
-    build: (ctx, now) => encodeDeviceFrame({ type: 'reading', seq: ctx.prevSeq + 1, ts: now, values: [{ alias: 0, kind: 'f64', value: 21.5 }] }, { ...ctx }).slice(0, -3),
+    build: (ctx, now) =>
+      encodeDeviceFrame(
+        { type: 'reading', seq: ctx.prevSeq + 1, ts: now, values: [{ alias: 0, kind: 'f64', value: 21.5 }] },
+        { ...ctx },
+      ).slice(0, -3),
   },
   {
     name: 'reserved value type',
@@ -31,7 +43,11 @@ export const MALFORMED_KINDS: readonly MalformedKind[] = [
     expectedCode: 'INVALID_VALUE_TYPE',
     build: () => Uint8Array.of(FrameType.READING_UNTIMED, 0x02, 0x06),
   },
-  { name: 'varint overflow', expectedCode: 'VARINT_OVERFLOW', build: () => Uint8Array.of(FrameType.READING, ...new Array(9).fill(0xff)) },
+  {
+    name: 'varint overflow',
+    expectedCode: 'VARINT_OVERFLOW',
+    build: () => Uint8Array.of(FrameType.READING, ...new Array(9).fill(0xff)),
+  },
   { name: 'empty batch', expectedCode: 'BATCH_TOO_LARGE', build: () => Uint8Array.of(FrameType.BATCH, 0x00) },
 ];
 
@@ -73,7 +89,14 @@ export class MalformedSender {
   private readonly idle: Array<() => void> = [];
 
   constructor(private readonly options: MalformedSenderOptions) {
-    this.counters = { devices: options.devices.length, framesSent: 0, closed1002: 0, closedOther: {}, errorCodes: {}, unexpectedCodes: 0 };
+    this.counters = {
+      devices: options.devices.length,
+      framesSent: 0,
+      closed1002: 0,
+      closedOther: {},
+      errorCodes: {},
+      unexpectedCodes: 0,
+    };
   }
 
   start(): void {
@@ -113,7 +136,18 @@ export class MalformedSender {
       ctx = newDeltaContext(0, clock);
       ws.send(
         encodeDeviceFrame(
-          { type: 'hello', deviceId: device.id, token: device.token, firmware: 'malformed-1', sdk: 'simulator-raw', epoch: Math.floor(Math.random() * 2 ** 32), lastSeq: 0, clock, dropped: 0, metrics: [{ alias: 0, name: 'temperature', kind: 'f64', unit: '°C' }] },
+          {
+            type: 'hello',
+            deviceId: device.id,
+            token: device.token,
+            firmware: 'malformed-1',
+            sdk: 'simulator-raw',
+            epoch: Math.floor(Math.random() * 2 ** 32),
+            lastSeq: 0,
+            clock,
+            dropped: 0,
+            metrics: [{ alias: 0, name: 'temperature', kind: 'f64', unit: '°C' }],
+          },
           ctx,
         ),
       );
@@ -128,7 +162,12 @@ export class MalformedSender {
       if (frame.type === 'welcome') {
         ctx = newDeltaContext(frame.ackedSeq, ctx.prevTs);
         const now = Date.now();
-        ws.send(encodeDeviceFrame({ type: 'reading', seq: frame.ackedSeq + 1, ts: now, values: [{ alias: 0, kind: 'f64', value: 20 }] }, ctx));
+        ws.send(
+          encodeDeviceFrame(
+            { type: 'reading', seq: frame.ackedSeq + 1, ts: now, values: [{ alias: 0, kind: 'f64', value: 20 }] },
+            ctx,
+          ),
+        );
         ws.send(kind.build(ctx, now + 1));
         sentMalformed = true;
         c.framesSent++;

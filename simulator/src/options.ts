@@ -103,7 +103,11 @@ Faults:
   -h, --help             show this help
 `;
 
-function num(name: string, raw: string | undefined, { min, integer = false }: { min: number; integer?: boolean }): number | undefined {
+function num(
+  name: string,
+  raw: string | undefined,
+  { min, integer = false }: { min: number; integer?: boolean },
+): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min) {
@@ -116,7 +120,9 @@ function parseBurst(raw: string | undefined): BurstOptions | null {
   if (raw === undefined) return null;
   const m = /^(\d+)(?:\/(\d+(?:\.\d+)?))?$/.exec(raw.trim());
   if (!m || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) <= 0)) {
-    throw new UsageError(`--burst ${raw}: expected N or N/S (N readings per burst >= 1, every S seconds > 0), e.g. --burst 50/10`);
+    throw new UsageError(
+      `--burst ${raw}: expected N or N/S (N readings per burst >= 1, every S seconds > 0), e.g. --burst 50/10`,
+    );
   }
   return { readings: Number(m[1]), everySeconds: m[2] === undefined ? 30 : Number(m[2]) };
 }
@@ -136,7 +142,10 @@ function joinNegativeNumbers(argv: readonly string[]): string[] {
 }
 
 /** Returns null when --help was asked for. */
-export function parseOptions(argv: readonly string[], env: Record<string, string | undefined> = {}): SimulatorOptions | null {
+export function parseOptions(
+  argv: readonly string[],
+  env: Record<string, string | undefined> = {},
+): SimulatorOptions | null {
   let parsed;
   try {
     parsed = parseArgs({
@@ -185,11 +194,17 @@ export function parseOptions(argv: readonly string[], env: Record<string, string
     }
   })();
   const transport = v.transport ?? 'ws';
-  if (transport !== 'ws' && transport !== 'mqtt' && transport !== 'mix') throw new UsageError(`--transport ${transport}: expected ws, mqtt or mix`);
-  if (transport !== 'ws' && !v.mqtt) throw new UsageError(`--transport ${transport} needs --mqtt URL, the broker the hub bridges (e.g. mqtt://127.0.0.1:1883)`);
-  if (v.mqtt !== undefined && !/^(mqtts?|tcp|ssl|tls):\/\//.test(v.mqtt)) throw new UsageError(`--mqtt ${v.mqtt}: expected mqtt://host:port or mqtts://host:port`);
+  if (transport !== 'ws' && transport !== 'mqtt' && transport !== 'mix')
+    throw new UsageError(`--transport ${transport}: expected ws, mqtt or mix`);
+  if (transport !== 'ws' && !v.mqtt)
+    throw new UsageError(
+      `--transport ${transport} needs --mqtt URL, the broker the hub bridges (e.g. mqtt://127.0.0.1:1883)`,
+    );
+  if (v.mqtt !== undefined && !/^(mqtts?|tcp|ssl|tls):\/\//.test(v.mqtt))
+    throw new UsageError(`--mqtt ${v.mqtt}: expected mqtt://host:port or mqtts://host:port`);
   const clockSkew = v['clock-skew'];
-  if (clockSkew !== undefined && !/^-?\d+$/.test(clockSkew.trim())) throw new UsageError(`--clock-skew ${clockSkew}: expected an integer number of ms, e.g. 5000 or -5000`);
+  if (clockSkew !== undefined && !/^-?\d+$/.test(clockSkew.trim()))
+    throw new UsageError(`--clock-skew ${clockSkew}: expected an integer number of ms, e.g. 5000 or -5000`);
   return {
     hub: v.hub,
     token: v.token ?? env.HUB_ADMIN_TOKEN ?? null,
@@ -201,7 +216,8 @@ export function parseOptions(argv: readonly string[], env: Record<string, string
     models,
     seed: num('seed', v.seed, { min: 0, integer: true }) ?? 1,
     caFile: v.ca ?? null,
-    connectsPerSecond: num('connect-rate', v['connect-rate'], { min: 1 }) ?? (load ? LOAD_PRESET.connectsPerSecond : 200),
+    connectsPerSecond:
+      num('connect-rate', v['connect-rate'], { min: 1 }) ?? (load ? LOAD_PRESET.connectsPerSecond : 200),
     bufferSize: num('buffer-size', v['buffer-size'], { min: 1, integer: true }) ?? null,
     progressSeconds: num('progress', v.progress, { min: 0.1 }) ?? (load ? LOAD_PRESET.progressSeconds : 10),
     load,

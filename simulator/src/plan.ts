@@ -79,8 +79,18 @@ export function readDevicesFile(path: string): DevicesFile | null {
   const ok =
     file?.version === 1 &&
     Array.isArray(file.devices) &&
-    file.devices.every((d) => d && typeof d.id === 'string' && typeof d.token === 'string' && typeof d.model === 'string' && typeof d.name === 'string');
-  if (!ok) throw new Error(`--devices-file ${path} is not a simulator devices file (version 1 with devices [{id, name, model, token}]); delete it to provision afresh`);
+    file.devices.every(
+      (d) =>
+        d &&
+        typeof d.id === 'string' &&
+        typeof d.token === 'string' &&
+        typeof d.model === 'string' &&
+        typeof d.name === 'string',
+    );
+  if (!ok)
+    throw new Error(
+      `--devices-file ${path} is not a simulator devices file (version 1 with devices [{id, name, model, token}]); delete it to provision afresh`,
+    );
   return { version: 1, hub: String(file.hub ?? ''), devices: file.devices! };
 }
 

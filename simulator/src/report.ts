@@ -60,7 +60,12 @@ export function buildSummary(
     errorsByCode: { ...c.errorsByCode },
     backoffsByCode: { ...c.backoffsByCode },
     commands: { handled: c.commandsHandled, rejected: c.commandsRejected, byName: { ...c.commandsByName } },
-    connections: { connectedAtEnd: c.connected, connects: c.connects, disconnects: c.disconnects, closeCodes: { ...c.closeCodes } },
+    connections: {
+      connectedAtEnd: c.connected,
+      connects: c.connects,
+      disconnects: c.disconnects,
+      closeCodes: { ...c.closeCodes },
+    },
     latencyMs: c.latency.summary(),
     faults: { ...fleet.faults, ...fleet.faultCounters },
     malformed: fleet.malformedCounters ? { ...fleet.malformedCounters } : null,
@@ -79,7 +84,13 @@ function rate(n: number): string {
 }
 
 /** One progress line from two snapshots `dtMs` apart. */
-export function formatProgress(prev: FleetSnapshot, now: FleetSnapshot, dtMs: number, cpuPercent: number, elapsedMs: number): string {
+export function formatProgress(
+  prev: FleetSnapshot,
+  now: FleetSnapshot,
+  dtMs: number,
+  cpuPercent: number,
+  elapsedMs: number,
+): string {
   const perSecond = (a: number, b: number) => (dtMs > 0 ? ((b - a) * 1000) / dtMs : 0);
   const errors = { ...now.errorsByCode, ...now.rejectedByCode };
   for (const [code, n] of Object.entries(now.backoffsByCode)) errors[`BACKOFF:${code}`] = n;
@@ -107,7 +118,9 @@ export function formatSummary(s: SimulatorSummary): string {
   const lat = s.latencyMs;
   const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
   const lines = [
-    `Simulated ${s.devices} devices (${Object.entries(s.models).map(([m, n]) => `${n} ${m}`).join(', ')}) against ${s.hub} for ${formatDuration(s.durationMs)}`,
+    `Simulated ${s.devices} devices (${Object.entries(s.models)
+      .map(([m, n]) => `${n} ${m}`)
+      .join(', ')}) against ${s.hub} for ${formatDuration(s.durationMs)}`,
     `  readings   sent ${s.sent} = acked ${s.acked} + rejected ${s.rejected} + dropped ${s.dropped} + still buffered ${s.buffered}  ${s.reconciled ? '(reconciled)' : '(DOES NOT RECONCILE)'}`,
     `  latency    send->ack p50 ${ms(lat.p50)}, p90 ${ms(lat.p90)}, p99 ${ms(lat.p99)}, max ${ms(lat.max)} (${lat.count} readings)`,
     `  rejected   ${codes(s.rejectedByCode)}`,
@@ -125,9 +138,13 @@ export function formatSummary(s: SimulatorSummary): string {
   if (f.reconnectStormSeconds > 0) faults.push(`${f.storms} reconnect storms`);
   if (s.malformed) {
     const m = s.malformed;
-    faults.push(`malformed: ${m.framesSent} frames from ${m.devices} devices, ${m.closed1002} closed 1002, other closes ${codes(m.closedOther)}, error codes ${codes(m.errorCodes)}`);
+    faults.push(
+      `malformed: ${m.framesSent} frames from ${m.devices} devices, ${m.closed1002} closed 1002, other closes ${codes(m.closedOther)}, error codes ${codes(m.errorCodes)}`,
+    );
   }
   if (faults.length) lines.push(`  faults     ${faults.join('; ')}`);
-  lines.push(`  simulator  cpu ${s.cpu.percentOfOneCore}% of one core (user ${s.cpu.userMs} ms, system ${s.cpu.systemMs} ms), rss ${(s.memory.rssBytes / 1048576).toFixed(0)} MB`);
+  lines.push(
+    `  simulator  cpu ${s.cpu.percentOfOneCore}% of one core (user ${s.cpu.userMs} ms, system ${s.cpu.systemMs} ms), rss ${(s.memory.rssBytes / 1048576).toFixed(0)} MB`,
+  );
   return lines.join('\n');
 }

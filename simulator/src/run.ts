@@ -9,7 +9,14 @@ import { Fleet, type FleetDeviceSpec } from './fleet.js';
 import { HubApi, hubEndpoints, type ProvisionedDevice, type ProvisionRequest } from './hub-api.js';
 import type { MalformedDeviceSpec } from './malformed.js';
 import { UsageError, type SimulatorOptions } from './options.js';
-import { planFleet, planMalformed, provisionRequest, readDevicesFile, writeDevicesFile, type DevicesFile } from './plan.js';
+import {
+  planFleet,
+  planMalformed,
+  provisionRequest,
+  readDevicesFile,
+  writeDevicesFile,
+  type DevicesFile,
+} from './plan.js';
 import { buildSummary, formatProgress, formatSummary, type SimulatorSummary } from './report.js';
 
 export interface RunIO {
@@ -57,7 +64,11 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
       api.close();
     }
     if (options.devicesFile) {
-      const merged: DevicesFile = { version: 1, hub: endpoints.httpBase, devices: [...known.values()].map(({ id, name, model, token }) => ({ id, name, model, token })) };
+      const merged: DevicesFile = {
+        version: 1,
+        hub: endpoints.httpBase,
+        devices: [...known.values()].map(({ id, name, model, token }) => ({ id, name, model, token })),
+      };
       writeDevicesFile(options.devicesFile, merged);
       log(`devices and tokens written to ${options.devicesFile}`);
     }
@@ -67,8 +78,15 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
 
   // --transport mix: every second device over MQTT.
   const overMqtt = (i: number): boolean => options.transport === 'mqtt' || (options.transport === 'mix' && i % 2 === 1);
-  const devices: FleetDeviceSpec[] = planned.map((p, i) => ({ ...p, token: known.get(p.id)!.token, transport: overMqtt(i) ? 'mqtt' : 'ws' }));
-  const malformedDevices: MalformedDeviceSpec[] = malformedPlanned.map((p) => ({ id: p.id, token: known.get(p.id)!.token }));
+  const devices: FleetDeviceSpec[] = planned.map((p, i) => ({
+    ...p,
+    token: known.get(p.id)!.token,
+    transport: overMqtt(i) ? 'mqtt' : 'ws',
+  }));
+  const malformedDevices: MalformedDeviceSpec[] = malformedPlanned.map((p) => ({
+    id: p.id,
+    token: known.get(p.id)!.token,
+  }));
   const fleet = new Fleet({
     deviceUrl: endpoints.deviceUrl,
     devices,
@@ -97,7 +115,9 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
   };
   const mqttCount = devices.filter((d) => d.transport === 'mqtt').length;
   if (mqttCount > 0) log(`${mqttCount} device(s) over MQTT through ${options.mqttUrl}`);
-  log(`running ${devices.length} device(s)${malformedDevices.length ? ` + ${malformedDevices.length} malformed` : ''} at ${options.ratePerSecond}/s each against ${endpoints.deviceUrl}${options.durationSeconds ? ` for ${options.durationSeconds} s` : ' (Ctrl-C to stop)'}`);
+  log(
+    `running ${devices.length} device(s)${malformedDevices.length ? ` + ${malformedDevices.length} malformed` : ''} at ${options.ratePerSecond}/s each against ${endpoints.deviceUrl}${options.durationSeconds ? ` for ${options.durationSeconds} s` : ' (Ctrl-C to stop)'}`,
+  );
   fleet.start();
   const progressTimer = setInterval(progress, tty ? TTY_PROGRESS_MS : options.progressSeconds * 1000);
 
@@ -117,7 +137,12 @@ export async function runSimulation(options: SimulatorOptions, io: RunIO): Promi
     log(`stopping: waiting up to ${DRAIN_MS / 1000} s for ${fleet.counters.buffered} buffered reading(s) to be acked`);
     await fleet.drain(DRAIN_MS);
   }
-  const summary = buildSummary(fleet, { hub: endpoints.httpBase, ratePerSecond: options.ratePerSecond, durationMs, cpu: cpu.total() });
+  const summary = buildSummary(fleet, {
+    hub: endpoints.httpBase,
+    ratePerSecond: options.ratePerSecond,
+    durationMs,
+    cpu: cpu.total(),
+  });
   await fleet.close();
   io.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
   return summary;

@@ -49,7 +49,12 @@ export class Scheduler {
     this.tickMs = options.tickMs ?? 20;
     this.clock = options.clock ?? Date.now;
     this.timers = options.timers ?? realTimers;
-    this.onError = options.onError ?? ((error) => queueMicrotask(() => { throw error; }));
+    this.onError =
+      options.onError ??
+      ((error) =>
+        queueMicrotask(() => {
+          throw error;
+        }));
     this.doneSlot = Math.floor(this.clock() / this.tickMs) - 1;
   }
 

@@ -21,7 +21,11 @@ export class SimSocket extends WebSocket {
   private readonly latencyMs: number;
   private readonly timers: Timers;
 
-  constructor(url: string, protocol?: string | string[], options?: WebSocket.ClientOptions & { [SOCKET_OWNER]?: SocketOwner }) {
+  constructor(
+    url: string,
+    protocol?: string | string[],
+    options?: WebSocket.ClientOptions & { [SOCKET_OWNER]?: SocketOwner },
+  ) {
     super(url, protocol, options);
     const owner = options?.[SOCKET_OWNER];
     this.latencyMs = owner?.latencyMs ?? 0;
@@ -31,7 +35,11 @@ export class SimSocket extends WebSocket {
 
   /** Cuts the connection without a close handshake, like a network failure (the SDK sees 1006). */
   cut(): void {
-    if (this.readyState === WebSocket.CONNECTING || this.readyState === WebSocket.OPEN || this.readyState === WebSocket.CLOSING) {
+    if (
+      this.readyState === WebSocket.CONNECTING ||
+      this.readyState === WebSocket.OPEN ||
+      this.readyState === WebSocket.CLOSING
+    ) {
       this.terminate();
     }
   }

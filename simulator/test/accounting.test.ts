@@ -36,7 +36,11 @@ describe('ReadingLedger', () => {
     ledger.ack(5, 1);
     expect({ acked: c.acked, dropped: c.dropped }).toEqual({ acked: 2, dropped: 3 });
     ledger.abandonAll();
-    expect({ buffered: c.buffered, dropped: c.dropped, abandoned: c.abandonedAtReboot }).toEqual({ buffered: 0, dropped: 8, abandoned: 5 });
+    expect({ buffered: c.buffered, dropped: c.dropped, abandoned: c.abandonedAtReboot }).toEqual({
+      buffered: 0,
+      dropped: 8,
+      abandoned: 5,
+    });
     expect(c.reconciled).toBe(true);
   });
 

@@ -31,7 +31,24 @@ describe('the simulate CLI run against the real hub', () => {
 
   it('provisions, runs, and prints a JSON summary that reconciles; writes the devices file', async () => {
     const devicesFile = join(dir, 'devices.json');
-    const options = parseOptions(['--hub', hub.url, '--devices', '4', '--rate', '10', '--duration', '1.5', '--json', '--devices-file', devicesFile, '--progress', '0.5'], { HUB_ADMIN_TOKEN: hub.adminToken })!;
+    const options = parseOptions(
+      [
+        '--hub',
+        hub.url,
+        '--devices',
+        '4',
+        '--rate',
+        '10',
+        '--duration',
+        '1.5',
+        '--json',
+        '--devices-file',
+        devicesFile,
+        '--progress',
+        '0.5',
+      ],
+      { HUB_ADMIN_TOKEN: hub.adminToken },
+    )!;
     const out = capture();
     const err = capture();
     const returned = await runSimulation(options, { stdout: out.stream, stderr: err.stream });
@@ -49,11 +66,14 @@ describe('the simulate CLI run against the real hub', () => {
     expect(summary.latencyMs.p50!).toBeLessThanOrEqual(summary.latencyMs.p99!);
     expect(summary.cpu.userMs + summary.cpu.systemMs).toBeGreaterThan(0);
     expect(summary.connections.connectedAtEnd).toBe(4);
-    for (const key of ['rejectedByCode', 'errorsByCode', 'backoffsByCode', 'commands', 'faults', 'memory'] as const) expect(summary).toHaveProperty(key);
+    for (const key of ['rejectedByCode', 'errorsByCode', 'backoffsByCode', 'commands', 'faults', 'memory'] as const)
+      expect(summary).toHaveProperty(key);
 
     // Progress goes to stderr as plain lines when it is not a terminal.
     expect(err.text()).toMatch(/provisioning 4 device\(s\)/);
-    expect(err.text()).toMatch(/\| connected 4\/4 \| sent [\d.]+\/s \| acked [\d.]+\/s \| backlog \d+ \| commands 0 \| errors none \| cpu \d+%/);
+    expect(err.text()).toMatch(
+      /\| connected 4\/4 \| sent [\d.]+\/s \| acked [\d.]+\/s \| backlog \d+ \| commands 0 \| errors none \| cpu \d+%/,
+    );
     expect(err.text()).not.toContain('\r');
 
     const file = JSON.parse(readFileSync(devicesFile, 'utf8')) as { devices: Array<{ id: string; token: string }> };
@@ -63,7 +83,10 @@ describe('the simulate CLI run against the real hub', () => {
 
   it('reuses the devices file without an admin token, and prints the text summary', async () => {
     const devicesFile = join(dir, 'devices.json');
-    const options = parseOptions(['--hub', hub.url, '--devices', '4', '--rate', '5', '--duration', '1', '--devices-file', devicesFile], {})!;
+    const options = parseOptions(
+      ['--hub', hub.url, '--devices', '4', '--rate', '5', '--duration', '1', '--devices-file', devicesFile],
+      {},
+    )!;
     expect(options.token).toBeNull();
     const out = capture();
     const err = capture(true);
@@ -73,18 +96,25 @@ describe('the simulate CLI run against the real hub', () => {
     expect(err.text()).toMatch(/\r\[\d\d:\d\d\] \| connected/);
     expect(summary.errorsByCode).toEqual({});
     expect(summary.reconciled).toBe(true);
-    expect(out.text()).toMatch(/readings {3}sent (\d+) = acked \d+ \+ rejected 0 \+ dropped 0 \+ still buffered 0 {2}\(reconciled\)/);
+    expect(out.text()).toMatch(
+      /readings {3}sent (\d+) = acked \d+ \+ rejected 0 \+ dropped 0 \+ still buffered 0 {2}\(reconciled\)/,
+    );
     expect(out.text()).toMatch(/latency {4}send->ack p50 [\d.]+ ms/);
     expect(out.text()).toMatch(/simulator {2}cpu [\d.]+% of one core/);
   });
 
   it('refuses to run devices it cannot provision without a token, saying what to pass', async () => {
     const options = parseOptions(['--hub', hub.url, '--devices', '6', '--duration', '1'], {})!;
-    await expect(runSimulation(options, { stdout: capture().stream, stderr: capture().stream })).rejects.toThrow(/no admin token was given: pass --token or set HUB_ADMIN_TOKEN/);
+    await expect(runSimulation(options, { stdout: capture().stream, stderr: capture().stream })).rejects.toThrow(
+      /no admin token was given: pass --token or set HUB_ADMIN_TOKEN/,
+    );
   });
 
   it('stops early on an interrupt and still drains and summarises', async () => {
-    const options = parseOptions(['--hub', hub.url, '--devices', '2', '--rate', '10', '--json', '--token', hub.adminToken, '--models', 'env'], {})!;
+    const options = parseOptions(
+      ['--hub', hub.url, '--devices', '2', '--rate', '10', '--json', '--token', hub.adminToken, '--models', 'env'],
+      {},
+    )!;
     let interrupt!: () => void;
     const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
     const out = capture();
@@ -99,7 +129,25 @@ describe('the simulate CLI run against the real hub', () => {
 
   it('--help documents every flag', () => {
     expect(parseOptions(['--help'])).toBeNull();
-    for (const flag of ['--hub', '--devices', '--rate', '--duration', '--json', '--token', '--devices-file', '--models', '--seed', '--ca', '--drop-rate', '--latency', '--clock-skew', '--burst', '--malformed', '--reconnect-storm', '--load']) {
+    for (const flag of [
+      '--hub',
+      '--devices',
+      '--rate',
+      '--duration',
+      '--json',
+      '--token',
+      '--devices-file',
+      '--models',
+      '--seed',
+      '--ca',
+      '--drop-rate',
+      '--latency',
+      '--clock-skew',
+      '--burst',
+      '--malformed',
+      '--reconnect-storm',
+      '--load',
+    ]) {
       expect(HELP).toContain(flag);
     }
   });

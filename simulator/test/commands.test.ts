@@ -41,7 +41,10 @@ describe('commands every simulated device answers, through the real hub', () => 
 
   /** Sends a command over the HTTP API and resolves with its final state. */
   async function command(deviceId: string, name: string, args?: unknown): Promise<CommandOutcome> {
-    const created = await api.request('POST', `/api/v1/devices/${deviceId}/commands`, { name, ...(args === undefined ? {} : { args }) });
+    const created = await api.request('POST', `/api/v1/devices/${deviceId}/commands`, {
+      name,
+      ...(args === undefined ? {} : { args }),
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(202);
     const id = (created.body as CommandOutcome).id;
     return waitFor(
@@ -56,14 +59,21 @@ describe('commands every simulated device answers, through the real hub', () => 
 
   beforeAll(async () => {
     dataDir = await makeTempDir('sim-commands');
-    const config = loadConfig({ HUB_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', HUB_ADMIN_TOKEN: ADMIN_TOKEN, HUB_LOG_LEVEL: 'silent' });
+    const config = loadConfig({
+      HUB_DATA_DIR: dataDir,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      HUB_ADMIN_TOKEN: ADMIN_TOKEN,
+      HUB_LOG_LEVEL: 'silent',
+    });
     app = buildHub(config);
     const where = await listenHub(app, config);
     const { events } = app.devices.sessions;
     events.on('readings', (e: { deviceId: string; epoch: number; readings: readonly StoredReading[] }) => {
       const list = readings.get(e.deviceId) ?? [];
       readings.set(e.deviceId, list);
-      for (const r of e.readings) list.push({ epoch: e.epoch, ts: r.ts, named: Object.fromEntries(r.values.map((v) => [v.metric, v.value])) });
+      for (const r of e.readings)
+        list.push({ epoch: e.epoch, ts: r.ts, named: Object.fromEntries(r.values.map((v) => [v.metric, v.value])) });
     });
     events.on('online', (e) => presence.push({ deviceId: e.deviceId, state: 'online', reason: null }));
     events.on('offline', (e) => presence.push({ deviceId: e.deviceId, state: 'offline', reason: e.reason }));
@@ -83,7 +93,9 @@ describe('commands every simulated device answers, through the real hub', () => 
       reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
     });
     fleet.start();
-    await waitFor(() => readingsOf('env-0001').length > 0 && readingsOf('power-0001').length > 0, { what: 'a stored reading from both devices' });
+    await waitFor(() => readingsOf('env-0001').length > 0 && readingsOf('power-0001').length > 0, {
+      what: 'a stored reading from both devices',
+    });
   });
 
   afterAll(async () => {
@@ -97,8 +109,12 @@ describe('commands every simulated device answers, through the real hub', () => 
     const result = await command('env-0001', 'set-interval', { ms: 100 });
     expect(result).toMatchObject({ state: 'succeeded', detail: '{"intervalMs":100}', result: { intervalMs: 100 } });
     const from = readingsOf('env-0001').length;
-    await waitFor(() => readingsOf('env-0001').length >= from + 8, { what: '8 readings from env-0001 at the new interval' });
-    const ts = readingsOf('env-0001').slice(from + 2, from + 8).map((r) => r.ts);
+    await waitFor(() => readingsOf('env-0001').length >= from + 8, {
+      what: '8 readings from env-0001 at the new interval',
+    });
+    const ts = readingsOf('env-0001')
+      .slice(from + 2, from + 8)
+      .map((r) => r.ts);
     const gaps = ts.slice(1).map((t, i) => t - ts[i]!);
     for (const gap of gaps) {
       expect(gap).toBeGreaterThanOrEqual(60);
@@ -116,17 +132,30 @@ describe('commands every simulated device answers, through the real hub', () => 
   it('relay {on} switches a power meter and reports the new state as a reading at once', async () => {
     const result = await command('power-0001', 'relay', { on: false });
     expect(result).toMatchObject({ state: 'succeeded', detail: '{"relay":false}', result: { relay: false } });
-    const state = await waitFor(() => readingsOf('power-0001').find((r) => Object.keys(r.named).join() === 'relay'), { what: 'a stored reading with just the relay state' });
+    const state = await waitFor(() => readingsOf('power-0001').find((r) => Object.keys(r.named).join() === 'relay'), {
+      what: 'a stored reading with just the relay state',
+    });
     expect(state.named.relay).toBe(false);
     // Regular readings now show the relay off and no current.
     const after = readingsOf('power-0001').length;
-    const next = await waitFor(() => readingsOf('power-0001').slice(after).find((r) => 'current' in r.named), { what: 'the next full power meter reading' });
+    const next = await waitFor(
+      () =>
+        readingsOf('power-0001')
+          .slice(after)
+          .find((r) => 'current' in r.named),
+      { what: 'the next full power meter reading' },
+    );
     expect(next.named).toMatchObject({ relay: false, current: 0 });
   });
 
   it('led {on} switches an env sensor; relay on a device without one is rejected', async () => {
-    expect(await command('env-0001', 'led', { on: true })).toMatchObject({ state: 'succeeded', detail: '{"led":true}' });
-    await waitFor(() => readingsOf('env-0001').find((r) => r.named.led === true && Object.keys(r.named).length === 1), { what: 'the stored LED state reading' });
+    expect(await command('env-0001', 'led', { on: true })).toMatchObject({
+      state: 'succeeded',
+      detail: '{"led":true}',
+    });
+    await waitFor(() => readingsOf('env-0001').find((r) => r.named.led === true && Object.keys(r.named).length === 1), {
+      what: 'the stored LED state reading',
+    });
     const wrong = await command('env-0001', 'relay', { on: true });
     expect(wrong.state).toBe('rejected');
     expect(wrong.detail).toMatch(/has a led, not a relay/);
@@ -153,16 +182,24 @@ describe('commands every simulated device answers, through the real hub', () => 
     const sentAt = Date.now();
     const result = await command('power-0001', 'reboot', { delayMs: 400 });
     expect(result).toMatchObject({ state: 'succeeded', detail: '{"rebooting":true,"delayMs":400}' });
-    const offline = await waitFor(() => presence.slice(changesBefore).find((p) => p.deviceId === 'power-0001' && p.state === 'offline'), {
-      what: 'power-0001 going offline for the reboot',
-    });
+    const offline = await waitFor(
+      () => presence.slice(changesBefore).find((p) => p.deviceId === 'power-0001' && p.state === 'offline'),
+      {
+        what: 'power-0001 going offline for the reboot',
+      },
+    );
     expect(offline.reason).toBe('CLOSED');
-    await waitFor(() => presence.slice(presence.indexOf(offline)).some((p) => p.deviceId === 'power-0001' && p.state === 'online'), {
-      what: 'power-0001 online again after the reboot',
-    });
+    await waitFor(
+      () => presence.slice(presence.indexOf(offline)).some((p) => p.deviceId === 'power-0001' && p.state === 'online'),
+      {
+        what: 'power-0001 online again after the reboot',
+      },
+    );
     expect(Date.now() - sentAt).toBeGreaterThanOrEqual(400);
     const count = readingsOf('power-0001').length;
-    const next = await waitFor(() => readingsOf('power-0001')[count], { what: 'power-0001 reporting again after the reboot' });
+    const next = await waitFor(() => readingsOf('power-0001')[count], {
+      what: 'power-0001 reporting again after the reboot',
+    });
     expect(next.epoch).toBe(epoch);
   });
 

@@ -43,7 +43,8 @@ export class FakeTime implements Timers {
     const end = this.now + ms;
     for (;;) {
       let next: FakeTimer | undefined;
-      for (const t of this.timers) if (t.at <= end && (!next || t.at < next.at || (t.at === next.at && t.id < next.id))) next = t;
+      for (const t of this.timers)
+        if (t.at <= end && (!next || t.at < next.at || (t.at === next.at && t.id < next.id))) next = t;
       if (!next) break;
       this.timers = this.timers.filter((t) => t !== next);
       this.now = Math.max(this.now, next.at);

@@ -16,7 +16,9 @@ export interface FleetRun {
 
 export async function provisionedFleet(
   hub: TestHub,
-  o: { devices: number; rate: number; models?: readonly DeviceModel[]; seed?: number; malformed?: number } & Partial<Omit<FleetOptions, 'devices' | 'deviceUrl' | 'ratePerSecond' | 'malformedDevices'>>,
+  o: { devices: number; rate: number; models?: readonly DeviceModel[]; seed?: number; malformed?: number } & Partial<
+    Omit<FleetOptions, 'devices' | 'deviceUrl' | 'ratePerSecond' | 'malformedDevices'>
+  >,
 ): Promise<FleetRun> {
   const api = new HubApi({ httpBase: hub.url, adminToken: hub.adminToken });
   const planned = planFleet(o.devices, o.models ?? MODELS, o.seed ?? 1);
@@ -36,7 +38,10 @@ export async function provisionedFleet(
     api,
     async finish(drainMs = 10_000) {
       fleet.stopSending();
-      await waitFor(() => fleet.counters.buffered === 0, { what: `the fleet's buffered readings acked (${fleet.counters.buffered} left)`, timeoutMs: drainMs });
+      await waitFor(() => fleet.counters.buffered === 0, {
+        what: `the fleet's buffered readings acked (${fleet.counters.buffered} left)`,
+        timeoutMs: drainMs,
+      });
     },
     async close() {
       await fleet.close();

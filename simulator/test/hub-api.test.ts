@@ -4,8 +4,14 @@ import { startHub, type TestHub } from './hub-harness.js';
 
 describe('hubEndpoints', () => {
   it('derives the API base and the device channel from http(s), ws(s) or host:port', () => {
-    expect(hubEndpoints('http://127.0.0.1:8080')).toEqual({ httpBase: 'http://127.0.0.1:8080', deviceUrl: 'ws://127.0.0.1:8080/v1/device' });
-    expect(hubEndpoints('wss://hub.example:443/v1/device')).toEqual({ httpBase: 'https://hub.example', deviceUrl: 'wss://hub.example/v1/device' });
+    expect(hubEndpoints('http://127.0.0.1:8080')).toEqual({
+      httpBase: 'http://127.0.0.1:8080',
+      deviceUrl: 'ws://127.0.0.1:8080/v1/device',
+    });
+    expect(hubEndpoints('wss://hub.example:443/v1/device')).toEqual({
+      httpBase: 'https://hub.example',
+      deviceUrl: 'wss://hub.example/v1/device',
+    });
     expect(hubEndpoints('localhost:9000').deviceUrl).toBe('ws://localhost:9000/v1/device');
     expect(() => hubEndpoints('ftp://x')).toThrow(/expected an http\(s\):\/\/ or ws\(s\):\/\/ URL/);
   });
@@ -37,7 +43,11 @@ describe('provisioning against the real hub', () => {
   it('provisions many devices with bounded concurrency, in order', async () => {
     const api = new HubApi({ httpBase: hub.url, adminToken: hub.adminToken, concurrency: 4 });
     try {
-      const wanted = Array.from({ length: 30 }, (_, i) => ({ id: `bulk-${i}`, name: `Bulk ${i}`, model: 'power-meter' }));
+      const wanted = Array.from({ length: 30 }, (_, i) => ({
+        id: `bulk-${i}`,
+        name: `Bulk ${i}`,
+        model: 'power-meter',
+      }));
       const done: number[] = [];
       const result = await api.provisionAll(wanted, (n) => done.push(n));
       expect(result.map((d) => d.id)).toEqual(wanted.map((d) => d.id));
@@ -63,7 +73,9 @@ describe('provisioning against the real hub', () => {
   it('an unreachable hub fails with a network error that names the address', async () => {
     const api = new HubApi({ httpBase: 'http://127.0.0.1:1', adminToken: 'whatever-token-123456' });
     try {
-      await expect(api.provision({ id: 'x-1', name: 'x', model: 'env-sensor' })).rejects.toThrow(/is the hub running at http:\/\/127.0.0.1:1/);
+      await expect(api.provision({ id: 'x-1', name: 'x', model: 'env-sensor' })).rejects.toThrow(
+        /is the hub running at http:\/\/127.0.0.1:1/,
+      );
     } finally {
       api.close();
     }

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { doorMotion, envSensor, gpsTracker, MODELS, parseModelList, powerMeter, type DeviceModel, type Sample } from '../src/models/index.js';
+import {
+  doorMotion,
+  envSensor,
+  gpsTracker,
+  MODELS,
+  parseModelList,
+  powerMeter,
+  type DeviceModel,
+  type Sample,
+} from '../src/models/index.js';
 
 const START = Date.UTC(2025, 5, 1, 0, 0, 0); // midnight UTC
 const MINUTE = 60_000;
@@ -14,7 +23,9 @@ function run(model: DeviceModel, seed: number, count: number, stepMs: number): S
 function correlation(xs: number[], ys: number[]): number {
   const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
   const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-  let sxy = 0, sxx = 0, syy = 0;
+  let sxy = 0,
+    sxx = 0,
+    syy = 0;
   for (let i = 0; i < xs.length; i++) {
     sxy += (xs[i]! - mx) * (ys[i]! - my);
     sxx += (xs[i]! - mx) ** 2;
@@ -34,15 +45,18 @@ describe.each(MODELS.map((m) => [m.name, m] as const))('model %s', (_name, model
     const problems: string[] = []; // collected, not one expect per value: 8,640 samples per model
     for (const seed of [1, 2, 3]) {
       for (const sample of run(model, seed, 2 * 24 * 60, MINUTE)) {
-        if (Object.keys(sample).sort().join() !== [...declared.keys()].sort().join()) problems.push(`keys ${Object.keys(sample).join()}`);
+        if (Object.keys(sample).sort().join() !== [...declared.keys()].sort().join())
+          problems.push(`keys ${Object.keys(sample).join()}`);
         for (const [name, value] of Object.entries(sample)) {
           const m = declared.get(name);
           if (!m) continue;
           const expected = m.kind === 'bool' ? 'boolean' : m.kind === 'string' ? 'string' : 'number';
           if (typeof value !== expected) problems.push(`${name}=${String(value)} is not a ${expected}`);
           if (typeof value !== 'number') continue;
-          if (!Number.isFinite(value) || (m.kind === 'int' && !Number.isInteger(value))) problems.push(`${name}=${value} is not a valid ${m.kind}`);
-          if ((m.min !== undefined && value < m.min) || (m.max !== undefined && value > m.max)) problems.push(`${name}=${value} outside ${m.min}..${m.max}`);
+          if (!Number.isFinite(value) || (m.kind === 'int' && !Number.isInteger(value)))
+            problems.push(`${name}=${value} is not a valid ${m.kind}`);
+          if ((m.min !== undefined && value < m.min) || (m.max !== undefined && value > m.max))
+            problems.push(`${name}=${value} outside ${m.min}..${m.max}`);
         }
       }
     }
@@ -68,13 +82,17 @@ describe.each(MODELS.map((m) => [m.name, m] as const))('model %s', (_name, model
 describe('env sensor', () => {
   it('has a daily temperature cycle: afternoons are warmer than nights', () => {
     const samples = run(envSensor, 5, 24 * 60, MINUTE);
-    const at = (hour: number) => samples.slice(hour * 60, hour * 60 + 60).reduce((a, s) => a + (s.temperature as number), 0) / 60;
+    const at = (hour: number) =>
+      samples.slice(hour * 60, hour * 60 + 60).reduce((a, s) => a + (s.temperature as number), 0) / 60;
     expect(at(15) - at(3)).toBeGreaterThan(2.5);
   });
 
   it('humidity moves against temperature', () => {
     const samples = run(envSensor, 9, 24 * 60, MINUTE);
-    const r = correlation(samples.map((s) => s.temperature as number), samples.map((s) => s.humidity as number));
+    const r = correlation(
+      samples.map((s) => s.temperature as number),
+      samples.map((s) => s.humidity as number),
+    );
     expect(r).toBeLessThan(-0.7);
   });
 
@@ -89,7 +107,8 @@ describe('env sensor', () => {
 describe('power meter', () => {
   it('energy never decreases and grows while the relay is on', () => {
     const samples = run(powerMeter, 3, 24 * 60, MINUTE);
-    for (let i = 1; i < samples.length; i++) expect(samples[i]!.energy as number).toBeGreaterThanOrEqual(samples[i - 1]!.energy as number);
+    for (let i = 1; i < samples.length; i++)
+      expect(samples[i]!.energy as number).toBeGreaterThanOrEqual(samples[i - 1]!.energy as number);
     expect((samples.at(-1)!.energy as number) - (samples[0]!.energy as number)).toBeGreaterThan(1); // > 1 kWh a day
   });
 
@@ -141,7 +160,8 @@ describe('door/motion sensor', () => {
     expect(changes).toBeGreaterThan(10);
     expect(samples.some((s) => s.motion === true)).toBe(true);
     expect(samples.some((s) => s.motion === false)).toBe(true);
-    for (let i = 1; i < samples.length; i++) expect(samples[i]!.openings as number).toBeGreaterThanOrEqual(samples[i - 1]!.openings as number);
+    for (let i = 1; i < samples.length; i++)
+      expect(samples[i]!.openings as number).toBeGreaterThanOrEqual(samples[i - 1]!.openings as number);
   });
 });
 

@@ -8,8 +8,25 @@ describe('parseOptions', () => {
   });
 
   it('parses the documented core flags', () => {
-    const o = parseOptions(['--hub', 'http://127.0.0.1:8080', '--devices', '25', '--rate', '0.5', '--duration', '30', '--json'])!;
-    expect(o).toMatchObject({ hub: 'http://127.0.0.1:8080', devices: 25, ratePerSecond: 0.5, durationSeconds: 30, json: true, seed: 1 });
+    const o = parseOptions([
+      '--hub',
+      'http://127.0.0.1:8080',
+      '--devices',
+      '25',
+      '--rate',
+      '0.5',
+      '--duration',
+      '30',
+      '--json',
+    ])!;
+    expect(o).toMatchObject({
+      hub: 'http://127.0.0.1:8080',
+      devices: 25,
+      ratePerSecond: 0.5,
+      durationSeconds: 30,
+      json: true,
+      seed: 1,
+    });
     expect(o.models.map((m) => m.name)).toEqual(['env-sensor', 'power-meter', 'gps-tracker', 'door-motion']);
   });
 
@@ -20,7 +37,22 @@ describe('parseOptions', () => {
   });
 
   it('parses every fault flag', () => {
-    const o = parseOptions(['--hub', 'h:1', '--drop-rate', '12', '--latency', '40', '--clock-skew', '-90000', '--burst', '50/5', '--malformed', '2', '--reconnect-storm', '20'])!;
+    const o = parseOptions([
+      '--hub',
+      'h:1',
+      '--drop-rate',
+      '12',
+      '--latency',
+      '40',
+      '--clock-skew',
+      '-90000',
+      '--burst',
+      '50/5',
+      '--malformed',
+      '2',
+      '--reconnect-storm',
+      '20',
+    ])!;
     expect(o.faults).toEqual({
       dropRatePerHour: 12,
       latencyMs: 40,

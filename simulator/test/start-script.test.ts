@@ -24,27 +24,41 @@ async function startScript(env: Record<string, string>): Promise<Started> {
   const dataDir = await makeTempDir('sim-start');
   const child = spawn(process.execPath, [join(root, 'scripts/start.mjs')], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      HUB_DATA_DIR: dataDir,
+      HUB_LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
   child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
-  const url = await waitFor(() => /Tendril hub is running: (https?:\/\/\S+)/.exec(text)?.[1], { what: `the start script printing its URL (output so far: ${JSON.stringify(text)})`, timeoutMs: 20_000 });
+  const url = await waitFor(() => /Tendril hub is running: (https?:\/\/\S+)/.exec(text)?.[1], {
+    what: `the start script printing its URL (output so far: ${JSON.stringify(text)})`,
+    timeoutMs: 20_000,
+  });
   return { child, url, output: () => text, dataDir };
 }
 
 async function devices(s: Started): Promise<Array<{ id: string; presence: { state: string }; ackedSeq: number }>> {
   const token = readFileSync(join(s.dataDir, 'admin-token'), 'utf8').trim();
   const res = await fetch(`${s.url}/api/v1/devices`, { headers: { authorization: `Bearer ${token}` } });
-  return ((await res.json()) as { devices: Array<{ id: string; presence: { state: string }; ackedSeq: number }> }).devices;
+  return ((await res.json()) as { devices: Array<{ id: string; presence: { state: string }; ackedSeq: number }> })
+    .devices;
 }
 
 describe('npm start (scripts/start.mjs)', () => {
   let started: Started | null = null;
   beforeAll(() => {
     // What `npm start`'s prestart does; incremental, so it costs a fraction of a second when dist is fresh.
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', 'hub', 'simulator'], { cwd: root, stdio: 'inherit' });
+    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', 'hub', 'simulator'], {
+      cwd: root,
+      stdio: 'inherit',
+    });
   }, 180_000);
   afterEach(async () => {
     if (started && started.child.exitCode === null && started.child.signalCode === null) started.child.kill('SIGKILL');
@@ -55,7 +69,10 @@ describe('npm start (scripts/start.mjs)', () => {
   it('starts the hub with a live demo fleet, prints the URL, and stops cleanly on SIGINT', async () => {
     started = await startScript({ HUB_DEMO_DEVICES: '4', HUB_DEMO_RATE: '5' });
     const s = started;
-    await waitFor(() => /demo fleet: 4 simulated devices/.test(s.output()), { what: 'the start script announcing its demo fleet', timeoutMs: 10_000 });
+    await waitFor(() => /demo fleet: 4 simulated devices/.test(s.output()), {
+      what: 'the start script announcing its demo fleet',
+      timeoutMs: 10_000,
+    });
     const live = await waitFor(
       async () => {
         const list = await devices(s);
@@ -74,10 +91,19 @@ describe('npm start (scripts/start.mjs)', () => {
     const tlsDir = await makeTempDir('sim-start-tls');
     try {
       const ca = await makeTestCA(tlsDir);
-      started = await startScript({ HUB_DEMO_DEVICES: '2', HUB_DEMO_RATE: '5', HUB_TLS_CERT: ca.certPath, HUB_TLS_KEY: ca.keyPath });
+      started = await startScript({
+        HUB_DEMO_DEVICES: '2',
+        HUB_DEMO_RATE: '5',
+        HUB_TLS_CERT: ca.certPath,
+        HUB_TLS_KEY: ca.keyPath,
+      });
       const s = started;
       expect(s.url).toMatch(/^https:/);
-      const api = new HubApi({ httpBase: s.url.replace('localhost', '127.0.0.1'), adminToken: readFileSync(join(s.dataDir, 'admin-token'), 'utf8').trim(), ca: ca.caPem });
+      const api = new HubApi({
+        httpBase: s.url.replace('localhost', '127.0.0.1'),
+        adminToken: readFileSync(join(s.dataDir, 'admin-token'), 'utf8').trim(),
+        ca: ca.caPem,
+      });
       try {
         await waitFor(
           async () => {
@@ -98,7 +124,9 @@ describe('npm start (scripts/start.mjs)', () => {
   it('HUB_DEMO_DEVICES=0 starts the hub without a fleet', async () => {
     started = await startScript({ HUB_DEMO_DEVICES: '0' });
     const s = started;
-    await waitFor(() => s.output().includes('demo fleet off (HUB_DEMO_DEVICES=0)'), { what: 'the start script saying the demo fleet is off' });
+    await waitFor(() => s.output().includes('demo fleet off (HUB_DEMO_DEVICES=0)'), {
+      what: 'the start script saying the demo fleet is off',
+    });
     expect(await devices(s)).toEqual([]);
   });
 
@@ -107,12 +135,21 @@ describe('npm start (scripts/start.mjs)', () => {
     try {
       const child = spawn(process.execPath, [join(root, 'scripts/start.mjs')], {
         cwd: root,
-        env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', HUB_DATA_DIR: dataDir, HUB_DEMO_DEVICES: 'lots' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          HUB_DATA_DIR: dataDir,
+          HUB_DEMO_DEVICES: 'lots',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let err = '';
       child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-      const [code] = await once(child, 'exit', { what: 'the start script refusing HUB_DEMO_DEVICES=lots', timeoutMs: 15_000 });
+      const [code] = await once(child, 'exit', {
+        what: 'the start script refusing HUB_DEMO_DEVICES=lots',
+        timeoutMs: 15_000,
+      });
       expect(code).toBe(2);
       expect(err).toMatch(/HUB_DEMO_DEVICES="lots" must be a whole number/);
     } finally {

@@ -24,7 +24,23 @@ describe('a hub serving wss/https with a private CA', () => {
 
   it('--ca: provisions over https and runs the fleet over wss', async () => {
     expect(hub.url).toMatch(/^https:/);
-    const options = parseOptions(['--hub', hub.url, '--devices', '2', '--rate', '10', '--duration', '1', '--ca', ca.caPath, '--token', hub.adminToken], {})!;
+    const options = parseOptions(
+      [
+        '--hub',
+        hub.url,
+        '--devices',
+        '2',
+        '--rate',
+        '10',
+        '--duration',
+        '1',
+        '--ca',
+        ca.caPath,
+        '--token',
+        hub.adminToken,
+      ],
+      {},
+    )!;
     const summary = await runSimulation(options, { stdout: sink(), stderr: sink() });
     expect(summary.connections.connectedAtEnd).toBe(2);
     expect(summary.sent).toBeGreaterThan(0);
@@ -33,7 +49,10 @@ describe('a hub serving wss/https with a private CA', () => {
   });
 
   it('without --ca the certificate is not trusted, and the error says so', async () => {
-    const options = parseOptions(['--hub', hub.url, '--devices', '1', '--duration', '1', '--token', hub.adminToken], {})!;
+    const options = parseOptions(
+      ['--hub', hub.url, '--devices', '1', '--duration', '1', '--token', hub.adminToken],
+      {},
+    )!;
     await expect(runSimulation(options, { stdout: sink(), stderr: sink() })).rejects.toThrow(/certificate/i);
   });
 });

@@ -14,7 +14,15 @@ import { promisify } from 'node:util';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getFreePort, makeTempDir, makeTestCA, startServerProcess, waitFor, type ServerProcess, type TestCA } from '../support/index.js';
+import {
+  getFreePort,
+  makeTempDir,
+  makeTestCA,
+  startServerProcess,
+  waitFor,
+  type ServerProcess,
+  type TestCA,
+} from '../support/index.js';
 
 const run = promisify(execFile);
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -95,15 +103,26 @@ for (const scheme of ['ws', 'wss'] as const) {
       children.push(child);
       const events: DeviceEvent[] = [];
       createInterface({ input: child.stdout! }).on('line', (line) => events.push(JSON.parse(line) as DeviceEvent));
-      const proc: DeviceProcess = { child, events, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))), stderr: '' };
+      const proc: DeviceProcess = {
+        child,
+        events,
+        exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+        stderr: '',
+      };
       child.stderr!.on('data', (c: Buffer) => (proc.stderr += c.toString()));
       return proc;
     }
 
-    const lastAck = (d: DeviceProcess): number => Math.max(0, ...d.events.filter((e) => e.event === 'ack').map((e) => e.seq!));
+    const lastAck = (d: DeviceProcess): number =>
+      Math.max(0, ...d.events.filter((e) => e.event === 'ack').map((e) => e.seq!));
 
     async function storedCount(id: string, from: number): Promise<number> {
-      const q = new URLSearchParams({ from: String(from), to: String(Date.now() + 60_000), step: '86400000', agg: 'count' });
+      const q = new URLSearchParams({
+        from: String(from),
+        to: String(Date.now() + 60_000),
+        step: '86400000',
+        agg: 'count',
+      });
       const series = await api('GET', `/api/v1/devices/${id}/series/humidity?${q}`);
       return series.points.reduce((n: number, p: { value: number }) => n + p.value, 0);
     }
@@ -149,190 +168,279 @@ for (const scheme of ['ws', 'wss'] as const) {
       await hub?.stop();
     });
 
-    it('is provisioned, its HELLO accepted, every reading stored once and acked, commands answered, and it shows offline CLOSED when it stops', async () => {
-      const id = `c-${scheme}-1`;
-      const { token } = await api('POST', '/api/v1/devices', { id, name: `C SDK example over ${scheme}` });
-      const from = Date.now() - 60_000;
-      const device = runDevice(id, token, ['--readings', '300', '--rate', '300', '--firmware', 'c-e2e-1.0']);
-      await waitFor(() => device.events.find((e) => e.event === 'connected'), { timeoutMs: 10_000, what: `${id} to get WELCOME` });
-      await waitFor(() => lastAck(device) === 300, { timeoutMs: 20_000, what: `the hub to ack all 300 readings of ${id}` });
+    it(
+      'is provisioned, its HELLO accepted, every reading stored once and acked, commands answered, and it shows offline CLOSED when it stops',
+      async () => {
+        const id = `c-${scheme}-1`;
+        const { token } = await api('POST', '/api/v1/devices', { id, name: `C SDK example over ${scheme}` });
+        const from = Date.now() - 60_000;
+        const device = runDevice(id, token, ['--readings', '300', '--rate', '300', '--firmware', 'c-e2e-1.0']);
+        await waitFor(() => device.events.find((e) => e.event === 'connected'), {
+          timeoutMs: 10_000,
+          what: `${id} to get WELCOME`,
+        });
+        await waitFor(() => lastAck(device) === 300, {
+          timeoutMs: 20_000,
+          what: `the hub to ack all 300 readings of ${id}`,
+        });
 
-      const view = await api('GET', `/api/v1/devices/${id}`);
-      expect(view.presence.state).toBe('online');
-      expect(view.transport).toBe('ws');
-      expect(view.sdk).toBe('c/0.1.0');
-      expect(view.firmware).toBe('c-e2e-1.0');
-      expect(view.ackedSeq).toBe(300);
-      expect(view.dropped).toBe(0);
-      expect(view.metrics).toEqual([
-        { alias: 0, name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 },
-        { alias: 1, name: 'humidity', kind: 'f32', unit: '%', min: 0, max: 100 },
-        { alias: 2, name: 'door', kind: 'bool', unit: '' },
-      ]);
-      // Reading n (0-based) carries humidity 40 + n % 10 (several readings may share the last millisecond).
-      expect(view.latest.humidity.value).toBeGreaterThanOrEqual(40);
-      expect(view.latest.humidity.value).toBeLessThanOrEqual(49);
-      expect(typeof view.latest.door.value).toBe('boolean');
-      await waitFor(async () => (await storedCount(id, from)) === 300, { timeoutMs: 10_000, what: `300 stored readings of ${id}` });
-      expect(await storedCount(id, from)).toBe(300);
+        const view = await api('GET', `/api/v1/devices/${id}`);
+        expect(view.presence.state).toBe('online');
+        expect(view.transport).toBe('ws');
+        expect(view.sdk).toBe('c/0.1.0');
+        expect(view.firmware).toBe('c-e2e-1.0');
+        expect(view.ackedSeq).toBe(300);
+        expect(view.dropped).toBe(0);
+        expect(view.metrics).toEqual([
+          { alias: 0, name: 'temperature', kind: 'f32', unit: '°C', min: -40, max: 85 },
+          { alias: 1, name: 'humidity', kind: 'f32', unit: '%', min: 0, max: 100 },
+          { alias: 2, name: 'door', kind: 'bool', unit: '' },
+        ]);
+        // Reading n (0-based) carries humidity 40 + n % 10 (several readings may share the last millisecond).
+        expect(view.latest.humidity.value).toBeGreaterThanOrEqual(40);
+        expect(view.latest.humidity.value).toBeLessThanOrEqual(49);
+        expect(typeof view.latest.door.value).toBe('boolean');
+        await waitFor(async () => (await storedCount(id, from)) === 300, {
+          timeoutMs: 10_000,
+          what: `300 stored readings of ${id}`,
+        });
+        expect(await storedCount(id, from)).toBe(300);
 
-      // A command with a result, one the device rejects.
-      const cmd = await api('POST', `/api/v1/devices/${id}/commands`, { name: 'set-interval', args: { ms: 250 }, timeoutMs: 10_000 });
-      const done = await waitFor(
-        async () => {
-          const c = await api('GET', `/api/v1/commands/${cmd.id}`);
-          return ['succeeded', 'failed', 'rejected', 'expired'].includes(c.state) ? c : null;
-        },
-        { timeoutMs: 10_000, what: `command ${cmd.id} (set-interval) to reach a final state` },
-      );
-      expect(done.state).toBe('succeeded');
-      expect(done.result).toEqual({ intervalMs: 250 });
-      expect(done.history.map((h: { state: string }) => h.state)).toEqual(['queued', 'sent', 'delivered', 'succeeded']);
-      const bad = await api('POST', `/api/v1/devices/${id}/commands`, { name: 'self-destruct', timeoutMs: 10_000 });
-      const rejected = await waitFor(
-        async () => {
-          const c = await api('GET', `/api/v1/commands/${bad.id}`);
-          return c.state === 'rejected' ? c : null;
-        },
-        { timeoutMs: 10_000, what: `command ${bad.id} (unknown to the device) to be rejected` },
-      );
-      expect(rejected.detail).toBe('unknown command');
-      expect(device.events.filter((e) => e.event === 'command').map((e) => e.name)).toEqual(['set-interval', 'self-destruct']);
+        // A command with a result, one the device rejects.
+        const cmd = await api('POST', `/api/v1/devices/${id}/commands`, {
+          name: 'set-interval',
+          args: { ms: 250 },
+          timeoutMs: 10_000,
+        });
+        const done = await waitFor(
+          async () => {
+            const c = await api('GET', `/api/v1/commands/${cmd.id}`);
+            return ['succeeded', 'failed', 'rejected', 'expired'].includes(c.state) ? c : null;
+          },
+          { timeoutMs: 10_000, what: `command ${cmd.id} (set-interval) to reach a final state` },
+        );
+        expect(done.state).toBe('succeeded');
+        expect(done.result).toEqual({ intervalMs: 250 });
+        expect(done.history.map((h: { state: string }) => h.state)).toEqual([
+          'queued',
+          'sent',
+          'delivered',
+          'succeeded',
+        ]);
+        const bad = await api('POST', `/api/v1/devices/${id}/commands`, { name: 'self-destruct', timeoutMs: 10_000 });
+        const rejected = await waitFor(
+          async () => {
+            const c = await api('GET', `/api/v1/commands/${bad.id}`);
+            return c.state === 'rejected' ? c : null;
+          },
+          { timeoutMs: 10_000, what: `command ${bad.id} (unknown to the device) to be rejected` },
+        );
+        expect(rejected.detail).toBe('unknown command');
+        expect(device.events.filter((e) => e.event === 'command').map((e) => e.name)).toEqual([
+          'set-interval',
+          'self-destruct',
+        ]);
 
-      device.child.kill('SIGTERM'); // the example closes with 1000
-      expect(await waitFor(device.exited, { timeoutMs: 10_000, what: `${id} to exit after SIGTERM` })).toBe(0);
-      expect((await offlinePresence(id, `${id} to show offline after it stopped`)).reason).toBe('CLOSED');
-    }, TEST_TIMEOUT_MS);
+        device.child.kill('SIGTERM'); // the example closes with 1000
+        expect(await waitFor(device.exited, { timeoutMs: 10_000, what: `${id} to exit after SIGTERM` })).toBe(0);
+        expect((await offlinePresence(id, `${id} to show offline after it stopped`)).reason).toBe('CLOSED');
+      },
+      TEST_TIMEOUT_MS,
+    );
 
-    it('stores every reading exactly once across a hub SIGKILL and restart mid-stream, and shows CONNECTION_LOST when the device dies', async () => {
-      const id = `c-${scheme}-restart`;
-      const { token } = await api('POST', '/api/v1/devices', { id });
-      const from = Date.now() - 60_000;
-      const total = 1500;
-      const device = runDevice(id, token, ['--readings', String(total), '--rate', '500', '--max-delay-ms', '400']);
-      await waitFor(() => lastAck(device) >= 200, { timeoutMs: 15_000, what: `${id} to have 200 readings acked` });
-      await hub.kill9();
-      const acksAtKill = lastAck(device);
-      expect(acksAtKill).toBeLessThan(total); // the kill came mid-stream
-      await hub.restart();
-      await waitFor(() => device.events.filter((e) => e.event === 'connected').length >= 2, {
-        timeoutMs: 15_000,
-        what: `${id} to reconnect to the restarted hub`,
-      });
-      const disconnect = device.events.find((e) => e.event === 'disconnected');
-      expect(disconnect?.code).toBe(1006);
-      await waitFor(() => lastAck(device) === total, { timeoutMs: 30_000, what: `the restarted hub to ack all ${total} readings of ${id}` });
-      await waitFor(async () => (await storedCount(id, from)) >= total, { timeoutMs: 10_000, what: `${total} stored readings of ${id}` });
-      expect(await storedCount(id, from)).toBe(total); // none lost, none doubled
-      expect((await api('GET', `/api/v1/devices/${id}`)).ackedSeq).toBe(total);
+    it(
+      'stores every reading exactly once across a hub SIGKILL and restart mid-stream, and shows CONNECTION_LOST when the device dies',
+      async () => {
+        const id = `c-${scheme}-restart`;
+        const { token } = await api('POST', '/api/v1/devices', { id });
+        const from = Date.now() - 60_000;
+        const total = 1500;
+        const device = runDevice(id, token, ['--readings', String(total), '--rate', '500', '--max-delay-ms', '400']);
+        await waitFor(() => lastAck(device) >= 200, { timeoutMs: 15_000, what: `${id} to have 200 readings acked` });
+        await hub.kill9();
+        const acksAtKill = lastAck(device);
+        expect(acksAtKill).toBeLessThan(total); // the kill came mid-stream
+        await hub.restart();
+        await waitFor(() => device.events.filter((e) => e.event === 'connected').length >= 2, {
+          timeoutMs: 15_000,
+          what: `${id} to reconnect to the restarted hub`,
+        });
+        const disconnect = device.events.find((e) => e.event === 'disconnected');
+        expect(disconnect?.code).toBe(1006);
+        await waitFor(() => lastAck(device) === total, {
+          timeoutMs: 30_000,
+          what: `the restarted hub to ack all ${total} readings of ${id}`,
+        });
+        await waitFor(async () => (await storedCount(id, from)) >= total, {
+          timeoutMs: 10_000,
+          what: `${total} stored readings of ${id}`,
+        });
+        expect(await storedCount(id, from)).toBe(total); // none lost, none doubled
+        expect((await api('GET', `/api/v1/devices/${id}`)).ackedSeq).toBe(total);
 
-      device.child.kill('SIGKILL');
-      expect((await offlinePresence(id, `${id} to show offline after its process was killed`)).reason).toBe('CONNECTION_LOST');
-    }, TEST_TIMEOUT_MS);
+        device.child.kill('SIGKILL');
+        expect((await offlinePresence(id, `${id} to show offline after its process was killed`)).reason).toBe(
+          'CONNECTION_LOST',
+        );
+      },
+      TEST_TIMEOUT_MS,
+    );
 
     if (scheme === 'ws') {
-      it('stops, without retrying, when the hub refuses its token (AUTH_FAILED, close 1008)', async () => {
-        const id = 'c-ws-bad-token';
-        await api('POST', '/api/v1/devices', { id });
-        const device = runDevice(id, 'not-the-token', ['--readings', '5']);
-        const ended = await waitFor(() => device.events.find((e) => e.event === 'disconnected'), {
-          timeoutMs: 10_000,
-          what: `${id} to be refused`,
-        });
-        expect(ended).toMatchObject({ code: 1008, reason: 'AUTH_FAILED', willReconnect: false });
-        expect(device.events.find((e) => e.event === 'error')?.code).toBe(20); // the ERROR frame before the close
-        expect(await waitFor(device.exited, { timeoutMs: 5_000, what: `${id} to exit after a terminal close` })).toBe(1);
-        expect(device.events.filter((e) => e.event === 'disconnected')).toHaveLength(1);
-      }, TEST_TIMEOUT_MS);
+      it(
+        'stops, without retrying, when the hub refuses its token (AUTH_FAILED, close 1008)',
+        async () => {
+          const id = 'c-ws-bad-token';
+          await api('POST', '/api/v1/devices', { id });
+          const device = runDevice(id, 'not-the-token', ['--readings', '5']);
+          const ended = await waitFor(() => device.events.find((e) => e.event === 'disconnected'), {
+            timeoutMs: 10_000,
+            what: `${id} to be refused`,
+          });
+          expect(ended).toMatchObject({ code: 1008, reason: 'AUTH_FAILED', willReconnect: false });
+          expect(device.events.find((e) => e.event === 'error')?.code).toBe(20); // the ERROR frame before the close
+          expect(await waitFor(device.exited, { timeoutMs: 5_000, what: `${id} to exit after a terminal close` })).toBe(
+            1,
+          );
+          expect(device.events.filter((e) => e.event === 'disconnected')).toHaveLength(1);
+        },
+        TEST_TIMEOUT_MS,
+      );
 
-      it('an instance replaced by a newer one with the same id stops, and the newer one keeps the device online', async () => {
-        const id = 'c-ws-twin';
-        const { token } = await api('POST', '/api/v1/devices', { id });
-        const older = runDevice(id, token, ['--readings', '0', '--rate', '5']);
-        await waitFor(() => older.events.find((e) => e.event === 'connected'), { timeoutMs: 10_000, what: `the first ${id} to connect` });
-        const newer = runDevice(id, token, ['--readings', '0', '--rate', '5']);
-        const replaced = await waitFor(() => older.events.find((e) => e.event === 'disconnected'), {
-          timeoutMs: 10_000,
-          what: `the first ${id} to be replaced`,
-        });
-        expect(replaced).toMatchObject({ code: 1008, reason: 'REPLACED', willReconnect: false });
-        expect(await waitFor(older.exited, { timeoutMs: 5_000, what: `the replaced ${id} to exit` })).toBe(1);
-        const acked = lastAck(newer);
-        await waitFor(() => lastAck(newer) > acked, { timeoutMs: 10_000, what: `the newer ${id} to go on being acked` });
-        expect(newer.events.some((e) => e.event === 'disconnected')).toBe(false);
-        expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('online');
-        newer.child.kill('SIGTERM');
-        expect(await waitFor(newer.exited, { timeoutMs: 10_000, what: `the newer ${id} to exit` })).toBe(0);
-      }, TEST_TIMEOUT_MS);
+      it(
+        'an instance replaced by a newer one with the same id stops, and the newer one keeps the device online',
+        async () => {
+          const id = 'c-ws-twin';
+          const { token } = await api('POST', '/api/v1/devices', { id });
+          const older = runDevice(id, token, ['--readings', '0', '--rate', '5']);
+          await waitFor(() => older.events.find((e) => e.event === 'connected'), {
+            timeoutMs: 10_000,
+            what: `the first ${id} to connect`,
+          });
+          const newer = runDevice(id, token, ['--readings', '0', '--rate', '5']);
+          const replaced = await waitFor(() => older.events.find((e) => e.event === 'disconnected'), {
+            timeoutMs: 10_000,
+            what: `the first ${id} to be replaced`,
+          });
+          expect(replaced).toMatchObject({ code: 1008, reason: 'REPLACED', willReconnect: false });
+          expect(await waitFor(older.exited, { timeoutMs: 5_000, what: `the replaced ${id} to exit` })).toBe(1);
+          const acked = lastAck(newer);
+          await waitFor(() => lastAck(newer) > acked, {
+            timeoutMs: 10_000,
+            what: `the newer ${id} to go on being acked`,
+          });
+          expect(newer.events.some((e) => e.event === 'disconnected')).toBe(false);
+          expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('online');
+          newer.child.kill('SIGTERM');
+          expect(await waitFor(newer.exited, { timeoutMs: 10_000, what: `the newer ${id} to exit` })).toBe(0);
+        },
+        TEST_TIMEOUT_MS,
+      );
     }
 
     if (scheme === 'ws') {
-      it('honours BACKOFF RATE_LIMITED from a hub whose burst is smaller than the device\'s, and every reading is still stored once', async () => {
-        // A second hub whose bucket holds 10 readings while WELCOME.maxRate (50/s) lets the device start with 50.
-        const port = await getFreePort();
-        const dir = await makeTempDir('c-sdk-hub-backoff');
-        const url = `http://127.0.0.1:${port}`;
-        const tight = await startServerProcess({
-          name: 'hub',
-          command: process.execPath,
-          args: [HUB_MAIN],
-          dir,
-          env: { PORT: String(port), HOST: '127.0.0.1', HUB_DATA_DIR: join(dir, 'data'), HUB_ADMIN_TOKEN: ADMIN, HUB_LOG_LEVEL: 'warn', HUB_DEVICE_RATE: '50', HUB_DEVICE_BURST: '10' },
-          ready: async () => (await fetch(`${url}/healthz`)).ok,
-          readyWhat: `GET ${url}/healthz -> 200`,
-        });
-        try {
-          const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-            const res = await fetch(`${url}${path}`, {
-              method,
-              headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-              ...(body ? { body: JSON.stringify(body) } : {}),
-            });
-            if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${await res.text()}`);
-            return res.json();
-          };
-          const id = 'c-ws-backoff';
-          const { token } = await call('POST', '/api/v1/devices', { id });
-          const from = Date.now() - 60_000;
-          const child = spawn(DEVICE_BIN, ['--url', `ws://127.0.0.1:${port}/v1/device`, '--id', id, '--readings', '300', '--rate', '200'], {
-            env: { ...process.env, TENDRIL_TOKEN: token },
-            stdio: ['ignore', 'pipe', 'inherit'],
+      it(
+        "honours BACKOFF RATE_LIMITED from a hub whose burst is smaller than the device's, and every reading is still stored once",
+        async () => {
+          // A second hub whose bucket holds 10 readings while WELCOME.maxRate (50/s) lets the device start with 50.
+          const port = await getFreePort();
+          const dir = await makeTempDir('c-sdk-hub-backoff');
+          const url = `http://127.0.0.1:${port}`;
+          const tight = await startServerProcess({
+            name: 'hub',
+            command: process.execPath,
+            args: [HUB_MAIN],
+            dir,
+            env: {
+              PORT: String(port),
+              HOST: '127.0.0.1',
+              HUB_DATA_DIR: join(dir, 'data'),
+              HUB_ADMIN_TOKEN: ADMIN,
+              HUB_LOG_LEVEL: 'warn',
+              HUB_DEVICE_RATE: '50',
+              HUB_DEVICE_BURST: '10',
+            },
+            ready: async () => (await fetch(`${url}/healthz`)).ok,
+            readyWhat: `GET ${url}/healthz -> 200`,
           });
-          children.push(child);
-          const events: DeviceEvent[] = [];
-          createInterface({ input: child.stdout! }).on('line', (line) => events.push(JSON.parse(line) as DeviceEvent));
-          const acked = (): number => Math.max(0, ...events.filter((e) => e.event === 'ack').map((e) => e.seq!));
-          await waitFor(() => acked() === 300, { timeoutMs: 30_000, what: `the rate-limited hub to ack all 300 readings of ${id}` });
-          child.kill('SIGTERM');
-          expect(events.filter((e) => e.event === 'backoff').length).toBeGreaterThan(0);
-          expect(events.find((e) => e.event === 'backoff')?.code).toBe(40); // RATE_LIMITED
-          expect(events.some((e) => e.event === 'disconnected' && e.code !== 1000)).toBe(false);
-          const q = new URLSearchParams({ from: String(from), to: String(Date.now() + 60_000), step: '86400000', agg: 'count' });
-          const count = async (): Promise<number> =>
-            (await call('GET', `/api/v1/devices/${id}/series/humidity?${q}`)).points.reduce((n: number, p: { value: number }) => n + p.value, 0);
-          await waitFor(async () => (await count()) >= 300, { timeoutMs: 10_000, what: `300 stored readings of ${id}` });
-          expect(await count()).toBe(300);
-          expect((await call('GET', `/api/v1/devices/${id}`)).dropped).toBe(0);
-        } finally {
-          await tight.stop();
-        }
-      }, TEST_TIMEOUT_MS);
+          try {
+            const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+              const res = await fetch(`${url}${path}`, {
+                method,
+                headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+                ...(body ? { body: JSON.stringify(body) } : {}),
+              });
+              if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${await res.text()}`);
+              return res.json();
+            };
+            const id = 'c-ws-backoff';
+            const { token } = await call('POST', '/api/v1/devices', { id });
+            const from = Date.now() - 60_000;
+            const child = spawn(
+              DEVICE_BIN,
+              ['--url', `ws://127.0.0.1:${port}/v1/device`, '--id', id, '--readings', '300', '--rate', '200'],
+              {
+                env: { ...process.env, TENDRIL_TOKEN: token },
+                stdio: ['ignore', 'pipe', 'inherit'],
+              },
+            );
+            children.push(child);
+            const events: DeviceEvent[] = [];
+            createInterface({ input: child.stdout! }).on('line', (line) =>
+              events.push(JSON.parse(line) as DeviceEvent),
+            );
+            const acked = (): number => Math.max(0, ...events.filter((e) => e.event === 'ack').map((e) => e.seq!));
+            await waitFor(() => acked() === 300, {
+              timeoutMs: 30_000,
+              what: `the rate-limited hub to ack all 300 readings of ${id}`,
+            });
+            child.kill('SIGTERM');
+            expect(events.filter((e) => e.event === 'backoff').length).toBeGreaterThan(0);
+            expect(events.find((e) => e.event === 'backoff')?.code).toBe(40); // RATE_LIMITED
+            expect(events.some((e) => e.event === 'disconnected' && e.code !== 1000)).toBe(false);
+            const q = new URLSearchParams({
+              from: String(from),
+              to: String(Date.now() + 60_000),
+              step: '86400000',
+              agg: 'count',
+            });
+            const count = async (): Promise<number> =>
+              (await call('GET', `/api/v1/devices/${id}/series/humidity?${q}`)).points.reduce(
+                (n: number, p: { value: number }) => n + p.value,
+                0,
+              );
+            await waitFor(async () => (await count()) >= 300, {
+              timeoutMs: 10_000,
+              what: `300 stored readings of ${id}`,
+            });
+            expect(await count()).toBe(300);
+            expect((await call('GET', `/api/v1/devices/${id}`)).dropped).toBe(0);
+          } finally {
+            await tight.stop();
+          }
+        },
+        TEST_TIMEOUT_MS,
+      );
     }
 
     if (scheme === 'wss') {
-      it('refuses a hub whose certificate does not carry the name the device expects', async () => {
-        const id = 'c-wss-wrong-name';
-        const { token } = await api('POST', '/api/v1/devices', { id });
-        const device = runDevice(id, token, ['--readings', '1'], 'hub.other.example');
-        await waitFor(() => device.events.filter((e) => e.event === 'disconnected').length >= 2, {
-          timeoutMs: 10_000,
-          what: `${id} to fail two TLS handshakes`,
-        });
-        device.child.kill('SIGKILL');
-        expect(device.events.some((e) => e.event === 'connected')).toBe(false);
-        expect(device.stderr).toContain('Certificate verification failed');
-        expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('never');
-      }, TEST_TIMEOUT_MS);
+      it(
+        'refuses a hub whose certificate does not carry the name the device expects',
+        async () => {
+          const id = 'c-wss-wrong-name';
+          const { token } = await api('POST', '/api/v1/devices', { id });
+          const device = runDevice(id, token, ['--readings', '1'], 'hub.other.example');
+          await waitFor(() => device.events.filter((e) => e.event === 'disconnected').length >= 2, {
+            timeoutMs: 10_000,
+            what: `${id} to fail two TLS handshakes`,
+          });
+          device.child.kill('SIGKILL');
+          expect(device.events.some((e) => e.event === 'connected')).toBe(false);
+          expect(device.stderr).toContain('Certificate verification failed');
+          expect((await api('GET', `/api/v1/devices/${id}`)).presence.state).toBe('never');
+        },
+        TEST_TIMEOUT_MS,
+      );
     }
   });
 }

@@ -26,11 +26,16 @@ const CROSS = `${SDK_DIR}/build/cross-encode`;
 
 async function make(target: string, extra: string[] = [], timeout = 240_000): Promise<string> {
   try {
-    const { stdout, stderr } = await run('make', ['-C', SDK_DIR, '-j2', target, ...extra], { timeout, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await run('make', ['-C', SDK_DIR, '-j2', target, ...extra], {
+      timeout,
+      maxBuffer: 64 << 20,
+    });
     return stdout + stderr;
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };
-    throw new Error(`make ${target} failed: ${e.message}\n${(e.stdout ?? '').slice(-4000)}\n${(e.stderr ?? '').slice(-4000)}`);
+    throw new Error(
+      `make ${target} failed: ${e.message}\n${(e.stdout ?? '').slice(-4000)}\n${(e.stderr ?? '').slice(-4000)}`,
+    );
   }
 }
 
@@ -40,7 +45,8 @@ describe('the C SDK builds and passes its own tests', () => {
     const clang = await make('unit-clang');
     for (const log of [out, clang]) {
       expect(log).toMatch(/golden vectors: \d+ valid, \d+ invalid/);
-      for (const suite of ['test_codec', 'test_ws', 'test_device']) expect(log).toMatch(new RegExp(`${suite}: \\d+ checks, 0 failed`));
+      for (const suite of ['test_codec', 'test_ws', 'test_device'])
+        expect(log).toMatch(new RegExp(`${suite}: \\d+ checks, 0 failed`));
     }
   }, 300_000);
 
@@ -103,10 +109,17 @@ const TYPE = { f32: 0, f64: 1, int: 2, bool: 3, string: 5 } as const;
 function valueToken(v: Value): string {
   if (v.kind === 'bool') return `${v.alias}:${v.value ? 4 : 3}:`;
   const payload =
-    v.kind === 'f32' ? f32bits(v.value as number) : v.kind === 'f64' ? f64bits(v.value as number) : v.kind === 'int' ? String(v.value) : strHex(v.value as string);
+    v.kind === 'f32'
+      ? f32bits(v.value as number)
+      : v.kind === 'f64'
+        ? f64bits(v.value as number)
+        : v.kind === 'int'
+          ? String(v.value)
+          : strHex(v.value as string);
   return `${v.alias}:${TYPE[v.kind]}:${payload}`;
 }
-const readingLine = (tag: string, r: Reading): string => `${tag} ${r.seq} ${r.ts === null ? '-' : r.ts} ${r.values.length} ${r.values.map(valueToken).join(' ')}`;
+const readingLine = (tag: string, r: Reading): string =>
+  `${tag} ${r.seq} ${r.ts === null ? '-' : r.ts} ${r.values.length} ${r.values.map(valueToken).join(' ')}`;
 
 function randomString(r: () => number, maxBytes: number): string {
   const pool = ['a', 'Z', '0', ' ', '°', 'é', '✓', '中', '😀', '\u0000', '"', '\\', '\u{10ffff}'];
@@ -126,12 +139,24 @@ function randomValue(r: () => number, alias: number, kind?: Value['kind']): Valu
   const special = [NaN, Infinity, -Infinity, -0, 0];
   switch (k) {
     case 'f32':
-      return { alias, kind: k, value: r() < 0.05 ? special[Math.floor(r() * 5)]! : Math.fround((r() - 0.5) * 10 ** Math.floor(r() * 12)) };
+      return {
+        alias,
+        kind: k,
+        value: r() < 0.05 ? special[Math.floor(r() * 5)]! : Math.fround((r() - 0.5) * 10 ** Math.floor(r() * 12)),
+      };
     case 'f64':
-      return { alias, kind: k, value: r() < 0.05 ? special[Math.floor(r() * 5)]! : (r() - 0.5) * 10 ** Math.floor(r() * 300) };
+      return {
+        alias,
+        kind: k,
+        value: r() < 0.05 ? special[Math.floor(r() * 5)]! : (r() - 0.5) * 10 ** Math.floor(r() * 300),
+      };
     case 'int': {
       const scale = [1, 100, 2 ** 20, 2 ** 40, 2 ** 52][Math.floor(r() * 5)]!;
-      return { alias, kind: k, value: Math.max(-(2 ** 52), Math.min(2 ** 52 - 1, Math.floor((r() - 0.5) * 2 * scale))) };
+      return {
+        alias,
+        kind: k,
+        value: Math.max(-(2 ** 52), Math.min(2 ** 52 - 1, Math.floor((r() - 0.5) * 2 * scale))),
+      };
     }
     case 'bool':
       return { alias, kind: k, value: r() < 0.5 };
@@ -157,7 +182,9 @@ function runCross(input: string, mode?: string): Promise<string[]> {
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`cross-encode exited ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`cross-encode exited ${code}`)),
+    );
     child.stdin.end(input);
   });
 }
@@ -239,13 +266,14 @@ describe('the TypeScript SDK and the C SDK put the same bytes on the wire', () =
     }
     const got = await runCross(`${lines.join('\n')}\n`);
     expect(got).toHaveLength(expected.length);
-    for (let i = 0; i < expected.length; i++) expect(got[i], `frame ${i}: ${lines[i + 1]!.slice(0, 200)}`).toBe(expected[i]);
+    for (let i = 0; i < expected.length; i++)
+      expect(got[i], `frame ${i}: ${lines[i + 1]!.slice(0, 200)}`).toBe(expected[i]);
     // The §12 reading is 19 bytes on both sides.
     const budget = await runCross('C 41 1732233600000\nR 42 1732233601000 3 0:0:41ac0000 1:0:42410000 2:0:447d5000\n');
     expect(budget).toEqual(['0202d00f000000ac4108000041421000507d44']);
   }, 120_000);
 
-  it("the C device client and the TypeScript device client send the same bytes for the same readings", async () => {
+  it('the C device client and the TypeScript device client send the same bytes for the same readings', async () => {
     await make('cross');
     const metrics = [
       { name: 'temperature', kind: 'f32', alias: 0 },
@@ -305,7 +333,15 @@ describe('the TypeScript SDK and the C SDK put the same bytes on the wire', () =
     socket!.onopen!({});
     sent.length = 0; // HELLO (its sdk and firmware fields differ by design)
     socket!.onmessage!({
-      data: encodeHubFrame({ type: 'welcome', serverTime: start, ackedSeq: 0, heartbeatMs: 10_000, maxFrameBytes: 16_384, maxBatch: 256, maxRate: 0 }).slice().buffer,
+      data: encodeHubFrame({
+        type: 'welcome',
+        serverTime: start,
+        ackedSeq: 0,
+        heartbeatMs: 10_000,
+        maxFrameBytes: 16_384,
+        maxBatch: 256,
+        maxRate: 0,
+      }).slice().buffer,
     });
     for (const reading of readings) {
       clock = reading.ts;
@@ -316,7 +352,10 @@ describe('the TypeScript SDK and the C SDK put the same bytes on the wire', () =
     await device.close();
 
     // C: the same readings through td_device_send over the fake transport.
-    const input = [`W 0 ${start}`, ...readings.map((x, i) => readingLine('R', { seq: i + 1, ts: x.ts, values: x.values }))].join('\n');
+    const input = [
+      `W 0 ${start}`,
+      ...readings.map((x, i) => readingLine('R', { seq: i + 1, ts: x.ts, values: x.values })),
+    ].join('\n');
     const got = await runCross(`${input}\n`, 'device');
     expect(sent).toHaveLength(readings.length);
     expect(got).toHaveLength(readings.length);

@@ -31,7 +31,11 @@ function api(method: string, path: string, body?: unknown): Promise<{ status: nu
   return new Promise((resolve, reject) => {
     const req = request(
       `${hub.url}${path}`,
-      { method, ca: ca.caPem, headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) } },
+      {
+        method,
+        ca: ca.caPem,
+        headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -51,7 +55,14 @@ interface DeviceProcess {
 
 function runDevice(id: string, token: string, readings: number): DeviceProcess {
   const child = spawn(process.execPath, [deviceScript], {
-    env: { ...process.env, DEVICE_URL: hub.deviceUrl, DEVICE_ID: id, DEVICE_TOKEN: token, DEVICE_CA: ca.caPath, DEVICE_READINGS: String(readings) },
+    env: {
+      ...process.env,
+      DEVICE_URL: hub.deviceUrl,
+      DEVICE_ID: id,
+      DEVICE_TOKEN: token,
+      DEVICE_CA: ca.caPath,
+      DEVICE_READINGS: String(readings),
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
@@ -60,7 +71,8 @@ function runDevice(id: string, token: string, readings: number): DeviceProcess {
   return proc;
 }
 
-const lastAck = (p: DeviceProcess): number => Math.max(0, ...p.events.filter((e) => e.event === 'ack').map((e) => e.seq!));
+const lastAck = (p: DeviceProcess): number =>
+  Math.max(0, ...p.events.filter((e) => e.event === 'ack').map((e) => e.seq!));
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tendril-e2e-'));
@@ -107,7 +119,10 @@ describe('a device over wss through the real SDK and hub', () => {
     expect(JSON.stringify((await api('GET', '/api/v1/devices/e2e-env-1')).json)).not.toContain(created.json.token);
 
     const device = runDevice('e2e-env-1', created.json.token, 500);
-    await waitFor(() => lastAck(device) === 500, { timeoutMs: 20_000, what: 'the hub to ack all 500 readings of e2e-env-1' });
+    await waitFor(() => lastAck(device) === 500, {
+      timeoutMs: 20_000,
+      what: 'the hub to ack all 500 readings of e2e-env-1',
+    });
 
     const view = (await api('GET', '/api/v1/devices/e2e-env-1')).json;
     expect(view.presence.state).toBe('online');
@@ -120,7 +135,10 @@ describe('a device over wss through the real SDK and hub', () => {
 
     // Every acked reading is in SQLite, once: 500 readings over a wide window, counted by the history API.
     const from = Date.now() - 3_600_000;
-    const count = await api('GET', `/api/v1/devices/e2e-env-1/series/humidity?agg=count&from=${from}&to=${Date.now() + 60_000}&step=86400000`);
+    const count = await api(
+      'GET',
+      `/api/v1/devices/e2e-env-1/series/humidity?agg=count&from=${from}&to=${Date.now() + 60_000}&step=86400000`,
+    );
     expect(count.status).toBe(200);
     const total = count.json.points.reduce((n: number, p: { value: number }) => n + p.value, 0);
     expect(total).toBe(500);
@@ -140,7 +158,10 @@ describe('a device over wss through the real SDK and hub', () => {
   it('shows a device that freezes without closing its socket offline with HEARTBEAT_LOST within the bound', async () => {
     const created = await api('POST', '/api/v1/devices', { id: 'e2e-env-2' });
     const device = runDevice('e2e-env-2', created.json.token, 10);
-    await waitFor(() => lastAck(device) === 10, { timeoutMs: 20_000, what: 'the hub to ack the 10 readings of e2e-env-2' });
+    await waitFor(() => lastAck(device) === 10, {
+      timeoutMs: 20_000,
+      what: 'the hub to ack the 10 readings of e2e-env-2',
+    });
     device.child.kill('SIGSTOP'); // the socket stays open, nothing answers pings any more
     const stoppedAt = Date.now();
     const offline = await waitFor(

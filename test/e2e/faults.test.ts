@@ -120,7 +120,9 @@ async function metric(hub: HubUnderTest, name: string): Promise<number> {
 /** Readings of a device in the hub's store: InfluxDB count("@seq") (docs/storage.md), SQLite through the history API. */
 async function storedCount(hub: HubUnderTest, deviceId: string, from: number): Promise<number> {
   if (hub.kind === 'influxdb') {
-    const [result] = await influx.query(`SELECT count("@seq") FROM readings WHERE "device"::tag = '${deviceId}'`, { db: hub.db });
+    const [result] = await influx.query(`SELECT count("@seq") FROM readings WHERE "device"::tag = '${deviceId}'`, {
+      db: hub.db,
+    });
     return Number(result?.series?.[0]?.values?.[0]?.[1] ?? 0);
   }
   const q = new URLSearchParams({ from: String(from), to: String(from + 86_400_000), step: '1d', agg: 'count' });
@@ -178,12 +180,17 @@ async function expectStoredExactlyOnce(hub: HubUnderTest, fleet: Fleet): Promise
     what: 'every device to have every reading acked',
     timeoutMs: 30_000,
   });
-  await waitFor(async () => (await readyz(hub)).body.spool?.depthReadings === 0, { what: 'the spool to drain into the store', timeoutMs: 30_000 });
+  await waitFor(async () => (await readyz(hub)).body.spool?.depthReadings === 0, {
+    what: 'the spool to drain into the store',
+    timeoutMs: 30_000,
+  });
   for (const { id, device } of fleet.devices) {
     const { sent, dropped } = device.stats;
     expect(dropped, `${id} dropped readings`).toBe(0);
     expect(sent, `${id} sent readings`).toBeGreaterThan(100);
-    expect(await storedCount(hub, id, fleet.start - 60_000), `${id}: stored readings vs the ${sent} the SDK sent`).toBe(sent);
+    expect(await storedCount(hub, id, fleet.start - 60_000), `${id}: stored readings vs the ${sent} the SDK sent`).toBe(
+      sent,
+    );
   }
 }
 
@@ -243,80 +250,77 @@ async function startCuttingProxy(targetPort: number): Promise<CuttingProxy> {
 // ---- the tests ----
 
 describe('faults: zero readings lost, none doubled', () => {
-  it(
-    '(1) InfluxDB killed for 20 s mid-stream and restarted: readings are acked from the spool meanwhile, then drained in full',
-    async () => {
-      const hub = await startHubProcess('influxdb');
-      const fleet = await startFleet(hub, 'outage', `ws://127.0.0.1:${hub.port}/v1/device`);
-      await moreAcked(fleet, 50, 'readings to flow before the outage');
-      await waitFor(async () => (await storedCount(hub, fleet.devices[0]!.id, fleet.start)) > 0, { what: 'the first readings to reach InfluxDB', timeoutMs: 10_000 });
+  it('(1) InfluxDB killed for 20 s mid-stream and restarted: readings are acked from the spool meanwhile, then drained in full', async () => {
+    const hub = await startHubProcess('influxdb');
+    const fleet = await startFleet(hub, 'outage', `ws://127.0.0.1:${hub.port}/v1/device`);
+    await moreAcked(fleet, 50, 'readings to flow before the outage');
+    await waitFor(async () => (await storedCount(hub, fleet.devices[0]!.id, fleet.start)) > 0, {
+      what: 'the first readings to reach InfluxDB',
+      timeoutMs: 10_000,
+    });
 
-      await influx.kill9();
-      await waitFor(async () => (await readyz(hub)).body.spool?.store === 'down', { what: 'the hub to see InfluxDB down', timeoutMs: 10_000 });
-      // Devices are still acked: readings are durable in the spool.
-      await moreAcked(fleet, 100, 'readings to be acked while InfluxDB is down');
-      const during = await readyz(hub);
-      expect(during.httpStatus).toBe(200);
-      expect(during.body.status).toBe('degraded');
-      expect(during.body.checks.store).toContain('influxdb store not reachable');
-      expect(during.body.spool.accepting).toBe(true);
-      expect(during.body.spool.depthReadings).toBeGreaterThan(0);
-      expect(await metric(hub, 'tendril_store_up')).toBe(0);
-      expect(await metric(hub, 'tendril_spool_readings')).toBeGreaterThan(0);
-      expect(await metric(hub, 'tendril_spool_bytes')).toBeGreaterThan(0);
-      expect(await metric(hub, 'tendril_store_write_errors_total{kind="unreachable"}')).toBeGreaterThan(0);
-      // The outage itself lasts 20 s (issue 3); this wait is the scenario, not synchronisation.
-      await new Promise((resolve) => setTimeout(resolve, INFLUX_OUTAGE_MS));
-      const depthBefore = (await readyz(hub)).body.spool.depthReadings as number;
-      expect(depthBefore).toBeGreaterThan(DEVICES * 1000); // ~20 s of readings waited in the spool
+    await influx.kill9();
+    await waitFor(async () => (await readyz(hub)).body.spool?.store === 'down', {
+      what: 'the hub to see InfluxDB down',
+      timeoutMs: 10_000,
+    });
+    // Devices are still acked: readings are durable in the spool.
+    await moreAcked(fleet, 100, 'readings to be acked while InfluxDB is down');
+    const during = await readyz(hub);
+    expect(during.httpStatus).toBe(200);
+    expect(during.body.status).toBe('degraded');
+    expect(during.body.checks.store).toContain('influxdb store not reachable');
+    expect(during.body.spool.accepting).toBe(true);
+    expect(during.body.spool.depthReadings).toBeGreaterThan(0);
+    expect(await metric(hub, 'tendril_store_up')).toBe(0);
+    expect(await metric(hub, 'tendril_spool_readings')).toBeGreaterThan(0);
+    expect(await metric(hub, 'tendril_spool_bytes')).toBeGreaterThan(0);
+    expect(await metric(hub, 'tendril_store_write_errors_total{kind="unreachable"}')).toBeGreaterThan(0);
+    // The outage itself lasts 20 s (issue 3); this wait is the scenario, not synchronisation.
+    await new Promise((resolve) => setTimeout(resolve, INFLUX_OUTAGE_MS));
+    const depthBefore = (await readyz(hub)).body.spool.depthReadings as number;
+    expect(depthBefore).toBeGreaterThan(DEVICES * 1000); // ~20 s of readings waited in the spool
 
-      await influx.restart();
-      await waitFor(async () => (await readyz(hub)).body.spool?.store === 'up', { what: 'the hub to write to InfluxDB again', timeoutMs: 15_000 });
-      await moreAcked(fleet, 50, 'readings to flow after InfluxDB returned');
-      await expectStoredExactlyOnce(hub, fleet);
-      expect((await readyz(hub)).body.status).toBe('ready');
-    },
-    120_000,
-  );
+    await influx.restart();
+    await waitFor(async () => (await readyz(hub)).body.spool?.store === 'up', {
+      what: 'the hub to write to InfluxDB again',
+      timeoutMs: 15_000,
+    });
+    await moreAcked(fleet, 50, 'readings to flow after InfluxDB returned');
+    await expectStoredExactlyOnce(hub, fleet);
+    expect((await readyz(hub)).body.status).toBe('ready');
+  }, 120_000);
 
   for (const kind of ['sqlite', 'influxdb'] as const) {
-    it(
-      `(2) ${kind}: the hub killed with SIGKILL mid-stream, twice, and restarted on the same port and data dir while devices keep sending`,
-      async () => {
-        const hub = await startHubProcess(kind);
-        const fleet = await startFleet(hub, `crash-${kind}`, `ws://127.0.0.1:${hub.port}/v1/device`);
-        for (let round = 1; round <= 2; round++) {
-          await moreAcked(fleet, 100, `readings to be acked before kill ${round}`);
-          await hub.proc.kill9();
-          // Devices keep sending into their buffers while the hub is gone.
-          const sentAtKill = fleet.devices.map(({ device }) => device.stats.sent);
-          await waitFor(() => fleet.devices.every(({ device }, i) => device.stats.sent >= sentAtKill[i]! + 20), {
-            what: `devices to buffer readings while the hub is down (round ${round})`,
-          });
-          await hub.proc.restart();
-          await moreAcked(fleet, 100, `readings to be acked after restart ${round}`);
-        }
-        await expectStoredExactlyOnce(hub, fleet);
-      },
-      90_000,
-    );
+    it(`(2) ${kind}: the hub killed with SIGKILL mid-stream, twice, and restarted on the same port and data dir while devices keep sending`, async () => {
+      const hub = await startHubProcess(kind);
+      const fleet = await startFleet(hub, `crash-${kind}`, `ws://127.0.0.1:${hub.port}/v1/device`);
+      for (let round = 1; round <= 2; round++) {
+        await moreAcked(fleet, 100, `readings to be acked before kill ${round}`);
+        await hub.proc.kill9();
+        // Devices keep sending into their buffers while the hub is gone.
+        const sentAtKill = fleet.devices.map(({ device }) => device.stats.sent);
+        await waitFor(() => fleet.devices.every(({ device }, i) => device.stats.sent >= sentAtKill[i]! + 20), {
+          what: `devices to buffer readings while the hub is down (round ${round})`,
+        });
+        await hub.proc.restart();
+        await moreAcked(fleet, 100, `readings to be acked after restart ${round}`);
+      }
+      await expectStoredExactlyOnce(hub, fleet);
+    }, 90_000);
 
-    it(
-      `(3) ${kind}: every device connection cut every 250 ms by a proxy while the devices send`,
-      async () => {
-        const hub = await startHubProcess(kind);
-        const proxy = await startCuttingProxy(hub.port);
-        cleanups.push(() => proxy.close());
-        const fleet = await startFleet(hub, `cuts-${kind}`, `ws://127.0.0.1:${proxy.port}/v1/device`);
-        const cutter = setInterval(() => proxy.cutAll(), 250);
-        cleanups.push(() => clearInterval(cutter));
-        await waitFor(() => proxy.cuts >= 16, { what: '16 rounds of connection cuts', timeoutMs: 30_000 });
-        clearInterval(cutter);
-        const reconnects = fleet.devices.map(({ device }) => device.stats.reconnects);
-        expect(Math.min(...reconnects)).toBeGreaterThanOrEqual(5);
-        await expectStoredExactlyOnce(hub, fleet);
-      },
-      90_000,
-    );
+    it(`(3) ${kind}: every device connection cut every 250 ms by a proxy while the devices send`, async () => {
+      const hub = await startHubProcess(kind);
+      const proxy = await startCuttingProxy(hub.port);
+      cleanups.push(() => proxy.close());
+      const fleet = await startFleet(hub, `cuts-${kind}`, `ws://127.0.0.1:${proxy.port}/v1/device`);
+      const cutter = setInterval(() => proxy.cutAll(), 250);
+      cleanups.push(() => clearInterval(cutter));
+      await waitFor(() => proxy.cuts >= 16, { what: '16 rounds of connection cuts', timeoutMs: 30_000 });
+      clearInterval(cutter);
+      const reconnects = fleet.devices.map(({ device }) => device.stats.reconnects);
+      expect(Math.min(...reconnects)).toBeGreaterThanOrEqual(5);
+      await expectStoredExactlyOnce(hub, fleet);
+    }, 90_000);
   }
 });

@@ -25,10 +25,16 @@ const dockerCompose = findDockerCompose();
 const TEST_SECRETS = { INFLUX_TOKEN: 'validation-only-token', INFLUX_ADMIN_PASSWORD: 'validation-only' };
 
 /** Runs docker-compose with no Docker engine: `config` only parses, interpolates and validates. */
-async function compose(args: string[], cwd = repoRoot, secrets: Record<string, string> = TEST_SECRETS): Promise<{ code: number; stdout: string; stderr: string }> {
+async function compose(
+  args: string[],
+  cwd = repoRoot,
+  secrets: Record<string, string> = TEST_SECRETS,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   // A developer's own .env or COMPOSE_* settings must not change what is validated.
   const env = {
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COMPOSE_') && !/^(HUB|INFLUX|MQTT|GRAFANA)_/.test(k))),
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('COMPOSE_') && !/^(HUB|INFLUX|MQTT|GRAFANA)_/.test(k)),
+    ),
     ...secrets,
   };
   try {
@@ -72,24 +78,32 @@ describe.skipIf(dockerCompose === undefined)('docker-compose.yml', () => {
     ]) {
       expect(stdout).toContain(line);
     }
-    const services = (await compose(['-f', 'docker-compose.yml', '--profile', 'grafana', 'config', '--services'])).stdout.split('\n').filter(Boolean).sort();
+    const services = (
+      await compose(['-f', 'docker-compose.yml', '--profile', 'grafana', 'config', '--services'])
+    ).stdout
+      .split('\n')
+      .filter(Boolean)
+      .sort();
     expect(services).toEqual(['grafana', 'hub', 'influxdb', 'mosquitto']);
     // Grafana is opt-in (docker-compose 1.29 lists profiled services under --services anyway, so look at the profile).
-    expect(stdout).toMatch(/\n  grafana:\n(?:    .*\n|    - .*\n)*?    profiles:\n    - grafana\n/);
+    expect(stdout).toMatch(/\n {2}grafana:\n(?: {4}.*\n| {4}- .*\n)*? {4}profiles:\n {4}- grafana\n/);
   });
 
   it('the validator is not vacuous: it rejects a key docker-compose 1.29 does not know', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tendril-compose-'));
     try {
-      await writeFile(join(dir, 'docker-compose.yml'), [
-        'services:',
-        '  hub:',
-        '    image: tendril/hub:local',
-        '    healthcheck:',
-        '      test: ["CMD", "true"]',
-        '      start_interval: 1s',
-        '',
-      ].join('\n'));
+      await writeFile(
+        join(dir, 'docker-compose.yml'),
+        [
+          'services:',
+          '  hub:',
+          '    image: tendril/hub:local',
+          '    healthcheck:',
+          '      test: ["CMD", "true"]',
+          '      start_interval: 1s',
+          '',
+        ].join('\n'),
+      );
       const result = await compose(['-f', 'docker-compose.yml', 'config', '-q'], dir);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/start_interval/);

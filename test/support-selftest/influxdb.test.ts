@@ -9,8 +9,13 @@ describe('startInfluxDB', () => {
     try {
       expect(influx.url).toBe(`http://127.0.0.1:${influx.port}`);
       await influx.write('temperature,device=d1 value=21.5 1700000000000');
-      const expected = [{ statement_id: 0, series: [{ name: 'temperature', columns: ['time', 'value'], values: [[1700000000000, 21.5]] }] }];
-      expect(await influx.query('SELECT value FROM temperature WHERE device = \'d1\'')).toEqual(expected);
+      const expected = [
+        {
+          statement_id: 0,
+          series: [{ name: 'temperature', columns: ['time', 'value'], values: [[1700000000000, 21.5]] }],
+        },
+      ];
+      expect(await influx.query("SELECT value FROM temperature WHERE device = 'd1'")).toEqual(expected);
 
       // A crash: the point was acknowledged (204), so the WAL must bring it back on the same port and data dir.
       const crashedPid = influx.pid;
@@ -18,7 +23,7 @@ describe('startInfluxDB', () => {
       expect(pidAlive(crashedPid)).toBe(false);
       await influx.restart();
       expect(influx.pid).not.toBe(crashedPid);
-      expect(await influx.query('SELECT value FROM temperature WHERE device = \'d1\'')).toEqual(expected);
+      expect(await influx.query("SELECT value FROM temperature WHERE device = 'd1'")).toEqual(expected);
     } finally {
       const pid = influx.process.running ? influx.pid : undefined;
       await influx.stop();

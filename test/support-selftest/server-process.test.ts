@@ -19,8 +19,13 @@ describe('startServerProcess', () => {
     const port = await getFreePort();
     const dir = await makeTempDir('selftest');
     const server = await startServerProcess({
-      name: 'node-http', command: process.execPath, args: ['-e', serverScript], env: { PORT: String(port) },
-      dir, ready: httpOk(port), readyWhat: `GET http://127.0.0.1:${port}/`,
+      name: 'node-http',
+      command: process.execPath,
+      args: ['-e', serverScript],
+      env: { PORT: String(port) },
+      dir,
+      ready: httpOk(port),
+      readyWhat: `GET http://127.0.0.1:${port}/`,
     });
     const firstPid = server.pid;
     expect(pidAlive(firstPid)).toBe(true);
@@ -43,9 +48,14 @@ describe('startServerProcess', () => {
   it('falls back to SIGKILL when SIGTERM is ignored past the grace period', async () => {
     const port = await getFreePort();
     const server = await startServerProcess({
-      name: 'stubborn', command: process.execPath, args: ['-e', serverScript],
-      env: { PORT: String(port), IGNORE_TERM: '1' }, dir: await makeTempDir('selftest'),
-      ready: httpOk(port), readyWhat: 'HTTP 200', stopGraceMs: 200,
+      name: 'stubborn',
+      command: process.execPath,
+      args: ['-e', serverScript],
+      env: { PORT: String(port), IGNORE_TERM: '1' },
+      dir: await makeTempDir('selftest'),
+      ready: httpOk(port),
+      readyWhat: 'HTTP 200',
+      stopGraceMs: 200,
     });
     const pid = server.pid;
     await server.stop();
@@ -56,11 +66,17 @@ describe('startServerProcess', () => {
     const port = await getFreePort();
     const dir = await makeTempDir('selftest');
     const started = startServerProcess({
-      name: 'crasher', command: process.execPath, args: ['-e', serverScript],
-      env: { PORT: String(port), CRASH: 'config file unreadable' }, dir,
-      ready: httpOk(port), readyWhat: `GET http://127.0.0.1:${port}/`,
+      name: 'crasher',
+      command: process.execPath,
+      args: ['-e', serverScript],
+      env: { PORT: String(port), CRASH: 'config file unreadable' },
+      dir,
+      ready: httpOk(port),
+      readyWhat: `GET http://127.0.0.1:${port}/`,
     });
-    await expect(started).rejects.toThrow(/crasher exited \(code 3, signal null\) before it was ready \(waiting for GET http:\/\/127\.0\.0\.1:\d+\/\)/);
+    await expect(started).rejects.toThrow(
+      /crasher exited \(code 3, signal null\) before it was ready \(waiting for GET http:\/\/127\.0\.0\.1:\d+\/\)/,
+    );
     await expect(started).rejects.toThrow('fatal: config file unreadable');
     expect(existsSync(dir)).toBe(false);
   });
@@ -70,13 +86,20 @@ describe('startServerProcess', () => {
     // The server comes up, but on a port the probe does not look at.
     const dir = await makeTempDir('selftest');
     const started = startServerProcess({
-      name: 'never-ready', command: process.execPath, args: ['-e', serverScript], env: { PORT: String(port) },
-      dir, ready: httpOk(wrongPort!), readyWhat: `GET http://127.0.0.1:${wrongPort}/`,
+      name: 'never-ready',
+      command: process.execPath,
+      args: ['-e', serverScript],
+      env: { PORT: String(port) },
+      dir,
+      ready: httpOk(wrongPort!),
+      readyWhat: `GET http://127.0.0.1:${wrongPort}/`,
       // Long enough for a node process to start and print on a loaded machine (300 ms was not, under CI load).
       readyTimeoutMs: 3000,
     });
     const err = (await started.catch((e: unknown) => e)) as Error;
-    expect(err.message).toContain(`never-ready did not become ready within 3000 ms (waiting for GET http://127.0.0.1:${wrongPort}/)`);
+    expect(err.message).toContain(
+      `never-ready did not become ready within 3000 ms (waiting for GET http://127.0.0.1:${wrongPort}/)`,
+    );
     expect(err.message).toContain(`booting on port ${port}`);
     // The process was killed: its port is free again.
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
@@ -90,7 +113,8 @@ describe('requireExecutable', () => {
   });
 
   it('says which apt package to install and how', () => {
-    expect(() => requireExecutable({ name: 'tendril-no-such-binary', aptPackage: 'tendril-pkg' }))
-      .toThrow(/tendril-no-such-binary is not installed.*Debian package "tendril-pkg".*bash scripts\/install-system-deps\.sh/);
+    expect(() => requireExecutable({ name: 'tendril-no-such-binary', aptPackage: 'tendril-pkg' })).toThrow(
+      /tendril-no-such-binary is not installed.*Debian package "tendril-pkg".*bash scripts\/install-system-deps\.sh/,
+    );
   });
 });

@@ -12,7 +12,9 @@ function fetchText(url: string, ca?: string): Promise<string> {
     get(url, ca === undefined ? {} : { ca }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
       res.on('end', () => resolve(body));
     }).on('error', reject);
   });
@@ -27,7 +29,9 @@ describe('makeTestCA', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tendril-tls-'));
     ca = await makeTestCA(dir);
-    server = createServer({ cert: await readFile(ca.certPath), key: await readFile(ca.keyPath) }, (_req, res) => res.end('secure'));
+    server = createServer({ cert: await readFile(ca.certPath), key: await readFile(ca.keyPath) }, (_req, res) =>
+      res.end('secure'),
+    );
     server.listen(0, '127.0.0.1');
     await once(server, 'listening', { what: 'the https server to listen' });
     port = (server.address() as AddressInfo).port;

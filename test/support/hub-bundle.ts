@@ -34,7 +34,17 @@ export async function bundleForProcess(entry: string): Promise<string> {
     format: 'esm',
     target: 'node20',
     outfile,
-    external: ['fastify', 'fastify-plugin', '@fastify/*', 'ws', 'better-sqlite3', 'prom-client', '@influxdata/*', 'mqtt', 'mqtt-packet'],
+    external: [
+      'fastify',
+      'fastify-plugin',
+      '@fastify/*',
+      'ws',
+      'better-sqlite3',
+      'prom-client',
+      '@influxdata/*',
+      'mqtt',
+      'mqtt-packet',
+    ],
     alias: WORKSPACE_ALIASES,
     logLevel: 'error',
   });

@@ -2,8 +2,13 @@
 export { getFreePort, getFreePorts } from './free-port.js';
 export { waitFor, withTimeout, once, WaitTimeoutError, type WaitOptions, type OnceOptions } from './wait-for.js';
 export {
-  ServerProcess, startServerProcess, makeTempDir, pidAlive, requireExecutable,
-  type ServerProcessOptions, type ExecutableSpec,
+  ServerProcess,
+  startServerProcess,
+  makeTempDir,
+  pidAlive,
+  requireExecutable,
+  type ServerProcessOptions,
+  type ExecutableSpec,
 } from './server-process.js';
 export { startInfluxDB, type InfluxDBServer, type InfluxDBOptions, type InfluxQLResult } from './influxdb.js';
 export { startMosquitto, type MosquittoServer, type MosquittoOptions } from './mosquitto.js';

@@ -39,7 +39,10 @@ export interface InfluxDBServer {
   /** Runs InfluxQL against `db` (or options.db); throws on HTTP or statement errors. */
   query(q: string, options?: { db?: string }): Promise<InfluxQLResult[]>;
   /** Writes line protocol (precision ms unless given); throws unless 204. */
-  write(lines: string | readonly string[], options?: { db?: string; precision?: 'ns' | 'u' | 'ms' | 's' }): Promise<void>;
+  write(
+    lines: string | readonly string[],
+    options?: { db?: string; precision?: 'ns' | 'u' | 'ms' | 's' },
+  ): Promise<void>;
   stop(): Promise<void>;
   kill9(): Promise<void>;
   restart(): Promise<void>;
@@ -64,7 +67,11 @@ export async function startInfluxDB(options: InfluxDBOptions = {}): Promise<Infl
     command: influxd,
     args: ['-config', configPath],
     // influxd reads INFLUXDB_* variables as config overrides; make sure none leak in from the environment.
-    env: Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('INFLUXDB_')).map((k) => [k, undefined])),
+    env: Object.fromEntries(
+      Object.keys(process.env)
+        .filter((k) => k.startsWith('INFLUXDB_'))
+        .map((k) => [k, undefined]),
+    ),
     dir,
     ready: async () => (await fetch(`${url}/ping`)).status === 204,
     readyWhat: `GET ${url}/ping -> 204`,
@@ -107,7 +114,9 @@ export async function startInfluxDB(options: InfluxDBOptions = {}): Promise<Infl
     db,
     port,
     dataDir,
-    get pid() { return proc.pid; },
+    get pid() {
+      return proc.pid;
+    },
     query,
     write,
     stop: () => proc.stop(),

@@ -64,7 +64,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
-    get pid() { return proc.pid; },
+    get pid() {
+      return proc.pid;
+    },
     stop: () => proc.stop(),
     kill9: () => proc.kill9(),
     restart: () => proc.restart(),
@@ -76,7 +78,13 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
 function tcpAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => { socket.destroy(); resolve(false); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(false);
+    });
   });
 }

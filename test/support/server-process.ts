@@ -9,7 +9,19 @@
  * sets it), each child is recorded there so the runner can reap what survived a SIGKILLed worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
@@ -109,13 +121,15 @@ export class ServerProcess {
     const deadline = Date.now() + readyTimeoutMs;
     let lastProbeError: unknown;
     let failure: Error | undefined;
-    void spawnError.then((err) => { failure = err; });
+    void spawnError.then((err) => {
+      failure = err;
+    });
     for (;;) {
       if (failure) throw new Error(`${this.name} could not be started (${this.options.command}): ${failure.message}`);
       if (this.lastExit) {
         throw new Error(
           `${this.name} exited (code ${this.lastExit.code}, signal ${this.lastExit.signal}) before it was ready ` +
-          `(waiting for ${readyWhat}).\n${this.describeLog()}`,
+            `(waiting for ${readyWhat}).\n${this.describeLog()}`,
         );
       }
       try {
@@ -142,7 +156,9 @@ export class ServerProcess {
     child.kill('SIGTERM');
     const graceMs = this.options.stopGraceMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<'grace-over'>((resolve) => { timer = setTimeout(() => resolve('grace-over'), graceMs); });
+    const graceOver = new Promise<'grace-over'>((resolve) => {
+      timer = setTimeout(() => resolve('grace-over'), graceMs);
+    });
     const outcome = await Promise.race([this.exited.then(() => 'exited' as const), graceOver]);
     clearTimeout(timer);
     if (outcome === 'grace-over') {
@@ -189,7 +205,11 @@ export class ServerProcess {
   logTail(lines = 40): string {
     try {
       const text = readFileSync(this.logPath, 'utf8');
-      return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
+      return text
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n')
+        .trimEnd();
     } catch (err) {
       return `(log unreadable: ${errorMessage(err)})`;
     }
@@ -247,15 +267,25 @@ export function requireExecutable(spec: ExecutableSpec): string {
   const fromEnv = spec.envVar ? process.env[spec.envVar] : undefined;
   if (fromEnv) {
     if (isExecutable(fromEnv)) return fromEnv;
-    throw new Error(`${spec.envVar}=${fromEnv} is not an executable file. Unset it to use ${spec.name} from the "${spec.aptPackage}" package.`);
+    throw new Error(
+      `${spec.envVar}=${fromEnv} is not an executable file. Unset it to use ${spec.name} from the "${spec.aptPackage}" package.`,
+    );
   }
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  const dirs = [
+    ...(process.env.PATH ?? '').split(delimiter),
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    '/usr/sbin',
+    '/usr/bin',
+    '/sbin',
+    '/bin',
+  ];
   const paths = [...(spec.candidates ?? []), ...dirs.filter((d) => isAbsolute(d)).map((d) => join(d, spec.name))];
   for (const path of paths) if (isExecutable(path)) return path;
   throw new Error(
     `${spec.name} is not installed (looked in PATH and the sbin dirs${spec.envVar ? `; ${spec.envVar} is not set` : ''}). ` +
-    `It comes with the Debian package "${spec.aptPackage}": run \`bash scripts/install-system-deps.sh\` ` +
-    `(installs every system package the tests need) or \`apt-get install ${spec.aptPackage}\`.`,
+      `It comes with the Debian package "${spec.aptPackage}": run \`bash scripts/install-system-deps.sh\` ` +
+      `(installs every system package the tests need) or \`apt-get install ${spec.aptPackage}\`.`,
   );
 }
 

@@ -35,19 +35,51 @@ export async function makeTestCA(dir: string): Promise<TestCA> {
   };
   const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
-  await ssl('req', '-x509', ...ecKey, '-keyout', p('ca-key.pem'), '-out', p('ca.pem'),
-    '-days', '2', '-subj', '/CN=Tendril Test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  await ssl(
+    'req',
+    '-x509',
+    ...ecKey,
+    '-keyout',
+    p('ca-key.pem'),
+    '-out',
+    p('ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Tendril Test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   await ssl('req', '-new', ...ecKey, '-keyout', p('server-key.pem'), '-out', p('server.csr'), '-subj', '/CN=localhost');
-  await writeFile(p('server.ext'), [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    'extendedKeyUsage=serverAuth',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '',
-  ].join('\n'));
-  await ssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca-key.pem'),
-    '-CAcreateserial', '-days', '2', '-extfile', p('server.ext'), '-out', p('server.pem'));
+  await writeFile(
+    p('server.ext'),
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '',
+    ].join('\n'),
+  );
+  await ssl(
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca-key.pem'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
+    '-out',
+    p('server.pem'),
+  );
 
   return {
     caPem: await readFile(p('ca.pem'), 'utf8'),

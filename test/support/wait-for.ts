@@ -14,7 +14,11 @@ export interface WaitOptions {
 
 export class WaitTimeoutError extends Error {
   override readonly name = 'WaitTimeoutError';
-  constructor(readonly what: string, readonly timeoutMs: number, detail?: string) {
+  constructor(
+    readonly what: string,
+    readonly timeoutMs: number,
+    detail?: string,
+  ) {
     super(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${detail}` : ''}`);
   }
 }
@@ -72,8 +76,14 @@ export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: str
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new WaitTimeoutError(what, timeoutMs)), timeoutMs);
     promise.then(
-      (value) => { clearTimeout(timer); resolve(value); },
-      (err: unknown) => { clearTimeout(timer); reject(err); },
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
     );
   });
 }

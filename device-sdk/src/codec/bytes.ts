@@ -36,7 +36,10 @@ export class ByteReader {
 
   need(n: number, what: string): void {
     if (this.bytes.length - this.pos < n) {
-      this.fail('FRAME_TRUNCATED', `frame ends inside ${what}: need ${n} byte(s) at offset ${this.pos}, have ${this.remaining}`);
+      this.fail(
+        'FRAME_TRUNCATED',
+        `frame ends inside ${what}: need ${n} byte(s) at offset ${this.pos}, have ${this.remaining}`,
+      );
     }
   }
 
@@ -151,7 +154,8 @@ export class ByteWriter {
 
   /** §2.3 */
   svarint(n: number, what: string): void {
-    if (!Number.isInteger(n) || n < SVARINT_MIN || n > SVARINT_MAX) refuse(`${what} ${n}`, 'not an integer -2^52..2^52-1');
+    if (!Number.isInteger(n) || n < SVARINT_MIN || n > SVARINT_MAX)
+      refuse(`${what} ${n}`, 'not an integer -2^52..2^52-1');
     this.varint(zigzag(n), what);
   }
 

@@ -58,7 +58,10 @@ export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn
     case FrameType.READING_UNTIMED: {
       // §5.3
       const local = { ...ctx };
-      const frame: ReadingFrame = { type: 'reading', ...readReading(r, limits, local, type === FrameType.READING, false) };
+      const frame: ReadingFrame = {
+        type: 'reading',
+        ...readReading(r, limits, local, type === FrameType.READING, false),
+      };
       ctx.prevSeq = local.prevSeq;
       ctx.prevTs = local.prevTs;
       return frame;
@@ -83,7 +86,11 @@ export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn
       return { type: 'status', dropped } satisfies StatusFrame;
     }
     default:
-      throw new FrameError('UNKNOWN_FRAME_TYPE', `0x${type.toString(16).padStart(2, '0')} is not a device frame type`, 0);
+      throw new FrameError(
+        'UNKNOWN_FRAME_TYPE',
+        `0x${type.toString(16).padStart(2, '0')} is not a device frame type`,
+        0,
+      );
   }
 }
 
@@ -125,11 +132,21 @@ export function decodeHubFrame(bytes: Uint8Array, limitsIn?: Partial<Limits>): H
       const seq = r.varint('seq');
       const aliasPlusOne = r.varint('alias');
       const message = r.string('message', limits.maxMessageBytes);
-      frame = { type: 'error', code, seq, alias: aliasPlusOne === 0 ? null : aliasPlusOne - 1, message } satisfies ErrorFrame;
+      frame = {
+        type: 'error',
+        code,
+        seq,
+        alias: aliasPlusOne === 0 ? null : aliasPlusOne - 1,
+        message,
+      } satisfies ErrorFrame;
       break;
     }
     case FrameType.BACKOFF: // §7.4
-      frame = { type: 'backoff', code: codeOfWire(r.varint('code')), pauseMs: r.varint('pauseMs') } satisfies BackoffFrame;
+      frame = {
+        type: 'backoff',
+        code: codeOfWire(r.varint('code')),
+        pauseMs: r.varint('pauseMs'),
+      } satisfies BackoffFrame;
       break;
     default:
       throw new FrameError('UNKNOWN_FRAME_TYPE', `0x${type.toString(16).padStart(2, '0')} is not a hub frame type`, 0);
@@ -152,7 +169,8 @@ function decodeHello(r: DeviceFrameReader, limits: Limits): HelloFrame {
   const clock = r.varint('clock');
   const dropped = r.varint('dropped');
   const count = r.varint('metric count');
-  if (count > limits.maxMetrics) r.fail('TOO_MANY_METRICS', `HELLO declares ${count} metrics, limit ${limits.maxMetrics}`);
+  if (count > limits.maxMetrics)
+    r.fail('TOO_MANY_METRICS', `HELLO declares ${count} metrics, limit ${limits.maxMetrics}`);
   const metrics: MetricDeclaration[] = [];
   const aliases = new Set<number>();
   const names = new Set<string>();
@@ -167,9 +185,11 @@ function decodeHello(r: DeviceFrameReader, limits: Limits): HelloFrame {
     if (kind === undefined) r.fail('INVALID_FIELD', `metric kind ${k} is not 0..4`);
     const flags = r.u8('metric flags');
     if (flags & ~0x03) r.fail('INVALID_FIELD', `metric flags 0x${flags.toString(16)} use reserved bits`);
-    if (flags !== 0 && (kind === 'bool' || kind === 'string')) r.fail('INVALID_FIELD', `a ${kind} metric cannot have a range`);
+    if (flags !== 0 && (kind === 'bool' || kind === 'string'))
+      r.fail('INVALID_FIELD', `a ${kind} metric cannot have a range`);
     const name = r.string('metric name', limits.maxMetricNameBytes);
-    if (!METRIC_NAME_PATTERN.test(name)) r.fail('INVALID_FIELD', `metric name "${name}" must start with a letter and use [A-Za-z0-9_./-]`);
+    if (!METRIC_NAME_PATTERN.test(name))
+      r.fail('INVALID_FIELD', `metric name "${name}" must start with a letter and use [A-Za-z0-9_./-]`);
     if (names.has(name)) r.fail('INVALID_FIELD', `metric name "${name}" is declared twice`);
     names.add(name);
     const unit = r.string('unit', limits.maxUnitBytes);
@@ -182,7 +202,8 @@ function decodeHello(r: DeviceFrameReader, limits: Limits): HelloFrame {
       m.max = r.f64('max');
       if (!Number.isFinite(m.max)) r.fail('INVALID_FIELD', `max of ${name} is not finite`);
     }
-    if (m.min !== undefined && m.max !== undefined && m.min > m.max) r.fail('INVALID_FIELD', `min of ${name} exceeds max`);
+    if (m.min !== undefined && m.max !== undefined && m.min > m.max)
+      r.fail('INVALID_FIELD', `min of ${name} exceeds max`);
     metrics.push(m);
   }
   end(r, 'HELLO');
@@ -192,7 +213,8 @@ function decodeHello(r: DeviceFrameReader, limits: Limits): HelloFrame {
 /** §5.4 */
 function decodeBatch(r: DeviceFrameReader, limits: Limits, ctx: DeltaContext): BatchFrame {
   const count = r.varint('batch count');
-  if (count < 1 || count > limits.maxBatch) r.fail('BATCH_TOO_LARGE', `BATCH holds ${count} readings, allowed 1..${limits.maxBatch}`);
+  if (count < 1 || count > limits.maxBatch)
+    r.fail('BATCH_TOO_LARGE', `BATCH holds ${count} readings, allowed 1..${limits.maxBatch}`);
   const local = { ...ctx };
   const readings: BatchFrame['readings'] = [];
   for (let i = 0; i < count; i++) {
@@ -219,14 +241,16 @@ function readReading(r: DeviceFrameReader, limits: Limits, ctx: DeltaContext, ti
   if (counted) {
     n = r.varint('value count');
     if (n === 0) r.fail('EMPTY_READING', `reading ${seq} carries no values`);
-    if (n > limits.maxMetrics) r.fail('TOO_MANY_METRICS', `reading ${seq} carries ${n} values, limit ${limits.maxMetrics}`);
+    if (n > limits.maxMetrics)
+      r.fail('TOO_MANY_METRICS', `reading ${seq} carries ${n} values, limit ${limits.maxMetrics}`);
   } else {
     n = Infinity;
     if (r.remaining === 0) r.fail('EMPTY_READING', `reading ${seq} carries no values`);
   }
   const values: Value[] = [];
   for (let i = 0; i < n && (counted || r.remaining > 0); i++) {
-    if (values.length >= limits.maxMetrics) r.fail('TOO_MANY_METRICS', `reading ${seq} carries more than ${limits.maxMetrics} values`);
+    if (values.length >= limits.maxMetrics)
+      r.fail('TOO_MANY_METRICS', `reading ${seq} carries more than ${limits.maxMetrics} values`);
     values.push(readValue(r, limits));
   }
   return { seq, ts, values };

@@ -70,7 +70,8 @@ export function encodeDeviceFrame(frame: DeviceFrame, ctx: DeltaContext, limitsI
     case 'batch': {
       // §5.4
       const n = frame.readings.length;
-      if (n < 1 || n > limits.maxBatch) refuse('BATCH', `${n} readings, allowed 1..${limits.maxBatch}`, 'BATCH_TOO_LARGE');
+      if (n < 1 || n > limits.maxBatch)
+        refuse('BATCH', `${n} readings, allowed 1..${limits.maxBatch}`, 'BATCH_TOO_LARGE');
       w.u8(FrameType.BATCH);
       w.varint(n, 'batch count');
       for (const reading of frame.readings) {
@@ -150,7 +151,8 @@ export function encodeHubFrame(frame: HubFrame, limitsIn?: Partial<Limits>): Uin
 
 /** §4.2, §5.2: an alias is an integer 0..maxAlias. */
 function checkAlias(alias: number, limits: Limits): void {
-  if (!(Number.isSafeInteger(alias) && alias >= 0 && alias <= limits.maxAlias)) refuse(`alias ${alias}`, `not in 0..${limits.maxAlias}`);
+  if (!(Number.isSafeInteger(alias) && alias >= 0 && alias <= limits.maxAlias))
+    refuse(`alias ${alias}`, `not in 0..${limits.maxAlias}`);
 }
 
 /** §4.1 */
@@ -159,7 +161,8 @@ function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
   if (!f.token) refuse('token', 'empty');
   // The varint refuses what is not a non-negative integer.
   if (f.epoch > 0xffff_ffff) refuse(`epoch ${f.epoch}`, 'not a u32');
-  if (f.metrics.length > limits.maxMetrics) refuse('HELLO', `${f.metrics.length} metrics, limit ${limits.maxMetrics}`, 'TOO_MANY_METRICS');
+  if (f.metrics.length > limits.maxMetrics)
+    refuse('HELLO', `${f.metrics.length} metrics, limit ${limits.maxMetrics}`, 'TOO_MANY_METRICS');
   w.u8(FrameType.HELLO);
   w.string(f.deviceId, 'deviceId', limits.maxDeviceIdBytes);
   w.string(f.token, 'token', limits.maxTokenBytes);
@@ -185,7 +188,8 @@ function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
     if (kindIndex < 0) refuse(metric, `kind ${String(kind)} not one of ${METRIC_KINDS}`);
     const flags = (min === undefined ? 0 : 1) | (max === undefined ? 0 : 2);
     if (flags && (kind === 'bool' || kind === 'string')) refuse(metric, `a ${kind} has no range`);
-    if ((flags & 1 && !Number.isFinite(min)) || (flags & 2 && !Number.isFinite(max))) refuse(metric, 'range not finite');
+    if ((flags & 1 && !Number.isFinite(min)) || (flags & 2 && !Number.isFinite(max)))
+      refuse(metric, 'range not finite');
     if (min! > max!) refuse(metric, 'min > max');
     w.varint(alias, 'alias');
     w.u8(kindIndex);
@@ -198,10 +202,17 @@ function writeHello(w: ByteWriter, f: HelloFrame, limits: Limits): void {
 }
 
 /** §5.1/§5.3: seq delta, ts delta unless untimed, then the values (counted in a BATCH). */
-function writeReading(w: ByteWriter, { seq, ts, values }: Reading, limits: Limits, ctx: DeltaContext, counted: boolean): void {
+function writeReading(
+  w: ByteWriter,
+  { seq, ts, values }: Reading,
+  limits: Limits,
+  ctx: DeltaContext,
+  counted: boolean,
+): void {
   const reading = `reading ${seq}`;
   if (!values.length) refuse(reading, 'no values', 'EMPTY_READING');
-  if (values.length > limits.maxMetrics) refuse(reading, `${values.length} values, limit ${limits.maxMetrics}`, 'TOO_MANY_METRICS');
+  if (values.length > limits.maxMetrics)
+    refuse(reading, `${values.length} values, limit ${limits.maxMetrics}`, 'TOO_MANY_METRICS');
   if (!Number.isSafeInteger(seq) || seq < 1) refuse(reading, 'seq not in 1..2^53-1');
   w.svarint(seq - ctx.prevSeq, 'seq delta');
   ctx.prevSeq = seq;
@@ -217,7 +228,8 @@ function writeReading(w: ByteWriter, { seq, ts, values }: Reading, limits: Limit
 /** §5.2: tag = alias * 8 + value type, then the payload the type implies. */
 function writeValue(w: ByteWriter, { alias, kind, value }: Value, limits: Limits): void {
   checkAlias(alias, limits);
-  if (!fitsKind(kind, value)) refuse(`value of alias ${alias}`, `${typeof value} ${String(value)} is not a ${String(kind)}`);
+  if (!fitsKind(kind, value))
+    refuse(`value of alias ${alias}`, `${typeof value} ${String(value)} is not a ${String(kind)}`);
   w.varint(alias * 8 + VALUE_TYPES[kind] + (value === true ? 1 : 0), 'value tag');
   if (kind === 'f32') w.float(value as number, 4);
   else if (kind === 'f64') w.float(value as number, 8);

@@ -17,7 +17,8 @@ export const PROTOCOL_ERROR_MEANINGS: Readonly<Record<ProtocolErrorCode, string>
   TOO_MANY_METRICS: 'HELLO declares more metrics, or a reading carries more values, than the limit.',
   BATCH_TOO_LARGE: 'A BATCH holds no readings or more than the limit.',
   EMPTY_READING: 'A reading carries no values.',
-  INVALID_FIELD: 'A field is outside its domain (bad id characters, duplicate alias, seq < 1 after the delta, status out of range, ...).',
+  INVALID_FIELD:
+    'A field is outside its domain (bad id characters, duplicate alias, seq < 1 after the delta, status out of range, ...).',
   FRAME_TOO_LARGE: 'The message is larger than the maximum frame size.',
   TEXT_FRAME: 'A text message arrived on the binary device channel.',
   UNEXPECTED_FRAME: 'A valid frame arrived in the wrong state (reading before WELCOME, a second HELLO).',
@@ -30,7 +31,8 @@ export const PROTOCOL_ERROR_MEANINGS: Readonly<Record<ProtocolErrorCode, string>
   INTERNAL_ERROR: 'The hub failed unexpectedly while handling this connection.',
   TRY_AGAIN_LATER: 'The hub cannot take this connection now (connection limit); reconnect with back-off.',
   DEVICE_DISABLED: 'The device exists but an operator disabled it.',
-  AUTH_THROTTLED: 'Too many failed HELLOs from this address; the hub answers after a delay without checking the token. Reconnect with back-off.',
+  AUTH_THROTTLED:
+    'Too many failed HELLOs from this address; the hub answers after a delay without checking the token. Reconnect with back-off.',
   TOO_MANY_PINGS: 'The device sent Pings faster than the hub could answer them.',
   SLOW_CONSUMER: 'The hub cut a connection that did not read what the hub sent (presence reason; no close frame).',
   // Reading validation (§7.1). Sent as ERROR with seq and alias; the connection stays open.

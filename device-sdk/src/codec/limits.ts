@@ -53,7 +53,8 @@ export function resolveLimits(partial?: Partial<Limits>): Limits {
     const value = partial[key];
     if (value === undefined) continue;
     if (!(key in DEFAULT_LIMITS)) throw new RangeError(`unknown limit ${String(key)}`);
-    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`limit ${key} must be a non-negative integer, got ${value}`);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new RangeError(`limit ${key} must be a non-negative integer, got ${value}`);
     limits[key] = value;
   }
   return limits;

@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import {
   decodeDeviceFrame,
   encodeHubFrame,
@@ -302,7 +302,11 @@ export class FakeHub {
 
   /** Resolves with the n-th connection (0-based) once it has sent HELLO. */
   connection(n: number, timeoutMs = 5000): Promise<FakeConnection> {
-    return waitUntil(() => (this.connections[n]?.hello ? this.connections[n] : undefined), `connection #${n} to send HELLO`, timeoutMs);
+    return waitUntil(
+      () => (this.connections[n]?.hello ? this.connections[n] : undefined),
+      `connection #${n} to send HELLO`,
+      timeoutMs,
+    );
   }
 
   async close(): Promise<void> {
@@ -340,7 +344,13 @@ interface Listenable {
 }
 
 /** Resolves with the first argument of the next `event` that passes `filter`; rejects naming `what` after timeoutMs. */
-export function nextEvent<T = any>(target: Listenable, event: string, what: string, filter: (arg: T) => boolean = () => true, timeoutMs = 5000): Promise<T> {
+export function nextEvent<T = any>(
+  target: Listenable,
+  event: string,
+  what: string,
+  filter: (arg: T) => boolean = () => true,
+  timeoutMs = 5000,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       target.off(event, on);
@@ -382,7 +392,10 @@ export class FakeTimers {
   /** Fires the pending timer with this delay (the only one, if ms is omitted). */
   fire(ms?: number): void {
     const entries = [...this.active.entries()].filter(([, t]) => ms === undefined || t.ms === ms);
-    if (entries.length !== 1) throw new Error(`expected exactly one pending timer${ms === undefined ? '' : ` of ${ms} ms`}, found ${this.pending().join(', ') || 'none'}`);
+    if (entries.length !== 1)
+      throw new Error(
+        `expected exactly one pending timer${ms === undefined ? '' : ` of ${ms} ms`}, found ${this.pending().join(', ') || 'none'}`,
+      );
     const [id, t] = entries[0]!;
     this.active.delete(id);
     t.fn();

@@ -5,7 +5,7 @@
  *   GET  /commands/:commandId      one command with its state history
  *   POST /commands/:commandId/cancel  cancel a command still queued
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk/codec';
 import type { AuditLog } from '../auth/audit.js';
 import { HubHttpError } from '../errors.js';
@@ -19,7 +19,12 @@ export interface CommandApiOptions {
   audit: Pick<AuditLog, 'record'>;
 }
 
-const idSchema = { type: 'string', minLength: 1, maxLength: DEFAULT_LIMITS.maxDeviceIdBytes, pattern: DEVICE_ID_PATTERN.source } as const;
+const idSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: DEFAULT_LIMITS.maxDeviceIdBytes,
+  pattern: DEVICE_ID_PATTERN.source,
+} as const;
 const deviceParams = { type: 'object', required: ['id'], properties: { id: idSchema } } as const;
 
 interface DeviceParams {
@@ -46,7 +51,10 @@ function principalOf(request: FastifyRequest): string {
 }
 
 function deviceNotFound(id: string): HubHttpError {
-  return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
+  return new HubHttpError(
+    'DEVICE_NOT_FOUND',
+    `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`,
+  );
 }
 
 /** `queued,sent` -> the states, or an INVALID_REQUEST naming the unknown one. */
@@ -55,7 +63,10 @@ function parseStates(text: string | undefined): CommandState[] | undefined {
   const states = text.split(',').map((s) => s.trim());
   for (const s of states) {
     if (!(COMMAND_STATES as readonly string[]).includes(s)) {
-      throw new HubHttpError('INVALID_REQUEST', `querystring/state "${s}" is not a command state; use one or more of ${COMMAND_STATES.join(', ')}, separated by commas.`);
+      throw new HubHttpError(
+        'INVALID_REQUEST',
+        `querystring/state "${s}" is not a command state; use one or more of ${COMMAND_STATES.join(', ')}, separated by commas.`,
+      );
     }
   }
   return states as CommandState[];
@@ -134,7 +145,12 @@ function listCommandsRoute(app: FastifyInstance, { commands, deviceExists }: Com
     async (request, reply) => {
       if (!deviceExists(request.params.id)) throw deviceNotFound(request.params.id);
       const limit = request.query.limit ?? COMMAND_LIMITS.defaultPageSize;
-      const list = commands.list({ deviceId: request.params.id, states: parseStates(request.query.state), before: request.query.before, limit });
+      const list = commands.list({
+        deviceId: request.params.id,
+        states: parseStates(request.query.state),
+        before: request.query.before,
+        limit,
+      });
       // A full page may have more behind it: pass nextBefore as `before` for the next page.
       const nextBefore = list.length === limit ? list[list.length - 1]!.id : null;
       return { commands: list, nextBefore };
@@ -146,11 +162,19 @@ function listCommandsRoute(app: FastifyInstance, { commands, deviceExists }: Com
 function getCommandRoute(app: FastifyInstance, { commands }: CommandApiOptions): void {
   app.get<{ Params: { commandId: number } }>(
     '/commands/:commandId',
-    { config: { role: 'viewer' }, schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
+    {
+      config: { role: 'viewer' },
+      schema: {
+        params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } },
+      },
+    },
     async (request, reply) => {
       const command = commands.get(request.params.commandId);
       if (!command) {
-        throw new HubHttpError('COMMAND_NOT_FOUND', `No command ${request.params.commandId} exists (or its device was deleted); list a device's commands with GET /api/v1/devices/:id/commands.`);
+        throw new HubHttpError(
+          'COMMAND_NOT_FOUND',
+          `No command ${request.params.commandId} exists (or its device was deleted); list a device's commands with GET /api/v1/devices/:id/commands.`,
+        );
       }
       return command;
     },
@@ -161,15 +185,32 @@ function getCommandRoute(app: FastifyInstance, { commands }: CommandApiOptions):
 function cancelCommandRoute(app: FastifyInstance, { commands, audit }: CommandApiOptions): void {
   app.post<{ Params: { commandId: number } }>(
     '/commands/:commandId/cancel',
-    { config: { role: 'operator' }, schema: { params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } } } },
+    {
+      config: { role: 'operator' },
+      schema: {
+        params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } },
+      },
+    },
     async (request) => {
       try {
         const command = commands.cancel(request.params.commandId, principalOf(request));
-        audit.record({ action: 'command.cancel', request, target: `command:${command.id}`, device: command.deviceId, detail: { name: command.name } });
+        audit.record({
+          action: 'command.cancel',
+          request,
+          target: `command:${command.id}`,
+          device: command.deviceId,
+          detail: { name: command.name },
+        });
         return command;
       } catch (err) {
         if (err instanceof HubHttpError) {
-          audit.record({ action: 'command.cancel', request, target: `command:${request.params.commandId}`, outcome: 'failure', detail: { code: err.code } });
+          audit.record({
+            action: 'command.cancel',
+            request,
+            target: `command:${request.params.commandId}`,
+            outcome: 'failure',
+            detail: { code: err.code },
+          });
         }
         throw err;
       }

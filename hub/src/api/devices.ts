@@ -7,7 +7,13 @@ import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tend
 import type { Clock } from '../core/clock.js';
 import { errorBody, HubHttpError } from '../errors.js';
 import type { PresenceTracker } from '../devices/presence.js';
-import { DeviceExistsError, type DeviceRecord, type DeviceRegistry, type Presence, type Transport } from '../devices/registry.js';
+import {
+  DeviceExistsError,
+  type DeviceRecord,
+  type DeviceRegistry,
+  type Presence,
+  type Transport,
+} from '../devices/registry.js';
 import type { AuditLog } from '../auth/audit.js';
 import type { LatestValue } from '../storage/types.js';
 
@@ -70,7 +76,12 @@ export async function deviceView(d: DeviceRecord, presence: PresenceTracker): Pr
   };
 }
 
-const idSchema = { type: 'string', minLength: 1, maxLength: DEFAULT_LIMITS.maxDeviceIdBytes, pattern: DEVICE_ID_PATTERN.source } as const;
+const idSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: DEFAULT_LIMITS.maxDeviceIdBytes,
+  pattern: DEVICE_ID_PATTERN.source,
+} as const;
 /** A new device's id: also not dots only ("." and ".." cannot be addressed in a URL path). */
 const newIdSchema = { ...idSchema, pattern: `^(?!\\.+$)${DEVICE_ID_PATTERN.source.slice(1)}` } as const;
 const nameSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
@@ -88,7 +99,10 @@ interface IdParams {
 }
 
 function notFound(id: string): HubHttpError {
-  return new HubHttpError('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`);
+  return new HubHttpError(
+    'DEVICE_NOT_FOUND',
+    `No device "${id}" is registered; list devices with GET /api/v1/devices or create it with POST /api/v1/devices.`,
+  );
 }
 
 /** POST /devices */
@@ -110,15 +124,39 @@ function provisionDeviceRoute(app: FastifyInstance, { registry, clock, audit, co
       try {
         const { device, token } = registry.create(request.body, clock.now());
         request.log.info({ deviceId: device.id }, 'device registered');
-        audit.record({ action: 'device.provision', request, target: `device:${device.id}`, device: device.id, detail: { model: device.model } });
+        audit.record({
+          action: 'device.provision',
+          request,
+          target: `device:${device.id}`,
+          device: device.id,
+          detail: { model: device.model },
+        });
         connections.changed(device.id, 'created');
-        return reply.code(201).send({ id: device.id, name: device.name, model: device.model, labels: device.labels, token, createdAt: device.createdAt });
+        return reply.code(201).send({
+          id: device.id,
+          name: device.name,
+          model: device.model,
+          labels: device.labels,
+          token,
+          createdAt: device.createdAt,
+        });
       } catch (err) {
         if (err instanceof DeviceExistsError) {
-          audit.record({ action: 'device.provision', request, device: request.body.id, outcome: 'failure', detail: { code: 'DEVICE_EXISTS' } });
+          audit.record({
+            action: 'device.provision',
+            request,
+            device: request.body.id,
+            outcome: 'failure',
+            detail: { code: 'DEVICE_EXISTS' },
+          });
           return reply
             .code(409)
-            .send(errorBody('DEVICE_EXISTS', `A device "${request.body.id}" is already registered; pick another id, or rotate its token with POST /api/v1/devices/${request.body.id}/token.`));
+            .send(
+              errorBody(
+                'DEVICE_EXISTS',
+                `A device "${request.body.id}" is already registered; pick another id, or rotate its token with POST /api/v1/devices/${request.body.id}/token.`,
+              ),
+            );
         }
         throw err;
       }
@@ -136,16 +174,23 @@ function listDevicesRoute(app: FastifyInstance, { registry, presence }: DeviceAp
 
 /** GET /devices/:id */
 function getDeviceRoute(app: FastifyInstance, { registry, presence }: DeviceApiOptions): void {
-  app.get<{ Params: IdParams }>('/devices/:id', { config: { role: 'viewer' }, schema: { params: idParams } }, async (request) => {
-    const device = registry.get(request.params.id);
-    if (!device) throw notFound(request.params.id);
-    return deviceView(device, presence);
-  });
+  app.get<{ Params: IdParams }>(
+    '/devices/:id',
+    { config: { role: 'viewer' }, schema: { params: idParams } },
+    async (request) => {
+      const device = registry.get(request.params.id);
+      if (!device) throw notFound(request.params.id);
+      return deviceView(device, presence);
+    },
+  );
 }
 
 /** PATCH /devices/:id */
 function updateDeviceRoute(app: FastifyInstance, { registry, presence, connections, audit }: DeviceApiOptions): void {
-  app.patch<{ Params: IdParams; Body: { name?: string; model?: string; labels?: Record<string, string>; disabled?: boolean } }>(
+  app.patch<{
+    Params: IdParams;
+    Body: { name?: string; model?: string; labels?: Record<string, string>; disabled?: boolean };
+  }>(
     '/devices/:id',
     {
       config: { role: 'operator' },
@@ -164,8 +209,19 @@ function updateDeviceRoute(app: FastifyInstance, { registry, presence, connectio
       if (!device) throw notFound(request.params.id);
       // A disabled device may not stay connected.
       if (request.body.disabled === true) connections.disconnect(device.id, 'DEVICE_DISABLED');
-      const action = request.body.disabled === true ? 'device.disable' : request.body.disabled === false ? 'device.enable' : 'device.update';
-      audit.record({ action, request, target: `device:${device.id}`, device: device.id, detail: { fields: Object.keys(request.body) } });
+      const action =
+        request.body.disabled === true
+          ? 'device.disable'
+          : request.body.disabled === false
+            ? 'device.enable'
+            : 'device.update';
+      audit.record({
+        action,
+        request,
+        target: `device:${device.id}`,
+        device: device.id,
+        detail: { fields: Object.keys(request.body) },
+      });
       connections.changed(device.id, 'updated');
       return deviceView(device, presence);
     },
@@ -174,30 +230,43 @@ function updateDeviceRoute(app: FastifyInstance, { registry, presence, connectio
 
 /** POST /devices/:id/token */
 function rotateTokenRoute(app: FastifyInstance, { registry, connections, audit }: DeviceApiOptions): void {
-  app.post<{ Params: IdParams }>('/devices/:id/token', { config: { role: 'admin' }, schema: { params: idParams } }, async (request) => {
-    const token = registry.rotateToken(request.params.id);
-    if (token === undefined) throw notFound(request.params.id);
-    // The old token stops working at once, including for a connection that authenticated with it.
-    connections.disconnect(request.params.id, 'AUTH_FAILED');
-    request.log.info({ deviceId: request.params.id }, 'device token rotated');
-    audit.record({ action: 'device.token.rotate', request, target: `device:${request.params.id}`, device: request.params.id });
-    return { id: request.params.id, token };
-  });
+  app.post<{ Params: IdParams }>(
+    '/devices/:id/token',
+    { config: { role: 'admin' }, schema: { params: idParams } },
+    async (request) => {
+      const token = registry.rotateToken(request.params.id);
+      if (token === undefined) throw notFound(request.params.id);
+      // The old token stops working at once, including for a connection that authenticated with it.
+      connections.disconnect(request.params.id, 'AUTH_FAILED');
+      request.log.info({ deviceId: request.params.id }, 'device token rotated');
+      audit.record({
+        action: 'device.token.rotate',
+        request,
+        target: `device:${request.params.id}`,
+        device: request.params.id,
+      });
+      return { id: request.params.id, token };
+    },
+  );
 }
 
 /** DELETE /devices/:id */
 function deleteDeviceRoute(app: FastifyInstance, { registry, presence, connections, audit }: DeviceApiOptions): void {
-  app.delete<{ Params: IdParams }>('/devices/:id', { config: { role: 'admin' }, schema: { params: idParams } }, async (request, reply) => {
-    const device = registry.get(request.params.id);
-    if (!device) throw notFound(request.params.id);
-    connections.disconnect(device.id, 'DELETED');
-    registry.delete(device.id);
-    presence.forget(device.id);
-    request.log.info({ deviceId: device.id }, 'device deleted');
-    audit.record({ action: 'device.delete', request, target: `device:${device.id}`, device: device.id });
-    connections.changed(device.id, 'deleted');
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: IdParams }>(
+    '/devices/:id',
+    { config: { role: 'admin' }, schema: { params: idParams } },
+    async (request, reply) => {
+      const device = registry.get(request.params.id);
+      if (!device) throw notFound(request.params.id);
+      connections.disconnect(device.id, 'DELETED');
+      registry.delete(device.id);
+      presence.forget(device.id);
+      request.log.info({ deviceId: device.id }, 'device deleted');
+      audit.record({ action: 'device.delete', request, target: `device:${device.id}`, device: device.id });
+      connections.changed(device.id, 'deleted');
+      return reply.code(204).send();
+    },
+  );
 }
 
 export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, opts) => {

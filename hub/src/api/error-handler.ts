@@ -31,18 +31,31 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (err instanceof HubHttpError) return reply.code(err.statusCode).send(errorBody(err.code, err.message));
     if (err.validation) {
       const context = err.validationContext ?? 'request';
-      return reply.code(400).send(errorBody('INVALID_REQUEST', describeValidation(context, err.validation as ValidationIssue[])));
+      return reply
+        .code(400)
+        .send(errorBody('INVALID_REQUEST', describeValidation(context, err.validation as ValidationIssue[])));
     }
     switch (err.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `The request body exceeds the limit of ${request.routeOptions.bodyLimit ?? 'the hub'} bytes.`));
+        return reply
+          .code(413)
+          .send(
+            errorBody(
+              'PAYLOAD_TOO_LARGE',
+              `The request body exceeds the limit of ${request.routeOptions.bodyLimit ?? 'the hub'} bytes.`,
+            ),
+          );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with `Content-Type: application/json`.'));
+        return reply
+          .code(415)
+          .send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with `Content-Type: application/json`.'));
     }
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(400).send(errorBody('INVALID_REQUEST', `The request is not valid: ${err.message}`));
     }
     request.log.error({ err }, 'request failed');
-    return reply.code(500).send(errorBody('INTERNAL_ERROR', 'The hub failed while handling this request; the hub log has the details.'));
+    return reply
+      .code(500)
+      .send(errorBody('INTERNAL_ERROR', 'The hub failed while handling this request; the hub log has the details.'));
   });
 }

@@ -42,11 +42,8 @@ const MAX_TIME_MS = 8.64e15;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 /** Bucket widths chosen when no step is given, ms. */
 const ROUND_STEPS = [
-  1, 2, 5, 10, 20, 50, 100, 200, 500,
-  1000, 2000, 5000, 10_000, 15_000, 30_000,
-  60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
-  3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
-  86_400_000, 172_800_000, 604_800_000,
+  1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+  900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000, 172_800_000, 604_800_000,
 ];
 
 class ParamError extends Error {
@@ -69,7 +66,8 @@ export function parseTime(param: string, raw: string): number {
     if (ms < 0 || ms > MAX_TIME_MS) throw new ParamError(param, `${raw} is outside 0..${MAX_TIME_MS} (epoch ms)`);
     return ms;
   }
-  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/.exec(raw);
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/.exec(raw);
   if (!m) {
     throw new ParamError(param, `"${raw}" is neither RFC 3339 (e.g. 2026-05-01T12:00:00Z) nor epoch milliseconds`);
   }
@@ -100,7 +98,11 @@ export function parseTime(param: string, raw: string): number {
 /** Whole milliseconds: "60000", "500ms", "10s", "1.5m", "1h", "1d", "1w". */
 export function parseStep(raw: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(raw);
-  if (!m) throw new ParamError('step', `"${raw}" is not a duration; use milliseconds (60000) or a number with ms, s, m, h, d or w (e.g. 10s, 5m)`);
+  if (!m)
+    throw new ParamError(
+      'step',
+      `"${raw}" is not a duration; use milliseconds (60000) or a number with ms, s, m, h, d or w (e.g. 10s, 5m)`,
+    );
   const ms = Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!;
   if (ms < 1) throw new ParamError('step', `${raw} is less than 1 ms`);
   if (!Number.isInteger(ms)) throw new ParamError('step', `${raw} is not a whole number of milliseconds`);
@@ -145,10 +147,14 @@ function parseSeriesRequest(
 ): SeriesRequest {
   checkId(params.id);
   if (params.metric.length > DEFAULT_LIMITS.maxMetricNameBytes || !METRIC_NAME_PATTERN.test(params.metric)) {
-    throw new ParamError('metric', `"${params.metric}" is not a metric name (a letter, then letters, digits, _ . / -; at most ${DEFAULT_LIMITS.maxMetricNameBytes} characters)`);
+    throw new ParamError(
+      'metric',
+      `"${params.metric}" is not a metric name (a letter, then letters, digits, _ . / -; at most ${DEFAULT_LIMITS.maxMetricNameBytes} characters)`,
+    );
   }
   const format = single(query, 'format');
-  if (format !== undefined && format !== 'json' && format !== 'csv') throw new ParamError('format', `"${format}" is not one of json, csv`);
+  if (format !== undefined && format !== 'json' && format !== 'csv')
+    throw new ParamError('format', `"${format}" is not one of json, csv`);
   const csv = format === 'csv' || (format === undefined && accept !== undefined && /(^|,)\s*text\/csv\b/i.test(accept));
   const fromRaw = single(query, 'from');
   const toRaw = single(query, 'to');
@@ -163,9 +169,11 @@ function parseSeriesRequest(
   const cap = csv ? limits.maxCsvPoints : limits.maxPoints;
   let points: number | undefined;
   if (pointsRaw !== undefined) {
-    if (!/^\d+$/.test(pointsRaw) || Number(pointsRaw) < 1) throw new ParamError('points', `"${pointsRaw}" is not a whole number >= 1`);
+    if (!/^\d+$/.test(pointsRaw) || Number(pointsRaw) < 1)
+      throw new ParamError('points', `"${pointsRaw}" is not a whole number >= 1`);
     points = Number(pointsRaw);
-    if (points > cap) throw new ParamError('points', `${points} is more than the limit of ${cap}${csv ? ' for CSV' : ''}`);
+    if (points > cap)
+      throw new ParamError('points', `${points} is more than the limit of ${cap}${csv ? ' for CSV' : ''}`);
   }
   const range = to - from;
   let stepMs: number;
@@ -174,7 +182,10 @@ function parseSeriesRequest(
     const buckets = Math.ceil(range / stepMs);
     const limit = points ?? cap;
     if (buckets > limit) {
-      throw new ParamError('step', `${stepRaw} over ${range} ms gives ${buckets} buckets, more than ${points !== undefined ? `points=${points}` : `the limit of ${cap}`}; use a larger step or a shorter range`);
+      throw new ParamError(
+        'step',
+        `${stepRaw} over ${range} ms gives ${buckets} buckets, more than ${points !== undefined ? `points=${points}` : `the limit of ${cap}`}; use a larger step or a shorter range`,
+      );
     }
   } else {
     stepMs = roundStep(range / (points ?? Math.min(limits.defaultPoints, cap)));
@@ -184,7 +195,10 @@ function parseSeriesRequest(
 
 function checkId(id: string): void {
   if (id.length > DEFAULT_LIMITS.maxDeviceIdBytes || !DEVICE_ID_PATTERN.test(id)) {
-    throw new ParamError('id', `"${id}" is not a device id (1..${DEFAULT_LIMITS.maxDeviceIdBytes} of A-Z a-z 0-9 . _ : -)`);
+    throw new ParamError(
+      'id',
+      `"${id}" is not a device id (1..${DEFAULT_LIMITS.maxDeviceIdBytes} of A-Z a-z 0-9 . _ : -)`,
+    );
   }
 }
 
@@ -208,11 +222,21 @@ function isUnsupportedAggregate(err: unknown): boolean {
 }
 
 /** GET /devices/:id/series/:metric: one metric's series as JSON, or streamed as CSV. */
-async function seriesRoute(ctx: HistoryContext, request: FastifyRequest<{ Params: { id: string; metric: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+async function seriesRoute(
+  ctx: HistoryContext,
+  request: FastifyRequest<{ Params: { id: string; metric: string } }>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const { store, clock, limits, deny, storeFailed } = ctx;
   let q: SeriesRequest;
   try {
-    q = parseSeriesRequest(request.params, request.query as Record<string, unknown>, request.headers.accept, clock.now(), limits);
+    q = parseSeriesRequest(
+      request.params,
+      request.query as Record<string, unknown>,
+      request.headers.accept,
+      clock.now(),
+      limits,
+    );
   } catch (err) {
     if (err instanceof ParamError) return reply.code(400).send(errorBody('INVALID_REQUEST', err.message));
     throw err;
@@ -239,7 +263,8 @@ async function seriesRoute(ctx: HistoryContext, request: FastifyRequest<{ Params
   // before the headers go out, so a store that is down or an aggregate that does not apply still gets a
   // proper error status; later failures can only cut the stream.
   const windowMs = q.stepMs * CSV_WINDOW_BUCKETS;
-  const window = (start: number): Promise<SeriesPoint[]> => store.series({ ...base, from: start, to: Math.min(start + windowMs, q.to) });
+  const window = (start: number): Promise<SeriesPoint[]> =>
+    store.series({ ...base, from: start, to: Math.min(start + windowMs, q.to) });
   let first: SeriesPoint[];
   try {
     first = await window(q.from);
@@ -259,11 +284,14 @@ async function seriesRoute(ctx: HistoryContext, request: FastifyRequest<{ Params
     .header('content-type', 'text/csv; charset=utf-8')
     .header('content-disposition', `attachment; filename="${filename}"`)
     .send(Readable.from(rows()));
-
 }
 
 /** GET /devices/:id/latest: the latest value of every metric of a device. */
-async function latestRoute(ctx: HistoryContext, request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+async function latestRoute(
+  ctx: HistoryContext,
+  request: FastifyRequest<{ Params: { id: string } }>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const { store, deny, storeFailed } = ctx;
   try {
     checkId(request.params.id);
@@ -294,7 +322,13 @@ interface HistoryContext {
   /** Answers 404 DEVICE_NOT_FOUND and returns true when the device does not exist. */
   deny(reply: FastifyReply, id: string): Promise<boolean>;
   /** Answers a failed store query: 400 for an aggregate that does not apply, else 503. */
-  storeFailed(request: FastifyRequest, reply: FastifyReply, err: unknown, agg?: Aggregate, metric?: string): FastifyReply;
+  storeFailed(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    err: unknown,
+    agg?: Aggregate,
+    metric?: string,
+  ): FastifyReply;
 }
 
 export const historyRoutes: FastifyPluginAsync<HistoryRoutesOptions> = async (app, opts) => {
@@ -305,23 +339,52 @@ export const historyRoutes: FastifyPluginAsync<HistoryRoutesOptions> = async (ap
     maxPoints: opts.maxPoints ?? 10_000,
     maxCsvPoints: opts.maxCsvPoints ?? 1_000_000,
   };
-  const routeOptions = { config: { role: 'viewer' as const }, ...(opts.preHandler ? { preHandler: opts.preHandler } : {}) };
+  const routeOptions = {
+    config: { role: 'viewer' as const },
+    ...(opts.preHandler ? { preHandler: opts.preHandler } : {}),
+  };
 
   const deny = async (reply: FastifyReply, id: string): Promise<boolean> => {
     if (!opts.deviceExists || (await opts.deviceExists(id))) return false;
-    await reply.code(404).send(errorBody('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices.`));
+    await reply
+      .code(404)
+      .send(errorBody('DEVICE_NOT_FOUND', `No device "${id}" is registered; list devices with GET /api/v1/devices.`));
     return true;
   };
 
-  const storeFailed = (request: FastifyRequest, reply: FastifyReply, err: unknown, agg?: Aggregate, metric?: string): FastifyReply => {
+  const storeFailed = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    err: unknown,
+    agg?: Aggregate,
+    metric?: string,
+  ): FastifyReply => {
     if (agg !== undefined && isUnsupportedAggregate(err)) {
-      return reply.code(400).send(errorBody('INVALID_REQUEST', `agg: ${agg} does not apply to the values of ${metric} (${(err as Error).message}); last and count apply to every metric`));
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            'INVALID_REQUEST',
+            `agg: ${agg} does not apply to the values of ${metric} (${(err as Error).message}); last and count apply to every metric`,
+          ),
+        );
     }
     request.log.warn({ err }, 'history query failed: store did not answer');
-    return reply.code(503).send(errorBody('NOT_READY', 'The time-series store did not answer; try again shortly (GET /readyz shows the store state).'));
+    return reply
+      .code(503)
+      .send(
+        errorBody(
+          'NOT_READY',
+          'The time-series store did not answer; try again shortly (GET /readyz shows the store state).',
+        ),
+      );
   };
 
   const ctx: HistoryContext = { store, clock, limits, deny, storeFailed };
-  app.get<{ Params: { id: string; metric: string } }>('/devices/:id/series/:metric', routeOptions, (request, reply) => seriesRoute(ctx, request, reply));
-  app.get<{ Params: { id: string } }>('/devices/:id/latest', routeOptions, (request, reply) => latestRoute(ctx, request, reply));
+  app.get<{ Params: { id: string; metric: string } }>('/devices/:id/series/:metric', routeOptions, (request, reply) =>
+    seriesRoute(ctx, request, reply),
+  );
+  app.get<{ Params: { id: string } }>('/devices/:id/latest', routeOptions, (request, reply) =>
+    latestRoute(ctx, request, reply),
+  );
 };

@@ -16,9 +16,22 @@ export const apiPlugin = fp(
     await app.register(
       async (api) => {
         api.setNotFoundHandler(async (request, reply) =>
-          reply.code(404).send(errorBody('NOT_FOUND', `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`)),
+          reply
+            .code(404)
+            .send(
+              errorBody(
+                'NOT_FOUND',
+                `No route ${request.method} ${request.url}; see docs/api.md for the routes of /api/v1.`,
+              ),
+            ),
         );
-        await api.register(deviceApi, { registry: devices.registry, presence: devices.presence, connections: devices.sessions, clock, audit: app.auth.audit });
+        await api.register(deviceApi, {
+          registry: devices.registry,
+          presence: devices.presence,
+          connections: devices.sessions,
+          clock,
+          audit: app.auth.audit,
+        });
         await api.register(commandApi, { commands, deviceExists, audit: app.auth.audit });
         await api.register(historyRoutes, { store: durability.store, clock, deviceExists });
       },

@@ -15,10 +15,9 @@ export type { ThrottleSettings };
 import { createAuthSchema } from './schema.js';
 import { SessionStore } from './sessions.js';
 import { loadAuthSettings, type AuthSettings } from './settings.js';
-import { FailureThrottle, type ThrottleRule } from './throttle.js';
+import { FailureThrottle } from './throttle.js';
 import { TokenStore } from './tokens.js';
 import { UserStore } from './users.js';
-
 
 export const THROTTLE_DEFAULTS: Readonly<ThrottleSettings> = Object.freeze({
   loginPerUser: { burst: 5, refillMs: 60_000 },

@@ -133,4 +133,3 @@ declare module 'fastify' {
     authDefaultRole: RouteRole | null;
   }
 }
-

@@ -12,30 +12,28 @@
  * Register it before every plugin that adds routes (its onRoute hook sees only routes added after it).
  */
 import fastifyCookie from '@fastify/cookie';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Registry } from 'prom-client';
-import type { Clock } from '../core/clock.js';
-import type { HttpErrorCode } from '../errors.js';
-import type { SqliteDatabase } from '../storage/sqlite.js';
-import type { AuditLog } from './audit.js';
-import { openAuthCore, type AuthCore, type ThrottleSettings } from './core.js';
+import { openAuthCore, type AuthCore } from './core.js';
 import { addCorsPreflight, addRoleEnforcement, addRouteRoleCheck } from './hooks.js';
 import { ensureInitialAdmin, initialAdminBanner, type InitialAdmin } from './initial-admin.js';
-import type { PasswordHasher, ScryptParams } from './passwords.js';
 import { createAuthServices } from './services.js';
-import type { SessionRecord, SessionStore } from './sessions.js';
-import type { AuthSettings } from './settings.js';
-import type { FailureThrottle } from './throttle.js';
-import type { TokenStore } from './tokens.js';
-import type { Principal, RouteRole } from './types.js';
-import type { UserRecord, UserStore } from './users.js';
+import type { RouteRole } from './types.js';
 
 export { ADMIN_TOKEN_MIN_LENGTH, THROTTLE_DEFAULTS, type ThrottleSettings } from './core.js';
 
 import type { AuthPluginOptions, RouteRoleInfo } from './plugin-types.js';
 
-export type { AuthPluginOptions, AuthFailure, AuthSuccess, AuthResult, LiveAuthResult, RouteRoleInfo, RevocationEvent, AuthServices } from './plugin-types.js';
+export type {
+  AuthPluginOptions,
+  AuthFailure,
+  AuthSuccess,
+  AuthResult,
+  LiveAuthResult,
+  RouteRoleInfo,
+  RevocationEvent,
+  AuthServices,
+} from './plugin-types.js';
 
 /**
  * Lets routes that a third-party plugin adds in this encapsulated context (e.g. @fastify/static's, which take

@@ -58,8 +58,10 @@ export function parseOrigin(text: string, what = 'HUB_ALLOWED_ORIGINS'): string 
 export function authSettingsFromEnv(e: EnvReader): AuthSettings {
   const secure = e.bool('HUB_SECURE_COOKIES', null);
   return {
-    sessionIdleMs: e.int('HUB_SESSION_IDLE_MINUTES', AUTH_DEFAULTS.sessionIdleMinutes, { min: 1, max: 525_600 }) * 60_000,
-    sessionAbsoluteMs: e.int('HUB_SESSION_ABSOLUTE_HOURS', AUTH_DEFAULTS.sessionAbsoluteHours, { min: 1, max: 8_760 }) * 3_600_000,
+    sessionIdleMs:
+      e.int('HUB_SESSION_IDLE_MINUTES', AUTH_DEFAULTS.sessionIdleMinutes, { min: 1, max: 525_600 }) * 60_000,
+    sessionAbsoluteMs:
+      e.int('HUB_SESSION_ABSOLUTE_HOURS', AUTH_DEFAULTS.sessionAbsoluteHours, { min: 1, max: 8_760 }) * 3_600_000,
     allowedOrigins: [...new Set(e.list('HUB_ALLOWED_ORIGINS').map((o) => parseOrigin(o)))],
     auditRetentionDays: e.int('HUB_AUDIT_RETENTION_DAYS', AUTH_DEFAULTS.auditRetentionDays, { max: 36_500 }),
     secureCookies: secure,

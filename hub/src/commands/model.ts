@@ -8,9 +8,26 @@
  */
 import { DEFAULT_LIMITS } from '@tendril/device-sdk/codec';
 
-export type CommandState = 'queued' | 'sent' | 'delivered' | 'succeeded' | 'failed' | 'rejected' | 'expired' | 'cancelled';
+export type CommandState =
+  | 'queued'
+  | 'sent'
+  | 'delivered'
+  | 'succeeded'
+  | 'failed'
+  | 'rejected'
+  | 'expired'
+  | 'cancelled';
 
-export const COMMAND_STATES: readonly CommandState[] = ['queued', 'sent', 'delivered', 'succeeded', 'failed', 'rejected', 'expired', 'cancelled'];
+export const COMMAND_STATES: readonly CommandState[] = [
+  'queued',
+  'sent',
+  'delivered',
+  'succeeded',
+  'failed',
+  'rejected',
+  'expired',
+  'cancelled',
+];
 
 /** States a command can still leave; at most COMMAND_LIMITS.maxUnfinishedPerDevice per device. */
 export const UNFINISHED_STATES: readonly CommandState[] = ['queued', 'sent', 'delivered'];

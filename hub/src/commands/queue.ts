@@ -87,8 +87,16 @@ export class CommandQueue {
   constructor(private readonly opts: CommandQueueOptions) {
     this.store = new CommandStore(opts.db);
     const registers = [opts.metrics];
-    const total = new Counter({ name: 'tendril_commands_total', help: 'Commands that reached a state, by state.', labelNames: ['state'], registers });
-    this.reached = Object.fromEntries(COMMAND_STATES.map((s) => [s, total.labels(s)])) as Record<CommandState, { inc(): void }>;
+    const total = new Counter({
+      name: 'tendril_commands_total',
+      help: 'Commands that reached a state, by state.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.reached = Object.fromEntries(COMMAND_STATES.map((s) => [s, total.labels(s)])) as Record<
+      CommandState,
+      { inc(): void }
+    >;
     // A scrape shows every state from the start, at zero.
     for (const s of COMMAND_STATES) total.inc({ state: s }, 0);
     const lines = this.lines;
@@ -106,8 +114,12 @@ export class CommandQueue {
     for (const c of this.store.unfinished()) this.lineOf(c.deviceId).items.push(c);
     const sessions = opts.sessions;
     this.unsubscribe = [
-      sessions.events.on('online', (e) => this.guard('delivering commands to a device that came online', () => this.pump(e.deviceId, true))),
-      sessions.events.on('commandResult', (e) => this.guard('applying a command result', () => this.onResult(e.deviceId, e.commandId, e.status, e.detail))),
+      sessions.events.on('online', (e) =>
+        this.guard('delivering commands to a device that came online', () => this.pump(e.deviceId, true)),
+      ),
+      sessions.events.on('commandResult', (e) =>
+        this.guard('applying a command result', () => this.onResult(e.deviceId, e.commandId, e.status, e.detail)),
+      ),
     ];
     // §8.2.4: after a restart the device sessions have no memory of what was sent; the store has.
     sessions.setCommandLookup((deviceId, commandId) => !this.closed && this.store.wasSentTo(deviceId, commandId));
@@ -157,8 +169,25 @@ export class CommandQueue {
       );
     }
     const expiresAt = now + ttlMs;
-    const id = this.store.insert({ deviceId: request.deviceId, name, argsJson, requestedBy: request.requestedBy, idempotencyKey: key, createdAt: now, expiresAt, timeoutMs });
-    line.items.push({ id, deviceId: request.deviceId, state: 'queued', createdAt: now, expiresAt, timeoutMs, firstSentAt: null });
+    const id = this.store.insert({
+      deviceId: request.deviceId,
+      name,
+      argsJson,
+      requestedBy: request.requestedBy,
+      idempotencyKey: key,
+      createdAt: now,
+      expiresAt,
+      timeoutMs,
+    });
+    line.items.push({
+      id,
+      deviceId: request.deviceId,
+      state: 'queued',
+      createdAt: now,
+      expiresAt,
+      timeoutMs,
+      firstSentAt: null,
+    });
     this.changed(id, 'queued');
     this.pump(request.deviceId, false);
     return { command: this.store.view(id)!, created: true };
@@ -230,9 +259,19 @@ export class CommandQueue {
     const now = this.opts.clock.now();
     for (const item of [...line.items]) {
       if (item.state === 'queued' && item.expiresAt <= now) {
-        this.finish(line, item, 'expired', `EXPIRED: still queued when its TTL of ${item.expiresAt - item.createdAt} ms passed; the device was offline or busy with earlier commands.`);
+        this.finish(
+          line,
+          item,
+          'expired',
+          `EXPIRED: still queued when its TTL of ${item.expiresAt - item.createdAt} ms passed; the device was offline or busy with earlier commands.`,
+        );
       } else if (item.state !== 'queued' && item.firstSentAt !== null && item.firstSentAt + item.timeoutMs <= now) {
-        this.finish(line, item, 'failed', `TIMEOUT: no final status from the device within ${item.timeoutMs} ms of sending the command.`);
+        this.finish(
+          line,
+          item,
+          'failed',
+          `TIMEOUT: no final status from the device within ${item.timeoutMs} ms of sending the command.`,
+        );
       }
     }
     const head = line.items[0];
@@ -252,7 +291,12 @@ export class CommandQueue {
   private send(line: DeviceLine, item: UnfinishedCommand, now: number): void {
     const record = this.store.get(item.id);
     if (!record) return this.drop(line, item);
-    const sent = this.opts.sessions.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: item.timeoutMs });
+    const sent = this.opts.sessions.sendCommand(item.deviceId, {
+      commandId: item.id,
+      name: record.name,
+      args: record.argsJson ?? '',
+      timeoutMs: item.timeoutMs,
+    });
     if (!sent) return;
     if (!this.store.transition(item.id, 'sent', now)) return this.drop(line, item);
     item.state = 'sent';
@@ -265,7 +309,12 @@ export class CommandQueue {
     const record = this.store.get(item.id);
     if (!record || item.firstSentAt === null) return;
     const left = Math.max(1, item.firstSentAt + item.timeoutMs - now);
-    const sent = this.opts.sessions.sendCommand(item.deviceId, { commandId: item.id, name: record.name, args: record.argsJson ?? '', timeoutMs: left });
+    const sent = this.opts.sessions.sendCommand(item.deviceId, {
+      commandId: item.id,
+      name: record.name,
+      args: record.argsJson ?? '',
+      timeoutMs: left,
+    });
     if (!sent) return;
     this.store.recordResend(item.id, now, `sent again after the device reconnected (${left} ms of the timeout left)`);
     this.opts.log.debug({ deviceId: item.deviceId, commandId: item.id }, 'command sent again after a reconnect');
@@ -277,7 +326,10 @@ export class CommandQueue {
     const item = line?.items.find((i) => i.id === commandId);
     if (!line || !item) {
       // Final already (a duplicate answer after a re-send, §8.3, or a result after TIMEOUT): nothing changes.
-      this.opts.log.debug({ deviceId, commandId, status }, 'result for a command that is no longer unfinished; ignored');
+      this.opts.log.debug(
+        { deviceId, commandId, status },
+        'result for a command that is no longer unfinished; ignored',
+      );
       return;
     }
     const now = this.opts.clock.now();
@@ -302,7 +354,8 @@ export class CommandQueue {
    */
   cancel(commandId: number, by: string): Command {
     const record = this.store.view(commandId);
-    if (!record) throw new HubHttpError('COMMAND_NOT_FOUND', `No command ${commandId} exists (or its device was deleted).`);
+    if (!record)
+      throw new HubHttpError('COMMAND_NOT_FOUND', `No command ${commandId} exists (or its device was deleted).`);
     const line = this.lines.get(record.deviceId);
     const item = line?.items.find((i) => i.id === commandId);
     if (!line || !item || item.state !== 'queued') {
@@ -344,7 +397,12 @@ export class CommandQueue {
   private arm(deviceId: string, line: DeviceLine, now: number): void {
     let next = Infinity;
     for (const item of line.items) {
-      const due = item.state === 'queued' ? item.expiresAt : item.firstSentAt === null ? Infinity : item.firstSentAt + item.timeoutMs;
+      const due =
+        item.state === 'queued'
+          ? item.expiresAt
+          : item.firstSentAt === null
+            ? Infinity
+            : item.firstSentAt + item.timeoutMs;
       if (due < next) next = due;
     }
     if (line.timer !== null && line.timerAt === next) return;
@@ -373,12 +431,25 @@ function utf8Bytes(text: string): number {
   return Buffer.byteLength(text, 'utf8');
 }
 
-function validate(name: string, argsJson: string | null, ttlMs: number, timeoutMs: number, key: string | undefined): void {
+function validate(
+  name: string,
+  argsJson: string | null,
+  ttlMs: number,
+  timeoutMs: number,
+  key: string | undefined,
+): void {
   const L = COMMAND_LIMITS;
-  if (name.length === 0) throw new HubHttpError('INVALID_REQUEST', 'body/name is empty; give the name of a command the device handles (e.g. "reboot").');
+  if (name.length === 0)
+    throw new HubHttpError(
+      'INVALID_REQUEST',
+      'body/name is empty; give the name of a command the device handles (e.g. "reboot").',
+    );
   // §8.1: the name and the args travel in one COMMAND frame with these limits.
   if (utf8Bytes(name) > L.maxNameBytes) {
-    throw new HubHttpError('COMMAND_NAME_TOO_LONG', `The command name is ${utf8Bytes(name)} bytes of UTF-8; the limit is ${L.maxNameBytes} bytes (protocol §8.1). Use a shorter name.`);
+    throw new HubHttpError(
+      'COMMAND_NAME_TOO_LONG',
+      `The command name is ${utf8Bytes(name)} bytes of UTF-8; the limit is ${L.maxNameBytes} bytes (protocol §8.1). Use a shorter name.`,
+    );
   }
   if (argsJson !== null && utf8Bytes(argsJson) > L.maxArgsBytes) {
     throw new HubHttpError(
@@ -387,7 +458,10 @@ function validate(name: string, argsJson: string | null, ttlMs: number, timeoutM
     );
   }
   if (!Number.isSafeInteger(ttlMs) || ttlMs < L.minTtlMs || ttlMs > L.maxTtlMs) {
-    throw new HubHttpError('INVALID_REQUEST', `body/ttlMs is ${ttlMs}; expected whole milliseconds from ${L.minTtlMs} to ${L.maxTtlMs} (7 days), default ${L.defaultTtlMs} (1 h).`);
+    throw new HubHttpError(
+      'INVALID_REQUEST',
+      `body/ttlMs is ${ttlMs}; expected whole milliseconds from ${L.minTtlMs} to ${L.maxTtlMs} (7 days), default ${L.defaultTtlMs} (1 h).`,
+    );
   }
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < L.minTimeoutMs || timeoutMs > L.maxTimeoutMs) {
     throw new HubHttpError(
@@ -395,13 +469,25 @@ function validate(name: string, argsJson: string | null, ttlMs: number, timeoutM
       `body/timeoutMs is ${timeoutMs}; expected whole milliseconds from ${L.minTimeoutMs} to ${L.maxTimeoutMs} (1 h), default ${L.defaultTimeoutMs} (30 s).`,
     );
   }
-  if (key !== undefined && (key.length === 0 || key.length > L.maxIdempotencyKeyLength || !/^[\x21-\x7e]+$/.test(key))) {
-    throw new HubHttpError('INVALID_REQUEST', `body/idempotencyKey must be 1 to ${L.maxIdempotencyKeyLength} printable ASCII characters without spaces (e.g. a UUID).`);
+  if (
+    key !== undefined &&
+    (key.length === 0 || key.length > L.maxIdempotencyKeyLength || !/^[\x21-\x7e]+$/.test(key))
+  ) {
+    throw new HubHttpError(
+      'INVALID_REQUEST',
+      `body/idempotencyKey must be 1 to ${L.maxIdempotencyKeyLength} printable ASCII characters without spaces (e.g. a UUID).`,
+    );
   }
 }
 
 /** Fields in which a repeated idempotent request differs from the one that created `existing`. */
-function differences(existing: CommandRecord, name: string, argsJson: string | null, ttlMs: number, timeoutMs: number): string[] {
+function differences(
+  existing: CommandRecord,
+  name: string,
+  argsJson: string | null,
+  ttlMs: number,
+  timeoutMs: number,
+): string[] {
   const out: string[] = [];
   if (existing.name !== name) out.push('name');
   if (canonicalJson(existing.argsJson) !== canonicalJson(argsJson)) out.push('args');

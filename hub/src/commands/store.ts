@@ -165,7 +165,9 @@ export class CommandStore {
          VALUES (@deviceId, @name, @argsJson, 'queued', @requestedBy, @idempotencyKey, @createdAt, @expiresAt, @timeoutMs)`,
       ),
       history: db.prepare(`INSERT INTO command_history (command_id, at, state, detail) VALUES (?, ?, ?, ?)`),
-      resend: db.prepare(`INSERT INTO command_history (command_id, at, state, detail) SELECT id, ?, 'sent', ? FROM commands WHERE id = ?`),
+      resend: db.prepare(
+        `INSERT INTO command_history (command_id, at, state, detail) SELECT id, ?, 'sent', ? FROM commands WHERE id = ?`,
+      ),
       setState: db.prepare(
         `UPDATE commands SET state = @state, detail = coalesce(@detail, detail),
            first_sent_at = coalesce(first_sent_at, @sentAt) WHERE id = @id`,
@@ -179,18 +181,24 @@ export class CommandStore {
       byKey: db.prepare(
         `SELECT * FROM commands WHERE device_id = ? AND idempotency_key = ? AND created_at > ? ORDER BY id DESC LIMIT 1`,
       ),
-      wasSent: db.prepare(`SELECT 1 FROM commands WHERE id = ? AND device_id = ? AND first_sent_at IS NOT NULL`).pluck(),
+      wasSent: db
+        .prepare(`SELECT 1 FROM commands WHERE id = ? AND device_id = ? AND first_sent_at IS NOT NULL`)
+        .pluck(),
     };
     this.insertTx = db.transaction((c: NewCommandRecord): number => {
       const id = Number(this.stmt.insert.run(c).lastInsertRowid);
       this.stmt.history.run(id, c.createdAt, 'queued', null);
       return id;
     });
-    this.transitionTx = db.transaction((id: number, state: CommandState, at: number, detail: string | null, historyDetail: string | null): boolean => {
-      const changed = this.stmt.setState.run({ id, state, detail, sentAt: state === 'sent' || state === 'delivered' ? at : null }).changes > 0;
-      if (changed) this.stmt.history.run(id, at, state, historyDetail ?? detail);
-      return changed;
-    });
+    this.transitionTx = db.transaction(
+      (id: number, state: CommandState, at: number, detail: string | null, historyDetail: string | null): boolean => {
+        const changed =
+          this.stmt.setState.run({ id, state, detail, sentAt: state === 'sent' || state === 'delivered' ? at : null })
+            .changes > 0;
+        if (changed) this.stmt.history.run(id, at, state, historyDetail ?? detail);
+        return changed;
+      },
+    );
   }
 
   /** Stores a new command in state `queued`; returns its id. */
@@ -202,7 +210,13 @@ export class CommandStore {
    * Moves a command to `state` and records it in the history (`historyDetail` there, else `detail`).
    * `detail` null keeps the stored detail. False when the command no longer exists (device deleted).
    */
-  transition(id: number, state: CommandState, at: number, detail: string | null = null, historyDetail: string | null = null): boolean {
+  transition(
+    id: number,
+    state: CommandState,
+    at: number,
+    detail: string | null = null,
+    historyDetail: string | null = null,
+  ): boolean {
     return this.transitionTx(id, state, at, detail, historyDetail);
   }
 
@@ -238,7 +252,9 @@ export class CommandStore {
       where.push('id < ?');
       params.push(query.before);
     }
-    const rows = this.db.prepare(`SELECT * FROM commands WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`).all(...params, query.limit) as CommandRow[];
+    const rows = this.db
+      .prepare(`SELECT * FROM commands WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
+      .all(...params, query.limit) as CommandRow[];
     if (rows.length === 0) return [];
     const histories = new Map<number, CommandHistoryEntry[]>(rows.map((r) => [r.id, []]));
     const historyRows = this.db
@@ -274,5 +290,7 @@ export class CommandStore {
 }
 
 function historyEntry(h: HistoryRow): CommandHistoryEntry {
-  return h.detail === null ? { state: h.state as CommandState, at: h.at } : { state: h.state as CommandState, at: h.at, detail: h.detail };
+  return h.detail === null
+    ? { state: h.state as CommandState, at: h.at }
+    : { state: h.state as CommandState, at: h.at, detail: h.detail };
 }

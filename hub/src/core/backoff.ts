@@ -54,11 +54,13 @@ export function parseRetryAfter(value: string | string[] | undefined | null, now
 }
 
 /** A sleep that close() can cut short: pending waits reject with the given reason. */
-export interface AbortableSleep {
-  (ms: number): Promise<void>;
-}
+export type AbortableSleep = (ms: number) => Promise<void>;
 
-export function abortableSleep(signal: AbortSignal, setTimer: (fn: () => void, ms: number) => unknown = setTimeout, clearTimer: (h: unknown) => void = (h) => clearTimeout(h as NodeJS.Timeout)): AbortableSleep {
+export function abortableSleep(
+  signal: AbortSignal,
+  setTimer: (fn: () => void, ms: number) => unknown = setTimeout,
+  clearTimer: (h: unknown) => void = (h) => clearTimeout(h as NodeJS.Timeout),
+): AbortableSleep {
   return (ms) =>
     new Promise<void>((resolve, reject) => {
       if (signal.aborted) {

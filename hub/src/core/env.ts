@@ -57,7 +57,11 @@ export class EnvReader {
   int(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER }: Bounds = {}): number {
     const raw = this.text(name);
     if (raw === undefined) return fallback;
-    if (!/^\d+$/.test(raw)) throw this.error(name, `"${raw}" is not a whole number; expected an integer in ${min}..${max} (default ${fallback})`);
+    if (!/^\d+$/.test(raw))
+      throw this.error(
+        name,
+        `"${raw}" is not a whole number; expected an integer in ${min}..${max} (default ${fallback})`,
+      );
     return this.within(name, Number(raw), fallback, min, max);
   }
 
@@ -68,17 +72,28 @@ export class EnvReader {
     const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw);
     const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
     if (!m || unit === undefined) {
-      throw this.error(name, `"${raw}" is not a size; use bytes (1073741824) or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 512MiB)`);
+      throw this.error(
+        name,
+        `"${raw}" is not a size; use bytes (1073741824) or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 512MiB)`,
+      );
     }
     return this.within(name, Math.floor(Number(m[1]) * unit), fallback, min, max);
   }
 
   /** A duration in ms: a bare number of `unit`s (default ms), or a number with ms, s, m, h or d ("10s", "5m"). */
-  duration(name: string, fallbackMs: number, { min = 0, max = Number.MAX_SAFE_INTEGER, unit = 'ms' }: Bounds & { unit?: keyof typeof DURATION_UNITS } = {}): number {
+  duration(
+    name: string,
+    fallbackMs: number,
+    { min = 0, max = Number.MAX_SAFE_INTEGER, unit = 'ms' }: Bounds & { unit?: keyof typeof DURATION_UNITS } = {},
+  ): number {
     const raw = this.text(name);
     if (raw === undefined) return fallbackMs;
     const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i.exec(raw);
-    if (!m) throw this.error(name, `"${raw}" is not a duration; use a number of ${unit === 'ms' ? 'milliseconds' : unit} or one with a unit (500ms, 10s, 5m, 1h, 7d)`);
+    if (!m)
+      throw this.error(
+        name,
+        `"${raw}" is not a duration; use a number of ${unit === 'ms' ? 'milliseconds' : unit} or one with a unit (500ms, 10s, 5m, 1h, 7d)`,
+      );
     const ms = Math.round(Number(m[1]) * DURATION_UNITS[(m[2] ?? unit).toLowerCase()]!);
     return this.within(name, ms, fallbackMs, min, max);
   }
@@ -88,7 +103,8 @@ export class EnvReader {
     const raw = this.text(name);
     if (raw === undefined) return fallback;
     const found = values.find((v) => v === raw.toLowerCase());
-    if (found === undefined) throw this.error(name, `"${raw}" is not one of ${values.join(', ')} (default ${fallback})`);
+    if (found === undefined)
+      throw this.error(name, `"${raw}" is not one of ${values.join(', ')} (default ${fallback})`);
     return found;
   }
 
@@ -119,7 +135,8 @@ export class EnvReader {
     } catch {
       throw this.error(name, `"${raw}" is not a URL; expected ${protocols.map((p) => `${p}//host:port`).join(' or ')}`);
     }
-    if (!protocols.includes(url.protocol)) throw this.error(name, `"${raw}" must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    if (!protocols.includes(url.protocol))
+      throw this.error(name, `"${raw}" must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
     return url;
   }
 
@@ -140,7 +157,11 @@ export class EnvReader {
   }
 
   private within(name: string, n: number, fallback: number, min: number, max: number): number {
-    if (n < min || n > max) throw this.error(name, `${n} is outside ${min}..${max}; set it within that range or unset it for the default ${fallback}`);
+    if (n < min || n > max)
+      throw this.error(
+        name,
+        `${n} is outside ${min}..${max}; set it within that range or unset it for the default ${fallback}`,
+      );
     return n;
   }
 }

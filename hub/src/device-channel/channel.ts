@@ -166,7 +166,10 @@ export class DeviceChannel implements ConnectionHost {
     // §6.1.5: sockets that have not sent HELLO take no device slot, and are bounded apart, in all and per address.
     else if (this.pendingCount > this.maxPendingHandshakes || fromAddress >= this.maxPendingPerAddress) {
       this.opts.metrics.handshakesRefused.inc();
-      conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of connections waiting for HELLO (${this.maxPendingHandshakes} in all, ${this.maxPendingPerAddress} per address); reconnect with back-off`);
+      conn.fail(
+        'TRY_AGAIN_LATER',
+        `the hub is at its limit of connections waiting for HELLO (${this.maxPendingHandshakes} in all, ${this.maxPendingPerAddress} per address); reconnect with back-off`,
+      );
     }
   }
 
@@ -174,7 +177,10 @@ export class DeviceChannel implements ConnectionHost {
   hasDeviceSlot(conn: DeviceConnection, deviceId: string): boolean {
     // A device that replaces its own connection frees the slot it takes.
     if (this.authenticatedCount < this.opts.maxConnections || this.opts.sessions.isConnected(deviceId)) return true;
-    conn.fail('TRY_AGAIN_LATER', `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`);
+    conn.fail(
+      'TRY_AGAIN_LATER',
+      `the hub is at its limit of ${this.opts.maxConnections} device connections; reconnect with back-off`,
+    );
     return false;
   }
 
@@ -197,7 +203,10 @@ export class DeviceChannel implements ConnectionHost {
     }
     entry.count++;
     this.opts.metrics.deviceAuthFailures.inc();
-    this.opts.log.warn({ remote: conn.remote, failuresFromAddress: entry.count }, 'device authentication failed (unknown device id or wrong token)');
+    this.opts.log.warn(
+      { remote: conn.remote, failuresFromAddress: entry.count },
+      'device authentication failed (unknown device id or wrong token)',
+    );
   }
 
   /** §6.1.6: true when HELLOs from the connection's address are throttled after too many failures. */
@@ -211,8 +220,10 @@ export class DeviceChannel implements ConnectionHost {
   }
 
   private forgetAuthFailures(now: number): void {
-    for (const [address, e] of this.authFailures) if (now - e.since >= this.authFailureWindowMs) this.authFailures.delete(address);
-    while (this.authFailures.size >= MAX_TRACKED_ADDRESSES) this.authFailures.delete(this.authFailures.keys().next().value!);
+    for (const [address, e] of this.authFailures)
+      if (now - e.since >= this.authFailureWindowMs) this.authFailures.delete(address);
+    while (this.authFailures.size >= MAX_TRACKED_ADDRESSES)
+      this.authFailures.delete(this.authFailures.keys().next().value!);
   }
 
   /** §7.1.5: true when the connection may send one more ERROR frame for a rejected value now. */

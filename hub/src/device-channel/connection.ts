@@ -172,7 +172,8 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     const { timers, helloTimeoutMs } = this.channel.opts;
     this.helloTimer = timers.setTimeout(() => {
       this.helloTimer = null;
-      if (this.state === 'awaitingHello') this.fail('HELLO_TIMEOUT', `no HELLO within ${helloTimeoutMs} ms of the upgrade`);
+      if (this.state === 'awaitingHello')
+        this.fail('HELLO_TIMEOUT', `no HELLO within ${helloTimeoutMs} ms of the upgrade`);
     }, helloTimeoutMs);
   }
 
@@ -195,7 +196,11 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
       close(explained.code, explained.reason);
     };
     // ws terminates a peer whose Pings outrun the Pongs it can send (maxPendingAutoPongs).
-    socket.terminate = () => this.fail('TOO_MANY_PINGS', `more than ${MAX_PENDING_PONGS} Pings arrived before the hub could answer them; send Pings sparingly (§6.5.5)`);
+    socket.terminate = () =>
+      this.fail(
+        'TOO_MANY_PINGS',
+        `more than ${MAX_PENDING_PONGS} Pings arrived before the hub could answer them; send Pings sparingly (§6.5.5)`,
+      );
   }
 
   // ---- receiving ----
@@ -207,7 +212,8 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     const count = metrics.count;
     count.bytesIn += data.length;
     // §1.2.3
-    if (!isBinary) return this.fail('TEXT_FRAME', 'text message on the device channel: every frame is one binary message (§1.2)');
+    if (!isBinary)
+      return this.fail('TEXT_FRAME', 'text message on the device channel: every frame is one binary message (§1.2)');
     let frame: DeviceFrame;
     const prevSeq = this.ctx.prevSeq;
     try {
@@ -223,12 +229,16 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
       switch (this.state) {
         case 'awaitingHello':
           // §3.2.1
-          if (frame.type !== 'hello') return this.fail('UNEXPECTED_FRAME', `the first frame must be HELLO, got ${frame.type}`);
+          if (frame.type !== 'hello')
+            return this.fail('UNEXPECTED_FRAME', `the first frame must be HELLO, got ${frame.type}`);
           void this.onHello(frame).catch((err: unknown) => this.internalError(err));
           return;
         case 'attaching':
           // §6.1.4: nothing may follow HELLO before WELCOME, not even in the same TCP segment.
-          return this.fail('UNEXPECTED_FRAME', `${frame.type} arrived before WELCOME; send nothing after HELLO until WELCOME`);
+          return this.fail(
+            'UNEXPECTED_FRAME',
+            `${frame.type} arrived before WELCOME; send nothing after HELLO until WELCOME`,
+          );
         case 'ready':
           return this.onReadyFrame(frame, prevSeq, clock.now());
       }
@@ -262,7 +272,10 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     if (this.channel.authThrottled(this)) {
       const delay = this.channel.authThrottleDelayMs;
       this.channel.opts.timers.setTimeout(() => {
-        this.fail('AUTH_THROTTLED', `too many failed HELLOs from this address; retry in ${Math.ceil(this.channel.authFailureWindowMs / 1000)} s at most`);
+        this.fail(
+          'AUTH_THROTTLED',
+          `too many failed HELLOs from this address; retry in ${Math.ceil(this.channel.authFailureWindowMs / 1000)} s at most`,
+        );
       }, delay);
       return;
     }
@@ -275,7 +288,13 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     if (!this.channel.hasDeviceSlot(this, device.id)) return;
     let attached: AttachedDevice;
     try {
-      const info = { epoch: hello.epoch, metrics: hello.metrics, firmware: hello.firmware, sdk: hello.sdk, dropped: hello.dropped };
+      const info = {
+        epoch: hello.epoch,
+        metrics: hello.metrics,
+        firmware: hello.firmware,
+        sdk: hello.sdk,
+        dropped: hello.dropped,
+      };
       attached = await sessions.attach(device.id, info, this, this);
     } catch (err) {
       if (err instanceof AttachError) return this.fail(err.code, err.message, err.code);
@@ -288,7 +307,15 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     this.ctx.prevSeq = acked;
     this.ctx.prevTs = hello.clock;
     const serverTime = this.channel.opts.clock.now();
-    this.send({ type: 'welcome', serverTime, ackedSeq: acked, heartbeatMs, maxFrameBytes, maxBatch: DEFAULT_LIMITS.maxBatch, maxRate: deviceRate });
+    this.send({
+      type: 'welcome',
+      serverTime,
+      ackedSeq: acked,
+      heartbeatMs,
+      maxFrameBytes,
+      maxBatch: DEFAULT_LIMITS.maxBatch,
+      maxRate: deviceRate,
+    });
     this.state = 'ready';
     metrics.count.devicesConnected++;
     this.channel.authenticated(this);
@@ -298,7 +325,13 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   private onCommandResult(frame: CommandResultFrame, now: number): void {
     // §8.2.4
     if (!this.attached!.commandResult(frame.commandId, frame.status, frame.detail, now)) {
-      this.send({ type: 'error', code: 'UNKNOWN_COMMAND_ID', seq: 0, alias: null, message: `command ${frame.commandId} was not sent to this device` });
+      this.send({
+        type: 'error',
+        code: 'UNKNOWN_COMMAND_ID',
+        seq: 0,
+        alias: null,
+        message: `command ${frame.commandId} was not sent to this device`,
+      });
     }
   }
 
@@ -326,7 +359,15 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
 
   sendCommand(command: OutgoingCommand): boolean {
     if (this.state !== 'ready') return false;
-    this.sendBytes(encodeHubFrame({ type: 'command', commandId: command.commandId, name: command.name, args: command.args, timeoutMs: command.timeoutMs }));
+    this.sendBytes(
+      encodeHubFrame({
+        type: 'command',
+        commandId: command.commandId,
+        name: command.name,
+        args: command.args,
+        timeoutMs: command.timeoutMs,
+      }),
+    );
     return true;
   }
 

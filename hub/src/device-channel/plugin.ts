@@ -63,60 +63,60 @@ function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefi
 
 export const deviceChannelPlugin = fp<DeviceChannelPluginOptions>(
   async (app: FastifyInstance, opts) => {
-  const { hubConfig: config, devices, metrics, clock, timers } = app;
-  const channel = new DeviceChannel({
-    registry: devices.registry,
-    sessions: devices.sessions,
-    metrics,
-    clock,
-    timers,
-    heartbeatMs: config.heartbeatMs,
-    helloTimeoutMs: config.helloTimeoutMs,
-    deviceRate: config.deviceRate,
-    maxFrameBytes: config.maxFrameBytes,
-    maxConnections: config.maxConnections,
-    ...defined(Object.fromEntries(DEVICE_CHANNEL_TUNING.map((k) => [k, opts[k]])) as DeviceChannelPluginOptions),
-    log: app.log,
-  });
-  app.decorate('deviceChannel', channel);
-  app.lifecycle.onShutdown('transports', () => channel.shutdown());
-  app.route({
-    method: 'GET',
-    url: '/v1/device',
-    websocket: true,
-    // Devices authenticate in HELLO (§6.1), not with HTTP credentials.
-    config: { role: 'public' },
-    // §1.1.3: refuse at the handshake, before any upgrade, when tendril.v1 is not offered.
-    preValidation: async (request, reply) => {
-      if (request.ws && !offersSubprotocol(request.headers['sec-websocket-protocol'])) {
-        return reply
-          .code(400)
-          .send(
-            errorBody(
-              'SUBPROTOCOL_REQUIRED',
-              `The device channel requires the WebSocket subprotocol ${SUBPROTOCOL}: send the header "Sec-WebSocket-Protocol: ${SUBPROTOCOL}" (docs/protocol.md §1.1).`,
-            ),
-          );
-      }
-      (request.raw as UpgradeRequest)[kResponse] = reply.raw;
-    },
-    handler: (socket, request) => {
-      // handleProtocols (app.ts) selects tendril.v1 whenever it is offered, and preValidation made sure it was.
-      if (socket.protocol !== SUBPROTOCOL) {
-        socket.close(1002, 'SUBPROTOCOL');
-        return;
-      }
-      // A device connection lives for days: let go of the HTTP request and response objects of the
-      // upgrade (several KB each). @fastify/websocket's error listener holds them, and the response
-      // stays attached to the TCP socket; the connection installs its own error listener.
-      const raw = request.raw as UpgradeRequest;
-      const response = raw[kResponse];
-      delete raw[kResponse];
-      socket.removeAllListeners('error');
-      if (response?.socket) response.detachSocket(response.socket);
-      channel.accept(socket, request.ip);
-    },
-  });
-},
+    const { hubConfig: config, devices, metrics, clock, timers } = app;
+    const channel = new DeviceChannel({
+      registry: devices.registry,
+      sessions: devices.sessions,
+      metrics,
+      clock,
+      timers,
+      heartbeatMs: config.heartbeatMs,
+      helloTimeoutMs: config.helloTimeoutMs,
+      deviceRate: config.deviceRate,
+      maxFrameBytes: config.maxFrameBytes,
+      maxConnections: config.maxConnections,
+      ...defined(Object.fromEntries(DEVICE_CHANNEL_TUNING.map((k) => [k, opts[k]])) as DeviceChannelPluginOptions),
+      log: app.log,
+    });
+    app.decorate('deviceChannel', channel);
+    app.lifecycle.onShutdown('transports', () => channel.shutdown());
+    app.route({
+      method: 'GET',
+      url: '/v1/device',
+      websocket: true,
+      // Devices authenticate in HELLO (§6.1), not with HTTP credentials.
+      config: { role: 'public' },
+      // §1.1.3: refuse at the handshake, before any upgrade, when tendril.v1 is not offered.
+      preValidation: async (request, reply) => {
+        if (request.ws && !offersSubprotocol(request.headers['sec-websocket-protocol'])) {
+          return reply
+            .code(400)
+            .send(
+              errorBody(
+                'SUBPROTOCOL_REQUIRED',
+                `The device channel requires the WebSocket subprotocol ${SUBPROTOCOL}: send the header "Sec-WebSocket-Protocol: ${SUBPROTOCOL}" (docs/protocol.md §1.1).`,
+              ),
+            );
+        }
+        (request.raw as UpgradeRequest)[kResponse] = reply.raw;
+      },
+      handler: (socket, request) => {
+        // handleProtocols (app.ts) selects tendril.v1 whenever it is offered, and preValidation made sure it was.
+        if (socket.protocol !== SUBPROTOCOL) {
+          socket.close(1002, 'SUBPROTOCOL');
+          return;
+        }
+        // A device connection lives for days: let go of the HTTP request and response objects of the
+        // upgrade (several KB each). @fastify/websocket's error listener holds them, and the response
+        // stays attached to the TCP socket; the connection installs its own error listener.
+        const raw = request.raw as UpgradeRequest;
+        const response = raw[kResponse];
+        delete raw[kResponse];
+        socket.removeAllListeners('error');
+        if (response?.socket) response.detachSocket(response.socket);
+        channel.accept(socket, request.ip);
+      },
+    });
+  },
   { name: 'tendril-device-channel', dependencies: ['tendril-devices'] },
 );

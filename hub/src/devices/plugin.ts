@@ -82,7 +82,8 @@ function raiseAckedSeqs(registry: DeviceRegistry, spool: Spool): void {
   for (const [deviceId, epochs] of spool.durableSeqs()) {
     const device = registry.get(deviceId);
     if (!device) continue;
-    for (const [epoch, seq] of epochs) if (seq > registry.ackedSeqOf(deviceId, epoch)) registry.setAckedSeq(device, epoch, seq);
+    for (const [epoch, seq] of epochs)
+      if (seq > registry.ackedSeqOf(deviceId, epoch)) registry.setAckedSeq(device, epoch, seq);
   }
   registry.flush();
 }

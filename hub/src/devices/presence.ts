@@ -12,7 +12,6 @@ import type { DeviceRecord, DeviceRegistry, Presence, Transport } from './regist
 import type { OfflineReason } from './types.js';
 import type { LatestValue, StoredReading, TimeSeriesStore } from '../storage/types.js';
 
-
 export interface PresenceChange {
   deviceId: string;
   transport: Transport | null;
@@ -33,11 +32,17 @@ export class PresenceTracker {
     private readonly clock: Clock,
     log?: FastifyBaseLogger,
   ) {
-    if (log) this.events.onListenerError = (err, event) => log.error({ err, event }, 'a presence event listener failed');
+    if (log)
+      this.events.onListenerError = (err, event) => log.error({ err, event }, 'a presence event listener failed');
     // Devices persisted as online were connected when the hub last stopped without closing them.
     for (const device of registry.list()) {
       if (device.presence.state === 'online') {
-        device.presence = { ...device.presence, state: 'offline', reason: 'SHUTTING_DOWN', since: device.presence.lastSeen ?? clock.now() };
+        device.presence = {
+          ...device.presence,
+          state: 'offline',
+          reason: 'SHUTTING_DOWN',
+          since: device.presence.lastSeen ?? clock.now(),
+        };
         registry.markDirty(device);
       }
     }

@@ -154,7 +154,9 @@ export class DeviceRegistry {
         `INSERT INTO devices (id, name, model, labels, created_at, token_hash) VALUES (@id, @name, @model, @labels, @createdAt, @tokenHash)`,
       ),
       setToken: this.db.prepare(`UPDATE devices SET token_hash = ? WHERE id = ?`),
-      setProfile: this.db.prepare(`UPDATE devices SET name = @name, model = @model, labels = @labels, disabled = @disabled WHERE id = @id`),
+      setProfile: this.db.prepare(
+        `UPDATE devices SET name = @name, model = @model, labels = @labels, disabled = @disabled WHERE id = @id`,
+      ),
       remove: this.db.prepare(`DELETE FROM devices WHERE id = ?`),
       saveState: this.db.prepare(
         `UPDATE devices SET transport = @transport, firmware = @firmware, sdk = @sdk, epoch = @epoch, dropped = @dropped,
@@ -264,7 +266,13 @@ export class DeviceRegistry {
       labels: patch.labels ?? device.labels,
       disabled: patch.disabled ?? device.disabled,
     };
-    this.stmt.setProfile.run({ id, name: next.name, model: next.model, labels: JSON.stringify(next.labels), disabled: next.disabled ? 1 : 0 });
+    this.stmt.setProfile.run({
+      id,
+      name: next.name,
+      model: next.model,
+      labels: JSON.stringify(next.labels),
+      disabled: next.disabled ? 1 : 0,
+    });
     Object.assign(device, next);
     return device;
   }

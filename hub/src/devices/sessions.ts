@@ -136,7 +136,12 @@ export class DeviceSessions implements DeviceAttacher {
     return a?.isOnline ? a.handle.transport : null;
   }
 
-  async attach(deviceId: string, info: AttachInfo, handle: TransportHandle, reporter: IngestReporter): Promise<AttachedDevice> {
+  async attach(
+    deviceId: string,
+    info: AttachInfo,
+    handle: TransportHandle,
+    reporter: IngestReporter,
+  ): Promise<AttachedDevice> {
     const { registry, presence, clock } = this.opts;
     const device = registry.get(deviceId);
     if (device === undefined) throw new AttachError('AUTH_FAILED', 'unknown device or wrong token');
@@ -150,7 +155,8 @@ export class DeviceSessions implements DeviceAttacher {
       // so WELCOME.ackedSeq counts those readings and the device does not resend them.
       older.handle.close('REPLACED', 'a newer connection for this device id replaced this one');
       await this.settleWithin(older, REPLACE_SETTLE_MS);
-      if (this.attached.get(deviceId) !== attachment) throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
+      if (this.attached.get(deviceId) !== attachment)
+        throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
       if (this.closing) throw new AttachError('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
     }
     const now = clock.now();
@@ -188,7 +194,13 @@ export class DeviceSessions implements DeviceAttacher {
     if (this.attached.get(device.id) !== attachment) return;
     this.opts.presence.online(device, handle.transport, handle.remote, replaced ? 'REPLACED' : null);
     const since = device.presence.since ?? this.opts.clock.now();
-    this.events.emit('online', { deviceId: device.id, transport: handle.transport, remote: handle.remote, since, replaced });
+    this.events.emit('online', {
+      deviceId: device.id,
+      transport: handle.transport,
+      remote: handle.remote,
+      since,
+      replaced,
+    });
     this.events.emit('status', { deviceId: device.id, dropped: device.dropped });
   }
 
@@ -214,7 +226,13 @@ export class DeviceSessions implements DeviceAttacher {
     if (reason === 'REPLACED' || (!wasOnline && !attachment.replaced)) return;
     const device = attachment.device;
     this.opts.presence.offline(device, reason);
-    this.events.emit('offline', { deviceId: id, transport: device.transport, reason, since: device.presence.since ?? 0, lastSeen: device.presence.lastSeen });
+    this.events.emit('offline', {
+      deviceId: id,
+      transport: device.transport,
+      reason,
+      since: device.presence.since ?? 0,
+      lastSeen: device.presence.lastSeen,
+    });
   }
 
   /**

@@ -96,7 +96,12 @@ export interface DeviceAttacher {
    * and the returned promise resolves once what it took is durable (so ackedSeq counts it). Rejects when
    * the device is unknown, disabled, or the hub is shutting down.
    */
-  attach(deviceId: string, info: AttachInfo, handle: TransportHandle, reporter: IngestReporter): Promise<AttachedDevice>;
+  attach(
+    deviceId: string,
+    info: AttachInfo,
+    handle: TransportHandle,
+    reporter: IngestReporter,
+  ): Promise<AttachedDevice>;
 }
 
 /** Events of the devices layer: what the live channel, the command queue and metrics listen to. */
@@ -104,7 +109,13 @@ export interface DeviceEvents extends Record<string, unknown> {
   /** A device attached. `replaced`: it took over from an older connection of the same id. */
   online: { deviceId: string; transport: Transport; remote: string | null; since: number; replaced: boolean };
   /** A device's connection ended (not emitted for a connection that a newer one replaced). */
-  offline: { deviceId: string; transport: Transport | null; reason: OfflineReason; since: number; lastSeen: number | null };
+  offline: {
+    deviceId: string;
+    transport: Transport | null;
+    reason: OfflineReason;
+    since: number;
+    lastSeen: number | null;
+  };
   /** Readings that just became durable (valid values only), in seq order per device. */
   readings: { deviceId: string; epoch: number; readings: readonly StoredReading[] };
   /** A command result from the device, for a command the hub sent it. */

@@ -62,7 +62,10 @@ interface PendingWrite {
  * The session's explicit state: taking readings, ignoring them until the resend after a refusal begins
  * (§7.4.5), or closed.
  */
-type IngestState = { kind: 'taking' } | { kind: 'resyncing'; code: RefusalCode; pauseUntil: number; resendFrom: number } | { kind: 'closed' };
+type IngestState =
+  | { kind: 'taking' }
+  | { kind: 'resyncing'; code: RefusalCode; pauseUntil: number; resendFrom: number }
+  | { kind: 'closed' };
 
 export class DeviceIngestSession implements IngestSession, RejectionSink {
   private state: IngestState = { kind: 'taking' };
@@ -155,7 +158,8 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
       const values = this.declarations.validate(r, r.ts !== null, ts, now, this);
       this.acceptedSeq = r.seq;
       taken = true;
-      if (values.length > 0) (this.open ??= []).push({ deviceId: this.deviceId, epoch: this.epoch, seq: r.seq, ts, values });
+      if (values.length > 0)
+        (this.open ??= []).push({ deviceId: this.deviceId, epoch: this.epoch, seq: r.seq, ts, values });
     }
     if (taken && !this.openScheduled) {
       // One accept() per session per turn of the event loop: readings read together travel together.
@@ -234,7 +238,10 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   }
 
   private writeFailed(entry: PendingWrite, err: unknown): void {
-    this.ctx.log.warn({ err, deviceId: this.deviceId }, 'store write failed; readings stay unacked and the device is asked to resend');
+    this.ctx.log.warn(
+      { err, deviceId: this.deviceId },
+      'store write failed; readings stay unacked and the device is asked to resend',
+    );
     const idx = this.queue.indexOf(entry);
     for (let i = idx; i < this.queue.length; i++) this.queue[i]!.abandoned = true;
     this.queue.length = idx;

@@ -11,7 +11,13 @@ import type { MetricDeclaration, Reading } from '@tendril/device-sdk/codec';
 export type RefusalCode = 'RATE_LIMITED' | 'STORE_BUSY';
 
 /** Why one value, or a whole reading (alias null), was rejected (§7.1.1). */
-export type ValidationCode = 'UNKNOWN_ALIAS' | 'TYPE_MISMATCH' | 'OUT_OF_RANGE' | 'NOT_FINITE' | 'TIMESTAMP_OUT_OF_RANGE' | 'DUPLICATE_ALIAS';
+export type ValidationCode =
+  | 'UNKNOWN_ALIAS'
+  | 'TYPE_MISMATCH'
+  | 'OUT_OF_RANGE'
+  | 'NOT_FINITE'
+  | 'TIMESTAMP_OUT_OF_RANGE'
+  | 'DUPLICATE_ALIAS';
 
 /** What a session reports back to its transport. Calls never throw into the session's caller. */
 export interface IngestReporter {

@@ -61,8 +61,16 @@ export class Declarations {
     const seq = reading.seq;
     if (timed && (ts < EARLIEST_TIMESTAMP || ts > hubNow + MAX_CLOCK_AHEAD_MS)) {
       // §7.1: a bad timestamp rejects the reading as a whole.
-      const why = ts < EARLIEST_TIMESTAMP ? 'is before 2000-01-01T00:00:00Z' : `is more than 1 h ahead of hub time ${new Date(hubNow).toISOString()}`;
-      sink.rejectValue('TIMESTAMP_OUT_OF_RANGE', seq, null, `reading ${seq}: timestamp ${ts} ${why}; set the device clock (WELCOME.serverTime) or send READING_UNTIMED`);
+      const why =
+        ts < EARLIEST_TIMESTAMP
+          ? 'is before 2000-01-01T00:00:00Z'
+          : `is more than 1 h ahead of hub time ${new Date(hubNow).toISOString()}`;
+      sink.rejectValue(
+        'TIMESTAMP_OUT_OF_RANGE',
+        seq,
+        null,
+        `reading ${seq}: timestamp ${ts} ${why}; set the device clock (WELCOME.serverTime) or send READING_UNTIMED`,
+      );
       return [];
     }
     if (++this.stamp === Number.MAX_SAFE_INTEGER) {
@@ -75,26 +83,51 @@ export class Declarations {
       const m = this.byAlias.get(v.alias);
       // §7.1 checks in order: declared, not repeated, wire type, finite, range.
       if (m === undefined) {
-        sink.rejectValue('UNKNOWN_ALIAS', seq, v.alias, `reading ${seq}: alias ${v.alias} was not declared in HELLO; declare it or reconnect with the new declarations`);
+        sink.rejectValue(
+          'UNKNOWN_ALIAS',
+          seq,
+          v.alias,
+          `reading ${seq}: alias ${v.alias} was not declared in HELLO; declare it or reconnect with the new declarations`,
+        );
         continue;
       }
       if (this.stamps[m.slot] === stamp) {
-        sink.rejectValue('DUPLICATE_ALIAS', seq, v.alias, `reading ${seq}: alias ${v.alias} (${m.name}) appears more than once; the first value counts`);
+        sink.rejectValue(
+          'DUPLICATE_ALIAS',
+          seq,
+          v.alias,
+          `reading ${seq}: alias ${v.alias} (${m.name}) appears more than once; the first value counts`,
+        );
         continue;
       }
       this.stamps[m.slot] = stamp;
       if (v.kind !== m.kind) {
-        sink.rejectValue('TYPE_MISMATCH', seq, v.alias, `reading ${seq}: ${m.name} is declared ${m.kind} but the value travels as ${v.kind}; encode it as ${m.kind}`);
+        sink.rejectValue(
+          'TYPE_MISMATCH',
+          seq,
+          v.alias,
+          `reading ${seq}: ${m.name} is declared ${m.kind} but the value travels as ${v.kind}; encode it as ${m.kind}`,
+        );
         continue;
       }
       if (m.numeric) {
         const n = v.value as number;
         if (m.float && !Number.isFinite(n)) {
-          sink.rejectValue('NOT_FINITE', seq, v.alias, `reading ${seq}: ${m.name} is ${n}; only finite numbers are stored`);
+          sink.rejectValue(
+            'NOT_FINITE',
+            seq,
+            v.alias,
+            `reading ${seq}: ${m.name} is ${n}; only finite numbers are stored`,
+          );
           continue;
         }
         if (n < m.min || n > m.max) {
-          sink.rejectValue('OUT_OF_RANGE', seq, v.alias, `reading ${seq}: ${m.name} = ${n} lies outside the declared range [${m.min}, ${m.max}]`);
+          sink.rejectValue(
+            'OUT_OF_RANGE',
+            seq,
+            v.alias,
+            `reading ${seq}: ${m.name} = ${n} lies outside the declared range [${m.min}, ${m.max}]`,
+          );
           continue;
         }
       }

@@ -118,7 +118,11 @@ interface UpgradeGate {
  * The checks before a live connection is upgraded (§1.1, §2.1, §8): a WebSocket request, room for another
  * connection, the subprotocol, an allowed Origin, and the session cookie (or none: a token may follow).
  */
-async function liveUpgradeGate(gate: UpgradeGate, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+async function liveUpgradeGate(
+  gate: UpgradeGate,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply | undefined> {
   const { hub, limits, checkOrigin, provider, opts } = gate;
   if (!request.ws) {
     return reply
@@ -134,17 +138,12 @@ async function liveUpgradeGate(gate: UpgradeGate, request: FastifyRequest, reply
   const fromAddress = hub.clientsFrom(request.ip);
   if (hub.clients.size >= limits.maxClients || fromAddress >= limits.maxClientsPerAddress) {
     const which =
-      fromAddress >= limits.maxClientsPerAddress
-        ? `${fromAddress} from ${request.ip}`
-        : `${hub.clients.size} in all`;
+      fromAddress >= limits.maxClientsPerAddress ? `${fromAddress} from ${request.ip}` : `${hub.clients.size} in all`;
     return reply
       .code(429)
       .header('retry-after', '10')
       .send(
-        errorBody(
-          'RATE_LIMITED',
-          `Too many live connections (${which}); close some or retry later (docs/live.md §8).`,
-        ),
+        errorBody('RATE_LIMITED', `Too many live connections (${which}); close some or retry later (docs/live.md §8).`),
       );
   }
   // §1.1.2
@@ -181,10 +180,7 @@ async function liveUpgradeGate(gate: UpgradeGate, request: FastifyRequest, reply
     try {
       principal = await opts.authenticate(request);
     } catch (err) {
-      request.log.warn(
-        { err },
-        'live channel: authenticating the session cookie failed; the client may send a token',
-      );
+      request.log.warn({ err }, 'live channel: authenticating the session cookie failed; the client may send a token');
     }
   }
   (request.raw as UpgradeRequest)[kPrincipal] = principal;

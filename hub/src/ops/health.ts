@@ -38,7 +38,11 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
   // credentials of any role (issue 11: they told an anonymous caller the InfluxDB URL and the spool's path).
   app.get('/readyz', { config: { role: 'public' } }, async (request, reply) => {
     const detailed = (request as { principal?: unknown }).principal != null;
-    const checks: Record<string, Check> & { store: Check; writer: Check; shutdown: Check } = { store: 'ok', writer: 'ok', shutdown: 'ok' };
+    const checks: Record<string, Check> & { store: Check; writer: Check; shutdown: Check } = {
+      store: 'ok',
+      writer: 'ok',
+      shutdown: 'ok',
+    };
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -80,7 +84,13 @@ export const healthPlugin: FastifyPluginAsync<HealthOptions> = async (app, opts)
       ? failing.map(([k, v]) => `${k}: ${v}`).join('; ')
       : `The hub is not ready (${failing.map(([k]) => k).join(', ')}); GET /readyz with credentials for the details.`;
     const error = { code: 'NOT_READY', message };
-    return reply.code(503).send(detailed ? { status: 'not_ready', checks, ...(spoolView ? { spool: spoolView } : {}), error } : { status: 'not_ready', error });
+    return reply
+      .code(503)
+      .send(
+        detailed
+          ? { status: 'not_ready', checks, ...(spoolView ? { spool: spoolView } : {}), error }
+          : { status: 'not_ready', error },
+      );
   });
 
   app.get('/metrics', { config: { role: 'public' } }, async (_request, reply) => {

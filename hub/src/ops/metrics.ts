@@ -10,11 +10,21 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { FrameType } from '@tendril/device-sdk/codec';
 
 /** Reading validation codes (protocol §7), one `tendril_readings_rejected_total` series each. */
-export const VALIDATION_CODES = ['UNKNOWN_ALIAS', 'DUPLICATE_ALIAS', 'TYPE_MISMATCH', 'NOT_FINITE', 'OUT_OF_RANGE', 'TIMESTAMP_OUT_OF_RANGE'] as const;
+export const VALIDATION_CODES = [
+  'UNKNOWN_ALIAS',
+  'DUPLICATE_ALIAS',
+  'TYPE_MISMATCH',
+  'NOT_FINITE',
+  'OUT_OF_RANGE',
+  'TIMESTAMP_OUT_OF_RANGE',
+] as const;
 
 type CounterChild = { inc(value?: number): void };
 
-const FRAME_NAMES: Array<[byte: number, name: string]> = Object.entries(FrameType).map(([name, byte]) => [byte, name.toLowerCase()]);
+const FRAME_NAMES: Array<[byte: number, name: string]> = Object.entries(FrameType).map(([name, byte]) => [
+  byte,
+  name.toLowerCase(),
+]);
 
 /** Hot-path counts; add to them directly. */
 export interface HotCounts {
@@ -76,9 +86,24 @@ function registerHotCounters(registers: Registry[], count: HotCounts): void {
       },
     });
   }
-  mirroredCounter('tendril_bytes_in_total', 'Bytes of device WebSocket messages received (payload).', registers, () => count.bytesIn);
-  mirroredCounter('tendril_bytes_out_total', 'Bytes of frames sent to devices (payload).', registers, () => count.bytesOut);
-  mirroredCounter('tendril_readings_accepted_total', 'Readings made durable (at least one valid value).', registers, () => count.readingsAccepted);
+  mirroredCounter(
+    'tendril_bytes_in_total',
+    'Bytes of device WebSocket messages received (payload).',
+    registers,
+    () => count.bytesIn,
+  );
+  mirroredCounter(
+    'tendril_bytes_out_total',
+    'Bytes of frames sent to devices (payload).',
+    registers,
+    () => count.bytesOut,
+  );
+  mirroredCounter(
+    'tendril_readings_accepted_total',
+    'Readings made durable (at least one valid value).',
+    registers,
+    () => count.readingsAccepted,
+  );
   mirroredCounter(
     'tendril_readings_duplicate_total',
     'Readings received again (seq already durable or in flight): acked, not stored twice.',
@@ -139,7 +164,12 @@ export class HubMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.closedCounter = new Counter({ name: 'tendril_connections_closed_total', help: 'Device connections ended, by reason code.', labelNames: ['code'], registers });
+    this.closedCounter = new Counter({
+      name: 'tendril_connections_closed_total',
+      help: 'Device connections ended, by reason code.',
+      labelNames: ['code'],
+      registers,
+    });
     this.handshakesRefused = new Counter({
       name: 'tendril_device_handshakes_refused_total',
       help: 'Device sockets refused before HELLO: too many waiting for HELLO, in all or from one address.',

@@ -79,7 +79,10 @@ export class GroupCommit {
         this.pendingBytes -= groupBytes;
         let at: Position;
         try {
-          at = await this.writer.append(group.map((p) => p.record), groupBytes);
+          at = await this.writer.append(
+            group.map((p) => p.record),
+            groupBytes,
+          );
         } catch (err) {
           this.failStop(err, group);
           return;
@@ -170,7 +173,14 @@ export class GroupCommit {
 }
 
 /** The wait rule of GroupCommit (pure, for tests): how long a group of `records` waits for more, ms. */
-export function fullerGroupWait(g: { records: number; bytes: number; waitedMs: number; meanGapMs: number; waitMs: number; groupMaxBytes: number }): number {
+export function fullerGroupWait(g: {
+  records: number;
+  bytes: number;
+  waitedMs: number;
+  meanGapMs: number;
+  waitMs: number;
+  groupMaxBytes: number;
+}): number {
   if (g.waitMs <= 0 || g.records >= TARGET_RECORDS || g.bytes >= g.groupMaxBytes) return 0;
   const left = g.waitMs - g.waitedMs;
   if (left <= 0 || left / g.meanGapMs < 1) return 0;
@@ -179,5 +189,7 @@ export function fullerGroupWait(g: { records: number; bytes: number; waitedMs: n
 
 /** The error every accept() gets once the spool has failed. */
 export function failedError(s: SpoolShared): SpoolFailedError {
-  return new SpoolFailedError(`the spool failed at ${new Date(s.failure!.at).toISOString()} (${s.failure!.message}) and takes no readings until the hub is restarted`);
+  return new SpoolFailedError(
+    `the spool failed at ${new Date(s.failure!.at).toISOString()} (${s.failure!.message}) and takes no readings until the hub is restarted`,
+  );
 }

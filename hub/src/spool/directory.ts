@@ -2,7 +2,21 @@
  * The spool directory's small files (docs/storage.md, "Spool"): the lock that keeps one hub per directory, the
  * checkpoint (the first record not yet in the store) and the durable seqs of records in deleted segments.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
@@ -43,7 +57,10 @@ export function restrictDirectory(dir: string, logger: FastifyBaseLogger | undef
     try {
       chmodSync(path, FILE_MODE);
     } catch (err) {
-      logger?.warn({ err, path, mode: octal(stat.mode & 0o777) }, 'spool: could not make a file readable by the hub only (the spool directory is 0700)');
+      logger?.warn(
+        { err, path, mode: octal(stat.mode & 0o777) },
+        'spool: could not make a file readable by the hub only (the spool directory is 0700)',
+      );
     }
   }
 }

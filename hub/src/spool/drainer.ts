@@ -95,7 +95,9 @@ export class Drainer {
       }
     }
     // Closing: batches whose write still succeeds are recorded as drained, so a restart does not replay them.
-    await this.settleInFlight().catch((err: unknown) => this.s.logger?.error({ err }, 'spool drainer: could not record the last drained batches'));
+    await this.settleInFlight().catch((err: unknown) =>
+      this.s.logger?.error({ err }, 'spool drainer: could not record the last drained batches'),
+    );
   }
 
   /** One turn of the drain loop: wait for work, start a batch, or complete the oldest one. */
@@ -111,14 +113,23 @@ export class Drainer {
       // Look again: a wake-up can come with nothing to drain (the spool failing, for one).
       return 'again';
     }
-    if (inFlight.length < this.cfg.drainWindow && s.depthReadings > this.inFlightReadings && !this.filesBehindCounters) {
+    if (
+      inFlight.length < this.cfg.drainWindow &&
+      s.depthReadings > this.inFlightReadings &&
+      !this.filesBehindCounters
+    ) {
       if (await this.startBatch()) return 'again';
     }
     const head = inFlight[0];
     if (!head) return 'again';
     // With room in the window, a full batch more starts without waiting for the oldest write; less than
     // a batch waits for it (many small requests would cost the store more than they save).
-    if (inFlight.length < this.cfg.drainWindow && !this.filesBehindCounters && !(await this.settledOrFullBatch(head.writing))) return 'again';
+    if (
+      inFlight.length < this.cfg.drainWindow &&
+      !this.filesBehindCounters &&
+      !(await this.settledOrFullBatch(head.writing))
+    )
+      return 'again';
     if (!(await head.writing)) return 'stop'; // closing while the store was failing
     this.filesBehindCounters = false;
     inFlight.shift();
@@ -139,13 +150,19 @@ export class Drainer {
     if (batch.bytes > 0) {
       if (inFlight.length === 0) s.headAcceptedAt = batch.firstAcceptedAt ?? s.headAcceptedAt;
       const previous = inFlight[inFlight.length - 1]?.writing ?? null;
-      inFlight.push({ batch, writing: batch.readings.length > 0 ? this.writeWithRetry(batch.readings, previous) : Promise.resolve(true) });
+      inFlight.push({
+        batch,
+        writing: batch.readings.length > 0 ? this.writeWithRetry(batch.readings, previous) : Promise.resolve(true),
+      });
       this.inFlightReadings += batch.readings.length;
       return true;
     }
     if (inFlight.length === 0) {
       // The counters say there is more, the files do not (only after damage was skipped): trust the files.
-      s.logger?.error({ depthReadings: s.depthReadings, depthBytes: s.depthBytes }, 'spool: undrained count disagrees with the segment files; resetting it');
+      s.logger?.error(
+        { depthReadings: s.depthReadings, depthBytes: s.depthBytes },
+        'spool: undrained count disagrees with the segment files; resetting it',
+      );
       s.committedReadings = s.drainedReadings;
       s.committedBytes = s.drainedBytes;
       return true;
@@ -196,7 +213,8 @@ export class Drainer {
   private async settleInFlight(): Promise<void> {
     const inFlight = this.inFlight;
     const results = await Promise.all(inFlight.map((f) => f.writing));
-    for (let i = 0; i < inFlight.length && results[i]; i++) this.completeBatch(inFlight[i]!.batch, inFlight[i + 1]?.batch.firstAcceptedAt ?? null);
+    for (let i = 0; i < inFlight.length && results[i]; i++)
+      this.completeBatch(inFlight[i]!.batch, inFlight[i + 1]?.batch.firstAcceptedAt ?? null);
   }
 
   /** The batch is in the store: move the drain position past it (the checkpoint follows, see Checkpoint.schedule). */
@@ -232,7 +250,10 @@ export class Drainer {
           // writing it again is harmless.
           checked = true;
           readings = readings.readable((record, why) => {
-            s.noteDamage({ offset: record.offset, readings: record.count, device: record.summary?.deviceId, reason: why.message }, 'spool: a record does not decode; its readings are skipped');
+            s.noteDamage(
+              { offset: record.offset, readings: record.count, device: record.summary?.deviceId, reason: why.message },
+              'spool: a record does not decode; its readings are skipped',
+            );
           });
           attempt--;
           continue;
@@ -265,7 +286,8 @@ export class Drainer {
     const kind = typeof hints.kind === 'string' ? hints.kind : 'error';
     s.countError(kind);
     s.lastWriteError = { kind, message: String(hints.message ?? err), at: s.clock.now() };
-    if (s.storeState !== 'down') s.logger?.warn({ err, kind }, 'store write failed: the spool keeps the readings and retries');
+    if (s.storeState !== 'down')
+      s.logger?.warn({ err, kind }, 'store write failed: the spool keeps the readings and retries');
     s.setStoreState('down');
   }
 }

@@ -24,8 +24,17 @@ export function registerStorageMetrics(registry: Registry, spool: Spool, influx?
   registerSpoolGauges(registers, spool);
   const updates: Array<() => void> = [];
   // Registered first among the counters: its collect refreshes every mirrored counter before they are read.
-  const drained = new Counter({ name: 'tendril_spool_drained_readings_total', help: 'Readings the spool wrote to the store.', registers, collect: () => updates.forEach((u) => u()) });
-  const commits = new Counter({ name: 'tendril_spool_commits_total', help: 'Group commits (fdatasync calls) of the spool.', registers });
+  const drained = new Counter({
+    name: 'tendril_spool_drained_readings_total',
+    help: 'Readings the spool wrote to the store.',
+    registers,
+    collect: () => updates.forEach((u) => u()),
+  });
+  const commits = new Counter({
+    name: 'tendril_spool_commits_total',
+    help: 'Group commits (fdatasync calls) of the spool.',
+    registers,
+  });
   const writeErrors = new Counter({
     name: 'tendril_store_write_errors_total',
     help: 'Failed store writes of the spool drainer, by kind (unreachable, timeout, throttled, server, auth, not_found, ...).',
@@ -64,7 +73,11 @@ function registerSpoolGauges(registers: Registry[], spool: Spool): void {
     'Whether the last write of the spool drainer to the time-series store succeeded (1) or failed (0); 1 before the first write.',
     () => (spool.storeState === 'down' ? 0 : 1),
   );
-  gauge('tendril_spool_accepting', 'Whether the spool takes readings (0: full or failed, devices get BACKOFF STORE_BUSY).', () => (spool.accepting ? 1 : 0));
+  gauge(
+    'tendril_spool_accepting',
+    'Whether the spool takes readings (0: full or failed, devices get BACKOFF STORE_BUSY).',
+    () => (spool.accepting ? 1 : 0),
+  );
   gauge(
     'tendril_spool_failed',
     'Whether an append or fdatasync of the spool failed (1): it takes no readings until the hub is restarted.',
@@ -81,14 +94,22 @@ function registerSpoolGauges(registers: Registry[], spool: Spool): void {
 
 /** The InfluxDB store's counters, mirrored from its stats by `updates` (run on every scrape). */
 function registerInfluxCounters(registers: Registry[], influx: InfluxStore, updates: Array<() => void>): void {
-  const requests = new Counter({ name: 'tendril_influx_requests_total', help: 'Write requests sent to InfluxDB (retries and splits included).', registers });
+  const requests = new Counter({
+    name: 'tendril_influx_requests_total',
+    help: 'Write requests sent to InfluxDB (retries and splits included).',
+    registers,
+  });
   const httpErrors = new Counter({
     name: 'tendril_influx_write_errors_total',
     help: 'Failed InfluxDB write requests, by kind (every attempt counts).',
     labelNames: ['kind'],
     registers,
   });
-  const deadLines = new Counter({ name: 'tendril_influx_dead_lettered_lines_total', help: 'Lines InfluxDB refused for good (recorded in the dead-letter file).', registers });
+  const deadLines = new Counter({
+    name: 'tendril_influx_dead_lettered_lines_total',
+    help: 'Lines InfluxDB refused for good (recorded in the dead-letter file).',
+    registers,
+  });
   const deadValues = new Counter({
     name: 'tendril_influx_dead_lettered_values_total',
     help: 'Values left out of their reading because InfluxDB holds the field with another type (recorded in the dead-letter file).',
@@ -98,6 +119,12 @@ function registerInfluxCounters(registers: Registry[], influx: InfluxStore, upda
   updates.push(mirrorCounter(deadLines, undefined, () => influx.stats().deadLetteredLines));
   updates.push(mirrorCounter(deadValues, undefined, () => influx.stats().deadLetteredValues));
   for (const kind of Object.keys(influx.stats().writeErrors)) {
-    updates.push(mirrorCounter(httpErrors, { kind }, () => influx.stats().writeErrors[kind as keyof ReturnType<InfluxStore['stats']>['writeErrors']]));
+    updates.push(
+      mirrorCounter(
+        httpErrors,
+        { kind },
+        () => influx.stats().writeErrors[kind as keyof ReturnType<InfluxStore['stats']>['writeErrors']],
+      ),
+    );
   }
 }

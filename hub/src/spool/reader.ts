@@ -7,7 +7,14 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { FairSlicer } from '../core/fair-slice.js';
 import type { StoredReading } from '../storage/types.js';
-import { decodeRecords, RecordBatch, scanRecord, SEGMENT_HEADER_BYTES, type RecordView, type SegmentFormat } from './record.js';
+import {
+  decodeRecords,
+  RecordBatch,
+  scanRecord,
+  SEGMENT_HEADER_BYTES,
+  type RecordView,
+  type SegmentFormat,
+} from './record.js';
 import { READ_CHUNK_BYTES, type Batch, type Position, type Segment, type SpoolShared } from './shared.js';
 import type { MemoryTail } from './tail.js';
 
@@ -93,8 +100,15 @@ export class SpoolReader {
     this.s.drainedFromDisk += batch.readings.length;
     // Caught up with what is committed: from here on the drainer can take new records from memory.
     const last = this.s.segments[this.s.segments.length - 1];
-    if (reachedEnd || (last !== undefined && pos.seg === last.n && pos.off >= last.end)) this.tail.on = this.tail.max > 0;
-    return { readings: batch.readings, start: { ...start }, end: pos, bytes: batch.bytes, firstAcceptedAt: batch.firstAcceptedAt };
+    if (reachedEnd || (last !== undefined && pos.seg === last.n && pos.off >= last.end))
+      this.tail.on = this.tail.max > 0;
+    return {
+      readings: batch.readings,
+      start: { ...start },
+      end: pos,
+      bytes: batch.bytes,
+      firstAcceptedAt: batch.firstAcceptedAt,
+    };
   }
 
   /** The segment holding committed data at `pos`, moving `pos` to the next segment's start as needed; null at the end. */
@@ -139,12 +153,16 @@ export class SpoolReader {
         buf = big;
         result = scanRecord(buf, 0);
         // Committed data ends on a record boundary: a record running past it has a damaged length.
-        if (result.kind === 'incomplete') result = { kind: 'invalid', reason: `record length runs past the committed end of the segment (${seg.end})` };
+        if (result.kind === 'incomplete')
+          result = { kind: 'invalid', reason: `record length runs past the committed end of the segment (${seg.end})` };
       }
       if (result.kind === 'incomplete') break;
       if (result.kind === 'invalid') {
         // Damage inside data that was durable: nothing can be read past it in this segment.
-        this.s.noteDamage({ segment: seg.path, at: pos.off + o, reason: result.reason }, 'spool: damaged record in committed data; skipping the rest of the segment');
+        this.s.noteDamage(
+          { segment: seg.path, at: pos.off + o, reason: result.reason },
+          'spool: damaged record in committed data; skipping the rest of the segment',
+        );
         batch.bytes += seg.end - (pos.off + o);
         pos.off = seg.end;
         return;
@@ -166,7 +184,10 @@ export class SpoolReader {
         try {
           for (const r of decodeRecords([record], 1)) out.push(r);
         } catch (err) {
-          this.s.noteDamage({ offset: record.offset, readings: record.count, reason: String(err) }, 'spool: a record does not decode; its readings are skipped');
+          this.s.noteDamage(
+            { offset: record.offset, readings: record.count, reason: String(err) },
+            'spool: a record does not decode; its readings are skipped',
+          );
         }
       }
       return out;

@@ -20,7 +20,11 @@ import { decodeRecordsJson } from './record-v1.js';
  * The readings of records (their views, in order) of a segment in `format`, appended to `out`. Throws on a
  * body that does not decode: the CRC matched, so that is a hub bug or a record from an unknown writer.
  */
-export function decodeRecords(records: readonly RecordView[], format: SegmentFormat, out: StoredReading[] = []): StoredReading[] {
+export function decodeRecords(
+  records: readonly RecordView[],
+  format: SegmentFormat,
+  out: StoredReading[] = [],
+): StoredReading[] {
   if (format === 1) {
     for (const r of decodeRecordsJson(records.map((rec) => rec.body))) out.push(r);
     return out;
@@ -91,7 +95,9 @@ class BinaryRecordCursor implements PartCursor {
       return this.readUnchecked(visitor, n);
     } catch (err) {
       if (err instanceof UnreadableBatchError) throw err;
-      throw new UnreadableBatchError(`spool record at offset ${this.rec.offset}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new UnreadableBatchError(
+        `spool record at offset ${this.rec.offset}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 
@@ -234,7 +240,12 @@ export class RecordBatch implements ReadingBatch {
         for (const r of readings) checkStoredReading(r);
         out.addReadings(readings);
       } catch (err) {
-        onUnreadable(part, err instanceof UnreadableBatchError ? err : new UnreadableBatchError(`spool record at offset ${part.offset}: ${String(err)}`));
+        onUnreadable(
+          part,
+          err instanceof UnreadableBatchError
+            ? err
+            : new UnreadableBatchError(`spool record at offset ${part.offset}: ${String(err)}`),
+        );
       }
     }
     return out;
@@ -250,7 +261,12 @@ function checkStoredReading(r: StoredReading): void {
   if (!Number.isInteger(r.epoch) || r.epoch < 0 || r.epoch > 0xffffffff) bad('epoch is not a 32-bit whole number');
   if (!Number.isFinite(r.ts)) bad('timestamp is not a finite number');
   for (const v of r.values) {
-    const ok = v.kind === 'bool' ? typeof v.value === 'boolean' : v.kind === 'string' ? typeof v.value === 'string' : typeof v.value === 'number' && Number.isFinite(v.value);
+    const ok =
+      v.kind === 'bool'
+        ? typeof v.value === 'boolean'
+        : v.kind === 'string'
+          ? typeof v.value === 'string'
+          : typeof v.value === 'number' && Number.isFinite(v.value);
     if (!ok) bad(`${v.metric} (${v.kind}) is ${String(v.value)}`);
   }
 }

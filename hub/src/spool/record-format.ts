@@ -28,7 +28,12 @@ export type SegmentFormat = 1 | 2;
 export function segmentFormat(header: Buffer): SegmentFormat | 'unknown' | null {
   if (header.equals(SEGMENT_MAGIC)) return 2;
   if (header.equals(SEGMENT_MAGIC_V1)) return 1;
-  if (header.length === SEGMENT_HEADER_BYTES && header.subarray(0, 6).equals(SEGMENT_MAGIC.subarray(0, 6)) && /^\d\d$/.test(header.toString('latin1', 6))) return 'unknown';
+  if (
+    header.length === SEGMENT_HEADER_BYTES &&
+    header.subarray(0, 6).equals(SEGMENT_MAGIC.subarray(0, 6)) &&
+    /^\d\d$/.test(header.toString('latin1', 6))
+  )
+    return 'unknown';
   return null;
 }
 
@@ -61,14 +66,21 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
   if (available < RECORD_HEADER_BYTES) return { kind: 'incomplete', needBytes: RECORD_HEADER_BYTES };
   const payloadLength = buf.readUInt32LE(offset);
   if (payloadLength < PAYLOAD_FIXED_BYTES || payloadLength > MAX_RECORD_BYTES) {
-    return { kind: 'invalid', reason: `record length ${payloadLength} is outside ${PAYLOAD_FIXED_BYTES}..${MAX_RECORD_BYTES}` };
+    return {
+      kind: 'invalid',
+      reason: `record length ${payloadLength} is outside ${PAYLOAD_FIXED_BYTES}..${MAX_RECORD_BYTES}`,
+    };
   }
   const total = RECORD_HEADER_BYTES + payloadLength;
   if (available < total) return { kind: 'incomplete', needBytes: total };
   const payload = buf.subarray(offset + RECORD_HEADER_BYTES, offset + total);
   const expected = buf.readUInt32LE(offset + 4);
   const actual = crc32(payload);
-  if (expected !== actual) return { kind: 'invalid', reason: `CRC mismatch (stored ${expected.toString(16)}, computed ${actual.toString(16)})` };
+  if (expected !== actual)
+    return {
+      kind: 'invalid',
+      reason: `CRC mismatch (stored ${expected.toString(16)}, computed ${actual.toString(16)})`,
+    };
   const record = viewOf(payload, offset, total);
   return record ? { kind: 'record', record } : { kind: 'invalid', reason: 'device id runs past the record' };
 }
@@ -93,11 +105,17 @@ function viewOf(payload: Buffer, offset: number, totalBytes: number): RecordView
     totalBytes,
     count: payload.readUInt32LE(0),
     acceptedAt: payload.readDoubleLE(4),
-    summary: deviceLength === 0 ? null : { deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, bodyStart), epoch: payload.readUInt32LE(20), maxSeq: payload.readDoubleLE(12) },
+    summary:
+      deviceLength === 0
+        ? null
+        : {
+            deviceId: payload.toString('utf8', PAYLOAD_FIXED_BYTES, bodyStart),
+            epoch: payload.readUInt32LE(20),
+            maxSeq: payload.readDoubleLE(12),
+          },
     body: payload.subarray(bodyStart),
   };
 }
-
 
 export function segmentFileName(n: number): string {
   return `seg-${String(n).padStart(10, '0')}.log`;

@@ -44,9 +44,16 @@ const COMMA = Buffer.from(',');
  * still drain; the hub itself never writes this format.
  */
 export function encodeRecordV1(readings: readonly StoredReading[], acceptedAt: number): Buffer {
-  const wire: WireReading[] = readings.map((r) => [r.deviceId, r.epoch, r.seq, r.ts, r.values.map((v): WireValue => [v.metric, CODE_OF[v.kind], v.value])]);
+  const wire: WireReading[] = readings.map((r) => [
+    r.deviceId,
+    r.epoch,
+    r.seq,
+    r.ts,
+    r.values.map((v): WireValue => [v.metric, CODE_OF[v.kind], v.value]),
+  ]);
   const first = readings[0];
-  const uniform = first !== undefined && readings.every((r) => r.deviceId === first.deviceId && r.epoch === first.epoch);
+  const uniform =
+    first !== undefined && readings.every((r) => r.deviceId === first.deviceId && r.epoch === first.epoch);
   const json = Buffer.from(JSON.stringify(wire), 'utf8');
   const device = uniform ? Buffer.from(first.deviceId, 'utf8') : Buffer.alloc(0);
   const payloadLength = PAYLOAD_FIXED_BYTES + device.length + json.length;

@@ -32,7 +32,13 @@
  */
 import { crc32 } from 'node:zlib';
 import type { StoredReading } from '../storage/types.js';
-import { CODE_OF, MAX_RECORD_BYTES, MAX_RECORD_NAMES, PAYLOAD_FIXED_BYTES, RECORD_HEADER_BYTES } from './record-format.js';
+import {
+  CODE_OF,
+  MAX_RECORD_BYTES,
+  MAX_RECORD_NAMES,
+  PAYLOAD_FIXED_BYTES,
+  RECORD_HEADER_BYTES,
+} from './record-format.js';
 
 export {
   MAX_RECORD_BYTES,
@@ -52,7 +58,6 @@ export {
 } from './record-format.js';
 export { decodeRecords, RecordBatch } from './record-batch.js';
 export { encodeRecordV1 } from './record-v1.js';
-
 
 /** The name table and the body's size of a record, measured before it is written (encodeRecord's pass 1). */
 interface RecordPlan {
@@ -77,7 +82,8 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
   const device = uniform ? Buffer.from(first!.deviceId, 'utf8') : Buffer.alloc(0);
   if (device.length > 255) throw new TypeError(`device id of ${device.length} bytes; the spool takes at most 255`);
   const payloadLength = PAYLOAD_FIXED_BYTES + device.length + plan.bodyBytes;
-  if (payloadLength > MAX_RECORD_BYTES) throw new TypeError(`a spool record of ${payloadLength} bytes; at most ${MAX_RECORD_BYTES}`);
+  if (payloadLength > MAX_RECORD_BYTES)
+    throw new TypeError(`a spool record of ${payloadLength} bytes; at most ${MAX_RECORD_BYTES}`);
   const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payloadLength);
   buf.writeUInt32LE(payloadLength, 0);
   let o = RECORD_HEADER_BYTES;
@@ -126,7 +132,10 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
       bodyBytes += 6;
     }
     bodyBytes += 17;
-    if (r.values.length > 255) throw new TypeError(`reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`);
+    if (r.values.length > 255)
+      throw new TypeError(
+        `reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`,
+      );
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
       nameOf(v.metric);
@@ -142,7 +151,9 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
         }
         default:
           if (typeof v.value !== 'number' || !Number.isFinite(v.value)) {
-            throw new TypeError(`reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`);
+            throw new TypeError(
+              `reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`,
+            );
           }
           bodyBytes += 11;
       }

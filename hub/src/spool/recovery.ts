@@ -4,9 +4,28 @@
  * mid-append; such a record was never acknowledged) is cut off; the durable seqs are rebuilt; segments wholly
  * before the checkpoint are deleted; the drain resumes at the checkpoint.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { DIR_MODE, fsyncDirSync, readCheckpoint, readSeqs, restrictDirectory, takeLock, writeSeqsSync } from './directory.js';
+import {
+  DIR_MODE,
+  fsyncDirSync,
+  readCheckpoint,
+  readSeqs,
+  restrictDirectory,
+  takeLock,
+  writeSeqsSync,
+} from './directory.js';
 import { SpoolFormatError } from './errors.js';
 import {
   decodeRecords,
@@ -32,7 +51,12 @@ export function recover(s: SpoolShared): void {
     .sort((a, b) => a - b);
   for (const n of numbers) s.segments.push({ n, path: join(s.dir, segmentFileName(n)), end: 0, format: 2 });
   for (const seg of s.segments) {
-    const undrainedFrom = checkpoint && seg.n === checkpoint.seg ? checkpoint.off : checkpoint && seg.n < checkpoint.seg ? Infinity : SEGMENT_HEADER_BYTES;
+    const undrainedFrom =
+      checkpoint && seg.n === checkpoint.seg
+        ? checkpoint.off
+        : checkpoint && seg.n < checkpoint.seg
+          ? Infinity
+          : SEGMENT_HEADER_BYTES;
     scanSegment(s, seg, undrainedFrom);
   }
   // Segments wholly before the checkpoint were drained; their seqs are now in memory, so persist and drop them.

@@ -57,7 +57,14 @@ import { SpoolShared, type Batch, type Position } from './shared.js';
 import { MemoryTail } from './tail.js';
 import { SegmentWriter } from './writer.js';
 
-export { SpoolClosedError, SpoolFailedError, SpoolFormatError, SpoolFullError, SpoolLockedError, SpoolPermissionError } from './errors.js';
+export {
+  SpoolClosedError,
+  SpoolFailedError,
+  SpoolFormatError,
+  SpoolFullError,
+  SpoolLockedError,
+  SpoolPermissionError,
+} from './errors.js';
 export {
   DEFAULT_GROUP_MAX_BYTES,
   DEFAULT_MEMORY_TAIL_READINGS,
@@ -109,7 +116,12 @@ class DiskSpool extends EventEmitter implements Spool {
       waitMs: Math.min(50, Math.max(0, opts.commitWaitMs ?? DEFAULT_COMMIT_WAIT_MS)),
     });
     this.reader = new SpoolReader(s, this.tail, batchReadings);
-    this.checkpoint = new Checkpoint(s, this.writer, this.reader, Math.max(0, opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS));
+    this.checkpoint = new Checkpoint(
+      s,
+      this.writer,
+      this.reader,
+      Math.max(0, opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS),
+    );
     const drainerSettings = {
       batchReadings,
       lingerMs: Math.min(1000, Math.max(0, opts.drainLingerMs ?? DEFAULT_DRAIN_LINGER_MS)),
@@ -118,7 +130,9 @@ class DiskSpool extends EventEmitter implements Spool {
       backoff: createBackoff({ baseMs: 200, maxMs: 5000, ...opts.backoff }),
     };
     const source = { readBatch: (start: Position) => this.readBatch(start) };
-    this.drainer = new Drainer(s, this.store, source, this.checkpoint, drainerSettings, () => this.settleDrainWaiters());
+    this.drainer = new Drainer(s, this.store, source, this.checkpoint, drainerSettings, () =>
+      this.settleDrainWaiters(),
+    );
   }
 
   /** Recovers the directory (giving it up again if that fails) and starts the drainer. */
@@ -159,7 +173,8 @@ class DiskSpool extends EventEmitter implements Spool {
       accepting: this.accepting,
       depthBytes: s.depthBytes,
       depthReadings: s.depthReadings,
-      oldestUndrainedAgeMs: s.depthReadings > 0 && s.headAcceptedAt !== null ? Math.max(0, s.clock.now() - s.headAcceptedAt) : 0,
+      oldestUndrainedAgeMs:
+        s.depthReadings > 0 && s.headAcceptedAt !== null ? Math.max(0, s.clock.now() - s.headAcceptedAt) : 0,
       writeErrors: { ...s.writeErrors },
       lastWriteError: s.lastWriteError,
       acceptedReadings: s.acceptedReadings,
@@ -205,7 +220,11 @@ class DiskSpool extends EventEmitter implements Spool {
     // The cap is checked before the append, so the spool may pass it by one record (a frame's worth).
     if (!this.accepting) {
       this.noteAccepting();
-      return Promise.reject(new SpoolFullError(`the spool holds ${s.depthBytes} undrained bytes (limit ${this.maxBytes}); the store is not keeping up or is down`));
+      return Promise.reject(
+        new SpoolFullError(
+          `the spool holds ${s.depthBytes} undrained bytes (limit ${this.maxBytes}); the store is not keeping up or is down`,
+        ),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       this.commit.enqueue({ record, readings, acceptedAt: s.clock.now(), resolve, reject });
@@ -250,7 +269,11 @@ class DiskSpool extends EventEmitter implements Spool {
       };
       const timer = setTimeout(() => {
         this.drainWaiters.delete(waiter);
-        reject(new Error(`spool not drained within ${timeoutMs} ms: ${this.s.depthReadings} readings undrained, store ${this.s.storeState}`));
+        reject(
+          new Error(
+            `spool not drained within ${timeoutMs} ms: ${this.s.depthReadings} readings undrained, store ${this.s.storeState}`,
+          ),
+        );
       }, timeoutMs);
       this.drainWaiters.add(waiter);
     });
@@ -271,7 +294,8 @@ class DiskSpool extends EventEmitter implements Spool {
     await this.drainer.stopped(new SpoolClosedError('the spool is closed'));
     await this.checkpoint.flush();
     this.closed = true;
-    for (const w of this.drainWaiters) w.reject(new SpoolClosedError(`the spool closed with ${s.depthReadings} readings undrained (kept on disk)`));
+    for (const w of this.drainWaiters)
+      w.reject(new SpoolClosedError(`the spool closed with ${s.depthReadings} readings undrained (kept on disk)`));
     this.drainWaiters.clear();
     this.reader.closeFd();
     await this.writer.close();
@@ -279,7 +303,10 @@ class DiskSpool extends EventEmitter implements Spool {
       writeSeqsSync(s.dir, s.seqs.toJson());
     } catch (err) {
       // Only a head start for the next scan: every seq in it is also in a segment file or in the file as it was.
-      this.s.logger?.error({ err }, 'spool: could not save the durable seqs at close; the next start finds them in the segments');
+      this.s.logger?.error(
+        { err },
+        'spool: could not save the durable seqs at close; the next start finds them in the segments',
+      );
     }
     releaseLock(s.dir, true);
   }

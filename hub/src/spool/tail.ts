@@ -87,8 +87,20 @@ export class MemoryTail {
       bytes += o;
       if (o < next.bytes.length) {
         const rest = next.bytes.subarray(o);
-        last = { seg: next.seg, off: next.off, bytes: next.bytes.subarray(0, o), count: taken, acceptedAt: next.acceptedAt };
-        tail[this.head] = { seg: next.seg, off: next.off + o, bytes: rest, count: next.count - taken, acceptedAt: recordView(rest).acceptedAt };
+        last = {
+          seg: next.seg,
+          off: next.off,
+          bytes: next.bytes.subarray(0, o),
+          count: taken,
+          acceptedAt: next.acceptedAt,
+        };
+        tail[this.head] = {
+          seg: next.seg,
+          off: next.off + o,
+          bytes: rest,
+          count: next.count - taken,
+          acceptedAt: recordView(rest).acceptedAt,
+        };
         break;
       }
       last = next;
@@ -99,7 +111,13 @@ export class MemoryTail {
       this.records = tail.slice(this.head);
       this.head = 0;
     }
-    return { readings, start: { ...start }, end: { seg: last.seg, off: last.off + last.bytes.length }, bytes, firstAcceptedAt: first.acceptedAt };
+    return {
+      readings,
+      start: { ...start },
+      end: { seg: last.seg, off: last.off + last.bytes.length },
+      bytes,
+      firstAcceptedAt: first.acceptedAt,
+    };
   }
 
   /** True if the record at `rec` is the next one after position `pos` (same place, or the next segment's first). */

@@ -25,14 +25,19 @@ export class SegmentWriter {
 
   /** Appends the group's records and makes them durable; returns where the first one starts. */
   async append(records: Buffer[], groupBytes: number): Promise<Position> {
-    if (!this.writeSeg || !this.writeFd || (this.writeSeg.end > SEGMENT_HEADER_BYTES && this.writeSeg.end + groupBytes > this.segmentBytes)) {
+    if (
+      !this.writeSeg ||
+      !this.writeFd ||
+      (this.writeSeg.end > SEGMENT_HEADER_BYTES && this.writeSeg.end + groupBytes > this.segmentBytes)
+    ) {
       await this.rotate();
     }
     const seg = this.writeSeg!;
     const fd = this.writeFd!;
     try {
       const { bytesWritten } = await fd.writev(records, seg.end);
-      if (bytesWritten !== groupBytes) throw new Error(`short write to ${seg.path}: ${bytesWritten} of ${groupBytes} bytes`);
+      if (bytesWritten !== groupBytes)
+        throw new Error(`short write to ${seg.path}: ${bytesWritten} of ${groupBytes} bytes`);
       await fd.datasync();
     } catch (err) {
       await this.discardTail(fd, seg);
@@ -65,7 +70,10 @@ export class SegmentWriter {
       failures.datasync = String(err);
     });
     if (Object.keys(failures).length > 0) {
-      this.s.logger?.error({ segment: seg.path, at: seg.end, failures }, 'spool: could not cut the failed append back; start-up recovery will cut the file at the first invalid record');
+      this.s.logger?.error(
+        { segment: seg.path, at: seg.end, failures },
+        'spool: could not cut the failed append back; start-up recovery will cut the file at the first invalid record',
+      );
     }
   }
 

@@ -35,7 +35,15 @@ export interface DeadLetter {
   reason: string;
   status: number;
   lines?: string[];
-  values?: Array<{ deviceId: string; epoch: number; seq: number; ts: number; metric: string; kind: string; value: ScalarValue }>;
+  values?: Array<{
+    deviceId: string;
+    epoch: number;
+    seq: number;
+    ts: number;
+    metric: string;
+    kind: string;
+    value: ScalarValue;
+  }>;
 }
 
 export const NO_VALUES: readonly StoredValue[] = Object.freeze([]);

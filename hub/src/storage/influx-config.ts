@@ -30,19 +30,27 @@ export function influxConfigFromEnv(e: EnvReader, dataDir: string): InfluxStoreC
   const anySet = [url, db, org, bucket, token].some((v) => v !== undefined);
   if (!anySet) return null;
   if (url === undefined) {
-    throw new ConfigError('INFLUX_URL is not set but other INFLUX_* variables are; set INFLUX_URL (e.g. http://127.0.0.1:8086) or unset them all to use the embedded SQLite store.');
+    throw new ConfigError(
+      'INFLUX_URL is not set but other INFLUX_* variables are; set INFLUX_URL (e.g. http://127.0.0.1:8086) or unset them all to use the embedded SQLite store.',
+    );
   }
   e.url('INFLUX_URL', ['http:', 'https:']);
   const v2 = org !== undefined || bucket !== undefined;
   if (v2) {
     if (org === undefined || bucket === undefined || token === undefined) {
-      throw new ConfigError('InfluxDB 2.x needs INFLUX_ORG, INFLUX_BUCKET and INFLUX_TOKEN together (or use INFLUX_DB for the v1-compatible API).');
+      throw new ConfigError(
+        'InfluxDB 2.x needs INFLUX_ORG, INFLUX_BUCKET and INFLUX_TOKEN together (or use INFLUX_DB for the v1-compatible API).',
+      );
     }
     if (db !== undefined) {
-      throw new ConfigError('Set either INFLUX_DB (1.x / v1-compatible API) or INFLUX_ORG + INFLUX_BUCKET (2.x write API), not both.');
+      throw new ConfigError(
+        'Set either INFLUX_DB (1.x / v1-compatible API) or INFLUX_ORG + INFLUX_BUCKET (2.x write API), not both.',
+      );
     }
   } else if (db === undefined) {
-    throw new ConfigError('INFLUX_URL is set without INFLUX_DB; set INFLUX_DB (1.x, or the 2.x/3.x bucket through the v1 API) or INFLUX_ORG + INFLUX_BUCKET + INFLUX_TOKEN.');
+    throw new ConfigError(
+      'INFLUX_URL is set without INFLUX_DB; set INFLUX_DB (1.x, or the 2.x/3.x bucket through the v1 API) or INFLUX_ORG + INFLUX_BUCKET + INFLUX_TOKEN.',
+    );
   }
   const user = e.text('INFLUX_USER');
   const password = e.raw('INFLUX_PASSWORD');

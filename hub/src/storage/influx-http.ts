@@ -71,7 +71,8 @@ export class InfluxHttp {
     if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') {
       throw new Error(`INFLUX_URL must be http:// or https://, got ${target.url}`);
     }
-    this.agent = this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    this.agent =
+      this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
     this.auth = authHeader(target);
   }
 
@@ -107,11 +108,23 @@ export class InfluxHttp {
       const req = requestFn(url, { method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => reject(new InfluxTransportError(`InfluxDB ${method} ${url.pathname}: response failed: ${err.message}`, 'unreachable', { cause: err })));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', (err) =>
+          reject(
+            new InfluxTransportError(
+              `InfluxDB ${method} ${url.pathname}: response failed: ${err.message}`,
+              'unreachable',
+              { cause: err },
+            ),
+          ),
+        );
       });
       req.on('timeout', () => {
-        req.destroy(new InfluxTransportError(`InfluxDB ${method} ${url.pathname}: no answer within ${timeoutMs} ms`, 'timeout'));
+        req.destroy(
+          new InfluxTransportError(`InfluxDB ${method} ${url.pathname}: no answer within ${timeoutMs} ms`, 'timeout'),
+        );
       });
       if (signal) {
         const onAbort = (): void => void req.destroy(signal.reason as Error);
@@ -119,7 +132,15 @@ export class InfluxHttp {
         req.on('close', () => signal.removeEventListener('abort', onAbort));
       }
       req.on('error', (err) => {
-        reject(err instanceof InfluxTransportError ? err : new InfluxTransportError(`InfluxDB ${method} ${url.origin}${url.pathname}: ${err.message}`, 'unreachable', { cause: err }));
+        reject(
+          err instanceof InfluxTransportError
+            ? err
+            : new InfluxTransportError(
+                `InfluxDB ${method} ${url.origin}${url.pathname}: ${err.message}`,
+                'unreachable',
+                { cause: err },
+              ),
+        );
       });
       req.end(body?.data);
     });
@@ -131,7 +152,10 @@ export class InfluxHttp {
 }
 
 /** v1 /write (1.x native; 2.x and 3.x through their v1-compatible endpoint). */
-export function createV1Sender(httpClient: InfluxHttp, opts: { db: string; rp?: string | undefined; gzip: boolean; now: () => number }): LineSender {
+export function createV1Sender(
+  httpClient: InfluxHttp,
+  opts: { db: string; rp?: string | undefined; gzip: boolean; now: () => number },
+): LineSender {
   const params: Record<string, string> = { db: opts.db, precision: 'ns' };
   if (opts.rp) params.rp = opts.rp;
   return {
@@ -140,7 +164,11 @@ export function createV1Sender(httpClient: InfluxHttp, opts: { db: string; rp?: 
         ? { data: await gzip(lines), contentType: 'text/plain; charset=utf-8', encoding: 'gzip' as const }
         : { data: lines, contentType: 'text/plain; charset=utf-8' };
       const res = await httpClient.request('POST', '/write', params, body, { signal });
-      return { status: res.status, body: res.body, retryAfterMs: parseRetryAfter(res.headers['retry-after'], opts.now()) };
+      return {
+        status: res.status,
+        body: res.body,
+        retryAfterMs: parseRetryAfter(res.headers['retry-after'], opts.now()),
+      };
     },
     close() {
       // The agent belongs to the InfluxHttp client, which the store closes.
@@ -162,7 +190,12 @@ export function createV2Sender(opts: {
   agent: http.Agent;
   now: () => number;
 }): LineSender {
-  const client = new InfluxDB({ url: opts.url, token: opts.token, timeout: opts.timeoutMs, transportOptions: { agent: opts.agent } });
+  const client = new InfluxDB({
+    url: opts.url,
+    token: opts.token,
+    timeout: opts.timeoutMs,
+    transportOptions: { agent: opts.agent },
+  });
   return {
     async send(body) {
       const api = client.getWriteApi(opts.org, opts.bucket, 'ns', {
@@ -187,7 +220,10 @@ export function createV2Sender(opts: {
           return {
             status: err.statusCode,
             body: err.body ?? err.message,
-            retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' || Array.isArray(retryAfter) ? retryAfter : null, opts.now()),
+            retryAfterMs: parseRetryAfter(
+              typeof retryAfter === 'string' || Array.isArray(retryAfter) ? retryAfter : null,
+              opts.now(),
+            ),
           };
         }
         const code = (err as NodeJS.ErrnoException).code;

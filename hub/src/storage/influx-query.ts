@@ -4,7 +4,14 @@
  */
 import { InfluxQueryError, UnsupportedAggregateError } from './influx-errors.js';
 import type { InfluxHttp } from './influx-http.js';
-import { DEVICE_TAG, fieldKeyOf, metricOfField, quoteIdent, quoteString, type InfluxQLResult } from './influx-schema.js';
+import {
+  DEVICE_TAG,
+  fieldKeyOf,
+  metricOfField,
+  quoteIdent,
+  quoteString,
+  type InfluxQLResult,
+} from './influx-schema.js';
 import type { LatestValue, ScalarValue, SeriesPoint, SeriesQuery } from './types.js';
 
 export class InfluxQueries {
@@ -28,7 +35,9 @@ export class InfluxQueries {
     try {
       parsed = JSON.parse(res.body) as typeof parsed;
     } catch {
-      throw new InfluxQueryError(`InfluxDB /query answered ${res.status} with a body that is not JSON: ${res.body.slice(0, 200)}`);
+      throw new InfluxQueryError(
+        `InfluxDB /query answered ${res.status} with a body that is not JSON: ${res.body.slice(0, 200)}`,
+      );
     }
     if (res.status < 200 || res.status >= 300 || parsed.error) {
       throw new InfluxQueryError(`InfluxDB /query answered ${res.status}: ${parsed.error ?? res.body.slice(0, 200)}`);
@@ -71,7 +80,8 @@ export class InfluxQueries {
       return rows.map(([ts, value]) => ({ ts, value: numeric && typeof value === 'boolean' ? Number(value) : value }));
     } catch (err) {
       // InfluxQL has no mean() of booleans; the fraction of true values is count(true) / count(all).
-      if (err instanceof UnsupportedAggregateError && q.agg === 'mean' && err.message.includes('boolean')) return this.booleanMean(q);
+      if (err instanceof UnsupportedAggregateError && q.agg === 'mean' && err.message.includes('boolean'))
+        return this.booleanMean(q);
       throw err;
     }
   }
@@ -86,7 +96,11 @@ export class InfluxQueries {
     };
   }
 
-  private async bucketRows(q: SeriesQuery, selector: string, extra: string): Promise<Array<[number, ScalarValue | null]>> {
+  private async bucketRows(
+    q: SeriesQuery,
+    selector: string,
+    extra: string,
+  ): Promise<Array<[number, ScalarValue | null]>> {
     const { where, groupBy } = this.bucketWhere(q, extra);
     const [result] = await this.select(`SELECT ${selector} FROM ${this.from()} ${where} ${groupBy}`);
     return (result?.series?.[0]?.values ?? []).map((row) => [row[0] as number, (row[1] ?? null) as ScalarValue | null]);
@@ -123,7 +137,9 @@ export class InfluxQueries {
     });
     if (fields.length === 0) return {};
     // ... and one LAST() per field gives each its own time.
-    const results = await this.select(fields.map((f) => `SELECT last(${this.field(f)}) FROM ${this.from()} ${where}`).join('; '));
+    const results = await this.select(
+      fields.map((f) => `SELECT last(${this.field(f)}) FROM ${this.from()} ${where}`).join('; '),
+    );
     const out: Record<string, LatestValue> = {};
     results.forEach((r, i) => {
       const field = fields[r.statement_id ?? i];

@@ -108,7 +108,8 @@ export function readingToLine(
   }
   point.intField(SEQ_FIELD, reading.seq).intField(EPOCH_FIELD, reading.epoch).timestamp(pointTimestampNs(reading));
   const line = point.toLineProtocol();
-  if (line === undefined) throw new Error(`reading ${reading.deviceId}/${reading.epoch}/${reading.seq} produced no line`);
+  if (line === undefined)
+    throw new Error(`reading ${reading.deviceId}/${reading.epoch}/${reading.seq} produced no line`);
   return { line, skipped };
 }
 
@@ -215,7 +216,9 @@ export class LineEncoder {
    */
   private sortKeys(n: number): void {
     const keys = this.rawKeys.slice(0, n);
-    const sorted = Array.from({ length: n }, (_, i) => i).sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b));
+    const sorted = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+      keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b,
+    );
     const order: number[] = [];
     for (const i of sorted) {
       if (order.length > 0 && keys[order[order.length - 1]!] === keys[i]) order[order.length - 1] = i;

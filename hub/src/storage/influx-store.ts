@@ -22,7 +22,15 @@ import { dirname } from 'node:path';
 import { abortableSleep, createBackoff, type Backoff } from '../core/backoff.js';
 import { FairSlicer } from '../core/fair-slice.js';
 import { applyInfluxRetention } from './retention.js';
-import { BodyBuilder, CHECK_LINES, NO_VALUES, toEntries, type Chunk, type DeadLetter, type Entry } from './influx-body.js';
+import {
+  BodyBuilder,
+  CHECK_LINES,
+  NO_VALUES,
+  toEntries,
+  type Chunk,
+  type DeadLetter,
+  type Entry,
+} from './influx-body.js';
 import { errorText, InfluxWriteError, transientKindOf, type InfluxWriteErrorKind } from './influx-errors.js';
 import {
   createV1Sender,
@@ -34,7 +42,15 @@ import {
 } from './influx-http.js';
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_STALL_MS, HangWatch, InfluxHungError } from './influx-hang.js';
 import { InfluxQueries } from './influx-query.js';
-import { DEFAULT_MEASUREMENT, fieldKeyOf, fieldTypeOf, quoteIdent, LineEncoder, type InfluxFieldType, type InfluxQLResult } from './influx-schema.js';
+import {
+  DEFAULT_MEASUREMENT,
+  fieldKeyOf,
+  fieldTypeOf,
+  quoteIdent,
+  LineEncoder,
+  type InfluxFieldType,
+  type InfluxQLResult,
+} from './influx-schema.js';
 import type { InfluxStore, InfluxStoreConfig, InfluxStoreStats } from './influx-types.js';
 import {
   UnreadableBatchError,
@@ -46,11 +62,25 @@ import {
   type StoredValue,
 } from './types.js';
 
-export { InfluxQueryError, InfluxWriteError, UnsupportedAggregateError, type InfluxWriteErrorKind } from './influx-errors.js';
+export {
+  InfluxQueryError,
+  InfluxWriteError,
+  UnsupportedAggregateError,
+  type InfluxWriteErrorKind,
+} from './influx-errors.js';
 export type { InfluxStore, InfluxStoreConfig, InfluxStoreStats } from './influx-types.js';
 export type { InfluxQLResult, InfluxQLSeries } from './influx-schema.js';
 
-const KINDS: readonly InfluxWriteErrorKind[] = ['unreachable', 'timeout', 'throttled', 'server', 'auth', 'not_found', 'rejected', 'type_conflict'];
+const KINDS: readonly InfluxWriteErrorKind[] = [
+  'unreachable',
+  'timeout',
+  'throttled',
+  'server',
+  'auth',
+  'not_found',
+  'rejected',
+  'type_conflict',
+];
 
 const CONFLICT_PATTERN = /input field "([^"]*)" on measurement "[^"]*" is type (\w+), already exists as type (\w+)/;
 const DROPPED_PATTERN = /dropped=(\d+)/;
@@ -91,8 +121,12 @@ class InfluxStoreImpl implements InfluxStore {
 
   constructor(private readonly cfg: InfluxStoreConfig) {
     const v2 = cfg.org !== undefined && cfg.bucket !== undefined;
-    if (v2 && !cfg.token) throw new Error('InfluxDB 2.x write API needs INFLUX_TOKEN together with INFLUX_ORG and INFLUX_BUCKET');
-    if (!v2 && !cfg.db) throw new Error('InfluxDB store needs INFLUX_DB (1.x / v1-compat) or INFLUX_ORG + INFLUX_BUCKET + INFLUX_TOKEN (2.x)');
+    if (v2 && !cfg.token)
+      throw new Error('InfluxDB 2.x write API needs INFLUX_TOKEN together with INFLUX_ORG and INFLUX_BUCKET');
+    if (!v2 && !cfg.db)
+      throw new Error(
+        'InfluxDB store needs INFLUX_DB (1.x / v1-compat) or INFLUX_ORG + INFLUX_BUCKET + INFLUX_TOKEN (2.x)',
+      );
     this.mode = v2 ? 'v2' : 'v1';
     this.db = v2 ? cfg.bucket! : cfg.db!;
     this.measurement = cfg.measurement ?? DEFAULT_MEASUREMENT;
@@ -106,7 +140,13 @@ class InfluxStoreImpl implements InfluxStore {
     this.sleep = cfg.sleep ?? abortableSleep(this.abort.signal);
     this.logger = cfg.logger;
     const timeoutMs = cfg.timeoutMs ?? 10_000;
-    this.http = new InfluxHttp({ url: cfg.url, token: cfg.token, username: cfg.username, password: cfg.password, timeoutMs });
+    this.http = new InfluxHttp({
+      url: cfg.url,
+      token: cfg.token,
+      username: cfg.username,
+      password: cfg.password,
+      timeoutMs,
+    });
     this.probeTimeoutMs = cfg.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
     this.hang = new HangWatch({
       stallMs: cfg.stallMs ?? DEFAULT_STALL_MS,
@@ -116,7 +156,16 @@ class InfluxStoreImpl implements InfluxStore {
     this.queries = new InfluxQueries(this.http, this.db, cfg.rp, this.measurement, () => this.init());
     const now = (): number => this.clock.now();
     this.sender = v2
-      ? createV2Sender({ url: cfg.url, org: cfg.org!, bucket: cfg.bucket!, token: cfg.token!, timeoutMs, gzip: cfg.gzip ?? false, agent: this.http.keepAliveAgent, now })
+      ? createV2Sender({
+          url: cfg.url,
+          org: cfg.org!,
+          bucket: cfg.bucket!,
+          token: cfg.token!,
+          timeoutMs,
+          gzip: cfg.gzip ?? false,
+          agent: this.http.keepAliveAgent,
+          now,
+        })
       : createV1Sender(this.http, { db: this.db, rp: cfg.rp, gzip: cfg.gzip ?? false, now });
     this.counters = {
       mode: this.mode,
@@ -160,9 +209,16 @@ class InfluxStoreImpl implements InfluxStore {
     if (this.cfg.retentionDays !== undefined && this.cfg.retentionDays !== null) {
       try {
         const done = await applyInfluxRetention((q) => this.query(q), this.db, this.cfg.retentionDays, this.cfg.rp);
-        if (done !== 'unchanged') this.logger?.info?.({ db: this.db, retentionDays: this.cfg.retentionDays, done }, 'InfluxDB retention policy applied');
+        if (done !== 'unchanged')
+          this.logger?.info?.(
+            { db: this.db, retentionDays: this.cfg.retentionDays, done },
+            'InfluxDB retention policy applied',
+          );
       } catch (err) {
-        this.logger?.warn({ err, db: this.db, retentionDays: this.cfg.retentionDays }, 'InfluxDB: could not apply the retention policy (admin rights needed); data is kept per the existing policy');
+        this.logger?.warn(
+          { err, db: this.db, retentionDays: this.cfg.retentionDays },
+          'InfluxDB: could not apply the retention policy (admin rights needed); data is kept per the existing policy',
+        );
       }
     }
   }
@@ -170,7 +226,11 @@ class InfluxStoreImpl implements InfluxStore {
   private async pingVersion(timeoutMs?: number): Promise<string | null> {
     const res = await this.http.request('GET', '/ping', {}, undefined, { timeoutMs });
     if (res.status < 200 || res.status >= 300) {
-      throw new InfluxWriteError(`InfluxDB GET /ping answered ${res.status}: ${res.body.slice(0, 200)}`, res.status >= 500 ? 'server' : 'auth', null);
+      throw new InfluxWriteError(
+        `InfluxDB GET /ping answered ${res.status}: ${res.body.slice(0, 200)}`,
+        res.status >= 500 ? 'server' : 'auth',
+        null,
+      );
     }
     const header = res.headers['x-influxdb-version'];
     const version = (Array.isArray(header) ? header[0] : header) ?? null;
@@ -335,7 +395,8 @@ class InfluxStoreImpl implements InfluxStore {
         if (!(err instanceof InfluxTransportError)) throw err;
         this.noteError(err.kind, err.message);
         // A hung server would hang the next attempts too: fail the write now, the spool retries it with back-off.
-        if (err instanceof InfluxHungError || attempt + 1 >= this.maxAttempts) throw new InfluxWriteError(err.message, err.kind, null);
+        if (err instanceof InfluxHungError || attempt + 1 >= this.maxAttempts)
+          throw new InfluxWriteError(err.message, err.kind, null);
         await this.sleep(this.backoff.delay(attempt));
         continue;
       }
@@ -350,7 +411,11 @@ class InfluxStoreImpl implements InfluxStore {
         this.noteError(transientKind, `InfluxDB write answered ${status}: ${reason}`);
         if (status === 404) this.setup = null; // database dropped or not created yet: create it again
         if (attempt + 1 >= this.maxAttempts) {
-          throw new InfluxWriteError(`InfluxDB write answered ${status} (${transientKind}): ${reason}`, transientKind, outcome.retryAfterMs);
+          throw new InfluxWriteError(
+            `InfluxDB write answered ${status} (${transientKind}): ${reason}`,
+            transientKind,
+            outcome.retryAfterMs,
+          );
         }
         await this.sleep(this.backoff.delay(attempt, outcome.retryAfterMs));
         if (status === 404) await this.init().catch(() => undefined);
@@ -370,7 +435,9 @@ class InfluxStoreImpl implements InfluxStore {
       const [, field, , held] = conflict;
       if (field !== undefined && isFieldType(held)) {
         this.fieldTypes.set(field, { type: held, at: this.clock.now() });
-        const changed = entries.some((e) => e.reading.values.some((v) => fieldKeyOf(v.metric) === field && fieldTypeOf(v.kind) !== held));
+        const changed = entries.some((e) =>
+          e.reading.values.some((v) => fieldKeyOf(v.metric) === field && fieldTypeOf(v.kind) !== held),
+        );
         if (changed) {
           // Re-encoding updates each entry's `skipped` in place; write() records the final ones once.
           await this.sendChunk(await this.encode(entries), letters);
@@ -385,7 +452,10 @@ class InfluxStoreImpl implements InfluxStore {
     if (status !== 413 && (entries.length === 1 || dropped === entries.length)) {
       letters.push({ kind: 'rejected', reason, status, lines: this.lines(chunk) });
       this.counters.deadLetteredLines += entries.length;
-      this.logger?.warn({ status, reason, lines: entries.length }, 'InfluxDB refused lines for good; recorded in the dead-letter file');
+      this.logger?.warn(
+        { status, reason, lines: entries.length },
+        'InfluxDB refused lines for good; recorded in the dead-letter file',
+      );
       return;
     }
     if (status === 413 && entries.length === 1) {
@@ -403,16 +473,30 @@ class InfluxStoreImpl implements InfluxStore {
     const values: NonNullable<DeadLetter['values']> = [];
     for (const e of entries) {
       for (const v of e.skipped) {
-        values.push({ deviceId: e.reading.deviceId, epoch: e.reading.epoch, seq: e.reading.seq, ts: e.reading.ts, metric: v.metric, kind: v.kind, value: v.value });
+        values.push({
+          deviceId: e.reading.deviceId,
+          epoch: e.reading.epoch,
+          seq: e.reading.seq,
+          ts: e.reading.ts,
+          metric: v.metric,
+          kind: v.kind,
+          value: v.value,
+        });
       }
     }
     if (values.length === 0) return null;
     this.counters.deadLetteredValues += values.length;
     const fields = [...new Set(values.map((v) => v.metric))];
     const reason = fields
-      .map((f) => `field "${fieldKeyOf(f)}" is held as ${this.fieldTypes.get(fieldKeyOf(f))?.type ?? 'another type'} by InfluxDB`)
+      .map(
+        (f) =>
+          `field "${fieldKeyOf(f)}" is held as ${this.fieldTypes.get(fieldKeyOf(f))?.type ?? 'another type'} by InfluxDB`,
+      )
       .join('; ');
-    this.logger?.warn({ values: values.length, fields }, 'values left out of their readings: field type conflict; recorded in the dead-letter file');
+    this.logger?.warn(
+      { values: values.length, fields },
+      'values left out of their readings: field type conflict; recorded in the dead-letter file',
+    );
     return { kind: 'type_conflict', reason, status: 400, values };
   }
 

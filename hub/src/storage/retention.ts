@@ -63,13 +63,17 @@ export async function applyInfluxRetention(
   const wantMs = days * DAY_MS;
   if (!target) {
     const name = rp ?? 'autogen';
-    const [created] = await query(`CREATE RETENTION POLICY ${ident(name)} ON ${ident(db)} DURATION ${retentionDuration(days)} REPLICATION 1 SHARD DURATION ${shardDuration(days)}${rp ? '' : ' DEFAULT'}`);
+    const [created] = await query(
+      `CREATE RETENTION POLICY ${ident(name)} ON ${ident(db)} DURATION ${retentionDuration(days)} REPLICATION 1 SHARD DURATION ${shardDuration(days)}${rp ? '' : ' DEFAULT'}`,
+    );
     if (created?.error) throw new Error(`CREATE RETENTION POLICY ${name}: ${created.error}`);
     return 'created';
   }
   const name = String(target[col('name')]);
   if (parseGoDuration(String(target[col('duration')])) === wantMs) return 'unchanged';
-  const [altered] = await query(`ALTER RETENTION POLICY ${ident(name)} ON ${ident(db)} DURATION ${retentionDuration(days)} SHARD DURATION ${shardDuration(days)}`);
+  const [altered] = await query(
+    `ALTER RETENTION POLICY ${ident(name)} ON ${ident(db)} DURATION ${retentionDuration(days)} SHARD DURATION ${shardDuration(days)}`,
+  );
   if (altered?.error) throw new Error(`ALTER RETENTION POLICY ${name}: ${altered.error}`);
   return 'altered';
 }

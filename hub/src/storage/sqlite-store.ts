@@ -83,14 +83,22 @@ export class SqliteStore implements TimeSeriesStore {
     this.db.exec(SCHEMA);
     this.stmt = {
       insert: this.db.prepare('INSERT OR IGNORE INTO readings (device, epoch, seq, ts, v) VALUES (?, ?, ?, ?, ?)'),
-      addDevice: this.db.prepare('INSERT INTO devices (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id').pluck(),
+      addDevice: this.db
+        .prepare(
+          'INSERT INTO devices (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id',
+        )
+        .pluck(),
       addSeries: this.db
-        .prepare('INSERT INTO series (device, metric, kind) VALUES (?, ?, ?) ON CONFLICT (device, metric) DO UPDATE SET kind = excluded.kind RETURNING id')
+        .prepare(
+          'INSERT INTO series (device, metric, kind) VALUES (?, ?, ?) ON CONFLICT (device, metric) DO UPDATE SET kind = excluded.kind RETURNING id',
+        )
         .pluck(),
       setLatest: this.db.prepare(
         'INSERT INTO latest (series, ts, value) VALUES (?, ?, ?) ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts >= latest.ts',
       ),
-      latestOf: this.db.prepare('SELECT s.metric, s.kind, l.ts, l.value FROM latest l JOIN series s ON s.id = l.series WHERE s.device = ?'),
+      latestOf: this.db.prepare(
+        'SELECT s.metric, s.kind, l.ts, l.value FROM latest l JOIN series s ON s.id = l.series WHERE s.device = ?',
+      ),
       prune: this.db.prepare('DELETE FROM readings WHERE device = ? AND ts < ?'),
       ping: this.db.prepare('SELECT 1').pluck(),
       aggregate: Object.fromEntries(Object.entries(AGGREGATE_SQL).map(([k, sql]) => [k, this.db.prepare(sql)])),
@@ -150,7 +158,12 @@ export class SqliteStore implements TimeSeriesStore {
       this.devices.set(row.name, info);
       byId.set(row.id, info);
     }
-    for (const row of this.db.prepare('SELECT id, device, metric, kind FROM series').all() as Array<{ id: number; device: number; metric: string; kind: MetricKind }>) {
+    for (const row of this.db.prepare('SELECT id, device, metric, kind FROM series').all() as Array<{
+      id: number;
+      device: number;
+      metric: string;
+      kind: MetricKind;
+    }>) {
       byId.get(row.device)?.series.set(row.metric, { id: row.id, kind: row.kind, path: `$."${row.id}"` });
     }
   }
@@ -192,7 +205,12 @@ export class SqliteStore implements TimeSeriesStore {
     const out: Record<string, LatestValue> = {};
     const device = this.devices.get(deviceId);
     if (!device) return out;
-    for (const row of this.stmt.latestOf.all(device.id) as Array<{ metric: string; kind: MetricKind; ts: number; value: number | string }>) {
+    for (const row of this.stmt.latestOf.all(device.id) as Array<{
+      metric: string;
+      kind: MetricKind;
+      ts: number;
+      value: number | string;
+    }>) {
       out[row.metric] = { ts: row.ts, value: fromSql(row.value, row.kind) };
     }
     return out;
@@ -209,9 +227,15 @@ export class SqliteStore implements TimeSeriesStore {
     }
     const stmt = this.stmt.aggregate[q.agg];
     if (!stmt) throw new RangeError(`unknown aggregate ${String(q.agg)}`);
-    const rows = stmt.all({ device: device.id, path: info.path, from: q.from, to: q.to, step: q.stepMs }) as Array<{ b: number; v: number | string | null }>;
+    const rows = stmt.all({ device: device.id, path: info.path, from: q.from, to: q.to, step: q.stepMs }) as Array<{
+      b: number;
+      v: number | string | null;
+    }>;
     const asKind = q.agg === 'last' ? info.kind : null;
-    return rows.map((r) => ({ ts: q.from + r.b * q.stepMs, value: r.v === null ? null : asKind ? fromSql(r.v, asKind) : r.v }));
+    return rows.map((r) => ({
+      ts: q.from + r.b * q.stepMs,
+      value: r.v === null ? null : asKind ? fromSql(r.v, asKind) : r.v,
+    }));
   }
 
   /**

@@ -22,7 +22,8 @@ export function parseModelList(list: string): DeviceModel[] {
   return list.split(',').map((raw) => {
     const name = raw.trim();
     const model = modelByName(name);
-    if (!model) throw new Error(`unknown model "${name}"; expected one of ${MODELS.map((m) => m.name).join(', ')} (or all)`);
+    if (!model)
+      throw new Error(`unknown model "${name}"; expected one of ${MODELS.map((m) => m.name).join(', ')} (or all)`);
     return model;
   });
 }

@@ -46,7 +46,9 @@ export const powerMeter: DeviceModel = {
             applianceLeftMs = between(random, 60_000, 600_000);
           }
         }
-        const current = instance.switchOn ? clamp(baseLoad + peakLoad * profile + applianceA + 0.05 * gaussian(random), 0, 100) : 0;
+        const current = instance.switchOn
+          ? clamp(baseLoad + peakLoad * profile + applianceA + 0.05 * gaussian(random), 0, 100)
+          : 0;
         const power = voltage * current * powerFactor;
         energyKWh += (power * dt) / HOUR_MS / 1000; // W x ms -> kWh
         return {
