@@ -77,7 +77,8 @@ function at(obj: unknown, path: Path): unknown {
   return cur;
 }
 
-export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemplate {
+/** Checks a template of the configuration file and compiles its topic, paths and declarations. */
+function checkTemplate(config: TemplateConfig, index: number) {
   const where = `templates[${index}]${typeof config?.name === 'string' ? ` (${config.name})` : ''}`;
   if (typeof config !== 'object' || config === null) throw new TemplateError(`${where} must be an object`);
   if (typeof config.name !== 'string' || config.name === '')
@@ -111,7 +112,7 @@ export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemp
     throw new TemplateError(`${where}.timestamp must be {"path": "...", "unit": "ms" | "s" | "iso"}`);
   }
   const tsPath = ts === undefined ? null : compilePath(ts.path, `${where}.timestamp`);
-  const tsUnit = ts?.unit === 's' ? 's' : 'ms';
+  const tsUnit: 'ms' | 's' = ts?.unit === 's' ? 's' : 'ms';
   const avail = config.availability;
   if (
     avail !== undefined &&
@@ -126,31 +127,57 @@ export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemp
   }
   const availPattern = avail === undefined ? null : compileTopicPattern(avail.topic);
   const availPath = avail?.path === undefined ? null : compilePath(avail.path, `${where}.availability`);
+  return {
+    pattern,
+    idTemplate,
+    declared,
+    paths,
+    readingsPath,
+    valuesPath,
+    tsPath,
+    tsUnit,
+    avail,
+    availPattern,
+    availPath,
+  };
+}
+
+/** One reading of a template's payload: its timestamp and the declared metrics found at their paths. */
+function readingOfItem(
+  t: ReturnType<typeof checkTemplate>,
+  template: string,
+  item: unknown,
+): JsonReading | BridgeRefusal {
+  const { tsPath, tsUnit, valuesPath, declared, paths } = t;
+  let when: number | null = null;
+  if (tsPath !== null) {
+    const raw = at(item, tsPath);
+    if (raw !== undefined) {
+      const parsed = parseTimestamp(raw, tsUnit);
+      if (isRefusal(parsed)) return parsed;
+      when = parsed;
+    }
+  }
+  const inner = valuesPath === null ? item : (at(item, valuesPath) ?? item);
+  const values: Array<[string, unknown]> = [];
+  for (let i = 0; i < declared.length; i++) {
+    const v = at(inner, paths[i]!);
+    if (v !== undefined) values.push([declared[i]!.name, v]);
+  }
+  if (values.length === 0)
+    return refusal('EMPTY_READING', `none of the metrics of template ${template} is in the payload`);
+  return { seq: null, ts: when, values };
+}
+
+export function compileTemplate(config: TemplateConfig, index = 0): CompiledTemplate {
+  const checked = checkTemplate(config, index);
+  const { pattern, idTemplate, declared, readingsPath, avail, availPattern, availPath } = checked;
   const idFor = (level: string): string | null => {
     const id = idTemplate.replace('{device}', level);
     return isDeviceId(id) ? id : null;
   };
 
-  function readingOf(item: unknown): JsonReading | BridgeRefusal {
-    let when: number | null = null;
-    if (tsPath !== null) {
-      const raw = at(item, tsPath);
-      if (raw !== undefined) {
-        const parsed = parseTimestamp(raw, tsUnit);
-        if (isRefusal(parsed)) return parsed;
-        when = parsed;
-      }
-    }
-    const inner = valuesPath === null ? item : (at(item, valuesPath) ?? item);
-    const values: Array<[string, unknown]> = [];
-    for (let i = 0; i < declared.length; i++) {
-      const v = at(inner, paths[i]!);
-      if (v !== undefined) values.push([declared[i]!.name, v]);
-    }
-    if (values.length === 0)
-      return refusal('EMPTY_READING', `none of the metrics of template ${config.name} is in the payload`);
-    return { seq: null, ts: when, values };
-  }
+  const readingOf = (item: unknown) => readingOfItem(checked, config.name, item);
 
   return {
     name: config.name,
