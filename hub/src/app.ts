@@ -20,7 +20,7 @@ import type { Clock, Timers } from './core/clock.js';
 import { secureDataDir } from './core/data-dir.js';
 import { earlyLogger } from './core/early-log.js';
 import { validatorCompiler } from './core/validation.js';
-import { MAX_FRAGMENTS, MAX_PENDING_PONGS } from './device-channel/connection.js';
+import { MAX_FRAGMENTS, MAX_PENDING_PONGS } from './device-channel/close-codes.js';
 import {
   DEVICE_CHANNEL_TUNING,
   deviceChannelPlugin,
