@@ -239,6 +239,10 @@ export class LiveHub implements LiveHost {
     client.flush();
   }
 
+  /**
+   * §5: changes a subscription in place. Kept as one function (a little over 80 lines): each branch checks one
+   * kind of change against the same subscription and the checks must all pass before any change applies.
+   */
   private update(client: LiveClient, req: UpdateRequest): void {
     const sub = client.subs.get(req.subscription);
     if (!sub) throw notFound(req.id, req.subscription);

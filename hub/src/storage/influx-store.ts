@@ -15,6 +15,10 @@
  *   dropped every point of the chunk, the chunk is dead-lettered whole; otherwise the chunk is split in two
  *   and each half sent on its own, down to single lines, so exactly the refused lines are dead-lettered and
  *   the rest is written. Re-sending lines the server already took is harmless: same point, same timestamp.
+ *
+ * Kept over 500 lines on purpose: what remains here is the one write path (chunking, retries, conflict memory,
+ * dead-lettering) whose state every step shares; configuration, errors, bodies, queries and hang detection are
+ * in influx-types.ts, influx-errors.ts, influx-body.ts, influx-query.ts and influx-hang.ts already.
  */
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
