@@ -15,14 +15,10 @@
  *   dropped every point of the chunk, the chunk is dead-lettered whole; otherwise the chunk is split in two
  *   and each half sent on its own, down to single lines, so exactly the refused lines are dead-lettered and
  *   the rest is written. Re-sending lines the server already took is harmless: same point, same timestamp.
- *
- * Kept over 500 lines on purpose: what remains here is the one write path (chunking, retries, conflict memory,
- * dead-lettering) whose state every step shares; configuration, errors, bodies, queries and hang detection are
- * in influx-types.ts, influx-errors.ts, influx-body.ts, influx-query.ts and influx-hang.ts already.
  */
-import { appendFile, mkdir, open } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { dirname } from 'node:path';
+import { appendDeadLetters, skippedValuesOf } from './influx-dead-letter.js';
+import { CONFLICT_PATTERN, DROPPED_PATTERN, isFieldType, WRITE_ERROR_KINDS as KINDS } from './influx-refusals.js';
 import { abortableSleep, createBackoff, type Backoff } from '../core/backoff.js';
 import { FairSlicer } from '../core/fair-slice.js';
 import { applyInfluxRetention } from './retention.js';
@@ -74,20 +70,6 @@ export {
 } from './influx-errors.js';
 export type { InfluxStore, InfluxStoreConfig, InfluxStoreStats } from './influx-types.js';
 export type { InfluxQLResult, InfluxQLSeries } from './influx-schema.js';
-
-const KINDS: readonly InfluxWriteErrorKind[] = [
-  'unreachable',
-  'timeout',
-  'throttled',
-  'server',
-  'auth',
-  'not_found',
-  'rejected',
-  'type_conflict',
-];
-
-const CONFLICT_PATTERN = /input field "([^"]*)" on measurement "[^"]*" is type (\w+), already exists as type (\w+)/;
-const DROPPED_PATTERN = /dropped=(\d+)/;
 
 /** Creates the store; no I/O happens until init() or the first call. */
 export function createInfluxStore(cfg: InfluxStoreConfig): InfluxStore {
@@ -474,20 +456,7 @@ class InfluxStoreImpl implements InfluxStore {
   }
 
   private strippedValues(entries: Entry[]): DeadLetter | null {
-    const values: NonNullable<DeadLetter['values']> = [];
-    for (const e of entries) {
-      for (const v of e.skipped) {
-        values.push({
-          deviceId: e.reading.deviceId,
-          epoch: e.reading.epoch,
-          seq: e.reading.seq,
-          ts: e.reading.ts,
-          metric: v.metric,
-          kind: v.kind,
-          value: v.value,
-        });
-      }
-    }
+    const values = skippedValuesOf(entries);
     if (values.length === 0) return null;
     this.counters.deadLetteredValues += values.length;
     const fields = [...new Set(values.map((v) => v.metric))];
@@ -509,19 +478,7 @@ class InfluxStoreImpl implements InfluxStore {
     if (!path) return Promise.resolve();
     const at = new Date(this.clock.now()).toISOString();
     const text = letters.map((l) => JSON.stringify({ at, ...l })).join('\n') + '\n';
-    const run = async (): Promise<void> => {
-      // Readings, for the hub's user only (issue 11, item 7): a file an earlier hub created 0644 is restricted too.
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      await appendFile(path, text, { mode: 0o600 });
-      // The spool's checkpoint moves past these readings next, so make the record durable first.
-      const fh = await open(path, 'r+');
-      try {
-        await fh.chmod(0o600);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-    };
+    const run = (): Promise<void> => appendDeadLetters(path, text);
     this.deadLetterChain = this.deadLetterChain.then(run, run);
     return this.deadLetterChain;
   }
@@ -539,8 +496,4 @@ class InfluxStoreImpl implements InfluxStore {
   latest(deviceId: string): Promise<Record<string, LatestValue>> {
     return this.queries.latest(deviceId);
   }
-}
-
-function isFieldType(s: string | undefined): s is InfluxFieldType {
-  return s === 'float' || s === 'integer' || s === 'boolean' || s === 'string';
 }
