@@ -25,8 +25,7 @@ import {
   type MosquittoServer,
   type ServerProcess,
 } from '../support/index.js';
-import { build } from 'esbuild';
-import { WORKSPACE_ALIASES } from '../support/hub-bundle.js';
+import { bundleForProcess } from '../support/hub-bundle.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const ADMIN = 'mqtt-faults-admin-token-0123456789';
@@ -38,40 +37,8 @@ let influx: InfluxDBServer;
 let databases = 0;
 const cleanups: Array<() => Promise<void> | void> = [];
 
-/**
- * The hub process fixture bundled into hub/dist/e2e/ (git-ignored): the auth plugin reads
- * hub/src/auth/common-passwords.txt relative to its own module, which resolves only from two levels below
- * hub/ (test/support's bundleForProcess writes to test/e2e/.build/, where it does not). Externals resolve
- * from the repository's node_modules either way.
- */
-async function bundleHubProcess(): Promise<string> {
-  const outfile = here('../../hub/dist/e2e/hub-process.mjs');
-  await build({
-    entryPoints: [here('./fixtures/hub-process.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile,
-    external: [
-      'fastify',
-      'fastify-plugin',
-      '@fastify/*',
-      'ws',
-      'better-sqlite3',
-      'prom-client',
-      '@influxdata/*',
-      'mqtt',
-      'mqtt-packet',
-    ],
-    alias: WORKSPACE_ALIASES,
-    logLevel: 'error',
-  });
-  return outfile;
-}
-
 beforeAll(async () => {
-  hubScript = await bundleHubProcess();
+  hubScript = await bundleForProcess(here('./fixtures/hub-process.ts'));
   influx = await startInfluxDB();
 });
 afterAll(async () => {
