@@ -1,69 +1,11 @@
 /** Sessions on the real hub served over TLS: __Host- cookie with Secure, the Origin check against https. */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { makeTestCA } from '../../test/support/tls.js';
 import { startHub, tempDir, type TestHub } from './helpers.js';
-
-function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
-  const p = (f: string) => join(dir, f);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    p('ca.key'),
-    '-out',
-    p('ca.pem'),
-    '-days',
-    '1',
-    '-subj',
-    '/CN=Tendril auth test CA',
-  );
-  ssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    p('server.key'),
-    '-out',
-    p('server.csr'),
-    '-subj',
-    '/CN=localhost',
-  );
-  writeFileSync(
-    p('ext.cnf'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n',
-  );
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    p('server.csr'),
-    '-CA',
-    p('ca.pem'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    p('server.pem'),
-    '-days',
-    '1',
-    '-extfile',
-    p('ext.cnf'),
-  );
-  return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
-}
 
 interface Answer {
   status: number;
@@ -92,9 +34,9 @@ describe('sessions over TLS (real hub)', () => {
     });
 
   beforeAll(async () => {
-    const files = makeCertificates(certDir.path);
-    ca = readFileSync(files.ca);
-    const { tls } = loadConfig({ HUB_TLS_CERT: files.cert, HUB_TLS_KEY: files.key });
+    const files = await makeTestCA(certDir.path);
+    ca = Buffer.from(files.caPem);
+    const { tls } = loadConfig({ HUB_TLS_CERT: files.certPath, HUB_TLS_KEY: files.keyPath });
     hub = await startHub({ config: { tls } });
   });
   afterAll(async () => {
