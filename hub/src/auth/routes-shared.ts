@@ -1,8 +1,9 @@
 /** What the auth routes (session-routes.ts, user-routes.ts, token-routes.ts, audit-routes.ts) share. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { HubHttpError } from '../errors.js';
 import { PASSWORD_MAX_LENGTH } from './passwords.js';
 import type { AuthFailure, AuthServices } from './plugin-types.js';
-import { ROLES, type Principal } from './types.js';
+import { ROLES, roleAtLeast, type Principal } from './types.js';
 
 export interface AuthRoutesOptions {
   /** The data directory (initial-admin-password is deleted once the first admin changes it). */
@@ -52,3 +53,31 @@ export const idParam = {
   additionalProperties: false,
 } as const;
 export const passwordSchema = { type: 'string', minLength: 1, maxLength: PASSWORD_MAX_LENGTH * 4 } as const;
+
+/** `?user=` on GET /sessions and GET /tokens. */
+export const userQuerySchema = {
+  type: 'object',
+  properties: { user: { type: 'string', maxLength: 64 } },
+  additionalProperties: false,
+} as const;
+
+/**
+ * Whose sessions or tokens a caller lists: `undefined` for everyone's (an admin without `?user=`), else one
+ * owner (null: the bootstrap token's own). Only an admin may name another user.
+ */
+export function listScope(
+  p: Principal,
+  user: string | undefined,
+  what: 'sessions' | 'tokens',
+): string | null | undefined {
+  const admin = roleAtLeast(p.role, 'admin');
+  const own = ownerOf(p);
+  if (user === undefined) return admin ? undefined : own;
+  if (!admin && user !== own) throw new HubHttpError('FORBIDDEN', `Only an admin sees the ${what} of other users.`);
+  return user;
+}
+
+/** Whether a caller may revoke an item owned by `owner`: an admin any, others their own. */
+export function mayRevoke(p: Principal, owner: string | null): boolean {
+  return roleAtLeast(p.role, 'admin') || (owner !== null && owner === ownerOf(p));
+}

@@ -1,9 +1,19 @@
 /** Session routes (docs/api.md#users-sessions-and-tokens): login, logout, listing and ending sessions, /me. */
 import type { FastifyInstance } from 'fastify';
 import { HubHttpError } from '../errors.js';
-import { idParam, ownerOf, passwordSchema, principalOf, refuse, type AuthRouteDeps } from './routes-shared.js';
+import {
+  idParam,
+  listScope,
+  mayRevoke,
+  ownerOf,
+  passwordSchema,
+  principalOf,
+  refuse,
+  userQuerySchema,
+  type AuthRouteDeps,
+} from './routes-shared.js';
 import type { SessionRecord, SessionStore } from './sessions.js';
-import { describePrincipal, roleAtLeast } from './types.js';
+import { describePrincipal } from './types.js';
 
 function sessionView(sessions: SessionStore, s: SessionRecord, current: string | undefined) {
   return {
@@ -76,27 +86,12 @@ function registerSessionListRoutes(app: FastifyInstance, { auth }: AuthRouteDeps
   const { sessions, audit } = auth;
   app.get<{ Querystring: { user?: string } }>(
     '/sessions',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: {
-          type: 'object',
-          properties: { user: { type: 'string', maxLength: 64 } },
-          additionalProperties: false,
-        },
-      },
-    },
+    { config: { role: 'viewer' }, schema: { querystring: userQuerySchema } },
     async (request) => {
       const p = principalOf(request);
-      const admin = roleAtLeast(p.role, 'admin');
-      const own = ownerOf(p);
-      let list: SessionRecord[];
-      if (request.query.user !== undefined) {
-        if (!admin && request.query.user !== own)
-          throw new HubHttpError('FORBIDDEN', 'Only an admin sees the sessions of other users.');
-        list = sessions.list(request.query.user);
-      } else if (admin) list = sessions.list();
-      else list = own === null ? [] : sessions.list(own);
+      const scope = listScope(p, request.query.user, 'sessions');
+      // The bootstrap token (scope null) owns no sessions.
+      const list: SessionRecord[] = scope === null ? [] : sessions.list(scope);
       return { sessions: list.map((s) => sessionView(sessions, s, p.sessionId)) };
     },
   );
@@ -107,7 +102,7 @@ function registerSessionListRoutes(app: FastifyInstance, { auth }: AuthRouteDeps
     async (request, reply) => {
       const p = principalOf(request);
       const session = sessions.get(request.params.id);
-      if (!session || (!roleAtLeast(p.role, 'admin') && session.userName !== ownerOf(p))) {
+      if (!session || !mayRevoke(p, session.userName)) {
         throw new HubHttpError(
           'SESSION_NOT_FOUND',
           `No session "${request.params.id}" of yours; list them with GET /api/v1/sessions.`,

@@ -2,7 +2,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HubHttpError } from '../errors.js';
 import type { AuthServices } from './plugin-types.js';
-import { idParam, ownerOf, principalOf, roleSchema, type AuthRouteDeps } from './routes-shared.js';
+import {
+  idParam,
+  listScope,
+  mayRevoke,
+  ownerOf,
+  principalOf,
+  roleSchema,
+  userQuerySchema,
+  type AuthRouteDeps,
+} from './routes-shared.js';
 import { isRole, roleAtLeast, type Role } from './types.js';
 import { tokenView } from './views.js';
 
@@ -83,26 +92,10 @@ function registerTokenListRoutes(app: FastifyInstance, { auth }: AuthRouteDeps):
   const { tokens, audit } = auth;
   app.get<{ Querystring: { user?: string } }>(
     '/tokens',
-    {
-      config: { role: 'viewer' },
-      schema: {
-        querystring: {
-          type: 'object',
-          properties: { user: { type: 'string', maxLength: 64 } },
-          additionalProperties: false,
-        },
-      },
-    },
-    async (request) => {
-      const p = principalOf(request);
-      const admin = roleAtLeast(p.role, 'admin');
-      const own = ownerOf(p);
-      if (request.query.user !== undefined && !admin && request.query.user !== own)
-        throw new HubHttpError('FORBIDDEN', 'Only an admin sees the tokens of other users.');
-      const list =
-        request.query.user !== undefined ? tokens.list(request.query.user) : admin ? tokens.list() : tokens.list(own);
-      return { tokens: list.map(tokenView) };
-    },
+    { config: { role: 'viewer' }, schema: { querystring: userQuerySchema } },
+    async (request) => ({
+      tokens: tokens.list(listScope(principalOf(request), request.query.user, 'tokens')).map(tokenView),
+    }),
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -111,7 +104,7 @@ function registerTokenListRoutes(app: FastifyInstance, { auth }: AuthRouteDeps):
     async (request, reply) => {
       const p = principalOf(request);
       const token = tokens.get(request.params.id);
-      if (!token || (!roleAtLeast(p.role, 'admin') && (token.owner === null || token.owner !== ownerOf(p)))) {
+      if (!token || !mayRevoke(p, token.owner)) {
         throw new HubHttpError(
           'TOKEN_NOT_FOUND',
           `No API token "${request.params.id}" of yours; list them with GET /api/v1/tokens.`,
