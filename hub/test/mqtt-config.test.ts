@@ -67,7 +67,9 @@ describe('status', () => {
   it('readiness: not ready while the broker is unreachable, and says when the broker dropped messages', () => {
     const base = {
       since: 0,
+      reconnectAttempts: 0,
       url: 'mqtt://b',
+      refused: 0,
       devicesAttached: 0,
       unackedMessages: 0,
       brokerDropped: 0,

@@ -328,6 +328,8 @@ interface DecoratedHub {
   commands?: CommandQueueLike;
   durability?: DurabilityLike;
   lifecycle?: { shuttingDown: boolean };
+  /** The MQTT bridge (null or absent when the hub runs without it), read at every health check. */
+  mqttBridge?: { status(): MqttStatusLike } | null;
 }
 
 /** The parts of CommandQueue the live channel uses. */
@@ -367,10 +369,69 @@ export function commandSource(queue: CommandQueueLike): LiveCommandSource {
   };
 }
 
+/** The parts of app.mqttBridge.status() the health stream reads (hub/src/mqtt/bridge-types.ts BridgeStatus). */
+export interface MqttStatusLike {
+  broker: string;
+  lastError: string | null;
+  since: number;
+  reconnectAttempts: number;
+  url: string;
+  devicesAttached: number;
+  unackedMessages: number;
+  refused: number;
+  brokerDropped: number | null;
+  brokerDroppedSinceStart: number;
+}
+
+/** The MQTT bridge in the health object (§5.3.2): present only when the hub runs the bridge. */
+export interface LiveMqttHealth {
+  broker: string;
+  /** The broker's address, without user name or password: the health stream goes to every viewer. */
+  url: string;
+  since: number;
+  reconnectAttempts: number;
+  lastError: string | null;
+  brokerDropped: number | null;
+  brokerDroppedSinceStart: number;
+  refused: number;
+  unackedMessages: number;
+  devicesAttached: number;
+}
+
+export type LiveHealth = LiveHealthBase & { mqtt?: LiveMqttHealth };
+
+function brokerAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function mqttHealth(s: MqttStatusLike): LiveMqttHealth {
+  return {
+    broker: s.broker,
+    url: brokerAddress(s.url),
+    since: s.since,
+    reconnectAttempts: s.reconnectAttempts,
+    lastError: s.lastError,
+    brokerDropped: s.brokerDropped,
+    brokerDroppedSinceStart: s.brokerDroppedSinceStart,
+    refused: s.refused,
+    unackedMessages: s.unackedMessages,
+    devicesAttached: s.devicesAttached,
+  };
+}
+
+/** `mqtt`: the bridge's status (app.mqttBridge.status), or null while the hub runs without the bridge. */
 export function healthSource(
   durability: DurabilityLike,
   isShuttingDown: () => boolean = () => false,
-): () => LiveHealthBase {
+  mqtt: () => MqttStatusLike | null = () => null,
+): () => LiveHealth {
   return () => {
     const spool = durability.spool;
     const state = spool
@@ -380,6 +441,7 @@ export function healthSource(
       : durability.sink.accepting
         ? 'up'
         : 'down';
+    const bridge = mqtt();
     return {
       store: { kind: durability.store.kind, state },
       spool: spool
@@ -391,6 +453,7 @@ export function healthSource(
           }
         : null,
       shuttingDown: isShuttingDown(),
+      ...(bridge ? { mqtt: mqttHealth(bridge) } : {}),
     };
   };
 }
@@ -409,6 +472,10 @@ function sourcesFromDecorators(app: FastifyInstance): LiveSources {
     deviceEvents: devices.sessions.events,
     ...(presence ? { latest: (id: string) => presence.latest(id) } : {}),
     ...(hub.commands ? { commands: commandSource(hub.commands) } : {}),
-    health: healthSource(hub.durability, () => hub.lifecycle?.shuttingDown ?? false),
+    health: healthSource(
+      hub.durability,
+      () => hub.lifecycle?.shuttingDown ?? false,
+      () => hub.mqttBridge?.status() ?? null,
+    ),
   };
 }

@@ -57,9 +57,13 @@ export interface BridgeStatus {
   /** Why the broker is not reachable (null while up). */
   lastError: string | null;
   since: number;
+  /** Reconnects tried or waiting since the broker was last reachable (0 while up). */
+  reconnectAttempts: number;
   url: string;
   devicesAttached: number;
   unackedMessages: number;
+  /** Messages or values the bridge refused since the hub started (every code of tendril_mqtt_refused_total). */
+  refused: number;
   /** $SYS/broker/publish/messages/dropped as the broker last published it (null: never seen). */
   brokerDropped: number | null;
   /** Increase of brokerDropped since the hub connected (what the broker lost while the hub ran). */

@@ -135,9 +135,11 @@ export class MqttBridge implements AttachmentHost {
       broker: this.link.state,
       lastError: this.link.lastError,
       since: this.link.since,
+      reconnectAttempts: this.link.attempts,
       url: redactUrl(this.opts.link.url),
       devicesAttached: attached,
       unackedMessages: this.link.unacked,
+      refused: [...this.counts.refused.values()].reduce((a, b) => a + b, 0),
       brokerDropped: this.dropped,
       brokerDroppedSinceStart:
         this.dropped !== null && this.droppedAtStart !== null ? Math.max(0, this.dropped - this.droppedAtStart) : 0,

@@ -159,7 +159,8 @@ export class BrokerLink {
   private parser: ReturnType<typeof mqttPacket.parser> | null = null;
   private window: AckWindow | null = null;
   private stateValue: LinkState = 'down';
-  private attempt = 0;
+  /** Reconnects tried or waiting since the link was last up (the back-off's exponent; status shows it). */
+  attempts = 0;
   private reconnectTimer: TimerHandle | null = null;
   private connectTimer: TimerHandle | null = null;
   private pingTimer: TimerHandle | null = null;
@@ -311,7 +312,7 @@ export class BrokerLink {
     if (code !== 0)
       return this.drop(socket, `the broker refused the connection: ${connackReason(code, this.opts.protocolVersion)}`);
     this.stateValue = 'up';
-    this.attempt = 0;
+    this.attempts = 0;
     this.lastError = null;
     this.since = this.opts.clock.now();
     this.counts.connects++;
@@ -432,8 +433,8 @@ export class BrokerLink {
       return;
     }
     // §6.7-style back-off: uniform in [0, min(max, initial * 2^n)].
-    const ceiling = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectInitialMs * 2 ** Math.min(this.attempt, 20));
-    this.attempt++;
+    const ceiling = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectInitialMs * 2 ** Math.min(this.attempts, 20));
+    this.attempts++;
     const delay = Math.floor(this.random() * ceiling);
     this.reconnectTimer = this.opts.timers.setTimeout(() => this.connect(), delay);
   }
