@@ -3,11 +3,14 @@
 // with and without the `@seq`/`@epoch` fields, with nanosecond timestamps (the hub's, sub-ms digits from epoch
 // and seq) or millisecond ones, and in requests of 120, 1000 and 5000 lines.
 //
-//   hub        readings,device=D @epoch=Ei,@seq=Si,humidity=..,pressure=..,temperature=.. <ns>   precision=ns
-//   seq-only   the same with @seq but without @epoch (the timestamp's sub-ms digits carry epoch + seq)   precision=ns
-//   no-ids     the same without @epoch and @seq                                                   precision=ns
-//   ms         with @epoch and @seq, millisecond timestamps                                        precision=ms
-//   plain-ms   neither: 3 fields, millisecond timestamps (the issue's batching-writer baseline)    precision=ms
+//   epoch+seq    readings,device=D @epoch=Ei,@seq=Si,humidity=..,pressure=..,temperature=.. <ns>   precision=ns
+//                (the hub's layout before issue 16)
+//   seq-only     the same without @epoch (the timestamp's sub-ms digits carry epoch + seq): the hub's layout now
+//   bool-marker  a boolean field @r=T instead of @seq: does the field's type matter?
+//   seq-1-in-16  @seq on every 16th point only: what a field on some points would cost
+//   no-ids       neither field                                                                     precision=ns
+//   ms           @epoch and @seq, millisecond timestamps                                            precision=ms
+//   plain-ms     neither: 3 fields, millisecond timestamps (the issue's batching-writer baseline)    precision=ms
 //
 // --readings readings (3 floats each) from 100 devices, 10 ms apart per device; every variant and request size
 // writes them into a fresh database, 2 requests in flight over keep-alive, lines built before the clock. The
@@ -15,7 +18,8 @@
 // included) is divided by the points. --rounds rounds, variants in a rotated order each round; medians, and
 // each variant's ratio to plain-ms in the same round (the machine is shared: ratios, not absolute figures).
 // influxd is Debian's 1.6 started by the test harness (127.0.0.1, free port, temp dir, stopped by PID).
-// Reproduce: node bench/influx-schema.mjs [--readings 200000] [--rounds 3] [--sizes 120,1000,5000] [--json]
+// Reproduce: node bench/influx-schema.mjs [--readings 200000] [--rounds 3] [--sizes 120,1000,5000]
+//            [--variants seq-only,no-ids (plain-ms always runs)] [--json]
 import http from 'node:http';
 import { args, cpuSecondsOf, loadTypeScript, opt, postLines } from './lib/common.mjs';
 
@@ -25,13 +29,20 @@ const DEVICES = 100;
 const SIZES = (args.includes('--sizes') ? args[args.indexOf('--sizes') + 1] : '120,1000,5000').split(',').map(Number);
 const asJson = args.includes('--json');
 
+// ids: the hub's own fields on each point, from (epoch, seq). --variants picks some (plain-ms always runs).
 const VARIANTS = {
-  hub: { ids: true, precision: 'ns' },
-  'seq-only': { ids: 'seq', precision: 'ns' },
-  'no-ids': { ids: false, precision: 'ns' },
-  ms: { ids: true, precision: 'ms' },
-  'plain-ms': { ids: false, precision: 'ms' },
+  'epoch+seq': { ids: (e, s) => `@epoch=${e}i,@seq=${s}i,`, precision: 'ns' },
+  'seq-only': { ids: (_e, s) => `@seq=${s}i,`, precision: 'ns' },
+  'bool-marker': { ids: () => '@r=T,', precision: 'ns' },
+  'seq-1-in-16': { ids: (_e, s) => (s % 16 === 0 ? `@seq=${s}i,` : ''), precision: 'ns' },
+  'no-ids': { ids: () => '', precision: 'ns' },
+  ms: { ids: (e, s) => `@epoch=${e}i,@seq=${s}i,`, precision: 'ms' },
+  'plain-ms': { ids: () => '', precision: 'ms' },
 };
+if (args.includes('--variants')) {
+  const keep = new Set([...args[args.indexOf('--variants') + 1].split(','), 'plain-ms']);
+  for (const name of Object.keys(VARIANTS)) if (!keep.has(name)) delete VARIANTS[name];
+}
 
 function lines(variant) {
   const { ids, precision } = VARIANTS[variant];
@@ -45,7 +56,7 @@ function lines(variant) {
     const fields = `humidity=${40 + (i % 61) / 4},pressure=${1013.25 - (i % 13)},temperature=${20 + (i % 97) / 8}`;
     // The hub's point time: ms * 1e6 + (epoch + seq) mod 1e6 (docs/storage.md, "Schema").
     const time = precision === 'ns' ? `${ts}${String((epoch + seq) % 1_000_000).padStart(6, '0')}` : String(ts);
-    const idFields = ids === 'seq' ? `@seq=${seq}i,` : ids ? `@epoch=${epoch}i,@seq=${seq}i,` : '';
+    const idFields = ids(epoch, seq);
     out[i] = `readings,device=bench-${String(device).padStart(4, '0')} ${idFields}${fields} ${time}`;
   }
   return out;
@@ -94,7 +105,7 @@ const agent = new http.Agent({ keepAlive: true });
 const results = {};
 try {
   // Warm-up: influxd's first writes create shards and compile nothing, but they are slower.
-  await run(influx, agent, 'hub', 5000, 'warmup');
+  await run(influx, agent, 'plain-ms', 5000, 'warmup');
   const names = Object.keys(VARIANTS);
   let n = 0;
   for (let round = 0; round < ROUNDS; round++) {

@@ -177,7 +177,7 @@ describe('LineEncoder', () => {
     const expected = readingToLine(x, 'readings', skip);
     expect(encoder.line(x, skip, skipped)).toBe(expected.line);
     expect(skipped).toEqual(expected.skipped);
-    expect(expected.line).toBe(`readings,device=d\\ 1 @epoch=3i,@seq=9i,@time=T,a=1.5 1700000000000000012`);
+    expect(expected.line).toBe(`readings,device=d\\ 1 @seq=9i,@time=T,a=1.5 1700000000000000012`);
   });
 
   it('refuses a value Point refuses, with the same message', () => {

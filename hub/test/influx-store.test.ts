@@ -157,7 +157,7 @@ describe('schema', () => {
     expect(readingToLine(r, 'readings').line).toBe(readingToLine(r, 'readings').line);
     // Escaping comes from the client library's Point: space, comma and = in tags, quotes in strings.
     expect(readingToLine(r, 'readings').line).toMatch(
-      /^readings,device=dev\\ 1\\,x\\=y @epoch=7i,@seq=5i,door=T,note="a \\"b\\", c=d",temp=21.5 \d{19}$/,
+      /^readings,device=dev\\ 1\\,x\\=y @seq=5i,door=T,note="a \\"b\\", c=d",temp=21.5 \d{19}$/,
     );
   });
 });
@@ -190,6 +190,37 @@ describe.each(['write', 'writeBatch'] as const)('InfluxDB store (real influxd), 
     expect(await countReadings(db)).toBe(2);
     const [r] = await influx.query('SELECT sum("temp") FROM "readings"', { db });
     expect(r?.series?.[0]?.values?.[0]?.[1]).toBe(3);
+  });
+
+  it('writes @seq and no @epoch, and reads and counts points of earlier hubs (with @epoch) beside new ones', async () => {
+    const { store, db } = newStore();
+    // A point as hubs before issue 16 wrote it: @epoch and @seq fields, same timestamp rule.
+    const old = reading(1, [temp(10)], { ts: T0 });
+    await influx.query(`CREATE DATABASE "${db}"`);
+    await influx.write(`readings,device=dev-1 @epoch=7i,@seq=1i,temp=10 ${pointTimestampNs(old)}`, {
+      db,
+      precision: 'ns',
+    });
+    await write(store, [old, reading(2, [temp(20)], { ts: T0 + 1000 })]);
+    expect(await countReadings(db)).toBe(2); // the resend of seq 1 is the old point (its @epoch stays)
+    const [keys] = await influx.query('SHOW FIELD KEYS FROM "readings"', { db });
+    expect(keys?.series?.[0]?.values?.map((v) => v[0])).toEqual(['@epoch', '@seq', 'temp']);
+    const [epochs] = await influx.query('SELECT count("@epoch") FROM "readings"', { db });
+    expect(epochs?.series?.[0]?.values?.[0]?.[1]).toBe(1); // only the earlier hub's point has one
+    const latest = await store.latest('dev-1');
+    expect(latest).toEqual({ temp: { ts: T0 + 1000, value: 20 } });
+    const points = await store.series({
+      deviceId: 'dev-1',
+      metric: 'temp',
+      from: T0,
+      to: T0 + 2000,
+      stepMs: 1000,
+      agg: 'mean',
+    });
+    expect(points).toEqual([
+      { ts: T0, value: 10 },
+      { ts: T0 + 1000, value: 20 },
+    ]);
   });
 
   it('retries a 503 after the Retry-After the server asked for, then writes (proxy in front of the real influxd)', async () => {

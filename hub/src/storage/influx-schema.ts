@@ -1,7 +1,7 @@
 /**
  * How a reading becomes an InfluxDB point (docs/storage.md, "InfluxDB schema"):
  *
- *   readings,device=<deviceId> <metric>=<value>,...,@seq=<seq>i,@epoch=<epoch>i <ts ms * 1e6 + sub-ms>
+ *   readings,device=<deviceId> <metric>=<value>,...,@seq=<seq>i <ts ms * 1e6 + sub-ms>
  *
  * - One point per reading, one field per metric: a reading is one line, and the fields of a reading share
  *   one timestamp, which is how every InfluxDB tool expects a multi-metric sample.
@@ -15,8 +15,10 @@
  * - Every numeric kind (f32, f64, int) is written as a float field. Device integers are JavaScript numbers
  *   (|n| <= 2^53), which a float64 holds exactly, and a metric re-declared from int to float (the common
  *   change) then cannot cause a field type conflict.
- * - `@seq` and `@epoch` (integer fields; `@` cannot start a metric name, protocol §4.2) make a stored
- *   reading traceable to its (device, epoch, seq) and countable: `SELECT count("@seq")` = readings stored.
+ * - `@seq` (an integer field; `@` cannot start a metric name, protocol §4.2) makes stored readings countable
+ *   whatever metrics they carry: `SELECT count("@seq")` = readings stored. It is the only field of the hub's own:
+ *   each field costs influxd about a fifth more CPU per point of three metrics, and the epoch needs none (the
+ *   point's identity already holds it, in the sub-ms digits; hubs before issue 16 also wrote `@epoch`).
  * - A metric named `time` is stored as the field `@time`: InfluxDB silently drops a field called `time`.
  *   Queries name fields `"x"::field` and the tag `"device"::tag`, since a metric may be called `device` too.
  */
@@ -27,7 +29,6 @@ import type { ScalarValue, StoredReading, StoredValue } from './types.js';
 export const DEFAULT_MEASUREMENT = 'readings';
 export const DEVICE_TAG = 'device';
 export const SEQ_FIELD = '@seq';
-export const EPOCH_FIELD = '@epoch';
 export const TIME_FIELD = '@time';
 
 /** The field a metric is stored in. */
@@ -35,7 +36,7 @@ export function fieldKeyOf(metric: string): string {
   return metric === 'time' ? TIME_FIELD : metric;
 }
 
-/** The metric a field holds; null for the hub's own fields (@seq, @epoch). */
+/** The metric a field holds; null for the hub's own fields (@seq, and @epoch in earlier hubs' points). */
 export function metricOfField(field: string): string | null {
   if (field === TIME_FIELD) return 'time';
   return field.startsWith('@') ? null : field;
@@ -106,7 +107,7 @@ export function readingToLine(
         break;
     }
   }
-  point.intField(SEQ_FIELD, reading.seq).intField(EPOCH_FIELD, reading.epoch).timestamp(pointTimestampNs(reading));
+  point.intField(SEQ_FIELD, reading.seq).timestamp(pointTimestampNs(reading));
   const line = point.toLineProtocol();
   if (line === undefined)
     throw new Error(`reading ${reading.deviceId}/${reading.epoch}/${reading.seq} produced no line`);
@@ -189,11 +190,9 @@ export class LineEncoder {
   finish(): string {
     const keys = this.rawKeys;
     const texts = this.texts;
-    const n = this.count + 2;
-    keys[n - 2] = SEQ_FIELD;
-    texts[n - 2] = formatInt(SEQ_FIELD, this.seq);
-    keys[n - 1] = EPOCH_FIELD;
-    texts[n - 1] = formatInt(EPOCH_FIELD, this.epoch);
+    const n = this.count + 1;
+    keys[n - 1] = SEQ_FIELD;
+    texts[n - 1] = formatInt(SEQ_FIELD, this.seq);
     if (!this.sameKeys(n)) this.sortKeys(n);
     const order = this.order;
     const heads = this.orderHeads;
