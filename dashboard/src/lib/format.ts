@@ -49,6 +49,8 @@ const REASONS: Record<string, string> = {
   DELETED: 'deleted',
   PROTOCOL_ERROR: 'protocol error',
   REPLACED: 'replaced by a newer connection',
+  MQTT_WILL: 'vanished (its MQTT last will)',
+  BRIDGE_DISCONNECTED: 'unknown: the hub lost its MQTT broker',
 };
 
 export function reasonText(reason: string | null | undefined): string {

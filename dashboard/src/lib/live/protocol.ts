@@ -38,6 +38,21 @@ export interface Health {
   spool: { accepting: boolean; depthBytes: number; depthReadings: number; oldestUndrainedAgeMs: number } | null;
   devices: { connected: number; registered: number };
   shuttingDown: boolean;
+  /** Present only when the hub runs the MQTT bridge (docs/live.md §5.3.2). */
+  mqtt?: MqttHealth;
+}
+
+export interface MqttHealth {
+  broker: 'up' | 'connecting' | 'down' | 'closed';
+  url: string;
+  since: number;
+  reconnectAttempts: number;
+  lastError: string | null;
+  brokerDropped: number | null;
+  brokerDroppedSinceStart: number;
+  refused: number;
+  unackedMessages: number;
+  devicesAttached: number;
 }
 
 /** A complete snapshot (every part joined, §5.4.2). */
