@@ -245,6 +245,61 @@ describe('heartbeat', () => {
   });
 });
 
+describe('heartbeat while delivering', () => {
+  it('§6.5.2 keeps a device whose Pong queues behind its readings, and cuts one that never answers after 5 heartbeats', async () => {
+    const heartbeatMs = 100;
+    const hub = await startHub({ config: { heartbeatMs } });
+    try {
+      const token = await provision(hub.app, 'hb-2');
+      // The Pong is written late (1.5 heartbeats after the Ping), as when it queues behind a device's
+      // readings: frames arriving meanwhile must count as liveness.
+      const late = await TestDevice.connect(hub.listening!.deviceUrl, { autoPong: false });
+      await late.hello({ deviceId: 'hb-2', token });
+      let seq = 0;
+      const send = (d: TestDevice) =>
+        d.send({ type: 'reading', seq: ++seq, ts: Date.now(), values: [{ alias: 2, kind: 'int', value: 1 }] });
+      const lateTimer = setInterval(() => send(late), heartbeatMs / 5);
+      let pings = 0;
+      const sixPings = new Promise<void>((resolve) =>
+        late.ws.on('ping', (data: Buffer) => {
+          setTimeout(() => late.ws.readyState === late.ws.OPEN && late.ws.pong(data), 1.5 * heartbeatMs);
+          if (++pings === 6) resolve();
+        }),
+      );
+      try {
+        await within('six pings to a device answering each 1.5 heartbeats late', sixPings);
+        expect(late.ws.readyState).toBe(late.ws.OPEN);
+        expect(await late.ackFor(seq - 5)).toBeGreaterThanOrEqual(seq - 5);
+      } finally {
+        clearInterval(lateTimer);
+      }
+      late.close();
+      await late.closedWithin();
+      // A device that delivers readings but never answers the Ping (it does not read) is cut after
+      // PONG_WAIT_BEATS heartbeats, not kept forever.
+      const deaf = await TestDevice.connect(hub.listening!.deviceUrl, { autoPong: false });
+      const welcome = await deaf.hello({ deviceId: 'hb-2', token });
+      seq = welcome.ackedSeq;
+      const deafTimer = setInterval(() => send(deaf), heartbeatMs / 5);
+      const since = Date.now();
+      try {
+        const offline = nextEvent(hub, 'offline', 'hb-2');
+        const closed = await deaf.closedWithin(20 * heartbeatMs);
+        const elapsed = Date.now() - since;
+        expect(closed.code).toBe(1006);
+        expect(await offline).toMatchObject({ reason: 'HEARTBEAT_LOST' });
+        // Without frames counting as liveness it would go after 2 heartbeats; with them, after 5 to 6.
+        expect(elapsed).toBeGreaterThanOrEqual(4 * heartbeatMs);
+        expect(elapsed).toBeLessThanOrEqual(6 * heartbeatMs + 100);
+      } finally {
+        clearInterval(deafTimer);
+      }
+    } finally {
+      await hub.dispose();
+    }
+  });
+});
+
 describe('rate limit', () => {
   it('§7.4 answers BACKOFF RATE_LIMITED, ignores readings during the pause, and accepts the resend after it', async () => {
     const clock = {

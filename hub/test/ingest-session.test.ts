@@ -6,13 +6,15 @@
 import type { MetricDeclaration, Reading } from '@tendril/device-sdk/codec';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemTimers } from '../src/core/clock.js';
+import { systemTimers, type Timers } from '../src/core/clock.js';
 import { PresenceTracker } from '../src/devices/presence.js';
 import { DeviceRegistry } from '../src/devices/registry.js';
 import { DeviceSessions } from '../src/devices/sessions.js';
 import type { AttachedDevice, TransportHandle } from '../src/devices/types.js';
+import { ACK_EVERY } from '../src/ingest/session.js';
 import { EndOfTurn } from '../src/ingest/turn.js';
 import type { IngestReporter } from '../src/ingest/types.js';
+import type { ReadingSink, StoredReading } from '../src/storage/types.js';
 import { HubMetrics } from '../src/ops/metrics.js';
 import { createSpool, type Spool } from '../src/spool/index.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
@@ -32,6 +34,40 @@ class FakeTransport implements TransportHandle, IngestReporter {
   onRejected = (code: string, seq: number, alias: number | null) => void this.rejected.push({ code, seq, alias });
   sendCommand = () => true;
   close = (reason: string) => void (this.closedWith = reason);
+  constructor(readonly coalesceAcks = false) {}
+}
+
+/** A fake timer source and clock for the ACK linger: its timeouts fire only when the test says so. */
+class ManualTimers implements Timers {
+  private due: Array<() => void> = [];
+  private t = 0;
+  readonly now = () => this.t;
+  setTimeout = (fn: () => void) => (this.due.push(fn), {});
+  clearTimeout = () => undefined;
+  setInterval = () => ({});
+  clearInterval = () => undefined;
+  get pending(): number {
+    return this.due.length;
+  }
+  /** Moves the clock past every deadline and runs what was due. */
+  fire(): void {
+    this.t += 60_000;
+    const due = this.due;
+    this.due = [];
+    for (const f of due) f();
+  }
+}
+
+/** A fake slow durability chain: the real spool, but every accept() takes `delayMs` longer to resolve. */
+function slowSink(inner: ReadingSink, delayMs: number): ReadingSink {
+  return {
+    get accepting() {
+      return inner.accepting;
+    },
+    accept: (readings: readonly StoredReading[]) =>
+      new Promise<void>((resolve, reject) => setTimeout(() => inner.accept(readings).then(resolve, reject), delayMs)),
+    close: () => inner.close(),
+  };
 }
 
 /** fastify's logger with logging off: the hub's one logger type, silent. */
@@ -58,7 +94,17 @@ afterEach(async () => {
 });
 
 /** The production chain: the on-disk spool in front of a real SQLite store. */
-async function rig(limits: { deviceRate?: number; deviceBurst?: number } = {}): Promise<Rig> {
+interface RigOptions {
+  deviceRate?: number;
+  deviceBurst?: number;
+  /** The ACK linger's timers (default: the system's, lingering 0 ms). */
+  lingerTimers?: ManualTimers;
+  overloadAckMs?: number;
+  /** Wraps the spool (a slow chain). */
+  sink?: (spool: Spool) => ReadingSink;
+}
+
+async function rig(limits: RigOptions = {}): Promise<Rig> {
   const dir = tempDir();
   const store = new SqliteStore(dir.path);
   const spool = await createSpool({ dir: `${dir.path}/spool`, maxBytes: 64 * 1024 * 1024, store });
@@ -69,9 +115,10 @@ async function rig(limits: { deviceRate?: number; deviceBurst?: number } = {}): 
     registry,
     presence,
     ingest: {
-      sink: spool,
+      sink: limits.sink ? limits.sink(spool) : spool,
       metrics: new HubMetrics({ defaultMetrics: false }),
-      turn: new EndOfTurn(),
+      turn: limits.lingerTimers ? new EndOfTurn(20, limits.lingerTimers, limits.lingerTimers.now) : new EndOfTurn(0),
+      ...(limits.overloadAckMs !== undefined ? { overloadAckMs: limits.overloadAckMs } : {}),
       clock,
       deviceRate: limits.deviceRate ?? 10_000,
       deviceBurst: limits.deviceBurst ?? 10_000,
@@ -98,9 +145,14 @@ async function rig(limits: { deviceRate?: number; deviceBurst?: number } = {}): 
   return r;
 }
 
-async function attach(r: Rig, id: string, epoch = 1): Promise<{ t: FakeTransport; device: AttachedDevice }> {
+async function attach(
+  r: Rig,
+  id: string,
+  epoch = 1,
+  coalesceAcks = false,
+): Promise<{ t: FakeTransport; device: AttachedDevice }> {
   if (!r.registry.get(id)) r.registry.create({ id }, Date.now());
-  const t = new FakeTransport();
+  const t = new FakeTransport(coalesceAcks);
   const device = await r.sessions.attach(id, { epoch, metrics: METRICS, firmware: null, sdk: null, dropped: 0 }, t, t);
   device.online();
   return { t, device };
@@ -163,5 +215,89 @@ describe('ingest session behind a fake transport', () => {
     expect(r.registry.get('fake-4')!.presence.state).toBe('online');
     second.device.detach('CLOSED');
     expect(r.registry.get('fake-4')!.presence).toMatchObject({ state: 'offline', reason: 'CLOSED' });
+  });
+
+  it('coalesces ACKs: holds one until the linger ends, and sends at once when ACK_EVERY readings wait (§7.3.4)', async () => {
+    const timers = new ManualTimers();
+    const r = await rig({ lingerTimers: timers });
+    const { t, device } = await attach(r, 'fake-5', 1, true);
+    let reports = 0;
+    const onDurable = t.onDurable;
+    t.onDurable = (seq) => {
+      reports++;
+      onDurable(seq);
+    };
+    device.ingest.ingest([reading(1)], 0, Date.now());
+    await waitFor('reading 1 durable in the spool', () => r.registry.get('fake-5')!.ackedSeq === 1);
+    // Durable, but the ACK lingers for more readings.
+    expect(t.acked).toBe(0);
+    expect(timers.pending).toBe(1);
+    device.ingest.ingest([reading(2)], 1, Date.now());
+    await waitFor('reading 2 durable in the spool', () => r.registry.get('fake-5')!.ackedSeq === 2);
+    expect(t.acked).toBe(0);
+    timers.fire();
+    expect(t.acked).toBe(2);
+    expect(reports).toBe(1);
+    // ACK_EVERY readings waiting: acked without the linger.
+    const many = Array.from({ length: ACK_EVERY }, (_, i) => reading(3 + i));
+    device.ingest.ingest(many, 2, Date.now());
+    await waitFor(`ACK ${2 + ACK_EVERY} with no linger timer fired`, () => t.acked === 2 + ACK_EVERY);
+    expect(reports).toBe(2);
+    // Shutdown: flush() reports what is durable, whatever lingers (§6.6.3).
+    device.ingest.ingest([reading(3 + ACK_EVERY)], 2 + ACK_EVERY, Date.now());
+    await waitFor('the last reading durable', () => r.registry.get('fake-5')!.ackedSeq === 3 + ACK_EVERY);
+    device.ingest.flush();
+    expect(t.acked).toBe(3 + ACK_EVERY);
+  });
+
+  it('backs off with STORE_BUSY when durability falls behind, and loses nothing: stored == acked (§7.4.1)', async () => {
+    // Every accept takes 250 ms longer than the spool needs; the hub calls 100 ms behind an overload.
+    const r = await rig({ overloadAckMs: 100, sink: (spool) => slowSink(spool, 250) });
+    const { t, device } = await attach(r, 'fake-6');
+    // A fake device: one reading per 10 ms; on BACKOFF it pauses, then resends everything unacked.
+    let next = 1;
+    let prev = 0;
+    let pausedUntil = 0;
+    let seenRefusals = 0;
+    const start = Date.now();
+    await new Promise<void>((resolve) => {
+      const tick = setInterval(() => {
+        const now = Date.now();
+        if (t.refused.length > seenRefusals) {
+          seenRefusals = t.refused.length;
+          pausedUntil = now + t.refused.at(-1)!.pauseMs;
+          next = t.acked + 1; // §7.4.3: resend everything unacked, oldest first
+        }
+        if (now - start > 1500) {
+          clearInterval(tick);
+          resolve();
+          return;
+        }
+        if (now < pausedUntil) return;
+        device.ingest.ingest([reading(next)], prev, now);
+        prev = next++;
+      }, 10);
+    });
+    expect(t.refused.length).toBeGreaterThan(0);
+    expect(t.refused[0]!.code).toBe('STORE_BUSY');
+    // Resend what is still unacked until the hub has it all.
+    const last = prev;
+    await waitFor(
+      `ACK ${last} after the resends`,
+      () => {
+        if (t.acked < last && Date.now() >= pausedUntil) {
+          device.ingest.ingest(
+            Array.from({ length: last - t.acked }, (_, i) => reading(t.acked + 1 + i)),
+            last,
+            Date.now(),
+          );
+          pausedUntil = Date.now() + 300;
+        }
+        return t.acked === last;
+      },
+      10_000,
+    );
+    await waitFor('the spool to drain into the store', () => storedSeqs(r.store, 'fake-6').length === last, 10_000);
+    expect(storedSeqs(r.store, 'fake-6')).toEqual(Array.from({ length: last }, (_, i) => i + 1));
   });
 });

@@ -44,7 +44,7 @@ export const PROTOCOL_ERROR_MEANINGS: Readonly<Record<ProtocolErrorCode, string>
   DUPLICATE_ALIAS: 'The same alias appears twice in one reading; the later value is rejected.',
   // Flow control (§7.4). Sent in BACKOFF; readings are not acked and must be resent after the pause.
   RATE_LIMITED: 'The device sent readings faster than its rate limit.',
-  STORE_BUSY: 'The hub cannot make readings durable now (store down and spool full).',
+  STORE_BUSY: 'The hub cannot make readings durable now (store down and spool full, or durability falling behind).',
   // Commands (§8).
   UNKNOWN_COMMAND_ID: 'A COMMAND_RESULT names a command id the hub did not send to this device.',
 };

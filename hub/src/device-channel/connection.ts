@@ -70,12 +70,16 @@ export interface ConnectionHost {
 }
 
 const OPEN = 1;
+/** §6.5.2: heartbeats a Ping may go unanswered while the device keeps delivering frames. */
+export const PONG_WAIT_BEATS = 5;
 
 const kConnection = Symbol('tendril.deviceConnection');
 type TaggedSocket = WebSocket & { [kConnection]: DeviceConnection };
 
 export class DeviceConnection implements TransportHandle, IngestReporter {
   readonly transport = 'ws' as const;
+  /** §7.3.4: one ACK frame may cover the readings of several group commits. */
+  readonly coalesceAcks = true;
   private state: State = 'awaitingHello';
   private attached: AttachedDevice | null = null;
   private readonly ctx: DeltaContext = { prevSeq: 0, prevTs: 0 };
@@ -83,6 +87,10 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   /** Payload of the hub's last Ping still unanswered, or null (§6.5.2: only its Pong proves the device reads). */
   private pingPayload: Buffer | null = null;
   private pingCounter = 0;
+  /** A frame arrived since the last heartbeat (§6.5.2: liveness while the Pong queues behind readings). */
+  private heard = false;
+  /** Heartbeats the outstanding Ping has waited while frames kept arriving. */
+  private pongWaits = 0;
   /** Why the connection ends (presence reason); null until known. */
   private endReason: string | null = null;
   private isClosed = false;
@@ -186,6 +194,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closing') return;
+    this.heard = true;
     this.channel.noteFrame(this);
     const { metrics, clock } = this.channel.opts;
     const count = metrics.count;
@@ -351,18 +360,8 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   }
 
   close(reason: DetachRequest, message: string): void {
-    switch (reason) {
-      case 'REPLACED':
-        return this.fail('REPLACED', message, 'REPLACED');
-      case 'DEVICE_DISABLED':
-        return this.fail('DEVICE_DISABLED', message, 'DEVICE_DISABLED');
-      case 'DELETED':
-        return this.fail('AUTH_FAILED', message, 'DELETED');
-      case 'AUTH_FAILED':
-        return this.fail('AUTH_FAILED', message, 'AUTH_FAILED');
-      case 'SHUTTING_DOWN':
-        return this.fail('SHUTTING_DOWN', message, 'SHUTTING_DOWN');
-    }
+    // Each request is its own error code, except DELETED: the device is told AUTH_FAILED (§6.1.2).
+    this.fail(reason === 'DELETED' ? 'AUTH_FAILED' : reason, message, reason);
   }
 
   /** Resolves once every reading this connection handed to its session is durable or failed. */
@@ -377,10 +376,20 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
 
   // ---- heartbeat and closing ----
 
-  /** §6.5.2: called every heartbeatMs. Only a Pong that echoes the hub's own Ping proves the device reads. */
+  /**
+   * §6.5.2: called every heartbeatMs. Only a Pong that echoes the hub's own Ping proves the device reads;
+   * while it is outstanding, frames still arriving prove the device is there (its Pong queues behind them),
+   * for PONG_WAIT_BEATS heartbeats at most.
+   */
   heartbeat(): void {
     if (this.state === 'closing') return;
-    if (this.pingPayload !== null) return this.terminate('HEARTBEAT_LOST');
+    if (this.pingPayload !== null) {
+      if (!this.heard || ++this.pongWaits >= PONG_WAIT_BEATS) return this.terminate('HEARTBEAT_LOST');
+      this.heard = false;
+      return;
+    }
+    this.heard = false;
+    this.pongWaits = 0;
     const payload = Buffer.allocUnsafe(4);
     payload.writeUInt32BE(++this.pingCounter >>> 0);
     this.pingPayload = payload;

@@ -33,6 +33,12 @@ export interface IngestContext {
   deviceBurst: number;
   /** Pause announced with STORE_BUSY. */
   storeBusyPauseMs: number;
+  /**
+   * §7.4.1: when a session's oldest reading not yet durable was taken this long ago, the hub is falling
+   * behind and the device is told to back off (STORE_BUSY) instead of piling readings up. Default
+   * OVERLOAD_ACK_MS.
+   */
+  overloadAckMs?: number;
   /** True once the hub stops taking readings (§6.6.3: they stay unacked; the device resends). */
   isShuttingDown(): boolean;
   log: FastifyBaseLogger;
@@ -48,9 +54,16 @@ export interface DurabilityListener {
   rejected?(code: ValidationCode): void;
 }
 
+/** §7.3.4: an ACK goes out at once when this many readings wait for it, else within ACK_LINGER_MS. */
+export const ACK_EVERY = 32;
+/** §7.4.1: readings taken this long ago and still not durable make the hub answer BACKOFF STORE_BUSY. */
+export const OVERLOAD_ACK_MS = 1000;
+
 interface PendingWrite {
   /** Highest seq covered by this entry (readings of one turn, valid or rejected). */
   seq: number;
+  /** When the entry was handed to the sink (clock ms): the age of the oldest tells an overload. */
+  at: number;
   /** Valid readings handed to the sink; null when every reading was rejected. */
   readings: StoredReading[] | null;
   done: boolean;
@@ -77,6 +90,7 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   private acceptedSeq: number;
   private lastReported: number;
   private ackScheduled = false;
+  private ackLingering = false;
   private ackForced = false;
   private readonly queue: PendingWrite[] = [];
   /** Valid readings taken in this turn of the event loop, not yet handed to the sink. */
@@ -84,7 +98,15 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   private openScheduled = false;
   private settleWaiters: Array<() => void> = [];
   private readonly flushOpenTask = () => this.closeOpen();
-  private readonly flushAckTask = () => this.flushAck();
+  private readonly flushAckTask = () => {
+    this.ackScheduled = false;
+    this.flushAck();
+  };
+  private readonly lingerAckTask = () => {
+    this.ackLingering = false;
+    this.flushAck();
+  };
+  private readonly overloadAckMs: number;
 
   constructor(
     readonly deviceId: string,
@@ -99,6 +121,7 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
     this.declarations = new Declarations(declaration.metrics);
     this.bucket = new TokenBucket(ctx.deviceRate, ctx.deviceBurst, now);
     this.durable = this.acceptedSeq = this.lastReported = ackedSeq;
+    this.overloadAckMs = ctx.overloadAckMs ?? OVERLOAD_ACK_MS;
   }
 
   readonly epoch: number;
@@ -145,8 +168,8 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
         if (r.seq <= this.durable) ackDuplicate = true;
         continue;
       }
-      // §7.4.1
-      if (!sink.accepting) {
+      // §7.4.1: the store is down and the spool full, or durability has fallen behind.
+      if (!sink.accepting || this.fallingBehind(now)) {
         this.refuse('STORE_BUSY', now, readings.length - i, r.seq);
         continue;
       }
@@ -167,6 +190,12 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
       this.ctx.turn.first(this.flushOpenTask);
     }
     if (ackDuplicate) this.scheduleAck(true);
+  }
+
+  /** §7.4.1: the oldest reading handed to the sink has waited overloadAckMs or more to become durable. */
+  private fallingBehind(now: number): boolean {
+    const head = this.queue[0];
+    return head !== undefined && now - head.at >= this.overloadAckMs;
   }
 
   /** §7.4.1: `refusedSeq` is the first reading not taken; the resync waits for a resend that covers it. */
@@ -193,7 +222,7 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   }
 
   private enqueue(readings: StoredReading[] | null, seq: number): void {
-    const entry: PendingWrite = { seq, readings, done: readings === null, abandoned: false };
+    const entry: PendingWrite = { seq, at: this.ctx.clock.now(), readings, done: readings === null, abandoned: false };
     this.queue.push(entry);
     if (readings === null) {
       this.advance();
@@ -254,12 +283,21 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
     if (this.state.kind !== 'closed') this.refuse('STORE_BUSY', this.ctx.clock.now(), 1, this.acceptedSeq + 1);
   }
 
+  /**
+   * §7.3.4: a transport that coalesces ACKs (coalesceAcks) reports within ACK_LINGER_MS, or at the end of
+   * the turn once ACK_EVERY readings wait; others (and a duplicate's ACK, §7.2) at the end of the turn.
+   * Every write that completes in one turn shares one report either way.
+   */
   private scheduleAck(force: boolean): void {
     if (force) this.ackForced = true;
-    if (!this.ackScheduled) {
-      this.ackScheduled = true;
-      // Coalesce: every write that completes in this turn of the event loop shares one report.
-      this.ctx.turn.last(this.flushAckTask);
+    if (force || !this.reporter.coalesceAcks || this.durable - this.lastReported >= ACK_EVERY) {
+      if (!this.ackScheduled) {
+        this.ackScheduled = true;
+        this.ctx.turn.last(this.flushAckTask);
+      }
+    } else if (!this.ackLingering) {
+      this.ackLingering = true;
+      this.ctx.turn.linger(this.lingerAckTask);
     }
   }
 
@@ -270,7 +308,6 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
 
   /** Reports the durable seq now if it moved (or a duplicate asked for it). §7.3 */
   private flushAck(): void {
-    this.ackScheduled = false;
     if (this.state.kind === 'closed') return;
     if (this.durable > this.lastReported || (this.ackForced && this.durable > 0)) {
       this.lastReported = this.durable;

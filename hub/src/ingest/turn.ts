@@ -1,13 +1,27 @@
+import { systemTimers, type Timers } from '../core/clock.js';
+
+/**
+ * How long a device's ACK may wait for more readings to become durable (docs/protocol.md §7.3.4): the
+ * sessions of a hub share one timer, armed for the earliest deadline.
+ */
+export const ACK_LINGER_MS = 20;
+
 /**
  * Work deferred to the end of the current turn of the event loop, for every session at once: one
  * setImmediate per turn, however many devices delivered readings in it. Frames read in one turn travel to
  * the sink together (`first` tasks), and every write that completed in the turn shares one
- * acknowledgement per device (`last` tasks, run after all `first` tasks).
+ * acknowledgement per device (`last` tasks, run after all `first` tasks). `linger` tasks run a bounded time
+ * later (ACK coalescing, §7.3.4), in the order they were asked for.
  */
 export class EndOfTurn {
   private firsts: Array<() => void> = [];
   private lasts: Array<() => void> = [];
   private scheduled = false;
+  /** Linger tasks with their deadlines, oldest first (one delay for all: deadlines never decrease). */
+  private lingering: Array<() => void> = [];
+  private deadlines: number[] = [];
+  private lingerHead = 0;
+  private lingerArmed = false;
   private readonly run = () => {
     this.scheduled = false;
     const firsts = this.firsts;
@@ -17,6 +31,27 @@ export class EndOfTurn {
     this.lasts = [];
     for (const task of lasts) task();
   };
+  private readonly runLingering = () => {
+    this.lingerArmed = false;
+    // A timer fires a little late or early; run everything due within a millisecond together.
+    const due = this.now() + 1;
+    while (this.lingerHead < this.lingering.length && this.deadlines[this.lingerHead]! <= due) {
+      const task = this.lingering[this.lingerHead]!;
+      this.lingerHead++;
+      task();
+    }
+    if (this.lingerHead === this.lingering.length) {
+      this.lingering = [];
+      this.deadlines = [];
+      this.lingerHead = 0;
+    } else this.armLinger();
+  };
+
+  constructor(
+    readonly lingerMs: number = ACK_LINGER_MS,
+    private readonly timers: Timers = systemTimers,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Runs `task` at the end of this turn, before every `last` task. */
   first(task: () => void): void {
@@ -28,6 +63,21 @@ export class EndOfTurn {
   last(task: () => void): void {
     this.lasts.push(task);
     this.schedule();
+  }
+
+  /** Runs `task` lingerMs from now (one shared timer for every session). */
+  linger(task: () => void): void {
+    this.lingering.push(task);
+    this.deadlines.push(this.now() + this.lingerMs);
+    if (!this.lingerArmed) this.armLinger();
+  }
+
+  private armLinger(): void {
+    this.lingerArmed = true;
+    const wait = Math.max(0, this.deadlines[this.lingerHead]! - this.now());
+    const t = this.timers.setTimeout(this.runLingering, wait);
+    // Never keeps the process alive: a hub that closes flushes its ACKs itself (§6.6.3).
+    t.unref?.();
   }
 
   private schedule(): void {

@@ -22,9 +22,15 @@ export type ValidationCode =
 /** What a session reports back to its transport. Calls never throw into the session's caller. */
 export interface IngestReporter {
   /**
+   * True when onDurable may wait up to ACK_LINGER_MS (turn.ts) for more readings to become durable: one
+   * ACK frame for several readings (§7.3.4). A transport whose acks gate the sender tightly (MQTT PUBACKs
+   * within the broker's in-flight window) leaves it unset and is told at the end of each turn.
+   */
+  readonly coalesceAcks?: boolean;
+  /**
    * Every reading up to and including `seq` is durable, or was rejected or deduplicated: the transport may
    * acknowledge up to it (ACK frame, MQTT PUBACKs). Called at most once per turn of the event loop per
-   * session, with a seq that never decreases; called again with the same seq when a duplicate asks for an
+   * session (with coalesceAcks, at most ACK_LINGER_MS after the readings became durable), with a seq that never decreases; called again with the same seq when a duplicate asks for an
    * ACK (§7.2).
    */
   onDurable(seq: number): void;
