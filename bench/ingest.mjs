@@ -4,7 +4,13 @@
 // The server runs pinned to core 0; this generator pins itself to core 1. Every frame goes out in its own
 // TCP segment (each write waits for the previous write's callback; TCP_NODELAY).
 // Frames are encoded once per device by the real SDK codec and masked once.
-// Reproduce: npm run build && node bench/ingest.mjs [--devices 50] [--seconds 10] [--window 256] [--json]
+// Two kinds of run, each against both servers in the same process run:
+// - flood: every device sends as fast as its window (hub) or its socket (bare ws) allows;
+// - paced: --paced-devices (100) devices send --rates readings/s in total (2000,10000,20000), each reading
+//   one socket write at its due time, the devices' phases spread evenly. The hub's ack latency (send ->
+//   ACK covering it, measured here) is reported per rate as p50/p99.
+// Reproduce: npm run build && node bench/ingest.mjs [--devices 50] [--seconds 10] [--window 256]
+//   [--rates 2000,10000,20000] [--paced-devices 100] [--no-flood] [--json]
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
@@ -17,6 +23,16 @@ const SECONDS = opt('seconds', 10);
 const WARMUP = opt('warmup', 2);
 const WINDOW = opt('window', 256); // unacked readings in flight per device (hub run)
 const asJson = args.includes('--json');
+const PACED_DEVICES = opt('paced-devices', 100);
+const ratesArg = args.indexOf('--rates');
+const RATES =
+  ratesArg >= 0
+    ? args[ratesArg + 1]
+        .split(',')
+        .map(Number)
+        .filter((n) => n > 0)
+    : [2000, 10000, 20000];
+const FLOOD = !args.includes('--no-flood');
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
 const pinned = hasTaskset();
@@ -65,14 +81,48 @@ function readingPayload(clock) {
   );
 }
 
-async function run(target) {
+/** A paced sender: device i sends at t0 + (i / n + k) * interval, k = 0, 1, ...; one write per reading. */
+function pace(devices, totalRate, send) {
+  const interval = (devices.length / totalRate) * 1000;
+  const t0 = performance.now() + 50;
+  devices.forEach((d, i) => {
+    d.nextDue = t0 + (i / devices.length) * interval;
+  });
+  let stopped = false;
+  const tick = () => {
+    if (stopped) return;
+    const now = performance.now();
+    for (const d of devices) {
+      // A late tick sends what fell due, at most 10 intervals' worth (the generator's own hiccups).
+      let n = 0;
+      while (d.nextDue <= now && n++ < 10) {
+        send(d, d.nextDue);
+        d.nextDue += interval;
+      }
+      if (d.nextDue <= now) d.nextDue = now + interval;
+    }
+    setTimeout(tick, 1);
+  };
+  tick();
+  return () => {
+    stopped = true;
+  };
+}
+
+function percentile(sorted, p) {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+async function run(target, rate = null) {
+  const n = rate === null ? DEVICES : PACED_DEVICES;
   const server = startServer(target === 'hub' ? 'servers/hub.mjs' : 'servers/bare-ws.mjs');
   const ready = await server.next('ready');
   const clock = Date.now() - 10 * 60_000; // ts runs 1 ms per reading from 10 min ago: stays in range
   const frame = maskedFrame(readingPayload(clock));
   const devices = [];
-  for (let i = 0; i < DEVICES; i++) {
-    const dev = { conn: null, sent: 0, acked: 0, waiting: false, stopped: false };
+  let latencies = null; // ack latencies in ms, collected during the measurement window (paced hub runs)
+  for (let i = 0; i < n; i++) {
+    const dev = { conn: null, sent: 0, acked: 0, waiting: false, stopped: false, sentAt: [], nextDue: 0 };
     dev.conn =
       target === 'hub'
         ? await connectHubDevice({
@@ -83,6 +133,11 @@ async function run(target) {
             clock,
             metrics: METRICS,
             onAck(seq) {
+              if (rate !== null) {
+                const now = performance.now();
+                // sentAt[k] is the send time of seq k + 1; the ACK covers every seq up to `seq`.
+                for (let k = dev.acked; k < seq; k++) if (latencies) latencies.push(now - dev.sentAt[k]);
+              }
               dev.acked = seq;
               if (dev.waiting) {
                 dev.waiting = false;
@@ -98,7 +153,7 @@ async function run(target) {
   // loop: a write that completes at once calls back on the next tick, and a tight chain would starve
   // the timers and the ack reader.
   function pump(dev) {
-    if (dev.stopped) return;
+    if (dev.stopped || rate !== null) return;
     if (windowed && dev.sent - dev.acked >= WINDOW) {
       dev.waiting = true;
       return;
@@ -106,17 +161,28 @@ async function run(target) {
     dev.sent++;
     dev.conn.send(frame, () => setImmediate(pump, dev));
   }
-  for (const d of devices) pump(d);
-  const count = () => devices.reduce((n, d) => n + (windowed ? d.acked : d.sent), 0);
+  let stopPacing = () => undefined;
+  if (rate === null) for (const d of devices) pump(d);
+  else
+    stopPacing = pace(devices, rate, (d, due) => {
+      d.sentAt.push(due);
+      d.sent++;
+      d.conn.send(frame);
+    });
+  const count = () => devices.reduce((m, d) => m + (windowed ? d.acked : d.sent), 0);
 
   await new Promise((r) => setTimeout(r, WARMUP * 1000)); // warm-up period of the benchmark, not a sync
   const s0 = await server.sample();
   const c0 = windowed ? count() : s0.messages;
+  latencies = [];
   const t0 = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, SECONDS * 1000)); // measurement window
   const s1 = await server.sample();
   const c1 = windowed ? count() : s1.messages;
+  const measured = latencies;
+  latencies = null;
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  stopPacing();
   for (const d of devices) {
     d.stopped = true;
     d.conn.close();
@@ -125,43 +191,57 @@ async function run(target) {
   await new Promise((r) => server.child.once('exit', r));
   const cpuSec = (s1.cpu.user + s1.cpu.system - s0.cpu.user - s0.cpu.system) / 1e6;
   const messages = c1 - c0;
+  const sorted = measured.sort((a, b) => a - b);
   return {
     target,
+    rate,
+    devices: n,
     messages,
     wallSeconds: wall,
     cpuSeconds: cpuSec,
     perCpuSecond: messages / cpuSec,
     perWallSecond: messages / wall,
+    cpuMicrosPerReading: (cpuSec / messages) * 1e6,
+    ...(windowed && rate !== null ? { ackP50Ms: percentile(sorted, 0.5), ackP99Ms: percentile(sorted, 0.99) } : {}),
     rssMB: s1.rss / 2 ** 20,
   };
 }
 
-const bare = await run('bare-ws');
 if (args.includes('--baseline-only')) {
-  console.log(JSON.stringify(bare, null, 2));
+  console.log(JSON.stringify(await run('bare-ws'), null, 2));
   process.exit(0);
 }
-const hub = await run('hub');
+const flood = FLOOD ? { bare: await run('bare-ws'), hub: await run('hub') } : null;
+const paced = [];
+for (const rate of RATES) paced.push({ rate, bare: await run('bare-ws', rate), hub: await run('hub', rate) });
+const floodMicros = flood?.hub.cpuMicrosPerReading ?? NaN;
 const result = {
   devices: DEVICES,
+  pacedDevices: PACED_DEVICES,
   seconds: SECONDS,
   window: WINDOW,
   pinned,
-  bare,
-  hub,
-  ratio: hub.perCpuSecond / bare.perCpuSecond,
+  flood: flood && { ...flood, ratio: flood.hub.perCpuSecond / flood.bare.perCpuSecond },
+  paced: paced.map((p) => ({
+    ...p,
+    ratio: p.hub.perCpuSecond / p.bare.perCpuSecond,
+    cpuPerReadingVsFlood: p.hub.cpuMicrosPerReading / floodMicros,
+  })),
 };
 if (asJson) console.log(JSON.stringify(result, null, 2));
 else {
   console.log(
-    `devices=${DEVICES} window=${WINDOW} measured ${SECONDS}s after ${WARMUP}s warm-up, server pinned to core 0: ${pinned}`,
+    `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}`,
   );
-  console.log('| server | messages/CPU-second | messages/second | server CPU-seconds | RSS MB |');
-  console.log('|---|---:|---:|---:|---:|');
-  for (const r of [bare, hub]) {
+  console.log(
+    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | hub readings/s |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const rows = [...(result.flood ? [{ name: 'flood', ...result.flood, cpuPerReadingVsFlood: 1 }] : [])];
+  for (const p of result.paced) rows.push({ name: `${p.rate}/s paced`, ...p });
+  const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
+  for (const r of rows)
     console.log(
-      `| ${r.target === 'hub' ? 'hub (decode, validate, store, ack)' : 'bare ws (count only)'} | ${Math.round(r.perCpuSecond)} | ${Math.round(r.perWallSecond)} | ${r.cpuSeconds.toFixed(2)} | ${r.rssMB.toFixed(0)} |`,
+      `| ${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${Math.round(r.hub.perWallSecond)} |`,
     );
-  }
-  console.log(`ratio hub / bare ws (per CPU-second): ${result.ratio.toFixed(2)}x`);
 }

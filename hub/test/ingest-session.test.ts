@@ -40,7 +40,7 @@ class FakeTransport implements TransportHandle, IngestReporter {
 /** A fake timer source and clock for the ACK linger: its timeouts fire only when the test says so. */
 class ManualTimers implements Timers {
   private due: Array<() => void> = [];
-  private t = 0;
+  private t = Date.now();
   readonly now = () => this.t;
   setTimeout = (fn: () => void) => (this.due.push(fn), {});
   clearTimeout = () => undefined;
@@ -49,9 +49,9 @@ class ManualTimers implements Timers {
   get pending(): number {
     return this.due.length;
   }
-  /** Moves the clock past every deadline and runs what was due. */
-  fire(): void {
-    this.t += 60_000;
+  /** Moves the clock `ms` on and runs every timeout armed so far. */
+  fire(ms: number): void {
+    this.t += ms;
     const due = this.due;
     this.due = [];
     for (const f of due) f();
@@ -119,7 +119,7 @@ async function rig(limits: RigOptions = {}): Promise<Rig> {
       metrics: new HubMetrics({ defaultMetrics: false }),
       turn: limits.lingerTimers ? new EndOfTurn(20, limits.lingerTimers, limits.lingerTimers.now) : new EndOfTurn(0),
       ...(limits.overloadAckMs !== undefined ? { overloadAckMs: limits.overloadAckMs } : {}),
-      clock,
+      clock: limits.lingerTimers ? { now: limits.lingerTimers.now } : clock,
       deviceRate: limits.deviceRate ?? 10_000,
       deviceBurst: limits.deviceBurst ?? 10_000,
       storeBusyPauseMs: 200,
@@ -217,7 +217,8 @@ describe('ingest session behind a fake transport', () => {
     expect(r.registry.get('fake-4')!.presence).toMatchObject({ state: 'offline', reason: 'CLOSED' });
   });
 
-  it('coalesces ACKs: holds one until the linger ends, and sends at once when ACK_EVERY readings wait (§7.3.4)', async () => {
+  it('coalesces ACKs: holds one for the linger, and sends at once when ACK_EVERY readings wait or the device is sparse (§7.3.4)', async () => {
+    // The session's clock is the manual one too: time moves only when the test says.
     const timers = new ManualTimers();
     const r = await rig({ lingerTimers: timers });
     const { t, device } = await attach(r, 'fake-5', 1, true);
@@ -227,27 +228,38 @@ describe('ingest session behind a fake transport', () => {
       reports++;
       onDurable(seq);
     };
-    device.ingest.ingest([reading(1)], 0, Date.now());
-    await waitFor('reading 1 durable in the spool', () => r.registry.get('fake-5')!.ackedSeq === 1);
-    // Durable, but the ACK lingers for more readings.
-    expect(t.acked).toBe(0);
+    const durable = (seq: number) =>
+      waitFor(`reading ${seq} durable in the spool`, () => r.registry.get('fake-5')!.ackedSeq === seq);
+    // The first advance has nothing recent to share an ACK with: acked at once.
+    device.ingest.ingest([reading(1)], 0, timers.now());
+    await waitFor('ACK 1 with no linger timer fired', () => t.acked === 1);
+    expect(timers.pending).toBe(0);
+    // The next ones follow within the linger: durable, but their ACK waits for more.
+    device.ingest.ingest([reading(2)], 1, timers.now());
+    await durable(2);
+    device.ingest.ingest([reading(3)], 2, timers.now());
+    await durable(3);
+    expect(t.acked).toBe(1);
     expect(timers.pending).toBe(1);
-    device.ingest.ingest([reading(2)], 1, Date.now());
-    await waitFor('reading 2 durable in the spool', () => r.registry.get('fake-5')!.ackedSeq === 2);
-    expect(t.acked).toBe(0);
-    timers.fire();
-    expect(t.acked).toBe(2);
-    expect(reports).toBe(1);
-    // ACK_EVERY readings waiting: acked without the linger.
-    const many = Array.from({ length: ACK_EVERY }, (_, i) => reading(3 + i));
-    device.ingest.ingest(many, 2, Date.now());
-    await waitFor(`ACK ${2 + ACK_EVERY} with no linger timer fired`, () => t.acked === 2 + ACK_EVERY);
+    timers.fire(20);
+    expect(t.acked).toBe(3);
     expect(reports).toBe(2);
-    // Shutdown: flush() reports what is durable, whatever lingers (§6.6.3).
-    device.ingest.ingest([reading(3 + ACK_EVERY)], 2 + ACK_EVERY, Date.now());
-    await waitFor('the last reading durable', () => r.registry.get('fake-5')!.ackedSeq === 3 + ACK_EVERY);
+    // A linger since the last advance: the next ACK would share nothing, so it goes at once.
+    device.ingest.ingest([reading(4)], 3, timers.now());
+    await waitFor('ACK 4 with no linger timer fired', () => t.acked === 4);
+    expect(timers.pending).toBe(0);
+    // ACK_EVERY readings waiting: at once too.
+    const many = Array.from({ length: ACK_EVERY }, (_, i) => reading(5 + i));
+    device.ingest.ingest(many, 4, timers.now());
+    await waitFor(`ACK ${4 + ACK_EVERY} with no linger timer fired`, () => t.acked === 4 + ACK_EVERY);
+    expect(reports).toBe(4);
+    // One more lingers; shutdown's flush() reports it at once (§6.6.3).
+    const last = 5 + ACK_EVERY;
+    device.ingest.ingest([reading(last)], last - 1, timers.now());
+    await durable(last);
+    expect(t.acked).toBe(last - 1);
     device.ingest.flush();
-    expect(t.acked).toBe(3 + ACK_EVERY);
+    expect(t.acked).toBe(last);
   });
 
   it('backs off with STORE_BUSY when durability falls behind, and loses nothing: stored == acked (§7.4.1)', async () => {

@@ -91,6 +91,8 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   private lastReported: number;
   private ackScheduled = false;
   private ackLingering = false;
+  /** When the durable seq last moved (clock ms): tells a device sending faster than the linger. */
+  private lastAdvanceAt = 0;
   private ackForced = false;
   private readonly queue: PendingWrite[] = [];
   /** Valid readings taken in this turn of the event loop, not yet handed to the sink. */
@@ -285,12 +287,17 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
 
   /**
    * §7.3.4: a transport that coalesces ACKs (coalesceAcks) reports within ACK_LINGER_MS, or at the end of
-   * the turn once ACK_EVERY readings wait; others (and a duplicate's ACK, §7.2) at the end of the turn.
+   * the turn once ACK_EVERY readings wait or when the previous advance is a linger or more ago; others (and a duplicate's ACK, §7.2) at the end of the turn.
    * Every write that completes in one turn shares one report either way.
    */
   private scheduleAck(force: boolean): void {
     if (force) this.ackForced = true;
-    if (force || !this.reporter.coalesceAcks || this.durable - this.lastReported >= ACK_EVERY) {
+    // A device whose readings became durable less often than the linger would gain nothing from it: its
+    // next reading would not arrive in time to share the ACK, so it is acked at once.
+    const now = this.ctx.clock.now();
+    const sparse = now - this.lastAdvanceAt >= this.ctx.turn.lingerMs;
+    this.lastAdvanceAt = now;
+    if (force || !this.reporter.coalesceAcks || sparse || this.durable - this.lastReported >= ACK_EVERY) {
       if (!this.ackScheduled) {
         this.ackScheduled = true;
         this.ctx.turn.last(this.flushAckTask);
