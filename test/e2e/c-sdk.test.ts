@@ -55,6 +55,18 @@ describe('the C SDK builds and passes its own tests', () => {
     expect(out.match(/checks, 0 failed/g)).toHaveLength(3);
   }, 300_000);
 
+  it('passes the same tests in the minimal configuration (TD_WITH_BATCH=0, TD_WITH_RESULT_BUFFER=0), under ASan and UBSan', async () => {
+    const out = await make('unit-min');
+    expect(out).toMatch(/golden vectors: \d+ valid, \d+ invalid/);
+    for (const suite of ['test_codec', 'test_ws', 'test_device'])
+      expect(out).toMatch(new RegExp(`${suite}: \\d+ checks, 0 failed`));
+  }, 300_000);
+
+  it('connects its POSIX transport without blocking and finishes partial TLS writes in order, once (loopback sockets)', async () => {
+    const out = await make('transports');
+    expect(out).toMatch(/test_transports: \d+ checks, 0 failed/);
+  }, 300_000);
+
   it('passes its unit tests under valgrind (no invalid access, no leak)', async () => {
     const out = await make('valgrind');
     expect(out.match(/^ok$/gm)).toHaveLength(3);
@@ -74,6 +86,7 @@ describe('the C SDK builds and passes its own tests', () => {
     const flash = Number(/SDK flash: (\d+) bytes/.exec(out)?.[1]);
     const ctx = Number(/context struct td_device: (\d+) bytes/.exec(out)?.[1]);
     expect(flash).toBeGreaterThan(1000);
+    expect(Number(/SDK flash in the minimal configuration \([^)]*\): (\d+) bytes/.exec(out)?.[1])).toBeLessThan(flash);
     expect(ctx).toBeGreaterThan(100);
     expect(ctx).toBeLessThanOrEqual(1024);
   }, 300_000);

@@ -29,6 +29,17 @@ extern "C" {
 #define TD_RECENT_COMMANDS 64 /* §8.3: at least the 64 most recent command ids */
 #endif
 
+/* Build options (docs/sdk-c.md, "Build options"). TD_WITH_BATCH: 1 resends buffered readings as BATCH frames (§5.4); 0 resends
+ * them as READING frames, one per reading (the protocol allows both, §6.3.4), and saves about 330 bytes of flash. */
+#ifndef TD_WITH_BATCH
+#define TD_WITH_BATCH 1
+#endif
+/* Build option: 1 keeps unsent command results whole in the buffer of td_device_result_buffer (about 200 bytes
+ * of flash); 0 keeps their status only (the function then keeps nothing). */
+#ifndef TD_WITH_RESULT_BUFFER
+#define TD_WITH_RESULT_BUFFER 1
+#endif
+
 #define TD_SDK_VERSION "c/0.1.0"
 
 /* Timestamps for td_device_send */
@@ -109,6 +120,8 @@ struct td_device {
     int last_error;            /* code of the last ERROR about the session (seq 0) */
     uint8_t state, has_clock, paused, numbered, attempt;
     uint8_t recent_next;
+    uint8_t *results;          /* the caller's buffer for results that could not be sent (td_device_result_buffer) */
+    size_t results_cap, results_len;
     uint32_t recent_id[TD_RECENT_COMMANDS];
     uint8_t recent_status[TD_RECENT_COMMANDS]; /* TD_CMD_*; 0x80 = final status not yet sent */
 };
@@ -133,6 +146,14 @@ int td_device_poll(td_device *dev);
 int td_device_send(td_device *dev, const td_value *values, uint8_t count, int64_t ts, uint64_t *seq);
 /* The final status of a command (TD_CMD_SUCCEEDED, _FAILED, _REJECTED) with its detail (JSON result or reason). */
 int td_device_command_result(td_device *dev, uint64_t id, uint8_t status, td_str detail);
+/* Gives the client a buffer (the caller's memory; call after td_device_init) for final command results
+ * that cannot be sent now (no connection, or the output queue is full): each is kept there whole, detail
+ * included (the encoded COMMAND_RESULT frame, 12 bytes + the detail's, + 2), and sent after the next
+ * WELCOME, oldest first.
+ * Without it, or when it is full, only the id and status are kept (in the recent-command table) and the
+ * result goes after the next WELCOME with an empty detail: the detail is the caller's string, which the
+ * client cannot keep past the call without memory of its own. */
+void td_device_result_buffer(td_device *dev, uint8_t *buf, size_t cap);
 /* Sets the device clock (Unix ms now). Without it the client takes the hub's WELCOME.serverTime. */
 void td_device_set_clock(td_device *dev, uint64_t unix_ms);
 /* Unix ms now (0 when no clock is known yet). */

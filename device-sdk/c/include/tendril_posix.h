@@ -1,7 +1,11 @@
 /*
  * td_transport over POSIX sockets (Linux, macOS, lwIP's BSD sockets with small changes): non-blocking TCP
- * with TCP_NODELAY, CLOCK_MONOTONIC, getrandom(). Name resolution (getaddrinfo) blocks, and allocates
- * (the C library does, for its address list); every address it gives is tried in turn.
+ * with TCP_NODELAY, CLOCK_MONOTONIC, getrandom(). td_posix_connect never waits for the TCP handshake (a
+ * non-blocking connect, then poll for writability on the next calls). A numeric host ("192.0.2.7", "::1") is
+ * parsed without any lookup; a name goes to getaddrinfo, which blocks the calling loop until the resolver
+ * answers or gives up (glibc: resolv.conf timeout x attempts x nameservers, 5 s x 2 x up to 3 by default),
+ * and allocates (the C library's address list). Set numeric_only to refuse names (TD_E_IO) so that no call
+ * ever blocks. Every address is tried in turn.
  */
 #ifndef TENDRIL_POSIX_H
 #define TENDRIL_POSIX_H
@@ -17,6 +21,7 @@ struct addrinfo;
 typedef struct {
     int fd;
     int connecting;
+    int numeric_only; /* 1: hosts must be numeric addresses; a name fails with TD_E_IO instead of blocking */
     struct addrinfo *addrs, *next; /* getaddrinfo's list while connecting: each address is tried in turn */
 } td_posix;
 

@@ -82,6 +82,7 @@ size_t td_ws_pending(const td_ws *ws);
 /* The pure parts, for tests and fuzzers. */
 /* TD_OK (header complete), TD_FRAME_TRUNCATED (need more bytes), TD_E_WS (invalid). */
 int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h);
+/* SHA-1 of data (len under 512 MB: the SDK hashes 60 bytes). */
 void td_sha1(const uint8_t *data, size_t len, uint8_t out[20]);
 /* Standard base64 with padding; out gets 4 * ((n + 2) / 3) characters (no NUL). */
 size_t td_base64(const uint8_t *in, size_t n, char *out);

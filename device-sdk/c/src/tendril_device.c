@@ -207,7 +207,21 @@ int td_device_command_result(td_device *d, uint64_t id, uint8_t status, td_str d
     if (detail.len > td_limits_default.max_detail_bytes) detail.len = 0; /* never fails for a long detail */
     if (i >= 0) d->recent_status[i] = status;
     if (send_result(d, id, status, detail) == TD_OK) return td_ws_flush(&d->ws);
-    /* not connected, or no room: the status (without its detail) goes after the next WELCOME */
+    /* not connected, or no room: the whole frame into the caller's result buffer when it fits ... */
+#if TD_WITH_RESULT_BUFFER
+    if (d->results && d->results_cap - d->results_len > 2u) {
+        size_t len;
+        uint8_t *b = d->results + d->results_len;
+        if (!td_encode_command_result(b + 2, d->results_cap - d->results_len - 2u, &len, id, status, detail, NULL) &&
+            len + TD_WS_HEADROOM <= d->ws.tx_cap) { /* a frame the output queue can ever take */
+            b[0] = (uint8_t)len;
+            b[1] = (uint8_t)(len >> 8);
+            d->results_len += len + 2u;
+            return TD_OK;
+        }
+    }
+#endif
+    /* ... else the status alone (the detail is the caller's string) goes after the next WELCOME */
     if (i >= 0) d->recent_status[i] = (uint8_t)(status | 0x80u);
     return TD_OK;
 }
@@ -224,6 +238,17 @@ static void pump(td_device *d)
         if (td_encode_status(b, cap, &len, d->dropped, NULL) || td_ws_commit(&d->ws, len)) goto flush;
         d->reported_dropped = d->dropped;
     }
+#if TD_WITH_RESULT_BUFFER
+    while (d->results_len) { /* results kept whole, oldest first */
+        size_t cap, len = (size_t)(d->results[0] | d->results[1] << 8);
+        uint8_t *b = td_ws_reserve(&d->ws, &cap);
+        if (!b || cap < len) goto flush;
+        memcpy(b, d->results + 2, len);
+        if (td_ws_commit(&d->ws, len)) goto flush;
+        d->results_len -= len + 2u;
+        memmove(d->results, d->results + len + 2u, d->results_len);
+    }
+#endif
     for (i = 0; i < TD_RECENT_COMMANDS; i++) {
         if (d->recent_status[i] & 0x80u) {
             td_str none = {"", 0};
@@ -236,7 +261,7 @@ static void pump(td_device *d)
         d->paused = 0;
     }
     while (d->sent < d->count) {
-        size_t cap, limit, pos, used = 0, off = d->head + d->sent_bytes;
+        size_t cap, limit, pos = 1, used = 0, off = d->head + d->sent_bytes;
         uint32_t k = 0, avail = 0xFFFFFFFFu;
         const uint8_t *r = d->store + off;
         uint64_t seq = d->first_seq + d->sent;
@@ -265,6 +290,7 @@ static void pump(td_device *d)
             emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
             continue;
         }
+#if TD_WITH_BATCH
         if (d->count - d->sent >= 2 && (r[3] & F_TIMED) && d->max_batch >= 2 && avail >= 2) {
             pos = 3; /* type, and two bytes for the count */
             while (d->sent + k < d->count && k < d->max_batch && k < avail) {
@@ -289,6 +315,9 @@ static void pump(td_device *d)
                 c = d->ctx;
             }
         }
+#else
+        (void)avail;
+#endif
         if (!k) {
             pos = 1;
             b[0] = (r[3] & F_TIMED) ? TD_READING : TD_READING_UNTIMED;
@@ -320,6 +349,11 @@ static const char *decode_error_name(int code)
     return p;
 }
 
+static uint32_t clamp32(uint64_t v, uint32_t max)
+{
+    return v > max ? max : (uint32_t)v;
+}
+
 static void on_welcome(td_device *d, const td_hub_frame *f)
 {
     uint64_t acked_seq = f->u.welcome.acked_seq;
@@ -329,11 +363,11 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
         if (acked_seq >= d->first_seq) d->first_seq = acked_seq + 1;
     }
     d->state = TD_DEV_READY;
-    d->heartbeat_ms = f->u.welcome.heartbeat_ms > 3600000u ? 3600000u : (uint32_t)f->u.welcome.heartbeat_ms;
-    d->max_frame = f->u.welcome.max_frame_bytes > 1048576u ? 1048576u : (uint32_t)f->u.welcome.max_frame_bytes;
-    d->max_batch = f->u.welcome.max_batch > 256u ? 256u : (uint32_t)f->u.welcome.max_batch;
+    d->heartbeat_ms = clamp32(f->u.welcome.heartbeat_ms, 3600000u);
+    d->max_frame = clamp32(f->u.welcome.max_frame_bytes, 1048576u);
+    d->max_batch = clamp32(f->u.welcome.max_batch, 256u);
     if (d->max_batch < 1) d->max_batch = 1;
-    d->max_rate = f->u.welcome.max_rate > 1000000u ? 1000000u : (uint32_t)f->u.welcome.max_rate;
+    d->max_rate = clamp32(f->u.welcome.max_rate, 1000000u);
     d->tokens = d->max_rate * 1000u;
     d->refilled_at = now_ms(d);
     d->attempt = 0;
@@ -393,7 +427,7 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
     case TD_BACKOFF: /* §7.4: no readings for pauseMs, then everything unacked again, oldest first */
         d->paused = 1;
         d->pause_start = now_ms(d);
-        d->pause_ms = f.u.backoff.pause_ms > 3600000u ? 3600000u : (uint32_t)f.u.backoff.pause_ms;
+        d->pause_ms = clamp32(f.u.backoff.pause_ms, 3600000u);
         d->sent = 0;
         d->sent_bytes = 0;
         if (f.u.backoff.code == TD_RATE_LIMITED) d->tokens = 0;
@@ -541,6 +575,13 @@ void td_device_stop(td_device *d)
         td_ws_abort(&d->ws);
         d->state = TD_DEV_STOPPED;
     }
+}
+
+void td_device_result_buffer(td_device *d, uint8_t *buf, size_t cap)
+{
+    d->results = buf;
+    d->results_cap = buf ? cap : 0;
+    d->results_len = 0;
 }
 
 void td_device_set_clock(td_device *d, uint64_t unix_ms)

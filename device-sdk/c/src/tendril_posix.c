@@ -84,9 +84,16 @@ int td_posix_connect(void *ctx, const char *host, uint16_t port)
     hints.ai_socktype = SOCK_STREAM;
     snprintf(service, sizeof service, "%u", (unsigned)port);
     forget_addrs(p);
+    /* A numeric address (an IPv4 dotted quad, an IPv6 literal) is parsed here without any lookup, so it
+     * never blocks; a name goes to the resolver, which blocks (docs/sdk-c.md, "What blocks"). */
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     if (getaddrinfo(host, service, &hints, &p->addrs) || !p->addrs) {
+        hints.ai_flags = AI_NUMERICSERV;
         p->addrs = NULL;
-        return TD_E_IO;
+        if (p->numeric_only || getaddrinfo(host, service, &hints, &p->addrs) || !p->addrs) {
+            p->addrs = NULL;
+            return TD_E_IO;
+        }
     }
     p->next = p->addrs;
     return try_next(p);
@@ -155,6 +162,7 @@ void td_posix_transport(td_transport *t, td_posix *p)
 {
     p->fd = -1;
     p->connecting = 0;
+    p->numeric_only = 0;
     p->addrs = p->next = NULL;
     t->ctx = p;
     t->connect = td_posix_connect;

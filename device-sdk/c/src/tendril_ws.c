@@ -15,6 +15,11 @@
 #define OP_PONG 0xAu
 #define CLOSE_WAIT_MS 2000u /* how long a close waits for the hub's close frame */
 
+static uint32_t ws_now(const td_ws *ws)
+{
+    return ws->t->now_ms(ws->t->ctx);
+}
+
 /* ---- SHA-1 (FIPS 180-4), only for Sec-WebSocket-Accept ---- */
 
 static uint32_t rol(uint32_t x, unsigned n)
@@ -40,24 +45,19 @@ static void sha1_block(uint32_t h[5], const uint8_t *p)
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
 }
 
+/* The message, the 0x80 byte, zeros, and the bit length, streamed byte by byte into one block buffer: no
+ * second path for the padding blocks. */
 void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
 {
     uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
     uint8_t block[64];
-    uint64_t bits = (uint64_t)len * 8u;
-    size_t i, rest;
-    for (; len >= 64; len -= 64, data += 64) sha1_block(h, data);
-    rest = len;
-    memcpy(block, data, rest);
-    block[rest++] = 0x80;
-    if (rest > 56) {
-        memset(block + rest, 0, 64 - rest);
-        sha1_block(h, block);
-        rest = 0;
+    uint32_t bits = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: inputs are under 512 MB */
+    size_t i, total = (len + 8u) / 64u * 64u + 64u; /* whole blocks with room for 0x80 and the length */
+    for (i = 0; i < total; i++) {
+        size_t from_end = total - 1u - i;
+        block[i & 63u] = i < len ? data[i] : i == len ? 0x80u : from_end < 4u ? (uint8_t)(bits >> (8u * from_end)) : 0u;
+        if ((i & 63u) == 63u) sha1_block(h, block);
     }
-    memset(block + rest, 0, 56 - rest);
-    for (i = 0; i < 8; i++) block[63 - i] = (uint8_t)(bits >> (8u * i));
-    sha1_block(h, block);
     for (i = 0; i < 20; i++) out[i] = (uint8_t)(h[i / 4] >> (24u - 8u * (i % 4)));
 }
 
@@ -233,7 +233,7 @@ static void start_close(td_ws *ws, uint16_t code, const char *reason, size_t rle
     if (!ws->sent_close) send_frame(ws, OP_CLOSE, payload, 2 + rlen); /* no room: the stream closes anyway */
     ws->sent_close = 1;
     ws->state = TD_WS_CLOSING;
-    ws->closing_since = ws->t->now_ms(ws->t->ctx);
+    ws->closing_since = ws_now(ws);
 }
 
 void td_ws_close(td_ws *ws, uint16_t code, const char *reason)
@@ -263,7 +263,7 @@ int td_ws_connect(td_ws *ws, const char *host, uint16_t port, const char *path)
     ws->close_code = 0;
     ws->reason_len = 0;
     ws->http_status = 0;
-    ws->last_rx_ms = ws->t->now_ms(ws->t->ctx);
+    ws->last_rx_ms = ws_now(ws);
     return TD_OK;
 }
 
@@ -364,7 +364,7 @@ static int fill(td_ws *ws)
     if (n < 0) return TD_E_IO;
     if (n > 0) {
         ws->rx_len += (size_t)n;
-        ws->last_rx_ms = ws->t->now_ms(ws->t->ctx);
+        ws->last_rx_ms = ws_now(ws);
     }
     return TD_OK;
 }
@@ -414,7 +414,7 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
         }
         ws->state = TD_WS_HANDSHAKE;
         ws->rx_len = 0;
-        ws->last_rx_ms = ws->t->now_ms(ws->t->ctx);
+        ws->last_rx_ms = ws_now(ws);
         /* fall through */
     case TD_WS_HANDSHAKE: {
         size_t i;
@@ -447,7 +447,7 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
         return;
     }
     if (ws->state == TD_WS_CLOSING) {
-        if (ws->tx_off == ws->tx_len && (uint32_t)(ws->t->now_ms(ws->t->ctx) - ws->closing_since) > CLOSE_WAIT_MS) {
+        if (ws->tx_off == ws->tx_len && (uint32_t)(ws_now(ws) - ws->closing_since) > CLOSE_WAIT_MS) {
             closed(ws, ev, ws->close_code, TD_OK);
             return;
         }

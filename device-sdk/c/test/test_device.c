@@ -166,6 +166,34 @@ static float f32_of(const td_value *v)
     return v->v.f32;
 }
 
+/* The next n resent readings, as if one BATCH: one BATCH frame (TD_WITH_BATCH, the default), or n READING
+ * frames (TD_WITH_BATCH=0). */
+static int take_resent(td_device_frame *fr, size_t n)
+{
+#if TD_WITH_BATCH
+    (void)n;
+    CHECK_EQ(take(fr), 1);
+    CHECK_EQ(fr->type, TD_BATCH);
+    return 1;
+#else
+    static td_reading rs[8];
+    static td_value vs[8][4];
+    td_device_frame one;
+    size_t i, j;
+    for (i = 0; i < n && i < 8; i++) {
+        CHECK_EQ(take(&one), 1);
+        CHECK_EQ(one.type, TD_READING);
+        rs[i] = one.readings[0];
+        for (j = 0; j < rs[i].count && j < 4; j++) vs[i][j] = one.readings[0].values[j];
+        rs[i].values = vs[i];
+    }
+    fr->type = TD_BATCH;
+    fr->reading_count = i;
+    fr->readings = rs;
+    return 1;
+#endif
+}
+
 static void send3(float t, int64_t ts)
 {
     td_value v[3];
@@ -202,8 +230,7 @@ static void test_hello_welcome_readings(void)
     hub_welcome(0, 10000, 0, &h);
     poll_n(2);
     CHECK_EQ(count_events(TD_EV_CONNECTED), 1);
-    CHECK_EQ(take(&fr), 1);
-    CHECK_EQ(fr.type, TD_BATCH);
+    take_resent(&fr, 2);
     CHECK_EQ(fr.reading_count, 2);
     CHECK(fr.reading_count == 2 && fr.readings[0].seq == 1 && fr.readings[1].seq == 2);
     CHECK(fr.reading_count == 2 && fr.readings[0].ts == 1732233600000ull && fr.readings[1].ts == 1732233600010ull);
@@ -288,8 +315,7 @@ static void test_reconnect_resend(void)
     CHECK_EQ(h.epoch, 7);
     hub_welcome(5, 10000, 0, &h); /* 4 and 5 were durable before the cut */
     poll_n(2);
-    CHECK_EQ(take(&fr), 1);
-    CHECK_EQ(fr.type, TD_BATCH);
+    take_resent(&fr, 3);
     CHECK_EQ(fr.reading_count, 3);
     CHECK(fr.reading_count == 3 && fr.readings[0].seq == 6 && fr.readings[2].seq == 8);
     CHECK(fr.reading_count == 3 && f32_of(&fr.readings[0].values[0]) == 5.0f);
@@ -323,8 +349,7 @@ static void test_backoff(void)
     CHECK_EQ(take(&fr), 0);
     F.now += 2;
     poll_n(1);
-    CHECK_EQ(take(&fr), 1);
-    CHECK_EQ(fr.type, TD_BATCH);
+    take_resent(&fr, 5);
     CHECK_EQ(fr.reading_count, 5);
     CHECK(fr.reading_count == 5 && fr.readings[0].seq == 1 && fr.readings[4].seq == 5);
     check_context = "";
@@ -346,7 +371,7 @@ static void test_overflow_status(void)
     CHECK_EQ(h.last_seq, 6);
     hub_welcome(0, 10000, 0, &h);
     poll_n(2);
-    CHECK_EQ(take(&fr), 1);
+    take_resent(&fr, 4);
     CHECK(fr.type == TD_BATCH && fr.reading_count == 4 && fr.readings[0].seq == 3);
     send3(7, TD_TS_NOW); /* drops 3 */
     poll_n(1);
@@ -411,6 +436,43 @@ static void test_commands(void)
     poll_n(2);
     CHECK_EQ(take(&fr), 1);
     CHECK(fr.type == TD_COMMAND_RESULT && fr.command_result.id == 78 && fr.command_result.status == TD_CMD_REJECTED);
+    CHECK_EQ(fr.command_result.detail.len, 0); /* no result buffer: the status alone (documented) */
+
+#if TD_WITH_RESULT_BUFFER
+    check_context = "a result that could not be sent keeps its detail in the caller's result buffer";
+    {
+        static uint8_t results[64];
+        int i;
+        td_device_result_buffer(&D, results, sizeof results);
+        for (i = 0; i < 3; i++) { /* three commands that are still running when the connection drops */
+            c.u.command.id = 90u + (uint64_t)i;
+            hub_send(&c);
+            poll_n(1);
+            CHECK_EQ(take(&fr), 1);
+            CHECK(fr.command_result.id == 90u + (uint64_t)i && fr.command_result.status == TD_CMD_DELIVERED);
+        }
+        F.eof = 1;
+        poll_n(1);
+        CHECK_EQ(td_device_command_result(&D, 90, TD_CMD_SUCCEEDED, td_s("{\"t\":21.5}")), TD_OK);
+        CHECK_EQ(td_device_command_result(&D, 91, TD_CMD_FAILED, td_s("sensor unplugged")), TD_OK);
+        /* 12 + 2 bytes used, 38 free: a 40-byte detail does not fit, so this one keeps only its status */
+        CHECK_EQ(td_device_command_result(&D, 92, TD_CMD_REJECTED, td_s("0123456789012345678901234567890123456789")), TD_OK);
+        h = connect_hello();
+        hub_welcome(0, 10000, 0, &h);
+        poll_n(2);
+        CHECK_EQ(take(&fr), 1);
+        CHECK(fr.type == TD_COMMAND_RESULT && fr.command_result.id == 90 && fr.command_result.status == TD_CMD_SUCCEEDED);
+        CHECK(fr.command_result.detail.len == 10 && !memcmp(fr.command_result.detail.p, "{\"t\":21.5}", 10));
+        CHECK_EQ(take(&fr), 1);
+        CHECK(fr.type == TD_COMMAND_RESULT && fr.command_result.id == 91 && fr.command_result.status == TD_CMD_FAILED);
+        CHECK(fr.command_result.detail.len == 16 && !memcmp(fr.command_result.detail.p, "sensor unplugged", 16));
+        CHECK_EQ(take(&fr), 1);
+        CHECK(fr.type == TD_COMMAND_RESULT && fr.command_result.id == 92 && fr.command_result.status == TD_CMD_REJECTED);
+        CHECK_EQ(fr.command_result.detail.len, 0);
+        CHECK_EQ(take(&fr), 0); /* each once */
+        CHECK_EQ(D.results_len, 0);
+    }
+#endif
     check_context = "";
 }
 

@@ -157,7 +157,7 @@ static int parse_url(const char *url, int *secure, char *host, size_t host_cap, 
 int main(int argc, char **argv)
 {
     /* Every buffer the SDK uses, sized here: the store holds about 2400 unacked readings of this device. */
-    static uint8_t store[64 * 1024], rx[1024], tx[2048];
+    static uint8_t store[64 * 1024], rx[1024], tx[2048], results[1024];
     static char host[256], path[256];
     static td_device dev;
     static td_posix tcp;
@@ -226,6 +226,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tendril-device: bad configuration: %s\n", td_err_name(e));
         return 2;
     }
+    td_device_result_buffer(&dev, results, sizeof results); /* results answered while offline keep their detail */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
