@@ -35,6 +35,7 @@ export const EXPECTED_ROLES: Record<string, RouteRole> = {
   'PATCH /api/v1/devices/:id': 'operator',
   'POST /api/v1/devices/:id/token': 'admin',
   'DELETE /api/v1/devices/:id': 'admin',
+  'GET /api/v1/devices/:id/connections': 'viewer',
   'POST /api/v1/devices/:id/commands': 'operator',
   'GET /api/v1/devices/:id/commands': 'viewer',
   'GET /api/v1/commands/:commandId': 'viewer',

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN, type MetricDeclaration } from '@tendril/device-sdk/codec';
 import type { Clock } from '../core/clock.js';
 import { errorBody, HubHttpError } from '../errors.js';
+import { CONNECTION_LOG_LIMIT } from '../devices/connection-log.js';
 import type { PresenceTracker } from '../devices/presence.js';
 import {
   DeviceExistsError,
@@ -269,7 +270,37 @@ function deleteDeviceRoute(app: FastifyInstance, { registry, presence, connectio
   );
 }
 
+/** GET /devices/:id/connections: presence transitions, newest first, paged by `before` (docs/api.md). */
+function connectionsRoute(app: FastifyInstance, { registry }: DeviceApiOptions): void {
+  app.get<{ Params: IdParams; Querystring: { limit?: number; before?: number } }>(
+    '/devices/:id/connections',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        params: idParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: CONNECTION_LOG_LIMIT, default: 50 },
+            before: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!registry.get(id)) throw notFound(id);
+      const limit = request.query.limit ?? 50;
+      const connections = registry.connectionHistory(id, limit, request.query.before);
+      const last = connections.at(-1);
+      return { connections, nextBefore: connections.length === limit && last ? last.id : null };
+    },
+  );
+}
+
 export const deviceApi: FastifyPluginAsync<DeviceApiOptions> = async (app, opts) => {
+  connectionsRoute(app, opts);
   provisionDeviceRoute(app, opts);
   listDevicesRoute(app, opts);
   getDeviceRoute(app, opts);

@@ -43,6 +43,13 @@ export class PresenceTracker {
           reason: 'SHUTTING_DOWN',
           since: device.presence.lastSeen ?? clock.now(),
         };
+        registry.connections.record(device.id, {
+          at: device.presence.since ?? clock.now(),
+          event: 'offline',
+          transport: device.transport,
+          reason: 'SHUTTING_DOWN',
+          remote: device.presence.remote,
+        });
         registry.markDirty(device);
       }
     }
@@ -53,6 +60,7 @@ export class PresenceTracker {
     const now = this.clock.now();
     device.transport = transport;
     device.presence = { state: 'online', reason, since: now, lastSeen: now, remote };
+    this.registry.connections.record(device.id, { at: now, event: 'online', transport, reason, remote });
     this.registry.markDirty(device);
     this.events.emit('change', { deviceId: device.id, transport, presence: device.presence });
   }
@@ -61,6 +69,13 @@ export class PresenceTracker {
     const now = this.clock.now();
     const p = device.presence;
     device.presence = { state: 'offline', reason, since: now, lastSeen: p.lastSeen, remote: p.remote };
+    this.registry.connections.record(device.id, {
+      at: now,
+      event: 'offline',
+      transport: device.transport,
+      reason,
+      remote: p.remote,
+    });
     this.registry.markDirty(device);
     this.events.emit('change', { deviceId: device.id, transport: device.transport, presence: device.presence });
   }

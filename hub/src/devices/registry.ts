@@ -13,6 +13,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { MetricDeclaration } from '@tendril/device-sdk/codec';
 import { openDatabase, type SqliteDatabase } from '../storage/sqlite.js';
+import { type ConnectionEvent, ConnectionLog } from './connection-log.js';
 
 export type PresenceState = 'online' | 'offline' | 'never';
 import type { Transport } from './types.js';
@@ -139,6 +140,8 @@ export class DeviceExistsError extends Error {
 
 export class DeviceRegistry {
   readonly db: SqliteDatabase;
+  /** Presence transitions per device (connection-log.ts), written with this registry's flushes. */
+  readonly connections: ConnectionLog;
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly dirtyDevices = new Set<string>();
   /** key `${deviceId}\0${epoch}` -> durable seq not yet written. */
@@ -149,6 +152,7 @@ export class DeviceRegistry {
   constructor(dataDir: string) {
     this.db = openDatabase(join(dataDir, 'hub.db'));
     this.db.exec(SCHEMA);
+    this.connections = new ConnectionLog(this.db);
     this.stmt = {
       insert: this.db.prepare(
         `INSERT INTO devices (id, name, model, labels, created_at, token_hash) VALUES (@id, @name, @model, @labels, @createdAt, @tokenHash)`,
@@ -282,6 +286,7 @@ export class DeviceRegistry {
     this.stmt.remove.run(id);
     this.devices.delete(id);
     this.dirtyDevices.delete(id);
+    this.connections.forget(id);
     for (const [key, entry] of this.dirtyEpochs) if (entry.deviceId === id) this.dirtyEpochs.delete(key);
     return true;
   }
@@ -333,7 +338,13 @@ export class DeviceRegistry {
   }
 
   get dirty(): boolean {
-    return this.dirtyDevices.size > 0 || this.dirtyEpochs.size > 0;
+    return this.dirtyDevices.size > 0 || this.dirtyEpochs.size > 0 || this.connections.dirty;
+  }
+
+  /** The device's connection history, newest first (flushes pending state first so none is missing). */
+  connectionHistory(id: string, limit: number, before?: number): ConnectionEvent[] {
+    this.flush();
+    return this.connections.page(id, limit, before);
   }
 
   /** Writes every dirty device and epoch in one transaction. */
@@ -361,6 +372,7 @@ export class DeviceRegistry {
       for (const e of this.dirtyEpochs.values()) {
         if (this.devices.has(e.deviceId)) this.stmt.saveEpoch.run(e.deviceId, e.epoch, e.ackedSeq);
       }
+      this.connections.writePending((id) => this.devices.has(id));
     });
     write();
     this.dirtyDevices.clear();
