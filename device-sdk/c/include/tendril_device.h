@@ -148,8 +148,8 @@ int td_device_send(td_device *dev, const td_value *values, uint8_t count, int64_
 int td_device_command_result(td_device *dev, uint64_t id, uint8_t status, td_str detail);
 /* Gives the client a buffer (the caller's memory; call after td_device_init) for final command results
  * that cannot be sent now (no connection, or the output queue is full): each is kept there whole, detail
- * included (the encoded COMMAND_RESULT frame, 12 bytes + the detail's, + 2), and sent after the next
- * WELCOME, oldest first.
+ * included (the encoded COMMAND_RESULT frame, 12 bytes + the detail's, + 2), and sent oldest first as soon
+ * as the connection and the output queue allow (after the next WELCOME when offline).
  * Without it, or when it is full, only the id and status are kept (in the recent-command table) and the
  * result goes after the next WELCOME with an empty detail: the detail is the caller's string, which the
  * client cannot keep past the call without memory of its own. */

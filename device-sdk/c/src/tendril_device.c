@@ -3,6 +3,7 @@
  *
  * The reading store is the caller's buffer holding records oldest first, from `head` to `tail`:
  *   u16 values length | u8 value count | u8 flags (1 timed, 2 skipped) | [u64 ts if timed] | values (§5.2)
+ * (the length little-endian, the timestamp in host byte order: only this client reads its store)
  * The values are encoded once, at td_device_send; a frame adds only the deltas (§5.1), so resending after a
  * reconnect or a BACKOFF copies bytes. Records hold consecutive seqs from first_seq, because only the oldest
  * is ever dropped.
@@ -50,9 +51,8 @@ static size_t rec_size(const uint8_t *r)
 
 static uint64_t rec_ts(const uint8_t *r)
 {
-    uint64_t ts = 0;
-    unsigned i;
-    for (i = 0; i < 8; i++) ts |= (uint64_t)r[4 + i] << (8u * i);
+    uint64_t ts;
+    memcpy(&ts, r + 4, 8);
     return ts;
 }
 
@@ -92,7 +92,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
     uint8_t *r;
     uint64_t t = 0;
     uint32_t dropped = 0;
-    int timed = 1, e, i;
+    int timed = 1, e;
     if (ts == TD_TS_NOW) {
         timed = d->has_clock;
         t = td_device_now(d);
@@ -124,7 +124,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
     r[1] = (uint8_t)(vlen >> 8);
     r[2] = count;
     r[3] = timed ? F_TIMED : 0u;
-    for (i = 0; timed && i < 8; i++) r[4 + i] = (uint8_t)(t >> (8u * (unsigned)i));
+    if (timed) memcpy(r + 4, &t, 8); /* host byte order: only this client reads its store */
     td_encode_values(r + hdr, vlen, &vlen, values, count, NULL);
     d->tail += need;
     if (seq) *seq = d->first_seq + d->count;
@@ -471,11 +471,14 @@ static void connect_now(td_device *d)
 
 static void disconnected(td_device *d, uint16_t code, td_str reason)
 {
+    /* §6.4, §6.7.2: retrying cannot fix these (by the close reason or the ERROR before it); the application decides */
+    static const char names[] = "AUTH_FAILED\0REPLACED\0DEVICE_DISABLED";
+    static const uint8_t codes[] = {TD_AUTH_FAILED, TD_REPLACED, TD_DEVICE_DISABLED};
+    const char *name = names;
     td_event ev;
-    /* §6.4, §6.7.2: retrying cannot fix these; the application decides */
-    int terminal = code == 1008 && (reason_is(reason, "AUTH_FAILED") || reason_is(reason, "REPLACED") ||
-                                    reason_is(reason, "DEVICE_DISABLED") || d->last_error == TD_AUTH_FAILED ||
-                                    d->last_error == TD_REPLACED || d->last_error == TD_DEVICE_DISABLED);
+    int terminal = 0, i;
+    for (i = 0; i < 3; i++, name += strlen(name) + 1)
+        if (code == 1008 && (reason_is(reason, name) || d->last_error == codes[i])) terminal = 1;
     d->sent = 0;
     d->sent_bytes = 0;
     if (terminal || d->state == TD_DEV_STOPPING || d->state == TD_DEV_STOPPED) {
