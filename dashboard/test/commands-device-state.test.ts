@@ -224,4 +224,72 @@ describe('DeviceState', () => {
     expect(state.device!.presence.state).toBe('offline');
     stop();
   });
+
+  it("loads the hub's connection history and merges live presence events into it, each transition once", async () => {
+    const now = { t: 10_000_000 };
+    const live = fakeLive();
+    const frames = new ManualFrames();
+    let answer!: (v: { connections: DeviceModule.ConnectionRecord[] }) => void;
+    const asked: Array<[string, number]> = [];
+    const state = new D.DeviceState('env-1', {
+      live,
+      frames,
+      now: () => now.t,
+      timers: { setInterval: () => 0, clearInterval: () => {} },
+      api: {
+        device: async () => device,
+        series: async (_id, _m, q) => ({ stepMs: q.stepMs, from: q.from, to: q.to, points: [] }),
+        connections: (id, limit) => {
+          asked.push([id, limit]);
+          return new Promise((r) => {
+            answer = r;
+          });
+        },
+      },
+    });
+    const stop = state.start();
+    expect(asked).toEqual([['env-1', D.CONNECTION_LOG_MAX]]);
+    live.send({ kind: 'snapshot', gap: false, devices: [device] });
+    // A presence event that arrives before the stored history: kept when the history comes.
+    live.send({
+      kind: 'presence',
+      deviceId: 'env-1',
+      transport: 'mqtt',
+      presence: { state: 'offline', reason: 'MQTT_WILL', since: 3000 },
+    });
+    frames.run();
+    expect(state.historyLoaded).toBe(false);
+    answer({
+      connections: [
+        // The same transition as the snapshot's presence (online since 1000): shown once.
+        { id: 7, at: 1000, event: 'online', transport: 'ws', reason: null, remote: '10.0.0.1' },
+        { id: 6, at: 900, event: 'offline', transport: 'ws', reason: 'HEARTBEAT_LOST', remote: '10.0.0.1' },
+        { id: 5, at: 500, event: 'online', transport: 'ws', reason: null, remote: '10.0.0.1' },
+      ],
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(state.historyLoaded).toBe(true);
+    expect(state.connectionLog.map((e) => [e.at, e.state, e.reason])).toEqual([
+      [3000, 'offline', 'MQTT_WILL'],
+      [1000, 'online', null],
+      [900, 'offline', 'HEARTBEAT_LOST'],
+      [500, 'online', null],
+    ]);
+    live.send({
+      kind: 'presence',
+      deviceId: 'env-1',
+      transport: 'ws',
+      presence: { state: 'online', reason: null, since: 4000 },
+    });
+    frames.run();
+    expect(state.connectionLog.map((e) => e.at)).toEqual([4000, 3000, 1000, 900, 500]);
+    stop();
+  });
+
+  it('keeps at most as many entries as the hub keeps', () => {
+    const many = Array.from({ length: 300 }, (_, i) => ({ at: i, state: 'online' as const, reason: null }));
+    const merged = D.mergeConnectionLog([], many);
+    expect(merged).toHaveLength(D.CONNECTION_LOG_MAX);
+    expect(merged[0]!.at).toBe(299);
+  });
 });

@@ -2,6 +2,7 @@
  * The hub's HTTP API from the browser: same origin, the session cookie (no token in the page), JSON errors
  * `{ error: { code, message } }` turned into ApiError. A 401 tells the session (it ended or expired).
  */
+import type { ConnectionRecord } from './state/device.svelte.js';
 import type { Command, Device, HistoryAnswer, User } from './types.js';
 
 export class ApiError extends Error {
@@ -86,6 +87,11 @@ export const api = {
       `/api/v1/devices/${enc(id)}/series/${enc(metric)}?from=${q.from}&to=${q.to}&step=${q.stepMs}&agg=${q.agg}`,
       undefined,
       signal,
+    ),
+  connections: (id: string, limit: number) =>
+    request<{ connections: ConnectionRecord[]; nextBefore: number | null }>(
+      'GET',
+      `/api/v1/devices/${enc(id)}/connections?limit=${limit}`,
     ),
   commands: (id: string, limit = 50) =>
     request<{ commands: Command[]; nextBefore: number | null }>(

@@ -36,6 +36,35 @@ export interface ConnectionEntry {
   transport?: string | null;
 }
 
+/** One entry of GET /api/v1/devices/:id/connections (docs/api.md). */
+export interface ConnectionRecord {
+  id: number;
+  at: number;
+  event: 'online' | 'offline';
+  transport: string | null;
+  reason: string | null;
+  remote: string | null;
+}
+
+/** What the hub keeps per device, and so what the view shows. */
+export const CONNECTION_LOG_MAX = 200;
+
+const entryKey = (e: ConnectionEntry): string => `${e.at}-${e.state}`;
+
+/** Live entries and the hub's history as one list, newest first, each transition once. */
+export function mergeConnectionLog(a: readonly ConnectionEntry[], b: readonly ConnectionEntry[]): ConnectionEntry[] {
+  const seen = new Set<string>();
+  const out: ConnectionEntry[] = [];
+  for (const e of [...a, ...b]) {
+    const k = entryKey(e);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(e);
+  }
+  // Stable: the order within one millisecond stays as given (live entries first).
+  return out.sort((x, y) => (y.at ?? -Infinity) - (x.at ?? -Infinity)).slice(0, CONNECTION_LOG_MAX);
+}
+
 const EMPTY: ChartData = [[], [], [], []];
 
 export class MetricChart {
@@ -85,6 +114,8 @@ export interface DeviceDeps {
   };
   api: {
     device(id: string): Promise<Device>;
+    /** The hub's connection history; optional so a view works against a hub without it. */
+    connections?(id: string, limit: number): Promise<{ connections: ConnectionRecord[] }>;
     series(
       id: string,
       metric: string,
@@ -105,6 +136,9 @@ export class DeviceState {
   range: RangeSpec = $state.raw({ key: 'live' });
   charts: MetricChart[] = $state.raw([]);
   connectionLog: ConnectionEntry[] = $state.raw([]);
+  /** True once the hub's stored connection history is merged in (else the log holds what this page saw). */
+  historyLoaded = $state(false);
+  historyError: string | null = $state(null);
   /** Readings the hub skipped for this view (coalesced while behind), refetched from history. */
   skipped = $state(0);
   /** Times the live channel could not recover what it missed. */
@@ -159,6 +193,7 @@ export class DeviceState {
         else if (!this.device) this.error = err.message;
       },
     );
+    this.#loadConnections();
     const timers = this.deps.timers ?? {
       setInterval: (fn, ms) => setInterval(fn, ms),
       clearInterval: (h) => clearInterval(h as number),
@@ -276,10 +311,32 @@ export class DeviceState {
   #log(p: Presence, transport?: string | null): void {
     const last = this.connectionLog[0];
     if (last && last.state === p.state && last.at === p.since) return;
-    this.connectionLog = [
-      { at: p.since, state: p.state, reason: p.reason, transport: transport ?? null },
-      ...this.connectionLog,
-    ].slice(0, 200);
+    const entry = { at: p.since, state: p.state, reason: p.reason, transport: transport ?? null };
+    this.connectionLog = mergeConnectionLog([entry], this.connectionLog);
+  }
+
+  /** Loads what the hub kept; live presence events that arrive meanwhile are merged, not lost. */
+  #loadConnections(): void {
+    const api = this.deps.api;
+    if (!api.connections) return;
+    api.connections(this.deviceId, CONNECTION_LOG_MAX).then(
+      ({ connections }) => {
+        const stored = connections.map((c) => ({
+          at: c.at,
+          state: c.event,
+          reason: c.reason,
+          transport: c.transport,
+        }));
+        // "never connected" (from the device's presence) is true only while the hub has no entry.
+        const live = stored.length > 0 ? this.connectionLog.filter((e) => e.state !== 'never') : this.connectionLog;
+        this.connectionLog = mergeConnectionLog(live, stored);
+        this.historyLoaded = true;
+        this.historyError = null;
+      },
+      (err: { status?: number; message: string }) => {
+        if (err.status !== 404) this.historyError = err.message;
+      },
+    );
   }
 
   #setDevice(d: Device, first: boolean): void {
