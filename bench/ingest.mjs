@@ -40,7 +40,9 @@ if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 
 
 function startServer(script) {
   const cmd = pinned ? 'taskset' : process.execPath;
-  const argv = pinned ? ['-c', '0', process.execPath, here(script)] : [here(script)];
+  // BENCH_NODE_ARGS: flags for the server's node, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile it.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const argv = pinned ? ['-c', '0', process.execPath, ...nodeArgs, here(script)] : [...nodeArgs, here(script)];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = (type, timeoutMs = 30_000) =>
     new Promise((resolve, reject) => {
@@ -63,14 +65,13 @@ const METRICS = [
   { alias: 2, name: 'pressure', kind: 'f32', unit: 'hPa' },
 ];
 
-/** The READING frame every device repeats: seq +1 and ts +1 ms each time, so the bytes never change. */
-function readingPayload(clock) {
-  const ctx = newDeltaContext(0, clock);
+/** A READING of seq `seq` (ts clock + seq), encoded against `ctx`. */
+function readingPayloadAt(clock, seq, ctx) {
   return encodeDeviceFrame(
     {
       type: 'reading',
-      seq: 1,
-      ts: clock + 1,
+      seq,
+      ts: clock + seq,
       values: [
         { alias: 0, kind: 'f32', value: 21.5 },
         { alias: 1, kind: 'f32', value: 40.25 },
@@ -79,6 +80,11 @@ function readingPayload(clock) {
     },
     ctx,
   );
+}
+
+/** The READING frame every device repeats: seq +1 and ts +1 ms each time, so the bytes never change. */
+function readingPayload(clock) {
+  return readingPayloadAt(clock, 1, newDeltaContext(0, clock));
 }
 
 /** A paced sender: device i sends at t0 + (i / n + k) * interval, k = 0, 1, ...; one write per reading. */
@@ -120,9 +126,20 @@ async function run(target, rate = null) {
   const clock = Date.now() - 10 * 60_000; // ts runs 1 ms per reading from 10 min ago: stays in range
   const frame = maskedFrame(readingPayload(clock));
   const devices = [];
+  let backoffs = 0;
   let latencies = null; // ack latencies in ms, collected during the measurement window (paced hub runs)
   for (let i = 0; i < n; i++) {
-    const dev = { conn: null, sent: 0, acked: 0, waiting: false, stopped: false, sentAt: [], nextDue: 0 };
+    const dev = {
+      conn: null,
+      sent: 0,
+      acked: 0,
+      waiting: false,
+      stopped: false,
+      sentAt: [],
+      nextDue: 0,
+      pausedUntil: 0,
+      resend: false,
+    };
     dev.conn =
       target === 'hub'
         ? await connectHubDevice({
@@ -132,13 +149,23 @@ async function run(target, rate = null) {
             id: `bench-${String(i).padStart(4, '0')}`,
             clock,
             metrics: METRICS,
+            // §7.4.3: pause, then go on from the oldest unacked reading (the paced stream resends it).
+            onBackoff(f) {
+              backoffs++;
+              dev.pausedUntil = performance.now() + f.pauseMs;
+              dev.resend = true;
+              if (dev.waiting) {
+                dev.waiting = false;
+                pump(dev);
+              }
+            },
             onAck(seq) {
               if (rate !== null) {
                 const now = performance.now();
                 // sentAt[k] is the send time of seq k + 1; the ACK covers every seq up to `seq`.
                 for (let k = dev.acked; k < seq; k++) if (latencies) latencies.push(now - dev.sentAt[k]);
               }
-              dev.acked = seq;
+              dev.acked = Math.max(dev.acked, seq);
               if (dev.waiting) {
                 dev.waiting = false;
                 pump(dev);
@@ -154,20 +181,35 @@ async function run(target, rate = null) {
   // the timers and the ack reader.
   function pump(dev) {
     if (dev.stopped || rate !== null) return;
-    if (windowed && dev.sent - dev.acked >= WINDOW) {
+    const pause = dev.pausedUntil - performance.now();
+    if (pause > 0) {
+      setTimeout(pump, pause, dev); // §7.4.3: a BACKOFF pause
+      return;
+    }
+    if (windowed && !dev.resend && dev.sent - dev.acked >= WINDOW) {
       dev.waiting = true;
       return;
     }
-    dev.sent++;
-    dev.conn.send(frame, () => setImmediate(pump, dev));
+    sendNext(dev, () => setImmediate(pump, dev));
+  }
+  /** Sends the next reading: the constant frame, or after a BACKOFF one that steps back to the oldest unacked. */
+  function sendNext(d, cb) {
+    if (d.resend) {
+      // The hub's delta context is at the last seq sent; the constant frame (+1) follows on from the resend.
+      d.resend = false;
+      const ctx = newDeltaContext(d.sent, clock + d.sent);
+      d.sent = d.acked;
+      d.conn.send(maskedFrame(readingPayloadAt(clock, d.sent + 1, ctx)), cb);
+    } else d.conn.send(frame, cb);
+    d.sent++;
   }
   let stopPacing = () => undefined;
   if (rate === null) for (const d of devices) pump(d);
   else
     stopPacing = pace(devices, rate, (d, due) => {
-      d.sentAt.push(due);
-      d.sent++;
-      d.conn.send(frame);
+      if (due < d.pausedUntil) return; // held during a BACKOFF pause
+      sendNext(d);
+      if (d.sentAt[d.sent - 1] === undefined) d.sentAt[d.sent - 1] = due; // latency from the first send
     });
   const count = () => devices.reduce((m, d) => m + (windowed ? d.acked : d.sent), 0);
 
@@ -202,6 +244,7 @@ async function run(target, rate = null) {
     perCpuSecond: messages / cpuSec,
     perWallSecond: messages / wall,
     cpuMicrosPerReading: (cpuSec / messages) * 1e6,
+    ...(windowed ? { backoffs } : {}),
     ...(windowed && rate !== null ? { ackP50Ms: percentile(sorted, 0.5), ackP99Ms: percentile(sorted, 0.99) } : {}),
     rssMB: s1.rss / 2 ** 20,
   };
@@ -234,14 +277,14 @@ else {
     `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}`,
   );
   console.log(
-    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | hub readings/s |',
+    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | hub readings/s | BACKOFFs |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const rows = [...(result.flood ? [{ name: 'flood', ...result.flood, cpuPerReadingVsFlood: 1 }] : [])];
   for (const p of result.paced) rows.push({ name: `${p.rate}/s paced`, ...p });
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${Math.round(r.hub.perWallSecond)} |`,
+      `| ${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${Math.round(r.hub.perWallSecond)} | ${r.hub.backoffs} |`,
     );
 }

@@ -1,5 +1,6 @@
 // A benchmark device on the hub's device channel: provisioned over the HTTP API, connected over raw TCP
-// (raw-ws.mjs), HELLO sent, WELCOME awaited. Acks are handed to `onAck`; frames are the caller's to send.
+// (raw-ws.mjs), HELLO sent, WELCOME awaited. Acks are handed to `onAck`, BACKOFFs after WELCOME to
+// `onBackoff` when given; frames are the caller's to send.
 import { decodeHubFrame, encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from '../../device-sdk/dist/index.js';
 import { connectRaw, maskedFrame } from './raw-ws.mjs';
 
@@ -13,6 +14,7 @@ export async function connectHubDevice({
   metrics,
   epoch = 1,
   onAck,
+  onBackoff = null,
   timeoutMs = 10_000,
 }) {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/devices`, {
@@ -38,6 +40,8 @@ export async function connectHubDevice({
         resolve();
       } else if (f.type === 'ack') {
         onAck(f.seq);
+      } else if (f.type === 'backoff' && welcomed && onBackoff) {
+        onBackoff(f);
       } else if (f.type === 'error' || f.type === 'backoff') {
         // Before WELCOME this fails the run; after it, the figures would be wrong, so say so.
         if (!welcomed) reject(new Error(`${id}: hub answered ${f.type} ${f.code}`));

@@ -55,7 +55,7 @@ export interface DurabilityListener {
 }
 
 /** §7.3.4: an ACK goes out at once when this many readings wait for it, else within ACK_LINGER_MS. */
-export const ACK_EVERY = 32;
+export const ACK_EVERY = 8;
 /** §7.4.1: readings taken this long ago and still not durable make the hub answer BACKOFF STORE_BUSY. */
 export const OVERLOAD_ACK_MS = 1000;
 
