@@ -29,13 +29,14 @@ extern "C" {
 #define TD_RECENT_COMMANDS 64 /* §8.3: at least the 64 most recent command ids */
 #endif
 
-/* Build options (docs/sdk-c.md, "Build options"). TD_WITH_BATCH: 1 resends buffered readings as BATCH frames (§5.4); 0 resends
- * them as READING frames, one per reading (the protocol allows both, §6.3.4), and saves about 330 bytes of flash. */
+/* Build options (docs/sdk-c.md, "Build options"). TD_WITH_BATCH: 1 resends buffered readings as BATCH frames
+ * (§5.4); 0 resends them as READING frames, one per reading (the protocol allows both, §6.3), and saves about
+ * 300 bytes of flash. */
 #ifndef TD_WITH_BATCH
 #define TD_WITH_BATCH 1
 #endif
-/* Build option: 1 keeps unsent command results whole in the buffer of td_device_result_buffer (about 200 bytes
- * of flash); 0 keeps their status only (the function then keeps nothing). */
+/* TD_WITH_RESULT_BUFFER: 1 keeps unsent command results whole in the buffer of td_device_result_buffer (about
+ * 200 bytes of flash); 0 keeps their status only (the function then keeps nothing). */
 #ifndef TD_WITH_RESULT_BUFFER
 #define TD_WITH_RESULT_BUFFER 1
 #endif

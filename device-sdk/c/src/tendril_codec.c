@@ -191,8 +191,12 @@ static void w_str(wr *w, td_str s, uint32_t max)
 /* §2.4: little-endian whatever the host's byte order */
 static void w_le(wr *w, uint64_t bits, unsigned n)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w_bytes(w, &bits, n); /* the low n bytes come first in memory: one copy */
+#else
     unsigned i;
     for (i = 0; i < n; i++) w_u8(w, (uint8_t)(bits >> (8u * i)));
+#endif
 }
 
 static uint64_t f64_bits(double d)
