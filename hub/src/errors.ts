@@ -73,6 +73,13 @@ export const HTTP_ERRORS = [
     409,
     'The idempotency key was used for this device within 24 h by a request that differs from this one.',
   ),
+  def(
+    'COMMAND_UNKNOWN',
+    400,
+    "The device's model has a command catalogue that does not list this command (and does not allow unlisted ones).",
+  ),
+  def('COMMAND_ARGS_INVALID', 400, "The arguments do not fit the command's entry in the model's command catalogue."),
+  def('MODEL_NOT_FOUND', 404, 'No command catalogue is set for this device model.'),
   def('COMMAND_NOT_CANCELLABLE', 409, 'Only a queued command (not yet sent to the device) can be cancelled.'),
   def('COMMAND_QUEUE_FULL', 429, 'The device already has 1000 unfinished commands; wait for some to finish or expire.'),
   def('SUBSCRIPTION_NOT_FOUND', 404, 'Live channel: no active subscription of this connection has this id.'),

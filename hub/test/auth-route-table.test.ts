@@ -40,6 +40,10 @@ export const EXPECTED_ROLES: Record<string, RouteRole> = {
   'GET /api/v1/devices/:id/commands': 'viewer',
   'GET /api/v1/commands/:commandId': 'viewer',
   'POST /api/v1/commands/:commandId/cancel': 'operator',
+  'GET /api/v1/models': 'viewer',
+  'GET /api/v1/models/:model': 'viewer',
+  'PUT /api/v1/models/:model/commands': 'admin',
+  'DELETE /api/v1/models/:model/commands': 'admin',
   'GET /api/v1/devices/:id/series/:metric': 'viewer',
   'GET /api/v1/devices/:id/latest': 'viewer',
   // Authenticate themselves: devices by their token in HELLO, live clients by cookie or first message.

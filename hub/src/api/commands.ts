@@ -9,12 +9,17 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { DEFAULT_LIMITS, DEVICE_ID_PATTERN } from '@tendril/device-sdk/codec';
 import type { AuditLog } from '../auth/audit.js';
 import { HubHttpError } from '../errors.js';
+import { type CommandCatalog, checkCommand } from '../commands/catalog.js';
 import { COMMAND_LIMITS, COMMAND_STATES, type CommandState } from '../commands/model.js';
 import type { CommandQueue } from '../commands/queue.js';
 
 export interface CommandApiOptions {
   commands: CommandQueue;
   deviceExists(deviceId: string): boolean;
+  /** Command catalogues per model: a command to a device whose model has one is checked against it. */
+  catalog?: Pick<CommandCatalog, 'get'>;
+  /** The device's model (undefined for an unknown device). */
+  modelOf?(deviceId: string): string | undefined;
   /** Who sent or cancelled which command (docs/security.md, audit log). */
   audit: Pick<AuditLog, 'record'>;
 }
@@ -73,7 +78,7 @@ function parseStates(text: string | undefined): CommandState[] | undefined {
 }
 
 /** POST /devices/:id/commands */
-function submitCommandRoute(app: FastifyInstance, { commands, audit }: CommandApiOptions): void {
+function submitCommandRoute(app: FastifyInstance, { commands, audit, catalog, modelOf }: CommandApiOptions): void {
   app.post<{ Params: DeviceParams; Body: SubmitBody }>(
     '/devices/:id/commands',
     {
@@ -96,6 +101,8 @@ function submitCommandRoute(app: FastifyInstance, { commands, audit }: CommandAp
     },
     async (request, reply) => {
       const { name, args, ttlMs, timeoutMs, idempotencyKey } = request.body;
+      const model = modelOf?.(request.params.id);
+      if (catalog && model !== undefined) checkCommand(catalog.get(model), name, args);
       const { command, created } = commands.submit({
         deviceId: request.params.id,
         name,

@@ -8,11 +8,16 @@ import { errorBody } from '../errors.js';
 import { commandApi } from './commands.js';
 import { deviceApi } from './devices.js';
 import { historyRoutes } from './history.js';
+import { modelApi } from './models.js';
+import { CommandCatalog } from '../commands/catalog.js';
 
 export const apiPlugin = fp(
   async (app: FastifyInstance) => {
     const { devices, commands, durability, clock } = app;
     const deviceExists = (id: string) => devices.registry.get(id) !== undefined;
+    // Command catalogues per model, in hub.db beside the registry (docs/commands.md).
+    const catalog = new CommandCatalog(devices.registry.db);
+    const modelOf = (id: string) => devices.registry.get(id)?.model;
     await app.register(
       async (api) => {
         api.setNotFoundHandler(async (request, reply) =>
@@ -32,7 +37,8 @@ export const apiPlugin = fp(
           clock,
           audit: app.auth.audit,
         });
-        await api.register(commandApi, { commands, deviceExists, audit: app.auth.audit });
+        await api.register(commandApi, { commands, deviceExists, catalog, modelOf, audit: app.auth.audit });
+        await api.register(modelApi, { catalog, clock, audit: app.auth.audit });
         await api.register(historyRoutes, { store: durability.store, clock, deviceExists });
       },
       { prefix: '/api/v1' },
