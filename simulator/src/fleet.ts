@@ -75,9 +75,9 @@ export interface FleetOptions {
 }
 
 /** What a reboot command may ask for, ms. */
-const MAX_REBOOT_DELAY_MS = 600_000;
-const MIN_INTERVAL_MS = 100;
-const MAX_INTERVAL_MS = 86_400_000;
+export const MAX_REBOOT_DELAY_MS = 600_000;
+export const MIN_INTERVAL_MS = 100;
+export const MAX_INTERVAL_MS = 86_400_000;
 /** Pause between a reboot command's result and the disconnect, so the result leaves first. */
 const REBOOT_GRACE_MS = 50;
 

@@ -5,6 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { commandCatalog } from './command-catalog.js';
+import { type DeviceModel, modelByName } from './models/index.js';
 
 export interface HubEndpoints {
   /** http(s)://host:port — base of /api/v1. */
@@ -118,7 +120,31 @@ export class HubApi {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, devices.length) }, worker));
+    // The simulated models' command catalogues: the dashboard builds its command form from them, and the
+    // hub checks commands against them.
+    const models = [...new Set(devices.map((d) => d.model))].flatMap((name) => {
+      const model = modelByName(name);
+      return model?.name === name ? [model] : [];
+    });
+    if (models.length > 0) await this.registerCommands(models);
     return out;
+  }
+
+  /**
+   * Publishes each model's command catalogue (PUT /api/v1/models/:model/commands). False when the hub has
+   * no such route (an older hub: 404 NOT_FOUND); commands then go out unchecked, as before.
+   */
+  async registerCommands(models: readonly DeviceModel[]): Promise<boolean> {
+    for (const model of models) {
+      const res = await this.request(
+        'PUT',
+        `/api/v1/models/${encodeURIComponent(model.name)}/commands`,
+        commandCatalog(model),
+      );
+      if (res.status === 404) return false;
+      if (res.status !== 200) throw this.failure(`registering the commands of model ${model.name}`, res);
+    }
+    return true;
   }
 
   async getDevice(id: string): Promise<Record<string, unknown>> {

@@ -83,6 +83,13 @@ describe('commands every simulated device answers, through the real hub', () => 
       { id: 'env-0001', name: 'Env sensor 1', model: 'env-sensor' },
       { id: 'power-0001', name: 'Power meter 1', model: 'power-meter' },
     ]);
+    // Provisioning registered the models' command catalogues. These tests exercise the devices' own checks
+    // (bad arguments, a relay on an env sensor), which the hub's catalogue check would refuse first
+    // (tested in hub-api.test.ts), so the catalogues are removed again.
+    for (const model of ['env-sensor', 'power-meter']) {
+      const removed = await api.request('DELETE', `/api/v1/models/${model}/commands`);
+      expect(removed.status, `removing the catalogue of ${model}`).toBe(204);
+    }
     fleet = new Fleet({
       deviceUrl: where.deviceUrl,
       devices: [

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubApi, HubApiError, hubEndpoints } from '../src/hub-api.js';
+import { MODELS } from '../src/models/index.js';
 import { startHub, type TestHub } from './hub-harness.js';
 
 describe('hubEndpoints', () => {
@@ -35,6 +36,35 @@ describe('provisioning against the real hub', () => {
       expect(again.token).not.toBe(first.token);
       const device = await api.getDevice('env-0001');
       expect(device).toMatchObject({ id: 'env-0001', name: 'Env sensor 1', model: 'env-sensor' });
+    } finally {
+      api.close();
+    }
+  });
+
+  it("registers every model's command catalogue, and the hub then checks commands against it", async () => {
+    const api = new HubApi({ httpBase: hub.url, adminToken: hub.adminToken });
+    try {
+      expect(await api.registerCommands(MODELS)).toBe(true);
+      const list = await api.request('GET', '/api/v1/models');
+      const models = (list.body as { models: Array<{ model: string; commands: Array<{ name: string }> }> }).models;
+      expect(models.map((m) => m.model).sort()).toEqual(MODELS.map((m) => m.name).sort());
+      const power = models.find((m) => m.model === 'power-meter')!;
+      expect(power.commands.map((c) => c.name)).toEqual(['relay', 'set-interval', 'reboot', 'firmware-info']);
+      const env = models.find((m) => m.model === 'env-sensor')!;
+      expect(env.commands[0]!.name).toBe(MODELS.find((m) => m.name === 'env-sensor')!.switchName);
+
+      await api.provision({ id: 'cat-0001', name: 'Catalogued', model: 'power-meter' });
+      const bad = await api.request('POST', '/api/v1/devices/cat-0001/commands', {
+        name: 'set-interval',
+        args: { ms: 5 },
+      });
+      expect(bad.status).toBe(400);
+      expect((bad.body as { error: { code: string } }).error.code).toBe('COMMAND_ARGS_INVALID');
+      // allowUnlisted: free JSON still reaches the device.
+      const free = await api.request('POST', '/api/v1/devices/cat-0001/commands', { name: 'ping', args: [1] });
+      expect(free.status).toBe(202);
+      // Registering again replaces, it does not fail.
+      expect(await api.registerCommands(MODELS)).toBe(true);
     } finally {
       api.close();
     }
