@@ -194,4 +194,42 @@ describe('FleetState', () => {
     expect(ms).toBeLessThan(1000); // generous on a shared machine; the browser bench measures the real budget
     stop();
   });
+  it('asks HTTP for the list only while the live channel is down or refused the subscription', async () => {
+    let handler: { onEvent(e: LiveEvent, o: number): void; onError?(e: { code: string; message: string }): void };
+    const status = { state: 'live' };
+    let polls = 0;
+    let poll: (() => void) | undefined;
+    const frames = new ManualFrames();
+    const fleet = new Fleet.FleetState({
+      live: { status, subscribe: (_s: unknown, h: typeof handler) => ((handler = h), { close: () => {} }) },
+      loadDevices: async () => {
+        polls++;
+        return [device('env-http')];
+      },
+      frames,
+      timers: { setInterval: (fn) => ((poll = fn), 0), clearInterval: () => {} },
+    });
+    const stop = fleet.start();
+    // Live, the snapshot not here yet (a big fleet on a slow machine): no second copy of the list over HTTP.
+    poll!();
+    expect(polls).toBe(0);
+    status.state = 'reconnecting';
+    poll!();
+    expect(polls).toBe(1);
+    await Promise.resolve();
+    frames.run();
+    expect(fleet.source).toBe('http');
+    expect(fleet.get('env-http')).toBeDefined();
+    // Up again, but the hub refused the fleet subscription: HTTP keeps the list current.
+    status.state = 'live';
+    handler!.onError!({ code: 'FORBIDDEN', message: 'no' });
+    poll!();
+    expect(polls).toBe(2);
+    // A live snapshot arrives: HTTP stops.
+    handler!.onEvent({ kind: 'snapshot', gap: false, devices: [device('env-1')] }, 1);
+    frames.run();
+    poll!();
+    expect(polls).toBe(2);
+    stop();
+  });
 });

@@ -173,6 +173,8 @@ export class FleetState {
   #building: { devices: Device[]; index: number; next: Map<string, DeviceRow>; source: 'live' | 'http' } | null = null;
   #deps: FleetDeps;
   #subscribe: () => void;
+  /** The hub refused the fleet subscription: the list comes over HTTP even while the channel is up. */
+  #liveRefused = false;
 
   constructor(deps: FleetDeps) {
     this.#deps = deps;
@@ -197,7 +199,9 @@ export class FleetState {
       {
         onEvent: (e) => this.receive(e),
         onError: (e) => {
-          if (e.code !== 'NOT_CONNECTED') this.error = `${e.code}: ${e.message}`;
+          if (e.code === 'NOT_CONNECTED') return;
+          this.error = `${e.code}: ${e.message}`;
+          this.#liveRefused = true;
         },
       },
     );
@@ -206,7 +210,10 @@ export class FleetState {
       clearInterval: (h) => clearInterval(h as number),
     };
     const poll = (): void => {
-      if (this.#deps.live.status.state === 'live' && this.source === 'live') return;
+      // While the channel is up, its snapshot is on the way (10 000 devices can take seconds to arrive on a busy
+      // machine): fetching the same list over HTTP too would parse it twice, a long task for nothing.
+      const state = this.#deps.live.status.state;
+      if ((state === 'live' || state === 'stale') && !this.#liveRefused) return;
       this.#deps.loadDevices().then(
         (devices) => {
           // A live snapshot that arrived meanwhile wins.
@@ -236,6 +243,7 @@ export class FleetState {
     switch (e.kind) {
       case 'snapshot':
         // Replaces everything, including what is still buffered from before it.
+        this.#liveRefused = false;
         this.#snapshot = e.devices ?? [];
         this.#snapshotSource = 'live';
         this.#building = null;
