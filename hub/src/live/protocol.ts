@@ -33,7 +33,11 @@ export interface LiveLimits {
   dataOutboxBytes: number;
   /** §7.2.1: cap of the control queue of one client. */
   controlQueueBytes: number;
-  /** §5.4.2: size a snapshot part stays under. */
+  /**
+   * §5.4.2: size a snapshot part stays under. A browser decodes and parses each part in one task: 64 KiB
+   * (about 115 fleet rows) is a few ms, where 256 KiB parts measured 60-90 ms of CPU per part on a busy machine
+   * (bench/dashboard-browser.mjs --trace).
+   */
   snapshotPartBytes: number;
   /** §8: open live connections in all, and from one client address; more are refused at the upgrade. */
   maxClients: number;
@@ -54,7 +58,7 @@ export const DEFAULT_LIVE_LIMITS: Readonly<LiveLimits> = Object.freeze({
   highWaterBytes: 65_536,
   dataOutboxBytes: 1_048_576,
   controlQueueBytes: 262_144,
-  snapshotPartBytes: 262_144,
+  snapshotPartBytes: 65_536,
   maxClients: 2000,
   maxClientsPerAddress: 50,
 });
