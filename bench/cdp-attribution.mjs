@@ -1,0 +1,130 @@
+/**
+ * What the renderer's main thread did, from the Chrome DevTools Protocol (for bench/dashboard-browser.mjs).
+ *
+ * - `metricsDelta`: Performance.getMetrics before and after a phase: seconds of script, style recalculation,
+ *   layout and all tasks, the number of layouts and style recalculations, and the JS heap.
+ * - `traceLongTasks`: a Chrome trace (Tracing domain) of a phase; every main-thread task over 50 ms is broken
+ *   down by the self time of the trace events inside it (script, GC, style, layout, paint, parsing...), so a
+ *   long task is attributed instead of guessed at. A long task with little inside it was the thread waiting
+ *   for the CPU (the machine is shared), not the page working.
+ */
+
+const CATEGORIES = [
+  'toplevel',
+  'devtools.timeline',
+  'disabled-by-default-devtools.timeline',
+  'v8',
+  'v8.execute',
+  'disabled-by-default-v8.gc',
+  'blink',
+  'blink.user_timing',
+];
+
+export async function metrics(cdp) {
+  const { metrics: list } = await cdp.send('Performance.getMetrics');
+  return Object.fromEntries(list.map((m) => [m.name, m.value]));
+}
+
+/** Main-thread work in a phase from two getMetrics readings (durations in ms, heap in MB). */
+export function metricsDelta(a, b) {
+  const ms = (k) => Math.round(((b[k] ?? 0) - (a[k] ?? 0)) * 1000);
+  return {
+    wallMs: ms('Timestamp'),
+    taskMs: ms('TaskDuration'),
+    scriptMs: ms('ScriptDuration'),
+    styleMs: ms('RecalcStyleDuration'),
+    layoutMs: ms('LayoutDuration'),
+    styleRecalcs: (b.RecalcStyleCount ?? 0) - (a.RecalcStyleCount ?? 0),
+    layouts: (b.LayoutCount ?? 0) - (a.LayoutCount ?? 0),
+    heapUsedMB: Math.round((b.JSHeapUsedSize ?? 0) / 1e5) / 10,
+    heapTotalMB: Math.round((b.JSHeapTotalSize ?? 0) / 1e5) / 10,
+    domNodes: b.Nodes ?? 0,
+  };
+}
+
+/** Runs `fn` under a trace and returns its result with the long tasks' breakdown. */
+export async function traceLongTasks(cdp, fn, thresholdMs = 50) {
+  const events = [];
+  const onData = (e) => {
+    for (const ev of e.value) events.push(ev);
+  };
+  cdp.on('Tracing.dataCollected', onData);
+  const complete = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+  await cdp.send('Tracing.start', {
+    transferMode: 'ReportEvents',
+    traceConfig: { includedCategories: CATEGORIES, recordMode: 'recordAsMuchAsPossible' },
+  });
+  const result = await fn();
+  await cdp.send('Tracing.end');
+  await complete;
+  cdp.off('Tracing.dataCollected', onData);
+  return { result, longTasks: attribute(events, thresholdMs) };
+}
+
+const TOP = new Set(['RunTask', 'ThreadControllerImpl::RunTask']);
+
+function attribute(events, thresholdMs) {
+  const mains = new Set();
+  for (const e of events) {
+    if (e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain') mains.add(`${e.pid}:${e.tid}`);
+  }
+  const byThread = new Map();
+  for (const e of events) {
+    const key = `${e.pid}:${e.tid}`;
+    if (!mains.has(key) || e.ph !== 'X' || typeof e.dur !== 'number') continue;
+    let list = byThread.get(key);
+    if (!list) byThread.set(key, (list = []));
+    list.push(e);
+  }
+  const out = [];
+  for (const list of byThread.values()) {
+    list.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+    let coveredUntil = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < list.length; i++) {
+      const task = list[i];
+      // The outermost task only (Chromium nests RunTask events of the same task).
+      if (!TOP.has(task.name) || task.ts < coveredUntil) continue;
+      coveredUntil = task.ts + task.dur;
+      if (task.dur < thresholdMs * 1000) continue;
+      const end = task.ts + task.dur;
+      const inside = [];
+      for (let j = i + 1; j < list.length && list[j].ts < end; j++) inside.push(list[j]);
+      out.push({
+        at: Math.round(task.ts / 1000),
+        ms: Math.round(task.dur / 100) / 10,
+        // Thread CPU time: far below the wall time, the thread was waiting for a CPU, not working.
+        cpuMs: typeof task.tdur === 'number' ? Math.round(task.tdur / 100) / 10 : null,
+        ...selfTimes(task, inside),
+      });
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
+
+/** Self time per event name inside a task (nested events subtract from their parent). */
+function selfTimes(task, inside) {
+  const self = new Map();
+  const stack = [{ name: '(task, nothing traced inside)', end: task.ts + task.dur, self: task.dur }];
+  const pop = (until) => {
+    while (stack.length > 1 && stack[stack.length - 1].end <= until) {
+      const done = stack.pop();
+      self.set(done.name, (self.get(done.name) ?? 0) + done.self);
+    }
+  };
+  for (const e of inside) {
+    pop(e.ts);
+    const parent = stack[stack.length - 1];
+    const dur = Math.min(e.dur, parent.end - e.ts);
+    parent.self -= dur;
+    stack.push({ name: e.name, end: e.ts + dur, self: dur });
+  }
+  pop(Number.POSITIVE_INFINITY);
+  const root = stack[0];
+  self.set(root.name, (self.get(root.name) ?? 0) + root.self);
+  const top = [...self.entries()]
+    .filter(([, us]) => us >= 1000)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 6)
+    .map(([name, us]) => `${name} ${Math.round(us / 100) / 10}`);
+  return { selfMs: top.join(', ') };
+}
