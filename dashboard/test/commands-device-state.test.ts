@@ -101,6 +101,40 @@ describe('CommandsState', () => {
   });
 });
 
+describe('CommandsState command catalogue', () => {
+  it("loads the model's catalogue once per model; a model without one (404) leaves free JSON, other failures say so", async () => {
+    const asked: string[] = [];
+    const state = new C.CommandsState('power-1', {
+      live: fakeLive(),
+      frames: new ManualFrames(),
+      api: {
+        commands: async () => ({ commands: [] }),
+        sendCommand: async () => cmd(1, 'queued'),
+        cancelCommand: async () => cmd(1, 'cancelled'),
+        model: async (model) => {
+          asked.push(model);
+          if (model === 'power-meter') return { model, allowUnlisted: true, commands: [{ name: 'relay' }] };
+          if (model === 'broken') throw Object.assign(new Error('hub down'), { status: 503 });
+          throw Object.assign(new Error('no catalogue'), { status: 404 });
+        },
+      },
+    });
+    state.loadCatalog('power-meter');
+    state.loadCatalog('power-meter');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(asked).toEqual(['power-meter']);
+    expect(state.catalog?.commands.map((c) => c.name)).toEqual(['relay']);
+    state.loadCatalog('plain');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(state.catalog).toBeNull();
+    expect(state.catalogLoaded).toBe(true);
+    expect(state.error).toBeNull();
+    state.loadCatalog('broken');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(state.error).toContain('hub down');
+  });
+});
+
 describe('DeviceState', () => {
   const device: Device = {
     id: 'env-1',

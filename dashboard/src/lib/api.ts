@@ -2,6 +2,7 @@
  * The hub's HTTP API from the browser: same origin, the session cookie (no token in the page), JSON errors
  * `{ error: { code, message } }` turned into ApiError. A 401 tells the session (it ended or expired).
  */
+import type { ModelCatalog } from './command-catalog.js';
 import type { ConnectionRecord } from './state/device.svelte.js';
 import type { Command, Device, HistoryAnswer, User } from './types.js';
 
@@ -93,6 +94,8 @@ export const api = {
       'GET',
       `/api/v1/devices/${enc(id)}/connections?limit=${limit}`,
     ),
+  /** The model's command catalogue; 404 MODEL_NOT_FOUND when it has none. */
+  model: (model: string) => request<ModelCatalog>('GET', `/api/v1/models/${enc(model)}`),
   commands: (id: string, limit = 50) =>
     request<{ commands: Command[]; nextBefore: number | null }>(
       'GET',

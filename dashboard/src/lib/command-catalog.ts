@@ -1,7 +1,8 @@
 /**
- * What a device accepts, for the command form. The hub does not (yet) publish command schemas, so the form
- * knows the commands of the Tendril SDK's simulated models (simulator/src/fleet.ts) and offers a switch
- * command for any device that reports a `relay` or `led` metric; every device also takes free JSON.
+ * What a device accepts, for the command form: the command catalogue its model publishes on the hub
+ * (GET /api/v1/models/:model, docs/commands.md "Command catalogue"). A model without one gets an on/off
+ * switch when the device reports a `relay` or `led` boolean; every device also takes free JSON (a name and
+ * any JSON arguments), which the hub refuses only when the catalogue says `allowUnlisted: false`.
  */
 import type { MetricDeclaration } from './types.js';
 
@@ -11,6 +12,7 @@ export interface ArgField {
   label: string;
   min?: number;
   max?: number;
+  maxLength?: number;
   default?: boolean | number | string;
   required?: boolean;
 }
@@ -22,25 +24,19 @@ export interface CommandSpec {
   description: string;
 }
 
-const COMMON: CommandSpec[] = [
-  {
-    name: 'set-interval',
-    label: 'Set reporting interval',
-    description: 'How often the device sends a reading.',
-    args: [
-      { name: 'ms', type: 'integer', label: 'Interval (ms)', min: 100, max: 86_400_000, default: 5000, required: true },
-    ],
-  },
-  {
-    name: 'reboot',
-    label: 'Reboot',
-    description: 'Restart the device after a delay.',
-    args: [{ name: 'delayMs', type: 'integer', label: 'Delay (ms)', min: 0, max: 600_000, default: 5000 }],
-  },
-  { name: 'firmware-info', label: 'Firmware info', description: 'Report model, firmware and uptime.', args: [] },
-];
-
-const SIMULATED_MODELS = new Set(['env-sensor', 'power-meter', 'gps-tracker', 'door-motion']);
+/** A model's catalogue as the hub answers it. */
+export interface ModelCatalog {
+  model: string;
+  allowUnlisted: boolean;
+  commands: Array<{
+    name: string;
+    label?: string;
+    description?: string;
+    args?: Array<Omit<ArgField, 'label'> & { label?: string; description?: string }>;
+  }>;
+  updatedAt?: number;
+  updatedBy?: string;
+}
 
 function switchCommand(name: 'relay' | 'led'): CommandSpec {
   return {
@@ -51,13 +47,20 @@ function switchCommand(name: 'relay' | 'led'): CommandSpec {
   };
 }
 
-/** Commands the form offers for a device of `model` declaring `metrics`. */
-export function commandsFor(model: string, metrics: readonly MetricDeclaration[]): CommandSpec[] {
+/** Commands the form offers: the model's catalogue when it has one, else a switch for a relay or LED. */
+export function commandsFor(catalog: ModelCatalog | null, metrics: readonly MetricDeclaration[]): CommandSpec[] {
+  if (catalog) {
+    return catalog.commands.map((c) => ({
+      name: c.name,
+      label: c.label ?? c.name,
+      description: c.description ?? '',
+      args: (c.args ?? []).map(({ description: _d, ...a }) => ({ ...a, label: a.label ?? a.name })),
+    }));
+  }
   const out: CommandSpec[] = [];
   for (const name of ['relay', 'led'] as const) {
     if (metrics.some((m) => m.name === name && m.kind === 'bool')) out.push(switchCommand(name));
   }
-  if (SIMULATED_MODELS.has(model)) out.push(...COMMON);
   return out;
 }
 
@@ -79,6 +82,8 @@ export function buildArgs(
       continue;
     }
     if (f.type === 'string') {
+      if (f.maxLength !== undefined && text.length > f.maxLength)
+        return { error: `${f.label} must be at most ${f.maxLength} characters.` };
       args[f.name] = text;
       continue;
     }

@@ -4,6 +4,7 @@
  * cancelling a queued one. Updates are buffered and applied once per frame.
  */
 import type { LiveEvent, SubscribeSpec } from '../live/protocol.js';
+import type { ModelCatalog } from '../command-catalog.js';
 import { FINAL_STATES, type Command } from '../types.js';
 
 export interface CommandsDeps {
@@ -12,6 +13,8 @@ export interface CommandsDeps {
     commands(id: string, limit?: number): Promise<{ commands: Command[] }>;
     sendCommand(id: string, body: { name: string; args?: unknown; idempotencyKey: string }): Promise<Command>;
     cancelCommand(commandId: number): Promise<Command>;
+    /** The model's command catalogue (rejects with status 404 when it has none). */
+    model?(model: string): Promise<ModelCatalog>;
   };
   frames: { schedule(fn: () => void): void };
   newKey?: () => string;
@@ -37,6 +40,10 @@ export class CommandsState {
   loaded = $state(false);
   error: string | null = $state(null);
   sending = $state(false);
+  /** The device model's command catalogue; null when it has none (or it is not loaded yet). */
+  catalog: ModelCatalog | null = $state.raw(null);
+  catalogLoaded = $state(false);
+  #catalogFor: string | null = null;
   /** The key of the next send; kept after a failed send, so a retry cannot run the command twice. */
   idempotencyKey = $state('');
 
@@ -48,6 +55,32 @@ export class CommandsState {
     private readonly deps: CommandsDeps,
   ) {
     this.idempotencyKey = (deps.newKey ?? newKey)();
+  }
+
+  /** Loads the command catalogue of `model` (again only when the model changed). */
+  loadCatalog(model: string): void {
+    const api = this.deps.api;
+    if (!api.model || this.#catalogFor === model) return;
+    this.#catalogFor = model;
+    if (model === '') {
+      this.catalog = null;
+      this.catalogLoaded = true;
+      return;
+    }
+    api.model(model).then(
+      (c) => {
+        if (this.#catalogFor !== model) return;
+        this.catalog = c;
+        this.catalogLoaded = true;
+      },
+      (err: { status?: number; message: string }) => {
+        if (this.#catalogFor !== model) return;
+        this.catalog = null;
+        this.catalogLoaded = true;
+        // 404: the model publishes no catalogue; the form offers free JSON. Anything else is worth saying.
+        if (err.status !== 404) this.error = `Could not load the commands of model ${model}: ${err.message}`;
+      },
+    );
   }
 
   start(): () => void {
