@@ -71,6 +71,24 @@ describe('connection history API', () => {
     expect(rest.body.nextBefore).toBeNull();
   });
 
+  it('records the MQTT reasons the presence layer gives (MQTT_WILL, BRIDGE_DISCONNECTED) with transport mqtt', async () => {
+    await provision(hub.app, 'mq-1');
+    const { registry, presence } = hub.app.devices;
+    const device = registry.get('mq-1')!;
+    // The bridge reports MQTT devices to the presence layer exactly like this (mqtt/ is a transport).
+    presence.online(device, 'mqtt', null);
+    presence.offline(device, 'MQTT_WILL');
+    presence.online(device, 'mqtt', null);
+    presence.offline(device, 'BRIDGE_DISCONNECTED');
+    const { body } = await get('/api/v1/devices/mq-1/connections');
+    expect((body.connections as Entry[]).map((e) => [e.event, e.transport, e.reason])).toEqual([
+      ['offline', 'mqtt', 'BRIDGE_DISCONNECTED'],
+      ['online', 'mqtt', null],
+      ['offline', 'mqtt', 'MQTT_WILL'],
+      ['online', 'mqtt', null],
+    ]);
+  });
+
   it('deletes the history with the device', async () => {
     const token = await provision(hub.app, 'gone-1');
     await connectOnce('gone-1', token, 'close');
