@@ -77,6 +77,9 @@ function attribute(events, thresholdMs) {
     list.push(e);
   }
   const out = [];
+  const total = new Map();
+  let taskUs = 0;
+  let cpuUs = 0;
   for (const list of byThread.values()) {
     list.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
     let coveredUntil = Number.NEGATIVE_INFINITY;
@@ -85,10 +88,13 @@ function attribute(events, thresholdMs) {
       // The outermost task only (Chromium nests RunTask events of the same task).
       if (!TOP.has(task.name) || task.ts < coveredUntil) continue;
       coveredUntil = task.ts + task.dur;
-      if (task.dur < thresholdMs * 1000) continue;
       const end = task.ts + task.dur;
       const inside = [];
       for (let j = i + 1; j < list.length && list[j].ts < end; j++) inside.push(list[j]);
+      taskUs += task.dur;
+      cpuUs += task.tdur ?? 0;
+      accumulate(total, task, inside);
+      if (task.dur < thresholdMs * 1000) continue;
       out.push({
         at: Math.round(task.ts / 1000),
         ms: Math.round(task.dur / 100) / 10,
@@ -98,12 +104,29 @@ function attribute(events, thresholdMs) {
       });
     }
   }
-  return out.sort((a, b) => a.at - b.at);
+  out.sort((a, b) => a.at - b.at);
+  // The whole phase: all main-thread tasks, by self time, with their wall and CPU time.
+  out.phase = { taskMs: Math.round(taskUs / 1000), cpuMs: Math.round(cpuUs / 1000), selfMs: top(total, 10) };
+  return out;
 }
 
 /** Self time per event name inside a task (nested events subtract from their parent). */
 function selfTimes(task, inside) {
   const self = new Map();
+  accumulate(self, task, inside);
+  return { selfMs: top(self, 6) };
+}
+
+function top(self, n) {
+  return [...self.entries()]
+    .filter(([, us]) => us >= 1000)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([name, us]) => `${name} ${Math.round(us / 100) / 10}`)
+    .join(', ');
+}
+
+function accumulate(self, task, inside) {
   const stack = [{ name: '(task, nothing traced inside)', end: task.ts + task.dur, self: task.dur }];
   const pop = (until) => {
     while (stack.length > 1 && stack[stack.length - 1].end <= until) {
@@ -121,10 +144,4 @@ function selfTimes(task, inside) {
   pop(Number.POSITIVE_INFINITY);
   const root = stack[0];
   self.set(root.name, (self.get(root.name) ?? 0) + root.self);
-  const top = [...self.entries()]
-    .filter(([, us]) => us >= 1000)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 6)
-    .map(([name, us]) => `${name} ${Math.round(us / 100) / 10}`);
-  return { selfMs: top.join(', ') };
 }

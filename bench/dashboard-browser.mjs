@@ -486,6 +486,10 @@ for (const [name, list] of [
   ['scrolling', fleet.traced],
 ]) {
   for (const t of list ?? []) console.log(`traced long task (${name}) ${t.ms} ms, on CPU ${t.cpuMs} ms: ${t.selfMs}`);
+  if (list?.phase)
+    console.log(
+      `fleet ${name}, all main-thread tasks: ${list.phase.taskMs} ms (${list.phase.cpuMs} ms on the CPU); self time: ${list.phase.selfMs}`,
+    );
   if (list)
     console.log(
       `fleet ${name}: ${list.length} traced tasks over 50 ms, ${cpuLong(list).length} of them over 50 ms on the CPU`,
