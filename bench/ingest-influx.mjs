@@ -62,7 +62,7 @@ const SPLIT = args.includes('--split-cores');
  * Readings the hub takes (from devices warm-0000..., through to InfluxDB) before the clock starts, as the
  * raw client writes a warm-up before its runs: JIT, connections and the database's shard, not counted.
  */
-const HUB_WARMUP = opt('hub-warmup', 100_000);
+const HUB_WARMUP = opt('hub-warmup', RATE > 0 ? RATE * 3 : 100_000); // paced: 3 s at the rate
 /** --timeline: every --timeline-ms (250) of the hub run, print readings acked, the spool depth and each process's CPU use. */
 const TIMELINE = args.includes('--timeline');
 const TIMELINE_MS = opt('timeline-ms', 250);
@@ -301,8 +301,9 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
     dev.conn.send(frame, () => setImmediate(pump, dev));
   }
   for (let i = 0; i < count; i++) {
-    const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null, sentAt: [] };
-    dev.finished = new Promise((resolve) => (dev.done = resolve));
+    const dev = { conn: null, sent: 0, acked: 0, waiting: false, done: null, fail: null, sentAt: [] };
+    dev.finished = new Promise((resolve, reject) => ((dev.done = resolve), (dev.fail = reject)));
+    dev.finished.catch(() => {}); // handled where the run awaits it; not an unhandled rejection meanwhile
     dev.conn = await connectHubDevice({
       port: ready.port,
       path: ready.path,
@@ -311,6 +312,16 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
       clock,
       metrics: METRICS,
       epoch: EPOCH,
+      // These devices repeat one frame and cannot resend after a pause (protocol §7.4): a BACKOFF ends the run
+      // at once (the hub fell a second behind: the machine is too busy for this rate) instead of waiting for
+      // acks that will not come.
+      onBackoff(f) {
+        dev.fail(
+          new Error(
+            `${idOf(i)}: the hub answered BACKOFF ${f.code} (${f.reason ?? ''}); rerun when the machine is quieter`,
+          ),
+        );
+      },
       onAck(seq) {
         if (dev.sentAt.length > 0) {
           const now = performance.now();
@@ -384,8 +395,10 @@ async function runHub(influx, db, clock) {
     );
   if (HUB_WARMUP > 0) {
     // As the raw client is warmed up before its runs: the hub's code paths compiled, its InfluxDB shard made.
+    // Paced runs warm up at their rate too: a flood from every device at once is what the hub answers with
+    // BACKOFF STORE_BUSY, which these devices do not honour (they would wait for acks that never come).
     const warm = await openFleet(ready, warmId, DEVICES, warmPerDevice(), frame, clock);
-    await warm.go();
+    await (RATE > 0 ? warm.goPaced() : warm.go());
     await drained();
     warm.close();
   }
