@@ -116,17 +116,20 @@ describe('commands every simulated device answers, through the real hub', () => 
     const result = await command('env-0001', 'set-interval', { ms: 100 });
     expect(result).toMatchObject({ state: 'succeeded', detail: '{"intervalMs":100}', result: { intervalMs: 100 } });
     const from = readingsOf('env-0001').length;
-    await waitFor(() => readingsOf('env-0001').length >= from + 8, {
-      what: '8 readings from env-0001 at the new interval',
+    await waitFor(() => readingsOf('env-0001').length >= from + 12, {
+      what: '12 readings from env-0001 at the new interval',
     });
     const ts = readingsOf('env-0001')
-      .slice(from + 2, from + 8)
+      .slice(from + 2, from + 12)
       .map((r) => r.ts);
-    const gaps = ts.slice(1).map((t, i) => t - ts[i]!);
-    for (const gap of gaps) {
-      expect(gap).toBeGreaterThanOrEqual(60);
-      expect(gap).toBeLessThanOrEqual(160);
-    }
+    const gaps = ts
+      .slice(1)
+      .map((t, i) => t - ts[i]!)
+      .sort((a, b) => a - b);
+    // The scheduler never runs a reading more than one 20 ms tick early, so no gap is under 80 ms. A busy machine
+    // delays timers, so single gaps can be long; the median still tells 100 ms from the earlier 500 ms.
+    expect(gaps[0]).toBeGreaterThanOrEqual(60);
+    expect(gaps[Math.floor(gaps.length / 2)]).toBeLessThanOrEqual(250);
     await command('env-0001', 'set-interval', { ms: 500 });
   });
 
