@@ -108,9 +108,11 @@ describe('the outbox cap', () => {
     const lastValue = new Map<string, number>();
     let seq = 0;
     let maxSampled = 0;
-    const until = Date.now() + 30_000;
-    // 1,000 devices, each reporting about twice a second.
-    while (Date.now() < until) {
+    const started = Date.now();
+    // 1,000 devices, each reporting about twice a second, for 30 s and at least 30,000 readings: on a busy
+    // machine the rounds take longer than their 50 ms pause, so the count, not only the clock, ends the loop.
+    while (Date.now() - started < 30_000 || seq < 30_000) {
+      if (Date.now() - started > 120_000) throw new Error(`only ${seq} readings sent in 120 s`);
       for (let k = 0; k < 100; k++) {
         const id = ids[seq % 1000]!;
         seq++;
@@ -127,7 +129,7 @@ describe('the outbox cap', () => {
           `cap ${cap} B, coalesced ${live.stats.coalesced}, resyncs ${live.stats.resyncs}`,
       );
     }
-    expect(seq).toBeGreaterThan(40_000);
+    expect(seq).toBeGreaterThanOrEqual(30_000);
     expect(maxSampled).toBeLessThanOrEqual(cap);
     expect(live.stats.maxAccountedBytes).toBeLessThanOrEqual(cap);
     expect(live.stats.coalesced).toBeGreaterThan(0);
@@ -148,7 +150,7 @@ describe('the outbox cap', () => {
     expect(c.isClosed).toBe(false);
     // Coalesced: far fewer messages than readings (two streams carry each reading).
     expect(c.messages.length).toBeLessThan(seq);
-  }, 120_000);
+  }, 240_000);
 
   it('§7.4.2: past dataOutboxBytes the subscription resyncs (resync, then a gap-marked snapshot) instead of disconnecting', async () => {
     hub = await startLiveHub({ devices: 1000, limits: { dataOutboxBytes: 32 * 1024 } });
@@ -186,7 +188,7 @@ describe('the outbox cap', () => {
     expect(c.events(1, 'resync').length).toBeGreaterThanOrEqual(1);
     expect(model.gaps).toBeGreaterThanOrEqual(1);
     expect(c.isClosed).toBe(false);
-  });
+  }, 90_000);
 });
 
 describe('control events', () => {
