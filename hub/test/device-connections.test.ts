@@ -6,7 +6,9 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CONNECTION_LOG_LIMIT, ConnectionLog } from '../src/devices/connection-log.js';
+import { PresenceTracker } from '../src/devices/presence.js';
 import { DeviceRegistry } from '../src/devices/registry.js';
+import { SqliteStore } from '../src/storage/sqlite-store.js';
 import { TestDevice } from './device-client.js';
 import { auth, provision, startHub, tempDir, type TestHub, waitFor } from './helpers.js';
 
@@ -187,6 +189,47 @@ describe('connection log bounds', () => {
       expect(new ConnectionLog(registry.db).page('ghost', 5)).toEqual([]);
     } finally {
       registry.close();
+      dir.remove();
+    }
+  });
+});
+
+describe('connection history across a crash', () => {
+  it('records the offline a crash left out (SHUTTING_DOWN at the last-seen time) when the hub starts again', () => {
+    const dir = tempDir();
+    let now = 1_000;
+    const clock = { now: () => now };
+    const store = new SqliteStore(dir.path);
+    try {
+      // First run: the device comes online, is seen at 1 500, and the hub dies without closing it (the
+      // registry's periodic flush has persisted it as online; nothing recorded its offline).
+      const first = new DeviceRegistry(dir.path);
+      const { device } = first.create({ id: 'crashy' }, 1);
+      new PresenceTracker(first, store, clock).online(device, 'ws', '127.0.0.1');
+      device.presence.lastSeen = 1_500;
+      first.markDirty(device);
+      first.close();
+
+      now = 9_000;
+      const second = new DeviceRegistry(dir.path);
+      try {
+        new PresenceTracker(second, store, clock);
+        expect(second.get('crashy')!.presence).toMatchObject({
+          state: 'offline',
+          reason: 'SHUTTING_DOWN',
+          since: 1_500,
+        });
+        second.flush();
+        const history = second.connectionHistory('crashy', 10);
+        expect(history.map((e) => [e.event, e.reason, e.at, e.transport])).toEqual([
+          ['offline', 'SHUTTING_DOWN', 1_500, 'ws'],
+          ['online', null, 1_000, 'ws'],
+        ]);
+      } finally {
+        second.close();
+      }
+    } finally {
+      store.close();
       dir.remove();
     }
   });
