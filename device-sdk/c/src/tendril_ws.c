@@ -27,38 +27,33 @@ static uint32_t rol(uint32_t x, unsigned n)
     return (x << n) | (x >> (32u - n));
 }
 
-static void sha1_block(uint32_t h[5], const uint8_t *p)
-{
-    uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
-    unsigned i;
-    for (i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (i = 0; i < 80; i++) {
-        if (i >= 16) w[i & 15] = rol(w[(i + 13) & 15] ^ w[(i + 8) & 15] ^ w[(i + 2) & 15] ^ w[i & 15], 1);
-        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
-        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
-        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
-        else f = b ^ c ^ d, k = 0xCA62C1D6u;
-        t = rol(a, 5) + f + e + k + w[i & 15];
-        e = d, d = c, c = rol(b, 30), b = a, a = t;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
-}
-
-/* The message, the 0x80 byte, zeros, and the bit length, streamed byte by byte into one block buffer: no
- * second path for the padding blocks. */
+/* The message, the 0x80 byte, zeros, and the bit length are streamed byte by byte into the 16 big-endian
+ * words of one block (each byte shifts into its word): no second path for the padding blocks, no byte
+ * buffer, and one rolled round loop. */
 void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
 {
+    static const uint32_t k[4] = {0x5A827999u, 0x6ED9EBA1u, 0x8F1BBCDCu, 0xCA62C1D6u};
     uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
-    uint8_t block[64];
-    uint32_t bits = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: inputs are under 512 MB */
-    size_t i, total = (len + 8u) / 64u * 64u + 64u; /* whole blocks with room for 0x80 and the length */
+    uint32_t w[16], s[5], f, bits = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: under 512 MB */
+    size_t i, total = (len + 8u) / 64u * 64u + 64u;      /* whole blocks with room for 0x80 and the length */
+    unsigned j;
     for (i = 0; i < total; i++) {
         size_t from_end = total - 1u - i;
-        block[i & 63u] = i < len ? data[i] : i == len ? 0x80u : from_end < 4u ? (uint8_t)(bits >> (8u * from_end)) : 0u;
-        if ((i & 63u) == 63u) sha1_block(h, block);
+        uint32_t *x = &w[(i >> 2) & 15u];
+        *x = *x << 8 | (i < len ? data[i] : i == len ? 0x80u : from_end < 4u ? (uint8_t)(bits >> (8u * from_end)) : 0u);
+        if ((i & 63u) != 63u) continue;
+        memcpy(s, h, sizeof s);
+        for (j = 0; j < 80; j++) {
+            uint32_t b = s[1], c = s[2], d = s[3], next = rol(w[13] ^ w[8] ^ w[2] ^ w[0], 1);
+            f = j < 20 ? d ^ (b & (c ^ d)) : j - 40u < 20u ? (b & c) | (d & (b | c)) : b ^ c ^ d;
+            f += rol(s[0], 5) + s[4] + k[j / 20] + w[0];
+            s[4] = d, s[3] = c, s[2] = rol(b, 30), s[1] = s[0], s[0] = f;
+            memmove(w, w + 1, 15 * sizeof *w); /* the schedule as a sliding window: w[0] is word j */
+            w[15] = next;
+        }
+        for (j = 0; j < 5; j++) h[j] += s[j];
     }
-    for (i = 0; i < 20; i++) out[i] = (uint8_t)(h[i / 4] >> (24u - 8u * (i % 4)));
+    for (i = 0; i < 20; i++) out[i] = (uint8_t)(h[i >> 2] >> (24u - 8u * (i & 3u)));
 }
 
 size_t td_base64(const uint8_t *in, size_t n, char *out)
@@ -90,7 +85,7 @@ void td_ws_accept_for(const char *key, size_t key_len, char out[28])
 
 int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h)
 {
-    size_t need = 2, i;
+    size_t need, i;
     uint8_t l7;
     if (len < 2) return TD_FRAME_TRUNCATED;
     h->fin = p[0] >> 7;
@@ -98,21 +93,18 @@ int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h)
     h->masked = p[1] >> 7;
     l7 = p[1] & 0x7Fu;
     if (p[0] & 0x70u) return TD_E_WS; /* RSV1-3: no extension was negotiated */
-    if (l7 == 126) need += 2;
-    else if (l7 == 127) need += 8;
-    if (h->masked) need += 4;
-    if (len < need) return TD_FRAME_TRUNCATED;
-    if (l7 < 126) h->len = l7;
-    else {
-        h->len = 0;
-        for (i = 2; i < (l7 == 126 ? 4u : 10u); i++) h->len = h->len << 8 | p[i];
+    need = l7 < 126 ? 2u : l7 == 126 ? 4u : 10u;
+    if (len < need + (h->masked ? 4u : 0u)) return TD_FRAME_TRUNCATED;
+    h->len = l7;
+    if (need > 2) {
+        for (h->len = 0, i = 2; i < need; i++) h->len = h->len << 8 | p[i];
         /* RFC 6455 §5.2: the minimal length form, and the top bit of a 64-bit length clear */
-        if ((l7 == 126 && h->len < 126) || (l7 == 127 && (h->len < 65536 || (h->len >> 63)))) return TD_E_WS;
+        if (h->len < (need == 4 ? 126u : 65536u) || (h->len >> 63)) return TD_E_WS;
     }
     if (h->opcode & 0x8u) { /* control frames: FIN, payload <= 125 (§5.5) */
         if (!h->fin || h->len > 125) return TD_E_WS;
     }
-    h->header = need;
+    h->header = need + (h->masked ? 4u : 0u);
     return TD_OK;
 }
 
@@ -148,18 +140,13 @@ static int room(td_ws *ws, size_t n)
 static int frame_at_end(td_ws *ws, uint8_t opcode, size_t len)
 {
     uint8_t *h = ws->tx + ws->tx_len, *mask;
-    size_t hl = len < 126 ? 6 : len < 65536 ? 8 : 14, i;
+    size_t hl = len < 126 ? 2 : len < 65536 ? 4 : 10, i;
+    size_t n = len;
     h[0] = (uint8_t)(0x80u | opcode);
-    if (len < 126) h[1] = (uint8_t)(0x80u | len);
-    else if (len < 65536) {
-        h[1] = 0x80u | 126u;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-    } else {
-        h[1] = 0x80u | 127u;
-        for (i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56u - 8u * i));
-    }
-    mask = h + hl - 4;
+    h[1] = (uint8_t)(0x80u | (hl == 2 ? len : hl == 4 ? 126u : 127u));
+    for (i = hl; i > 2; n >>= 8) h[--i] = (uint8_t)n; /* the extended length, big-endian */
+    mask = h + hl;
+    hl += 4;
     if (ws->t->random(ws->t->ctx, mask, 4) != TD_OK) return TD_E_IO;
     memmove(h + hl, h + TD_WS_HEADROOM, len);
     for (i = 0; i < len; i++) h[hl + i] ^= mask[i & 3u];
@@ -267,47 +254,32 @@ int td_ws_connect(td_ws *ws, const char *host, uint16_t port, const char *path)
     return TD_OK;
 }
 
-static size_t put(char *out, size_t o, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(out + o, s, n);
-    return o + n;
-}
-
-static size_t put_uint(char *out, size_t o, unsigned v)
-{
-    char d[5];
-    size_t n = 0;
-    do d[n++] = (char)('0' + v % 10u);
-    while ((v /= 10u) != 0 && n < sizeof d);
-    while (n) out[o++] = d[--n];
-    return o;
-}
-
-/* The upgrade request (RFC 6455 §4.1) into the output queue, and the accept value it must get back. */
+/* The upgrade request (RFC 6455 §4.1) into the output queue, and the accept value it must get back. The
+ * template's bytes 1 to 4 stand for the path, the host, the port and the key. */
 static int send_upgrade(td_ws *ws)
 {
+    static const char tmpl[] = "GET \1 HTTP/1.1\r\nHost: \2:\3\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tendril.v1\r\nSec-WebSocket-Key: \4\r\n\r\n";
     uint8_t nonce[16];
-    char key[24], *o;
+    char key[25], port[6], *num = port + 5;
+    const char *t;
+    unsigned v = ws->port;
     size_t n = 0;
-    size_t need = 200 + strlen(ws->host) + strlen(ws->path);
     if (ws->t->random(ws->t->ctx, nonce, sizeof nonce) != TD_OK) return TD_E_IO;
     td_base64(nonce, sizeof nonce, key);
+    key[24] = 0;
     td_ws_accept_for(key, 24, ws->accept);
-    ws->tx_off = ws->tx_len = 0;
-    if (need > ws->tx_cap) return TD_E_NOSPACE;
-    o = (char *)ws->tx;
-    n = put(o, n, "GET ");
-    n = put(o, n, ws->path);
-    n = put(o, n, " HTTP/1.1\r\nHost: ");
-    n = put(o, n, ws->host);
-    n = put(o, n, ":");
-    n = put_uint(o, n, ws->port);
-    n = put(o, n, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Protocol: tendril.v1\r\nSec-WebSocket-Key: ");
-    memcpy(o + n, key, 24);
-    n += 24;
-    n = put(o, n, "\r\n\r\n");
+    *num = 0;
+    do *--num = (char)('0' + v % 10u);
+    while ((v /= 10u) != 0);
+    for (t = tmpl; *t; t++) {
+        const char *s = *t == 1 ? ws->path : *t == 2 ? ws->host : *t == 3 ? num : *t == 4 ? key : t;
+        size_t k = s == t ? 1 : strlen(s);
+        if (ws->tx_cap - n < k) return TD_E_NOSPACE;
+        memcpy(ws->tx + n, s, k);
+        n += k;
+    }
+    ws->tx_off = 0;
     ws->tx_len = n;
     return TD_OK;
 }
@@ -335,24 +307,30 @@ static const char *header(const char *p, const char *end, const char *name, size
     return 0;
 }
 
-/* Checks the 101 answer in rx[0, end) (RFC 6455 §4.2.2, tendril.v1 §1.1.4, §1.3). */
+/* Checks the 101 answer in rx[0, end) (RFC 6455 §4.2.2, tendril.v1 §1.1.4, §1.3). Each header, in turn:
+ * Upgrade is "websocket" and Connection holds "upgrade" (any case), Sec-WebSocket-Accept is the expected
+ * value and Sec-WebSocket-Protocol is tendril.v1 (byte for byte), Sec-WebSocket-Extensions is absent
+ * (none was offered). */
 static int check_upgrade(td_ws *ws, size_t end)
 {
-    const char *p = (const char *)ws->rx, *e = p + end, *v;
-    size_t n, i;
-    int upgrade = 0;
+    static const char names[] = "upgrade:\0connection:\0sec-websocket-accept:\0sec-websocket-protocol:\0"
+                                "sec-websocket-extensions:";
+    const char *p = (const char *)ws->rx, *e = p + end, *v, *name = names;
+    size_t n = 0, i, k;
     if (end < 12 || memcmp(p, "HTTP/1.1 ", 9)) return TD_E_HANDSHAKE;
     for (i = 9; i < 12; i++) ws->http_status = (uint16_t)(ws->http_status * 10u + (uint8_t)(p[i] - '0'));
     if (memcmp(p + 9, "101", 3)) return TD_E_HANDSHAKE;
-    v = header(p, e, "upgrade:", &n);
-    if (!v || n != 9 || !iprefix(v, e, "websocket")) return TD_E_HANDSHAKE;
-    v = header(p, e, "connection:", &n); /* a list that holds "upgrade" */
-    for (i = 0; v && i + 7 <= n; i++) upgrade |= iprefix(v + i, e, "upgrade");
-    v = header(p, e, "sec-websocket-accept:", &n);
-    if (!upgrade || !v || n != 28 || memcmp(v, ws->accept, 28)) return TD_E_HANDSHAKE;
-    v = header(p, e, "sec-websocket-protocol:", &n); /* the hub must select tendril.v1, byte for byte */
-    if (!v || n != 10 || memcmp(v, "tendril.v1", 10)) return TD_E_HANDSHAKE;
-    return header(p, e, "sec-websocket-extensions:", &n) ? TD_E_HANDSHAKE : TD_OK; /* none was offered */
+    for (k = 0; k < 5; k++, name += strlen(name) + 1) {
+        const char *want = k == 0 ? "websocket" : k == 1 ? "upgrade" : k == 2 ? ws->accept : "tendril.v1";
+        size_t wlen = k == 2 ? 28 : strlen(want);
+        int ok = 0;
+        v = header(p, e, name, &n);
+        if (k == 4) ok = !v;
+        else if (k == 1 || n == wlen) /* Connection is a list that holds "upgrade"; the others are exact */
+            for (i = 0; v && i + wlen <= n; i++) ok |= k < 2 ? iprefix(v + i, e, want) : !memcmp(v + i, want, wlen);
+        if (!ok) return TD_E_HANDSHAKE;
+    }
+    return TD_OK;
 }
 
 /* Reads what the transport has into rx. TD_OK, or TD_E_IO when the stream ended. */
