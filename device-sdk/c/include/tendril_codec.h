@@ -236,6 +236,18 @@ int td_encode_status(uint8_t *out, size_t cap, size_t *len, uint64_t dropped, co
  * entries carry after their deltas. With out == NULL it only checks them and measures *len. */
 int td_encode_values(uint8_t *out, size_t cap, size_t *len, const td_value *v, size_t count, const td_limits *limits);
 
+/* The writer the encoders share, for the device client's frames built from its store: bytes, varints and
+ * svarints appended at pos within cap; the first problem sticks in err (TD_E_NOSPACE, TD_INVALID_FIELD for a
+ * number out of range): check it once at the end. p == NULL only measures. */
+typedef struct {
+    uint8_t *p;
+    size_t cap, pos;
+    int err;
+} td_writer;
+void td_w_bytes(td_writer *w, const void *b, size_t n);
+void td_w_varint(td_writer *w, uint64_t v);
+void td_w_svarint(td_writer *w, int64_t n); /* §2.3: -2^52 .. 2^52-1 */
+
 /* Decodes a hub frame (§9.1 order): TD_OK or the registry code of the first problem. */
 int td_decode_hub_frame(const uint8_t *p, size_t len, td_hub_frame *out, const td_limits *limits);
 

@@ -137,11 +137,7 @@ int td_utf8_valid(const uint8_t *p, size_t len)
 
 /* ---- writer: a sticky error keeps the call sites short ---- */
 
-typedef struct {
-    uint8_t *p;
-    size_t cap, pos;
-    int err;
-} wr;
+typedef td_writer wr;
 
 static void w_fail(wr *w, int code)
 {
@@ -149,7 +145,7 @@ static void w_fail(wr *w, int code)
 }
 
 /* With p == NULL the writer only measures (td_encode_values(NULL, ...)). */
-static void w_bytes(wr *w, const void *b, size_t n)
+void td_w_bytes(wr *w, const void *b, size_t n)
 {
     if (!w->p) w->pos += n;
     else if (w->cap - w->pos < n) w_fail(w, TD_E_NOSPACE);
@@ -161,21 +157,21 @@ static void w_bytes(wr *w, const void *b, size_t n)
 
 static void w_u8(wr *w, uint8_t b)
 {
-    w_bytes(w, &b, 1);
+    td_w_bytes(w, &b, 1);
 }
 
-static void w_varint(wr *w, uint64_t v)
+void td_w_varint(wr *w, uint64_t v)
 {
     uint8_t tmp[8];
     size_t n = td_put_varint(tmp, v);
     if (!n) w_fail(w, TD_INVALID_FIELD); /* not 0..2^53-1 */
-    w_bytes(w, tmp, n);
+    td_w_bytes(w, tmp, n);
 }
 
-static void w_svarint(wr *w, int64_t n)
+void td_w_svarint(wr *w, int64_t n)
 {
     if (n > SVARINT_MAX || n < -SVARINT_MAX - 1) w_fail(w, TD_INVALID_FIELD); /* §2.3.2 */
-    else w_varint(w, td_zigzag(n));
+    else td_w_varint(w, td_zigzag(n));
 }
 
 /* §2.5: length, then UTF-8 bytes within max */
@@ -184,15 +180,15 @@ static void w_str(wr *w, td_str s, uint32_t max)
     if (s.len > max) w_fail(w, TD_STRING_TOO_LONG);
     else if (s.len && !s.p) w_fail(w, TD_E_ARG);
     else if (!td_utf8_valid((const uint8_t *)s.p, s.len)) w_fail(w, TD_INVALID_UTF8);
-    w_varint(w, s.len);
-    if (!w->err) w_bytes(w, s.p, s.len);
+    td_w_varint(w, s.len);
+    if (!w->err) td_w_bytes(w, s.p, s.len);
 }
 
 /* §2.4: little-endian whatever the host's byte order */
 static void w_le(wr *w, uint64_t bits, unsigned n)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    w_bytes(w, &bits, n); /* the low n bytes come first in memory: one copy */
+    td_w_bytes(w, &bits, n); /* the low n bytes come first in memory: one copy */
 #else
     unsigned i;
     for (i = 0; i < n; i++) w_u8(w, (uint8_t)(bits >> (8u * i)));
@@ -276,11 +272,11 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     w_str(&w, h->token, lim->max_token_bytes);
     w_str(&w, h->firmware, lim->max_version_bytes);
     w_str(&w, h->sdk, lim->max_version_bytes);
-    w_varint(&w, h->epoch);
-    w_varint(&w, h->last_seq);
-    w_varint(&w, h->clock);
-    w_varint(&w, h->dropped);
-    w_varint(&w, h->metric_count);
+    td_w_varint(&w, h->epoch);
+    td_w_varint(&w, h->last_seq);
+    td_w_varint(&w, h->clock);
+    td_w_varint(&w, h->dropped);
+    td_w_varint(&w, h->metric_count);
     for (i = 0; i < h->metric_count && !w.err; i++) {
         const td_metric *m = &h->metrics[i];
         uint64_t lo = f64_bits(m->min), hi = f64_bits(m->max);
@@ -295,7 +291,7 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
                 (o->name.len == m->name.len && !memcmp(o->name.p, m->name.p, m->name.len)))
                 return TD_INVALID_FIELD; /* declared twice */
         }
-        w_varint(&w, m->alias);
+        td_w_varint(&w, m->alias);
         w_u8(&w, m->kind);
         w_u8(&w, m->flags);
         w_str(&w, m->name, lim->max_metric_name_bytes);
@@ -318,14 +314,14 @@ static void w_values(wr *w, const td_value *v, size_t count, const td_limits *li
             w_fail(w, TD_INVALID_FIELD);
             break;
         }
-        w_varint(w, (uint64_t)v->alias * 8u + v->type); /* §5.2 tag */
+        td_w_varint(w, (uint64_t)v->alias * 8u + v->type); /* §5.2 tag */
         switch (v->type) {
         case TD_VT_F32:
             memcpy(&bits32, &v->v.f32, 4);
             w_le(w, bits32, 4);
             break;
         case TD_VT_F64: w_le(w, f64_bits(v->v.f64), 8); break;
-        case TD_VT_INT: w_svarint(w, v->v.i); break;
+        case TD_VT_INT: td_w_svarint(w, v->v.i); break;
         case TD_VT_STRING: w_str(w, v->v.s, lim->max_string_value_bytes); break;
         default: break; /* FALSE, TRUE: no payload */
         }
@@ -349,13 +345,13 @@ static void w_reading(wr *w, const td_reading *r, td_ctx *ctx, int counted, cons
 {
     if (r->seq < 1 || r->seq > TD_MAX_SAFE || (r->timed && r->ts > TD_MAX_SAFE)) w_fail(w, TD_INVALID_FIELD);
     if (w->err) return;
-    w_svarint(w, (int64_t)r->seq - (int64_t)ctx->prev_seq);
+    td_w_svarint(w, (int64_t)r->seq - (int64_t)ctx->prev_seq);
     ctx->prev_seq = r->seq;
     if (r->timed) {
-        w_svarint(w, (int64_t)r->ts - (int64_t)ctx->prev_ts);
+        td_w_svarint(w, (int64_t)r->ts - (int64_t)ctx->prev_ts);
         ctx->prev_ts = r->ts;
     }
-    if (counted) w_varint(w, r->count);
+    if (counted) td_w_varint(w, r->count);
     w_values(w, r->values, r->count, lim);
 }
 
@@ -394,7 +390,7 @@ int td_encode_batch(uint8_t *out, size_t cap, size_t *len, const td_reading *r, 
     w.pos = 0;
     w.err = 0;
     w_u8(&w, TD_BATCH);
-    w_varint(&w, count);
+    td_w_varint(&w, count);
     for (i = 0; i < count; i++) {
         if (!r[i].timed) w_fail(&w, TD_INVALID_FIELD); /* every BATCH entry is timed */
         w_reading(&w, &r[i], &local, 1, lim);
@@ -415,7 +411,7 @@ int td_encode_command_result(uint8_t *out, size_t cap, size_t *len, uint64_t id,
     w.pos = 0;
     w.err = 0;
     w_u8(&w, TD_COMMAND_RESULT);
-    w_varint(&w, id);
+    td_w_varint(&w, id);
     w_u8(&w, status);
     w_str(&w, detail, lim->max_detail_bytes);
     return w_end(&w, len, lim);
@@ -429,96 +425,62 @@ int td_encode_status(uint8_t *out, size_t cap, size_t *len, uint64_t dropped, co
     w.pos = 0;
     w.err = 0;
     w_u8(&w, TD_STATUS); /* §7.5 */
-    w_varint(&w, dropped);
+    td_w_varint(&w, dropped);
     return w_end(&w, len, LIM(limits));
 }
 
 /* ---- reader ---- */
 
-typedef struct {
-    const uint8_t *p;
-    size_t len, pos;
-    int err;
-} rd;
-
-static uint64_t r_varint(rd *r)
-{
-    uint64_t v = 0;
-    size_t used;
-    int e;
-    if (r->err) return 0;
-    e = td_get_varint(r->p + r->pos, r->len - r->pos, &v, &used);
-    if (e) {
-        r->err = e;
-        return 0;
-    }
-    r->pos += used;
-    return v;
-}
-
-/* §2.5.2: the length is checked against the limit before the bytes are read */
-static td_str r_str(rd *r, uint32_t max)
-{
-    td_str s;
-    uint64_t n = r_varint(r);
-    s.p = "";
-    s.len = 0;
-    if (r->err) return s;
-    if (n > max) r->err = TD_STRING_TOO_LONG;
-    else if (n > r->len - r->pos) r->err = TD_FRAME_TRUNCATED;
-    else if (!td_utf8_valid(r->p + r->pos, (size_t)n)) r->err = TD_INVALID_UTF8;
-    else {
-        s.p = (const char *)r->p + r->pos;
-        s.len = (size_t)n;
-        r->pos += (size_t)n;
-    }
-    return s;
-}
+/* Each hub frame's fields in the order of its table (§4.3 WELCOME, §7.3 ACK, §8.1 COMMAND, §7.6 ERROR,
+ * §7.4 BACKOFF): the low byte is where the field goes in the frame, the rest says how it is read. */
+#define H_REQ 0x100u   /* 0 or empty is INVALID_FIELD (§8.1: id >= 1, a name) */
+#define H_STR 0x200u   /* a string (§2.5) within the limit whose index is in the top 4 bits; else a varint */
+#define H_ALIAS 0x400u /* §7.6: the alias + 1 as a varint, kept as an int32 (-1 = none) */
+#define H_AT(f) ((uint16_t)offsetof(td_hub_frame, u.f))
+#define H_LIM(l) ((uint16_t)(offsetof(td_limits, l) / 4u << 12))
+static const uint16_t hub_fields[] = {
+    H_AT(welcome.server_time), H_AT(welcome.acked_seq), H_AT(welcome.heartbeat_ms),
+    H_AT(welcome.max_frame_bytes), H_AT(welcome.max_batch), H_AT(welcome.max_rate),
+    H_AT(ack.seq),
+    H_AT(command.id) | H_REQ, H_AT(command.name) | H_STR | H_REQ | H_LIM(max_command_name_bytes),
+    H_AT(command.args) | H_STR | H_LIM(max_command_args_bytes), H_AT(command.timeout_ms),
+    H_AT(error.code), H_AT(error.seq), H_AT(error.alias) | H_ALIAS,
+    H_AT(error.message) | H_STR | H_LIM(max_message_bytes),
+    H_AT(backoff.code), H_AT(backoff.pause_ms)};
+static const uint8_t hub_first_field[] = {0, 6, 7, 11, 15, 17};
 
 int td_decode_hub_frame(const uint8_t *p, size_t len, td_hub_frame *out, const td_limits *limits)
 {
     const td_limits *lim = LIM(limits);
-    rd r;
-    uint64_t a;
+    size_t pos = 1, used;
+    unsigned t, i;
     if (len > lim->max_frame_bytes) return TD_FRAME_TOO_LARGE; /* §3.1.3: before anything else */
     if (!len) return TD_FRAME_TRUNCATED;
-    r.p = p;
-    r.len = len;
-    r.pos = 1;
-    r.err = 0;
+    t = (unsigned)p[0] - TD_WELCOME;
+    if (t > TD_BACKOFF - TD_WELCOME) return TD_UNKNOWN_FRAME_TYPE; /* §3.1.1 */
     memset(out, 0, sizeof *out);
     out->type = p[0];
-    switch (p[0]) {
-    case TD_WELCOME: /* §4.3 */
-        out->u.welcome.server_time = r_varint(&r);
-        out->u.welcome.acked_seq = r_varint(&r);
-        out->u.welcome.heartbeat_ms = r_varint(&r);
-        out->u.welcome.max_frame_bytes = r_varint(&r);
-        out->u.welcome.max_batch = r_varint(&r);
-        out->u.welcome.max_rate = r_varint(&r);
-        break;
-    case TD_ACK: out->u.ack.seq = r_varint(&r); break; /* §7.3 */
-    case TD_COMMAND:                                   /* §8.1 */
-        out->u.command.id = r_varint(&r);
-        if (!r.err && out->u.command.id < 1) return TD_INVALID_FIELD;
-        out->u.command.name = r_str(&r, lim->max_command_name_bytes);
-        if (!r.err && !out->u.command.name.len) return TD_INVALID_FIELD;
-        out->u.command.args = r_str(&r, lim->max_command_args_bytes);
-        out->u.command.timeout_ms = r_varint(&r);
-        break;
-    case TD_ERROR: /* §7.6 */
-        out->u.error.code = r_varint(&r);
-        out->u.error.seq = r_varint(&r);
-        a = r_varint(&r);
-        out->u.error.alias = a == 0 || a > 0x7fffffffu ? -1 : (int32_t)(a - 1u);
-        out->u.error.message = r_str(&r, lim->max_message_bytes);
-        break;
-    case TD_BACKOFF: /* §7.4 */
-        out->u.backoff.code = r_varint(&r);
-        out->u.backoff.pause_ms = r_varint(&r);
-        break;
-    default: return TD_UNKNOWN_FRAME_TYPE; /* §3.1.1 */
+    for (i = hub_first_field[t]; i < hub_first_field[t + 1]; i++) {
+        unsigned f = hub_fields[i];
+        uint8_t *at = (uint8_t *)out + (f & 0xFFu);
+        uint64_t v;
+        int e = td_get_varint(p + pos, len - pos, &v, &used);
+        if (e) return e;
+        pos += used;
+        if (f & H_STR) { /* §2.5.2: the length is checked against the limit before the bytes are read */
+            td_str s;
+            if (v > *(const uint32_t *)((const uint8_t *)lim + (f >> 12) * 4u)) return TD_STRING_TOO_LONG;
+            if (v > len - pos) return TD_FRAME_TRUNCATED;
+            if (!td_utf8_valid(p + pos, (size_t)v)) return TD_INVALID_UTF8;
+            s.p = (const char *)p + pos;
+            s.len = (size_t)v;
+            pos += s.len;
+            memcpy(at, &s, sizeof s);
+        } else if (f & H_ALIAS) {
+            int32_t a = v == 0 || v > 0x7fffffffu ? -1 : (int32_t)(v - 1u);
+            memcpy(at, &a, sizeof a);
+        } else memcpy(at, &v, sizeof v);
+        if ((f & H_REQ) && !v) return TD_INVALID_FIELD;
     }
-    if (r.err) return r.err;
-    return r.pos == len ? TD_OK : TD_TRAILING_BYTES; /* §3.1.2 */
+    return pos == len ? TD_OK : TD_TRAILING_BYTES; /* §3.1.2 */
 }
