@@ -16,6 +16,11 @@
 #define F_SKIP 2u
 #define DEFAULT_HEARTBEAT_MS 10000u /* before WELCOME tells the real one (§6.5) */
 #define DEAD_AFTER_PERIODS 3u       /* §6.5.4 */
+#if defined(__GNUC__)
+#define TD_NOINLINE __attribute__((noinline)) /* one copy of a helper that -Os would inline at every call */
+#else
+#define TD_NOINLINE
+#endif
 
 static uint32_t now_ms(const td_device *d)
 {
@@ -139,45 +144,29 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
 
 /* ---- frames out ---- */
 
-static int put_varint(uint8_t *b, size_t *pos, size_t limit, uint64_t v)
-{
-    uint8_t tmp[8];
-    size_t n = td_put_varint(tmp, v);
-    if (!n || *pos > limit || limit - *pos < n) return 0;
-    memcpy(b + *pos, tmp, n);
-    *pos += n;
-    return 1;
-}
-
-static int put_svarint(uint8_t *b, size_t *pos, size_t limit, int64_t v)
-{
-    if (v > 0xFFFFFFFFFFFFFll || v < -0x10000000000000ll) return 0; /* §2.3.2 */
-    return put_varint(b, pos, limit, td_zigzag(v));
-}
-
 /* One reading's deltas (and value count in a BATCH) and values at b[*pos]; advances c. 0 if it does not fit. */
 static int put_record(uint8_t *b, size_t *pos, size_t limit, const uint8_t *r, uint64_t seq, td_ctx *c, int counted)
 {
-    size_t vlen = (size_t)(r[0] | r[1] << 8), start = *pos;
-    td_ctx local = *c;
+    td_writer w;
+    uint64_t ts = c->prev_ts;
     const uint8_t *values = r + 4;
-    if (!put_svarint(b, pos, limit, (int64_t)seq - (int64_t)local.prev_seq)) goto undo;
-    local.prev_seq = seq;
+    w.p = b;
+    w.cap = limit;
+    w.pos = *pos;
+    w.err = 0;
+    td_w_svarint(&w, (int64_t)seq - (int64_t)c->prev_seq);
     if (r[3] & F_TIMED) {
-        uint64_t ts = rec_ts(r);
+        ts = rec_ts(r);
+        td_w_svarint(&w, (int64_t)ts - (int64_t)c->prev_ts);
         values += 8;
-        if (!put_svarint(b, pos, limit, (int64_t)ts - (int64_t)local.prev_ts)) goto undo;
-        local.prev_ts = ts;
     }
-    if (counted && !put_varint(b, pos, limit, r[2])) goto undo;
-    if (limit - *pos < vlen) goto undo;
-    memcpy(b + *pos, values, vlen);
-    *pos += vlen;
-    *c = local;
+    if (counted) td_w_varint(&w, r[2]);
+    td_w_bytes(&w, values, (size_t)(r[0] | r[1] << 8));
+    if (w.err) return 0;
+    c->prev_seq = seq;
+    c->prev_ts = ts;
+    *pos = w.pos;
     return 1;
-undo:
-    *pos = start;
-    return 0;
 }
 
 static int send_result(td_device *d, uint64_t id, uint8_t status, td_str detail)
@@ -349,7 +338,7 @@ static const char *decode_error_name(int code)
     return p;
 }
 
-static uint32_t clamp32(uint64_t v, uint32_t max)
+TD_NOINLINE static uint32_t clamp32(uint64_t v, uint32_t max)
 {
     return v > max ? max : (uint32_t)v;
 }
