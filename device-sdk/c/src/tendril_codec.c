@@ -9,6 +9,11 @@
 const td_limits td_limits_default = TD_LIMITS_DEFAULT_INIT;
 
 #define LIM(l) ((l) ? (l) : &td_limits_default)
+#if defined(__GNUC__)
+#define TD_NOINLINE __attribute__((noinline)) /* one copy of a helper that -Os would inline at every call */
+#else
+#define TD_NOINLINE
+#endif
 #define SVARINT_MAX 0xFFFFFFFFFFFFFll /* 2^52-1; the minimum is -2^52 (§2.3.2) */
 
 td_str td_s(const char *cstr)
@@ -211,32 +216,17 @@ static int w_end(wr *w, size_t *len, const td_limits *lim)
 
 /* ---- device frames ---- */
 
-static int id_char(uint8_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-}
-
-/* §4.1 device id: ^[A-Za-z0-9._:-]+$ */
-static int device_id_ok(td_str s)
+/* §4.1 device id: ^[A-Za-z0-9._:-]+$ (extra ':'); §4.2 metric name: ^[A-Za-z][A-Za-z0-9_./-]*$ (extra '/') */
+static int name_ok(td_str s, char extra)
 {
     size_t i;
-    if (!s.len || !s.p) return 0;
-    for (i = 0; i < s.len; i++)
-        if (!id_char((uint8_t)s.p[i]) && s.p[i] != ':') return 0;
-    return 1;
-}
-
-/* §4.2 metric name: ^[A-Za-z][A-Za-z0-9_./-]*$ */
-static int metric_name_ok(td_str s)
-{
-    size_t i;
-    uint8_t c;
-    if (!s.len || !s.p) return 0;
-    c = (uint8_t)(s.p[0] | 0x20);
-    if (c < 'a' || c > 'z') return 0;
-    for (i = 1; i < s.len; i++)
-        if (!id_char((uint8_t)s.p[i]) && s.p[i] != '/') return 0;
+    if (!s.len || !s.p || (extra == '/' && (uint8_t)((s.p[0] | 0x20) - 'a') > 25u)) return 0;
+    for (i = 0; i < s.len; i++) {
+        char c = s.p[i];
+        if ((uint8_t)((c | 0x20) - 'a') > 25u && (uint8_t)(c - '0') > 9u && c != '.' && c != '_' && c != '-' &&
+            c != extra)
+            return 0;
+    }
     return 1;
 }
 
@@ -245,14 +235,11 @@ static int finite_bits(uint64_t b)
     return ((b >> 52) & 0x7ffu) != 0x7ffu;
 }
 
-/* min > max on IEEE bits (no soft-float calls): map to an unsigned order; -0 and +0 are equal. */
-static int bits_greater(uint64_t a, uint64_t b)
+/* IEEE bits in an unsigned order (no soft-float calls), -0 as +0: min > max is f64_order(min) > f64_order(max) */
+TD_NOINLINE static uint64_t f64_order(uint64_t b)
 {
-    const uint64_t sign = 0x8000000000000000ull;
-    if (((a | b) << 1) == 0) return 0;
-    a = (a & sign) ? ~a : (a | sign);
-    b = (b & sign) ? ~b : (b | sign);
-    return a > b;
+    if (!(b << 1)) b = 0;
+    return (b >> 63) ? ~b : (b | 0x8000000000000000ull);
 }
 
 int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, const td_limits *limits)
@@ -265,7 +252,7 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     w.pos = 0;
     w.err = 0;
     if (!h || (h->metric_count && !h->metrics)) return TD_E_ARG;
-    if (!device_id_ok(h->device_id) || !h->token.len) return TD_INVALID_FIELD; /* §4.1 */
+    if (!name_ok(h->device_id, ':') || !h->token.len) return TD_INVALID_FIELD; /* §4.1 */
     if (h->metric_count > lim->max_metrics) return TD_TOO_MANY_METRICS;
     w_u8(&w, TD_HELLO);
     w_str(&w, h->device_id, lim->max_device_id_bytes);
@@ -281,9 +268,9 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
         const td_metric *m = &h->metrics[i];
         uint64_t lo = f64_bits(m->min), hi = f64_bits(m->max);
         /* §4.2 */
-        if (m->alias > lim->max_alias || m->kind > TD_KIND_STRING || (m->flags & ~3u) || !metric_name_ok(m->name) ||
+        if (m->alias > lim->max_alias || m->kind > TD_KIND_STRING || (m->flags & ~3u) || !name_ok(m->name, '/') ||
             (m->flags && m->kind >= TD_KIND_BOOL) || ((m->flags & TD_HAS_MIN) && !finite_bits(lo)) ||
-            ((m->flags & TD_HAS_MAX) && !finite_bits(hi)) || (m->flags == 3u && bits_greater(lo, hi)))
+            ((m->flags & TD_HAS_MAX) && !finite_bits(hi)) || (m->flags == 3u && f64_order(lo) > f64_order(hi)))
             return TD_INVALID_FIELD;
         for (j = 0; j < i; j++) {
             const td_metric *o = &h->metrics[j];
