@@ -99,18 +99,14 @@ typedef struct {
 enum { TD_DEV_STOPPED, TD_DEV_WAITING, TD_DEV_CONNECTING, TD_DEV_HELLO_SENT, TD_DEV_READY, TD_DEV_STOPPING };
 
 struct td_device {
-    td_ws ws;
+    /* the fields the client uses most come first: short offsets make short instructions on Thumb-2 */
+    uint8_t state, has_clock, paused, numbered, attempt;
+    uint8_t recent_next;
     const td_device_config *cfg;
     uint8_t *store;            /* the caller's reading store: records [head, tail), oldest first */
     size_t store_cap, head, tail;
     size_t sent_bytes;         /* bytes of the records sent on this connection since WELCOME or BACKOFF */
     uint32_t count, sent;      /* records held; of them, sent */
-    uint64_t first_seq;        /* seq of the oldest record; records hold consecutive seqs */
-    uint64_t dropped, reported_dropped;
-    uint64_t acked_total;
-    td_ctx ctx;                /* §5.1 delta context of this connection */
-    uint64_t hello_clock;
-    uint64_t clock_base;       /* Unix ms at clock_at */
     uint32_t clock_at;
     uint32_t epoch;
     uint32_t heartbeat_ms, max_frame, max_batch, max_rate;
@@ -119,10 +115,15 @@ struct td_device {
     uint32_t timer_start, timer_ms; /* reconnect wait */
     uint32_t pause_start, pause_ms; /* BACKOFF */
     int last_error;            /* code of the last ERROR about the session (seq 0) */
-    uint8_t state, has_clock, paused, numbered, attempt;
-    uint8_t recent_next;
     uint8_t *results;          /* the caller's buffer for results that could not be sent (td_device_result_buffer) */
     size_t results_cap, results_len;
+    uint64_t first_seq;        /* seq of the oldest record; records hold consecutive seqs */
+    uint64_t dropped, reported_dropped;
+    uint64_t acked_total;
+    td_ctx ctx;                /* §5.1 delta context of this connection */
+    uint64_t hello_clock;
+    uint64_t clock_base;       /* Unix ms at clock_at */
+    td_ws ws;
     uint32_t recent_id[TD_RECENT_COMMANDS];
     uint8_t recent_status[TD_RECENT_COMMANDS]; /* TD_CMD_*; 0x80 = final status not yet sent */
 };

@@ -189,6 +189,15 @@ static int recent_find(const td_device *d, uint64_t id)
     return -1;
 }
 
+/* §8.3: the kept status of recent command i again, with no detail; "not yet sent" clears once it is queued. */
+static int resend_status(td_device *d, int i)
+{
+    static const td_str none = {"", 0};
+    int e = send_result(d, d->recent_id[i], d->recent_status[i] & 0x7Fu, none);
+    if (!e) d->recent_status[i] &= 0x7Fu;
+    return e;
+}
+
 int td_device_command_result(td_device *d, uint64_t id, uint8_t status, td_str detail)
 {
     int i = recent_find(d, id);
@@ -239,23 +248,20 @@ static void pump(td_device *d)
     }
 #endif
     for (i = 0; i < TD_RECENT_COMMANDS; i++) {
-        if (d->recent_status[i] & 0x80u) {
-            td_str none = {"", 0};
-            if (send_result(d, d->recent_id[i], d->recent_status[i] & 0x7Fu, none)) goto flush;
-            d->recent_status[i] &= 0x7Fu;
-        }
+        if ((d->recent_status[i] & 0x80u) && resend_status(d, i)) goto flush;
     }
     if (d->paused) {
         if ((uint32_t)(now - d->pause_start) < d->pause_ms) goto flush;
         d->paused = 0;
     }
     while (d->sent < d->count) {
-        size_t cap, limit, pos = 1, used = 0, off = d->head + d->sent_bytes;
-        uint32_t k = 0, avail = 0xFFFFFFFFu;
+        size_t cap, limit, pos, used, off = d->head + d->sent_bytes;
+        uint32_t k, avail = 0xFFFFFFFFu;
         const uint8_t *r = d->store + off;
         uint64_t seq = d->first_seq + d->sent;
-        td_ctx c = d->ctx;
+        td_ctx c;
         uint8_t *b;
+        int batch;
         if (d->max_rate) { /* §4.3.1: a token bucket of maxRate per second, one second of burst */
             uint32_t elapsed = now - d->refilled_at, full = d->max_rate * 1000u;
             if (elapsed > 1000u) elapsed = 1000u;
@@ -279,40 +285,35 @@ static void pump(td_device *d)
             emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
             continue;
         }
-#if TD_WITH_BATCH
-        if (d->count - d->sent >= 2 && (r[3] & F_TIMED) && d->max_batch >= 2 && avail >= 2) {
-            pos = 3; /* type, and two bytes for the count */
-            while (d->sent + k < d->count && k < d->max_batch && k < avail) {
-                const uint8_t *rr = d->store + off + used;
-                if ((rr[3] & (F_TIMED | F_SKIP)) != F_TIMED || !put_record(b, &pos, limit, rr, seq + k, &c, 1)) break;
+        /* §5.4: timed readings as one BATCH (within maxBatch, the frame and the rate) when two or more fit,
+         * else one READING */
+        batch = TD_WITH_BATCH && d->count - d->sent >= 2 && d->max_batch >= 2 && avail >= 2;
+        for (;; batch = 0) {
+            c = d->ctx;
+            k = 0;
+            used = 0;
+            pos = batch ? 3 : 1; /* type, and two bytes for a BATCH's count */
+            while (d->sent + k < d->count && k < (batch ? d->max_batch : 1u) && k < avail) {
+                const uint8_t *rr = r + used;
+                if ((batch && (rr[3] & (F_TIMED | F_SKIP)) != F_TIMED) || !put_record(b, &pos, limit, rr, seq + k, &c, batch))
+                    break;
                 used += rec_size(rr);
                 k++;
             }
-            if (k >= 2) {
-                b[0] = TD_BATCH;
-                if (k < 128) {
-                    b[1] = (uint8_t)k;
-                    memmove(b + 2, b + 3, pos - 3);
-                    pos--;
-                } else {
-                    b[1] = (uint8_t)(k | 0x80u);
-                    b[2] = (uint8_t)(k >> 7);
-                }
-            } else {
-                k = 0;
-                used = 0;
-                c = d->ctx;
-            }
+            if (!batch || k >= 2) break;
         }
-#else
-        (void)avail;
-#endif
-        if (!k) {
-            pos = 1;
-            b[0] = (r[3] & F_TIMED) ? TD_READING : TD_READING_UNTIMED;
-            if (!put_record(b, &pos, limit, r, seq, &c, 0)) break; /* waits for the queue to drain */
-            used = rec_size(r);
-            k = 1;
+        if (!k) break; /* waits for the queue to drain */
+        b[0] = (r[3] & F_TIMED) ? TD_READING : TD_READING_UNTIMED;
+        if (batch) {
+            b[0] = TD_BATCH;
+            if (k < 128) {
+                b[1] = (uint8_t)k;
+                memmove(b + 2, b + 3, pos - 3);
+                pos--;
+            } else {
+                b[1] = (uint8_t)(k | 0x80u);
+                b[2] = (uint8_t)(k >> 7);
+            }
         }
         if (td_ws_commit(&d->ws, pos)) break;
         d->ctx = c; /* §5.1.3: the context advances with every reading sent, in order */
@@ -326,12 +327,12 @@ flush:
 
 /* ---- frames in ---- */
 
-/* §6.6.5: the close reason is the code's name (frame-decoding codes only). */
+/* §6.6.5: the close reason is the code's name: the codes td_decode_hub_frame returns, and UNEXPECTED_FRAME
+ * (codes 7-10 and TEXT_FRAME are about device frames or the WebSocket layer: no name kept for them). */
 static const char *decode_error_name(int code)
 {
     static const char names[] = "FRAME_TRUNCATED\0UNKNOWN_FRAME_TYPE\0TRAILING_BYTES\0VARINT_OVERFLOW\0INVALID_UTF8\0"
-                                "STRING_TOO_LONG\0INVALID_VALUE_TYPE\0TOO_MANY_METRICS\0BATCH_TOO_LARGE\0"
-                                "EMPTY_READING\0INVALID_FIELD\0FRAME_TOO_LARGE\0TEXT_FRAME\0UNEXPECTED_FRAME";
+                                "STRING_TOO_LONG\0\0\0\0\0INVALID_FIELD\0FRAME_TOO_LARGE\0\0UNEXPECTED_FRAME";
     const char *p = names;
     if (code < 1 || code > TD_UNEXPECTED_FRAME) return "";
     while (--code) p += strlen(p) + 1;
@@ -373,12 +374,12 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
 static void on_command(td_device *d, const td_hub_frame *f)
 {
     td_command cmd;
-    td_str none = {"", 0};
+    static const td_str none = {"", 0}, no_handler = TD_S("no command handler");
     uint64_t id = f->u.command.id;
     int i = recent_find(d, id);
     if (i >= 0) {
         /* §8.3: a duplicate runs nothing; the stored final status again, or `delivered` while it runs */
-        if (send_result(d, id, d->recent_status[i] & 0x7Fu, none) == TD_OK) d->recent_status[i] &= 0x7Fu;
+        resend_status(d, i);
         return;
     }
     i = d->recent_next;
@@ -387,7 +388,7 @@ static void on_command(td_device *d, const td_hub_frame *f)
     d->recent_status[i] = TD_CMD_DELIVERED;
     send_result(d, id, TD_CMD_DELIVERED, none); /* §8.2.1: at once, before it runs */
     if (!d->cfg->on_command) {
-        td_device_command_result(d, id, TD_CMD_REJECTED, td_s("no command handler"));
+        td_device_command_result(d, id, TD_CMD_REJECTED, no_handler);
         return;
     }
     cmd.id = id;
@@ -446,11 +447,6 @@ static uint32_t random32(td_device *d)
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-static int reason_is(td_str r, const char *s)
-{
-    return r.len == strlen(s) && !memcmp(r.p, s, r.len);
-}
-
 static void connect_now(td_device *d)
 {
     d->state = TD_DEV_CONNECTING;
@@ -460,14 +456,16 @@ static void connect_now(td_device *d)
 
 static void disconnected(td_device *d, uint16_t code, td_str reason)
 {
-    /* §6.4, §6.7.2: retrying cannot fix these (by the close reason or the ERROR before it); the application decides */
-    static const char names[] = "AUTH_FAILED\0REPLACED\0DEVICE_DISABLED";
-    static const uint8_t codes[] = {TD_AUTH_FAILED, TD_REPLACED, TD_DEVICE_DISABLED};
-    const char *name = names;
+    /* §6.4, §6.7.2: retrying cannot fix these (by the close reason or the ERROR before it); the application
+     * decides. Each: its wire code, then its name. */
+    static const char names[] = "\x14" "AUTH_FAILED\0" "\x15" "REPLACED\0" "\x1b" "DEVICE_DISABLED\0";
+    const char *name;
     td_event ev;
-    int terminal = 0, i;
-    for (i = 0; i < 3; i++, name += strlen(name) + 1)
-        if (code == 1008 && (reason_is(reason, name) || d->last_error == codes[i])) terminal = 1;
+    int terminal = 0;
+    if (code == 1008)
+        for (name = names; *name; name += strlen(name) + 1)
+            if (d->last_error == name[0] || (reason.len == strlen(name + 1) && !memcmp(reason.p, name + 1, reason.len)))
+                terminal = 1;
     d->sent = 0;
     d->sent_bytes = 0;
     if (terminal || d->state == TD_DEV_STOPPING || d->state == TD_DEV_STOPPED) {
@@ -611,8 +609,9 @@ int td_device_poll(td_device *d)
     hb = d->state == TD_DEV_READY ? d->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
     if (d->state >= TD_DEV_CONNECTING && hb &&
         (uint32_t)(now_ms(d) - d->ws.last_rx_ms) > DEAD_AFTER_PERIODS * hb) {
+        static const td_str lost = TD_S("HEARTBEAT_LOST");
         td_ws_abort(&d->ws);
-        disconnected(d, 1006, td_s("HEARTBEAT_LOST"));
+        disconnected(d, 1006, lost);
     }
     pump(d);
     return d->state;

@@ -617,6 +617,35 @@ static void test_bad_hub_frames(void)
     CHECK_EQ(op, 0x88);
     CHECK(n == 2 + 14 && buf[0] == 0x03 && buf[1] == 0xea && !memcmp(buf + 2, "TRAILING_BYTES", 14));
     CHECK(last_event(TD_EV_ERROR) && last_event(TD_EV_ERROR)->code == TD_TRAILING_BYTES);
+    check_context = "§6.6.5 every code the hub-frame decoder returns closes with its registry name";
+    {
+        static const struct {
+            const char *frame;
+            size_t len;
+            int code;
+        } bad[] = {
+            {"\x42", 1, TD_FRAME_TRUNCATED},
+            {"\x99", 1, TD_UNKNOWN_FRAME_TYPE},
+            {"\x42\xff\xff\xff\xff\xff\xff\xff\xff", 9, TD_VARINT_OVERFLOW},
+            {"\x43\x01\x01\xff\x00\x00", 6, TD_INVALID_UTF8},
+            {"\x43\x01\x41", 3, TD_STRING_TOO_LONG},
+            {"\x43\x00\x01x\x00\x00", 6, TD_INVALID_FIELD},
+        };
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            const char *name = td_err_name(bad[i].code);
+            setup(30 + (uint32_t)i, sizeof STORE);
+            h = connect_hello();
+            hub_welcome(0, 10000, 0, &h);
+            poll_n(2);
+            fake_binary(&F, (const uint8_t *)bad[i].frame, bad[i].len);
+            poll_n(1);
+            CHECK(fake_take(&F, &op, buf, &n, &masked, NULL));
+            CHECK(op == 0x88 && buf[0] == 0x03 && buf[1] == 0xea);
+            CHECK(n == 2 + strlen(name) && !memcmp(buf + 2, name, strlen(name)));
+            CHECK(last_event(TD_EV_ERROR) && last_event(TD_EV_ERROR)->code == bad[i].code);
+        }
+    }
     check_context = "a reading sent while the connection closes waits in the store (found by fuzz_ws_stream)";
     send3(1, TD_TS_NONE);
     poll_n(1);
