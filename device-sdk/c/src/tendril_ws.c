@@ -313,21 +313,26 @@ static const char *header(const char *p, const char *end, const char *name, size
  * (none was offered). */
 static int check_upgrade(td_ws *ws, size_t end)
 {
-    static const char names[] = "upgrade:\0connection:\0sec-websocket-accept:\0sec-websocket-protocol:\0"
-                                "sec-websocket-extensions:";
-    const char *p = (const char *)ws->rx, *e = p + end, *v, *name = names;
-    size_t n = 0, i, k;
+    /* each header's name (lower case, with its colon), then the value it must have ("" for the accept value) */
+    static const char checks[] = "upgrade:\0websocket\0connection:\0upgrade\0sec-websocket-accept:\0\0"
+                                 "sec-websocket-protocol:\0tendril.v1\0sec-websocket-extensions:\0";
+    const char *p = (const char *)ws->rx, *e = p + end, *v, *name = checks, *want;
+    size_t n, i, k;
     if (end < 12 || memcmp(p, "HTTP/1.1 ", 9)) return TD_E_HANDSHAKE;
     for (i = 9; i < 12; i++) ws->http_status = (uint16_t)(ws->http_status * 10u + (uint8_t)(p[i] - '0'));
     if (memcmp(p + 9, "101", 3)) return TD_E_HANDSHAKE;
-    for (k = 0; k < 5; k++, name += strlen(name) + 1) {
-        const char *want = k == 0 ? "websocket" : k == 1 ? "upgrade" : k == 2 ? ws->accept : "tendril.v1";
-        size_t wlen = k == 2 ? 28 : strlen(want);
+    for (k = 0; k < 5; k++, name = want + strlen(want) + 1) {
+        const char *w;
+        size_t wlen;
         int ok = 0;
+        want = name + strlen(name) + 1;
+        w = k == 2 ? ws->accept : want;
+        wlen = k == 2 ? 28 : strlen(want);
+        n = 0;
         v = header(p, e, name, &n);
         if (k == 4) ok = !v;
         else if (k == 1 || n == wlen) /* Connection is a list that holds "upgrade"; the others are exact */
-            for (i = 0; v && i + wlen <= n; i++) ok |= k < 2 ? iprefix(v + i, e, want) : !memcmp(v + i, want, wlen);
+            for (i = 0; v && i + wlen <= n; i++) ok |= k < 2 ? iprefix(v + i, e, w) : !memcmp(v + i, w, wlen);
         if (!ok) return TD_E_HANDSHAKE;
     }
     return TD_OK;
