@@ -297,6 +297,7 @@ static void w_values(wr *w, const td_value *v, size_t count, const td_limits *li
     if (count && !v) w_fail(w, TD_E_ARG);
     for (i = 0; i < count && !w->err; i++, v++) {
         uint32_t bits32;
+        uint64_t bits;
         if (v->alias > lim->max_alias || v->type > TD_VT_STRING) {
             w_fail(w, TD_INVALID_FIELD);
             break;
@@ -304,10 +305,11 @@ static void w_values(wr *w, const td_value *v, size_t count, const td_limits *li
         td_w_varint(w, (uint64_t)v->alias * 8u + v->type); /* §5.2 tag */
         switch (v->type) {
         case TD_VT_F32:
+        case TD_VT_F64:
             memcpy(&bits32, &v->v.f32, 4);
-            w_le(w, bits32, 4);
+            bits = v->type == TD_VT_F32 ? bits32 : f64_bits(v->v.f64);
+            w_le(w, bits, v->type == TD_VT_F32 ? 4u : 8u);
             break;
-        case TD_VT_F64: w_le(w, f64_bits(v->v.f64), 8); break;
         case TD_VT_INT: td_w_svarint(w, v->v.i); break;
         case TD_VT_STRING: w_str(w, v->v.s, lim->max_string_value_bytes); break;
         default: break; /* FALSE, TRUE: no payload */

@@ -207,17 +207,18 @@ static void set_reason(td_ws *ws, const uint8_t *p, size_t n)
     ws->reason_len = (uint8_t)n;
 }
 
-/* Queues a close frame (code, reason) and waits for the hub's answer. */
+/* Keeps the close code and reason (the CLOSED event's); when open, queues a close frame with them and waits for
+ * the hub's answer. */
 static void start_close(td_ws *ws, uint16_t code, const char *reason, size_t rlen)
 {
     uint8_t payload[2 + TD_WS_REASON_MAX];
-    if (rlen > TD_WS_REASON_MAX) rlen = TD_WS_REASON_MAX;
-    payload[0] = (uint8_t)(code >> 8);
-    payload[1] = (uint8_t)code;
-    if (rlen) memcpy(payload + 2, reason, rlen);
     ws->close_code = code;
     set_reason(ws, (const uint8_t *)reason, rlen);
-    if (!ws->sent_close) send_frame(ws, OP_CLOSE, payload, 2 + rlen); /* no room: the stream closes anyway */
+    if (ws->state != TD_WS_OPEN) return;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    memcpy(payload + 2, ws->reason, ws->reason_len);
+    if (!ws->sent_close) send_frame(ws, OP_CLOSE, payload, 2u + ws->reason_len); /* no room: it closes anyway */
     ws->sent_close = 1;
     ws->state = TD_WS_CLOSING;
     ws->closing_since = ws_now(ws);
@@ -366,19 +367,17 @@ int td_ws_flush(td_ws *ws)
 /* Fails the connection: a close frame with the code (when open), then the stream is closed. */
 static void fail(td_ws *ws, td_ws_event *ev, uint16_t code, const char *reason, int err)
 {
-    if (ws->state == TD_WS_OPEN) {
-        start_close(ws, code, reason, strlen(reason));
-        td_ws_flush(ws);
-    } else {
-        ws->close_code = code;
-        set_reason(ws, (const uint8_t *)reason, strlen(reason));
-    }
+    int open = ws->state == TD_WS_OPEN;
+    start_close(ws, code, reason, strlen(reason));
+    if (open) td_ws_flush(ws);
     closed(ws, ev, code, err);
 }
 
 void td_ws_poll(td_ws *ws, td_ws_event *ev)
 {
     td_ws_header h;
+    const uint8_t *pl;
+    size_t n;
     int e;
     memset(ev, 0, sizeof *ev);
     if (ws->rx_consume) { /* the message delivered last time is done with */
@@ -450,42 +449,40 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
         fail(ws, ev, 1003, "fragmented", TD_E_WS);
         return;
     }
+    n = (size_t)h.len;
+    pl = ws->rx + h.header;
+    ws->rx_consume = h.header + n; /* done with at the next poll (a failure empties rx anyway) */
     switch (h.opcode) {
     case OP_BINARY:
-        ws->rx_consume = h.header + (size_t)h.len;
         if (ws->state == TD_WS_OPEN) {
             ev->type = TD_WS_EV_MESSAGE;
-            ev->data = ws->rx + h.header;
-            ev->len = (size_t)h.len;
+            ev->data = pl;
+            ev->len = n;
         }
         return;
     case OP_TEXT: fail(ws, ev, 1003, "TEXT_FRAME", TD_TEXT_FRAME); return; /* §1.2.3 */
     case OP_PING:
-        if (ws->state == TD_WS_OPEN) {
-            /* no room for the pong now: leave the ping in rx until the queue drains */
-            if (send_frame(ws, OP_PONG, ws->rx + h.header, (size_t)h.len) == TD_E_AGAIN) return;
-            td_ws_flush(ws);
-        }
-        ws->rx_consume = h.header + (size_t)h.len;
+        /* no room for the pong now: leave the ping in rx until the queue drains */
+        if (ws->state == TD_WS_OPEN && send_frame(ws, OP_PONG, pl, n) == TD_E_AGAIN) ws->rx_consume = 0;
+        else td_ws_flush(ws);
         return;
-    case OP_PONG: ws->rx_consume = h.header + (size_t)h.len; return;
+    case OP_PONG: return;
     case OP_CLOSE: {
         uint16_t code = 1005; /* no status code */
-        if (h.len == 1) {
+        if (n == 1) {
             fail(ws, ev, 1002, "", TD_E_WS);
             return;
         }
-        if (h.len >= 2) {
-            code = (uint16_t)(ws->rx[h.header] << 8 | ws->rx[h.header + 1]);
-            set_reason(ws, ws->rx + h.header + 2, (size_t)h.len - 2);
-        } else {
-            ws->reason_len = 0;
+        ws->reason_len = 0;
+        if (n >= 2) {
+            code = (uint16_t)(pl[0] << 8 | pl[1]);
+            set_reason(ws, pl + 2, n - 2);
         }
         if (!ws->sent_close) { /* echo the code (RFC 6455 §5.5.1) */
             uint8_t echo[2];
             echo[0] = (uint8_t)(code >> 8);
             echo[1] = (uint8_t)code;
-            if (send_frame(ws, OP_CLOSE, echo, h.len >= 2 ? 2u : 0u) == TD_OK) td_ws_flush(ws);
+            if (send_frame(ws, OP_CLOSE, echo, n >= 2 ? 2u : 0u) == TD_OK) td_ws_flush(ws);
             ws->sent_close = 1;
         }
         ws->close_code = code;
