@@ -52,7 +52,7 @@ typedef struct td_device td_device;
 enum {
     TD_EV_CONNECTED = 1, /* WELCOME arrived; value = WELCOME.ackedSeq */
     TD_EV_DISCONNECTED,  /* code = close code, text = reason, will_reconnect */
-    TD_EV_ACK,           /* seq = every reading up to it is durable in the hub */
+    TD_EV_ACK,           /* seq (and value) = every reading up to it is durable in the hub */
     TD_EV_DROP,          /* value = total readings dropped (store overflow) */
     TD_EV_REJECT,        /* the hub rejected a value (alias >= 0) or a reading's timestamp (§7.1): code, seq, alias, text */
     TD_EV_BACKOFF,       /* code (RATE_LIMITED, STORE_BUSY), value = pause ms */
@@ -119,7 +119,6 @@ struct td_device {
     size_t results_cap, results_len;
     uint64_t first_seq;        /* seq of the oldest record; records hold consecutive seqs */
     uint64_t dropped, reported_dropped;
-    uint64_t acked_total;
     td_ctx ctx;                /* §5.1 delta context of this connection */
     uint64_t hello_clock;
     uint64_t clock_base;       /* Unix ms at clock_at */

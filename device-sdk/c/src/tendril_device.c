@@ -32,18 +32,21 @@ static void emit(td_device *d, td_event *ev)
     if (d->cfg->on_event) d->cfg->on_event(d, ev, d->cfg->user);
 }
 
-static void emit_simple(td_device *d, uint8_t type, int code, uint64_t seq, uint64_t value)
+/* An event with a code and one number: the value, and the seq too for CONNECTED and ACK */
+static void emit_simple(td_device *d, uint8_t type, int code, uint64_t value)
 {
     td_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = type;
     ev.code = code;
     ev.alias = -1;
-    ev.seq = seq;
+    if (type == TD_EV_CONNECTED || type == TD_EV_ACK) ev.seq = value;
     ev.value = value;
     ev.text.p = "";
     emit(d, &ev);
 }
+
+static const td_str no_detail = {"", 0};
 
 static void pump(td_device *d);
 
@@ -82,13 +85,12 @@ uint32_t td_device_buffered(const td_device *d)
 /* §7.3: the ACK is cumulative */
 static void acked(td_device *d, uint64_t seq)
 {
-    uint32_t n = 0;
+    int n = 0;
     while (d->count && d->first_seq <= seq) {
         drop_head(d);
-        n++;
+        n = 1;
     }
-    d->acked_total += n;
-    if (n) emit_simple(d, TD_EV_ACK, 0, seq, d->acked_total);
+    if (n) emit_simple(d, TD_EV_ACK, 0, seq);
 }
 
 int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t ts, uint64_t *seq)
@@ -136,7 +138,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
     d->count++;
     if (dropped) {
         d->dropped += dropped;
-        emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
+        emit_simple(d, TD_EV_DROP, 0, d->dropped);
     }
     pump(d); /* out at once when connected, not at the next poll */
     return TD_OK;
@@ -192,8 +194,7 @@ static int recent_find(const td_device *d, uint64_t id)
 /* §8.3: the kept status of recent command i again, with no detail; "not yet sent" clears once it is queued. */
 static int resend_status(td_device *d, int i)
 {
-    static const td_str none = {"", 0};
-    int e = send_result(d, d->recent_id[i], d->recent_status[i] & 0x7Fu, none);
+    int e = send_result(d, d->recent_id[i], d->recent_status[i] & 0x7Fu, no_detail);
     if (!e) d->recent_status[i] &= 0x7Fu;
     return e;
 }
@@ -282,7 +283,7 @@ static void pump(td_device *d)
             /* larger than the hub's frame limit: it would block every later reading */
             d->store[off + 3] |= F_SKIP;
             d->dropped++;
-            emit_simple(d, TD_EV_DROP, 0, 0, d->dropped);
+            emit_simple(d, TD_EV_DROP, 0, d->dropped);
             continue;
         }
         /* §5.4: timed readings as one BATCH (within maxBatch, the frame and the rate) when two or more fit,
@@ -368,13 +369,13 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
     d->ctx.prev_ts = d->hello_clock;
     if (!d->has_clock && f->u.welcome.server_time) td_device_set_clock(d, f->u.welcome.server_time); /* §4.3.2 */
     acked(d, acked_seq); /* §6.1.4: what the hub holds is done with, before anything is resent */
-    emit_simple(d, TD_EV_CONNECTED, 0, acked_seq, acked_seq);
+    emit_simple(d, TD_EV_CONNECTED, 0, acked_seq);
 }
 
 static void on_command(td_device *d, const td_hub_frame *f)
 {
     td_command cmd;
-    static const td_str none = {"", 0}, no_handler = TD_S("no command handler");
+    static const td_str no_handler = TD_S("no command handler");
     uint64_t id = f->u.command.id;
     int i = recent_find(d, id);
     if (i >= 0) {
@@ -386,7 +387,7 @@ static void on_command(td_device *d, const td_hub_frame *f)
     d->recent_next = (uint8_t)((d->recent_next + 1u) % TD_RECENT_COMMANDS);
     d->recent_id[i] = (uint32_t)id;
     d->recent_status[i] = TD_CMD_DELIVERED;
-    send_result(d, id, TD_CMD_DELIVERED, none); /* §8.2.1: at once, before it runs */
+    send_result(d, id, TD_CMD_DELIVERED, no_detail); /* §8.2.1: at once, before it runs */
     if (!d->cfg->on_command) {
         td_device_command_result(d, id, TD_CMD_REJECTED, no_handler);
         return;
@@ -406,7 +407,7 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
     /* §3.2: nothing but WELCOME (or ERROR) before WELCOME, and one WELCOME per connection */
     if (!e && f.type != TD_ERROR && (f.type == TD_WELCOME) == (d->state == TD_DEV_READY)) e = TD_UNEXPECTED_FRAME;
     if (e) {
-        emit_simple(d, TD_EV_ERROR, e, 0, 0);
+        emit_simple(d, TD_EV_ERROR, e, 0);
         td_ws_close(&d->ws, 1002, decode_error_name(e)); /* §6.6.5 */
         return;
     }
@@ -421,7 +422,7 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
         d->sent = 0;
         d->sent_bytes = 0;
         if (f.u.backoff.code == TD_RATE_LIMITED) d->tokens = 0;
-        emit_simple(d, TD_EV_BACKOFF, (int)f.u.backoff.code, 0, d->pause_ms);
+        emit_simple(d, TD_EV_BACKOFF, (int)f.u.backoff.code, d->pause_ms);
         break;
     case TD_ERROR:
         memset(&ev, 0, sizeof ev);
