@@ -86,20 +86,17 @@ size_t td_put_varint(uint8_t *out, uint64_t v)
 int td_get_varint(const uint8_t *p, size_t len, uint64_t *v, size_t *used)
 {
     uint64_t r = 0;
-    size_t i;
-    for (i = 0; i < 8; i++) {
-        uint8_t b;
-        if (i >= len) return TD_FRAME_TRUNCATED; /* §2.2.3 */
-        b = p[i];
-        r |= (uint64_t)(b & 0x7fu) << (7u * i);
-        if (!(b & 0x80u)) {
-            if (r > TD_MAX_SAFE) return TD_VARINT_OVERFLOW; /* §2.2.2 */
-            *v = r;
-            *used = i + 1;
-            return TD_OK;
-        }
+    size_t n = 0, i;
+    for (;;) { /* find the last byte first: then the value is built with shifts by a constant */
+        if (n == 8) return TD_VARINT_OVERFLOW; /* §2.2.2: high bit still set in the 8th byte */
+        if (n >= len) return TD_FRAME_TRUNCATED; /* §2.2.3 */
+        if (!(p[n++] & 0x80u)) break;
     }
-    return TD_VARINT_OVERFLOW; /* §2.2.2: high bit still set in the 8th byte */
+    for (i = n; i;) r = r << 7 | (p[--i] & 0x7Fu);
+    if (r > TD_MAX_SAFE) return TD_VARINT_OVERFLOW; /* §2.2.2 */
+    *v = r;
+    *used = n;
+    return TD_OK;
 }
 
 uint64_t td_zigzag(int64_t n)

@@ -400,12 +400,13 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
         /* fall through */
     case TD_WS_HANDSHAKE: {
         size_t i;
+        uint32_t last4;
         if (td_ws_flush(ws) || fill(ws)) {
             closed(ws, ev, 1006, TD_E_IO);
             return;
         }
-        for (i = 3; i < ws->rx_len; i++)
-            if (!memcmp(ws->rx + i - 3, "\r\n\r\n", 4)) break;
+        for (i = 0, last4 = 0; i < ws->rx_len; i++) /* the answer ends at its first "\r\n\r\n" */
+            if ((last4 = last4 << 8 | ws->rx[i]) == 0x0D0A0D0Au) break;
         if (i >= ws->rx_len) {
             if (ws->rx_len == ws->rx_cap) closed(ws, ev, 1006, TD_E_HANDSHAKE); /* an answer we cannot hold */
             return;
