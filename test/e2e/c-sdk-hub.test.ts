@@ -15,10 +15,10 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  getFreePort,
+  hubApi,
   makeTempDir,
   makeTestCA,
-  startServerProcess,
+  startHubProcess,
   waitFor,
   type ServerProcess,
   type TestCA,
@@ -138,30 +138,26 @@ for (const scheme of ['ws', 'wss'] as const) {
     }
 
     beforeAll(async () => {
-      const port = await getFreePort();
-      const dir = await makeTempDir(`c-sdk-hub-${scheme}`);
-      base = `${scheme === 'wss' ? 'https' : 'http'}://127.0.0.1:${port}`;
-      deviceUrl = `${scheme}://127.0.0.1:${port}/v1/device`;
-      hub = await startServerProcess({
-        name: 'hub',
-        command: process.execPath,
-        args: [HUB_MAIN],
-        dir,
+      const started = await startHubProcess({
+        script: HUB_MAIN,
+        adminToken: ADMIN,
+        dirPrefix: `c-sdk-hub-${scheme}`,
+        tls: scheme === 'wss',
         env: {
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          HUB_DATA_DIR: join(dir, 'data'),
-          HUB_ADMIN_TOKEN: ADMIN,
-          HUB_LOG_LEVEL: 'warn',
           HUB_HEARTBEAT_MS: String(HEARTBEAT_MS),
           // The device paces itself to WELCOME.maxRate: 1000/s keeps the mid-stream restart test short.
           HUB_DEVICE_RATE: '1000',
           HUB_DEVICE_BURST: '2000',
           ...(scheme === 'wss' ? { HUB_TLS_CERT: ca.certPath, HUB_TLS_KEY: ca.keyPath } : {}),
         },
-        ready: () => api('GET', '/healthz').then(() => true),
-        readyWhat: `GET ${base}/healthz -> 200`,
+        // The API client trusts the test CA (fetch does not take one).
+        ready: (url) => {
+          base = url;
+          return api('GET', '/healthz').then(() => true);
+        },
       });
+      hub = started.proc;
+      deviceUrl = started.deviceUrl;
     }, 60_000);
 
     afterAll(async () => {
@@ -343,42 +339,21 @@ for (const scheme of ['ws', 'wss'] as const) {
         "honours BACKOFF RATE_LIMITED from a hub whose burst is smaller than the device's, and every reading is still stored once",
         async () => {
           // A second hub whose bucket holds 10 readings while WELCOME.maxRate (50/s) lets the device start with 50.
-          const port = await getFreePort();
-          const dir = await makeTempDir('c-sdk-hub-backoff');
-          const url = `http://127.0.0.1:${port}`;
-          const tight = await startServerProcess({
-            name: 'hub',
-            command: process.execPath,
-            args: [HUB_MAIN],
-            dir,
-            env: {
-              PORT: String(port),
-              HOST: '127.0.0.1',
-              HUB_DATA_DIR: join(dir, 'data'),
-              HUB_ADMIN_TOKEN: ADMIN,
-              HUB_LOG_LEVEL: 'warn',
-              HUB_DEVICE_RATE: '50',
-              HUB_DEVICE_BURST: '10',
-            },
-            ready: async () => (await fetch(`${url}/healthz`)).ok,
-            readyWhat: `GET ${url}/healthz -> 200`,
+          const started = await startHubProcess({
+            script: HUB_MAIN,
+            adminToken: ADMIN,
+            dirPrefix: 'c-sdk-hub-backoff',
+            env: { HUB_DEVICE_RATE: '50', HUB_DEVICE_BURST: '10' },
           });
+          const tight = started.proc;
           try {
-            const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-              const res = await fetch(`${url}${path}`, {
-                method,
-                headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-                ...(body ? { body: JSON.stringify(body) } : {}),
-              });
-              if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${await res.text()}`);
-              return res.json();
-            };
+            const call = hubApi(started.base, ADMIN);
             const id = 'c-ws-backoff';
             const { token } = await call('POST', '/api/v1/devices', { id });
             const from = Date.now() - 60_000;
             const child = spawn(
               DEVICE_BIN,
-              ['--url', `ws://127.0.0.1:${port}/v1/device`, '--id', id, '--readings', '300', '--rate', '200'],
+              ['--url', started.deviceUrl, '--id', id, '--readings', '300', '--rate', '200'],
               {
                 env: { ...process.env, TENDRIL_TOKEN: token },
                 stdio: ['ignore', 'pipe', 'inherit'],

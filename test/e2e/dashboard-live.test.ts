@@ -12,8 +12,8 @@
  *   - no Content-Security-Policy violation on any page.
  * Screenshots of the fleet and device views go to test-results/.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -21,10 +21,10 @@ import type { Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet, HubApi, envSensor, planFleet, powerMeter, provisionRequest } from '@tendril/simulator';
 import {
-  getFreePort,
+  ensureDashboardBuilt,
+  hubApi,
   launchChromium,
-  makeTempDir,
-  startServerProcess,
+  startHubProcess,
   waitFor,
   WORKSPACE_ALIASES,
   type ChromiumInstance,
@@ -52,43 +52,11 @@ let stoppable: ChildProcess | undefined;
 let browser: ChromiumInstance;
 const cspViolations: string[] = [];
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function dashboardBuildIsStale(): boolean {
-  const index = repo('dashboard/dist/index.html');
-  if (!existsSync(index)) return true;
-  const sources = Math.max(
-    newestMtime(repo('dashboard/src')),
-    statSync(repo('dashboard/index.html')).mtimeMs,
-    statSync(repo('dashboard/vite.config.ts')).mtimeMs,
-  );
-  return sources > statSync(index).mtimeMs;
-}
-
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = hubApi(() => base, ADMIN_TOKEN);
 
 beforeAll(async () => {
   mkdirSync(RESULTS, { recursive: true });
-  // The dashboard as `npm run build` builds it (the hub serves dashboard/dist), rebuilt only when a source is
-  // newer than the build (a rebuild empties dist/, which other tests read).
-  if (dashboardBuildIsStale())
-    execFileSync('npm', ['run', 'build', '-w', '@tendril/dashboard'], { cwd: repo('.'), stdio: 'pipe' });
+  ensureDashboardBuilt();
   // The hub process as faults.test.ts runs it, bundled from source. Files the hub finds next to its modules
   // (the common-password list, dashboard/dist) are found from the sources' own place.
   const hubScript = here('./.build/dashboard-hub-process.mjs');
@@ -128,26 +96,16 @@ beforeAll(async () => {
     logLevel: 'error',
   });
 
-  const port = await getFreePort();
-  const dir = await makeTempDir('dashboard-e2e');
-  dataDir = join(dir, 'data');
-  base = `http://127.0.0.1:${port}`;
-  hub = await startServerProcess({
-    name: 'hub',
-    command: process.execPath,
-    args: [hubScript],
-    dir,
-    env: {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      HUB_DATA_DIR: dataDir,
-      HUB_ADMIN_TOKEN: ADMIN_TOKEN,
-      HUB_LOG_LEVEL: 'warn',
-      HUB_HEARTBEAT_MS: String(HEARTBEAT_MS),
-    },
-    ready: async () => (await fetch(`${base}/healthz`)).ok,
-    readyWhat: `GET ${base}/healthz -> 200`,
+  const started = await startHubProcess({
+    script: hubScript,
+    adminToken: ADMIN_TOKEN,
+    dirPrefix: 'dashboard-e2e',
+    env: { HUB_HEARTBEAT_MS: String(HEARTBEAT_MS) },
   });
+  const { port, dir } = started;
+  hub = started.proc;
+  base = started.base;
+  dataDir = started.dataDir;
 
   await api('POST', '/api/v1/users', {
     name: OPERATOR.name,
@@ -164,9 +122,9 @@ beforeAll(async () => {
 
   // Four devices in this process (power meters have a relay), five readings a second each.
   const planned = planFleet(4, [powerMeter, envSensor], 7);
-  const hubApi = new HubApi({ httpBase: base, adminToken: ADMIN_TOKEN });
-  const provisioned = await hubApi.provisionAll(planned.map(provisionRequest));
-  hubApi.close();
+  const provisioner = new HubApi({ httpBase: base, adminToken: ADMIN_TOKEN });
+  const provisioned = await provisioner.provisionAll(planned.map(provisionRequest));
+  provisioner.close();
   fleet = new Fleet({
     deviceUrl: `ws://127.0.0.1:${port}/v1/device`,
     devices: planned.map((p, i) => ({ ...p, token: provisioned[i]!.token })),

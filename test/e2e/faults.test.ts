@@ -8,19 +8,17 @@
  *   (3) Every device connection cut repeatedly by a TCP proxy while devices send (SQLite, InfluxDB).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TendrilDevice } from '@tendril/device-sdk';
 import {
-  getFreePort,
-  makeTempDir,
+  hubApi,
+  startHubProcess,
   startInfluxDB,
-  startServerProcess,
   waitFor,
+  type HubProcess,
   type InfluxDBServer,
-  type ServerProcess,
 } from '../support/index.js';
 import { bundleForProcess } from '../support/hub-bundle.js';
 
@@ -56,54 +54,31 @@ afterEach(async () => {
 
 // ---- the hub process ----
 
-interface HubUnderTest {
-  proc: ServerProcess;
-  port: number;
-  base: string;
+interface HubUnderTest extends HubProcess {
   kind: StoreKind;
   /** InfluxDB database of this hub (influxdb only). */
   db: string;
 }
 
-async function startHubProcess(kind: StoreKind): Promise<HubUnderTest> {
-  const port = await getFreePort();
-  const dir = await makeTempDir('hub');
+async function startHub(kind: StoreKind): Promise<HubUnderTest> {
   const db = `faults_${process.pid}_${++databases}`;
-  const base = `http://127.0.0.1:${port}`;
-  const proc = await startServerProcess({
-    name: 'hub',
-    command: process.execPath,
-    args: [hubScript],
-    dir,
+  const hub = await startHubProcess({
+    script: hubScript,
+    adminToken: ADMIN,
     env: {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      HUB_DATA_DIR: join(dir, 'data'),
-      HUB_ADMIN_TOKEN: ADMIN,
-      HUB_LOG_LEVEL: 'warn',
       HUB_DEVICE_RATE: '100000',
       HUB_DEVICE_BURST: '100000',
       HUB_HEARTBEAT_MS: '1000',
       HUB_TEST_SPOOL_RETRY_MAX_MS: '500',
       ...(kind === 'influxdb' ? { INFLUX_URL: influx.url, INFLUX_DB: db, INFLUX_TIMEOUT_MS: '2000' } : {}),
     },
-    ready: async () => (await fetch(`${base}/healthz`)).ok,
-    readyWhat: `GET ${base}/healthz -> 200`,
   });
-  cleanups.push(() => proc.stop());
-  return { proc, port, base, kind, db };
+  cleanups.push(() => hub.proc.stop());
+  return { ...hub, kind, db };
 }
 
-async function api(hub: HubUnderTest, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${hub.base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (hub: HubUnderTest, method: string, path: string, body?: unknown): Promise<any> =>
+  hubApi(hub.base, ADMIN)(method, path, body);
 
 async function readyz(hub: HubUnderTest): Promise<{ httpStatus: number; body: any }> {
   const res = await fetch(`${hub.base}/readyz`, { headers: { authorization: `Bearer ${ADMIN}` } });
@@ -251,7 +226,7 @@ async function startCuttingProxy(targetPort: number): Promise<CuttingProxy> {
 
 describe('faults: zero readings lost, none doubled', () => {
   it('(1) InfluxDB killed for 20 s mid-stream and restarted: readings are acked from the spool meanwhile, then drained in full', async () => {
-    const hub = await startHubProcess('influxdb');
+    const hub = await startHub('influxdb');
     const fleet = await startFleet(hub, 'outage', `ws://127.0.0.1:${hub.port}/v1/device`);
     await moreAcked(fleet, 50, 'readings to flow before the outage');
     await waitFor(async () => (await storedCount(hub, fleet.devices[0]!.id, fleet.start)) > 0, {
@@ -293,7 +268,7 @@ describe('faults: zero readings lost, none doubled', () => {
 
   for (const kind of ['sqlite', 'influxdb'] as const) {
     it(`(2) ${kind}: the hub killed with SIGKILL mid-stream, twice, and restarted on the same port and data dir while devices keep sending`, async () => {
-      const hub = await startHubProcess(kind);
+      const hub = await startHub(kind);
       const fleet = await startFleet(hub, `crash-${kind}`, `ws://127.0.0.1:${hub.port}/v1/device`);
       for (let round = 1; round <= 2; round++) {
         await moreAcked(fleet, 100, `readings to be acked before kill ${round}`);
@@ -310,7 +285,7 @@ describe('faults: zero readings lost, none doubled', () => {
     }, 90_000);
 
     it(`(3) ${kind}: every device connection cut every 250 ms by a proxy while the devices send`, async () => {
-      const hub = await startHubProcess(kind);
+      const hub = await startHub(kind);
       const proxy = await startCuttingProxy(hub.port);
       cleanups.push(() => proxy.close());
       const fleet = await startFleet(hub, `cuts-${kind}`, `ws://127.0.0.1:${proxy.port}/v1/device`);

@@ -5,19 +5,16 @@
  * the reconnect attempts), and an MQTT device in the fleet shows "unknown: the hub lost its MQTT broker";
  * when Mosquitto is back the header says connected again.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
-  getFreePort,
+  ensureDashboardBuilt,
+  hubApi,
   launchChromium,
-  makeTempDir,
+  startHubProcess,
   startMosquitto,
-  startServerProcess,
   type ChromiumInstance,
   type MosquittoServer,
   type ServerProcess,
@@ -25,7 +22,6 @@ import {
 import { bundleForProcess } from '../support/hub-bundle.js';
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
-const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const ADMIN = 'mqtt-dashboard-admin-token-0123456789';
 const USER = { name: 'ops', password: 'a long enough password for ops' };
 
@@ -35,58 +31,20 @@ let base: string;
 let browser: ChromiumInstance;
 let device: mqtt.MqttClient;
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/** As dashboard-live.test.ts: rebuild only when a source is newer than the build. */
-function dashboardBuildIsStale(): boolean {
-  const index = repo('dashboard/dist/index.html');
-  if (!existsSync(index)) return true;
-  return newestMtime(repo('dashboard/src')) > statSync(index).mtimeMs;
-}
-
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = hubApi(() => base, ADMIN);
 
 beforeAll(async () => {
-  if (dashboardBuildIsStale())
-    execFileSync('npm', ['run', 'build', '-w', '@tendril/dashboard'], { cwd: repo('.'), stdio: 'pipe' });
+  ensureDashboardBuilt();
   const hubScript = await bundleForProcess(here('./fixtures/hub-process.ts'));
   broker = await startMosquitto();
-  const port = await getFreePort();
-  const dir = await makeTempDir('mqtt-dashboard');
-  base = `http://127.0.0.1:${port}`;
-  hub = await startServerProcess({
-    name: 'hub',
-    command: process.execPath,
-    args: [hubScript],
-    dir,
-    env: {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      HUB_DATA_DIR: join(dir, 'data'),
-      HUB_ADMIN_TOKEN: ADMIN,
-      HUB_LOG_LEVEL: 'warn',
-      MQTT_URL: broker.url,
-      MQTT_CLIENT_ID: 'hub-mqtt-dashboard',
-    },
-    ready: async () => (await fetch(`${base}/healthz`)).ok,
-    readyWhat: `GET ${base}/healthz -> 200`,
+  const started = await startHubProcess({
+    script: hubScript,
+    adminToken: ADMIN,
+    dirPrefix: 'mqtt-dashboard',
+    env: { MQTT_URL: broker.url, MQTT_CLIENT_ID: 'hub-mqtt-dashboard' },
   });
+  hub = started.proc;
+  base = started.base;
   await api('POST', '/api/v1/users', { ...USER, role: 'operator', mustChangePassword: false });
   await api('POST', '/api/v1/devices', { id: 'mq-1', name: 'MQTT sensor' });
   device = await mqtt.connectAsync(broker.url, { clientId: 'mq-1', reconnectPeriod: 0 });

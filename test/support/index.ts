@@ -15,3 +15,10 @@ export { startMosquitto, type MosquittoServer, type MosquittoOptions } from './m
 export { launchChromium, CHROMIUM_FLAGS, type ChromiumInstance, type ChromiumOptions } from './chromium.js';
 export { makeTestCA, type TestCA } from './tls.js';
 export { bundleForProcess, WORKSPACE_ALIASES } from './hub-bundle.js';
+export {
+  startHubProcess,
+  hubApi,
+  ensureDashboardBuilt,
+  type HubProcess,
+  type HubProcessOptions,
+} from './hub-process.js';
