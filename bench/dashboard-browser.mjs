@@ -7,14 +7,17 @@
  * routes the page asks for (/api/v1/me, history, commands). The fake feed is what lets one machine put 10 000
  * devices reporting once a second in front of a page; the hub's own fan-out is measured by its own bench.
  *
- *   1. Fleet: 10 000 devices, each sending a new value once a second (10 000 `values` events per second in
- *      batches every 50 ms), while the list is scrolled. Reports main-thread long tasks (PerformanceObserver
+ *   1. Fleet: 10 000 devices, each sending a new value once a second (10 000 `values` events per second, 500
+ *      every 50 ms), while the list is scrolled. The feed sends what the hub sends: the events of one turn as
+ *      `events` messages of at most 64 KiB (docs/live.md §3.6), here two messages per 50 ms; `--feed single`
+ *      sends one message per event instead (the live channel before batches). Reports main-thread long tasks (PerformanceObserver
  *      'longtask': > 50 ms), the app's work per frame (apply + render, from the page's frame stats) and the
  *      interval between animation frames (smoothness of scrolling).
  *   2. Device chart: one device with 24 h of history at about one bucket per pixel, streaming 20 readings/s.
  *      Reports the app's work per frame (goal < 16 ms) and long tasks.
  *   Baselines, same run and browser: the frame intervals of a blank page, and of a page that receives the same
- *   fleet feed and only parses each message (what 10 000 messages a second cost the browser without the app).
+ *   fleet feed and only parses each message (what the feed costs the browser without the app), and the same
+ *   with one message per event (what 10 000 messages a second cost it).
  *
  * Flags: --seconds N (each phase, default 15), --devices N (default 10000), --rate N (readings/s of the
  * chart, default 20), --part-bytes N (snapshot part size, default the hub's 65 536), --trace (a Chrome trace of the fleet phases: each long task broken down by the self time of
@@ -41,6 +44,10 @@ const CHART_RATE = opt('rate', 20);
 const PART_BYTES = opt('part-bytes', 65_536);
 // --trace: record a Chrome trace of each fleet phase and break every long task down by what ran inside it.
 const TRACE = args.includes('--trace');
+// --feed single: one WebSocket message per event, as the hub sent before batches (docs/live.md §3.6).
+const FEED = args.includes('--feed') ? args[args.indexOf('--feed') + 1] : 'batched';
+// The hub's default batchBytes (hub/src/live/protocol.ts).
+const BATCH_BYTES = 65_536;
 const dist = fileURLToPath(new URL('../dashboard/dist/', import.meta.url));
 if (!existsSync(join(dist, 'index.html'))) {
   console.error('dashboard/dist is missing: run `npm run build` first');
@@ -121,7 +128,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });
     return res.end(`<!doctype html><title>sink</title><body><script>
       let n = 0;
-      const ws = new WebSocket('ws://' + location.host + '/v1/live', 'tendril.live.v1');
+      const ws = new WebSocket('ws://' + location.host + '/v1/live' + location.search, 'tendril.live.v1');
       ws.onmessage = (e) => { const m = JSON.parse(e.data); n++; if (m.type === 'hello') ws.send(JSON.stringify({ type: 'subscribe', id: 1, stream: 'fleet' })); };
       window.__count = () => n;
     </script></body>`);
@@ -147,8 +154,31 @@ const wss = new WebSocketServer({
   perMessageDeflate: false,
 });
 let offset = 1;
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
   const send = (o) => ws.send(JSON.stringify(o));
+  const feed = new URL(req.url, 'http://x').searchParams.get('feed') ?? FEED;
+  /** Sends a turn's events of one subscription as the hub does: `events` messages under BATCH_BYTES (§3.6). */
+  const sendTurn = (sid, items) => {
+    if (feed === 'single') {
+      for (const it of items) send({ type: 'event', id: sid, offset: it.offset, event: it.event });
+      return;
+    }
+    let batch = [];
+    let size = 40;
+    const out = () => {
+      if (batch.length === 1) send({ type: 'event', id: sid, offset: batch[0].offset, event: batch[0].event });
+      else if (batch.length > 1) send({ type: 'events', id: sid, events: batch });
+      batch = [];
+      size = 40;
+    };
+    for (const it of items) {
+      const bytes = JSON.stringify(it).length + 1;
+      if (size + bytes > BATCH_BYTES) out();
+      batch.push(it);
+      size += bytes;
+    }
+    out();
+  };
   const timers = [];
   send({
     type: 'hello',
@@ -194,11 +224,10 @@ wss.on('connection', (ws) => {
       timers.push(
         setInterval(() => {
           const now = Date.now();
+          const items = [];
           for (let k = 0; k < perBatch; k++) {
             const i = next++ % DEVICES;
-            send({
-              type: 'event',
-              id: sid,
+            items.push({
               offset: ++offset,
               event: {
                 kind: 'values',
@@ -210,6 +239,7 @@ wss.on('connection', (ws) => {
               },
             });
           }
+          sendTurn(sid, items);
         }, 50),
       );
     } else if (msg.stream === 'device') {
@@ -353,6 +383,13 @@ await sink.goto(`${base}/sink`);
 await sleep(3000);
 const sinkRun = summary(await measure(sink, SECONDS));
 await sink.close();
+// Baseline 3: the same, one message per event (what the live channel sent before batches).
+const sinkSingle = await context.newPage();
+await sinkSingle.addInitScript(OBSERVE);
+await sinkSingle.goto(`${base}/sink?feed=single`);
+await sleep(3000);
+const sinkSingleRun = summary(await measure(sinkSingle, SECONDS));
+await sinkSingle.close();
 
 // 1. Fleet
 const page = await context.newPage();
@@ -436,7 +473,7 @@ server.close();
 const cpuLong = (list) => (list ?? []).filter((t) => t.cpuMs !== null && t.cpuMs > 50);
 const result = {
   bench: 'dashboard-browser',
-  feed: 'fake live feed (tendril.live.v1) in the bench process',
+  feed: `fake live feed (tendril.live.v1) in the bench process, ${FEED === 'single' ? 'one message per event' : 'events batched per turn (docs/live.md §3.6)'}`,
   devices: DEVICES,
   valuesPerSecond: DEVICES,
   chartReadingsPerSecond: CHART_RATE,
@@ -446,6 +483,8 @@ const result = {
     sinkRafIntervalMs: sinkRun.rafIntervalMs,
     sinkLongTasks: sinkRun.longTasks,
     sinkLongestTaskMs: sinkRun.longestTaskMs,
+    sinkOneMessagePerEventRafIntervalMs: sinkSingleRun.rafIntervalMs,
+    sinkOneMessagePerEventLongTasks: sinkSingleRun.longTasks,
   },
   fleet: {
     ...fleet,
@@ -468,6 +507,12 @@ console.log(
 );
 console.log(
   `baseline, same feed into a page that only parses it: long tasks ${sinkRun.longTasks} (longest ${sinkRun.longestTaskMs} ms); frame interval p95 ${sinkRun.rafIntervalMs.p95} ms`,
+);
+console.log(
+  `baseline, one message per event into a page that only parses it: long tasks ${sinkSingleRun.longTasks} (longest ${sinkSingleRun.longestTaskMs} ms); frame interval p95 ${sinkSingleRun.rafIntervalMs.p95} ms`,
+);
+console.log(
+  `feed: ${FEED === 'single' ? 'one message per event (--feed single)' : 'events batched per turn, as the hub sends'}`,
 );
 console.log(
   `fleet load: ${fleet.loadMs} ms to show ${DEVICES} devices; long tasks while loading ${fleet.loadLongTasks} (longest ${fleet.loadLongestTaskMs} ms)`,

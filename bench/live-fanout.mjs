@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Live fan-out benchmark: readings per CPU-second of the server process delivered to C live clients, the live
 // channel (hub/dist/live: device events -> stream event serialised once -> each client's subscription -> ws)
-// against a bare `ws` broadcast loop that sends the same JSON (one JSON.stringify and one UTF-8 encoding per
-// reading, ws.send of those bytes to every client), in the same run. Each client subscribes to the `device` stream of every device.
+// against two bare `ws` broadcast loops in the same run: `bare` sends each reading as its own message (one
+// JSON.stringify and one UTF-8 encoding per reading, ws.send of those bytes to every client); `bare-batch` sends
+// the readings of each tick as one `events` message (docs/live.md §3.6; serialised and encoded once, sent to
+// every client), the strongest loop for what the hub now sends. Each client subscribes to the `device` stream of every device.
 // The server runs in a child process pinned to core 0 (when taskset exists), the clients here on core 1.
 // The rate is chosen so the clients keep up (no coalescing: every reading is delivered to every client; the
 // run checks it).
@@ -97,24 +99,34 @@ async function serve(mode) {
       fs.rmSync(dir, { recursive: true, force: true });
     };
   } else {
+    const batched = mode === 'bare-batch';
     const { WebSocketServer } = await import('ws');
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
     await new Promise((r) => wss.once('listening', r));
     port = wss.address().port;
     let offset = 0;
     let bareSent = 0;
+    // The batched bare loop: a tick's readings in one message, sent when the tick ends.
+    let tick = [];
+    const sendTick = () => {
+      const data = Buffer.from(JSON.stringify({ type: 'events', id: 1, events: tick }));
+      tick = [];
+      for (const c of wss.clients) c.send(data, { binary: false });
+      bareSent += wss.clients.size;
+    };
     // The bare loop: serialise once, send to every client.
     emitReading = (deviceId, seq, ts, values) => {
-      const text = JSON.stringify({
-        type: 'event',
-        id: 1,
-        offset: ++offset,
-        event: {
-          kind: 'readings',
-          deviceId,
-          readings: [{ seq, ts, values: { temperature: values[0], humidity: values[1], pressure: values[2] } }],
-        },
-      });
+      const event = {
+        kind: 'readings',
+        deviceId,
+        readings: [{ seq, ts, values: { temperature: values[0], humidity: values[1], pressure: values[2] } }],
+      };
+      if (batched) {
+        if (tick.length === 0) setImmediate(sendTick);
+        tick.push({ offset: ++offset, event });
+        return;
+      }
+      const text = JSON.stringify({ type: 'event', id: 1, offset: ++offset, event });
       // Encoded once too: the strongest bare loop, not one that pays UTF-8 encoding per client.
       const data = Buffer.from(text);
       for (const c of wss.clients) c.send(data, { binary: false });
@@ -198,7 +210,13 @@ async function openClient(mode, port, stats) {
   const ready = new Promise((r) => (resolveSub = r));
   ws.on('message', (data) => {
     const m = JSON.parse(data);
-    if (m.type === 'event' && m.event.kind === 'readings') {
+    if (m.type === 'events') {
+      for (const { event } of m.events) {
+        if (event.kind !== 'readings') continue;
+        stats.readings += event.readings.length;
+        if (event.coalesced) stats.coalesced++;
+      }
+    } else if (m.type === 'event' && m.event.kind === 'readings') {
       stats.readings += m.event.readings.length;
       if (m.event.coalesced) stats.coalesced++;
     } else if (m.type === 'event' && m.event.kind === 'snapshot' && m.event.last) {
@@ -263,18 +281,29 @@ if (args.includes('--serve')) {
   const results = [];
   for (const clients of clientCounts) {
     for (let r = 0; r < RUNS; r++) {
-      // Alternate the order so neither side always runs on a warmer machine.
-      const order = r % 2 === 0 ? ['bare', 'live'] : ['live', 'bare'];
+      // Alternate the order so no side always runs on a warmer machine.
+      const order = r % 2 === 0 ? ['bare', 'bare-batch', 'live'] : ['live', 'bare-batch', 'bare'];
       const pair = {};
       for (const mode of order) pair[mode] = await run(mode, clients);
       const ratio = pair.live.perCpuSecond / pair.bare.perCpuSecond;
-      results.push({ clients, run: r + 1, ratio, bare: pair.bare, live: pair.live });
+      const ratioBatched = pair.live.perCpuSecond / pair['bare-batch'].perCpuSecond;
+      results.push({
+        clients,
+        run: r + 1,
+        ratio,
+        ratioBatched,
+        bare: pair.bare,
+        bareBatch: pair['bare-batch'],
+        live: pair.live,
+      });
       if (!asJson) {
         const f = (x) => Math.round(x).toLocaleString('en');
+        const cpu = (x) => `CPU ${(x.cpuShare * 100).toFixed(0)}%`;
         console.log(
           `${clients} clients, run ${r + 1}: live ${f(pair.live.perCpuSecond)} readings/CPU-s (${pair.live.delivered}/${pair.live.expected} delivered, ` +
-            `${pair.live.coalescedMessages} coalesced, CPU ${(pair.live.cpuShare * 100).toFixed(0)}%), bare ${f(pair.bare.perCpuSecond)} ` +
-            `(CPU ${(pair.bare.cpuShare * 100).toFixed(0)}%): ratio ${ratio.toFixed(2)}x`,
+            `${pair.live.coalescedMessages} coalesced, ${pair.live.serverSent} messages, ${cpu(pair.live)}), bare ${f(pair.bare.perCpuSecond)} ` +
+            `(${cpu(pair.bare)}): ratio ${ratio.toFixed(2)}x; bare batched ${f(pair['bare-batch'].perCpuSecond)} ` +
+            `(${pair['bare-batch'].serverSent} messages, ${cpu(pair['bare-batch'])}): ratio ${ratioBatched.toFixed(2)}x`,
         );
       }
     }

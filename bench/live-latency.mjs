@@ -181,6 +181,10 @@ async function runHub() {
       else if (m.type === 'event' && m.event.kind === 'snapshot' && m.event.last) resolve();
       else if (m.type === 'event' && m.event.kind === 'readings')
         for (const r of m.event.readings) onReading(r.seq, at);
+      else if (m.type === 'events')
+        // docs/live.md §3.6: readings of one turn in one message.
+        for (const { event } of m.events)
+          if (event.kind === 'readings') for (const r of event.readings) onReading(r.seq, at);
     });
   });
   const ctx = newDeltaContext(0, clock);

@@ -1,7 +1,9 @@
 /** The live socket owner (src/lib/live/client.ts) against a fake WebSocket and hand-run timers. */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LiveClient, type LiveStatus } from '../src/lib/live/client.js';
 import type { LiveEvent } from '../src/lib/live/protocol.js';
+import type * as FleetModule from '../src/lib/state/fleet.svelte.js';
+import { importRunes, ManualFrames } from './runes.js';
 
 class FakeSocket {
   static all: FakeSocket[] = [];
@@ -399,5 +401,135 @@ describe('truthful status', () => {
     expect(client.status.state).toBe('stale');
     last().push({ type: 'result', id: last().lastOf('ping').id, result: { serverTime: 1 } });
     expect(client.status.state).toBe('live');
+  });
+});
+
+describe('batches of events (docs/live.md §3.6)', () => {
+  let Fleet: typeof FleetModule;
+  beforeAll(async () => {
+    Fleet = await importRunes<typeof FleetModule>('../src/lib/state/fleet.svelte.ts');
+  });
+  const row = (id: string) => ({
+    id,
+    name: id,
+    model: 'env-sensor',
+    labels: {},
+    transport: 'ws',
+    presence: { state: 'online' as const, reason: null, since: 1 },
+    metrics: [{ name: 't', kind: 'f32', unit: '' }],
+    latest: {},
+    dropped: 0,
+    rejected: 0,
+  });
+  const values = (deviceId: string, value: number) => ({
+    kind: 'values',
+    deviceId,
+    latest: { t: { ts: 1000 + value, value } },
+  });
+
+  it('hands each event of a batch over in order with its offset, and resumes from the last one', () => {
+    const client = make();
+    const got: Array<[string, number]> = [];
+    const sub = client.subscribe({ stream: 'fleet' }, { onEvent: (e, o) => got.push([e.kind, o]) });
+    const health: LiveEvent[] = [];
+    client.subscribe({ stream: 'health' }, { onEvent: (e) => health.push(e) });
+    last().hello();
+    let id = last().sent.find((m) => m.stream === 'fleet').id;
+    last().push({ type: 'result', id, result: { epoch: 'e1', offset: 10, recovered: false } });
+    last().push({
+      type: 'event',
+      id,
+      offset: 10,
+      event: { kind: 'snapshot', part: 0, parts: 1, gap: false, devices: [] },
+    });
+    last().push({
+      type: 'events',
+      id,
+      events: [
+        { offset: 11, event: values('a', 1) },
+        {
+          offset: 12,
+          event: { kind: 'presence', deviceId: 'a', presence: { state: 'offline', reason: 'CLOSED', since: 5 } },
+        },
+        { offset: 13, event: values('b', 2) },
+      ],
+    });
+    expect(got).toEqual([
+      ['snapshot', 10],
+      ['values', 11],
+      ['presence', 12],
+      ['values', 13],
+    ]);
+    expect(sub.offset).toBe(13);
+    expect(health).toHaveLength(0); // a batch names one subscription
+    // Cut after the batch: the resume point is its last event; the next batch continues from there.
+    last().drop(1006);
+    timers.advance(client.status.retryAt! - timers.t);
+    last().hello();
+    expect(last().sent.find((m) => m.stream === 'fleet').resume).toEqual({ epoch: 'e1', offset: 13 });
+    id = last().sent.find((m) => m.stream === 'fleet').id;
+    last().push({ type: 'result', id, result: { epoch: 'e1', offset: 15, recovered: true } });
+    last().push({
+      type: 'events',
+      id,
+      events: [
+        { offset: 14, event: values('a', 3) },
+        { offset: 15, event: values('b', 4) },
+      ],
+    });
+    expect(got.slice(-2)).toEqual([
+      ['values', 14],
+      ['values', 15],
+    ]);
+    expect(sub.offset).toBe(15);
+  });
+
+  it('a batch for a subscription closed meanwhile is ignored', () => {
+    const client = make();
+    const got: LiveEvent[] = [];
+    const sub = client.subscribe({ stream: 'fleet' }, { onEvent: (e) => got.push(e) });
+    last().hello();
+    const id = last().lastOf('subscribe').id;
+    last().push({ type: 'result', id, result: { epoch: 'e1', offset: 1, recovered: true } });
+    sub.close();
+    last().push({ type: 'events', id, events: [{ offset: 2, event: values('a', 1) }] });
+    expect(got).toHaveLength(0);
+  });
+
+  it('the fleet state applies a batch at the next frame: one flush, latest value per device, presence kept', () => {
+    const client = make();
+    const frames = new ManualFrames();
+    const fleet = new Fleet.FleetState({
+      live: client,
+      loadDevices: async () => [],
+      frames,
+      timers: { setInterval: () => 0, clearInterval: () => {} },
+      valuesEveryMs: 0,
+    });
+    const stop = fleet.start();
+    last().hello();
+    const id = last().lastOf('subscribe').id;
+    last().push({ type: 'result', id, result: { epoch: 'e1', offset: 1, recovered: false } });
+    last().push({
+      type: 'event',
+      id,
+      offset: 1,
+      event: { kind: 'snapshot', part: 0, parts: 1, gap: false, devices: [row('a'), row('b')] },
+    });
+    frames.run();
+    expect(fleet.counts.total).toBe(2);
+    const events = [];
+    for (let i = 0; i < 200; i++) events.push({ offset: 2 + i, event: values(i % 2 === 0 ? 'a' : 'b', i) });
+    events.push({
+      offset: 202,
+      event: { kind: 'presence', deviceId: 'b', presence: { state: 'offline', reason: 'HEARTBEAT_LOST', since: 9 } },
+    });
+    last().push({ type: 'events', id, events });
+    expect(frames.queue.size).toBe(1); // one flush for the whole batch
+    frames.run();
+    expect(fleet.get('a')!.latest.t).toEqual({ ts: 1198, value: 198 });
+    expect(fleet.get('b')!.latest.t).toEqual({ ts: 1199, value: 199 });
+    expect(fleet.get('b')!.presence).toMatchObject({ state: 'offline', reason: 'HEARTBEAT_LOST' });
+    stop();
   });
 });

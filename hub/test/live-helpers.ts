@@ -155,7 +155,10 @@ export interface Closed {
 }
 
 export class LiveTestClient {
+  /** Messages as the client applies them: an `events` batch (§3.6) becomes its events, each `batched: true`. */
   readonly messages: Msg[] = [];
+  /** WebSocket messages as they came, with their size in bytes. */
+  readonly frames: Array<{ msg: Msg; bytes: number }> = [];
   readonly closed: Promise<Closed>;
   isClosed = false;
   private waiters: Array<() => void> = [];
@@ -164,7 +167,15 @@ export class LiveTestClient {
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary) => {
       if (isBinary) throw new Error('the hub sent a binary message on the live channel');
-      this.messages.push(JSON.parse(data.toString('utf8')) as Msg);
+      const msg = JSON.parse(data.toString('utf8')) as Msg;
+      this.frames.push({ msg, bytes: data.length });
+      if (msg.type === 'events') {
+        // docs/live.md §3.6: a batch is its events, in order, each as if sent alone.
+        for (const item of msg.events as Msg[])
+          this.messages.push({ type: 'event', id: msg.id, offset: item.offset, event: item.event, batched: true });
+      } else {
+        this.messages.push(msg);
+      }
       this.wake();
     });
     this.closed = new Promise((resolve) => {

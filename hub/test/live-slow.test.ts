@@ -22,9 +22,12 @@ async function viewer(): Promise<LiveTestClient> {
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** §7.3: what one client may cost the hub: both queues, the socket's buffered bytes up to high water, one message. */
+/**
+ * §7.3: what one client may cost the hub: both queues, the socket's buffered bytes up to high water, one message,
+ * the batches waiting for the end of the turn.
+ */
 function memoryCap(l: LiveLimits): number {
-  return l.highWaterBytes + l.snapshotPartBytes + l.dataOutboxBytes + l.controlQueueBytes + 64 * 1024;
+  return l.highWaterBytes + l.snapshotPartBytes + l.batchBytes + l.dataOutboxBytes + l.controlQueueBytes + 64 * 1024;
 }
 
 describe('coalescing', () => {

@@ -45,7 +45,7 @@ export class LiveHub implements LiveHost {
   readonly fleet: FleetState;
   readonly logs: Record<StreamName, StreamLog>;
   readonly clients = new Set<LiveClient>();
-  private readonly closedTotals = { messagesSent: 0, coalesced: 0, resyncs: 0 };
+  private readonly closedTotals = { messagesSent: 0, batchedEvents: 0, coalesced: 0, resyncs: 0 };
   private readonly owners = new Map<Subscription, LiveClient>();
   private readonly fleetSubs = new Set<Subscription>();
   private readonly healthSubs = new Set<Subscription>();
@@ -140,6 +140,7 @@ export class LiveHub implements LiveHost {
     this.clients.delete(client);
     const t = this.closedTotals;
     t.messagesSent += client.stats.messagesSent;
+    t.batchedEvents += client.stats.batchedEvents;
     t.coalesced += client.stats.coalesced;
     t.resyncs += client.stats.resyncs;
   }
@@ -152,10 +153,11 @@ export class LiveHub implements LiveHost {
   }
 
   /** Totals over every client since the hub started (/metrics). */
-  totals(): { messagesSent: number; coalesced: number; resyncs: number } {
+  totals(): { messagesSent: number; batchedEvents: number; coalesced: number; resyncs: number } {
     const t = { ...this.closedTotals };
     for (const c of this.clients) {
       t.messagesSent += c.stats.messagesSent;
+      t.batchedEvents += c.stats.batchedEvents;
       t.coalesced += c.stats.coalesced;
       t.resyncs += c.stats.resyncs;
     }
@@ -230,8 +232,8 @@ export class LiveHub implements LiveHost {
       for (const ev of log.since(req.resume!.offset)) {
         if (!this.matches(sub, ev)) continue;
         client.deliver(sub, ev);
-        // The shared frame is for one fan-out; the window keeps bodies only.
-        ev.frame = undefined;
+        // The shared element is for one fan-out; the window keeps bodies only.
+        ev.item = undefined;
       }
     } else {
       sub.snapshot = this.cursor(sub, 'snapshot', req.resume !== null, null);
@@ -457,8 +459,8 @@ export class LiveHub implements LiveHost {
         client.closeWith(CLOSE.internal, null);
       }
     }
-    // The shared frame served this fan-out; the window keeps only the body.
-    ev.frame = undefined;
+    // The shared element served this fan-out; the window keeps only the body.
+    ev.item = undefined;
   }
 }
 

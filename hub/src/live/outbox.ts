@@ -1,11 +1,14 @@
 /**
  * One client's outbox (docs/live.md §7): answers and control events in a bounded lossless queue, data
  * coalesced per subscription, snapshots part by part, all written only while the socket's buffered amount is
- * under the high-water mark; past a cap a subscription resyncs instead of growing (§7.4.2).
+ * under the high-water mark; past a cap a subscription resyncs instead of growing (§7.4.2). Events of a
+ * subscription that are ready in the same turn of the event loop go out together as one `events` message
+ * (§3.6); anything else written to the socket sends them first, so the order of the stream is kept exactly.
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Clock, TimerHandle, Timers } from '../core/clock.js';
+import { addItem, batchItem, batchMessage, bytesWith, emptyBatch, type ReadyBatch } from './batch.js';
 import { eventMessage, type LiveLimits } from './protocol.js';
 import type { LiveEvent } from './stream-log.js';
 import type { Subscription } from './subscription.js';
@@ -44,8 +47,13 @@ export class Outbox {
   private waitingDrain = false;
   private flushing = false;
   private closed = false;
-  /** Counters for tests and metrics. */
-  readonly stats = { messagesSent: 0, coalesced: 0, resyncs: 0, maxAccountedBytes: 0 };
+  /** §3.6: per subscription, events ready to go out as one message at the end of this turn. */
+  private readonly ready = new Map<Subscription, ReadyBatch>();
+  /** Bytes of those messages in all (each at most limits.batchBytes, all of them too). */
+  private readyBytes = 0;
+  private readyTimer: NodeJS.Immediate | null = null;
+  /** Counters for tests and metrics: messages written, of them `events` messages, and the events they held. */
+  readonly stats = { messagesSent: 0, batches: 0, batchedEvents: 0, coalesced: 0, resyncs: 0, maxAccountedBytes: 0 };
 
   constructor(
     private readonly socket: WebSocket,
@@ -55,11 +63,11 @@ export class Outbox {
     private readonly onControlQueueFull: () => void,
   ) {}
 
-  /** What the hub holds for this client now (§7.3): queues, outbox, and the socket's buffered bytes. */
+  /** What the hub holds for this client now (§7.3): queues, outbox, batches and the socket's buffered bytes. */
   accountedBytes(): number {
     let data = 0;
     for (const sub of this.subs.values()) data += sub.pendingBytes;
-    return this.controlBytes + data + this.socket.bufferedAmount;
+    return this.controlBytes + data + this.readyBytes + this.socket.bufferedAmount;
   }
 
   dataBytes(): number {
@@ -90,7 +98,7 @@ export class Outbox {
   deliver(sub: Subscription, ev: LiveEvent): void {
     if (sub.closed || sub.resync || this.closed) return;
     if (ev.control) {
-      this.controlEvent(sub, eventMessage(sub.id, sub.offsetFor(ev.offset), ev.body));
+      this.controlEvent(sub, ev);
       return;
     }
     const body = sub.bodyFor(ev);
@@ -103,19 +111,9 @@ export class Outbox {
       this.writable() &&
       (sub.minIntervalMs === null || now >= sub.nextDataAt)
     ) {
-      // The fast path: the body serialised once for every client; the whole message encoded once for every
-      // client with the same subscription id and offset.
-      const offset = sub.offsetFor(ev.offset);
-      if (body === ev.body) {
-        let frame = ev.frame;
-        if (frame === undefined || frame.id !== sub.id || frame.offset !== offset) {
-          frame = { id: sub.id, offset, data: Buffer.from(eventMessage(sub.id, offset, body)) };
-          ev.frame = frame;
-        }
-        this.sendNow(frame.data);
-      } else {
-        this.sendNow(eventMessage(sub.id, offset, body));
-      }
+      // The fast path: the body serialised once for every client, its batch element encoded once for every
+      // client with the same offset; it goes out with the subscription's other events of this turn (§3.6).
+      this.queueReady(sub, sub.offsetFor(ev.offset), body, ev);
       if (sub.minIntervalMs !== null) sub.nextDataAt = now + sub.minIntervalMs;
       return;
     }
@@ -130,7 +128,14 @@ export class Outbox {
   }
 
   /** A control event of a subscription (presence, registry change): lossless unless the cap forces a resync. */
-  private controlEvent(sub: Subscription, text: string): void {
+  private controlEvent(sub: Subscription, ev: LiveEvent): void {
+    const offset = sub.offsetFor(ev.offset);
+    if (sub.snapshot === null && this.controlHead === this.control.length && this.writable()) {
+      // Nothing waits ahead of it: it joins this turn's batch, in the order it happened (§3.6.3).
+      this.queueReady(sub, offset, ev.body, ev);
+      return;
+    }
+    const text = eventMessage(sub.id, offset, ev.body);
     const bytes = text.length;
     if (this.controlBytes + bytes > this.host.limits.controlQueueBytes) {
       this.resync(sub);
@@ -178,6 +183,11 @@ export class Outbox {
 
   /** Removes a subscription: nothing of it is sent after this (§4.4). */
   dropSubscription(sub: Subscription): void {
+    const batch = this.ready.get(sub);
+    if (batch) {
+      this.ready.delete(sub);
+      this.readyBytes -= batch.bytes;
+    }
     this.controlBytes -= sub.heldBytes;
     sub.dropQueued();
     sub.closed = true;
@@ -273,13 +283,13 @@ export class Outbox {
   private sendPending(sub: Subscription, now: number): void {
     if (sub.minIntervalMs === null) {
       const m = sub.takeOldest()!;
-      this.sendNow(eventMessage(sub.id, m.offset, m.body));
+      this.queueReady(sub, m.offset, m.body, null);
       return;
     }
     // §6.3: one tick sends the latest value of every series that changed.
     while (sub.hasPending && this.writable()) {
       const m = sub.takeOldest()!;
-      this.sendNow(eventMessage(sub.id, m.offset, m.body));
+      this.queueReady(sub, m.offset, m.body, null);
     }
     sub.nextDataAt = now + sub.minIntervalMs;
   }
@@ -320,11 +330,64 @@ export class Outbox {
     this.drainTimer = this.host.timers.setTimeout(onDrain, DRAIN_POLL_MS);
   }
 
+  /** Writes a message that is not part of a batch; this turn's batches go first, so the order is kept. */
   sendNow(text: string | Buffer): void {
+    if (this.readyBytes > 0) this.sendReady();
+    this.write(text);
+  }
+
+  private write(data: string | Buffer): void {
     this.stats.messagesSent++;
-    this.socket.send(text, TEXT);
+    this.socket.send(data, TEXT);
     // With nothing queued, what this client holds is the socket's buffer: under high water plus this message.
     if (this.controlBytes > 0 || this.waitingDrain) this.noteAccounted();
+  }
+
+  /**
+   * §3.6: an event of the subscription, with the offset it carries, joins the subscription's batch of this
+   * turn. When the batches would pass `batchBytes` in all, they are written first; an event bigger than that
+   * alone goes out as its own `event` message.
+   */
+  private queueReady(sub: Subscription, offset: number, body: string, ev: LiveEvent | null): void {
+    const item = batchItem(ev, offset, body);
+    let batch = this.ready.get(sub);
+    const before = batch?.bytes ?? 0;
+    const after = batch ? bytesWith(batch, item) : bytesWith(emptyBatch(sub.id), item);
+    if (this.readyBytes - before + after > this.host.limits.batchBytes && this.readyBytes > 0) {
+      this.sendReady();
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = emptyBatch(sub.id);
+      this.ready.set(sub, batch);
+      this.readyBytes += batch.bytes;
+    }
+    this.readyBytes -= batch.bytes;
+    addItem(batch, item);
+    this.readyBytes += batch.bytes;
+    this.readyTimer ??= setImmediate(this.endOfTurn);
+  }
+
+  /** The end of the turn in which events became ready: they go out, then whatever the outbox holds. */
+  private readonly endOfTurn = (): void => {
+    this.readyTimer = null;
+    this.sendReady();
+    this.flush();
+  };
+
+  /** Writes every batch, oldest subscription batch first. */
+  private sendReady(): void {
+    if (this.ready.size === 0) return;
+    const batches = [...this.ready];
+    this.ready.clear();
+    this.readyBytes = 0;
+    for (const [sub, batch] of batches) {
+      if (batch.items.length > 1) {
+        this.stats.batches++;
+        this.stats.batchedEvents += batch.items.length;
+      }
+      this.write(batchMessage(sub.id, batch));
+    }
   }
 
   private noteAccounted(): void {
@@ -337,7 +400,11 @@ export class Outbox {
     if (this.closed) return;
     this.closed = true;
     if (this.drainTimer) this.host.timers.clearTimeout(this.drainTimer);
+    if (this.readyTimer) clearImmediate(this.readyTimer);
+    this.readyTimer = null;
     for (const sub of [...this.subs.values()]) this.dropSubscription(sub);
+    this.ready.clear();
+    this.readyBytes = 0;
     this.control = [];
     this.controlHead = 0;
     this.controlBytes = 0;

@@ -303,6 +303,11 @@ function registerLiveMetrics(registry: Registry, hub: LiveHub): void {
   };
   total('tendril_live_messages_sent_total', 'Messages written to live clients.', (t) => t.messagesSent);
   total(
+    'tendril_live_batched_events_total',
+    'Events sent inside `events` messages (several events of one subscription in one message).',
+    (t) => t.batchedEvents,
+  );
+  total(
     'tendril_live_coalesced_total',
     'Data events kept latest-wins in a client outbox instead of sent at once (slow client or maximum rate).',
     (t) => t.coalesced,

@@ -39,6 +39,11 @@ export interface LiveLimits {
    * (bench/dashboard-browser.mjs --trace).
    */
   snapshotPartBytes: number;
+  /**
+   * §3.6: size an `events` message (several events of one subscription ready in the same flush) stays under;
+   * also what a client's batches hold in all before they are written (§7.3).
+   */
+  batchBytes: number;
   /** §8: open live connections in all, and from one client address; more are refused at the upgrade. */
   maxClients: number;
   maxClientsPerAddress: number;
@@ -59,6 +64,7 @@ export const DEFAULT_LIVE_LIMITS: Readonly<LiveLimits> = Object.freeze({
   dataOutboxBytes: 1_048_576,
   controlQueueBytes: 262_144,
   snapshotPartBytes: 65_536,
+  batchBytes: 65_536,
   maxClients: 2000,
   maxClientsPerAddress: 50,
 });

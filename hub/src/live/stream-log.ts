@@ -44,10 +44,11 @@ export interface LiveEvent {
   /** Estimated bytes for the window's accounting (default: the body's length). */
   size?: number;
   /**
-   * The whole message as UTF-8, made for the first client and reused by every client with the same subscription
-   * id and offset (dashboards running the same app choose the same ids); dropped once the fan-out is done.
+   * The event's element of an `events` message as UTF-8 (`{"offset":N,"event":BODY}`, docs/live.md §3.6), made
+   * for the first client and reused by every client that sends it with the same offset; dropped once the
+   * fan-out is done (clients keep their own reference until their batch is sent).
    */
-  frame?: { id: number; offset: number; data: Buffer } | undefined;
+  item?: { offset: number; data: Buffer } | undefined;
 }
 
 /** An event whose body is serialised on first use: events no client receives now are serialised only if replayed. */

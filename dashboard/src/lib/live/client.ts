@@ -8,7 +8,8 @@
  *   attempts, and at once when the browser says it is online again.
  * - Resubscribes every subscription on the new connection with `resume: { epoch, offset }` (§6.2); the
  *   subscription's handler hears whether it was recovered, and a replacing snapshot follows when not.
- * - Joins snapshot parts and hands over the whole snapshot once (§5.4.2).
+ * - Joins snapshot parts and hands over the whole snapshot once (§5.4.2); takes a batch of events (§3.6)
+ *   apart into its events, in order.
  * - Tells the truth about the connection: `live` only after hello; `stale` when nothing at all arrived for
  *   `staleAfterMs` although the hub is asked to answer a ping every `pingEveryMs`; then the socket is
  *   dropped and reconnected (a half-open TCP connection otherwise looks "live" forever).
@@ -390,6 +391,16 @@ export class LiveClient {
       case 'event': {
         const sub = this.#byWireId.get(msg.id);
         if (sub && !sub.closed) sub.receive(msg.event, msg.offset);
+        return;
+      }
+      case 'events': {
+        // §3.6: several events of one subscription, applied in order as if each had come alone.
+        const sub = this.#byWireId.get(msg.id);
+        if (!sub) return;
+        for (const item of msg.events) {
+          if (sub.closed || this.#byWireId.get(msg.id) !== sub) return;
+          sub.receive(item.event, item.offset);
+        }
         return;
       }
       case 'result': {

@@ -76,6 +76,9 @@ export type LiveEvent =
   | { kind: 'added'; devices: Device[] }
   | { kind: 'resync' };
 
+/** An event as it comes on the wire: a snapshot or `added` may be one part of several (§5.4.2). */
+export type WireEvent = LiveEvent & { part?: number; parts?: number; last?: boolean };
+
 export interface SubscribeResult {
   epoch: string;
   offset: number;
@@ -86,5 +89,6 @@ export type ServerMessage =
   | Hello
   | { type: 'result'; id: number; result: unknown }
   | { type: 'error'; id: number | null; error: { code: string; message: string } }
-  | { type: 'event'; id: number; offset: number; event: LiveEvent & { part?: number; parts?: number; last?: boolean } }
+  | { type: 'event'; id: number; offset: number; event: WireEvent }
+  | { type: 'events'; id: number; events: Array<{ offset: number; event: WireEvent }> }
   | { type: 'auth_ok'; principal: Principal };
