@@ -2,11 +2,23 @@ import { describe, expect, it } from 'vitest';
 import { BucketSeries, stepFor, toCsv } from '../src/lib/series.js';
 
 describe('stepFor', () => {
-  it('picks the smallest round bucket giving at most the points asked for', () => {
-    expect(stepFor(300_000, 800)).toBe(500);
-    expect(stepFor(86_400_000, 1000)).toBe(120_000);
-    expect(stepFor(7 * 86_400_000, 1000)).toBe(900_000);
+  it('picks about one bucket per point asked for, never more (whole ms, tenths of a second, or seconds)', () => {
+    expect(stepFor(300_000, 800)).toBe(375);
+    expect(stepFor(86_400_000, 1000)).toBe(87_000);
+    expect(stepFor(86_400_000, 400)).toBe(216_000);
+    expect(stepFor(7 * 86_400_000, 1000)).toBe(605_000);
     expect(stepFor(3_600_000, 3600)).toBe(1000);
+    expect(stepFor(900_000, 400)).toBe(2300);
+    for (const [range, px] of [
+      [86_400_000, 390],
+      [3_600_000, 1234],
+      [900_000, 777],
+      [7 * 86_400_000, 333],
+    ] as const) {
+      const buckets = range / stepFor(range, px);
+      expect(buckets).toBeLessThanOrEqual(px);
+      expect(buckets).toBeGreaterThan(px * 0.95);
+    }
   });
 });
 

@@ -12,17 +12,16 @@
  */
 import type { HistoryPoint, Scalar } from './types.js';
 
-/** Bucket widths the hub chooses from (hub/src/api/history.ts ROUND_STEPS). */
-const ROUND_STEPS = [
-  1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
-  900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000, 172_800_000, 604_800_000,
-];
-
-/** The smallest round bucket width giving at most `points` buckets over `rangeMs`. */
+/**
+ * The bucket width giving about `points` buckets over `rangeMs`, never more: the smallest width that is a whole
+ * number of ms (under a second), of tenths of a second (under a minute) or of seconds. The hub takes any
+ * whole-ms `step` (api.md, history), so a chart of 400 px over 24 h asks for 216 s buckets, 400 of them, where
+ * the hub's own round widths (hub/src/api/history.ts) would give 300 s and 288.
+ */
 export function stepFor(rangeMs: number, points: number): number {
   const need = Math.max(1, Math.ceil(rangeMs / Math.max(1, points)));
-  for (const s of ROUND_STEPS) if (s >= need) return s;
-  return Math.ceil(need / 86_400_000) * 86_400_000;
+  const unit = need < 1000 ? 1 : need < 60_000 ? 100 : 1000;
+  return Math.ceil(need / unit) * unit;
 }
 
 export function numeric(value: Scalar | null | undefined): number | null {
