@@ -141,7 +141,7 @@ int td_utf8_valid(const uint8_t *p, size_t len)
 
 typedef td_writer wr;
 
-static void w_fail(wr *w, int code)
+TD_NOINLINE static void w_fail(wr *w, int code)
 {
     if (!w->err) w->err = code;
 }
