@@ -339,10 +339,12 @@ static int check_upgrade(td_ws *ws, size_t end)
     return TD_OK;
 }
 
-/* Reads what the transport has into rx. TD_OK, or TD_E_IO when the stream ended. */
+/* Writes what the transport takes, then reads what it has into rx. TD_OK, or TD_E_IO when the stream failed
+ * or ended. */
 static int fill(td_ws *ws)
 {
     int n;
+    if (td_ws_flush(ws)) return TD_E_IO;
     if (ws->rx_len >= ws->rx_cap) return TD_OK;
     n = ws->t->read(ws->t->ctx, ws->rx + ws->rx_len, ws->rx_cap - ws->rx_len);
     if (n < 0) return TD_E_IO;
@@ -401,7 +403,7 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
     case TD_WS_HANDSHAKE: {
         size_t i;
         uint32_t last4;
-        if (td_ws_flush(ws) || fill(ws)) {
+        if (fill(ws)) {
             closed(ws, ev, 1006, TD_E_IO);
             return;
         }
@@ -424,7 +426,7 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
     default: break;
     }
     /* OPEN or CLOSING */
-    if (td_ws_flush(ws) || fill(ws)) {
+    if (fill(ws)) {
         if (ws->state == TD_WS_CLOSING) closed(ws, ev, ws->close_code, TD_OK); /* the hub closed the stream */
         else closed(ws, ev, 1006, TD_E_IO);
         return;
