@@ -16,7 +16,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Reading } from '@tendril/device-sdk/codec';
 import type { Clock } from '../core/clock.js';
 import type { HubMetrics } from '../ops/metrics.js';
-import type { ReadingSink, StoredReading } from '../storage/types.js';
+import type { AcceptCallback, ReadingSink, StoredReading } from '../storage/types.js';
 import { TokenBucket } from './rate-limit.js';
 import type { EndOfTurn } from './turn.js';
 import type { IngestDeclaration, IngestReporter, IngestSession, RefusalCode, ValidationCode } from './types.js';
@@ -59,16 +59,33 @@ export const ACK_EVERY = 8;
 /** §7.4.1: readings taken this long ago and still not durable make the hub answer BACKOFF STORE_BUSY. */
 export const OVERLOAD_ACK_MS = 1000;
 
-interface PendingWrite {
-  /** Highest seq covered by this entry (readings of one turn, valid or rejected). */
-  seq: number;
-  /** When the entry was handed to the sink (clock ms): the age of the oldest tells an overload. */
-  at: number;
-  /** Valid readings handed to the sink; null when every reading was rejected. */
-  readings: StoredReading[] | null;
+/** The readings of one turn handed to the sink, until they are durable (or dropped after a failure). */
+class PendingWrite implements AcceptCallback {
   done: boolean;
   /** Dropped after an earlier write failed: its completion must not move the durable seq. */
-  abandoned: boolean;
+  abandoned = false;
+
+  constructor(
+    private readonly session: DeviceIngestSession,
+    /** Highest seq covered by this entry (readings of one turn, valid or rejected). */
+    readonly seq: number,
+    /** When the entry was handed to the sink (clock ms): the age of the oldest tells an overload. */
+    readonly at: number,
+    /** Valid readings handed to the sink; null when every reading was rejected. */
+    readonly readings: StoredReading[] | null,
+  ) {
+    this.done = readings === null;
+  }
+
+  durable(): void {
+    if (this.abandoned) return;
+    this.done = true;
+    this.session.advance();
+  }
+
+  failed(err: unknown): void {
+    if (!this.abandoned) this.session.writeFailed(this, err);
+  }
 }
 
 /**
@@ -224,26 +241,23 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   }
 
   private enqueue(readings: StoredReading[] | null, seq: number): void {
-    const entry: PendingWrite = { seq, at: this.ctx.clock.now(), readings, done: readings === null, abandoned: false };
+    const entry = new PendingWrite(this, seq, this.ctx.clock.now(), readings);
     this.queue.push(entry);
     if (readings === null) {
       this.advance();
       return;
     }
-    this.ctx.sink.accept(readings).then(
-      () => {
-        if (entry.abandoned) return;
-        entry.done = true;
-        this.advance();
-      },
-      (err: unknown) => {
-        if (!entry.abandoned) this.writeFailed(entry, err);
-      },
-    );
+    const sink = this.ctx.sink;
+    if (sink.acceptThen) sink.acceptThen(readings, entry);
+    else
+      sink.accept(readings).then(
+        () => entry.durable(),
+        (err: unknown) => entry.failed(err),
+      );
   }
 
-  /** Moves the durable seq over the completed prefix of the queue, then schedules one report. */
-  private advance(): void {
+  /** Moves the durable seq over the completed prefix of the queue, then schedules one report. @internal */
+  advance(): void {
     const queue = this.queue;
     let advanced = false;
     while (queue.length > 0 && queue[0]!.done) {
@@ -268,7 +282,8 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
     }
   }
 
-  private writeFailed(entry: PendingWrite, err: unknown): void {
+  /** @internal PendingWrite's */
+  writeFailed(entry: PendingWrite, err: unknown): void {
     this.ctx.log.warn(
       { err, deviceId: this.deviceId },
       'store write failed; readings stay unacked and the device is asked to resend',

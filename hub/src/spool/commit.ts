@@ -96,9 +96,9 @@ export class GroupCommit {
         }
         s.committedBytes += groupBytes;
         s.commits++;
-        for (const p of group) p.resolve();
         s.events.noteAccepting();
         s.wake?.();
+        for (const p of group) this.tell(p, null);
       }
     } finally {
       this.committing = null;
@@ -141,6 +141,16 @@ export class GroupCommit {
     return pending.splice(0, n);
   }
 
+  /** Tells an accept() its outcome: durable (err null) or not. A listener that throws stops no one else. */
+  private tell(p: Pending, err: unknown): void {
+    try {
+      if (err === null) p.done.durable();
+      else p.done.failed(err);
+    } catch (listenerErr) {
+      this.s.logger?.error({ err: listenerErr }, 'spool: a listener of a group commit failed');
+    }
+  }
+
   /**
    * The disk failed under an append: refuse `group` with the error, refuse everything queued behind it, and
    * stop taking readings until a restart. Durable seqs stay where the last fdatasync left them.
@@ -163,9 +173,9 @@ export class GroupCommit {
       { err, segment: this.writer.current?.path, refusedReadings: refused },
       'spool failed: an append or fdatasync to the spool failed, so the spool takes no more readings (devices keep them unacked); fix the disk and restart the hub',
     );
-    for (const p of group) p.reject(err);
+    for (const p of group) this.tell(p, err);
     const stopped = failedError(s);
-    for (const p of queued) p.reject(stopped);
+    for (const p of queued) this.tell(p, stopped);
     s.events.noteAccepting();
     // Records committed before the failure are durable: let the drainer carry on with them.
     s.wake?.();

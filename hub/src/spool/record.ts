@@ -64,12 +64,70 @@ interface RecordPlan {
   /** Every reading of one device and epoch (the summary names them; the body does not repeat them). */
   uniform: boolean;
   maxSeq: number;
-  names: Map<string, number>;
-  nameBytes: Buffer[];
+  /** The names in table order, and their UTF-8 bytes. */
+  names: NameTable;
   bodyBytes: number;
   /** The UTF-8 bytes of the string values, in order. */
   strings: Buffer[] | null;
 }
+
+/**
+ * UTF-8 bytes of names seen recently (metric names and device ids recur in every record): a record of one
+ * reading used to encode each of its names again. Bounded: cleared when it holds NAME_CACHE_MAX names.
+ */
+const NAME_CACHE_MAX = 4096;
+const nameBytesCache = new Map<string, Buffer>();
+
+function utf8Of(name: string): Buffer {
+  let bytes = nameBytesCache.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name, 'utf8');
+    if (nameBytesCache.size >= NAME_CACHE_MAX) nameBytesCache.clear();
+    nameBytesCache.set(name, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * A record's name table: index by name. A record has a handful of names, found by a linear scan (no Map per
+ * record); past LINEAR_NAMES a Map takes over.
+ */
+const LINEAR_NAMES = 16;
+class NameTable {
+  readonly list: string[] = [];
+  readonly bytes: Buffer[] = [];
+  private map: Map<string, number> | null = null;
+
+  clear(): void {
+    this.list.length = 0;
+    this.bytes.length = 0;
+    this.map = null;
+  }
+
+  indexOf(name: string): number {
+    if (this.map !== null) return this.map.get(name) ?? -1;
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) if (list[i] === name) return i;
+    return -1;
+  }
+
+  /** The name's index, added when new (checking the limits). */
+  add(name: string): number {
+    const known = this.indexOf(name);
+    if (known >= 0) return known;
+    const index = this.list.length;
+    if (index >= MAX_RECORD_NAMES) throw new TypeError(`more than ${MAX_RECORD_NAMES} names in one spool record`);
+    const bytes = utf8Of(name);
+    if (bytes.length > 0xffff) throw new TypeError(`a name of ${bytes.length} bytes; the spool takes at most 65535`);
+    this.list.push(name);
+    this.bytes.push(bytes);
+    if (this.map !== null) this.map.set(name, index);
+    else if (this.list.length > LINEAR_NAMES) this.map = new Map(this.list.map((n, i) => [n, i]));
+    return index;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One record (header + payload) for these readings, body in format 2. Throws on a value the spool does not
@@ -79,7 +137,7 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
   const first = readings[0];
   const plan = planRecord(readings);
   const { uniform } = plan;
-  const device = uniform ? Buffer.from(first!.deviceId, 'utf8') : Buffer.alloc(0);
+  const device = uniform ? utf8Of(first!.deviceId) : EMPTY;
   if (device.length > 255) throw new TypeError(`device id of ${device.length} bytes; the spool takes at most 255`);
   const payloadLength = PAYLOAD_FIXED_BYTES + device.length + plan.bodyBytes;
   if (payloadLength > MAX_RECORD_BYTES)
@@ -98,6 +156,8 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
   return buf;
 }
 
+const recordNames = new NameTable();
+
 /** Pass 1: the name table and the body's size; checks every value. */
 function planRecord(readings: readonly StoredReading[]): RecordPlan {
   const first = readings[0];
@@ -109,26 +169,15 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
     if (r.seq > maxSeq) maxSeq = r.seq;
     if (uniform && (r.deviceId !== first!.deviceId || r.epoch !== first!.epoch)) uniform = false;
   }
-  const names = new Map<string, number>();
-  const nameBytes: Buffer[] = [];
-  const nameOf = (name: string): number => {
-    let index = names.get(name);
-    if (index === undefined) {
-      index = nameBytes.length;
-      if (index >= MAX_RECORD_NAMES) throw new TypeError(`more than ${MAX_RECORD_NAMES} names in one spool record`);
-      const bytes = Buffer.from(name, 'utf8');
-      if (bytes.length > 0xffff) throw new TypeError(`a name of ${bytes.length} bytes; the spool takes at most 65535`);
-      names.set(name, index);
-      nameBytes.push(bytes);
-    }
-    return index;
-  };
+  // One table for every record: encodeRecord runs to its end before the next call (no allocation per record).
+  const names = recordNames;
+  names.clear();
   let bodyBytes = 2;
   let strings: Buffer[] | null = null;
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;
     if (!uniform) {
-      nameOf(r.deviceId);
+      names.add(r.deviceId);
       bodyBytes += 6;
     }
     bodyBytes += 17;
@@ -138,7 +187,7 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
       );
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
-      nameOf(v.metric);
+      names.add(v.metric);
       switch (v.kind) {
         case 'bool':
           bodyBytes += 4;
@@ -159,13 +208,14 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
       }
     }
   }
-  for (const b of nameBytes) bodyBytes += 2 + b.length;
-  return { uniform, maxSeq, names, nameBytes, bodyBytes, strings };
+  for (const b of names.bytes) bodyBytes += 2 + b.length;
+  return { uniform, maxSeq, names, bodyBytes, strings };
 }
 
 /** Pass 2: the body (name table, then the readings) from offset `o` of `buf`. */
 function writeBody(buf: Buffer, o: number, readings: readonly StoredReading[], plan: RecordPlan): void {
-  const { names, nameBytes, strings, uniform } = plan;
+  const { names, strings, uniform } = plan;
+  const nameBytes = names.bytes;
   o = buf.writeUInt16LE(nameBytes.length, o);
   for (const b of nameBytes) {
     o = buf.writeUInt16LE(b.length, o);
@@ -175,7 +225,7 @@ function writeBody(buf: Buffer, o: number, readings: readonly StoredReading[], p
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;
     if (!uniform) {
-      o = buf.writeUInt16LE(names.get(r.deviceId)!, o);
+      o = buf.writeUInt16LE(names.indexOf(r.deviceId), o);
       o = buf.writeUInt32LE(r.epoch >>> 0, o);
     }
     o = buf.writeDoubleLE(r.seq, o);
@@ -183,7 +233,7 @@ function writeBody(buf: Buffer, o: number, readings: readonly StoredReading[], p
     o = buf.writeUInt8(r.values.length, o);
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
-      o = buf.writeUInt16LE(names.get(v.metric)!, o);
+      o = buf.writeUInt16LE(names.indexOf(v.metric), o);
       o = buf.writeUInt8(CODE_OF[v.kind], o);
       switch (v.kind) {
         case 'bool':

@@ -9,7 +9,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { DurableSeqs } from './durable-seqs.js';
 import type { SpoolState, StoreState } from './options.js';
 import type { RecordBatch, SegmentFormat } from './record.js';
-import type { StoredReading } from '../storage/types.js';
+import type { AcceptCallback, StoredReading } from '../storage/types.js';
 
 /** A place in the spool: segment number and byte offset in it. */
 export interface Position {
@@ -31,8 +31,7 @@ export interface Pending {
   record: Buffer;
   readings: readonly StoredReading[];
   acceptedAt: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
+  done: AcceptCallback;
 }
 
 /** Records read for one store write, and where they lie. */

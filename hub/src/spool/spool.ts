@@ -30,7 +30,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createBackoff } from '../core/backoff.js';
-import type { StoredReading, TimeSeriesStore } from '../storage/types.js';
+import type { AcceptCallback, StoredReading, TimeSeriesStore } from '../storage/types.js';
 import { Checkpoint } from './checkpoint.js';
 import { failedError, GroupCommit } from './commit.js';
 import { releaseLock, writeSeqsSync } from './directory.js';
@@ -76,6 +76,9 @@ export {
   type StoreState,
 } from './options.js';
 export { spoolDiskBytes } from './directory.js';
+
+/** take()'s answer for an empty accept: durable at once. */
+const DURABLE = Symbol('durable');
 
 /** Opens (recovering if needed) the spool in opts.dir and starts its drainer. */
 export async function createSpool(opts: SpoolOptions): Promise<Spool> {
@@ -207,28 +210,36 @@ class DiskSpool extends EventEmitter implements Spool {
   // ---- accept ----
 
   accept(readings: readonly StoredReading[]): Promise<void> {
-    const s = this.s;
-    if (s.closing) return Promise.reject(new SpoolClosedError('the spool is closed'));
-    if (s.failure) return Promise.reject(failedError(s));
-    if (readings.length === 0) return Promise.resolve();
-    let record: Buffer;
+    return new Promise<void>((resolve, reject) => this.acceptThen(readings, { durable: resolve, failed: reject }));
+  }
+
+  acceptThen(readings: readonly StoredReading[], done: AcceptCallback): void {
+    let refusal: unknown;
     try {
-      record = encodeRecord(readings, s.clock.now());
+      refusal = this.take(readings, done);
     } catch (err) {
-      return Promise.reject(err);
+      refusal = err;
     }
+    if (refusal !== null) queueMicrotask(() => (refusal === DURABLE ? done.durable() : done.failed(refusal)));
+  }
+
+  /** Queues the readings for the next group commit (null), or says why not (DURABLE: nothing to write). */
+  private take(readings: readonly StoredReading[], done: AcceptCallback): unknown {
+    const s = this.s;
+    if (s.closing) return new SpoolClosedError('the spool is closed');
+    if (s.failure) return failedError(s);
+    if (readings.length === 0) return DURABLE;
+    const now = s.clock.now();
+    const record = encodeRecord(readings, now);
     // The cap is checked before the append, so the spool may pass it by one record (a frame's worth).
     if (!this.accepting) {
       this.noteAccepting();
-      return Promise.reject(
-        new SpoolFullError(
-          `the spool holds ${s.depthBytes} undrained bytes (limit ${this.maxBytes}); the store is not keeping up or is down`,
-        ),
+      return new SpoolFullError(
+        `the spool holds ${s.depthBytes} undrained bytes (limit ${this.maxBytes}); the store is not keeping up or is down`,
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      this.commit.enqueue({ record, readings, acceptedAt: s.clock.now(), resolve, reject });
-    });
+    this.commit.enqueue({ record, readings, acceptedAt: now, done });
+    return null;
   }
 
   retryNow(): void {

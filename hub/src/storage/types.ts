@@ -109,10 +109,22 @@ export interface TimeSeriesStore {
   close(): Promise<void>;
 }
 
+/** Hears once whether readings handed to ReadingSink.acceptThen became durable. */
+export interface AcceptCallback {
+  durable(): void;
+  /** Not durable: do not ack. */
+  failed(err: unknown): void;
+}
+
 /** Where the device channel hands accepted readings. */
 export interface ReadingSink {
   /** Resolves once the readings are durable (stored, or in the spool). Rejection = not durable: do not ack. */
   accept(readings: readonly StoredReading[]): Promise<void>;
+  /**
+   * Optional: accept() reporting to `done` instead of through a promise (the ingest path calls it once per
+   * device and turn: no promise and closures each time). `done` hears later, never before this returns.
+   */
+  acceptThen?(readings: readonly StoredReading[], done: AcceptCallback): void;
   /** False while the sink cannot take more (store down and spool full): the channel answers BACKOFF STORE_BUSY. */
   readonly accepting: boolean;
   /** Flushes what is pending and stops. */
