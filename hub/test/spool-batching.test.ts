@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fullerGroupWait, TARGET_RECORDS } from '../src/spool/commit.js';
 import { createSpool, type Spool, type SpoolOptions } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
-import type { StoredReading } from '../src/storage/types.js';
+import type { ReadingBatch, StoredReading } from '../src/storage/types.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 
@@ -36,6 +36,10 @@ class CountingStore extends SqliteStore {
     this.writeTimes.push(performance.now());
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     return super.write(readings);
+  }
+  /** The spool's batches are counted as writes too. */
+  override writeBatch(batch: ReadingBatch): Promise<void> {
+    return this.write(batch.toArray());
   }
 }
 

@@ -2,6 +2,7 @@
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
 import { tempDir } from './helpers.js';
@@ -33,6 +34,37 @@ describe('SqliteStore', () => {
       if (existsSync(join(dir.path, f))) chmodSync(join(dir.path, f), 0o644);
     store = new SqliteStore(dir.path);
     expect(mode('readings.db')).toBe(0o600);
+  });
+
+  it('writes a spool batch (writeBatch, visiting the records) as write() writes the same readings', async () => {
+    const readings = [
+      r(1, T0, [
+        { metric: 'temp', kind: 'f32', value: 21.5 },
+        { metric: 'on', kind: 'bool', value: true },
+      ]),
+      r(2, T0 + 1, [{ metric: 'label', kind: 'string', value: 'a "quoted" label' }]),
+      r(1, T0 + 2, [{ metric: 'temp', kind: 'f32', value: 22 }], 1, 'd2'),
+    ];
+    const batch = new RecordBatch();
+    batch.addRecord(recordView(encodeRecord(readings.slice(0, 2), T0)));
+    batch.addRecord(recordView(encodeRecord(readings.slice(2), T0)));
+    await store.writeBatch(batch);
+    const other = new SqliteStore(join(dir.path, 'by-write'));
+    try {
+      await other.write(readings);
+      const rows = (s: SqliteStore): unknown[] =>
+        s.db
+          .prepare('SELECT d.name, r.epoch, r.seq, r.ts, r.v FROM readings r JOIN devices d ON d.id = r.device')
+          .all();
+      expect(rows(store)).toEqual(rows(other));
+      expect(rows(store)).toHaveLength(3);
+      for (const device of ['d1', 'd2']) expect(await store.latest(device)).toEqual(await other.latest(device));
+      // A batch written again changes nothing.
+      await store.writeBatch(batch);
+      expect(rows(store)).toHaveLength(3);
+    } finally {
+      await other.close();
+    }
   });
 
   it('uses WAL with synchronous=FULL', () => {

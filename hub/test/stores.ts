@@ -4,7 +4,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
-import type { StoredReading } from '../src/storage/types.js';
+import type { ReadingBatch, StoredReading } from '../src/storage/types.js';
 
 /** Holds every write until release(); writes then go to the real SQLite store. */
 export class HeldSqliteStore extends SqliteStore {
@@ -18,6 +18,11 @@ export class HeldSqliteStore extends SqliteStore {
     for (const f of this.onWrite.splice(0)) f();
     if (this.holding) await new Promise<void>((resolve) => this.held.push(resolve));
     return super.write(readings);
+  }
+
+  /** The spool's batches take the same way (held like any write). */
+  override writeBatch(batch: ReadingBatch): Promise<void> {
+    return this.write(batch.toArray());
   }
 
   /** Resolves when the next write reaches the store (or at once if one is held already). */
@@ -42,6 +47,10 @@ export class FailingSqliteStore extends SqliteStore {
       throw new Error('simulated write failure (test double)');
     }
     return super.write(readings);
+  }
+  /** The spool's batches fail the same way. */
+  override writeBatch(batch: ReadingBatch): Promise<void> {
+    return this.write(batch.toArray());
   }
   override async ping(): Promise<void> {
     if (this.failPing) throw new Error('simulated ping failure (test double)');

@@ -11,9 +11,19 @@
  */
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type Database from 'better-sqlite3';
 import type { MetricKind } from '@tendril/device-sdk/codec';
 import { openDatabase, type SqliteDatabase } from './sqlite.js';
-import type { LatestValue, ScalarValue, SeriesPoint, SeriesQuery, StoredReading, TimeSeriesStore } from './types.js';
+import type {
+  LatestValue,
+  ReadingBatch,
+  ReadingVisitor,
+  ScalarValue,
+  SeriesPoint,
+  SeriesQuery,
+  StoredReading,
+  TimeSeriesStore,
+} from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
@@ -55,6 +65,84 @@ interface DeviceInfo {
   series: Map<string, SeriesInfo>;
 }
 
+/**
+ * Writes the readings it visits as rows (inside SqliteStore's transaction): one JSON object of the values per
+ * reading, and the newest value per series once per write.
+ */
+class RowWriter implements ReadingVisitor {
+  /** Newest value per series in this write: one `latest` update per series, not per value. */
+  private readonly newest = new Map<number, { ts: number; value: number | string }>();
+  private readonly ids: number[] = [];
+  private readonly sqlValues: Array<number | string> = [];
+  private device: DeviceInfo | null = null;
+  private epoch = 0;
+  private seq = 0;
+  private ts = 0;
+  private json = '';
+
+  constructor(
+    private readonly store: SqliteStore,
+    private readonly insert: Database.Statement,
+    private readonly setLatest: Database.Statement,
+  ) {}
+
+  reset(): void {
+    this.newest.clear();
+  }
+
+  begin(deviceId: string, epoch: number, seq: number, ts: number): void {
+    this.device = this.store.deviceOf(deviceId);
+    this.epoch = epoch;
+    this.seq = seq;
+    this.ts = ts;
+    this.json = '{';
+    this.ids.length = 0;
+    this.sqlValues.length = 0;
+  }
+
+  value(metric: string, kind: MetricKind, value: ScalarValue): void {
+    const device = this.device!;
+    let info = device.series.get(metric);
+    if (info === undefined || info.kind !== kind) info = this.store.addSeries(device, metric, kind);
+    let text: string;
+    let sqlValue: number | string;
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return; // not representable in JSON; validation rejects these
+      text = String(value);
+      sqlValue = value;
+    } else if (typeof value === 'boolean') {
+      text = value ? 'true' : 'false';
+      sqlValue = value ? 1 : 0;
+    } else {
+      text = JSON.stringify(value);
+      sqlValue = value;
+    }
+    this.json += this.json.length === 1 ? `"${info.id}":${text}` : `,"${info.id}":${text}`;
+    this.ids.push(info.id);
+    this.sqlValues.push(sqlValue);
+  }
+
+  end(): void {
+    const ts = this.ts;
+    // A reading written before (same device, epoch, seq) changes nothing, not even `latest`.
+    if (this.insert.run(this.device!.id, this.epoch, this.seq, ts, this.json + '}').changes === 0) return;
+    const { ids, sqlValues, newest } = this;
+    for (let i = 0; i < ids.length; i++) {
+      const cur = newest.get(ids[i]!);
+      if (cur === undefined) newest.set(ids[i]!, { ts, value: sqlValues[i]! });
+      else if (cur.ts <= ts) {
+        cur.ts = ts;
+        cur.value = sqlValues[i]!;
+      }
+    }
+  }
+
+  finish(): void {
+    for (const [series, { ts, value }] of this.newest) this.setLatest.run(series, ts, value);
+    this.newest.clear();
+  }
+}
+
 const BUCKET = 'CAST((ts - @from) / @step AS INTEGER)';
 const X = 'v ->> @path';
 const WHERE = `device = @device AND ts >= @from AND ts < @to AND ${X} IS NOT NULL`;
@@ -72,7 +160,7 @@ export class SqliteStore implements TimeSeriesStore {
   readonly db: SqliteDatabase;
   private readonly devices = new Map<string, DeviceInfo>();
   private readonly stmt;
-  private readonly insertReadings: (readings: readonly StoredReading[]) => void;
+  private readonly insertRows: (feed: (visitor: ReadingVisitor) => void) => void;
   private closed = false;
 
   /** Opens (or creates) `readings.db` in `dataDir`. */
@@ -104,49 +192,11 @@ export class SqliteStore implements TimeSeriesStore {
       aggregate: Object.fromEntries(Object.entries(AGGREGATE_SQL).map(([k, sql]) => [k, this.db.prepare(sql)])),
     };
     this.loadIds();
-    const { insert, setLatest } = this.stmt;
-    this.insertReadings = this.db.transaction((readings: readonly StoredReading[]) => {
-      // Newest value per series in this batch: one `latest` update per series, not per value.
-      const newest = new Map<number, { ts: number; value: number | string }>();
-      const ids: number[] = [];
-      const sqlValues: Array<number | string> = [];
-      for (const r of readings) {
-        const device = this.deviceOf(r.deviceId);
-        let json = '{';
-        ids.length = 0;
-        sqlValues.length = 0;
-        for (const v of r.values) {
-          let info = device.series.get(v.metric);
-          if (info === undefined || info.kind !== v.kind) info = this.addSeries(device, v.metric, v.kind);
-          let text: string;
-          let sqlValue: number | string;
-          if (typeof v.value === 'number') {
-            if (!Number.isFinite(v.value)) continue; // not representable in JSON; validation rejects these
-            text = String(v.value);
-            sqlValue = v.value;
-          } else if (typeof v.value === 'boolean') {
-            text = v.value ? 'true' : 'false';
-            sqlValue = v.value ? 1 : 0;
-          } else {
-            text = JSON.stringify(v.value);
-            sqlValue = v.value;
-          }
-          json += json.length === 1 ? `"${info.id}":${text}` : `,"${info.id}":${text}`;
-          ids.push(info.id);
-          sqlValues.push(sqlValue);
-        }
-        // A reading written before (same device, epoch, seq) changes nothing, not even `latest`.
-        if (insert.run(device.id, r.epoch, r.seq, r.ts, json + '}').changes === 0) continue;
-        for (let i = 0; i < ids.length; i++) {
-          const cur = newest.get(ids[i]!);
-          if (cur === undefined) newest.set(ids[i]!, { ts: r.ts, value: sqlValues[i]! });
-          else if (cur.ts <= r.ts) {
-            cur.ts = r.ts;
-            cur.value = sqlValues[i]!;
-          }
-        }
-      }
-      for (const [series, { ts, value }] of newest) setLatest.run(series, ts, value);
+    const rows = new RowWriter(this, this.stmt.insert, this.stmt.setLatest);
+    this.insertRows = this.db.transaction((feed: (visitor: ReadingVisitor) => void) => {
+      rows.reset();
+      feed(rows);
+      rows.finish();
     });
   }
 
@@ -168,7 +218,8 @@ export class SqliteStore implements TimeSeriesStore {
     }
   }
 
-  private deviceOf(name: string): DeviceInfo {
+  /** @internal RowWriter's */
+  deviceOf(name: string): DeviceInfo {
     let info = this.devices.get(name);
     if (info === undefined) {
       info = { id: this.stmt.addDevice.get(name) as number, series: new Map() };
@@ -177,7 +228,8 @@ export class SqliteStore implements TimeSeriesStore {
     return info;
   }
 
-  private addSeries(device: DeviceInfo, metric: string, kind: MetricKind): SeriesInfo {
+  /** @internal RowWriter's */
+  addSeries(device: DeviceInfo, metric: string, kind: MetricKind): SeriesInfo {
     const id = this.stmt.addSeries.get(device.id, metric, kind) as number;
     const info = { id, kind, path: `$."${id}"` };
     device.series.set(metric, info);
@@ -191,8 +243,25 @@ export class SqliteStore implements TimeSeriesStore {
   async write(readings: readonly StoredReading[]): Promise<void> {
     this.assertOpen();
     if (readings.length === 0) return;
+    this.insert((visitor) => {
+      for (const r of readings) {
+        visitor.begin(r.deviceId, r.epoch, r.seq, r.ts);
+        for (const v of r.values) visitor.value(v.metric, v.kind, v.value);
+        visitor.end();
+      }
+    });
+  }
+
+  /** As write(batch.toArray()), visiting the spool's records: no object per reading and per value. */
+  async writeBatch(batch: ReadingBatch): Promise<void> {
+    this.assertOpen();
+    if (batch.length === 0) return;
+    this.insert((visitor) => batch.cursor().read(visitor, batch.length));
+  }
+
+  private insert(feed: (visitor: ReadingVisitor) => void): void {
     try {
-      this.insertReadings(readings);
+      this.insertRows(feed);
     } catch (err) {
       // The transaction rolled back: ids created inside it may not exist. Reload them.
       this.loadIds();
