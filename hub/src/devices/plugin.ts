@@ -1,7 +1,8 @@
 /**
  * The devices layer as a plugin: the registry (hub.db), presence, and the device sessions transports attach
  * devices to. Decorates `app.devices`. Connection state that changes often (durable seq, presence) is
- * flushed to the registry every `registryFlushMs` and at close.
+ * flushed to the registry every `registryFlushMs` (durable seqs and last-seen times alone every
+ * PROGRESS_FLUSH_EVERY-th time) and at close.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -59,7 +60,7 @@ export const devicesPlugin = fp<DevicesOptions>(
 
     const flushTimer: TimerHandle = timers.setInterval(() => {
       try {
-        registry.flush();
+        registry.flush(false);
       } catch (err) {
         app.log.error({ err }, 'writing connection state to the registry failed; retrying at the next flush');
       }

@@ -5,7 +5,8 @@
  *
  * Creation, token rotation and deletion are written through at once. Connection state that changes
  * often (durable seq, dropped count, presence, last seen) is marked dirty and written in one
- * transaction per flush (every flushIntervalMs and on close). Losing the last flush in a crash is safe:
+ * transaction per flush (every flushIntervalMs and on close; durable seqs and last-seen times alone only every
+ * PROGRESS_FLUSH_EVERY-th periodic flush). Losing the last flush in a crash is safe:
  * the durable seq only lags, devices then resend what the store already holds, and the store drops
  * those duplicates by (device, epoch, seq).
  */
@@ -138,13 +139,24 @@ export class DeviceExistsError extends Error {
   override readonly name = 'DeviceExistsError';
 }
 
+/** The periodic flush writes durable seqs and last-seen times every this many calls (10 s at 1 s). */
+export const PROGRESS_FLUSH_EVERY = 10;
+
 export class DeviceRegistry {
   readonly db: SqliteDatabase;
   /** Presence transitions per device (connection-log.ts), written with this registry's flushes. */
   readonly connections: ConnectionLog;
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly dirtyDevices = new Set<string>();
-  /** key `${deviceId}\0${epoch}` -> durable seq not yet written. */
+  /**
+   * Devices whose durable seq (of their current epoch) or last-seen time moved and nothing else: written by
+   * flush(), but by flush(false) (the periodic one) only every PROGRESS_FLUSH_EVERY calls. Every ack moves them
+   * (100 devices: 100 rows a second); the spool's durable seqs are the authority after a crash (raiseAckedSeqs),
+   * so a lag here only means older last-seen times after a crash.
+   */
+  private readonly progressDevices = new Set<DeviceRecord>();
+  private flushes = 0;
+  /** key `${deviceId}\0${epoch}` -> durable seq not yet written (epochs a device no longer uses). */
   private readonly dirtyEpochs = new Map<string, { deviceId: string; epoch: number; ackedSeq: number }>();
   private readonly stmt;
   private closed = false;
@@ -286,6 +298,7 @@ export class DeviceRegistry {
     this.stmt.remove.run(id);
     this.devices.delete(id);
     this.dirtyDevices.delete(id);
+    for (const d of this.progressDevices) if (d.id === id) this.progressDevices.delete(d);
     this.connections.forget(id);
     for (const [key, entry] of this.dirtyEpochs) if (entry.deviceId === id) this.dirtyEpochs.delete(key);
     return true;
@@ -313,6 +326,9 @@ export class DeviceRegistry {
   /** Switches the device's current epoch (HELLO); the durable seq is that epoch's. */
   setEpoch(device: DeviceRecord, epoch: number): void {
     if (device.epoch !== epoch) {
+      // The durable seq of the epoch it leaves is still to be written.
+      if (this.progressDevices.delete(device) && device.epoch !== null)
+        this.noteEpochSeq(device, device.epoch, device.ackedSeq);
       device.ackedSeq = this.ackedSeqOf(device.id, epoch);
       device.epoch = epoch;
     }
@@ -324,7 +340,13 @@ export class DeviceRegistry {
     if (device.epoch === epoch) {
       if (seq <= device.ackedSeq) return;
       device.ackedSeq = seq;
+      if (this.devices.get(device.id) === device) this.progressDevices.add(device);
+      return;
     }
+    this.noteEpochSeq(device, epoch, seq);
+  }
+
+  private noteEpochSeq(device: DeviceRecord, epoch: number, seq: number): void {
     const key = `${device.id}\0${epoch}`;
     const pending = this.dirtyEpochs.get(key);
     if (pending) pending.ackedSeq = Math.max(pending.ackedSeq, seq);
@@ -338,7 +360,9 @@ export class DeviceRegistry {
   }
 
   get dirty(): boolean {
-    return this.dirtyDevices.size > 0 || this.dirtyEpochs.size > 0 || this.connections.dirty;
+    return (
+      this.dirtyDevices.size > 0 || this.progressDevices.size > 0 || this.dirtyEpochs.size > 0 || this.connections.dirty
+    );
   }
 
   /** The device's connection history, newest first (flushes pending state first so none is missing). */
@@ -347,27 +371,25 @@ export class DeviceRegistry {
     return this.connections.page(id, limit, before);
   }
 
-  /** Writes every dirty device and epoch in one transaction. */
-  flush(): void {
+  /**
+   * Writes every dirty device and epoch in one transaction. `all` false (the periodic flush): devices whose
+   * only change is their durable seq or last-seen time wait for every PROGRESS_FLUSH_EVERY-th such call.
+   */
+  flush(all = true): void {
     if (this.closed || !this.dirty) return;
+    const progress = all || ++this.flushes % PROGRESS_FLUSH_EVERY === 0;
+    if (!progress && this.dirtyDevices.size === 0 && this.dirtyEpochs.size === 0 && !this.connections.dirty) return;
     const write = this.db.transaction(() => {
       for (const id of this.dirtyDevices) {
         const d = this.devices.get(id);
-        if (!d) continue;
-        this.stmt.saveState.run({
-          id,
-          transport: d.transport,
-          firmware: d.firmware,
-          sdk: d.sdk,
-          epoch: d.epoch,
-          dropped: d.dropped,
-          metrics: JSON.stringify(d.metrics),
-          state: d.presence.state,
-          reason: d.presence.reason,
-          since: d.presence.since,
-          lastSeen: d.presence.lastSeen,
-          remote: d.presence.remote,
-        });
+        if (d) this.saveState(d);
+      }
+      if (progress) {
+        for (const d of this.progressDevices) {
+          if (this.devices.get(d.id) !== d) continue;
+          if (!this.dirtyDevices.has(d.id)) this.saveState(d);
+          if (d.epoch !== null) this.stmt.saveEpoch.run(d.id, d.epoch, d.ackedSeq);
+        }
       }
       for (const e of this.dirtyEpochs.values()) {
         if (this.devices.has(e.deviceId)) this.stmt.saveEpoch.run(e.deviceId, e.epoch, e.ackedSeq);
@@ -376,7 +398,25 @@ export class DeviceRegistry {
     });
     write();
     this.dirtyDevices.clear();
+    if (progress) this.progressDevices.clear();
     this.dirtyEpochs.clear();
+  }
+
+  private saveState(d: DeviceRecord): void {
+    this.stmt.saveState.run({
+      id: d.id,
+      transport: d.transport,
+      firmware: d.firmware,
+      sdk: d.sdk,
+      epoch: d.epoch,
+      dropped: d.dropped,
+      metrics: JSON.stringify(d.metrics),
+      state: d.presence.state,
+      reason: d.presence.reason,
+      since: d.presence.since,
+      lastSeen: d.presence.lastSeen,
+      remote: d.presence.remote,
+    });
   }
 
   close(): void {
