@@ -24,6 +24,7 @@ import {
   type HelloFrame,
   type HubFrame,
   type Limits,
+  type Reading,
 } from '@tendril/device-sdk/codec';
 import type { TimerHandle } from '../core/clock.js';
 import { AttachError } from '../devices/sessions.js';
@@ -39,6 +40,7 @@ import {
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { DeviceSessions } from '../devices/sessions.js';
 import type { HubMetrics } from '../ops/metrics.js';
+import { writeSmallFrame } from './small-frame.js';
 import type { Clock, Timers } from '../core/clock.js';
 
 type State = 'awaitingHello' | 'attaching' | 'ready' | 'closing';
@@ -98,6 +100,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   private readonly limits: Partial<Limits> | undefined;
   private terminateSocket: () => void = () => this.socket.terminate();
   private closeTimer: TimerHandle | null = null;
+  private readonly one: Reading[] = [];
 
   constructor(
     private readonly channel: ConnectionHost,
@@ -240,7 +243,8 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     attached.seen(now);
     switch (frame.type) {
       case 'reading':
-        return attached.ingest.ingest([frame], prevSeq, now);
+        this.one[0] = frame; // ingest() keeps the readings, never the array
+        return attached.ingest.ingest(this.one, prevSeq, now);
       case 'batch':
         return attached.ingest.ingest(frame.readings, prevSeq, now);
       case 'commandResult':
@@ -477,7 +481,7 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
 
   sendBytes(bytes: Uint8Array): void {
     if (this.socket.readyState !== OPEN) return;
-    this.socket.send(bytes);
+    if (!writeSmallFrame(this.socket, bytes)) this.socket.send(bytes);
     const count = this.channel.opts.metrics.count;
     count.framesOut[bytes[0]!]!++;
     count.bytesOut += bytes.length;
