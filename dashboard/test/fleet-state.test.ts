@@ -133,6 +133,28 @@ describe('FleetState', () => {
     stop();
   });
 
+  it('counts, facets and the order follow presence, counters and registry changes, and values leave them alone', () => {
+    const { fleet, frames, send, stop } = setup();
+    send({ kind: 'snapshot', gap: false, devices: [device('env-1'), device('env-2'), device('power-1')] });
+    frames.run();
+    fleet.setQuery({ sort: 'rejected' });
+    expect(fleet.counts).toMatchObject({ total: 3, online: 3 });
+    send({ kind: 'counters', deviceId: 'power-1', rejected: 4, dropped: 0 });
+    frames.run();
+    expect(fleet.visible[0]!.id).toBe('power-1');
+    const visible = fleet.visible;
+    send({ kind: 'values', deviceId: 'env-2', latest: { temperature: { ts: 5, value: 1 } } });
+    frames.run();
+    expect(fleet.visible).toBe(visible); // not recomputed for values
+    send({ kind: 'presence', deviceId: 'env-1', presence: { state: 'offline', reason: 'CLOSED', since: 9 } });
+    frames.run();
+    expect(fleet.counts).toMatchObject({ total: 3, online: 2, offline: 1 });
+    send({ kind: 'device', change: 'changed', deviceId: 'env-2', device: device('env-2', { model: 'door-motion' }) });
+    frames.run();
+    expect(fleet.facets.models).toEqual(['door-motion', 'env-sensor', 'power-meter']);
+    stop();
+  });
+
   it('shows values at most every valuesEveryMs, presence at once', () => {
     const frames = new ManualFrames();
     let handler: { onEvent(e: LiveEvent, o: number): void } | undefined;
