@@ -755,6 +755,24 @@ describe('spool record format', () => {
     );
   });
 
+  it('encodes one record after another with the right name tables: few names, many (past the linear scan), few again', () => {
+    const wide = (seq: number, n: number): StoredReading => ({
+      deviceId: `dev-${n}`,
+      epoch: 1,
+      seq,
+      ts: 1000 + seq,
+      values: Array.from({ length: n }, (_, i) => ({
+        metric: `m${(i * 7 + n) % n}-${n}`,
+        kind: 'f64' as const,
+        value: i,
+      })),
+    });
+    // Many names in one record: metrics of 40 readings of several devices (a mixed record), then small ones again.
+    const many = Array.from({ length: 40 }, (_, i) => wide(i + 1, 3 + (i % 5)));
+    const records = [[wide(1, 3)], many, [wide(2, 2)], [wide(3, 3)]];
+    for (const rs of records) expect(decodeRecords([view(encodeRecord(rs, 0))], 2)).toEqual(rs);
+  });
+
   it('a RecordBatch visits its records and decoded parts in order, from any reading, in steps of any size', () => {
     const uniform = readings('dev-a', 1, 5, 3);
     const mixed = [...readings('a', 1, 2), ...readings('b', 7, 1, 2 ** 32 - 1), ...readings('a', 3, 1)];

@@ -94,20 +94,32 @@ function utf8Of(name: string): Buffer {
  */
 const LINEAR_NAMES = 16;
 class NameTable {
-  readonly list: string[] = [];
-  readonly bytes: Buffer[] = [];
+  /** The first `size` entries are this record's (the arrays keep their capacity from record to record). */
+  private list: string[] = [];
+  private bytes: Buffer[] = [];
+  size = 0;
   private map: Map<string, number> | null = null;
 
   clear(): void {
-    this.list.length = 0;
-    this.bytes.length = 0;
+    // Not length = 0: that would give up the arrays' storage, allocated again by the next record. Only a
+    // table of a record with many names (mixed devices) is let go, not to keep its names alive.
+    if (this.list.length > 256) {
+      this.list = [];
+      this.bytes = [];
+    }
+    this.size = 0;
     this.map = null;
+  }
+
+  /** The UTF-8 bytes of name `i` (< size). */
+  bytesAt(i: number): Buffer {
+    return this.bytes[i]!;
   }
 
   indexOf(name: string): number {
     if (this.map !== null) return this.map.get(name) ?? -1;
     const list = this.list;
-    for (let i = 0; i < list.length; i++) if (list[i] === name) return i;
+    for (let i = 0; i < this.size; i++) if (list[i] === name) return i;
     return -1;
   }
 
@@ -115,14 +127,18 @@ class NameTable {
   add(name: string): number {
     const known = this.indexOf(name);
     if (known >= 0) return known;
-    const index = this.list.length;
+    const index = this.size;
     if (index >= MAX_RECORD_NAMES) throw new TypeError(`more than ${MAX_RECORD_NAMES} names in one spool record`);
     const bytes = utf8Of(name);
     if (bytes.length > 0xffff) throw new TypeError(`a name of ${bytes.length} bytes; the spool takes at most 65535`);
-    this.list.push(name);
-    this.bytes.push(bytes);
+    this.list[index] = name;
+    this.bytes[index] = bytes;
+    this.size++;
     if (this.map !== null) this.map.set(name, index);
-    else if (this.list.length > LINEAR_NAMES) this.map = new Map(this.list.map((n, i) => [n, i]));
+    else if (this.size > LINEAR_NAMES) {
+      this.map = new Map();
+      for (let i = 0; i < this.size; i++) this.map.set(this.list[i]!, i);
+    }
     return index;
   }
 }
@@ -208,16 +224,16 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
       }
     }
   }
-  for (const b of names.bytes) bodyBytes += 2 + b.length;
+  for (let i = 0; i < names.size; i++) bodyBytes += 2 + names.bytesAt(i).length;
   return { uniform, maxSeq, names, bodyBytes, strings };
 }
 
 /** Pass 2: the body (name table, then the readings) from offset `o` of `buf`. */
 function writeBody(buf: Buffer, o: number, readings: readonly StoredReading[], plan: RecordPlan): void {
   const { names, strings, uniform } = plan;
-  const nameBytes = names.bytes;
-  o = buf.writeUInt16LE(nameBytes.length, o);
-  for (const b of nameBytes) {
+  o = buf.writeUInt16LE(names.size, o);
+  for (let i = 0; i < names.size; i++) {
+    const b = names.bytesAt(i);
     o = buf.writeUInt16LE(b.length, o);
     o += b.copy(buf, o);
   }
