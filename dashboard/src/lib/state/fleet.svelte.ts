@@ -309,16 +309,20 @@ export class FleetState {
       // A big snapshot is turned into rows a slice per frame (no long task), then swapped in at once:
       // the list never shows half of the old state and half of the new.
       const b = this.#building;
-      const end = Math.min(b.devices.length, b.index + SNAPSHOT_ROWS_PER_FRAME);
-      for (; b.index < end; b.index++) {
-        const d = b.devices[b.index]!;
-        const row = this.#byId.get(d.id);
-        if (row) row.apply(d);
-        b.next.set(d.id, row ?? new DeviceRow(d));
-      }
       if (b.index < b.devices.length) {
-        this.#deps.frames.schedule(this.flush);
-        return;
+        const end = Math.min(b.devices.length, b.index + SNAPSHOT_ROWS_PER_FRAME);
+        for (; b.index < end; b.index++) {
+          const d = b.devices[b.index]!;
+          const row = this.#byId.get(d.id);
+          if (row) row.apply(d);
+          b.next.set(d.id, row ?? new DeviceRow(d));
+        }
+        // A snapshot built over several frames is swapped in at the next one: the frame that first renders the
+        // new rows (the list's derivations, the first screen of rows) builds none.
+        if (b.index < b.devices.length || b.devices.length > SNAPSHOT_ROWS_PER_FRAME) {
+          this.#deps.frames.schedule(this.flush);
+          return;
+        }
       }
       this.#building = null;
       this.#byId = b.next;
