@@ -411,11 +411,10 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
         td_ws_close(&d->ws, 1002, decode_error_name(e)); /* §6.6.5 */
         return;
     }
-    switch (f.type) {
-    case TD_WELCOME: on_welcome(d, &f); break;
-    case TD_ACK: acked(d, f.u.ack.seq); break;
-    case TD_COMMAND: on_command(d, &f); break;
-    case TD_BACKOFF: /* §7.4: no readings for pauseMs, then everything unacked again, oldest first */
+    if (f.type == TD_WELCOME) on_welcome(d, &f);
+    else if (f.type == TD_ACK) acked(d, f.u.ack.seq);
+    else if (f.type == TD_COMMAND) on_command(d, &f);
+    else if (f.type == TD_BACKOFF) { /* §7.4: no readings for pauseMs, then everything unacked again, oldest first */
         d->paused = 1;
         d->pause_start = now_ms(d);
         d->pause_ms = clamp32(f.u.backoff.pause_ms, 3600000u);
@@ -423,8 +422,7 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
         d->sent_bytes = 0;
         if (f.u.backoff.code == TD_RATE_LIMITED) d->tokens = 0;
         emit_simple(d, TD_EV_BACKOFF, (int)f.u.backoff.code, d->pause_ms);
-        break;
-    case TD_ERROR:
+    } else { /* TD_ERROR: the decoder returns no other type */
         memset(&ev, 0, sizeof ev);
         ev.code = f.u.error.code > 0x7FFFu ? 0x7FFF : (int)f.u.error.code;
         ev.seq = f.u.error.seq;
@@ -434,8 +432,6 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
         ev.type = f.u.error.seq ? TD_EV_REJECT : TD_EV_ERROR;
         if (!f.u.error.seq) d->last_error = ev.code;
         emit(d, &ev);
-        break;
-    default: break;
     }
 }
 

@@ -455,27 +455,20 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
     n = (size_t)h.len;
     pl = ws->rx + h.header;
     ws->rx_consume = h.header + n; /* done with at the next poll (a failure empties rx anyway) */
-    switch (h.opcode) {
-    case OP_BINARY:
+    if (h.opcode == OP_BINARY) {
         if (ws->state == TD_WS_OPEN) {
             ev->type = TD_WS_EV_MESSAGE;
             ev->data = pl;
             ev->len = n;
         }
-        return;
-    case OP_TEXT: fail(ws, ev, 1003, "TEXT_FRAME", TD_TEXT_FRAME); return; /* §1.2.3 */
-    case OP_PING:
+    } else if (h.opcode == OP_TEXT) {
+        fail(ws, ev, 1003, "TEXT_FRAME", TD_TEXT_FRAME); /* §1.2.3 */
+    } else if (h.opcode == OP_PING) {
         /* no room for the pong now: leave the ping in rx until the queue drains */
         if (ws->state == TD_WS_OPEN && send_frame(ws, OP_PONG, pl, n) == TD_E_AGAIN) ws->rx_consume = 0;
         else td_ws_flush(ws);
-        return;
-    case OP_PONG: return;
-    case OP_CLOSE: {
+    } else if (h.opcode == OP_CLOSE && n != 1) {
         uint16_t code = 1005; /* no status code */
-        if (n == 1) {
-            fail(ws, ev, 1002, "", TD_E_WS);
-            return;
-        }
         ws->reason_len = 0;
         if (n >= 2) {
             code = (uint16_t)(pl[0] << 8 | pl[1]);
@@ -490,8 +483,7 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
         }
         ws->close_code = code;
         closed(ws, ev, code, TD_OK);
-        return;
-    }
-    default: fail(ws, ev, 1002, "", TD_E_WS); return; /* reserved opcode */
+    } else if (h.opcode != OP_PONG) {
+        fail(ws, ev, 1002, "", TD_E_WS); /* reserved opcode, or a close frame with a 1-byte payload */
     }
 }
