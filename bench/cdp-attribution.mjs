@@ -68,6 +68,14 @@ function attribute(events, thresholdMs) {
   for (const e of events) {
     if (e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain') mains.add(`${e.pid}:${e.tid}`);
   }
+  // Renderers that ran script of an http(s) page (the page under test); a long task in another renderer's main
+  // thread (a browser-internal page, e.g. one with custom elements) is marked, not the page's.
+  const pagePids = new Set();
+  for (const e of events) {
+    const url = e.args?.data?.url;
+    if (typeof url === 'string' && url.startsWith('http') && (e.name === 'FunctionCall' || e.name === 'EvaluateScript'))
+      pagePids.add(e.pid);
+  }
   const byThread = new Map();
   for (const e of events) {
     const key = `${e.pid}:${e.tid}`;
@@ -97,10 +105,13 @@ function attribute(events, thresholdMs) {
       if (task.dur < thresholdMs * 1000) continue;
       out.push({
         at: Math.round(task.ts / 1000),
+        startUs: task.ts,
+        endUs: end,
         ms: Math.round(task.dur / 100) / 10,
         // Thread CPU time: far below the wall time, the thread was waiting for a CPU, not working.
         cpuMs: typeof task.tdur === 'number' ? Math.round(task.tdur / 100) / 10 : null,
         ...selfTimes(task, inside),
+        ...(pagePids.has(task.pid) ? {} : { otherRenderer: true }),
       });
     }
   }
@@ -144,4 +155,61 @@ function accumulate(self, task, inside) {
   pop(Number.POSITIVE_INFINITY);
   const root = stack[0];
   self.set(root.name, (self.get(root.name) ?? 0) + root.self);
+}
+
+/**
+ * Runs `fn` under the V8 sampling profiler (Profiler domain, a sample every `intervalUs`) and returns its
+ * result with the profile. `profileSelfTimes` then breaks a time window of it (a long task from the trace:
+ * both use the same monotonic clock, in µs) down by function, finer than the trace's `FunctionCall`.
+ */
+export async function profile(cdp, fn, intervalUs = 100) {
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: intervalUs });
+  await cdp.send('Profiler.start');
+  const result = await fn();
+  const { profile: p } = await cdp.send('Profiler.stop');
+  await cdp.send('Profiler.disable');
+  return { result, profile: p };
+}
+
+/**
+ * Self time per function (name file:line) and per top-level caller chain of the samples in [fromUs, toUs) of
+ * a CPU profile; `n` rows of each.
+ */
+export function profileSelfTimes(p, fromUs = Number.NEGATIVE_INFINITY, toUs = Number.POSITIVE_INFINITY, n = 15) {
+  const byId = new Map(p.nodes.map((node) => [node.id, node]));
+  const parent = new Map();
+  for (const node of p.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+  const label = (node) => {
+    const f = node.callFrame;
+    const file = f.url ? f.url.slice(f.url.lastIndexOf('/') + 1) : '';
+    return `${f.functionName || '(anonymous)'}${file ? ` ${file}:${f.lineNumber + 1}` : ''}`;
+  };
+  const self = new Map();
+  // Total (inclusive) time per function, each function counted once per sample.
+  const total = new Map();
+  let t = p.startTime;
+  let inWindowUs = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    const dt = p.timeDeltas[i + 1] ?? 0;
+    if (t < fromUs || t >= toUs) continue;
+    inWindowUs += dt;
+    const node = byId.get(p.samples[i]);
+    const name = label(node);
+    self.set(name, (self.get(name) ?? 0) + dt);
+    const seen = new Set();
+    for (let id = node.id; id !== undefined; id = parent.get(id)) {
+      const l = label(byId.get(id));
+      if (seen.has(l)) continue;
+      seen.add(l);
+      total.set(l, (total.get(l) ?? 0) + dt);
+    }
+  }
+  const fmt = (m) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, us]) => `${name} ${Math.round(us / 100) / 10}`);
+  return { sampledMs: Math.round(inWindowUs / 100) / 10, self: fmt(self), total: fmt(total) };
 }

@@ -21,15 +21,18 @@
  *
  * Flags: --seconds N (each phase, default 15), --devices N (default 10000), --rate N (readings/s of the
  * chart, default 20), --part-bytes N (snapshot part size, default the hub's 65 536), --trace (a Chrome trace of the fleet phases: each long task broken down by the self time of
- * what ran inside it, bench/cdp-attribution.mjs). Every phase also reports the main thread's script, style and
+ * what ran inside it, bench/cdp-attribution.mjs; tasks of another renderer, such as a browser-internal page, are
+ * marked and not counted), --profile (a V8 CPU profile of the fleet's load, written to
+ * test-results/dashboard-load.cpuprofile; with --trace each long task of the load is broken down by function),
+ * --dist DIR (another build, e.g. `vite build --minify false` for function names). Every phase also reports the main thread's script, style and
  * layout time and the JS heap (CDP Performance.getMetrics). Prints a JSON summary last.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { metrics, metricsDelta, traceLongTasks } from './cdp-attribution.mjs';
+import { metrics, metricsDelta, profile, profileSelfTimes, traceLongTasks } from './cdp-attribution.mjs';
 import { WebSocketServer } from 'ws';
 
 const args = process.argv.slice(2);
@@ -48,7 +51,12 @@ const TRACE = args.includes('--trace');
 const FEED = args.includes('--feed') ? args[args.indexOf('--feed') + 1] : 'batched';
 // The hub's default batchBytes (hub/src/live/protocol.ts).
 const BATCH_BYTES = 65_536;
-const dist = fileURLToPath(new URL('../dashboard/dist/', import.meta.url));
+// --profile: a V8 CPU profile of the fleet's load; with --trace, each long task of the load broken down by function.
+const PROFILE = args.includes('--profile');
+// --dist DIR: another build of the dashboard (e.g. `vite build --minify false --outDir DIR` for function names).
+const dist = args.includes('--dist')
+  ? `${args[args.indexOf('--dist') + 1]}/`
+  : fileURLToPath(new URL('../dashboard/dist/', import.meta.url));
 if (!existsSync(join(dist, 'index.html'))) {
   console.error('dashboard/dist is missing: run `npm run build` first');
   process.exit(2);
@@ -409,14 +417,25 @@ async function phase(run) {
   return { result, main, ...(longTasks ? { traced: longTasks } : {}) };
 }
 const loadStart = Date.now();
+let loadProfile = null;
 const load = await phase(async () => {
-  await page.goto(`${base}/`);
-  await page.waitForFunction(
-    (n) => document.querySelector('[data-testid=fleet-summary]')?.textContent?.includes(`${n} devices`),
-    DEVICES,
-    { timeout: 60_000 },
-  );
+  const run = async () => {
+    await page.goto(`${base}/`);
+    await page.waitForFunction(
+      (n) => document.querySelector('[data-testid=fleet-summary]')?.textContent?.includes(`${n} devices`),
+      DEVICES,
+      { timeout: 60_000 },
+    );
+  };
+  if (!PROFILE) return run();
+  loadProfile = (await profile(cdp, run)).profile;
 });
+if (loadProfile) {
+  // Opens in Chromium's DevTools (Performance panel) for the whole picture.
+  mkdirSync(fileURLToPath(new URL('../test-results/', import.meta.url)), { recursive: true });
+  const out = fileURLToPath(new URL('../test-results/dashboard-load.cpuprofile', import.meta.url));
+  writeFileSync(out, JSON.stringify(loadProfile));
+}
 const fleetLoadMs = Date.now() - loadStart;
 const loadLong = await page.evaluate(() => window.__long.slice());
 await sleep(1000);
@@ -470,7 +489,7 @@ await browser.close();
 wss.close();
 server.close();
 
-const cpuLong = (list) => (list ?? []).filter((t) => t.cpuMs !== null && t.cpuMs > 50);
+const cpuLong = (list) => (list ?? []).filter((t) => t.cpuMs !== null && t.cpuMs > 50 && !t.otherRenderer);
 const result = {
   bench: 'dashboard-browser',
   feed: `fake live feed (tendril.live.v1) in the bench process, ${FEED === 'single' ? 'one message per event' : 'events batched per turn (docs/live.md §3.6)'}`,
@@ -530,14 +549,21 @@ for (const [name, list] of [
   ['still', still.traced],
   ['scrolling', fleet.traced],
 ]) {
-  for (const t of list ?? []) console.log(`traced long task (${name}) ${t.ms} ms, on CPU ${t.cpuMs} ms: ${t.selfMs}`);
+  for (const t of list ?? []) {
+    const where = t.otherRenderer ? ' [another renderer, not the page]' : '';
+    console.log(`traced long task (${name})${where} ${t.ms} ms, on CPU ${t.cpuMs} ms: ${t.selfMs}`);
+    if (name !== 'load' || !loadProfile) continue;
+    const p = profileSelfTimes(loadProfile, t.startUs, t.endUs);
+    console.log(`  profiled ${p.sampledMs} ms; self: ${p.self.join(', ')}`);
+    console.log(`  total: ${p.total.join(', ')}`);
+  }
   if (list?.phase)
     console.log(
       `fleet ${name}, all main-thread tasks: ${list.phase.taskMs} ms (${list.phase.cpuMs} ms on the CPU); self time: ${list.phase.selfMs}`,
     );
   if (list)
     console.log(
-      `fleet ${name}: ${list.length} traced tasks over 50 ms, ${cpuLong(list).length} of them over 50 ms on the CPU`,
+      `fleet ${name}: ${list.length} traced tasks over 50 ms, ${cpuLong(list).length} of the page's over 50 ms on the CPU`,
     );
 }
 console.log(JSON.stringify(result));
