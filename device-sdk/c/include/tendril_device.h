@@ -117,12 +117,12 @@ struct td_device {
     int last_error;            /* code of the last ERROR about the session (seq 0) */
     uint8_t *results;          /* the caller's buffer for results that could not be sent (td_device_result_buffer) */
     size_t results_cap, results_len;
+    td_ws ws;
     uint64_t first_seq;        /* seq of the oldest record; records hold consecutive seqs */
     uint64_t dropped, reported_dropped;
     td_ctx ctx;                /* §5.1 delta context of this connection */
     uint64_t hello_clock;
     uint64_t clock_base;       /* Unix ms at clock_at */
-    td_ws ws;
     uint32_t recent_id[TD_RECENT_COMMANDS];
     uint8_t recent_status[TD_RECENT_COMMANDS]; /* TD_CMD_*; 0x80 = final status not yet sent */
 };

@@ -11,8 +11,10 @@ const td_limits td_limits_default = TD_LIMITS_DEFAULT_INIT;
 #define LIM(l) ((l) ? (l) : &td_limits_default)
 #if defined(__GNUC__)
 #define TD_NOINLINE __attribute__((noinline)) /* one copy of a helper that -Os would inline at every call */
+#define TD_INLINE __attribute__((always_inline)) inline /* where -Os keeps a call that costs more than the body */
 #else
 #define TD_NOINLINE
+#define TD_INLINE
 #endif
 #define SVARINT_MAX 0xFFFFFFFFFFFFFll /* 2^52-1; the minimum is -2^52 (§2.3.2) */
 
@@ -286,7 +288,7 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     return w_end(&w, len, lim);
 }
 
-static void w_values(wr *w, const td_value *v, size_t count, const td_limits *lim)
+static TD_INLINE void w_values(wr *w, const td_value *v, size_t count, const td_limits *lim)
 {
     size_t i;
     if (!count) w_fail(w, TD_EMPTY_READING);

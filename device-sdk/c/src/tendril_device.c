@@ -18,8 +18,10 @@
 #define DEAD_AFTER_PERIODS 3u       /* §6.5.4 */
 #if defined(__GNUC__)
 #define TD_NOINLINE __attribute__((noinline)) /* one copy of a helper that -Os would inline at every call */
+#define TD_INLINE __attribute__((always_inline)) inline /* where -Os keeps a call that costs more than the body */
 #else
 #define TD_NOINLINE
+#define TD_INLINE
 #endif
 
 static uint32_t now_ms(const td_device *d)
@@ -27,7 +29,7 @@ static uint32_t now_ms(const td_device *d)
     return d->ws.t->now_ms(d->ws.t->ctx);
 }
 
-static void emit(td_device *d, td_event *ev)
+static TD_INLINE void emit(td_device *d, td_event *ev)
 {
     if (d->cfg->on_event) d->cfg->on_event(d, ev, d->cfg->user);
 }
@@ -147,7 +149,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
 /* ---- frames out ---- */
 
 /* One reading's deltas (and value count in a BATCH) and values at b[*pos]; advances c. 0 if it does not fit. */
-static int put_record(uint8_t *b, size_t *pos, size_t limit, const uint8_t *r, uint64_t seq, td_ctx *c, int counted)
+static TD_INLINE int put_record(uint8_t *b, size_t *pos, size_t limit, const uint8_t *r, uint64_t seq, td_ctx *c, int counted)
 {
     td_writer w;
     uint64_t ts = c->prev_ts;
@@ -186,7 +188,7 @@ static int send_result(td_device *d, uint64_t id, uint8_t status, td_str detail)
 static int recent_find(const td_device *d, uint64_t id)
 {
     int i;
-    for (i = 0; i < TD_RECENT_COMMANDS; i++)
+    for (i = TD_RECENT_COMMANDS; i--;)
         if (d->recent_id[i] == (uint32_t)id && d->recent_id[i]) return i;
     return -1;
 }
@@ -437,7 +439,7 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
 
 /* ---- connection ---- */
 
-static uint32_t random32(td_device *d)
+static TD_INLINE uint32_t random32(td_device *d)
 {
     uint8_t b[4] = {0, 0, 0, 0};
     d->ws.t->random(d->ws.t->ctx, b, 4);
@@ -471,7 +473,7 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
         /* §6.7.1: a uniformly random wait in [0, min(maxDelay, initialDelay * 2^n)] */
         uint32_t initial = d->cfg->initial_delay_ms ? d->cfg->initial_delay_ms : 500u;
         uint32_t max = d->cfg->max_delay_ms ? d->cfg->max_delay_ms : 30000u, cap = initial;
-        uint8_t n;
+        unsigned n;
         for (n = 0; n < d->attempt && cap < max; n++) cap <<= 1;
         if (cap > max) cap = max;
         if (d->attempt < 31) d->attempt++;
@@ -590,7 +592,7 @@ int td_device_poll(td_device *d)
     int i;
     if (d->has_clock && (uint32_t)(now - d->clock_at) > 0x40000000u) td_device_set_clock(d, td_device_now(d));
     if (d->state == TD_DEV_WAITING && (uint32_t)(now - d->timer_start) >= d->timer_ms) connect_now(d);
-    for (i = 0; i < 16 && d->state != TD_DEV_STOPPED && d->state != TD_DEV_WAITING; i++) {
+    for (i = 16; i-- && d->state != TD_DEV_STOPPED && d->state != TD_DEV_WAITING; i++) {
         td_ws_poll(&d->ws, &ev);
         if (ev.type == TD_WS_EV_NONE) break;
         if (ev.type == TD_WS_EV_OPEN) send_hello(d);

@@ -256,11 +256,11 @@ int td_ws_connect(td_ws *ws, const char *host, uint16_t port, const char *path)
 }
 
 /* The upgrade request (RFC 6455 §4.1) into the output queue, and the accept value it must get back. The
- * template's bytes 1 to 4 stand for the path, the host, the port and the key. */
+ * template's bytes 1 to 5 stand for the path, the host, the port, the key and "Sec-WebSocket-". */
 static int send_upgrade(td_ws *ws)
 {
     static const char tmpl[] = "GET \1 HTTP/1.1\r\nHost: \2:\3\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tendril.v1\r\nSec-WebSocket-Key: \4\r\n\r\n";
+                               "\5Version: 13\r\n\5Protocol: tendril.v1\r\n\5Key: \4\r\n\r\n";
     uint8_t nonce[16];
     char key[25], port[6], *num = port + 5;
     const char *t;
@@ -274,7 +274,8 @@ static int send_upgrade(td_ws *ws)
     do *--num = (char)('0' + v % 10u);
     while ((v /= 10u) != 0);
     for (t = tmpl; *t; t++) {
-        const char *s = *t == 1 ? ws->path : *t == 2 ? ws->host : *t == 3 ? num : *t == 4 ? key : t;
+        const char *s = *t == 1 ? ws->path : *t == 2 ? ws->host : *t == 3 ? num : *t == 4 ? key
+                        : *t == 5 ? "Sec-WebSocket-" : t;
         size_t k = s == t ? 1 : strlen(s);
         if (ws->tx_cap - n < k) return TD_E_NOSPACE;
         memcpy(ws->tx + n, s, k);
@@ -320,7 +321,8 @@ static int check_upgrade(td_ws *ws, size_t end)
     const char *p = (const char *)ws->rx, *e = p + end, *v, *name = checks, *want;
     size_t n, i, k;
     if (end < 12 || memcmp(p, "HTTP/1.1 ", 9)) return TD_E_HANDSHAKE;
-    for (i = 9; i < 12; i++) ws->http_status = (uint16_t)(ws->http_status * 10u + (uint8_t)(p[i] - '0'));
+    for (n = 0, i = 9; i < 12; i++) n = n * 10u + (uint8_t)(p[i] - '0');
+    ws->http_status = (uint16_t)n;
     if (memcmp(p + 9, "101", 3)) return TD_E_HANDSHAKE;
     for (k = 0; k < 5; k++, name = want + strlen(want) + 1) {
         const char *w;
