@@ -9,6 +9,7 @@
 // The rate is chosen so the clients keep up (no coalescing: every reading is delivered to every client; the
 // run checks it).
 // Reproduce: npx tsc -b hub && node bench/live-fanout.mjs [--clients 10,100] [--seconds 5] [--messages 40000] [--runs 2] [--json]
+// Profile the server: add --server-flags=--cpu-prof,--cpu-prof-dir=/tmp/prof (one .cpuprofile per server process).
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -175,11 +176,15 @@ async function serve(mode) {
 
 const pinned = hasTaskset();
 
+/** Node flags for the server process only, e.g. `--server-flags=--cpu-prof,--cpu-prof-dir=/tmp/prof` to profile it. */
+const serverFlags = (args.find((a) => a.startsWith('--server-flags='))?.slice('--server-flags='.length) ?? '')
+  .split(',')
+  .filter(Boolean);
+
 function startServer(mode) {
   const cmd = pinned ? 'taskset' : process.execPath;
-  const argv = pinned
-    ? ['-c', '0', process.execPath, here, '--serve', mode, '--devices', String(DEVICES)]
-    : [here, '--serve', mode, '--devices', String(DEVICES)];
+  const node = [...serverFlags, here, '--serve', mode, '--devices', String(DEVICES)];
+  const argv = pinned ? ['-c', '0', process.execPath, ...node] : node;
   const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = (type, timeoutMs = 30_000) =>
     new Promise((resolve, reject) => {

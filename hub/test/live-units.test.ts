@@ -1,7 +1,8 @@
 /** The live channel's pure parts: request parsing, the resume window, and a subscription's coalescing outbox. */
 import { describe, expect, it } from 'vitest';
+import { addItem, batchMessage, emptyBatch } from '../src/live/batch.js';
 import { DEFAULT_LIVE_LIMITS, LiveRequestError, parseClientMessage } from '../src/live/protocol.js';
-import { type LiveEvent, StreamLog } from '../src/live/stream-log.js';
+import { type LiveEvent, type LiveReading, liveEvent, StreamLog } from '../src/live/stream-log.js';
 import { Subscription } from '../src/live/subscription.js';
 
 function refusal(text: string): { code: string; id: number | null } {
@@ -94,6 +95,43 @@ describe('StreamLog (§6.2)', () => {
     expect(log.canResume(log.epoch, 4)).toBe(false);
     expect(log.canResume(log.epoch, 5)).toBe(true);
   });
+
+  it('replays what it appended: kind, key, device, control flag, body, and the readings and latest values read back', () => {
+    const log = new StreamLog('device', { maxEvents: 10, maxBytes: 1 << 20, maxAgeMs: 60_000 }, () => 5000);
+    const readings: LiveReading[] = [
+      { seq: 7, ts: 1_767_225_600_123, values: { t: 20.25, ok: true, mode: 'eco "quiet"' } },
+      { seq: 8, ts: 1_767_225_600_124, values: { t: -0.1 } },
+    ];
+    const latest = { t: { ts: 1_767_225_600_124, value: -0.1 } };
+    log.append(
+      liveEvent('readings', false, 'd', 'd', JSON.stringify({ kind: 'readings', deviceId: 'd', readings }), readings),
+    );
+    log.append(
+      liveEvent(
+        'values',
+        false,
+        'd',
+        'v:d',
+        JSON.stringify({ kind: 'values', deviceId: 'd', latest }),
+        undefined,
+        latest,
+      ),
+    );
+    log.append(liveEvent('presence', true, 'd', 'p:d', '{"kind":"presence"}'));
+    const replayed = [...log.since(0)];
+    expect(replayed.map((e) => [e.offset, e.at, e.kind, e.key, e.deviceId, e.control])).toEqual([
+      [1, 5000, 'readings', 'd', 'd', false],
+      [2, 5000, 'values', 'v:d', 'd', false],
+      [3, 5000, 'presence', 'p:d', 'd', true],
+    ]);
+    expect(replayed[0]!.readings).toEqual(readings);
+    expect(replayed[0]!.latest).toBeUndefined();
+    expect(replayed[1]!.latest).toEqual(latest);
+    expect(replayed[1]!.readings).toBeUndefined();
+    expect(replayed[2]!.body).toBe('{"kind":"presence"}');
+    expect([...log.since(2)].map((e) => e.offset)).toEqual([3]);
+    expect(log.retainedBytes).toBe(replayed.reduce((n, e) => n + e.body.length + 64, 0));
+  });
 });
 
 describe('Subscription outbox (§6.1, §3.5.2)', () => {
@@ -135,5 +173,37 @@ describe('Subscription outbox (§6.1, §3.5.2)', () => {
     const second = sub.takeOldest()!;
     expect(second.body).toBe('{"kind":"counters","n":2}');
     expect(sub.takeOldest()).toBeNull();
+  });
+});
+
+describe('batchMessage (§3.6)', () => {
+  it('makes a message once for clients whose batches hold the same elements under the same id', () => {
+    const a = Buffer.from('{"offset":1,"event":{"kind":"x"}}');
+    const b = Buffer.from('{"offset":2,"event":{"kind":"y"}}');
+    const batch = (id: number, items: Buffer[]) => {
+      const out = emptyBatch(id);
+      for (const item of items) addItem(out, item);
+      return out;
+    };
+    const first = batchMessage(1, batch(1, [a, b]));
+    expect(JSON.parse(first.toString())).toEqual({
+      type: 'events',
+      id: 1,
+      events: [
+        { offset: 1, event: { kind: 'x' } },
+        { offset: 2, event: { kind: 'y' } },
+      ],
+    });
+    expect(batchMessage(1, batch(1, [a, b]))).toBe(first);
+    // Another id, other elements, or the same bytes in other buffers: made again, and right.
+    expect(JSON.parse(batchMessage(2, batch(2, [a, b])).toString()).id).toBe(2);
+    expect(batchMessage(1, batch(1, [a]))).not.toBe(first);
+    expect(JSON.parse(batchMessage(1, batch(1, [a])).toString())).toEqual({
+      type: 'event',
+      id: 1,
+      offset: 1,
+      event: { kind: 'x' },
+    });
+    expect(batchMessage(1, batch(1, [a, Buffer.from(b)]))).not.toBe(first);
   });
 });

@@ -2,7 +2,8 @@
  * Events of one subscription that are ready in the same outbox flush go out as one `events` message
  * (docs/live.md §3.6): a browser then receives a few messages per frame instead of one per event. Each event's
  * element (`{"offset":N,"event":BODY}`) is encoded to UTF-8 once for every client that sends it with the same
- * offset; a client's message is those bytes copied behind a short header.
+ * offset; a client's message is those bytes copied behind a short header, made once for every client whose batch
+ * holds the same elements under the same subscription id.
  */
 import type { LiveEvent } from './stream-log.js';
 
@@ -33,8 +34,12 @@ function batchHead(id: number): string {
 
 /** An empty batch of the subscription: its size is the message's header and tail. */
 export function emptyBatch(id: number): ReadyBatch {
-  return { items: [], bytes: Buffer.byteLength(batchHead(id)) + TAIL.length };
+  // The header is ASCII: its length in bytes is its length in characters.
+  return { items: [], bytes: HEAD_BYTES + String(id).length + TAIL.length };
 }
+
+/** `{"type":"events","id":,"events":[` without the id's digits. */
+const HEAD_BYTES = batchHead(0).length - 1;
 
 /** The message's size once `item` is added. */
 export function bytesWith(batch: ReadyBatch, item: Buffer): number {
@@ -51,6 +56,25 @@ export function addItem(batch: ReadyBatch, item: Buffer): void {
  * `"type":"event","id":I,` in front; two or more are an `events` message (§3.6).
  */
 export function batchMessage(id: number, batch: ReadyBatch): Buffer {
+  const { items } = batch;
+  // Clients with the same subscription id and the same elements (the same events at the same offsets) get the
+  // same bytes: the message is made once for all of them (the elements are shared, so comparing them is cheap).
+  if (last !== null && last.id === id && sameItems(last.items, items)) return last.data;
+  const data = makeMessage(id, batch);
+  last = { id, items, data };
+  return data;
+}
+
+/** The last message made, with what it was made of. */
+let last: { id: number; items: readonly Buffer[]; data: Buffer } | null = null;
+
+function sameItems(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function makeMessage(id: number, batch: ReadyBatch): Buffer {
   const { items } = batch;
   if (items.length === 1) {
     // {"offset":N,"event":BODY} -> {"type":"event","id":I,"offset":N,"event":BODY}

@@ -103,7 +103,8 @@ export class Outbox {
     }
     const body = sub.bodyFor(ev);
     if (body === null) return;
-    const now = this.host.clock.now();
+    // The clock is read only for a subscription with a maximum rate (§6.3): most have none.
+    const now = sub.minIntervalMs === null ? 0 : this.host.clock.now();
     if (
       sub.snapshot === null &&
       !sub.hasPending &&
@@ -351,14 +352,15 @@ export class Outbox {
   private queueReady(sub: Subscription, offset: number, body: string, ev: LiveEvent | null): void {
     const item = batchItem(ev, offset, body);
     let batch = this.ready.get(sub);
-    const before = batch?.bytes ?? 0;
-    const after = batch ? bytesWith(batch, item) : bytesWith(emptyBatch(sub.id), item);
-    if (this.readyBytes - before + after > this.host.limits.batchBytes && this.readyBytes > 0) {
+    let fresh = batch === undefined;
+    batch ??= emptyBatch(sub.id);
+    const before = fresh ? 0 : batch.bytes;
+    if (this.readyBytes - before + bytesWith(batch, item) > this.host.limits.batchBytes && this.readyBytes > 0) {
       this.sendReady();
-      batch = undefined;
+      if (!fresh) batch = emptyBatch(sub.id);
+      fresh = true;
     }
-    if (!batch) {
-      batch = emptyBatch(sub.id);
+    if (fresh) {
       this.ready.set(sub, batch);
       this.readyBytes += batch.bytes;
     }

@@ -1,7 +1,6 @@
 /**
  * Where the live channel's events come from (docs/live.md §5): the devices layer's events, the command queue
- * and the hub's health become stream events, serialised once (on first use), with the fleet's rows kept up to
- * date. Nothing here knows a transport or a client.
+ * and the hub's health become stream events, each serialised once, with the fleet's rows kept up to date. Nothing here knows a transport or a client.
  */
 import type { Command } from '../commands/model.js';
 import type { TimerHandle, Timers } from '../core/clock.js';
@@ -9,7 +8,7 @@ import type { DeviceEvents } from '../devices/types.js';
 import type { LiveLogger } from './client.js';
 import type { FleetState, RegistryView } from './fleet-state.js';
 import type { StreamName } from './protocol.js';
-import { type LatestValue, type LiveEvent, type LiveReading, lazyEvent } from './stream-log.js';
+import { type LatestValue, type LiveEvent, type LiveReading, liveEvent } from './stream-log.js';
 
 /** The `on` of TypedEvents (hub/src/core/events.ts), so any typed emitter fits. */
 export interface EventsOf<E> {
@@ -52,6 +51,7 @@ export class StreamSources {
   private readonly fleet: FleetState;
   private readonly unlisten: Array<() => void> = [];
   private readonly rejected = new Map<string, number>();
+  private readonly valuesKeys = new Map<string, string>();
   private healthJsonValue = '';
   private readonly healthTimer: TimerHandle;
   private closed = false;
@@ -112,9 +112,15 @@ export class StreamSources {
     deviceId: string | null,
     key: string,
     body: object,
-    extra?: Partial<LiveEvent>,
   ): LiveEvent {
-    return lazyEvent({ kind, control, deviceId, key, ...extra }, body);
+    return liveEvent(kind, control, deviceId, key, JSON.stringify(body));
+  }
+
+  /** The coalescing key of a device's `values` events, one string per device (it is kept in the window). */
+  private valuesKey(deviceId: string): string {
+    let key = this.valuesKeys.get(deviceId);
+    if (key === undefined) this.valuesKeys.set(deviceId, (key = `v:${deviceId}`));
+    return key;
   }
 
   private publishPresence(deviceId: string): void {
@@ -135,7 +141,7 @@ export class StreamSources {
     const json = change === 'deleted' ? 'null' : this.fleet.json(deviceId);
     if (json === null) return;
     const body = `{"kind":"device","change":"${change}","deviceId":${JSON.stringify(deviceId)},"device":${json}}`;
-    const ev: LiveEvent = { offset: 0, at: 0, kind: 'device', control: true, deviceId, key: `d:${deviceId}`, body };
+    const ev = liveEvent('device', true, deviceId, `d:${deviceId}`, body);
     this.deps.publish('fleet', ev);
     this.deps.publish('device', { ...ev });
   }
@@ -180,27 +186,19 @@ export class StreamSources {
       readings.push({ seq: r.seq, ts: r.ts, values });
     }
     if (readings.length === 0) return;
-    const size = 64 + readings.length * 48 * (1 + Object.keys(readings[0]!.values).length);
-    this.deps.publish(
-      'device',
-      this.event('readings', false, deviceId, deviceId, { kind: 'readings', deviceId, readings }, { readings, size }),
-    );
+    const body = JSON.stringify({ kind: 'readings', deviceId, readings });
+    this.deps.publish('device', liveEvent('readings', false, deviceId, deviceId, body, readings));
     const lastSeen = this.deps.registry.get(deviceId)?.presence.lastSeen ?? null;
     const changed = this.fleet.mergeLatest(deviceId, latest, lastSeen);
-    if (changed) {
-      const size = 64 + Object.keys(changed).length * 64;
-      this.deps.publish(
-        'fleet',
-        this.event(
-          'values',
-          false,
-          deviceId,
-          `v:${deviceId}`,
-          { kind: 'values', deviceId, latest: changed },
-          { latest: changed, size },
-        ),
-      );
-    }
+    if (changed) this.publishValues(deviceId, changed);
+  }
+
+  private publishValues(deviceId: string, changed: Record<string, LatestValue>): void {
+    const body = JSON.stringify({ kind: 'values', deviceId, latest: changed });
+    this.deps.publish(
+      'fleet',
+      liveEvent('values', false, deviceId, this.valuesKey(deviceId), body, undefined, changed),
+    );
   }
 
   private onCounters(deviceId: string, counters: { rejected?: number; dropped?: number }): void {
@@ -224,6 +222,7 @@ export class StreamSources {
     if (!row) {
       if (existed) this.publishDevice(deviceId, 'deleted');
       this.rejected.delete(deviceId);
+      this.valuesKeys.delete(deviceId);
       return;
     }
     if (changed) this.publishDevice(deviceId, existed ? 'updated' : 'created');
@@ -246,15 +245,7 @@ export class StreamSources {
     const json = this.computeHealth();
     if (json === this.healthJsonValue) return;
     this.healthJsonValue = json;
-    this.deps.publish('health', {
-      offset: 0,
-      at: 0,
-      kind: 'health',
-      control: false,
-      deviceId: null,
-      key: 'health',
-      body: `{"kind":"health","health":${json}}`,
-    });
+    this.deps.publish('health', liveEvent('health', false, null, 'health', `{"kind":"health","health":${json}}`));
   }
 
   /** Latest stored values, once, for rows that have none yet (after a restart, §5.1). */
@@ -265,18 +256,7 @@ export class StreamSources {
         const values = await load(id);
         if (this.closed) return;
         const changed = this.fleet.mergeLatest(id, values, null);
-        if (changed)
-          this.deps.publish(
-            'fleet',
-            this.event(
-              'values',
-              false,
-              id,
-              `v:${id}`,
-              { kind: 'values', deviceId: id, latest: changed },
-              { latest: changed },
-            ),
-          );
+        if (changed) this.publishValues(id, changed);
       } catch (err) {
         this.deps.log.warn({ err, deviceId: id }, 'loading latest values for the live channel failed');
       }

@@ -1,7 +1,7 @@
 /**
  * One stream's events (docs/live.md §4.1, §6.2): an epoch, offsets that grow by one per event, and a bounded
- * window of recent events for resume. Each event is serialised once, when it is made; every client sends
- * those same bytes.
+ * window of recent events for resume. Each event is serialised once, when it is appended; every client sends
+ * those same bytes, and the window keeps only them.
  */
 import { randomBytes } from 'node:crypto';
 import type { ScalarValue } from '../storage/types.js';
@@ -41,8 +41,6 @@ export interface LiveEvent {
   latest?: Readonly<Record<string, LatestValue>>;
   /** Bodies for metric subsets of this event, made once per distinct subset (null: nothing of the subset). */
   subsets?: Map<string, string | null>;
-  /** Estimated bytes for the window's accounting (default: the body's length). */
-  size?: number;
   /**
    * The event's element of an `events` message as UTF-8 (`{"offset":N,"event":BODY}`, docs/live.md §3.6), made
    * for the first client and reused by every client that sends it with the same offset; dropped once the
@@ -51,17 +49,28 @@ export interface LiveEvent {
   item?: { offset: number; data: Buffer } | undefined;
 }
 
-/** An event whose body is serialised on first use: events no client receives now are serialised only if replayed. */
-export function lazyEvent(fields: Omit<LiveEvent, 'body' | 'offset' | 'at'>, payload: object): LiveEvent {
-  let body: string | null = null;
+/** A new event (offset and time are set by StreamLog.append); one shape for every event, for the fan-out's sake. */
+export function liveEvent(
+  kind: EventKind,
+  control: boolean,
+  deviceId: string | null,
+  key: string,
+  body: string,
+  readings?: readonly LiveReading[],
+  latest?: Readonly<Record<string, LatestValue>>,
+): LiveEvent {
   return {
     offset: 0,
     at: 0,
-    ...fields,
-    get body(): string {
-      body ??= JSON.stringify(payload);
-      return body;
-    },
+    kind,
+    control,
+    deviceId,
+    key,
+    body,
+    readings,
+    latest,
+    subsets: undefined,
+    item: undefined,
   };
 }
 
@@ -78,12 +87,59 @@ export const DEFAULT_WINDOWS: Readonly<Record<StreamName, StreamWindow>> = Objec
   health: { maxEvents: 100, maxBytes: 256 * 1024, maxAgeMs: 120_000 },
 });
 
+/**
+ * An event read back from the window for a replay (§6.2.2). The window keeps each event's body and a few
+ * shared strings, not its objects; a replayed `readings` or `values` event parses its body again when a
+ * subscription needs the readings (a metric subset, coalescing) or the latest values.
+ */
+class WindowEvent implements LiveEvent {
+  subsets?: Map<string, string | null>;
+  item?: { offset: number; data: Buffer } | undefined;
+  private parsed: { readings?: LiveReading[]; latest?: Record<string, LatestValue> } | null = null;
+
+  constructor(
+    public offset: number,
+    public at: number,
+    readonly kind: EventKind,
+    readonly control: boolean,
+    readonly deviceId: string | null,
+    readonly key: string,
+    readonly body: string,
+  ) {}
+
+  get readings(): readonly LiveReading[] | undefined {
+    return this.kind === 'readings' ? this.parse().readings : undefined;
+  }
+
+  get latest(): Readonly<Record<string, LatestValue>> | undefined {
+    return this.kind === 'values' ? this.parse().latest : undefined;
+  }
+
+  private parse(): { readings?: LiveReading[]; latest?: Record<string, LatestValue> } {
+    this.parsed ??= JSON.parse(this.body) as { readings?: LiveReading[]; latest?: Record<string, LatestValue> };
+    return this.parsed;
+  }
+}
+
+/** Accounted bytes per event beside its body (the columns' slots). */
+const SLOT_BYTES = 64;
+
 export class StreamLog {
   /** New at every start of the hub (§4.1.1): offsets of another run cannot be resumed. */
   readonly epoch: string;
   /** Offset of the newest event; 0 before the first. */
   head = 0;
-  private events: Array<LiveEvent | undefined> = [];
+  /*
+   * The window as columns, oldest at `start`: an event costs its body string and a slot in each array (kind,
+   * device id and key are shared strings), not the objects it was made from. Events stay in the window for
+   * up to minutes: kept as objects they outlive the young generation and cost the GC most of the fan-out.
+   */
+  private bodies: Array<string | undefined> = [];
+  private ats: number[] = [];
+  private kinds: EventKind[] = [];
+  private controls: boolean[] = [];
+  private deviceIds: Array<string | null> = [];
+  private keys: string[] = [];
   private start = 0;
   private bytes = 0;
 
@@ -95,17 +151,25 @@ export class StreamLog {
     this.epoch = randomBytes(6).toString('base64url');
   }
 
+  /** Gives the event its offset and time and keeps its body (serialised now, if not yet) in the window. */
   append(ev: LiveEvent): LiveEvent {
     ev.offset = ++this.head;
-    ev.at = this.now();
-    this.events.push(ev);
-    this.bytes += (ev.size ?? ev.body.length) + 64;
-    this.trim(ev.at);
+    const at = this.now();
+    ev.at = at;
+    const body = ev.body;
+    this.bodies.push(body);
+    this.ats.push(at);
+    this.kinds.push(ev.kind);
+    this.controls.push(ev.control);
+    this.deviceIds.push(ev.deviceId);
+    this.keys.push(ev.key);
+    this.bytes += body.length + SLOT_BYTES;
+    this.trim(at);
     return ev;
   }
 
   get size(): number {
-    return this.events.length - this.start;
+    return this.bodies.length - this.start;
   }
 
   get retainedBytes(): number {
@@ -116,27 +180,43 @@ export class StreamLog {
   canResume(epoch: string, offset: number): boolean {
     if (epoch !== this.epoch || offset > this.head) return false;
     this.trim(this.now());
-    const oldest = this.size > 0 ? this.events[this.start]!.offset : this.head + 1;
+    const oldest = this.head - this.size + 1;
     return offset >= oldest - 1;
   }
 
   /** Events after `offset`, oldest first (call canResume first). */
   *since(offset: number): Generator<LiveEvent> {
-    if (this.size === 0) return;
-    const first = this.events[this.start]!.offset;
-    for (let i = this.start + Math.max(0, offset + 1 - first); i < this.events.length; i++) yield this.events[i]!;
+    const first = this.head - this.size + 1;
+    for (let i = this.start + Math.max(0, offset + 1 - first); i < this.bodies.length; i++) {
+      yield new WindowEvent(
+        first + (i - this.start),
+        this.ats[i]!,
+        this.kinds[i]!,
+        this.controls[i]!,
+        this.deviceIds[i]!,
+        this.keys[i]!,
+        this.bodies[i]!,
+      );
+    }
   }
 
   private trim(now: number): void {
     const w = this.window;
     while (this.size > 0) {
-      const oldest = this.events[this.start]!;
-      if (this.size <= w.maxEvents && this.bytes <= w.maxBytes && now - oldest.at <= w.maxAgeMs) break;
-      this.bytes -= (oldest.size ?? oldest.body.length) + 64;
-      this.events[this.start++] = undefined;
+      const i = this.start;
+      if (this.size <= w.maxEvents && this.bytes <= w.maxBytes && now - this.ats[i]! <= w.maxAgeMs) break;
+      this.bytes -= this.bodies[i]!.length + SLOT_BYTES;
+      this.bodies[i] = undefined;
+      this.start++;
     }
-    if (this.start > 1024 && this.start * 2 > this.events.length) {
-      this.events = this.events.slice(this.start);
+    if (this.start > 1024 && this.start * 2 > this.bodies.length) {
+      const from = this.start;
+      this.bodies = this.bodies.slice(from);
+      this.ats = this.ats.slice(from);
+      this.kinds = this.kinds.slice(from);
+      this.controls = this.controls.slice(from);
+      this.deviceIds = this.deviceIds.slice(from);
+      this.keys = this.keys.slice(from);
       this.start = 0;
     }
   }

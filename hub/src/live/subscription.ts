@@ -188,6 +188,11 @@ export class Subscription {
    * pending newer value, so at most the oldest pending change's offset minus one.
    */
   offsetFor(eventOffset: number): number {
+    if (this.pending.size === 0) {
+      // Nothing pending (the fan-out's usual case): no iterator to make.
+      if (eventOffset > this.watermark) this.watermark = eventOffset;
+      return this.watermark;
+    }
     const first = this.pending.values().next();
     const limit = first.done ? eventOffset : Math.min(eventOffset, first.value.offset - 1);
     if (limit > this.watermark) this.watermark = limit;
