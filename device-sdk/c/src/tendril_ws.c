@@ -227,7 +227,7 @@ static void start_close(td_ws *ws, uint16_t code, const char *reason, size_t rle
 void td_ws_close(td_ws *ws, uint16_t code, const char *reason)
 {
     if (ws->state == TD_WS_OPEN) start_close(ws, code, reason, reason ? strlen(reason) : 0);
-    else if (ws->state != TD_WS_CLOSED && ws->state != TD_WS_CLOSING) {
+    else if (ws->state != TD_WS_CLOSING) {
         td_ws_abort(ws);
     }
 }
@@ -368,12 +368,12 @@ int td_ws_flush(td_ws *ws)
     return TD_OK;
 }
 
-/* Fails the connection: a close frame with the code (when open), then the stream is closed. */
+/* Fails the connection: a close frame with the code (when open), what is queued written out, then the stream
+ * is closed. */
 static void fail(td_ws *ws, td_ws_event *ev, uint16_t code, const char *reason, int err)
 {
-    int open = ws->state == TD_WS_OPEN;
     start_close(ws, code, reason, strlen(reason));
-    if (open) td_ws_flush(ws);
+    td_ws_flush(ws);
     closed(ws, ev, code, err);
 }
 
