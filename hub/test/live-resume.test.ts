@@ -21,6 +21,29 @@ function lastOffset(c: LiveTestClient, sub: number): number {
   return events[events.length - 1]!.offset as number;
 }
 
+describe('no client connected', () => {
+  it('readings while nobody watches are in the next snapshot, and the offsets they took are not replayable', async () => {
+    hub = await startLiveHub({ devices: 2 });
+    hub.readings('dev-0000', 1, 1000, { temperature: 20 });
+    hub.readings('dev-0000', 2, 2000, { temperature: 21 });
+    const a = await viewer();
+    const { result } = await a.subscribe({ stream: 'fleet' });
+    const model = new FleetModel();
+    for (const m of a.events(1)) model.apply(m);
+    expect(model.rows.get('dev-0000')!.latest.temperature).toEqual({ ts: 2000, value: 21 });
+    // Both readings took an offset of the device and fleet streams; nothing of them is kept to replay.
+    expect(result.offset).toBeGreaterThanOrEqual(2);
+    const b = await viewer();
+    const answer = await b.request({
+      type: 'subscribe',
+      id: 1,
+      stream: 'fleet',
+      resume: { epoch: result.epoch, offset: 0 },
+    });
+    expect(answer.result).toMatchObject({ recovered: false });
+  });
+});
+
 describe('resume', () => {
   it('§6.2.2: with the same epoch and an offset still in the window, the hub replays exactly what was missed', async () => {
     hub = await startLiveHub({ devices: 3 });

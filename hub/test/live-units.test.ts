@@ -96,6 +96,28 @@ describe('StreamLog (§6.2)', () => {
     expect(log.canResume(log.epoch, 5)).toBe(true);
   });
 
+  it('is idle while no client is connected and none was for its window age: skipped events take offsets and empty the window', () => {
+    let now = 1000;
+    const log = new StreamLog('device', { maxEvents: 100, maxBytes: 1 << 20, maxAgeMs: 500 }, () => now);
+    expect(log.idle).toBe(true); // no client since the hub started: nobody holds an offset of this run
+    log.setWatched(true);
+    expect(log.idle).toBe(false);
+    log.append(ev({ kind: 'health', key: 'h' }));
+    log.append(ev({ kind: 'health', key: 'h' }));
+    log.setWatched(false);
+    now += 400;
+    expect(log.idle).toBe(false); // the client that left 400 ms ago may still resume
+    log.append(ev({ kind: 'health', key: 'h' }));
+    expect(log.canResume(log.epoch, 2)).toBe(true);
+    now += 200;
+    expect(log.idle).toBe(true);
+    log.skip();
+    expect(log.head).toBe(4);
+    expect(log.size).toBe(0);
+    expect(log.canResume(log.epoch, 2)).toBe(false); // a gap nobody can replay: not recovered
+    expect(log.canResume(log.epoch, 4)).toBe(true);
+  });
+
   it('replays what it appended: kind, key, device, control flag, body, and the readings and latest values read back', () => {
     const log = new StreamLog('device', { maxEvents: 10, maxBytes: 1 << 20, maxAgeMs: 60_000 }, () => 5000);
     const readings: LiveReading[] = [

@@ -84,6 +84,8 @@ export class LiveHub implements LiveHost {
       log: opts.log,
       healthIntervalMs: opts.healthIntervalMs ?? 1000,
       publish: (stream, ev) => this.publish(stream, ev),
+      idle: (stream) => this.logs[stream].idle,
+      skip: (stream) => this.logs[stream].skip(),
     });
     const sources = this.sources;
     this.snapshotContext = {
@@ -103,6 +105,7 @@ export class LiveHub implements LiveHost {
   accept(socket: LiveClient['socket'], principal: Principal | null, remote: string | null): LiveClient {
     const client = new LiveClient(socket, this, remote);
     this.clients.add(client);
+    for (const log of Object.values(this.logs)) log.setWatched(true);
     if (this.closed) {
       client.closeWith(CLOSE.shuttingDown, null);
       return client;
@@ -138,6 +141,7 @@ export class LiveHub implements LiveHost {
   clientClosed(client: LiveClient): void {
     for (const sub of client.subs.values()) this.unindex(sub);
     this.clients.delete(client);
+    if (this.clients.size === 0) for (const log of Object.values(this.logs)) log.setWatched(false);
     const t = this.closedTotals;
     t.messagesSent += client.stats.messagesSent;
     t.batchedEvents += client.stats.batchedEvents;
@@ -432,7 +436,9 @@ export class LiveHub implements LiveHost {
 
   /** Appends to the stream's window and hands the event to every subscription that asked for it. */
   private publish(stream: StreamName, ev: LiveEvent): void {
-    this.logs[stream].append(ev);
+    const log = this.logs[stream];
+    if (log.idle) return log.skip();
+    log.append(ev);
     if (this.clients.size === 0) return;
     switch (stream) {
       case 'fleet':

@@ -45,6 +45,10 @@ export interface StreamSourcesOptions {
   healthIntervalMs: number;
   /** Appends the event to its stream and fans it out. */
   publish(stream: StreamName, ev: LiveEvent): void;
+  /** No client can see the stream's events now or resume past them (StreamLog.idle): skip, do not build them. */
+  idle(stream: StreamName): boolean;
+  /** Gives an event that was not built its offset (StreamLog.skip). */
+  skip(stream: StreamName): void;
 }
 
 export class StreamSources {
@@ -174,6 +178,7 @@ export class StreamSources {
   private onReadings(e: DeviceEvents['readings']): void {
     const { deviceId } = e;
     if (!this.fleet.has(deviceId)) return;
+    if (this.deps.idle('device')) return this.mergeLatestOnly(e);
     const readings: LiveReading[] = [];
     const latest: Record<string, LatestValue> = {};
     for (const r of e.readings) {
@@ -191,6 +196,23 @@ export class StreamSources {
     const lastSeen = this.deps.registry.get(deviceId)?.presence.lastSeen ?? null;
     const changed = this.fleet.mergeLatest(deviceId, latest, lastSeen);
     if (changed) this.publishValues(deviceId, changed);
+  }
+
+  /** onReadings with no client to see them: the fleet rows' latest values (for the next snapshot) only. */
+  private mergeLatestOnly(e: DeviceEvents['readings']): void {
+    const latest: Record<string, LatestValue> = {};
+    for (const r of e.readings)
+      for (const v of r.values) {
+        const cur = latest[v.metric];
+        if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
+      }
+    if (e.readings.length === 0) return;
+    this.deps.skip('device');
+    const lastSeen = this.deps.registry.get(e.deviceId)?.presence.lastSeen ?? null;
+    const changed = this.fleet.mergeLatest(e.deviceId, latest, lastSeen);
+    if (!changed) return;
+    if (this.deps.idle('fleet')) this.deps.skip('fleet');
+    else this.publishValues(e.deviceId, changed);
   }
 
   private publishValues(deviceId: string, changed: Record<string, LatestValue>): void {

@@ -142,6 +142,10 @@ export class StreamLog {
   private keys: string[] = [];
   private start = 0;
   private bytes = 0;
+  /** Whether a live client is connected (it may subscribe, or resume this stream later). */
+  private watched = false;
+  /** When the last client went away; -Infinity: none has come since the hub started. */
+  private unwatchedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly name: StreamName,
@@ -166,6 +170,36 @@ export class StreamLog {
     this.bytes += body.length + SLOT_BYTES;
     this.trim(at);
     return ev;
+  }
+
+  /** A client connected (true), or the last one went away (false). */
+  setWatched(watched: boolean): void {
+    if (this.watched && !watched) this.unwatchedAt = this.now();
+    this.watched = watched;
+  }
+
+  /**
+   * True while no client is connected and none was for the window's age: nobody could receive this stream's
+   * events or resume past them (a resume needs an offset a client of this run saw, and the window would have
+   * aged out everything since). Events then only take an offset (skip()), so a hub with no dashboard open
+   * neither serialises nor keeps them.
+   */
+  get idle(): boolean {
+    return !this.watched && this.now() - this.unwatchedAt > this.window.maxAgeMs;
+  }
+
+  /** An event nobody can see (idle): it takes the next offset and the window empties, so no resume crosses it. */
+  skip(): void {
+    this.head++;
+    if (this.size === 0) return;
+    this.bodies = [];
+    this.ats = [];
+    this.kinds = [];
+    this.controls = [];
+    this.deviceIds = [];
+    this.keys = [];
+    this.start = 0;
+    this.bytes = 0;
   }
 
   get size(): number {
