@@ -44,6 +44,39 @@ describe('no client connected', () => {
   });
 });
 
+describe('a stream nobody subscribes to (§6.2.5)', () => {
+  it('keeps nothing of it while another stream is watched: only that stream replays', async () => {
+    hub = await startLiveHub({ devices: 2 });
+    const a = await viewer();
+    const fleet = (await a.subscribe({ stream: 'fleet' })).result;
+    hub.readings('dev-0000', 1, 1000, { temperature: 20 });
+    hub.readings('dev-0000', 2, 2000, { temperature: 21 });
+    await a.until(() => a.events(1, 'values').length === 2, 'both values events on the fleet stream');
+    // The device stream had no subscription since the hub started: its events took offsets, nothing is kept.
+    const b = await viewer();
+    const device = (await b.subscribe({ stream: 'device', devices: ['dev-0000'] })).result;
+    expect(device.offset).toBeGreaterThanOrEqual(2);
+    const c = await viewer();
+    const fromDevice = await c.request({
+      type: 'subscribe',
+      id: 1,
+      stream: 'device',
+      devices: ['dev-0000'],
+      resume: { epoch: device.epoch, offset: 0 },
+    });
+    expect(fromDevice.result).toMatchObject({ recovered: false });
+    // The fleet stream, watched all along, replays the same readings' values.
+    const fromFleet = await c.request({
+      type: 'subscribe',
+      id: 2,
+      stream: 'fleet',
+      resume: { epoch: fleet.epoch, offset: fleet.offset },
+    });
+    expect(fromFleet.result).toMatchObject({ recovered: true });
+    await c.until(() => c.events(2, 'values').length === 2, 'the two replayed values events');
+  });
+});
+
 describe('resume', () => {
   it('§6.2.2: with the same epoch and an offset still in the window, the hub replays exactly what was missed', async () => {
     hub = await startLiveHub({ devices: 3 });

@@ -50,6 +50,13 @@ export class LiveHub implements LiveHost {
   private readonly fleetSubs = new Set<Subscription>();
   private readonly healthSubs = new Set<Subscription>();
   private readonly commandSubsAll = new Set<Subscription>();
+  /** Every indexed subscription of each stream: a stream nobody subscribes to keeps nothing (§6.2.5). */
+  private readonly watchers: Record<StreamName, Set<Subscription>> = {
+    fleet: new Set(),
+    device: new Set(),
+    commands: new Set(),
+    health: new Set(),
+  };
   private readonly byDevice: Record<'device' | 'commands', Map<string, Set<Subscription>>> = {
     device: new Map(),
     commands: new Map(),
@@ -105,7 +112,6 @@ export class LiveHub implements LiveHost {
   accept(socket: LiveClient['socket'], principal: Principal | null, remote: string | null): LiveClient {
     const client = new LiveClient(socket, this, remote);
     this.clients.add(client);
-    for (const log of Object.values(this.logs)) log.setWatched(true);
     if (this.closed) {
       client.closeWith(CLOSE.shuttingDown, null);
       return client;
@@ -141,7 +147,6 @@ export class LiveHub implements LiveHost {
   clientClosed(client: LiveClient): void {
     for (const sub of client.subs.values()) this.unindex(sub);
     this.clients.delete(client);
-    if (this.clients.size === 0) for (const log of Object.values(this.logs)) log.setWatched(false);
     const t = this.closedTotals;
     t.messagesSent += client.stats.messagesSent;
     t.batchedEvents += client.stats.batchedEvents;
@@ -390,6 +395,8 @@ export class LiveHub implements LiveHost {
   // ---- fan-out
 
   private index(sub: Subscription): void {
+    this.watchers[sub.stream].add(sub);
+    this.logs[sub.stream].setWatched(true);
     switch (sub.stream) {
       case 'fleet':
         this.fleetSubs.add(sub);
@@ -415,6 +422,8 @@ export class LiveHub implements LiveHost {
   }
 
   private unindex(sub: Subscription): void {
+    const watchers = this.watchers[sub.stream];
+    if (watchers.delete(sub) && watchers.size === 0) this.logs[sub.stream].setWatched(false);
     this.fleetSubs.delete(sub);
     this.healthSubs.delete(sub);
     this.commandSubsAll.delete(sub);

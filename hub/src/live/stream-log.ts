@@ -142,9 +142,9 @@ export class StreamLog {
   private keys: string[] = [];
   private start = 0;
   private bytes = 0;
-  /** Whether a live client is connected (it may subscribe, or resume this stream later). */
+  /** Whether a subscription to this stream exists (its client may resume it later). */
   private watched = false;
-  /** When the last client went away; -Infinity: none has come since the hub started. */
+  /** When the last subscription ended; -Infinity: none has come since the hub started. */
   private unwatchedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -172,17 +172,17 @@ export class StreamLog {
     return ev;
   }
 
-  /** A client connected (true), or the last one went away (false). */
+  /** A subscription to this stream began (true), or the last one ended (false). */
   setWatched(watched: boolean): void {
     if (this.watched && !watched) this.unwatchedAt = this.now();
     this.watched = watched;
   }
 
   /**
-   * True while no client is connected and none was for the window's age: nobody could receive this stream's
-   * events or resume past them (a resume needs an offset a client of this run saw, and the window would have
-   * aged out everything since). Events then only take an offset (skip()), so a hub with no dashboard open
-   * neither serialises nor keeps them.
+   * True while no client subscribes to this stream and none did for the window's age: nobody could receive
+   * this stream's events or resume past them (a resume needs an offset a subscription of this run saw, and the
+   * window would have aged out everything since). Events then only take an offset (skip()), so a hub with no
+   * dashboard open, or dashboards showing only the fleet, neither serialises nor keeps every reading.
    */
   get idle(): boolean {
     return !this.watched && this.now() - this.unwatchedAt > this.window.maxAgeMs;
