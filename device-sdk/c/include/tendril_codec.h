@@ -94,7 +94,9 @@ typedef struct {
     uint32_t max_message_bytes;
 } td_limits;
 
-#define TD_LIMITS_DEFAULT_INIT {16384u, 64u, 128u, 32u, 64u, 16u, 64u, 1023u, 256u, 256u, 64u, 4096u, 1024u, 256u}
+#define TD_MAX_DETAIL_BYTES 1024u /* the default maxDetailBytes, as a constant */
+#define TD_LIMITS_DEFAULT_INIT \
+    {16384u, 64u, 128u, 32u, 64u, 16u, 64u, 1023u, 256u, 256u, 64u, 4096u, TD_MAX_DETAIL_BYTES, 256u}
 extern const td_limits td_limits_default;
 
 /* §3.1 frame types */

@@ -100,7 +100,7 @@ enum { TD_DEV_STOPPED, TD_DEV_WAITING, TD_DEV_CONNECTING, TD_DEV_HELLO_SENT, TD_
 
 struct td_device {
     /* the fields the client uses most come first: short offsets make short instructions on Thumb-2 */
-    uint8_t state, has_clock, paused, numbered, attempt;
+    uint8_t state, has_clock, numbered, attempt;
     uint8_t recent_next;
     const td_device_config *cfg;
     uint8_t *store;            /* the caller's reading store: records [head, tail), oldest first */
@@ -113,7 +113,7 @@ struct td_device {
     uint32_t tokens;           /* rate bucket, in thousandths of a reading */
     uint32_t refilled_at;
     uint32_t timer_start, timer_ms; /* reconnect wait */
-    uint32_t pause_start, pause_ms; /* BACKOFF */
+    uint32_t pause_start, pause_ms; /* BACKOFF; pause_ms 0: not paused */
     int last_error;            /* code of the last ERROR about the session (seq 0) */
     uint8_t *results;          /* the caller's buffer for results that could not be sent (td_device_result_buffer) */
     size_t results_cap, results_len;

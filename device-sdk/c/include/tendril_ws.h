@@ -39,12 +39,10 @@ typedef struct {
     const char *host, *path;
     uint16_t port;
     uint8_t state;
-    uint8_t sent_close;
-    uint16_t close_code;
     uint16_t http_status;   /* status of the last upgrade answer (101, or why it failed: 400 ...) */
     uint8_t reason_len;
-    char reason[TD_WS_REASON_MAX];
-    char accept[28];        /* the Sec-WebSocket-Accept we expect */
+    uint8_t close[2 + TD_WS_REASON_MAX]; /* close frame payload: the code (big-endian), the reason */
+    char accept[29];        /* the Sec-WebSocket-Accept we expect, NUL-terminated */
     uint8_t *rx;
     size_t rx_cap, rx_len, rx_consume;
     uint8_t *tx;

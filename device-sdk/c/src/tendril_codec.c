@@ -116,25 +116,18 @@ int td_utf8_valid(const uint8_t *p, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        uint8_t c = p[i++];
-        size_t more;
-        uint8_t lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+        unsigned c = p[i++], n, k;
+        uint32_t cp;
         if (c < 0x80u) continue;
-        if (c < 0xC2u) return 0; /* continuation byte or overlong 2-byte lead */
-        if (c < 0xE0u) more = 1;
-        else if (c < 0xF0u) {
-            more = 2;
-            if (c == 0xE0u) lo = 0xA0; /* overlong */
-            if (c == 0xEDu) hi = 0x9F; /* surrogates */
-        } else if (c < 0xF5u) {
-            more = 3;
-            if (c == 0xF0u) lo = 0x90; /* overlong */
-            if (c == 0xF4u) hi = 0x8F; /* above U+10FFFF */
-        } else return 0;
-        if (len - i < more) return 0; /* truncated sequence */
-        if (p[i] < lo || p[i] > hi) return 0;
-        for (i++, more--; more; more--, i++)
+        if (c < 0xC2u || c > 0xF4u) return 0; /* continuation byte, overlong 2-byte lead, above U+10FFFF */
+        n = c < 0xE0u ? 1u : c < 0xF0u ? 2u : 3u; /* continuation bytes */
+        if (len - i < n) return 0;                 /* truncated sequence */
+        for (cp = c & (0x3Fu >> n), k = n; k; k--) {
             if ((p[i] & 0xC0u) != 0x80u) return 0;
+            cp = cp << 6 | (p[i++] & 0x3Fu);
+        }
+        /* overlong (the shortest form with n continuation bytes starts at 2^(5n+1)), surrogates, above U+10FFFF */
+        if (!(cp >> (5u * n + 1u)) || (cp >> 11) == 0x1Bu || cp > 0x10FFFFu) return 0;
     }
     return 1;
 }
@@ -142,6 +135,14 @@ int td_utf8_valid(const uint8_t *p, size_t len)
 /* ---- writer: a sticky error keeps the call sites short ---- */
 
 typedef td_writer wr;
+
+static void w_init(wr *w, uint8_t *out, size_t cap)
+{
+    w->p = out;
+    w->cap = cap;
+    w->pos = 0;
+    w->err = 0;
+}
 
 TD_NOINLINE static void w_fail(wr *w, int code)
 {
@@ -246,10 +247,7 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     const td_limits *lim = LIM(limits);
     wr w;
     size_t i, j;
-    w.p = out;
-    w.cap = cap;
-    w.pos = 0;
-    w.err = 0;
+    w_init(&w, out, cap);
     if (!h || (h->metric_count && !h->metrics)) return TD_E_ARG;
     if (!name_ok(h->device_id, ':') || !h->token.len) return TD_INVALID_FIELD; /* §4.1 */
     if (h->metric_count > lim->max_metrics) return TD_TOO_MANY_METRICS;
@@ -259,17 +257,18 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     w_str(&w, h->firmware, lim->max_version_bytes);
     w_str(&w, h->sdk, lim->max_version_bytes);
     td_w_varint(&w, h->epoch);
-    td_w_varint(&w, h->last_seq);
-    td_w_varint(&w, h->clock);
-    td_w_varint(&w, h->dropped);
+    for (i = 0; i < 3; i++) { /* last_seq, clock, dropped */
+        uint64_t v;
+        memcpy(&v, (const uint8_t *)h + offsetof(td_hello, last_seq) + i * 8u, 8);
+        td_w_varint(&w, v);
+    }
     td_w_varint(&w, h->metric_count);
     for (i = 0; i < h->metric_count && !w.err; i++) {
         const td_metric *m = &h->metrics[i];
         uint64_t lo = f64_bits(m->min), hi = f64_bits(m->max);
         /* §4.2 */
         if (m->alias > lim->max_alias || m->kind > TD_KIND_STRING || (m->flags & ~3u) || !name_ok(m->name, '/') ||
-            (m->flags && m->kind >= TD_KIND_BOOL) || ((m->flags & TD_HAS_MIN) && !finite_bits(lo)) ||
-            ((m->flags & TD_HAS_MAX) && !finite_bits(hi)) || (m->flags == 3u && f64_order(lo) > f64_order(hi)))
+            (m->flags && m->kind >= TD_KIND_BOOL) || (m->flags == 3u && f64_order(lo) > f64_order(hi)))
             return TD_INVALID_FIELD;
         for (j = 0; j < i; j++) {
             const td_metric *o = &h->metrics[j];
@@ -282,8 +281,12 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
         w_u8(&w, m->flags);
         w_str(&w, m->name, lim->max_metric_name_bytes);
         w_str(&w, m->unit, lim->max_unit_bytes);
-        if (m->flags & TD_HAS_MIN) w_le(&w, lo, 8);
-        if (m->flags & TD_HAS_MAX) w_le(&w, hi, 8);
+        for (j = 0; j < 2; j++) { /* min (TD_HAS_MIN), max (TD_HAS_MAX): finite */
+            uint64_t b = j ? hi : lo;
+            if (!(m->flags & (1u << j))) continue;
+            if (!finite_bits(b)) return TD_INVALID_FIELD;
+            w_le(&w, b, 8);
+        }
     }
     return w_end(&w, len, lim);
 }
@@ -319,10 +322,7 @@ static TD_INLINE void w_values(wr *w, const td_value *v, size_t count, const td_
 int td_encode_values(uint8_t *out, size_t cap, size_t *len, const td_value *v, size_t count, const td_limits *limits)
 {
     wr w;
-    w.p = out;
-    w.cap = cap;
-    w.pos = 0;
-    w.err = 0;
+    w_init(&w, out, cap);
     w_values(&w, v, count, LIM(limits));
     if (!w.err) *len = w.pos;
     return w.err;
@@ -351,10 +351,7 @@ int td_encode_reading(uint8_t *out, size_t cap, size_t *len, const td_reading *r
     int err;
     if (!r || !ctx) return TD_E_ARG;
     local = *ctx;
-    w.p = out;
-    w.cap = cap;
-    w.pos = 0;
-    w.err = 0;
+    w_init(&w, out, cap);
     w_u8(&w, r->timed ? TD_READING : TD_READING_UNTIMED);
     w_reading(&w, r, &local, 0, lim);
     err = w_end(&w, len, lim);
@@ -373,10 +370,7 @@ int td_encode_batch(uint8_t *out, size_t cap, size_t *len, const td_reading *r, 
     if (!r || !ctx) return TD_E_ARG;
     if (count < 1 || count > lim->max_batch) return TD_BATCH_TOO_LARGE; /* §5.4 */
     local = *ctx;
-    w.p = out;
-    w.cap = cap;
-    w.pos = 0;
-    w.err = 0;
+    w_init(&w, out, cap);
     w_u8(&w, TD_BATCH);
     td_w_varint(&w, count);
     for (i = 0; i < count; i++) {
@@ -394,10 +388,7 @@ int td_encode_command_result(uint8_t *out, size_t cap, size_t *len, uint64_t id,
     const td_limits *lim = LIM(limits);
     wr w;
     if (id < 1 || status > TD_CMD_REJECTED) return TD_INVALID_FIELD; /* §8.2 */
-    w.p = out;
-    w.cap = cap;
-    w.pos = 0;
-    w.err = 0;
+    w_init(&w, out, cap);
     w_u8(&w, TD_COMMAND_RESULT);
     td_w_varint(&w, id);
     w_u8(&w, status);
@@ -408,10 +399,7 @@ int td_encode_command_result(uint8_t *out, size_t cap, size_t *len, uint64_t id,
 int td_encode_status(uint8_t *out, size_t cap, size_t *len, uint64_t dropped, const td_limits *limits)
 {
     wr w;
-    w.p = out;
-    w.cap = cap;
-    w.pos = 0;
-    w.err = 0;
+    w_init(&w, out, cap);
     w_u8(&w, TD_STATUS); /* §7.5 */
     td_w_varint(&w, dropped);
     return w_end(&w, len, LIM(limits));

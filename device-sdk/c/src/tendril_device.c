@@ -34,17 +34,23 @@ static TD_INLINE void emit(td_device *d, td_event *ev)
     if (d->cfg->on_event) d->cfg->on_event(d, ev, d->cfg->user);
 }
 
+/* An event of this type and code, no alias, no text */
+TD_NOINLINE static void ev_init(td_event *ev, unsigned type, int code)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->type = (uint8_t)type;
+    ev->code = code;
+    ev->alias = -1;
+    ev->text.p = "";
+}
+
 /* An event with a code and one number: the value, and the seq too for CONNECTED and ACK */
-static void emit_simple(td_device *d, uint8_t type, int code, uint64_t value)
+static void emit_simple(td_device *d, unsigned type, uint64_t value, int code)
 {
     td_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.type = type;
-    ev.code = code;
-    ev.alias = -1;
+    ev_init(&ev, type, code);
     if (type == TD_EV_CONNECTED || type == TD_EV_ACK) ev.seq = value;
     ev.value = value;
-    ev.text.p = "";
     emit(d, &ev);
 }
 
@@ -92,7 +98,7 @@ static void acked(td_device *d, uint64_t seq)
         drop_head(d);
         n = 1;
     }
-    if (n) emit_simple(d, TD_EV_ACK, 0, seq);
+    if (n) emit_simple(d, TD_EV_ACK, seq, 0);
 }
 
 int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t ts, uint64_t *seq)
@@ -132,7 +138,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
     r[0] = (uint8_t)vlen;
     r[1] = (uint8_t)(vlen >> 8);
     r[2] = count;
-    r[3] = timed ? F_TIMED : 0u;
+    r[3] = (uint8_t)timed; /* F_TIMED or 0 */
     if (timed) memcpy(r + 4, &t, 8); /* host byte order: only this client reads its store */
     td_encode_values(r + hdr, vlen, &vlen, values, count, NULL);
     d->tail += need;
@@ -140,7 +146,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
     d->count++;
     if (dropped) {
         d->dropped += dropped;
-        emit_simple(d, TD_EV_DROP, 0, d->dropped);
+        emit_simple(d, TD_EV_DROP, d->dropped, 0);
     }
     pump(d); /* out at once when connected, not at the next poll */
     return TD_OK;
@@ -173,19 +179,19 @@ static TD_INLINE int put_record(uint8_t *b, size_t *pos, size_t limit, const uin
     return 1;
 }
 
-static int send_result(td_device *d, uint64_t id, uint8_t status, td_str detail)
+static int send_result(td_device *d, uint8_t status, uint64_t id, const td_str *detail)
 {
     size_t cap, len;
     uint8_t *b;
     int e;
     if (d->state != TD_DEV_READY) return TD_E_CLOSED;
     b = td_ws_reserve(&d->ws, &cap);
-    e = td_encode_command_result(b, cap, &len, id, status, detail, NULL);
+    e = td_encode_command_result(b, cap, &len, id, status, *detail, NULL);
     if (!e) e = td_ws_commit(&d->ws, len);
     return e;
 }
 
-static int recent_find(const td_device *d, uint64_t id)
+TD_NOINLINE static int recent_find(const td_device *d, uint64_t id)
 {
     int i;
     for (i = TD_RECENT_COMMANDS; i--;)
@@ -196,7 +202,7 @@ static int recent_find(const td_device *d, uint64_t id)
 /* §8.3: the kept status of recent command i again, with no detail; "not yet sent" clears once it is queued. */
 static int resend_status(td_device *d, int i)
 {
-    int e = send_result(d, d->recent_id[i], d->recent_status[i] & 0x7Fu, no_detail);
+    int e = send_result(d, d->recent_status[i] & 0x7Fu, d->recent_id[i], &no_detail);
     if (!e) d->recent_status[i] &= 0x7Fu;
     return e;
 }
@@ -205,12 +211,12 @@ int td_device_command_result(td_device *d, uint64_t id, uint8_t status, td_str d
 {
     int i = recent_find(d, id);
     if (status < TD_CMD_SUCCEEDED || status > TD_CMD_REJECTED) return TD_E_ARG;
-    if (detail.len > td_limits_default.max_detail_bytes) detail.len = 0; /* never fails for a long detail */
+    if (detail.len > TD_MAX_DETAIL_BYTES) detail.len = 0; /* never fails for a long detail */
     if (i >= 0) d->recent_status[i] = status;
-    if (send_result(d, id, status, detail) == TD_OK) return td_ws_flush(&d->ws);
+    if (send_result(d, status, id, &detail) == TD_OK) return td_ws_flush(&d->ws);
     /* not connected, or no room: the whole frame into the caller's result buffer when it fits ... */
 #if TD_WITH_RESULT_BUFFER
-    if (d->results && d->results_cap - d->results_len > 2u) {
+    if (d->results_cap - d->results_len > 2u) { /* no buffer: a capacity of 0 */
         size_t len;
         uint8_t *b = d->results + d->results_len;
         if (!td_encode_command_result(b + 2, d->results_cap - d->results_len - 2u, &len, id, status, detail, NULL) &&
@@ -234,9 +240,11 @@ static void pump(td_device *d)
     int i;
     if (d->state != TD_DEV_READY) return;
     if (d->dropped != d->reported_dropped) { /* §7.5: STATUS whenever the total changed */
-        size_t cap, len;
+        size_t cap;
         uint8_t *b = td_ws_reserve(&d->ws, &cap);
-        if (td_encode_status(b, cap, &len, d->dropped, NULL) || td_ws_commit(&d->ws, len)) goto flush;
+        if (cap < 9) goto flush; /* the type and a varint: the count stays far below 2^53 */
+        b[0] = TD_STATUS;
+        if (td_ws_commit(&d->ws, 1u + td_put_varint(b + 1, d->dropped))) goto flush;
         d->reported_dropped = d->dropped;
     }
 #if TD_WITH_RESULT_BUFFER
@@ -253,14 +261,14 @@ static void pump(td_device *d)
     for (i = 0; i < TD_RECENT_COMMANDS; i++) {
         if ((d->recent_status[i] & 0x80u) && resend_status(d, i)) goto flush;
     }
-    if (d->paused) {
+    if (d->pause_ms) { /* BACKOFF */
         if ((uint32_t)(now - d->pause_start) < d->pause_ms) goto flush;
-        d->paused = 0;
+        d->pause_ms = 0;
     }
     while (d->sent < d->count) {
         size_t cap, limit, pos, used, off = d->head + d->sent_bytes;
         uint32_t k, avail = 0xFFFFFFFFu;
-        const uint8_t *r = d->store + off;
+        uint8_t *r = d->store + off;
         uint64_t seq = d->first_seq + d->sent;
         td_ctx c;
         uint8_t *b;
@@ -283,9 +291,9 @@ static void pump(td_device *d)
         limit = cap < d->max_frame ? cap : d->max_frame;
         if (17u + (size_t)(r[0] | r[1] << 8) > d->max_frame) {
             /* larger than the hub's frame limit: it would block every later reading */
-            d->store[off + 3] |= F_SKIP;
+            r[3] |= F_SKIP;
             d->dropped++;
-            emit_simple(d, TD_EV_DROP, 0, d->dropped);
+            emit_simple(d, TD_EV_DROP, d->dropped, 0);
             continue;
         }
         /* §5.4: timed readings as one BATCH (within maxBatch, the frame and the rate) when two or more fit,
@@ -371,7 +379,7 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
     d->ctx.prev_ts = d->hello_clock;
     if (!d->has_clock && f->u.welcome.server_time) td_device_set_clock(d, f->u.welcome.server_time); /* §4.3.2 */
     acked(d, acked_seq); /* §6.1.4: what the hub holds is done with, before anything is resent */
-    emit_simple(d, TD_EV_CONNECTED, 0, acked_seq);
+    emit_simple(d, TD_EV_CONNECTED, acked_seq, 0);
 }
 
 static void on_command(td_device *d, const td_hub_frame *f)
@@ -389,7 +397,7 @@ static void on_command(td_device *d, const td_hub_frame *f)
     d->recent_next = (uint8_t)((d->recent_next + 1u) % TD_RECENT_COMMANDS);
     d->recent_id[i] = (uint32_t)id;
     d->recent_status[i] = TD_CMD_DELIVERED;
-    send_result(d, id, TD_CMD_DELIVERED, no_detail); /* §8.2.1: at once, before it runs */
+    send_result(d, TD_CMD_DELIVERED, id, &no_detail); /* §8.2.1: at once, before it runs */
     if (!d->cfg->on_command) {
         td_device_command_result(d, id, TD_CMD_REJECTED, no_handler);
         return;
@@ -409,7 +417,7 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
     /* §3.2: nothing but WELCOME (or ERROR) before WELCOME, and one WELCOME per connection */
     if (!e && f.type != TD_ERROR && (f.type == TD_WELCOME) == (d->state == TD_DEV_READY)) e = TD_UNEXPECTED_FRAME;
     if (e) {
-        emit_simple(d, TD_EV_ERROR, e, 0);
+        emit_simple(d, TD_EV_ERROR, 0, e);
         td_ws_close(&d->ws, 1002, decode_error_name(e)); /* §6.6.5 */
         return;
     }
@@ -417,21 +425,19 @@ static void on_message(td_device *d, const uint8_t *p, size_t n)
     else if (f.type == TD_ACK) acked(d, f.u.ack.seq);
     else if (f.type == TD_COMMAND) on_command(d, &f);
     else if (f.type == TD_BACKOFF) { /* §7.4: no readings for pauseMs, then everything unacked again, oldest first */
-        d->paused = 1;
         d->pause_start = now_ms(d);
         d->pause_ms = clamp32(f.u.backoff.pause_ms, 3600000u);
         d->sent = 0;
         d->sent_bytes = 0;
         if (f.u.backoff.code == TD_RATE_LIMITED) d->tokens = 0;
-        emit_simple(d, TD_EV_BACKOFF, (int)f.u.backoff.code, d->pause_ms);
+        emit_simple(d, TD_EV_BACKOFF, d->pause_ms, (int)f.u.backoff.code);
     } else { /* TD_ERROR: the decoder returns no other type */
-        memset(&ev, 0, sizeof ev);
-        ev.code = f.u.error.code > 0x7FFFu ? 0x7FFF : (int)f.u.error.code;
+        /* §7.1: about a reading (seq > 0): it is acked anyway and never resent; else about the session */
+        ev_init(&ev, f.u.error.seq ? TD_EV_REJECT : TD_EV_ERROR,
+                f.u.error.code > 0x7FFFu ? 0x7FFF : (int)f.u.error.code);
         ev.seq = f.u.error.seq;
         ev.alias = f.u.error.alias;
         ev.text = f.u.error.message;
-        /* §7.1: about a reading (seq > 0): it is acked anyway and never resent; else about the session */
-        ev.type = f.u.error.seq ? TD_EV_REJECT : TD_EV_ERROR;
         if (!f.u.error.seq) d->last_error = ev.code;
         emit(d, &ev);
     }
@@ -481,10 +487,7 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
         d->timer_start = now_ms(d);
         d->state = TD_DEV_WAITING;
     }
-    memset(&ev, 0, sizeof ev);
-    ev.type = TD_EV_DISCONNECTED;
-    ev.code = code;
-    ev.alias = -1;
+    ev_init(&ev, TD_EV_DISCONNECTED, code);
     ev.text = reason;
     ev.will_reconnect = d->state == TD_DEV_WAITING;
     emit(d, &ev);
@@ -513,7 +516,7 @@ static void send_hello(td_device *d)
 {
     size_t cap, len;
     uint8_t *b = td_ws_reserve(&d->ws, &cap);
-    d->hello_clock = d->has_clock ? td_device_now(d) : 0;
+    d->hello_clock = td_device_now(d); /* 0 without a clock */
     d->reported_dropped = d->dropped;
     if (!b || encode_hello(d, b, cap, &len) || td_ws_commit(&d->ws, len)) {
         td_ws_close(&d->ws, 1000, "");
@@ -535,8 +538,6 @@ int td_device_init(td_device *d, const td_device_config *cfg, const td_transport
     d->store = store;
     d->store_cap = store_cap;
     d->epoch = cfg->epoch ? cfg->epoch : random32(d);
-    d->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
-    d->max_frame = td_limits_default.max_frame_bytes;
     /* the configuration must make a HELLO the hub accepts, and it must fit the output queue, with room for
      * the largest counters */
     d->first_seq = d->hello_clock = TD_MAX_SAFE >> 1;
@@ -592,7 +593,7 @@ int td_device_poll(td_device *d)
     int i;
     if (d->has_clock && (uint32_t)(now - d->clock_at) > 0x40000000u) td_device_set_clock(d, td_device_now(d));
     if (d->state == TD_DEV_WAITING && (uint32_t)(now - d->timer_start) >= d->timer_ms) connect_now(d);
-    for (i = 16; i-- && d->state != TD_DEV_STOPPED && d->state != TD_DEV_WAITING; i++) {
+    for (i = 16; i-- && d->state != TD_DEV_STOPPED && d->state != TD_DEV_WAITING;) {
         td_ws_poll(&d->ws, &ev);
         if (ev.type == TD_WS_EV_NONE) break;
         if (ev.type == TD_WS_EV_OPEN) send_hello(d);

@@ -14,6 +14,11 @@
 #define OP_PING 0x9u
 #define OP_PONG 0xAu
 #define CLOSE_WAIT_MS 2000u /* how long a close waits for the hub's close frame */
+#if defined(__GNUC__)
+#define TD_NOINLINE __attribute__((noinline)) /* one copy of a helper that -Os would inline at every call */
+#else
+#define TD_NOINLINE
+#endif
 
 static uint32_t ws_now(const td_ws *ws)
 {
@@ -27,45 +32,55 @@ static uint32_t rol(uint32_t x, unsigned n)
     return (x << n) | (x >> (32u - n));
 }
 
-/* The message, the 0x80 byte, zeros, and the bit length are streamed byte by byte into the 16 big-endian
- * words of one block (each byte shifts into its word): no second path for the padding blocks, no byte
- * buffer, and one rolled round loop. */
+/* The message, the 0x80 byte and zeros are streamed byte by byte into the 16 big-endian words of one block
+ * (each byte shifts into its word), the bit length lands in the last word: no second path for the padding
+ * blocks, no byte buffer. One rolled round loop, the schedule a sliding window of 16 words. */
 void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
 {
-    static const uint32_t k[4] = {0x5A827999u, 0x6ED9EBA1u, 0x8F1BBCDCu, 0xCA62C1D6u};
     uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
-    uint32_t w[16], s[5], f, bits = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: under 512 MB */
-    size_t i, total = (len + 8u) / 64u * 64u + 64u;      /* whole blocks with room for 0x80 and the length */
+    uint32_t w[16], s[5], f, k;
+    size_t i, total = (len + 8u) / 64u * 64u + 64u; /* whole blocks with room for 0x80 and the length */
     unsigned j;
     for (i = 0; i < total; i++) {
-        size_t from_end = total - 1u - i;
         uint32_t *x = &w[(i >> 2) & 15u];
-        *x = *x << 8 | (i < len ? data[i] : i == len ? 0x80u : from_end < 4u ? (uint8_t)(bits >> (8u * from_end)) : 0u);
+        *x = *x << 8 | (i < len ? data[i] : i == len ? 0x80u : 0u);
         if ((i & 63u) != 63u) continue;
+        if (i == total - 1u) w[15] = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: under 512 MB */
         memcpy(s, h, sizeof s);
         for (j = 0; j < 80; j++) {
             uint32_t b = s[1], c = s[2], d = s[3], next = rol(w[13] ^ w[8] ^ w[2] ^ w[0], 1);
-            f = j < 20 ? d ^ (b & (c ^ d)) : j - 40u < 20u ? (b & c) | (d & (b | c)) : b ^ c ^ d;
-            f += rol(s[0], 5) + s[4] + k[j / 20] + w[0];
+            if (j < 20) f = d ^ (b & (c ^ d)), k = 0x5A827999u;
+            else if (j < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+            else if (j < 60) f = (b & c) | (d & (b | c)), k = 0x8F1BBCDCu;
+            else f = b ^ c ^ d, k = 0xCA62C1D6u;
+            f += rol(s[0], 5) + s[4] + k + w[0];
             s[4] = d, s[3] = c, s[2] = rol(b, 30), s[1] = s[0], s[0] = f;
-            memmove(w, w + 1, 15 * sizeof *w); /* the schedule as a sliding window: w[0] is word j */
+            memmove(w, w + 1, 15 * sizeof *w); /* w[0] is word j */
             w[15] = next;
         }
         for (j = 0; j < 5; j++) h[j] += s[j];
     }
-    for (i = 0; i < 20; i++) out[i] = (uint8_t)(h[i >> 2] >> (24u - 8u * (i & 3u)));
+    for (i = 0; i < 20; i++) { /* big-endian */
+        out[i] = (uint8_t)(h[i >> 2] >> 24);
+        h[i >> 2] <<= 8;
+    }
+}
+
+/* One base64 digit (RFC 4648), computed rather than looked up in a 65-byte alphabet. */
+static char b64_digit(uint32_t v)
+{
+    v &= 63u;
+    return (char)(v < 26u ? 'A' + v : v < 52u ? 'a' - 26u + v : v < 62u ? '0' - 52u + v : v == 62u ? '+' : '/');
 }
 
 size_t td_base64(const uint8_t *in, size_t n, char *out)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t i, o = 0;
+    unsigned k;
     for (i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0u) | (i + 2 < n ? in[i + 2] : 0u);
-        out[o++] = abc[v >> 18];
-        out[o++] = abc[(v >> 12) & 63u];
-        out[o++] = i + 1 < n ? abc[(v >> 6) & 63u] : '=';
-        out[o++] = i + 2 < n ? abc[v & 63u] : '=';
+        uint32_t v = 0;
+        for (k = 0; k < 3; k++) v = v << 8 | (i + k < n ? in[i + k] : 0u);
+        for (k = 0; k < 4; k++) out[o++] = k <= n - i ? b64_digit(v >> (18u - 6u * k)) : '='; /* short: padded */
     }
     return o;
 }
@@ -86,25 +101,23 @@ void td_ws_accept_for(const char *key, size_t key_len, char out[28])
 int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h)
 {
     size_t need, i;
-    uint8_t l7;
+    uint64_t n;
     if (len < 2) return TD_FRAME_TRUNCATED;
     h->fin = p[0] >> 7;
     h->opcode = p[0] & 0x0Fu;
     h->masked = p[1] >> 7;
-    l7 = p[1] & 0x7Fu;
+    n = p[1] & 0x7Fu;
     if (p[0] & 0x70u) return TD_E_WS; /* RSV1-3: no extension was negotiated */
-    need = l7 < 126 ? 2u : l7 == 126 ? 4u : 10u;
-    if (len < need + (h->masked ? 4u : 0u)) return TD_FRAME_TRUNCATED;
-    h->len = l7;
-    if (need > 2) {
-        for (h->len = 0, i = 2; i < need; i++) h->len = h->len << 8 | p[i];
-        /* RFC 6455 §5.2: the minimal length form, and the top bit of a 64-bit length clear */
-        if (h->len < (need == 4 ? 126u : 65536u) || (h->len >> 63)) return TD_E_WS;
-    }
-    if (h->opcode & 0x8u) { /* control frames: FIN, payload <= 125 (§5.5) */
-        if (!h->fin || h->len > 125) return TD_E_WS;
-    }
+    need = n < 126 ? 2u : n == 126 ? 4u : 10u;
     h->header = need + (h->masked ? 4u : 0u);
+    if (len < h->header) return TD_FRAME_TRUNCATED;
+    if (need > 2) {
+        for (n = 0, i = 2; i < need; i++) n = n << 8 | p[i];
+        /* RFC 6455 §5.2: the minimal length form, and the top bit of a 64-bit length clear */
+        if (n < (need == 4 ? 126u : 65536u) || (n >> 63)) return TD_E_WS;
+    }
+    if ((h->opcode & 0x8u) && (!h->fin || n > 125)) return TD_E_WS; /* control frames: FIN, payload <= 125 (§5.5) */
+    h->len = n;
     return TD_OK;
 }
 
@@ -123,16 +136,15 @@ size_t td_ws_pending(const td_ws *ws)
     return ws->tx_len - ws->tx_off;
 }
 
-/* Room for n more bytes at the end of the output queue, compacting it if that helps. */
+/* Room for n more bytes at the end of the output queue, once what is still queued is moved to its front. */
 static int room(td_ws *ws, size_t n)
 {
-    if (ws->tx_off == ws->tx_len) ws->tx_off = ws->tx_len = 0;
-    if (ws->tx_cap - ws->tx_len >= n) return 1;
-    if (ws->tx_cap - (ws->tx_len - ws->tx_off) < n) return 0;
-    memmove(ws->tx, ws->tx + ws->tx_off, ws->tx_len - ws->tx_off);
-    ws->tx_len -= ws->tx_off;
-    ws->tx_off = 0;
-    return 1;
+    if (ws->tx_off) { /* what was written out leaves room at the front */
+        ws->tx_len -= ws->tx_off;
+        memmove(ws->tx, ws->tx + ws->tx_off, ws->tx_len);
+        ws->tx_off = 0;
+    }
+    return ws->tx_cap - ws->tx_len >= n;
 }
 
 /* Frames the payload that sits TD_WS_HEADROOM bytes after the queue's end: header, then the payload
@@ -148,8 +160,7 @@ static int frame_at_end(td_ws *ws, uint8_t opcode, size_t len)
     mask = h + hl;
     hl += 4;
     if (ws->t->random(ws->t->ctx, mask, 4) != TD_OK) return TD_E_IO;
-    memmove(h + hl, h + TD_WS_HEADROOM, len);
-    for (i = 0; i < len; i++) h[hl + i] ^= mask[i & 3u];
+    for (i = 0; i < len; i++) h[hl + i] = h[TD_WS_HEADROOM + i] ^ mask[i & 3u]; /* moved down: forward is safe */
     ws->tx_len += hl + len;
     return TD_OK;
 }
@@ -161,7 +172,7 @@ uint8_t *td_ws_reserve(td_ws *ws, size_t *cap)
         *cap = 0;
         return 0;
     }
-    room(ws, ws->tx_cap); /* compacts when anything was written out */
+    room(ws, 0); /* compacts */
     free_bytes = ws->tx_cap - ws->tx_len;
     *cap = free_bytes > TD_WS_HEADROOM ? free_bytes - TD_WS_HEADROOM : 0;
     return ws->tx + ws->tx_len + TD_WS_HEADROOM;
@@ -187,46 +198,39 @@ int td_ws_send(td_ws *ws, const uint8_t *payload, size_t len)
     return send_frame(ws, OP_BINARY, payload, len);
 }
 
-static void closed(td_ws *ws, td_ws_event *ev, uint16_t code, int err)
+TD_NOINLINE static void closed(td_ws *ws, td_ws_event *ev, uint16_t code, int err)
 {
-    if (ws->state != TD_WS_CLOSED) ws->t->close(ws->t->ctx);
-    ws->state = TD_WS_CLOSED;
-    ws->rx_len = ws->rx_consume = 0;
-    ws->tx_off = ws->tx_len = 0;
+    td_ws_abort(ws);
     ev->type = TD_WS_EV_CLOSED;
     ev->code = code;
     ev->err = err;
-    ev->data = (const uint8_t *)ws->reason;
+    ev->data = ws->close + 2;
     ev->len = ws->reason_len;
 }
 
-static void set_reason(td_ws *ws, const uint8_t *p, size_t n)
+TD_NOINLINE static void set_reason(td_ws *ws, const uint8_t *p, size_t n)
 {
     if (n > TD_WS_REASON_MAX) n = TD_WS_REASON_MAX;
-    memcpy(ws->reason, p, n);
+    memcpy(ws->close + 2, p, n);
     ws->reason_len = (uint8_t)n;
 }
 
 /* Keeps the close code and reason (the CLOSED event's); when open, queues a close frame with them and waits for
  * the hub's answer. */
-static void start_close(td_ws *ws, uint16_t code, const char *reason, size_t rlen)
+static void start_close(td_ws *ws, uint16_t code, const char *reason)
 {
-    uint8_t payload[2 + TD_WS_REASON_MAX];
-    ws->close_code = code;
-    set_reason(ws, (const uint8_t *)reason, rlen);
+    ws->close[0] = (uint8_t)(code >> 8);
+    ws->close[1] = (uint8_t)code;
+    set_reason(ws, (const uint8_t *)reason, reason ? strlen(reason) : 0);
     if (ws->state != TD_WS_OPEN) return;
-    payload[0] = (uint8_t)(code >> 8);
-    payload[1] = (uint8_t)code;
-    memcpy(payload + 2, ws->reason, ws->reason_len);
-    if (!ws->sent_close) send_frame(ws, OP_CLOSE, payload, 2u + ws->reason_len); /* no room: it closes anyway */
-    ws->sent_close = 1;
+    send_frame(ws, OP_CLOSE, ws->close, 2u + ws->reason_len); /* no room: it closes anyway */
     ws->state = TD_WS_CLOSING;
     ws->closing_since = ws_now(ws);
 }
 
 void td_ws_close(td_ws *ws, uint16_t code, const char *reason)
 {
-    if (ws->state == TD_WS_OPEN) start_close(ws, code, reason, reason ? strlen(reason) : 0);
+    if (ws->state == TD_WS_OPEN) start_close(ws, code, reason);
     else if (ws->state != TD_WS_CLOSING) {
         td_ws_abort(ws);
     }
@@ -247,8 +251,6 @@ int td_ws_connect(td_ws *ws, const char *host, uint16_t port, const char *path)
     ws->port = port;
     ws->path = path;
     ws->state = TD_WS_CONNECTING;
-    ws->sent_close = 0;
-    ws->close_code = 0;
     ws->reason_len = 0;
     ws->http_status = 0;
     ws->last_rx_ms = ws_now(ws);
@@ -263,7 +265,7 @@ static int send_upgrade(td_ws *ws)
                                "\5Version: 13\r\n\5Protocol: tendril.v1\r\n\5Key: \4\r\n\r\n";
     uint8_t nonce[16];
     char key[25], port[6], *num = port + 5;
-    const char *t;
+    const char *t, *sub[5];
     unsigned v = ws->port;
     size_t n = 0;
     if (ws->t->random(ws->t->ctx, nonce, sizeof nonce) != TD_OK) return TD_E_IO;
@@ -273,10 +275,11 @@ static int send_upgrade(td_ws *ws)
     *num = 0;
     do *--num = (char)('0' + v % 10u);
     while ((v /= 10u) != 0);
+    sub[0] = ws->path, sub[1] = ws->host, sub[2] = num, sub[3] = key, sub[4] = "Sec-WebSocket-";
     for (t = tmpl; *t; t++) {
-        const char *s = *t == 1 ? ws->path : *t == 2 ? ws->host : *t == 3 ? num : *t == 4 ? key
-                        : *t == 5 ? "Sec-WebSocket-" : t;
-        size_t k = s == t ? 1 : strlen(s);
+        const char *s = t;
+        size_t k = 1;
+        if (*t < 6) k = strlen(s = sub[*t - 1]);
         if (ws->tx_cap - n < k) return TD_E_NOSPACE;
         memcpy(ws->tx + n, s, k);
         n += k;
@@ -286,11 +289,11 @@ static int send_upgrade(td_ws *ws)
     return TD_OK;
 }
 
-/* Does p start with s (lower case), ignoring the case of p? */
-static int iprefix(const char *p, const char *end, const char *s)
+/* Does p start with s (lower case when fold), ignoring the case of p when fold? */
+TD_NOINLINE static int iprefix(const char *p, const char *end, const char *s, int fold)
 {
     for (; *s; p++, s++)
-        if (p >= end || (*p | (*p >= 'A' && *p <= 'Z' ? 0x20 : 0)) != *s) return 0;
+        if (p >= end || (*p | (fold && *p >= 'A' && *p <= 'Z' ? 0x20 : 0)) != *s) return 0;
     return 1;
 }
 
@@ -299,7 +302,7 @@ static const char *header(const char *p, const char *end, const char *name, size
 {
     const char *v, *e;
     for (; p < end; p++) {
-        if (*p != '\n' || !iprefix(p + 1, end, name)) continue;
+        if (*p != '\n' || !iprefix(p + 1, end, name, 1)) continue;
         for (v = p + 1 + strlen(name); v < end && *v == ' '; v++) {}
         for (e = v; e < end && *e != '\r'; e++) {}
         while (e > v && e[-1] == ' ') e--;
@@ -323,19 +326,19 @@ static int check_upgrade(td_ws *ws, size_t end)
     if (end < 12 || memcmp(p, "HTTP/1.1 ", 9)) return TD_E_HANDSHAKE;
     for (n = 0, i = 9; i < 12; i++) n = n * 10u + (uint8_t)(p[i] - '0');
     ws->http_status = (uint16_t)n;
-    if (memcmp(p + 9, "101", 3)) return TD_E_HANDSHAKE;
+    if (n != 101 || p[9] != '1') return TD_E_HANDSHAKE; /* with a first digit 1, only "101" makes 101 */
     for (k = 0; k < 5; k++, name = want + strlen(want) + 1) {
         const char *w;
         size_t wlen;
-        int ok = 0;
+        int ok;
         want = name + strlen(name) + 1;
         w = k == 2 ? ws->accept : want;
-        wlen = k == 2 ? 28 : strlen(want);
+        wlen = strlen(w);
         n = 0;
         v = header(p, e, name, &n);
-        if (k == 4) ok = !v;
-        else if (k == 1 || n == wlen) /* Connection is a list that holds "upgrade"; the others are exact */
-            for (i = 0; v && i + wlen <= n; i++) ok |= k < 2 ? iprefix(v + i, e, w) : !memcmp(v + i, w, wlen);
+        ok = k == 4 && !v;
+        if (v && k < 4 && (k == 1 || n == wlen)) /* Connection is a list that holds "upgrade"; the others are exact */
+            for (i = 0; i + wlen <= n; i++) ok |= iprefix(v + i, e, w, k < 2);
         if (!ok) return TD_E_HANDSHAKE;
     }
     return TD_OK;
@@ -372,7 +375,7 @@ int td_ws_flush(td_ws *ws)
  * is closed. */
 static void fail(td_ws *ws, td_ws_event *ev, uint16_t code, const char *reason, int err)
 {
-    start_close(ws, code, reason, strlen(reason));
+    start_close(ws, code, reason);
     td_ws_flush(ws);
     closed(ws, ev, code, err);
 }
@@ -428,16 +431,16 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
     default: break;
     }
     /* OPEN or CLOSING */
-    if (fill(ws)) {
-        if (ws->state == TD_WS_CLOSING) closed(ws, ev, ws->close_code, TD_OK); /* the hub closed the stream */
-        else closed(ws, ev, 1006, TD_E_IO);
+    e = fill(ws);
+    /* closing ends when the hub closes the stream, or when ours went out and no answer came in time */
+    if (ws->state == TD_WS_CLOSING &&
+        (e || (ws->tx_off == ws->tx_len && (uint32_t)(ws_now(ws) - ws->closing_since) > CLOSE_WAIT_MS))) {
+        closed(ws, ev, (uint16_t)(ws->close[0] << 8 | ws->close[1]), TD_OK);
         return;
     }
-    if (ws->state == TD_WS_CLOSING) {
-        if (ws->tx_off == ws->tx_len && (uint32_t)(ws_now(ws) - ws->closing_since) > CLOSE_WAIT_MS) {
-            closed(ws, ev, ws->close_code, TD_OK);
-            return;
-        }
+    if (e) {
+        closed(ws, ev, 1006, TD_E_IO);
+        return;
     }
     e = td_ws_parse_header(ws->rx, ws->rx_len, &h);
     if (e == TD_FRAME_TRUNCATED) return;
@@ -476,14 +479,8 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
             code = (uint16_t)(pl[0] << 8 | pl[1]);
             set_reason(ws, pl + 2, n - 2);
         }
-        if (!ws->sent_close) { /* echo the code (RFC 6455 §5.5.1) */
-            uint8_t echo[2];
-            echo[0] = (uint8_t)(code >> 8);
-            echo[1] = (uint8_t)code;
-            if (send_frame(ws, OP_CLOSE, echo, n >= 2 ? 2u : 0u) == TD_OK) td_ws_flush(ws);
-            ws->sent_close = 1;
-        }
-        ws->close_code = code;
+        /* echo the code, the payload's first two bytes (RFC 6455 §5.5.1); CLOSING: ours went already */
+        if (ws->state == TD_WS_OPEN && send_frame(ws, OP_CLOSE, pl, n ? 2u : 0u) == TD_OK) td_ws_flush(ws);
         closed(ws, ev, code, TD_OK);
     } else if (h.opcode != OP_PONG) {
         fail(ws, ev, 1002, "", TD_E_WS); /* reserved opcode, or a close frame with a 1-byte payload */
