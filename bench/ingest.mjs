@@ -246,6 +246,7 @@ async function run(target, rate = null) {
     cpuMicrosPerReading: (cpuSec / messages) * 1e6,
     ...(windowed ? { backoffs } : {}),
     ...(windowed && rate !== null ? { ackP50Ms: percentile(sorted, 0.5), ackP99Ms: percentile(sorted, 0.99) } : {}),
+    ...(s1.loopDelayMs ? { loopDelayMs: s1.loopDelayMs } : {}),
     rssMB: s1.rss / 2 ** 20,
   };
 }
@@ -277,14 +278,14 @@ else {
     `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}`,
   );
   console.log(
-    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | hub readings/s | BACKOFFs |',
+    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | hub loop delay p99 / max ms | hub readings/s | BACKOFFs |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const rows = [...(result.flood ? [{ name: 'flood', ...result.flood, cpuPerReadingVsFlood: 1 }] : [])];
   for (const p of result.paced) rows.push({ name: `${p.rate}/s paced`, ...p });
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${Math.round(r.hub.perWallSecond)} | ${r.hub.backoffs} |`,
+      `| ${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${r.hub.backoffs} |`,
     );
 }

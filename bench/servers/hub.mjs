@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHub, listenHub, loadConfig } from '../../hub/dist/index.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tendril-bench-hub-'));
@@ -21,6 +22,9 @@ const config = loadConfig({
 const app = await createHub(config);
 await listenHub(app, config);
 const port = app.server.address().port;
+// The event loop's delay between samples (10 ms resolution): a turn that holds the thread delays every ACK.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 process.send({ type: 'ready', port, path: '/v1/device', adminToken });
 process.on('message', async (m) => {
   if (m.type === 'sample')
@@ -29,7 +33,9 @@ process.on('message', async (m) => {
       cpu: process.cpuUsage(),
       rss: process.memoryUsage().rss,
       heapUsed: process.memoryUsage().heapUsed,
+      loopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
     });
+  if (m.type === 'sample') loopDelay.reset();
   if (m.type === 'stop') {
     await app.close();
     fs.rmSync(dataDir, { recursive: true, force: true });

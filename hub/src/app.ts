@@ -164,7 +164,7 @@ export async function createHub(config: HubConfig, deps: CreateHubDeps = {}): Pr
 
   const { storage } = config;
   const influx = storage.influx ? createInfluxStore({ ...storage.influx, logger }) : undefined;
-  const sqlite = influx ? undefined : new SqliteStore(config.dataDir);
+  const sqlite = influx ? undefined : new SqliteStore(config.dataDir, { logger });
   const store: TimeSeriesStore = influx ?? sqlite!;
   let spool: Spool | undefined;
   let pruning: PruningJob | undefined;

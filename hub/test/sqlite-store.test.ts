@@ -3,8 +3,8 @@ import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
-import { SqliteStore } from '../src/storage/sqlite-store.js';
-import type { StoredReading } from '../src/storage/types.js';
+import { SLICE_READINGS, SqliteStore } from '../src/storage/sqlite-store.js';
+import { type StoredReading, UnreadableBatchError } from '../src/storage/types.js';
 import { tempDir } from './helpers.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -72,14 +72,13 @@ describe('SqliteStore', () => {
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2); // FULL
   });
 
-  it('is idempotent on (device, epoch, seq, metric)', async () => {
+  it('is idempotent on (device, ts, epoch, seq)', async () => {
     const batch = [
       r(1, T0, [{ metric: 'temp', kind: 'f64', value: 1.5 }]),
       r(2, T0 + 1000, [{ metric: 'temp', kind: 'f64', value: 2.5 }]),
     ];
     await store.write(batch);
     await store.write(batch);
-    await store.write([r(2, T0 + 5000, [{ metric: 'temp', kind: 'f64', value: 99 }])]); // same identity, other ts (untimed resend)
     await store.write([r(2, T0 + 2000, [{ metric: 'temp', kind: 'f64', value: 3 }], 2)]); // another epoch: another reading
     const count = await store.series({
       deviceId: 'd1',
@@ -217,22 +216,123 @@ describe('SqliteStore', () => {
     await expect(store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }])])).rejects.toThrow(/closed/);
   });
 
-  it('answers time ranges from the (device, ts) index', async () => {
+  it('answers time ranges from the primary key (device, ts, ...), the only B-tree of readings', async () => {
     await store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }])]);
     const plan = store.db
       .prepare(
         `EXPLAIN QUERY PLAN SELECT v FROM readings WHERE device = 1 AND ts >= 0 AND ts < 10 AND v ->> '$."1"' IS NOT NULL`,
       )
       .all() as Array<{ detail: string }>;
-    expect(plan.map((p) => p.detail).join(' ')).toContain('readings_by_time');
+    expect(plan.map((p) => p.detail).join(' ')).toMatch(
+      /SEARCH readings USING PRIMARY KEY \(device=\? AND ts>\? AND ts<\?\)/,
+    );
+    expect(
+      store.db.prepare("SELECT name FROM sqlite_schema WHERE tbl_name = 'readings' AND type = 'index'").all(),
+    ).toEqual([]);
   });
 
-  it('stores a reading once per (device, epoch, seq) even when a resend carries another timestamp', async () => {
-    await store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }])]);
-    await store.write([r(1, T0 + 999, [{ metric: 'k', kind: 'int', value: 1 }])]);
+  it('stores a reading once per (device, ts, epoch, seq), the identity InfluxDB gives its point', async () => {
+    const reading = r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }]);
+    await store.write([reading]);
+    await store.write([reading, r(2, T0, [{ metric: 'k', kind: 'int', value: 2 }])]);
     expect(
       await store.series({ deviceId: 'd1', metric: 'k', from: 0, to: T0 + 10_000, stepMs: T0 + 10_000, agg: 'count' }),
-    ).toEqual([{ ts: 0, value: 1 }]);
+    ).toEqual([{ ts: 0, value: 2 }]);
+  });
+
+  it("re-keys an earlier hub's readings table (device, epoch, seq) + index (device, ts) once, keeping every row", async () => {
+    await store.close();
+    const legacyDir = join(dir.path, 'legacy');
+    const legacy = new SqliteStore(legacyDir);
+    await legacy.write([
+      r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }]),
+      r(2, T0 + 1000, [{ metric: 'k', kind: 'int', value: 2 }]),
+      r(1, T0 + 5, [{ metric: 'k', kind: 'int', value: 7 }], 1, 'd2'),
+    ]);
+    // The layout hubs before issue 16 created.
+    legacy.db.exec(`CREATE TABLE old (device INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+      ts INTEGER NOT NULL, v TEXT NOT NULL, PRIMARY KEY (device, epoch, seq)) STRICT, WITHOUT ROWID;
+      INSERT INTO old SELECT device, epoch, seq, ts, v FROM readings; DROP TABLE readings;
+      ALTER TABLE old RENAME TO readings; CREATE INDEX readings_by_time ON readings (device, ts);`);
+    await legacy.close();
+
+    const lines: Array<{ rows: number }> = [];
+    const logger = { info: (o: { rows: number }) => lines.push(o) } as never;
+    store = new SqliteStore(legacyDir, { logger });
+    expect(lines).toEqual([expect.objectContaining({ rows: 3 })]);
+    const schema = store.db.prepare("SELECT sql FROM sqlite_schema WHERE tbl_name = 'readings'").pluck().all();
+    expect(schema).toEqual([expect.stringContaining('PRIMARY KEY (device, ts, epoch, seq)')]);
+    expect(
+      await store.series({ deviceId: 'd1', metric: 'k', from: T0, to: T0 + 2000, stepMs: 1000, agg: 'last' }),
+    ).toEqual([
+      { ts: T0, value: 1 },
+      { ts: T0 + 1000, value: 2 },
+    ]);
+    expect(await store.latest('d2')).toEqual({ k: { ts: T0 + 5, value: 7 } });
+    // A spool replay across the upgrade lands on the same rows.
+    await store.write([r(2, T0 + 1000, [{ metric: 'k', kind: 'int', value: 2 }])]);
+    expect(store.db.prepare('SELECT count(*) FROM readings').pluck().get()).toBe(3);
+    await store.close();
+    store = new SqliteStore(legacyDir, { logger });
+    expect(lines).toHaveLength(1); // converted once
+  });
+
+  it('writes a batch larger than a slice as one transaction, letting the event loop run between slices', async () => {
+    const readings = Array.from({ length: SLICE_READINGS * 2 + 10 }, (_, i) =>
+      r(i + 1, T0 + i, [{ metric: 'k', kind: 'int', value: i }]),
+    );
+    const batch = new RecordBatch();
+    batch.addRecord(recordView(encodeRecord(readings, T0)));
+    const count = (): number => store.db.prepare('SELECT count(*) FROM readings').pluck().get() as number;
+    let turns = 0;
+    let inTransactionMeanwhile = false;
+    const ticker = setInterval(() => {
+      turns++;
+      inTransactionMeanwhile ||= store.db.inTransaction;
+    }, 0);
+    const queuedBehind = store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: -1 }], 2)]);
+    const written = store.writeBatch(batch);
+    await written;
+    await queuedBehind;
+    clearInterval(ticker);
+    expect(count()).toBe(readings.length + 1);
+    expect(inTransactionMeanwhile).toBe(true); // other work ran while the batch's transaction was open
+    expect(turns).toBeGreaterThan(0);
+    expect(store.db.inTransaction).toBe(false);
+    expect(await store.latest('d1')).toEqual({ k: { ts: T0 + readings.length - 1, value: readings.length - 1 } });
+  });
+
+  it('rolls a sliced batch back whole when a later slice fails, and the next write goes on', async () => {
+    const good = Array.from({ length: SLICE_READINGS + 5 }, (_, i) =>
+      r(i + 1, T0 + i, [{ metric: 'k', kind: 'int', value: i }]),
+    );
+    const batch = new RecordBatch();
+    batch.addRecord(recordView(encodeRecord(good, T0)));
+    // A second record whose body is cut: reading it fails after the first slice went in.
+    const bad = recordView(encodeRecord([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }], 1, 'd9')], T0));
+    batch.addRecord({ ...bad, body: bad.body.subarray(0, bad.body.length - 3) });
+    await expect(store.writeBatch(batch)).rejects.toThrow(UnreadableBatchError);
+    expect(store.db.inTransaction).toBe(false);
+    expect(store.db.prepare('SELECT count(*) FROM readings').pluck().get()).toBe(0);
+    await store.write([r(1, T0, [{ metric: 'k', kind: 'int', value: 1 }], 1, 'd9')]);
+    expect(await store.latest('d9')).toEqual({ k: { ts: T0, value: 1 } });
+  });
+
+  it('close() lets a sliced batch in progress finish first', async () => {
+    const readings = Array.from({ length: SLICE_READINGS * 3 }, (_, i) =>
+      r(i + 1, T0 + i, [{ metric: 'k', kind: 'int', value: i }]),
+    );
+    const batch = new RecordBatch();
+    batch.addRecord(recordView(encodeRecord(readings, T0)));
+    const written = store.writeBatch(batch);
+    await store.close();
+    await written;
+    const reopened = new SqliteStore(dir.path);
+    try {
+      expect(reopened.db.prepare('SELECT count(*) FROM readings').pluck().get()).toBe(readings.length);
+    } finally {
+      await reopened.close();
+    }
   });
 
   it('leaves out buckets where other metrics of the device have readings but this one has none', async () => {

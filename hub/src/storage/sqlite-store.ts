@@ -1,17 +1,27 @@
 /**
  * Embedded time-series store (HUB_DATA_DIR/readings.db) for when no InfluxDB is configured.
  *
- * One row per reading: primary key (device, epoch, seq), so writing a reading again is a no-op (exact
- * idempotence on the reading's identity), and an index on (device, ts) for time ranges. The values travel
+ * One row per reading in one B-tree: primary key (device, ts, epoch, seq), so writing a reading again is a
+ * no-op, and time ranges of a device are ranges of the key. A reading's ts is part of its identity, as in
+ * InfluxDB (whose point identity is device + a timestamp made of ts, epoch and seq): a resend and a spool
+ * replay carry the reading's ts, so they hit the same row. Hubs before issue 16 keyed rows by (device, epoch,
+ * seq) with a second index on (device, ts); migrateReadings() converts such a file once. The values travel
  * in a small JSON object keyed by series id (a series is one metric of one device, with its kind), and the
- * aggregates of series() are computed in SQL by extracting that key per row. A reading costs two B-tree
- * inserts however many values it carries; one row per value would cost two per value, which dominated the
- * hub's ingest CPU. `latest` keeps the newest value of every series, updated once per series per write.
+ * aggregates of series() are computed in SQL by extracting that key per row. A reading costs one B-tree
+ * insert however many values it carries (the second index cost a third of the store's CPU per reading).
+ * `latest` keeps the newest value of every series, updated once per series per write.
  * Values keep their JSON type: numbers, true/false (1/0 in SQL, so mean/min/max see 0/1), strings.
+ *
+ * Writes run one at a time, in call order. A spool batch (tens of thousands of readings under load) is one
+ * transaction, so the pages it touches are written to the WAL once, but it yields to the event loop every
+ * SLICE_READINGS readings: a batch used to hold the hub's only thread for 30-50 ms, which is what the devices'
+ * ack latency p99 was made of at 10 000 readings/s and more.
  */
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
+import type { FastifyBaseLogger } from 'fastify';
 import type { MetricKind } from '@tendril/device-sdk/codec';
 import { openDatabase, type SqliteDatabase } from './sqlite.js';
 import type {
@@ -25,6 +35,21 @@ import type {
   TimeSeriesStore,
 } from './types.js';
 
+/** Readings rows, keyed as the file header says. */
+function readingsTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+  device INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  v TEXT NOT NULL,
+  PRIMARY KEY (device, ts, epoch, seq)
+) STRICT, WITHOUT ROWID;`;
+}
+
+/** Readings visited per turn of the event loop inside a batch's transaction (about 3-5 ms of work). */
+export const SLICE_READINGS = 1000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
   id INTEGER PRIMARY KEY,
@@ -37,15 +62,7 @@ CREATE TABLE IF NOT EXISTS series (
   kind TEXT NOT NULL,
   UNIQUE (device, metric)
 ) STRICT;
-CREATE TABLE IF NOT EXISTS readings (
-  device INTEGER NOT NULL,
-  epoch INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  ts INTEGER NOT NULL,
-  v TEXT NOT NULL,
-  PRIMARY KEY (device, epoch, seq)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS readings_by_time ON readings (device, ts);
+${readingsTable('readings')}
 CREATE TABLE IF NOT EXISTS latest (
   series INTEGER PRIMARY KEY,
   ts INTEGER NOT NULL,
@@ -160,14 +177,18 @@ export class SqliteStore implements TimeSeriesStore {
   readonly db: SqliteDatabase;
   private readonly devices = new Map<string, DeviceInfo>();
   private readonly stmt;
+  private readonly rows: RowWriter;
   private readonly insertRows: (feed: (visitor: ReadingVisitor) => void) => void;
+  /** The write in progress and those queued behind it: writes run one at a time (see the file header). */
+  private writeQueue: Promise<void> = Promise.resolve();
   private closed = false;
 
-  /** Opens (or creates) `readings.db` in `dataDir`. */
-  constructor(dataDir: string) {
+  /** Opens (or creates) `readings.db` in `dataDir`, converting an earlier hub's layout first. */
+  constructor(dataDir: string, opts: { logger?: FastifyBaseLogger } = {}) {
     const path = join(dataDir, 'readings.db');
     restrictToOwner(path);
     this.db = openDatabase(path);
+    migrateReadings(this.db, opts.logger);
     this.db.exec(SCHEMA);
     this.stmt = {
       insert: this.db.prepare('INSERT OR IGNORE INTO readings (device, epoch, seq, ts, v) VALUES (?, ?, ?, ?, ?)'),
@@ -192,7 +213,7 @@ export class SqliteStore implements TimeSeriesStore {
       aggregate: Object.fromEntries(Object.entries(AGGREGATE_SQL).map(([k, sql]) => [k, this.db.prepare(sql)])),
     };
     this.loadIds();
-    const rows = new RowWriter(this, this.stmt.insert, this.stmt.setLatest);
+    const rows = (this.rows = new RowWriter(this, this.stmt.insert, this.stmt.setLatest));
     this.insertRows = this.db.transaction((feed: (visitor: ReadingVisitor) => void) => {
       rows.reset();
       feed(rows);
@@ -243,20 +264,37 @@ export class SqliteStore implements TimeSeriesStore {
   async write(readings: readonly StoredReading[]): Promise<void> {
     this.assertOpen();
     if (readings.length === 0) return;
-    this.insert((visitor) => {
-      for (const r of readings) {
-        visitor.begin(r.deviceId, r.epoch, r.seq, r.ts);
-        for (const v of r.values) visitor.value(v.metric, v.kind, v.value);
-        visitor.end();
-      }
-    });
+    await this.queued(() =>
+      this.insert((visitor) => {
+        for (const r of readings) {
+          visitor.begin(r.deviceId, r.epoch, r.seq, r.ts);
+          for (const v of r.values) visitor.value(v.metric, v.kind, v.value);
+          visitor.end();
+        }
+      }),
+    );
   }
 
-  /** As write(batch.toArray()), visiting the spool's records: no object per reading and per value. */
+  /**
+   * As write(batch.toArray()), visiting the spool's records: no object per reading and per value. One
+   * transaction, yielding to the event loop between slices of SLICE_READINGS readings.
+   */
   async writeBatch(batch: ReadingBatch): Promise<void> {
     this.assertOpen();
     if (batch.length === 0) return;
-    this.insert((visitor) => batch.cursor().read(visitor, batch.length));
+    if (batch.length <= SLICE_READINGS) {
+      await this.queued(() => this.insert((visitor) => batch.cursor().read(visitor, batch.length)));
+      return;
+    }
+    await this.queued(() => this.insertSliced(batch));
+  }
+
+  /** Runs `write` after every write queued before it (whatever their outcome). */
+  private queued(write: () => void | Promise<void>): Promise<void> {
+    // A write accepted before close() runs: close() waits for the queue.
+    const run = this.writeQueue.then(write);
+    this.writeQueue = run.catch(() => undefined);
+    return run;
   }
 
   private insert(feed: (visitor: ReadingVisitor) => void): void {
@@ -264,6 +302,32 @@ export class SqliteStore implements TimeSeriesStore {
       this.insertRows(feed);
     } catch (err) {
       // The transaction rolled back: ids created inside it may not exist. Reload them.
+      this.loadIds();
+      throw err;
+    }
+  }
+
+  /**
+   * insertRows() spread over turns of the event loop: BEGIN, a slice of readings per turn, COMMIT. Nothing
+   * else writes on this connection meanwhile (writes are queued; close() waits for them), and the API's
+   * reads on it see the rows early, which is harmless: the spool already holds them durably.
+   */
+  private async insertSliced(batch: ReadingBatch): Promise<void> {
+    const { db, rows } = this;
+    const cursor = batch.cursor();
+    db.exec('BEGIN');
+    try {
+      rows.reset();
+      for (let left = batch.length; left > 0; ) {
+        const visited = cursor.read(rows, Math.min(left, SLICE_READINGS));
+        if (visited === 0) break; // the batch holds fewer readings than it counts: nothing more to visit
+        left -= visited;
+        if (left > 0) await nextTurn();
+      }
+      rows.finish();
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.open && db.inTransaction) db.exec('ROLLBACK');
       this.loadIds();
       throw err;
     }
@@ -309,7 +373,8 @@ export class SqliteStore implements TimeSeriesStore {
 
   /**
    * Deletes readings with ts < cutoffMs (retention) and returns how many went. One statement per device
-   * over the (device, ts) index, so writers are not held up for long. `latest` keeps the newest values.
+   * over the (device, ts) key prefix, so writers are not held up for long. `latest` keeps the newest values.
+   * Run while a batch's transaction is open, the deletes join it (and are retried next time if it rolls back).
    */
   pruneBefore(cutoffMs: number): number {
     this.assertOpen();
@@ -326,8 +391,34 @@ export class SqliteStore implements TimeSeriesStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.writeQueue; // a batch's transaction may span turns: let it end before the connection does
     this.db.close();
   }
+}
+
+/**
+ * Converts a readings table keyed (device, epoch, seq) with an index on (device, ts), as hubs before issue 16
+ * made it, to the one-B-tree layout, in one transaction (a crash midway leaves the old file as it was).
+ * Same rows, same identity for every reading the hub wrote: a resend or replay carries the same ts.
+ */
+function migrateReadings(db: SqliteDatabase, logger: FastifyBaseLogger | undefined): void {
+  const old = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'readings_by_time'").get();
+  if (old === undefined) return;
+  const started = performance.now();
+  const rows = db.transaction(() => {
+    db.exec(readingsTable('readings_rekeyed'));
+    const copied = db
+      .prepare(
+        'INSERT INTO readings_rekeyed (device, epoch, seq, ts, v) SELECT device, epoch, seq, ts, v FROM readings ORDER BY device, ts, epoch, seq',
+      )
+      .run().changes;
+    db.exec('DROP TABLE readings; ALTER TABLE readings_rekeyed RENAME TO readings;');
+    return copied;
+  })();
+  logger?.info(
+    { rows, ms: Math.round(performance.now() - started) },
+    'readings.db: readings re-keyed by (device, ts, epoch, seq), one B-tree instead of two (issue 16)',
+  );
 }
 
 function fromSql(v: number | string, kind: MetricKind): ScalarValue {
