@@ -60,6 +60,12 @@ interface Cell {
   json: string | null;
 }
 
+/** What mergeReadings reads of a reading (a StoredReading is one). */
+export interface TimedValues {
+  ts: number;
+  values: ReadonlyArray<{ metric: string; value: LatestValue['value'] }>;
+}
+
 function metricsOf(decls: readonly MetricDeclaration[]): LiveMetric[] {
   return decls.map((d) => {
     const m: LiveMetric = { name: d.name, kind: d.kind, unit: d.unit };
@@ -167,6 +173,33 @@ export class FleetState {
     const seen = lastSeen !== null && lastSeen !== row.presence.lastSeen;
     if (seen) row.presence.lastSeen = lastSeen;
     if (changed !== null || seen) cell.json = null;
+    return changed;
+  }
+
+  /**
+   * mergeLatest straight from a durable batch of readings, for when nobody watches the fleet (sources.ts
+   * mergeLatestOnly): no object of latest values per batch and none of changes, which at 10 000 readings/s
+   * were 5 % of the hub's main thread with no dashboard open. True when a value changed.
+   */
+  mergeReadings(id: string, readings: readonly TimedValues[], lastSeen: number | null): boolean {
+    const cell = this.cells.get(id);
+    if (!cell) return false;
+    const latest = cell.row.latest;
+    let changed = false;
+    for (const r of readings) {
+      const ts = r.ts;
+      for (const v of r.values) {
+        const cur = latest[v.metric];
+        if (cur !== undefined && cur.ts > ts) continue;
+        // A new object: an event published earlier may still hold the old one.
+        latest[v.metric] = { ts, value: v.value };
+        changed = true;
+      }
+    }
+    const row = cell.row;
+    const seen = lastSeen !== null && lastSeen !== row.presence.lastSeen;
+    if (seen) row.presence.lastSeen = lastSeen;
+    if (changed || seen) cell.json = null;
     return changed;
   }
 

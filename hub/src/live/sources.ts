@@ -200,19 +200,22 @@ export class StreamSources {
 
   /** onReadings with no client to see them: the fleet rows' latest values (for the next snapshot) only. */
   private mergeLatestOnly(e: DeviceEvents['readings']): void {
+    if (e.readings.length === 0) return;
+    this.deps.skip('device');
+    const lastSeen = this.deps.registry.get(e.deviceId)?.presence.lastSeen ?? null;
+    if (this.deps.idle('fleet')) {
+      // Nobody to tell what changed: merge in place (the common case of a hub with no dashboard open).
+      if (this.fleet.mergeReadings(e.deviceId, e.readings, lastSeen)) this.deps.skip('fleet');
+      return;
+    }
     const latest: Record<string, LatestValue> = {};
     for (const r of e.readings)
       for (const v of r.values) {
         const cur = latest[v.metric];
         if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
       }
-    if (e.readings.length === 0) return;
-    this.deps.skip('device');
-    const lastSeen = this.deps.registry.get(e.deviceId)?.presence.lastSeen ?? null;
     const changed = this.fleet.mergeLatest(e.deviceId, latest, lastSeen);
-    if (!changed) return;
-    if (this.deps.idle('fleet')) this.deps.skip('fleet');
-    else this.publishValues(e.deviceId, changed);
+    if (changed) this.publishValues(e.deviceId, changed);
   }
 
   private publishValues(deviceId: string, changed: Record<string, LatestValue>): void {
