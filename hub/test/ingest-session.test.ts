@@ -42,12 +42,18 @@ class ManualTimers implements Timers {
   private due: Array<() => void> = [];
   private t = Date.now();
   readonly now = () => this.t;
-  setTimeout = (fn: () => void) => (this.due.push(fn), {});
+  /** The delay of every timeout armed, in order. */
+  readonly delays: number[] = [];
+  setTimeout = (fn: () => void, ms = 0) => (this.due.push(fn), this.delays.push(ms), {});
   clearTimeout = () => undefined;
   setInterval = () => ({});
   clearInterval = () => undefined;
   get pending(): number {
     return this.due.length;
+  }
+  /** Moves the clock `ms` on without running anything. */
+  advance(ms: number): void {
+    this.t += ms;
   }
   /** Moves the clock `ms` on and runs every timeout armed so far. */
   fire(ms: number): void {
@@ -260,6 +266,40 @@ describe('ingest session behind a fake transport', () => {
     expect(t.acked).toBe(last - 1);
     device.ingest.flush();
     expect(t.acked).toBe(last);
+  });
+
+  it('counts the ACK linger from when the reading was handed to the sink, so a slow commit shortens it (§7.3.4)', async () => {
+    const timers = new ManualTimers();
+    // The real spool behind a gate: a write completes when the test opens it, after the clock moved.
+    const gate: Array<() => void> = [];
+    const r = await rig({
+      lingerTimers: timers,
+      sink: (spool) => ({
+        get accepting() {
+          return spool.accepting;
+        },
+        accept: (readings) =>
+          new Promise<void>((resolve, reject) => gate.push(() => void spool.accept(readings).then(resolve, reject))),
+        close: () => spool.close(),
+      }),
+    });
+    const { t, device } = await attach(r, 'fake-5b', 1, true);
+    const commit = async (seq: number, takesMs: number) => {
+      device.ingest.ingest([reading(seq)], seq - 1, timers.now());
+      await waitFor(`reading ${seq} handed to the sink`, () => gate.length === 1);
+      timers.advance(takesMs);
+      gate.shift()!();
+      await waitFor(`reading ${seq} durable in the spool`, () => r.registry.get('fake-5b')!.ackedSeq === seq);
+    };
+    await commit(1, 1); // nothing recent to share an ACK with: at once
+    await waitFor('ACK 1 with no linger timer fired', () => t.acked === 1);
+    // Handed over, then 15 ms until durable: its ACK waits the 5 ms left of the linger, not 20 more.
+    await commit(2, 15);
+    expect(t.acked).toBe(1);
+    expect(timers.pending).toBe(1);
+    expect(timers.delays.at(-1)).toBe(5);
+    timers.fire(5);
+    expect(t.acked).toBe(2);
   });
 
   it('backs off with STORE_BUSY when durability falls behind, and loses nothing: stored == acked (§7.4.1)', async () => {

@@ -110,6 +110,8 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   private ackLingering = false;
   /** When the durable seq last moved (clock ms): tells a device sending faster than the linger. */
   private lastAdvanceAt = 0;
+  /** When the oldest durable reading not yet acknowledged was handed to the sink (clock ms); null: none. */
+  private unreportedSince: number | null = null;
   private ackForced = false;
   private readonly queue: PendingWrite[] = [];
   /** Valid readings taken in this turn of the event loop, not yet handed to the sink. */
@@ -265,6 +267,7 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
       if (entry.seq > this.durable) {
         this.durable = entry.seq;
         advanced = true;
+        this.unreportedSince ??= entry.at;
       }
       if (entry.readings !== null) {
         this.ctx.metrics.count.readingsAccepted += entry.readings.length;
@@ -301,25 +304,35 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
   }
 
   /**
-   * §7.3.4: a transport that coalesces ACKs (coalesceAcks) reports within ACK_LINGER_MS, or at the end of
-   * the turn once ACK_EVERY readings wait or when the previous advance is a linger or more ago; others (and a duplicate's ACK, §7.2) at the end of the turn.
-   * Every write that completes in one turn shares one report either way.
+   * §7.3.4: a transport that coalesces ACKs (coalesceAcks) reports once ACK_LINGER_MS have passed since the
+   * oldest reading it would acknowledge was handed to the sink (the time its commit took counts), or at the end
+   * of the turn once ACK_EVERY readings wait, when that time is already up, or when the previous advance is a
+   * linger or more ago; others (and a duplicate's ACK, §7.2) at the end of the turn. Every write that completes
+   * in one turn shares one report either way.
    */
   private scheduleAck(force: boolean): void {
     if (force) this.ackForced = true;
     // A device whose readings became durable less often than the linger would gain nothing from it: its
     // next reading would not arrive in time to share the ACK, so it is acked at once.
     const now = this.ctx.clock.now();
-    const sparse = now - this.lastAdvanceAt >= this.ctx.turn.lingerMs;
+    const lingerMs = this.ctx.turn.lingerMs;
+    const sparse = now - this.lastAdvanceAt >= lingerMs;
     this.lastAdvanceAt = now;
-    if (force || !this.reporter.coalesceAcks || sparse || this.durable - this.lastReported >= ACK_EVERY) {
+    const waitMs = this.unreportedSince === null ? lingerMs : this.unreportedSince + lingerMs - now;
+    if (
+      force ||
+      !this.reporter.coalesceAcks ||
+      sparse ||
+      waitMs <= 0 ||
+      this.durable - this.lastReported >= ACK_EVERY
+    ) {
       if (!this.ackScheduled) {
         this.ackScheduled = true;
         this.ctx.turn.last(this.flushAckTask);
       }
     } else if (!this.ackLingering) {
       this.ackLingering = true;
-      this.ctx.turn.linger(this.lingerAckTask);
+      this.ctx.turn.linger(this.lingerAckTask, waitMs);
     }
   }
 
@@ -333,6 +346,7 @@ export class DeviceIngestSession implements IngestSession, RejectionSink {
     if (this.state.kind === 'closed') return;
     if (this.durable > this.lastReported || (this.ackForced && this.durable > 0)) {
       this.lastReported = this.durable;
+      this.unreportedSince = null;
       this.reporter.onDurable(this.durable);
     }
     this.ackForced = false;

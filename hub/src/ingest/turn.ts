@@ -17,7 +17,7 @@ export class EndOfTurn {
   private firsts: Array<() => void> = [];
   private lasts: Array<() => void> = [];
   private scheduled = false;
-  /** Linger tasks with their deadlines, oldest first (one delay for all: deadlines never decrease). */
+  /** Linger tasks with their deadlines, oldest first (deadlines never decrease, see linger()). */
   private lingering: Array<() => void> = [];
   private deadlines: number[] = [];
   private lingerHead = 0;
@@ -65,10 +65,16 @@ export class EndOfTurn {
     this.schedule();
   }
 
-  /** Runs `task` lingerMs from now (one shared timer for every session). */
-  linger(task: () => void): void {
+  /**
+   * Runs `task` withinMs from now (at most lingerMs; one shared timer for every session). A deadline earlier
+   * than one already asked for moves to that one, so the tasks stay in deadline order; it is still no later
+   * than lingerMs from now.
+   */
+  linger(task: () => void, withinMs: number = this.lingerMs): void {
+    const now = this.now();
+    const last = this.deadlines.length > this.lingerHead ? this.deadlines[this.deadlines.length - 1]! : now;
     this.lingering.push(task);
-    this.deadlines.push(this.now() + this.lingerMs);
+    this.deadlines.push(Math.max(last, now + Math.min(withinMs, this.lingerMs)));
     if (!this.lingerArmed) this.armLinger();
   }
 
