@@ -73,6 +73,16 @@ typedef enum {
 
 /* The registry's string code ("FRAME_TRUNCATED"), "UNKNOWN" for others. In tendril_errors.c (optional). */
 const char *td_err_name(int code);
+/* The close reasons the SDK sends (§6.6.5: the code's registry name), NUL-separated, the n-th for code n: the codes
+ * td_decode_hub_frame returns, TEXT_FRAME and UNEXPECTED_FRAME ("" for 7-10, about device frames). One copy for the
+ * SDK's WebSocket and device clients (in tendril_codec.c); td_err_name has every name. */
+#define TD_REASONS_1_11 "FRAME_TRUNCATED\0UNKNOWN_FRAME_TYPE\0TRAILING_BYTES\0VARINT_OVERFLOW\0INVALID_UTF8\0" \
+                        "STRING_TOO_LONG\0\0\0\0\0INVALID_FIELD\0"
+#define TD_REASONS_1_12 TD_REASONS_1_11 "FRAME_TOO_LARGE\0"
+#define TD_REASONS TD_REASONS_1_12 "TEXT_FRAME\0UNEXPECTED_FRAME"
+extern const char td_reasons[sizeof TD_REASONS];
+#define TD_REASON_FRAME_TOO_LARGE (td_reasons + sizeof TD_REASONS_1_11 - 1u)
+#define TD_REASON_TEXT_FRAME (td_reasons + sizeof TD_REASONS_1_12 - 1u)
 /* The close code of the registry (§10/§11): 1002, 1009, 1003, 1008, 1001, 1011, 1013; 0 = none. */
 int td_err_close_code(int code);
 
@@ -188,6 +198,14 @@ typedef struct {
 } td_hello;
 
 /* ---- hub -> device frames, decoded ---- */
+/* §8.1 COMMAND: also what the device client hands its command callback (tendril_device.h) */
+typedef struct {
+    uint64_t id;
+    td_str name;        /* valid during the callback only */
+    td_str args;        /* JSON text, "" = none; valid during the callback only */
+    uint64_t timeout_ms;
+} td_command;
+
 typedef struct {
     uint8_t type; /* TD_WELCOME .. TD_BACKOFF */
     union {
@@ -195,11 +213,7 @@ typedef struct {
             uint64_t server_time, acked_seq, heartbeat_ms, max_frame_bytes, max_batch, max_rate;
         } welcome;
         struct { uint64_t seq; } ack; /* §7.3 */
-        struct {                      /* §8.1 */
-            uint64_t id;
-            td_str name, args;
-            uint64_t timeout_ms;
-        } command;
+        td_command command;           /* §8.1 */
         struct {         /* §7.6; an unknown code keeps its number (UNKNOWN_<n>) */
             uint64_t code, seq;
             int32_t alias; /* -1 = no alias */

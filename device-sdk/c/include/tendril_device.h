@@ -31,12 +31,12 @@ extern "C" {
 
 /* Build options (docs/sdk-c.md, "Build options"). TD_WITH_BATCH: 1 resends buffered readings as BATCH frames
  * (§5.4); 0 resends them as READING frames, one per reading (the protocol allows both, §6.3), and saves about
- * 300 bytes of flash. */
+ * 240 bytes of flash. */
 #ifndef TD_WITH_BATCH
 #define TD_WITH_BATCH 1
 #endif
 /* TD_WITH_RESULT_BUFFER: 1 keeps unsent command results whole in the buffer of td_device_result_buffer (about
- * 200 bytes of flash); 0 keeps their status only (the function then keeps nothing). */
+ * 150 bytes of flash); 0 keeps their status only (the function then keeps nothing). */
 #ifndef TD_WITH_RESULT_BUFFER
 #define TD_WITH_RESULT_BUFFER 1
 #endif
@@ -69,12 +69,8 @@ typedef struct {
     td_str text;        /* valid during the callback only */
 } td_event;
 
-typedef struct {
-    uint64_t id;
-    td_str name;        /* valid during the callback only */
-    td_str args;        /* JSON text, "" = none; valid during the callback only */
-    uint64_t timeout_ms;
-} td_command;
+/* td_command (tendril_codec.h): id, name and args (valid during the callback only; args JSON text, "" = none),
+ * timeout_ms */
 
 /* Answer with td_device_command_result(), from the callback or later (before cmd->timeout_ms).
  * Callbacks may call td_device_send, td_device_command_result and td_device_stop, not td_device_poll. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 const td_limits td_limits_default = TD_LIMITS_DEFAULT_INIT;
+const char td_reasons[sizeof TD_REASONS] = TD_REASONS;
 
 #define LIM(l) ((l) ? (l) : &td_limits_default)
 #if defined(__GNUC__)
@@ -85,7 +86,8 @@ size_t td_put_varint(uint8_t *out, uint64_t v)
     return n;
 }
 
-int td_get_varint(const uint8_t *p, size_t len, uint64_t *v, size_t *used)
+/* td_get_varint, inlined into the hub-frame decoder (its one caller in a firmware) */
+static TD_INLINE int get_varint(const uint8_t *p, size_t len, uint64_t *v, size_t *used)
 {
     uint64_t r = 0;
     size_t n = 0, i;
@@ -99,6 +101,11 @@ int td_get_varint(const uint8_t *p, size_t len, uint64_t *v, size_t *used)
     *v = r;
     *used = n;
     return TD_OK;
+}
+
+int td_get_varint(const uint8_t *p, size_t len, uint64_t *v, size_t *used)
+{
+    return get_varint(p, len, v, used);
 }
 
 uint64_t td_zigzag(int64_t n)
@@ -189,14 +196,14 @@ static void w_str(wr *w, td_str s, uint32_t max)
     if (!w->err) td_w_bytes(w, s.p, s.len);
 }
 
-/* §2.4: little-endian whatever the host's byte order */
-static void w_le(wr *w, uint64_t bits, unsigned n)
+/* §2.4: the n bytes of the float or double at p, little-endian whatever the host's byte order (its bytes are its
+ * IEEE bits in the host's order) */
+static void w_le(wr *w, const void *p, unsigned n)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    td_w_bytes(w, &bits, n); /* the low n bytes come first in memory: one copy */
+    td_w_bytes(w, p, n); /* one copy */
 #else
-    unsigned i;
-    for (i = 0; i < n; i++) w_u8(w, (uint8_t)(bits >> (8u * i)));
+    while (n--) w_u8(w, ((const uint8_t *)p)[n]);
 #endif
 }
 
@@ -251,11 +258,11 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     if (!h || (h->metric_count && !h->metrics)) return TD_E_ARG;
     if (!name_ok(h->device_id, ':') || !h->token.len) return TD_INVALID_FIELD; /* §4.1 */
     if (h->metric_count > lim->max_metrics) return TD_TOO_MANY_METRICS;
-    w_u8(&w, TD_HELLO);
-    w_str(&w, h->device_id, lim->max_device_id_bytes);
-    w_str(&w, h->token, lim->max_token_bytes);
-    w_str(&w, h->firmware, lim->max_version_bytes);
-    w_str(&w, h->sdk, lim->max_version_bytes);
+    td_w_varint(&w, TD_HELLO); /* a byte below 128 is its own varint: the frame type, kind, flags, status */
+    for (i = 0; i < 4; i++) /* device_id, token, firmware, sdk: adjacent members, each within its limit (adjacent
+                               too; the two versions share one) */
+        w_str(&w, *(const td_str *)((const uint8_t *)h + offsetof(td_hello, device_id) + i * sizeof(td_str)),
+              *(const uint32_t *)((const uint8_t *)lim + offsetof(td_limits, max_device_id_bytes) + (i < 3 ? i : 2u) * 4u));
     td_w_varint(&w, h->epoch);
     for (i = 0; i < 3; i++) { /* last_seq, clock, dropped */
         uint64_t v;
@@ -265,10 +272,12 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
     td_w_varint(&w, h->metric_count);
     for (i = 0; i < h->metric_count && !w.err; i++) {
         const td_metric *m = &h->metrics[i];
-        uint64_t lo = f64_bits(m->min), hi = f64_bits(m->max);
+        const double *mm;
+        unsigned f;
         /* §4.2 */
         if (m->alias > lim->max_alias || m->kind > TD_KIND_STRING || (m->flags & ~3u) || !name_ok(m->name, '/') ||
-            (m->flags && m->kind >= TD_KIND_BOOL) || (m->flags == 3u && f64_order(lo) > f64_order(hi)))
+            (m->flags && m->kind >= TD_KIND_BOOL) ||
+            (m->flags == 3u && f64_order(f64_bits(m->min)) > f64_order(f64_bits(m->max))))
             return TD_INVALID_FIELD;
         for (j = 0; j < i; j++) {
             const td_metric *o = &h->metrics[j];
@@ -277,16 +286,15 @@ int td_encode_hello(uint8_t *out, size_t cap, size_t *len, const td_hello *h, co
                 return TD_INVALID_FIELD; /* declared twice */
         }
         td_w_varint(&w, m->alias);
-        w_u8(&w, m->kind);
-        w_u8(&w, m->flags);
+        td_w_varint(&w, m->kind);
+        td_w_varint(&w, m->flags);
         w_str(&w, m->name, lim->max_metric_name_bytes);
         w_str(&w, m->unit, lim->max_unit_bytes);
-        for (j = 0; j < 2; j++) { /* min (TD_HAS_MIN), max (TD_HAS_MAX): finite */
-            uint64_t b = j ? hi : lo;
-            if (!(m->flags & (1u << j))) continue;
-            if (!finite_bits(b)) return TD_INVALID_FIELD;
-            w_le(&w, b, 8);
-        }
+        for (f = m->flags, mm = &m->min; f; f >>= 1, mm = &m->max) /* min (TD_HAS_MIN), max (TD_HAS_MAX): finite */
+            if (f & 1u) {
+                if (!finite_bits(f64_bits(*mm))) return TD_INVALID_FIELD;
+                w_le(&w, mm, 8);
+            }
     }
     return w_end(&w, len, lim);
 }
@@ -298,8 +306,6 @@ static TD_INLINE void w_values(wr *w, const td_value *v, size_t count, const td_
     if (count > lim->max_metrics) w_fail(w, TD_TOO_MANY_METRICS);
     if (count && !v) w_fail(w, TD_E_ARG);
     for (i = 0; i < count && !w->err; i++, v++) {
-        uint32_t bits32;
-        uint64_t bits;
         if (v->alias > lim->max_alias || v->type > TD_VT_STRING) {
             w_fail(w, TD_INVALID_FIELD);
             break;
@@ -308,9 +314,7 @@ static TD_INLINE void w_values(wr *w, const td_value *v, size_t count, const td_
         switch (v->type) {
         case TD_VT_F32:
         case TD_VT_F64:
-            memcpy(&bits32, &v->v.f32, 4);
-            bits = v->type == TD_VT_F32 ? bits32 : f64_bits(v->v.f64);
-            w_le(w, bits, v->type == TD_VT_F32 ? 4u : 8u);
+            w_le(w, &v->v, v->type == TD_VT_F32 ? 4u : 8u); /* f32 or f64: the union's first bytes */
             break;
         case TD_VT_INT: td_w_svarint(w, v->v.i); break;
         case TD_VT_STRING: w_str(w, v->v.s, lim->max_string_value_bytes); break;
@@ -389,9 +393,9 @@ int td_encode_command_result(uint8_t *out, size_t cap, size_t *len, uint64_t id,
     wr w;
     if (id < 1 || status > TD_CMD_REJECTED) return TD_INVALID_FIELD; /* §8.2 */
     w_init(&w, out, cap);
-    w_u8(&w, TD_COMMAND_RESULT);
+    td_w_varint(&w, TD_COMMAND_RESULT);
     td_w_varint(&w, id);
-    w_u8(&w, status);
+    td_w_varint(&w, status); /* checked: below 128 */
     w_str(&w, detail, lim->max_detail_bytes);
     return w_end(&w, len, lim);
 }
@@ -440,22 +444,21 @@ int td_decode_hub_frame(const uint8_t *p, size_t len, td_hub_frame *out, const t
         unsigned f = hub_fields[i];
         uint8_t *at = (uint8_t *)out + (f & 0xFFu);
         uint64_t v;
-        int e = td_get_varint(p + pos, len - pos, &v, &used);
+        int e = get_varint(p + pos, len - pos, &v, &used);
         if (e) return e;
         pos += used;
+        /* at is the field itself: a td_str, the alias's int32_t or a uint64_t */
         if (f & H_STR) { /* §2.5.2: the length is checked against the limit before the bytes are read */
-            td_str s;
+            td_str *s = (td_str *)(void *)at;
             if (v > *(const uint32_t *)((const uint8_t *)lim + (f >> 12) * 4u)) return TD_STRING_TOO_LONG;
             if (v > len - pos) return TD_FRAME_TRUNCATED;
             if (!td_utf8_valid(p + pos, (size_t)v)) return TD_INVALID_UTF8;
-            s.p = (const char *)p + pos;
-            s.len = (size_t)v;
-            pos += s.len;
-            memcpy(at, &s, sizeof s);
+            s->p = (const char *)p + pos;
+            s->len = (size_t)v;
+            pos += s->len;
         } else if (f & H_ALIAS) {
-            int32_t a = v == 0 || v > 0x7fffffffu ? -1 : (int32_t)(v - 1u);
-            memcpy(at, &a, sizeof a);
-        } else memcpy(at, &v, sizeof v);
+            *(int32_t *)(void *)at = v == 0 || v > 0x7fffffffu ? -1 : (int32_t)(v - 1u);
+        } else *(uint64_t *)(void *)at = v;
         if ((f & H_REQ) && !v) return TD_INVALID_FIELD;
     }
     return pos == len ? TD_OK : TD_TRAILING_BYTES; /* §3.1.2 */

@@ -3,7 +3,7 @@
  *
  * The reading store is the caller's buffer holding records oldest first, from `head` to `tail`:
  *   u16 values length | u8 value count | u8 flags (1 timed, 2 skipped) | [u64 ts if timed] | values (§5.2)
- * (the length little-endian, the timestamp in host byte order: only this client reads its store)
+ * (the length and the timestamp in host byte order: only this client reads its store)
  * The values are encoded once, at td_device_send; a frame adds only the deltas (§5.1), so resending after a
  * reconnect or a BACKOFF copies bytes. Records hold consecutive seqs from first_seq, because only the oldest
  * is ever dropped.
@@ -29,7 +29,7 @@ static uint32_t now_ms(const td_device *d)
     return d->ws.t->now_ms(d->ws.t->ctx);
 }
 
-static TD_INLINE void emit(td_device *d, td_event *ev)
+static void emit(td_device *d, td_event *ev)
 {
     if (d->cfg->on_event) d->cfg->on_event(d, ev, d->cfg->user);
 }
@@ -60,9 +60,17 @@ static void pump(td_device *d);
 
 /* ---- the reading store ---- */
 
+/* the length of a record's values */
+static size_t rec_len(const uint8_t *r)
+{
+    uint16_t n;
+    memcpy(&n, r, 2);
+    return n;
+}
+
 static size_t rec_size(const uint8_t *r)
 {
-    return 4u + ((r[3] & F_TIMED) ? 8u : 0u) + (size_t)(r[0] | r[1] << 8);
+    return 4u + ((r[3] & F_TIMED) ? 8u : 0u) + rec_len(r);
 }
 
 static uint64_t rec_ts(const uint8_t *r)
@@ -107,6 +115,7 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
     uint8_t *r;
     uint64_t t = 0;
     uint32_t dropped = 0;
+    uint16_t len16;
     int timed = 1, e;
     if (ts == TD_TS_NOW) {
         timed = d->has_clock;
@@ -135,8 +144,8 @@ int td_device_send(td_device *d, const td_value *values, uint8_t count, int64_t 
         }
     }
     r = d->store + d->tail;
-    r[0] = (uint8_t)vlen;
-    r[1] = (uint8_t)(vlen >> 8);
+    len16 = (uint16_t)vlen;
+    memcpy(r, &len16, 2);
     r[2] = count;
     r[3] = (uint8_t)timed; /* F_TIMED or 0 */
     if (timed) memcpy(r + 4, &t, 8); /* host byte order: only this client reads its store */
@@ -171,7 +180,7 @@ static TD_INLINE int put_record(uint8_t *b, size_t *pos, size_t limit, const uin
         values += 8;
     }
     if (counted) td_w_varint(&w, r[2]);
-    td_w_bytes(&w, values, (size_t)(r[0] | r[1] << 8));
+    td_w_bytes(&w, values, rec_len(r));
     if (w.err) return 0;
     c->prev_seq = seq;
     c->prev_ts = ts;
@@ -240,20 +249,15 @@ static void pump(td_device *d)
     int i;
     if (d->state != TD_DEV_READY) return;
     if (d->dropped != d->reported_dropped) { /* §7.5: STATUS whenever the total changed */
-        size_t cap;
-        uint8_t *b = td_ws_reserve(&d->ws, &cap);
-        if (cap < 9) goto flush; /* the type and a varint: the count stays far below 2^53 */
-        b[0] = TD_STATUS;
-        if (td_ws_commit(&d->ws, 1u + td_put_varint(b + 1, d->dropped))) goto flush;
+        uint8_t st[9];    /* the type and a varint: the count stays far below 2^53 */
+        st[0] = TD_STATUS;
+        if (td_ws_send(&d->ws, st, 1u + td_put_varint(st + 1, d->dropped))) goto flush;
         d->reported_dropped = d->dropped;
     }
 #if TD_WITH_RESULT_BUFFER
     while (d->results_len) { /* results kept whole, oldest first */
-        size_t cap, len = (size_t)(d->results[0] | d->results[1] << 8);
-        uint8_t *b = td_ws_reserve(&d->ws, &cap);
-        if (!b || cap < len) goto flush;
-        memcpy(b, d->results + 2, len);
-        if (td_ws_commit(&d->ws, len)) goto flush;
+        size_t len = (size_t)(d->results[0] | d->results[1] << 8);
+        if (td_ws_send(&d->ws, d->results + 2, len)) goto flush;
         d->results_len -= len + 2u;
         memmove(d->results, d->results + len + 2u, d->results_len);
     }
@@ -281,15 +285,15 @@ static void pump(td_device *d)
             if (d->tokens < 1000u) break;
             avail = d->tokens / 1000u;
         }
-        if (r[3] & F_SKIP) {
-            d->sent++;
-            d->sent_bytes += rec_size(r);
-            continue;
+        if (r[3] & F_SKIP) { /* passed over, as if sent */
+            k = 1;
+            used = rec_size(r);
+            goto next;
         }
         b = td_ws_reserve(&d->ws, &cap);
-        if (!b || cap < 4) break; /* closing, or the queue is full: later */
+        if (cap < 4) break; /* closing (a capacity of 0), or the queue is full: later */
         limit = cap < d->max_frame ? cap : d->max_frame;
-        if (17u + (size_t)(r[0] | r[1] << 8) > d->max_frame) {
+        if (17u + rec_len(r) > d->max_frame) {
             /* larger than the hub's frame limit: it would block every later reading */
             r[3] |= F_SKIP;
             d->dropped++;
@@ -297,8 +301,9 @@ static void pump(td_device *d)
             continue;
         }
         /* §5.4: timed readings as one BATCH (within maxBatch, the frame and the rate) when two or more fit,
-         * else one READING */
-        batch = TD_WITH_BATCH && d->count - d->sent >= 2 && d->max_batch >= 2 && avail >= 2;
+         * else one READING (a single unsent reading, maxBatch 1 or a rate that allows one: the BATCH tried
+         * first stops at one and is built again as a READING) */
+        batch = TD_WITH_BATCH;
         for (;; batch = 0) {
             c = d->ctx;
             k = 0;
@@ -317,20 +322,17 @@ static void pump(td_device *d)
         b[0] = (r[3] & F_TIMED) ? TD_READING : TD_READING_UNTIMED;
         if (batch) {
             b[0] = TD_BATCH;
-            if (k < 128) {
-                b[1] = (uint8_t)k;
+            if (td_put_varint(b + 1, k) == 1) { /* the count in one byte: the entries move down */
                 memmove(b + 2, b + 3, pos - 3);
                 pos--;
-            } else {
-                b[1] = (uint8_t)(k | 0x80u);
-                b[2] = (uint8_t)(k >> 7);
             }
         }
         if (td_ws_commit(&d->ws, pos)) break;
         d->ctx = c; /* §5.1.3: the context advances with every reading sent, in order */
+        d->tokens -= k * 1000u; /* read only while max_rate is set; WELCOME sets it again */
+    next:
         d->sent += k;
         d->sent_bytes += used;
-        if (d->max_rate) d->tokens -= k * 1000u;
     }
 flush:
     td_ws_flush(&d->ws);
@@ -338,14 +340,11 @@ flush:
 
 /* ---- frames in ---- */
 
-/* §6.6.5: the close reason is the code's name: the codes td_decode_hub_frame returns, and UNEXPECTED_FRAME
- * (codes 7-10 and TEXT_FRAME are about device frames or the WebSocket layer: no name kept for them). */
+/* §6.6.5: the close reason is the code's name (td_reasons): code is one td_decode_hub_frame returns (a registry
+ * code from 1 to 12), or UNEXPECTED_FRAME */
 static const char *decode_error_name(int code)
 {
-    static const char names[] = "FRAME_TRUNCATED\0UNKNOWN_FRAME_TYPE\0TRAILING_BYTES\0VARINT_OVERFLOW\0INVALID_UTF8\0"
-                                "STRING_TOO_LONG\0\0\0\0\0INVALID_FIELD\0FRAME_TOO_LARGE\0\0UNEXPECTED_FRAME";
-    const char *p = names;
-    if (code < 1 || code > TD_UNEXPECTED_FRAME) return "";
+    const char *p = td_reasons;
     while (--code) p += strlen(p) + 1;
     return p;
 }
@@ -366,8 +365,7 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
     d->state = TD_DEV_READY;
     d->heartbeat_ms = clamp32(f->u.welcome.heartbeat_ms, 3600000u);
     d->max_frame = clamp32(f->u.welcome.max_frame_bytes, 1048576u);
-    d->max_batch = clamp32(f->u.welcome.max_batch, 256u);
-    if (d->max_batch < 1) d->max_batch = 1;
+    d->max_batch = clamp32(f->u.welcome.max_batch, 256u); /* 0 or 1: the BATCH the pump tries stops short, a READING goes */
     d->max_rate = clamp32(f->u.welcome.max_rate, 1000000u);
     d->tokens = d->max_rate * 1000u;
     d->refilled_at = now_ms(d);
@@ -384,8 +382,6 @@ static void on_welcome(td_device *d, const td_hub_frame *f)
 
 static void on_command(td_device *d, const td_hub_frame *f)
 {
-    td_command cmd;
-    static const td_str no_handler = TD_S("no command handler");
     uint64_t id = f->u.command.id;
     int i = recent_find(d, id);
     if (i >= 0) {
@@ -399,14 +395,13 @@ static void on_command(td_device *d, const td_hub_frame *f)
     d->recent_status[i] = TD_CMD_DELIVERED;
     send_result(d, TD_CMD_DELIVERED, id, &no_detail); /* §8.2.1: at once, before it runs */
     if (!d->cfg->on_command) {
-        td_device_command_result(d, id, TD_CMD_REJECTED, no_handler);
+        td_str why;
+        why.p = "no command handler";
+        why.len = sizeof "no command handler" - 1u;
+        td_device_command_result(d, id, TD_CMD_REJECTED, why);
         return;
     }
-    cmd.id = id;
-    cmd.name = f->u.command.name;
-    cmd.args = f->u.command.args;
-    cmd.timeout_ms = f->u.command.timeout_ms;
-    d->cfg->on_command(d, &cmd, d->cfg->user);
+    d->cfg->on_command(d, &f->u.command, d->cfg->user); /* the decoded frame's fields, as they are */
 }
 
 static void on_message(td_device *d, const uint8_t *p, size_t n)
@@ -459,7 +454,7 @@ static void connect_now(td_device *d)
     td_ws_connect(&d->ws, d->cfg->host, d->cfg->port, d->cfg->path ? d->cfg->path : "/v1/device");
 }
 
-static void disconnected(td_device *d, uint16_t code, td_str reason)
+static void disconnected(td_device *d, uint16_t code, const uint8_t *reason, size_t reason_len)
 {
     /* §6.4, §6.7.2: retrying cannot fix these (by the close reason or the ERROR before it); the application
      * decides. Each: its wire code, then its name. */
@@ -469,7 +464,7 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
     int terminal = 0;
     if (code == 1008)
         for (name = names; *name; name += strlen(name) + 1)
-            if (d->last_error == name[0] || (reason.len == strlen(name + 1) && !memcmp(reason.p, name + 1, reason.len)))
+            if (d->last_error == name[0] || (reason_len == strlen(name + 1) && !memcmp(reason, name + 1, reason_len)))
                 terminal = 1;
     d->sent = 0;
     d->sent_bytes = 0;
@@ -488,7 +483,8 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
         d->state = TD_DEV_WAITING;
     }
     ev_init(&ev, TD_EV_DISCONNECTED, code);
-    ev.text = reason;
+    ev.text.p = (const char *)reason;
+    ev.text.len = reason_len;
     ev.will_reconnect = d->state == TD_DEV_WAITING;
     emit(d, &ev);
 }
@@ -496,13 +492,13 @@ static void disconnected(td_device *d, uint16_t code, td_str reason)
 /* §4.1: the HELLO of this connection into b[cap] (td_device_init encodes one too, to check the configuration). */
 static int encode_hello(const td_device *d, uint8_t *b, size_t cap, size_t *len)
 {
-    static const td_str sdk = TD_S(TD_SDK_VERSION);
     const td_device_config *c = d->cfg;
     td_hello h;
     h.device_id = c->device_id;
     h.token = c->token;
     h.firmware = c->firmware;
-    h.sdk = sdk;
+    h.sdk.p = TD_SDK_VERSION;
+    h.sdk.len = sizeof TD_SDK_VERSION - 1u;
     h.epoch = d->epoch;
     h.last_seq = d->first_seq + d->count - 1u;
     h.clock = d->hello_clock;
@@ -518,7 +514,7 @@ static void send_hello(td_device *d)
     uint8_t *b = td_ws_reserve(&d->ws, &cap);
     d->hello_clock = td_device_now(d); /* 0 without a clock */
     d->reported_dropped = d->dropped;
-    if (!b || encode_hello(d, b, cap, &len) || td_ws_commit(&d->ws, len)) {
+    if (encode_hello(d, b, cap, &len) || td_ws_commit(&d->ws, len)) { /* called on OPEN: b is the queue's room */
         td_ws_close(&d->ws, 1000, "");
         return;
     }
@@ -532,8 +528,12 @@ int td_device_init(td_device *d, const td_device_config *cfg, const td_transport
     size_t len;
     int e;
     if (!d || !cfg || !t || !store || !rx || !tx || !cfg->host) return TD_E_ARG;
-    memset(d, 0, sizeof *d);
-    td_ws_init(&d->ws, t, rx, rx_cap, tx, tx_cap);
+    memset(d, 0, sizeof *d); /* the WebSocket client too: td_ws_init's work, without a second memset */
+    d->ws.t = t;
+    d->ws.rx = rx;
+    d->ws.rx_cap = rx_cap;
+    d->ws.tx = tx;
+    d->ws.tx_cap = tx_cap;
     d->cfg = cfg;
     d->store = store;
     d->store_cap = store_cap;
@@ -598,20 +598,14 @@ int td_device_poll(td_device *d)
         if (ev.type == TD_WS_EV_NONE) break;
         if (ev.type == TD_WS_EV_OPEN) send_hello(d);
         else if (ev.type == TD_WS_EV_MESSAGE) on_message(d, ev.data, ev.len);
-        else if (ev.type == TD_WS_EV_CLOSED) {
-            td_str reason;
-            reason.p = (const char *)ev.data;
-            reason.len = ev.len;
-            disconnected(d, ev.code, reason);
-        }
+        else disconnected(d, ev.code, ev.data, ev.len); /* TD_WS_EV_CLOSED */
     }
     /* §6.5.4: nothing at all (no frame, no ping) for 3 x heartbeatMs: the connection is dead */
     hb = d->state == TD_DEV_READY ? d->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
     if (d->state >= TD_DEV_CONNECTING && hb &&
         (uint32_t)(now_ms(d) - d->ws.last_rx_ms) > DEAD_AFTER_PERIODS * hb) {
-        static const td_str lost = TD_S("HEARTBEAT_LOST");
         td_ws_abort(&d->ws);
-        disconnected(d, 1006, lost);
+        disconnected(d, 1006, (const uint8_t *)"HEARTBEAT_LOST", 14);
     }
     pump(d);
     return d->state;

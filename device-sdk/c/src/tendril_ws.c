@@ -16,8 +16,10 @@
 #define CLOSE_WAIT_MS 2000u /* how long a close waits for the hub's close frame */
 #if defined(__GNUC__)
 #define TD_NOINLINE __attribute__((noinline)) /* one copy of a helper that -Os would inline at every call */
+#define TD_INLINE __attribute__((always_inline)) inline /* where -Os keeps a call that costs more than the body */
 #else
 #define TD_NOINLINE
+#define TD_INLINE
 #endif
 
 static uint32_t ws_now(const td_ws *ws)
@@ -32,33 +34,37 @@ static uint32_t rol(uint32_t x, unsigned n)
     return (x << n) | (x >> (32u - n));
 }
 
-/* The message, the 0x80 byte and zeros are streamed byte by byte into the 16 big-endian words of one block
- * (each byte shifts into its word), the bit length lands in the last word: no second path for the padding
- * blocks, no byte buffer. One rolled round loop, the schedule a sliding window of 16 words. */
-void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
+/* SHA-1 (td_sha1 below; this body is inlined into td_ws_accept_for, its one caller in a firmware). The message,
+ * the 0x80 byte and zeros are streamed byte by byte into the 16 big-endian words of one block (each byte shifts
+ * into its word), the bit length lands in the last word: no second path for the padding blocks, no byte
+ * buffer. One rolled round loop. x holds a..e, then the schedule as a sliding window of 16 words, newest
+ * first: one move a round shifts both (a to b, ..., and the window), then a, c and the newest word are
+ * written. */
+static TD_INLINE void sha1(const uint8_t *data, size_t len, uint8_t out[20])
 {
     uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
-    uint32_t w[16], s[5], f, k;
+    uint32_t x[21], *w = x + 5, f, k; /* w[15] is word j */
     size_t i, total = (len + 8u) / 64u * 64u + 64u; /* whole blocks with room for 0x80 and the length */
     unsigned j;
     for (i = 0; i < total; i++) {
-        uint32_t *x = &w[(i >> 2) & 15u];
-        *x = *x << 8 | (i < len ? data[i] : i == len ? 0x80u : 0u);
+        uint32_t *p = &w[15u - ((i >> 2) & 15u)];
+        *p = *p << 8 | (i < len ? data[i] : i == len ? 0x80u : 0u);
         if ((i & 63u) != 63u) continue;
-        if (i == total - 1u) w[15] = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: under 512 MB */
-        memcpy(s, h, sizeof s);
+        if (i == total - 1u) w[0] = (uint32_t)len * 8u; /* the 64-bit length's high half is 0: under 512 MB */
+        memcpy(x, h, sizeof h);
         for (j = 0; j < 80; j++) {
-            uint32_t b = s[1], c = s[2], d = s[3], next = rol(w[13] ^ w[8] ^ w[2] ^ w[0], 1);
+            uint32_t b = x[1], c = x[2], d = x[3], next = rol(w[2] ^ w[7] ^ w[13] ^ w[15], 1);
             if (j < 20) f = d ^ (b & (c ^ d)), k = 0x5A827999u;
             else if (j < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
             else if (j < 60) f = (b & c) | (d & (b | c)), k = 0x8F1BBCDCu;
             else f = b ^ c ^ d, k = 0xCA62C1D6u;
-            f += rol(s[0], 5) + s[4] + k + w[0];
-            s[4] = d, s[3] = c, s[2] = rol(b, 30), s[1] = s[0], s[0] = f;
-            memmove(w, w + 1, 15 * sizeof *w); /* w[0] is word j */
-            w[15] = next;
+            f += rol(x[0], 5) + x[4] + k + w[15];
+            memmove(x + 1, x, 20 * sizeof *x); /* e = d, d = c, c = b, b = a; the window moves on */
+            x[0] = f;
+            x[2] = rol(b, 30);
+            w[0] = next;
         }
-        for (j = 0; j < 5; j++) h[j] += s[j];
+        for (j = 0; j < 5; j++) h[j] += x[j];
     }
     for (i = 0; i < 20; i++) { /* big-endian */
         out[i] = (uint8_t)(h[i >> 2] >> 24);
@@ -66,11 +72,21 @@ void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
     }
 }
 
+void td_sha1(const uint8_t *data, size_t len, uint8_t out[20])
+{
+    sha1(data, len, out);
+}
+
 /* One base64 digit (RFC 4648), computed rather than looked up in a 65-byte alphabet. */
 static char b64_digit(uint32_t v)
 {
+    unsigned c;
     v &= 63u;
-    return (char)(v < 26u ? 'A' + v : v < 52u ? 'a' - 26u + v : v < 62u ? '0' - 52u + v : v == 62u ? '+' : '/');
+    c = v + 'A';                                /* 0-25: 'A'-'Z' */
+    if (v > 25u) c += 'a' - 'A' - 26u;          /* 26-51: 'a'-'z' */
+    if (v > 51u) c -= 'a' + 26u - '0';          /* 52-61: '0'-'9' */
+    if (v > 61u) c = v * 4u - (62u * 4u - '+'); /* 62 '+', 63 '/' (4 apart) */
+    return (char)c;
 }
 
 size_t td_base64(const uint8_t *in, size_t n, char *out)
@@ -92,35 +108,45 @@ void td_ws_accept_for(const char *key, size_t key_len, char out[28])
     if (key_len > 64) key_len = 64;
     memcpy(buf, key, key_len);
     memcpy(buf + key_len, guid, 36);
-    td_sha1(buf, key_len + 36, digest);
+    sha1(buf, key_len + 36, digest);
     td_base64(digest, 20, out);
 }
 
 /* ---- frames ---- */
 
-int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h)
+/* td_ws_parse_header, inlined into td_ws_poll (its one caller in a firmware) */
+static TD_INLINE int parse_header(const uint8_t *p, size_t len, td_ws_header *h)
 {
-    size_t need, i;
+    unsigned b0, b1;
+    size_t ext, i;
     uint64_t n;
     if (len < 2) return TD_FRAME_TRUNCATED;
-    h->fin = p[0] >> 7;
-    h->opcode = p[0] & 0x0Fu;
-    h->masked = p[1] >> 7;
-    n = p[1] & 0x7Fu;
-    if (p[0] & 0x70u) return TD_E_WS; /* RSV1-3: no extension was negotiated */
-    need = n < 126 ? 2u : n == 126 ? 4u : 10u;
-    h->header = need + (h->masked ? 4u : 0u);
+    b0 = p[0];
+    b1 = p[1];
+    h->fin = (uint8_t)(b0 >> 7);
+    h->opcode = (uint8_t)(b0 & 0x0Fu);
+    h->masked = (uint8_t)(b1 >> 7);
+    n = b1 & 0x7Fu;
+    if (b0 & 0x70u) return TD_E_WS; /* RSV1-3: no extension was negotiated */
+    ext = n < 126 ? 0u : n == 126 ? 2u : 8u; /* extended length bytes */
+    h->header = 2u + ext + (b1 >> 7) * 4u;
     if (len < h->header) return TD_FRAME_TRUNCATED;
-    if (need > 2) {
-        for (n = 0, i = 2; i < need; i++) n = n << 8 | p[i];
+    if (ext) {
+        for (n = 0, i = 0; i < ext; i++) n = n << 8 | p[2 + i];
         /* RFC 6455 §5.2: the minimal length form, and the top bit of a 64-bit length clear */
-        if (n < (need == 4 ? 126u : 65536u) || (n >> 63)) return TD_E_WS;
+        if (n < (ext == 2 ? 126u : 65536u) || (n >> 63)) return TD_E_WS;
     }
-    if ((h->opcode & 0x8u) && (!h->fin || n > 125)) return TD_E_WS; /* control frames: FIN, payload <= 125 (§5.5) */
+    if ((b0 & 0x8u) && (!(b0 >> 7) || n > 125)) return TD_E_WS; /* control frames: FIN, payload <= 125 (§5.5) */
     h->len = n;
     return TD_OK;
 }
 
+int td_ws_parse_header(const uint8_t *p, size_t len, td_ws_header *h)
+{
+    return parse_header(p, len, h);
+}
+
+/* td_device_init does the same on its zeroed context (keep the two alike) */
 void td_ws_init(td_ws *ws, const td_transport *t, uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap)
 {
     memset(ws, 0, sizeof *ws);
@@ -151,17 +177,19 @@ static int room(td_ws *ws, size_t n)
  * moved up against it and masked with a fresh key (RFC 6455 §5.3). */
 static int frame_at_end(td_ws *ws, uint8_t opcode, size_t len)
 {
-    uint8_t *h = ws->tx + ws->tx_len, *mask;
-    size_t hl = len < 126 ? 2 : len < 65536 ? 4 : 10, i;
-    size_t n = len;
+    uint8_t *h = ws->tx + ws->tx_len;
+    size_t hl = 2, i, n = len;
+    unsigned code = (unsigned)len; /* the 7-bit length, or 126 / 127 for an extended one */
+    if (len > 125) {
+        code = 126, hl = 4;
+        if (len > 0xFFFFu) code = 127, hl = 10;
+    }
     h[0] = (uint8_t)(0x80u | opcode);
-    h[1] = (uint8_t)(0x80u | (hl == 2 ? len : hl == 4 ? 126u : 127u));
+    h[1] = (uint8_t)(0x80u | code);
     for (i = hl; i > 2; n >>= 8) h[--i] = (uint8_t)n; /* the extended length, big-endian */
-    mask = h + hl;
-    hl += 4;
-    if (ws->t->random(ws->t->ctx, mask, 4) != TD_OK) return TD_E_IO;
-    for (i = 0; i < len; i++) h[hl + i] = h[TD_WS_HEADROOM + i] ^ mask[i & 3u]; /* moved down: forward is safe */
-    ws->tx_len += hl + len;
+    if (ws->t->random(ws->t->ctx, h + hl, 4) != TD_OK) return TD_E_IO; /* the mask */
+    for (i = 0; i < len; i++) h[hl + 4 + i] = h[TD_WS_HEADROOM + i] ^ h[hl + (i & 3u)]; /* moved down: forward is safe */
+    ws->tx_len += hl + 4 + len;
     return TD_OK;
 }
 
@@ -289,12 +317,12 @@ static int send_upgrade(td_ws *ws)
     return TD_OK;
 }
 
-/* Does p start with s (lower case when fold), ignoring the case of p when fold? */
-TD_NOINLINE static int iprefix(const char *p, const char *end, const char *s, int fold)
+/* Does p start with s (lower case when fold), ignoring the case of p when fold? Where the match ends, or NULL. */
+TD_NOINLINE static const char *iprefix(const char *p, const char *end, const char *s, int fold)
 {
     for (; *s; p++, s++)
         if (p >= end || (*p | (fold && *p >= 'A' && *p <= 'Z' ? 0x20 : 0)) != *s) return 0;
-    return 1;
+    return p;
 }
 
 /* The value of header `name` (lower case, with its colon) in the answer [p, end), trimmed; NULL if absent. */
@@ -302,8 +330,8 @@ static const char *header(const char *p, const char *end, const char *name, size
 {
     const char *v, *e;
     for (; p < end; p++) {
-        if (*p != '\n' || !iprefix(p + 1, end, name, 1)) continue;
-        for (v = p + 1 + strlen(name); v < end && *v == ' '; v++) {}
+        if (*p != '\n' || !(v = iprefix(p + 1, end, name, 1))) continue;
+        for (; v < end && *v == ' '; v++) {}
         for (e = v; e < end && *e != '\r'; e++) {}
         while (e > v && e[-1] == ' ') e--;
         *len = (size_t)(e - v);
@@ -338,7 +366,7 @@ static int check_upgrade(td_ws *ws, size_t end)
         v = header(p, e, name, &n);
         ok = k == 4 && !v;
         if (v && k < 4 && (k == 1 || n == wlen)) /* Connection is a list that holds "upgrade"; the others are exact */
-            for (i = 0; i + wlen <= n; i++) ok |= iprefix(v + i, e, w, k < 2);
+            for (i = 0; i + wlen <= n; i++) ok |= iprefix(v + i, e, w, k < 2) != 0;
         if (!ok) return TD_E_HANDSHAKE;
     }
     return TD_OK;
@@ -442,22 +470,22 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
         closed(ws, ev, 1006, TD_E_IO);
         return;
     }
-    e = td_ws_parse_header(ws->rx, ws->rx_len, &h);
+    e = parse_header(ws->rx, ws->rx_len, &h);
     if (e == TD_FRAME_TRUNCATED) return;
     if (e != TD_OK || h.masked) { /* RFC 6455 §5.1: a server never masks */
         fail(ws, ev, 1002, "", TD_E_WS);
         return;
     }
     if (h.len > ws->rx_cap - h.header) { /* larger than we can hold */
-        fail(ws, ev, 1009, "FRAME_TOO_LARGE", TD_FRAME_TOO_LARGE);
+        fail(ws, ev, 1009, TD_REASON_FRAME_TOO_LARGE, TD_FRAME_TOO_LARGE);
         return;
     }
-    if (ws->rx_len < h.header + h.len) return; /* the rest is on its way */
+    n = (size_t)h.len; /* at most rx_cap */
+    if (ws->rx_len < h.header + n) return; /* the rest is on its way */
     if (!h.fin || h.opcode == OP_CONT) { /* fragmented: not supported in fixed memory */
         fail(ws, ev, 1003, "fragmented", TD_E_WS);
         return;
     }
-    n = (size_t)h.len;
     pl = ws->rx + h.header;
     ws->rx_consume = h.header + n; /* done with at the next poll (a failure empties rx anyway) */
     if (h.opcode == OP_BINARY) {
@@ -467,7 +495,7 @@ void td_ws_poll(td_ws *ws, td_ws_event *ev)
             ev->len = n;
         }
     } else if (h.opcode == OP_TEXT) {
-        fail(ws, ev, 1003, "TEXT_FRAME", TD_TEXT_FRAME); /* §1.2.3 */
+        fail(ws, ev, 1003, TD_REASON_TEXT_FRAME, TD_TEXT_FRAME); /* §1.2.3 */
     } else if (h.opcode == OP_PING) {
         /* no room for the pong now: leave the ping in rx until the queue drains */
         if (ws->state == TD_WS_OPEN && send_frame(ws, OP_PONG, pl, n) == TD_E_AGAIN) ws->rx_consume = 0;

@@ -295,7 +295,8 @@ static void test_frames(void)
 }
 
 /* Each refusal: the frame the hub sends, the close code the client answers with. */
-static void refuse(const char *what, uint8_t b0, uint8_t b1, size_t len, uint16_t code)
+/* ... and the close frame's reason is `reason` (the registry's name, or the SDK's own word) */
+static void refuse(const char *what, uint8_t b0, uint8_t b1, size_t len, uint16_t code, const char *reason)
 {
     uint8_t payload[600], op, buf[64];
     size_t n;
@@ -318,23 +319,24 @@ static void refuse(const char *what, uint8_t b0, uint8_t b1, size_t len, uint16_
     CHECK(fake_take(&F, &op, buf, &n, &masked, NULL));
     CHECK_EQ(op, 0x88);
     CHECK(n >= 2 && (buf[0] << 8 | buf[1]) == code);
+    CHECK(n == 2 + strlen(reason) && !memcmp(buf + 2, reason, n - 2));
     CHECK_EQ(WS.state, TD_WS_CLOSED);
     check_context = "";
 }
 
 static void test_refusals(void)
 {
-    refuse("fragmented message: FIN clear -> 1003", 0x02, 0xFF, 3, 1003);
-    refuse("continuation frame -> 1003", 0x80, 0xFF, 3, 1003);
-    refuse("larger than the receive buffer -> 1009", 0x82, 0xFF, 600, 1009);
-    refuse("a masked server frame -> 1002 (RFC 6455 §5.1)", 0x82, 0x83, 7, 1002);
-    refuse("reserved bits -> 1002", 0xC2, 0xFF, 1, 1002);
-    refuse("reserved opcode 0x3 -> 1002", 0x83, 0xFF, 1, 1002);
-    refuse("a control frame over 125 bytes -> 1002", 0x89, 0xFF, 200, 1002);
-    refuse("a fragmented ping -> 1002", 0x09, 0xFF, 1, 1002);
-    refuse("a text message -> 1003 (tendril.v1 §1.2.3)", 0x81, 0xFF, 2, 1003);
-    refuse("a close frame of 1 byte -> 1002", 0x88, 0xFF, 1, 1002);
-    refuse("a non-minimal 16-bit length -> 1002", 0x82, 126, 2, 1002);
+    refuse("fragmented message: FIN clear -> 1003", 0x02, 0xFF, 3, 1003, "fragmented");
+    refuse("continuation frame -> 1003", 0x80, 0xFF, 3, 1003, "fragmented");
+    refuse("larger than the receive buffer -> 1009", 0x82, 0xFF, 600, 1009, "FRAME_TOO_LARGE");
+    refuse("a masked server frame -> 1002 (RFC 6455 §5.1)", 0x82, 0x83, 7, 1002, "");
+    refuse("reserved bits -> 1002", 0xC2, 0xFF, 1, 1002, "");
+    refuse("reserved opcode 0x3 -> 1002", 0x83, 0xFF, 1, 1002, "");
+    refuse("a control frame over 125 bytes -> 1002", 0x89, 0xFF, 200, 1002, "");
+    refuse("a fragmented ping -> 1002", 0x09, 0xFF, 1, 1002, "");
+    refuse("a text message -> 1003 (tendril.v1 §1.2.3)", 0x81, 0xFF, 2, 1003, "TEXT_FRAME");
+    refuse("a close frame of 1 byte -> 1002", 0x88, 0xFF, 1, 1002, "");
+    refuse("a non-minimal 16-bit length -> 1002", 0x82, 126, 2, 1002, "");
 }
 
 static void test_parse_header(void)
