@@ -53,12 +53,16 @@ export class FakeConnection {
   readonly frames: DeviceFrame[] = [];
   /** Byte length of each message, parallel to frames. */
   readonly sizes: number[] = [];
-  /** Readings the fake ignored because a BACKOFF pause was running. */
+  /** Readings the fake refused with BACKOFF or ignored while a BACKOFF was in force. */
   readonly ignored: Reading[] = [];
   closed: { code: number; reason: string } | undefined;
   pongs = 0;
   private ctx: DeltaContext = newDeltaContext();
   private ignoreUntil = 0;
+  /** §7.4.5: while set, the lowest seq refused or ignored since the last BACKOFF, and that BACKOFF's code. */
+  private resync: { from: number; code: 'RATE_LIMITED' | 'STORE_BUSY' } | undefined;
+  /** The previous reading's seq on this connection (§7.4.5's "steps back"). */
+  private prevSeq = 0;
   private pingTimer: NodeJS.Timeout | undefined;
   private bucket = { tokens: 0, at: 0 };
 
@@ -104,6 +108,7 @@ export class FakeConnection {
     // §5.1.2: the hub's side of the delta context.
     this.ctx = newDeltaContext(w.ackedSeq, hello.clock);
     this.bucket = { tokens: o.burst ?? w.maxRate, at: Date.now() };
+    this.prevSeq = w.ackedSeq;
     this.welcomed = w;
     this.send(w);
     this.hub.events.emit('welcome', this);
@@ -121,6 +126,13 @@ export class FakeConnection {
     this.ignoreUntil = Date.now() + pauseMs;
     this.send({ type: 'backoff', code, pauseMs });
     this.hub.events.emit('backoff', this, code);
+  }
+
+  /** §7.4.1: BACKOFF for reading `r`, which is not taken; the resync waits for a resend that covers it. */
+  private refuse(r: Reading, code: 'RATE_LIMITED' | 'STORE_BUSY', pauseMs: number): void {
+    this.resync = { from: Math.min(this.resync?.from ?? r.seq, r.seq), code };
+    this.backoff(code, pauseMs);
+    this.ignored.push(r);
   }
 
   /** §6.6: ERROR {code}, then close with the registry's close code and the code as reason. */
@@ -193,15 +205,26 @@ export class FakeConnection {
     const rate = this.welcomed!.maxRate;
     let taken = 0;
     for (const r of readings) {
+      const stepsBack = r.seq <= this.prevSeq;
+      this.prevSeq = r.seq;
       if (now < this.ignoreUntil) {
+        if (this.resync && r.seq < this.resync.from) this.resync.from = r.seq;
         this.ignored.push(r);
         continue;
+      }
+      // §7.4.5: after the pause, only a reading that skips nothing refused, or that steps back (the start of
+      // the device's resend), is taken; anything else was sent before the device saw BACKOFF.
+      if (this.resync) {
+        if (r.seq > this.resync.from && !stepsBack) {
+          this.refuse(r, this.resync.code, 50);
+          continue;
+        }
+        this.resync = undefined;
       }
       if (o.backoffNext) {
         const { code, pauseMs } = o.backoffNext;
         o.backoffNext = undefined;
-        this.backoff(code, pauseMs);
-        this.ignored.push(r);
+        this.refuse(r, code, pauseMs);
         continue;
       }
       if (o.holdReadings) continue;
@@ -210,8 +233,7 @@ export class FakeConnection {
         this.bucket.tokens = Math.min(burst, this.bucket.tokens + ((now - this.bucket.at) * rate) / 1000);
         this.bucket.at = now;
         if (this.bucket.tokens < 1) {
-          this.backoff('RATE_LIMITED', Math.ceil(((1 - this.bucket.tokens) * 1000) / rate));
-          this.ignored.push(r);
+          this.refuse(r, 'RATE_LIMITED', Math.ceil(((1 - this.bucket.tokens) * 1000) / rate));
           continue;
         }
         this.bucket.tokens -= 1;
