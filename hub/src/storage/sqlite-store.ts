@@ -75,6 +75,13 @@ interface SeriesInfo {
   kind: MetricKind;
   /** JSON path of this series' values in a reading row: $."<id>". */
   path: string;
+  /** Its member in a row's JSON, without and with the separator: "<id>": and ,"<id>": (built once). */
+  key: string;
+  nextKey: string;
+}
+
+function seriesInfo(id: number, kind: MetricKind): SeriesInfo {
+  return { id, kind, path: `$."${id}"`, key: `"${id}":`, nextKey: `,"${id}":` };
 }
 
 interface DeviceInfo {
@@ -134,7 +141,7 @@ class RowWriter implements ReadingVisitor {
       text = JSON.stringify(value);
       sqlValue = value;
     }
-    this.json += this.json.length === 1 ? `"${info.id}":${text}` : `,"${info.id}":${text}`;
+    this.json += (this.ids.length === 0 ? info.key : info.nextKey) + text;
     this.ids.push(info.id);
     this.sqlValues.push(sqlValue);
   }
@@ -235,7 +242,7 @@ export class SqliteStore implements TimeSeriesStore {
       metric: string;
       kind: MetricKind;
     }>) {
-      byId.get(row.device)?.series.set(row.metric, { id: row.id, kind: row.kind, path: `$."${row.id}"` });
+      byId.get(row.device)?.series.set(row.metric, seriesInfo(row.id, row.kind));
     }
   }
 
@@ -252,7 +259,7 @@ export class SqliteStore implements TimeSeriesStore {
   /** @internal RowWriter's */
   addSeries(device: DeviceInfo, metric: string, kind: MetricKind): SeriesInfo {
     const id = this.stmt.addSeries.get(device.id, metric, kind) as number;
-    const info = { id, kind, path: `$."${id}"` };
+    const info = seriesInfo(id, kind);
     device.series.set(metric, info);
     return info;
   }
