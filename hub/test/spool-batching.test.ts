@@ -120,6 +120,19 @@ describe('drainer linger', () => {
     expect(s.writeTimes[0]! - committed).toBeLessThan(500);
     expect(s.writes.reduce((a, b) => a + b, 0)).toBe(60);
   });
+
+  it('keeps lingering while readings keep trickling in, not only after the spool was idle', async () => {
+    const s = store();
+    s.delayMs = 40; // a store write takes 40 ms (an InfluxDB request)
+    const { spool } = await spoolOver(s, { drainLingerMs: 100, drainLingerReadings: 10_000 });
+    await paced(spool, 400, 1); // 400 ms of one reading a millisecond
+    await spool.whenDrained(5000);
+    expect(s.writes.reduce((a, b) => a + b, 0)).toBe(400);
+    // Each batch waits until 100 ms after the one before started: some 100 readings. Only the first used to
+    // linger; every later one started as soon as a slot was free and held what came during one 40 ms write.
+    expect(s.writes.slice(0, -1).filter((n) => n < 60)).toEqual([]);
+    expect(s.writes.length).toBeLessThanOrEqual(6);
+  });
 });
 
 describe('checkpoint', () => {
