@@ -242,6 +242,9 @@ async function waitUntil(what, check, timeoutMs, everyMs = 20) {
   }
 }
 
+/** The hub's /readyz details and /metrics are for the admin (docs/operations.md): the run's admin token. */
+let hubAuth = {};
+
 /** Samples the hub run every TIMELINE_MS (the /readyz request is part of the hub's load, a small one). */
 function startTimeline(base, devices, influxPid, hubPid, start) {
   let last = { t: start, influxd: cpuSecondsOf(influxPid), hub: cpuSecondsOf(hubPid), self: process.cpuUsage() };
@@ -251,7 +254,7 @@ function startTimeline(base, devices, influxPid, hubPid, start) {
   const loop = (async () => {
     while (running) {
       await new Promise((r) => setTimeout(r, TIMELINE_MS));
-      const body = await (await fetch(`${base}/readyz`)).json().catch(() => ({}));
+      const body = await (await fetch(`${base}/readyz`, { headers: hubAuth })).json().catch(() => ({}));
       const now = {
         t: performance.now(),
         influxd: cpuSecondsOf(influxPid),
@@ -369,7 +372,7 @@ async function openFleet(ready, idOf, count, perDevice, frame, clock) {
 
 /** Write requests the hub has sent to InfluxDB (its /metrics). */
 async function influxRequests(base) {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = await (await fetch(`${base}/metrics`, { headers: hubAuth })).text();
   const m = /^tendril_influx_requests_total (\d+)/m.exec(text);
   return m ? Number(m[1]) : NaN;
 }
@@ -382,12 +385,13 @@ async function runHub(influx, db, clock) {
   });
   const ready = await server.next('ready');
   const base = `http://127.0.0.1:${ready.port}`;
+  hubAuth = { authorization: `Bearer ${ready.adminToken}` };
   const frame = maskedFrame(repeatedFrame(clock));
   const drained = () =>
     waitUntil(
       'the hub to drain its spool into InfluxDB',
       async () => {
-        const body = await (await fetch(`${base}/readyz`)).json();
+        const body = await (await fetch(`${base}/readyz`, { headers: hubAuth })).json();
         return body.spool?.depthReadings === 0;
       },
       300_000,
