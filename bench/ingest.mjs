@@ -10,7 +10,9 @@
 //   one socket write at its due time, the devices' phases spread evenly. The hub's ack latency (send ->
 //   ACK covering it, measured here) is reported per rate as p50/p99.
 // Reproduce: npm run build && node bench/ingest.mjs [--devices 50] [--seconds 10] [--window 256]
-//   [--rates 2000,10000,20000] [--paced-devices 100] [--no-flood] [--json]
+//   [--rates 2000,10000,20000] [--paced-devices 100] [--no-flood] [--repeat 3] [--json]
+// --repeat N runs the whole sequence N times (bare and hub alternating within each round) and adds the
+// median of each row.
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
@@ -255,37 +257,75 @@ if (args.includes('--baseline-only')) {
   console.log(JSON.stringify(await run('bare-ws'), null, 2));
   process.exit(0);
 }
-const flood = FLOOD ? { bare: await run('bare-ws'), hub: await run('hub') } : null;
-const paced = [];
-for (const rate of RATES) paced.push({ rate, bare: await run('bare-ws', rate), hub: await run('hub', rate) });
-const floodMicros = flood?.hub.cpuMicrosPerReading ?? NaN;
+const REPEAT = opt('repeat', 1);
+const rows = [];
+for (let round = 1; round <= REPEAT; round++) {
+  // Bare and hub alternate within each round, and rounds repeat the whole sequence (issue 16: "three
+  // alternating runs"), so a noisy stretch of the shared machine hits both sides of a ratio alike.
+  const flood = FLOOD ? { bare: await run('bare-ws'), hub: await run('hub') } : null;
+  const floodMicros = flood?.hub.cpuMicrosPerReading ?? NaN;
+  if (flood)
+    rows.push({
+      round,
+      name: 'flood',
+      ...flood,
+      ratio: flood.hub.perCpuSecond / flood.bare.perCpuSecond,
+      cpuPerReadingVsFlood: 1,
+    });
+  for (const rate of RATES) {
+    const p = { rate, bare: await run('bare-ws', rate), hub: await run('hub', rate) };
+    rows.push({
+      round,
+      name: `${rate}/s paced`,
+      ...p,
+      ratio: p.hub.perCpuSecond / p.bare.perCpuSecond,
+      cpuPerReadingVsFlood: p.hub.cpuMicrosPerReading / floodMicros,
+    });
+  }
+}
+const median = (xs) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const medians = [...new Set(rows.map((r) => r.name))].map((name) => {
+  const of = rows.filter((r) => r.name === name);
+  return {
+    name,
+    ratio: median(of.map((r) => r.ratio)),
+    hubMicrosPerReading: median(of.map((r) => r.hub.cpuMicrosPerReading)),
+    cpuPerReadingVsFlood: median(of.map((r) => r.cpuPerReadingVsFlood)),
+    ackP50Ms: median(of.map((r) => r.hub.ackP50Ms)),
+    ackP99Ms: median(of.map((r) => r.hub.ackP99Ms)),
+  };
+});
 const result = {
   devices: DEVICES,
   pacedDevices: PACED_DEVICES,
   seconds: SECONDS,
   window: WINDOW,
   pinned,
-  flood: flood && { ...flood, ratio: flood.hub.perCpuSecond / flood.bare.perCpuSecond },
-  paced: paced.map((p) => ({
-    ...p,
-    ratio: p.hub.perCpuSecond / p.bare.perCpuSecond,
-    cpuPerReadingVsFlood: p.hub.cpuMicrosPerReading / floodMicros,
-  })),
+  repeat: REPEAT,
+  rows,
+  medians,
 };
 if (asJson) console.log(JSON.stringify(result, null, 2));
 else {
   console.log(
-    `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}`,
+    `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}; rounds: ${REPEAT}`,
   );
   console.log(
     '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | hub loop delay p99 / max ms | hub readings/s | BACKOFFs |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  const rows = [...(result.flood ? [{ name: 'flood', ...result.flood, cpuPerReadingVsFlood: 1 }] : [])];
-  for (const p of result.paced) rows.push({ name: `${p.rate}/s paced`, ...p });
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${r.hub.backoffs} |`,
+      `| ${REPEAT > 1 ? `${r.round}: ` : ''}${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${r.hub.backoffs} |`,
     );
+  if (REPEAT > 1)
+    for (const m of medians)
+      console.log(
+        `| median: ${m.name} | | | ${f(m.ratio, 2)}x | ${f(m.hubMicrosPerReading)} | ${f(m.cpuPerReadingVsFlood, 2)}x | ${f(m.ackP50Ms)} | ${f(m.ackP99Ms)} | | | |`,
+      );
 }
