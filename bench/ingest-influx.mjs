@@ -448,10 +448,13 @@ if (SPLIT) {
   execFileSync('taskset', ['-a', '-cp', '0', String(influx.pid)], { stdio: 'ignore' });
   execFileSync('taskset', ['-a', '-cp', '1', String(process.pid)], { stdio: 'ignore' });
 }
+/** Stops influxd before exiting early (its hub child exits on its own once this process is gone). */
+const bail = (code) => influx.kill9().finally(() => process.exit(code));
 const watchdog = setTimeout(() => {
   console.error('ingest-influx benchmark: gave up after 10 minutes');
-  process.exit(2);
+  bail(2);
 }, 600_000);
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => bail(130));
 try {
   const clock = Date.now() - 10 * 60_000; // readings 1 ms apart from 10 min ago: all in range
   const bodiesOf = (readings) => {

@@ -15,3 +15,5 @@ process.on('message', (m) => {
     process.send({ type: 'sample', messages, cpu: process.cpuUsage(), rss: process.memoryUsage().rss });
   if (m.type === 'stop') wss.close(() => process.exit(0));
 });
+// The benchmark is gone (killed, or it gave up): do not outlive it.
+process.on('disconnect', () => process.exit(0));

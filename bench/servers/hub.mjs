@@ -26,6 +26,11 @@ const port = app.server.address().port;
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 process.send({ type: 'ready', port, path: '/v1/device', adminToken });
+// The benchmark is gone (killed, or it gave up): do not outlive it.
+process.on('disconnect', () => {
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  process.exit(0);
+});
 process.on('message', async (m) => {
   if (m.type === 'sample')
     process.send({
