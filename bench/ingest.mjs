@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
 import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
 import { connectHubDevice } from './lib/hub-device.mjs';
-import { args, hasTaskset, opt } from './lib/common.mjs';
+import { args, hasTaskset, median, opt } from './lib/common.mjs';
 
 const DEVICES = opt('devices', 50);
 const SECONDS = opt('seconds', 10);
@@ -283,11 +283,6 @@ for (let round = 1; round <= REPEAT; round++) {
     });
   }
 }
-const median = (xs) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const medians = [...new Set(rows.map((r) => r.name))].map((name) => {
   const of = rows.filter((r) => r.name === name);
   return {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { args, opt } from './lib/common.mjs';
+import { args, median, opt } from './lib/common.mjs';
 
 const ROWS = opt('rows', 200_000);
 const ROUNDS = opt('rounds', 3);
@@ -57,7 +57,6 @@ function measure(schema, perTxn) {
   }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = [];
 for (const perTxn of [5000, 500]) {
   const samples = Object.fromEntries(Object.keys(LAYOUTS).map((k) => [k, []]));

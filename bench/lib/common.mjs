@@ -16,6 +16,14 @@ export function opt(name, dflt) {
   return i >= 0 ? Number(args[i + 1]) : dflt;
 }
 
+/** The median of the finite numbers in `xs` (the mean of the middle two for an even count); NaN if none. */
+export function median(xs) {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
 /** True when `taskset` can pin processes here (util-linux). */
 export function hasTaskset() {
   try {

@@ -289,10 +289,6 @@ export class SqliteStore implements TimeSeriesStore {
   async writeBatch(batch: ReadingBatch): Promise<void> {
     this.assertOpen();
     if (batch.length === 0) return;
-    if (batch.length <= SLICE_READINGS) {
-      await this.queued(() => this.insert((visitor) => batch.cursor().read(visitor, batch.length)));
-      return;
-    }
     await this.queued(() => this.insertSliced(batch));
   }
 
