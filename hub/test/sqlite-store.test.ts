@@ -302,6 +302,35 @@ describe('SqliteStore', () => {
     expect(await store.latest('d1')).toEqual({ k: { ts: T0 + readings.length - 1, value: readings.length - 1 } });
   });
 
+  it('ends a slice once its time is up, before SLICE_READINGS readings', async () => {
+    const timed = new SqliteStore(join(dir.path, 'timed'), { sliceMs: 0 }); // every step of readings is a slice
+    try {
+      const readings = Array.from({ length: 350 }, (_, i) =>
+        r(i + 1, T0 + i, [{ metric: 'k', kind: 'int', value: i }]),
+      );
+      const batch = new RecordBatch();
+      batch.addRecord(recordView(encodeRecord(readings, T0)));
+      const seen: number[] = [];
+      const count = (): number => timed.db.prepare('SELECT count(*) FROM readings').pluck().get() as number;
+      // Runs in every check phase, as the store's slices do: it sees each pause between two slices.
+      let writing = true;
+      const tick = (): void => {
+        if (timed.db.inTransaction) seen.push(count());
+        if (writing) setImmediate(tick);
+      };
+      setImmediate(tick);
+      await timed.writeBatch(batch);
+      writing = false;
+      // Other work ran between slices of one batch of fewer than SLICE_READINGS, each slice adding rows.
+      expect(seen.length).toBeGreaterThanOrEqual(3);
+      expect(seen.every((n, i) => n < readings.length && (i === 0 || n > seen[i - 1]!))).toBe(true);
+      expect(readings.length).toBeLessThan(SLICE_READINGS);
+      expect(count()).toBe(readings.length);
+    } finally {
+      await timed.close();
+    }
+  });
+
   it('rolls a sliced batch back whole when a later slice fails, and the next write goes on', async () => {
     const good = Array.from({ length: SLICE_READINGS + 5 }, (_, i) =>
       r(i + 1, T0 + i, [{ metric: 'k', kind: 'int', value: i }]),
