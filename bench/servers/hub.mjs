@@ -1,6 +1,7 @@
 // The hub under test for bench/ingest.mjs: the real hub (built: hub/dist) as createHub builds it (the on-disk
 // spool in front of SQLite in a temp dir, or InfluxDB when BENCH_HUB_ENV sets INFLUX_*), rate limit raised
-// so the benchmark measures the ingest path, not the limiter.
+// so the benchmark measures the ingest path, not the limiter. BENCH_SPOOL_OPTIONS (JSON) overrides spool
+// settings that have no environment variable, e.g. '{"inlineCommitMaxMs":0}' for an A/B run.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +20,8 @@ const config = loadConfig({
   HUB_LOG_LEVEL: 'warn',
   ...(process.env.BENCH_HUB_ENV ? JSON.parse(process.env.BENCH_HUB_ENV) : {}),
 });
-const app = await createHub(config);
+const spoolOptions = process.env.BENCH_SPOOL_OPTIONS ? JSON.parse(process.env.BENCH_SPOOL_OPTIONS) : undefined;
+const app = await createHub(config, spoolOptions ? { spoolOptions } : {});
 await listenHub(app, config);
 const port = app.server.address().port;
 // The event loop's delay between samples (10 ms resolution): a turn that holds the thread delays every ACK.

@@ -4,9 +4,12 @@
  */
 import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inlineDisk } from '../src/spool/writer.js';
 
 type FileHandleMethod = 'writev' | 'datasync' | 'truncate' | 'write';
 type Method = (...args: unknown[]) => Promise<unknown>;
+type InlineMethod = keyof typeof inlineDisk;
+type SyncMethod = (...args: unknown[]) => unknown;
 
 export function eio(what: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`EIO: i/o error, ${what} (injected)`), { code: 'EIO', errno: -5 });
@@ -16,6 +19,7 @@ export function eio(what: string): NodeJS.ErrnoException {
 export class FileFaults {
   private readonly proto: Record<FileHandleMethod, Method>;
   private readonly originals = new Map<FileHandleMethod, Method>();
+  private readonly inlineOriginals = new Map<InlineMethod, SyncMethod>();
 
   private constructor(proto: Record<FileHandleMethod, Method>) {
     this.proto = proto;
@@ -37,8 +41,22 @@ export class FileFaults {
     };
   }
 
+  /**
+   * Replaces one of the spool's synchronous calls of an inline commit (writer.ts, inlineDisk); `wrapper` gets
+   * the real one and the call's arguments.
+   */
+  wrapInline(method: InlineMethod, wrapper: (real: SyncMethod, args: unknown[]) => unknown): void {
+    const disk = inlineDisk as unknown as Record<InlineMethod, SyncMethod>;
+    const real = this.inlineOriginals.get(method) ?? disk[method];
+    this.inlineOriginals.set(method, real);
+    disk[method] = (...args: unknown[]) => wrapper(real, args);
+  }
+
   restore(): void {
     for (const [method, real] of this.originals) this.proto[method] = real;
     this.originals.clear();
+    const disk = inlineDisk as unknown as Record<InlineMethod, SyncMethod>;
+    for (const [method, real] of this.inlineOriginals) disk[method] = real;
+    this.inlineOriginals.clear();
   }
 }

@@ -15,6 +15,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { withTimeout } from '../../test/support/index.js';
 import { eio, FileFaults } from './file-faults.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
+import { FAST_COMMITS_BEFORE_INLINE } from '../src/spool/commit.js';
+import type { SpoolOptions } from '../src/spool/options.js';
 import { createSpool, SpoolFailedError, type Spool } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
@@ -57,13 +59,24 @@ interface LogLine {
   msg: string;
 }
 
-async function openSpool(dir: string, store: SqliteStore, log: LogLine[] = []): Promise<Spool> {
+/**
+ * A spool whose commits go through the thread pool (FileHandle, where FileFaults.wrap injects) unless `extra`
+ * turns inline commits on (FileFaults.wrapInline).
+ */
+async function openSpool(
+  dir: string,
+  store: SqliteStore,
+  log: LogLine[] = [],
+  extra: Partial<SpoolOptions> = {},
+): Promise<Spool> {
   const spool = await createSpool({
     dir,
     store,
     drainLingerMs: 0,
+    inlineCommitMaxMs: 0,
     backoff: { baseMs: 2, maxMs: 10 },
     logger: captureLogger((level, obj, msg) => log.push({ level, obj, msg })),
+    ...extra,
   });
   cleanups.push(() => spool.close());
   return spool;
@@ -210,5 +223,150 @@ describe('spool after a failed append (fail-stop)', () => {
     expect(spool.state.recoveredTornBytes).toBeGreaterThan(0);
     await spool.whenDrained(5000);
     expect(storedKeys(store)).toEqual(['d0/9/1', 'd0/9/2']);
+  });
+});
+
+describe('inline group commits (on the event loop thread while the disk is fast)', () => {
+  /** Commits one reading at a time (seqs from..to of d0/9), each its own group. */
+  async function commitEach(spool: Spool, from: number, to: number): Promise<void> {
+    for (let seq = from; seq <= to; seq++) await spool.accept(readings('d0', 9, seq, seq));
+  }
+
+  it('go inline after enough fast commits, and back to the thread pool after a slow one', async () => {
+    const root = tempDir();
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    let now = 0; // monotonic ms as the spool sees them: commits take no time unless a test moves it
+    const spool = await openSpool(join(root, 'spool'), store, [], {
+      inlineCommitMaxMs: 5,
+      commitWaitMs: 0,
+      monotonicNow: () => now,
+      loopUtilization: () => 0,
+    });
+    const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
+    let inlineSyncs = 0;
+    let slowNext = false;
+    faults.wrapInline('fdatasync', (real, args) => {
+      inlineSyncs++;
+      if (slowNext) now += 50; // this fdatasync "takes" 50 ms, more than inlineCommitMaxMs
+      slowNext = false;
+      return real(...args);
+    });
+
+    await commitEach(spool, 1, FAST_COMMITS_BEFORE_INLINE);
+    expect(spool.state.commits).toBe(FAST_COMMITS_BEFORE_INLINE);
+    expect(spool.state.inlineCommits, 'the first commits go through the pool').toBe(0);
+    await commitEach(spool, FAST_COMMITS_BEFORE_INLINE + 1, FAST_COMMITS_BEFORE_INLINE + 2);
+    expect(spool.state.inlineCommits).toBe(2);
+    expect(inlineSyncs).toBe(2);
+
+    slowNext = true;
+    await commitEach(spool, FAST_COMMITS_BEFORE_INLINE + 3, FAST_COMMITS_BEFORE_INLINE + 3); // inline, slow
+    expect(spool.state.inlineCommits).toBe(3);
+    await commitEach(spool, FAST_COMMITS_BEFORE_INLINE + 4, 2 * FAST_COMMITS_BEFORE_INLINE + 3);
+    expect(spool.state.inlineCommits, 'after a slow commit, the pool until the disk was fast again').toBe(3);
+    await commitEach(spool, 2 * FAST_COMMITS_BEFORE_INLINE + 4, 2 * FAST_COMMITS_BEFORE_INLINE + 4);
+    expect(spool.state.inlineCommits).toBe(4);
+
+    const last = 2 * FAST_COMMITS_BEFORE_INLINE + 4;
+    expect(spool.durableSeq('d0', 9)).toBe(last);
+    await spool.whenDrained(5000);
+    expect(storedKeys(store)).toHaveLength(last);
+    const registry = new Registry();
+    registerStorageMetrics(registry, spool);
+    expect(await registry.metrics()).toMatch(/^tendril_spool_inline_commits_total 4$/m);
+  });
+
+  it('stay in the thread pool while the event loop is busy, however fast the disk', async () => {
+    const root = tempDir();
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    let utilization = 0.9;
+    const spool = await openSpool(join(root, 'spool'), store, [], {
+      inlineCommitMaxMs: 5,
+      commitWaitMs: 0,
+      monotonicNow: () => 0,
+      loopUtilization: () => utilization,
+    });
+    await commitEach(spool, 1, 2 * FAST_COMMITS_BEFORE_INLINE);
+    expect(spool.state.inlineCommits).toBe(0);
+    utilization = 0.1;
+    await commitEach(spool, 2 * FAST_COMMITS_BEFORE_INLINE + 1, 2 * FAST_COMMITS_BEFORE_INLINE + 1);
+    expect(spool.state.inlineCommits, 'the disk was fast all along: inline as soon as the loop is idle').toBe(1);
+  });
+
+  it('an inline writev that fails stops the spool: refused, not durable, and not there after a restart', async () => {
+    const root = tempDir();
+    const dir = join(root, 'spool');
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    const inline = { inlineCommitMaxMs: 5, commitWaitMs: 0, monotonicNow: () => 0, loopUtilization: () => 0 };
+    let spool = await openSpool(dir, store, [], inline);
+    const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
+    let inlineWrites = 0;
+    faults.wrapInline('writev', (real, args) => {
+      inlineWrites++;
+      return real(...args);
+    });
+    await commitEach(spool, 1, FAST_COMMITS_BEFORE_INLINE + 1);
+    expect(inlineWrites).toBe(1);
+
+    faults.wrapInline('writev', () => {
+      throw eio('writev');
+    });
+    const failed = await outcome(spool.accept(readings('d1', 5, 1, 3)));
+    expect(failed.ok).toBe(false);
+    expect(String(failed.ok ? '' : failed.err)).toMatch(/EIO/);
+    expect(spool.accepting).toBe(false);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.state.failure?.code).toBe('EIO');
+    const later = await outcome(spool.accept(readings('d1', 5, 4, 4)));
+    expect(later.ok ? null : later.err).toBeInstanceOf(SpoolFailedError);
+    await spool.close();
+    faults.restore();
+
+    spool = await openSpool(dir, store, [], inline);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.durableSeq('d0', 9)).toBe(FAST_COMMITS_BEFORE_INLINE + 1);
+    await spool.whenDrained(5000);
+    expect(storedKeys(store)).toHaveLength(FAST_COMMITS_BEFORE_INLINE + 1);
+  });
+
+  it('leaves no CRC-valid record behind when an inline fdatasync fails and the file cannot be cut back', async () => {
+    const root = tempDir();
+    const dir = join(root, 'spool');
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    const inline = { inlineCommitMaxMs: 5, commitWaitMs: 0, monotonicNow: () => 0, loopUtilization: () => 0 };
+    let spool = await openSpool(dir, store, [], inline);
+    await commitEach(spool, 1, FAST_COMMITS_BEFORE_INLINE);
+    await spool.whenDrained(5000); // no checkpoint write is in flight while the faults are in place
+
+    const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
+    let inlineSyncs = 0;
+    faults.wrapInline('fdatasync', () => {
+      inlineSyncs++;
+      throw eio('fdatasync');
+    });
+    faults.wrap('truncate', async () => {
+      throw eio('ftruncate');
+    });
+    const e1 = await withTimeout(outcome(spool.accept(readings('d1', 5, 1, 3))), 5000, "E1's accept() settling");
+    expect(e1.ok).toBe(false);
+    expect(inlineSyncs, 'the failed commit was an inline one').toBe(1);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.accepting).toBe(false);
+    await spool.close();
+    faults.restore();
+
+    spool = await openSpool(dir, store, [], inline);
+    expect(spool.durableSeq('d1', 5)).toBe(0);
+    expect(spool.durableSeq('d0', 9)).toBe(FAST_COMMITS_BEFORE_INLINE);
+    expect(spool.state.recoveredTornBytes).toBeGreaterThan(0);
+    await spool.whenDrained(5000);
+    expect(storedKeys(store)).toHaveLength(FAST_COMMITS_BEFORE_INLINE);
   });
 });

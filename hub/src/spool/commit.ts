@@ -2,8 +2,9 @@
  * Group commit (docs/storage.md, "Group commit"): accept() calls that arrive while an fdatasync runs wait for
  * the next one, which covers all of them. A group takes at most groupMaxBytes of records, or a quarter of a
  * larger backlog. A group smaller than TARGET_RECORDS waits for more while the arrival rate says they are
- * coming, until its first record has waited waitMs. A failed append stops the spool for good (fail-stop,
- * "When the disk fails").
+ * coming, until its first record has waited waitMs. A group commits on the event loop's own thread (inline)
+ * while the disk has been fast and the loop mostly idle, through the thread pool otherwise. A failed append
+ * stops the spool for good (fail-stop, "When the disk fails").
  */
 import { SpoolFailedError } from './errors.js';
 import type { Pending, Position, SpoolShared } from './shared.js';
@@ -14,11 +15,27 @@ import type { SegmentWriter } from './writer.js';
 export const TARGET_RECORDS = 256;
 /** Weight of the newest gap between two arrivals in the running mean (about the last 10 arrivals). */
 const GAP_WEIGHT = 0.1;
+/** Commits in a row within inlineMaxMs before the next one runs inline. */
+export const FAST_COMMITS_BEFORE_INLINE = 8;
+/**
+ * A commit runs inline only while the event loop was busy less than this share of the time since the last
+ * commit: a loaded hub keeps the thread pool, whose fdatasync overlaps the loop's work instead of stopping it.
+ */
+export const INLINE_MAX_LOOP_UTILIZATION = 0.5;
 
 export interface GroupCommitSettings {
   groupMaxBytes: number;
   /** Upper bound of the wait for a fuller group, from the arrival of its first record. 0: no wait. */
   waitMs: number;
+  /**
+   * A commit runs inline (writev and fdatasync on the event loop's thread, no thread-pool hand-offs) once the
+   * last FAST_COMMITS_BEFORE_INLINE commits each took at most this long, ms. 0: always through the pool.
+   */
+  inlineMaxMs: number;
+  /** Monotonic ms that time a commit (performance.now; injectable for tests). */
+  now: () => number;
+  /** The event loop's utilization (0-1) since the previous call (eventLoopUtilization; injectable for tests). */
+  loopUtilization: () => number;
 }
 
 export class GroupCommit {
@@ -31,6 +48,8 @@ export class GroupCommit {
   /** Running mean of the gap between two accept() calls, ms (the arrival rate is its inverse). */
   private meanGapMs = 1000;
   private lastArrival = Number.NEGATIVE_INFINITY;
+  /** Commits in a row that took at most inlineMaxMs (wall time, a pool commit's hand-offs included). */
+  private fastCommits = 0;
 
   constructor(
     private readonly s: SpoolShared,
@@ -78,15 +97,22 @@ export class GroupCommit {
         for (const p of group) groupBytes += p.record.length;
         this.pendingBytes -= groupBytes;
         let at: Position;
+        const idleLoop = this.cfg.loopUtilization() < INLINE_MAX_LOOP_UTILIZATION;
+        const inline = this.cfg.inlineMaxMs > 0 && this.fastCommits >= FAST_COMMITS_BEFORE_INLINE && idleLoop;
+        const started = this.cfg.now();
         try {
           at = await this.writer.append(
             group.map((p) => p.record),
             groupBytes,
+            inline,
           );
         } catch (err) {
           this.failStop(err, group);
           return;
         }
+        // One slow commit sends the next ones back to the pool until the disk has been fast again for a while.
+        this.fastCommits = this.cfg.now() - started <= this.cfg.inlineMaxMs ? this.fastCommits + 1 : 0;
+        if (inline) s.inlineCommits++;
         this.tail.keep(group, at);
         for (const p of group) {
           s.seqs.noteRuns(p.readings);

@@ -35,6 +35,11 @@ export function registerStorageMetrics(registry: Registry, spool: Spool, influx?
     help: 'Group commits (fdatasync calls) of the spool.',
     registers,
   });
+  const inlineCommits = new Counter({
+    name: 'tendril_spool_inline_commits_total',
+    help: 'Group commits of the spool made on the event loop thread (a fast disk), not through the thread pool.',
+    registers,
+  });
   const writeErrors = new Counter({
     name: 'tendril_store_write_errors_total',
     help: 'Failed store writes of the spool drainer, by kind (unreachable, timeout, throttled, server, auth, not_found, ...).',
@@ -43,6 +48,7 @@ export function registerStorageMetrics(registry: Registry, spool: Spool, influx?
   });
   updates.push(mirrorCounter(drained, undefined, () => spool.state.drainedReadings));
   updates.push(mirrorCounter(commits, undefined, () => spool.state.commits));
+  updates.push(mirrorCounter(inlineCommits, undefined, () => spool.state.inlineCommits));
   const errorKinds = new Set<string>();
   const errorMirrors: Array<() => void> = [];
   updates.push(() => {

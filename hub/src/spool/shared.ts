@@ -72,6 +72,8 @@ export class SpoolShared {
   drainedReadings = 0;
   acceptedReadings = 0;
   commits = 0;
+  /** Of `commits`, those made on the event loop's thread (GroupCommitSettings.inlineMaxMs). */
+  inlineCommits = 0;
   recoveredTornBytes = 0;
   replayedReadings = 0;
   drainedFromDisk = 0;

@@ -39,6 +39,7 @@ import { SpoolClosedError, SpoolFullError } from './errors.js';
 import {
   DEFAULT_CHECKPOINT_INTERVAL_MS,
   DEFAULT_COMMIT_WAIT_MS,
+  DEFAULT_INLINE_COMMIT_MAX_MS,
   DEFAULT_DRAIN_LINGER_MS,
   DEFAULT_DRAIN_LINGER_READINGS,
   DEFAULT_GROUP_MAX_BYTES,
@@ -117,6 +118,9 @@ class DiskSpool extends EventEmitter implements Spool {
     this.commit = new GroupCommit(s, this.writer, this.tail, {
       groupMaxBytes: Math.max(1, opts.groupMaxBytes ?? DEFAULT_GROUP_MAX_BYTES),
       waitMs: Math.min(50, Math.max(0, opts.commitWaitMs ?? DEFAULT_COMMIT_WAIT_MS)),
+      inlineMaxMs: Math.min(20, Math.max(0, opts.inlineCommitMaxMs ?? DEFAULT_INLINE_COMMIT_MAX_MS)),
+      now: opts.monotonicNow ?? (() => performance.now()),
+      loopUtilization: opts.loopUtilization ?? loopUtilizationSinceLastCall(),
     });
     this.reader = new SpoolReader(s, this.tail, batchReadings);
     this.checkpoint = new Checkpoint(
@@ -183,6 +187,7 @@ class DiskSpool extends EventEmitter implements Spool {
       acceptedReadings: s.acceptedReadings,
       drainedReadings: s.drainedReadings,
       commits: s.commits,
+      inlineCommits: s.inlineCommits,
       segments: s.segments.length,
       recoveredTornBytes: s.recoveredTornBytes,
       replayedReadings: s.replayedReadings,
@@ -321,4 +326,15 @@ class DiskSpool extends EventEmitter implements Spool {
     }
     releaseLock(s.dir, true);
   }
+}
+
+/** The event loop's utilization (0-1) between two calls of the returned function. */
+function loopUtilizationSinceLastCall(): () => number {
+  let mark = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(now, mark);
+    mark = now;
+    return utilization;
+  };
 }

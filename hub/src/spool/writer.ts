@@ -1,13 +1,24 @@
 /**
  * Appending to the segment files and rotating them (docs/storage.md, "Spool", "When the disk fails"): a group's
- * records go into the current segment with one writev and one fdatasync; a new segment is started past
+ * records go into the current segment with one writev and one fdatasync, through the thread pool or, when the
+ * caller asks (an inline commit, "Group commit"), on the calling thread; a new segment is started past
  * segmentBytes. After a failed append the group's bytes are made unreadable before anything else.
  */
+import { fdatasyncSync, writevSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FILE_MODE, fsyncDir } from './directory.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, segmentFileName } from './record.js';
 import type { Position, Segment, SpoolShared } from './shared.js';
+
+/**
+ * The two system calls of an inline commit. Disk errors cannot be produced on demand, so tests replace these
+ * to inject them (test/file-faults.ts), as they wrap FileHandle's methods for a commit through the pool.
+ */
+export const inlineDisk = {
+  writev: (fd: number, buffers: Buffer[], position: number): number => writevSync(fd, buffers, position),
+  fdatasync: (fd: number): void => fdatasyncSync(fd),
+};
 
 export class SegmentWriter {
   private writeFd: FileHandle | null = null;
@@ -23,8 +34,11 @@ export class SegmentWriter {
     return this.writeSeg;
   }
 
-  /** Appends the group's records and makes them durable; returns where the first one starts. */
-  async append(records: Buffer[], groupBytes: number): Promise<Position> {
+  /**
+   * Appends the group's records and makes them durable; returns where the first one starts. `inline`: the
+   * writev and the fdatasync run on this thread, blocking it, instead of as two thread-pool jobs.
+   */
+  async append(records: Buffer[], groupBytes: number, inline = false): Promise<Position> {
     if (
       !this.writeSeg ||
       !this.writeFd ||
@@ -35,10 +49,13 @@ export class SegmentWriter {
     const seg = this.writeSeg!;
     const fd = this.writeFd!;
     try {
-      const { bytesWritten } = await fd.writev(records, seg.end);
-      if (bytesWritten !== groupBytes)
-        throw new Error(`short write to ${seg.path}: ${bytesWritten} of ${groupBytes} bytes`);
-      await fd.datasync();
+      if (inline) {
+        checkWritten(inlineDisk.writev(fd.fd, records, seg.end), groupBytes, seg);
+        inlineDisk.fdatasync(fd.fd);
+      } else {
+        checkWritten((await fd.writev(records, seg.end)).bytesWritten, groupBytes, seg);
+        await fd.datasync();
+      }
     } catch (err) {
       await this.discardTail(fd, seg);
       await fd.close().catch(() => undefined);
@@ -106,4 +123,9 @@ export class SegmentWriter {
     await this.writeFd?.close();
     this.writeFd = null;
   }
+}
+
+function checkWritten(bytesWritten: number, groupBytes: number, seg: Segment): void {
+  if (bytesWritten !== groupBytes)
+    throw new Error(`short write to ${seg.path}: ${bytesWritten} of ${groupBytes} bytes`);
 }
