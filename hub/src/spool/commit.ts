@@ -22,6 +22,13 @@ export const FAST_COMMITS_BEFORE_INLINE = 8;
  * commit: a loaded hub keeps the thread pool, whose fdatasync overlaps the loop's work instead of stopping it.
  */
 export const INLINE_MAX_LOOP_UTILIZATION = 0.5;
+/**
+ * Only a group of fewer records than this commits inline: at low rates (single-reading frames below some
+ * 6 000 a second) the pool's hand-offs are much of a commit's cost; at higher rates the gain is small and an
+ * inline fdatasync holds up more arrivals (without this bound the ack p99 at 20 000 readings/s was 52-65 ms
+ * in three rounds, 36-48 ms through the pool that evening: docs/performance.md, "Inline group commits").
+ */
+export const INLINE_MAX_RECORDS = 64;
 
 export interface GroupCommitSettings {
   groupMaxBytes: number;
@@ -98,7 +105,11 @@ export class GroupCommit {
         this.pendingBytes -= groupBytes;
         let at: Position;
         const idleLoop = this.cfg.loopUtilization() < INLINE_MAX_LOOP_UTILIZATION;
-        const inline = this.cfg.inlineMaxMs > 0 && this.fastCommits >= FAST_COMMITS_BEFORE_INLINE && idleLoop;
+        const inline =
+          this.cfg.inlineMaxMs > 0 &&
+          this.fastCommits >= FAST_COMMITS_BEFORE_INLINE &&
+          group.length < INLINE_MAX_RECORDS &&
+          idleLoop;
         const started = this.cfg.now();
         try {
           at = await this.writer.append(

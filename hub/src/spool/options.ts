@@ -65,10 +65,10 @@ export interface SpoolOptions {
   /**
    * Group commit: once 8 commits in a row each took at most this long (<= 20 ms), a commit runs inline, on
    * the event loop's thread, instead of as two thread-pool jobs (cheaper: no hand-offs, no wake-ups of pool
-   * threads), as long as the loop was busy less than half the time since the last commit; the first one that
-   * takes longer sends them back to the pool. So the event loop is blocked by a commit only while the disk is
-   * fast and the hub not loaded, at worst once for as long as one slow fdatasync. 0: always through the pool.
-   * Default 5.
+   * threads), for a group of fewer than 64 records and as long as the loop was busy less than half the time
+   * since the last commit; the first one that takes longer sends them back to the pool. So the event loop is
+   * blocked by a commit only at low rates, while the disk is fast and the hub not loaded, at worst once for as
+   * long as one slow fdatasync. 0: always through the pool. Default 5.
    */
   inlineCommitMaxMs?: number;
   /** While readings keep flowing, the checkpoint is written at most every this many ms. Default 1000. */
