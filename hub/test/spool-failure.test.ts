@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { withTimeout } from '../../test/support/index.js';
 import { eio, FileFaults } from './file-faults.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
-import { FAST_COMMITS_BEFORE_INLINE, INLINE_MAX_RECORDS } from '../src/spool/commit.js';
+import { FAST_COMMITS_BEFORE_INLINE, SMALL_GROUP_RECORDS } from '../src/spool/commit.js';
 import type { SpoolOptions } from '../src/spool/options.js';
 import { createSpool, SpoolFailedError, type Spool } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
@@ -296,7 +296,7 @@ describe('inline group commits (on the event loop thread while the disk is fast)
     expect(spool.state.inlineCommits, 'the disk was fast all along: inline as soon as the loop is idle').toBe(1);
   });
 
-  it('stay in the thread pool for a group of INLINE_MAX_RECORDS records or more (a high rate)', async () => {
+  it('stay in the thread pool for a group of SMALL_GROUP_RECORDS records or more (a high rate)', async () => {
     const root = tempDir();
     const store = new SqliteStore(root);
     cleanups.push(() => store.close());
@@ -309,15 +309,15 @@ describe('inline group commits (on the event loop thread while the disk is fast)
     await commitEach(spool, 1, FAST_COMMITS_BEFORE_INLINE + 1);
     expect(spool.state.inlineCommits).toBe(1);
     const commitsBefore = spool.state.commits;
-    // Accepted in one turn: one group of INLINE_MAX_RECORDS records.
+    // Accepted in one turn: one group of SMALL_GROUP_RECORDS records.
     const first = FAST_COMMITS_BEFORE_INLINE + 2;
     const accepts: Promise<void>[] = [];
-    for (let seq = first; seq < first + INLINE_MAX_RECORDS; seq++)
+    for (let seq = first; seq < first + SMALL_GROUP_RECORDS; seq++)
       accepts.push(spool.accept(readings('d0', 9, seq, seq)));
     await Promise.all(accepts);
     expect(spool.state.commits - commitsBefore, 'one group').toBe(1);
     expect(spool.state.inlineCommits, 'the large group went through the pool').toBe(1);
-    expect(spool.durableSeq('d0', 9)).toBe(first + INLINE_MAX_RECORDS - 1);
+    expect(spool.durableSeq('d0', 9)).toBe(first + SMALL_GROUP_RECORDS - 1);
   });
 
   it('an inline writev that fails stops the spool: refused, not durable, and not there after a restart', async () => {

@@ -57,9 +57,10 @@ export interface SpoolOptions {
   /** The linger ends as soon as this many readings are waiting (one full InfluxDB request). Default 5000. */
   drainLingerReadings?: number;
   /**
-   * Group commit: once a group's first record has waited this long (<= 50 ms), its commit starts; before
-   * that it waits only while the arrival rate says more records are coming (fewer fdatasyncs at low rates,
-   * none of that wait when nothing is coming). 0 commits at once. Default 10.
+   * Group commit: once a group's first record has waited this long (<= 50 ms; twice this, at most 50, for a
+   * group that will stay under 64 records: a low rate), its commit starts; before that it waits only while the
+   * arrival rate says more records are coming (fewer fdatasyncs at low rates, none of that wait when nothing
+   * is coming). 0 commits at once. Default 10.
    */
   commitWaitMs?: number;
   /**

@@ -32,7 +32,7 @@ import { EventEmitter } from 'node:events';
 import { createBackoff } from '../core/backoff.js';
 import type { AcceptCallback, StoredReading, TimeSeriesStore } from '../storage/types.js';
 import { Checkpoint } from './checkpoint.js';
-import { failedError, GroupCommit } from './commit.js';
+import { failedError, GroupCommit, MAX_COMMIT_WAIT_MS } from './commit.js';
 import { releaseLock, writeSeqsSync } from './directory.js';
 import { Drainer } from './drainer.js';
 import { SpoolClosedError, SpoolFullError } from './errors.js';
@@ -117,7 +117,7 @@ class DiskSpool extends EventEmitter implements Spool {
     this.tail = new MemoryTail(s, memoryTailMax, batchReadings);
     this.commit = new GroupCommit(s, this.writer, this.tail, {
       groupMaxBytes: Math.max(1, opts.groupMaxBytes ?? DEFAULT_GROUP_MAX_BYTES),
-      waitMs: Math.min(50, Math.max(0, opts.commitWaitMs ?? DEFAULT_COMMIT_WAIT_MS)),
+      waitMs: Math.min(MAX_COMMIT_WAIT_MS, Math.max(0, opts.commitWaitMs ?? DEFAULT_COMMIT_WAIT_MS)),
       inlineMaxMs: Math.min(20, Math.max(0, opts.inlineCommitMaxMs ?? DEFAULT_INLINE_COMMIT_MAX_MS)),
       now: opts.monotonicNow ?? (() => performance.now()),
       loopUtilization: opts.loopUtilization ?? loopUtilizationSinceLastCall(),
