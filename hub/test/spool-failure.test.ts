@@ -232,17 +232,23 @@ describe('inline group commits (on the event loop thread while the disk is fast)
     for (let seq = from; seq <= to; seq++) await spool.accept(readings('d0', 9, seq, seq));
   }
 
-  it('go inline after enough fast commits, and back to the thread pool after a slow one', async () => {
+  /**
+   * Inline commits on, no group-commit wait; every commit takes no time and the loop is idle unless `extra`
+   * says otherwise. `reopen` opens the same directory again with the same settings.
+   */
+  async function inlineSpool(extra: Partial<SpoolOptions> = {}) {
     const root = tempDir();
+    const dir = join(root, 'spool');
     const store = new SqliteStore(root);
     cleanups.push(() => store.close());
+    const settings = { inlineCommitMaxMs: 5, commitWaitMs: 0, monotonicNow: () => 0, loopUtilization: () => 0 };
+    const reopen = () => openSpool(dir, store, [], { ...settings, ...extra });
+    return { root, store, spool: await reopen(), reopen };
+  }
+
+  it('go inline after enough fast commits, and back to the thread pool after a slow one', async () => {
     let now = 0; // monotonic ms as the spool sees them: commits take no time unless a test moves it
-    const spool = await openSpool(join(root, 'spool'), store, [], {
-      inlineCommitMaxMs: 5,
-      commitWaitMs: 0,
-      monotonicNow: () => now,
-      loopUtilization: () => 0,
-    });
+    const { root, store, spool } = await inlineSpool({ monotonicNow: () => now });
     const faults = await FileFaults.create(root);
     cleanups.push(() => faults.restore());
     let inlineSyncs = 0;
@@ -279,16 +285,8 @@ describe('inline group commits (on the event loop thread while the disk is fast)
   });
 
   it('stay in the thread pool while the event loop is busy, however fast the disk', async () => {
-    const root = tempDir();
-    const store = new SqliteStore(root);
-    cleanups.push(() => store.close());
     let utilization = 0.9;
-    const spool = await openSpool(join(root, 'spool'), store, [], {
-      inlineCommitMaxMs: 5,
-      commitWaitMs: 0,
-      monotonicNow: () => 0,
-      loopUtilization: () => utilization,
-    });
+    const { spool } = await inlineSpool({ loopUtilization: () => utilization });
     await commitEach(spool, 1, 2 * FAST_COMMITS_BEFORE_INLINE);
     expect(spool.state.inlineCommits).toBe(0);
     utilization = 0.1;
@@ -297,15 +295,7 @@ describe('inline group commits (on the event loop thread while the disk is fast)
   });
 
   it('stay in the thread pool for a group of SMALL_GROUP_RECORDS records or more (a high rate)', async () => {
-    const root = tempDir();
-    const store = new SqliteStore(root);
-    cleanups.push(() => store.close());
-    const spool = await openSpool(join(root, 'spool'), store, [], {
-      inlineCommitMaxMs: 5,
-      commitWaitMs: 0,
-      monotonicNow: () => 0,
-      loopUtilization: () => 0,
-    });
+    const { spool } = await inlineSpool();
     await commitEach(spool, 1, FAST_COMMITS_BEFORE_INLINE + 1);
     expect(spool.state.inlineCommits).toBe(1);
     const commitsBefore = spool.state.commits;
@@ -321,12 +311,9 @@ describe('inline group commits (on the event loop thread while the disk is fast)
   });
 
   it('an inline writev that fails stops the spool: refused, not durable, and not there after a restart', async () => {
-    const root = tempDir();
-    const dir = join(root, 'spool');
-    const store = new SqliteStore(root);
-    cleanups.push(() => store.close());
-    const inline = { inlineCommitMaxMs: 5, commitWaitMs: 0, monotonicNow: () => 0, loopUtilization: () => 0 };
-    let spool = await openSpool(dir, store, [], inline);
+    const opened = await inlineSpool();
+    const { root, store, reopen } = opened;
+    let spool = opened.spool;
     const faults = await FileFaults.create(root);
     cleanups.push(() => faults.restore());
     let inlineWrites = 0;
@@ -351,7 +338,7 @@ describe('inline group commits (on the event loop thread while the disk is fast)
     await spool.close();
     faults.restore();
 
-    spool = await openSpool(dir, store, [], inline);
+    spool = await reopen();
     expect(spool.durableSeq('d1', 5)).toBe(0);
     expect(spool.durableSeq('d0', 9)).toBe(FAST_COMMITS_BEFORE_INLINE + 1);
     await spool.whenDrained(5000);
@@ -359,12 +346,9 @@ describe('inline group commits (on the event loop thread while the disk is fast)
   });
 
   it('leaves no CRC-valid record behind when an inline fdatasync fails and the file cannot be cut back', async () => {
-    const root = tempDir();
-    const dir = join(root, 'spool');
-    const store = new SqliteStore(root);
-    cleanups.push(() => store.close());
-    const inline = { inlineCommitMaxMs: 5, commitWaitMs: 0, monotonicNow: () => 0, loopUtilization: () => 0 };
-    let spool = await openSpool(dir, store, [], inline);
+    const opened = await inlineSpool();
+    const { root, store, reopen } = opened;
+    let spool = opened.spool;
     await commitEach(spool, 1, FAST_COMMITS_BEFORE_INLINE);
     await spool.whenDrained(5000); // no checkpoint write is in flight while the faults are in place
 
@@ -386,7 +370,7 @@ describe('inline group commits (on the event loop thread while the disk is fast)
     await spool.close();
     faults.restore();
 
-    spool = await openSpool(dir, store, [], inline);
+    spool = await reopen();
     expect(spool.durableSeq('d1', 5)).toBe(0);
     expect(spool.durableSeq('d0', 9)).toBe(FAST_COMMITS_BEFORE_INLINE);
     expect(spool.state.recoveredTornBytes).toBeGreaterThan(0);
