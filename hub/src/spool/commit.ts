@@ -1,17 +1,21 @@
 /**
  * Group commit (docs/storage.md, "Group commit"): accept() calls that arrive while an fdatasync runs wait for
- * the next one, which covers all of them. A group takes at most groupMaxBytes of records, or a quarter of a
- * larger backlog. A group smaller than TARGET_RECORDS waits for more while the arrival rate says they are
- * coming, until its first record has waited waitMs. A group commits on the event loop's own thread (inline)
- * while the disk has been fast and the loop mostly idle, through the thread pool otherwise. A failed append
- * stops the spool for good (fail-stop, "When the disk fails").
+ * the next one, which covers all of them, and the group's readings are written as one record (encodeGroup). A
+ * group takes at most groupMaxBytes of readings (as accept() measured them), or a quarter of a larger backlog.
+ * A group of fewer than TARGET_RECORDS accepts waits for more while the arrival rate says they are coming,
+ * until its first accept has waited waitMs. A group commits on the event loop's own thread (inline) while the
+ * disk has been fast and the loop mostly idle, through the thread pool otherwise. A failed append stops the
+ * spool for good (fail-stop, "When the disk fails").
+ *
+ * TARGET_RECORDS and SMALL_GROUP_RECORDS count accepts (each was a record of its own until 2026-12-06).
  */
 import { SpoolFailedError } from './errors.js';
+import { encodeGroup } from './record.js';
 import type { Pending, Position, SpoolShared } from './shared.js';
 import type { MemoryTail } from './tail.js';
 import type { SegmentWriter } from './writer.js';
 
-/** A group of this many records commits without waiting for more. */
+/** A group of this many accepts commits without waiting for more. */
 export const TARGET_RECORDS = 256;
 /** Weight of the newest gap between two arrivals in the running mean (about the last 10 arrivals). */
 const GAP_WEIGHT = 0.1;
@@ -52,7 +56,7 @@ export class GroupCommit {
   private pending: Pending[] = [];
   /** Arrival time (monotonic ms) of each pending record, in the same order. */
   private arrivals: number[] = [];
-  /** Bytes of the records waiting for a group commit. */
+  /** Bytes (measured, not yet encoded) of the accepts waiting for a group commit. */
   pendingBytes = 0;
   private committing: Promise<void> | null = null;
   /** Running mean of the gap between two accept() calls, ms (the arrival rate is its inverse). */
@@ -84,7 +88,7 @@ export class GroupCommit {
     this.lastArrival = now;
     this.arrivals.push(now);
     this.pending.push(p);
-    this.pendingBytes += p.record.length;
+    this.pendingBytes += p.bytes;
     this.committing ??= this.commitLoop();
   }
 
@@ -103,9 +107,18 @@ export class GroupCommit {
         if (wait > 0) await new Promise<void>((resolve) => setTimeout(resolve, wait));
         if (this.pending.length === 0) break; // refused meanwhile
         const group = this.takeGroup();
+        for (const p of group) this.pendingBytes -= p.bytes;
+        let records: Buffer[];
+        try {
+          records = encodeGroup(group);
+        } catch (err) {
+          // accept() measured every reading, so this is a hub bug: refuse the group, nothing reached the disk.
+          s.logger?.error({ err }, 'spool: a group could not be encoded; its readings stay unacked');
+          for (const p of group) this.tell(p, err);
+          continue;
+        }
         let groupBytes = 0;
-        for (const p of group) groupBytes += p.record.length;
-        this.pendingBytes -= groupBytes;
+        for (const r of records) groupBytes += r.length;
         let at: Position;
         const idleLoop = this.cfg.loopUtilization() < INLINE_MAX_LOOP_UTILIZATION;
         const inline =
@@ -115,11 +128,7 @@ export class GroupCommit {
           idleLoop;
         const started = this.cfg.now();
         try {
-          at = await this.writer.append(
-            group.map((p) => p.record),
-            groupBytes,
-            inline,
-          );
+          at = await this.writer.append(records, groupBytes, inline);
         } catch (err) {
           this.failStop(err, group);
           return;
@@ -127,7 +136,7 @@ export class GroupCommit {
         // One slow commit sends the next ones back to the pool until the disk has been fast again for a while.
         this.fastCommits = this.cfg.now() - started <= this.cfg.inlineMaxMs ? this.fastCommits + 1 : 0;
         if (inline) s.inlineCommits++;
-        this.tail.keep(group, at);
+        this.tail.keep(records, group, at);
         for (const p of group) {
           s.seqs.noteRuns(p.readings);
           s.committedReadings += p.readings.length;
@@ -170,9 +179,9 @@ export class GroupCommit {
   private takeGroup(): Pending[] {
     const pending = this.pending;
     const limit = Math.max(this.cfg.groupMaxBytes, this.pendingBytes / 4);
-    let bytes = pending[0]!.record.length;
+    let bytes = pending[0]!.bytes;
     let n = 1;
-    while (n < pending.length && bytes + pending[n]!.record.length <= limit) bytes += pending[n++]!.record.length;
+    while (n < pending.length && bytes + pending[n]!.bytes <= limit) bytes += pending[n++]!.bytes;
     if (n === pending.length) {
       this.pending = [];
       this.arrivals = [];

@@ -34,6 +34,22 @@ export function decodeRecords(
   return out;
 }
 
+/**
+ * Visits the readings of records (their views, in order) of a segment in `format`, with no object per reading
+ * in format 2. Throws as decodeRecords does.
+ */
+export function visitRecords(records: readonly RecordView[], format: SegmentFormat, visitor: ReadingVisitor): void {
+  if (format === 1) {
+    for (const r of decodeRecords(records, 1)) {
+      visitor.begin(r.deviceId, r.epoch, r.seq, r.ts);
+      for (const v of r.values) visitor.value(v.metric, v.kind, v.value);
+      visitor.end();
+    }
+    return;
+  }
+  for (const rec of records) new BinaryRecordCursor(rec).read(visitor, rec.count);
+}
+
 /** Builds reading objects from visits. */
 class ObjectBuilder implements ReadingVisitor {
   private values: StoredValue[] = [];

@@ -4,7 +4,7 @@
  * Segment file `seg-<10-digit number>.log`:
  *   header   8 bytes  "TDLSPL02" (format and version; "TDLSPL01" segments, written by earlier hubs with
  *                     JSON bodies, are still read, so an upgrade drains what an older hub left)
- *   records  one per accept() call, back to back:
+ *   records  one per group commit (the readings of its accept() calls; a few for a very large group), back to back:
  *     u32 LE  payload length (bytes after this 8-byte record header)
  *     u32 LE  CRC-32 (zlib) of the payload
  *     payload:
@@ -56,7 +56,7 @@ export {
   type ScanResult,
   type SegmentFormat,
 } from './record-format.js';
-export { decodeRecords, RecordBatch } from './record-batch.js';
+export { decodeRecords, RecordBatch, visitRecords } from './record-batch.js';
 export { encodeRecordV1 } from './record-v1.js';
 
 /** The name table and the body's size of a record, measured before it is written (encodeRecord's pass 1). */
@@ -173,6 +173,97 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
 }
 
 const recordNames = new NameTable();
+
+/**
+ * Checks that `readings` can be spooled (what encodeRecord would refuse: more than 255 values, a number that is
+ * not finite, a device id over 255 bytes) and returns about how many bytes they take in a record of several
+ * devices, name table included. accept() calls this and leaves the encoding to the group commit, which writes a
+ * whole group as one record (encodeGroup).
+ */
+export function measureReadings(readings: readonly StoredReading[]): number {
+  let bytes = 0;
+  let deviceId: string | null = null;
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i]!;
+    if (r.deviceId !== deviceId) {
+      deviceId = r.deviceId;
+      const idBytes = utf8Of(deviceId).length;
+      if (idBytes > 255) throw new TypeError(`device id of ${idBytes} bytes; the spool takes at most 255`);
+      bytes += 2 + idBytes;
+    }
+    if (r.values.length > 255)
+      throw new TypeError(
+        `reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`,
+      );
+    bytes += 23;
+    for (let j = 0; j < r.values.length; j++) {
+      const v = r.values[j]!;
+      switch (v.kind) {
+        case 'bool':
+          bytes += 4;
+          break;
+        case 'string':
+          bytes += 7 + Buffer.byteLength(String(v.value), 'utf8');
+          break;
+        default:
+          if (typeof v.value !== 'number' || !Number.isFinite(v.value)) {
+            throw new TypeError(
+              `reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`,
+            );
+          }
+          bytes += 11;
+      }
+    }
+  }
+  return bytes;
+}
+
+/**
+ * Names one record may hold, with room to spare under MAX_RECORD_NAMES: encodeGroup starts another record
+ * before a group's device ids and metric names could pass it.
+ */
+const GROUP_RECORD_NAMES = 60_000;
+/** Bytes one record of encodeGroup holds at most (measured), well under MAX_RECORD_BYTES. */
+const GROUP_RECORD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The records of a group commit: the readings of every accept() in the group, in order, as one record (one of
+ * a single device when they all are, else one of several devices), or as a few when the group is very large.
+ * One record per accept() cost a header, a name table, a CRC and a buffer per reading when devices send one
+ * reading per frame (issue 16). `parts` are the accepts' readings with their measureReadings bytes and accept
+ * times; a record carries the accept time of its first part.
+ */
+export function encodeGroup(
+  parts: readonly {
+    readonly readings: readonly StoredReading[];
+    readonly bytes: number;
+    readonly acceptedAt: number;
+  }[],
+): Buffer[] {
+  if (parts.length === 1) return [encodeRecord(parts[0]!.readings, parts[0]!.acceptedAt)];
+  const records: Buffer[] = [];
+  let chunk: StoredReading[] = [];
+  let chunkAt = 0;
+  let names = 0;
+  let bytes = 0;
+  for (const part of parts) {
+    // At most one device id and one name per value are new with each part.
+    let partNames = 1;
+    for (const r of part.readings) partNames += r.values.length;
+    if (chunk.length > 0 && (names + partNames > GROUP_RECORD_NAMES || bytes + part.bytes > GROUP_RECORD_BYTES)) {
+      records.push(encodeRecord(chunk, chunkAt));
+      chunk = [];
+      names = 0;
+      bytes = 0;
+    }
+    if (chunk.length === 0) chunkAt = part.acceptedAt;
+    for (const r of part.readings) chunk.push(r);
+    names += partNames;
+    bytes += part.bytes;
+  }
+  if (chunk.length > 0) records.push(encodeRecord(chunk, chunkAt));
+  return records;
+}
 
 /** Pass 1: the name table and the body's size; checks every value. */
 function planRecord(readings: readonly StoredReading[]): RecordPlan {

@@ -28,14 +28,15 @@ import {
 } from './directory.js';
 import { SpoolFormatError } from './errors.js';
 import {
-  decodeRecords,
   parseSegmentFileName,
   scanRecord,
   SEGMENT_HEADER_BYTES,
   SEGMENT_MAGIC,
   segmentFileName,
   segmentFormat,
+  visitRecords,
 } from './record.js';
+import type { ReadingVisitor } from '../storage/types.js';
 import { READ_CHUNK_BYTES, type Segment, type SpoolShared } from './shared.js';
 
 /** Restricts the directory to the hub's user, takes its lock and rebuilds `s` (segments, counters, seqs, drain position) from the files. */
@@ -141,7 +142,8 @@ function scanRecords(s: SpoolShared, fd: number, seg: Segment, size: number, und
     }
     const rec = result.record;
     if (rec.summary) s.seqs.note(rec.summary.deviceId, rec.summary.epoch, rec.summary.maxSeq);
-    else for (const r of decodeRecords([rec], seg.format)) s.seqs.note(r.deviceId, r.epoch, r.seq);
+    // A record of several devices (a group commit's, or an older hub's record of a mixed accept): visit it.
+    else visitRecords([rec], seg.format, seqNoter(s));
     if (off >= undrainedFrom) {
       s.headAcceptedAt ??= rec.acceptedAt;
       s.committedBytes += rec.totalBytes;
@@ -150,6 +152,15 @@ function scanRecords(s: SpoolShared, fd: number, seg: Segment, size: number, und
     off += rec.totalBytes;
   }
   seg.end = off;
+}
+
+/** A visitor that notes each reading's seq as durable (the records of several devices carry no summary). */
+function seqNoter(s: SpoolShared): ReadingVisitor {
+  return {
+    begin: (deviceId, epoch, seq) => s.seqs.note(deviceId, epoch, seq),
+    value: () => {},
+    end: () => {},
+  };
 }
 
 function cut(s: SpoolShared, fd: number, seg: Segment, at: number, size: number, reason: string): void {

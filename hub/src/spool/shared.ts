@@ -28,7 +28,8 @@ export interface Segment {
 
 /** An accept() waiting for its group commit. */
 export interface Pending {
-  record: Buffer;
+  /** About what the readings take in the group's record (measureReadings): for the group's size bounds. */
+  bytes: number;
   readings: readonly StoredReading[];
   acceptedAt: number;
   done: AcceptCallback;

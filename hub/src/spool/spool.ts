@@ -52,7 +52,7 @@ import {
   type StoreState,
 } from './options.js';
 import { SpoolReader } from './reader.js';
-import { encodeRecord } from './record.js';
+import { measureReadings } from './record.js';
 import { recover } from './recovery.js';
 import { SpoolShared, type Batch, type Position } from './shared.js';
 import { MemoryTail } from './tail.js';
@@ -235,7 +235,8 @@ class DiskSpool extends EventEmitter implements Spool {
     if (s.failure) return failedError(s);
     if (readings.length === 0) return DURABLE;
     const now = s.clock.now();
-    const record = encodeRecord(readings, now);
+    // Checked now, so a reading the spool cannot store fails this accept() alone; the group commit encodes.
+    const bytes = measureReadings(readings);
     // The cap is checked before the append, so the spool may pass it by one record (a frame's worth).
     if (!this.accepting) {
       this.noteAccepting();
@@ -243,7 +244,7 @@ class DiskSpool extends EventEmitter implements Spool {
         `the spool holds ${s.depthBytes} undrained bytes (limit ${this.maxBytes}); the store is not keeping up or is down`,
       );
     }
-    this.commit.enqueue({ record, readings, acceptedAt: now, done });
+    this.commit.enqueue({ bytes, readings, acceptedAt: now, done });
     return null;
   }
 

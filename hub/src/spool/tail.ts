@@ -9,9 +9,9 @@ import { RecordBatch, recordView, SEGMENT_HEADER_BYTES } from './record.js';
 import { before, type Batch, type Pending, type Position, type SpoolShared } from './shared.js';
 
 /**
- * The records of one committed group, kept in memory until the drainer takes them: the bytes as written,
- * copied into one buffer (about 50 bytes per reading of three numbers when frames carry many readings, 130 with
- * one reading per frame; off the JS heap, one object per group).
+ * The records of one committed group (one record, or a few for a very large group), kept in memory until the
+ * drainer takes them: the bytes as written (about 50-60 bytes per reading of three numbers; off the JS heap, one
+ * object per group).
  */
 interface TailRecord {
   seg: number;
@@ -39,8 +39,11 @@ export class MemoryTail {
     private readonly batchReadings: number,
   ) {}
 
-  /** Keeps a committed group's records for the drainer (or turns the tail off when it would grow too big). */
-  keep(group: Pending[], at: Position): void {
+  /**
+   * Keeps a committed group's records (as written at `at`) for the drainer, or turns the tail off when they would
+   * make it too big.
+   */
+  keep(records: Buffer[], group: Pending[], at: Position): void {
     if (!this.on) return;
     let readings = 0;
     for (const p of group) readings += p.readings.length;
@@ -49,7 +52,7 @@ export class MemoryTail {
       this.on = false;
       return;
     }
-    const bytes = group.length === 1 ? group[0]!.record : Buffer.concat(group.map((p) => p.record));
+    const bytes = records.length === 1 ? records[0]! : Buffer.concat(records);
     this.records.push({ seg: at.seg, off: at.off, bytes, count: readings, acceptedAt: group[0]!.acceptedAt });
     this.readings += readings;
   }
