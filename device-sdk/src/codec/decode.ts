@@ -56,12 +56,10 @@ export function decodeDeviceFrame(bytes: Uint8Array, ctx: DeltaContext, limitsIn
       return decodeHello(r, limits);
     case FrameType.READING:
     case FrameType.READING_UNTIMED: {
-      // §5.3
-      const local = { ...ctx };
-      const frame: ReadingFrame = {
-        type: 'reading',
-        ...readReading(r, limits, local, type === FrameType.READING, false),
-      };
+      // §5.3 (object literals, not spreads: the hub decodes one of these per reading)
+      const local: DeltaContext = { prevSeq: ctx.prevSeq, prevTs: ctx.prevTs };
+      const reading = readReading(r, limits, local, type === FrameType.READING, false);
+      const frame: ReadingFrame = { type: 'reading', seq: reading.seq, ts: reading.ts, values: reading.values };
       ctx.prevSeq = local.prevSeq;
       ctx.prevTs = local.prevTs;
       return frame;

@@ -32,14 +32,15 @@ export interface RejectionSink {
 
 /** The declarations of one HELLO, compiled for fast per-value checks. */
 export class Declarations {
-  private readonly byAlias = new Map<number, CompiledMetric>();
+  /** Indexed by alias (small integers, §5.2): an array lookup per value instead of a Map's hash lookup. */
+  private readonly byAlias: Array<CompiledMetric | undefined> = [];
   /** stamps[slot] === stamp when the metric already appeared in the reading being checked. */
   private readonly stamps: number[];
   private stamp = 0;
 
   constructor(metrics: readonly MetricDeclaration[]) {
     metrics.forEach((m, slot) => {
-      this.byAlias.set(m.alias, {
+      this.byAlias[m.alias] = {
         name: m.name,
         kind: m.kind,
         numeric: m.kind === 'f32' || m.kind === 'f64' || m.kind === 'int',
@@ -47,7 +48,7 @@ export class Declarations {
         min: m.min ?? -Infinity,
         max: m.max ?? Infinity,
         slot,
-      });
+      };
     });
     this.stamps = new Array<number>(metrics.length).fill(0);
   }
@@ -80,7 +81,7 @@ export class Declarations {
     const stamp = this.stamp;
     const out: StoredValue[] = [];
     for (const v of reading.values) {
-      const m = this.byAlias.get(v.alias);
+      const m = this.byAlias[v.alias];
       // §7.1 checks in order: declared, not repeated, wire type, finite, range.
       if (m === undefined) {
         sink.rejectValue(
