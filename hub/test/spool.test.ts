@@ -813,18 +813,41 @@ describe('spool record format', () => {
     const [mixed, ...none] = encodeGroup(several);
     expect(none).toHaveLength(0);
     expect(decodeRecords([view(mixed!)], 2)).toEqual(several.flatMap((p) => p.readings));
-    // Parts whose values could add 60 000 names or more go to records of their own (MAX_RECORD_NAMES is 65 535).
+    // Two accepts of 40 800 distinct names each: 81 600 in one record would pass MAX_RECORD_NAMES (65 535), so
+    // they take a record each, and every reading is kept.
     const wide = (deviceId: string) =>
       Array.from({ length: 160 }, (_, i) => ({
         deviceId,
         epoch: 1,
         seq: i + 1,
         ts: T0 + i,
-        values: Array.from({ length: 200 }, (_, j) => ({ metric: `m${j}`, kind: 'f64' as const, value: j })),
+        values: Array.from({ length: 255 }, (_, j) => ({
+          metric: `${deviceId}.m${i}.${j}`,
+          kind: 'f64' as const,
+          value: j,
+        })),
       }));
-    const split = encodeGroup([part(wide('w1')), part(wide('w2'))]);
-    expect(split).toHaveLength(2);
+    const wideParts = [part(wide('w1')), part(wide('w2'))];
+    expect(() => encodeRecord([...wideParts[0]!.readings, ...wideParts[1]!.readings], 0)).toThrow(/65535 names/);
+    const split = encodeGroup(wideParts);
     expect(split.map((b) => view(b).summary?.deviceId)).toEqual(['w1', 'w2']);
+    expect(decodeRecords(split.map(view), 2)).toEqual(wideParts.flatMap((p) => p.readings));
+    // The same with a device per reading (one name per device, one per value): 40 accepts of 1 000 readings, each
+    // reading its own device and metric, 80 000 names in all.
+    const spread = Array.from({ length: 40 }, (_, k) =>
+      part(
+        Array.from({ length: 1000 }, (_, i) => ({
+          deviceId: `d${k}.${i}`,
+          epoch: 1,
+          seq: 1,
+          ts: T0,
+          values: [{ metric: `m${k}.${i}`, kind: 'int' as const, value: i }],
+        })),
+      ),
+    );
+    const spreadRecords = encodeGroup(spread);
+    expect(spreadRecords.length).toBeGreaterThan(1);
+    expect(decodeRecords(spreadRecords.map(view), 2)).toEqual(spread.flatMap((p) => p.readings));
     // accept() measures, so a reading the spool cannot store fails before the group commit.
     const nan = [{ ...readings('d1', 1, 1)[0]!, values: [{ metric: 'x', kind: 'f64' as const, value: Number.NaN }] }];
     expect(() => measureReadings(nan)).toThrow(/finite/);
@@ -836,6 +859,13 @@ describe('spool record format', () => {
     ];
     expect(() => measureReadings(many)).toThrow(/at most 255/);
     expect(() => measureReadings(readings('d'.repeat(256), 1, 1))).toThrow(/at most 255/);
+    const longName = [
+      { ...readings('d1', 1, 1)[0]!, values: [{ metric: 'n'.repeat(70_000), kind: 'int' as const, value: 1 }] },
+    ];
+    expect(() => measureReadings(longName)).toThrow(/65535/);
+    expect(() => encodeRecord(longName, 0)).toThrow(/65535/);
+    // One accept of more names than a record holds is refused on its own (wideParts above: 81 600 names).
+    expect(() => measureReadings([...wideParts[0]!.readings, ...wideParts[1]!.readings])).toThrow(/65535 names/);
     // The measure is what the reading adds to a record of several devices, give or take its names.
     const three = readings('d1', 1, 3);
     expect(Math.abs(measureReadings(three) - (encodeRecord(three, 0).length - RECORD_HEADER_BYTES - 25))).toBeLessThan(

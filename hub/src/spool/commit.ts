@@ -112,10 +112,15 @@ export class GroupCommit {
         try {
           records = encodeGroup(group);
         } catch (err) {
-          // accept() measured every reading, so this is a hub bug: refuse the group, nothing reached the disk.
-          s.logger?.error({ err }, 'spool: a group could not be encoded; its readings stay unacked');
-          for (const p of group) this.tell(p, err);
-          continue;
+          // accept() measured every reading, so this is a hub bug. Fail-stop as for a disk error: carrying on
+          // would let later groups of the same devices become durable past this one's readings, and a durable
+          // seq that skips readings never written would tell a device after a restart to drop them.
+          this.failStop(
+            err,
+            group,
+            'spool failed: a group of readings could not be encoded (a hub bug: please report it with this log), so the spool takes no more readings (devices keep them unacked); restart the hub',
+          );
+          return;
         }
         let groupBytes = 0;
         for (const r of records) groupBytes += r.length;
@@ -205,7 +210,11 @@ export class GroupCommit {
    * The disk failed under an append: refuse `group` with the error, refuse everything queued behind it, and
    * stop taking readings until a restart. Durable seqs stay where the last fdatasync left them.
    */
-  private failStop(err: unknown, group: Pending[]): void {
+  private failStop(
+    err: unknown,
+    group: Pending[],
+    message = 'spool failed: an append or fdatasync to the spool failed, so the spool takes no more readings (devices keep them unacked); fix the disk and restart the hub',
+  ): void {
     const s = this.s;
     const e = err as { message?: unknown; code?: unknown };
     s.failure = {
@@ -219,10 +228,7 @@ export class GroupCommit {
     this.arrivals = [];
     this.pendingBytes = 0;
     const refused = [...group, ...queued].reduce((n, p) => n + p.readings.length, 0);
-    s.logger?.error(
-      { err, segment: this.writer.current?.path, refusedReadings: refused },
-      'spool failed: an append or fdatasync to the spool failed, so the spool takes no more readings (devices keep them unacked); fix the disk and restart the hub',
-    );
+    s.logger?.error({ err, segment: this.writer.current?.path, refusedReadings: refused }, message);
     for (const p of group) this.tell(p, err);
     const stopped = failedError(s);
     for (const p of queued) this.tell(p, stopped);

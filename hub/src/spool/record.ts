@@ -175,13 +175,23 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
 const recordNames = new NameTable();
 
 /**
- * Checks that `readings` can be spooled (what encodeRecord would refuse: more than 255 values, a number that is
- * not finite, a device id over 255 bytes) and returns about how many bytes they take in a record of several
- * devices, name table included. accept() calls this and leaves the encoding to the group commit, which writes a
- * whole group as one record (encodeGroup).
+ * Names one record may hold, with room to spare under MAX_RECORD_NAMES: encodeGroup starts another record
+ * before a group's device ids and metric names could pass it.
+ */
+const GROUP_RECORD_NAMES = 60_000;
+/** Bytes one record of encodeGroup holds at most (measured), well under MAX_RECORD_BYTES. */
+const GROUP_RECORD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Checks that `readings` can be spooled, refusing what encodeRecord would refuse (more than 255 values, a
+ * number that is not finite, a device id over 255 bytes, a name over 65 535 bytes, more names or bytes than a
+ * record holds), and returns about how many bytes they take in a record of several devices (their names'
+ * bytes left out). accept() calls this and leaves the encoding to the group commit, which writes a whole group
+ * as one record (encodeGroup): so what one accept() brings cannot make the group's encoding fail.
  */
 export function measureReadings(readings: readonly StoredReading[]): number {
   let bytes = 0;
+  let names = 0;
   let deviceId: string | null = null;
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;
@@ -190,14 +200,21 @@ export function measureReadings(readings: readonly StoredReading[]): number {
       const idBytes = utf8Of(deviceId).length;
       if (idBytes > 255) throw new TypeError(`device id of ${idBytes} bytes; the spool takes at most 255`);
       bytes += 2 + idBytes;
+      names++;
     }
     if (r.values.length > 255)
       throw new TypeError(
         `reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`,
       );
     bytes += 23;
+    names += r.values.length;
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
+      // Only a name of more than 65 535 / 3 UTF-16 units can pass 65 535 UTF-8 bytes: measured only then.
+      if (v.metric.length > 0x5555) {
+        const nameBytes = Buffer.byteLength(v.metric, 'utf8');
+        if (nameBytes > 0xffff) throw new TypeError(`a name of ${nameBytes} bytes; the spool takes at most 65535`);
+      }
       switch (v.kind) {
         case 'bool':
           bytes += 4;
@@ -215,16 +232,26 @@ export function measureReadings(readings: readonly StoredReading[]): number {
       }
     }
   }
+  // An accept() that could pass a record's limits on names or bytes alone (a very large batch) is encoded
+  // once here, so that it fails now, and alone, if it does; encodeGroup gives such an accept a record of its own.
+  if (names > GROUP_RECORD_NAMES || bytes > GROUP_RECORD_BYTES) encodeRecord(readings, 0);
   return bytes;
 }
 
-/**
- * Names one record may hold, with room to spare under MAX_RECORD_NAMES: encodeGroup starts another record
- * before a group's device ids and metric names could pass it.
- */
-const GROUP_RECORD_NAMES = 60_000;
-/** Bytes one record of encodeGroup holds at most (measured), well under MAX_RECORD_BYTES. */
-const GROUP_RECORD_BYTES = 16 * 1024 * 1024;
+/** At most how many names `readings` add to a record: one per change of device, one per value. */
+function namesBound(readings: readonly StoredReading[]): number {
+  let names = 0;
+  let deviceId: string | null = null;
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i]!;
+    if (r.deviceId !== deviceId) {
+      deviceId = r.deviceId;
+      names++;
+    }
+    names += r.values.length;
+  }
+  return names;
+}
 
 /**
  * The records of a group commit: the readings of every accept() in the group, in order, as one record (one of
@@ -246,22 +273,32 @@ export function encodeGroup(
   let chunkAt = 0;
   let names = 0;
   let bytes = 0;
-  for (const part of parts) {
-    // At most one device id and one name per value are new with each part.
-    let partNames = 1;
-    for (const r of part.readings) partNames += r.values.length;
-    if (chunk.length > 0 && (names + partNames > GROUP_RECORD_NAMES || bytes + part.bytes > GROUP_RECORD_BYTES)) {
+  let chunkParts: (typeof parts)[number][] = [];
+  const flush = () => {
+    try {
       records.push(encodeRecord(chunk, chunkAt));
-      chunk = [];
-      names = 0;
-      bytes = 0;
+    } catch (err) {
+      // Names longer than the measure counts could in theory fill a record past MAX_RECORD_BYTES: then each
+      // accept gets a record of its own (measureReadings made sure each one encodes).
+      if (chunkParts.length === 1) throw err;
+      for (const p of chunkParts) records.push(encodeRecord(p.readings, p.acceptedAt));
     }
+    chunk = [];
+    chunkParts = [];
+    names = 0;
+    bytes = 0;
+  };
+  for (const part of parts) {
+    const partNames = namesBound(part.readings);
+    if (chunk.length > 0 && (names + partNames > GROUP_RECORD_NAMES || bytes + part.bytes > GROUP_RECORD_BYTES))
+      flush();
     if (chunk.length === 0) chunkAt = part.acceptedAt;
     for (const r of part.readings) chunk.push(r);
+    chunkParts.push(part);
     names += partNames;
     bytes += part.bytes;
   }
-  if (chunk.length > 0) records.push(encodeRecord(chunk, chunkAt));
+  if (chunk.length > 0) flush();
   return records;
 }
 
