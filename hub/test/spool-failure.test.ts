@@ -17,6 +17,7 @@ import { eio, FileFaults } from './file-faults.js';
 import { registerStorageMetrics } from '../src/spool/metrics.js';
 import { FAST_COMMITS_BEFORE_INLINE, SMALL_GROUP_RECORDS } from '../src/spool/commit.js';
 import type { SpoolOptions } from '../src/spool/options.js';
+import { measureReadings } from '../src/spool/record.js';
 import { createSpool, SpoolFailedError, type Spool } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
@@ -223,6 +224,44 @@ describe('spool after a failed append (fail-stop)', () => {
     expect(spool.state.recoveredTornBytes).toBeGreaterThan(0);
     await spool.whenDrained(5000);
     expect(storedKeys(store)).toEqual(['d0/9/1', 'd0/9/2']);
+  });
+});
+
+describe('the spool cap while a group commits', () => {
+  it('stays closed for the length of the commit: the group counts until its bytes are committed', async () => {
+    const root = tempDir();
+    const store = new SqliteStore(root);
+    cleanups.push(() => store.close());
+    const one = (i: number) => readings(`d${i}`, 1, 1, 2);
+    // Three accepts fill the cap; the drainer waits a second before it takes anything (depth stays).
+    const spool = await openSpool(join(root, 'spool'), store, [], {
+      maxBytes: 3 * measureReadings(one(0)),
+      drainLingerMs: 1000,
+      commitWaitMs: 0,
+    });
+    const faults = await FileFaults.create(root);
+    cleanups.push(() => faults.restore());
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reached!: () => void;
+    const inSync = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    faults.wrap('datasync', async (real) => {
+      reached();
+      await released;
+      return real();
+    });
+    const accepted = Promise.all([0, 1, 2].map((i) => spool.accept(one(i))));
+    await withTimeout(inSync, 5_000, 'the group commit to reach its fdatasync');
+    // Before: the group left the pending bytes when the commit took it, and the cap was open until it finished.
+    expect(spool.accepting).toBe(false);
+    await expect(spool.accept(one(3))).rejects.toThrow(/undrained bytes/);
+    release();
+    await withTimeout(accepted, 5_000, 'the three accepts to become durable');
+    expect(spool.accepting).toBe(false);
   });
 });
 

@@ -58,6 +58,11 @@ export class GroupCommit {
   private arrivals: number[] = [];
   /** Bytes (measured, not yet encoded) of the accepts waiting for a group commit. */
   pendingBytes = 0;
+  /**
+   * Bytes (measured) of the group being committed: they count against the spool's cap until the commit has
+   * added the group's real size to the committed bytes, so the cap does not open for the length of every commit.
+   */
+  committingBytes = 0;
   private committing: Promise<void> | null = null;
   /** Running mean of the gap between two accept() calls, ms (the arrival rate is its inverse). */
   private meanGapMs = 1000;
@@ -107,7 +112,10 @@ export class GroupCommit {
         if (wait > 0) await new Promise<void>((resolve) => setTimeout(resolve, wait));
         if (this.pending.length === 0) break; // refused meanwhile
         const group = this.takeGroup();
-        for (const p of group) this.pendingBytes -= p.bytes;
+        let measured = 0;
+        for (const p of group) measured += p.bytes;
+        this.pendingBytes -= measured;
+        this.committingBytes = measured;
         let records: Buffer[];
         try {
           records = encodeGroup(group);
@@ -149,6 +157,7 @@ export class GroupCommit {
           s.headAcceptedAt ??= p.acceptedAt;
         }
         s.committedBytes += groupBytes;
+        this.committingBytes = 0;
         s.commits++;
         s.events.noteAccepting();
         s.wake?.();
@@ -227,6 +236,7 @@ export class GroupCommit {
     this.pending = [];
     this.arrivals = [];
     this.pendingBytes = 0;
+    this.committingBytes = 0;
     const refused = [...group, ...queued].reduce((n, p) => n + p.readings.length, 0);
     s.logger?.error({ err, segment: this.writer.current?.path, refusedReadings: refused }, message);
     for (const p of group) this.tell(p, err);

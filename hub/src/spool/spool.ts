@@ -166,7 +166,11 @@ class DiskSpool extends EventEmitter implements Spool {
 
   get accepting(): boolean {
     const s = this.s;
-    return !s.closing && s.failure === null && s.depthBytes + this.commit.pendingBytes < this.maxBytes;
+    return (
+      !s.closing &&
+      s.failure === null &&
+      s.depthBytes + this.commit.pendingBytes + this.commit.committingBytes < this.maxBytes
+    );
   }
 
   get storeState(): StoreState {
@@ -237,7 +241,8 @@ class DiskSpool extends EventEmitter implements Spool {
     const now = s.clock.now();
     // Checked now, so a reading the spool cannot store fails this accept() alone; the group commit encodes.
     const bytes = measureReadings(readings);
-    // The cap is checked before the append, so the spool may pass it by one record (a frame's worth).
+    // The cap is checked here, with what waits and what is being committed, so the spool may pass it by one
+    // accept() (a frame's worth).
     if (!this.accepting) {
       this.noteAccepting();
       return new SpoolFullError(
