@@ -88,6 +88,26 @@ function utf8Of(name: string): Buffer {
   return bytes;
 }
 
+/** What encodeRecord and measureReadings refuse, with one message each. */
+function checkDeviceIdBytes(n: number): void {
+  if (n > 255) throw new TypeError(`device id of ${n} bytes; the spool takes at most 255`);
+}
+function checkNameBytes(n: number): void {
+  if (n > 0xffff) throw new TypeError(`a name of ${n} bytes; the spool takes at most 65535`);
+}
+function checkValueCount(r: StoredReading): void {
+  if (r.values.length > 255)
+    throw new TypeError(
+      `reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`,
+    );
+}
+function checkNumber(r: StoredReading, v: StoredReading['values'][number]): void {
+  if (typeof v.value !== 'number' || !Number.isFinite(v.value))
+    throw new TypeError(
+      `reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`,
+    );
+}
+
 /**
  * A record's name table: index by name. A record has a handful of names, found by a linear scan (no Map per
  * record); past LINEAR_NAMES a Map takes over.
@@ -130,7 +150,7 @@ class NameTable {
     const index = this.size;
     if (index >= MAX_RECORD_NAMES) throw new TypeError(`more than ${MAX_RECORD_NAMES} names in one spool record`);
     const bytes = utf8Of(name);
-    if (bytes.length > 0xffff) throw new TypeError(`a name of ${bytes.length} bytes; the spool takes at most 65535`);
+    checkNameBytes(bytes.length);
     this.list[index] = name;
     this.bytes[index] = bytes;
     this.size++;
@@ -154,7 +174,7 @@ export function encodeRecord(readings: readonly StoredReading[], acceptedAt: num
   const plan = planRecord(readings);
   const { uniform } = plan;
   const device = uniform ? utf8Of(first!.deviceId) : EMPTY;
-  if (device.length > 255) throw new TypeError(`device id of ${device.length} bytes; the spool takes at most 255`);
+  checkDeviceIdBytes(device.length);
   const payloadLength = PAYLOAD_FIXED_BYTES + device.length + plan.bodyBytes;
   if (payloadLength > MAX_RECORD_BYTES)
     throw new TypeError(`a spool record of ${payloadLength} bytes; at most ${MAX_RECORD_BYTES}`);
@@ -191,29 +211,23 @@ const GROUP_RECORD_BYTES = 16 * 1024 * 1024;
  */
 export function measureReadings(readings: readonly StoredReading[]): number {
   let bytes = 0;
-  let names = 0;
   let deviceId: string | null = null;
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;
     if (r.deviceId !== deviceId) {
       deviceId = r.deviceId;
       const idBytes = utf8Of(deviceId).length;
-      if (idBytes > 255) throw new TypeError(`device id of ${idBytes} bytes; the spool takes at most 255`);
+      checkDeviceIdBytes(idBytes);
       bytes += 2 + idBytes;
-      names++;
     }
-    if (r.values.length > 255)
-      throw new TypeError(
-        `reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`,
-      );
+    checkValueCount(r);
     bytes += 23;
-    names += r.values.length;
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
       // Only a name of more than 65 535 / 3 UTF-16 units can pass 65 535 UTF-8 bytes: measured only then.
       if (v.metric.length > 0x5555) {
         const nameBytes = Buffer.byteLength(v.metric, 'utf8');
-        if (nameBytes > 0xffff) throw new TypeError(`a name of ${nameBytes} bytes; the spool takes at most 65535`);
+        checkNameBytes(nameBytes);
       }
       switch (v.kind) {
         case 'bool':
@@ -223,18 +237,14 @@ export function measureReadings(readings: readonly StoredReading[]): number {
           bytes += 7 + Buffer.byteLength(String(v.value), 'utf8');
           break;
         default:
-          if (typeof v.value !== 'number' || !Number.isFinite(v.value)) {
-            throw new TypeError(
-              `reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`,
-            );
-          }
+          checkNumber(r, v);
           bytes += 11;
       }
     }
   }
   // An accept() that could pass a record's limits on names or bytes alone (a very large batch) is encoded
   // once here, so that it fails now, and alone, if it does; encodeGroup gives such an accept a record of its own.
-  if (names > GROUP_RECORD_NAMES || bytes > GROUP_RECORD_BYTES) encodeRecord(readings, 0);
+  if (bytes > GROUP_RECORD_BYTES || namesBound(readings) > GROUP_RECORD_NAMES) encodeRecord(readings, 0);
   return bytes;
 }
 
@@ -325,10 +335,7 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
       bodyBytes += 6;
     }
     bodyBytes += 17;
-    if (r.values.length > 255)
-      throw new TypeError(
-        `reading ${r.deviceId}/${r.epoch}/${r.seq} has ${r.values.length} values; the spool takes at most 255`,
-      );
+    checkValueCount(r);
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
       names.add(v.metric);
@@ -343,11 +350,7 @@ function planRecord(readings: readonly StoredReading[]): RecordPlan {
           break;
         }
         default:
-          if (typeof v.value !== 'number' || !Number.isFinite(v.value)) {
-            throw new TypeError(
-              `reading ${r.deviceId}/${r.epoch}/${r.seq}: ${v.metric} is ${String(v.value)}; the spool stores finite numbers only`,
-            );
-          }
+          checkNumber(r, v);
           bodyBytes += 11;
       }
     }
