@@ -134,6 +134,7 @@ async function run(target, rate = null) {
   let latencies = null; // ack latencies in ms, collected during the measurement window (paced hub runs)
   let dueLatencies = null; // the same, counted from the reading's due time
   let lags = null; // due time -> write, ms (paced runs)
+  let ackFrames = 0; // ACK frames received during the measurement window
   for (let i = 0; i < n; i++) {
     const dev = {
       conn: null,
@@ -167,6 +168,7 @@ async function run(target, rate = null) {
               }
             },
             onAck(seq) {
+              if (latencies) ackFrames++;
               if (rate !== null) {
                 const now = performance.now();
                 // sentAt[k] is the send time of seq k + 1; the ACK covers every seq up to `seq`.
@@ -236,6 +238,7 @@ async function run(target, rate = null) {
   latencies = [];
   dueLatencies = [];
   lags = [];
+  ackFrames = 0;
   const t0 = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, SECONDS * 1000)); // measurement window
   const s1 = await server.sample();
@@ -265,7 +268,7 @@ async function run(target, rate = null) {
     perCpuSecond: messages / cpuSec,
     perWallSecond: messages / wall,
     cpuMicrosPerReading: (cpuSec / messages) * 1e6,
-    ...(windowed ? { backoffs } : {}),
+    ...(windowed ? { backoffs, readingsPerAck: messages / ackFrames } : {}),
     ...(windowed && rate !== null
       ? {
           ackP50Ms: percentile(sorted, 0.5),
@@ -320,6 +323,7 @@ const medians = [...new Set(rows.map((r) => r.name))].map((name) => {
     ackP99Ms: median(of.map((r) => r.hub.ackP99Ms)),
     ackP99FromDueMs: median(of.map((r) => r.hub.ackP99FromDueMs)),
     senderLagP99Ms: median(of.map((r) => r.hub.senderLagP99Ms)),
+    readingsPerAck: median(of.map((r) => r.hub.readingsPerAck)),
   };
 });
 const result = {
@@ -338,17 +342,17 @@ else {
     `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}; rounds: ${REPEAT}`,
   );
   console.log(
-    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | ack p99 from due ms | sender lag p99 ms | hub loop delay p99 / max ms | hub readings/s | BACKOFFs |',
+    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | ack p99 from due ms | sender lag p99 ms | hub loop delay p99 / max ms | hub readings/s | readings per ACK | BACKOFFs |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
   for (const r of rows)
     console.log(
-      `| ${REPEAT > 1 ? `${r.round}: ` : ''}${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.ackP99FromDueMs)} | ${f(r.hub.senderLagP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${r.hub.backoffs} |`,
+      `| ${REPEAT > 1 ? `${r.round}: ` : ''}${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.ackP99FromDueMs)} | ${f(r.hub.senderLagP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${f(r.hub.readingsPerAck, 2)} | ${r.hub.backoffs} |`,
     );
   if (REPEAT > 1)
     for (const m of medians)
       console.log(
-        `| median: ${m.name} | | | ${f(m.ratio, 2)}x | ${f(m.hubMicrosPerReading)} | ${f(m.cpuPerReadingVsFlood, 2)}x | ${f(m.ackP50Ms)} | ${f(m.ackP99Ms)} | ${f(m.ackP99FromDueMs)} | ${f(m.senderLagP99Ms)} | | | |`,
+        `| median: ${m.name} | | | ${f(m.ratio, 2)}x | ${f(m.hubMicrosPerReading)} | ${f(m.cpuPerReadingVsFlood, 2)}x | ${f(m.ackP50Ms)} | ${f(m.ackP99Ms)} | ${f(m.ackP99FromDueMs)} | ${f(m.senderLagP99Ms)} | | | ${f(m.readingsPerAck, 2)} | |`,
       );
 }
