@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { SMALL_FRAME_MAX, writeSmallFrame } from '../src/device-channel/small-frame.js';
+import { decodeHubFrame, encodeHubFrame } from '@tendril/device-sdk/codec';
+import { ackMessage, SMALL_FRAME_MAX, SMALL_HEADER_BYTES, writeSmallFrame } from '../src/device-channel/small-frame.js';
 import { waitFor } from './helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -58,5 +59,33 @@ describe('small hub frames', () => {
       sender._bufferedBytes = 0;
     }
     expect(writeSmallFrame(server, new Uint8Array(2))).toBe(true);
+  });
+
+  it('builds ACK messages with the bytes of the codec for every varint length, up to 2^53-1', () => {
+    const seqs = [
+      1,
+      2,
+      127,
+      128,
+      300,
+      16_383,
+      16_384,
+      2 ** 21 - 1,
+      2 ** 21,
+      2 ** 28,
+      2 ** 35 + 5,
+      2 ** 49,
+      Number.MAX_SAFE_INTEGER,
+    ];
+    for (const seq of seqs) {
+      const message = ackMessage(seq);
+      const payload = encodeHubFrame({ type: 'ack', seq });
+      expect(message[0], `seq ${seq}: FIN + binary`).toBe(0x82);
+      expect(message[1], `seq ${seq}: 7-bit length`).toBe(payload.length);
+      expect(Buffer.from(message.subarray(SMALL_HEADER_BYTES)).toString('hex'), `seq ${seq}`).toBe(
+        Buffer.from(payload).toString('hex'),
+      );
+      expect(decodeHubFrame(message.subarray(SMALL_HEADER_BYTES))).toEqual({ type: 'ack', seq });
+    }
   });
 });

@@ -125,7 +125,11 @@ export function refuse(what: string, problem: string, code: ProtocolErrorCode = 
 /** Builds a frame in a buffer that doubles as it fills. */
 export class ByteWriter {
   private buf = new Uint8Array(64);
-  private view = new DataView(this.buf.buffer);
+  /**
+   * Made by the first float only: a DataView needs the array's ArrayBuffer, which for a small array V8 then
+   * moves off its heap (an allocation of its own), and most frames (every hub frame) carry no float.
+   */
+  private view: DataView | null = null;
   private pos = 0;
 
   private ensure(n: number): void {
@@ -133,7 +137,7 @@ export class ByteWriter {
     const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
     next.set(this.buf);
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = null;
   }
 
   u8(b: number): void {
@@ -162,8 +166,9 @@ export class ByteWriter {
   /** §2.4: little-endian IEEE 754, 4 or 8 bytes. */
   float(v: number, size: 4 | 8): void {
     this.ensure(size);
-    if (size === 4) this.view.setFloat32(this.pos, v, true);
-    else this.view.setFloat64(this.pos, v, true);
+    const view = (this.view ??= new DataView(this.buf.buffer));
+    if (size === 4) view.setFloat32(this.pos, v, true);
+    else view.setFloat64(this.pos, v, true);
     this.pos += size;
   }
 

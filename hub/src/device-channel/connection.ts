@@ -18,6 +18,7 @@ import {
   encodeHubFrame,
   errorInfo,
   FrameError,
+  FrameType,
   type CommandResultFrame,
   type DeltaContext,
   type DeviceFrame,
@@ -40,7 +41,7 @@ import {
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { DeviceSessions } from '../devices/sessions.js';
 import type { HubMetrics } from '../ops/metrics.js';
-import { writeSmallFrame } from './small-frame.js';
+import { ackMessage, directSocket, SMALL_HEADER_BYTES, writeSmallFrame } from './small-frame.js';
 import type { Clock, Timers } from '../core/clock.js';
 
 type State = 'awaitingHello' | 'attaching' | 'ready' | 'closing';
@@ -331,8 +332,12 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
 
   /** §7.3: one cumulative ACK. */
   onDurable(seq: number): void {
-    if (this.state !== 'ready') return;
-    this.send({ type: 'ack', seq });
+    if (this.state !== 'ready' || this.socket.readyState !== OPEN) return;
+    const message = ackMessage(seq);
+    const raw = directSocket(this.socket);
+    if (raw) raw.write(message);
+    else this.socket.send(message.subarray(SMALL_HEADER_BYTES));
+    this.sent(FrameType.ACK, message.length - SMALL_HEADER_BYTES);
     this.channel.opts.metrics.count.acksSent++;
   }
 
@@ -482,9 +487,14 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
   sendBytes(bytes: Uint8Array): void {
     if (this.socket.readyState !== OPEN) return;
     if (!writeSmallFrame(this.socket, bytes)) this.socket.send(bytes);
+    this.sent(bytes[0]!, bytes.length);
+  }
+
+  /** Counts a frame sent (or queued) to the device, and cuts off a device that does not read. */
+  private sent(frameType: number, payloadBytes: number): void {
     const count = this.channel.opts.metrics.count;
-    count.framesOut[bytes[0]!]!++;
-    count.bytesOut += bytes.length;
+    count.framesOut[frameType]!++;
+    count.bytesOut += payloadBytes;
     // §9.2: what the hub queues for one device is bounded; a device that does not read is cut off.
     if (this.socket.bufferedAmount > this.channel.maxBufferedBytes) this.slowConsumer();
   }
