@@ -4,14 +4,13 @@
  * let a later group of the same device become durable past readings never written. encodeGroup is wrapped
  * (vi.mock) so that one call can be made to throw; everything else is the real spool over the real SQLite store.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { encodeGroup } from '../src/spool/record.js';
 import { createSpool, SpoolFailedError } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading } from '../src/storage/types.js';
+import { tempDir as makeTempDir } from './helpers.js';
 
 vi.mock('../src/spool/record.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../src/spool/record.js')>();
@@ -24,9 +23,9 @@ afterEach(async () => {
 });
 
 function tempDir(): string {
-  const path = mkdtempSync(join(tmpdir(), 'tendril-spool-encode-'));
-  cleanups.push(() => rmSync(path, { recursive: true, force: true }));
-  return path;
+  const dir = makeTempDir('tendril-spool-encode-');
+  cleanups.push(dir.remove);
+  return dir.path;
 }
 
 const readings = (from: number, count: number): StoredReading[] =>

@@ -211,6 +211,7 @@ const GROUP_RECORD_BYTES = 16 * 1024 * 1024;
  */
 export function measureReadings(readings: readonly StoredReading[]): number {
   let bytes = 0;
+  let names = 0; // as namesBound counts them, in the same pass
   let deviceId: string | null = null;
   for (let i = 0; i < readings.length; i++) {
     const r = readings[i]!;
@@ -219,9 +220,11 @@ export function measureReadings(readings: readonly StoredReading[]): number {
       const idBytes = utf8Of(deviceId).length;
       checkDeviceIdBytes(idBytes);
       bytes += 2 + idBytes;
+      names++;
     }
     checkValueCount(r);
     bytes += 23;
+    names += r.values.length;
     for (let j = 0; j < r.values.length; j++) {
       const v = r.values[j]!;
       // Only a name of more than 65 535 / 3 UTF-16 units can pass 65 535 UTF-8 bytes: measured only then.
@@ -244,7 +247,7 @@ export function measureReadings(readings: readonly StoredReading[]): number {
   }
   // An accept() that could pass a record's limits on names or bytes alone (a very large batch) is encoded
   // once here, so that it fails now, and alone, if it does; encodeGroup gives such an accept a record of its own.
-  if (bytes > GROUP_RECORD_BYTES || namesBound(readings) > GROUP_RECORD_NAMES) encodeRecord(readings, 0);
+  if (bytes > GROUP_RECORD_BYTES || names > GROUP_RECORD_NAMES) encodeRecord(readings, 0);
   return bytes;
 }
 
