@@ -21,6 +21,15 @@ import { DEFAULT_LIMITS } from './codec/limits.js';
 
 export const SDK_VERSION = 'ts-0.1.0';
 
+/**
+ * What the browser's WebSocket, `ws`'s and the host's timers type differently (event objects, constructor
+ * options, timer handles), and command arguments, which are whatever JSON the hub sent. Typed `any` so that
+ * every one of them fits: with exact types an event handler fits only one class, as handler parameters are
+ * checked contravariantly.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see above
+type Loose = any;
+
 /** The part of a WHATWG WebSocket the client uses. `ws`'s WebSocket class fits it. */
 export interface WebSocketLike {
   binaryType: string;
@@ -28,14 +37,14 @@ export interface WebSocketLike {
   readonly protocol: string;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: any) => void) | null;
-  onclose: ((ev: any) => void) | null;
-  onerror: ((ev: any) => void) | null;
+  onopen: ((ev: Loose) => void) | null;
+  onmessage: ((ev: Loose) => void) | null;
+  onclose: ((ev: Loose) => void) | null;
+  onerror: ((ev: Loose) => void) | null;
 }
 
 /** Called as `new WebSocket(url, 'tendril.v1', wsOptions)`; browsers ignore the third argument. */
-export type WebSocketConstructor = new (url: string, protocol: string, options?: any) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocol: string, options?: Loose) => WebSocketLike;
 
 export interface MetricOption {
   name: string;
@@ -49,7 +58,7 @@ export interface MetricOption {
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: any): void;
+  clearTimeout(handle: Loose): void;
 }
 
 export interface TendrilDeviceOptions {
@@ -95,7 +104,7 @@ export interface CommandContext {
   timeoutMs: number;
 }
 
-export type CommandHandler = (args: any, ctx: CommandContext) => unknown;
+export type CommandHandler = (args: Loose, ctx: CommandContext) => unknown;
 
 export interface TendrilDeviceEvents {
   connect: (welcome: WelcomeFrame) => void;

@@ -159,16 +159,6 @@ function commandResult(commandId, status, detail) {
     decoded: { type: 'commandResult', commandId, status, detail },
   };
 }
-const WIRE = {
-  OUT_OF_RANGE: 32,
-  AUTH_FAILED: 20,
-  UNKNOWN_ALIAS: 30,
-  TYPE_MISMATCH: 31,
-  RATE_LIMITED: 40,
-  STORE_BUSY: 41,
-  REPLACED: 21,
-  NOT_FINITE: 33,
-};
 function error(code, wire, seq, alias, message) {
   return {
     fields: [

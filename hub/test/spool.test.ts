@@ -512,7 +512,7 @@ describe('spool', () => {
     const store = newStore(tempDir());
     const strict: ReadingVisitor = {
       begin() {},
-      value(metric, kind, value) {
+      value(metric, _kind, value) {
         if (typeof value === 'number' && !Number.isFinite(value))
           throw new Error(`invalid float value for field '${metric}'`);
       },

@@ -5,7 +5,7 @@ import { HELP, parseOptions, UsageError } from './options.js';
 import { runSimulation } from './run.js';
 
 async function main(): Promise<number> {
-  let options;
+  let options: ReturnType<typeof parseOptions>;
   try {
     options = parseOptions(process.argv.slice(2), process.env);
   } catch (error) {

@@ -141,44 +141,49 @@ function joinNegativeNumbers(argv: readonly string[]): string[] {
   return out;
 }
 
+/** node:util parseArgs over the simulator's options (throws on an unknown or malformed one). */
+function parseArgv(argv: readonly string[]) {
+  return parseArgs({
+    args: joinNegativeNumbers(argv),
+    strict: true,
+    allowPositionals: false,
+    options: {
+      hub: { type: 'string' },
+      devices: { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      json: { type: 'boolean' },
+      token: { type: 'string' },
+      'devices-file': { type: 'string' },
+      models: { type: 'string' },
+      seed: { type: 'string' },
+      ca: { type: 'string' },
+      'connect-rate': { type: 'string' },
+      'buffer-size': { type: 'string' },
+      progress: { type: 'string' },
+      load: { type: 'boolean' },
+      transport: { type: 'string' },
+      mqtt: { type: 'string' },
+      'mqtt-password': { type: 'string' },
+      'drop-rate': { type: 'string' },
+      latency: { type: 'string' },
+      'clock-skew': { type: 'string' },
+      burst: { type: 'string' },
+      malformed: { type: 'string' },
+      'reconnect-storm': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
 /** Returns null when --help was asked for. */
 export function parseOptions(
   argv: readonly string[],
   env: Record<string, string | undefined> = {},
 ): SimulatorOptions | null {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgv>;
   try {
-    parsed = parseArgs({
-      args: joinNegativeNumbers(argv),
-      strict: true,
-      allowPositionals: false,
-      options: {
-        hub: { type: 'string' },
-        devices: { type: 'string' },
-        rate: { type: 'string' },
-        duration: { type: 'string' },
-        json: { type: 'boolean' },
-        token: { type: 'string' },
-        'devices-file': { type: 'string' },
-        models: { type: 'string' },
-        seed: { type: 'string' },
-        ca: { type: 'string' },
-        'connect-rate': { type: 'string' },
-        'buffer-size': { type: 'string' },
-        progress: { type: 'string' },
-        load: { type: 'boolean' },
-        transport: { type: 'string' },
-        mqtt: { type: 'string' },
-        'mqtt-password': { type: 'string' },
-        'drop-rate': { type: 'string' },
-        latency: { type: 'string' },
-        'clock-skew': { type: 'string' },
-        burst: { type: 'string' },
-        malformed: { type: 'string' },
-        'reconnect-storm': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    parsed = parseArgv(argv);
   } catch (error) {
     throw new UsageError(`${(error as Error).message}. See --help.`);
   }

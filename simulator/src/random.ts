@@ -47,5 +47,5 @@ export function exponential(random: RandomSource, mean: number): number {
 }
 
 export function clamp(value: number, min: number, max: number): number {
-  return value < min ? min : value > max ? max : value;
+  return Math.min(Math.max(value, min), max);
 }

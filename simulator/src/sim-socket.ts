@@ -45,7 +45,7 @@ export class SimSocket extends WebSocket {
   }
 
   // The SDK calls send(bytes) only; the override keeps ws's overloads by passing the rest through untyped.
-  override send(data: Parameters<WebSocket['send']>[0], ...rest: any[]): void {
+  override send(data: Parameters<WebSocket['send']>[0], ...rest: unknown[]): void {
     const sendNow = (): void => (super.send as (...a: unknown[]) => void).call(this, data, ...rest);
     if (this.latencyMs <= 0) return sendNow();
     // Same delay for every frame keeps their order (Node runs equal-duration timers first in, first out).

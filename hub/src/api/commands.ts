@@ -149,7 +149,7 @@ function listCommandsRoute(app: FastifyInstance, { commands, deviceExists }: Com
         },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       if (!deviceExists(request.params.id)) throw deviceNotFound(request.params.id);
       const limit = request.query.limit ?? COMMAND_LIMITS.defaultPageSize;
       const list = commands.list({
@@ -175,7 +175,7 @@ function getCommandRoute(app: FastifyInstance, { commands }: CommandApiOptions):
         params: { type: 'object', required: ['commandId'], properties: { commandId: { type: 'integer', minimum: 1 } } },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const command = commands.get(request.params.commandId);
       if (!command) {
         throw new HubHttpError(

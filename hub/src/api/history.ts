@@ -30,7 +30,7 @@ export interface HistoryRoutesOptions {
   maxCsvPoints?: number;
 }
 
-type RouteHook = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | void;
+type RouteHook = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | undefined;
 
 export const AGGREGATES: readonly Aggregate[] = ['mean', 'min', 'max', 'last', 'count'];
 const DEFAULT_RANGE_MS = 3_600_000;

@@ -55,7 +55,7 @@ export class ConnectionLog {
   private readonly stmt;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    db: SqliteDatabase,
     private readonly limit = CONNECTION_LOG_LIMIT,
   ) {
     db.exec(SCHEMA);

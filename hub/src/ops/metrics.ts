@@ -130,7 +130,6 @@ export class HubMetrics {
   /** Rejections per validation code, counted as plain numbers on the hot path; reported at scrape time. */
   private readonly rejected = new Map<string, { n: number; inc(): void }>();
   private readonly closed = new Map<string, CounterChild>();
-  private readonly rejectedCounter: Counter;
   private readonly closedCounter: Counter;
   /** Device sockets refused before HELLO because too many were waiting for HELLO (§6.1.5). */
   readonly handshakesRefused: CounterChild;
@@ -146,7 +145,8 @@ export class HubMetrics {
     registerHotCounters(registers, count);
     const rejected = this.rejected;
     const reportedRejections = new Map<string, number>();
-    this.rejectedCounter = new Counter({
+    // Registered with the registry; read only at scrape time (collect).
+    new Counter({
       name: 'tendril_readings_rejected_total',
       help: 'Values or readings rejected by validation, by error code.',
       labelNames: ['code'],

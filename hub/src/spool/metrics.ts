@@ -28,7 +28,9 @@ export function registerStorageMetrics(registry: Registry, spool: Spool, influx?
     name: 'tendril_spool_drained_readings_total',
     help: 'Readings the spool wrote to the store.',
     registers,
-    collect: () => updates.forEach((u) => u()),
+    collect: () => {
+      for (const update of updates) update();
+    },
   });
   const commits = new Counter({
     name: 'tendril_spool_commits_total',

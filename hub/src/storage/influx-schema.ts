@@ -22,7 +22,7 @@
  * - A metric named `time` is stored as the field `@time`: InfluxDB silently drops a field called `time`.
  *   Queries name fields `"x"::field` and the tag `"device"::tag`, since a metric may be called `device` too.
  */
-import { escape, Point } from '@influxdata/influxdb-client';
+import { escape as lineEscape, Point } from '@influxdata/influxdb-client';
 import type { MetricKind } from '@tendril/device-sdk/codec';
 import type { ScalarValue, StoredReading, StoredValue } from './types.js';
 
@@ -149,7 +149,7 @@ export class LineEncoder {
   private orderHeads: string[] = [];
 
   constructor(measurement: string) {
-    this.measurement = escape.measurement(measurement);
+    this.measurement = lineEscape.measurement(measurement);
   }
 
   line(reading: StoredReading, skip?: (value: StoredValue) => boolean, skipped?: StoredValue[]): string {
@@ -168,7 +168,7 @@ export class LineEncoder {
     if (deviceId !== this.lastDevice) {
       let prefix = this.prefixes.get(deviceId);
       if (prefix === undefined) {
-        prefix = `${this.measurement},${escape.tag(DEVICE_TAG)}=${escape.tag(deviceId)}`;
+        prefix = `${this.measurement},${lineEscape.tag(DEVICE_TAG)}=${lineEscape.tag(deviceId)}`;
         this.prefixes.set(deviceId, prefix);
       }
       this.prefix = prefix;
@@ -231,7 +231,7 @@ export class LineEncoder {
   private keyOf(raw: string): string {
     let key = this.keys.get(raw);
     if (key === undefined) {
-      key = escape.tag(raw) + '=';
+      key = lineEscape.tag(raw) + '=';
       this.keys.set(raw, key);
     }
     return key;
@@ -243,13 +243,13 @@ function formatField(field: string, kind: MetricKind, value: ScalarValue): strin
   switch (fieldTypeOf(kind)) {
     case 'float': {
       const n = typeof value === 'number' ? value : parseFloat(String(value));
-      if (!isFinite(n)) throw new Error(`invalid float value for field '${field}': ${String(value)}`);
+      if (!Number.isFinite(n)) throw new Error(`invalid float value for field '${field}': ${String(value)}`);
       return String(n);
     }
     case 'boolean':
       return value ? 'T' : 'F';
     case 'string':
-      return escape.quoted(typeof value === 'string' ? value : String(value));
+      return lineEscape.quoted(typeof value === 'string' ? value : String(value));
     case 'integer':
       return formatInt(field, value as number);
   }
