@@ -3,7 +3,7 @@ import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeRecord, RecordBatch, recordView } from '../src/spool/record.js';
-import { SLICE_READINGS, SqliteStore } from '../src/storage/sqlite-store.js';
+import { ROWS_PER_INSERT, SLICE_READINGS, SqliteStore } from '../src/storage/sqlite-store.js';
 import { type StoredReading, UnreadableBatchError } from '../src/storage/types.js';
 import { tempDir } from './helpers.js';
 
@@ -99,6 +99,63 @@ describe('SqliteStore', () => {
       agg: 'mean',
     });
     expect(mean).toEqual([{ ts: T0, value: (1.5 + 2.5 + 3) / 3 }]);
+  });
+
+  it('writes rows ROWS_PER_INSERT to a statement, and a write holding a reading written before goes row by row: that reading changes nothing, not even latest', async () => {
+    const n = 2 * ROWS_PER_INSERT + 5; // two full statements and a few rows one at a time
+    const temp = (seq: number, value: number) => r(seq, T0 + seq, [{ metric: 'temp', kind: 'f64', value }]);
+    const rowsOf = (s: SqliteStore): unknown[] =>
+      s.db.prepare('SELECT device, epoch, seq, ts, v FROM readings ORDER BY ts').all();
+    const asBatch = (readings: StoredReading[]): RecordBatch => {
+      const b = new RecordBatch();
+      b.addRecord(recordView(encodeRecord(readings, T0)));
+      return b;
+    };
+    // A write of n new readings but one, written before with another value and the newest ts, in its first
+    // statement's worth: the rows after it (the last few too) are new.
+    const withOld = (oldSeq: number) =>
+      Array.from({ length: n }, (_, i) => (i === 2 ? temp(oldSeq, oldSeq) : temp(i + 1, i + 1)));
+    await store.write([temp(1000, -1)]);
+    await store.write(withOld(1000));
+    expect((await store.latest('d1')).temp).toEqual({ ts: T0 + 1000, value: -1 });
+    await store.writeBatch(asBatch([temp(2000, -2)]));
+    await store.writeBatch(asBatch(withOld(2000)));
+    expect((await store.latest('d1')).temp).toEqual({ ts: T0 + 2000, value: -2 });
+    // The same reading twice inside one statement's worth of a write: the first one counts.
+    const twice = [
+      temp(3000, 100),
+      ...Array.from({ length: ROWS_PER_INSERT + 3 }, (_, i) => (i === 1 ? temp(3000, 200) : temp(2001 + i, i))),
+    ];
+    await store.writeBatch(asBatch(twice));
+    expect((await store.latest('d1')).temp).toEqual({ ts: T0 + 3000, value: 100 });
+    const reference = new SqliteStore(join(dir.path, 'reference'));
+    try {
+      // The same readings, one per write (every row its own statement).
+      for (const reading of [temp(1000, -1), ...withOld(1000), temp(2000, -2), ...withOld(2000), ...twice])
+        await reference.write([reading]);
+      expect(rowsOf(store)).toEqual(rowsOf(reference));
+      expect(rowsOf(store)).toHaveLength(n + 2 + ROWS_PER_INSERT + 2);
+      expect(await store.latest('d1')).toEqual(await reference.latest('d1'));
+    } finally {
+      await reference.close();
+    }
+  });
+
+  it('takes latest from the newest reading a write adds, when no reading was written before', async () => {
+    const n = 3 * ROWS_PER_INSERT + 2;
+    await store.write(
+      Array.from({ length: n }, (_, i) => r(i + 1, T0 + n - i, [{ metric: 'temp', kind: 'f64', value: i }])),
+    );
+    expect((await store.latest('d1')).temp).toEqual({ ts: T0 + n, value: 0 });
+    const count = await store.series({
+      deviceId: 'd1',
+      metric: 'temp',
+      from: T0,
+      to: T0 + 2 * n,
+      stepMs: 2 * n,
+      agg: 'count',
+    });
+    expect(count).toEqual([{ ts: T0, value: n }]);
   });
 
   it('returns the latest value of every metric with its type', async () => {

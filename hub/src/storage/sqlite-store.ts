@@ -8,7 +8,8 @@
  * seq) with a second index on (device, ts); migrateReadings() converts such a file once. The values travel
  * in a small JSON object keyed by series id (a series is one metric of one device, with its kind), and the
  * aggregates of series() are computed in SQL by extracting that key per row. A reading costs one B-tree
- * insert however many values it carries (the second index cost a third of the store's CPU per reading).
+ * insert however many values it carries (the second index cost a third of the store's CPU per reading), and
+ * rows go ROWS_PER_INSERT to a statement.
  * `latest` keeps the newest value of every series, updated once per series per write.
  * Values keep their JSON type: numbers, true/false (1/0 in SQL, so mean/min/max see 0/1), strings.
  *
@@ -20,10 +21,19 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type Database from 'better-sqlite3';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MetricKind } from '@tendril/device-sdk/codec';
 import { openDatabase, type SqliteDatabase } from './sqlite.js';
+import {
+  type DeviceInfo,
+  ROWS_PER_INSERT,
+  RowsWrittenBefore,
+  RowWriter,
+  type SeriesInfo,
+  seriesInfo,
+} from './sqlite-rows.js';
+
+export { ROWS_PER_INSERT };
 import type {
   LatestValue,
   ReadingBatch,
@@ -77,103 +87,6 @@ CREATE TABLE IF NOT EXISTS latest (
 ) STRICT;
 `;
 
-interface SeriesInfo {
-  id: number;
-  kind: MetricKind;
-  /** JSON path of this series' values in a reading row: $."<id>". */
-  path: string;
-  /** Its member in a row's JSON, without and with the separator: "<id>": and ,"<id>": (built once). */
-  key: string;
-  nextKey: string;
-}
-
-function seriesInfo(id: number, kind: MetricKind): SeriesInfo {
-  return { id, kind, path: `$."${id}"`, key: `"${id}":`, nextKey: `,"${id}":` };
-}
-
-interface DeviceInfo {
-  id: number;
-  series: Map<string, SeriesInfo>;
-}
-
-/**
- * Writes the readings it visits as rows (inside SqliteStore's transaction): one JSON object of the values per
- * reading, and the newest value per series once per write.
- */
-class RowWriter implements ReadingVisitor {
-  /** Newest value per series in this write: one `latest` update per series, not per value. */
-  private readonly newest = new Map<number, { ts: number; value: number | string }>();
-  private readonly ids: number[] = [];
-  private readonly sqlValues: Array<number | string> = [];
-  private device: DeviceInfo | null = null;
-  private epoch = 0;
-  private seq = 0;
-  private ts = 0;
-  private json = '';
-
-  constructor(
-    private readonly store: SqliteStore,
-    private readonly insert: Database.Statement,
-    private readonly setLatest: Database.Statement,
-  ) {}
-
-  reset(): void {
-    this.newest.clear();
-  }
-
-  begin(deviceId: string, epoch: number, seq: number, ts: number): void {
-    this.device = this.store.deviceOf(deviceId);
-    this.epoch = epoch;
-    this.seq = seq;
-    this.ts = ts;
-    this.json = '{';
-    this.ids.length = 0;
-    this.sqlValues.length = 0;
-  }
-
-  value(metric: string, kind: MetricKind, value: ScalarValue): void {
-    const device = this.device!;
-    let info = device.series.get(metric);
-    if (info === undefined || info.kind !== kind) info = this.store.addSeries(device, metric, kind);
-    let text: string;
-    let sqlValue: number | string;
-    if (typeof value === 'number') {
-      if (!Number.isFinite(value)) return; // not representable in JSON; validation rejects these
-      text = String(value);
-      sqlValue = value;
-    } else if (typeof value === 'boolean') {
-      text = value ? 'true' : 'false';
-      sqlValue = value ? 1 : 0;
-    } else {
-      text = JSON.stringify(value);
-      sqlValue = value;
-    }
-    this.json += (this.ids.length === 0 ? info.key : info.nextKey) + text;
-    this.ids.push(info.id);
-    this.sqlValues.push(sqlValue);
-  }
-
-  end(): void {
-    const ts = this.ts;
-    // A reading written before (same device, epoch, seq) changes nothing, not even `latest`.
-    if (this.insert.run(this.device!.id, this.epoch, this.seq, ts, this.json + '}').changes === 0) return;
-    const { ids, sqlValues, newest } = this;
-    for (let i = 0; i < ids.length; i++) {
-      const cur = newest.get(ids[i]!);
-      if (cur === undefined) newest.set(ids[i]!, { ts, value: sqlValues[i]! });
-      else if (cur.ts <= ts) {
-        cur.ts = ts;
-        cur.value = sqlValues[i]!;
-      }
-    }
-  }
-
-  finish(): void {
-    for (const [series, { ts, value }] of this.newest) this.setLatest.run(series, ts, value);
-    this.newest.clear();
-  }
-}
-
 const BUCKET = 'CAST((ts - @from) / @step AS INTEGER)';
 const X = 'v ->> @path';
 const WHERE = `device = @device AND ts >= @from AND ts < @to AND ${X} IS NOT NULL`;
@@ -192,7 +105,7 @@ export class SqliteStore implements TimeSeriesStore {
   private readonly devices = new Map<string, DeviceInfo>();
   private readonly stmt;
   private readonly rows: RowWriter;
-  private readonly insertRows: (feed: (visitor: ReadingVisitor) => void) => void;
+  private readonly insertRows: (feed: (visitor: ReadingVisitor) => void, multi: boolean) => void;
   /** The write in progress and those queued behind it: writes run one at a time (see the file header). */
   private writeQueue: Promise<void> = Promise.resolve();
   private closed = false;
@@ -210,6 +123,9 @@ export class SqliteStore implements TimeSeriesStore {
     this.db.exec(SCHEMA);
     this.stmt = {
       insert: this.db.prepare('INSERT OR IGNORE INTO readings (device, epoch, seq, ts, v) VALUES (?, ?, ?, ?, ?)'),
+      insertMany: this.db.prepare(
+        `INSERT OR IGNORE INTO readings (device, epoch, seq, ts, v) VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?)').join(', ')}`,
+      ),
       addDevice: this.db
         .prepare(
           'INSERT INTO devices (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id',
@@ -231,9 +147,9 @@ export class SqliteStore implements TimeSeriesStore {
       aggregate: Object.fromEntries(Object.entries(AGGREGATE_SQL).map(([k, sql]) => [k, this.db.prepare(sql)])),
     };
     this.loadIds();
-    const rows = (this.rows = new RowWriter(this, this.stmt.insert, this.stmt.setLatest));
-    this.insertRows = this.db.transaction((feed: (visitor: ReadingVisitor) => void) => {
-      rows.reset();
+    const rows = (this.rows = new RowWriter(this, this.stmt.insert, this.stmt.insertMany, this.stmt.setLatest));
+    this.insertRows = this.db.transaction((feed: (visitor: ReadingVisitor) => void, multi: boolean) => {
+      rows.reset(multi);
       feed(rows);
       rows.finish();
     });
@@ -313,9 +229,19 @@ export class SqliteStore implements TimeSeriesStore {
 
   private insert(feed: (visitor: ReadingVisitor) => void): void {
     try {
-      this.insertRows(feed);
+      this.insertRows(feed, true);
     } catch (err) {
       // The transaction rolled back: ids created inside it may not exist. Reload them.
+      this.loadIds();
+      if (!(err instanceof RowsWrittenBefore)) throw err;
+      this.insertOneRowPerStatement(feed);
+    }
+  }
+
+  private insertOneRowPerStatement(feed: (visitor: ReadingVisitor) => void): void {
+    try {
+      this.insertRows(feed, false);
+    } catch (err) {
       this.loadIds();
       throw err;
     }
@@ -327,11 +253,20 @@ export class SqliteStore implements TimeSeriesStore {
    * reads on it see the rows early, which is harmless: the spool already holds them durably.
    */
   private async insertSliced(batch: ReadingBatch): Promise<void> {
+    try {
+      await this.insertSlicedOnce(batch, true);
+    } catch (err) {
+      if (!(err instanceof RowsWrittenBefore)) throw err;
+      await this.insertSlicedOnce(batch, false);
+    }
+  }
+
+  private async insertSlicedOnce(batch: ReadingBatch, multi: boolean): Promise<void> {
     const { db, rows } = this;
     const cursor = batch.cursor();
     db.exec('BEGIN');
     try {
-      rows.reset();
+      rows.reset(multi);
       for (let left = batch.length; left > 0; ) {
         const sliceEnds = performance.now() + this.sliceMs;
         let inSlice = 0;
@@ -341,6 +276,7 @@ export class SqliteStore implements TimeSeriesStore {
           left = visited === 0 ? 0 : left - visited;
           inSlice += visited;
         } while (left > 0 && inSlice < SLICE_READINGS && performance.now() < sliceEnds);
+        if (rows.writtenBefore) break; // finish() throws: the batch is written again, one row per statement
         if (left > 0) await nextTurn();
       }
       rows.finish();
