@@ -44,8 +44,10 @@ if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 
 
 function startServer(script) {
   const cmd = pinned ? 'taskset' : process.execPath;
-  // BENCH_NODE_ARGS: flags for the server's node, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile it.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // BENCH_NODE_ARGS: flags for the server's node, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile it;
+  // BENCH_HUB_NODE_ARGS: flags for the hub's node only, to try a runtime setting against an unchanged baseline.
+  const flags = (name) => (process.env[name] ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...flags('BENCH_NODE_ARGS'), ...(script === 'servers/hub.mjs' ? flags('BENCH_HUB_NODE_ARGS') : [])];
   const argv = pinned ? ['-c', '0', process.execPath, ...nodeArgs, here(script)] : [...nodeArgs, here(script)];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = (type, timeoutMs = 30_000) =>
@@ -268,6 +270,9 @@ async function run(target, rate = null) {
     perCpuSecond: messages / cpuSec,
     perWallSecond: messages / wall,
     cpuMicrosPerReading: (cpuSec / messages) * 1e6,
+    // The same split as the kernel accounts it: user (JS, V8, the addons) and system (syscalls, loopback TCP).
+    userMicrosPerReading: (s1.cpu.user - s0.cpu.user) / messages,
+    systemMicrosPerReading: (s1.cpu.system - s0.cpu.system) / messages,
     ...(windowed ? { backoffs, readingsPerAck: messages / ackFrames } : {}),
     ...(windowed && rate !== null
       ? {
@@ -342,17 +347,17 @@ else {
     `flood: ${DEVICES} devices, window ${WINDOW}; paced: ${PACED_DEVICES} devices; measured ${SECONDS}s after ${WARMUP}s warm-up; server pinned to core 0: ${pinned}; rounds: ${REPEAT}`,
   );
   console.log(
-    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | × flood | ack p50 ms | ack p99 ms | ack p99 from due ms | sender lag p99 ms | hub loop delay p99 / max ms | hub readings/s | readings per ACK | BACKOFFs |',
+    '| run | bare ws readings/CPU-s | hub readings/CPU-s | hub/bare | hub µs CPU/reading | hub µs user / system | × flood | ack p50 ms | ack p99 ms | ack p99 from due ms | sender lag p99 ms | hub loop delay p99 / max ms | hub readings/s | readings per ACK | BACKOFFs |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
   for (const r of rows)
     console.log(
-      `| ${REPEAT > 1 ? `${r.round}: ` : ''}${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.ackP99FromDueMs)} | ${f(r.hub.senderLagP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${f(r.hub.readingsPerAck, 2)} | ${r.hub.backoffs} |`,
+      `| ${REPEAT > 1 ? `${r.round}: ` : ''}${r.name} | ${Math.round(r.bare.perCpuSecond)} | ${Math.round(r.hub.perCpuSecond)} | ${f(r.ratio, 2)}x | ${f(r.hub.cpuMicrosPerReading)} | ${f(r.hub.userMicrosPerReading)} / ${f(r.hub.systemMicrosPerReading)} | ${f(r.cpuPerReadingVsFlood, 2)}x | ${f(r.hub.ackP50Ms)} | ${f(r.hub.ackP99Ms)} | ${f(r.hub.ackP99FromDueMs)} | ${f(r.hub.senderLagP99Ms)} | ${f(r.hub.loopDelayMs?.p99)} / ${f(r.hub.loopDelayMs?.max)} | ${Math.round(r.hub.perWallSecond)} | ${f(r.hub.readingsPerAck, 2)} | ${r.hub.backoffs} |`,
     );
   if (REPEAT > 1)
     for (const m of medians)
       console.log(
-        `| median: ${m.name} | | | ${f(m.ratio, 2)}x | ${f(m.hubMicrosPerReading)} | ${f(m.cpuPerReadingVsFlood, 2)}x | ${f(m.ackP50Ms)} | ${f(m.ackP99Ms)} | ${f(m.ackP99FromDueMs)} | ${f(m.senderLagP99Ms)} | | | ${f(m.readingsPerAck, 2)} | |`,
+        `| median: ${m.name} | | | ${f(m.ratio, 2)}x | ${f(m.hubMicrosPerReading)} | | ${f(m.cpuPerReadingVsFlood, 2)}x | ${f(m.ackP50Ms)} | ${f(m.ackP99Ms)} | ${f(m.ackP99FromDueMs)} | ${f(m.senderLagP99Ms)} | | | ${f(m.readingsPerAck, 2)} | |`,
       );
 }
