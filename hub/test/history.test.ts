@@ -1,7 +1,8 @@
 /**
  * History API over fastify inject(): every parameter error names its parameter, both time formats, the
  * default bucket width, CSV (header, both time columns, quoting, streaming across store windows), latest,
- * auth and store failures. Data in the real SQLite store; one answer compared with InfluxDB.
+ * auth and store failures. Data in the real SQLite store; one answer compared with InfluxDB. Readings acked by
+ * the spool are in an answer at once, though its drainer lingers up to a second before writing the store.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInfluxDB } from '../../test/support/index.js';
 import { historyRoutes, parseStep, parseTime, roundStep, type HistoryRoutesOptions } from '../src/api/history.js';
+import { createSpool } from '../src/spool/spool.js';
 import { createInfluxStore } from '../src/storage/influx-store.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import type { StoredReading, TimeSeriesStore } from '../src/storage/types.js';
@@ -276,6 +278,74 @@ describe('InfluxDB gives the same answers through the API', () => {
       await a.close();
       await influxStore.close();
       await influx.stop();
+    }
+  });
+});
+
+describe('readings acked by the spool', () => {
+  it('are in the answer to the next request, though the drainer lingers (Spool.whenStored)', async () => {
+    const spoolDir = mkdtempSync(join(tmpdir(), 'tendril-history-spool-'));
+    const s = new SqliteStore(spoolDir);
+    // The default linger (1 s) for a fuller store write, and a longer one to be sure the test sees it.
+    const spool = await createSpool({ dir: join(spoolDir, 'spool'), store: s, drainLingerMs: 1000 });
+    const waiting = await buildApp(s); // the route without the wait: what the linger alone leaves
+    const acked = await buildApp(s, { storeAcked: () => spool.whenStored() });
+    try {
+      const reading = (seq: number): StoredReading[] => [
+        { deviceId: 'd2', epoch: 1, seq, ts: T0 + seq * 1000, values: [{ metric: 'temp', kind: 'f64', value: seq }] },
+      ];
+      const url = `/api/v1/devices/d2/series/temp?from=${T0}&to=${T0 + 60_000}&step=1s&agg=last`;
+      await spool.accept(reading(1));
+      // Acked, but the drainer is still lingering: the store does not have it yet.
+      expect((await get(url, {}, waiting)).json().points).toEqual([]);
+      const started = performance.now();
+      expect((await get(url, {}, acked)).json().points.map((p: { value: number }) => p.value)).toEqual([1]);
+      expect(performance.now() - started).toBeLessThan(900); // the linger was cut short, not waited out
+      await spool.accept(reading(2));
+      expect((await get('/api/v1/devices/d2/latest', {}, acked)).json().metrics.temp.value).toBe(2);
+      // Drained already: no wait, the same answer.
+      expect(await spool.whenStored()).toBe(true);
+    } finally {
+      await waiting.close();
+      await acked.close();
+      await spool.close();
+      await s.close();
+      rmSync(spoolDir, { recursive: true, force: true });
+    }
+  });
+
+  it('whenStored gives up after its timeout while a store write hangs, and resolves once it lands', async () => {
+    const spoolDir = mkdtempSync(join(tmpdir(), 'tendril-history-spool-'));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    /** The real store, each write held until the test releases it (a store that does not answer). */
+    class HeldStore extends SqliteStore {
+      override async write(readings: readonly StoredReading[]): Promise<void> {
+        await gate;
+        return super.write(readings);
+      }
+      override async writeBatch(batch: Parameters<SqliteStore['writeBatch']>[0]): Promise<void> {
+        await gate;
+        return super.writeBatch(batch);
+      }
+    }
+    const s = new HeldStore(spoolDir);
+    const spool = await createSpool({ dir: join(spoolDir, 'spool'), store: s, drainLingerMs: 1000 });
+    try {
+      await spool.accept([
+        { deviceId: 'd3', epoch: 1, seq: 1, ts: T0, values: [{ metric: 'temp', kind: 'f64', value: 1 }] },
+      ]);
+      expect(await spool.whenStored(200)).toBe(false);
+      release();
+      expect(await spool.whenStored(5000)).toBe(true);
+      expect((await s.latest('d3')).temp?.value).toBe(1);
+    } finally {
+      release();
+      await spool.close();
+      await s.close();
+      rmSync(spoolDir, { recursive: true, force: true });
     }
   });
 });

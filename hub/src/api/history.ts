@@ -8,7 +8,7 @@
  * smallest "round" width (1 s, 5 s, 1 min, ...) that gives at most `points` buckets (default 500, at most
  * 10 000). `format=csv` or `Accept: text/csv` streams CSV in windows of 10 000 buckets, so a long export
  * never sits in memory whole. Every bad parameter is a 400 INVALID_REQUEST whose message starts with the
- * parameter's name.
+ * parameter's name. An answer holds every reading acked before the request (`storeAcked`).
  */
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -28,6 +28,12 @@ export interface HistoryRoutesOptions {
   maxPoints?: number;
   /** Largest number of buckets of a CSV export. 1 000 000. */
   maxCsvPoints?: number;
+  /**
+   * Resolves once the store holds every reading acked so far (Spool.whenStored: the spool's drainer lingers
+   * up to a second for fuller store writes), or gives up (store down, slow): each query waits for it first.
+   * Omit when acks follow the store write itself.
+   */
+  storeAcked?: () => Promise<unknown>;
 }
 
 type RouteHook = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | undefined;
@@ -242,6 +248,7 @@ async function seriesRoute(
     throw err;
   }
   if (await deny(reply, q.deviceId)) return reply;
+  await ctx.storeAcked();
   const base = { deviceId: q.deviceId, metric: q.metric, agg: q.agg, stepMs: q.stepMs };
   if (!q.csv) {
     let points: SeriesPoint[];
@@ -301,6 +308,7 @@ async function latestRoute(
   }
   const id = request.params.id;
   if (await deny(reply, id)) return reply;
+  await ctx.storeAcked();
   let latest: Awaited<ReturnType<TimeSeriesStore['latest']>>;
   try {
     latest = await store.latest(id);
@@ -317,6 +325,7 @@ async function latestRoute(
 
 interface HistoryContext {
   store: TimeSeriesStore;
+  storeAcked: () => Promise<unknown>;
   clock: { now(): number };
   limits: { defaultPoints: number; maxPoints: number; maxCsvPoints: number };
   /** Answers 404 DEVICE_NOT_FOUND and returns true when the device does not exist. */
@@ -380,7 +389,8 @@ export const historyRoutes: FastifyPluginAsync<HistoryRoutesOptions> = async (ap
       );
   };
 
-  const ctx: HistoryContext = { store, clock, limits, deny, storeFailed };
+  const storeAcked = opts.storeAcked ?? (() => Promise.resolve());
+  const ctx: HistoryContext = { store, storeAcked, clock, limits, deny, storeFailed };
   app.get<{ Params: { id: string; metric: string } }>('/devices/:id/series/:metric', routeOptions, (request, reply) =>
     seriesRoute(ctx, request, reply),
   );

@@ -39,7 +39,13 @@ export const apiPlugin = fp(
         });
         await api.register(commandApi, { commands, deviceExists, catalog, modelOf, audit: app.auth.audit });
         await api.register(modelApi, { catalog, clock, audit: app.auth.audit });
-        await api.register(historyRoutes, { store: durability.store, clock, deviceExists });
+        const spool = durability.spool;
+        await api.register(historyRoutes, {
+          store: durability.store,
+          clock,
+          deviceExists,
+          ...(spool ? { storeAcked: () => spool.whenStored() } : {}),
+        });
       },
       { prefix: '/api/v1' },
     );

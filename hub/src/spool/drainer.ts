@@ -192,7 +192,7 @@ export class Drainer {
    */
   private lingerLeft(): number {
     const { lingerMs, lingerReadings } = this.cfg;
-    if (lingerMs <= 0 || this.s.depthReadings - this.inFlightReadings >= lingerReadings) return 0;
+    if (lingerMs <= 0 || this.hurried() || this.s.depthReadings - this.inFlightReadings >= lingerReadings) return 0;
     return Math.max(0, this.lastStartAt + lingerMs - performance.now());
   }
 
@@ -211,10 +211,20 @@ export class Drainer {
         over = true;
         s.wake?.(); // every wait of the drainer checks its condition again when woken
       });
-    while (!over && !s.closing && s.depthReadings - this.inFlightReadings < this.cfg.lingerReadings) {
+    while (
+      !over &&
+      !s.closing &&
+      !this.hurried() &&
+      s.depthReadings - this.inFlightReadings < this.cfg.lingerReadings
+    ) {
       await s.waitForWake();
       s.wake = null;
     }
+  }
+
+  /** A whenStored() caller waits for readings that are in no store write yet: no lingering for them. */
+  private hurried(): boolean {
+    return this.s.storeBarrier > this.s.drainedReadings + this.inFlightReadings;
   }
 
   /** True once `writing` settles; false before that if a full batch more is waiting, or the spool closes. */

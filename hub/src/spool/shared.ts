@@ -83,6 +83,11 @@ export class SpoolShared {
   lastWriteError: SpoolState['lastWriteError'] = null;
   failure: SpoolState['failure'] = null;
   closing = false;
+  /**
+   * committedReadings as a Spool.whenStored() call found it: until that many readings are in the store (or in
+   * a store write), the drainer starts batches without lingering for fuller ones.
+   */
+  storeBarrier = 0;
   /** Ends the drainer's current wait (set while it waits; every wait checks its condition again). */
   wake: (() => void) | null = null;
 

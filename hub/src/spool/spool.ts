@@ -92,6 +92,8 @@ class DiskSpool extends EventEmitter implements Spool {
   private readonly s: SpoolShared;
   private readonly store: TimeSeriesStore;
   private readonly maxBytes: number;
+  /** Readings in one drainer batch: past this many undrained, whenStored() does not wait (a backlog). */
+  private readonly batchReadings: number;
   private readonly tail: MemoryTail;
   private readonly commit: GroupCommit;
   private readonly writer: SegmentWriter;
@@ -101,17 +103,22 @@ class DiskSpool extends EventEmitter implements Spool {
   private wasAccepting = true;
   private closed = false;
   private readonly drainWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  /** whenStored() callers: the drained count each waits for. */
+  private readonly storeWaiters = new Set<{ mark: number; done: (stored: boolean) => void }>();
 
   constructor(opts: SpoolOptions) {
     super();
     const s = (this.s = new SpoolShared(opts.dir, opts.clock ?? { now: () => Date.now() }, opts.logger, {
       noteAccepting: () => this.noteAccepting(),
       storeState: (state) => this.emit('store', state),
-      drained: (readings) => this.emit('drained', readings),
+      drained: (readings) => {
+        this.settleStoreWaiters();
+        this.emit('drained', readings);
+      },
     }));
     this.store = opts.store;
     this.maxBytes = opts.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES;
-    const batchReadings = Math.max(1, opts.batchReadings ?? 20_000);
+    const batchReadings = (this.batchReadings = Math.max(1, opts.batchReadings ?? 20_000));
     const memoryTailMax = Math.max(0, opts.memoryTailReadings ?? DEFAULT_MEMORY_TAIL_READINGS);
     this.writer = new SegmentWriter(s, opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES);
     this.tail = new MemoryTail(s, memoryTailMax, batchReadings);
@@ -301,6 +308,38 @@ class DiskSpool extends EventEmitter implements Spool {
     });
   }
 
+  /**
+   * Resolves true once every reading committed before the call (so every reading acked before it) is in the
+   * store; the drainer skips its linger for them meanwhile. False at once while the store is down or more than
+   * a batch behind (catching up after an outage: waiting would not help), after timeoutMs, or when the spool
+   * closes: the caller then reads what the store has.
+   */
+  whenStored(timeoutMs = 2000): Promise<boolean> {
+    const s = this.s;
+    const mark = s.committedReadings;
+    if (s.drainedReadings >= mark) return Promise.resolve(true);
+    if (this.closed || s.closing || s.storeState === 'down' || s.depthReadings > this.batchReadings)
+      return Promise.resolve(false);
+    s.storeBarrier = Math.max(s.storeBarrier, mark);
+    s.wake?.();
+    return new Promise<boolean>((resolve) => {
+      const waiter = {
+        mark,
+        done: (stored: boolean): void => {
+          clearTimeout(timer);
+          this.storeWaiters.delete(waiter);
+          resolve(stored);
+        },
+      };
+      const timer = setTimeout(() => waiter.done(false), timeoutMs);
+      this.storeWaiters.add(waiter);
+    });
+  }
+
+  private settleStoreWaiters(): void {
+    for (const w of this.storeWaiters) if (this.s.drainedReadings >= w.mark) w.done(true);
+  }
+
   // ---- shutdown ----
 
   /**
@@ -319,6 +358,7 @@ class DiskSpool extends EventEmitter implements Spool {
     for (const w of this.drainWaiters)
       w.reject(new SpoolClosedError(`the spool closed with ${s.depthReadings} readings undrained (kept on disk)`));
     this.drainWaiters.clear();
+    for (const w of this.storeWaiters) w.done(false);
     this.reader.closeFd();
     await this.writer.close();
     try {
