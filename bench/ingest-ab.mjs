@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeDeviceFrame, newDeltaContext } from '../device-sdk/dist/index.js';
 import { maskedFrame } from './lib/raw-ws.mjs';
 import { connectHubDevice } from './lib/hub-device.mjs';
-import { args, hasTaskset, median, opt } from './lib/common.mjs';
+import { args, hasTaskset, median, opt, percentile, serverChannel } from './lib/common.mjs';
 
 const RATE = opt('rate', 10_000);
 const DEVICES = opt('devices', 100);
@@ -42,21 +42,7 @@ function startHub(env) {
   const cmd = pinned ? 'taskset' : process.execPath;
   const argv = pinned ? ['-c', '0', process.execPath, script] : [script];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, ...env } });
-  const next = (type, timeoutMs = 30_000) =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from a hub`)), timeoutMs);
-      const exited = (code) => reject(new Error(`a hub exited with ${code} while we waited for '${type}'`));
-      const on = (m) => {
-        if (m.type !== type) return;
-        clearTimeout(t);
-        child.off('message', on);
-        child.off('exit', exited);
-        resolve(m);
-      };
-      child.on('message', on);
-      child.once('exit', exited);
-    });
-  return { child, next, sample: () => (child.send({ type: 'sample' }), next('sample')) };
+  return serverChannel(child, 'a hub');
 }
 
 const METRICS = [
@@ -64,10 +50,6 @@ const METRICS = [
   { alias: 1, name: 'humidity', kind: 'f32', unit: '%', min: 0, max: 100 },
   { alias: 2, name: 'pressure', kind: 'f32', unit: 'hPa' },
 ];
-
-function percentile(sorted, p) {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
 
 const clock = Date.now() - 10 * 60_000; // ts runs 1 ms per reading from 10 min ago: stays in range
 // The READING frame every device repeats: seq +1 and ts +1 ms each time, so the bytes never change.

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeDeviceFrame, newDeltaContext, SUBPROTOCOL } from '../device-sdk/dist/index.js';
 import { connectRaw, maskedFrame } from './lib/raw-ws.mjs';
 import { connectHubDevice } from './lib/hub-device.mjs';
-import { args, hasTaskset, median, opt } from './lib/common.mjs';
+import { args, hasTaskset, median, opt, percentile, serverChannel } from './lib/common.mjs';
 
 const DEVICES = opt('devices', 50);
 const SECONDS = opt('seconds', 10);
@@ -50,19 +50,7 @@ function startServer(script) {
   const nodeArgs = [...flags('BENCH_NODE_ARGS'), ...(script === 'servers/hub.mjs' ? flags('BENCH_HUB_NODE_ARGS') : [])];
   const argv = pinned ? ['-c', '0', process.execPath, ...nodeArgs, here(script)] : [...nodeArgs, here(script)];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const next = (type, timeoutMs = 30_000) =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from ${script}`)), timeoutMs);
-      const on = (m) => {
-        if (m.type !== type) return;
-        clearTimeout(t);
-        child.off('message', on);
-        resolve(m);
-      };
-      child.on('message', on);
-      child.once('exit', (code) => reject(new Error(`${script} exited with ${code} while we waited for '${type}'`)));
-    });
-  return { child, next, sample: () => (child.send({ type: 'sample' }), next('sample')) };
+  return serverChannel(child, script);
 }
 
 const METRICS = [
@@ -119,10 +107,6 @@ function pace(devices, totalRate, send) {
   return () => {
     stopped = true;
   };
-}
-
-function percentile(sorted, p) {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 async function run(target, rate = null) {

@@ -24,6 +24,34 @@ export function median(xs) {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
+/** The value at fraction `p` (0-1) of an ascending array; NaN when it is empty. */
+export function percentile(sorted, p) {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+/**
+ * The IPC side of a server process a benchmark spawned (bench/servers/*.mjs): `next(type)` resolves with its
+ * next message of that type, and rejects after `timeoutMs` or when the process exits first; `sample()` asks
+ * for a `sample` message and resolves with it.
+ */
+export function serverChannel(child, label, defaultTimeoutMs = 30_000) {
+  const next = (type, timeoutMs = defaultTimeoutMs) =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for '${type}' from ${label}`)), timeoutMs);
+      const exited = (code) => reject(new Error(`${label} exited with ${code} while we waited for '${type}'`));
+      const on = (m) => {
+        if (m.type !== type) return;
+        clearTimeout(t);
+        child.off('message', on);
+        child.off('exit', exited);
+        resolve(m);
+      };
+      child.on('message', on);
+      child.once('exit', exited);
+    });
+  return { child, next, sample: () => (child.send({ type: 'sample' }), next('sample')) };
+}
+
 /** True when `taskset` can pin processes here (util-linux). */
 export function hasTaskset() {
   try {
