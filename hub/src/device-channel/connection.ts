@@ -41,7 +41,7 @@ import {
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { DeviceSessions } from '../devices/sessions.js';
 import type { HubMetrics } from '../ops/metrics.js';
-import { ackMessage, directSocket, SMALL_HEADER_BYTES, writeSmallFrame } from './small-frame.js';
+import { ackMessage, directSocket, receiveSmallFrames, SMALL_HEADER_BYTES, writeSmallFrame } from './small-frame.js';
 import type { Clock, Timers } from '../core/clock.js';
 
 type State = 'awaitingHello' | 'attaching' | 'ready' | 'closing';
@@ -156,6 +156,8 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     s[kConnection] = this;
     this.explainWebSocketLayerCloses();
     s.on('message', DeviceConnection.onSocketMessage);
+    // Small frames (every reading frame of a few values) skip ws's Receiver; the rest still goes through it.
+    receiveSmallFrames(s);
     s.on('pong', DeviceConnection.onSocketPong);
     s.on('error', DeviceConnection.onSocketErrorEvent);
     s.on('close', DeviceConnection.onSocketClose);

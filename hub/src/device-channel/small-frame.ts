@@ -1,15 +1,18 @@
 /**
- * Small hub frames (ACK, BACKOFF, ERROR: at most 125 bytes) written to the device's TCP socket as one complete
- * WebSocket message, instead of through ws's Sender: that path corks the socket, writes the 2-byte header and
- * the payload as two buffered chunks and uncorks them into a writev, with several objects per frame. At 2 000
- * readings/s over 100 devices every reading gets an ACK of its own (docs/protocol.md §7.3.4), and that send path
- * was a tenth of the hub's allocation (issue 16). The bytes on the wire are the same (RFC 6455 §5.2: FIN,
- * binary opcode, unmasked, 7-bit length).
+ * Small WebSocket messages (at most 125 bytes of payload: a 7-bit length) in both directions without ws's
+ * per-frame machinery, on the device channel's hot path (issue 16). The bytes on the wire are the same
+ * (RFC 6455 §5.2).
  *
- * It reads two internals of ws 8's WebSocket: `_socket` (the net.Socket) and `_sender._bufferedBytes` (bytes
- * the Sender holds back while it compresses or reads a Blob). Only when the Sender holds nothing back is a
- * direct write in order with every frame ws sent before; otherwise, or with a ws that lacks these fields, the
- * caller sends through ws.
+ * Sending: small hub frames (ACK, BACKOFF, ERROR) are written to the device's TCP socket as one complete
+ * message, instead of through ws's Sender: that path corks the socket, writes the 2-byte header and the payload
+ * as two buffered chunks and uncorks them into a writev, with several objects per frame. At 2 000 readings/s
+ * over 100 devices every reading gets an ACK of its own (docs/protocol.md §7.3.4), and that send path was a
+ * tenth of the hub's allocation. It reads two internals of ws 8's WebSocket: `_socket` (the net.Socket) and
+ * `_sender._bufferedBytes` (bytes the Sender holds back while it compresses or reads a Blob). Only when the
+ * Sender holds nothing back is a direct write in order with every frame ws sent before; otherwise, or with a
+ * ws that lacks these fields, the caller sends through ws.
+ *
+ * Receiving: see receiveSmallFrames.
  */
 import { FrameType } from '@tendril/device-sdk/codec';
 import type { WebSocket } from 'ws';
@@ -67,4 +70,97 @@ export function ackMessage(seq: number): Buffer {
   }
   message[i] = v;
   return message;
+}
+
+/** The fields of ws 8's Receiver (a Writable) that tell it is between frames, with nothing held back. */
+interface WsReceiverInternals {
+  write(chunk: Buffer): boolean;
+  writableLength: number;
+  destroyed: boolean;
+  _state?: unknown;
+  _bufferedBytes?: unknown;
+  _fragmented?: unknown;
+  _errored?: unknown;
+  _opcode?: unknown;
+  _maxPayload?: unknown;
+  _isServer?: unknown;
+  _allowSynchronousEvents?: unknown;
+  _binaryType?: unknown;
+  [kSocket]?: WebSocket;
+}
+
+const kSocket = Symbol('tendril.smallFrameSocket');
+/** ws's Receiver state between frames (GET_INFO). */
+const RECEIVER_BETWEEN_FRAMES = 0;
+const OPCODE_CLOSE = 0x08;
+/** Header of a masked client frame with a 7-bit length: 2 bytes, then the 4-byte masking key. */
+const MASKED_HEADER_BYTES = 6;
+
+/**
+ * Takes the device's small messages off ws's Receiver. A chunk the socket delivers that is exactly one whole
+ * frame (FIN and binary with no RSV bit, masked as every client frame must be, a 7-bit length), while the
+ * Receiver is between frames with nothing buffered, is unmasked in place and emitted as the WebSocket's
+ * 'message' event, as ws would emit it (a view into the chunk, isBinary true). Every other chunk (two frames or
+ * part of one, a control frame, a fragment, anything after a Close frame or an error, any frame ws would refuse,
+ * a binaryType other than 'nodebuffer') goes to ws's Receiver unchanged: ws still enforces the protocol, and
+ * what it emits is in order with what went past it. At 10 000 readings/s each reading is one frame in one chunk,
+ * and ws's Writable, its parse loop and its two events per message were about 4.5 % of the hub's CPU
+ * (docs/performance.md, "Device frames past ws's Receiver").
+ *
+ * It overrides the `write` of this socket's ws 8 Receiver, which ws's socket 'data' listener calls (nothing else
+ * does while the socket is open), so ws's own listener handling (it stops reading after a Close frame or an
+ * error) stays as it is. Returns false, and changes nothing, on a ws whose Receiver lacks the fields it reads,
+ * or that defers its events (allowSynchronousEvents false; this path emits at once, as ws does by default).
+ */
+export function receiveSmallFrames(socket: WebSocket): boolean {
+  const rx = (socket as unknown as { _receiver?: WsReceiverInternals | null })._receiver;
+  if (
+    !rx ||
+    typeof rx.write !== 'function' ||
+    typeof rx.writableLength !== 'number' ||
+    rx._state !== RECEIVER_BETWEEN_FRAMES ||
+    typeof rx._bufferedBytes !== 'number' ||
+    typeof rx._fragmented !== 'number' ||
+    typeof rx._errored !== 'boolean' ||
+    rx._isServer !== true ||
+    rx._allowSynchronousEvents !== true
+  )
+    return false;
+  rx[kSocket] = socket;
+  rx.write = writeToReceiver;
+  return true;
+}
+
+/** The Receiver's write with the small-frame path in front (`this` is the Receiver; one function for all). */
+function writeToReceiver(this: WsReceiverInternals, chunk: Buffer): boolean {
+  const n = chunk.length;
+  if (
+    n >= MASKED_HEADER_BYTES &&
+    n <= MASKED_HEADER_BYTES + SMALL_FRAME_MAX &&
+    chunk[0] === FIN_BINARY &&
+    chunk[1] === (0x80 | (n - MASKED_HEADER_BYTES)) &&
+    this._state === RECEIVER_BETWEEN_FRAMES &&
+    this._bufferedBytes === 0 &&
+    this._fragmented === 0 &&
+    this._errored === false &&
+    this._opcode !== OPCODE_CLOSE &&
+    this._binaryType === 'nodebuffer' &&
+    this.writableLength === 0 &&
+    !this.destroyed &&
+    !(typeof this._maxPayload === 'number' && this._maxPayload > 0 && n - MASKED_HEADER_BYTES > this._maxPayload)
+  ) {
+    const m0 = chunk[2]!;
+    const m1 = chunk[3]!;
+    const m2 = chunk[4]!;
+    const m3 = chunk[5]!;
+    for (let i = MASKED_HEADER_BYTES; i < n; i += 4) {
+      chunk[i] = chunk[i]! ^ m0;
+      if (i + 1 < n) chunk[i + 1] = chunk[i + 1]! ^ m1;
+      if (i + 2 < n) chunk[i + 2] = chunk[i + 2]! ^ m2;
+      if (i + 3 < n) chunk[i + 3] = chunk[i + 3]! ^ m3;
+    }
+    this[kSocket]!.emit('message', chunk.subarray(MASKED_HEADER_BYTES), true);
+    return true;
+  }
+  return Object.getPrototypeOf(this).write.call(this, chunk);
 }
