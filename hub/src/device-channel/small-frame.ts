@@ -149,16 +149,8 @@ function writeToReceiver(this: WsReceiverInternals, chunk: Buffer): boolean {
     !this.destroyed &&
     !(typeof this._maxPayload === 'number' && this._maxPayload > 0 && n - MASKED_HEADER_BYTES > this._maxPayload)
   ) {
-    const m0 = chunk[2]!;
-    const m1 = chunk[3]!;
-    const m2 = chunk[4]!;
-    const m3 = chunk[5]!;
-    for (let i = MASKED_HEADER_BYTES; i < n; i += 4) {
-      chunk[i] = chunk[i]! ^ m0;
-      if (i + 1 < n) chunk[i + 1] = chunk[i + 1]! ^ m1;
-      if (i + 2 < n) chunk[i + 2] = chunk[i + 2]! ^ m2;
-      if (i + 3 < n) chunk[i + 3] = chunk[i + 3]! ^ m3;
-    }
+    // The masking key is bytes 2-5 (RFC 6455 §5.3); the payload after it is unmasked in place, as ws does.
+    for (let i = MASKED_HEADER_BYTES; i < n; i++) chunk[i] = chunk[i]! ^ chunk[2 + ((i - MASKED_HEADER_BYTES) & 3)]!;
     this[kSocket]!.emit('message', chunk.subarray(MASKED_HEADER_BYTES), true);
     return true;
   }
