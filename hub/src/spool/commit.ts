@@ -30,8 +30,7 @@ export const INLINE_MAX_LOOP_UTILIZATION = 0.5;
  * A group of fewer records than this is small (a low rate: single-reading frames below some 3 000-6 000 a
  * second). Only a small group commits inline: there the pool's hand-offs are much of a commit's cost; at
  * higher rates the gain is small and an inline fdatasync holds up more arrivals (without this bound the ack
- * p99 at 20 000 readings/s was 52-65 ms in three rounds, 36-48 ms through the pool that evening). And a group
- * that will stay small waits up to twice waitMs (docs/performance.md, "Inline group commits").
+ * p99 at 20 000 readings/s was 52-65 ms in three rounds, 36-48 ms through the pool that evening).
  */
 export const SMALL_GROUP_RECORDS = 64;
 /** The longest a group ever waits for more records, ms. */
@@ -170,10 +169,9 @@ export class GroupCommit {
 
   /**
    * How long the next group waits for more records, ms: 0 once it holds TARGET_RECORDS or groupMaxBytes, once
-   * its first record has waited waitMs (twice that for a group that will stay small), or when fewer than one
-   * more record is expected before then (at a few readings a second waiting buys nothing); else until
-   * TARGET_RECORDS are expected, within the bound. At 2 000 readings/s in single frames a group used to commit
-   * 8 of them (about 250 fdatasyncs/s, issue 16).
+   * its first record has waited waitMs, or when fewer than one more record is expected before then (at a few
+   * readings a second waiting buys nothing); else until TARGET_RECORDS are expected, within the bound. At 2 000
+   * readings/s in single frames a group used to commit 8 of them (about 250 fdatasyncs/s, issue 16).
    */
   private fullerGroupWait(): number {
     return fullerGroupWait({
@@ -258,12 +256,7 @@ export function fullerGroupWait(g: {
   groupMaxBytes: number;
 }): number {
   if (g.waitMs <= 0 || g.records >= TARGET_RECORDS || g.bytes >= g.groupMaxBytes) return 0;
-  // A group that will stay small even so waits up to twice the bound: at such rates each device's readings come
-  // further apart than the ACK linger, so its ack goes out as soon as the group is durable, and there is room
-  // in the ack budget (p99 about 17 ms at 2 000 readings/s with 10 ms) for half as many fdatasyncs.
-  const longBound = Math.min(MAX_COMMIT_WAIT_MS, 2 * g.waitMs);
-  const staysSmall = g.records + (longBound - g.waitedMs) / g.meanGapMs < SMALL_GROUP_RECORDS;
-  const left = (staysSmall ? longBound : g.waitMs) - g.waitedMs;
+  const left = g.waitMs - g.waitedMs;
   if (left <= 0 || left / g.meanGapMs < 1) return 0;
   return Math.min(left, (TARGET_RECORDS - g.records) * g.meanGapMs);
 }

@@ -9,7 +9,7 @@ import type { ReadingSink, TimeSeriesStore } from '../storage/types.js';
 export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_GROUP_MAX_BYTES = 512 * 1024;
-export const DEFAULT_COMMIT_WAIT_MS = 10;
+export const DEFAULT_COMMIT_WAIT_MS = 20;
 export const DEFAULT_INLINE_COMMIT_MAX_MS = 5;
 export const DEFAULT_DRAIN_LINGER_MS = 1000;
 export const DEFAULT_DRAIN_LINGER_READINGS = 5000;
@@ -58,10 +58,9 @@ export interface SpoolOptions {
   /** The linger ends as soon as this many readings are waiting (one full InfluxDB request). Default 5000. */
   drainLingerReadings?: number;
   /**
-   * Group commit: once a group's first record has waited this long (<= 50 ms; twice this, at most 50, for a
-   * group that will stay under 64 records: a low rate), its commit starts; before that it waits only while the
-   * arrival rate says more records are coming (fewer fdatasyncs at low rates, none of that wait when nothing
-   * is coming). 0 commits at once. Default 10.
+   * Group commit: once a group's first record has waited this long (<= 50 ms), its commit starts; before that
+   * it waits only while the arrival rate says more records are coming (fewer fdatasyncs at low rates, none of
+   * that wait when nothing is coming). 0 commits at once. Default 20.
    */
   commitWaitMs?: number;
   /**
