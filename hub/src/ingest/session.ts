@@ -57,7 +57,7 @@ export interface DurabilityListener {
 /**
  * §7.3.4: an ACK goes out at once when this many readings wait for it, else within ACK_LINGER_MS. 4 rather than
  * 8 with the 30 ms linger: at 20 000 readings/s from 100 devices, 8 readings took longer than the linger to
- * come, and the ack p99 reached 50-53 ms in two runs of three (33 ms with 4; docs/performance.md, issue 16).
+ * come, and the ack p99 reached 50-53 ms in two runs of three (32-37 ms with 4; docs/performance.md, issue 16).
  */
 export const ACK_EVERY = 4;
 /** §7.4.1: readings taken this long ago and still not durable make the hub answer BACKOFF STORE_BUSY. */

@@ -27,10 +27,11 @@ export const FAST_COMMITS_BEFORE_INLINE = 8;
  */
 export const INLINE_MAX_LOOP_UTILIZATION = 0.5;
 /**
- * A group of fewer records than this is small (a low rate: single-reading frames below some 3 000-6 000 a
- * second). Only a small group commits inline: there the pool's hand-offs are much of a commit's cost; at
- * higher rates the gain is small and an inline fdatasync holds up more arrivals (without this bound the ack
- * p99 at 20 000 readings/s was 52-65 ms in three rounds, 36-48 ms through the pool that evening).
+ * A group of fewer records than this is small (a low rate: single-reading frames below some 3 200 a second
+ * with the 20 ms group-commit wait). Only a small group commits inline: there the pool's hand-offs are much of
+ * a commit's cost; at higher rates the gain is small and an inline fdatasync holds up more arrivals (without
+ * this bound the ack p99 at 20 000 readings/s was 52-65 ms in three rounds, 36-48 ms through the pool that
+ * evening).
  */
 export const SMALL_GROUP_RECORDS = 64;
 /** The longest a group ever waits for more records, ms. */
