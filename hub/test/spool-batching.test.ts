@@ -146,6 +146,31 @@ describe('drainer linger', () => {
     expect(s.writes.reduce((a, b) => a + b, 0)).toBe(60);
   });
 
+  it('leaves no timer behind when a linger ends early', async () => {
+    const s = store();
+    const { spool } = await spoolOver(s, { drainLingerMs: 1000, drainLingerReadings: 5, commitWaitMs: 0 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    cleanups.push(() => void process.off('warning', onWarning));
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    // Each round wakes the idle drainer with one reading (it starts a 1 s linger), then ends the linger early
+    // with the rest of a request's worth. A linger used to leave its 1 s timer pending, with a listener on the
+    // drainer's stop signal: under a flood dozens at a time (Node warned of a listener leak past ten).
+    let seq = 0;
+    const round = async (): Promise<void> => {
+      await spool.accept(reading(++seq));
+      await Promise.all(Array.from({ length: 5 }, () => spool.accept(reading(++seq))));
+      await spool.whenDrained(5000);
+    };
+    await round();
+    const before = timers();
+    for (let i = 0; i < 12; i++) await round();
+    expect(s.writes.reduce((a, b) => a + b, 0)).toBe(seq);
+    expect(timers() - before).toBeLessThanOrEqual(1);
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+  });
+
   it('keeps lingering while readings keep trickling in, not only after the spool was idle', async () => {
     const s = store();
     s.delayMs = 40; // a store write takes 40 ms (an InfluxDB request)

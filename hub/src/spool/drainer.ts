@@ -81,7 +81,7 @@ export class Drainer {
     let ioFailures = 0;
     while (!this.s.closing) {
       try {
-        const step = await this.step(sleep);
+        const step = await this.step();
         if (step === 'stop') break;
         if (step === 'completed') ioFailures = 0;
       } catch (err) {
@@ -103,7 +103,7 @@ export class Drainer {
   }
 
   /** One turn of the drain loop: wait for work, start a batch, or complete the oldest one. */
-  private async step(sleep: (ms: number) => Promise<void>): Promise<'stop' | 'again' | 'completed'> {
+  private async step(): Promise<'stop' | 'again' | 'completed'> {
     const s = this.s;
     const inFlight = this.inFlight;
     if (inFlight.length === 0 && s.depthReadings === 0) {
@@ -111,7 +111,7 @@ export class Drainer {
       await s.waitForWake();
       s.wake = null;
       if (s.closing) return 'stop';
-      if (this.cfg.lingerMs > 0 && s.depthReadings < this.cfg.lingerReadings) await this.linger(sleep);
+      if (this.cfg.lingerMs > 0 && s.depthReadings < this.cfg.lingerReadings) await this.linger();
       // Look again: a wake-up can come with nothing to drain (the spool failing, for one).
       return 'again';
     }
@@ -126,7 +126,7 @@ export class Drainer {
       if (left === 0) {
         if (await this.startBatch()) return 'again';
       } else if (inFlight.length === 0) {
-        await this.linger(sleep, left);
+        await this.linger(left);
         return 'again';
       }
     }
@@ -202,23 +202,27 @@ export class Drainer {
    * idle). At low rates this is what makes the store's requests fuller: 100 ms made requests of 120 lines at
    * 2 000 readings/s (issue 16).
    */
-  private async linger(sleep: (ms: number) => Promise<void>, ms: number = this.cfg.lingerMs): Promise<void> {
+  private async linger(ms: number = this.cfg.lingerMs): Promise<void> {
     const s = this.s;
     let over = false;
-    void sleep(ms)
-      .catch(() => undefined)
-      .then(() => {
-        over = true;
-        s.wake?.(); // every wait of the drainer checks its condition again when woken
-      });
-    while (
-      !over &&
-      !s.closing &&
-      !this.hurried() &&
-      s.depthReadings - this.inFlightReadings < this.cfg.lingerReadings
-    ) {
-      await s.waitForWake();
-      s.wake = null;
+    // A timer of its own, cleared when the wait ends early. A sleep left running held a listener on the stop
+    // signal and woke a later wait for nothing when it ran out: under a flood, dozens at a time.
+    const timer = setTimeout(() => {
+      over = true;
+      s.wake?.(); // every wait of the drainer checks its condition again when woken
+    }, ms);
+    try {
+      while (
+        !over &&
+        !s.closing &&
+        !this.hurried() &&
+        s.depthReadings - this.inFlightReadings < this.cfg.lingerReadings
+      ) {
+        await s.waitForWake();
+        s.wake = null;
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
