@@ -46,3 +46,40 @@ describe('EndOfTurn.linger', () => {
     expect(ran.at(-1)).toBe('d');
   });
 });
+
+describe('EndOfTurn.linger under steady traffic', () => {
+  it('drops the tasks it has run although the queue never runs empty', () => {
+    const m = manualTimers();
+    const turn = new EndOfTurn(30, m.timers, m.now);
+    const queue = turn as unknown as { lingering: unknown[]; deadlines: number[] };
+    // Two devices out of phase: when one's ACK runs, the other's is still waiting, so the queue is never empty.
+    let ran = 0;
+    const ack = (): void => void ran++;
+    turn.linger(ack, 30);
+    m.fireUntil(m.now() + 15);
+    turn.linger(ack, 30);
+    for (let i = 0; i < 10_000; i++) {
+      m.fireUntil(m.now() + 15);
+      turn.linger(ack, 30);
+    }
+    expect(ran).toBeGreaterThan(9_000);
+    // It used to keep every task it had run: about 10 000 of each here, a few thousand a second in a hub.
+    expect(queue.lingering.length).toBeLessThanOrEqual(2 * 1024 + 2);
+    expect(queue.deadlines.length).toBe(queue.lingering.length);
+  });
+
+  it('arms one timer when a task lingers again as it runs', () => {
+    const m = manualTimers();
+    let armed = 0;
+    const timers: Timers = { ...m.timers, setTimeout: (fn, ms) => (armed++, m.timers.setTimeout(fn, ms)) };
+    const turn = new EndOfTurn(30, timers, m.now);
+    let ran = 0;
+    const again = (): void => {
+      if (++ran < 100) turn.linger(again, 30);
+    };
+    turn.linger(again, 30);
+    for (let i = 0; i < 150; i++) m.fireUntil(m.now() + 30);
+    expect(ran).toBe(100);
+    expect(armed).toBe(100); // one per run; it used to arm two, each arming more
+  });
+});

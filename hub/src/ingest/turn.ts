@@ -9,6 +9,9 @@ import { systemTimers, type Timers } from '../core/clock.js';
  */
 export const ACK_LINGER_MS = 30;
 
+/** How many linger tasks that have run the queue may hold before it drops them (copying what still waits). */
+const COMPACT_AFTER = 1024;
+
 /**
  * Work deferred to the end of the current turn of the event loop, for every session at once: one
  * setImmediate per turn, however many devices delivered readings in it. Frames read in one turn travel to
@@ -35,19 +38,32 @@ export class EndOfTurn {
     for (const task of lasts) task();
   };
   private readonly runLingering = () => {
-    this.lingerArmed = false;
+    // lingerArmed stays set while the tasks run: one that lingers again is armed for below, with one timer.
     // A timer fires a little late or early; run everything due within a millisecond together.
     const due = this.now() + 1;
-    while (this.lingerHead < this.lingering.length && this.deadlines[this.lingerHead]! <= due) {
-      const task = this.lingering[this.lingerHead]!;
-      this.lingerHead++;
-      task();
+    try {
+      while (this.lingerHead < this.lingering.length && this.deadlines[this.lingerHead]! <= due) {
+        const task = this.lingering[this.lingerHead]!;
+        this.lingerHead++;
+        task();
+      }
+    } finally {
+      this.lingerArmed = false; // a task that throws leaves the rest to the next linger(), as before
     }
     if (this.lingerHead === this.lingering.length) {
       this.lingering = [];
       this.deadlines = [];
       this.lingerHead = 0;
-    } else this.armLinger();
+      return;
+    }
+    // With devices sending steadily some task is always waiting, so the queue never runs empty: drop what has
+    // run once it is most of the arrays, or they grow by every ACK that lingered, for as long as the hub runs.
+    if (this.lingerHead >= COMPACT_AFTER && this.lingerHead * 2 >= this.lingering.length) {
+      this.lingering = this.lingering.slice(this.lingerHead);
+      this.deadlines = this.deadlines.slice(this.lingerHead);
+      this.lingerHead = 0;
+    }
+    this.armLinger();
   };
 
   constructor(
