@@ -1,5 +1,6 @@
 /** The live channel's requests, snapshots and events (docs/live.md §3-§5). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from './helpers.js';
 import { FleetModel, LiveTestClient, type LiveTestHub, startLiveHub } from './live-helpers.js';
 
 let hub: LiveTestHub;
@@ -172,6 +173,22 @@ describe('device subscription', () => {
     const pong = await client.request({ type: 'ping' });
     expect(pong.result.serverTime).toEqual(expect.any(Number));
     expect(client.messages.slice(from).filter((m) => m.type === 'event')).toEqual([]);
+  });
+});
+
+describe('subscriptions that end', () => {
+  it('are forgotten on unsubscribe and when the connection closes', async () => {
+    const live = (hub.app as unknown as { live: { owners: Map<unknown, unknown>; clients: Set<unknown> } }).live;
+    const before = live.owners.size;
+    await client.subscribe({ stream: 'fleet' });
+    await client.subscribe({ stream: 'device', devices: ['dev-0000'] });
+    expect(live.owners.size).toBe(before + 2);
+    await client.request({ type: 'unsubscribe', subscription: 2 });
+    expect(live.owners.size).toBe(before + 1);
+    // Each page load subscribes anew: a subscription whose connection closed used to stay, with its client.
+    client.close();
+    await waitFor('the hub to see the live client close', () => live.clients.size === 0 || null);
+    expect(live.owners.size).toBe(0);
   });
 });
 

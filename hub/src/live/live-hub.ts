@@ -145,7 +145,10 @@ export class LiveHub implements LiveHost {
   }
 
   clientClosed(client: LiveClient): void {
-    for (const sub of client.subs.values()) this.unindex(sub);
+    for (const sub of client.subs.values()) {
+      this.unindex(sub);
+      this.owners.delete(sub);
+    }
     this.clients.delete(client);
     const t = this.closedTotals;
     t.messagesSent += client.stats.messagesSent;
@@ -204,6 +207,7 @@ export class LiveHub implements LiveHost {
         const sub = client.subs.get(req.subscription);
         if (!sub) throw notFound(req.id, req.subscription);
         this.unindex(sub);
+        this.owners.delete(sub);
         client.dropSubscription(sub);
         client.answer(resultMessage(req.id, {}));
         return;
