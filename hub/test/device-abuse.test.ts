@@ -9,6 +9,7 @@ import { encodeDeviceFrame, newDeltaContext, type HelloFrame } from '@tendril/de
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { storedSeqs } from './stores.js';
+import { systemTimers, type Timers } from '../src/core/clock.js';
 import type { SqliteStore } from '../src/storage/sqlite-store.js';
 import { TestDevice, ENV_METRICS } from './device-client.js';
 import { provision, startHub, waitFor, type TestHub } from './helpers.js';
@@ -216,5 +217,38 @@ describe('failed HELLOs are throttled per address (§6.1.6)', () => {
     const metrics = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^tendril_device_auth_failures_total 3$/m);
     expect(metrics).toMatch(/^tendril_device_auth_throttled_total 1$/m);
+  });
+
+  it('forgets a throttled HELLO whose socket closes before the answer', async () => {
+    // The hub's timers, with the throttle's 60 s delays that are armed and neither run nor cleared.
+    const throttleWaits = new Set<unknown>();
+    const timers: Timers = {
+      ...systemTimers,
+      setTimeout: (fn, ms) => {
+        const handle = systemTimers.setTimeout(() => {
+          throttleWaits.delete(handle);
+          fn();
+        }, ms);
+        if (ms === 60_000) throttleWaits.add(handle);
+        return handle;
+      },
+      clearTimeout: (handle) => {
+        throttleWaits.delete(handle);
+        systemTimers.clearTimeout(handle);
+      },
+    };
+    const h = await hub({ deps: { authFailuresPerAddress: 1, authThrottleDelayMs: 60_000, timers } });
+    const first = await TestDevice.connect(h.listening!.deviceUrl);
+    first.send(helloFrame('nobody', 'wrong-token'));
+    expect(await first.closedWithin()).toEqual({ code: 1008, reason: 'AUTH_FAILED' });
+    const d = await TestDevice.connect(h.listening!.deviceUrl);
+    d.send(helloFrame('nobody', 'wrong-token'));
+    await waitFor('the HELLO to be throttled', () => throttleWaits.size === 1 || null);
+    d.ws.close();
+    // It used to hold the connection for the whole delay, and keep a closing hub waiting for it.
+    await waitFor(
+      "the hub to drop the throttled HELLO's wait when its socket closed",
+      () => throttleWaits.size === 0 || null,
+    );
   });
 });

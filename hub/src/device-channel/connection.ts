@@ -266,7 +266,9 @@ export class DeviceConnection implements TransportHandle, IngestReporter {
     // §6.1.6: an address that failed too often gets a slow answer and no check of its token.
     if (this.channel.authThrottled(this)) {
       const delay = this.channel.authThrottleDelayMs;
-      this.channel.opts.timers.setTimeout(() => {
+      // In the hello timer's slot: a socket that closes first clears it (onClose) instead of being held.
+      this.helloTimer = this.channel.opts.timers.setTimeout(() => {
+        this.helloTimer = null;
         this.fail(
           'AUTH_THROTTLED',
           `too many failed HELLOs from this address; retry in ${Math.ceil(this.channel.authFailureWindowMs / 1000)} s at most`,
