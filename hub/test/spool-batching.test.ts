@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fullerGroupWait, MAX_COMMIT_WAIT_MS, TARGET_RECORDS } from '../src/spool/commit.js';
 import { createSpool, type Spool, type SpoolOptions } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
+import { waitFor } from './helpers.js';
 import type { ReadingBatch, StoredReading } from '../src/storage/types.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -182,6 +183,43 @@ describe('drainer linger', () => {
     // linger; every later one started as soon as a slot was free and held what came during one 40 ms write.
     expect(s.writes.slice(0, -1).filter((n) => n < 60)).toEqual([]);
     expect(s.writes.length).toBeLessThanOrEqual(6);
+  });
+});
+
+describe('store back-off', () => {
+  it('is cut short by retryNow() and by close, each time', async () => {
+    const s = store();
+    let failing = true;
+    const write = s.write.bind(s);
+    s.write = async (readings) => {
+      if (failing) {
+        s.writes.push(-readings.length); // a refused write, counted as negative
+        throw new Error('store down');
+      }
+      return write(readings);
+    };
+    const { spool } = await spoolOver(s, {
+      drainLingerMs: 0,
+      backoff: { baseMs: 60_000, maxMs: 60_000, random: () => 0.99 },
+    });
+    const refused = (): number => s.writes.filter((n) => n < 0).length;
+    await spool.accept(reading(1));
+    // Each retryNow() ends the 59 s wait at once: three more attempts within the waits' timeouts.
+    for (let n = 1; n <= 4; n++) {
+      await waitFor(`refused write ${n}`, () => refused() >= n || null);
+      if (n < 4) spool.retryNow();
+    }
+    failing = false;
+    spool.retryNow();
+    await spool.whenDrained(5000);
+    expect(s.writes.filter((n) => n > 0)).toEqual([1]);
+    // Down again: close ends the wait instead of waiting it out.
+    failing = true;
+    await spool.accept(reading(2));
+    await waitFor('the write of reading 2 to be refused', () => refused() >= 5 || null);
+    const closing = performance.now();
+    await spool.close();
+    expect(performance.now() - closing).toBeLessThan(5000);
   });
 });
 

@@ -60,6 +60,7 @@ export class Drainer {
   /** Stops the drainer (a store write in flight finishes first, a back-off wait is cut short). */
   async stopped(reason: Error): Promise<void> {
     this.stop.abort(reason);
+    this.backoffAbort?.abort(reason);
     this.s.wake?.();
     await this.running;
   }
@@ -308,9 +309,11 @@ export class Drainer {
         }
         const hints = err as { retryAfterMs?: unknown };
         const retryAfter = typeof hints.retryAfterMs === 'number' ? hints.retryAfterMs : null;
+        // A controller of its own, which retryNow() and stopped() abort: a signal derived from the long-lived
+        // stop signal (AbortSignal.any) for every retry is one that some Node versions keep alive from it.
         this.backoffAbort = new AbortController();
-        const stopOrWake = AbortSignal.any([this.stop.signal, this.backoffAbort.signal]);
-        await abortableSleep(stopOrWake)(this.cfg.backoff.delay(attempt, retryAfter)).catch(() => undefined);
+        const wait = abortableSleep(this.backoffAbort.signal);
+        await wait(this.cfg.backoff.delay(attempt, retryAfter)).catch(() => undefined);
         this.backoffAbort = null;
         if (s.closing) return false;
       }
