@@ -332,6 +332,54 @@ it('error messages to one device are bounded (100 at once, then 10/s); the rest 
   expect(d.errors.length).toBeLessThanOrEqual(110);
 });
 
+it('Homie 5: a $description of the wrong shape is refused, and the next one declares the device', async () => {
+  devices.register('homie-odd');
+  const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+  clients.push(pub);
+  // A null property used to throw inside the broker link's socket handler: the hub process exited, and
+  // again at every start, when the broker sent the retained message back.
+  const odd = { homie: '5.0', nodes: { n: { properties: { p: null } } } };
+  await pub.publishAsync('homie/5/odd/$description', JSON.stringify(odd), { qos: 1, retain: true });
+  await pub.publishAsync('homie/5/odd/$state', 'ready', { qos: 1, retain: true });
+  await waitFor(() => bridge.counts.refused.get('INVALID_FIELD') === 1, {
+    what: 'the description refused',
+    timeoutMs: 5000,
+  });
+  await allAcked();
+  expect(devices.current('homie-odd')).toBeUndefined();
+  const good = { homie: '5.0', nodes: { n: { properties: { p: { datatype: 'integer' } } } } };
+  await pub.publishAsync('homie/5/odd/$description', JSON.stringify(good), { qos: 1, retain: true });
+  await waitFor(() => devices.current('homie-odd') !== undefined, {
+    what: 'the Homie device attached',
+    timeoutMs: 5000,
+  });
+  expect(devices.current('homie-odd')!.info.metrics).toEqual([{ alias: 0, name: 'n.p', kind: 'int', unit: '' }]);
+  for (const t of ['$description', '$state']) await pub.publishAsync(`homie/5/odd/${t}`, '', { qos: 1, retain: true });
+  await allAcked();
+});
+
+it('a message the bridge fails on is logged, counted as INTERNAL_ERROR and acknowledged, not thrown', async () => {
+  devices.register('d-bug');
+  const d = await device('d-bug');
+  await allAcked();
+  // Stands in for a bug on the message's path: the registry throws for this one device.
+  const get = devices.get.bind(devices);
+  devices.get = (id: string) => {
+    if (id === 'd-bug') throw new Error('a bug');
+    return get(id);
+  };
+  try {
+    await d.data({ seq: 1, values: { temperature: 20 } });
+    await waitFor(() => bridge.counts.refused.get('INTERNAL_ERROR') === 1, {
+      what: 'the failed message counted',
+      timeoutMs: 5000,
+    });
+    await allAcked();
+  } finally {
+    devices.get = get;
+  }
+});
+
 it('Homie 5, read only: $description declares, $state is presence, live property values are readings', async () => {
   devices.register('homie-thermo');
   const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });

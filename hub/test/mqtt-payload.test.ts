@@ -355,6 +355,20 @@ describe('Homie 5 (read only)', () => {
       code(parseHomieDescription(buf({ nodes: { n: { properties: { x: { datatype: 'quaternion' } } } } }), 65536)),
     ).toBe('INVALID_FIELD');
     expect(code(parseHomieDescription(buf({ homie: '5.0' }), 65536))).toBe('INVALID_FIELD');
+    // Every level of the device's JSON is checked for its shape: none of these may throw.
+    for (const nodes of [
+      { n: { properties: { p: null } } },
+      { n: { properties: { p: [null] } } },
+      { n: { properties: { p: 'float' } } },
+      { n: { properties: [null] } },
+      { n: { properties: 5 } },
+      { n: null },
+      { n: { properties: { p: { datatype: { toString: 1 } } } } },
+      { n: { properties: { p: { datatype: 7 } } } },
+      { n: { properties: { p: { datatype: 'constructor' } } } },
+      { n: { properties: { p: { datatype: '__proto__' } } } },
+    ])
+      expect(code(parseHomieDescription(buf({ nodes }), 65536)), JSON.stringify(nodes)).toBe('INVALID_FIELD');
     expect([
       parseHomieValue('float', '21.5'),
       parseHomieValue('integer', '-3'),

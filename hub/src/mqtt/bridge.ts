@@ -120,7 +120,7 @@ export class MqttBridge implements AttachmentHost {
         },
         subscribed: (failures) => this.onSubscribed(failures),
         down: (reason) => this.onDown(reason),
-        message: (m) => this.onMessage(m),
+        message: (m) => this.handle(m),
       },
     );
   }
@@ -160,7 +160,7 @@ export class MqttBridge implements AttachmentHost {
       );
     const parked = this.parked;
     this.parked = null;
-    if (parked) for (const m of parked) this.onMessage(m);
+    if (parked) for (const m of parked) this.handle(m);
   }
 
   private onDown(reason: string): void {
@@ -175,6 +175,24 @@ export class MqttBridge implements AttachmentHost {
       d.pending.length = 0;
       this.attachments.clearPause(d);
       if (d.attached) this.attachments.detach(d, this.closing ? 'SHUTTING_DOWN' : 'BRIDGE_DISCONNECTED');
+    }
+  }
+
+  /**
+   * A message the bridge fails on is a hub bug, not the device's: it is logged, counted (INTERNAL_ERROR) and
+   * acknowledged, so that it can neither crash the hub (the broker link's socket handler has no catch) nor,
+   * retained or unacknowledged, do so again at every start.
+   */
+  private handle(m: InboundMessage): void {
+    try {
+      this.onMessage(m);
+    } catch (err) {
+      this.opts.log.error(
+        { err, topic: m.topic },
+        'the MQTT bridge failed on a message; it is acknowledged and dropped',
+      );
+      this.refuse('INTERNAL_ERROR');
+      m.complete();
     }
   }
 
@@ -316,7 +334,10 @@ export class MqttBridge implements AttachmentHost {
     const d = this.device(id, 'homie');
     if (t.kind === 'description') {
       const decl = parseHomieDescription(m.payload, this.opts.limits.maxPayloadBytes);
-      if (isRefusal(decl)) return this.errors.report(id, 'homie', decl.code, decl.message, { topic: m.topic });
+      if (isRefusal(decl)) {
+        this.refuse(decl.code);
+        return this.errors.report(id, 'homie', decl.code, decl.message, { topic: m.topic });
+      }
       this.homieTypes.set(id, decl.datatypes);
       const info = { epoch: d.bridgeEpoch, metrics: decl.metrics, firmware: null, sdk: 'homie/5', dropped: 0 };
       if (d.declare(info, 'bridge') && d.attached) this.attachments.reattach(d);

@@ -51,6 +51,10 @@ export interface HomieDeclaration {
   datatypes: Map<string, string>;
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** `$description` -> the declaration: one metric per property, named `<node>.<property>`. */
 export function parseHomieDescription(payload: Uint8Array, maxBytes: number): HomieDeclaration | BridgeRefusal {
   const parsed = parseJson(payload, maxBytes) as { json: unknown } | BridgeRefusal;
@@ -60,14 +64,20 @@ export function parseHomieDescription(payload: Uint8Array, maxBytes: number): Ho
     return refusal('INVALID_FIELD', '$description has no "nodes" object');
   const raw: Array<{ name: string; kind: MetricKind; unit?: string; min?: number; max?: number }> = [];
   const datatypes = new Map<string, string>();
-  for (const [nodeId, node] of Object.entries(
-    nodes as Record<string, { properties?: Record<string, Record<string, unknown>> }>,
-  )) {
-    for (const [propId, prop] of Object.entries(node?.properties ?? {})) {
-      const datatype = String(prop.datatype ?? 'string');
-      const kind = KINDS[datatype];
+  // The JSON is the device's: every level is checked for its shape before it is read (a null property
+  // used to throw, and a retained $description would have thrown again at every start).
+  for (const [nodeId, node] of Object.entries(nodes)) {
+    if (!isObject(node)) return refusal('INVALID_FIELD', `node ${nodeId} is not an object`);
+    const properties = node.properties ?? {};
+    if (!isObject(properties)) return refusal('INVALID_FIELD', `${nodeId}: "properties" is not an object`);
+    for (const [propId, prop] of Object.entries(properties)) {
+      if (!isObject(prop)) return refusal('INVALID_FIELD', `${nodeId}.${propId}: the property is not an object`);
+      const datatype = prop.datatype ?? 'string';
+      if (typeof datatype !== 'string')
+        return refusal('INVALID_FIELD', `${nodeId}.${propId}: "datatype" is not a string`);
+      const kind = Object.hasOwn(KINDS, datatype) ? KINDS[datatype] : undefined;
       if (kind === undefined)
-        return refusal('INVALID_FIELD', `${nodeId}.${propId}: unknown Homie datatype ${datatype}`);
+        return refusal('INVALID_FIELD', `${nodeId}.${propId}: unknown Homie datatype ${datatype.slice(0, 32)}`);
       const m: (typeof raw)[number] = { name: `${nodeId}.${propId}`, kind };
       if (typeof prop.unit === 'string' && Buffer.byteLength(prop.unit) <= DEFAULT_LIMITS.maxUnitBytes)
         m.unit = prop.unit;
