@@ -120,6 +120,11 @@ describe('command API', () => {
     expect(empty.statusCode).toBe(400);
     expect(empty.json().error).toMatchObject({ code: 'INVALID_REQUEST' });
     expect(empty.json().error.message).toContain('body/name');
+    // JSON can carry a lone surrogate, which UTF-8 cannot: the COMMAND frame could never be encoded.
+    const lone = await post('dev-1', { name: 'relay\ud800' });
+    expect(lone.statusCode).toBe(400);
+    expect(lone.json().error).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect(lone.json().error.message).toContain('surrogate');
   });
 
   it('takes args up to 4096 bytes of JSON text and refuses more with COMMAND_ARGS_TOO_LARGE', async () => {

@@ -99,6 +99,28 @@ function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 describe('commands to an online device', () => {
+  it('a command the hub cannot send is failed (UNDELIVERABLE) and the next one goes out', async () => {
+    const h = await harness();
+    const token = await provision(h.hub.app, 'lamp-9');
+    const ran: string[] = [];
+    await connect(h, 'lamp-9', token, { reboot: () => void ran.push('reboot') });
+    // Stands in for a command the transport cannot carry (one stored before a check existed, or a hub bug).
+    const sessions = h.hub.app.devices.sessions;
+    const send = sessions.sendCommand.bind(sessions);
+    sessions.sendCommand = (deviceId, command) => {
+      if (command.name === 'explode') throw new Error('cannot encode');
+      return send(deviceId, command);
+    };
+    const bad = await submit(h.hub, 'lamp-9', { name: 'explode' });
+    const good = await submit(h.hub, 'lamp-9', { name: 'reboot' });
+    const failed = await until(h.hub, bad.id, FINAL);
+    expect(failed).toMatchObject({ state: 'failed' });
+    expect(failed.detail).toMatch(/^UNDELIVERABLE: .*cannot encode/);
+    // It used to stay first in the device's line, holding back every command after it.
+    expect(await until(h.hub, good.id, FINAL)).toMatchObject({ state: 'succeeded' });
+    expect(ran).toEqual(['reboot']);
+  });
+
   it("go queued -> sent -> delivered -> succeeded with the handler's result, seen on the API and as events", async () => {
     const h = await harness();
     const token = await provision(h.hub.app, 'lamp-1');

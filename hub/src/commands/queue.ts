@@ -292,12 +292,27 @@ export class CommandQueue {
   private send(line: DeviceLine, item: UnfinishedCommand, now: number): void {
     const record = this.store.get(item.id);
     if (!record) return this.drop(line, item);
-    const sent = this.opts.sessions.sendCommand(item.deviceId, {
-      commandId: item.id,
-      name: record.name,
-      args: record.argsJson ?? '',
-      timeoutMs: item.timeoutMs,
-    });
+    let sent: boolean;
+    try {
+      sent = this.opts.sessions.sendCommand(item.deviceId, {
+        commandId: item.id,
+        name: record.name,
+        args: record.argsJson ?? '',
+        timeoutMs: item.timeoutMs,
+      });
+    } catch (err) {
+      // A command the device's transport cannot carry (a hub bug, or a row stored before a check existed) is
+      // failed, not left at the head of the line, where it would hold back every command after it.
+      this.opts.log.error(
+        { err, deviceId: item.deviceId, commandId: item.id },
+        'a command could not be sent; it is failed',
+      );
+      const why = err instanceof Error ? err.message : String(err);
+      this.finish(line, item, 'failed', `UNDELIVERABLE: the hub could not send this command to the device (${why}).`);
+      const next = line.items[0];
+      if (next !== undefined && next.state === 'queued') this.send(line, next, now);
+      return;
+    }
     if (!sent) return;
     if (!this.store.transition(item.id, 'sent', now)) return this.drop(line, item);
     item.state = 'sent';

@@ -23,6 +23,13 @@ export function validate(
       'INVALID_REQUEST',
       'body/name is empty; give the name of a command the device handles (e.g. "reboot").',
     );
+  // JSON can carry a lone UTF-16 surrogate ("\ud800"), which has no UTF-8 form: the COMMAND frame could not be
+  // encoded, and the command would stay at the head of its device's line.
+  if (/\p{Surrogate}/u.test(name))
+    throw new HubHttpError(
+      'INVALID_REQUEST',
+      'body/name holds a lone UTF-16 surrogate, which is not text; send the name as well-formed Unicode.',
+    );
   // §8.1: the name and the args travel in one COMMAND frame with these limits.
   if (utf8Bytes(name) > L.maxNameBytes) {
     throw new HubHttpError(
