@@ -176,6 +176,26 @@ describe('device subscription', () => {
   });
 });
 
+describe('counters', () => {
+  it('§5.1: a device sends at most a few counters events a second, the first at once and the latest last', async () => {
+    await client.subscribe({ stream: 'fleet' });
+    const from = client.messages.length;
+    // A device reporting a drop per STATUS frame, and one rejected value after another.
+    for (let i = 1; i <= 5000; i++) hub.events.emit('status', { deviceId: 'dev-0002', dropped: i });
+    for (let i = 0; i < 300; i++) hub.events.emit('rejected', { deviceId: 'dev-0002', code: 'OUT_OF_RANGE' });
+    const last = await client.next(
+      (m) => m.event?.kind === 'counters' && m.event.dropped === 5000 && m.event.rejected === 300,
+      'the latest counters (dropped 5000, rejected 300)',
+      5000,
+      from,
+    );
+    const sent = client.messages.slice(from).filter((m) => m.event?.kind === 'counters');
+    // The first change at once, the 5 299 after it together at the end of the half second: each used to be an event.
+    expect(sent.map((m) => m.event.dropped)).toEqual([1, 5000]);
+    expect(sent.at(-1)).toBe(last);
+  });
+});
+
 describe('subscriptions that end', () => {
   it('are forgotten on unsubscribe and when the connection closes', async () => {
     const live = (hub.app as unknown as { live: { owners: Map<unknown, unknown>; clients: Set<unknown> } }).live;

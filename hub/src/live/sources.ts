@@ -51,6 +51,12 @@ export interface StreamSourcesOptions {
   skip(stream: StreamName): void;
 }
 
+/**
+ * A device's `counters` events are sent at most once per this many ms (docs/live.md §5.1): a STATUS frame per
+ * dropped reading, or a rejected event per bad value, would otherwise each be an event to every dashboard.
+ */
+export const COUNTERS_EVERY_MS = 500;
+
 export class StreamSources {
   private readonly fleet: FleetState;
   private readonly unlisten: Array<() => void> = [];
@@ -58,6 +64,10 @@ export class StreamSources {
   private readonly valuesKeys = new Map<string, string>();
   private healthJsonValue = '';
   private readonly healthTimer: TimerHandle;
+  /** Devices whose counters went out in this COUNTERS_EVERY_MS window, and those that changed again since. */
+  private countersCooling = new Set<string>();
+  private countersDue = new Set<string>();
+  private countersTimer: TimerHandle | null = null;
   private closed = false;
 
   constructor(private readonly deps: StreamSourcesOptions) {
@@ -100,6 +110,7 @@ export class StreamSources {
     this.closed = true;
     for (const off of this.unlisten) off();
     this.deps.timers.clearInterval(this.healthTimer);
+    if (this.countersTimer) this.deps.timers.clearInterval(this.countersTimer);
   }
 
   private guard(fn: () => void): void {
@@ -226,8 +237,38 @@ export class StreamSources {
     );
   }
 
+  /** The first change in a window goes out at once; later ones wait for the window's end, with the latest counts. */
   private onCounters(deviceId: string, counters: { rejected?: number; dropped?: number }): void {
-    const row = this.fleet.setCounters(deviceId, counters);
+    if (!this.fleet.setCounters(deviceId, counters)) return;
+    if (this.countersCooling.has(deviceId)) {
+      this.countersDue.add(deviceId);
+      return;
+    }
+    this.publishCounters(deviceId);
+    this.countersCooling.add(deviceId);
+    if (this.countersTimer === null) {
+      this.countersTimer = this.deps.timers.setInterval(
+        () => this.guard(() => this.endCountersWindow()),
+        COUNTERS_EVERY_MS,
+      );
+      this.countersTimer.unref?.();
+    }
+  }
+
+  private endCountersWindow(): void {
+    const due = this.countersDue;
+    for (const id of due) this.publishCounters(id);
+    // Those just sent start a window of their own; the others may send at once again.
+    this.countersCooling = due;
+    this.countersDue = new Set();
+    if (due.size === 0 && this.countersTimer) {
+      this.deps.timers.clearInterval(this.countersTimer);
+      this.countersTimer = null;
+    }
+  }
+
+  private publishCounters(deviceId: string): void {
+    const row = this.fleet.get(deviceId);
     if (!row) return;
     this.deps.publish(
       'fleet',
