@@ -201,3 +201,26 @@ describe('resume', () => {
     expect(same.result.recovered).toBe(true);
   });
 });
+
+describe('a long replay (§6.2.4)', () => {
+  it('replays at most maxReplayEvents to a subscription, then resyncs it with a snapshot', async () => {
+    hub = await startLiveHub({ devices: 2, limits: { maxReplayEvents: 50 } });
+    const a = await viewer();
+    const { result } = await a.subscribe({ stream: 'device', devices: ['dev-0000'], metrics: ['humidity'] });
+    for (let seq = 1; seq <= 200; seq++) hub.readings('dev-0000', seq, 1000 + seq, { temperature: 20 + seq / 10 });
+    // Emitted synchronously: all 200 are in the device stream's window now (none reaches `a`: no humidity).
+    // A resume from before all 200 (none carries the subscribed metric: each used to be parsed, all 200).
+    const b = await viewer();
+    const answer = await b.request({
+      type: 'subscribe',
+      id: 1,
+      stream: 'device',
+      devices: ['dev-0000'],
+      metrics: ['humidity'],
+      resume: { epoch: result.epoch, offset: result.offset },
+    });
+    expect(answer.result).toMatchObject({ recovered: true });
+    await b.next((m) => m.type === 'event' && m.event.kind === 'resync', 'the resync after 50 replayed events');
+    await b.next((m) => m.type === 'event' && m.event.kind === 'snapshot' && m.event.gap === true, 'a gap snapshot');
+  });
+});

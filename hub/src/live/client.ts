@@ -118,6 +118,11 @@ export class LiveClient {
     if (this.state === 'open') this.outbox.deliver(sub, ev);
   }
 
+  /** §7.4.2: drops what is queued for the subscription; a resync event and a snapshot follow. */
+  resync(sub: Subscription): void {
+    if (this.state === 'open') this.outbox.resync(sub);
+  }
+
   /** Removes a subscription: nothing of it is sent after this (§4.4). */
   dropSubscription(sub: Subscription): void {
     this.outbox.dropSubscription(sub);

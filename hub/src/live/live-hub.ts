@@ -241,9 +241,15 @@ export class LiveHub implements LiveHost {
     sub.watermark = recovered ? req.resume!.offset : log.head;
     client.answer(resultMessage(req.id, { epoch: log.epoch, offset: log.head, recovered }));
     if (recovered) {
-      // §6.2.2: what it missed, in order, through the same path as live events (coalesced if it cannot keep up).
+      // §6.2.2: what it missed, in order, through the same path as live events (coalesced if it cannot keep up),
+      // up to maxReplayEvents of them (§6.2.4); past that a snapshot costs less than replaying on.
+      let replayed = 0;
       for (const ev of log.since(req.resume!.offset)) {
         if (!this.matches(sub, ev)) continue;
+        if (++replayed > this.limits.maxReplayEvents) {
+          client.resync(sub);
+          break;
+        }
         client.deliver(sub, ev);
         // The shared element is for one fan-out; the window keeps bodies only.
         ev.item = undefined;

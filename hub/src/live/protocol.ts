@@ -44,6 +44,11 @@ export interface LiveLimits {
    * also what a client's batches hold in all before they are written (§7.3).
    */
   batchBytes: number;
+  /**
+   * §6.2.4: events one resume replays to its subscription; past this it resyncs (§7.4.2). Each replayed event
+   * of a metric subset is parsed again, so an unbounded replay let one request hold the event loop.
+   */
+  maxReplayEvents: number;
   /** §8: open live connections in all, and from one client address; more are refused at the upgrade. */
   maxClients: number;
   maxClientsPerAddress: number;
@@ -65,6 +70,7 @@ export const DEFAULT_LIVE_LIMITS: Readonly<LiveLimits> = Object.freeze({
   controlQueueBytes: 262_144,
   snapshotPartBytes: 65_536,
   batchBytes: 65_536,
+  maxReplayEvents: 20_000,
   maxClients: 2000,
   maxClientsPerAddress: 50,
 });
