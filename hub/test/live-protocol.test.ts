@@ -1,5 +1,5 @@
 /** The live channel's requests, snapshots and events (docs/live.md §3-§5). */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { waitFor } from './helpers.js';
 import { FleetModel, LiveTestClient, type LiveTestHub, startLiveHub } from './live-helpers.js';
 
@@ -107,6 +107,17 @@ describe('device subscription', () => {
       { kind: 'readings', deviceId: 'dev-0000', readings: [{ seq: 2, ts: 2000, values: { temperature: 22.5 } }] },
       { kind: 'readings', deviceId: 'dev-0000', readings: [{ seq: 3, ts: 3000, values: { temperature: 22.75 } }] },
     ]);
+  });
+
+  it('§4.2.3: a device registered since the last fleet update is found without listing the whole registry', async () => {
+    hub.registry.create({ id: 'dev-new', name: 'New', model: 'env-sensor', labels: {} }, Date.now());
+    const list = vi.spyOn(hub.registry, 'list');
+    const found = await client.request({ type: 'subscribe', stream: 'device', devices: ['dev-new'] });
+    expect(found.type).toBe('result');
+    const unknown = await client.request({ type: 'subscribe', id: 77, stream: 'device', devices: ['nope'] });
+    expect(unknown.error.code).toBe('DEVICE_NOT_FOUND');
+    // Each request naming an unknown id used to list and sort the whole registry.
+    expect(list).not.toHaveBeenCalled();
   });
 
   it('§4.2.3: unknown devices, a missing devices list and unknown fields are refused with a named code', async () => {

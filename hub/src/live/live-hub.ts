@@ -367,7 +367,10 @@ export class LiveHub implements LiveHost {
   }
 
   private checkDevices(id: number, devices: readonly string[]): void {
-    if (devices.some((d) => !this.fleet.has(d))) this.reconcile();
+    // A device registered since the fleet rows were last reconciled is added on its own: a full reconcile
+    // lists and sorts the whole registry, too much to do for each request that names an unknown id.
+    for (const d of devices)
+      if (!this.fleet.has(d) && this.opts.registry.get(d) !== undefined) this.sources.onChanged(d);
     const unknown = devices.filter((d) => !this.fleet.has(d));
     if (unknown.length > 0) {
       const shown = unknown
