@@ -187,6 +187,20 @@ describe('device subscription', () => {
   });
 });
 
+describe('metric names', () => {
+  it('a metric named like an Object member (constructor, toString) reaches the fleet row like any other', async () => {
+    await client.subscribe({ stream: 'fleet' });
+    const from = client.messages.length;
+    hub.readings('dev-0000', 1, 1000, { constructor: 5, toString: 6, temperature: 7 });
+    const values = await client.next((m) => m.event?.kind === 'values', 'the values event', 5000, from);
+    expect(values.event.latest).toEqual({
+      constructor: { ts: 1000, value: 5 },
+      toString: { ts: 1000, value: 6 },
+      temperature: { ts: 1000, value: 7 },
+    });
+  });
+});
+
 describe('counters', () => {
   it('§5.1: a device sends at most a few counters events a second, the first at once and the latest last', async () => {
     await client.subscribe({ stream: 'fleet' });

@@ -88,7 +88,9 @@ export class PresenceTracker {
     for (const r of readings) {
       for (const v of r.values) {
         const cur = latest[v.metric];
-        if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
+        // Not `cur.ts <= r.ts`: for a metric named like an Object member (constructor, toString) `cur` is the
+        // inherited function, whose ts is undefined, and the value was dropped.
+        if (cur === undefined || !(cur.ts > r.ts)) latest[v.metric] = { ts: r.ts, value: v.value };
       }
     }
   }

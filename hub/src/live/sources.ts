@@ -197,7 +197,9 @@ export class StreamSources {
       for (const v of r.values) {
         values[v.metric] = v.value;
         const cur = latest[v.metric];
-        if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
+        // Not `cur.ts <= r.ts`: for a metric named like an Object member (constructor, toString) `cur` is the
+        // inherited function, whose ts is undefined, and the value was dropped.
+        if (cur === undefined || !(cur.ts > r.ts)) latest[v.metric] = { ts: r.ts, value: v.value };
       }
       readings.push({ seq: r.seq, ts: r.ts, values });
     }
@@ -223,7 +225,9 @@ export class StreamSources {
     for (const r of e.readings)
       for (const v of r.values) {
         const cur = latest[v.metric];
-        if (cur === undefined || cur.ts <= r.ts) latest[v.metric] = { ts: r.ts, value: v.value };
+        // Not `cur.ts <= r.ts`: for a metric named like an Object member (constructor, toString) `cur` is the
+        // inherited function, whose ts is undefined, and the value was dropped.
+        if (cur === undefined || !(cur.ts > r.ts)) latest[v.metric] = { ts: r.ts, value: v.value };
       }
     const changed = this.fleet.mergeLatest(e.deviceId, latest, lastSeen);
     if (changed) this.publishValues(e.deviceId, changed);
