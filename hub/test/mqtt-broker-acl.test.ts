@@ -89,6 +89,24 @@ function refused(options: mqtt.IClientOptions): Promise<string> {
   );
 }
 
+it.each([5, 4] as const)(
+  'MQTT %s: a packet over 128 KiB never reaches the hub; its sender is disconnected',
+  async (version) => {
+    const hub = await login('hub');
+    const seen: number[] = [];
+    hub.on('message', (_topic, payload) => seen.push(payload.length));
+    await hub.subscribeAsync('tendril/v1/dev-a/#', { qos: 1 });
+    const a = await login('dev-a', version);
+    const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+    a.publish('tendril/v1/dev-a/data', Buffer.alloc(200_000, 0x20), { qos: 0 });
+    await closed;
+    const b = await login('dev-a', version);
+    await b.publishAsync('tendril/v1/dev-a/data', '{"small":1}', { qos: 1 });
+    await waitFor(() => seen.includes(11), { what: 'the small message at the hub', timeoutMs: 5000 });
+    expect(seen).toEqual([11]);
+  },
+);
+
 it('refuses anonymous clients and wrong passwords', async () => {
   expect(await refused({ protocolVersion: 5 })).toMatch(/Not authorized|Bad User Name or Password/i);
   expect(await refused({ protocolVersion: 5, username: 'dev-a', password: 'wrong' })).toMatch(
