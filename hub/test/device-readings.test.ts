@@ -255,6 +255,42 @@ describe('ACK only after the store committed', () => {
     }
   });
 
+  it('§6.4: a reconnect after the socket closed waits for its writes; an untimed reading is stored once', async () => {
+    const dir = tempDir();
+    const store = new HeldSqliteStore(dir.path);
+    const hub = await startHub({ dataDir: dir.path, deps: { store } });
+    try {
+      const token = await provision(hub.app, 'gone-1');
+      const first = await TestDevice.connect(hub.listening!.deviceUrl);
+      await first.hello({ deviceId: 'gone-1', token, epoch: 3 });
+      const arrived = store.writeArrived();
+      // Untimed: the hub stamps it with its arrival time.
+      first.send({ type: 'reading', seq: 1, ts: null, values: [{ alias: 2, kind: 'int', value: 5 }] });
+      await arrived;
+      // The connection drops with the write in flight (a NAT or proxy reset), and the device comes back at once.
+      first.ws.terminate();
+      await waitFor(
+        'the hub to see the first connection close',
+        () => hub.app.devices.registry.get('gone-1')!.presence.state === 'offline' || null,
+      );
+      const second = await TestDevice.connect(hub.listening!.deviceUrl);
+      const welcome = second.hello({ deviceId: 'gone-1', token, epoch: 3 });
+      const sessions = hub.app.devices.sessions as unknown as { attached: Map<string, unknown> };
+      await waitFor('the hub to take the second HELLO', () => sessions.attached.has('gone-1') || null);
+      store.release();
+      // It used to answer at once with ackedSeq 0: the device sent seq 1 again, stamped anew, and it was stored twice.
+      expect((await welcome).ackedSeq).toBe(1);
+      second.send({ type: 'reading', seq: 1, ts: null, values: [{ alias: 2, kind: 'int', value: 5 }] });
+      expect(await second.ackFor(1)).toBe(1);
+      expect((await rowsOf(hub, 'gone-1')).map((r) => r.seq)).toEqual([1]);
+      second.close();
+      await second.closedWithin();
+    } finally {
+      await hub.dispose();
+      dir.remove();
+    }
+  });
+
   it('§7.4 answers a failed write with BACKOFF STORE_BUSY, acks nothing, and stores the resend', async () => {
     const dir = tempDir();
     const store = new FailingSqliteStore(dir.path);

@@ -96,6 +96,13 @@ class Attachment implements AttachedDevice {
 export class DeviceSessions implements DeviceAttacher {
   readonly events = new TypedEvents<DeviceEvents>();
   private readonly attached = new Map<string, Attachment>();
+  /**
+   * Attachments that left (their socket closed, or the broker link went down) while their writes may still be
+   * in flight, until those settle. The device's next attach waits for them as for a connection it replaces
+   * (§6.4): its WELCOME.ackedSeq then counts them, and the device does not send them again. An untimed reading
+   * sent again would be stamped anew and stored twice.
+   */
+  private readonly leaving = new Map<string, Attachment>();
   private readonly outstandingCommands = new Map<string, Set<number>>();
   private commandLookup: ((deviceId: string, commandId: number) => boolean) | null = null;
   private closing = false;
@@ -155,6 +162,13 @@ export class DeviceSessions implements DeviceAttacher {
       // so WELCOME.ackedSeq counts those readings and the device does not resend them.
       older.handle.close('REPLACED', 'a newer connection for this device id replaced this one');
       await this.settleWithin(older, REPLACE_SETTLE_MS);
+      if (this.attached.get(deviceId) !== attachment)
+        throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
+      if (this.closing) throw new AttachError('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
+    }
+    const left = this.leaving.get(deviceId);
+    if (left !== undefined) {
+      await this.settleWithin(left, REPLACE_SETTLE_MS);
       if (this.attached.get(deviceId) !== attachment)
         throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
       if (this.closing) throw new AttachError('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
@@ -219,7 +233,16 @@ export class DeviceSessions implements DeviceAttacher {
   /** Called by Attachment.detach(). A replaced attachment leaves presence to its successor (no flap, §6.4). */
   detached(attachment: Attachment, reason: OfflineReason): void {
     const id = attachment.device.id;
-    if (this.attached.get(id) === attachment) this.attached.delete(id);
+    if (this.attached.get(id) === attachment) {
+      this.attached.delete(id);
+      const ingest = attachment.ingest;
+      if (ingest !== undefined) {
+        this.leaving.set(id, attachment);
+        void ingest.settled().then(() => {
+          if (this.leaving.get(id) === attachment) this.leaving.delete(id);
+        });
+      }
+    }
     // An attach that never went online and replaced nobody leaves presence as it was.
     const wasOnline = attachment.isOnline;
     attachment.isOnline = false;
