@@ -4,14 +4,16 @@
  * lingers for a full InfluxDB request at most drainLingerMs; the checkpoint is written at most every
  * checkpointIntervalMs while readings flow, and at once when the spool is drained.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fullerGroupWait, MAX_COMMIT_WAIT_MS, TARGET_RECORDS } from '../src/spool/commit.js';
+import { segmentFiles } from '../src/spool/checkpoint.js';
 import { createSpool, type Spool, type SpoolOptions } from '../src/spool/spool.js';
 import { SqliteStore } from '../src/storage/sqlite-store.js';
 import { waitFor } from './helpers.js';
+import { HeldSqliteStore } from './stores.js';
 import type { ReadingBatch, StoredReading } from '../src/storage/types.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -224,6 +226,35 @@ describe('store back-off', () => {
 });
 
 describe('checkpoint', () => {
+  it('deletes drained segments again after an unlink that failed part way', async () => {
+    const root = tempDir();
+    const held = new HeldSqliteStore(root);
+    cleanups.push(() => held.close());
+    const dir = join(root, 'spool');
+    const spool = await createSpool({ dir, store: held, segmentBytes: 1024, drainLingerMs: 0, commitWaitMs: 0 });
+    cleanups.push(() => spool.close());
+    const real = segmentFiles.unlink;
+    let calls = 0;
+    segmentFiles.unlink = (path) => {
+      // The second unlink of the first checkpoint that deletes: an I/O error.
+      if (++calls === 2) return Promise.reject(Object.assign(new Error('EIO: i/o error, unlink'), { code: 'EIO' }));
+      return real(path);
+    };
+    cleanups.push(() => void (segmentFiles.unlink = real));
+    const segments = (): string[] => readdirSync(dir).filter((f) => f.startsWith('seg-'));
+    // Held in the store until several small segments are written: one checkpoint then deletes them all.
+    for (let seq = 1; seq <= 60; seq++) await spool.accept(reading(seq));
+    expect(segments().length).toBeGreaterThan(3);
+    held.release();
+    await spool.whenDrained(5000);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    // More readings, drained: every segment but the one being written goes now. The list used to keep the
+    // segment unlinked before the failure, and every later checkpoint failed on it (ENOENT): none went again.
+    for (let seq = 61; seq <= 120; seq++) await spool.accept(reading(seq));
+    await spool.whenDrained(5000);
+    await waitFor('the drained segments to be deleted', () => segments().length === 1 || null);
+  });
+
   it('is written at most every checkpointIntervalMs while readings flow, and at once when drained', async () => {
     const s = store();
     s.delayMs = 20; // each store write takes 20 ms: about 25 batches over half a second

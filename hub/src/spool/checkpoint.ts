@@ -10,6 +10,9 @@ import type { SpoolReader } from './reader.js';
 import type { SpoolShared } from './shared.js';
 import type { SegmentWriter } from './writer.js';
 
+/** How a drained segment is deleted. Disk errors cannot be produced on demand, so tests replace it. */
+export const segmentFiles = { unlink: (path: string): Promise<void> => unlink(path) };
+
 export class Checkpoint {
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
@@ -113,11 +116,15 @@ export class Checkpoint {
       await sh.close();
     }
     await rename(`${seqsPath}.tmp`, seqsPath);
+    // Each segment leaves the list as it is unlinked: after an unlink that failed part way, the next checkpoint
+    // must not try again the ones already gone (every later one failed on them, and none was deleted again).
     for (const seg of done) {
       this.reader.closeFd(seg.n);
-      await unlink(seg.path);
+      await segmentFiles.unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      s.segments = s.segments.filter((x) => x !== seg);
     }
-    s.segments = s.segments.filter((seg) => !done.includes(seg));
     await fsyncDir(s.dir);
   }
 }
