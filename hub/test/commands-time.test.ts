@@ -209,6 +209,9 @@ describe('timeout', () => {
     expect(failed.state).toBe('failed');
     expect(failed.detail).toMatch(/^TIMEOUT: no final status from the device within 5000 ms/);
     expect(failed.history.at(-1)).toEqual({ state: 'failed', at: sentAt + 5000, detail: failed.detail });
+    // Ended by the hub: the devices layer keeps its id no longer (a late result is still known, §8.2.4).
+    const sessions = hub.app.devices.sessions as unknown as { outstandingCommands: Map<string, Set<number>> };
+    expect(sessions.outstandingCommands.get('valve-1')?.has(stuck.id) ?? false).toBe(false);
     // The line moves on.
     expect(await until(hub, next.id, ['succeeded'])).toMatchObject({ result: { open: false } });
   });
@@ -229,5 +232,16 @@ describe('timeout', () => {
       state: 'failed',
       detail: expect.stringMatching(/^TIMEOUT/),
     });
+    // A result that comes after the timeout is still one for a command sent to this device: no ERROR for it
+    // (the command stays failed). An id never sent is refused; ERRORs come in order, so its is the first.
+    const again = await TestDevice.connect(hub.listening!.deviceUrl);
+    await again.hello({ deviceId: 'valve-2', token, metrics: [] });
+    again.send({ type: 'commandResult', commandId: command.id, status: 'succeeded', detail: '' });
+    again.send({ type: 'commandResult', commandId: 999_999, status: 'succeeded', detail: '' });
+    const error = await again.next('error', 'ERROR UNKNOWN_COMMAND_ID');
+    expect(error.message).toBe('command 999999 was not sent to this device');
+    expect((await fetchCommand(hub, command.id)).state).toBe('failed');
+    again.close();
+    await again.closedWithin();
   });
 });

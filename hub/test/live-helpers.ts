@@ -80,6 +80,7 @@ export async function startLiveHub(options: LiveTestOptions = {}): Promise<LiveT
     // A stand-in for the device sessions: no device takes commands, so they stay queued.
     sessions: {
       sendCommand: () => false,
+      forgetCommand: () => undefined,
       setCommandLookup: () => undefined,
       events,
     } as unknown as ConstructorParameters<typeof CommandQueue>[0]['sessions'],

@@ -28,7 +28,7 @@ import { CommandStore, type ListQuery, type UnfinishedCommand } from './store.js
 import { differences, validate } from './request-checks.js';
 
 /** The part of the device sessions the queue uses: delivery to whichever transport holds a device. */
-export type CommandSessions = Pick<DeviceSessions, 'sendCommand' | 'setCommandLookup' | 'events'>;
+export type CommandSessions = Pick<DeviceSessions, 'sendCommand' | 'forgetCommand' | 'setCommandLookup' | 'events'>;
 
 export interface CommandQueueOptions {
   /** The registry's database (hub.db): commands reference their device. */
@@ -388,6 +388,7 @@ export class CommandQueue {
   private finish(line: DeviceLine, item: UnfinishedCommand, state: CommandState, detail: string): void {
     const now = this.opts.clock.now();
     line.items.splice(line.items.indexOf(item), 1);
+    this.opts.sessions.forgetCommand(item.deviceId, item.id);
     if (!this.store.transition(item.id, state, now, detail)) return;
     this.changed(item.id, state);
   }

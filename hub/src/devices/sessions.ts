@@ -281,6 +281,17 @@ export class DeviceSessions implements DeviceAttacher {
    * Lets the command queue vouch for command ids this hub instance did not send itself (sent before a
    * restart). A result is accepted when the id is outstanding here or `lookup` returns true.
    */
+  /**
+   * The command queue ended a command itself (TIMEOUT, EXPIRED, UNDELIVERABLE): its id is no longer kept here
+   * (a device that never answers left up to 1024 per device). A late result stays known through the queue's
+   * lookup (§8.2.4).
+   */
+  forgetCommand(deviceId: string, commandId: number): void {
+    const ids = this.outstandingCommands.get(deviceId);
+    if (!ids?.delete(commandId)) return;
+    if (ids.size === 0) this.outstandingCommands.delete(deviceId);
+  }
+
   setCommandLookup(lookup: ((deviceId: string, commandId: number) => boolean) | null): void {
     this.commandLookup = lookup;
   }
