@@ -161,18 +161,11 @@ export class DeviceSessions implements DeviceAttacher {
       // §6.4: the newer connection wins. It is told what is durable only once what the older one took is,
       // so WELCOME.ackedSeq counts those readings and the device does not resend them.
       older.handle.close('REPLACED', 'a newer connection for this device id replaced this one');
-      await this.settleWithin(older, REPLACE_SETTLE_MS);
-      if (this.attached.get(deviceId) !== attachment)
-        throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
-      if (this.closing) throw new AttachError('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
+      await this.settleBefore(attachment, older);
     }
+    // The same for a connection that already left with writes in flight (see `leaving`).
     const left = this.leaving.get(deviceId);
-    if (left !== undefined) {
-      await this.settleWithin(left, REPLACE_SETTLE_MS);
-      if (this.attached.get(deviceId) !== attachment)
-        throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
-      if (this.closing) throw new AttachError('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
-    }
+    if (left !== undefined) await this.settleBefore(attachment, left);
     const now = clock.now();
     device.firmware = info.firmware;
     device.sdk = info.sdk;
@@ -218,16 +211,24 @@ export class DeviceSessions implements DeviceAttacher {
     this.events.emit('status', { deviceId: device.id, dropped: device.dropped });
   }
 
-  private async settleWithin(older: Attachment, ms: number): Promise<void> {
-    if (older.ingest === undefined) return;
-    let timer: TimerHandle | undefined;
-    await Promise.race([
-      older.ingest.settled(),
-      new Promise<void>((resolve) => {
-        timer = this.opts.timers.setTimeout(resolve, ms);
-      }),
-    ]);
-    if (timer !== undefined) this.opts.timers.clearTimeout(timer);
+  /**
+   * Waits (at most REPLACE_SETTLE_MS) for the readings `earlier` took to be durable or failed; throws when a
+   * newer attach replaced `attachment` meanwhile, or the hub began to shut down.
+   */
+  private async settleBefore(attachment: Attachment, earlier: Attachment): Promise<void> {
+    if (earlier.ingest !== undefined) {
+      let timer: TimerHandle | undefined;
+      await Promise.race([
+        earlier.ingest.settled(),
+        new Promise<void>((resolve) => {
+          timer = this.opts.timers.setTimeout(resolve, REPLACE_SETTLE_MS);
+        }),
+      ]);
+      if (timer !== undefined) this.opts.timers.clearTimeout(timer);
+    }
+    if (this.attached.get(attachment.device.id) !== attachment)
+      throw new AttachError('REPLACED', 'a newer connection replaced this one meanwhile');
+    if (this.closing) throw new AttachError('SHUTTING_DOWN', 'the hub is shutting down; reconnect later');
   }
 
   /** Called by Attachment.detach(). A replaced attachment leaves presence to its successor (no flap, §6.4). */
@@ -278,10 +279,6 @@ export class DeviceSessions implements DeviceAttacher {
   }
 
   /**
-   * Lets the command queue vouch for command ids this hub instance did not send itself (sent before a
-   * restart). A result is accepted when the id is outstanding here or `lookup` returns true.
-   */
-  /**
    * The command queue ended a command itself (TIMEOUT, EXPIRED, UNDELIVERABLE): its id is no longer kept here
    * (a device that never answers left up to 1024 per device). A late result stays known through the queue's
    * lookup (§8.2.4).
@@ -292,6 +289,10 @@ export class DeviceSessions implements DeviceAttacher {
     if (ids.size === 0) this.outstandingCommands.delete(deviceId);
   }
 
+  /**
+   * Lets the command queue vouch for command ids this hub instance did not send itself (sent before a
+   * restart). A result is accepted when the id is outstanding here or `lookup` returns true.
+   */
   setCommandLookup(lookup: ((deviceId: string, commandId: number) => boolean) | null): void {
     this.commandLookup = lookup;
   }
